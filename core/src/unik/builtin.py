@@ -1,0 +1,39 @@
+"""Providers that ship with the core: they work on every target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .hookspecs import hookimpl
+from .provider import BakedFile, Configured, Option, Provider, Request
+
+
+class BakedKVRO(Provider):
+    """A read-only key/value store whose files are baked into the artifact (``crunch``)."""
+
+    PLUGIN_NAME = "unik.baked-kv"
+    kind = "kv_ro"
+    implementation = "unik.kv:BakedKVRO"
+    description = "read-only key/value store baked into the artifact from a directory"
+    options = (Option("source", "directory whose files become the store", "path", required=True),)
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """Bake every regular file under ``source``, sorted, into ``assets/<device>/``."""
+        source = Path(cls.table_options(request)["source"])
+        if not source.is_dir():
+            raise request.error("source", f"{source} is not a directory")
+        dest = f"assets/{request.device}"
+        files = [
+            BakedFile(str(p), f"{dest}/{p.relative_to(source).as_posix()}")
+            for p in sorted(source.rglob("*"))
+            if p.is_file()
+        ]
+        return Configured(options={"directory": dest}, files=files)
+
+
+@hookimpl
+def unik_register_providers() -> Sequence[type[Provider]]:
+    """The core's own providers."""
+    return [BakedKVRO]

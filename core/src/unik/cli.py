@@ -1,0 +1,273 @@
+"""The ``unik`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .application import Application, find_pyproject
+from .describe import to_dot, to_text
+from .errors import UnikError
+from .keys import Key
+from .plugins import PluginManager
+from .progress import Progress
+from .project import BUILD_DIR, Project
+from .scaffold import new_application
+from .version import API_VERSION, __version__
+
+DESCRIPTION = """\
+unik composes a Python application with library implementations of the OS services
+it needs (TCP/IP, filesystems, TLS, randomness) and one target's devices, and emits a
+Unix process, a VM unikernel or a sandboxed process.
+
+typical use:
+  unik new hello && cd hello
+  unik configure -t unix          compose the device graph, write _build/unix/
+  unik build                      emit dist/hello-unix/
+  unik run                        run it (keys like --net can be overridden)
+  unik describe --dot | dot -Tsvg > graph.svg
+"""
+
+
+def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key]) -> None:
+    group = parser.add_argument_group("keys (from the target, its libraries and the application)")
+    for key in sorted(keys, key=lambda k: k.name):
+        helptext = key.help
+        if key.default is not None:
+            helptext += f" (default: {key.default})"
+        if key.per_device:
+            helptext += "; DEVICE=VALUE for one device"
+        if key.choices:
+            helptext += f"; one of {', '.join(key.choices)}"
+        group.add_argument(key.option, dest=f"key:{key.name}", action="append",
+                           metavar=key.metavar or key.type.upper(), help=helptext)
+
+
+def _key_args(ns: argparse.Namespace) -> dict[str, list[str]]:
+    return {
+        name[4:]: values for name, values in vars(ns).items()
+        if name.startswith("key:") and values
+    }
+
+
+def _app_keys(ns_project: str | None) -> list[Key]:
+    """The application's own keys, when a project is at hand (for parsing and --help)."""
+    try:
+        pyproject = find_pyproject(Path(ns_project or "."))
+        return [s.key for s in Application.load(pyproject).settings]
+    except UnikError:
+        return []
+
+
+def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentParser:
+    """The argument parser, with ``keys`` as options of ``configure`` and ``run``."""
+    parser = argparse.ArgumentParser(
+        prog="unik", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"unik {__version__} (plugin API {API_VERSION})")
+    parser.add_argument("-C", "--project", metavar="DIR", help="application directory (default: search upwards from .)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("new", help="create a new application", description="Create NAME/ with a runnable application.")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("configure", help="compose the device graph for a target",
+                       description="Compose the device graph and write _build/TARGET/plan.json and main.py.")
+    p.add_argument("-t", "--target", default="unix", help="target (default: unix; see `unik targets`)")
+    _add_key_options(p, keys)
+    p.set_defaults(func=cmd_configure)
+
+    p = sub.add_parser("build", help="emit the artifact of the configured target",
+                       description="Emit the artifact into dist/NAME-TARGET/ (configures again if pyproject.toml changed).")
+    p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    p.add_argument("--dist", metavar="DIR", help="output directory (default: dist)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="run the built artifact",
+                       description="Run the artifact, building it first if it is missing or stale. "
+                       "Keys given here override the configured ones; arguments after -- go to the target's runner.")
+    p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    _add_key_options(p, keys)
+    p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("describe", help="show the device graph",
+                       description="Show the configured device graph as a table, or as Graphviz with --dot.")
+    p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    p.add_argument("--dot", action="store_true", help="print Graphviz dot source")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("query", help="print what configure decided",
+                       description="plan: the plan as JSON; packages: distributions the artifact needs; "
+                       "files: files configure generated and files baked into the artifact.")
+    p.add_argument("what", choices=["plan", "packages", "files", "main"])
+    p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("plugins", help="list installed plugins as JSON",
+                       description="List installed plugins with versions and hooks (failed ones with their error).")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("targets", help="list available targets and what each provides")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("clean", help="remove _build/ and dist/")
+    p.set_defaults(func=cmd_clean)
+
+    pm.add_commands(sub)
+    return parser
+
+
+def _project(ns: argparse.Namespace) -> Project:
+    return Project.find(Path(ns.project or "."), ns.pm, ns.progress)
+
+
+def cmd_new(ns: argparse.Namespace) -> int:
+    """``unik new``."""
+    root = new_application(ns.name, Path(ns.project or "."))
+    print(f"created {root}\nnext: cd {root} && unik configure -t unix && unik build && unik run")
+    return 0
+
+
+def cmd_configure(ns: argparse.Namespace) -> int:
+    """``unik configure``."""
+    project = _project(ns)
+    config = project.configure(ns.target, _key_args(ns))
+    ns.progress.info(f"configured {config.plan.app.name} for {ns.target}: {len(config.plan.nodes)} devices, "
+                     f"{config.directory / 'main.py'}")
+    return 0
+
+
+def cmd_build(ns: argparse.Namespace) -> int:
+    """``unik build``."""
+    _project(ns).build(ns.target, Path(ns.dist) if ns.dist else None)
+    return 0
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """``unik run``."""
+    return _project(ns).run(ns.target, _key_args(ns), ns.extra)
+
+
+def cmd_describe(ns: argparse.Namespace) -> int:
+    """``unik describe``."""
+    plan = _project(ns).configuration(ns.target).plan
+    sys.stdout.write(to_dot(plan) if ns.dot else to_text(plan))
+    return 0
+
+
+def cmd_query(ns: argparse.Namespace) -> int:
+    """``unik query``."""
+    config = _project(ns).configuration(ns.target)
+    plan = config.plan
+    if ns.what == "plan":
+        sys.stdout.write(plan.dumps())
+    elif ns.what == "packages":
+        print("\n".join(plan.distributions))
+    elif ns.what == "main":
+        sys.stdout.write((config.directory / "main.py").read_text())
+    else:
+        for name in ("plan.json", "main.py"):
+            print(config.directory / name)
+        for f in plan.files:
+            print(f"{f.dest}\t{f.source}")
+    return 0
+
+
+def cmd_plugins(ns: argparse.Namespace) -> int:
+    """``unik plugins``."""
+    print(json.dumps(ns.pm.describe(), indent=2))
+    return 0
+
+
+def _targets_json(pm: PluginManager) -> list[dict[str, Any]]:
+    rows = []
+    providers = pm.providers()
+    for name, tcls in sorted(pm.targets().items()):
+        provides: dict[str, list[str]] = {}
+        for pname, pcls in sorted(providers.items()):
+            if pcls.serves(name):
+                provides.setdefault(pcls.kind, []).append(pname)
+        rows.append({
+            "name": name,
+            "distribution": pm.distribution("unik_register_targets", name),
+            "description": tcls.description,
+            "provides": dict(sorted(provides.items())),
+            "keys": [k.to_json() for k in sorted(pm.keys(name).values(), key=lambda k: k.name)],
+        })
+    return rows
+
+
+def cmd_targets(ns: argparse.Namespace) -> int:
+    """``unik targets``."""
+    rows = _targets_json(ns.pm)
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no targets installed: pip install unik-target-unix")
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['distribution']}): {row['description']}")
+        for kind, names in row["provides"].items():
+            print(f"    {kind:16} {', '.join(names)}")
+        for key in row["keys"]:
+            print(f"    --{key['name'].replace('_', '-'):15} {key['help']}")
+    return 0
+
+
+def cmd_clean(ns: argparse.Namespace) -> int:
+    """``unik clean``."""
+    project = _project(ns)
+    for d in (project.root / BUILD_DIR, project.dist_dir):
+        if d.exists():
+            shutil.rmtree(d)
+            ns.progress.info(f"removed {d}")
+    return 0
+
+
+def _peek(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The subcommand and ``--project`` value, before full parsing."""
+    command = project = None
+    it = iter(argv)
+    for arg in it:
+        if arg in ("-C", "--project"):
+            project = next(it, None)
+        elif arg.startswith("--project="):
+            project = arg.split("=", 1)[1]
+        elif not arg.startswith("-") and command is None:
+            command = arg
+    return command, project
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``unik`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pm = PluginManager()
+    try:
+        command, project = _peek(argv)
+        keys = dict(pm.keys())
+        if command in ("configure", "run"):
+            keys.update({k.name: k for k in _app_keys(project)})
+        parser = build_parser(pm, list(keys.values()))
+        ns = parser.parse_args(argv)
+        ns.pm = pm
+        ns.progress = Progress(quiet=ns.quiet)
+        return int(ns.func(ns))
+    except UnikError as exc:
+        print(f"unik: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""The device model: small asynchronous interfaces an application is written against.
+
+An application's entry function names the devices it needs by annotating its
+parameters with these protocols (``async def start(stack: Stack, htdocs: KVRO)``).
+A target or a library provides an implementation of each.  Implementations are
+acquired with an asynchronous class method ``connect(...)`` and released with
+``disconnect()``; the generated ``main.py`` does both, in dependency order.
+
+Errors are typed (:mod:`unik.errors`), never bare asserts.
+
+The ``KIND`` attribute of each protocol is the name used in ``[tool.unik.devices]``
+(``kind = "kv_ro"``) and in the plan.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+
+__all__ = [
+    "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
+    "EntropySource", "Random", "Network", "NetworkStats", "Offloads", "TxOffload",
+    "Block", "KVRO", "KVRW", "EntryKind", "Flow", "FlowReader", "FlowWriter",
+    "TCP", "UDP", "UDPEndpoint", "IPv4Config", "Stack", "FileSystem", "File", "FileStat",
+    "TLS", "KINDS", "kind_of",
+]
+
+
+@runtime_checkable
+class Device(Protocol):
+    """What every device has: a way to release it.
+
+    Implementations also define ``@classmethod async def connect(cls, **kw)``: its
+    keyword arguments are the device's dependencies (other devices) and options.
+    """
+
+    async def disconnect(self) -> None:
+        """Release the device; later calls raise :class:`unik.errors.DeviceClosed`."""
+
+
+# --- console and time ----------------------------------------------------------------
+
+
+@runtime_checkable
+class Console(Device, Protocol):
+    """A text console: stdout on Unix, the serial port or hvc0 in a VM."""
+
+    KIND: ClassVar[str] = "console"
+
+    def log(self, message: str) -> None:
+        """Write one line (a newline is appended) and flush it."""
+
+    async def write(self, data: bytes) -> None:
+        """Write raw bytes."""
+
+
+@runtime_checkable
+class MonotonicClock(Device, Protocol):
+    """A clock that never goes backwards (mirage's ``mclock``)."""
+
+    KIND: ClassVar[str] = "monotonic_clock"
+
+    def now_ns(self) -> int:
+        """Nanoseconds since an arbitrary, fixed origin."""
+
+
+@runtime_checkable
+class WallClock(Device, Protocol):
+    """Calendar time (mirage's ``pclock``); may jump when the host clock is set."""
+
+    KIND: ClassVar[str] = "wall_clock"
+
+    def now_ns(self) -> int:
+        """Nanoseconds since the Unix epoch, UTC."""
+
+
+@runtime_checkable
+class Sleep(Device, Protocol):
+    """Suspends the caller for a while (mirage's ``time``)."""
+
+    KIND: ClassVar[str] = "sleep"
+
+    async def sleep_ns(self, ns: int) -> None:
+        """Return after at least ``ns`` nanoseconds."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Return after at least ``seconds`` seconds."""
+
+
+# --- randomness ------------------------------------------------------------------------
+
+
+@runtime_checkable
+class EntropySource(Device, Protocol):
+    """A raw source of unpredictable bytes, with an estimate of its quality."""
+
+    KIND: ClassVar[str] = "entropy"
+
+    name: str
+    #: Estimated bits of min-entropy per output byte, 0.0 to 8.0.
+    quality: float
+
+    async def read(self, n: int) -> bytes:
+        """Return exactly ``n`` raw bytes from the source."""
+
+
+@runtime_checkable
+class Random(Device, Protocol):
+    """A seeded cryptographically secure pseudo-random generator."""
+
+    KIND: ClassVar[str] = "random"
+
+    def generate(self, n: int) -> bytes:
+        """Return ``n`` random bytes; raises :class:`unik.errors.NotSeeded` if unseeded."""
+
+
+# --- network ---------------------------------------------------------------------------
+
+
+@dataclass
+class NetworkStats:
+    """Counters kept by a :class:`Network` device."""
+
+    rx_frames: int = 0
+    rx_bytes: int = 0
+    tx_frames: int = 0
+    tx_bytes: int = 0
+    rx_dropped: int = 0
+    tx_dropped: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+
+
+@dataclass(frozen=True)
+class Offloads:
+    """Work the NIC (or the host behind a TAP) can do for the stack.
+
+    ``tx_csum``: frames may leave with a partial checksum (see :class:`TxOffload`);
+    ``tso``: TCP segments up to 64 KiB may be handed over for segmentation;
+    ``rx_csum``: received frames were already verified by the NIC;
+    ``gro``: received TCP frames may be coalesced and exceed the MTU.
+    """
+
+    tx_csum: bool = False
+    tso: bool = False
+    rx_csum: bool = False
+    gro: bool = False
+
+
+class TxOffload(NamedTuple):
+    """Per-frame instructions in the layout of the virtio-net header.
+
+    ``csum_start``/``csum_offset``: where the NIC computes and stores the L4 checksum;
+    ``gso_type`` (0 none, 1 TCPv4, 3 UDP, 4 TCPv6) with ``gso_size`` (the MSS) and
+    ``hdr_len`` (bytes of headers to copy into each segment).
+    """
+
+    csum_start: int
+    csum_offset: int
+    gso_type: int = 0
+    gso_size: int = 0
+    hdr_len: int = 0
+
+
+@runtime_checkable
+class Network(Device, Protocol):
+    """An Ethernet interface: raw frames in and out."""
+
+    KIND: ClassVar[str] = "network"
+
+    name: str
+    mac: bytes
+    mtu: int
+    offloads: Offloads
+    stats: NetworkStats
+
+    async def read(self, limit: int = 64) -> list[bytes]:
+        """Wait for at least one frame and return up to ``limit`` frames."""
+
+    async def write(self, frame: bytes, offload: TxOffload | None = None) -> None:
+        """Send one Ethernet frame (without FCS); ``offload`` needs ``offloads``."""
+
+
+# --- block -----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Block(Device, Protocol):
+    """A disk: fixed-size sectors addressed from 0."""
+
+    KIND: ClassVar[str] = "block"
+
+    sector_size: int
+    sectors: int
+    read_only: bool
+
+    async def read(self, sector: int, count: int) -> bytes:
+        """Read ``count`` sectors starting at ``sector``."""
+
+    async def write(self, sector: int, data: bytes) -> None:
+        """Write whole sectors (``len(data)`` is a multiple of ``sector_size``)."""
+
+    async def flush(self) -> None:
+        """Make every completed write durable."""
+
+    async def discard(self, sector: int, count: int) -> None:
+        """Tell the disk the sectors are unused; may raise ``UnsupportedOperation``."""
+
+
+# --- key/value stores --------------------------------------------------------------
+
+
+class EntryKind(enum.Enum):
+    """What a key names in a key/value store."""
+
+    VALUE = "value"
+    DICTIONARY = "dictionary"
+
+
+@runtime_checkable
+class KVRO(Device, Protocol):
+    """A read-only key/value store; keys are ``/``-separated paths."""
+
+    KIND: ClassVar[str] = "kv_ro"
+
+    async def exists(self, key: str) -> EntryKind | None:
+        """What ``key`` names, or ``None``."""
+
+    async def get(self, key: str) -> bytes:
+        """The value of ``key``; raises ``KeyNotFound`` or ``NotAValue``."""
+
+    async def get_partial(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the value from ``offset`` (fewer at the end)."""
+
+    async def list(self, key: str = "") -> list[tuple[str, EntryKind]]:
+        """The entries directly under the dictionary ``key``, sorted by name."""
+
+    async def size(self, key: str) -> int:
+        """Length of the value in bytes."""
+
+    async def last_modified(self, key: str) -> int:
+        """Modification time, nanoseconds since the epoch."""
+
+    async def digest(self, key: str) -> bytes:
+        """SHA-256 of the value."""
+
+
+@runtime_checkable
+class KVRW(KVRO, Protocol):
+    """A key/value store that can be written."""
+
+    KIND: ClassVar[str] = "kv_rw"
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Create or replace the value (parent dictionaries are created)."""
+
+    async def set_partial(self, key: str, offset: int, data: bytes) -> None:
+        """Overwrite part of a value, growing it if needed."""
+
+    async def remove(self, key: str) -> None:
+        """Remove a value or a whole dictionary."""
+
+    async def rename(self, source: str, dest: str) -> None:
+        """Move a value or dictionary."""
+
+
+# --- streams, TCP/IP stack ---------------------------------------------------------
+
+
+@runtime_checkable
+class FlowReader(Protocol):
+    """The reading half of a byte stream; a subset of :class:`asyncio.StreamReader`."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+    async def readexactly(self, n: int) -> bytes: ...
+    async def readuntil(self, separator: bytes = b"\n") -> bytes: ...
+    async def readline(self) -> bytes: ...
+    def at_eof(self) -> bool: ...
+
+
+@runtime_checkable
+class FlowWriter(Protocol):
+    """The writing half of a byte stream; a subset of :class:`asyncio.StreamWriter`."""
+
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, data: Sequence[bytes]) -> None: ...
+    def write_eof(self) -> None: ...
+    def can_write_eof(self) -> bool: ...
+    async def drain(self) -> None: ...
+    def close(self) -> None: ...
+    def is_closing(self) -> bool: ...
+    async def wait_closed(self) -> None: ...
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+
+class Flow(NamedTuple):
+    """A connected byte stream (TCP or TLS): ``reader, writer = await tcp.connect(...)``."""
+
+    reader: FlowReader
+    writer: FlowWriter
+
+
+#: The handler signature of :func:`asyncio.start_server`.
+FlowHandler = Callable[[FlowReader, FlowWriter], Awaitable[None]]
+
+
+@runtime_checkable
+class Server(Protocol):
+    """A listening TCP service; a subset of :class:`asyncio.Server`."""
+
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+    async def serve_forever(self) -> None: ...
+
+
+@runtime_checkable
+class TCP(Protocol):
+    """TCP on a :class:`Stack`."""
+
+    async def connect(self, host: str, port: int) -> Flow:
+        """Open a connection."""
+
+    async def start_server(self, handler: FlowHandler, port: int) -> Server:
+        """Accept connections on ``port``, calling ``handler(reader, writer)`` for each."""
+
+
+class Datagram(NamedTuple):
+    """A received UDP datagram."""
+
+    data: bytes
+    source: tuple[str, int]
+
+
+@runtime_checkable
+class UDPEndpoint(Protocol):
+    """A bound UDP port."""
+
+    async def recvfrom(self) -> Datagram: ...
+    async def sendto(self, data: bytes, destination: tuple[str, int]) -> None: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class UDP(Protocol):
+    """UDP on a :class:`Stack`."""
+
+    async def bind(self, port: int = 0) -> UDPEndpoint:
+        """Bind a local port (0: any free port)."""
+
+
+@dataclass(frozen=True)
+class IPv4Config:
+    """An interface's IPv4 configuration."""
+
+    address: str
+    prefix: int
+    gateway: str | None = None
+
+
+@runtime_checkable
+class Stack(Device, Protocol):
+    """A TCP/UDP/IPv4 stack: unik's own over a :class:`Network`, or the host's sockets."""
+
+    KIND: ClassVar[str] = "stack"
+
+    tcp: TCP
+    udp: UDP
+    ipv4: IPv4Config
+
+
+# --- filesystem and TLS ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What :meth:`FileSystem.stat` reports."""
+
+    name: str
+    size: int
+    is_dir: bool
+    mtime_ns: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class File(Protocol):
+    """An open file of a :class:`FileSystem`."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+    async def write(self, data: bytes) -> int: ...
+    async def seek(self, offset: int, whence: int = 0) -> int: ...
+    def tell(self) -> int: ...
+    async def truncate(self, size: int | None = None) -> int: ...
+    async def flush(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class FileSystem(Device, Protocol):
+    """A hierarchical filesystem over a :class:`Block` device; paths use ``/``."""
+
+    KIND: ClassVar[str] = "fs"
+
+    async def open(self, path: str, mode: str = "rb") -> File: ...
+    async def stat(self, path: str) -> FileStat: ...
+    async def listdir(self, path: str = "/") -> list[str]: ...
+    async def mkdir(self, path: str) -> None: ...
+    async def remove(self, path: str) -> None: ...
+    async def rmdir(self, path: str) -> None: ...
+    async def rename(self, source: str, dest: str) -> None: ...
+    async def flush(self) -> None: ...
+
+
+@runtime_checkable
+class TLS(Device, Protocol):
+    """TLS over any :class:`Flow`."""
+
+    KIND: ClassVar[str] = "tls"
+
+    async def client(self, flow: Flow, server_hostname: str) -> Flow:
+        """Run a client handshake over ``flow`` and return the encrypted flow."""
+
+    async def server(self, flow: Flow) -> Flow:
+        """Run a server handshake over ``flow`` and return the encrypted flow."""
+
+
+#: Device kinds by name: the values allowed for ``kind`` in ``[tool.unik.devices.*]``.
+KINDS: dict[str, type[Any]] = {
+    proto.KIND: proto
+    for proto in (
+        Console, MonotonicClock, WallClock, Sleep, EntropySource, Random, Network,
+        Block, KVRO, KVRW, Stack, FileSystem, TLS,
+    )
+}
+
+
+def kind_of(annotation: object) -> str | None:
+    """The device kind an annotation names, or ``None`` if it is not a device protocol."""
+    for name, proto in KINDS.items():
+        if annotation is proto:
+            return name
+    return None
+

@@ -1,0 +1,214 @@
+"""Configuration keys: ``--net service=tap0``, ``--ipv4=10.0.0.2/24``, ``--port 9090``.
+
+Keys are declared by targets (``net``, ``block``), by libraries (``ipv4``) and by the
+application (its keyword-only entry parameters).  They are set at configure time and
+can be overridden at run time; the generated ``main.py`` reads them through
+:class:`KeyValues`.  A *per-device* key takes ``DEVICE=VALUE`` to address one device
+(``--net service=tap0``) or a plain value for all (``--net=socket``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import BadKey
+
+KeyType = Literal["str", "int", "float", "bool"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_BINDING = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key and how to parse it."""
+
+    name: str
+    help: str
+    type: KeyType = "str"
+    default: str | None = None
+    per_device: bool = False
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise BadKey(f"bad key name {self.name!r}: use lower-case letters, digits and _")
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling, ``--ipv4-gateway``."""
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text: str) -> Any:
+        """Convert ``text`` to the key's type, or raise :class:`BadKey`."""
+        if self.choices and text not in self.choices:
+            raise BadKey(f"{self.option}: {text!r} is not one of {', '.join(self.choices)}")
+        try:
+            if self.type == "int":
+                return int(text, 0)
+            if self.type == "float":
+                return float(text)
+            if self.type == "bool":
+                low = text.lower()
+                if low in _TRUE:
+                    return True
+                if low in _FALSE:
+                    return False
+                raise ValueError(text)
+        except ValueError:
+            raise BadKey(f"{self.option}: {text!r} is not a valid {self.type}") from None
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able description (for plans and ``unik targets``)."""
+        out: dict[str, Any] = {"name": self.name, "help": self.help, "type": self.type}
+        if self.default is not None:
+            out["default"] = self.default
+        if self.per_device:
+            out["per_device"] = True
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.metavar:
+            out["metavar"] = self.metavar
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Key:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            name=data["name"], help=data.get("help", ""), type=data.get("type", "str"),
+            default=data.get("default"), per_device=data.get("per_device", False),
+            choices=tuple(data.get("choices", ())), metavar=data.get("metavar"),
+        )
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """What the user said for one key: a plain value and per-device bindings."""
+
+    value: str | None = None
+    devices: Mapping[str, str] = field(default_factory=dict)
+
+
+class KeyValues:
+    """Key values as given on the command line, merged over each key's default."""
+
+    def __init__(self, keys: Iterable[Key], values: Mapping[str, KeyValue] | None = None):
+        self.keys: dict[str, Key] = {k.name: k for k in keys}
+        self.values: dict[str, KeyValue] = dict(values or {})
+        for name in self.values:
+            if name not in self.keys:
+                raise BadKey(f"unknown key --{name}")
+
+    # -- reading ------------------------------------------------------------------
+
+    def _key(self, name: str) -> Key:
+        try:
+            return self.keys[name]
+        except KeyError:
+            raise BadKey(f"unknown key --{name}") from None
+
+    def raw(self, name: str, device: str | None = None) -> str | None:
+        """The text given for ``name`` (for ``device`` if bound), else the default."""
+        key = self._key(name)
+        given = self.values.get(name)
+        if given is not None:
+            if device is not None and device in given.devices:
+                return given.devices[device]
+            if given.value is not None:
+                return given.value
+        return key.default
+
+    def get(self, name: str, device: str | None = None) -> Any:
+        """The parsed value of ``name`` (``None`` if unset and without default)."""
+        text = self.raw(name, device)
+        return None if text is None else self._key(name).parse(text)
+
+    def is_set(self, name: str) -> bool:
+        """Whether the user gave ``name`` (a plain value or any binding)."""
+        return name in self.values
+
+    def bindings(self, name: str) -> dict[str, str]:
+        """The per-device bindings given for ``name``."""
+        given = self.values.get(name)
+        return dict(given.devices) if given else {}
+
+    # -- changing -----------------------------------------------------------------
+
+    def with_args(self, args: Mapping[str, Iterable[str]]) -> KeyValues:
+        """A copy with command-line texts (``{"net": ["service=tap0"]}``) applied."""
+        values = dict(self.values)
+        for name, texts in args.items():
+            key = self._key(name)
+            current = values.get(name, KeyValue())
+            value, devices = current.value, dict(current.devices)
+            for text in texts:
+                match = _BINDING.match(text) if key.per_device else None
+                if match:
+                    key.parse(match.group(2))
+                    devices[match.group(1)] = match.group(2)
+                else:
+                    key.parse(text)
+                    value = text
+            values[name] = KeyValue(value, devices)
+        return KeyValues(self.keys.values(), values)
+
+    def restricted(self, names: Iterable[str]) -> KeyValues:
+        """Only the keys named (the ones a plan actually uses)."""
+        wanted = set(names)
+        return KeyValues(
+            [k for k in self.keys.values() if k.name in wanted],
+            {n: v for n, v in self.values.items() if n in wanted},
+        )
+
+    # -- serialising --------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"keys": [...], "values": {name: {"value":..., "devices": {...}}}}``."""
+        values: dict[str, Any] = {}
+        for name in sorted(self.values):
+            v = self.values[name]
+            entry: dict[str, Any] = {}
+            if v.value is not None:
+                entry["value"] = v.value
+            if v.devices:
+                entry["devices"] = dict(sorted(v.devices.items()))
+            values[name] = entry
+        return {
+            "keys": [self.keys[n].to_json() for n in sorted(self.keys)],
+            "values": values,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KeyValues:
+        """Inverse of :meth:`to_json`."""
+        keys = [Key.from_json(k) for k in data.get("keys", [])]
+        values = {
+            n: KeyValue(v.get("value"), dict(v.get("devices", {})))
+            for n, v in data.get("values", {}).items()
+        }
+        return cls(keys, values)
+
+    def as_args(self) -> list[str]:
+        """The values as command-line arguments, for passing to an artifact."""
+        out: list[str] = []
+        for name in sorted(self.values):
+            v = self.values[name]
+            opt = self.keys[name].option
+            if v.value is not None:
+                out.append(f"{opt}={v.value}")
+            for dev, text in sorted(v.devices.items()):
+                out += [opt, f"{dev}={text}"]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyValues) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"KeyValues({self.to_json()['values']!r})"

@@ -1,0 +1,163 @@
+"""The plan: what :func:`unik.compose` decided, as plain data.
+
+A plan is a DAG of device instances in connect order, each with its provider, its
+options and its dependencies, plus the application's entry point, the keys it uses,
+the files to bake into the artifact and the distributions it needs at run time.  It
+round-trips through JSON (``_build/<target>/plan.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import KeyValues
+from .provider import BakedFile, KeyRef
+
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """One device instance."""
+
+    name: str
+    kind: str
+    provider: str
+    distribution: str
+    implementation: str
+    deps: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    key_options: dict[str, KeyRef] = field(default_factory=dict)
+    needed_by: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name, "kind": self.kind, "provider": self.provider,
+            "distribution": self.distribution, "implementation": self.implementation,
+            "deps": dict(self.deps), "options": dict(self.options),
+            "key_options": {k: v.to_json() for k, v in self.key_options.items()},
+            "needed_by": list(self.needed_by), "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Node:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            name=d["name"], kind=d["kind"], provider=d["provider"],
+            distribution=d["distribution"], implementation=d["implementation"],
+            deps=dict(d.get("deps", {})), options=dict(d.get("options", {})),
+            key_options={k: KeyRef(**v) for k, v in d.get("key_options", {}).items()},
+            needed_by=tuple(d.get("needed_by", ())), notes=tuple(d.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """The application as the plan records it."""
+
+    name: str
+    module: str
+    function: str
+    root: str
+    source_dirs: tuple[str, ...]
+    packages: tuple[str, ...]
+    version: str = "0"
+    dependencies: tuple[str, ...] = ()
+    #: Device parameters of the entry function, in order: (parameter, device name).
+    devices: tuple[tuple[str, str], ...] = ()
+    #: Keyword-only parameters that became keys: (parameter, key name).
+    settings: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name, "module": self.module, "function": self.function,
+            "root": self.root, "source_dirs": list(self.source_dirs),
+            "packages": list(self.packages), "version": self.version,
+            "dependencies": list(self.dependencies),
+            "devices": [list(p) for p in self.devices],
+            "settings": [list(p) for p in self.settings],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AppInfo:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            name=d["name"], module=d["module"], function=d["function"], root=d["root"],
+            source_dirs=tuple(d["source_dirs"]), packages=tuple(d["packages"]),
+            version=d.get("version", "0"), dependencies=tuple(d.get("dependencies", ())),
+            devices=tuple((a, b) for a, b in d.get("devices", ())),
+            settings=tuple((a, b) for a, b in d.get("settings", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything configure decided for one application on one target."""
+
+    app: AppInfo
+    target: str
+    target_distribution: str
+    nodes: tuple[Node, ...]
+    keys: KeyValues
+    files: tuple[BakedFile, ...] = ()
+    distributions: tuple[str, ...] = ()
+    contributions: dict[str, Any] = field(default_factory=dict)
+    unik_version: str = ""
+
+    def node(self, name: str) -> Node:
+        """The node called ``name``."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def with_contributions(self, contributions: dict[str, Any]) -> Plan:
+        """A copy carrying what ``unik_configure`` hooks contributed."""
+        return Plan(
+            self.app, self.target, self.target_distribution, self.nodes, self.keys,
+            self.files, self.distributions, contributions, self.unik_version,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the content of ``plan.json``)."""
+        return {
+            "format": PLAN_FORMAT,
+            "unik_version": self.unik_version,
+            "target": self.target,
+            "target_distribution": self.target_distribution,
+            "application": self.app.to_json(),
+            "devices": [n.to_json() for n in self.nodes],
+            "keys": self.keys.to_json(),
+            "files": [{"source": f.source, "dest": f.dest} for f in self.files],
+            "distributions": list(self.distributions),
+            "contributions": self.contributions,
+        }
+
+    def dumps(self) -> str:
+        """Deterministic JSON text."""
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Plan:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            app=AppInfo.from_json(d["application"]),
+            target=d["target"],
+            target_distribution=d.get("target_distribution", ""),
+            nodes=tuple(Node.from_json(n) for n in d["devices"]),
+            keys=KeyValues.from_json(d["keys"]),
+            files=tuple(BakedFile(f["source"], f["dest"]) for f in d.get("files", ())),
+            distributions=tuple(d.get("distributions", ())),
+            contributions=dict(d.get("contributions", {})),
+            unik_version=d.get("unik_version", ""),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> Plan:
+        """Parse ``plan.json`` text."""
+        return cls.from_json(json.loads(text))

@@ -1,0 +1,318 @@
+"""The plugin manager: a typed wrapper around pluggy (the tox pattern).
+
+Plugins are modules found through the entry-point group ``unik``.  Each is loaded on
+its own: one that fails to import, or that declares an incompatible ``UNIK_API``, is
+reported and skipped (fatal with ``UNIK_STRICT_PLUGINS=1``).  ``UNIK_LOAD_PLUGINS``
+(comma-separated entry-point or distribution names) loads only those;
+``UNIK_DISABLE_PLUGINS`` skips those.  Registration hooks are collected into
+dictionaries that refuse duplicate names, naming both plugins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from . import builtin, hookspecs
+from .devices import KINDS
+from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
+from .hookspecs import ImageContents
+from .keys import Key
+from .plan import Plan
+from .provider import Provider
+from .target import Target
+from .version import API_VERSION
+
+#: Registration hooks and the typed method that collects each.
+_REGISTRATIONS = {
+    "unik_register_targets": "targets",
+    "unik_register_providers": "providers",
+    "unik_register_kernels": "kernels",
+}
+
+#: The distribution a user should install for a target name nobody provides.
+TARGET_DISTRIBUTIONS = {
+    "unix": "unik-target-unix", "virtio": "unik-target-virtio", "xen": "unik-target-xen",
+    "spt": "unik-target-solo5", "hvt": "unik-target-solo5",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What ``unik plugins`` shows for one plugin."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    api: str = ""
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {
+            "name": self.name, "module": self.module, "distribution": self.distribution,
+            "version": self.version, "api": self.api, "hooks": self.hooks,
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def _names(env: Mapping[str, str], var: str) -> set[str] | None:
+    value = env.get(var)
+    if value is None:
+        return None
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+class PluginManager:
+    """Loads plugins once and answers typed questions about what they register."""
+
+    def __init__(
+        self,
+        *,
+        entry_points: bool = True,
+        env: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._env = dict(os.environ if env is None else env)
+        self._use_entry_points = entry_points
+        self._warn = warn or (lambda msg: print(f"unik: warning: {msg}", file=sys.stderr))
+        self._loaded = False
+        self.plugins: dict[str, PluginInfo] = {}
+        self.failures: list[PluginInfo] = []
+        self._cache: dict[str, Any] = {}
+        self.register(builtin, name="unik", distribution="unik")
+
+    @property
+    def strict(self) -> bool:
+        """Whether a plugin that fails to load is fatal (``UNIK_STRICT_PLUGINS``)."""
+        return self._env.get("UNIK_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+
+    # -- loading ------------------------------------------------------------------
+
+    def register(
+        self, plugin: ModuleType | object, name: str, distribution: str = "", version: str = ""
+    ) -> None:
+        """Register a plugin object directly (tests use this; see :mod:`unik.testing`)."""
+        api = getattr(plugin, "UNIK_API", "")
+        if name != "unik":
+            _check_api(name, api)
+        if not version and distribution:
+            try:
+                version = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                version = ""
+        self._pm.register(plugin, name=name)
+        hooks = sorted(
+            h.name for h in self._pm.get_hookcallers(plugin) or () if h.name.startswith("unik_")
+        )
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        self.plugins[name] = PluginInfo(name, module, distribution, version, api, hooks)
+        self._cache.clear()
+
+    def load(self) -> PluginManager:
+        """Load entry-point plugins (once); return ``self``."""
+        if self._loaded:
+            return self
+        self._loaded = True
+        if not self._use_entry_points:
+            return self
+        only = _names(self._env, "UNIK_LOAD_PLUGINS")
+        skip = _names(self._env, "UNIK_DISABLE_PLUGINS") or set()
+        seen: set[str] = set()
+        for ep in sorted(metadata.entry_points(group="unik"), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            dist = ep.dist.name if ep.dist is not None else ""
+            version = ep.dist.version if ep.dist is not None else ""
+            names = {ep.name, dist}
+            if (only is not None and not names & only) or names & skip:
+                continue
+            try:
+                module = ep.load()
+                self.register(module, name=ep.name, distribution=dist, version=version)
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                why = f"{type(exc).__name__}: {exc}"
+                self.failures.append(PluginInfo(ep.name, ep.value, dist, version, error=why))
+                if self.strict:
+                    raise PluginError(
+                        f"plugin {ep.name!r} ({dist or ep.value}) failed to load: {why}"
+                    ) from exc
+                self._warn(
+                    f"plugin {ep.name!r} ({dist or ep.value}) failed to load and is skipped: "
+                    f"{why}; set UNIK_DISABLE_PLUGINS={ep.name} to silence this, or "
+                    f"UNIK_STRICT_PLUGINS=1 to make it fatal"
+                )
+        return self
+
+    # -- registration hooks -------------------------------------------------------
+
+    def _collect(self, hook: str, what: str, check: Callable[[str, Any], None]) -> dict[str, Any]:
+        if hook in self._cache:
+            return dict(self._cache[hook])
+        self.load()
+        found: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        caller = getattr(self._pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            for cls in impl.function() or ():
+                check(impl.plugin_name, cls)
+                name = cls.PLUGIN_NAME
+                if name in found:
+                    raise DuplicateName(what, name, owner[name], impl.plugin_name)
+                found[name], owner[name] = cls, impl.plugin_name
+        self._cache[hook] = found
+        self._cache[hook + ".owner"] = owner
+        return dict(found)
+
+    def owner(self, hook: str, name: str) -> PluginInfo:
+        """The plugin that registered ``name`` through ``hook``."""
+        if hook not in self._cache:
+            getattr(self, _REGISTRATIONS[hook])()
+        return self.plugins[self._cache[hook + ".owner"][name]]
+
+    def targets(self) -> dict[str, type[Target]]:
+        """Installed targets by name."""
+        return self._collect("unik_register_targets", "target", _check_class(Target))
+
+    def providers(self) -> dict[str, type[Provider]]:
+        """Installed device providers by name."""
+        return self._collect("unik_register_providers", "provider", _check_provider)
+
+    def kernels(self) -> dict[str, type[Any]]:
+        """Installed kernel providers (for VM targets) by name."""
+        return self._collect("unik_register_kernels", "kernel provider", _check_named)
+
+    def target(self, name: str) -> Target:
+        """An instance of the target ``name``, or :class:`UnknownTarget` saying what to do."""
+        targets = self.targets()
+        if name not in targets:
+            installed = ", ".join(sorted(targets)) or "none"
+            dist = TARGET_DISTRIBUTIONS.get(name, f"a plugin providing target {name!r}")
+            raise UnknownTarget(
+                f"unknown target {name!r} (installed: {installed}); install it with "
+                f"`pip install {dist}`" if name in TARGET_DISTRIBUTIONS else
+                f"unknown target {name!r} (installed: {installed}); install {dist}"
+            )
+        return targets[name]()
+
+    def distribution(self, hook: str, name: str) -> str:
+        """The distribution that registered ``name`` through ``hook``."""
+        info = self.owner(hook, name)
+        return info.distribution or info.name
+
+    def keys(self, target: str | None = None) -> dict[str, Key]:
+        """Keys declared by targets and providers (of ``target`` only, if given)."""
+        keys: dict[str, Key] = {}
+        owners: dict[str, str] = {}
+        sources: list[tuple[str, Iterable[Key]]] = []
+        for name, tcls in self.targets().items():
+            if target is None or name == target:
+                sources.append((f"target {name}", tcls.keys))
+        for name, pcls in self.providers().items():
+            if target is None or pcls.serves(target):
+                sources.append((f"provider {name}", pcls.keys))
+        for source, declared in sources:
+            for key in declared:
+                if key.name in keys and keys[key.name] != key:
+                    if keys[key.name].type != key.type or keys[key.name].per_device != key.per_device:
+                        raise DuplicateName("key", key.name, owners[key.name], source)
+                    continue
+                keys.setdefault(key.name, key)
+                owners.setdefault(key.name, source)
+        return keys
+
+    # -- contribution hooks -------------------------------------------------------
+
+    def image_contents(self, plan: Plan) -> dict[str, ImageContents]:
+        """What each plugin needs inside a VM image, by plugin name."""
+        self.load()
+        out: dict[str, ImageContents] = {}
+        for impl in self._pm.hook.unik_image_contents.get_hookimpls():
+            answer = impl.function(plan=plan)
+            if answer is not None:
+                out[impl.plugin_name] = answer
+        return dict(sorted(out.items()))
+
+    def configure(self, plan: Plan) -> dict[str, Any]:
+        """Contributions of ``unik_configure`` hooks, by plugin name."""
+        self.load()
+        out: dict[str, Any] = {}
+        for impl in self._pm.hook.unik_configure.get_hookimpls():
+            answer = impl.function(plan=plan)
+            if answer is not None:
+                out[impl.plugin_name] = dict(answer)
+        return dict(sorted(out.items()))
+
+    def add_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        """Let plugins add subcommands."""
+        self.load()
+        self._pm.hook.unik_add_commands(subparsers=subparsers)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every plugin, loaded or failed, as JSON (``unik plugins``)."""
+        self.load()
+        rows = [p.to_json() for p in self.plugins.values()] + [f.to_json() for f in self.failures]
+        return sorted(rows, key=lambda r: r["name"])
+
+
+def _check_api(name: str, api: str) -> None:
+    if not api:
+        raise IncompatiblePlugin(
+            f"plugin {name!r} does not declare UNIK_API (the core API range it supports); "
+            f"this core provides API {API_VERSION}"
+        )
+    try:
+        spec = SpecifierSet(api)
+    except InvalidSpecifier:
+        raise IncompatiblePlugin(f"plugin {name!r} has an invalid UNIK_API {api!r}") from None
+    if Version(API_VERSION) not in spec:
+        raise IncompatiblePlugin(
+            f"plugin {name!r} supports unik API {api}, but this core provides API "
+            f"{API_VERSION}: upgrade the plugin or install a matching unik"
+        )
+
+
+def _check_named(plugin: str, cls: Any) -> None:
+    if not isinstance(getattr(cls, "PLUGIN_NAME", None), str):
+        raise PluginError(f"plugin {plugin!r} registered {cls!r}, which has no PLUGIN_NAME")
+
+
+def _check_class(base: type) -> Callable[[str, Any], None]:
+    def check(plugin: str, cls: Any) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(
+                f"plugin {plugin!r} registered {cls!r}, which is not a {base.__name__} subclass"
+            )
+        _check_named(plugin, cls)
+
+    return check
+
+
+def _check_provider(plugin: str, cls: Any) -> None:
+    _check_class(Provider)(plugin, cls)
+    if cls.kind not in KINDS:
+        raise PluginError(
+            f"plugin {plugin!r}: provider {cls.PLUGIN_NAME!r} has unknown kind {cls.kind!r} "
+            f"(known: {', '.join(sorted(KINDS))})"
+        )
+    if ":" not in getattr(cls, "implementation", ""):
+        raise PluginError(
+            f"plugin {plugin!r}: provider {cls.PLUGIN_NAME!r} needs implementation = 'module:Class'"
+        )

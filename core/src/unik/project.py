@@ -1,0 +1,228 @@
+"""The configure / build / run workflow of one application directory.
+
+``configure`` composes the plan and writes ``_build/<target>/plan.json`` and
+``main.py``; ``build`` hands the plan to the target's emitter, which writes
+``dist/<name>-<target>/``; ``run`` hands that artifact to the target's runner.  A
+configuration made before ``pyproject.toml`` changed is stale and is done again with
+the same options; an artifact older than its sources is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .application import Application, find_pyproject
+from .codegen import generate_main
+from .compose import Implementation, TargetRef, compose
+from .errors import NotConfigured
+from .keys import Key, KeyValues
+from .plan import Plan
+from .plugins import PluginManager
+from .progress import Progress
+from .target import Artifact, BuildContext, RunContext
+from .version import __version__
+
+BUILD_DIR = "_build"
+DIST_DIR = "dist"
+CURRENT = "current"
+STAMP = "stamp.json"
+
+KeyArgs = Mapping[str, list[str]]
+
+
+@dataclass
+class Configuration:
+    """What ``configure`` wrote for one target."""
+
+    plan: Plan
+    directory: Path
+    key_args: dict[str, list[str]]
+
+
+class Project:
+    """One application directory and its ``_build`` and ``dist`` folders."""
+
+    def __init__(self, pyproject: Path, plugins: PluginManager, progress: Progress | None = None):
+        self.pyproject = pyproject.resolve()
+        self.root = self.pyproject.parent
+        self.plugins = plugins
+        self.progress = progress or Progress()
+
+    @classmethod
+    def find(cls, start: Path, plugins: PluginManager, progress: Progress | None = None) -> Project:
+        """The project whose ``pyproject.toml`` is at or above ``start``."""
+        return cls(find_pyproject(start), plugins, progress)
+
+    # -- paths --------------------------------------------------------------------
+
+    def build_dir(self, target: str) -> Path:
+        """``_build/<target>``."""
+        return self.root / BUILD_DIR / target
+
+    @property
+    def dist_dir(self) -> Path:
+        """``dist``."""
+        return self.root / DIST_DIR
+
+    def current_target(self, target: str | None) -> str:
+        """``target``, or the one configured last."""
+        if target:
+            return target
+        current = self.root / BUILD_DIR / CURRENT
+        if current.is_file():
+            return current.read_text().strip()
+        raise NotConfigured("no target configured yet: run `unik configure -t TARGET` first")
+
+    # -- configure ----------------------------------------------------------------
+
+    def load(self) -> Application:
+        """Load the application."""
+        return Application.load(self.pyproject)
+
+    def all_keys(self, app: Application, target: str) -> list[Key]:
+        """Every key the target, its providers and the application declare."""
+        keys = dict(self.plugins.keys(target))
+        for setting in app.settings:
+            keys[setting.key.name] = setting.key
+        return list(keys.values())
+
+    def compose(self, target: str, key_args: KeyArgs) -> Plan:
+        """Compose the plan for ``target`` with ``key_args`` (nothing is written)."""
+        app = self.load()
+        tcls = type(self.plugins.target(target))
+        keys = KeyValues(self.all_keys(app, target))
+        keys = keys.with_args(app.key_defaults(target)).with_args(key_args)
+        impls = [
+            Implementation(cls, self.plugins.distribution("unik_register_providers", name))
+            for name, cls in self.plugins.providers().items()
+        ]
+        ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME))
+        plan = compose(app, app.devices, impls, target=ref, keys=keys)
+        return plan.with_contributions(self.plugins.configure(plan))
+
+    def configure(self, target: str, key_args: KeyArgs) -> Configuration:
+        """Compose and write ``plan.json``, ``main.py`` and the stamp."""
+        plan = self.compose(target, key_args)
+        out = self.build_dir(target)
+        out.mkdir(parents=True, exist_ok=True)
+        _write(out / "plan.json", plan.dumps())
+        _write(out / "main.py", generate_main(plan))
+        stamp = {"pyproject": _digest_file(self.pyproject), "key_args": dict(key_args),
+                 "unik": __version__}
+        _write(out / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
+        (self.root / BUILD_DIR / CURRENT).write_text(target + "\n")
+        _write(self.root / BUILD_DIR / ".gitignore", "*\n")
+        return Configuration(plan, out, {k: list(v) for k, v in key_args.items()})
+
+    def configuration(self, target: str | None) -> Configuration:
+        """The current configuration, re-done first if it is stale."""
+        target = self.current_target(target)
+        out = self.build_dir(target)
+        stamp_file = out / STAMP
+        if not stamp_file.exists():
+            raise NotConfigured(f"target {target!r} is not configured: run `unik configure -t {target}`")
+        stamp = json.loads(stamp_file.read_text())
+        key_args = stamp.get("key_args", {})
+        if stamp.get("pyproject") != _digest_file(self.pyproject) or stamp.get("unik") != __version__:
+            self.progress.info(f"{self.pyproject.name} changed since configure: configuring {target} again")
+            return self.configure(target, key_args)
+        plan = Plan.loads((out / "plan.json").read_text())
+        return Configuration(plan, out, key_args)
+
+    # -- build ----------------------------------------------------------------------
+
+    def artifact_dir(self, plan: Plan) -> Path:
+        """``dist/<name>-<target>``."""
+        return self.dist_dir / f"{plan.app.name}-{plan.target}"
+
+    def inputs_digest(self, config: Configuration) -> str:
+        """A digest of everything an artifact is built from."""
+        h = hashlib.sha256()
+        h.update((config.directory / "plan.json").read_bytes())
+        h.update((config.directory / "main.py").read_bytes())
+        paths: list[Path] = []
+        for d in config.plan.app.source_dirs:
+            pkg = Path(d) / config.plan.app.packages[0]
+            paths += sorted(pkg.rglob("*.py")) if pkg.is_dir() else sorted(Path(d).glob(f"{pkg.name}.py"))
+        paths += [Path(f.source) for f in config.plan.files]
+        for p in paths:
+            h.update(str(p).encode() + b"\0" + _digest_file(p).encode())
+        return h.hexdigest()
+
+    def build(self, target: str | None = None, dist_dir: Path | None = None) -> Artifact:
+        """Emit the artifact of the current configuration."""
+        config = self.configuration(target)
+        plan = config.plan
+        tgt = self.plugins.target(plan.target)
+        ctx = BuildContext(
+            root=self.root, build_dir=config.directory,
+            dist_dir=(dist_dir or self.dist_dir).resolve(), progress=self.progress,
+            plugins=self.plugins,
+        )
+        with self.progress.step(f"building {plan.app.name} for {plan.target}"):
+            artifact = tgt.emit(plan, ctx)
+        manifest = dict(artifact.manifest, inputs=self.inputs_digest(config))
+        artifact = Artifact(artifact.target, artifact.directory, artifact.entry, manifest)
+        artifact.save()
+        self.progress.info(f"built {artifact.path}")
+        return artifact
+
+    # -- run --------------------------------------------------------------------------
+
+    def run(self, target: str | None, key_args: KeyArgs, extra: Iterable[str] = ()) -> int:
+        """Run the artifact with ``key_args`` overriding the configured keys.
+
+        If the overrides change the device graph (``--net=socket`` on a TAP build), the
+        application is configured and built again with them, and a notice says so.
+        """
+        config = self.configuration(target)
+        plan = config.plan
+        tgt = self.plugins.target(plan.target)
+        run_names = {k.name for k in tgt.run_keys}
+        app_args = {k: v for k, v in key_args.items() if k not in run_names}
+        if app_args:
+            merged = dict(config.key_args)
+            for k, v in app_args.items():
+                merged[k] = list(merged.get(k, [])) + list(v)
+            changed = self.compose(plan.target, merged)
+            if _structure(changed) != _structure(plan):
+                self.progress.info("these options change the device graph: configuring and building again")
+                config = self.configure(plan.target, merged)
+                plan = config.plan
+        directory = self.artifact_dir(plan)
+        fresh = False
+        try:
+            artifact = Artifact.load(directory)
+            fresh = artifact.manifest.get("inputs") == self.inputs_digest(config)
+        except NotConfigured:
+            pass
+        if not fresh:
+            artifact = self.build(plan.target)
+        keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
+        run_keys = KeyValues(tgt.run_keys).with_args({k: v for k, v in key_args.items() if k in run_names})
+        ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys)
+        return tgt.run(artifact, keys, ctx)
+
+
+def _structure(plan: Plan) -> str:
+    data = plan.to_json()
+    data.pop("keys")
+    return json.dumps(data, sort_keys=True)
+
+
+def _digest_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write(path: Path, text: str) -> None:
+    """Write only when the content changes (keeps mtimes stable for tools)."""
+    if path.exists() and path.read_text() == text:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,171 @@
+"""Device providers: the classes plugins register to implement a device kind.
+
+A provider is a class (the hatchling pattern) with a unique ``PLUGIN_NAME``.  The
+composer asks each provider of a kind whether it :meth:`~Provider.applies` to a
+device request, picks the one with the highest ``priority``, and asks it to
+:meth:`~Provider.configure` the device: which options to pass to the implementation's
+``connect``, which keys to read at run time, which files to bake into the artifact.
+Providers are never imported into the running application: ``implementation`` names
+the class (``"unik_unix.console:StdoutConsole"``) that the generated ``main.py`` imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from .errors import ConfigError
+from .keys import Key, KeyValues
+
+OptionType = Literal["str", "int", "float", "bool", "path"]
+
+
+@dataclass(frozen=True)
+class Need:
+    """A device a provider depends on.
+
+    ``name`` is the default device name; ``None`` means the device is shared by kind
+    (one monotonic clock for everyone) and named after the kind.  An application can
+    rename a need in its device table: ``[tool.unik.devices.stack.use] network = "uplink"``.
+    """
+
+    kind: str
+    name: str | None = None
+
+    @property
+    def default_name(self) -> str:
+        """The device name used unless the application renames it."""
+        return self.name or self.kind
+
+
+@dataclass(frozen=True)
+class Option:
+    """A key a provider accepts in ``[tool.unik.devices.NAME]``."""
+
+    name: str
+    help: str
+    type: OptionType = "str"
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """An option whose value is read from a key when the application starts.
+
+    With ``per_device`` the value bound to this device (``--net service=tap0``) wins.
+    """
+
+    key: str
+    per_device: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form stored in the plan."""
+        return {"key": self.key, "per_device": self.per_device}
+
+
+@dataclass(frozen=True)
+class BakedFile:
+    """A file copied into the artifact: ``source`` on the host, ``dest`` inside."""
+
+    source: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the composer knows when it asks a provider about one device."""
+
+    device: str
+    kind: str
+    target: str
+    table: Mapping[str, Any]
+    table_name: str
+    config_file: str
+    root: Path
+    keys: KeyValues
+
+    def error(self, key: str | None, why: str) -> ConfigError:
+        """A :class:`ConfigError` naming this device's table and ``key``."""
+        return ConfigError(self.config_file, self.table_name, key, why)
+
+
+@dataclass
+class Configured:
+    """A provider's decisions for one device."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    key_options: dict[str, KeyRef] = field(default_factory=dict)
+    files: list[BakedFile] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Provider:
+    """Base class of device providers; subclasses set the class attributes."""
+
+    #: Unique name, ``"<plugin>.<what>"``, e.g. ``"unix.tap"``.
+    PLUGIN_NAME: ClassVar[str]
+    #: The device kind provided (a key of :data:`unik.devices.KINDS`).
+    kind: ClassVar[str]
+    #: ``"module:Class"`` of the implementation imported by the generated main.
+    implementation: ClassVar[str]
+    #: One line for ``unik targets`` and ``describe``.
+    description: ClassVar[str] = ""
+    #: Targets this provider serves; ``None`` for every target.
+    targets: ClassVar[frozenset[str] | None] = None
+    #: Among providers that apply, the highest priority wins.
+    priority: ClassVar[int] = 0
+    #: Devices the implementation's ``connect`` receives, by keyword.
+    needs: ClassVar[Mapping[str, Need]] = {}
+    #: Keys this provider declares (shown by ``configure --help``).
+    keys: ClassVar[Sequence[Key]] = ()
+    #: Keys it accepts in its device table.
+    options: ClassVar[Sequence[Option]] = ()
+
+    @classmethod
+    def serves(cls, target: str) -> bool:
+        """Whether the provider can be used on ``target`` at all."""
+        return cls.targets is None or target in cls.targets
+
+    @classmethod
+    def applies(cls, request: Request) -> bool:
+        """Whether this provider should be considered for ``request``."""
+        return True
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """Options for the implementation; the default copies the declared options."""
+        return Configured(options=cls.table_options(request))
+
+    @classmethod
+    def table_options(cls, request: Request) -> dict[str, Any]:
+        """The device table's values for the declared :attr:`options`, checked."""
+        out: dict[str, Any] = {}
+        for opt in cls.options:
+            if opt.name in request.table:
+                out[opt.name] = _check_option(request, opt, request.table[opt.name])
+            elif opt.required:
+                raise request.error(opt.name, f"missing: {opt.help}")
+            elif opt.default is not None:
+                out[opt.name] = opt.default
+        return out
+
+
+_PY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str, "path": str, "int": int, "float": (int, float), "bool": bool,
+}
+
+
+def _check_option(request: Request, opt: Option, value: Any) -> Any:
+    expected = _PY_TYPES[opt.type]
+    if not isinstance(value, expected) or (opt.type == "int" and isinstance(value, bool)):
+        raise request.error(opt.name, f"expected a {opt.type}, got {value!r}")
+    if opt.type == "path":
+        path = (request.root / value).resolve()
+        if not path.exists():
+            raise request.error(opt.name, f"{value!r} does not exist (looked in {path})")
+        return str(path)
+    return value

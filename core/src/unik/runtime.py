@@ -1,0 +1,136 @@
+"""What the generated ``main.py`` uses at run time: device lifecycle, keys, exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn
+
+from .errors import UnikError
+from .keys import KeyValues
+
+_root: Path | None = None
+
+
+def set_root(path: str | os.PathLike[str]) -> None:
+    """Set the artifact root (the directory of the generated ``main.py``)."""
+    global _root
+    _root = Path(path).resolve()
+
+
+def artifact_path(relative: str) -> Path:
+    """A path inside the artifact, e.g. ``assets/htdocs``."""
+    root = _root or Path(os.environ.get("UNIK_ROOT", "."))
+    return root / relative
+
+
+class Devices:
+    """Connects devices in order and disconnects them in reverse, whatever happens."""
+
+    def __init__(self) -> None:
+        self._stack = AsyncExitStack()
+        self.connected: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Devices:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return bool(await self._stack.__aexit__(et, ev, tb))
+
+    async def connect(self, name: str, implementation: Any, **kwargs: Any) -> Any:
+        """``await implementation.connect(**kwargs)``, remembered for disconnection."""
+        try:
+            device = await implementation.connect(**kwargs)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note(f"while connecting device {name!r} ({implementation.__name__})")
+            raise
+        self._stack.push_async_callback(device.disconnect)
+        self.connected[name] = device
+        return device
+
+
+def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
+    """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Run this unik application; options override configured keys."
+    )
+    for key in sorted(keys.keys.values(), key=lambda k: k.name):
+        default = keys.raw(key.name)
+        helptext = key.help + (f" (configured: {default})" if default is not None else "")
+        if key.per_device:
+            helptext += "; DEVICE=VALUE sets it for one device"
+        parser.add_argument(key.option, dest=key.name, action="append", help=helptext,
+                            metavar=key.metavar or key.type.upper())
+    ns = parser.parse_args(list(argv))
+    given = {name: texts for name, texts in vars(ns).items() if texts}
+    return keys.with_args(given)
+
+
+def main(
+    entry: Callable[[KeyValues], Awaitable[object]],
+    keys: KeyValues,
+    main_file: str,
+    argv: Sequence[str] | None = None,
+) -> NoReturn:
+    """Run the generated ``main`` coroutine and exit with the application's status.
+
+    The status is the integer the application returns (``None`` is 0); an uncaught
+    exception prints its traceback and exits 1; SIGINT and SIGTERM cancel the
+    application, disconnect its devices and exit 128 + the signal number.
+    """
+    set_root(Path(main_file).parent)
+    prog = os.environ.get("UNIK_PROG", Path(sys.argv[0]).name)
+    try:
+        keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog)
+    except UnikError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(asyncio.run(_supervise(entry, keys)))
+
+
+async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyValues) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(entry(keys))
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
+            pass
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        return 128 + received[0] if received else 1
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except UnikError as exc:
+        traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception:  # noqa: BLE001 - the application's failure becomes its status
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stdout.flush()
+    if result is None or result is True:
+        return 0
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    return 1 if result is False else 0

@@ -1,0 +1,82 @@
+"""``unik new NAME``: a new application directory to start from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import UnikError
+from .version import __version__
+
+PYPROJECT = '''\
+[build-system]
+requires = ["setuptools>=68", "unik>={version}"]
+build-backend = "unik.build_meta"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+description = "A unik application"
+requires-python = ">=3.10"
+
+[tool.unik]
+main = "{package}:start"
+
+# Configure a device named after a parameter of start(), for example:
+# [tool.unik.devices.htdocs]
+# kind = "kv_ro"
+# source = "htdocs"
+
+# Per-target defaults for keys:
+# [tool.unik.targets.unix]
+# net = "socket"
+'''
+
+INIT = '''\
+"""{name}: a unik application."""
+
+from unik.devices import Console, Sleep
+
+
+async def start(console: Console, sleep: Sleep, *, greeting: str = "hello") -> None:
+    """Print the greeting four times, one second apart.
+
+    Each annotated parameter is a device unik connects before calling; the
+    keyword-only ``greeting`` becomes the key ``--greeting``.
+    """
+    for _ in range(4):
+        console.log(greeting)
+        await sleep.sleep(1.0)
+'''
+
+README = '''\
+# {name}
+
+A [unik](https://github.com/unik) application.
+
+```
+unik configure -t unix        # compose the device graph for the unix target
+unik build                    # emit dist/{name}-unix/
+unik run --greeting=bonjour   # run it; keys can be overridden at run time
+unik describe --dot | dot -Tsvg > graph.svg
+```
+
+`src/{package}/__init__.py` holds `start`: its parameters say which devices it needs.
+'''
+
+
+def new_application(name: str, parent: Path) -> Path:
+    """Create ``parent/name`` with a runnable application; return its directory."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        raise UnikError(f"{name!r} is not a valid name: use letters, digits, - and _, starting with a letter")
+    package = re.sub(r"\W", "_", name.replace("-", "_")).lower()
+    root = parent / name
+    if root.exists():
+        raise UnikError(f"{root} already exists: choose another name or remove it")
+    (root / "src" / package).mkdir(parents=True)
+    values = {"name": name, "package": package, "version": __version__}
+    (root / "pyproject.toml").write_text(PYPROJECT.format(**values))
+    (root / "src" / package / "__init__.py").write_text(INIT.format(**values))
+    (root / "README.md").write_text(README.format(**values))
+    (root / ".gitignore").write_text("_build/\ndist/\n*.egg-info/\n")
+    return root

@@ -1,0 +1,107 @@
+"""Targets: what turns a plan into an artifact (emit) and starts it (run).
+
+A target plugin registers a :class:`Target` subclass through
+``unik_register_targets`` and its device providers through
+``unik_register_providers`` (with ``targets = frozenset({"<name>"})``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import NotConfigured
+from .keys import Key, KeyValues
+from .plan import Plan
+from .progress import Progress
+
+if TYPE_CHECKING:
+    from .plugins import PluginManager
+
+ARTIFACT_FILE = "artifact.json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What an emitter produced: a directory under ``dist/`` and its description."""
+
+    target: str
+    directory: Path
+    entry: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The main file of the artifact (``hello.pyz``, ``bzImage``...)."""
+        return self.directory / self.entry
+
+    def save(self) -> None:
+        """Write ``artifact.json`` into the artifact directory."""
+        data = {"target": self.target, "entry": self.entry, "manifest": self.manifest}
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        (self.directory / ARTIFACT_FILE).write_text(text)
+
+    @classmethod
+    def load(cls, directory: Path) -> Artifact:
+        """Read an artifact directory written by :meth:`save`."""
+        path = directory / ARTIFACT_FILE
+        if not path.exists():
+            raise NotConfigured(f"no artifact in {directory}: run `unik build` first")
+        data = json.loads(path.read_text())
+        return cls(data["target"], directory, data["entry"], data.get("manifest", {}))
+
+
+@dataclass
+class BuildContext:
+    """Where an emitter reads from and writes to."""
+
+    root: Path
+    build_dir: Path
+    dist_dir: Path
+    progress: Progress
+    plugins: PluginManager
+
+    def artifact_dir(self, plan: Plan) -> Path:
+        """``dist/<name>-<target>/``, created empty."""
+        out = self.dist_dir / f"{plan.app.name}-{plan.target}"
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        return out
+
+
+@dataclass
+class RunContext:
+    """What a runner gets besides the artifact."""
+
+    root: Path
+    progress: Progress
+    extra_args: Sequence[str] = ()
+    #: Values of the target's ``run_keys`` (``--mem 256M``...).
+    options: KeyValues = field(default_factory=lambda: KeyValues(()))
+
+
+class Target:
+    """Base class of targets."""
+
+    #: The target's name, used with ``-t``.
+    PLUGIN_NAME: ClassVar[str]
+    #: One line for ``unik targets``.
+    description: ClassVar[str] = ""
+    #: Keys the target declares (``net``, ``block``...).
+    keys: ClassVar[Sequence[Key]] = ()
+    #: Keys the runner itself reads (not passed to the application), e.g. ``mem``.
+    run_keys: ClassVar[Sequence[Key]] = ()
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Produce the artifact for ``plan``; slow work reports to ``ctx.progress``."""
+        raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot build artifacts")
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """Start ``artifact`` with ``keys`` and return the application's exit status."""
+        raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot run artifacts")

@@ -1,0 +1,56 @@
+"""Test helpers for plugin authors: register a plugin without installing it.
+
+Use in a ``conftest.py``::
+
+    pytest_plugins = ["unik.testing"]
+
+    def test_my_target(unik_plugins):
+        unik_plugins.register(my_plugin_module, name="mine")
+        assert "mine" in unik_plugins.targets()
+
+The fixture's manager loads no entry points unless asked, so a test sees exactly the
+plugins it registered (plus the core's own providers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from .plugins import PluginManager
+from .progress import Progress
+from .project import Project
+
+
+class PluginRegistry(PluginManager):
+    """A :class:`PluginManager` for tests, with a shorter :meth:`register`."""
+
+    def __init__(self, entry_points: bool = False, env: dict[str, str] | None = None) -> None:
+        self.warnings: list[str] = []
+        super().__init__(entry_points=entry_points, env=env or {}, warn=self.warnings.append)
+
+    def add(self, plugin: ModuleType | Any, name: str | None = None) -> PluginRegistry:
+        """Register ``plugin`` (a module or object with hook implementations); chainable."""
+        name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        self.register(plugin, name=name, distribution=name)
+        return self
+
+    def project(self, root: Path, quiet: bool = True) -> Project:
+        """A :class:`Project` for the application at ``root`` using these plugins."""
+        return Project(root / "pyproject.toml", self, Progress(quiet=quiet))
+
+
+@pytest.fixture
+def unik_plugins() -> Iterator[PluginRegistry]:
+    """A plugin manager with no entry-point plugins; register yours with ``.add``."""
+    yield PluginRegistry()
+
+
+@pytest.fixture
+def unik_installed_plugins() -> Iterator[PluginRegistry]:
+    """A plugin manager that loads the installed entry-point plugins."""
+    yield PluginRegistry(entry_points=True)
