@@ -1,0 +1,44 @@
+# unik: the commands the README names.  Everything runs inside .venv, created on demand.
+#
+#   make demo          build examples/hello for the unix target and run it
+#   make test          the whole test suite (what .ci/run calls)
+#   make lint          ruff and mypy
+#   make bench         benchmarks; results in bench/results/*.json
+#   make wheels        every distribution's wheel into wheelhouse/, checked by auditwheel
+#   make test-pythons  core and unix tests on every CPython 3.10-3.13 found
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Every distribution of the repository, in dependency order.
+DISTS  := core plugins/unix
+PYTEST_ARGS ?=
+
+.PHONY: all venv demo test test-core lint bench wheels test-pythons clean
+
+all: test
+
+$(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt $(foreach d,$(DISTS),-e $(d))
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	cd examples/hello && ../../$(BIN)/unik configure -t unix && ../../$(BIN)/unik build && ../../$(BIN)/unik run
+
+test: venv
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) tests
+
+lint: venv
+	$(BIN)/ruff check core plugins examples tests bench
+	$(BIN)/mypy
+
+bench: venv
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .venvs wheelhouse build
+	find . -name _build -o -name dist -o -name '*.egg-info' | grep -v '^./.venv' | xargs rm -rf

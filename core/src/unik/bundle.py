@@ -1,0 +1,137 @@
+"""The files a running application needs, for emitters to package.
+
+:func:`runtime_files` lists, for a plan, every file an artifact must carry: the
+generated ``main.py`` and ``plan.json``, the application's package, the Python
+packages of every distribution in the plan and of the application's dependencies
+(their closure), and the baked files.  Targets package them their own way (a zipapp,
+an initramfs).  The order is sorted and stable, so artifacts are reproducible.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .errors import BuildError
+from .plan import Plan
+
+#: Distributions whose own dependencies are build-time only (the composer's).
+NOT_FOLLOWED = {"unik"}
+_SKIP_DIRS = {"__pycache__"}
+_SKIP_SUFFIXES = {".pyc", ".pyo", ".c", ".h"}
+
+
+@dataclass(frozen=True, order=True)
+class BundleFile:
+    """``dest`` inside the artifact, copied from ``source`` on the host."""
+
+    dest: str
+    source: Path
+
+
+def normalise(name: str) -> str:
+    """A distribution name in PEP 503 normal form."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _top_level_by_distribution() -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for top, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            out.setdefault(normalise(dist), set()).add(top)
+    return out
+
+
+def distribution_closure(names: Iterable[str]) -> list[str]:
+    """``names`` and every installed distribution they require at run time, sorted."""
+    seen: set[str] = set()
+    todo = [normalise(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in NOT_FOLLOWED:
+            continue
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            raise BuildError(f"distribution {name!r} is needed at run time but is not installed: pip install {name}") from None
+        for text in requires:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(normalise(req.name))
+    return sorted(seen)
+
+
+def _package_files(top: str, origin: Path | None = None) -> list[BundleFile]:
+    if origin is None:
+        spec = importlib.util.find_spec(top)
+        if spec is None:
+            raise BuildError(f"cannot find the installed package {top!r}")
+        if spec.submodule_search_locations:
+            origin = Path(next(iter(spec.submodule_search_locations)))
+        elif spec.origin:
+            origin = Path(spec.origin)
+        else:
+            raise BuildError(f"package {top!r} has no files on disk (namespace package?)")
+    if origin.is_file():
+        return [BundleFile(origin.name, origin)]
+    files = []
+    for path in sorted(origin.rglob("*")):
+        rel = path.relative_to(origin)
+        if path.is_dir() or _SKIP_DIRS & set(rel.parts) or path.suffix in _SKIP_SUFFIXES:
+            continue
+        files.append(BundleFile(f"{top}/{rel.as_posix()}", path))
+    return files
+
+
+def _app_files(plan: Plan) -> list[BundleFile]:
+    files: list[BundleFile] = []
+    for top in plan.app.packages:
+        for d in plan.app.source_dirs:
+            pkg, mod = Path(d) / top, Path(d) / f"{top}.py"
+            if pkg.is_dir():
+                files += _package_files(top, pkg)
+                break
+            if mod.is_file():
+                files += _package_files(top, mod)
+                break
+        else:
+            raise BuildError(f"application package {top!r} not found in {', '.join(plan.app.source_dirs)}")
+    return files
+
+
+def runtime_distributions(plan: Plan) -> list[str]:
+    """Every distribution the running application imports from."""
+    deps = [Requirement(d).name for d in plan.app.dependencies]
+    return distribution_closure([*plan.distributions, *deps])
+
+
+def runtime_files(plan: Plan, build_dir: Path) -> list[BundleFile]:
+    """Everything an artifact of ``plan`` must contain, sorted by destination."""
+    files: dict[str, BundleFile] = {}
+
+    def add(items: Iterable[BundleFile]) -> None:
+        for f in items:
+            files.setdefault(f.dest, f)
+
+    add([BundleFile("main.py", build_dir / "main.py"), BundleFile("plan.json", build_dir / "plan.json")])
+    add(_app_files(plan))
+    tops = _top_level_by_distribution()
+    for dist in runtime_distributions(plan):
+        for top in sorted(tops.get(dist, ())):
+            if top.startswith("__editable__"):  # finders of editable installs
+                continue
+            add(_package_files(top))
+    add(BundleFile(f.dest, Path(f.source)) for f in plan.files)
+    return [files[d] for d in sorted(files)]

@@ -1,0 +1,161 @@
+"""Device providers of the unix target."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from unik.errors import BadKey
+from unik.keys import Key
+from unik.provider import Configured, KeyRef, Option, Provider, Request
+
+UNIX: frozenset[str] = frozenset({"unix"})
+
+NET = Key(
+    "net",
+    "network: `socket` for the host's sockets (the default), `tap` for unik's own stack "
+    "on TAP devices named after the network devices, or DEVICE=TAP to give one device a TAP",
+    default="socket", per_device=True, metavar="MODE|DEVICE=TAP",
+)
+BLOCK = Key(
+    "block", "block device backing file: DEVICE=FILE (e.g. storage=disk.img)",
+    per_device=True, metavar="DEVICE=FILE",
+)
+IPV4 = Key(
+    "ipv4", "IPv4 address/prefix of the stack (socket stack: the address to bind, default all)",
+    metavar="ADDR/PREFIX",
+)
+
+
+def net_mode(request: Request) -> str:
+    """``socket`` or ``tap``: how the unix target gives the application a network."""
+    plain = request.keys.raw("net")
+    if plain not in ("socket", "tap"):
+        raise BadKey(f"--net: {plain!r} is neither `socket`, `tap` nor DEVICE=TAP (e.g. service=tap0)")
+    return "tap" if request.keys.bindings("net") else plain
+
+
+class _Unix(Provider):
+    targets: ClassVar[frozenset[str] | None] = UNIX
+
+
+class Console(_Unix):
+    """Standard output."""
+
+    PLUGIN_NAME = "unix.console"
+    kind = "console"
+    implementation = "unik_unix.console:StdoutConsole"
+    description = "standard output"
+
+
+class MonotonicClock(_Unix):
+    """CLOCK_MONOTONIC."""
+
+    PLUGIN_NAME = "unix.monotonic-clock"
+    kind = "monotonic_clock"
+    implementation = "unik_unix.clock:HostMonotonicClock"
+    description = "the host's CLOCK_MONOTONIC"
+
+
+class WallClock(_Unix):
+    """CLOCK_REALTIME."""
+
+    PLUGIN_NAME = "unix.wall-clock"
+    kind = "wall_clock"
+    implementation = "unik_unix.clock:HostWallClock"
+    description = "the host's CLOCK_REALTIME"
+
+
+class Sleep(_Unix):
+    """asyncio timers."""
+
+    PLUGIN_NAME = "unix.sleep"
+    kind = "sleep"
+    implementation = "unik_unix.clock:HostSleep"
+    description = "asyncio timers on the host's monotonic clock"
+
+
+class Random(_Unix):
+    """getrandom(2); a CSPRNG library (unik-lib-entropy) outranks it."""
+
+    PLUGIN_NAME = "unix.getrandom"
+    kind = "random"
+    implementation = "unik_unix.random:GetrandomRandom"
+    description = "the host kernel's CSPRNG through getrandom(2)"
+    priority = -10
+
+
+class Entropy(_Unix):
+    """getrandom(2) as a raw entropy source."""
+
+    PLUGIN_NAME = "unix.getrandom-entropy"
+    kind = "entropy"
+    implementation = "unik_unix.random:GetrandomEntropy"
+    description = "the host kernel's getrandom(2) as an entropy source"
+    priority = -10
+
+
+class Block(_Unix):
+    """A file as a disk."""
+
+    PLUGIN_NAME = "unix.file-block"
+    kind = "block"
+    implementation = "unik_unix.block:FileBlock"
+    description = "a file as a disk (pread/pwrite in C)"
+    keys = (BLOCK,)
+    options = (
+        Option("file", "default backing file, relative to where the application runs"),
+        Option("read_only", "open the file read-only", "bool", default=False),
+        Option("sector_size", "sector size in bytes", "int", default=512),
+    )
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The file comes from ``--block DEVICE=FILE``, else the table's ``file``."""
+        options = cls.table_options(request)
+        if options["sector_size"] not in (512, 1024, 2048, 4096):
+            raise request.error("sector_size", "must be 512, 1024, 2048 or 4096")
+        options["name"] = request.device
+        return Configured(options=options, key_options={"path": KeyRef("block", per_device=True)})
+
+
+class Tap(_Unix):
+    """A TAP device."""
+
+    PLUGIN_NAME = "unix.tap"
+    kind = "network"
+    implementation = "unik_unix.tap:TapNetwork"
+    description = "a TAP device (TUNSETIFF, IFF_VNET_HDR offloads, batched reads in C)"
+    keys = (NET,)
+    options = (Option("offload", "negotiate checksum/TSO offloads with the host", "bool", default=False),)
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The TAP interface comes from ``--net DEVICE=TAP`` (default: the device's name)."""
+        options = cls.table_options(request)
+        options["name"] = request.device
+        return Configured(options=options, key_options={"ifname": KeyRef("net", per_device=True)})
+
+
+class SocketStack(_Unix):
+    """The host's TCP/IP stack through sockets (mirage's ``--net=socket``)."""
+
+    PLUGIN_NAME = "unix.socket-stack"
+    kind = "stack"
+    implementation = "unik_unix.socket_stack:SocketStack"
+    description = "the host kernel's TCP/IP stack through sockets (--net=socket)"
+    keys = (NET, IPV4)
+
+    @classmethod
+    def applies(cls, request: Request) -> bool:
+        """Only with ``--net=socket`` (the default)."""
+        return net_mode(request) == "socket"
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The bind address comes from ``--ipv4``."""
+        return Configured(key_options={"ipv4": KeyRef("ipv4")})
+
+
+PROVIDERS: list[type[Provider]] = [
+    Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Tap, SocketStack,
+]

@@ -1,0 +1,148 @@
+"""A :class:`unik.devices.Stack` on the host kernel's sockets (mirage's ``--net=socket``).
+
+It needs no root and no TAP device: TCP is :func:`asyncio.start_server` and
+:func:`asyncio.open_connection`, UDP is a datagram endpoint.  ``--ipv4`` chooses the
+address to bind (all addresses by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Any
+
+from unik.devices import Datagram, Flow, FlowHandler, IPv4Config
+from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
+
+
+class SocketTCP:
+    """TCP over host sockets."""
+
+    def __init__(self, stack: SocketStack) -> None:
+        self._stack = stack
+
+    async def connect(self, host: str, port: int) -> Flow:
+        """Open a connection to ``host:port``."""
+        self._stack._check()
+        local = None if self._stack.bind_address == "0.0.0.0" else (self._stack.bind_address, 0)
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
+        return Flow(reader, writer)
+
+    async def start_server(self, handler: FlowHandler, port: int) -> asyncio.Server:
+        """Listen on ``port`` of the bound address; ``handler(reader, writer)`` per connection."""
+        self._stack._check()
+        try:
+            server = await asyncio.start_server(
+                handler, host=self._stack.bind_address, port=port, reuse_address=True
+            )
+        except OSError as exc:
+            raise DeviceUnavailable(
+                f"cannot listen on {self._stack.bind_address}:{port}: {exc.strerror}"
+            ) from exc
+        self._stack._servers.append(server)
+        return server
+
+
+class _DatagramQueue(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Datagram] = asyncio.Queue(maxsize=1024)
+        self.dropped = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            self.queue.put_nowait(Datagram(data, (str(addr[0]), int(addr[1]))))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+
+class SocketUDPEndpoint:
+    """A bound UDP port over a host socket."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, protocol: _DatagramQueue) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    @property
+    def port(self) -> int:
+        """The local port."""
+        return int(self._transport.get_extra_info("sockname")[1])
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped because the application did not read them in time."""
+        return self._protocol.dropped
+
+    async def recvfrom(self) -> Datagram:
+        """The next datagram."""
+        return await self._protocol.queue.get()
+
+    async def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
+        """Send one datagram."""
+        self._transport.sendto(data, destination)
+
+    def close(self) -> None:
+        """Release the port."""
+        self._transport.close()
+
+
+class SocketUDP:
+    """UDP over host sockets."""
+
+    def __init__(self, stack: SocketStack) -> None:
+        self._stack = stack
+
+    async def bind(self, port: int = 0) -> SocketUDPEndpoint:
+        """Bind ``port`` (0: any)."""
+        self._stack._check()
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            _DatagramQueue, local_addr=(self._stack.bind_address, port), family=socket.AF_INET
+        )
+        endpoint = SocketUDPEndpoint(transport, protocol)
+        self._stack._endpoints.append(endpoint)
+        return endpoint
+
+
+class SocketStack:
+    """A :class:`unik.devices.Stack` on host sockets."""
+
+    def __init__(self, address: str, prefix: int) -> None:
+        self.bind_address = address
+        self.ipv4 = IPv4Config(address, prefix)
+        self.tcp = SocketTCP(self)
+        self.udp = SocketUDP(self)
+        self._servers: list[asyncio.Server] = []
+        self._endpoints: list[SocketUDPEndpoint] = []
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, ipv4: str | None = None) -> SocketStack:
+        """A stack bound to ``ipv4`` (``ADDR[/PREFIX]``; all addresses when ``None``)."""
+        if ipv4 is None:
+            return cls("0.0.0.0", 0)
+        try:
+            iface = ipaddress.IPv4Interface(ipv4)
+        except ValueError:
+            raise BadKey(f"--ipv4: {ipv4!r} is not an IPv4 address/prefix") from None
+        return cls(str(iface.ip), iface.network.prefixlen)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise DeviceClosed("socket stack is disconnected")
+
+    async def disconnect(self) -> None:
+        """Close every server and UDP endpoint opened through this stack."""
+        self._closed = True
+        for endpoint in self._endpoints:
+            endpoint.close()
+        for server in self._servers:
+            server.close()
+            if hasattr(server, "close_clients"):  # Python 3.13+
+                server.close_clients()
+        for server in self._servers:
+            # From 3.12 wait_closed also waits for open connections: bound it.
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5.0)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,131 @@
+"""The unix target: emit a self-contained executable zip, run it as a process.
+
+The artifact is ``dist/<name>-unix/<name>.pyz``: a zip with a shebang whose
+``__main__.py`` unpacks the payload (once, atomically) into
+``$XDG_CACHE_HOME/unik/unix/<digest>/`` — C extensions cannot be imported from a zip —
+and runs the generated ``main.py`` there.  The zip is reproducible: entries are sorted
+and carry a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from unik.bundle import runtime_files
+from unik.errors import RunError
+from unik.keys import KeyValues
+from unik.plan import Plan
+from unik.target import Artifact, BuildContext, RunContext, Target
+
+from .providers import BLOCK, IPV4, NET
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+BOOTSTRAP = '''\
+"""Unpack this unik artifact into a cache directory once, then run its main.py."""
+import os, runpy, shutil, sys, tempfile, zipfile
+
+DIGEST = {digest!r}
+
+
+def _unpack():
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = os.path.join(cache, "unik", "unix", DIGEST)
+    if os.path.isfile(os.path.join(root, "main.py")):
+        return root
+    os.makedirs(os.path.dirname(root), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=DIGEST + ".", dir=os.path.dirname(root))
+    with zipfile.ZipFile(os.path.dirname(os.path.abspath(__file__))) as zf:
+        for info in zf.infolist():
+            if info.filename.startswith("payload/") and not info.is_dir():
+                target = os.path.join(tmp, info.filename[len("payload/"):])
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.chmod(target, (info.external_attr >> 16) & 0o777 or 0o644)
+    try:
+        os.rename(tmp, root)
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+root = _unpack()
+sys.path.insert(0, root)
+os.environ.setdefault("UNIK_PROG", os.path.basename(sys.argv[0]))
+sys.argv[0] = os.path.join(root, "main.py")
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
+def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.external_attr = (0o100000 | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data, compresslevel=6)
+
+
+class UnixTarget(Target):
+    """The application as a Unix process."""
+
+    PLUGIN_NAME = "unix"
+    description = "a Unix process: host sockets or a TAP device, files as disks, stdout"
+    keys = (NET, BLOCK, IPV4)
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Write ``dist/<name>-unix/<name>.pyz``."""
+        files = runtime_files(plan, ctx.build_dir)
+        ctx.progress.info(f"packaging {len(files)} files")
+        payload = io.BytesIO()
+        digest = hashlib.sha256()
+        with zipfile.ZipFile(payload, "w") as zf:
+            for f in files:
+                data = f.source.read_bytes()
+                mode = 0o755 if os.access(f.source, os.X_OK) and f.source.suffix == ".so" else 0o644
+                digest.update(f.dest.encode() + b"\0" + hashlib.sha256(data).digest())
+                _zip_entry(zf, "payload/" + f.dest, data, mode)
+            _zip_entry(zf, "__main__.py", BOOTSTRAP.format(digest=digest.hexdigest()[:16]).encode())
+        out = ctx.artifact_dir(plan)
+        pyz = out / f"{plan.app.name}.pyz"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        pyz.write_bytes(f"#!/usr/bin/env python{version}\n".encode() + payload.getvalue())
+        pyz.chmod(0o755)
+        manifest = {
+            "python": version,
+            "files": len(files),
+            "bytes": pyz.stat().st_size,
+            "digest": digest.hexdigest(),
+            "devices": [{"name": n.name, "kind": n.kind, "provider": n.provider} for n in plan.nodes],
+        }
+        return Artifact("unix", out, pyz.name, manifest)
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """Run the zip with this Python, keys as options; return its exit status."""
+        if not artifact.path.exists():
+            raise RunError(f"{artifact.path} is missing: run `unik build`")
+        cmd = [sys.executable, str(artifact.path), *keys.as_args(), *ctx.extra_args]
+        env = dict(os.environ, UNIK_PROG=artifact.path.name)
+        proc = subprocess.Popen(cmd, env=env)
+        forwarded = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+
+        def forward(signum: int, _frame: object) -> None:
+            proc.send_signal(signum)
+
+        try:
+            for signum in forwarded:
+                signal.signal(signum, forward)
+        except ValueError:  # not the main thread: signals stay as they are
+            forwarded = {}
+        try:
+            status = proc.wait()
+        finally:
+            for signum, handler in forwarded.items():
+                signal.signal(signum, handler)
+        return status if status >= 0 else 128 - status
