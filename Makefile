@@ -34,7 +34,7 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check core plugins examples tests bench
-	$(BIN)/mypy
+	MYPYPATH=$$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :) $(BIN)/mypy
 
 bench: venv
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -19,6 +19,11 @@ class BakedKVRO(Provider):
     options = (Option("source", "directory whose files become the store", "path", required=True),)
 
     @classmethod
+    def applies(cls, request: Request) -> bool:
+        """When the device table names a ``source`` directory."""
+        return "source" in request.table
+
+    @classmethod
     def configure(cls, request: Request) -> Configured:
         """Bake every regular file under ``source``, sorted, into ``assets/<device>/``."""
         source = Path(cls.table_options(request)["source"])

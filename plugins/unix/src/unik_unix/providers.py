@@ -144,6 +144,8 @@ class SocketStack(_Unix):
     implementation = "unik_unix.socket_stack:SocketStack"
     description = "the host kernel's TCP/IP stack through sockets (--net=socket)"
     keys = (NET, IPV4)
+    #: Outranks library stacks (unik-lib-tcpip) when ``--net=socket`` is chosen.
+    priority = 10
 
     @classmethod
     def applies(cls, request: Request) -> bool:
