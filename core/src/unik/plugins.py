@@ -170,7 +170,7 @@ class PluginManager:
         found: dict[str, Any] = {}
         owner: dict[str, str] = {}
         caller = getattr(self._pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             for cls in impl.function() or ():
                 check(impl.plugin_name, cls)
                 name = cls.PLUGIN_NAME

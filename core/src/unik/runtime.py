@@ -48,7 +48,7 @@ class Devices:
     ) -> bool:
         return bool(await self._stack.__aexit__(et, ev, tb))
 
-    async def connect(self, name: str, implementation: Any, **kwargs: Any) -> Any:
+    async def connect(self, name: str, implementation: Any, /, **kwargs: Any) -> Any:
         """``await implementation.connect(**kwargs)``, remembered for disconnection."""
         try:
             device = await implementation.connect(**kwargs)

@@ -9,7 +9,9 @@ Use in a ``conftest.py``::
         assert "mine" in unik_plugins.targets()
 
 The fixture's manager loads no entry points unless asked, so a test sees exactly the
-plugins it registered (plus the core's own providers).
+plugins it registered (plus the core's own providers).  To test discovery itself —
+or a plugin that must be found by the ``unik`` command — :func:`install_entry_point`
+writes distribution metadata that ``importlib.metadata`` finds, without pip.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ class PluginRegistry(PluginManager):
     def project(self, root: Path, quiet: bool = True) -> Project:
         """A :class:`Project` for the application at ``root`` using these plugins."""
         return Project(root / "pyproject.toml", self, Progress(quiet=quiet))
+
+
+def install_entry_point(
+    directory: Path, distribution: str, name: str, value: str, version: str = "0.1.0"
+) -> Path:
+    """Make ``directory`` hold a distribution whose ``unik`` entry point is ``name = value``.
+
+    Put ``directory`` on ``sys.path`` (``monkeypatch.syspath_prepend``) for the plugin
+    manager, or on ``PYTHONPATH`` for a ``unik`` subprocess, to find it.
+    """
+    info = directory / f"{distribution.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[unik]\n{name} = {value}\n")
+    return info
 
 
 @pytest.fixture
