@@ -39,6 +39,17 @@ lint: venv
 bench: venv
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
+# Every distribution's wheel into $(WHEELHOUSE) (pure ones as built, platform ones checked by
+# `auditwheel show` and repaired to a manylinux tag), plus the third-party wheels they need, so that
+# `pip install --no-index --find-links wheelhouse unik unik-target-unix` works offline.
+WHEELHOUSE ?= wheelhouse
+wheels: venv
+	$(BIN)/python tools/wheelhouse.py --out $(WHEELHOUSE) $(DISTS)
+
+# tests/core and tests/unix under every CPython 3.10-3.13 found, each in .venvs/pyX.Y.
+test-pythons:
+	$(PYTHON) tools/test_pythons.py -- $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build
 	find . -name _build -o -name dist -o -name '*.egg-info' | grep -v '^./.venv' | xargs rm -rf
