@@ -8,8 +8,8 @@ acquired with an asynchronous class method ``connect(...)`` and released with
 
 Errors are typed (:mod:`unik.errors`), never bare asserts.
 
-The ``KIND`` attribute of each protocol is the name used in ``[tool.unik.devices]``
-(``kind = "kv_ro"``) and in the plan.
+:data:`KINDS` maps the names used in ``[tool.unik.devices]`` (``kind = "kv_ro"``) and in
+the plan to the protocols.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
@@ -47,7 +47,6 @@ class Device(Protocol):
 class Console(Device, Protocol):
     """A text console: stdout on Unix, the serial port or hvc0 in a VM."""
 
-    KIND: ClassVar[str] = "console"
 
     def log(self, message: str) -> None:
         """Write one line (a newline is appended) and flush it."""
@@ -60,7 +59,6 @@ class Console(Device, Protocol):
 class MonotonicClock(Device, Protocol):
     """A clock that never goes backwards (mirage's ``mclock``)."""
 
-    KIND: ClassVar[str] = "monotonic_clock"
 
     def now_ns(self) -> int:
         """Nanoseconds since an arbitrary, fixed origin."""
@@ -70,7 +68,6 @@ class MonotonicClock(Device, Protocol):
 class WallClock(Device, Protocol):
     """Calendar time (mirage's ``pclock``); may jump when the host clock is set."""
 
-    KIND: ClassVar[str] = "wall_clock"
 
     def now_ns(self) -> int:
         """Nanoseconds since the Unix epoch, UTC."""
@@ -80,7 +77,6 @@ class WallClock(Device, Protocol):
 class Sleep(Device, Protocol):
     """Suspends the caller for a while (mirage's ``time``)."""
 
-    KIND: ClassVar[str] = "sleep"
 
     async def sleep_ns(self, ns: int) -> None:
         """Return after at least ``ns`` nanoseconds."""
@@ -96,7 +92,6 @@ class Sleep(Device, Protocol):
 class EntropySource(Device, Protocol):
     """A raw source of unpredictable bytes, with an estimate of its quality."""
 
-    KIND: ClassVar[str] = "entropy"
 
     name: str
     #: Estimated bits of min-entropy per output byte, 0.0 to 8.0.
@@ -110,7 +105,6 @@ class EntropySource(Device, Protocol):
 class Random(Device, Protocol):
     """A seeded cryptographically secure pseudo-random generator."""
 
-    KIND: ClassVar[str] = "random"
 
     def generate(self, n: int) -> bytes:
         """Return ``n`` random bytes; raises :class:`unik.errors.NotSeeded` if unseeded."""
@@ -168,7 +162,6 @@ class TxOffload(NamedTuple):
 class Network(Device, Protocol):
     """An Ethernet interface: raw frames in and out."""
 
-    KIND: ClassVar[str] = "network"
 
     name: str
     mac: bytes
@@ -190,7 +183,6 @@ class Network(Device, Protocol):
 class Block(Device, Protocol):
     """A disk: fixed-size sectors addressed from 0."""
 
-    KIND: ClassVar[str] = "block"
 
     sector_size: int
     sectors: int
@@ -223,7 +215,6 @@ class EntryKind(enum.Enum):
 class KVRO(Device, Protocol):
     """A read-only key/value store; keys are ``/``-separated paths."""
 
-    KIND: ClassVar[str] = "kv_ro"
 
     async def exists(self, key: str) -> EntryKind | None:
         """What ``key`` names, or ``None``."""
@@ -251,7 +242,6 @@ class KVRO(Device, Protocol):
 class KVRW(KVRO, Protocol):
     """A key/value store that can be written."""
 
-    KIND: ClassVar[str] = "kv_rw"
 
     async def set(self, key: str, value: bytes) -> None:
         """Create or replace the value (parent dictionaries are created)."""
@@ -363,7 +353,6 @@ class IPv4Config:
 class Stack(Device, Protocol):
     """A TCP/UDP/IPv4 stack: unik's own over a :class:`Network`, or the host's sockets."""
 
-    KIND: ClassVar[str] = "stack"
 
     tcp: TCP
     udp: UDP
@@ -401,7 +390,6 @@ class File(Protocol):
 class FileSystem(Device, Protocol):
     """A hierarchical filesystem over a :class:`Block` device; paths use ``/``."""
 
-    KIND: ClassVar[str] = "fs"
 
     async def open(self, path: str, mode: str = "rb") -> File: ...
     async def stat(self, path: str) -> FileStat: ...
@@ -417,7 +405,6 @@ class FileSystem(Device, Protocol):
 class TLS(Device, Protocol):
     """TLS over any :class:`Flow`."""
 
-    KIND: ClassVar[str] = "tls"
 
     async def client(self, flow: Flow, server_hostname: str) -> Flow:
         """Run a client handshake over ``flow`` and return the encrypted flow."""
@@ -428,11 +415,19 @@ class TLS(Device, Protocol):
 
 #: Device kinds by name: the values allowed for ``kind`` in ``[tool.unik.devices.*]``.
 KINDS: dict[str, type[Any]] = {
-    proto.KIND: proto
-    for proto in (
-        Console, MonotonicClock, WallClock, Sleep, EntropySource, Random, Network,
-        Block, KVRO, KVRW, Stack, FileSystem, TLS,
-    )
+    "console": Console,
+    "monotonic_clock": MonotonicClock,
+    "wall_clock": WallClock,
+    "sleep": Sleep,
+    "entropy": EntropySource,
+    "random": Random,
+    "network": Network,
+    "block": Block,
+    "kv_ro": KVRO,
+    "kv_rw": KVRW,
+    "stack": Stack,
+    "fs": FileSystem,
+    "tls": TLS,
 }
 
 
