@@ -2,19 +2,16 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from unik.testing import PluginRegistry
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import fake_plugin  # noqa: E402
-
-MakeApp = Callable[..., Path]
+from core_support import MakeApp  # noqa: E402
 
 
 @pytest.fixture

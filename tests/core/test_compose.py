@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import MakeApp
-
+from core_support import MakeApp
 from unik.application import Application
 from unik.compose import Implementation, TargetRef, compose
 from unik.errors import (
-    AmbiguousProvider, BadKey, ConfigError, CycleError, KindConflict, MissingProvider,
+    AmbiguousProvider,
+    BadKey,
+    ConfigError,
+    CycleError,
+    KindConflict,
+    MissingProvider,
     ProjectNotFound,
 )
 from unik.hookspecs import hookimpl
@@ -176,7 +180,8 @@ def test_provider_that_does_not_apply(make_app: MakeApp) -> None:
     reg = PluginRegistry().add(Plug(), "picky")
     reg.add(_target_only(), "fake")
     root = make_app(STACK_APP)
-    with pytest.raises(MissingProvider, match=r"installed providers \(fake.host-stack, picky.stack\) do not apply.*unik-lib-tcpip"):
+    expected = r"installed providers \(fake.host-stack, picky.stack\) do not apply.*unik-lib-tcpip"
+    with pytest.raises(MissingProvider, match=expected):
         reg.project(root).compose("fake", {})
 
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from unik.errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
 from unik.hookspecs import hookimpl
 from unik.plugins import PluginManager
@@ -153,7 +152,8 @@ def test_registrations_are_checked() -> None:
 
 
 def test_unknown_target_says_what_to_install(registry: PluginRegistry) -> None:
-    with pytest.raises(UnknownTarget, match=r"unknown target 'xen' \(installed: fake\); install it with `pip install unik-target-xen`"):
+    expected = r"unknown target 'xen' \(installed: fake\); install it with `pip install unik-target-xen`"
+    with pytest.raises(UnknownTarget, match=expected):
         registry.target("xen")
 
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MakeApp
-
+from core_support import MakeApp
 from unik.codegen import generate_main
 from unik.describe import to_dot, to_text
 from unik.errors import NotConfigured

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import UNIK, Unik, copy_example
+from e2e_support import UNIK, Unik, copy_example
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from .keys import Key, KeyType
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 #: Keys of a device table that the composer reads itself (the rest go to the provider).
 RESERVED_DEVICE_KEYS = ("kind", "provider", "use")
@@ -244,7 +244,9 @@ def _classify(
         annotated = kind_of(p.annotation) if p.annotation is not p.empty else None
         declared = table.get("kind")
         if declared is not None and declared not in KINDS:
-            raise ConfigError(where, f"tool.unik.devices.{p.name}", "kind", f"unknown kind {declared!r} (known: {known})")
+            raise ConfigError(
+                where, f"tool.unik.devices.{p.name}", "kind", f"unknown kind {declared!r} (known: {known})"
+            )
         if annotated and declared and annotated != declared:
             raise ConfigError(
                 where, f"tool.unik.devices.{p.name}", "kind",
@@ -265,7 +267,8 @@ def _setting(where: str, main: str, p: inspect.Parameter, app: str) -> Setting:
     if p.default is p.empty:
         raise ConfigError(
             where, "tool.unik", "main",
-            f"keyword-only parameter {p.name!r} of {main} needs a default to become the key --{p.name.replace('_', '-')}",
+            f"keyword-only parameter {p.name!r} of {main} needs a default to become the key "
+            f"--{p.name.replace('_', '-')}",
         )
     ptype = p.annotation if p.annotation is not p.empty else type(p.default)
     if ptype not in _SETTING_TYPES:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from setuptools import build_meta as _setuptools
-from setuptools.build_meta import (  # noqa: F401 - re-exported hooks
+from setuptools import build_meta as _setuptools  # type: ignore[import-untyped, unused-ignore]
+from setuptools.build_meta import (  # type: ignore[import-untyped, unused-ignore]
     build_sdist,
     get_requires_for_build_sdist,
     prepare_metadata_for_build_editable,
@@ -57,7 +57,7 @@ def _unik_settings_removed(settings: ConfigSettings) -> ConfigSettings:
 
 
 def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list[str]:
-    """setuptools' requirements, plus the target plugin when an artifact is asked for."""
+    """Setuptools' requirements, plus the target plugin when an artifact is asked for."""
     requires = list(_setuptools.get_requires_for_build_wheel(_unik_settings_removed(config_settings)))
     target = _target(config_settings)
     if target and _values(config_settings, "unik-requires") != ["no"]:
@@ -66,7 +66,7 @@ def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list
 
 
 def get_requires_for_build_editable(config_settings: ConfigSettings = None) -> list[str]:
-    """setuptools' requirements for an editable build."""
+    """Setuptools' requirements for an editable build."""
     return list(_setuptools.get_requires_for_build_editable(_unik_settings_removed(config_settings)))
 
 

@@ -62,7 +62,9 @@ def distribution_closure(names: Iterable[str]) -> list[str]:
         try:
             requires = metadata.requires(name) or []
         except metadata.PackageNotFoundError:
-            raise BuildError(f"distribution {name!r} is needed at run time but is not installed: pip install {name}") from None
+            raise BuildError(
+                f"distribution {name!r} is needed at run time but is not installed: pip install {name}"
+            ) from None
         for text in requires:
             try:
                 req = Requirement(text)

@@ -85,7 +85,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentPar
     p.set_defaults(func=cmd_configure)
 
     p = sub.add_parser("build", help="emit the artifact of the configured target",
-                       description="Emit the artifact into dist/NAME-TARGET/ (configures again if pyproject.toml changed).")
+                       description="Emit the artifact into dist/NAME-TARGET/ "
+                       "(configures again if pyproject.toml changed).")
     p.add_argument("-t", "--target", help="target (default: the one configured last)")
     p.add_argument("--dist", metavar="DIR", help="output directory (default: dist)")
     p.set_defaults(func=cmd_build)

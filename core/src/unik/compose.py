@@ -19,7 +19,11 @@ from typing import Any
 
 from .application import Application, DeviceSpec
 from .errors import (
-    AmbiguousProvider, ConfigError, CycleError, KindConflict, MissingProvider,
+    AmbiguousProvider,
+    ConfigError,
+    CycleError,
+    KindConflict,
+    MissingProvider,
 )
 from .keys import KeyValues
 from .plan import AppInfo, Node, Plan
@@ -151,7 +155,7 @@ def _resolve(walk: _Walk, name: str, kind: str, needed_by: str) -> None:
     if needed_by not in walk.needed_by[name]:
         walk.needed_by[name].append(needed_by)
     if name in walk.visiting:
-        raise CycleError(walk.visiting[walk.visiting.index(name):] + [name])
+        raise CycleError([*walk.visiting[walk.visiting.index(name):], name])
     if name in walk.nodes:
         existing = walk.nodes[name].kind
         if existing != kind:

@@ -67,7 +67,7 @@ def to_text(plan: Plan) -> str:
         f"(entry {plan.app.module}:{plan.app.function})",
         "",
     ]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
     keys = _key_summary(plan)
     if keys:
         lines += ["", f"keys: {keys}"]

@@ -47,7 +47,6 @@ class Device(Protocol):
 class Console(Device, Protocol):
     """A text console: stdout on Unix, the serial port or hvc0 in a VM."""
 
-
     def log(self, message: str) -> None:
         """Write one line (a newline is appended) and flush it."""
 
@@ -59,7 +58,6 @@ class Console(Device, Protocol):
 class MonotonicClock(Device, Protocol):
     """A clock that never goes backwards (mirage's ``mclock``)."""
 
-
     def now_ns(self) -> int:
         """Nanoseconds since an arbitrary, fixed origin."""
 
@@ -68,7 +66,6 @@ class MonotonicClock(Device, Protocol):
 class WallClock(Device, Protocol):
     """Calendar time (mirage's ``pclock``); may jump when the host clock is set."""
 
-
     def now_ns(self) -> int:
         """Nanoseconds since the Unix epoch, UTC."""
 
@@ -76,7 +73,6 @@ class WallClock(Device, Protocol):
 @runtime_checkable
 class Sleep(Device, Protocol):
     """Suspends the caller for a while (mirage's ``time``)."""
-
 
     async def sleep_ns(self, ns: int) -> None:
         """Return after at least ``ns`` nanoseconds."""
@@ -92,7 +88,6 @@ class Sleep(Device, Protocol):
 class EntropySource(Device, Protocol):
     """A raw source of unpredictable bytes, with an estimate of its quality."""
 
-
     name: str
     #: Estimated bits of min-entropy per output byte, 0.0 to 8.0.
     quality: float
@@ -104,7 +99,6 @@ class EntropySource(Device, Protocol):
 @runtime_checkable
 class Random(Device, Protocol):
     """A seeded cryptographically secure pseudo-random generator."""
-
 
     def generate(self, n: int) -> bytes:
         """Return ``n`` random bytes; raises :class:`unik.errors.NotSeeded` if unseeded."""
@@ -162,7 +156,6 @@ class TxOffload(NamedTuple):
 class Network(Device, Protocol):
     """An Ethernet interface: raw frames in and out."""
 
-
     name: str
     mac: bytes
     mtu: int
@@ -182,7 +175,6 @@ class Network(Device, Protocol):
 @runtime_checkable
 class Block(Device, Protocol):
     """A disk: fixed-size sectors addressed from 0."""
-
 
     sector_size: int
     sectors: int
@@ -215,7 +207,6 @@ class EntryKind(enum.Enum):
 class KVRO(Device, Protocol):
     """A read-only key/value store; keys are ``/``-separated paths."""
 
-
     async def exists(self, key: str) -> EntryKind | None:
         """What ``key`` names, or ``None``."""
 
@@ -242,7 +233,6 @@ class KVRO(Device, Protocol):
 class KVRW(KVRO, Protocol):
     """A key/value store that can be written."""
 
-
     async def set(self, key: str, value: bytes) -> None:
         """Create or replace the value (parent dictionaries are created)."""
 
@@ -263,26 +253,52 @@ class KVRW(KVRO, Protocol):
 class FlowReader(Protocol):
     """The reading half of a byte stream; a subset of :class:`asyncio.StreamReader`."""
 
-    async def read(self, n: int = -1) -> bytes: ...
-    async def readexactly(self, n: int) -> bytes: ...
-    async def readuntil(self, separator: bytes = b"\n") -> bytes: ...
-    async def readline(self) -> bytes: ...
-    def at_eof(self) -> bool: ...
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all until EOF when ``n`` is -1); ``b""`` at EOF."""
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or ``asyncio.IncompleteReadError``."""
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Bytes up to and including ``separator``."""
+
+    async def readline(self) -> bytes:
+        """One line, with its newline."""
+
+    def at_eof(self) -> bool:
+        """Whether the peer closed and the buffer is empty."""
 
 
 @runtime_checkable
 class FlowWriter(Protocol):
     """The writing half of a byte stream; a subset of :class:`asyncio.StreamWriter`."""
 
-    def write(self, data: bytes) -> None: ...
-    def writelines(self, data: Sequence[bytes]) -> None: ...
-    def write_eof(self) -> None: ...
-    def can_write_eof(self) -> bool: ...
-    async def drain(self) -> None: ...
-    def close(self) -> None: ...
-    def is_closing(self) -> bool: ...
-    async def wait_closed(self) -> None: ...
-    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending."""
+
+    def writelines(self, data: Sequence[bytes]) -> None:
+        """Queue each buffer of ``data``."""
+
+    def write_eof(self) -> None:
+        """Close the sending half (TCP FIN) after queued data."""
+
+    def can_write_eof(self) -> bool:
+        """Whether :meth:`write_eof` is supported."""
+
+    async def drain(self) -> None:
+        """Wait until the send buffer has room again."""
+
+    def close(self) -> None:
+        """Close the stream."""
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called or the stream is closing."""
+
+    async def wait_closed(self) -> None:
+        """Wait until the stream is closed."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Transport details: ``peername``, ``sockname``, ``ssl_object``..."""
 
 
 class Flow(NamedTuple):
@@ -327,9 +343,14 @@ class Datagram(NamedTuple):
 class UDPEndpoint(Protocol):
     """A bound UDP port."""
 
-    async def recvfrom(self) -> Datagram: ...
-    async def sendto(self, data: bytes, destination: tuple[str, int]) -> None: ...
-    def close(self) -> None: ...
+    async def recvfrom(self) -> Datagram:
+        """The next datagram received on the port."""
+
+    async def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
+        """Send one datagram to ``(address, port)``."""
+
+    def close(self) -> None:
+        """Release the port."""
 
 
 @runtime_checkable
@@ -352,7 +373,6 @@ class IPv4Config:
 @runtime_checkable
 class Stack(Device, Protocol):
     """A TCP/UDP/IPv4 stack: unik's own over a :class:`Network`, or the host's sockets."""
-
 
     tcp: TCP
     udp: UDP
@@ -377,34 +397,60 @@ class FileStat:
 class File(Protocol):
     """An open file of a :class:`FileSystem`."""
 
-    async def read(self, n: int = -1) -> bytes: ...
-    async def write(self, data: bytes) -> int: ...
-    async def seek(self, offset: int, whence: int = 0) -> int: ...
-    def tell(self) -> int: ...
-    async def truncate(self, size: int | None = None) -> int: ...
-    async def flush(self) -> None: ...
-    async def close(self) -> None: ...
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes from the position (all with -1)."""
+
+    async def write(self, data: bytes) -> int:
+        """Write at the position (the end in append mode); the count written."""
+
+    async def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the position as :meth:`io.IOBase.seek` does."""
+
+    def tell(self) -> int:
+        """The position."""
+
+    async def truncate(self, size: int | None = None) -> int:
+        """Cut or extend the file to ``size`` (default: the position)."""
+
+    async def flush(self) -> None:
+        """Write the file's buffered data and metadata to the device."""
+
+    async def close(self) -> None:
+        """Flush and close the file."""
 
 
 @runtime_checkable
 class FileSystem(Device, Protocol):
     """A hierarchical filesystem over a :class:`Block` device; paths use ``/``."""
 
+    async def open(self, path: str, mode: str = "rb") -> File:
+        """Open a file; ``mode`` as :func:`open` (binary only)."""
 
-    async def open(self, path: str, mode: str = "rb") -> File: ...
-    async def stat(self, path: str) -> FileStat: ...
-    async def listdir(self, path: str = "/") -> list[str]: ...
-    async def mkdir(self, path: str) -> None: ...
-    async def remove(self, path: str) -> None: ...
-    async def rmdir(self, path: str) -> None: ...
-    async def rename(self, source: str, dest: str) -> None: ...
-    async def flush(self) -> None: ...
+    async def stat(self, path: str) -> FileStat:
+        """Size, type and times of ``path``."""
+
+    async def listdir(self, path: str = "/") -> list[str]:
+        """Names in the directory, sorted."""
+
+    async def mkdir(self, path: str) -> None:
+        """Create a directory (its parent must exist)."""
+
+    async def remove(self, path: str) -> None:
+        """Remove a file."""
+
+    async def rmdir(self, path: str) -> None:
+        """Remove an empty directory."""
+
+    async def rename(self, source: str, dest: str) -> None:
+        """Rename or move a file or directory."""
+
+    async def flush(self) -> None:
+        """Write every cached change to the device."""
 
 
 @runtime_checkable
 class TLS(Device, Protocol):
     """TLS over any :class:`Flow`."""
-
 
     async def client(self, flow: Flow, server_hostname: str) -> Flow:
         """Run a client handshake over ``flow`` and return the encrypted flow."""

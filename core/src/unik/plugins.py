@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -147,7 +147,7 @@ class PluginManager:
             try:
                 module = ep.load()
                 self.register(module, name=ep.name, distribution=dist, version=version)
-            except Exception as exc:  # noqa: BLE001 - isolation is the point
+            except Exception as exc:
                 why = f"{type(exc).__name__}: {exc}"
                 self.failures.append(PluginInfo(ep.name, ep.value, dist, version, error=why))
                 if self.strict:
@@ -245,7 +245,7 @@ class PluginManager:
         self.load()
         out: dict[str, ImageContents] = {}
         for impl in self._pm.hook.unik_image_contents.get_hookimpls():
-            answer = impl.function(plan=plan)
+            answer = cast("ImageContents | None", impl.function(plan=plan))
             if answer is not None:
                 out[impl.plugin_name] = answer
         return dict(sorted(out.items()))
@@ -255,9 +255,9 @@ class PluginManager:
         self.load()
         out: dict[str, Any] = {}
         for impl in self._pm.hook.unik_configure.get_hookimpls():
-            answer = impl.function(plan=plan)
-            if answer is not None:
-                out[impl.plugin_name] = dict(answer)
+            contribution = cast("Mapping[str, Any] | None", impl.function(plan=plan))
+            if contribution is not None:
+                out[impl.plugin_name] = dict(contribution)
         return dict(sorted(out.items()))
 
     def add_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -164,7 +164,7 @@ def _check_option(request: Request, opt: Option, value: Any) -> Any:
     if not isinstance(value, expected) or (opt.type == "int" and isinstance(value, bool)):
         raise request.error(opt.name, f"expected a {opt.type}, got {value!r}")
     if opt.type == "path":
-        path = (request.root / value).resolve()
+        path = (request.root / str(value)).resolve()
         if not path.exists():
             raise request.error(opt.name, f"{value!r} does not exist (looked in {path})")
         return str(path)

@@ -37,8 +37,8 @@ class PluginRegistry(PluginManager):
 
     def add(self, plugin: ModuleType | Any, name: str | None = None) -> PluginRegistry:
         """Register ``plugin`` (a module or object with hook implementations); chainable."""
-        name = name or getattr(plugin, "__name__", type(plugin).__name__)
-        self.register(plugin, name=name, distribution=name)
+        label = name or str(getattr(plugin, "__name__", type(plugin).__name__))
+        self.register(plugin, name=label, distribution=label)
         return self
 
     def project(self, root: Path, quiet: bool = True) -> Project:

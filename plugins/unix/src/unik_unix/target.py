@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
