@@ -1,0 +1,50 @@
+"""The Internet checksum (RFC 1071, RFC 1624): C when built, else the pure twin.
+
+Callers use the module-level functions; :func:`use_pure` switches every caller at
+once (the tests run the stack both ways).  ``UNIK_PURE=1`` selects the twin at import.
+"""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+
+from unik import accel
+
+from . import _checksum_py
+from ._checksum_py import BytesLike
+
+_impl: ModuleType = accel.load("unik_tcpip._checksum", "unik_tcpip._checksum_py")
+
+__all__ = ["BytesLike", "checksum", "implementation", "pseudo_header_sum", "sum16", "update16", "use_pure"]
+
+
+def sum16(data: BytesLike, initial: int = 0) -> int:
+    """The one's-complement sum of ``data`` plus ``initial``, not complemented."""
+    return int(_impl.sum16(data, initial))
+
+
+def checksum(data: BytesLike, initial: int = 0) -> int:
+    """The Internet checksum of ``data`` (``initial`` is a partial :func:`sum16`)."""
+    return int(_impl.checksum(data, initial))
+
+
+def update16(hc: int, old: int, new: int) -> int:
+    """Incrementally update checksum ``hc`` for one word changed ``old`` -> ``new``."""
+    return int(_impl.update16(hc, old, new))
+
+
+def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
+    """The sum of the IPv4 pseudo-header (RFC 793 3.1, RFC 768) for TCP and UDP."""
+    return sum16(src + dst + struct.pack("!HH", proto, length))
+
+
+def implementation() -> str:
+    """``"c"`` or ``"pure"``: which one is in use."""
+    return "pure" if _impl is _checksum_py else "c"
+
+
+def use_pure(pure: bool) -> None:
+    """Select the pure twin (``True``) or the C module (``False``, if built)."""
+    global _impl
+    _impl = _checksum_py if pure else accel.load("unik_tcpip._checksum", "unik_tcpip._checksum_py")

@@ -1,0 +1,184 @@
+"""TCP segments (RFC 9293 3.1) and their options (RFC 9293 3.2, RFC 7323, RFC 2018)."""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+from .. import checksum as cs
+from ..errors import Malformed
+
+MIN_HEADER_LEN = 20
+_HDR = struct.Struct("!HHIIBBHHH")
+_TS = struct.Struct("!BBII")
+
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+OPT_TIMESTAMP = 8
+# Fixed lengths of the options the stack understands (RFC 9293 3.2, RFC 7323 2.2/3.2, RFC 2018 2).
+_OPT_LEN = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERMITTED: 2, OPT_TIMESTAMP: 10}
+
+
+class TcpFlags(enum.IntFlag):
+    """The control bits."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+class TcpOptions:
+    """The options of one segment; ``None``/empty where absent."""
+
+    __slots__ = ("mss", "sack_blocks", "sack_permitted", "timestamp", "wscale")
+
+    def __init__(self, mss: int | None = None, wscale: int | None = None, sack_permitted: bool = False,
+                 sack_blocks: tuple[tuple[int, int], ...] = (),
+                 timestamp: tuple[int, int] | None = None) -> None:
+        self.mss, self.wscale, self.sack_permitted = mss, wscale, sack_permitted
+        self.sack_blocks, self.timestamp = sack_blocks, timestamp
+
+    def __repr__(self) -> str:
+        return (f"TcpOptions(mss={self.mss}, wscale={self.wscale}, sack_permitted={self.sack_permitted}, "
+                f"sack_blocks={self.sack_blocks}, timestamp={self.timestamp})")
+
+    @classmethod
+    def parse(cls, opts: memoryview) -> TcpOptions:
+        """Parse the option bytes; a known option with a wrong length is malformed."""
+        out = cls()
+        i, n = 0, len(opts)
+        while i < n:
+            kind = opts[i]
+            if kind == OPT_EOL:
+                break
+            if kind == OPT_NOP:
+                i += 1
+                continue
+            if i + 1 >= n:
+                raise Malformed("tcp.bad_option", f"option {kind} without length")
+            length = opts[i + 1]
+            if length < 2 or i + length > n:
+                raise Malformed("tcp.bad_option", f"option {kind} length {length}")
+            want = _OPT_LEN.get(kind)
+            if want is not None and length != want:
+                raise Malformed("tcp.bad_option", f"option {kind} length {length}, expected {want}")
+            if kind == OPT_MSS:
+                out.mss = (opts[i + 2] << 8) | opts[i + 3]
+            elif kind == OPT_WSCALE:
+                out.wscale = opts[i + 2]
+            elif kind == OPT_SACK_PERMITTED:
+                out.sack_permitted = True
+            elif kind == OPT_TIMESTAMP:
+                _k, _l, tsval, tsecr = _TS.unpack_from(opts, i)
+                out.timestamp = (tsval, tsecr)
+            elif kind == OPT_SACK:
+                if (length - 2) % 8 or length == 2:
+                    raise Malformed("tcp.bad_option", f"SACK length {length}")
+                blocks = struct.unpack_from(f"!{(length - 2) // 4}I", opts, i + 2)
+                out.sack_blocks = tuple(zip(blocks[0::2], blocks[1::2], strict=True))
+            i += length
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The options, NOP-aligned as RFC 7323 Appendix A and RFC 2018 suggest."""
+        out = bytearray()
+        if self.mss is not None:
+            out += struct.pack("!BBH", OPT_MSS, 4, self.mss)
+        if self.sack_permitted and self.timestamp is None:
+            out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
+        if self.timestamp is not None:
+            if self.sack_permitted:
+                out += bytes((OPT_SACK_PERMITTED, 2))
+            else:
+                out += bytes((OPT_NOP, OPT_NOP))
+            out += _TS.pack(OPT_TIMESTAMP, 10, self.timestamp[0] & 0xFFFFFFFF, self.timestamp[1] & 0xFFFFFFFF)
+        if self.wscale is not None:
+            out += bytes((OPT_NOP, OPT_WSCALE, 3, self.wscale))
+        if self.sack_blocks:
+            blocks = self.sack_blocks[:4]
+            out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks)))
+            for left, right in blocks:
+                out += struct.pack("!II", left & 0xFFFFFFFF, right & 0xFFFFFFFF)
+        if len(out) > 40:
+            raise ValueError("TCP options longer than 40 bytes")
+        return bytes(out)
+
+
+class TcpSegment:
+    """A view of a TCP segment."""
+
+    __slots__ = ("ack", "buf", "dst_port", "flags", "header_len", "options", "seq", "src_port", "urgent",
+                 "window")
+
+    def __init__(self, buf: memoryview, src_port: int, dst_port: int, seq: int, ack: int, header_len: int,
+                 flags: int, window: int, urgent: int, options: TcpOptions) -> None:
+        self.buf, self.src_port, self.dst_port, self.seq, self.ack = buf, src_port, dst_port, seq, ack
+        self.header_len, self.flags, self.window, self.urgent = header_len, flags, window, urgent
+        self.options = options
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview, src: bytes, dst: bytes,
+              verify_checksum: bool = True) -> TcpSegment:
+        """Parse a segment carried from ``src`` to ``dst`` (for the pseudo-header)."""
+        buf = memoryview(data)
+        if len(buf) < MIN_HEADER_LEN:
+            raise Malformed("tcp.truncated", f"{len(buf)} bytes")
+        sport, dport, seq, ack, off, flags, window, _sum, urgent = _HDR.unpack_from(buf)
+        header_len = (off >> 4) * 4
+        if header_len < MIN_HEADER_LEN or header_len > len(buf):
+            raise Malformed("tcp.bad_header_len", f"{header_len} (have {len(buf)})")
+        if verify_checksum and cs.checksum(buf, cs.pseudo_header_sum(src, dst, 6, len(buf))) != 0:
+            raise Malformed("tcp.bad_checksum")
+        if sport == 0 or dport == 0:
+            raise Malformed("tcp.zero_port")
+        if flags & SYN and flags & (FIN | RST):
+            raise Malformed("tcp.bad_flags", f"{TcpFlags(flags)!r}")
+        options = TcpOptions.parse(buf[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN \
+            else _NO_OPTIONS
+        return cls(buf, sport, dport, seq, ack, header_len, flags, window, urgent, options)
+
+    @property
+    def payload(self) -> memoryview:
+        """The data."""
+        return self.buf[self.header_len:]
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN: data length plus one for SYN and one for FIN (RFC 9293 3.4)."""
+        return len(self.buf) - self.header_len + (self.flags & SYN and 1) + (self.flags & FIN and 1)
+
+    @staticmethod
+    def build(src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int,
+              window: int, options: bytes = b"", payload: bytes | bytearray | memoryview = b"",
+              headroom: int = 0) -> bytearray:
+        """A segment with its checksum, after ``headroom`` zero bytes (for lower headers)."""
+        if len(options) % 4:
+            options = options + bytes(4 - len(options) % 4)
+        header_len = MIN_HEADER_LEN + len(options)
+        length = header_len + len(payload)
+        out = bytearray(headroom + length)
+        _HDR.pack_into(out, headroom, src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                       (header_len // 4) << 4, flags, window, 0, 0)
+        if options:
+            out[headroom + MIN_HEADER_LEN:headroom + header_len] = options
+        if payload:
+            out[headroom + header_len:] = payload
+        csum = cs.checksum(memoryview(out)[headroom:], cs.pseudo_header_sum(src, dst, 6, length))
+        out[headroom + 16] = csum >> 8
+        out[headroom + 17] = csum & 0xFF
+        return out
+
+
+_NO_OPTIONS = TcpOptions()
