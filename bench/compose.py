@@ -1,0 +1,132 @@
+"""How fast is composition? A 50-device graph, composed and configured.
+
+DESIGN.md asks for compose to be pure and fast: a 50-device graph in under 50 ms.
+The peer is that budget (mirage's configure is OCaml and not runnable here), so the
+ratio printed is time / budget (below 1.0 is within it).
+
+    python bench/compose.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import ClassVar
+
+from benchlib import median_seconds, table, write
+from unik.application import Application
+from unik.compose import Implementation, TargetRef, compose
+from unik.hookspecs import hookimpl
+from unik.keys import Key, KeyValues
+from unik.provider import Configured, KeyRef, Need, Provider, Request
+from unik.target import Target
+from unik.testing import PluginRegistry
+
+BUDGET_S = 0.050
+NET = Key("net", "network binding", per_device=True)
+#: 11 stacks each on its own network, 11 filesystems each on its own disk, two consoles
+#: and the shared clocks, sleep and random: 50 devices.
+APPS = 11
+
+
+def providers() -> list[type[Provider]]:
+    class Net(Provider):
+        PLUGIN_NAME = "b.net"
+        kind = "network"
+        implementation = "x:Net"
+        keys = (NET,)
+
+        @classmethod
+        def configure(cls, request: Request) -> Configured:
+            return Configured(options={"name": request.device}, key_options={"ifname": KeyRef("net", True)})
+
+    class Disk(Provider):
+        PLUGIN_NAME = "b.disk"
+        kind = "block"
+        implementation = "x:Disk"
+
+    class Stack(Provider):
+        PLUGIN_NAME = "b.stack"
+        kind = "stack"
+        implementation = "x:Stack"
+        needs: ClassVar = {"network": Need("network"), "clock": Need("monotonic_clock"),
+                           "random": Need("random"), "sleep": Need("sleep")}
+
+    class Fs(Provider):
+        PLUGIN_NAME = "b.fs"
+        kind = "fs"
+        implementation = "x:Fs"
+        needs: ClassVar = {"block": Need("block"), "clock": Need("wall_clock")}
+
+    singles = []
+    for kind in ("monotonic_clock", "random", "sleep", "wall_clock", "console"):
+        singles.append(type(f"P_{kind}", (Provider,), {"PLUGIN_NAME": f"b.{kind}", "kind": kind,
+                                                       "implementation": f"x:{kind}"}))
+    return [Net, Disk, Stack, Fs, *singles]
+
+
+def application(root: Path) -> Path:
+    params = [f"s{i}: Stack, f{i}: FileSystem" for i in range(APPS)] + ["console: Console", "audit: Console"]
+    uses = "".join(
+        f"[tool.unik.devices.s{i}.use]\nnetwork = 'net{i}'\n[tool.unik.devices.f{i}.use]\nblock = 'disk{i}'\n"
+        for i in range(APPS)
+    )
+    pkg = root / "src" / "big"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(f"""
+        from unik.devices import Console, FileSystem, Stack
+        async def start({", ".join(params)}) -> None: ...
+        """))
+    (root / "pyproject.toml").write_text(f"[tool.unik]\nname = 'big'\nmain = 'big:start'\n{uses}")
+    return root / "pyproject.toml"
+
+
+def main() -> None:
+    class Bench(Target):
+        PLUGIN_NAME = "bench"
+
+    class Plugin:
+        UNIK_API = ">=1"
+
+        @staticmethod
+        @hookimpl
+        def unik_register_targets() -> list[type[Target]]:
+            return [Bench]
+
+        @staticmethod
+        @hookimpl
+        def unik_register_providers() -> list[type[Provider]]:
+            return providers()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pyproject = application(Path(tmp))
+        app = Application.load(pyproject)
+        impls = [Implementation(p, "bench") for p in providers()]
+        keys = KeyValues([NET])
+        target = TargetRef("bench", "bench")
+        plan = compose(app, app.devices, impls, target=target, keys=keys)
+        devices = len(plan.nodes)
+        compose_s = median_seconds(lambda: compose(app, app.devices, impls, target=target, keys=keys), 50)
+        load_s = median_seconds(lambda: Application.load(pyproject), 20)
+        registry = PluginRegistry().add(Plugin(), "bench")
+        project = registry.project(Path(tmp))
+        configure_s = median_seconds(lambda: project.configure("bench", {}), 10)
+    print(f"compose: {devices}-device graph")
+    table([
+        ("compose (pure)", f"{compose_s * 1e3:.2f} ms"),
+        ("load application (toml + import + signature)", f"{load_s * 1e3:.2f} ms"),
+        ("configure (load + compose + plan.json + main.py)", f"{configure_s * 1e3:.2f} ms"),
+        ("compose / 50 ms budget", f"{compose_s / BUDGET_S:.3f}"),
+    ])
+    write(
+        "compose",
+        unik={"devices": devices, "compose_ms": compose_s * 1e3, "load_ms": load_s * 1e3,
+              "configure_ms": configure_s * 1e3},
+        peers={"budget": {"compose_ms": BUDGET_S * 1e3}},
+        ratios={"compose_over_budget": compose_s / BUDGET_S},
+    )
+
+
+if __name__ == "__main__":
+    main()
