@@ -88,7 +88,8 @@ def main(
 
     The status is the integer the application returns (``None`` is 0); an uncaught
     exception prints its traceback and exits 1; SIGINT and SIGTERM cancel the
-    application, disconnect its devices and exit 128 + the signal number.
+    application, disconnect its devices and exit 128 + the signal number (a second
+    signal, a second or more later, exits at once).
     """
     set_root(Path(main_file).parent)
     prog = os.environ.get("UNIK_PROG", Path(sys.argv[0]).name)
@@ -103,10 +104,18 @@ def main(
 async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyValues) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(entry(keys))
-    received: list[int] = []
+    received: list[tuple[int, float]] = []
 
     def stop(signum: int) -> None:
-        received.append(signum)
+        # The first signal cancels the application, which disconnects its devices. The
+        # same signal often arrives twice at once (from the terminal and forwarded by
+        # `unik run`): repeats within a second are ignored; a later one exits at once.
+        now = loop.time()
+        if received:
+            if now - received[0][1] > 1.0:
+                os._exit(128 + signum)
+            return
+        received.append((signum, now))
         task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -117,7 +126,7 @@ async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyV
     try:
         result = await task
     except asyncio.CancelledError:
-        return 128 + received[0] if received else 1
+        return 128 + received[0][0] if received else 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except UnikError as exc:

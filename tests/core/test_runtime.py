@@ -1,0 +1,117 @@
+"""The runtime of generated mains: exit statuses, signals, device lifecycle, keys."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from unik import runtime
+from unik.keys import Key, KeyValues
+
+MAIN = """
+import asyncio, sys
+from unik import runtime
+from unik.keys import Key, KeyValues
+
+class Dev:
+    @classmethod
+    async def connect(cls, name):
+        print("connect", name, flush=True)
+        d = cls(); d.name = name; return d
+    async def disconnect(self):
+        print("disconnect", self.name, flush=True)
+
+KEYS = KeyValues([Key("mode", "what to do", default="ok")])
+
+async def main(keys):
+    async with runtime.Devices() as devices:
+        await devices.connect("a", Dev, name="a")
+        await devices.connect("b", Dev, name="b")
+        mode = keys.get("mode")
+        if mode == "ok":
+            return None
+        if mode == "seven":
+            return 7
+        if mode == "raise":
+            raise ValueError("boom")
+        if mode == "exit":
+            sys.exit(4)
+        if mode == "wait":
+            print("waiting", flush=True)
+            await asyncio.sleep(60)
+
+if __name__ == "__main__":
+    runtime.main(main, KEYS, __file__)
+"""
+
+
+@pytest.fixture
+def main_py(tmp_path: Path) -> Path:
+    path = tmp_path / "main.py"
+    path.write_text(textwrap.dedent(MAIN))
+    return path
+
+
+def run(main_py: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(main_py), *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("ok", 0), ("seven", 7), ("raise", 1), ("exit", 4)])
+def test_exit_status_and_reverse_disconnect(main_py: Path, mode: str, status: int) -> None:
+    out = run(main_py, f"--mode={mode}")
+    assert out.returncode == status
+    assert out.stdout.splitlines()[-4:] == ["connect a", "connect b", "disconnect b", "disconnect a"]
+    if mode == "raise":
+        assert "ValueError: boom" in out.stderr
+
+
+def test_bad_key_value_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "main.py"
+    path.write_text(textwrap.dedent(MAIN).replace('Key("mode", "what to do", default="ok")',
+                                                  'Key("mode", "what to do", default="1", type="int")'))
+    out = run(path, "--mode=many")
+    assert out.returncode == 2
+    assert "--mode: 'many' is not a valid int" in out.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_cancels_and_disconnects(main_py: Path, signum: int) -> None:
+    proc = subprocess.Popen([sys.executable, str(main_py), "--mode=wait"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while proc.stdout.readline() != "waiting\n":
+        assert time.monotonic() < deadline
+    proc.send_signal(signum)
+    proc.send_signal(signum)  # a duplicate (terminal + forwarded) is ignored
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=20) == 128 + signum
+    assert rest.splitlines() == ["disconnect b", "disconnect a"]
+
+
+def test_help_lists_keys_with_configured_values(main_py: Path) -> None:
+    out = run(main_py, "--help")
+    assert out.returncode == 0
+    assert "--mode STR  what to do (configured: ok)" in out.stdout
+
+
+def test_artifact_path_follows_the_root(tmp_path: Path) -> None:
+    runtime.set_root(tmp_path)
+    assert runtime.artifact_path("assets/x") == tmp_path / "assets" / "x"
+
+
+def test_keys_round_trip_and_bindings() -> None:
+    keys = KeyValues([Key("net", "n", default="socket", per_device=True), Key("port", "p", type="int")])
+    keys = keys.with_args({"net": ["service=tap0", "uplink=tap1"], "port": ["0x50"]})
+    assert keys.get("net") == "socket"
+    assert keys.get("net", device="service") == "tap0"
+    assert keys.get("port") == 80
+    assert KeyValues.from_json(keys.to_json()) == keys
+    assert keys.as_args() == ["--net", "service=tap0", "--net", "uplink=tap1", "--port=0x50"]
+    flag = KeyValues([Key("verbose", "v", type="bool", default="false")])
+    assert flag.get("verbose") is False
+    assert flag.with_args({"verbose": ["yes"]}).get("verbose") is True
