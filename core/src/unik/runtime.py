@@ -109,7 +109,7 @@ async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyV
     def stop(signum: int) -> None:
         # The first signal cancels the application, which disconnects its devices. The
         # same signal often arrives twice at once (from the terminal and forwarded by
-        # `unik run`): repeats within a second are ignored; a later one exits at once.
+        # `unik run`): repeats within a second are ignored, a later one exits at once.
         now = loop.time()
         if received:
             if now - received[0][1] > 1.0:
@@ -138,6 +138,10 @@ async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyV
         return 1
     finally:
         sys.stdout.flush()
+        if received:
+            # Closing the loop restores the default dispositions: a repeat arriving
+            # then must not kill the process on its way out.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     if result is None or result is True:
         return 0
     if isinstance(result, int) and not isinstance(result, bool):
