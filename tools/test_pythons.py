@@ -5,9 +5,9 @@
 For each version, ``pythonX.Y`` is looked up on PATH.  A pyenv shim on PATH answers for
 every version pyenv has installed but runs only the activated ones, so when the shim
 refuses, the interpreter is taken from ``$(pyenv root)/versions/X.Y.*`` directly.  Each
-found version gets ``.venvs/pyX.Y`` with the core and the unix plugin installed editable
-(the C extensions compiled for that version) plus pytest, pytest-timeout and hypothesis,
-then runs ``pytest tests/core tests/unix``.  A table at the end says which versions
+found version gets ``.venvs/pyX.Y`` with the core and the unix plugin installed from a
+fresh copy of their sources (the C extensions compiled for that version) plus pytest,
+pytest-timeout and hypothesis, then runs ``pytest tests/core tests/unix``.  A table at the end says which versions
 passed, failed or were not found; the exit status is 0 only if every found version
 passed and at least one was found.
 """
@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 DISTS = ("core", "plugins/unix")
+NAMES = ("unik", "unik-target-unix")
+_IGNORE = shutil.ignore_patterns("build", "dist", "_build", "*.egg-info", "__pycache__", "*.so", "*.pyc")
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 TEST_PATHS = ("tests/core", "tests/unix")
 PROBE = "import platform, sys; print(platform.python_implementation(), *sys.version_info[:2])"
@@ -116,8 +118,15 @@ def test_version(version: str, python: Path, pytest_args: Sequence[str]) -> tupl
         if step([python, "-m", "venv", venv], dict(os.environ)) != 0:
             return False, "venv creation"
     env = clean_env(venv)
-    editables = [arg for dist in DISTS for arg in ("-e", dist)]  # one pip run: our `unik`, never PyPI's
-    if step([vpython, "-m", "pip", "install", "-q", *TEST_REQUIREMENTS, *editables], env) != 0:
+    # Install from a private copy of the sources: an editable or in-tree build would write
+    # build products (the cpython-3XX .so files) into the shared checkout, under the feet
+    # of other processes using them.  One pip run installs both: our `unik`, never PyPI's.
+    sources = venv / "src"
+    shutil.rmtree(sources, ignore_errors=True)
+    for dist in DISTS:
+        shutil.copytree(ROOT / dist, sources / dist, ignore=_IGNORE)
+    step([vpython, "-m", "pip", "uninstall", "-q", "-y", *NAMES], env)  # reinstall from the fresh copy
+    if step([vpython, "-m", "pip", "install", "-q", *TEST_REQUIREMENTS, *(sources / d for d in DISTS)], env) != 0:
         return False, "pip install"
     if step([vpython, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args, *TEST_PATHS], env) != 0:
         return False, "pytest"
