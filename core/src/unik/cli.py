@@ -40,7 +40,7 @@ def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key]) -> No
         helptext = key.help
         if key.default is not None:
             helptext += f" (default: {key.default})"
-        if key.per_device:
+        if key.per_device and not key.metavar:
             helptext += "; DEVICE=VALUE for one device"
         if key.choices:
             helptext += f"; one of {', '.join(key.choices)}"

@@ -69,7 +69,7 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
     for key in sorted(keys.keys.values(), key=lambda k: k.name):
         default = keys.raw(key.name)
         helptext = key.help + (f" (configured: {default})" if default is not None else "")
-        if key.per_device:
+        if key.per_device and not key.metavar:
             helptext += "; DEVICE=VALUE sets it for one device"
         parser.add_argument(key.option, dest=key.name, action="append", help=helptext,
                             metavar=key.metavar or key.type.upper())
