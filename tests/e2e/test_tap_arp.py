@@ -1,0 +1,145 @@
+"""End to end on a real TAP: configure, build and run an application that answers ARP.
+
+The test drives the real command line (``unik configure/build/run`` from the venv
+running the tests), lets the running artifact create its TAP, moves the TAP into a
+network namespace made for the test, and makes the kernel there ask for the app's
+address.  The kernel must learn the app's MAC, and the app must exit 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).parent / "apps" / "arp_responder"
+
+
+def _unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun (modprobe tun)"
+    if shutil.which("ip") is None:
+        return "needs the `ip` command (iproute2)"
+    return None
+
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
+
+SEND_UDP = """
+import socket, sys
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.sendto(b"who are you?", (sys.argv[1], 9))
+"""
+
+
+def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, also: Callable[[], str | None]) -> None:
+    """Poll ``check`` every 50 ms for ``timeout`` s; ``also`` may report a reason to stop early."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        problem = also()
+        if problem:
+            raise AssertionError(f"while waiting for {what}: {problem}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"unik-t-{secrets.token_hex(4)}"
+    sh("ip", "netns", "add", name)
+    try:
+        yield name
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+
+
+def test_arp_responder_on_a_tap(tmp_path: Path, netns: str) -> None:
+    unik = Path(sys.executable).with_name("unik")
+    assert unik.exists(), f"no unik command beside {sys.executable}"
+    app = tmp_path / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("_build", "dist", "__pycache__", "*.egg-info"))
+    ifname = f"uke{secrets.token_hex(5)}"
+    prefix = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
+    host, address = f"{prefix}.1", f"{prefix}.2"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env.pop("UNIK_PURE", None)
+
+    def unik_cmd(*args: str) -> None:
+        result = subprocess.run([str(unik), *args], cwd=app, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"unik {' '.join(args)}:\n{result.stdout}{result.stderr}"
+
+    # count 2: the first answer is checked in the neighbour table while the app still
+    # runs (its TAP, and the entries on it, vanish when it exits); the second ends it.
+    unik_cmd("configure", "-t", "unix", "--net", f"net={ifname}", "--address", address, "--count", "2")
+    unik_cmd("build")
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(unik), "run"], cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def exited() -> str | None:
+            if proc.poll() is None:
+                return None
+            return f"unik run exited {proc.returncode}:\n{log.read_text()}"
+
+        def link_exists() -> bool:
+            return sh("ip", "link", "show", ifname, check=False).returncode == 0
+
+        wait_for(f"TAP {ifname}", link_exists, 30, exited)
+        sh("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", check=False)
+        sh("ip", "link", "set", ifname, "netns", netns)
+        sh("ip", "-n", netns, "addr", "add", f"{host}/24", "dev", ifname)
+        sh("ip", "-n", netns, "link", "set", ifname, "up")
+
+        def app_mac() -> str | None:
+            match = re.search(r"answering ARP for \S+ as ([0-9a-f:]{17})", log.read_text())
+            return match.group(1) if match else None
+
+        wait_for("the application to start", lambda: app_mac() is not None, 30, exited)
+        mac = app_mac()
+        assert mac is not None
+        assert int(mac[:2], 16) & 0x03 == 0x02  # locally administered unicast
+        kernel_side = sh("ip", "-n", netns, "-o", "link", "show", ifname).stdout
+        assert mac not in kernel_side  # the unik MAC is its own, not the TAP's
+
+        def learnt() -> bool:
+            neigh = sh("ip", "-n", netns, "neigh", "show", address, "dev", ifname).stdout
+            return f"lladdr {mac}" in neigh
+
+        # A datagram to the app's address makes the kernel ask (ARP) who has it.
+        sh("ip", "netns", "exec", netns, sys.executable, "-c", SEND_UDP, address)
+        wait_for(f"the kernel to learn {address} is at {mac}", learnt, 15, exited)
+        sh("ip", "-n", netns, "neigh", "flush", "dev", ifname)
+        sh("ip", "netns", "exec", netns, sys.executable, "-c", SEND_UDP, address)
+        status = proc.wait(timeout=30)
+        output = log.read_text()
+        assert status == 0, output
+        assert output.count(f"that {address} is {mac}") == 2, output
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
