@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import UNIK, Unik
 
 APP = Path(__file__).parent / "apps" / "arp_responder"
 
@@ -74,28 +75,22 @@ def netns() -> Iterator[str]:
         sh("ip", "netns", "del", name, check=False)
 
 
-def test_arp_responder_on_a_tap(tmp_path: Path, netns: str) -> None:
-    unik = Path(sys.executable).with_name("unik")
-    assert unik.exists(), f"no unik command beside {sys.executable}"
+def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:
     app = tmp_path / "app"
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("_build", "dist", "__pycache__", "*.egg-info"))
     ifname = f"uke{secrets.token_hex(5)}"
     prefix = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
     host, address = f"{prefix}.1", f"{prefix}.2"
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    env.pop("UNIK_PURE", None)
-
-    def unik_cmd(*args: str) -> None:
-        result = subprocess.run([str(unik), *args], cwd=app, env=env, capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, f"unik {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
 
     # count 2: the first answer is checked in the neighbour table while the app still
     # runs (its TAP, and the entries on it, vanish when it exits); the second ends it.
-    unik_cmd("configure", "-t", "unix", "--net", f"net={ifname}", "--address", address, "--count", "2")
-    unik_cmd("build")
+    unik("configure", "-t", "unix", "--net", f"net={ifname}", "--address", address, "--count", "2", cwd=app)
+    unik("build", cwd=app, env=env)
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(unik), "run"], cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([UNIK, "run"], cwd=app, env=dict(os.environ, **env), stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
         def exited() -> str | None:
             if proc.poll() is None:
