@@ -7,6 +7,8 @@ steps, so a loop is reported, never followed forever.
 
 from __future__ import annotations
 
+import itertools
+
 #: walk_chain statuses
 OK, LOOP, OUT_OF_RANGE, FREE_IN_CHAIN, BAD_IN_CHAIN = 0, 1, 2, 3, 4
 
@@ -101,9 +103,11 @@ def walk_chain(fat: bytearray, fat_type: int, first: int, max_cluster: int) -> t
 
 
 def alloc(fat: bytearray, fat_type: int, hint: int, count: int, max_cluster: int) -> list[int]:
-    """Take ``count`` free clusters, searching from ``hint`` and wrapping, and link them
-    into a chain ending with an end-of-chain mark; ``[]`` (and no change) if there are
-    not enough."""
+    """Take and link ``count`` free clusters into a chain, searching from ``hint``.
+
+    The search wraps around; the last cluster gets an end-of-chain mark.  ``[]`` (and
+    no change) if there are not enough.
+    """
     found: list[int] = []
     if hint < 2 or hint > max_cluster:
         hint = 2
@@ -119,7 +123,7 @@ def alloc(fat: bytearray, fat_type: int, hint: int, count: int, max_cluster: int
             break
     if len(found) < count:
         return []
-    for a, b in zip(found, found[1:]):
+    for a, b in itertools.pairwise(found):
         put(fat, fat_type, a, b)
     if found:
         put(fat, fat_type, found[-1], _MARK[fat_type])

@@ -98,7 +98,14 @@ class BootSector:
 
     @property
     def fat_type(self) -> int:
-        """12, 16 or 32, from the count of clusters alone (fatgen103 "FAT Type Determination")."""
+        """12, 16 or 32 (fatgen103 "FAT Type Determination": from the count of clusters).
+
+        One exception, as Linux and dosfstools make it: a BPB with the FAT32 layout
+        (``BPB_FATSz16 == 0``) is FAT32 whatever its cluster count, since
+        ``mkfs.fat -F 32`` writes such volumes on small devices.
+        """
+        if self.is_fat32_layout:
+            return FAT32
         n = self.cluster_count
         if n <= FAT12_MAX_CLUSTERS:
             return FAT12
@@ -181,9 +188,11 @@ class BootSector:
     def _check(self) -> None:
         if self.fat_size == 0:
             raise BadBootSector("FAT size is 0")
-        # "BPB_RootEntCnt": times 32 must be a multiple of the sector size on FAT12/16.
-        if not self.is_fat32_layout and (self.root_entries == 0 or (self.root_entries * 32) % self.bytes_per_sector):
-            raise BadBootSector(f"BPB_RootEntCnt {self.root_entries} is not a whole number of sectors")
+        # "BPB_RootEntCnt": FAT12/16 need a root directory.  (It should fill whole
+        # sectors; mkfs.fat does not always do so with large sectors, and RootDirSectors
+        # rounds up, so that is not checked.)
+        if not self.is_fat32_layout and self.root_entries == 0:
+            raise BadBootSector("BPB_RootEntCnt is 0 on FAT12/16")
         if self.first_data_sector >= self.total_sectors:
             raise BadBootSector(
                 f"the FATs and root directory ({self.first_data_sector} sectors) fill the whole "
@@ -193,13 +202,9 @@ class BootSector:
         if n < 1:
             raise BadBootSector("the volume has no data clusters")
         ftype = self.fat_type
-        # The FAT type comes from the cluster count alone; a FAT32 BPB on a volume with
-        # too few clusters (or the reverse) is inconsistent.
-        if (ftype == FAT32) != self.is_fat32_layout:
-            raise BadBootSector(
-                f"{n} clusters means FAT{ftype} but the BPB has the "
-                f"{'FAT32' if self.is_fat32_layout else 'FAT12/16'} layout"
-            )
+        # A FAT12/16 layout cannot have the cluster count of a FAT32 volume.
+        if not self.is_fat32_layout and n > FAT16_MAX_CLUSTERS:
+            raise BadBootSector(f"{n} clusters needs FAT32 but the BPB has the FAT12/16 layout")
         if ftype == FAT32 and n > FAT32_MAX_CLUSTERS:
             raise BadBootSector(f"{n} clusters is more than FAT32 can address")
         # The FAT must have an entry for every cluster, plus the two reserved ones.
@@ -214,7 +219,7 @@ class BootSector:
 
     def emit(self) -> bytes:
         """The boot sector, ``bytes_per_sector`` long, with the 0x55AA signature."""
-        fat32 = self.fat_type == FAT32 if self.cluster_count > 0 else self.is_fat32_layout
+        fat32 = self.is_fat32_layout
         out = bytearray(self.bytes_per_sector)
         tot16, tot32 = (self.total_sectors, 0) if self.total_sectors < 0x10000 else (0, self.total_sectors)
         # "BS_jmpBoot": a short jump over the BPB to the boot code, then NOP.
@@ -466,8 +471,11 @@ def lfn_units_to_str(units: list[int]) -> str:
 
 
 def encode_datetime(year: int, month: int, day: int, hour: int, minute: int, second: int) -> tuple[int, int]:
-    """``(date, time)``: date bits 15-9 year-1980, 8-5 month, 4-0 day; time 15-11 hour,
-    10-5 minute, 4-0 seconds/2.  Years outside 1980..2107 are clamped."""
+    """``(date, time)`` in FAT form; years outside 1980..2107 are clamped.
+
+    Date bits 15-9 are year-1980, 8-5 month, 4-0 day; time bits 15-11 hour, 10-5
+    minute, 4-0 seconds/2.
+    """
     if year < 1980:
         return (1 << 5) | 1, 0
     if year > 2107:

@@ -459,7 +459,7 @@ class FatFileSystem:
                     long = F.lfn_units_to_str(flat)
                 nlfn = slot - lfn_start if long else 0
                 lfn_units, lfn_next = [], 0
-                if e.is_volume_label or e.name[:2] in (b". ", b"..") and e.name[0] == 0x2E:
+                if e.is_volume_label or (e.name[:2] in (b". ", b"..") and e.name[0] == 0x2E):
                     continue
                 name = long or e.display_name()
                 child = _Node(name, e, d, slot, nlfn)
@@ -744,9 +744,9 @@ class FatFileSystem:
             vol.cache.put(first + i, bytes(body[i * vol.bps:(i + 1) * vol.bps]))
         node = await self._add_entry(d, name, entry)
         node.chain = [c]
-        sub = _Dir(node, c, [c], vol.cluster_size // 32, bytearray(vol.cluster_size // 32), 2)
-        sub.used[0:2] = b"\x01\x01"
-        self._dirs[c] = sub
+        new_dir = _Dir(node, c, [c], vol.cluster_size // 32, bytearray(vol.cluster_size // 32), 2)
+        new_dir.used[0:2] = b"\x01\x01"
+        self._dirs[c] = new_dir
 
     async def remove(self, path: str) -> None:
         """Delete a file."""
@@ -787,8 +787,11 @@ class FatFileSystem:
                 self.vol.cache.drop(s)
 
     async def rename(self, source: str, dest: str) -> None:
-        """Move ``source`` to ``dest``; an existing file at ``dest`` is replaced (as
-        :func:`os.replace`), an existing empty directory too when ``source`` is one."""
+        """Move ``source`` to ``dest``.
+
+        An existing file at ``dest`` is replaced (as :func:`os.replace`), an existing
+        empty directory too when ``source`` is one.
+        """
         self._check_writable()
         node = await self._lookup(source)
         if node.parent is None:
@@ -886,7 +889,8 @@ class FatFileSystem:
             if node.entry.cluster in seen:
                 raise BadDirectory(f"directory {top!r} appears twice in the tree (a loop)")
             seen.add(node.entry.cluster)
-            dirs, files = [], []
+            dirs: list[str] = []
+            files: list[str] = []
             for st in await self.scandir(top):
                 (dirs if st.is_dir else files).append(st.name)
             out.append((top, dirs, files))

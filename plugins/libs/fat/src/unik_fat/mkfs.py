@@ -11,6 +11,8 @@ The decisions, as ``mkfs.fat`` makes them for an image file:
   starting from 4 sectors per cluster and doubling (16 MiB and up become FAT16).
 * FAT32 cluster size from the size (fatgen103's table): up to 260 MiB 1 sector, up to
   8 GiB 8, up to 16 GiB 16, up to 32 GiB 32, beyond 64.
+* Cluster-count limits: FAT12 up to 4084, FAT16 4087 to 65524, FAT32 from 65525
+  (unless the type was asked for).
 * Reserved sectors: 1 (FAT12/16) or 32 (FAT32); FAT12/16 root directory 512 entries;
   floppy sizes (360 KiB .. 2.88 MiB) use the floppy geometries.
 * Above 8192 sectors, the reserved region, each FAT and the root directory are rounded
@@ -27,12 +29,14 @@ from dataclasses import dataclass
 from unik.devices import Block
 
 from . import formats as F
+from .errors import FatError, ReadOnlyFilesystem
 
-_MAX_CLUST_12 = (1 << 12) - 16
-_MAX_CLUST_16 = (1 << 16) - 16
-_MIN_CLUST_32 = 65529
-_MAX_CLUST_32 = (1 << 28) - 16
-_FAT12_THRESHOLD = 4085
+# Cluster-count limits of dosfstools 4.2 (fatgen103's, with a small margin for FAT16).
+_MAX_CLUST_12 = 4084
+_MIN_CLUST_16 = 4087
+_MAX_CLUST_16 = 65524
+_MIN_CLUST_32 = 65525
+_MAX_CLUST_32 = 0x0FFFFFF6
 
 #: Floppy formats by size in KiB: (sectors/track, heads, media, sectors/cluster, root entries).
 _FLOPPIES = {
@@ -44,7 +48,7 @@ _FLOPPIES = {
 }
 
 
-class MkfsError(ValueError):
+class MkfsError(FatError, ValueError):
     """The requested format is impossible for the device (too small, too large, bad option)."""
 
 
@@ -76,8 +80,12 @@ def geometry(
     volume_id: int = 0,
     label: str = "",
     media: int | None = None,
+    total_sectors: int | None = None,
 ) -> Geometry:
-    """The boot sector ``mkfs.fat`` would write on a volume of ``size_bytes``."""
+    """The boot sector ``mkfs.fat`` would write on a device of ``size_bytes``.
+
+    ``total_sectors`` (default: all the device) limits the volume to fewer sectors.
+    """
     if sector_size not in F.VALID_SECTOR_SIZES:
         raise MkfsError(f"sector size {sector_size} is not 512, 1024, 2048 or 4096")
     if fat_type not in (None, 12, 16, 32):
@@ -98,7 +106,9 @@ def geometry(
     if not size_fat and size_bytes >= 512 * 1024 * 1024:
         size_fat = 32
     if size_fat == 32:
-        mb = size_bytes // (1024 * 1024)
+        # fatgen103's table is for 512-byte sectors; dosfstools 4.2 applies it to the
+        # sector count as if sectors were 512 bytes (so 4 KiB sectors get larger clusters).
+        mb = min(size_bytes // sector_size, 0xFFFFFFFF) * 512 // (1024 * 1024)
         cluster = 64 if mb > 32 * 1024 else 32 if mb > 16 * 1024 else 16 if mb > 8 * 1024 else 8 if mb > 260 else 1
     root = def_root if root_entries is None else root_entries
     if size_fat == 32:
@@ -110,7 +120,7 @@ def geometry(
         raise MkfsError("FAT32 needs at least 2 reserved sectors")
     if reserved < 1:
         raise MkfsError("at least 1 reserved sector is needed")
-    num_sectors = min(size_bytes // sector_size, 0xFFFFFFFF)
+    num_sectors = min(size_bytes // sector_size if total_sectors is None else total_sectors, 0xFFFFFFFF)
     align = num_sectors > 8192
 
     def aligned(n: int, c: int) -> int:
@@ -127,16 +137,16 @@ def geometry(
         fl12 = aligned(_cdiv(((c12 + 2) * 3 + 1) >> 1, sector_size), cluster)
         c12 = (fatdata1216 - num_fats * fl12) // cluster
         max12 = min(fl12 * 2 * sector_size // 3, _MAX_CLUST_12)
-        if c12 > max12 - 2:
+        if c12 > max12:
             c12 = 0
         c16 = (fatdata1216 * sector_size + num_fats * 4) // (cluster * sector_size + num_fats * 2)
         fl16 = aligned(_cdiv((c16 + 2) * 2, sector_size), cluster)
         c16 = (fatdata1216 - num_fats * fl16) // cluster
         max16 = min(fl16 * sector_size // 2, _MAX_CLUST_16)
-        if c16 > max16 - 2:
+        if c16 > max16:
             c16 = 0
-        # Fewer than 4085 clusters would make the volume read as FAT12.
-        if c16 < _FAT12_THRESHOLD and not (fat_type == 16):
+        # Fewer clusters would make the volume read as FAT12.
+        if c16 < _MIN_CLUST_16 and fat_type != 16:
             c16 = 0
         c32 = (fatdata32 * sector_size + num_fats * 8) // (cluster * sector_size + num_fats * 4)
         fl32 = aligned(_cdiv((c32 + 2) * 4, sector_size), cluster)
@@ -159,11 +169,8 @@ def geometry(
             + (f" with {sectors_per_cluster} sectors per cluster" if sectors_per_cluster else "")
         )
     bits, count, fat_len = chosen
-    if bits == 16 and count < _FAT12_THRESHOLD:
+    if bits == 16 and count <= F.FAT12_MAX_CLUSTERS:
         raise MkfsError(f"{count} clusters is too few for FAT16 (it would be read as FAT12)")
-    if bits == 32 and count < _MIN_CLUST_32 - 4:
-        # The count decides the type when reading (fatgen103): fewer than 65525 is FAT16.
-        raise MkfsError(f"{count} clusters is too few for FAT32 (it would be read as FAT16)")
     reserved = aligned(reserved, cluster)
     if align and bits != 32:
         root = aligned(root_dir_sectors, cluster) * (sector_size >> 5)
@@ -200,8 +207,6 @@ async def mkfs(
 ) -> F.BootSector:
     """Format ``block`` (default logical sector size: the device's); returns the boot sector."""
     if block.read_only:
-        from .errors import ReadOnlyFilesystem
-
         raise ReadOnlyFilesystem("cannot format a read-only device")
     ss = sector_size or max(block.sector_size, 512)
     if ss % block.sector_size:

@@ -43,8 +43,7 @@ def _short_char(ch: str) -> bool:
 
 @dataclass(frozen=True)
 class ShortForm:
-    """How a name is stored: the 11-byte short name, NT case bits, and whether a long
-    name is needed."""
+    """How a name is stored: the 11-byte short name, NT case bits, long name needed."""
 
     short: bytes
     nt_res: int
@@ -52,8 +51,10 @@ class ShortForm:
 
 
 def plain_short(name: str) -> ShortForm | None:
-    """The 8.3 form of ``name`` when it needs no long name (a valid 8.3 name whose base
-    and extension each have a single case), else ``None``."""
+    """The 8.3 form of ``name`` when it needs no long name, else ``None``.
+
+    That is a valid 8.3 name whose base and extension each have a single case.
+    """
     if name.startswith(".") or name.count(".") > 1:
         return None
     base, _, ext = name.partition(".")
