@@ -238,7 +238,9 @@ complete_checksum(PyObject *Py_UNUSED(module), PyObject *args)
     Py_ssize_t start, offset;
     if (!PyArg_ParseTuple(args, "w*nn:complete_checksum", &view, &start, &offset))
         return NULL;
-    int rc = (start < 0 || offset < 0) ? -1 : complete(view.buf, (size_t)view.len, (size_t)start, (size_t)offset);
+    int rc = -1;
+    if (start >= 0 && offset >= 0)
+        rc = complete(view.buf, (size_t)view.len, (size_t)start, (size_t)offset);
     PyBuffer_Release(&view);
     if (rc < 0) {
         PyErr_SetString(PyExc_ValueError, "checksum offsets outside the frame");
