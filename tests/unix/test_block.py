@@ -9,7 +9,7 @@ import importlib.machinery
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
@@ -425,7 +425,7 @@ def test_discard_reads_back_zeros_and_keeps_size(backend: ModuleType, disk: Path
     assert disk.stat().st_size == 64 * 512
 
 
-def _failing_io(backend: ModuleType, err: int) -> SimpleNamespace:
+def _failing_io(backend: ModuleType, err: int) -> ModuleType:
     """``backend`` with every I/O function failing with ``err``."""
 
     def fail(*_args: object) -> None:
@@ -433,7 +433,10 @@ def _failing_io(backend: ModuleType, err: int) -> SimpleNamespace:
 
     names = ("pread_exact", "pread_into", "pwrite_all", "pwritev_all", "punch_hole")
     assert all(hasattr(backend, name) for name in names)
-    return SimpleNamespace(**dict.fromkeys(names, fail))
+    module = ModuleType("failing_block_io")
+    for name in names:
+        setattr(module, name, fail)
+    return module
 
 
 @pytest.mark.parametrize("err", [errno.EOPNOTSUPP, errno.ENOSYS])
