@@ -369,12 +369,14 @@ def test_tx_offload_header(backend: ModuleType, pair: tuple[socket.socket, socke
         dev.send(frame, TxOffload(34, 6, gso_type=3, gso_size=1000, hdr_len=42))
     with pytest.raises(DeviceError, match="outside"):
         dev.send(frame, TxOffload(len(frame) - 1, 0))
+    with pytest.raises(DeviceError, match="outside the virtio-net header's range"):
+        dev.send(frame, TxOffload(34, 6, hdr_len=70000))
     dev.close()
     tso = fake_tap(ours.fileno(), backend, Offloads(tx_csum=True, tso=True, gro=True))
     assert tso.send(frame, TxOffload(34, 16, gso_type=4 | 0x80, gso_size=1440, hdr_len=74))
     assert peer.recv(4096)[:12] == vnet_header(flags=1, gso=0x84, hdr_len=74, gso_size=1440, start=34, offset=16)
     tso.close()
-    assert (plain.stats.tx_errors, dev.stats.tx_errors, dev.stats.tx_frames) == (1, 3, 1)
+    assert (plain.stats.tx_errors, dev.stats.tx_errors, dev.stats.tx_frames) == (1, 4, 1)
 
 
 # --- real TAP devices (root, /dev/net/tun, network namespaces) ----------------------------

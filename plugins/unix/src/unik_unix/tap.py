@@ -235,10 +235,13 @@ class TapNetwork:
             raise DeviceError(
                 f"checksum at {offload.csum_start}+{offload.csum_offset} is outside the {length}-byte frame"
             )
-        return struct.pack(
-            "<BBHHHHH", io.VIRTIO_NET_HDR_F_NEEDS_CSUM, offload.gso_type, offload.hdr_len,
-            offload.gso_size, offload.csum_start, offload.csum_offset, 0,
-        )
+        try:
+            return struct.pack(
+                "<BBHHHHH", io.VIRTIO_NET_HDR_F_NEEDS_CSUM, offload.gso_type, offload.hdr_len,
+                offload.gso_size, offload.csum_start, offload.csum_offset, 0,
+            )
+        except struct.error:
+            raise DeviceError(f"{offload} has a field outside the virtio-net header's range") from None
 
 
 # -- control plane ------------------------------------------------------------------------
