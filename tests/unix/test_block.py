@@ -7,6 +7,8 @@ import errno
 import importlib
 import importlib.machinery
 import os
+import resource
+import signal
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -152,6 +154,47 @@ def test_system_call_errors_are_oserror(backend: ModuleType, tmp_path: Path) -> 
         os.close(w)
 
 
+def _in_child(body: Callable[[], str]) -> str:
+    """Run ``body()`` in a forked child and return the text it returns."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 1
+        try:
+            os.write(w, body().encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        text = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
+    return text
+
+
+@pytest.mark.parametrize("vectored", [False, True])
+def test_short_writes_are_resumed(backend: ModuleType, tmp_path: Path, vectored: bool) -> None:
+    """Under RLIMIT_FSIZE the kernel writes what fits (a short write), then says EFBIG."""
+    path = make_disk(tmp_path, 0)
+
+    def body() -> str:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        fd = os.open(path, os.O_RDWR)
+        try:
+            if vectored:
+                backend.pwritev_all(fd, [b"a" * 600, b"b" * 600], 0)
+            else:
+                backend.pwrite_all(fd, b"a" * 600 + b"b" * 600, 0)
+        except OSError as exc:
+            return errno.errorcode[exc.errno or 0]
+        return "no error"
+
+    assert _in_child(body) == "EFBIG"
+    assert path.read_bytes() == b"a" * 600 + b"b" * 400
+
+
 def test_pwritev_all_many_buffers(backend: ModuleType, tmp_path: Path) -> None:
     """More buffers than IOV_MAX (1024) and empty ones in between."""
     path = make_disk(tmp_path, size=0)
@@ -242,27 +285,18 @@ def test_permission_denied(backend: ModuleType, tmp_path: Path) -> None:
 
 def _as_nobody(attempt: Callable[[], object]) -> str:
     """Run ``attempt()`` in a child that dropped root; return the DeviceUnavailable text."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        status = 1
+
+    def body() -> str:
+        os.setgroups([])
+        os.setresgid(65534, 65534, 65534)
+        os.setresuid(65534, 65534, 65534)
         try:
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            try:
-                attempt()
-            except DeviceUnavailable as exc:
-                os.write(w, str(exc).encode())
-                status = 0
-        finally:
-            os._exit(status)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        message = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "open as nobody did not raise DeviceUnavailable"
-    return message
+            attempt()
+        except DeviceUnavailable as exc:
+            return str(exc)
+        raise AssertionError("no DeviceUnavailable")
+
+    return _in_child(body)
 
 
 def test_size_must_be_a_multiple_of_the_sector_size(backend: ModuleType, tmp_path: Path) -> None:
