@@ -31,6 +31,10 @@ def _unavailable() -> str | None:
         return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
     if not os.path.exists("/dev/net/tun"):
         return "needs /dev/net/tun (modprobe tun)"
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as exc:
+        return f"needs a usable /dev/net/tun: opening it failed: {exc.strerror}"
     if shutil.which("ip") is None:
         return "needs the `ip` command (iproute2)"
     return None
@@ -68,7 +72,9 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, also: Callabl
 @pytest.fixture
 def netns() -> Iterator[str]:
     name = f"unik-t-{secrets.token_hex(4)}"
-    sh("ip", "netns", "add", name)
+    added = sh("ip", "netns", "add", name, check=False)
+    if added.returncode:
+        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
     try:
         yield name
     finally:

@@ -387,6 +387,10 @@ def _tap_unavailable() -> str | None:
         return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
     if not os.path.exists("/dev/net/tun"):
         return "needs /dev/net/tun (modprobe tun)"
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as exc:
+        return f"needs a usable /dev/net/tun: opening it failed: {exc.strerror}"
     if shutil.which("ip") is None:
         return "needs the `ip` command (iproute2)"
     return None
@@ -436,7 +440,9 @@ class Namespace:
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
     name = f"unik-t-{secrets.token_hex(4)}"
-    sh("ip", "netns", "add", name)
+    added = sh("ip", "netns", "add", name, check=False)
+    if added.returncode:
+        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
     try:
         # No IPv6 chatter (router solicitations, MLD) on interfaces moved in.
         sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1",
