@@ -548,6 +548,10 @@ def test_open_names_and_attributes(backend: ModuleType, ifname: str) -> None:
         assert dev.mtu == 1500 and dev.offloads == Offloads()
         run(dev.disconnect())
         assert sh("ip", "link", "show", ifname, check=False).returncode != 0  # gone with the fd
+    # A name pattern: the kernel picks the number, the device reports the real name.
+    with opened("net", "uktp%d", backend) as dev:
+        assert re.fullmatch(r"uktp\d+", dev.ifname), dev.ifname
+        assert sh("ip", "link", "show", dev.ifname).returncode == 0
     # A persistent TAP made by root: attached, its MTU read, left in place on disconnect.
     sh("ip", "tuntap", "add", ifname, "mode", "tap", "vnet_hdr")
     try:
