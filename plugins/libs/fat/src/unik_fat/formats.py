@@ -271,9 +271,11 @@ class FSInfo:
         """The hints, or ``None`` if the signatures are wrong (the hints are then unknown)."""
         if len(data) < 512:
             return None
-        lead, = struct.unpack_from("<I", data, 0)
-        struc, free, nxt, trail = struct.unpack_from("<IIII", data, 484)
-        # FSI_LeadSig at 0, FSI_StrucSig at 484, FSI_TrailSig at 508.
+        (lead,) = struct.unpack_from("<I", data, 0)
+        struc, free, nxt = struct.unpack_from("<III", data, 484)
+        (trail,) = struct.unpack_from("<I", data, 508)
+        # FSI_LeadSig at 0, FSI_StrucSig at 484, FSI_Free_Count at 488, FSI_Nxt_Free at
+        # 492, 12 reserved bytes, FSI_TrailSig at 508 (whatever the sector size).
         if lead != FSI_LEAD_SIG or struc != FSI_STRUC_SIG or trail != FSI_TRAIL_SIG:
             return None
         return cls(free, nxt)
@@ -282,7 +284,8 @@ class FSInfo:
         """The FSInfo sector, ``sector_size`` long."""
         out = bytearray(sector_size)
         struct.pack_into("<I", out, 0, FSI_LEAD_SIG)
-        struct.pack_into("<IIII", out, 484, FSI_STRUC_SIG, self.free_count, self.next_free, FSI_TRAIL_SIG)
+        struct.pack_into("<III", out, 484, FSI_STRUC_SIG, self.free_count, self.next_free)
+        struct.pack_into("<I", out, 508, FSI_TRAIL_SIG)
         return bytes(out)
 
 

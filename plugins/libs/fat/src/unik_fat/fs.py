@@ -818,13 +818,20 @@ class FatFileSystem:
             else:
                 await self.remove(dest)
         old_parent = node.parent
+        assert old_parent is not None
         old = _Node(node.name, node.entry, node.parent, node.slot, node.nlfn)
         entry = F.DirEntry(**node.entry.__dict__)
         # The new entries are written before the old ones are freed: a crash in between
         # leaves two names for one chain, which fsck repairs without losing data.
-        await self._add_entry(d, name, entry, node)
         old_parent.entries.pop(fold(old.name), None)
         old_parent.shorts.pop(old.entry.name, None)
+        try:
+            await self._add_entry(d, name, entry, node)
+        except BaseException:
+            node.name, node.entry, node.parent, node.slot, node.nlfn = old.name, old.entry, old_parent, old.slot, old.nlfn
+            old_parent.entries[fold(old.name)] = node
+            old_parent.shorts[old.entry.name] = node
+            raise
         for slot in range(old.slot - old.nlfn, old.slot + 1):
             sector, off = self._slot_pos(old_parent, slot)
             buf = await self.vol.cache.get(sector)
