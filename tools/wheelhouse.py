@@ -6,7 +6,8 @@ For each distribution directory, in order:
 
 1. copy it to a scratch directory (so the build never writes into the source tree,
    where other builds and editable installs may be running) and build its wheel with
-   ``python -m build --wheel``;
+   ``python -m build --wheel``; a distribution must build from its own directory
+   alone, as it must from its sdist;
 2. a pure-Python wheel (``py3-none-any``) goes to the wheelhouse as it is; a platform
    wheel (C extensions) is checked with ``auditwheel show`` and ``auditwheel repair``
    turns it into a manylinux wheel in the wheelhouse (patchelf must be on PATH).
@@ -112,8 +113,12 @@ def build_wheelhouse(
 ) -> list[Path]:
     """Build ``dists`` (and their dependencies) into a fresh ``out``; return our wheels."""
     if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        others = [p.name for p in out.iterdir() if p.suffix != ".whl"]
+        if others:  # never empty a directory that is not a wheelhouse (`--out .`)
+            raise SystemExit(f"wheelhouse: {out} holds more than wheels ({', '.join(others[:3])}): not emptying it")
+        for old in out.glob("*.whl"):
+            old.unlink()
+    out.mkdir(parents=True, exist_ok=True)
     ours: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="unik-wheelhouse-") as tmp:
         for dist in dists:
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``wheelhouse.py [--out DIR] [--no-deps] [--no-isolation] DIST...``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dists", nargs="+", type=Path, help="distribution directories, dependencies first")
-    parser.add_argument("--out", type=Path, default=Path("wheelhouse"), help="output directory (emptied)")
+    parser.add_argument("--out", type=Path, default=Path("wheelhouse"), help="output directory (wheels replaced)")
     parser.add_argument("--no-deps", dest="deps", action="store_false", help="only our own wheels")
     parser.add_argument("--no-isolation", dest="isolation", action="store_false",
                         help="build with this environment's setuptools instead of an isolated one")
