@@ -1,0 +1,412 @@
+"""The interface: Ethernet dispatch, ARP, IPv4 input/output with routing, ICMP.
+
+Everything here runs synchronously inside the receive loop; frames to send are
+queued and written by one task (:meth:`Interface.run_tx`).  Every malformed or
+unwanted packet is counted in :attr:`Interface.stats` under a reason and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import struct
+from collections import Counter, deque
+from collections.abc import Callable
+
+from unik.devices import IPv4Config, Network
+
+from . import arp as arp_cache
+from .errors import Malformed
+from .reassembly import Reassembler
+from .timers import Timers
+from .wire import arp as wire_arp
+from .wire import icmp as wire_icmp
+from .wire.ethernet import BROADCAST, EthernetFrame, EtherType
+from .wire.ethernet import HEADER_LEN as ETH_LEN
+from .wire.ipv4 import MIN_HEADER_LEN as IP_LEN
+from .wire.ipv4 import Ipv4Packet, Protocol
+
+log = logging.getLogger(__name__)
+
+#: Bytes an L4 builder leaves in front of its header for Ethernet and IPv4.
+HEADROOM = ETH_LEN + IP_LEN
+ANY = b"\x00\x00\x00\x00"
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+_TICK_NS = 10**9
+
+Handler = Callable[[Ipv4Packet], None]
+
+
+def ip_bytes(text: str) -> bytes:
+    """``"10.0.0.1"`` as four bytes."""
+    return ipaddress.IPv4Address(text).packed
+
+
+def ip_text(raw: bytes) -> str:
+    """Four bytes as ``"10.0.0.1"``."""
+    return str(ipaddress.IPv4Address(raw))
+
+
+class TokenBucket:
+    """A rate limiter: ``rate`` events per second, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.last_ns = 0
+
+    def take(self, now_ns: int) -> bool:
+        """Whether one more event is allowed now."""
+        self.tokens = min(self.burst, self.tokens + (now_ns - self.last_ns) * self.rate / 1e9)
+        self.last_ns = now_ns
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Interface:
+    """One Ethernet interface with one IPv4 address."""
+
+    def __init__(self, network: Network, timers: Timers, stats: Counter[str], *,
+                 ident_seed: int = 0, tx_queue: int = 4096) -> None:
+        self.network = network
+        self.mac = bytes(network.mac)
+        self.mtu = network.mtu
+        self.timers = timers
+        self.stats = stats
+        self.arp = arp_cache.ArpCache(stats)
+        self.reassembler = Reassembler(stats)
+        self.address = ANY
+        self.prefix = 0
+        self._mask = 0
+        self._net = 0
+        self.broadcast = LIMITED_BROADCAST
+        self.gateway: bytes | None = None
+        self.verify_rx_checksum = not network.offloads.rx_csum
+        self.tcp_input: Handler | None = None
+        self.udp_input: Handler | None = None
+        #: Called with (protocol, the offending datagram's bytes) for ICMP errors received.
+        self.icmp_error: Callable[[int, int, int, memoryview], None] | None = None
+        self._ident = ident_seed & 0xFFFF
+        self._txq: deque[bytearray | bytes] = deque()
+        self._tx_limit = tx_queue
+        self._tx_ready = asyncio.Event()
+        self._icmp_errors = TokenBucket(rate=100.0, burst=50)
+        self._pings: dict[tuple[int, int], asyncio.Future[int]] = {}
+        timers.after(_TICK_NS, self._tick)
+
+    # -- configuration --------------------------------------------------------------
+
+    def configure(self, config: IPv4Config | None) -> None:
+        """Set (or with ``None`` clear) the address, prefix and gateway."""
+        if config is None:
+            self.address, self.prefix, self._mask, self._net = ANY, 0, 0, 0
+            self.broadcast, self.gateway = LIMITED_BROADCAST, None
+            return
+        net = ipaddress.IPv4Network(f"{config.address}/{config.prefix}", strict=False)
+        self.address = ip_bytes(config.address)
+        self.prefix = config.prefix
+        self._mask = int(net.netmask)
+        self._net = int(net.network_address)
+        self.broadcast = net.broadcast_address.packed if config.prefix < 31 else LIMITED_BROADCAST
+        self.gateway = ip_bytes(config.gateway) if config.gateway else None
+
+    def config(self) -> IPv4Config:
+        """The current configuration."""
+        return IPv4Config(ip_text(self.address), self.prefix, ip_text(self.gateway) if self.gateway else None)
+
+    def on_link(self, dst: bytes) -> bool:
+        """Whether ``dst`` is in our subnet."""
+        return self.address != ANY and (int.from_bytes(dst, "big") & self._mask) == self._net
+
+    def route(self, dst: bytes) -> bytes | None:
+        """The next hop for ``dst``: itself when on-link, else the gateway (``None``: no route)."""
+        if dst in (LIMITED_BROADCAST, self.broadcast) or self.on_link(dst):
+            return dst
+        return self.gateway
+
+    def is_local(self, dst: bytes) -> bool:
+        """Whether a datagram to ``dst`` is for this host."""
+        return dst == self.address or dst in (LIMITED_BROADCAST, self.broadcast) or (
+            self.address == ANY)
+
+    # -- receive --------------------------------------------------------------------
+
+    async def run_rx(self) -> None:
+        """Read frames and process them until cancelled."""
+        network = self.network
+        while True:
+            frames = await network.read(64)
+            for frame in frames:
+                self.receive(frame)
+
+    def receive(self, frame: bytes | bytearray | memoryview) -> None:
+        """Process one frame; malformed input is counted and dropped, nothing raises."""
+        self.stats["rx.frames"] += 1
+        try:
+            self._receive(frame)
+        except Malformed as exc:
+            self.stats[exc.reason] += 1
+        except Exception:
+            self.stats["rx.internal_error"] += 1
+            log.exception("error processing a received frame")
+
+    def _receive(self, frame: bytes | bytearray | memoryview) -> None:
+        eth = EthernetFrame.parse(frame)
+        if eth.dst != self.mac and not eth.dst[0] & 1:
+            self.stats["ethernet.not_for_us"] += 1
+            return
+        if eth.ethertype == EtherType.IPV4:
+            self._ipv4_input(Ipv4Packet.parse(eth.payload, self.verify_rx_checksum), eth)
+        elif eth.ethertype == EtherType.ARP:
+            self._arp_input(wire_arp.ArpPacket.parse(eth.payload), eth)
+        else:
+            self.stats["ethernet.unknown_ethertype"] += 1
+
+    def _arp_input(self, pkt: wire_arp.ArpPacket, eth: EthernetFrame) -> None:
+        now = self.timers.now_ns()
+        if pkt.sha == self.mac:
+            self.stats["arp.own_mac"] += 1
+            return
+        if pkt.spa == self.address and self.address != ANY:
+            # Someone else claims our address: keep it, but never cache the claim.
+            self.stats["arp.address_conflict"] += 1
+            return
+        if eth.src != pkt.sha:
+            self.stats["arp.sender_mismatch"] += 1
+            return
+        if pkt.spa == ANY or pkt.spa == LIMITED_BROADCAST or pkt.spa[0] >= 224:
+            self.stats["arp.bad_sender"] += 1
+            return
+        # RFC 826 "Packet Reception": merge into an existing entry first.
+        merged = self.arp.update_existing(pkt.spa, pkt.sha, now)
+        flush: list[bytearray] = []
+        solicited = pkt.op == wire_arp.REPLY and pkt.spa in self.arp.pending
+        if pkt.tpa == self.address and self.address != ANY:
+            # RFC 826 adds the sender when we are the target; only for a request (we are
+            # about to talk to it) or an answer we asked for, never an unsolicited reply.
+            if not merged and (pkt.op == wire_arp.REQUEST or solicited):
+                flush = self.arp.insert(pkt.spa, pkt.sha, now)
+            elif not merged:
+                self.stats["arp.unsolicited"] += 1
+            if pkt.op == wire_arp.REQUEST:
+                reply = wire_arp.ArpPacket(wire_arp.REPLY, self.mac, self.address, pkt.sha, pkt.spa)
+                self._send_arp(reply, pkt.sha)
+        elif solicited:
+            flush = self.arp.insert(pkt.spa, pkt.sha, now)
+        elif not merged:
+            self.stats["arp.not_for_us"] += 1
+        for waiting in flush:
+            waiting[0:6] = pkt.sha
+            self._queue(waiting)
+
+    def _ipv4_input(self, ip: Ipv4Packet, eth: EthernetFrame) -> None:
+        if ip.src == LIMITED_BROADCAST or ip.src[0] >= 224 or (ip.src == self.address and self.address != ANY):
+            self.stats["ipv4.bad_source"] += 1
+            return
+        if not self.is_local(ip.dst):
+            self.stats["ipv4.not_for_us"] += 1
+            return
+        if ip.is_fragment:
+            whole = self.reassembler.add(ip, self.timers.now_ns())
+            if whole is None:
+                return
+            ip = Ipv4Packet.parse(whole, verify_checksum=False)
+        self.stats["ipv4.rx"] += 1
+        self.deliver(ip, broadcast=eth.dst == BROADCAST or ip.dst in (LIMITED_BROADCAST, self.broadcast))
+
+    def deliver(self, ip: Ipv4Packet, broadcast: bool = False) -> None:
+        """Hand a whole datagram addressed to us to its protocol."""
+        proto = ip.proto
+        if proto == Protocol.TCP:
+            if broadcast:
+                self.stats["tcp.broadcast"] += 1
+            elif self.tcp_input is not None:
+                self.tcp_input(ip)
+        elif proto == Protocol.UDP:
+            if self.udp_input is not None:
+                self.udp_input(ip)
+        elif proto == Protocol.ICMP:
+            self._icmp_input(ip, broadcast)
+        else:
+            self.stats["ipv4.unknown_protocol"] += 1
+            if not broadcast:
+                self.send_unreachable(ip, wire_icmp.PROTOCOL_UNREACHABLE)
+
+    # -- ICMP -----------------------------------------------------------------------
+
+    def _icmp_input(self, ip: Ipv4Packet, broadcast: bool) -> None:
+        msg = wire_icmp.IcmpPacket.parse(ip.payload, self.verify_rx_checksum)
+        if msg.type == wire_icmp.ECHO_REQUEST:
+            if broadcast or self.address == ANY:
+                # RFC 1122 3.2.2.6: an echo request to a broadcast address MAY be discarded.
+                self.stats["icmp.echo_broadcast"] += 1
+                return
+            self.stats["icmp.echo_requests"] += 1
+            # RFC 792: the reply carries the request's identifier, sequence and data.
+            reply = wire_icmp.IcmpPacket.build(wire_icmp.ECHO_REPLY, 0, msg.rest, msg.data, headroom=HEADROOM)
+            self.ip_output(ip.src, Protocol.ICMP, reply)
+        elif msg.type == wire_icmp.ECHO_REPLY:
+            waiter = self._pings.pop((msg.ident, msg.seq), None)
+            if waiter is None or waiter.done():
+                self.stats["icmp.unexpected_reply"] += 1
+            else:
+                waiter.set_result(self.timers.now_ns())
+        elif msg.type in (wire_icmp.DEST_UNREACHABLE, wire_icmp.TIME_EXCEEDED):
+            self.stats["icmp.errors_received"] += 1
+            inner = msg.data
+            # RFC 792: the error carries the offending IP header and 64 bits of its data.
+            if len(inner) < IP_LEN + 8 or inner[0] >> 4 != 4:
+                raise Malformed("icmp.bad_error_payload")
+            if self.icmp_error is not None:
+                self.icmp_error(msg.type, msg.code, inner[9], inner)
+        else:
+            self.stats["icmp.ignored"] += 1
+
+    def send_unreachable(self, ip: Ipv4Packet, code: int) -> None:
+        """Send a destination unreachable about ``ip``, within RFC 1122 3.2.2's limits."""
+        # RFC 1122 3.2.2: never about an ICMP error, a non-initial fragment, or a datagram
+        # to or from a broadcast/multicast address; RFC 1812 4.3.2.8: rate-limited.
+        if ip.proto == Protocol.ICMP and len(ip.payload) and ip.payload[0] not in (
+                wire_icmp.ECHO_REQUEST, wire_icmp.ECHO_REPLY):
+            return
+        if ip.frag_offset or ip.dst in (LIMITED_BROADCAST, self.broadcast) or ip.dst[0] >= 224:
+            return
+        if not self._icmp_errors.take(self.timers.now_ns()):
+            self.stats["icmp.rate_limited"] += 1
+            return
+        quoted = ip.buf[:ip.header_len + 8]
+        msg = wire_icmp.IcmpPacket.build(wire_icmp.DEST_UNREACHABLE, code, bytes(4), quoted, headroom=HEADROOM)
+        self.stats["icmp.unreachable_sent"] += 1
+        self.ip_output(ip.src, Protocol.ICMP, msg)
+
+    async def ping(self, dst: str, *, ident: int = 0x756E, seq: int = 0, data: bytes = b"unik",
+                   timeout: float = 1.0) -> float:
+        """Send one echo request; return the round-trip time in seconds.
+
+        Raises :class:`TimeoutError` when no reply arrives within ``timeout``.
+        """
+        key = (ident & 0xFFFF, seq & 0xFFFF)
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pings[key] = waiter
+        start = self.timers.now_ns()
+        msg = wire_icmp.IcmpPacket.build(wire_icmp.ECHO_REQUEST, 0, struct.pack("!HH", *key), data,
+                                         headroom=HEADROOM)
+        if not self.ip_output(ip_bytes(dst), Protocol.ICMP, msg):
+            self._pings.pop(key, None)
+            raise OSError(101, f"no route to {dst}")
+        try:
+            end = await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no echo reply from {dst} within {timeout} s") from None
+        finally:
+            self._pings.pop(key, None)
+        return (end - start) / 1e9
+
+    # -- output ---------------------------------------------------------------------
+
+    def ip_output(self, dst: bytes, proto: int, packet: bytearray, *, src: bytes | None = None,
+                  df: bool = False, ttl: int = 64) -> bool:
+        """Send the L4 data that follows :data:`HEADROOM` bytes of ``packet`` to ``dst``.
+
+        Fills in the IPv4 and Ethernet headers; fragments when the datagram exceeds the
+        MTU and ``df`` is clear.  Returns ``False`` when there is no route.
+        """
+        hop = self.route(dst)
+        if hop is None:
+            self.stats["ipv4.no_route"] += 1
+            return False
+        src = self.address if src is None else src
+        self._ident = (self._ident + 1) & 0xFFFF
+        payload_len = len(packet) - HEADROOM
+        self.stats["ipv4.tx"] += 1
+        if dst == self.address and dst != ANY:
+            Ipv4Packet.emit(packet, ETH_LEN, src=src, dst=dst, proto=proto, payload_len=payload_len,
+                            ident=self._ident, ttl=ttl, df=df)
+            # Loopback: deliver on the next turn of the loop, as a wire would.
+            asyncio.get_running_loop().call_soon(self._loopback, bytes(packet[ETH_LEN:]))
+            return True
+        if IP_LEN + payload_len <= self.mtu:
+            Ipv4Packet.emit(packet, ETH_LEN, src=src, dst=dst, proto=proto, payload_len=payload_len,
+                            ident=self._ident, ttl=ttl, df=df)
+            self._link_output(hop, packet)
+            return True
+        if df:
+            self.stats["ipv4.too_big"] += 1
+            return True
+        # RFC 791 3.2 "Fragmentation": pieces of a multiple of 8 octets, MF on all but the last.
+        step = (self.mtu - IP_LEN) // 8 * 8
+        data = memoryview(packet)[HEADROOM:]
+        for off in range(0, payload_len, step):
+            chunk = data[off:off + step]
+            frag = bytearray(HEADROOM + len(chunk))
+            frag[HEADROOM:] = chunk
+            Ipv4Packet.emit(frag, ETH_LEN, src=src, dst=dst, proto=proto, payload_len=len(chunk),
+                            ident=self._ident, ttl=ttl, mf=off + step < payload_len, frag_offset=off)
+            self.stats["ipv4.fragments_sent"] += 1
+            self._link_output(hop, frag)
+        return True
+
+    def _loopback(self, datagram: bytes) -> None:
+        try:
+            self.deliver(Ipv4Packet.parse(datagram, verify_checksum=False))
+        except Malformed as exc:
+            self.stats[exc.reason] += 1
+
+    def _link_output(self, hop: bytes, frame: bytearray) -> None:
+        EthernetFrame.emit(frame, BROADCAST, self.mac, EtherType.IPV4)
+        if hop in (LIMITED_BROADCAST, self.broadcast):
+            self._queue(frame)
+            return
+        now = self.timers.now_ns()
+        mac = self.arp.lookup(hop, now)
+        if mac is None:
+            self.arp.enqueue(hop, frame, now, self._arp_request)
+            return
+        frame[0:6] = mac
+        self._queue(frame)
+
+    def _arp_request(self, ip: bytes) -> None:
+        self._send_arp(arp_cache.request_packet(self.mac, self.address, ip), BROADCAST)
+
+    def _send_arp(self, pkt: wire_arp.ArpPacket, dst_mac: bytes) -> None:
+        frame = bytearray(ETH_LEN + wire_arp.LEN)
+        EthernetFrame.emit(frame, dst_mac, self.mac, EtherType.ARP)
+        pkt.emit(frame, ETH_LEN)
+        self._queue(frame)
+
+    def gratuitous_arp(self) -> None:
+        """Announce our address (an ARP request for it, RFC 5227 2.3 "announcement")."""
+        if self.address != ANY:
+            self.stats["arp.gratuitous_sent"] += 1
+            self._send_arp(arp_cache.request_packet(self.mac, self.address, self.address), BROADCAST)
+
+    def _queue(self, frame: bytearray | bytes) -> None:
+        if len(self._txq) >= self._tx_limit:
+            self.stats["tx.queue_full"] += 1
+            return
+        self._txq.append(frame)
+        self._tx_ready.set()
+
+    async def run_tx(self) -> None:
+        """Write queued frames until cancelled."""
+        queue, network = self._txq, self.network
+        while True:
+            await self._tx_ready.wait()
+            self._tx_ready.clear()
+            while queue:
+                frame = queue.popleft()
+                try:
+                    await network.write(bytes(frame))
+                except Exception:
+                    self.stats["tx.errors"] += 1
+                    log.exception("network write failed")
+                else:
+                    self.stats["tx.frames"] += 1
+
+    def _tick(self, now: int) -> None:
+        self.arp.tick(now, self._arp_request)
+        self.reassembler.expire(now)
+        self.timers.after(_TICK_NS, self._tick)

@@ -1,0 +1,107 @@
+"""``TcpipStack``: the :class:`unik.devices.Stack` device of unik-lib-tcpip."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import Counter
+from typing import Any
+
+from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
+from unik.errors import BadKey, DeviceClosed
+
+from .iface import Interface
+from .tcp import TcpConfig, TcpLayer
+from .timers import Timers
+from .udp import UdpLayer
+
+
+def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
+    """``--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1`` as an :class:`IPv4Config`."""
+    try:
+        iface = ipaddress.IPv4Interface(ipv4)
+    except ValueError:
+        raise BadKey(f"--ipv4: {ipv4!r} is not an IPv4 address/prefix such as 10.0.0.2/24") from None
+    if "/" not in ipv4:
+        raise BadKey(f"--ipv4: {ipv4!r} needs a prefix length, e.g. {ipv4}/24")
+    gw: str | None = None
+    if gateway:
+        try:
+            gw = str(ipaddress.IPv4Address(gateway))
+        except ValueError:
+            raise BadKey(f"--ipv4-gateway: {gateway!r} is not an IPv4 address") from None
+        if ipaddress.IPv4Address(gw) not in iface.network:
+            raise BadKey(f"--ipv4-gateway: {gw} is not in {iface.network}, the network of --ipv4")
+    return IPv4Config(str(iface.ip), iface.network.prefixlen, gw)
+
+
+class TcpipStack:
+    """TCP, UDP, ICMP and IPv4 over one Ethernet :class:`unik.devices.Network`.
+
+    ``stats`` counts packets and drops by reason (``"ipv4.bad_checksum"``,
+    ``"tcp.syn_backlog_full"``...); per-connection counters are in each writer's
+    ``get_extra_info("tcp_stats")``.
+    """
+
+    def __init__(self, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
+                 config: IPv4Config | None, tcp_config: TcpConfig | None = None) -> None:
+        self.network = network
+        self.stats: Counter[str] = Counter()
+        self.timers = Timers(clock, sleep)
+        ident = int.from_bytes(random.generate(2), "big")
+        self.iface = Interface(network, self.timers, self.stats, ident_seed=ident)
+        self.iface.configure(config)
+        self.udp = UdpLayer(self.iface, random, self.stats)
+        self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
+                      ipv4: str | None = None, ipv4_gateway: str | None = None,
+                      tcp_config: TcpConfig | None = None) -> TcpipStack:
+        """Start the stack on ``network`` with a static address (``--ipv4``)."""
+        if ipv4 is None:
+            raise BadKey("--ipv4 is required: unik's TCP/IP stack has no DHCP client yet "
+                         "(give e.g. --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1)")
+        stack = cls(network, clock, sleep, random, parse_ipv4(ipv4, ipv4_gateway), tcp_config)
+        stack.start()
+        return stack
+
+    @property
+    def ipv4(self) -> IPv4Config:
+        """The interface's IPv4 configuration."""
+        return self.iface.config()
+
+    def start(self) -> None:
+        """Start the receive, transmit and timer tasks; announce the address."""
+        self._tasks = [
+            asyncio.ensure_future(self.iface.run_rx()),
+            asyncio.ensure_future(self.iface.run_tx()),
+            asyncio.ensure_future(self.timers.run()),
+        ]
+        # RFC 5227 2.3 / RFC 826: a gratuitous ARP on start refreshes neighbours' caches.
+        self.iface.gratuitous_arp()
+
+    async def ping(self, host: str, *, seq: int = 0, data: bytes = b"unik", timeout: float = 1.0) -> float:
+        """Send an ICMP echo request; return the round-trip time in seconds."""
+        self._check()
+        return await self.iface.ping(host, seq=seq, data=data, timeout=timeout)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise DeviceClosed("the TCP/IP stack is disconnected")
+
+    async def disconnect(self) -> None:
+        """Reset open connections, close UDP ports, stop the tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        self.tcp.close_all()
+        for endpoint in list(self.udp.ports.values()):
+            endpoint.close()
+        # Let the resets reach the wire before the transmit task stops.
+        await asyncio.sleep(0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

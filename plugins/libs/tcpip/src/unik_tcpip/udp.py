@@ -1,0 +1,124 @@
+"""UDP sockets (RFC 768): bound ports with bounded receive queues."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections import Counter, deque
+from typing import TYPE_CHECKING
+
+from unik.devices import Datagram
+from unik.errors import DeviceClosed
+
+from .iface import HEADROOM, Interface, ip_bytes, ip_text
+from .wire import icmp as wire_icmp
+from .wire.ipv4 import Ipv4Packet, Protocol
+from .wire.udp import UdpDatagram
+
+if TYPE_CHECKING:
+    from unik.devices import Random
+
+EPHEMERAL = range(49152, 65536)
+MAX_PAYLOAD = 65535 - 20 - 8
+
+
+class UdpEndpoint:
+    """A bound UDP port (:class:`unik.devices.UDPEndpoint`)."""
+
+    def __init__(self, layer: UdpLayer, port: int, queue_limit: int) -> None:
+        self._layer = layer
+        self.port = port
+        self._queue: deque[Datagram] = deque()
+        self._limit = queue_limit
+        self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.dropped = 0
+
+    def _deliver(self, dgram: Datagram) -> None:
+        if len(self._queue) >= self._limit:
+            self.dropped += 1
+            self._layer.stats["udp.queue_full"] += 1
+            return
+        self._queue.append(dgram)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def recvfrom(self) -> Datagram:
+        """The next datagram (waits for one)."""
+        while not self._queue:
+            if self.closed:
+                raise DeviceClosed(f"UDP port {self.port} is closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
+        """Send one datagram to ``(address, port)``."""
+        if self.closed:
+            raise DeviceClosed(f"UDP port {self.port} is closed")
+        self._layer.send(self.port, data, destination)
+
+    def close(self) -> None:
+        """Release the port; a pending :meth:`recvfrom` raises ``DeviceClosed``."""
+        if not self.closed:
+            self.closed = True
+            self._layer.ports.pop(self.port, None)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+
+
+class UdpLayer:
+    """UDP for one interface (:class:`unik.devices.UDP`)."""
+
+    def __init__(self, iface: Interface, random: Random, stats: Counter[str], queue_limit: int = 1024) -> None:
+        self.iface = iface
+        self.random = random
+        self.stats = stats
+        self.queue_limit = queue_limit
+        self.ports: dict[int, UdpEndpoint] = {}
+        iface.udp_input = self.input
+
+    async def bind(self, port: int = 0) -> UdpEndpoint:
+        """Bind ``port`` (0: a free ephemeral port)."""
+        if port == 0:
+            port = self._free_port()
+        if not 0 < port < 65536:
+            raise ValueError(f"bad UDP port {port}")
+        if port in self.ports:
+            raise OSError(errno.EADDRINUSE, f"UDP port {port} is in use")
+        endpoint = self.ports[port] = UdpEndpoint(self, port, self.queue_limit)
+        return endpoint
+
+    def _free_port(self) -> int:
+        start = int.from_bytes(self.random.generate(2), "big") % len(EPHEMERAL)
+        for i in range(len(EPHEMERAL)):
+            port = EPHEMERAL[(start + i) % len(EPHEMERAL)]
+            if port not in self.ports:
+                return port
+        raise OSError(errno.EADDRINUSE, "no free UDP port")
+
+    def send(self, src_port: int, data: bytes, destination: tuple[str, int]) -> None:
+        """Build and route one datagram."""
+        if len(data) > MAX_PAYLOAD:
+            raise OSError(errno.EMSGSIZE, f"UDP payload of {len(data)} bytes is too long")
+        host, port = destination
+        dst = ip_bytes(host)
+        dgram = UdpDatagram.build(self.iface.address, dst, src_port, port, data, headroom=HEADROOM)
+        if not self.iface.ip_output(dst, Protocol.UDP, dgram):
+            raise OSError(errno.ENETUNREACH, f"no route to {host}")
+        self.stats["udp.tx"] += 1
+
+    def input(self, ip: Ipv4Packet) -> None:
+        """Deliver a received datagram to its port (port unreachable when none is bound)."""
+        dgram = UdpDatagram.parse(ip.payload, ip.src, ip.dst, self.iface.verify_rx_checksum)
+        endpoint = self.ports.get(dgram.dst_port)
+        if endpoint is None:
+            self.stats["udp.no_port"] += 1
+            # RFC 1122 4.1.3.1: SHOULD send ICMP port unreachable.
+            self.iface.send_unreachable(ip, wire_icmp.PORT_UNREACHABLE)
+            return
+        self.stats["udp.rx"] += 1
+        endpoint._deliver(Datagram(bytes(dgram.payload), (ip_text(ip.src), dgram.src_port)))
