@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test test-core lint bench wheels test-pythons clean
+.PHONY: all venv demo test lint bench wheels test-pythons clean
 
 all: test
 
@@ -33,7 +33,7 @@ test: venv
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) tests
 
 lint: venv
-	$(BIN)/ruff check core plugins examples tests bench
+	$(BIN)/ruff check core plugins examples tests bench tools
 	MYPYPATH=$$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :) $(BIN)/mypy
 
 bench: venv

@@ -66,3 +66,15 @@ def test_build_with_unik_target_also_makes_the_artifact(wheelhouse: Wheelhouse, 
                           env={"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["hello"] * 4
+
+
+@pytest.mark.slow
+def test_pip_wheel_writes_the_artifact_to_unik_out(wheelhouse: Wheelhouse, tmp_path: Path) -> None:
+    # pip hands the backend a temporary output directory: -C unik-out names where the artifact goes.
+    app = application(tmp_path)
+    out = tmp_path / "artifacts"
+    env = offline_pip_env(wheelhouse.path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "wheels"),
+         "-C", "unik-target=unix", "-C", f"unik-out={out}", "."], cwd=app, env=env)
+    assert (tmp_path / "wheels" / "hello-0.1.0-py3-none-any.whl").is_file()
+    assert (out / "hello-unix" / "hello.pyz").is_file()

@@ -8,8 +8,9 @@ In an application's ``pyproject.toml``::
 
 ``python -m build`` then builds the wheel as setuptools would, and
 ``python -m build -C unik-target=unix`` also configures and builds the unix artifact
-into the output directory (``dist/<name>-unix/``).  Keys can be passed as
-``-C unik-key=net=socket`` (repeatable).  The target's plugin distribution is added to
+into the output directory (``dist/<name>-unix/``), or into ``-C unik-out=DIR`` — which
+``pip wheel`` needs, as it hands the backend a temporary output directory.  Keys can be
+passed as ``-C unik-key=net=socket`` (repeatable).  The target's plugin distribution is added to
 the build requirements (``unik-target-<target>``) unless ``-C unik-requires=no``.
 """
 
@@ -77,7 +78,9 @@ def build_wheel(
     name = _setuptools.build_wheel(wheel_directory, _unik_settings_removed(config_settings), metadata_directory)
     target = _target(config_settings)
     if target:
-        build_artifact(Path.cwd(), target, Path(wheel_directory), _values(config_settings, "unik-key"))
+        out = _values(config_settings, "unik-out")
+        dest = Path(out[-1]).resolve() if out else Path(wheel_directory)
+        build_artifact(Path.cwd(), target, dest, _values(config_settings, "unik-key"))
     return str(name)
 
 
