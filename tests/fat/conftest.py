@@ -9,8 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import unik_fat._accel_py as pure_accel  # noqa: E402
-import unik_fat.fs as fat_fs  # noqa: E402
+import unik_fat._accel_py as pure_accel
+import unik_fat.fs as fat_fs
+
 
 def _c_module() -> object | None:
     try:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
 from unik_fat.fs import FatFileSystem
 from unik_fat.image import MemoryBlock
 from unik_fat.image import run as run_now
@@ -44,13 +43,13 @@ class FileBlock:
         self.sectors = os.fstat(self.fd).st_size // sector_size
 
     async def read(self, sector: int, count: int) -> bytes:
-        assert 0 <= sector and sector + count <= self.sectors, (sector, count, self.sectors)
+        assert sector >= 0 and sector + count <= self.sectors, (sector, count, self.sectors)
         return os.pread(self.fd, count * self.sector_size, sector * self.sector_size)
 
     async def write(self, sector: int, data: bytes) -> None:
         assert not self.read_only
         assert len(data) % self.sector_size == 0
-        assert 0 <= sector and sector + len(data) // self.sector_size <= self.sectors
+        assert sector >= 0 and sector + len(data) // self.sector_size <= self.sectors
         os.pwrite(self.fd, data, sector * self.sector_size)
 
     async def flush(self) -> None:
@@ -130,7 +129,7 @@ def mdir_names(path: Path, directory: str = "/", sector_size: int = 512) -> list
                        env=MTOOLS_ENV, check=True)
     names = []
     for line in r.stdout.splitlines():
-        if not line or line.startswith((" ", "Directory for")) or "files" in line and "bytes" in line:
+        if not line or line.startswith((" ", "Directory for")) or ("files" in line and "bytes" in line):
             continue
         if line.startswith((".  ", ".. ")):
             continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from fat_support import formatted, mount, run
-
 from unik.devices import File, FileSystem
 from unik_fat import formats as F
 from unik_fat.errors import (

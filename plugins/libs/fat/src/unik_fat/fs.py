@@ -828,7 +828,8 @@ class FatFileSystem:
         try:
             await self._add_entry(d, name, entry, node)
         except BaseException:
-            node.name, node.entry, node.parent, node.slot, node.nlfn = old.name, old.entry, old_parent, old.slot, old.nlfn
+            node.name, node.entry, node.parent = old.name, old.entry, old_parent
+            node.slot, node.nlfn = old.slot, old.nlfn
             old_parent.entries[fold(old.name)] = node
             old_parent.shorts[old.entry.name] = node
             raise
