@@ -1,0 +1,269 @@
+"""How fast is unik's FAT? Sequential I/O and small files, next to raw I/O, pyfatfs and mtools.
+
+One image file (1 GiB, FAT32 with 4 KiB clusters, formatted afresh by mkfs.fat for each
+contender) and, for each contender:
+
+* sequential write then read of a 256 MiB file in 1 MiB requests (MB/s, MB = 10^6 bytes);
+  each contender runs three times, each on a freshly formatted image; figures are medians;
+* creating 10,000 small files (100 directories of 100, 100 bytes each) and stat-ing
+  every one (files/s for both phases together).
+
+``raw_io`` is ``os.pwrite`` / ``os.pread`` of 1 MiB requests at the same offsets of the
+same file: the ceiling.  unik runs on its own ``ImageBlock`` (pread/pwrite), flushes
+at the end of each phase (no fsync: nobody fsyncs, the page cache is shared by all).
+pyfatfs (PyPI) is slow on small files, so it creates 1,000 (10 directories of 100):
+its rate is per second like everyone's.  mtools copies a host tree in one ``mcopy -s``
+and lists it with one ``mdir -/``.
+
+    python bench/fat.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from benchlib import table, write
+from unik_fat.accel import impl as accel_impl
+from unik_fat.fs import FatFileSystem
+from unik_fat.image import ImageBlock
+
+IMAGE_SIZE = 1 << 30
+IO = 1 << 20
+SMALL = b"s" * 100
+MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+
+
+def fresh_image(path: Path) -> None:
+    """Zero-length sparse file of IMAGE_SIZE, formatted by mkfs.fat (4 KiB clusters)."""
+    if path.exists():
+        path.unlink()
+    with open(path, "wb") as f:
+        f.truncate(IMAGE_SIZE)
+    subprocess.run(["mkfs.fat", "-F", "32", "-s", "8", str(path)], check=True, capture_output=True)
+
+
+def mbps(nbytes: int, seconds: float) -> float:
+    return round(nbytes / seconds / 1e6, 1)
+
+
+#: Sequential figures are the median of this many runs, each on a freshly formatted image.
+REPEAT = 3
+
+
+def median_runs(fn: Any, *args: Any) -> dict[str, float] | None:
+    """Run ``fn`` REPEAT times (``None``: the contender is missing); the median of each figure."""
+    runs = [fn(*args) for _ in range(REPEAT)]
+    if runs[0] is None:
+        return None
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+# --- raw I/O ---------------------------------------------------------------------------
+
+
+def bench_raw(path: Path, size: int) -> dict[str, float]:
+    fresh_image(path)
+    fd = os.open(path, os.O_RDWR)
+    base = 64 << 20  # somewhere in the data region
+    buf = os.urandom(IO)
+    t = time.perf_counter()
+    for off in range(0, size, IO):
+        os.pwrite(fd, buf, base + off)
+    w = time.perf_counter() - t
+    t = time.perf_counter()
+    for off in range(0, size, IO):
+        os.pread(fd, IO, base + off)
+    r = time.perf_counter() - t
+    os.close(fd)
+    return {"seq_write_mbps": mbps(size, w), "seq_read_mbps": mbps(size, r)}
+
+
+# --- unik ------------------------------------------------------------------------------
+
+
+async def _unik(path: Path, size: int, dirs: int, per_dir: int) -> dict[str, float]:
+    block = ImageBlock(path)
+    fs = await FatFileSystem.mount(block)
+    buf = os.urandom(IO)
+    t = time.perf_counter()
+    f = await fs.open("/big.bin", "wb")
+    for _ in range(0, size, IO):
+        await f.write(buf)
+    await f.close()
+    await fs.flush()
+    w = time.perf_counter() - t
+    t = time.perf_counter()
+    f = await fs.open("/big.bin", "rb")
+    while await f.read(IO):
+        pass
+    await f.close()
+    r = time.perf_counter() - t
+    t = time.perf_counter()
+    for d in range(dirs):
+        await fs.mkdir(f"/tree/dir {d}", parents=True)
+        for i in range(per_dir):
+            f = await fs.open(f"/tree/dir {d}/small file {i}.txt", "wb")
+            await f.write(SMALL)
+            await f.close()
+    await fs.flush()
+    for d in range(dirs):
+        for i in range(per_dir):
+            st = await fs.stat(f"/tree/dir {d}/small file {i}.txt")
+            assert st.size == len(SMALL)
+    s = time.perf_counter() - t
+    await fs.disconnect()
+    await block.disconnect()
+    return {"seq_write_mbps": mbps(size, w), "seq_read_mbps": mbps(size, r),
+            "small_files_per_s": round(dirs * per_dir / s, 1), "small_files": dirs * per_dir}
+
+
+def bench_unik(path: Path, size: int, dirs: int, per_dir: int) -> dict[str, float]:
+    fresh_image(path)
+    out = asyncio.run(_unik(path, size, dirs, per_dir))
+    fsck = subprocess.run(["fsck.fat", "-n", str(path)], capture_output=True, text=True)
+    if fsck.returncode:
+        raise SystemExit(f"fsck.fat complains about unik's image:\n{fsck.stdout}")
+    return out
+
+
+# --- pyfatfs -----------------------------------------------------------------------------
+
+
+def bench_pyfatfs(path: Path, size: int, dirs: int, per_dir: int) -> dict[str, float] | None:
+    if "pkg_resources" not in sys.modules:
+        # pyfatfs needs PyFilesystem2 ("fs"), which still imports pkg_resources (gone from
+        # setuptools >= 81) for a namespace declaration and entry points: a stand-in.
+        shim = types.ModuleType("pkg_resources")
+        shim.declare_namespace = lambda name: None  # type: ignore[attr-defined]
+        shim.iter_entry_points = lambda group, name=None: iter(())  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = shim
+    try:
+        from pyfatfs.PyFatFS import PyFatFS  # type: ignore[import-untyped]
+    except ImportError:
+        print("  pyfatfs not installed (pip install pyfatfs): skipped")
+        return None
+    fresh_image(path)
+    fs = PyFatFS(str(path))
+    buf = os.urandom(IO)
+    t = time.perf_counter()
+    with fs.openbin("/big.bin", "w") as f:
+        for _ in range(0, size, IO):
+            f.write(buf)
+    fs.close()
+    w = time.perf_counter() - t
+    fs = PyFatFS(str(path))
+    t = time.perf_counter()
+    with fs.openbin("/big.bin", "r") as f:
+        while f.read(IO):
+            pass
+    r = time.perf_counter() - t
+    t = time.perf_counter()
+    fs.makedir("/tree")
+    for d in range(dirs):
+        fs.makedir(f"/tree/dir {d}")
+        for i in range(per_dir):
+            with fs.openbin(f"/tree/dir {d}/small file {i}.txt", "w") as f:
+                f.write(SMALL)
+    for d in range(dirs):
+        for i in range(per_dir):
+            fs.getinfo(f"/tree/dir {d}/small file {i}.txt", namespaces=["details"])
+    fs.close()
+    s = time.perf_counter() - t
+    return {"seq_write_mbps": mbps(size, w), "seq_read_mbps": mbps(size, r),
+            "small_files_per_s": round(dirs * per_dir / s, 1), "small_files": dirs * per_dir}
+
+
+# --- mtools ------------------------------------------------------------------------------
+
+
+def bench_mtools(path: Path, tmp: Path, size: int, dirs: int, per_dir: int) -> dict[str, float] | None:
+    if not shutil.which("mcopy"):
+        print("  mtools not installed: skipped")
+        return None
+    fresh_image(path)
+    host = tmp / "big.bin"
+    with open(host, "wb") as f:
+        for _ in range(0, size, IO):
+            f.write(os.urandom(IO))
+    tree = tmp / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    for d in range(dirs):
+        (tree / f"dir {d}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_dir):
+            (tree / f"dir {d}" / f"small file {i}.txt").write_bytes(SMALL)
+    t = time.perf_counter()
+    subprocess.run(["mcopy", "-i", str(path), str(host), "::/big.bin"], check=True, env=MTOOLS_ENV)
+    w = time.perf_counter() - t
+    t = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        subprocess.run(["mcopy", "-i", str(path), "::/big.bin", "-"], check=True, stdout=null, env=MTOOLS_ENV)
+    r = time.perf_counter() - t
+    t = time.perf_counter()
+    subprocess.run(["mcopy", "-s", "-i", str(path), str(tree), "::/"], check=True, env=MTOOLS_ENV)
+    listing = subprocess.run(["mdir", "-/", "-i", str(path), "::/tree"], check=True, env=MTOOLS_ENV,
+                             capture_output=True, text=True).stdout
+    s = time.perf_counter() - t
+    assert listing.count("small file") >= dirs * per_dir
+    return {"seq_write_mbps": mbps(size, w), "seq_read_mbps": mbps(size, r),
+            "small_files_per_s": round(dirs * per_dir / s, 1), "small_files": dirs * per_dir}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="32 MiB and 1,000 files (a smoke run)")
+    args = parser.parse_args()
+    size = (32 if args.quick else 256) << 20
+    dirs = 10 if args.quick else 100
+    if not shutil.which("mkfs.fat"):
+        print("fat: mkfs.fat (dosfstools) is needed to format the image: skipped")
+        return 0
+    with tempfile.TemporaryDirectory(dir=os.environ.get("UNIK_BENCH_DIR", "/var/tmp")) as d:
+        tmp = Path(d)
+        img = tmp / "fat.img"
+        print(f"fat: {size >> 20} MiB sequential in 1 MiB requests; small files; image {img}")
+        raw = median_runs(bench_raw, img, size)
+        unik = median_runs(bench_unik, img, size, dirs, 100)
+        assert raw is not None and unik is not None
+        peers: dict[str, dict[str, Any]] = {"raw_io": raw}
+        py = median_runs(bench_pyfatfs, img, size, max(1, dirs // 10), 100)
+        if py:
+            peers["pyfatfs"] = py
+        mt = median_runs(bench_mtools, img, tmp, size, dirs, 100)
+        if mt:
+            peers["mtools"] = mt
+    ratios: dict[str, float] = {
+        "seq_write_vs_raw": round(unik["seq_write_mbps"] / raw["seq_write_mbps"], 3),
+        "seq_read_vs_raw": round(unik["seq_read_mbps"] / raw["seq_read_mbps"], 3),
+    }
+    for peer in ("pyfatfs", "mtools"):
+        if peer in peers:
+            for fig, short in (("seq_write_mbps", "seq_write"), ("seq_read_mbps", "seq_read"),
+                               ("small_files_per_s", "small_files")):
+                ratios[f"{short}_vs_{peer}"] = round(unik[fig] / peers[peer][fig], 2)
+    rows = [(f"unik {k}", str(v)) for k, v in unik.items()]
+    for peer, figs in peers.items():
+        rows += [(f"{peer} {k}", str(v)) for k, v in figs.items()]
+    rows += [(f"ratio {k}", f"{v}x") for k, v in ratios.items()]
+    table(rows)
+    print(f"  (unik's FAT accelerator: {accel_impl.__name__})")
+    if not args.quick:
+        path = write("fat", unik, peers, ratios)
+        print(f"  wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
