@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test lint bench wheels test-pythons clean
+.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat
 
 all: test
 
@@ -49,6 +49,12 @@ wheels: venv
 # tests/core and tests/unix under every CPython 3.10-3.13 found, each in .venvs/pyX.Y.
 test-pythons:
 	$(PYTHON) tools/test_pythons.py -- $(PYTEST_ARGS)
+
+# Longer FAT fuzzing than `make test` runs: hypothesis profile fat-fuzz (stateful model,
+# hostile images, C/pure parity) and more crash points.
+fuzz-fat: venv
+	FAT_HYPOTHESIS_PROFILE=fat-fuzz FAT_CRASH_SEEDS=40 FAT_CRASH_CUTS=25 \
+		$(BIN)/python -m pytest -n 2 -p no:cacheprovider --timeout 3600 $(PYTEST_ARGS) tests/fat
 
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build
