@@ -1,0 +1,41 @@
+"""examples/kv end to end on the unix target: configure, build, run twice, check the disk."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fat_support import HAVE_DOSFSTOOLS, assert_fsck_clean
+
+from unik_fat.image import FatImage
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kv"
+
+
+def _unik(cwd: Path, *args: str) -> str:
+    r = subprocess.run([sys.executable, "-m", "unik.cli", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
+    pytest.importorskip("unik_unix.block", reason="the unix target's FileBlock is not installed")
+    app = tmp_path / "kv"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
+    with open(app / "disk.img", "wb") as f:
+        f.truncate(16 << 20)
+    _unik(app, "configure", "-t", "unix")
+    _unik(app, "build")
+    out1 = _unik(app, "run", "--key", "notes/Long File Name.txt", "--value", "hello")
+    out2 = _unik(app, "run", "--delete", "meta/none")
+    assert "boot #1" in out1 and "boot #2" in out2
+    assert "notes/Long File Name.txt = hello" in out2
+    with FatImage(app / "disk.img", read_only=True) as fs:
+        assert fs.read_bytes("/kv/notes/Long File Name.txt") == b"hello"
+        assert fs.read_bytes("/kv/meta/boots") == b"2"
+    if HAVE_DOSFSTOOLS:
+        assert_fsck_clean(app / "disk.img")
