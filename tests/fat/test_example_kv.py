@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from fat_support import HAVE_DOSFSTOOLS, assert_fsck_clean
-
 from unik_fat.image import FatImage
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "kv"
