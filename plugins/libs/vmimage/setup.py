@@ -1,0 +1,38 @@
+"""Build unik-lib-vmimage: the static init (``unik_vmimage/init/unik-init``) goes into the wheel."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+SOURCE = Path("src/unik_vmimage/init/init.c")
+CFLAGS = ["-static", "-Os", "-Wall", "-Wextra", "-Werror", "-s"]
+
+
+class BuildPyWithInit(build_py):
+    """Compile the init next to the package's Python files."""
+
+    def run(self) -> None:
+        super().run()
+        if self.editable_mode:  # an editable install compiles it on first use, into the cache
+            return
+        out = Path(self.build_lib) / "unik_vmimage" / "init"
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cc", *CFLAGS, "-o", str(out / "unik-init"), str(SOURCE)], check=True)
+        digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+        (out / "unik-init.source").write_text(digest + "\n")
+
+
+class BinaryDistribution(Distribution):
+    """The wheel holds a native executable: it is platform-specific."""
+
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(cmdclass={"build_py": BuildPyWithInit}, distclass=BinaryDistribution)

@@ -1,0 +1,381 @@
+/*
+ * unik-init: the first process of a unik VM image.
+ *
+ * It prepares only what the image's /unik/init.conf asks for, runs Python as its
+ * child, and turns Python's exit status into the VM's:
+ *
+ *   mount TYPE DIR        mount a pseudo filesystem (devtmpfs /dev, proc /proc)
+ *   module PATH           load a kernel module (finit_module); parameters given on
+ *                         the kernel command line as NAME.PARAM=VALUE are passed on
+ *   link IFNAME           bring a network interface up, with no IP address
+ *   env NAME=VALUE        set a variable in Python's (otherwise empty) environment
+ *   chdir DIR             Python's working directory
+ *   exec PATH ARG...      the program to run; arguments after `--` on the kernel
+ *                         command line are appended
+ *
+ * Before running Python it seeds the kernel's entropy pool with the bytes of
+ * unik_seed=HEX from the kernel command line (a fresh value per boot, from the host).
+ * On exit it drains the console, writes the status to QEMU's isa-debug-exit port
+ * (0xf4: QEMU then exits with ((status + 1) << 1) | 1) and, if the VM is still running,
+ * powers off (or reboots with unik_exit=reboot, for monitors without power-off such as
+ * Firecracker).  A status above 125 cannot travel through isa-debug-exit: it is sent
+ * as 126 and printed on the console.
+ *
+ * With unik_probe=1 it exits at once with status 42 (the host's KVM probe).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/random.h>
+#include <linux/reboot.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONF "/unik/init.conf"
+#define DEBUG_EXIT_PORT 0xf4
+#define MAX_ARGS 256
+#define MAX_ENV 64
+#define MAX_LINE 4096
+
+static char *py_argv[MAX_ARGS + 1];
+static int py_argc;
+static char *py_env[MAX_ENV + 1];
+static int py_envc;
+static char cmdline[MAX_LINE];
+static int modules_loaded;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    ssize_t ignored = write(2, buf, (size_t)n);
+    (void)ignored;
+}
+
+static double uptime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Console on fds 0-2 (the kernel opens /dev/console for us when it exists). */
+static void console(void)
+{
+    if (fcntl(2, F_GETFD) >= 0)
+        return;
+    int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+    if (fd < 0)
+        return;
+    for (int i = 0; i < 3; i++)
+        if (fd != i)
+            dup2(fd, i);
+    if (fd > 2)
+        close(fd);
+}
+
+static void read_cmdline(void)
+{
+    int mounted = 0;
+    if (access("/proc/cmdline", R_OK) != 0) {
+        mkdir("/proc", 0555);
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+            return;
+        mounted = 1;
+    }
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+        cmdline[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+    if (mounted)
+        umount("/proc");
+}
+
+/* The NAME.PARAM=VALUE words of the kernel command line for module NAME. */
+static void module_params(const char *name, char *out, size_t size)
+{
+    size_t len = strlen(name), used = 0;
+    out[0] = '\0';
+    for (char *p = cmdline; *p;) {
+        while (*p == ' ' || *p == '\n')
+            p++;
+        char *end = p;
+        while (*end && *end != ' ' && *end != '\n')
+            end++;
+        size_t wlen = (size_t)(end - p);
+        if (wlen > len + 1 && strncmp(p, name, len) == 0 && p[len] == '.'
+            && used + wlen - len + 1 < size) {
+            if (used)
+                out[used++] = ' ';
+            memcpy(out + used, p + len + 1, wlen - len - 1);
+            used += wlen - len - 1;
+            out[used] = '\0';
+        }
+        p = end;
+    }
+}
+
+static void load_module(const char *path)
+{
+    char name[128], params[1024];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t i;
+    for (i = 0; base[i] && base[i] != '.' && i < sizeof name - 1; i++)
+        name[i] = base[i] == '-' ? '_' : base[i];
+    name[i] = '\0';
+    if (!cmdline[0])
+        read_cmdline();
+    module_params(name, params, sizeof params);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        say("unik-init: cannot open module %s: %s", path, strerror(errno));
+        return;
+    }
+    if (syscall(SYS_finit_module, fd, params, 0) != 0 && errno != EEXIST)
+        say("unik-init: cannot load module %s: %s", path, strerror(errno));
+    else
+        modules_loaded++;
+    close(fd);
+}
+
+static void do_mount(const char *type, const char *dir)
+{
+    mkdir(dir, 0755);
+    if (mount(type, dir, type, MS_NOSUID | MS_NOEXEC, NULL) != 0 && errno != EBUSY)
+        say("unik-init: cannot mount %s on %s: %s", type, dir, strerror(errno));
+}
+
+/* Bring IFNAME up without an address; the device may take a moment to appear. */
+static void link_up(const char *ifname)
+{
+    int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        say("unik-init: socket: %s", strerror(errno));
+        return;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    int tries;
+    for (tries = 0; tries < 200; tries++) { /* 2 s at most */
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+            break;
+        usleep(10000);
+    }
+    if (tries == 200) {
+        say("unik-init: no network interface %s", ifname);
+    } else {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+            say("unik-init: cannot bring %s up: %s", ifname, strerror(errno));
+    }
+    close(s);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Credit the host's per-boot seed to the kernel's pool, so getrandom never blocks. */
+static void seed_entropy(const char *hex)
+{
+    struct {
+        struct rand_pool_info info;
+        unsigned char buf[256];
+    } seed;
+    size_t n = 0;
+    for (; hex[0] && hex[1] && n < sizeof seed.buf; hex += 2) {
+        int hi = hexval(hex[0]), lo = hexval(hex[1]);
+        if (hi < 0 || lo < 0)
+            break;
+        seed.buf[n++] = (unsigned char)(hi << 4 | lo);
+    }
+    if (n == 0)
+        return;
+    seed.info.entropy_count = (int)(n * 8);
+    seed.info.buf_size = (int)n;
+    int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        say("unik-init: cannot open /dev/urandom to seed it: %s", strerror(errno));
+        return;
+    }
+    if (ioctl(fd, RNDADDENTROPY, &seed) != 0)
+        say("unik-init: cannot seed the entropy pool: %s", strerror(errno));
+    close(fd);
+    memset(&seed, 0, sizeof seed);
+}
+
+static char *next_word(char **p)
+{
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
+    if (!**p)
+        return NULL;
+    char *w = *p;
+    while (**p && **p != ' ' && **p != '\t')
+        (*p)++;
+    if (**p)
+        *(*p)++ = '\0';
+    return w;
+}
+
+static int read_config(void)
+{
+    static char text[65536];
+    int fd = open(CONF, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        say("unik-init: cannot open " CONF ": %s", strerror(errno));
+        return -1;
+    }
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) {
+        say("unik-init: cannot read " CONF);
+        return -1;
+    }
+    text[n] = '\0';
+    for (char *line = text, *next; line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *p = line, *verb = next_word(&p);
+        if (!verb || verb[0] == '#')
+            continue;
+        if (strcmp(verb, "mount") == 0) {
+            char *type = next_word(&p), *dir = next_word(&p);
+            if (type && dir)
+                do_mount(type, dir);
+        } else if (strcmp(verb, "module") == 0) {
+            char *path = next_word(&p);
+            if (path)
+                load_module(path);
+        } else if (strcmp(verb, "link") == 0) {
+            char *ifname = next_word(&p);
+            if (ifname)
+                link_up(ifname);
+        } else if (strcmp(verb, "env") == 0) {
+            char *kv = next_word(&p);
+            if (kv && py_envc < MAX_ENV)
+                py_env[py_envc++] = kv;
+        } else if (strcmp(verb, "chdir") == 0) {
+            char *dir = next_word(&p);
+            if (dir && chdir(dir) != 0)
+                say("unik-init: chdir %s: %s", dir, strerror(errno));
+        } else if (strcmp(verb, "exec") == 0) {
+            for (char *w; (w = next_word(&p)) && py_argc < MAX_ARGS;)
+                py_argv[py_argc++] = w;
+        } else {
+            say("unik-init: " CONF ": unknown directive %s", verb);
+        }
+    }
+    if (py_argc == 0) {
+        say("unik-init: " CONF " has no exec line");
+        return -1;
+    }
+    return 0;
+}
+
+static void finish(int status, int reboot_instead) __attribute__((noreturn));
+
+static void finish(int status, int reboot_instead)
+{
+    /* isa-debug-exit makes QEMU exit with (value << 1) | 1, and QEMU's own errors exit
+     * with 1: sending status + 1 keeps the two apart, for statuses 0 to 125. */
+    if (status > 125)
+        say("unik-init: exit status %d (reported to the host as 126)", status);
+    tcdrain(1);
+    tcdrain(2);
+    sync();
+    if (ioperm(DEBUG_EXIT_PORT, 1, 1) == 0)
+        outb((unsigned char)((status > 125 ? 126 : status) + 1), DEBUG_EXIT_PORT);
+    /* Still here: no isa-debug-exit device (Firecracker, or QEMU without it). */
+    reboot(reboot_instead ? LINUX_REBOOT_CMD_RESTART : LINUX_REBOOT_CMD_POWER_OFF);
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
+{
+    console();
+    const char *seed = getenv("unik_seed");
+    const char *exit_mode = getenv("unik_exit");
+    int reboot_instead = exit_mode && strcmp(exit_mode, "reboot") == 0;
+    if (getenv("unik_probe"))
+        finish(42, reboot_instead);
+    if (seed)
+        seed_entropy(seed);
+    if (read_config() != 0)
+        finish(125, reboot_instead);
+    /* Arguments after `--` on the kernel command line go to the program. */
+    for (int i = 1; i < argc && py_argc < MAX_ARGS; i++)
+        py_argv[py_argc++] = argv[i];
+    py_argv[py_argc] = NULL;
+    py_env[py_envc] = NULL;
+    say("unik-init: up at %.3f s, %d modules loaded, starting %s", uptime(), modules_loaded, py_argv[0]);
+
+    pid_t child = fork();
+    if (child < 0) {
+        say("unik-init: fork: %s", strerror(errno));
+        finish(125, reboot_instead);
+    }
+    if (child == 0) {
+        setsid();
+        ioctl(0, TIOCSCTTY, 1);
+        execve(py_argv[0], py_argv, py_env);
+        say("unik-init: cannot run %s: %s", py_argv[0], strerror(errno));
+        _exit(127);
+    }
+    /* PID 1 reaps every orphan until Python itself exits. */
+    for (;;) {
+        int wstatus;
+        pid_t pid = wait(&wstatus);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0) {
+            say("unik-init: wait: %s", strerror(errno));
+            finish(125, reboot_instead);
+        }
+        if (pid != child)
+            continue;
+        if (WIFEXITED(wstatus))
+            finish(WEXITSTATUS(wstatus), reboot_instead);
+        if (WIFSIGNALED(wstatus)) {
+            say("unik-init: %s killed by signal %d", py_argv[0], WTERMSIG(wstatus));
+            finish(128 + WTERMSIG(wstatus), reboot_instead);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+"""Kernel providers: where a VM image's Linux kernel and its modules come from.
+
+A kernel provider is a class with a ``PLUGIN_NAME`` registered through the
+``unik_register_kernels`` hook.  :meth:`KernelProvider.kernel` returns a
+:class:`Kernel`: the bootable image and a :class:`ModuleSource` that answers which
+modules are built in and hands out the files of the others (with their dependencies,
+in load order) — so an image carries only the modules its plan needs.
+
+The providers here:
+
+* ``debian`` — Debian's cloud kernel (``linux-image-cloud-amd64``, or the package
+  named after ``debian:``), fetched with ``apt-get download`` into
+  ``~/.cache/unik/kernels/debian/``; nothing is installed on the host.  The kernel is
+  extracted once; modules are extracted when a plan first needs them.
+* ``path`` — a kernel the user gives (``--kernel /boot/vmlinuz-6.1.0``), with its
+  modules from ``--kernel-modules DIR`` (a ``/lib/modules/VERSION`` tree) if any.
+* ``source`` — a kernel built from source with a configuration specialised to the plan
+  (Lupine-style); not written yet, and its error says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tarfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, ClassVar
+
+from unik.errors import BuildError
+from unik.progress import Progress
+
+#: The Debian package the ``debian`` provider uses unless told otherwise.
+DEBIAN_PACKAGE = "linux-image-cloud-amd64"
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/unik`` (``~/.cache/unik``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "unik"
+
+
+def module_name(filename: str) -> str:
+    """The kernel's name for a module file: ``virtio-rng.ko`` -> ``virtio_rng``."""
+    return Path(filename).name.split(".", 1)[0].replace("-", "_")
+
+
+def modinfo_depends(data: bytes) -> list[str]:
+    """The ``depends=`` list of a module's ``.modinfo`` ELF section."""
+    if data[:4] != b"\x7fELF" or data[4] != 2:  # ELF64 only
+        raise BuildError("not an ELF64 kernel module")
+    endian = "<" if data[5] == 1 else ">"
+    shoff, = struct.unpack_from(endian + "Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from(endian + "HHH", data, 0x3A)
+
+    def section(i: int) -> tuple[int, int, int]:
+        name, _t, _f, _a, off, size = struct.unpack_from(endian + "IIQQQQ", data, shoff + i * shentsize)
+        return name, off, size
+
+    _, stroff, _ = section(shstrndx)
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name:end] == b".modinfo":
+            for entry in data[off:off + size].split(b"\0"):
+                if entry.startswith(b"depends="):
+                    return [d for d in entry[8:].decode().split(",") if d]
+            return []
+    return []
+
+
+@dataclass
+class ModuleSource:
+    """The modules of one kernel: which are built in, and the files of the others.
+
+    ``index`` maps a module name to its path relative to the modules tree and its
+    dependencies; ``fetch`` makes the files of the named modules available on disk.
+    """
+
+    builtin: frozenset[str]
+    index: dict[str, tuple[str, tuple[str, ...]]]
+    root: Path
+
+    def resolve(self, names: Iterable[str]) -> list[str]:
+        """``names`` and their dependencies that are not built in, in load order."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(name: str, chain: tuple[str, ...]) -> None:
+            name = name.replace("-", "_")
+            if name in seen or name in self.builtin:
+                return
+            if name not in self.index:
+                why = f" (needed by {chain[-1]})" if chain else ""
+                raise BuildError(f"the kernel has no module {name!r}{why}, neither built in nor loadable")
+            seen.add(name)
+            for dep in self.index[name][1]:
+                visit(dep, (*chain, name))
+            order.append(name)
+
+        for n in names:
+            visit(n, ())
+        return order
+
+    def fetch(self, names: Sequence[str], progress: Progress) -> list[Path]:
+        """Paths of the module files for ``names`` (already resolved), in that order."""
+        return [self.root / self.index[n][0] for n in names]
+
+
+@dataclass
+class Kernel:
+    """A bootable kernel and its modules."""
+
+    image: Path
+    version: str
+    provider: str
+    modules: ModuleSource = field(default_factory=lambda: ModuleSource(frozenset(), {}, Path("/")))
+    #: Whether an absent module may be assumed built in (a user's kernel without modules).
+    assume_builtin: bool = False
+
+    def module_files(self, names: Iterable[str], progress: Progress) -> list[Path]:
+        """The files to load for ``names`` (dependencies first), none for built-in ones."""
+        wanted = list(names)
+        if self.assume_builtin:
+            wanted = [n for n in wanted if n.replace("-", "_") in self.modules.index]
+        return self.modules.fetch(self.modules.resolve(wanted), progress)
+
+
+class KernelProvider:
+    """Base class of kernel providers (registered through ``unik_register_kernels``)."""
+
+    PLUGIN_NAME: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
+        """The kernel for ``--kernel NAME[:ARGUMENT]`` (``modules_dir`` from ``--kernel-modules``)."""
+        raise NotImplementedError
+
+
+# -- path ---------------------------------------------------------------------------
+
+
+def scan_modules_tree(root: Path) -> ModuleSource:
+    """Index a ``/lib/modules/VERSION`` tree (``modules.builtin`` and every ``.ko``)."""
+    builtin: set[str] = set()
+    listed = root / "modules.builtin"
+    if listed.is_file():
+        builtin = {module_name(line) for line in listed.read_text().split() if line}
+    index: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for path in sorted(root.rglob("*.ko")):
+        index[module_name(path.name)] = (
+            path.relative_to(root).as_posix(), tuple(modinfo_depends(path.read_bytes())),
+        )
+    return ModuleSource(frozenset(builtin), index, root)
+
+
+class PathKernel(KernelProvider):
+    """A kernel image the user gives, with an optional modules tree."""
+
+    PLUGIN_NAME = "path"
+    description = "a kernel you give: --kernel /path/to/bzImage [--kernel-modules /lib/modules/VERSION]"
+
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
+        """The image at ``argument``; its modules from ``modules_dir`` when given."""
+        if not argument:
+            raise BuildError("--kernel path:FILE needs the kernel image's path")
+        image = Path(argument).expanduser().resolve()
+        if not image.is_file():
+            raise BuildError(f"--kernel: {image} does not exist")
+        if modules_dir:
+            root = Path(modules_dir).expanduser().resolve()
+            if not root.is_dir():
+                raise BuildError(f"--kernel-modules: {root} is not a directory")
+            return Kernel(image, root.name, self.PLUGIN_NAME, scan_modules_tree(root))
+        return Kernel(image, image.name, self.PLUGIN_NAME, assume_builtin=True)
+
+
+# -- source -------------------------------------------------------------------------
+
+
+class SourceKernel(KernelProvider):
+    """A kernel built from source, configured for the plan (Lupine-style) — not written yet."""
+
+    PLUGIN_NAME = "source"
+    description = "a kernel built from source with only the plan's drivers, built in (not available yet)"
+
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
+        """Refuse clearly: building kernels from source is planned, not implemented."""
+        raise BuildError(
+            "--kernel source: building a kernel from source specialised to the plan (Lupine-style) "
+            "is not implemented yet in unik-lib-vmimage; use --kernel debian (the default) or "
+            "--kernel /path/to/bzImage"
+        )
+
+
+# -- debian -------------------------------------------------------------------------
+
+
+def _run(cmd: Sequence[str], cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise BuildError(
+            f"{cmd[0]} is not available: the debian kernel provider needs Debian's apt and dpkg "
+            "(or use --kernel /path/to/bzImage)"
+        ) from None
+    if proc.returncode != 0:
+        raise BuildError(f"{' '.join(cmd)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def _fields(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith(" "):
+            key, value = line.split(":", 1)
+            out.setdefault(key.strip(), value.strip())
+    return out
+
+
+class DebianKernel(KernelProvider):
+    """Debian's cloud kernel, fetched and cached without installing anything."""
+
+    PLUGIN_NAME = "debian"
+    description = f"Debian's cloud kernel ({DEBIAN_PACKAGE}), fetched with apt-get download and cached"
+
+    def resolve(self, package: str) -> tuple[str, str]:
+        """The concrete kernel package and version behind ``package`` (a metapackage)."""
+        for _ in range(3):  # metapackage -> versioned image package
+            info = _fields(_run(["apt-cache", "show", "--no-all-versions", package]))
+            depends = info.get("Depends", "")
+            if "vmlinuz" in info.get("Description", "") or not depends.startswith("linux-image-"):
+                return package, info.get("Version", "")
+            package = depends.split(",")[0].split(" ")[0]
+        raise BuildError(f"cannot resolve the Debian kernel package behind {package!r}")
+
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
+        """Fetch (once) and return the kernel of ``argument`` (default: the cloud kernel)."""
+        wanted = argument or DEBIAN_PACKAGE
+        root = cache_dir() / "kernels" / "debian"
+        try:
+            package, version = self.resolve(wanted)
+        except BuildError:
+            cached = sorted(root.glob(f"{wanted}_*/kernel.json")) or sorted(root.glob("*/kernel.json"))
+            if not cached:
+                raise
+            data = json.loads(cached[-1].read_text())
+            package, version = data["package"], data["version"]
+        directory = root / f"{package}_{version}"
+        if not (directory / "kernel.json").is_file():
+            self._fetch(package, version, directory, progress)
+        data = json.loads((directory / "kernel.json").read_text())
+        modules = _DebianModules(
+            frozenset(data["builtin"]), {k: (v[0], tuple(v[1])) for k, v in data["modules"].items()},
+            directory / "modules", directory,
+        )
+        return Kernel(directory / "vmlinuz", data["release"], self.PLUGIN_NAME, modules)
+
+    def _fetch(self, package: str, version: str, directory: Path, progress: Progress) -> None:
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with progress.step(f"fetching Debian kernel {package} {version}"):
+            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"], cwd=tmp)
+        debs = sorted(tmp.glob("*.deb"))
+        if not debs:
+            raise BuildError(f"apt-get download {package} produced no package")
+        debs[0].rename(tmp / "package.deb")
+        builtin: set[str] = set()
+        modules: dict[str, list[object]] = {}
+        release = ""
+        with progress.step("indexing the kernel and its modules"):
+            for member, read in _deb_members(tmp / "package.deb"):
+                name = member.name
+                if "/boot/vmlinuz-" in name:
+                    release = name.rsplit("vmlinuz-", 1)[1]
+                    (tmp / "vmlinuz").write_bytes(read())
+                elif "/boot/config-" in name:
+                    (tmp / "config").write_bytes(read())
+                elif name.endswith("/modules.builtin"):
+                    builtin = {module_name(line) for line in read().decode().split() if line}
+                elif name.endswith(".ko"):
+                    rel = name.split("/kernel/", 1)[1] if "/kernel/" in name else Path(name).name
+                    modules[module_name(name)] = [rel, modinfo_depends(read())]
+        if not release:
+            raise BuildError(f"{package} holds no /boot/vmlinuz-*")
+        data = {"package": package, "version": version, "release": release,
+                "builtin": sorted(builtin), "modules": dict(sorted(modules.items()))}
+        (tmp / "kernel.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+
+
+def _deb_members(deb: Path) -> Iterable[tuple[tarfile.TarInfo, _Reader]]:
+    """Regular files of a .deb's data archive, streamed through ``dpkg-deb --fsys-tarfile``."""
+    try:
+        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    except FileNotFoundError:
+        raise BuildError("dpkg-deb is not available: the debian kernel provider needs it") from None
+    assert proc.stdout is not None
+    stream: IO[bytes] = proc.stdout
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.isfile():
+                    yield member, _Reader(tar, member)
+    finally:
+        stream.close()
+        if proc.wait() not in (0, -13):  # -13: we stopped reading early (SIGPIPE)
+            raise BuildError(f"dpkg-deb --fsys-tarfile {deb} failed")
+
+
+class _Reader:
+    def __init__(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self._tar, self._member = tar, member
+
+    def __call__(self) -> bytes:
+        f = self._tar.extractfile(self._member)
+        return f.read() if f is not None else b""
+
+
+class _DebianModules(ModuleSource):
+    """Modules of a cached Debian kernel package, extracted the first time they are needed."""
+
+    def __init__(
+        self, builtin: frozenset[str], index: dict[str, tuple[str, tuple[str, ...]]], root: Path, package: Path,
+    ) -> None:
+        super().__init__(builtin, index, root)
+        self._package = package
+
+    def fetch(self, names: Sequence[str], progress: Progress) -> list[Path]:
+        """Extract the modules not yet in the cache from the cached package, then list them."""
+        paths = [self.root / self.index[n][0] for n in names]
+        missing = {self.index[n][0] for n, p in zip(names, paths) if not p.is_file()}
+        if missing:
+            with progress.step(f"extracting {len(missing)} kernel modules"):
+                for member, read in _deb_members(self._package / "package.deb"):
+                    rel = member.name.split("/kernel/", 1)[-1]
+                    if rel in missing:
+                        dest = self.root / rel
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = dest.with_name(dest.name + ".tmp")
+                        tmp.write_bytes(read())
+                        tmp.replace(dest)
+                        missing.discard(rel)
+                        if not missing:
+                            break
+            if missing:
+                raise BuildError(f"modules missing from the kernel package: {', '.join(sorted(missing))}")
+        return paths
+
+
+KERNEL_PROVIDERS: list[type[KernelProvider]] = [DebianKernel, PathKernel, SourceKernel]
+
+
+def parse_kernel_spec(spec: str) -> tuple[str, str | None]:
+    """``debian`` -> (debian, None); ``debian:PKG``; ``/boot/vmlinuz`` -> (path, /boot/vmlinuz)."""
+    if "/" in spec and not spec.startswith(("debian:", "source:")) and not spec.startswith("path:"):
+        return "path", spec
+    name, _, arg = spec.partition(":")
+    return name, arg or None
+
+
+def find_kernel(
+    spec: str, providers: dict[str, type[KernelProvider]], modules_dir: str | None, progress: Progress,
+) -> Kernel:
+    """The kernel named by ``--kernel SPEC`` among the installed ``providers``."""
+    name, argument = parse_kernel_spec(spec)
+    if name not in providers:
+        known = ", ".join(sorted(providers)) or "none"
+        raise BuildError(f"--kernel {spec}: no kernel provider {name!r} (installed: {known}, or a path)")
+    return providers[name]().kernel(argument, modules_dir, progress)

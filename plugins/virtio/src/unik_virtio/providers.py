@@ -1,0 +1,128 @@
+"""Device providers and keys of the virtio target.
+
+The implementations live in :mod:`unik_vmimage.guest` (shared by the VM targets); each
+provider also says what the image and the VM need for it (:class:`VmNeeds`): kernel
+modules, mounts and QEMU devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from unik.keys import Key
+from unik.provider import Provider
+
+VIRTIO: frozenset[str] = frozenset({"virtio"})
+
+# -- keys ---------------------------------------------------------------------------------
+# Keys the runner reads are declared as target keys too, so that `unik run --mem 512M`
+# parses (the core's command line only knows target and provider keys).
+
+NET = Key("net", "host side of a network device: DEVICE=TAP (e.g. service=tap0)", per_device=True,
+          metavar="DEVICE=TAP")
+BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
+            per_device=True, metavar="DEVICE=FILE")
+MEM = Key("mem", "memory of the VM (QEMU syntax: 256M, 1G)", default="256M", metavar="SIZE")
+MACHINE = Key("machine", "QEMU machine: auto is microvm under KVM and q35 under TCG", default="auto",
+              choices=("auto", "microvm", "q35"))
+ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", default="auto",
+            choices=("auto", "kvm", "tcg"))
+BOOT_TIMEOUT = Key("boot_timeout", "seconds to wait for the guest's first console output before "
+                   "stopping it (0: 20 under KVM, 90 under TCG)", type="float", default="0", metavar="SECONDS")
+KERNEL = Key("kernel", "kernel provider: debian[:PACKAGE], source, or a kernel image's path",
+             default="debian", metavar="PROVIDER|PATH")
+KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a kernel given by path",
+                     metavar="DIR")
+COMPRESSION = Key("initramfs_compression", "initramfs compression", default="gzip",
+                  choices=("gzip", "xz", "none"))
+
+RUN_KEYS = (NET, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
+BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
+
+
+@dataclass(frozen=True)
+class VmNeeds:
+    """What a device needs from the image and the VM."""
+
+    kernel_modules: tuple[str, ...] = ()
+    mounts: tuple[tuple[str, str], ...] = ()
+    #: QEMU device model family (``virtio-rng``); the bus suffix depends on the machine.
+    qemu_device: str | None = None
+
+
+class _Virtio(Provider):
+    targets: ClassVar[frozenset[str] | None] = VIRTIO
+    vm: ClassVar[VmNeeds] = VmNeeds()
+
+
+class Console(_Virtio):
+    """The serial port."""
+
+    PLUGIN_NAME = "virtio.serial-console"
+    kind = "console"
+    implementation = "unik_vmimage.guest.console:SerialConsole"
+    description = "the VM's serial port (ttyS0), shown by `unik run`"
+
+
+class MonotonicClock(_Virtio):
+    """The guest's CLOCK_MONOTONIC."""
+
+    PLUGIN_NAME = "virtio.monotonic-clock"
+    kind = "monotonic_clock"
+    implementation = "unik_vmimage.guest.clock:GuestMonotonicClock"
+    description = "the guest kernel's CLOCK_MONOTONIC (kvm-clock or TSC)"
+
+
+class WallClock(_Virtio):
+    """The guest's CLOCK_REALTIME."""
+
+    PLUGIN_NAME = "virtio.wall-clock"
+    kind = "wall_clock"
+    implementation = "unik_vmimage.guest.clock:GuestWallClock"
+    description = "the guest kernel's CLOCK_REALTIME, set from the RTC at boot"
+
+
+class Sleep(_Virtio):
+    """asyncio timers in the guest."""
+
+    PLUGIN_NAME = "virtio.sleep"
+    kind = "sleep"
+    implementation = "unik_vmimage.guest.clock:GuestSleep"
+    description = "asyncio timers on the guest's monotonic clock"
+
+
+class Random(_Virtio):
+    """The guest kernel's CSPRNG, seeded by the host at boot; a CSPRNG library outranks it."""
+
+    PLUGIN_NAME = "virtio.getrandom"
+    kind = "random"
+    implementation = "unik_vmimage.guest.random:GuestRandom"
+    description = "the guest kernel's CSPRNG (seeded from the host at every boot, and RDRAND)"
+    priority = -10
+
+
+class Entropy(_Virtio):
+    """virtio-rng: the host's randomness."""
+
+    PLUGIN_NAME = "virtio.virtio-rng"
+    kind = "entropy"
+    implementation = "unik_vmimage.guest.random:VirtioEntropy"
+    description = "virtio-rng (/dev/hwrng), the host's /dev/urandom"
+    priority = -10
+    vm = VmNeeds(kernel_modules=("virtio_rng",), mounts=(("devtmpfs", "/dev"),), qemu_device="virtio-rng")
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy]
+
+#: Kernel modules every virtio device needs, whatever the machine: the PCI transport
+#: (q35) and the MMIO one (microvm).
+VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
+
+
+def vm_needs(provider: str) -> VmNeeds:
+    """What the provider called ``provider`` needs from the image (nothing if unknown)."""
+    for cls in PROVIDERS:
+        if cls.PLUGIN_NAME == provider and issubclass(cls, _Virtio):
+            return cls.vm
+    return VmNeeds()

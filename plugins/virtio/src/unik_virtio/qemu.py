@@ -1,0 +1,316 @@
+"""Booting images under QEMU: the command line, the KVM probe, the console and the exit status.
+
+The guest's init reports the application's exit status through QEMU's
+``isa-debug-exit`` device by writing ``status + 1``; QEMU then exits with
+``((status + 1) << 1) | 1``, which keeps it apart from QEMU's own failures (1) and from a
+guest that stopped without a status (0: a panic with ``panic=-1``, or a power-off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from unik.errors import RunError
+from unik.progress import Progress
+from unik_vmimage import cpio
+from unik_vmimage.initbin import init_binary
+from unik_vmimage.kernels import cache_dir
+
+QEMU = "qemu-system-x86_64"
+DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
+#: Kernel command line shared by every boot (the seed and the arguments are added per boot).
+BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
+                "i8042.dumbkbd")
+PROBE_STATUS = 42
+PROBE_TIMEOUT_S = 8.0
+DEFAULT_BOOT_TIMEOUT_S = {"kvm": 20.0, "tcg": 90.0}
+_BIG_STATUS = re.compile(rb"unik-init: exit status (\d+)")
+
+
+def qemu_binary() -> str:
+    """The QEMU executable, or a :class:`RunError` saying how to install it."""
+    found = shutil.which(os.environ.get("UNIK_QEMU", QEMU))
+    if not found:
+        raise RunError(f"{QEMU} is not installed: apt-get install qemu-system-x86 (or set UNIK_QEMU)")
+    return found
+
+
+def kvm_usable() -> str | None:
+    """Why KVM cannot even be tried (``None`` when /dev/kvm is there and writable)."""
+    if not os.path.exists("/dev/kvm"):
+        return "there is no /dev/kvm"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is not accessible to this user"
+    return None
+
+
+def pick_machine(machine: str, accel: str) -> str:
+    """``auto`` is microvm under KVM and q35 under TCG (microvm under TCG sometimes stays silent)."""
+    if machine != "auto":
+        return machine
+    return "microvm" if accel == "kvm" else "q35"
+
+
+def device_arg(family: str, machine: str) -> str:
+    """``virtio-rng`` as ``virtio-rng-pci`` on q35 and ``virtio-rng-device`` on microvm."""
+    return f"{family}-device" if machine == "microvm" else f"{family}-pci"
+
+
+@dataclass
+class Boot:
+    """Everything one boot needs."""
+
+    kernel: Path
+    initramfs: Path
+    machine: str
+    accel: str
+    mem: str = "256M"
+    cmdline: Sequence[str] = BASE_CMDLINE
+    args: Sequence[str] = ()
+    devices: Sequence[str] = ()
+    extra: Sequence[str] = ()
+    seed: str = field(default_factory=lambda: secrets.token_hex(32))
+
+    def kernel_cmdline(self) -> str:
+        """The kernel command line; arguments after ``--`` go to the application."""
+        for arg in self.args:
+            if any(c in arg for c in '"\n\0') or not arg:
+                raise RunError(f"argument {arg!r} cannot travel on the kernel command line")
+        args = [f'"{a}"' if " " in a else a for a in self.args]
+        return " ".join([*self.cmdline, f"unik_seed={self.seed}", *(["--", *args] if args else [])])
+
+    def command(self, qemu: str) -> list[str]:
+        """The QEMU command line."""
+        if self.machine == "microvm":
+            machine = "microvm,x-option-roms=off,rtc=on,isa-serial=on"
+        else:
+            machine = self.machine
+        cpu = "host" if self.accel == "kvm" else "max"
+        cmd = [
+            qemu, "-M", machine, "-accel", self.accel, "-cpu", cpu, "-m", self.mem, "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-serial", "stdio", "-device", DEBUG_EXIT,
+            "-kernel", str(self.kernel), "-initrd", str(self.initramfs), "-append", self.kernel_cmdline(),
+        ]
+        for dev in self.devices:
+            cmd += ["-device", device_arg(dev, self.machine)]
+        return [*cmd, *self.extra]
+
+
+@dataclass
+class Outcome:
+    """How a boot ended."""
+
+    status: int
+    returncode: int
+    #: Seconds from starting QEMU to the guest's first console output (``None``: silent).
+    first_output_s: float | None
+    output: bytes
+
+
+def decode_status(returncode: int, output: bytes, stderr: bytes) -> int:
+    """The application's exit status from QEMU's, or a :class:`RunError`."""
+    if returncode < 0:
+        return 128 - returncode
+    if returncode >= 3 and returncode % 2 == 1:
+        status = (returncode >> 1) - 1
+        if status == 126:
+            found = _BIG_STATUS.findall(output)
+            if found:
+                return int(found[-1])
+        return status
+    if returncode == 0:
+        raise RunError("the guest stopped without reporting an exit status (a kernel panic, or it "
+                       "powered itself off): see its console output above")
+    err = stderr.decode(errors="replace").strip()
+    raise RunError(f"QEMU failed (exit status {returncode}): {err or 'no message'}")
+
+
+def boot(
+    boot_spec: Boot, *, boot_timeout: float, console: BinaryIO | None,
+    stderr: BinaryIO | None = None, keep_output: bool = False,
+    stop: Callable[[], int | None] | None = None, time_limit: float | None = None,
+) -> Outcome:
+    """Boot, copy the console to ``console`` as it comes, return how it ended.
+
+    A guest that prints nothing within ``boot_timeout`` seconds is killed and a
+    :class:`RunError` says so, as does one still running after ``time_limit`` seconds.
+    QEMU is killed whatever happens.  ``stop`` is polled: a signal number it returns
+    kills QEMU and becomes status 128 + signal.
+    """
+    cmd = boot_spec.command(qemu_binary())
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first: float | None = None
+    out = bytearray()
+    err = bytearray()
+    tail = b""
+    stopped: int | None = None
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(proc.stdout, selectors.EVENT_READ, "out")
+        sel.register(proc.stderr, selectors.EVENT_READ, "err")
+        open_streams = 2
+        while open_streams:
+            for key, _ in sel.select(timeout=0.1):
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_streams -= 1
+                    continue
+                if key.data == "err":
+                    err += chunk
+                    if stderr is not None:
+                        stderr.write(chunk)
+                        stderr.flush()
+                    continue
+                if first is None:
+                    first = time.monotonic() - start
+                if console is not None:
+                    console.write(chunk)
+                    console.flush()
+                if keep_output:
+                    out += chunk
+                else:  # enough to find the init's last line
+                    tail = (tail + chunk)[-4096:]
+            if stop is not None and stopped is None:
+                stopped = stop()
+                if stopped is not None:
+                    proc.kill()
+            if first is None and stopped is None and time.monotonic() - start > boot_timeout:
+                proc.kill()
+                proc.wait()
+                raise RunError(
+                    f"the guest printed nothing on its console within {boot_timeout:g} s "
+                    f"(machine {boot_spec.machine}, accelerator {boot_spec.accel}); it is stopped. "
+                    f"Try --machine q35, --accel tcg or a longer --boot-timeout. QEMU: {' '.join(cmd)}"
+                )
+            if time_limit is not None and time.monotonic() - start > time_limit:
+                proc.kill()
+                proc.wait()
+                raise RunError(f"the guest was still running after {time_limit:g} s; it is stopped")
+        returncode = proc.wait()
+    finally:
+        sel.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if stopped is not None:
+        return Outcome(128 + stopped, returncode, first, bytes(out))
+    status = decode_status(returncode, bytes(out) or tail, bytes(err))
+    return Outcome(status, returncode, first, bytes(out))
+
+
+# -- the KVM probe ------------------------------------------------------------------------
+
+
+def _probe_initramfs(directory: Path) -> Path:
+    path = directory / "probe-initramfs.cpio"
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            w = cpio.Writer(f)
+            w.add(cpio.Entry.directory("dev"))
+            w.add(cpio.Entry.chardev("dev/console", 5, 1))
+            w.add(cpio.Entry.file("init", init_binary().read_bytes(), 0o755))
+            w.close()
+        tmp.replace(path)
+    return path
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = True) -> tuple[bool, str]:
+    """Whether KVM boots ``kernel`` to its init here, and why not.
+
+    The probe boots the kernel with an init that exits at once (``unik_probe=1``).  The
+    answer is cached per QEMU, kernel and host boot, so only the first run pays for it.
+    """
+    why = kvm_usable()
+    if why:
+        return False, why
+    qemu = qemu_binary()
+    h = hashlib.sha256(f"{qemu}\0{os.stat(qemu).st_mtime_ns}\0{_boot_id()}\0".encode())
+    h.update(kernel.read_bytes())
+    directory = cache_dir() / "virtio"
+    cached = directory / f"kvm-probe-{h.hexdigest()[:24]}.json"
+    if use_cache and cached.is_file():
+        data = json.loads(cached.read_text())
+        return bool(data["ok"]), str(data["why"])
+    spec = Boot(kernel, _probe_initramfs(directory), "microvm", "kvm", mem="128M",
+                cmdline=(*BASE_CMDLINE, "unik_probe=1"))
+    try:
+        outcome = boot(spec, boot_timeout=timeout, console=None, time_limit=timeout)
+        ok = outcome.status == PROBE_STATUS
+        if outcome.returncode < 0:
+            why = f"QEMU died of signal {-outcome.returncode} booting a guest with KVM"
+        else:
+            why = "" if ok else f"the probe guest exited with status {outcome.status}"
+    except RunError as exc:
+        ok, why = False, str(exc).split(";")[0]
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+        json.dump({"ok": ok, "why": why}, f)
+    os.replace(f.name, cached)
+    return ok, why
+
+
+def choose_accel(accel: str, kernel: Path, progress: Progress) -> str:
+    """``kvm`` or ``tcg`` for ``--accel auto|kvm|tcg``, saying why when falling back."""
+    if accel == "tcg":
+        return "tcg"
+    if accel == "kvm":
+        why = kvm_usable()
+        if why:
+            raise RunError(f"--accel kvm: {why}")
+        return "kvm"
+    ok, why = probe_kvm(kernel)
+    if ok:
+        progress.info("accelerator: KVM")
+        return "kvm"
+    progress.warn(f"KVM does not boot guests here ({why}): using TCG emulation, which is slower")
+    return "tcg"
+
+
+def signal_stopper() -> tuple[Callable[[], int | None], Callable[[], None]]:
+    """A ``stop`` callable reporting SIGINT/SIGTERM received, and a function restoring handlers."""
+    got: list[int] = []
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        got.append(signum)
+
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        previous = {}
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)  # type: ignore[arg-type]
+
+    return (lambda: got[0] if got else None), restore

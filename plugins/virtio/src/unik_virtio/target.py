@@ -1,0 +1,159 @@
+"""The virtio target: emit a kernel + initramfs, boot it under QEMU.
+
+``dist/<name>-virtio/`` holds ``vmlinuz`` (from a kernel provider), the initramfs
+(unik-lib-vmimage), ``firecracker.json`` and ``artifact.json``, whose manifest lists the
+devices, the memory, the kernel command line and what the image holds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from typing import Any, cast
+
+from unik.bundle import runtime_files
+from unik.errors import RunError
+from unik.keys import Key, KeyValues
+from unik.plan import Plan
+from unik.target import Artifact, BuildContext, RunContext, Target
+from unik_vmimage.initramfs import ImageSpec, build_initramfs
+from unik_vmimage.kernels import KernelProvider, find_kernel
+
+from . import qemu
+from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
+
+KERNEL_FILE = "vmlinuz"
+#: Directories of unik-lib-vmimage that are build tools, not guest code.
+_NOT_IN_IMAGE = ("unik_vmimage/init/",)
+
+
+def _key(keys: KeyValues, key: Key) -> str | None:
+    """A build key as configured, else its default (a plan keeps only keys it uses)."""
+    return keys.raw(key.name) if key.name in keys.keys else key.default
+
+
+class VirtioTarget(Target):
+    """The application as a VM for QEMU/KVM (and Firecracker)."""
+
+    PLUGIN_NAME = "virtio"
+    description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
+    keys = (*RUN_KEYS, *BUILD_KEYS)
+    run_keys = RUN_KEYS
+
+    # -- emit ---------------------------------------------------------------------------
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Write the kernel, the initramfs, ``firecracker.json`` and the manifest."""
+        providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
+        kernel = find_kernel(_key(plan.keys, KERNEL) or "debian", providers, _key(plan.keys, KERNEL_MODULES),
+                             ctx.progress)
+        contents = ctx.plugins.image_contents(plan)
+        modules: list[str] = []
+        mounts: list[tuple[str, str]] = []
+        devices: list[dict[str, Any]] = []
+        for node in plan.nodes:
+            needs = vm_needs(node.provider)
+            modules += needs.kernel_modules
+            mounts += [m for m in needs.mounts if m not in mounts]
+            devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
+                            "qemu_device": needs.qemu_device})
+        if any(d["qemu_device"] for d in devices):
+            modules = [*VIRTIO_TRANSPORTS, *modules]
+        for c in contents.values():
+            modules += c.kernel_modules
+        with ctx.progress.step("resolving kernel modules"):
+            module_files = kernel.module_files(dict.fromkeys(modules), ctx.progress)
+        files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(_NOT_IN_IMAGE)]
+        extra_files = {dest: src for c in contents.values() for dest, src in c.files.items()}
+        compression = _key(plan.keys, COMPRESSION) or "gzip"
+        spec = ImageSpec(
+            app_files=files,
+            python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
+            kernel_modules=module_files, mounts=mounts, extra_files=extra_files, compression=compression,
+        )
+        out = ctx.artifact_dir(plan)
+        suffix = {"gzip": ".gz", "xz": ".xz", "none": ""}[compression]
+        report = build_initramfs(spec, out / f"initramfs.cpio{suffix}", ctx.progress)
+        shutil.copyfile(kernel.image, out / KERNEL_FILE)
+        cmdline = " ".join(qemu.BASE_CMDLINE)
+        mem = _key(plan.keys, MEM) or "256M"
+        (out / "firecracker.json").write_text(json.dumps(_firecracker(report.path.name, cmdline, mem),
+                                                         indent=2, sort_keys=True) + "\n")
+        manifest = {
+            "kernel": {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
+                       "bytes": (out / KERNEL_FILE).stat().st_size},
+            "initramfs": report.to_json(),
+            "devices": devices,
+            "mem": mem,
+            "cmdline": cmdline,
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "firecracker": "firecracker.json",
+        }
+        ctx.progress.info(f"kernel {kernel.version} ({manifest['kernel']['bytes'] / 1e6:.1f} MB), initramfs "
+                          f"{report.bytes / 1e6:.1f} MB: {len(report.stdlib_modules)} stdlib modules, "
+                          f"{len(report.kernel_modules)} kernel modules")
+        return Artifact("virtio", out, KERNEL_FILE, manifest)
+
+    # -- run ----------------------------------------------------------------------------
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """Boot the image under QEMU; the application's exit status is returned."""
+        manifest = artifact.manifest
+        kernel = artifact.directory / manifest["kernel"]["file"]
+        initramfs = artifact.directory / manifest["initramfs"]["file"]
+        for path in (kernel, initramfs):
+            if not path.is_file():
+                raise RunError(f"{path} is missing: run `unik build`")
+
+        def option(name: str) -> str | None:
+            if ctx.options.is_set(name):
+                return ctx.options.raw(name)
+            if name in keys.keys and keys.is_set(name):
+                return keys.raw(name)
+            return next(k.default for k in RUN_KEYS if k.name == name)
+
+        for name in ("net", "block"):
+            bound = {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+            if bound or (option(name) is not None):
+                raise RunError(f"--{name}: the virtio target has no {name} devices yet (planned in issue 4)")
+        accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
+        machine = qemu.pick_machine(option("machine") or "auto", accel)
+        mem = option("mem") or str(manifest.get("mem", "256M"))
+        timeout = float(option("boot_timeout") or 0) or qemu.DEFAULT_BOOT_TIMEOUT_S[accel]
+        target_keys = {k.name for k in self.keys}
+        app_keys = KeyValues(
+            [k for k in keys.keys.values() if k.name not in target_keys],
+            {n: v for n, v in keys.values.items() if n not in target_keys},
+        )
+        devices = [d["qemu_device"] for d in manifest.get("devices", []) if d.get("qemu_device")]
+        spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
+                         args=[*app_keys.as_args(), *ctx.extra_args], devices=devices)
+        ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
+        stop, restore = qemu.signal_stopper()
+        try:
+            outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
+                                stderr=sys.stderr.buffer, stop=stop)
+        finally:
+            restore()
+        return outcome.status
+
+
+def _firecracker(initramfs: str, cmdline: str, mem: str) -> dict[str, Any]:
+    """A Firecracker VM configuration (``firecracker --config-file firecracker.json``).
+
+    Firecracker boots an uncompressed ELF kernel (``vmlinux``, e.g. from
+    ``scripts/extract-vmlinux vmlinuz``) and has no power-off: the init reboots instead.
+    """
+    units = {"K": 1 / 1024, "M": 1, "G": 1024}
+    mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
+    return {
+        "boot-source": {
+            "kernel_image_path": "vmlinux",
+            "initrd_path": initramfs,
+            "boot_args": f"{cmdline} reboot=k pci=off unik_exit=reboot",
+        },
+        "drives": [],
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": mib},
+        "network-interfaces": [],
+    }
