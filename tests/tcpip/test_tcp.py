@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tcpip_support import Impairment, Wire, pair, run, settle
+from unik_tcpip.stack import TcpipStack
 from unik_tcpip.tcp import State, TcpConfig, TcpConnection
 
 
@@ -77,9 +81,9 @@ def test_connect_timeout_is_bounded() -> None:
 
 
 async def _transfer(wire: Wire, up: bytes, down: bytes, cfg: TcpConfig | None = None,
-                    chunk: int = 10000) -> tuple[TcpConnection, TcpConnection]:
+                    chunk: int = 10000, mtu: int = 1500) -> tuple[TcpConnection, TcpConnection]:
     """Send ``up`` client->server and ``down`` server->client at once; both half-close."""
-    a, b = await pair(wire, cfg, cfg)
+    a, b = await pair(wire, cfg, cfg, mtu=mtu)
     done: asyncio.Future[tuple[bytes, TcpConnection]] = asyncio.get_running_loop().create_future()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -156,3 +160,320 @@ def test_transfer_impaired(loss: float, dup: float, reorder: float) -> None:
         if reorder:
             assert server.stats.out_of_order > 0
     run(main())
+
+
+class Recorder(asyncio.Protocol):
+    """An asyncio.Protocol that records what happens to it."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.eof = False
+        self.lost: list[BaseException | None] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.append(exc)
+
+
+def test_simultaneous_open_and_close() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        await a.ping("10.0.0.2")  # resolve ARP so that the SYNs cross on the wire
+        pa, pb = Recorder(), Recorder()
+        (ta, _), (tb, _) = await asyncio.gather(
+            a.tcp.create_connection(lambda: pa, "10.0.0.2", 6000, local_port=5000),
+            b.tcp.create_connection(lambda: pb, "10.0.0.1", 5000, local_port=6000),
+        )
+        assert a.stats["tcp.simultaneous_opens"] == 1 and b.stats["tcp.simultaneous_opens"] == 1
+        assert ta.state == tb.state == State.ESTABLISHED
+        ta.write(b"from a")
+        tb.write(b"from b")
+        await settle(0.1)
+        assert (pa.data, pb.data) == (b"from b", b"from a")
+        # Simultaneous close: FIN-WAIT-1 -> CLOSING -> TIME-WAIT on both sides (RFC 9293 figure 13).
+        ta.close()
+        tb.close()
+        await settle(0.1)
+        assert ta.state == tb.state == State.TIME_WAIT
+        # As with asyncio transports, a closed transport reports no eof_received.
+        assert pa.lost == [None] and pb.lost == [None] and not pa.eof and not pb.eof
+        await settle(61)
+        assert ta.state == tb.state == State.CLOSED
+    run(main())
+
+
+def test_half_close_keeps_the_other_direction() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        states: list[State] = []
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request = await reader.read()  # until the client's FIN
+            await asyncio.sleep(5)
+            states.append(conn_of(writer).state)
+            writer.write(request[::-1] * 10000)
+            writer.close()
+
+        await b.tcp.start_server(handler, 80)
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        writer.write(b"0123456789")
+        writer.write_eof()
+        with pytest.raises(RuntimeError):
+            writer.write(b"more")
+        await asyncio.sleep(1)
+        assert conn_of(writer).state == State.FIN_WAIT_2
+        assert await reader.read() == b"9876543210" * 10000
+        assert states == [State.CLOSE_WAIT]
+        assert conn_of(writer).state == State.TIME_WAIT
+    run(main())
+
+
+def test_protocol_factory_runs_unchanged() -> None:
+    class Upper(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data.upper())
+
+        def eof_received(self) -> None:
+            self.transport.close()
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        server = await b.tcp.create_server(Upper, 9)
+        reader, writer = await a.tcp.connect("10.0.0.2", 9)
+        writer.write(b"shout")
+        writer.write_eof()
+        assert await reader.read() == b"SHOUT"
+        server.close()
+        with pytest.raises(ConnectionRefusedError):
+            await a.tcp.connect("10.0.0.2", 9)
+    run(main())
+
+
+def _inject_tcp(wire: Wire, to: TcpipStack, src: str, sport: int, dport: int, seq: int, ack: int,
+                flags: int, payload: bytes = b"", options: bytes = b"", window: int = 65535) -> None:
+    from unik_tcpip.iface import ip_bytes
+    from unik_tcpip.wire import EthernetFrame, Ipv4Packet, TcpSegment
+
+    dst = to.iface.address
+    seg = TcpSegment.build(ip_bytes(src), dst, sport, dport, seq, ack, flags, window, options, payload,
+                           headroom=34)
+    Ipv4Packet.emit(seg, 14, src=ip_bytes(src), dst=dst, proto=6, payload_len=len(seg) - 34, ident=0)
+    EthernetFrame.emit(seg, to.iface.mac, bytes.fromhex("020000000009"), 0x0800)
+    wire.inject(bytes(seg), to=to.network)  # type: ignore[arg-type]
+
+
+def test_rfc5961_resets_and_syns() -> None:
+    from unik_tcpip.wire.tcp import ACK, RST, SYN
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        conn = conn_of(writer)
+        rport, lport = conn.remote[1], conn.local[1]
+        # Out of window: dropped silently.
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, (conn.rcv_nxt + 10_000_000) & 0xFFFFFFFF, 0, RST)
+        # In window but not exact: a challenge ACK, the connection survives (RFC 5961 3.2).
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt + 100, 0, RST)
+        # A SYN on an established connection: a challenge ACK (RFC 5961 4.2).
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt + 5, 0, SYN)
+        # An ACK for data never sent: a challenge ACK (RFC 5961 5.2).
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt, conn.snd_nxt + 5000, ACK)
+        await settle(0.1)
+        assert conn.stats.challenge_acks == 3 and a.stats["tcp.unacceptable"] == 1
+        writer.write(b"still alive")
+        assert await reader.readexactly(11) == b"still alive"
+        # The exact sequence number resets.
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt, 0, RST)
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        assert conn.state == State.CLOSED and not a.tcp.connections
+    run(main())
+
+
+def test_syn_flood_is_bounded() -> None:
+    from unik_tcpip.wire.tcp import SYN
+
+    async def main() -> None:
+        wire = Wire(keep_log=False)
+        a, b = await pair(wire, tcp_b=TcpConfig(syn_backlog=64))
+        await b.tcp.start_server(echo, 80)
+        for port in range(1000, 1500):
+            _inject_tcp(wire, b, "10.0.0.9", port, 80, port * 7919, 0, SYN)
+        await settle(0.1)
+        assert len(b.tcp.connections) == 64 and b.stats["tcp.syn_backlog_full"] == 436
+        assert len(b.iface.arp.pending) <= b.iface.arp.max_pending
+        with pytest.raises(TimeoutError):  # the backlog is full: our SYNs are dropped too
+            await asyncio.wait_for(a.tcp.connect("10.0.0.2", 80), 2)
+        await settle(200)  # SYN-RECEIVED gives up after its retries
+        assert not b.tcp.connections and b.tcp.listeners[80].half_open == 0
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        writer.write(b"served")
+        assert await reader.readexactly(6) == b"served"
+    run(main())
+
+
+def test_zero_window_probing() -> None:
+    async def main() -> None:
+        wire = Wire()
+        cfg = TcpConfig(rcv_buf=32768)
+        a, b = await pair(wire, cfg, cfg)
+        got = bytearray()
+
+        async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)  # let the window close
+            while chunk := await reader.read(65536):
+                got.extend(chunk)
+            writer.close()
+
+        await b.tcp.start_server(slow, 80)
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        data = _payload(400_000, 9)
+        writer.write(data)
+        await asyncio.sleep(20)
+        conn = conn_of(writer)
+        assert conn.snd_wnd == 0 and a.stats["tcp.window_probes"] > 0
+        await writer.drain()
+        writer.write_eof()
+        assert await reader.read() == b""
+        assert bytes(got) == data
+    run(main())
+
+
+def test_nagle_coalesces_small_writes_and_nodelay_does_not() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        sink: list[bytes] = []
+
+        async def drain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sink.append(await reader.read())
+            writer.close()
+
+        await b.tcp.start_server(drain, 80)
+        for nodelay in (False, True):
+            _reader, writer = await a.tcp.connect("10.0.0.2", 80)
+            conn = conn_of(writer)
+            conn.set_nodelay(nodelay)
+            before = conn.stats.segments_out
+            for i in range(100):
+                writer.write(bytes([i]))
+            await asyncio.sleep(1)
+            sent = conn.stats.segments_out - before
+            if nodelay:
+                assert sent == 100
+            else:
+                assert sent <= 3  # one byte, then the rest once it is acknowledged
+            writer.close()
+            await asyncio.sleep(1)
+        assert sink == [bytes(range(100))] * 2
+    run(main())
+
+
+def test_delayed_ack_acknowledges_every_second_segment() -> None:
+    async def main() -> None:
+        client, server = await _transfer(Wire(), _payload(1_000_000, 3), b"")
+        assert server.stats.segments_out < 0.6 * client.stats.segments_out
+    run(main())
+
+
+@pytest.mark.parametrize("disabled", ["timestamps", "window_scaling", "sack"])
+def test_option_negotiation_falls_back(disabled: str) -> None:
+    async def main() -> None:
+        cfg_b = TcpConfig(**{disabled: False})  # type: ignore[arg-type]
+        wire = Wire()
+        a, b = await pair(wire, None, cfg_b)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        conn = conn_of(writer)
+        peer = next(iter(b.tcp.connections.values()))
+        for c in (conn, peer):
+            if disabled == "timestamps":
+                assert not c.ts_ok
+            elif disabled == "window_scaling":
+                assert c.snd_wscale == c.rcv_wscale == 0
+            else:
+                assert not c.sack_ok
+        data = _payload(300_000, 4)
+        writer.write(data)
+        assert await reader.readexactly(len(data)) == data
+    run(main())
+
+
+def test_paws_drops_old_duplicates() -> None:
+    from unik_tcpip.wire import TcpOptions
+    from unik_tcpip.wire.tcp import ACK
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        writer.write(b"x")
+        await reader.readexactly(1)
+        conn = conn_of(writer)
+        old = TcpOptions(timestamp=((conn.ts_recent - 1000) & 0xFFFFFFFF, 0)).to_bytes()
+        _inject_tcp(wire, a, "10.0.0.2", conn.remote[1], conn.local[1], conn.rcv_nxt, conn.snd_una, ACK,
+                    b"stale", old)
+        await settle(0.1)
+        assert a.stats["tcp.paws_rejected"] == 1
+        writer.write(b"y")
+        assert await reader.readexactly(1) == b"y"
+    run(main())
+
+
+def test_sack_blocks_describe_out_of_order_data() -> None:
+    from unik_tcpip.wire import EthernetFrame, Ipv4Packet, TcpSegment
+
+    async def main() -> None:
+        wire = Wire(seed=2, impairment=Impairment(loss=0.05))
+        await _transfer(wire, _payload(300_000, 1), b"")
+        blocks = []
+        for name, frame in wire.log:
+            eth = EthernetFrame.parse(frame)
+            if name == "stack2" and eth.ethertype == 0x0800:
+                ip = Ipv4Packet.parse(eth.payload)
+                if ip.proto == 6:
+                    seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
+                    blocks.extend(seg.options.sack_blocks)
+        assert blocks and all(0 < (right - left) % 2**32 < 1 << 20 for left, right in blocks)
+    run(main())
+
+
+@settings(max_examples=int(os.environ.get("TCPIP_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(
+    up=st.integers(0, 300_000), down=st.integers(0, 300_000), seed=st.integers(0, 2**16),
+    loss=st.sampled_from([0.0, 0.01, 0.05, 0.1]), dup=st.sampled_from([0.0, 0.05, 0.2]),
+    reorder=st.sampled_from([0.0, 0.1, 0.4]), chunk=st.sampled_from([1, 100, 1460, 8192, 65536]),
+    nagle=st.booleans(), mtu=st.sampled_from([576, 1500, 9000]),
+)
+def test_hypothesis_transfers_arrive_once_in_order(up: int, down: int, seed: int, loss: float, dup: float,
+                                                   reorder: float, chunk: int, nagle: bool, mtu: int) -> None:
+    async def main() -> None:
+        wire = Wire(seed=seed, impairment=Impairment(loss=loss, duplicate=dup, reorder=reorder),
+                    keep_log=False)
+        cfg = TcpConfig(nagle=nagle)
+        await _transfer(wire, _payload(up, seed), _payload(down, seed + 1), cfg, chunk=max(chunk, up // 200),
+                        mtu=mtu)
+    run(main(), limit=20_000)
+

@@ -331,8 +331,13 @@ class TcpConnection(asyncio.Transport):
         self._start_rto()
 
     def send_ack(self) -> None:
-        """An ACK now: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>."""
-        self._send(ACK, self.snd_nxt)
+        """An ACK now: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+
+        SND.NXT is the RFC's: the highest sequence number sent (``snd_max``), not the
+        point that a retransmission timeout rewound ``snd_nxt`` to; an ACK with an older
+        sequence number would be unacceptable to the peer (RFC 9293 3.10.7.4).
+        """
+        self._send(ACK, self.snd_max)
 
     def output(self) -> None:
         """Send what the windows, Nagle and the FIN allow (RFC 9293 3.8.6.2.1, RFC 5681)."""
@@ -1008,7 +1013,7 @@ class TcpConnection(asyncio.Transport):
     def _abort(self, exc: BaseException, send_rst: bool) -> None:
         """Close at once with an error (RFC 9293 3.10.5 ABORT)."""
         if send_rst and self.state not in (State.CLOSED, State.SYN_SENT, State.TIME_WAIT, State.LISTEN):
-            self.layer.send_rst(self.key, self.snd_nxt, 0, RST)
+            self.layer.send_rst(self.key, self.snd_max, 0, RST)
         self.error = exc
         self._destroy(exc)
 
@@ -1262,8 +1267,11 @@ class TcpLayer:
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
 
     async def create_connection(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
-                                port: int) -> tuple[TcpConnection, asyncio.BaseProtocol]:
-        """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``)."""
+                                port: int, *, local_port: int = 0) -> tuple[TcpConnection, asyncio.BaseProtocol]:
+        """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``).
+
+        ``local_port`` 0 picks a free ephemeral port.
+        """
         try:
             dst = ip_bytes(host)
         except ValueError:
@@ -1275,7 +1283,10 @@ class TcpLayer:
             raise OSError(errno.ENETUNREACH, f"no route to {host}")
         if len(self.connections) >= self.config.max_connections:
             raise OSError(errno.EMFILE, "too many TCP connections")
-        local_port = self._free_port((dst, port))
+        if local_port == 0:
+            local_port = self._free_port((dst, port))
+        elif (self.iface.address, local_port, dst, port) in self.connections:
+            raise OSError(errno.EADDRINUSE, f"a connection from port {local_port} to {host}:{port} exists")
         conn = TcpConnection(self, (self.iface.address, local_port), (dst, port), protocol_factory)
         self.connections[conn.key] = conn
         conn.open_active(self.isn(conn.key))
