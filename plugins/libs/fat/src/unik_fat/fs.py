@@ -550,13 +550,31 @@ class FatFileSystem:
         d.used += bytearray(per)
 
     async def _take_slots(self, d: _Dir, count: int) -> int:
-        """Find ``count`` consecutive free slots (growing the directory if needed)."""
-        i = d.used.find(bytes(count), 0, d.end)
-        if i >= 0 and i + count <= d.end:
-            return i
-        while d.end + count > d.nslots:
-            await self._grow(d)
+        """Find ``count`` consecutive free slots (growing the directory if needed).
+
+        A set of entries never straddles a sector boundary when it fits in one sector:
+        a sector write lands whole or not at all, so a crash cannot leave a long-name
+        fragment without its first entry, which ``fsck.fat -a`` would not repair.
+        """
+        per = self.vol.bps // 32
+        fits = count <= per
+        pattern = bytes(count)
+        i = d.used.find(pattern, 0, d.end)
+        while i >= 0 and i + count <= d.end:
+            if not fits or i // per == (i + count - 1) // per:
+                return i
+            i = d.used.find(pattern, (i // per + 1) * per, d.end)
         start = d.end
+        if fits and start // per != (start + count - 1) // per:
+            start = (start // per + 1) * per
+        while start + count > d.nslots:
+            await self._grow(d)
+        for slot in range(d.end, start):
+            # Skipped slots become free entries, so readers go on past them.
+            sector, off = self._slot_pos(d, slot)
+            buf = await self.vol.cache.get(sector)
+            buf[off] = F.FREE_ENTRY
+            await self.vol.cache.mark_dirty(sector)
         d.end = start + count
         if d.end < d.nslots:
             # Keep the end marker right after the new entries (what follows may be stale).
