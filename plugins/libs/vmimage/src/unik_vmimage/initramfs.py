@@ -10,7 +10,7 @@ Layout inside the image::
     <library paths>             the shared libraries it and its extensions load, at their
                                 host paths (so RUNPATHs resolve), stripped
     /usr/lib/pythonX.Y/         the standard-library modules the application reaches
-                                (modulefinder from main.py), precompiled, sourceless
+                                (:mod:`unik_vmimage.imports`), precompiled, sourceless
     /app/                       main.py, plan.json, the application, unik and its plugins,
                                 baked files; .py kept beside unchecked-hash .pyc files
 
@@ -35,7 +35,6 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from modulefinder import ModuleFinder
 from pathlib import Path
 
 from unik.bundle import BundleFile
@@ -43,16 +42,15 @@ from unik.errors import BuildError
 from unik.progress import Progress
 
 from . import cpio
+from .imports import find_modules
 from .initbin import init_binary
 from .kernels import cache_dir
 
 APP = "app"
 PREFIX = "usr"
 COMPRESSIONS = ("gzip", "xz", "none")
-#: Imported by the interpreter or the runtime in ways modulefinder cannot see.
+#: Imported by the interpreter or the runtime in ways an import finder cannot see.
 ALWAYS = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.latin_1", "encodings.ascii")
-#: Never wanted in an image even when some code path names them.
-EXCLUDES = ("tkinter", "idlelib", "test", "lib2to3", "ensurepip", "pydoc_data", "turtledemo", "venv")
 
 _COMPILE = r"""
 import json, py_compile, sys
@@ -90,7 +88,7 @@ class ImageSpec:
     """What goes into an initramfs besides the interpreter."""
 
     app_files: Sequence[BundleFile]
-    #: Standard-library modules to add to what modulefinder finds (dynamic imports).
+    #: Standard-library modules to add to what the import finder finds (dynamic imports).
     python_modules: Sequence[str] = ()
     #: Kernel module files, dependencies first.
     kernel_modules: Sequence[Path] = ()
@@ -151,25 +149,15 @@ def startup_modules(executable: Path) -> tuple[str, ...]:
 
 def find_stdlib(main: Path, search: Sequence[Path], extra: Iterable[str], interp: Interpreter) -> dict[str, Path]:
     """Standard-library modules reachable from ``main`` (and ``extra``): name -> file."""
-    finder = ModuleFinder(path=[str(p) for p in search], excludes=list(EXCLUDES))
-    finder.run_script(str(main))
-    for name in sorted({*extra, *ALWAYS}):
-        try:
-            finder.import_hook(name)
-        except ImportError as exc:
-            raise BuildError(f"module {name!r} is needed in the image but cannot be found: {exc}") from None
-    for name in startup_modules(interp.executable):
-        try:
-            finder.import_hook(name)
-        except ImportError:  # frozen aliases such as _frozen_importlib_external
-            pass
+    extra = list(extra)
+    found = find_modules(main, search, [*ALWAYS, *startup_modules(interp.executable), *extra])
+    missing = sorted(set(extra) & set(found.missing))
+    if missing:
+        raise BuildError(f"modules needed in the image cannot be found: {', '.join(missing)}")
     out: dict[str, Path] = {}
     roots = (interp.stdlib, interp.dynload)
-    for name, mod in finder.modules.items():
-        file = getattr(mod, "__file__", None)
-        if not file:
-            continue
-        path = Path(file).resolve()
+    for name, file in found.modules.items():
+        path = file.resolve()
         if any(path.is_relative_to(r) for r in roots) and "site-packages" not in path.parts:
             out[name] = path
     return dict(sorted(out.items()))

@@ -1,0 +1,216 @@
+"""Which modules an application reaches: a static import finder for trimming the stdlib.
+
+Like :mod:`modulefinder` it reads source files and follows ``import`` statements,
+including those inside functions, without running anything.  Three rules keep the
+result close to what actually runs:
+
+* imports under ``if TYPE_CHECKING:`` and ``if sys.platform == "win32":`` are not
+  followed (they never run in a VM);
+* imports in the body of a ``try`` whose handlers catch ``ImportError`` (or
+  ``ModuleNotFoundError``) are *optional* and not followed: the code works without
+  them (``asyncio`` without ``ssl``, ``decimal`` falls back to ``_pydecimal``);
+* development tools (:data:`TOOLS`: ``pydoc``, ``unittest``, ``pdb``...) are never
+  followed.
+
+Modules named explicitly (``ImageContents.python_modules``) are always included, with
+what they import.  ``importlib.import_module("literal")`` calls are followed.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.machinery import EXTENSION_SUFFIXES, PathFinder
+from pathlib import Path
+
+#: Never followed unless asked for by name: interactive and development tools.
+TOOLS = frozenset({
+    "pydoc", "pydoc_data", "doctest", "unittest", "pdb", "bdb", "cmd", "code", "codeop", "readline",
+    "rlcompleter", "tkinter", "turtle", "turtledemo", "idlelib", "lib2to3", "distutils", "ensurepip",
+    "venv", "test", "curses", "profile", "cProfile", "pstats", "timeit", "trace", "tabnanny",
+    "webbrowser", "xmlrpc", "pyclbr", "msilib", "_msi", "winreg", "msvcrt", "_winapi", "nt", "_overlapped",
+})
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+
+
+@dataclass
+class Found:
+    """The finder's answer: module name -> file, and what could not be found (and who asked)."""
+
+    modules: dict[str, Path] = field(default_factory=dict)
+    #: Who first imported each module (``__main__`` for the script).
+    importers: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    optional: set[str] = field(default_factory=set)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _is_windows(test: ast.expr) -> bool:
+    """``sys.platform == "win32"`` or ``os.name == "nt"``: never true in a unik VM."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    left, right = test.left, test.comparators[0]
+    return (isinstance(left, ast.Attribute) and isinstance(right, ast.Constant)
+            and (left.attr, right.value) in (("platform", "win32"), ("name", "nt")))
+
+
+def _catches_import_error(handlers: Sequence[ast.ExceptHandler]) -> bool:
+    for h in handlers:
+        kinds = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type else []
+        for k in kinds:
+            if isinstance(k, ast.Name) and k.id in _IMPORT_ERRORS:
+                return True
+    return False
+
+
+class _Imports(ast.NodeVisitor):
+    """Collects ``(module, names, optional)`` from one module's syntax tree."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.found: list[tuple[str, tuple[str, ...], bool]] = []
+        self._optional = 0
+
+    def _absolute(self, module: str | None, level: int) -> str:
+        if level == 0:
+            return module or ""
+        parts = self.package.split(".") if self.package else []
+        base = parts[: len(parts) - (level - 1)] if level > 1 else parts
+        return ".".join([*base, *([module] if module else [])])
+
+    def visit_If(self, node: ast.If) -> None:
+        if _is_type_checking(node.test) or _is_windows(node.test):
+            for stmt in node.orelse:
+                self.visit(stmt)
+            return
+        self.generic_visit(node)
+
+    def visit_Try(self, node: ast.Try) -> None:
+        optional = _catches_import_error(node.handlers)
+        self._optional += optional
+        for stmt in node.body:
+            self.visit(stmt)
+        self._optional -= optional
+        for part in (node.handlers, node.orelse, node.finalbody):
+            for stmt in part:
+                self.visit(stmt)
+
+    visit_TryStar = visit_Try  # type: ignore[assignment]
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.found.append((alias.name, (), self._optional > 0))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = self._absolute(node.module, node.level)
+        names = tuple(a.name for a in node.names if a.name != "*")
+        if module:
+            self.found.append((module, names, self._optional > 0))
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in ("import_module", "__import__") and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not arg.value.startswith("."):
+                self.found.append((arg.value, (), self._optional > 0))
+        self.generic_visit(node)
+
+
+class ImportFinder:
+    """Finds modules on ``path`` (directories searched like ``sys.path``)."""
+
+    def __init__(self, path: Sequence[Path]) -> None:
+        self.path = [str(p) for p in path]
+        self.result = Found()
+        self._locations: dict[str, list[str] | None] = {}
+        self._done: set[str] = set()
+
+    def _locate(self, name: str) -> tuple[Path | None, list[str] | None] | None:
+        """(file, package locations) of ``name``; ``None`` when it cannot be found."""
+        if name in sys.builtin_module_names:
+            return None, None
+        parent, _, _ = name.rpartition(".")
+        if parent:
+            if parent not in self._locations:
+                self.add(parent, why=name)
+            locations = self._locations.get(parent)
+            if locations is None:
+                return None
+            spec = PathFinder.find_spec(name, locations)
+        else:
+            spec = PathFinder.find_spec(name, self.path)
+        if spec is None:
+            return None
+        origin = Path(spec.origin) if spec.origin and spec.has_location else None
+        return origin, list(spec.submodule_search_locations or []) or None
+
+    def add(self, name: str, why: str = "", optional_ok: bool = True) -> bool:
+        """Include ``name`` and what it imports; whether it was found."""
+        if name in self._done:
+            return name in self._locations
+        self._done.add(name)
+        located = self._locate(name)
+        if located is None:
+            self.result.missing[name] = why
+            return False
+        origin, locations = located
+        self._locations[name] = locations
+        if origin is None:
+            return True
+        self.result.modules[name] = origin
+        self.result.importers[name] = why
+        if origin.suffix == ".py":
+            package = name if origin.name == "__init__.py" else name.rpartition(".")[0]
+            self._scan(origin, package, name)
+        return True
+
+    def _scan(self, source: Path, package: str, name: str) -> None:
+        try:
+            tree = ast.parse(source.read_bytes(), str(source))
+        except SyntaxError:
+            return
+        visitor = _Imports(package)
+        visitor.visit(tree)
+        for module, names, optional in visitor.found:
+            if module.split(".")[0] in TOOLS:
+                continue
+            if optional:
+                if module not in self._done:
+                    self.result.optional.add(module)
+                continue
+            if self.add(module, why=name):
+                for sub in names:  # `from package import submodule`
+                    if self._locations.get(module) and f"{module}.{sub}" not in self._done:
+                        self._try_submodule(f"{module}.{sub}", name)
+
+    def _try_submodule(self, name: str, why: str) -> None:
+        parent, _, leaf = name.rpartition(".")
+        for loc in self._locations.get(parent) or ():
+            base = Path(loc) / leaf
+            if (base / "__init__.py").is_file() or base.with_suffix(".py").is_file() or any(
+                (Path(loc) / f"{leaf}{s}").is_file() for s in EXTENSION_SUFFIXES
+            ):
+                self.add(name, why=why)
+                return
+
+    def run_script(self, script: Path) -> None:
+        """Follow the imports of ``script`` (run as ``__main__``)."""
+        self._scan(script, "", "__main__")
+
+
+def find_modules(script: Path, path: Sequence[Path], names: Iterable[str] = ()) -> Found:
+    """Modules reached from ``script`` and from ``names`` (which are included even if tools)."""
+    finder = ImportFinder(path)
+    finder.run_script(script)
+    for name in names:
+        finder.add(name, why="asked for")
+    finder.result.optional -= set(finder.result.modules)
+    return finder.result

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from virtio_support import build, copy_example, missing_tools, write_status_app
+
+
+@pytest.fixture(scope="session")
+def tools() -> None:
+    """Skip when QEMU or the Debian tools are missing."""
+    why = missing_tools()
+    if why:
+        pytest.skip(f"virtio boot tests need QEMU and apt: {why}")
+
+
+@pytest.fixture(scope="session")
+def hello_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/hello configured and built for virtio (once per session)."""
+    root = copy_example("hello", tmp_path_factory.mktemp("hello"))
+    build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def status_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An app with an entropy device (virtio-rng: modules, devtmpfs) that exits with --status."""
+    root = write_status_app(tmp_path_factory.mktemp("status"))
+    build(root)
+    return root

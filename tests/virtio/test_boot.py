@@ -1,0 +1,32 @@
+"""Boot built images under QEMU (TCG, so that no test depends on KVM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from virtio_support import unik
+
+pytestmark = pytest.mark.slow
+
+
+def test_hello_boots_and_prints_four_lines(hello_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", "--mem", "192M", cwd=hello_app)
+    lines = proc.stdout.splitlines()
+    assert [line for line in lines if line == "hello"] == ["hello"] * 4
+    assert lines[-4:] == ["hello"] * 4, proc.stdout  # the application's lines come last
+    assert proc.returncode == 0
+    assert "TCG" in proc.stderr and "192M" in proc.stderr  # the runner says what it booted
+
+
+def test_exit_status_of_the_application_becomes_unik_runs(status_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", "--status", "200", cwd=status_app, check=False)
+    assert "entropy virtio-rng 16" in proc.stdout, proc.stdout + proc.stderr  # module loaded, /dev/hwrng
+    assert proc.returncode == 200, proc.stdout + proc.stderr
+
+
+def test_a_crashing_application_gives_status_1_and_its_traceback(status_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", "--crash", "true", cwd=status_app, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "RuntimeError: deliberate failure" in proc.stdout  # the console carries stderr too
+    assert "Traceback (most recent call last)" in proc.stdout

@@ -1,0 +1,83 @@
+"""What goes into the image: only the needed modules, reproducibly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from unik_vmimage.initramfs import read_initramfs
+from virtio_support import unik
+
+
+def _manifest(root: Path) -> dict[str, object]:
+    directory = next((root / "dist").glob("*-virtio"))
+    data = json.loads((directory / "artifact.json").read_text())
+    return dict(data["manifest"])
+
+
+def _names(root: Path) -> set[str]:
+    return {e.name for e in read_initramfs(next((root / "dist").glob("*-virtio/initramfs.cpio.gz")))}
+
+
+def test_hello_needs_no_kernel_module(hello_app: Path) -> None:
+    names = _names(hello_app)
+    assert not [n for n in names if n.startswith("lib/modules/")]
+    conf = next(e for e in read_initramfs(next(hello_app.glob("dist/*-virtio/initramfs.cpio.gz")))
+                if e.name == "unik/init.conf").data.decode()
+    assert "module " not in conf and "mount " not in conf  # the init prepares nothing it does not need
+    assert "exec /usr/bin/python3 -S /app/main.py" in conf
+
+
+def test_entropy_brings_exactly_virtio_rng_and_its_dependencies(status_app: Path) -> None:
+    modules = {n.rsplit("/", 1)[1] for n in _names(status_app) if n.startswith("lib/modules/")}
+    # virtio-rng, the two virtio transports (the machine is chosen at run time), their shared deps
+    assert modules == {
+        "virtio.ko", "virtio_ring.ko", "virtio-rng.ko", "virtio_pci.ko", "virtio_mmio.ko",
+        "virtio_pci_modern_dev.ko", "virtio_pci_legacy_dev.ko",
+    }
+    manifest = _manifest(status_app)
+    devices = {d["name"]: d for d in manifest["devices"]}  # type: ignore[index, union-attr]
+    assert devices["entropy"]["qemu_device"] == "virtio-rng"
+
+
+def test_stdlib_is_trimmed_and_precompiled(hello_app: Path) -> None:
+    names = _names(hello_app)
+    stdlib = {n for n in names if n.startswith("usr/lib/python3.11/")}
+    assert "usr/lib/python3.11/asyncio/base_events.pyc" in stdlib
+    assert "usr/lib/python3.11/encodings/utf_8.pyc" in stdlib
+    assert not [n for n in stdlib if n.endswith(".py")]  # sourceless, precompiled
+    for absent in ("pydoc", "unittest", "tkinter", "lib2to3", "ensurepip", "idlelib", "pdb"):
+        assert not [n for n in stdlib if n.split("/")[3].split(".")[0] == absent], absent
+    assert "app/hello/__init__.py" in names
+    assert "app/hello/__pycache__/__init__.cpython-311.pyc" in names
+    assert "app/unik_vmimage/init/unik-init" not in names  # build tools stay out
+
+
+def test_two_builds_are_byte_identical(status_app: Path, tmp_path: Path) -> None:
+    first = next((status_app / "dist").glob("*-virtio"))
+    unik("build", "--dist", str(tmp_path / "again"), cwd=status_app)
+    second = tmp_path / "again" / first.name
+    for name in ("initramfs.cpio.gz", "vmlinuz", "firecracker.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_the_archive_is_valid_newc_for_cpio(hello_app: Path, tmp_path: Path) -> None:
+    if shutil.which("cpio") is None:
+        pytest.skip("cpio is not installed (apt-get install cpio)")
+    image = next(hello_app.glob("dist/*-virtio/initramfs.cpio.gz"))
+    raw = subprocess.run(["gzip", "-dc", str(image)], capture_output=True, check=True).stdout
+    listed = subprocess.run(["cpio", "-it", "--quiet"], input=raw, capture_output=True, check=True).stdout
+    assert set(listed.decode().split()) == _names(hello_app)
+
+
+def test_manifest_and_firecracker_config(hello_app: Path) -> None:
+    manifest = _manifest(hello_app)
+    assert manifest["kernel"]["provider"] == "debian"  # type: ignore[index]
+    assert "console=ttyS0" in str(manifest["cmdline"])
+    fc = json.loads(next(hello_app.glob("dist/*-virtio/firecracker.json")).read_text())
+    assert fc["machine-config"]["mem_size_mib"] == 256
+    assert fc["boot-source"]["initrd_path"] == "initramfs.cpio.gz"
+    assert "unik_exit=reboot" in fc["boot-source"]["boot_args"]
