@@ -80,3 +80,17 @@ def test_fat_buffer_too_small_is_refused() -> None:
         c.walk_chain(bytearray(10), 32, 2, 1000)
     with pytest.raises(ValueError):
         c.alloc(bytearray(10), 16, 2, 1, 1000)
+
+
+@fat_settings()
+@given(st.lists(st.integers(2, 60), min_size=1, max_size=40), st.integers(0, 50), st.integers(0, 60))
+def test_contiguous(clusters: list[int], start: int, end: int) -> None:
+    if start >= len(clusters) or end < start:
+        with pytest.raises(IndexError):
+            c.contiguous(clusters, start, end)
+        with pytest.raises(IndexError):
+            pure.contiguous(clusters, start, end)
+        return
+    j = c.contiguous(clusters, start, end)
+    assert j == pure.contiguous(clusters, start, end)
+    assert all(clusters[k + 1] == clusters[k] + 1 for k in range(start, j))

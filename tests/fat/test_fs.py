@@ -311,3 +311,23 @@ def test_logical_sectors_larger_than_device_sectors() -> None:
         assert await read(fs, "/a") == b"q" * 5000
 
     run(go())
+
+
+def test_removed_while_open_keeps_working_then_frees() -> None:
+    block = fresh(16)
+
+    async def go() -> None:
+        fs = await mount(block)
+        await write(fs, "/f", b"a" * 5000)
+        f = await fs.open("/f", "r+b")
+        await fs.remove("/f")
+        assert not await fs.exists("/f")
+        await f.write(b"b" * 9000)  # writes to the detached, now empty file
+        await f.seek(0)
+        assert await f.read() == b"b" * 9000
+        await f.close()
+        await fs.flush()
+        assert await fs.check() == []
+        assert fs.statvfs()["free_clusters"] == fs.vol.bs.cluster_count - 0
+
+    run(go())

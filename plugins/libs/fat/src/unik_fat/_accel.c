@@ -267,7 +267,38 @@ static PyObject *py_lfn_entries(PyObject *self, PyObject *args)
     return out;
 }
 
+static PyObject *py_contiguous(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *list;
+    Py_ssize_t start, end;
+    if (!PyArg_ParseTuple(args, "O!nn", &PyList_Type, &list, &start, &end))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (start < 0 || start >= n || end < start) {
+        PyErr_SetString(PyExc_IndexError, "contiguous: start out of range");
+        return NULL;
+    }
+    if (end >= n)
+        end = n - 1;
+    long prev = PyLong_AsLong(PyList_GET_ITEM(list, start));
+    if (prev == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t i = start;
+    while (i < end) {
+        long next = PyLong_AsLong(PyList_GET_ITEM(list, i + 1));
+        if (next == -1 && PyErr_Occurred())
+            return NULL;
+        if (next != prev + 1)
+            break;
+        prev = next;
+        i++;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef methods[] = {
+    {"contiguous", py_contiguous, METH_VARARGS, "Last index j <= end with clusters[start..j] consecutive."},
     {"find_free", py_find_free, METH_VARARGS, "First free cluster in [start, end), or 0."},
     {"count_free", py_count_free, METH_VARARGS, "Free clusters among 2..max_cluster."},
     {"walk_chain", py_walk_chain, METH_VARARGS, "(clusters, status) of the chain from first."},

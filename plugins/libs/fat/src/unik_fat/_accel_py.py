@@ -130,6 +130,17 @@ def alloc(fat: bytearray, fat_type: int, hint: int, count: int, max_cluster: int
     return found
 
 
+def contiguous(clusters: list[int], start: int, end: int) -> int:
+    """The last index ``j <= end`` such that ``clusters[start..j]`` are consecutive numbers."""
+    if start < 0 or start >= len(clusters) or end < start:
+        raise IndexError("contiguous: start out of range")
+    end = min(end, len(clusters) - 1)
+    j = start
+    while j < end and clusters[j + 1] == clusters[j] + 1:
+        j += 1
+    return j
+
+
 def lfn_entries(name_utf16: bytes, checksum: int) -> bytes:
     """The long-name entries for a name (UTF-16-LE bytes), in on-disk order (last first).
 

@@ -187,15 +187,10 @@ class Volume:
         """``length`` bytes starting ``offset`` bytes into the data of ``clusters``."""
         cs = self.cluster_size
         out: list[bytes] = []
-        ci = offset // cs
         end = offset + length
         while offset < end:
             ci = offset // cs
-            # extend over physically contiguous clusters
-            cj = ci
-            last = (end - 1) // cs
-            while cj < last and clusters[cj + 1] == clusters[cj] + 1:
-                cj += 1
+            cj = accel.contiguous(clusters, ci, (end - 1) // cs)  # extend over adjacent clusters
             run_start = ci * cs
             run_end = min((cj + 1) * cs, end)
             s0 = (offset - run_start) // self.bps
@@ -219,10 +214,7 @@ class Volume:
         pos, end = offset, offset + len(data)
         while pos < end:
             ci = pos // cs
-            cj = ci
-            last = (end - 1) // cs
-            while cj < last and clusters[cj + 1] == clusters[cj] + 1:
-                cj += 1
+            cj = accel.contiguous(clusters, ci, (end - 1) // cs)
             run_start = ci * cs
             run_end = min((cj + 1) * cs, end)
             s0 = (pos - run_start) // bps
@@ -1126,6 +1118,11 @@ class FatFile:
             await self._fs._store(node)
         if node.opened <= 0:
             self._fs._open_nodes.discard(node)
+            if node.parent is None and node.chain:
+                # Removed while open: its clusters belong to nobody now.
+                self._fs.vol.release(node.chain)
+                node.chain = []
+                node.entry.cluster = 0
 
     async def readall(self) -> bytes:
         """Everything from the position to the end."""
