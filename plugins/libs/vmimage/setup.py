@@ -18,6 +18,7 @@ class BuildPyWithInit(build_py):
     """Compile the init next to the package's Python files."""
 
     def run(self) -> None:
+        """Copy the Python files, then compile the init beside them (not for editable installs)."""
         super().run()
         if self.editable_mode:  # an editable install compiles it on first use, into the cache
             return
@@ -32,6 +33,7 @@ class BinaryDistribution(Distribution):
     """The wheel holds a native executable: it is platform-specific."""
 
     def has_ext_modules(self) -> bool:
+        """Always: the init is native code."""
         return True
 
 

@@ -123,6 +123,6 @@ VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
 def vm_needs(provider: str) -> VmNeeds:
     """What the provider called ``provider`` needs from the image (nothing if unknown)."""
     for cls in PROVIDERS:
-        if cls.PLUGIN_NAME == provider and issubclass(cls, _Virtio):
+        if provider == cls.PLUGIN_NAME and issubclass(cls, _Virtio):
             return cls.vm
     return VmNeeds()

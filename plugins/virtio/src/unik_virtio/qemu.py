@@ -95,10 +95,7 @@ class Boot:
 
     def command(self, qemu: str) -> list[str]:
         """The QEMU command line."""
-        if self.machine == "microvm":
-            machine = "microvm,x-option-roms=off,rtc=on,isa-serial=on"
-        else:
-            machine = self.machine
+        machine = "microvm,x-option-roms=off,rtc=on,isa-serial=on" if self.machine == "microvm" else self.machine
         cpu = "host" if self.accel == "kvm" else "max"
         cmd = [
             qemu, "-M", machine, "-accel", self.accel, "-cpu", cpu, "-m", self.mem, "-smp", "1",

@@ -80,9 +80,10 @@ class VirtioTarget(Target):
         mem = _key(plan.keys, MEM) or "256M"
         (out / "firecracker.json").write_text(json.dumps(_firecracker(report.path.name, cmdline, mem),
                                                          indent=2, sort_keys=True) + "\n")
+        kernel_bytes = (out / KERNEL_FILE).stat().st_size
         manifest = {
             "kernel": {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
-                       "bytes": (out / KERNEL_FILE).stat().st_size},
+                       "bytes": kernel_bytes},
             "initramfs": report.to_json(),
             "devices": devices,
             "mem": mem,
@@ -90,7 +91,7 @@ class VirtioTarget(Target):
             "python": f"{sys.version_info.major}.{sys.version_info.minor}",
             "firecracker": "firecracker.json",
         }
-        ctx.progress.info(f"kernel {kernel.version} ({manifest['kernel']['bytes'] / 1e6:.1f} MB), initramfs "
+        ctx.progress.info(f"kernel {kernel.version} ({kernel_bytes / 1e6:.1f} MB), initramfs "
                           f"{report.bytes / 1e6:.1f} MB: {len(report.stdlib_modules)} stdlib modules, "
                           f"{len(report.kernel_modules)} kernel modules")
         return Artifact("virtio", out, KERNEL_FILE, manifest)

@@ -98,9 +98,10 @@ class _Imports(ast.NodeVisitor):
         for stmt in node.body:
             self.visit(stmt)
         self._optional -= optional
-        for part in (node.handlers, node.orelse, node.finalbody):
-            for stmt in part:
-                self.visit(stmt)
+        for handler in node.handlers:
+            self.visit(handler)
+        for stmt in [*node.orelse, *node.finalbody]:
+            self.visit(stmt)
 
     visit_TryStar = visit_Try  # type: ignore[assignment]
 

@@ -71,7 +71,7 @@ class Interpreter:
 
     @classmethod
     def current(cls) -> Interpreter:
-        """This process's base interpreter."""
+        """The base interpreter of this process."""
         exe = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
         stdlib = Path(sysconfig.get_path("stdlib")).resolve()
         dynload = Path(str(sysconfig.get_config_var("DESTSHARED") or stdlib / "lib-dynload")).resolve()
@@ -218,7 +218,8 @@ def compile_sources(interp: Interpreter, jobs: Sequence[tuple[Path, str]]) -> li
         h.update(src.read_bytes())
         keys.append(h.hexdigest())
     cache = cache_dir() / "pyc"
-    todo = [(src, shown, key) for (src, shown), key in zip(jobs, keys) if not (cache / key[:2] / key).is_file()]
+    todo = [(src, shown, key) for (src, shown), key in zip(jobs, keys, strict=True)
+            if not (cache / key[:2] / key).is_file()]
     if todo:
         with tempfile.TemporaryDirectory(prefix="unik-pyc-") as tmp:
             batch = [[str(src), f"{tmp}/{key}", shown] for src, shown, key in todo]
@@ -282,7 +283,7 @@ def build_initramfs(spec: ImageSpec, out: Path, progress: Progress, interp: Inte
             stdlib = find_stdlib(stage / "main.py", [stage, interp.stdlib, interp.dynload],
                                  spec.python_modules, interp)
     app_pyc = compile_sources(interp, sources)
-    for (_, shown), pyc in zip(sources, app_pyc):
+    for (_, shown), pyc in zip(sources, app_pyc, strict=True):
         parent, stem = shown.rsplit("/", 1)
         cache_tag = sys.implementation.cache_tag
         add(f"{parent}/__pycache__/{stem[:-3]}.{cache_tag}.pyc", pyc)
@@ -299,7 +300,7 @@ def build_initramfs(spec: ImageSpec, out: Path, progress: Progress, interp: Inte
             std_sources.append((path, f"/{interp.image_stdlib}/{rel}"))
             std_dests.append(f"{interp.image_stdlib}/{rel}c")  # sourceless: module.pyc
     with progress.step(f"precompiling {len(std_sources)} standard-library modules"):
-        for dest, pyc in zip(std_dests, compile_sources(interp, std_sources)):
+        for dest, pyc in zip(std_dests, compile_sources(interp, std_sources), strict=True):
             add(dest, pyc)
     add(f"{PREFIX}/bin/python3", stripped(interp.executable), 0o755)
     libraries = shared_libraries(binaries)

@@ -335,7 +335,7 @@ class _DebianModules(ModuleSource):
     def fetch(self, names: Sequence[str], progress: Progress) -> list[Path]:
         """Extract the modules not yet in the cache from the cached package, then list them."""
         paths = [self.root / self.index[n][0] for n in names]
-        missing = {self.index[n][0] for n, p in zip(names, paths) if not p.is_file()}
+        missing = {self.index[n][0] for n, p in zip(names, paths, strict=True) if not p.is_file()}
         if missing:
             with progress.step(f"extracting {len(missing)} kernel modules"):
                 for member, read in _deb_members(self._package / "package.deb"):

@@ -1,0 +1,276 @@
+"""The pieces, without booting: cpio, exit statuses, QEMU command lines, silent guests, kernels, imports."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from unik.errors import BuildError, RunError
+from unik.progress import Progress
+from unik_virtio import qemu
+from unik_vmimage import cpio
+from unik_vmimage.imports import find_modules
+from unik_vmimage.initbin import SOURCE, compile_init
+from unik_vmimage.kernels import (
+    DebianKernel,
+    Kernel,
+    ModuleSource,
+    PathKernel,
+    SourceKernel,
+    modinfo_depends,
+    parse_kernel_spec,
+)
+from virtio_support import missing_tools
+
+# -- cpio ----------------------------------------------------------------------------------
+
+
+def _archive(entries: list[cpio.Entry]) -> bytes:
+    out = io.BytesIO()
+    w = cpio.Writer(out)
+    for e in entries:
+        w.add(e)
+    w.close()
+    return out.getvalue()
+
+
+def test_cpio_newc_header_layout() -> None:
+    data = _archive([cpio.Entry.file("a", b"xyz")])
+    assert data[:6] == b"070701"
+    assert data[6:14] == b"00000001"  # inode 1
+    assert int(data[14:22], 16) == stat.S_IFREG | 0o644
+    assert int(data[54:62], 16) == 3  # file size
+    assert int(data[94:102], 16) == 2  # name size with its NUL
+    assert data[110:112] == b"a\0" and data[112:115] == b"xyz"
+    assert b"TRAILER!!!" in data and len(data) % 4 == 0
+
+
+def test_cpio_round_trip_and_same_bytes_twice() -> None:
+    entries = [cpio.Entry.directory("d"), cpio.Entry.file("d/f", b"hello", 0o755),
+               cpio.Entry.symlink("d/l", "f"), cpio.Entry.chardev("console", 5, 1)]
+    data = _archive(entries)
+    assert data == _archive(entries)
+    back = cpio.read_entries(data)
+    assert [(e.name, e.mode, e.data, e.rdev) for e in back] == [(e.name, e.mode, e.data, e.rdev) for e in entries]
+
+
+def test_cpio_refuses_duplicates() -> None:
+    w = cpio.Writer(io.BytesIO())
+    w.add(cpio.Entry.file("x", b""))
+    with pytest.raises(ValueError, match="duplicate"):
+        w.add(cpio.Entry.file("/x/", b""))
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed (apt-get install cpio)")
+def test_gnu_cpio_extracts_what_we_write(tmp_path: Path) -> None:
+    data = _archive([cpio.Entry.directory("d"), cpio.Entry.file("d/f", b"content", 0o640),
+                     cpio.Entry.symlink("d/l", "f")])
+    subprocess.run(["cpio", "-idm", "--quiet"], input=data, cwd=tmp_path, check=True)
+    assert (tmp_path / "d" / "f").read_bytes() == b"content"
+    assert stat.S_IMODE((tmp_path / "d" / "f").stat().st_mode) == 0o640
+    assert os.readlink(tmp_path / "d" / "l") == "f"
+
+
+# -- exit statuses and QEMU command lines --------------------------------------------------
+
+
+@pytest.mark.parametrize(("returncode", "status"), [(3, 0), (5, 1), (7, 2), (253, 125), (-9, 137), (-15, 143)])
+def test_decode_status(returncode: int, status: int) -> None:
+    assert qemu.decode_status(returncode, b"", b"") == status
+
+
+def test_decode_big_status_from_the_init_line() -> None:
+    assert qemu.decode_status(255, b"x\nunik-init: exit status 200 (reported to the host as 126)\n", b"") == 200
+    assert qemu.decode_status(255, b"", b"") == 126
+
+
+def test_decode_qemu_failure_and_statusless_stop() -> None:
+    with pytest.raises(RunError, match=r"QEMU failed.*bad device"):
+        qemu.decode_status(1, b"", b"qemu-system-x86_64: bad device\n")
+    with pytest.raises(RunError, match="without reporting an exit status"):
+        qemu.decode_status(0, b"Kernel panic", b"")
+
+
+def test_boot_command_line(tmp_path: Path) -> None:
+    b = qemu.Boot(tmp_path / "k", tmp_path / "i", "microvm", "tcg", args=["--greeting=hi there", "--count=2"],
+                  devices=["virtio-rng"], seed="ab")
+    cmd = b.command("qemu")
+    assert cmd[cmd.index("-device", cmd.index("-append")) + 1] == "virtio-rng-device"
+    assert cmd[cmd.index("-accel") + 1] == "tcg" and cmd[cmd.index("-cpu") + 1] == "max"
+    assert b.kernel_cmdline().endswith('unik_seed=ab -- "--greeting=hi there" --count=2')
+    q35 = qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "kvm", devices=["virtio-rng"]).command("qemu")
+    assert "virtio-rng-pci" in q35 and q35[q35.index("-cpu") + 1] == "host"
+    with pytest.raises(RunError, match="cannot travel"):
+        qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "tcg", args=['say "hi"']).kernel_cmdline()
+
+
+def test_machine_per_accelerator() -> None:
+    assert qemu.pick_machine("auto", "tcg") == "q35"
+    assert qemu.pick_machine("auto", "kvm") == "microvm"
+    assert qemu.pick_machine("microvm", "tcg") == "microvm"
+
+
+# -- silent guests and fake QEMUs ----------------------------------------------------------
+
+
+def _fake_qemu(tmp_path: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    script = tmp_path / "fake-qemu"
+    script.write_text(f"#!/bin/sh\necho $$ > {tmp_path}/pid\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("UNIK_QEMU", str(script))
+    return script
+
+
+def _gone(tmp_path: Path) -> bool:
+    pid = int((tmp_path / "pid").read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_silent_guest_is_stopped_with_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_qemu(tmp_path, "exec sleep 60", monkeypatch)
+    spec = qemu.Boot(tmp_path / "k", tmp_path / "i", "microvm", "tcg")
+    start = time.monotonic()
+    expected = r"printed nothing on its console within 1 s \(machine microvm, accelerator tcg\)"
+    with pytest.raises(RunError, match=expected):
+        qemu.boot(spec, boot_timeout=1.0, console=None)
+    assert time.monotonic() - start < 50  # bounded by the timeout, not by the guest
+    assert _gone(tmp_path)
+
+
+def test_console_is_copied_and_status_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_qemu(tmp_path, "echo booted; echo oops >&2; exit 7", monkeypatch)
+    console, err = io.BytesIO(), io.BytesIO()
+    outcome = qemu.boot(qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "tcg"), boot_timeout=30,
+                        console=console, stderr=err)
+    assert outcome.status == 2 and console.getvalue() == b"booted\n" and err.getvalue() == b"oops\n"
+    assert outcome.first_output_s is not None
+
+
+def test_time_limit_and_signal_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_qemu(tmp_path, "echo up; exec sleep 60", monkeypatch)
+    spec = qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "tcg")
+    with pytest.raises(RunError, match="still running after 1 s"):
+        qemu.boot(spec, boot_timeout=30, console=None, time_limit=1.0)
+    assert _gone(tmp_path)
+    outcome = qemu.boot(spec, boot_timeout=30, console=None, stop=lambda: 2)
+    assert outcome.status == 130
+    assert _gone(tmp_path)
+
+
+def test_missing_qemu_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNIK_QEMU", "/nonexistent/qemu")
+    with pytest.raises(RunError, match="apt-get install qemu-system-x86"):
+        qemu.qemu_binary()
+
+
+# -- kernels -------------------------------------------------------------------------------
+
+
+def test_kernel_specs() -> None:
+    assert parse_kernel_spec("debian") == ("debian", None)
+    assert parse_kernel_spec("debian:linux-image-6.1.0-9-cloud-amd64") == ("debian", "linux-image-6.1.0-9-cloud-amd64")
+    assert parse_kernel_spec("/boot/vmlinuz") == ("path", "/boot/vmlinuz")
+    assert parse_kernel_spec("path:k/bz") == ("path", "k/bz")
+
+
+def test_source_kernels_say_they_are_not_available_yet() -> None:
+    with pytest.raises(BuildError, match=r"not implemented yet.*--kernel debian"):
+        SourceKernel().kernel(None, None, Progress(quiet=True))
+
+
+def test_path_kernel(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="does not exist"):
+        PathKernel().kernel(str(tmp_path / "nope"), None, Progress(quiet=True))
+    (tmp_path / "bz").write_bytes(b"kernel")
+    k = PathKernel().kernel(str(tmp_path / "bz"), None, Progress(quiet=True))
+    assert k.image == tmp_path / "bz" and k.module_files(["virtio_net"], Progress(quiet=True)) == []
+
+
+def test_module_resolution_orders_dependencies_and_skips_builtins(tmp_path: Path) -> None:
+    index = {"a": ("a.ko", ("b", "c")), "b": ("b.ko", ("c",)), "c": ("c.ko", ())}
+    src = ModuleSource(frozenset({"af_packet"}), index, tmp_path)
+    assert src.resolve(["a", "af_packet"]) == ["c", "b", "a"]
+    with pytest.raises(BuildError, match="no module 'zz'"):
+        src.resolve(["zz"])
+    k = Kernel(tmp_path / "bz", "v", "test", src)
+    assert k.module_files(["b"], Progress(quiet=True)) == [tmp_path / "c.ko", tmp_path / "b.ko"]
+
+
+@pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+def test_debian_kernel_modules_and_their_dependencies() -> None:
+    kernel = DebianKernel().kernel(None, None, Progress(quiet=True))
+    assert kernel.image.is_file() and kernel.version.endswith("cloud-amd64")
+    assert "af_packet" in kernel.modules.builtin  # CONFIG_PACKET=y: nothing to load
+    files = kernel.module_files(["virtio_net"], Progress(quiet=True))
+    names = [f.name for f in files]
+    assert names[-1] == "virtio_net.ko" and "virtio_ring.ko" in names
+    assert names.index("virtio_ring.ko") < names.index("virtio_net.ko")
+    assert set(modinfo_depends(files[-1].read_bytes())) >= {"virtio", "virtio_ring"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+def test_kvm_probe_answers_and_tcg_fallback_is_announced() -> None:
+    kernel = DebianKernel().kernel(None, None, Progress(quiet=True))
+    ok, why = qemu.probe_kvm(kernel.image, use_cache=False)  # bounded by PROBE_TIMEOUT_S
+    assert ok or why  # a failed probe says why
+    stream = io.StringIO()
+    accel = qemu.choose_accel("auto", kernel.image, Progress(stream=stream))
+    assert accel == ("kvm" if ok else "tcg")
+    assert ("KVM does not boot guests here" in stream.getvalue()) == (not ok)
+    assert qemu.choose_accel("tcg", kernel.image, Progress(stream=stream)) == "tcg"
+
+
+# -- the init and the import finder --------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_init_compiles_without_warnings_and_is_static(tmp_path: Path) -> None:
+    out = compile_init(tmp_path / "unik-init")  # -Wall -Wextra -Werror
+    ldd = subprocess.run(["ldd", str(out)], capture_output=True, text=True)
+    assert "not a dynamic executable" in ldd.stdout + ldd.stderr
+    assert SOURCE.read_text().count("isa-debug-exit") >= 1
+
+
+def test_import_finder_rules(tmp_path: Path) -> None:
+    for name in ("for_types", "optional", "windows", "lazy", "dynamic", "pydoc", "top"):
+        (tmp_path / f"{name}.py").write_text("")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub.py").write_text("from . import sibling\n")
+    (tmp_path / "pkg" / "sibling.py").write_text("")
+    (tmp_path / "main.py").write_text(textwrap.dedent("""\
+        import sys
+        import top
+        from pkg import sub
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            import for_types
+        try:
+            import optional
+        except ImportError:
+            optional = None
+        if sys.platform == "win32":
+            import windows
+        import pydoc
+        def later():
+            import lazy
+        __import__("dynamic")
+    """))
+    found = find_modules(tmp_path / "main.py", [tmp_path])
+    assert {"top", "pkg", "pkg.sub", "pkg.sibling", "lazy", "dynamic"} <= set(found.modules)
+    for absent in ("for_types", "optional", "windows", "pydoc"):
+        assert absent not in found.modules, absent
+    assert "optional" in found.optional
+    assert "pydoc" in find_modules(tmp_path / "main.py", [tmp_path], ["pydoc"]).modules  # asked for by name
