@@ -120,14 +120,63 @@ def netns() -> Iterator[Namespace]:
         sh("ip", "netns", "del", name, check=False)
 
 
+class LossyNetwork:
+    """Wraps a Network: drops and reorders frames both ways (for kernels without sch_netem)."""
+
+    def __init__(self, inner: Any, loss: float, reorder: float, seed: int = 1) -> None:
+        self.inner = inner
+        self.name, self.mac, self.mtu = inner.name, inner.mac, inner.mtu
+        self.offloads, self.stats = inner.offloads, inner.stats
+        self.loss, self.reorder = loss, reorder
+        self.rng = random.Random(seed)
+        self.held: bytes | None = None
+        self.dropped = self.reordered = 0
+        self.flushing: set[asyncio.Future[None]] = set()
+
+    async def read(self, limit: int = 64) -> list[bytes]:
+        while True:
+            frames = [f for f in await self.inner.read(limit) if self.rng.random() >= self.loss]
+            if len(frames) > 1 and self.rng.random() < self.reorder:
+                frames[0], frames[1] = frames[1], frames[0]
+                self.reordered += 1
+            if frames:
+                return frames
+
+    async def write(self, frame: bytes, offload: Any = None) -> None:
+        if self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        if self.held is None and self.rng.random() < self.reorder:
+            self.held = frame  # sent after the next frame, or 2 ms later at the latest
+            self.reordered += 1
+            asyncio.get_running_loop().call_later(0.002, self._flush)
+            return
+        await self.inner.write(frame, offload)
+        if self.held is not None:
+            held, self.held = self.held, None
+            await self.inner.write(held)
+
+    def _flush(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            task = asyncio.ensure_future(self.inner.write(held))
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+
+    async def disconnect(self) -> None:
+        await self.inner.disconnect()
+
+
 @contextlib.asynccontextmanager
-async def unik_stack(ns: Namespace, **kw: Any) -> AsyncIterator[TcpipStack]:
+async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, **kw: Any) -> AsyncIterator[TcpipStack]:
     """unik's stack on a new TAP whose kernel side sits in ``ns``."""
     from unik_unix.clock import HostMonotonicClock, HostSleep
     from unik_unix.random import GetrandomRandom
     from unik_unix.tap import TapNetwork
 
-    network = await TapNetwork.connect("service", ns.ifname)
+    network: Any = await TapNetwork.connect("service", ns.ifname)
+    if lossy is not None:
+        network = LossyNetwork(network, *lossy)
     try:
         ns.adopt()
         stack = await TcpipStack.connect(network, HostMonotonicClock(), HostSleep(), GetrandomRandom(),
@@ -271,3 +320,89 @@ def test_udp_echo_with_socat(netns: Namespace) -> None:
                     raise AssertionError("no UDP echo from socat")
                 assert got.data == b"ping from unik" and got.source == (netns.host, 7778)
     run(main())
+
+
+SINK = r"""
+import hashlib, socket, sys
+host, port, mode, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+srv = socket.create_server((host, port))
+srv.settimeout(60)
+conn, _ = srv.accept()
+conn.settimeout(60)
+if mode == "sink":
+    h, n = hashlib.sha256(), 0
+    while chunk := conn.recv(1 << 20):
+        h.update(chunk)
+        n += len(chunk)
+    conn.sendall(f"{n} {h.hexdigest()}".encode())
+else:
+    block = hashlib.sha256(b"unik").digest() * 32768  # 1 MiB
+    sent = 0
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        conn.sendall(piece)
+        sent += len(piece)
+conn.shutdown(socket.SHUT_WR)
+conn.recv(1)
+conn.close()
+"""
+
+
+def _has_netem(ns: Namespace) -> bool:
+    if not shutil.which("tc"):
+        return False
+    probe = sh("ip", "netns", "exec", ns.name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "0ms",
+               check=False)
+    sh("ip", "netns", "exec", ns.name, "tc", "qdisc", "del", "dev", "lo", "root", check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace) -> None:
+    """50 MiB each way, checksummed, with loss and reordering: `tc netem` on the kernel side
+    where the kernel has sch_netem, else a lossy, reordering wrapper around unik's TAP."""
+    size = 50 << 20
+    block = hashlib.sha256(b"unik").digest() * 32768
+
+    async def connect(stack: TcpipStack, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        for _attempt in range(100):
+            try:
+                return await stack.tcp.connect(netns.host, port)  # type: ignore[return-value]
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"nothing listens on {netns.host}:{port}")
+
+    netem = _has_netem(netns)
+
+    async def main() -> None:
+        async with unik_stack(netns, lossy=None if netem else (0.005, 0.05)) as stack:
+            if netem:
+                status, _out, err = await netns.run("tc", "qdisc", "add", "dev", netns.ifname, "root", "netem",
+                                                    "delay", "1ms", "loss", "0.5%", "reorder", "10%", "50%")
+                assert status == 0, err.decode()
+            # unik sends, the kernel checksums.
+            async with netns.background(sys.executable, "-c", SINK, netns.host, "9000", "sink", "0"):
+                reader, writer = await connect(stack, 9000)
+                want = hashlib.sha256()
+                for sent in range(0, size, len(block)):
+                    piece = block[: min(len(block), size - sent)]
+                    want.update(piece)
+                    writer.write(piece)
+                    await writer.drain()
+                writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 120)
+                assert answer.decode() == f"{size} {want.hexdigest()}"
+                up = writer.get_extra_info("tcp_stats")
+                writer.close()
+            # The kernel sends, unik checksums.
+            async with netns.background(sys.executable, "-c", SINK, netns.host, "9001", "source", str(size)):
+                reader, writer = await connect(stack, 9001)
+                got, n = hashlib.sha256(), 0
+                while chunk := await asyncio.wait_for(reader.read(1 << 20), 60):
+                    got.update(chunk)
+                    n += len(chunk)
+                writer.close()
+                assert n == size and got.hexdigest() == want.hexdigest()
+            assert up.retransmits > 0  # the loss was repaired
+            assert stack.stats["tcp.out_of_order"] > 0  # and the reordering absorbed
+    run(main(), timeout=240)

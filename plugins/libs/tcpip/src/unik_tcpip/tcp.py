@@ -201,6 +201,7 @@ class TcpConnection(asyncio.Transport):
         self.dupacks = 0
         self.recover = 0
         self.in_recovery = False
+        self.limited_transmit = 0  # RFC 3042: extra allowance on the first two duplicate ACKs
         # RTT estimation (RFC 6298).
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -350,7 +351,7 @@ class TcpConnection(asyncio.Transport):
             if self.fin_seq is not None and not seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK):
                 return  # everything, FIN included, has been sent
             in_flight = seq_diff(self.snd_nxt, self.snd_una)
-            wnd = min(self.snd_wnd, self.cwnd)
+            wnd = min(self.snd_wnd, self.cwnd + self.limited_transmit)
             usable = wnd - in_flight
             n = max(0, min(avail, usable, mss))
             fin = self.fin_queued and off + n == len(self.sndbuf)
@@ -487,6 +488,7 @@ class TcpConnection(asyncio.Transport):
         self.cwnd = self.eff_mss
         self.in_recovery = False
         self.dupacks = 0
+        self.limited_transmit = 0
         # RFC 6582 3.2 step 1 after a timeout: recover = highest sequence transmitted.
         self.recover = self.snd_max
         # Go back: resend from SND.UNA (the FIN too, if it was not acknowledged).
@@ -542,6 +544,7 @@ class TcpConnection(asyncio.Transport):
             # RFC 5681 3.1 congestion avoidance, equation 3.
             self.cwnd += max(1, mss * mss // self.cwnd)
         self.dupacks = 0
+        self.limited_transmit = 0
 
     def _on_dup_ack(self) -> None:
         """RFC 5681 3.2 fast retransmit with RFC 6582 NewReno recovery."""
@@ -550,6 +553,11 @@ class TcpConnection(asyncio.Transport):
         mss = self.eff_mss
         if self.in_recovery:
             self.cwnd += mss  # RFC 5681 3.2 step 4: inflate for each further duplicate
+            self.output()
+        elif self.dupacks < 3:
+            # RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+            # new segment out, so that small windows still produce three duplicates.
+            self.limited_transmit = self.dupacks * mss
             self.output()
         elif self.dupacks == 3 and seq_lt(self.recover, self.snd_una):
             # RFC 6582 3.2 step 2: only if the cumulative ACK covers more than "recover"
@@ -562,6 +570,7 @@ class TcpConnection(asyncio.Transport):
             self.layer.stats["tcp.fast_retransmits"] += 1
             self._retransmit_first()
             self.cwnd = self.ssthresh + 3 * mss  # RFC 5681 3.2 step 3
+            self.limited_transmit = 0
             self._start_rto()
 
     # -- input -----------------------------------------------------------------------
@@ -570,6 +579,10 @@ class TcpConnection(asyncio.Transport):
         """RFC 7323 5.3 (PAWS): a timestamp older than TS.Recent marks an old duplicate."""
         ts = seg.options.timestamp
         if not self.ts_ok or ts is None or seg.flags & RST:
+            return False
+        if not seg.payload and seg.seq == self.rcv_nxt and not seg.flags & (SYN | FIN):
+            # A pure ACK carries no data PAWS could protect; reordered ACKs (with an older
+            # timestamp than a later segment) still carry the dup-ACK and SACK signals.
             return False
         return seq_lt(ts[0], self.ts_recent)
 
@@ -836,8 +849,11 @@ class TcpConnection(asyncio.Transport):
                 self._start_rto()
             self._maybe_resume_writing()
         elif ack == self.snd_una and not seg.payload and not seg.flags & (SYN | FIN) \
-                and seg.window << self.snd_wscale == self.snd_wnd and self.snd_una != self.snd_max:
-            # RFC 5681 2: the definition of a duplicate acknowledgment.
+                and self.snd_una != self.snd_max and (
+                    seg.window << self.snd_wscale == self.snd_wnd or seg.options.sack_blocks):
+            # RFC 5681 2: the definition of a duplicate acknowledgment; condition (e), an
+            # unchanged window, is waived when SACK blocks report data beyond the hole, as
+            # RFC 6675 2 counts such ACKs (a receiver whose buffer autotunes moves its window).
             self._on_dup_ack()
         # RFC 9293 3.10.7.4: update the send window when the segment is newer.
         if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
