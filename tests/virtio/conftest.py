@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from virtio_support import build, copy_example, missing_tools, write_status_app
+from virtio_support import DISK_APP, STATUS_APP, build, copy_example, missing_tools, write_app
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,14 @@ def hello_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def status_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An app with an entropy device (virtio-rng: modules, devtmpfs) that exits with --status."""
-    root = write_status_app(tmp_path_factory.mktemp("status"))
+    root = write_app(tmp_path_factory.mktemp("status"), "status", STATUS_APP)
+    build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def disk_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An app with a block device (virtio-blk: modules, devtmpfs, sysfs)."""
+    root = write_app(tmp_path_factory.mktemp("disk"), "disk", DISK_APP)
     build(root)
     return root

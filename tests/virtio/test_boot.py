@@ -30,3 +30,19 @@ def test_a_crashing_application_gives_status_1_and_its_traceback(status_app: Pat
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "RuntimeError: deliberate failure" in proc.stdout  # the console carries stderr too
     assert "Traceback (most recent call last)" in proc.stdout
+
+
+def test_sectors_written_survive_a_reboot(disk_app: Path, tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    wrote = unik("run", "--accel", "tcg", "--block", f"storage={disk}", "--phase", "write", cwd=disk_app)
+    assert "disk 2048 sectors of 512 bytes" in wrote.stdout and "wrote" in wrote.stdout
+    assert disk.read_bytes()[5 * 512:7 * 512] == bytes(range(256)) * 4  # on the host's file
+    read = unik("run", "--accel", "tcg", "--block", f"storage={disk}", "--phase", "read", cwd=disk_app)
+    assert "match" in read.stdout.splitlines()
+
+
+def test_a_block_device_without_a_disk_is_refused_before_booting(disk_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", cwd=disk_app, check=False)
+    assert proc.returncode != 0
+    assert "unik run --block storage=FILE" in proc.stderr

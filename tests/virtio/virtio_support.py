@@ -30,6 +30,28 @@ async def start(console: Console, entropy: EntropySource, *, status: int = 0, cr
 '''
 
 
+#: An application that writes two sectors, or (after a reboot) reads them back.
+DISK_APP = '''\
+"""Write sectors 5-6 with --phase write; check them with --phase read."""
+
+from unik.devices import Block, Console
+
+PATTERN = bytes(range(256)) * 4
+
+
+async def start(console: Console, storage: Block, *, phase: str = "write") -> int:
+    console.log(f"disk {storage.sectors} sectors of {storage.sector_size} bytes")
+    if phase == "write":
+        await storage.write(5, PATTERN)
+        await storage.flush()
+        console.log("wrote")
+        return 0
+    same = await storage.read(5, 2) == PATTERN
+    console.log("match" if same else "mismatch")
+    return 0 if same else 3
+'''
+
+
 def missing_tools() -> str | None:
     """Why the boot tests cannot run here (``None``: they can)."""
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):
@@ -46,18 +68,18 @@ def copy_example(name: str, dest: Path) -> Path:
     return target
 
 
-def write_status_app(dest: Path) -> Path:
-    """The status application under ``dest/status``."""
-    root = dest / "status"
-    (root / "src" / "status_app").mkdir(parents=True)
-    (root / "src" / "status_app" / "__init__.py").write_text(STATUS_APP)
-    (root / "pyproject.toml").write_text(textwrap.dedent("""\
+def write_app(dest: Path, name: str, source: str) -> Path:
+    """An application ``name`` under ``dest/name`` whose package ``<name>_app`` holds ``source``."""
+    root = dest / name
+    (root / "src" / f"{name}_app").mkdir(parents=True)
+    (root / "src" / f"{name}_app" / "__init__.py").write_text(source)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
         [project]
-        name = "status"
+        name = "{name}"
         version = "0.1.0"
 
         [tool.unik]
-        main = "status_app:start"
+        main = "{name}_app:start"
     """))
     return root
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from unik.keys import Key
-from unik.provider import Provider
+from unik.provider import Configured, Option, Provider, Request
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
 
@@ -113,7 +113,26 @@ class Entropy(_Virtio):
     vm = VmNeeds(kernel_modules=("virtio_rng",), mounts=(("devtmpfs", "/dev"),), qemu_device="virtio-rng")
 
 
-PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy]
+class Block(_Virtio):
+    """A raw virtio disk, found in the guest by its serial (the device's name)."""
+
+    PLUGIN_NAME = "virtio.virtio-blk"
+    kind = "block"
+    implementation = "unik_vmimage.guest.block:VirtioBlock"
+    description = "a raw virtio-blk disk backed by a host file (--block DEVICE=FILE)"
+    keys = (BLOCK,)
+    options = (Option("read_only", "attach the disk read-only", "bool", default=False),)
+    vm = VmNeeds(kernel_modules=("virtio_blk",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")),
+                 qemu_device="virtio-blk")
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The guest finds the disk by its name; the runner attaches the file given with --block."""
+        options = cls.table_options(request)
+        return Configured(options={"name": request.device, "read_only": options["read_only"]})
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block]
 
 #: Kernel modules every virtio device needs, whatever the machine: the PCI transport
 #: (q35) and the MMIO one (microvm).

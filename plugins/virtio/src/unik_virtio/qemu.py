@@ -65,9 +65,10 @@ def pick_machine(machine: str, accel: str) -> str:
     return "microvm" if accel == "kvm" else "q35"
 
 
-def device_arg(family: str, machine: str) -> str:
-    """``virtio-rng`` as ``virtio-rng-pci`` on q35 and ``virtio-rng-device`` on microvm."""
-    return f"{family}-device" if machine == "microvm" else f"{family}-pci"
+def device_arg(device: str, machine: str) -> str:
+    """``virtio-rng[,props]`` as ``virtio-rng-pci`` on q35 and ``virtio-rng-device`` on microvm."""
+    family, sep, props = device.partition(",")
+    return (f"{family}-device" if machine == "microvm" else f"{family}-pci") + sep + props
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 from typing import Any, cast
 
 from unik.bundle import runtime_files
@@ -57,7 +58,7 @@ class VirtioTarget(Target):
             modules += needs.kernel_modules
             mounts += [m for m in needs.mounts if m not in mounts]
             devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
-                            "qemu_device": needs.qemu_device})
+                            "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only"))})
         if any(d["qemu_device"] for d in devices):
             modules = [*VIRTIO_TRANSPORTS, *modules]
         for c in contents.values():
@@ -114,10 +115,12 @@ class VirtioTarget(Target):
                 return keys.raw(name)
             return next(k.default for k in RUN_KEYS if k.name == name)
 
-        for name in ("net", "block"):
-            bound = {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
-            if bound or (option(name) is not None):
-                raise RunError(f"--{name}: the virtio target has no {name} devices yet (planned in issue 4)")
+        def bindings(name: str) -> dict[str, str]:
+            return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+
+        if bindings("net") or option("net") is not None:
+            raise RunError("--net: the virtio target has no network devices yet (planned in issue 4)")
+        qemu_devices, drives = _devices(manifest.get("devices", []), bindings("block"))
         accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
         machine = qemu.pick_machine(option("machine") or "auto", accel)
         mem = option("mem") or str(manifest.get("mem", "256M"))
@@ -127,9 +130,8 @@ class VirtioTarget(Target):
             [k for k in keys.keys.values() if k.name not in target_keys],
             {n: v for n, v in keys.values.items() if n not in target_keys},
         )
-        devices = [d["qemu_device"] for d in manifest.get("devices", []) if d.get("qemu_device")]
         spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
-                         args=[*app_keys.as_args(), *ctx.extra_args], devices=devices)
+                         args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives)
         ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
         stop, restore = qemu.signal_stopper()
         try:
@@ -138,6 +140,31 @@ class VirtioTarget(Target):
         finally:
             restore()
         return outcome.status
+
+
+def _devices(devices: list[dict[str, Any]], files: dict[str, str]) -> tuple[list[str], list[str]]:
+    """QEMU ``-device`` values and ``-drive`` arguments for the manifest's devices."""
+    unknown = sorted(set(files) - {d["name"] for d in devices if d["kind"] == "block"})
+    if unknown:
+        raise RunError(f"--block {unknown[0]}=...: the application has no block device {unknown[0]!r}")
+    out: list[str] = []
+    drives: list[str] = []
+    for d in devices:
+        family, name = d.get("qemu_device"), d["name"]
+        if not family:
+            continue
+        if d["kind"] != "block":
+            out.append(family)
+            continue
+        if name not in files:
+            raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE")
+        path = Path(files[name]).expanduser().resolve()
+        if not path.is_file():
+            raise RunError(f"--block {name}={files[name]}: {path} does not exist (create it, e.g. truncate -s 1M)")
+        readonly = ",readonly=on" if d.get("read_only") else ""
+        drives += ["-drive", f"file={path},if=none,id=disk-{name},format=raw,cache=writeback{readonly}"]
+        out.append(f"{family},drive=disk-{name},serial={name}")
+    return out, drives
 
 
 def _firecracker(initramfs: str, cmdline: str, mem: str) -> dict[str, Any]:

@@ -1,0 +1,109 @@
+"""The raw virtio disk of a unik VM as a :class:`unik.devices.Block`.
+
+The host names each disk with its device name as the virtio serial
+(``-device virtio-blk-pci,serial=storage``); the guest finds it in
+``/sys/block/vd*/serial``, so disks never depend on probe order.  Requests are
+positioned reads and writes on ``/dev/vdX``; ``flush`` is ``fsync``, which the guest
+kernel turns into a virtio flush.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable, OutOfRange, ReadOnlyDevice, UnsupportedOperation
+
+SYS_BLOCK = Path("/sys/block")
+
+
+def find_disk(serial: str, sys_block: Path = SYS_BLOCK) -> str:
+    """The ``/dev`` name of the virtio disk whose serial is ``serial``."""
+    seen = []
+    for entry in sorted(sys_block.glob("vd*")):
+        try:
+            value = (entry / "serial").read_text().strip()
+        except OSError:
+            continue
+        seen.append(f"{entry.name}={value}")
+        if value == serial:
+            return entry.name
+    raise DeviceUnavailable(
+        f"no virtio disk with serial {serial!r} (found: {', '.join(seen) or 'none'}); "
+        f"give one with `unik run --block {serial}=disk.img`"
+    )
+
+
+class VirtioBlock:
+    """A virtio-blk disk, found by its serial."""
+
+    def __init__(self, name: str, fd: int, sectors: int, sector_size: int, read_only: bool) -> None:
+        self.name = name
+        self.sectors = sectors
+        self.sector_size = sector_size
+        self.read_only = read_only
+        self._fd: int | None = fd
+
+    @classmethod
+    async def connect(cls, name: str, read_only: bool = False) -> VirtioBlock:
+        """Open the disk the host attached with serial ``name``."""
+        dev = find_disk(name)
+        queue = SYS_BLOCK / dev / "queue"
+        sector_size = int((queue / "logical_block_size").read_text())
+        size_bytes = int((SYS_BLOCK / dev / "size").read_text()) * 512  # sysfs counts 512-byte units
+        ro = read_only or (SYS_BLOCK / dev / "ro").read_text().strip() == "1"
+        try:
+            fd = os.open(f"/dev/{dev}", (os.O_RDONLY if ro else os.O_RDWR) | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DeviceUnavailable(f"cannot open /dev/{dev}: {exc}") from exc
+        return cls(name, fd, size_bytes // sector_size, sector_size, ro)
+
+    def _check(self, sector: int, count: int) -> int:
+        if self._fd is None:
+            raise DeviceClosed(f"disk {self.name} is disconnected")
+        if sector < 0 or count < 0 or sector + count > self.sectors:
+            raise OutOfRange(f"sectors {sector}..{sector + count} outside disk {self.name} ({self.sectors} sectors)")
+        return self._fd
+
+    async def read(self, sector: int, count: int) -> bytes:
+        """Read ``count`` sectors from ``sector``."""
+        fd = self._check(sector, count)
+        want = count * self.sector_size
+        out = bytearray()
+        while len(out) < want:
+            chunk = os.pread(fd, want - len(out), sector * self.sector_size + len(out))
+            if not chunk:
+                raise DeviceError(f"disk {self.name}: short read at sector {sector}")
+            out += chunk
+        return bytes(out)
+
+    async def write(self, sector: int, data: bytes) -> None:
+        """Write whole sectors at ``sector``."""
+        if len(data) % self.sector_size:
+            raise DeviceError(f"disk {self.name}: {len(data)} bytes is not a whole number of sectors")
+        fd = self._check(sector, len(data) // self.sector_size)
+        if self.read_only:
+            raise ReadOnlyDevice(f"disk {self.name} is read-only")
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], sector * self.sector_size + done)
+
+    async def flush(self) -> None:
+        """Make completed writes durable (a virtio flush)."""
+        fd = self._check(0, 0)
+        if not self.read_only:
+            os.fsync(fd)
+
+    async def discard(self, sector: int, count: int) -> None:
+        """Not offered: the disk is raw and discard is optional."""
+        self._check(sector, count)
+        raise UnsupportedOperation(f"disk {self.name}: discard is not supported")
+
+    async def disconnect(self) -> None:
+        """Flush and close the disk."""
+        if self._fd is not None:
+            if not self.read_only:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
