@@ -9,8 +9,8 @@ contender) and, for each contender:
   every one (files/s for both phases together).
 
 ``raw_io`` is ``os.pwrite`` / ``os.pread`` of 1 MiB requests at the same offsets of the
-same file: the ceiling.  unik runs on its own ``ImageBlock`` (pread/pwrite), flushes
-at the end of each phase (no fsync: nobody fsyncs, the page cache is shared by all).
+same file: the ceiling.  unik runs on its own ``ImageBlock`` (pread/pwrite) and
+flushes at the end of each phase, without fdatasync: no contender syncs to the disk.
 pyfatfs (PyPI) is slow on small files, so it creates 1,000 (10 directories of 100):
 its rate is per second like everyone's.  mtools copies a host tree in one ``mcopy -s``
 and lists it with one ``mdir -/``.
@@ -95,7 +95,7 @@ def bench_raw(path: Path, size: int) -> dict[str, float]:
 
 
 async def _unik(path: Path, size: int, dirs: int, per_dir: int) -> dict[str, float]:
-    block = ImageBlock(path)
+    block = ImageBlock(path, fsync=False)  # no contender syncs to the disk
     fs = await FatFileSystem.mount(block)
     buf = os.urandom(IO)
     t = time.perf_counter()

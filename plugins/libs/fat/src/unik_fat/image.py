@@ -73,9 +73,11 @@ class ImageBlock:
 
     KIND = "block"
 
-    def __init__(self, path: str | os.PathLike[str], *, sector_size: int = 512, read_only: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, sector_size: int = 512, read_only: bool = False,
+                 fsync: bool = True) -> None:
         self.path = os.fspath(path)
         self.read_only = read_only
+        self.fsync = fsync
         self.sector_size = sector_size
         try:
             self._fd: int | None = os.open(self.path, os.O_RDONLY if read_only else os.O_RDWR)
@@ -122,8 +124,10 @@ class ImageBlock:
             view, off = view[done:], off + done
 
     async def flush(self) -> None:
-        """``fsync`` is left to the caller: images are scratch files; flush is a no-op."""
-        self._fd_or_raise()
+        """``fdatasync`` the file (unless opened with ``fsync=False``)."""
+        fd = self._fd_or_raise()
+        if self.fsync and not self.read_only:
+            os.fdatasync(fd)
 
     async def discard(self, sector: int, count: int) -> None:
         """Unsupported on plain files here."""
