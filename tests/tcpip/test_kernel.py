@@ -406,3 +406,44 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace) -> None:
             assert up.retransmits > 0  # the loss was repaired
             assert stack.stats["tcp.out_of_order"] > 0  # and the reordering absorbed
     run(main(), timeout=240)
+
+
+@needs("dnsmasq")
+def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -> None:
+    from unik_unix.clock import HostMonotonicClock, HostSleep
+    from unik_unix.random import GetrandomRandom
+    from unik_unix.tap import TapNetwork
+
+    async def main() -> None:
+        network = await TapNetwork.connect("service", netns.ifname)
+        try:
+            netns.adopt()
+            async with netns.background(
+                    "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root",
+                    f"--interface={netns.ifname}", "--bind-interfaces", f"--pid-file={tmp_path}/pid",
+                    f"--dhcp-leasefile={tmp_path}/leases", f"--dhcp-range={netns.prefix}.50,{netns.prefix}.60,2m",
+                    f"--dhcp-option=option:router,{netns.host}",
+                    "--dhcp-option=option:T1,3", "--dhcp-option=option:T2,100") as dnsmasq:
+                stack = await TcpipStack.connect(network, HostMonotonicClock(), HostSleep(), GetrandomRandom(),
+                                                 dhcp_timeout=30)
+                try:
+                    assert stack.dhcp is not None and stack.dhcp.lease is not None
+                    last = int(stack.ipv4.address.rsplit(".", 1)[1])
+                    assert stack.ipv4.address.startswith(netns.prefix + ".") and 50 <= last <= 60
+                    assert stack.ipv4.prefix == 24 and stack.ipv4.gateway == netns.host
+                    assert stack.dhcp.lease.lease_s == 120 and stack.dhcp.lease.t1_s == 3
+                    assert await stack.ping(netns.host, timeout=5) > 0
+                    for _ in range(100):  # T1 is 3 s: a renewal follows within a few seconds
+                        if stack.dhcp.renewals:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert stack.dhcp.renewals >= 1, stack.stats
+                    assert stack.ipv4.address.endswith(f".{last}")
+                    leases = (tmp_path / "leases").read_text()
+                    assert stack.ipv4.address in leases and network.mac.hex(":") in leases
+                finally:
+                    await stack.disconnect()
+                assert dnsmasq.returncode is None, "dnsmasq exited early"
+        finally:
+            await network.disconnect()
+    run(main())

@@ -8,8 +8,9 @@ from collections import Counter
 from typing import Any
 
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
-from unik.errors import BadKey, DeviceClosed
+from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
+from .dhcp import DhcpClient
 from .iface import Interface
 from .tcp import TcpConfig, TcpLayer
 from .timers import Timers
@@ -53,20 +54,41 @@ class TcpipStack:
         self.iface.configure(config)
         self.udp = UdpLayer(self.iface, random, self.stats)
         self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config)
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Future[Any]] = []
         self._closed = False
+        self._random = random
+        self.dhcp: DhcpClient | None = None
 
     @classmethod
     async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
                       ipv4: str | None = None, ipv4_gateway: str | None = None,
-                      tcp_config: TcpConfig | None = None) -> TcpipStack:
-        """Start the stack on ``network`` with a static address (``--ipv4``)."""
-        if ipv4 is None:
-            raise BadKey("--ipv4 is required: unik's TCP/IP stack has no DHCP client yet "
-                         "(give e.g. --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1)")
-        stack = cls(network, clock, sleep, random, parse_ipv4(ipv4, ipv4_gateway), tcp_config)
+                      tcp_config: TcpConfig | None = None, dhcp_timeout: float = 60.0) -> TcpipStack:
+        """Start the stack on ``network``: a static address (``--ipv4``), else DHCP.
+
+        With DHCP, returns once a lease is bound; raises :class:`DeviceUnavailable` when
+        none is within ``dhcp_timeout`` seconds.
+        """
+        config = parse_ipv4(ipv4, ipv4_gateway) if ipv4 else None
+        if config is None and ipv4_gateway:
+            raise BadKey("--ipv4-gateway needs --ipv4 (without --ipv4 the gateway comes from DHCP)")
+        stack = cls(network, clock, sleep, random, config, tcp_config)
         stack.start()
+        if config is None:
+            await stack.start_dhcp(dhcp_timeout)
         return stack
+
+    async def start_dhcp(self, timeout: float = 60.0) -> DhcpClient:
+        """Run the DHCP client (RFC 2131) and wait until it holds a lease."""
+        self.dhcp = DhcpClient(self.iface, self.udp, self.timers, self._random)
+        self._tasks.append(asyncio.ensure_future(self.dhcp.run()))
+        try:
+            await asyncio.wait_for(self.dhcp.bound.wait(), timeout)
+        except asyncio.TimeoutError:
+            await self.disconnect()
+            raise DeviceUnavailable(
+                f"network {self.network.name!r}: no DHCP lease within {timeout:g} s; is a DHCP server "
+                "on the link? (or give a static address: --ipv4=ADDR/PREFIX)") from None
+        return self.dhcp
 
     @property
     def ipv4(self) -> IPv4Config:
@@ -75,7 +97,7 @@ class TcpipStack:
 
     def start(self) -> None:
         """Start the receive, transmit and timer tasks; announce the address."""
-        self._tasks = [
+        self._tasks += [
             asyncio.ensure_future(self.iface.run_rx()),
             asyncio.ensure_future(self.iface.run_tx()),
             asyncio.ensure_future(self.timers.run()),
