@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from virtio_support import DISK_APP, STATUS_APP, build, copy_example, missing_tools, write_app
+from virtio_support import DISK_APP, PING_APP, STATUS_APP, build, copy_example, missing_tools, write_app
 
 
 @pytest.fixture(scope="session")
@@ -34,5 +34,13 @@ def status_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def disk_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An app with a block device (virtio-blk: modules, devtmpfs, sysfs)."""
     root = write_app(tmp_path_factory.mktemp("disk"), "disk", DISK_APP)
+    build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ping_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An app with a network device (virtio-net, the TPACKET_V3 ring)."""
+    root = write_app(tmp_path_factory.mktemp("ping"), "ping", PING_APP)
     build(root)
     return root

@@ -52,6 +52,56 @@ async def start(console: Console, storage: Block, *, phase: str = "write") -> in
 '''
 
 
+#: An application that sends a frame of ethertype 0x88b5 on its NIC until a reply comes.
+PING_APP = '''\
+"""Send b"ping" frames (ethertype 0x88b5) on the network device until a reply arrives."""
+
+import asyncio
+
+from unik.devices import Console, Network
+
+ETHERTYPE = b"\\x88\\xb5"
+
+
+async def start(console: Console, uplink: Network) -> int:
+    console.log(f"nic {uplink.mac.hex(':')} mtu {uplink.mtu}")
+    frame = b"\\xff" * 6 + uplink.mac + ETHERTYPE + b"ping".ljust(46, b"\\0")
+    for _ in range(40):
+        await uplink.write(frame)
+        try:
+            frames = await asyncio.wait_for(uplink.read(), 0.5)
+        except asyncio.TimeoutError:
+            continue
+        for f in frames:
+            if f[12:14] == ETHERTYPE and f[0:6] == uplink.mac:
+                console.log("reply " + f[14:18].decode())
+                console.log(f"counters rx {uplink.stats.rx_frames} tx {uplink.stats.tx_frames}")
+                return 0
+    console.log("no reply")
+    return 3
+'''
+
+#: Run in the test's namespace: answer one 0x88b5 frame on a TAP with b"pong".
+RESPONDER = '''\
+import socket, sys, time
+tap = sys.argv[1]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+s.bind((tap, 0x88B5))
+s.settimeout(1.0)
+deadline = time.monotonic() + 120
+print("ready", flush=True)
+while time.monotonic() < deadline:
+    try:
+        frame = s.recv(2048)
+    except socket.timeout:
+        continue
+    if frame[14:18] == b"ping":
+        s.send(frame[6:12] + b"\\x02\\x00\\x00\\x00\\x00\\x01" + frame[12:14] + b"pong".ljust(46, b"\\0"))
+        print("answered", flush=True)
+        break
+'''
+
+
 def missing_tools() -> str | None:
     """Why the boot tests cannot run here (``None``: they can)."""
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):

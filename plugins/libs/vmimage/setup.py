@@ -6,12 +6,12 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
 
 SOURCE = Path("src/unik_vmimage/init/init.c")
 CFLAGS = ["-static", "-Os", "-Wall", "-Wextra", "-Werror", "-s"]
+EXT_CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 
 
 class BuildPyWithInit(build_py):
@@ -29,12 +29,7 @@ class BuildPyWithInit(build_py):
         (out / "unik-init.source").write_text(digest + "\n")
 
 
-class BinaryDistribution(Distribution):
-    """The wheel holds a native executable: it is platform-specific."""
-
-    def has_ext_modules(self) -> bool:
-        """Always: the init is native code."""
-        return True
-
-
-setup(cmdclass={"build_py": BuildPyWithInit}, distclass=BinaryDistribution)
+setup(
+    cmdclass={"build_py": BuildPyWithInit},
+    ext_modules=[Extension("unik_vmimage._packet", ["src/unik_vmimage/_packet.c"], extra_compile_args=EXT_CFLAGS)],
+)

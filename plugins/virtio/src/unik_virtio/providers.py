@@ -7,6 +7,7 @@ modules, mounts and QEMU devices.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -132,7 +133,29 @@ class Block(_Virtio):
         return Configured(options={"name": request.device, "read_only": options["read_only"]})
 
 
-PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block]
+def device_mac(device: str) -> str:
+    """A stable, locally administered MAC address for a network device (QEMU's 52:54:00 prefix)."""
+    tail = hashlib.sha256(device.encode()).digest()[:3]
+    return "52:54:00:" + tail.hex(":")
+
+
+class Network(_Virtio):
+    """A virtio-net NIC, read through an AF_PACKET TPACKET_V3 ring."""
+
+    PLUGIN_NAME = "virtio.virtio-net"
+    kind = "network"
+    implementation = "unik_vmimage.guest.network:PacketNetwork"
+    description = "a virtio-net NIC on a host TAP (--net DEVICE=TAP|auto), through a TPACKET_V3 ring (C)"
+    keys = (NET,)
+    vm = VmNeeds(kernel_modules=("virtio_net",), qemu_device="virtio-net")
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The guest finds the NIC by the MAC address the runner gives it."""
+        return Configured(options={"name": request.device, "mac": device_mac(request.device)})
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Network]
 
 #: Kernel modules every virtio device needs, whatever the machine: the PCI transport
 #: (q35) and the MMIO one (microvm).

@@ -58,7 +58,8 @@ class VirtioTarget(Target):
             modules += needs.kernel_modules
             mounts += [m for m in needs.mounts if m not in mounts]
             devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
-                            "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only"))})
+                            "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only")),
+                            "mac": node.options.get("mac")})
         if any(d["qemu_device"] for d in devices):
             modules = [*VIRTIO_TRANSPORTS, *modules]
         for c in contents.values():
@@ -72,6 +73,7 @@ class VirtioTarget(Target):
             app_files=files,
             python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
             kernel_modules=module_files, mounts=mounts, extra_files=extra_files, compression=compression,
+            links=[d["mac"] for d in devices if d["kind"] == "network"],
         )
         out = ctx.artifact_dir(plan)
         suffix = {"gzip": ".gz", "xz": ".xz", "none": ""}[compression]
@@ -118,9 +120,9 @@ class VirtioTarget(Target):
         def bindings(name: str) -> dict[str, str]:
             return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
 
-        if bindings("net") or option("net") is not None:
-            raise RunError("--net: the virtio target has no network devices yet (planned in issue 4)")
-        qemu_devices, drives = _devices(manifest.get("devices", []), bindings("block"))
+        if option("net") is not None:
+            raise RunError("--net takes DEVICE=TAP or DEVICE=auto on the virtio target (e.g. --net service=tap0)")
+        qemu_devices, drives, taps = _devices(manifest.get("devices", []), bindings("block"), bindings("net"))
         accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
         machine = qemu.pick_machine(option("machine") or "auto", accel)
         mem = option("mem") or str(manifest.get("mem", "256M"))
@@ -133,6 +135,10 @@ class VirtioTarget(Target):
         spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
                          args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives)
         ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
+        for device, (tap, created) in taps.items():
+            how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
+                   f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up") if created else f"on TAP {tap}"
+            ctx.progress.info(f"network device {device}: {how}")
         stop, restore = qemu.signal_stopper()
         try:
             outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
@@ -142,29 +148,49 @@ class VirtioTarget(Target):
         return outcome.status
 
 
-def _devices(devices: list[dict[str, Any]], files: dict[str, str]) -> tuple[list[str], list[str]]:
-    """QEMU ``-device`` values and ``-drive`` arguments for the manifest's devices."""
-    unknown = sorted(set(files) - {d["name"] for d in devices if d["kind"] == "block"})
-    if unknown:
-        raise RunError(f"--block {unknown[0]}=...: the application has no block device {unknown[0]!r}")
+def _free_tap() -> str:
+    """The first ``unikN`` interface name not in use on the host."""
+    for i in range(256):
+        if not Path(f"/sys/class/net/unik{i}").exists():
+            return f"unik{i}"
+    raise RunError("no free TAP name unik0..unik255")
+
+
+def _devices(
+    devices: list[dict[str, Any]], files: dict[str, str], taps: dict[str, str],
+) -> tuple[list[str], list[str], dict[str, tuple[str, bool]]]:
+    """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used."""
+    for kind, given, key in (("block", files, "block"), ("network", taps, "net")):
+        unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
+        if unknown:
+            raise RunError(f"--{key} {unknown[0]}=...: the application has no {kind} device {unknown[0]!r}")
     out: list[str] = []
-    drives: list[str] = []
+    args: list[str] = []
+    used: dict[str, tuple[str, bool]] = {}
     for d in devices:
         family, name = d.get("qemu_device"), d["name"]
         if not family:
             continue
-        if d["kind"] != "block":
+        if d["kind"] == "block":
+            if name not in files:
+                raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE")
+            path = Path(files[name]).expanduser().resolve()
+            if not path.is_file():
+                raise RunError(f"--block {name}={files[name]}: {path} does not exist (create it: truncate -s 1M)")
+            readonly = ",readonly=on" if d.get("read_only") else ""
+            args += ["-drive", f"file={path},if=none,id=disk-{name},format=raw,cache=writeback{readonly}"]
+            out.append(f"{family},drive=disk-{name},serial={name}")
+        elif d["kind"] == "network":
+            if name not in taps:
+                raise RunError(f"network device {name!r} needs a host TAP: unik run --net {name}=TAP "
+                               f"(or {name}=auto to create one)")
+            tap, created = (_free_tap(), True) if taps[name] == "auto" else (taps[name], False)
+            used[name] = (tap, created)
+            args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
+            out.append(f"{family},netdev=net-{name},mac={d['mac']}")
+        else:
             out.append(family)
-            continue
-        if name not in files:
-            raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE")
-        path = Path(files[name]).expanduser().resolve()
-        if not path.is_file():
-            raise RunError(f"--block {name}={files[name]}: {path} does not exist (create it, e.g. truncate -s 1M)")
-        readonly = ",readonly=on" if d.get("read_only") else ""
-        drives += ["-drive", f"file={path},if=none,id=disk-{name},format=raw,cache=writeback{readonly}"]
-        out.append(f"{family},drive=disk-{name},serial={name}")
-    return out, drives
+    return out, args, used
 
 
 def _firecracker(initramfs: str, cmdline: str, mem: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@
  *   mount TYPE DIR        mount a pseudo filesystem (devtmpfs /dev, proc /proc)
  *   module PATH           load a kernel module (finit_module); parameters given on
  *                         the kernel command line as NAME.PARAM=VALUE are passed on
- *   link IFNAME           bring a network interface up, with no IP address
+ *   link IFNAME|MAC       bring a network interface up, with no IP address
  *   env NAME=VALUE        set a variable in Python's (otherwise empty) environment
  *   chdir DIR             Python's working directory
  *   exec PATH ARG...      the program to run; arguments after `--` on the kernel
@@ -172,29 +172,60 @@ static void do_mount(const char *type, const char *dir)
         say("unik-init: cannot mount %s on %s: %s", type, dir, strerror(errno));
 }
 
-/* Bring IFNAME up without an address; the device may take a moment to appear. */
-static void link_up(const char *ifname)
+static int hexval(char c);
+
+/* The interface whose MAC address is MAC (aa:bb:cc:dd:ee:ff), or 0. */
+static int find_by_mac(int s, const char *mac, char *ifname)
+{
+    unsigned char want[6];
+    for (int i = 0; i < 6; i++) {
+        int hi = hexval(mac[3 * i]), lo = hexval(mac[3 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        want[i] = (unsigned char)(hi << 4 | lo);
+    }
+    struct if_nameindex *all = if_nameindex(), *p;
+    int found = 0;
+    for (p = all; p && p->if_index && !found; p++) {
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strncpy(ifr.ifr_name, p->if_name, IFNAMSIZ - 1);
+        if (ioctl(s, SIOCGIFHWADDR, &ifr) == 0 && memcmp(ifr.ifr_hwaddr.sa_data, want, 6) == 0) {
+            strncpy(ifname, p->if_name, IFNAMSIZ - 1);
+            found = 1;
+        }
+    }
+    if (all)
+        if_freenameindex(all);
+    return found;
+}
+
+/* Bring an interface (by name, or by MAC address) up without an address; the device
+ * may take a moment to appear. */
+static void link_up(const char *which)
 {
     int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
         say("unik-init: socket: %s", strerror(errno));
         return;
     }
+    int by_mac = strlen(which) == 17 && which[2] == ':';
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    if (!by_mac)
+        strncpy(ifr.ifr_name, which, IFNAMSIZ - 1);
     int tries;
     for (tries = 0; tries < 200; tries++) { /* 2 s at most */
-        if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+        if ((!by_mac || find_by_mac(s, which, ifr.ifr_name)) && ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
             break;
         usleep(10000);
     }
     if (tries == 200) {
-        say("unik-init: no network interface %s", ifname);
+        say("unik-init: no network interface %s", which);
     } else {
         ifr.ifr_flags |= IFF_UP;
         if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
-            say("unik-init: cannot bring %s up: %s", ifname, strerror(errno));
+            say("unik-init: cannot bring %s up: %s", ifr.ifr_name, strerror(errno));
     }
     close(s);
 }

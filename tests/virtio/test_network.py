@@ -1,0 +1,51 @@
+"""The guest's NIC: virtio-net on a TAP inside a namespace the test creates, read through the ring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace holding a TAP ``tapv0``, removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces and TAP devices)")
+    name = f"unik-virtio-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "tuntap", "add", "dev", "tapv0", "mode", "tap"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "tapv0", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_frames_go_both_ways_through_a_tap(ping_app: Path, netns: str) -> None:
+    responder = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", RESPONDER, "tapv0"],
+                                 stdout=subprocess.PIPE, text=True)
+    try:
+        assert responder.stdout is not None and responder.stdout.readline().strip() == "ready"
+        proc = subprocess.run(["ip", "netns", "exec", netns, UNIK, "run", "--accel", "tcg", "--net", "uplink=tapv0"],
+                              cwd=ping_app, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    finally:
+        responder.kill()
+        responder.wait()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reply pong" in proc.stdout.splitlines()
+    assert "nic 52:54:00:" in proc.stdout  # the runner's MAC, found by the guest
+    assert "counters rx " in proc.stdout
+
+
+def test_a_network_device_without_a_tap_is_refused(ping_app: Path) -> None:
+    proc = subprocess.run([UNIK, "run", "--accel", "tcg"], cwd=ping_app, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode != 0 and "unik run --net uplink=TAP" in proc.stderr
