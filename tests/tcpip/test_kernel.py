@@ -447,3 +447,38 @@ def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -
         finally:
             await network.disconnect()
     run(main())
+
+
+@needs("curl")
+@pytest.mark.slow
+def test_unik_run_examples_http_on_a_tap(netns: Namespace, tmp_path: Path) -> None:
+    """The whole path: `unik configure --net service=TAP --ipv4=...`, `unik build`, `unik run`, curl."""
+    example = REPO / "examples" / "http"
+    if not (example / "pyproject.toml").exists():
+        pytest.skip("needs examples/http")
+    unik = Path(sys.executable).parent / "unik"
+    app = tmp_path / "http"
+    shutil.copytree(example, app, ignore=shutil.ignore_patterns("_build", "dist"))
+    for step in (["configure", "-t", "unix", "--net", f"service={netns.ifname}", f"--ipv4={netns.unik}/24",
+                  f"--ipv4-gateway={netns.host}"], ["build"]):
+        done = subprocess.run([str(unik), *step], cwd=app, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "unik_tcpip.stack import TcpipStack" in (app / "_build" / "unix" / "main.py").read_text()
+
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec(str(unik), "run", cwd=app, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert f"serving on {netns.unik}:8080".encode() in line, line
+            netns.adopt()
+            status, out, err = await netns.run("curl", "-sS", "--retry", "3", "--retry-connrefused",
+                                               "--max-time", "20", f"http://{netns.unik}:8080/")
+            assert status == 0, err.decode()
+            assert out == (example / "htdocs" / "index.html").read_bytes()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            await asyncio.wait_for(proc.wait(), 20)
+    run(main())

@@ -477,3 +477,20 @@ def test_hypothesis_transfers_arrive_once_in_order(up: int, down: int, seed: int
                         mtu=mtu)
     run(main(), limit=20_000)
 
+
+
+def test_keepalive_probes_then_aborts_a_dead_peer() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        conn = conn_of(writer)
+        conn.set_keepalive(True, idle=60, interval=10, probes=3)
+        await settle(200)  # idle, but the peer answers every probe
+        assert a.stats["tcp.keepalive_probes"] >= 2 and conn.state == State.ESTABLISHED
+        wire.tamper = lambda _port, _frame: None  # the peer vanishes
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(), 400)
+        assert a.stats["tcp.keepalive_timeouts"] == 1 and conn.state == State.CLOSED
+    run(main())

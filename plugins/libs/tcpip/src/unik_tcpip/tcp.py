@@ -111,6 +111,12 @@ class TcpConfig:
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True
+    #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
+    #: time MUST default to no less than two hours.
+    keepalive: bool = False
+    keepalive_idle_ns: int = 2 * 3600 * _S
+    keepalive_interval_ns: int = 75 * _S
+    keepalive_probes: int = 9
 
 
 @dataclass
@@ -217,6 +223,13 @@ class TcpConnection(asyncio.Transport):
         self.persist_backoff = 0
         self.timewait_at = 0
         self.finwait2_at = 0
+        self.keepalive_at = 0
+        self.keepalive = self.cfg.keepalive
+        self.keepalive_idle_ns = self.cfg.keepalive_idle_ns
+        self.keepalive_interval_ns = self.cfg.keepalive_interval_ns
+        self.keepalive_probes = self.cfg.keepalive_probes
+        self.keepalive_sent = 0
+        self.last_rx_ns = 0
         self._armed = 0
         self.unacked_segments = 0
         # asyncio transport state.
@@ -457,8 +470,49 @@ class TcpConnection(asyncio.Transport):
             self.delack_at = 0
             if not self.closed:
                 self.send_ack()
-        for deadline in (self.rto_at, self.persist_at, self.delack_at, self.timewait_at, self.finwait2_at):
+        if self.keepalive_at and self.keepalive_at <= now:
+            self.keepalive_at = 0
+            self._on_keepalive(now)
+            if self.closed:
+                return
+        for deadline in (self.rto_at, self.persist_at, self.delack_at, self.timewait_at, self.finwait2_at,
+                         self.keepalive_at):
             self._schedule(deadline)
+
+    def _on_keepalive(self, now: int) -> None:
+        """RFC 9293 3.8.4: probe an idle connection; abort after ``keepalive_probes`` silent probes."""
+        if not self.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2):
+            return
+        idle = now - self.last_rx_ns
+        if idle < self.keepalive_idle_ns:
+            self.keepalive_sent = 0
+            self.keepalive_at = self.last_rx_ns + self.keepalive_idle_ns
+            return
+        if self.keepalive_sent >= self.keepalive_probes:
+            self.layer.stats["tcp.keepalive_timeouts"] += 1
+            self._abort(TimeoutError("TCP keep-alive: the peer stopped answering"), send_rst=True)
+            return
+        # RFC 1122 4.2.3.6: a probe is a segment with SEG.SEQ = SND.NXT - 1 (and no data
+        # here), which the peer answers with an ACK.
+        self.keepalive_sent += 1
+        self.layer.stats["tcp.keepalive_probes"] += 1
+        self._send(ACK, (self.snd_max - 1) & MASK)
+        self.keepalive_at = now + self.keepalive_interval_ns
+
+    def set_keepalive(self, enable: bool = True, idle: float | None = None, interval: float | None = None,
+                      probes: int | None = None) -> None:
+        """Switch keep-alives on or off (times in seconds), like SO_KEEPALIVE and TCP_KEEPIDLE."""
+        self.keepalive = enable
+        if idle is not None:
+            self.keepalive_idle_ns = int(idle * _S)
+        if interval is not None:
+            self.keepalive_interval_ns = int(interval * _S)
+        if probes is not None:
+            self.keepalive_probes = probes
+        self.keepalive_at = 0
+        if enable and self.state in SYNCHRONIZED:
+            self.keepalive_at = self.last_rx_ns + self.keepalive_idle_ns
+            self._schedule(self.keepalive_at)
 
     def _on_rto(self) -> None:
         """RFC 6298 5.4-5.7: retransmit the earliest segment, back off, collapse cwnd."""
@@ -613,6 +667,8 @@ class TcpConnection(asyncio.Transport):
     def segment_arrives(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.3 and 3.10.7.4 for a connection past LISTEN."""
         self.stats.segments_in += 1
+        self.last_rx_ns = self.timers.now_ns()
+        self.keepalive_sent = 0
         if self.state == State.SYN_SENT:
             self._syn_sent(seg)
             return
@@ -1003,6 +1059,9 @@ class TcpConnection(asyncio.Transport):
     def _connection_made(self) -> None:
         if not self.established.done():
             self.established.set_result(None)
+        if self.keepalive:
+            self.keepalive_at = self.last_rx_ns + self.keepalive_idle_ns
+            self._schedule(self.keepalive_at)
         if self.protocol is None and self._protocol_factory is not None:
             try:
                 self.protocol = self._protocol_factory()
@@ -1038,6 +1097,7 @@ class TcpConnection(asyncio.Transport):
             self.listener.half_open -= 1
         self.state = State.CLOSED
         self.rto_at = self.persist_at = self.delack_at = self.timewait_at = self.finwait2_at = 0
+        self.keepalive_at = 0
         self.layer.remove(self)
         self._connection_lost(exc)
 
