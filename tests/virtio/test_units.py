@@ -244,7 +244,7 @@ def test_init_compiles_without_warnings_and_is_static(tmp_path: Path) -> None:
 
 
 def test_import_finder_rules(tmp_path: Path) -> None:
-    for name in ("for_types", "optional", "windows", "lazy", "dynamic", "pydoc", "top"):
+    for name in ("for_types", "optional", "windows", "lazy", "dynamic", "pydoc", "top", "ssl"):
         (tmp_path / f"{name}.py").write_text("")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
@@ -259,8 +259,9 @@ def test_import_finder_rules(tmp_path: Path) -> None:
             import for_types
         try:
             import optional
+            import ssl
         except ImportError:
-            optional = None
+            optional = ssl = None
         if sys.platform == "win32":
             import windows
         import pydoc
@@ -269,8 +270,8 @@ def test_import_finder_rules(tmp_path: Path) -> None:
         __import__("dynamic")
     """))
     found = find_modules(tmp_path / "main.py", [tmp_path])
-    assert {"top", "pkg", "pkg.sub", "pkg.sibling", "lazy", "dynamic"} <= set(found.modules)
-    for absent in ("for_types", "optional", "windows", "pydoc"):
+    assert {"top", "pkg", "pkg.sub", "pkg.sibling", "lazy", "dynamic", "optional"} <= set(found.modules)
+    for absent in ("for_types", "windows", "pydoc", "ssl"):  # heavy optional imports stay out
         assert absent not in found.modules, absent
-    assert "optional" in found.optional
+    assert "ssl" in found.optional
     assert "pydoc" in find_modules(tmp_path / "main.py", [tmp_path], ["pydoc"]).modules  # asked for by name

@@ -7,8 +7,10 @@ result close to what actually runs:
 * imports under ``if TYPE_CHECKING:`` and ``if sys.platform == "win32":`` are not
   followed (they never run in a VM);
 * imports in the body of a ``try`` whose handlers catch ``ImportError`` (or
-  ``ModuleNotFoundError``) are *optional* and not followed: the code works without
-  them (``asyncio`` without ``ssl``, ``decimal`` falls back to ``_pydecimal``);
+  ``ModuleNotFoundError``) are *optional*: they are followed, except the modules of
+  :data:`HEAVY_OPTIONAL`, which bind large external libraries (OpenSSL, readline,
+  ncurses, sqlite, Tcl/Tk, liblzma, libbz2) and without which the standard library
+  works (``asyncio`` without ``ssl``, ``hashlib`` on its built-in hashes);
 * development tools (:data:`TOOLS`: ``pydoc``, ``unittest``, ``pdb``...) are never
   followed.
 
@@ -31,6 +33,11 @@ TOOLS = frozenset({
     "rlcompleter", "tkinter", "turtle", "turtledemo", "idlelib", "lib2to3", "distutils", "ensurepip",
     "venv", "test", "curses", "profile", "cProfile", "pstats", "timeit", "trace", "tabnanny",
     "webbrowser", "xmlrpc", "pyclbr", "msilib", "_msi", "winreg", "msvcrt", "_winapi", "nt", "_overlapped",
+})
+#: Optional imports that are left out: they need big shared libraries and have fallbacks.
+HEAVY_OPTIONAL = frozenset({
+    "ssl", "_ssl", "_hashlib", "readline", "_curses", "_curses_panel", "_sqlite3", "sqlite3", "_dbm", "_gdbm",
+    "_tkinter", "_lzma", "lzma", "_bz2", "bz2", "_uuid",
 })
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
 
@@ -183,7 +190,7 @@ class ImportFinder:
         for module, names, optional in visitor.found:
             if module.split(".")[0] in TOOLS:
                 continue
-            if optional:
+            if optional and module.split(".")[0] in HEAVY_OPTIONAL:
                 if module not in self._done:
                     self.result.optional.add(module)
                 continue
