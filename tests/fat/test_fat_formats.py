@@ -96,3 +96,14 @@ def test_alias_tail_grows() -> None:
 def test_invalid_long_names(name: str) -> None:
     with pytest.raises(InvalidName):
         check_long_name(name)
+
+
+def test_alias_tails_memo_skips_used_tails_and_wraps() -> None:
+    tails: dict[str, int] = {}
+    taken: set[bytes] = set()
+    for _ in range(30):
+        taken.add(alias("Long File Name.txt", taken, tails))
+    assert b"LONGF~30TXT" in taken and tails["LONGFILE.TXT"] == 30
+    taken.discard(b"LONGFI~3TXT")
+    tails["LONGFILE.TXT"] = 999_999  # nothing above: wraps around to the freed ~3
+    assert alias("Long File Name.txt", taken, tails) == b"LONGFI~3TXT"

@@ -103,6 +103,7 @@ class _Dir:
     end: int  # first never-used slot (DIR_Name[0] == 0x00)
     entries: dict[str, _Node] = field(default_factory=dict)
     shorts: dict[bytes, _Node] = field(default_factory=dict)
+    tails: dict[str, int] = field(default_factory=dict)  # last "~N" used per basis name
 
 
 class Volume:
@@ -585,7 +586,7 @@ class FatFileSystem:
             entry.name, entry.nt_res = form.short, form.nt_res
             lfn = b""
         else:
-            entry.name = alias(name, d.shorts)
+            entry.name = alias(name, d.shorts, d.tails)
             entry.nt_res = 0
             lfn = accel.lfn_entries(name.encode("utf-16-le"), F.lfn_checksum(entry.name))
         n = len(lfn) // 32

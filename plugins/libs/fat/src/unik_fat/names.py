@@ -9,6 +9,7 @@ upper or entirely lower case is stored without a long name, its case kept in
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Container
 from dataclasses import dataclass
 
@@ -112,12 +113,15 @@ def basis_name(name: str) -> tuple[str, str, bool]:
     return base, ext, lossy
 
 
-def alias(name: str, taken: Container[bytes]) -> bytes:
+def alias(name: str, taken: Container[bytes], tails: dict[str, int] | None = None) -> bytes:
     """The 11-byte 8.3 alias for a long name, unique among ``taken`` short names.
 
     fatgen103 "Numeric-Tail Generation": a "~N" tail is added when the conversion was
     lossy or the basis name is taken, with N counting up from 1 and the base cut so
-    that base + "~N" fits in 8 characters.
+    that base + "~N" fits in 8 characters.  ``tails`` (kept per directory by the
+    caller) remembers the last N used for each basis, so that creating many names with
+    one basis does not retry every earlier tail; the result is still checked against
+    ``taken``.
     """
     base, ext, lossy = basis_name(name)
     if not base:
@@ -127,11 +131,15 @@ def alias(name: str, taken: Container[bytes]) -> bytes:
         plain = f"{base:<8}".encode("ascii") + ext_b
         if plain not in taken:
             return _kanji(plain)
-    for n in range(1, 1_000_000):
+    key = f"{base}.{ext}"
+    first = tails.get(key, 0) + 1 if tails is not None else 1
+    for n in itertools.chain(range(first, 1_000_000), range(1, first)):
         tail = f"~{n}"
         cand = f"{base[:8 - len(tail)]}{tail}".ljust(8).encode("ascii") + ext_b
         cand = _kanji(cand)
         if cand not in taken:
+            if tails is not None:
+                tails[key] = n
             return cand
     raise InvalidName(f"{name!r}: no free 8.3 alias left in the directory")
 
