@@ -150,8 +150,23 @@ def test_unik_reads_what_mtools_wrote(tmp_path: Path, args: list[str]) -> None:
             await f.close()
         assert await fs.check() == []
         await block.disconnect()
+        # then change what mtools wrote: append, rename into a new directory, delete
+        block = FileBlock(img, ss)
+        fs = await FatFileSystem.mount(block)
+        f = await fs.open(f"/Folder With Long Name/{NAMES[2]}", "ab")
+        await f.write(b"+more")
+        await f.close()
+        await fs.mkdir("/New Dir")
+        await fs.rename(f"/Folder With Long Name/{NAMES[0]}", "/New Dir/renamed file.txt")
+        await fs.remove(f"/Folder With Long Name/{NAMES[1]}")
+        await fs.disconnect()
+        await block.disconnect()
 
     run(go())
+    assert_fsck_clean(img)
+    assert sorted(mdir_names(img, "/Folder With Long Name", ss)) == sorted([NAMES[2], NAMES[3], NAMES[4]])
+    assert mcopy_out(img, f"/Folder With Long Name/{NAMES[2]}", tmp_path / "o") == host[NAMES[2]] + b"+more"
+    assert mcopy_out(img, "/New Dir/renamed file.txt", tmp_path / "o") == host[NAMES[0]]
 
 
 @pytest.mark.parametrize("ss", [512, 4096])
