@@ -149,12 +149,15 @@ def test_transfer_both_checksum_implementations(pure: bool) -> None:
         checksum.use_pure(False)
 
 
+@pytest.mark.parametrize("cc", ["newreno", "cubic"])
 @pytest.mark.parametrize(("loss", "dup", "reorder"), [(0.05, 0, 0), (0, 0.1, 0), (0, 0, 0.3), (0.03, 0.03, 0.2)],
                          ids=["loss", "duplication", "reordering", "all"])
-def test_transfer_impaired(loss: float, dup: float, reorder: float) -> None:
+def test_transfer_impaired(loss: float, dup: float, reorder: float, cc: str) -> None:
     async def main() -> None:
         wire = Wire(seed=11, impairment=Impairment(loss=loss, duplicate=dup, reorder=reorder))
-        client, server = await _transfer(wire, _payload(500_000, 5), _payload(100_000, 6))
+        client, server = await _transfer(wire, _payload(500_000, 5), _payload(100_000, 6),
+                                         TcpConfig(congestion_control=cc))
+        assert client.cc.name == cc
         if loss:
             assert client.stats.retransmits > 0
         if reorder:
@@ -465,14 +468,15 @@ def test_sack_blocks_describe_out_of_order_data() -> None:
     up=st.integers(0, 300_000), down=st.integers(0, 300_000), seed=st.integers(0, 2**16),
     loss=st.sampled_from([0.0, 0.01, 0.05, 0.1]), dup=st.sampled_from([0.0, 0.05, 0.2]),
     reorder=st.sampled_from([0.0, 0.1, 0.4]), chunk=st.sampled_from([1, 100, 1460, 8192, 65536]),
-    nagle=st.booleans(), mtu=st.sampled_from([576, 1500, 9000]),
+    nagle=st.booleans(), mtu=st.sampled_from([576, 1500, 9000]), cc=st.sampled_from(["newreno", "cubic"]),
 )
 def test_hypothesis_transfers_arrive_once_in_order(up: int, down: int, seed: int, loss: float, dup: float,
-                                                   reorder: float, chunk: int, nagle: bool, mtu: int) -> None:
+                                                   reorder: float, chunk: int, nagle: bool, mtu: int,
+                                                   cc: str) -> None:
     async def main() -> None:
         wire = Wire(seed=seed, impairment=Impairment(loss=loss, duplicate=dup, reorder=reorder),
                     keep_log=False)
-        cfg = TcpConfig(nagle=nagle)
+        cfg = TcpConfig(nagle=nagle, congestion_control=cc)
         await _transfer(wire, _payload(up, seed), _payload(down, seed + 1), cfg, chunk=max(chunk, up // 200),
                         mtu=mtu)
     run(main(), limit=20_000)

@@ -24,6 +24,7 @@ from typing import Any
 
 from unik.devices import Flow, FlowHandler, Random
 
+from . import cc
 from .iface import HEADROOM, Interface, TokenBucket, ip_bytes, ip_text
 from .timers import Timers
 from .wire.ipv4 import Ipv4Packet, Protocol
@@ -114,6 +115,8 @@ class TcpConfig:
     #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
     #: time MUST default to no less than two hours.
     keepalive: bool = False
+    #: ``"newreno"`` (RFC 5681, RFC 6582) or ``"cubic"`` (RFC 9438); see :mod:`unik_tcpip.cc`.
+    congestion_control: str = "newreno"
     keepalive_idle_ns: int = 2 * 3600 * _S
     keepalive_interval_ns: int = 75 * _S
     keepalive_probes: int = 9
@@ -208,6 +211,7 @@ class TcpConnection(asyncio.Transport):
         self.recover = 0
         self.in_recovery = False
         self.limited_transmit = 0  # RFC 3042: extra allowance on the first two duplicate ACKs
+        self.cc = cc.make(self.cfg.congestion_control)
         # RTT estimation (RFC 6298).
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -536,9 +540,9 @@ class TcpConnection(asyncio.Transport):
             self.stats.retransmits += 1
             self._send_syn()
             return
-        # RFC 5681 3.1, equation 4, then a loss window of one segment.
+        # RFC 5681 3.1, equation 4 (or RFC 9438 4.6), then a loss window of one segment.
         flight = seq_diff(self.snd_max, self.snd_una)
-        self.ssthresh = max(flight // 2, 2 * self.eff_mss)
+        self.ssthresh = self.cc.on_loss(self.cwnd, flight, self.eff_mss, self.timers.now_ns())
         self.cwnd = self.eff_mss
         self.in_recovery = False
         self.dupacks = 0
@@ -591,12 +595,9 @@ class TcpConnection(asyncio.Transport):
                 # deflate by the amount acknowledged, add back one MSS if that was >= MSS.
                 self._retransmit_first()
                 self.cwnd = max(self.cwnd - acked + (mss if acked >= mss else 0), mss)
-        elif self.cwnd < self.ssthresh:
-            # RFC 5681 3.1 slow start, equation 2 (with RFC 3465's byte counting, L=1).
-            self.cwnd += min(acked, mss)
         else:
-            # RFC 5681 3.1 congestion avoidance, equation 3.
-            self.cwnd += max(1, mss * mss // self.cwnd)
+            # Slow start or congestion avoidance: the algorithm's growth (RFC 5681 3.1 / RFC 9438).
+            self.cwnd = self.cc.on_ack(self.cwnd, self.ssthresh, acked, mss, self.timers.now_ns(), self.srtt_ns)
         self.dupacks = 0
         self.limited_transmit = 0
 
@@ -617,7 +618,8 @@ class TcpConnection(asyncio.Transport):
             # RFC 6582 3.2 step 2: only if the cumulative ACK covers more than "recover"
             # (avoids a second reduction for losses from one window of data).
             flight = seq_diff(self.snd_max, self.snd_una)
-            self.ssthresh = max(flight // 2, 2 * mss)  # RFC 5681 equation 4
+            # RFC 5681 equation 4 for NewReno, RFC 9438 4.6 for CUBIC.
+            self.ssthresh = self.cc.on_loss(self.cwnd, flight, mss, self.timers.now_ns())
             self.recover = self.snd_max
             self.in_recovery = True
             self.stats.fast_retransmits += 1
@@ -1311,6 +1313,7 @@ class TcpLayer:
         self.random = random
         self.stats = stats
         self.config = config or TcpConfig()
+        cc.make(self.config.congestion_control)  # an unknown name fails here, not per connection
         self.connections: dict[_Key, TcpConnection] = {}
         self.listeners: dict[int, TcpListener] = {}
         # RFC 6528: a secret key for the ISN hash, from the Random device.
