@@ -498,3 +498,83 @@ def test_keepalive_probes_then_aborts_a_dead_peer() -> None:
             await asyncio.wait_for(reader.read(), 400)
         assert a.stats["tcp.keepalive_timeouts"] == 1 and conn.state == State.CLOSED
     run(main())
+
+
+def _icmp_error_frame(about: bytes, type_: int, code: int, rest: bytes, src: str = "10.0.0.254") -> bytes:
+    """An ICMP error from ``src`` quoting the IP datagram in Ethernet frame ``about``."""
+    from unik_tcpip.iface import ip_bytes
+    from unik_tcpip.wire import EthernetFrame, IcmpPacket, Ipv4Packet
+
+    eth = EthernetFrame.parse(about)
+    ip = Ipv4Packet.parse(eth.payload)
+    quoted = bytes(ip.buf[:ip.header_len + 8])
+    msg = IcmpPacket.build(type_, code, rest, quoted, headroom=34)
+    Ipv4Packet.emit(msg, 14, src=ip_bytes(src), dst=ip.src, proto=1, payload_len=len(msg) - 34, ident=9)
+    EthernetFrame.emit(msg, eth.src, bytes.fromhex("0200000000fe"), 0x0800)
+    return bytes(msg)
+
+
+def test_path_mtu_discovery_from_frag_needed() -> None:
+    from unik_tcpip.wire import icmp
+
+    async def main() -> None:
+        wire = Wire()
+        big_seen = []
+
+        def router(port: object, frame: bytes) -> bytes | None:
+            # A hop with a 1000-byte MTU: drop larger DF datagrams and say so (RFC 1191).
+            if getattr(port, "name", "") == "stack1" and len(frame) - 14 > 1000:
+                big_seen.append(len(frame))
+                wire.inject(_icmp_error_frame(frame, icmp.DEST_UNREACHABLE, icmp.FRAG_NEEDED,
+                                              bytes([0, 0, 1000 >> 8, 1000 & 255])), to=port)  # type: ignore[arg-type]
+                return None
+            return frame
+
+        a, b = await pair(wire)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        wire.tamper = router
+        data = _payload(200_000, 3)
+        writer.write(data)
+        assert await reader.readexactly(len(data)) == data
+        conn = conn_of(writer)
+        assert conn.snd_mss == 960 and a.stats["tcp.pmtu_reduced"] == 1 and big_seen
+    run(main())
+
+
+def test_icmp_port_unreachable_refuses_a_connect_and_out_of_window_errors_are_ignored() -> None:
+    from unik_tcpip.wire import icmp
+
+    async def main() -> None:
+        wire = Wire()
+        syns = []
+
+        def firewall(port: object, frame: bytes) -> bytes | None:
+            if getattr(port, "name", "") == "stack1" and len(frame) > 34 and frame[23] == 6:
+                syns.append(frame)
+                wire.inject(_icmp_error_frame(frame, icmp.DEST_UNREACHABLE, icmp.PORT_UNREACHABLE, bytes(4)),
+                            to=port)  # type: ignore[arg-type]
+                return None
+            return frame
+
+        a, b = await pair(wire)
+        await a.ping("10.0.0.2")
+        wire.tamper = firewall
+        with pytest.raises(ConnectionRefusedError, match="ICMP"):
+            await a.tcp.connect("10.0.0.2", 99)
+        assert a.stats["tcp.icmp_errors"] == 1 and len(syns) == 1
+        wire.tamper = None
+        # An error quoting a sequence number that is not in flight is not believed (RFC 5927 4.1).
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)
+        conn = conn_of(writer)
+        forged = bytearray(syns[0])
+        forged[34:36] = conn.local[1].to_bytes(2, "big")
+        forged[36:38] = (7).to_bytes(2, "big")
+        forged[38:42] = ((conn.snd_una + 5_000_000) & 0xFFFFFFFF).to_bytes(4, "big")
+        a.iface.receive(_icmp_error_frame(bytes(forged), icmp.DEST_UNREACHABLE, icmp.FRAG_NEEDED,
+                                          bytes([0, 0, 2, 0])))
+        assert a.stats["tcp.icmp_out_of_window"] == 1 and conn.snd_mss == 1460
+        writer.write(b"fine")
+        assert await reader.readexactly(4) == b"fine"
+    run(main())

@@ -87,8 +87,9 @@ class Interface:
         self.verify_rx_checksum = not network.offloads.rx_csum
         self.tcp_input: Handler | None = None
         self.udp_input: Handler | None = None
-        #: Called with (protocol, the offending datagram's bytes) for ICMP errors received.
-        self.icmp_error: Callable[[int, int, int, memoryview], None] | None = None
+        #: Called with the ICMP message and the quoted datagram for each ICMP error received,
+        #: by the protocol of that datagram.
+        self.icmp_error: dict[int, Callable[[wire_icmp.IcmpPacket, memoryview], None]] = {}
         self._ident = ident_seed & 0xFFFF
         self._txq: deque[bytearray | bytes] = deque()
         self._tx_limit = tx_queue
@@ -258,10 +259,14 @@ class Interface:
             self.stats["icmp.errors_received"] += 1
             inner = msg.data
             # RFC 792: the error carries the offending IP header and 64 bits of its data.
-            if len(inner) < IP_LEN + 8 or inner[0] >> 4 != 4:
+            if len(inner) < IP_LEN + 8 or inner[0] >> 4 != 4 or len(inner) < (inner[0] & 15) * 4 + 8:
                 raise Malformed("icmp.bad_error_payload")
-            if self.icmp_error is not None:
-                self.icmp_error(msg.type, msg.code, inner[9], inner)
+            if bytes(inner[12:16]) != self.address:
+                self.stats["icmp.error_not_ours"] += 1  # it quotes a datagram we did not send
+                return
+            handler = self.icmp_error.get(inner[9])
+            if handler is not None:
+                handler(msg, inner)
         else:
             self.stats["icmp.ignored"] += 1
 

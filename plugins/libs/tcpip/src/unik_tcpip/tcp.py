@@ -17,6 +17,7 @@ import enum
 import errno
 import hashlib
 import logging
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from unik.devices import Flow, FlowHandler, Random
 from . import cc
 from .iface import HEADROOM, Interface, TokenBucket, ip_bytes, ip_text
 from .timers import Timers
+from .wire import icmp as wire_icmp
+from .wire.icmp import IcmpPacket
 from .wire.ipv4 import Ipv4Packet, Protocol
 from .wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
 
@@ -242,6 +245,7 @@ class TcpConnection(asyncio.Transport):
         self.low_water = self.cfg.snd_buf // 4
         self.writing_paused = False
         self.lost = False
+        self.soft_error: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return (f"<TcpConnection {ip_text(self.local[0])}:{self.local[1]} -> "
@@ -528,8 +532,11 @@ class TcpConnection(asyncio.Transport):
         if self.retries > limit:
             # RFC 9293 3.8.3: R2 exceeded: close the connection.
             self.layer.stats["tcp.timeouts_aborted"] += 1
-            self._abort(TimeoutError(f"TCP connection to {ip_text(self.remote[0])}:{self.remote[1]} timed out"),
-                        send_rst=self.state != State.SYN_SENT)
+            why = "" if self.soft_error is None else \
+                f" (last ICMP error: type {self.soft_error[0]} code {self.soft_error[1]})"
+            self._abort(TimeoutError(
+                f"TCP connection to {ip_text(self.remote[0])}:{self.remote[1]} timed out{why}"),
+                send_rst=self.state != State.SYN_SENT)
             return
         self.stats.timeouts += 1
         self.layer.stats["tcp.rto"] += 1
@@ -630,6 +637,31 @@ class TcpConnection(asyncio.Transport):
             self._start_rto()
 
     # -- input -----------------------------------------------------------------------
+
+    def icmp_error(self, type_: int, code: int, next_mtu: int) -> None:
+        """React to a believed ICMP error about this connection."""
+        if type_ == wire_icmp.DEST_UNREACHABLE and code == wire_icmp.FRAG_NEEDED:
+            # RFC 1191 (path MTU discovery): shrink the MSS to the next hop's MTU and resend.
+            mtu = next_mtu or 576  # RFC 1191 5: an old router sends 0; 576 is always allowed
+            mss = max(mtu - 40, 88)
+            if mss < self.snd_mss:
+                self.snd_mss = mss
+                self.layer.stats["tcp.pmtu_reduced"] += 1
+                self.snd_nxt = self.snd_una  # resend what was too big
+                self.output()
+            return
+        if type_ == wire_icmp.DEST_UNREACHABLE and code in (wire_icmp.PROTOCOL_UNREACHABLE,
+                                                           wire_icmp.PORT_UNREACHABLE) \
+                and self.state == State.SYN_SENT:
+            # RFC 1122 4.2.3.9: protocol and port unreachable are hard errors; RFC 5461
+            # keeps them fatal only while connecting.
+            self._abort(ConnectionRefusedError(errno.ECONNREFUSED, f"connection to {ip_text(self.remote[0])}:"
+                                               f"{self.remote[1]} refused (ICMP unreachable, code {code})"),
+                        send_rst=False)
+            return
+        # Everything else is a soft error (RFC 1122 4.2.3.9): remembered, reported if the
+        # connection later times out.
+        self.soft_error = (type_, code)
 
     def _paws_reject(self, seg: TcpSegment) -> bool:
         """RFC 7323 5.3 (PAWS): a timestamp older than TS.Recent marks an old duplicate."""
@@ -1325,6 +1357,7 @@ class TcpLayer:
             shift += 1
         self.rcv_wscale = shift
         iface.tcp_input = self.input
+        iface.icmp_error[Protocol.TCP] = self.icmp_error
 
     # -- the application's API ----------------------------------------------------
 
@@ -1420,6 +1453,23 @@ class TcpLayer:
         return queue
 
     # -- input ---------------------------------------------------------------------
+
+    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
+        """An ICMP error about one of our segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191)."""
+        header_len = (quoted[0] & 15) * 4
+        sport, dport, seq = struct.unpack_from("!HHI", quoted, header_len)
+        key = (bytes(quoted[12:16]), sport, bytes(quoted[16:20]), dport)
+        conn = self.connections.get(key)
+        if conn is None:
+            self.stats["tcp.icmp_no_connection"] += 1
+            return
+        # RFC 5927 4.1: believe only errors quoting a sequence number in flight.
+        if not (seq_le(conn.snd_una, seq) and seq_lt(seq, conn.snd_max)) and not (
+                conn.state == State.SYN_SENT and seq == conn.iss):
+            self.stats["tcp.icmp_out_of_window"] += 1
+            return
+        self.stats["tcp.icmp_errors"] += 1
+        conn.icmp_error(msg.type, msg.code, (msg.rest[2] << 8) | msg.rest[3])
 
     def input(self, ip: Ipv4Packet) -> None:
         """Demultiplex a segment (RFC 9293 3.10.7)."""
