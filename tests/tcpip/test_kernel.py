@@ -482,3 +482,111 @@ def test_unik_run_examples_http_on_a_tap(netns: Namespace, tmp_path: Path) -> No
                 proc.terminate()
             await asyncio.wait_for(proc.wait(), 20)
     run(main())
+
+
+HOSTILE = r"""
+import random, socket, struct, sys
+
+ifname, dst_mac, src_ip, dst_ip = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3], sys.argv[4]
+src, dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
+rng = random.Random(7)
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ipv4(proto, payload, ihl=5, fix=True, ident=None):
+    ident = rng.randrange(65536) if ident is None else ident
+    h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, 20 + len(payload), ident, 0, 64,
+                              proto, 0, src, dst))
+    if fix:
+        h[10:12] = struct.pack("!H", csum(bytes(h)))
+    return bytes(h) + payload
+
+
+def tcp(sport, dport, flags, options=b"", offset=None, payload=b""):
+    off = offset if offset is not None else (20 + len(options)) // 4
+    seg = bytearray(struct.pack("!HHIIBBHHH", sport, dport, rng.randrange(2**32), 0, off << 4, flags, 65535, 0, 0))
+    seg += options + payload
+    seg[16:18] = struct.pack("!H", csum(src + dst + struct.pack("!HH", 6, len(seg)) + bytes(seg)))
+    return bytes(seg)
+
+
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind((ifname, 0))
+src_mac = raw.getsockname()[4]
+sent = 0
+for i in range(3000):
+    kind = i % 9
+    if kind == 0:
+        frame = dst_mac + src_mac + b"\x08\x00" + rng.randbytes(rng.randrange(0, 80))
+    elif kind == 1:
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(6, b"")[:10]
+    elif kind == 2:
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(17, rng.randbytes(30), fix=False)
+    elif kind == 3:
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(6, rng.randbytes(8), ihl=15)
+    elif kind == 4:
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(6, tcp(rng.randrange(1, 65536), 8080, 0x02, offset=15))
+    elif kind == 5:
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(6, tcp(rng.randrange(1, 65536), 8080, 0x02,
+                                                              options=bytes([2, 0, 0, 0])))
+    elif kind == 6:
+        udp = struct.pack("!HHHH", 1234, 53, 400, 0) + b"short"
+        frame = dst_mac + src_mac + b"\x08\x00" + ipv4(17, udp)
+    elif kind == 7:
+        frame = dst_mac + src_mac + b"\x08\x06" + rng.randbytes(28)
+    else:  # overlapping fragments
+        h = bytearray(ipv4(17, rng.randbytes(64), ident=i // 90))  # same datagram, shifting offsets
+        h[6:8] = struct.pack("!H", 0x2000 | rng.randrange(0, 4))
+        h[10:12] = b"\0\0"
+        h[10:12] = struct.pack("!H", csum(bytes(h[:20])))
+        frame = dst_mac + src_mac + b"\x08\x00" + bytes(h)
+    raw.send(frame)
+    sent += 1
+# A SYN flood from spoofed ports (the kernel answers unik's SYN-ACKs with RSTs).
+syn = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+for port in range(20000, 22000):
+    syn.sendto(tcp(port, 8080, 0x02, options=bytes([2, 4, 5, 180])), (dst_ip, 0))
+    sent += 1
+print(sent)
+"""
+
+
+@needs("curl")
+def test_hostile_traffic_is_counted_and_curl_still_works(netns: Namespace) -> None:
+    src = REPO / "examples" / "http" / "src"
+    if not (src / "http_app" / "__init__.py").exists():
+        pytest.skip("needs examples/http")
+    sys.path.insert(0, str(src))
+    try:
+        import http_app
+    finally:
+        sys.path.remove(str(src))
+
+    async def main() -> None:
+        async with unik_stack(netns) as stack:
+            app = asyncio.ensure_future(http_app.start(stack, _Store({"index.html": b"ok\n"}), _Console(),  # type: ignore[arg-type]
+                                                       port=8080))
+            await asyncio.sleep(0.1)
+            status, out, err = await netns.run(sys.executable, "-c", HOSTILE, netns.ifname,
+                                               stack.iface.mac.hex(), netns.host, netns.unik)
+            assert status == 0, err.decode()
+            assert int(out) == 5000
+            await asyncio.sleep(1)
+            stats = stack.stats
+            assert stats["rx.internal_error"] == 0
+            for reason in ("ipv4.truncated", "ipv4.bad_checksum", "ipv4.bad_total_len", "tcp.bad_header_len",
+                           "tcp.bad_option", "udp.bad_length", "ipv4.frag_overlap"):
+                assert stats[reason] > 0, (reason, dict(stats))
+            assert len(stack.tcp.connections) <= stack.tcp.config.syn_backlog
+            status, out, err = await netns.run("curl", "-sS", "--max-time", "20", f"http://{netns.unik}:8080/")
+            assert status == 0 and out == b"ok\n", err.decode()
+            app.cancel()
+    run(main())
