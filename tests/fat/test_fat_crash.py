@@ -120,3 +120,49 @@ def test_crash_at_random_write(tmp_path: Path, seed: int) -> None:
                 assert got == data, (cut, path, len(got), len(data))
 
         run(check(after, expect, cut))
+
+
+@pytest.mark.parametrize("fat", [12, 32])
+def test_rename_never_loses_a_flushed_file(tmp_path: Path, fat: int) -> None:
+    opts = {"fat_type": 32, "sectors_per_cluster": 1} if fat == 32 else {"fat_type": 12}
+    base = formatted({12: 4 << 20, 32: 34 << 20}[fat], **opts)
+    data = bytes(range(256)) * 40
+
+    async def setup() -> None:
+        fs = await FatFileSystem.mount(base)
+        await fs.mkdir("/dest")
+        for i in range(20):  # fill the first directory sectors so the names land apart
+            f = await fs.open(f"/filler {i} with a long name.txt", "wb")
+            await f.close()
+        f = await fs.open("/The Original Name.bin", "wb")
+        await f.write(data)
+        await f.close()
+        await fs.disconnect()
+
+    async def move(block: CrashBlock) -> None:
+        fs = await FatFileSystem.mount(block)
+        # dirty the old entry's sector first, so a naive write-back would free it first
+        await fs.set_mtime("/The Original Name.bin", 1_600_000_000 * 10**9)
+        await fs.rename("/The Original Name.bin", "/dest/The New Name.bin")
+        await fs.flush()
+
+    run(setup())
+    total = CrashBlock(base, None)
+    run(move(total))
+    for cut in range(total.count + 1):
+        block = CrashBlock(base, cut, seed=cut)
+        run(move(block))
+        img = tmp_path / f"rename-{cut}.img"
+        img.write_bytes(bytes(block.persisted))
+        fsck(img, "-a", "-w")
+        assert_fsck_clean(img)
+
+        async def check(after: MemoryBlock, cut: int) -> None:
+            fs = await FatFileSystem.mount(after)
+            found = [p for p in ("/The Original Name.bin", "/dest/The New Name.bin") if await fs.exists(p)]
+            assert found, f"the file is gone after a cut at write {cut}"
+            f = await fs.open(found[0], "rb")
+            assert await f.read() == data
+            await f.close()
+
+        run(check(MemoryBlock(base.sectors, base.sector_size, img.read_bytes()), cut))

@@ -832,8 +832,10 @@ class FatFileSystem:
         assert old_parent is not None
         old = _Node(node.name, node.entry, node.parent, node.slot, node.nlfn)
         entry = F.DirEntry(**node.entry.__dict__)
-        # The new entries are written before the old ones are freed: a crash in between
-        # leaves two names for one chain, which fsck repairs without losing data.
+        # The new entries reach the disk before the old ones are freed (a sync in
+        # between unless both lie in one sector, which is written whole): a crash leaves
+        # the old name, the new one, or both for one chain, which fsck.fat repairs
+        # keeping the data; never neither.
         old_parent.entries.pop(fold(old.name), None)
         old_parent.shorts.pop(old.entry.name, None)
         try:
@@ -844,6 +846,10 @@ class FatFileSystem:
             old_parent.entries[fold(old.name)] = node
             old_parent.shorts[old.entry.name] = node
             raise
+        old_sectors = {self._slot_pos(old_parent, s)[0] for s in range(old.slot - old.nlfn, old.slot + 1)}
+        new_sectors = {self._slot_pos(d, s)[0] for s in range(node.slot - node.nlfn, node.slot + 1)}
+        if old_sectors != new_sectors and not self.vol.read_only:
+            await self.flush()
         for slot in range(old.slot - old.nlfn, old.slot + 1):
             sector, off = self._slot_pos(old_parent, slot)
             buf = await self.vol.cache.get(sector)
