@@ -189,3 +189,33 @@ def test_mkfs_geometry_matches_mkfs_fat(tmp_path: Path, kib: int, ss: int, fat: 
     fields = ("sectors_per_cluster", "reserved_sectors", "num_fats", "root_entries", "fat_size", "fat_type",
               "media", "backup_boot_sector", "fs_info_sector", "root_cluster")
     assert {f: getattr(ours, f) for f in fields} == {f: getattr(ref, f) for f in fields}
+
+
+@pytest.mark.parametrize("options", [
+    {"fat_type": 16, "sectors_per_cluster": 8, "reserved_sectors": 8, "num_fats": 1, "root_entries": 1024},
+    {"fat_type": 12, "sector_size": 4096},
+    {"fat_type": 32, "sectors_per_cluster": 1, "reserved_sectors": 16, "label": "lower case"},
+])
+def test_mkfs_overrides_pass_fsck(tmp_path: Path, options: dict[str, object]) -> None:
+    img = tmp_path / "o.img"
+    with open(img, "wb") as f:
+        f.truncate(40 << 20)
+    ss = int(options.get("sector_size", 512))  # type: ignore[call-overload]
+
+    async def go() -> tuple[int, int]:
+        block = FileBlock(img, ss)
+        bs = await mkfs(block, **options)  # type: ignore[arg-type]
+        fs = await FatFileSystem.mount(block)
+        f = await fs.open("/A file with a long name.txt", "wb")
+        await f.write(b"x" * 10000)
+        await f.close()
+        await fs.disconnect()
+        await block.disconnect()
+        return bs.fat_type, bs.sectors_per_cluster
+
+    fat_type, spc = run(go())
+    assert fat_type == options["fat_type"]
+    if "sectors_per_cluster" in options:
+        assert spc == options["sectors_per_cluster"]
+    assert_fsck_clean(img)
+    assert mdir_names(img, "/", ss) == ["A file with a long name.txt"]

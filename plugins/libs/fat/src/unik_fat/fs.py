@@ -127,6 +127,8 @@ class Volume:
         self.next_free = 2
         self.fsinfo_dirty = False
         self.read_only = block.read_only
+        mirror_off = self.type == F.FAT32 and bs.ext_flags & 0x80
+        self.fat_copies = [bs.ext_flags & 0x0F] if mirror_off else list(range(bs.num_fats))
 
     # --- FAT -------------------------------------------------------------------------
 
@@ -255,8 +257,9 @@ class Volume:
             while j < len(order) and order[j] == order[j - 1] + 1:
                 j += 1
             data = bytes(self.fat[order[i] * bps:(order[j - 1] + 1) * bps])
-            # Every FAT copy, first to last ("BPB_NumFATs"; mirroring is the default).
-            for k in range(self.bs.num_fats):
+            # Every FAT copy, first to last ("BPB_NumFATs"; mirroring is the default), or
+            # only the active one when FAT32's BPB_ExtFlags bit 7 turns mirroring off.
+            for k in self.fat_copies:
                 await self.cache.write_raw(self.bs.first_fat_sector + k * self.bs.fat_size + order[i], data)
             i = j
 
