@@ -313,20 +313,37 @@ def test_rfc5961_resets_and_syns() -> None:
     run(main())
 
 
-def test_syn_flood_is_bounded() -> None:
-    from unik_tcpip.wire.tcp import SYN
+@pytest.mark.parametrize("cookies", [False, True], ids=["drop", "syn-cookies"])
+def test_syn_flood_is_bounded(cookies: bool) -> None:
+    from unik_tcpip.wire.tcp import ACK, SYN
 
     async def main() -> None:
         wire = Wire(keep_log=False)
-        a, b = await pair(wire, tcp_b=TcpConfig(syn_backlog=64))
+        a, b = await pair(wire, tcp_b=TcpConfig(syn_backlog=64, syn_cookies=cookies))
         await b.tcp.start_server(echo, 80)
         for port in range(1000, 1500):
             _inject_tcp(wire, b, "10.0.0.9", port, 80, port * 7919, 0, SYN)
         await settle(0.1)
         assert len(b.tcp.connections) == 64 and b.stats["tcp.syn_backlog_full"] == 436
         assert len(b.iface.arp.pending) <= b.iface.arp.max_pending
-        with pytest.raises(TimeoutError):  # the backlog is full: our SYNs are dropped too
-            await asyncio.wait_for(a.tcp.connect("10.0.0.2", 80), 2)
+        if cookies:
+            # RFC 4987 3.6: the full backlog answers with cookies, keeping no state...
+            assert b.stats["tcp.syncookies_sent"] == 436 and len(b.tcp.connections) == 64
+            # ... and a real client completes its handshake through one.
+            reader, writer = await a.tcp.connect("10.0.0.2", 80)
+            writer.write(b"via cookie")
+            assert await reader.readexactly(10) == b"via cookie"
+            assert b.stats["tcp.syncookies_ok"] == 1
+            peer = b.tcp.connections[(b.iface.address, 80, a.iface.address, conn_of(writer).local[1])]
+            assert peer.snd_mss == 1460 and not peer.ts_ok and peer.snd_wscale == 0
+            writer.close()
+            # An ACK with a forged cookie is refused with a RST.
+            _inject_tcp(wire, b, "10.0.0.9", 4242, 80, 1001, 123456, ACK)
+            await settle(0.1)
+            assert b.stats["tcp.syncookies_failed"] == 1 and b.stats["tcp.syncookies_ok"] == 1
+        else:
+            with pytest.raises(TimeoutError):  # the backlog is full: our SYNs are dropped too
+                await asyncio.wait_for(a.tcp.connect("10.0.0.2", 80), 2)
         await settle(200)  # SYN-RECEIVED gives up after its retries
         assert not b.tcp.connections and b.tcp.listeners[80].half_open == 0
         reader, writer = await a.tcp.connect("10.0.0.2", 80)

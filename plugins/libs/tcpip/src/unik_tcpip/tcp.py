@@ -108,6 +108,8 @@ class TcpConfig:
     nagle: bool = True
     #: Half-open connections per listener (SYN-RECEIVED), the SYN backlog.
     syn_backlog: int = 128
+    #: RFC 4987 3.6: answer SYNs beyond the backlog with SYN cookies instead of dropping them.
+    syn_cookies: bool = True
     #: Connections of the whole stack.
     max_connections: int = 10_000
     #: RFC 5961 7: challenge ACKs per second (and burst).
@@ -1090,6 +1092,25 @@ class TcpConnection(asyncio.Transport):
         self.state = State.SYN_RECEIVED
         self._send_syn()
 
+    def open_from_cookie(self, seg: TcpSegment, iss: int, irs: int, mss: int) -> None:
+        """ESTABLISHED from a validated SYN-cookie ACK (RFC 4987 3.6), then process the segment."""
+        self.iss, self.irs = iss, irs
+        self.rcv_nxt = (irs + 1) & MASK
+        self.rcv_adv = (self.rcv_nxt + min(self.cfg.rcv_buf, 0xFFFF)) & MASK
+        self.snd_una = self.snd_nxt = self.snd_max = self.buf_seq = (iss + 1) & MASK
+        self.recover = iss
+        self.snd_wscale = self.rcv_wscale = 0
+        self.snd_mss = min(mss, self.layer.iface.mtu - 40)
+        self.cwnd = min(4 * self.snd_mss, max(2 * self.snd_mss, 4380))
+        self.snd_wnd = self.max_snd_wnd = seg.window
+        self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
+        self.state = State.ESTABLISHED
+        self.listener = None  # never counted in the backlog
+        self.layer.stats["tcp.passive_opens"] += 1
+        self._connection_made()
+        if self.state == State.ESTABLISHED:
+            self.segment_arrives(seg)
+
     def _connection_made(self) -> None:
         if not self.established.done():
             self.established.set_result(None)
@@ -1348,8 +1369,9 @@ class TcpLayer:
         cc.make(self.config.congestion_control)  # an unknown name fails here, not per connection
         self.connections: dict[_Key, TcpConnection] = {}
         self.listeners: dict[int, TcpListener] = {}
-        # RFC 6528: a secret key for the ISN hash, from the Random device.
+        # RFC 6528: a secret key for the ISN hash, from the Random device (and one for cookies).
         self._secret = random.generate(16)
+        self._cookie_secret = random.generate(16)
         self.challenge_bucket = TokenBucket(self.config.challenge_ack_rate, int(self.config.challenge_ack_rate))
         # RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
         shift = 0
@@ -1499,21 +1521,73 @@ class TcpLayer:
         if flags & RST:
             return
         if flags & ACK:
+            if not flags & SYN and self.config.syn_cookies and self._cookie_ack(key, seg, listener):
+                return
             self.send_rst(key, seg.ack, 0, RST)
             return
         if not flags & SYN:
             self.stats["tcp.listen_no_syn"] += 1
             return
-        if listener.half_open >= listener.backlog:
-            self.stats["tcp.syn_backlog_full"] += 1
-            return
         if len(self.connections) >= self.config.max_connections:
             self.stats["tcp.too_many_connections"] += 1
+            return
+        if listener.half_open >= listener.backlog:
+            self.stats["tcp.syn_backlog_full"] += 1
+            if self.config.syn_cookies:
+                self._cookie_syn_ack(key, seg)
             return
         conn = TcpConnection(self, (key[0], key[1]), (key[2], key[3]), listener.factory, listener)
         self.connections[key] = conn
         listener.half_open += 1
         conn.open_passive(seg, self.isn(key))
+
+    # -- SYN cookies (RFC 4987 3.6) -------------------------------------------------
+
+    #: MSS values a cookie can name in 3 bits (RFC 4987 3.6 encodes an MSS index).
+    COOKIE_MSS = (536, 1220, 1440, 1460, 4036, 8960, 8960, 8960)
+
+    def _cookie(self, key: _Key, irs: int, slot: int, mss_index: int) -> int:
+        """ISS = 5 bits of a 64-second clock, 3 bits of MSS index, 24 bits of keyed hash."""
+        digest = hashlib.blake2s(
+            key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(2, "big")
+            + irs.to_bytes(4, "big") + bytes((slot & 31, mss_index)),
+            key=self._cookie_secret, digest_size=3).digest()
+        return ((slot & 31) << 27) | (mss_index << 24) | int.from_bytes(digest, "big")
+
+    def _cookie_slot(self) -> int:
+        return self.timers.now_ns() // (64 * _S)
+
+    def _cookie_syn_ack(self, key: _Key, seg: TcpSegment) -> None:
+        """Answer a SYN statelessly when the backlog is full; the ISS encodes what we need."""
+        peer_mss = seg.options.mss or 536
+        own = min(peer_mss, self.iface.mtu - 40)
+        index = max((i for i, m in enumerate(self.COOKIE_MSS) if m <= own), default=0)
+        iss = self._cookie(key, seg.seq, self._cookie_slot(), index)
+        self.stats["tcp.syncookies_sent"] += 1
+        # No window scale, timestamps or SACK: nothing remembers them (RFC 4987 3.6).
+        segment = TcpSegment.build(key[0], key[2], key[1], key[3], iss, (seg.seq + 1) & MASK, SYN | ACK,
+                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=self.iface.mtu - 40).to_bytes(),
+                                   headroom=HEADROOM)
+        self.output(key[2], segment)
+
+    def _cookie_ack(self, key: _Key, seg: TcpSegment, listener: TcpListener) -> bool:
+        """Complete a handshake whose SYN-ACK was a cookie; ``False`` if the ACK carries none."""
+        iss = (seg.ack - 1) & MASK
+        irs = (seg.seq - 1) & MASK
+        slot, index = iss >> 27, (iss >> 24) & 7
+        now = self._cookie_slot()
+        # Valid for the current and the previous 64-second slot.
+        if not any((s & 31) == slot and self._cookie(key, irs, s, index) == iss for s in (now, now - 1)):
+            self.stats["tcp.syncookies_failed"] += 1
+            return False
+        if len(self.connections) >= self.config.max_connections:
+            self.stats["tcp.too_many_connections"] += 1
+            return True
+        self.stats["tcp.syncookies_ok"] += 1
+        conn = TcpConnection(self, (key[0], key[1]), (key[2], key[3]), listener.factory, listener)
+        self.connections[key] = conn
+        conn.open_from_cookie(seg, iss, irs, self.COOKIE_MSS[index])
+        return True
 
     # -- output --------------------------------------------------------------------
 
