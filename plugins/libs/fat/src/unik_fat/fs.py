@@ -29,6 +29,7 @@ from . import formats as F
 from .accel import impl as accel
 from .cache import SectorCache
 from .errors import (
+    BadBootSector,
     BadChain,
     BadDirectory,
     CorruptFilesystem,
@@ -311,6 +312,11 @@ class FatFileSystem:
         bps = int.from_bytes(head[11:13], "little")
         if bps in F.VALID_SECTOR_SIZES and bps > len(head):
             head = await block.read(0, bps // block.sector_size)
+        if not any(head[:512]):
+            raise BadBootSector(
+                "the device is blank (sector 0 is all zeros): format it with `unik fat mkfs`, "
+                "mkfs.fat, or `format_if_blank = true` in the device's table"
+            )
         bs = F.BootSector.parse(head)
         if bs.bytes_per_sector % block.sector_size:
             raise CorruptFilesystem(
