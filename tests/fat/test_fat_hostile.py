@@ -180,5 +180,5 @@ def test_file_larger_than_its_chain() -> None:
 
 
 def test_blank_device_is_not_a_filesystem() -> None:
-    with pytest.raises(BadBootSector, match="blank.*format_if_blank"):
+    with pytest.raises(BadBootSector, match=r"blank.*format_if_blank"):
         run(FatFileSystem.mount(MemoryBlock(2048, 512)))
