@@ -132,6 +132,27 @@ class FatModel(RuleBasedStateMachine):
         content = self.files.pop(src)
         self.files[key] = content
 
+    @rule(data=st.data(), name=NAMES)
+    def rename_dir(self, data: st.DataObject, name: str) -> None:
+        movable = [d for d in self.dirs if d]
+        if not movable:
+            return
+        src = data.draw(st.sampled_from(sorted(movable)))
+        parents = [p for p in self.dirs if p != src and not p.startswith(src + "/")]
+        parent = data.draw(st.sampled_from(sorted(parents)))
+        key = f"{parent}/{fold(name)}"
+        if key in self.dirs or key in self.files or key.count("/") > 4:
+            return
+        run(self.fs.rename(self.dirs[src], self._join(parent, name)))
+
+        def moved(k: str) -> str:
+            return key + k[len(src):] if k == src or k.startswith(src + "/") else k
+
+        new_display = self._join(parent, name)
+        self.dirs = {moved(k): (new_display + v[len(self.dirs[src]):] if moved(k) != k else v)
+                     for k, v in self.dirs.items()}
+        self.files = {moved(k): v for k, v in self.files.items()}
+
     @rule()
     def remount(self) -> None:
         run(self.fs.disconnect())
