@@ -207,3 +207,13 @@ def test_parsers_raise_only_malformed(data: bytes) -> None:
             assert exc.reason.count(".") == 1
             outcomes.append(False)
     assert len(outcomes) == len(parsers)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_timestamp_fast_paths_match_the_general_code(tsval: int, tsecr: int) -> None:
+    fast = TcpOptions(timestamp=(tsval, tsecr)).to_bytes()
+    general = TcpOptions(timestamp=(tsval, tsecr), sack_permitted=True).to_bytes()  # SACK-permitted, TS
+    assert fast == bytes([1, 1]) + general[2:]
+    assert TcpOptions.parse(memoryview(fast)).timestamp == (tsval, tsecr)
+    slow = TcpOptions.parse(memoryview(fast + bytes(4)))  # 16 bytes: the general parser
+    assert slow.timestamp == (tsval, tsecr) and not slow.sack_permitted

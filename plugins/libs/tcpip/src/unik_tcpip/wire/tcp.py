@@ -11,6 +11,8 @@ from ..errors import Malformed
 MIN_HEADER_LEN = 20
 _HDR = struct.Struct("!HHIIBBHHH")
 _TS = struct.Struct("!BBII")
+_NOP_TS = struct.Struct("!HHII")  # NOP NOP | kind len, then TSval, TSecr
+_NOP_TS_BYTES = struct.Struct("!BBBBII")
 
 OPT_EOL = 0
 OPT_NOP = 1
@@ -57,6 +59,12 @@ class TcpOptions:
     @classmethod
     def parse(cls, opts: memoryview) -> TcpOptions:
         """Parse the option bytes; a known option with a wrong length is malformed."""
+        if len(opts) == 12 and opts[0] == OPT_NOP and opts[1] == OPT_NOP and opts[2] == OPT_TIMESTAMP \
+                and opts[3] == 10:
+            # Fast path: the NOP, NOP, Timestamps layout of RFC 7323 appendix A, on nearly
+            # every segment of a connection with timestamps.
+            _nop, _nop2, tsval, tsecr = _NOP_TS.unpack_from(opts)
+            return cls(timestamp=(tsval, tsecr))
         out = cls()
         i, n = 0, len(opts)
         while i < n:
@@ -93,6 +101,10 @@ class TcpOptions:
 
     def to_bytes(self) -> bytes:
         """The options, NOP-aligned as RFC 7323 Appendix A and RFC 2018 suggest."""
+        if self.timestamp is not None and self.mss is None and self.wscale is None \
+                and not self.sack_permitted and not self.sack_blocks:
+            return _NOP_TS_BYTES.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10, self.timestamp[0] & 0xFFFFFFFF,
+                                      self.timestamp[1] & 0xFFFFFFFF)
         out = bytearray()
         if self.mss is not None:
             out += struct.pack("!BBH", OPT_MSS, 4, self.mss)
