@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -275,3 +276,20 @@ def test_import_finder_rules(tmp_path: Path) -> None:
         assert absent not in found.modules, absent
     assert "ssl" in found.optional
     assert "pydoc" in find_modules(tmp_path / "main.py", [tmp_path], ["pydoc"]).modules  # asked for by name
+
+
+def test_qemu_dies_with_a_killed_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_qemu(tmp_path, "echo up; exec sleep 60", monkeypatch)
+    code = (
+        "import sys; from pathlib import Path; from unik_virtio import qemu; "
+        "qemu.boot(qemu.Boot(Path('k'), Path('i'), 'q35', 'tcg'), boot_timeout=30, console=sys.stdout.buffer)"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert runner.stdout is not None and runner.stdout.readline() == b"up\n"
+    runner.kill()  # SIGKILL: the runner cannot clean up itself
+    runner.wait()
+    for _ in range(100):  # bounded: 5 s
+        if _gone(tmp_path):
+            break
+        time.sleep(0.05)
+    assert _gone(tmp_path)

@@ -8,6 +8,7 @@ guest that stopped without a status (0: a panic with ``panic=-1``, or a power-of
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
 #: Kernel command line shared by every boot (the seed and the arguments are added per boot).
 BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
                 "i8042.dumbkbd")
+PR_SET_PDEATHSIG = 1
 PROBE_STATUS = 42
 PROBE_TIMEOUT_S = 8.0
 DEFAULT_BOOT_TIMEOUT_S = {"kvm": 20.0, "tcg": 90.0}
@@ -109,6 +111,12 @@ class Boot:
         return [*cmd, *self.extra]
 
 
+def _die_with_parent() -> None:
+    """In the QEMU child: be killed when the runner dies, even by SIGKILL (no orphaned VMs)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass
 class Outcome:
     """How a boot ended."""
@@ -152,7 +160,8 @@ def boot(
     """
     cmd = boot_spec.command(qemu_binary())
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_parent)
     assert proc.stdout is not None and proc.stderr is not None
     first: float | None = None
     out = bytearray()

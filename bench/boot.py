@@ -1,0 +1,265 @@
+"""Boot benchmark of the virtio target: image sizes and boot times, side by side with peers.
+
+* unik: ``examples/http`` and ``examples/hello`` built with ``unik build -t virtio``; sizes of
+  the kernel and the http initramfs; from starting ``unik run`` to the first console line
+  (the init's), to hello's first line, to the first ICMP echo reply and the first HTTP
+  response of http (on a TAP in a network namespace made here and removed after).
+* peers.naive_image: the same kernel and init with an initramfs built the naive way: the
+  whole standard library as installed (sources and caches), every shared library,
+  unstripped, gzip -9; time to its first console line and to hello's first line.
+* peers.bare_kernel_c_init: the same kernel with a static C init that prints one line and
+  exits: the floor for boot-to-init on this accelerator.
+
+Figures are medians of RUNS boots, on the accelerator `unik run` picks (KVM if a probe
+boots, else TCG).  Needs root (namespace, TAP) and qemu-system-x86.
+
+    python bench/boot.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchlib import table, write
+from unik.progress import Progress
+from unik_virtio import qemu
+from unik_vmimage import cpio
+from unik_vmimage.initramfs import Interpreter, read_initramfs
+from unik_vmimage.kernels import DebianKernel
+
+REPO = Path(__file__).resolve().parents[1]
+UNIK = str(Path(sys.executable).with_name("unik"))
+RUNS = 3
+LIMIT_S = 120.0
+
+BARE_INIT = r"""
+#include <sys/io.h>
+#include <unistd.h>
+#include <termios.h>
+int main(void) {
+    static const char msg[] = "hello from a bare C init\n";
+    if (write(1, msg, sizeof msg - 1) < 0) return 1;
+    tcdrain(1);
+    if (ioperm(0xf4, 1, 1) == 0) outb(1, 0xf4);
+    for (;;) pause();
+}
+"""
+
+
+def build(example: str, dest: Path) -> Path:
+    root = dest / example
+    shutil.copytree(REPO / "examples" / example, root, ignore=shutil.ignore_patterns("_build", "dist", "__pycache__"))
+    for args in (["configure", "-t", "virtio"], ["build"]):
+        subprocess.run([UNIK, "-q", *args], cwd=root, check=True)
+    return root
+
+
+def stdout_times(cmd: list[str], marks: list[bytes], cwd: Path | None = None,
+                 poll: Callable[[], bool] | None = None, limit: float = LIMIT_S,
+                 ) -> tuple[list[float | None], float | None]:
+    """Seconds from start to the first output line and to lines containing each of ``marks``;
+    and to the first time ``poll()`` is true (polled while waiting)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen: list[float | None] = [None] * (len(marks) + 1)
+    polled: float | None = None
+    buf = b""
+    try:
+        while time.monotonic() - start < limit:
+            chunk = proc.stdout.read(65536)
+            if chunk:
+                buf += chunk
+                now = time.monotonic() - start
+                if seen[0] is None and b"\n" in buf:
+                    seen[0] = now
+                for i, mark in enumerate(marks):
+                    if seen[i + 1] is None and mark in buf:
+                        seen[i + 1] = now
+            if poll is not None and polled is None and seen[0] is not None and poll():
+                polled = time.monotonic() - start
+            done = all(s is not None for s in seen) and (poll is None or polled is not None)
+            if done or (chunk == b"" and proc.poll() is not None):
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # unik run and its QEMU
+        proc.wait()
+    if seen[0] is None or (poll is not None and polled is None):
+        print(f"  note: {' '.join(cmd[:6])}...: incomplete; console: {buf[-300:]!r}", file=sys.stderr)
+    return seen, polled
+
+
+def qemu_cmd(kernel: Path, initrd: Path, accel: str, args: list[str]) -> list[str]:
+    spec = qemu.Boot(kernel, initrd, qemu.pick_machine("auto", accel), accel, args=args)
+    return spec.command(qemu.qemu_binary())
+
+
+def naive_initramfs(hello_image: Path, out: Path) -> None:
+    """Hello's image with the whole standard library and every library, unstripped."""
+    interp = Interpreter.current()
+    files: dict[str, tuple[bytes, int]] = {}
+    for e in read_initramfs(hello_image):
+        if e.name.startswith(("app/", "init", "unik/", "dev/")) and e.data is not None and e.mode & 0o100000:
+            files[e.name] = (e.data, e.mode & 0o777)
+    files["usr/bin/python3"] = (interp.executable.read_bytes(), 0o755)
+    binaries = [interp.executable]
+    for path in sorted(interp.stdlib.rglob("*")):
+        rel = path.relative_to(interp.stdlib)
+        if path.is_file() and not {"site-packages", "test"} & set(rel.parts):  # Debian ships tests apart
+            files[f"usr/lib/python{interp.version}/{rel.as_posix()}"] = (path.read_bytes(), 0o755)
+            if path.suffix == ".so":
+                binaries.append(path)
+    libs: set[str] = set()
+    for b in binaries:
+        out_ = subprocess.run(["ldd", str(b)], capture_output=True, text=True).stdout
+        libs.update(w for w in out_.split() if w.startswith("/"))
+    for lib in sorted(libs):
+        files[lib.lstrip("/")] = (Path(lib).read_bytes(), 0o755)
+    dirs = {"/".join(n.split("/")[:i]) for n in files for i in range(1, n.count("/") + 1)} | {"dev", "tmp"}
+    raw = io.BytesIO()
+    w = cpio.Writer(raw)
+    entries = [cpio.Entry.directory(d) for d in dirs] + [cpio.Entry.chardev("dev/console", 5, 1),
+                                                          cpio.Entry.chardev("dev/urandom", 1, 9)]
+    entries += [cpio.Entry.file(n, d, m) for n, (d, m) in files.items()]
+    for e in sorted(entries, key=lambda e: e.name):
+        w.add(e)
+    w.close()
+    out.write_bytes(gzip.compress(raw.getvalue(), 9, mtime=0))
+
+
+def bare_initramfs(work: Path, out: Path) -> None:
+    (work / "bare.c").write_text(BARE_INIT)
+    subprocess.run(["cc", "-static", "-Os", "-o", str(work / "bare"), str(work / "bare.c")], check=True)
+    raw = io.BytesIO()
+    w = cpio.Writer(raw)
+    w.add(cpio.Entry.directory("dev"))
+    w.add(cpio.Entry.chardev("dev/console", 5, 1))
+    w.add(cpio.Entry.file("init", (work / "bare").read_bytes(), 0o755))
+    w.close()
+    out.write_bytes(gzip.compress(raw.getvalue(), 9, mtime=0))
+
+
+def median(values: list[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return round(statistics.median(got), 3) if len(got) == len(values) and got else None
+
+
+def http_figures(http: Path, accel: str) -> tuple[float | None, float | None]:
+    """Median seconds to the first ping reply and the first HTTP response, in a namespace."""
+    ns = f"unik-bench-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    pings: list[float | None] = []
+    responses: list[float | None] = []
+    try:
+        ip = ["ip", "-n", ns]
+        subprocess.run([*ip, "tuntap", "add", "dev", "tapb", "mode", "tap"], check=True)
+        subprocess.run([*ip, "addr", "add", "10.0.9.1/24", "dev", "tapb"], check=True)
+        subprocess.run([*ip, "link", "set", "tapb", "up"], check=True)
+        for _ in range(RUNS):
+            got_ping: list[float] = []
+            t0 = time.monotonic()
+
+            def poll(got_ping: list[float] = got_ping, t0: float = t0) -> bool:
+                if not got_ping and subprocess.run(["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "10.0.9.2"],
+                                                   capture_output=True).returncode == 0:
+                    got_ping.append(time.monotonic() - t0)
+                return subprocess.run(["ip", "netns", "exec", ns, "curl", "-sf", "-m", "1", "http://10.0.9.2:8080/"],
+                                      capture_output=True).returncode == 0
+
+            cmd = ["ip", "netns", "exec", ns, UNIK, "run", "--accel", accel, "--net", "service=tapb",
+                   "--ipv4", "10.0.9.2/24"]
+            # bounded: a stack that cannot answer TCP yet must not hold the benchmark
+            _, first_response = stdout_times(cmd, [], cwd=http, poll=poll, limit=40.0)
+            pings.append(got_ping[0] if got_ping else None)
+            responses.append(first_response)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    return median(pings), median(responses)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="unik-bench-boot-") as tmp:
+        work = Path(tmp)
+        http, hello = build("http", work), build("hello", work)
+        http_dir, hello_dir = http / "dist" / "http-virtio", hello / "dist" / "hello-virtio"
+        kernel = DebianKernel().kernel(None, None, Progress(quiet=True)).image
+        accel = qemu.choose_accel("auto", kernel, Progress())
+        unik_line, unik_hello = [], []
+        for _ in range(RUNS):
+            (first, hello_line), _ = stdout_times([UNIK, "run", "--accel", accel, "--count", "1"], [b"hello"],
+                                                 cwd=hello)
+            unik_line.append(first)
+            unik_hello.append(hello_line)
+        ping_s, response_s = http_figures(http, accel) if os.geteuid() == 0 else (None, None)
+        naive = work / "naive.cpio.gz"
+        naive_initramfs(hello_dir / "initramfs.cpio.gz", naive)
+        naive_line, naive_hello = [], []
+        for _ in range(RUNS):
+            (first, hello_line), _ = stdout_times(
+                qemu_cmd(kernel, naive, accel, ["--count=1"]), [b"hello"])
+            naive_line.append(first)
+            naive_hello.append(hello_line)
+        bare = work / "bare.cpio.gz"
+        bare_initramfs(work, bare)
+        bare_line = [stdout_times(qemu_cmd(kernel, bare, accel, []), [])[0][0] for _ in range(RUNS)]
+
+        mb = 1e6
+        unik_figures = {
+            "initramfs_mb": round((http_dir / "initramfs.cpio.gz").stat().st_size / mb, 2),
+            "hello_initramfs_mb": round((hello_dir / "initramfs.cpio.gz").stat().st_size / mb, 2),
+            "kernel_mb": round((http_dir / "vmlinuz").stat().st_size / mb, 2),
+            "boot_first_line_s": median(unik_line),
+            "boot_first_app_line_s": median(unik_hello),
+            "boot_first_ping_s": ping_s,
+            "boot_first_response_s": response_s,
+        }
+        peers = {
+            "naive_image": {
+                "initramfs_mb": round(naive.stat().st_size / mb, 2), "kernel_mb": unik_figures["kernel_mb"],
+                "boot_first_line_s": median(naive_line), "boot_first_app_line_s": median(naive_hello),
+                "boot_first_response_s": None,
+            },
+            "bare_kernel_c_init": {
+                "initramfs_mb": round(bare.stat().st_size / mb, 3), "kernel_mb": unik_figures["kernel_mb"],
+                "boot_first_line_s": median(bare_line),
+            },
+        }
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 3) if a is not None and b else None
+
+        bare_s = peers["bare_kernel_c_init"]["boot_first_line_s"]
+        ratios = {
+            "initramfs_naive_over_unik_hello": ratio(peers["naive_image"]["initramfs_mb"],
+                                                     unik_figures["hello_initramfs_mb"]),
+            "first_line_unik_over_bare": ratio(unik_figures["boot_first_line_s"], bare_s),
+            "first_app_line_unik_over_naive": ratio(unik_figures["boot_first_app_line_s"],
+                                                    peers["naive_image"]["boot_first_app_line_s"]),
+            "first_response_unik_over_bare_init": ratio(response_s, bare_s),
+        }
+        path = write("boot", unik_figures, peers, ratios, accelerator=accel)
+        print(f"boot ({accel.upper()}; medians of {RUNS} boots):")
+        rows = [(f"unik.{k}", str(v)) for k, v in unik_figures.items()]
+        rows += [(f"{p}.{k}", str(v)) for p, fig in peers.items() for k, v in fig.items()]
+        rows += [(f"ratio {k}", str(v)) for k, v in ratios.items()]
+        table(rows)
+        if response_s is None:
+            print("  (no HTTP response: unik-lib-tcpip does not serve TCP yet, or not root)")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
