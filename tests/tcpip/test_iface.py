@@ -280,3 +280,29 @@ def test_loopback_to_own_address() -> None:
         assert (await asyncio.wait_for(server.recvfrom(), 1)).data == b"self"
         assert await a.ping("10.0.0.1") >= 0
     run(main())
+
+
+def test_stack_satisfies_the_device_protocols() -> None:
+    from unik.devices import TCP, UDP, FlowReader, FlowWriter, Stack, UDPEndpoint
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        assert isinstance(a, Stack) and isinstance(a.tcp, TCP) and isinstance(a.udp, UDP)
+        assert a.ipv4.address == "10.0.0.1" and a.ipv4.prefix == 24 and a.ipv4.gateway is None
+        endpoint = await a.udp.bind()
+        assert isinstance(endpoint, UDPEndpoint)
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        await b.tcp.start_server(handler, 80)
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        assert isinstance(reader, FlowReader) and isinstance(writer, FlowWriter)
+        await a.disconnect()
+        from unik.errors import DeviceClosed
+        with pytest.raises(DeviceClosed):
+            await a.ping("10.0.0.2")
+        with pytest.raises(DeviceClosed):
+            await endpoint.recvfrom()
+    run(main())
