@@ -595,3 +595,23 @@ def test_icmp_port_unreachable_refuses_a_connect_and_out_of_window_errors_are_ig
         writer.write(b"fine")
         assert await reader.readexactly(4) == b"fine"
     run(main())
+
+
+def test_idle_restart_and_listen_queue() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        flows = await b.tcp.listen(80)
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        peer_reader, peer_writer = await flows.get()
+        writer.write(_payload(300_000, 1))
+        assert len(await peer_reader.readexactly(300_000)) == 300_000
+        conn = conn_of(writer)
+        grown = conn.cwnd
+        await asyncio.sleep(10)  # idle for longer than the RTO
+        writer.write(b"x")
+        assert conn.cwnd < grown and conn.cwnd <= 4 * conn.eff_mss  # RFC 5681 4.1
+        assert await peer_reader.readexactly(1) == b"x"
+        peer_writer.close()
+        assert await reader.read() == b""
+    run(main())

@@ -248,6 +248,7 @@ class TcpConnection(asyncio.Transport):
         self.writing_paused = False
         self.lost = False
         self.soft_error: tuple[int, int] | None = None
+        self.last_send_ns = 0
 
     def __repr__(self) -> str:
         return (f"<TcpConnection {ip_text(self.local[0])}:{self.local[1]} -> "
@@ -368,6 +369,11 @@ class TcpConnection(asyncio.Transport):
         if self.state not in SYNCHRONIZED:
             return
         mss = self.eff_mss
+        if self.snd_una == self.snd_max and self.last_send_ns \
+                and self.timers.now_ns() - self.last_send_ns > self.rto_ns:
+            # RFC 5681 4.1: after an idle period longer than the RTO, restart from at most
+            # the initial window rather than bursting a stale cwnd.
+            self.cwnd = min(self.cwnd, min(4 * mss, max(2 * mss, 4380)))
         while True:
             off = seq_diff(self.snd_nxt, self.buf_seq)
             avail = len(self.sndbuf) - off
@@ -401,6 +407,7 @@ class TcpConnection(asyncio.Transport):
             seq = self.snd_nxt
             retransmit = seq_lt(seq, self.snd_max)
             self._send(flags, seq, data)
+            self.last_send_ns = self.timers.now_ns()
             if retransmit:
                 self.stats.retransmits += 1
             else:
