@@ -615,3 +615,14 @@ def test_idle_restart_and_listen_queue() -> None:
         peer_writer.close()
         assert await reader.read() == b""
     run(main())
+
+
+def test_sack_scoreboard_steers_retransmissions() -> None:
+    async def main() -> None:
+        wire = Wire(seed=4, impairment=Impairment(loss=0.03, reorder=0.1), keep_log=False)
+        client, _server = await _transfer(wire, _payload(2_000_000, 1), b"")
+        # Holes beyond the first were resent during recovery (RFC 6675), not after a timeout.
+        assert client.layer.stats["tcp.sack_retransmits"] > 0
+        assert client.stats.fast_retransmits > client.stats.timeouts
+        assert not client.sacked  # the scoreboard empties as everything is acknowledged
+    run(main())

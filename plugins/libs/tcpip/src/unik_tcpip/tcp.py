@@ -217,6 +217,9 @@ class TcpConnection(asyncio.Transport):
         self.in_recovery = False
         self.limited_transmit = 0  # RFC 3042: extra allowance on the first two duplicate ACKs
         self.cc = cc.make(self.cfg.congestion_control)
+        # The SACK scoreboard (RFC 6675 2): ranges above SND.UNA the peer reported holding.
+        self.sacked: list[tuple[int, int]] = []
+        self.rexmit_next = 0  # in recovery: where the next hole retransmission may start
         # RTT estimation (RFC 6298).
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -426,10 +429,55 @@ class TcpConnection(asyncio.Transport):
             if fin:
                 return
 
+    def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        """Merge SACK blocks into the scoreboard, as offsets above SND.UNA (RFC 6675 2, 5)."""
+        una = self.snd_una
+        limit = seq_diff(self.snd_max, una)
+        ranges = [(seq_diff(s, una), seq_diff(e, una)) for s, e in self.sacked]
+        for left, right in blocks:
+            lo, hi = seq_diff(left, una), seq_diff(right, una)
+            if 0 < lo < hi <= limit:  # ignore D-SACKs (RFC 2883) and bogus blocks
+                ranges.append((lo, hi))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted((max(lo, 0), hi) for lo, hi in ranges if hi > 0):
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        self.sacked = [((una + lo) & MASK, (una + hi) & MASK) for lo, hi in merged[:64]]
+
+    def _prune_scoreboard(self, ack: int) -> None:
+        self.sacked = [(s if seq_lt(ack, s) else ack, e) for s, e in self.sacked if seq_lt(ack, e)]
+
+    def _retransmit_hole(self) -> bool:
+        """In recovery, resend the next hole below the highest SACKed byte (RFC 6675 4, NextSeg rule 1)."""
+        if not self.sacked:
+            return False
+        una = self.snd_una
+        start = max(seq_diff(self.rexmit_next, una), 0)
+        for left, right in self.sacked:
+            lo, hi = seq_diff(left, una), seq_diff(right, una)
+            if start < lo:
+                n = min(self.eff_mss, lo - start)
+                off = seq_diff((una + start) & MASK, self.buf_seq)
+                if off < 0 or off + n > len(self.sndbuf):
+                    return False
+                data = memoryview(self.sndbuf)[off:off + n]
+                self._send(ACK, (una + start) & MASK, data)
+                data.release()
+                self.stats.retransmits += 1
+                self.layer.stats["tcp.sack_retransmits"] += 1
+                self.timed_seq = None
+                self.rexmit_next = (una + start + n) & MASK
+                return True
+            start = max(start, hi)
+        return False
+
     def _retransmit_first(self) -> None:
         """Resend the first unacknowledged segment (fast retransmit, partial ACKs)."""
         off = seq_diff(self.snd_una, self.buf_seq)
         n = min(self.eff_mss, len(self.sndbuf) - off)
+        self.rexmit_next = (self.snd_una + max(n, 0)) & MASK
         flags = ACK
         if n <= 0:
             if self.fin_seq is None:
@@ -563,6 +611,8 @@ class TcpConnection(asyncio.Transport):
         self.in_recovery = False
         self.dupacks = 0
         self.limited_transmit = 0
+        # RFC 2018 8: after a timeout, SACK information must not steer retransmission.
+        self.sacked = []
         # RFC 6582 3.2 step 1 after a timeout: recover = highest sequence transmitted.
         self.recover = self.snd_max
         # Go back: resend from SND.UNA (the FIN too, if it was not acknowledged).
@@ -606,10 +656,13 @@ class TcpConnection(asyncio.Transport):
                 flight = seq_diff(self.snd_max, ack)
                 self.cwnd = min(self.ssthresh, max(flight, mss) + mss)
                 self.in_recovery = False
+                self.sacked = []
             else:
                 # RFC 6582 3.2 step 4, partial acknowledgment: retransmit the next hole,
                 # deflate by the amount acknowledged, add back one MSS if that was >= MSS.
-                self._retransmit_first()
+                # With SACK the hole at SND.UNA may already have been resent.
+                if seq_le(self.rexmit_next, ack) or not self._retransmit_hole():
+                    self._retransmit_first()
                 self.cwnd = max(self.cwnd - acked + (mss if acked >= mss else 0), mss)
         else:
             # Slow start or congestion avoidance: the algorithm's growth (RFC 5681 3.1 / RFC 9438).
@@ -623,8 +676,11 @@ class TcpConnection(asyncio.Transport):
         self.stats.dup_acks += 1
         mss = self.eff_mss
         if self.in_recovery:
-            self.cwnd += mss  # RFC 5681 3.2 step 4: inflate for each further duplicate
-            self.output()
+            # A duplicate ACK means a segment left the network: with SACK, spend it on the
+            # next hole (RFC 6675 5 step (C)); otherwise inflate (RFC 5681 3.2 step 4).
+            if not (self.sack_ok and self._retransmit_hole()):
+                self.cwnd += mss
+                self.output()
         elif self.dupacks < 3:
             # RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
             # new segment out, so that small windows still produce three duplicates.
@@ -921,6 +977,10 @@ class TcpConnection(asyncio.Transport):
 
     def _process_ack(self, seg: TcpSegment, ack: int) -> None:
         """RFC 9293 3.10.7.4, fifth, for the synchronized states."""
+        if self.sack_ok and (seg.options.sack_blocks or self.sacked):
+            if seq_lt(self.snd_una, ack):
+                self._prune_scoreboard(ack)
+            self._update_scoreboard(seg.options.sack_blocks)
         if seq_lt(self.snd_una, ack):
             acked = seq_diff(ack, self.snd_una)
             # Data acknowledged: drop it from the send buffer (the FIN takes no byte).
