@@ -306,3 +306,34 @@ def test_stack_satisfies_the_device_protocols() -> None:
         with pytest.raises(DeviceClosed):
             await endpoint.recvfrom()
     run(main())
+
+
+def test_device_errors_do_not_kill_the_stack() -> None:
+    from unik.errors import DeviceClosed, DeviceError
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        net = a.network
+        real_read, real_write = net.read, net.write
+        failures = iter([DeviceError("transient"), DeviceError("again")])
+
+        async def flaky_read(limit: int = 64) -> list[bytes]:
+            for exc in failures:
+                raise exc
+            return await real_read(limit)
+
+        net.read = flaky_read  # type: ignore[method-assign]
+        await settle(0.1)
+        assert await b.ping("10.0.0.1") > 0 and a.stats["rx.read_errors"] == 2
+
+        async def closed_write(frame: bytes, offload: object = None) -> None:
+            raise DeviceClosed("gone")
+
+        net.write = closed_write  # type: ignore[method-assign]
+        with pytest.raises(TimeoutError):
+            await a.ping("10.0.0.2", seq=5, timeout=0.5)
+        assert a.stats["tx.closed"] >= 1
+        net.write = real_write  # type: ignore[method-assign]
+        assert await a.ping("10.0.0.2", seq=6) > 0
+    run(main())

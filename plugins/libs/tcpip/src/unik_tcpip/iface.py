@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from unik.devices import IPv4Config, Network
+from unik.errors import DeviceClosed, DeviceError
 
 from . import arp as arp_cache
 from .errors import Malformed
@@ -136,10 +137,20 @@ class Interface:
     # -- receive --------------------------------------------------------------------
 
     async def run_rx(self) -> None:
-        """Read frames and process them until cancelled."""
+        """Read frames and process them until cancelled or the device is closed."""
         network = self.network
         while True:
-            frames = await network.read(64)
+            try:
+                frames = await network.read(64)
+            except DeviceClosed:
+                log.warning("network %r closed: the stack stops receiving", network.name)
+                return
+            except DeviceError as exc:
+                # A failed read loses what it would have read, not the stack.
+                self.stats["rx.read_errors"] += 1
+                log.warning("reading network %r failed: %s", network.name, exc)
+                await asyncio.sleep(0.01)
+                continue
             for frame in frames:
                 self.receive(frame)
 
@@ -405,9 +416,13 @@ class Interface:
                 frame = queue.popleft()
                 try:
                     await network.write(bytes(frame))
-                except Exception:
+                except DeviceClosed:
+                    self.stats["tx.closed"] += 1 + len(queue)
+                    queue.clear()
+                except Exception:  # a failed write loses one frame, not the stack
                     self.stats["tx.errors"] += 1
-                    log.exception("network write failed")
+                    if self.stats["tx.errors"] <= 10:
+                        log.exception("network write failed")
                 else:
                     self.stats["tx.frames"] += 1
 
