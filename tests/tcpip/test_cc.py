@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from tcpip_support import Wire, make_stack, run
 from unik_tcpip.cc import Cubic, NewReno, make
-from unik_tcpip.tcp import TcpConfig, TcpLayer
+from unik_tcpip.tcp import TcpConfig
 
 MSS = 1000
 MS = 10**6
@@ -14,8 +15,12 @@ MS = 10**6
 
 def test_newreno_slow_start_and_avoidance() -> None:
     cc = NewReno()
-    assert cc.on_ack(10 * MSS, 20 * MSS, 3 * MSS, MSS, 0, None) == 11 * MSS  # at most one SMSS per ACK
+    # Slow start: byte counting, at most L = 2 SMSS per ACK (RFC 3465 2.2).
+    assert cc.on_ack(10 * MSS, 20 * MSS, 3 * MSS, MSS, 0, None) == 12 * MSS
+    assert cc.on_ack(10 * MSS, 20 * MSS, MSS // 2, MSS, 0, None) == 10 * MSS + MSS // 2
+    # Congestion avoidance: one SMSS per window acknowledged, however the ACKs come (RFC 3465 2.1).
     assert cc.on_ack(20 * MSS, 20 * MSS, MSS, MSS, 0, None) == 20 * MSS + MSS // 20
+    assert cc.on_ack(20 * MSS, 20 * MSS, 10 * MSS, MSS, 0, None) == 20 * MSS + MSS // 2
     assert cc.on_loss(40 * MSS, 30 * MSS, MSS, 0) == 15 * MSS
     assert cc.on_loss(3 * MSS, 2 * MSS, MSS, 0) == 2 * MSS
 
@@ -62,6 +67,5 @@ def test_cubic_fast_convergence() -> None:
 def test_unknown_algorithm_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown congestion control"):
         make("vegas")
-    with pytest.raises(ValueError):
-        TcpLayer.__init__(object.__new__(TcpLayer), None, None, None, None,  # type: ignore[arg-type]
-                          TcpConfig(congestion_control="bbr"))
+    with pytest.raises(ValueError, match="bbr"):
+        run(make_stack(Wire(), 1, "10.0.0.1/24", tcp_config=TcpConfig(congestion_control="bbr")))

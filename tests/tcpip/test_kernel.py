@@ -129,7 +129,7 @@ class LossyNetwork:
         self.offloads, self.stats = inner.offloads, inner.stats
         self.loss, self.reorder = loss, reorder
         self.rng = random.Random(seed)
-        self.held: bytes | None = None
+        self.held: tuple[bytes, Any] | None = None
         self.dropped = self.reordered = 0
         self.flushing: set[asyncio.Future[None]] = set()
 
@@ -147,19 +147,19 @@ class LossyNetwork:
             self.dropped += 1
             return
         if self.held is None and self.rng.random() < self.reorder:
-            self.held = frame  # sent after the next frame, or 2 ms later at the latest
+            self.held = (frame, offload)  # sent after the next frame, or 2 ms later at the latest
             self.reordered += 1
             asyncio.get_running_loop().call_later(0.002, self._flush)
             return
         await self.inner.write(frame, offload)
         if self.held is not None:
             held, self.held = self.held, None
-            await self.inner.write(held)
+            await self.inner.write(*held)
 
     def _flush(self) -> None:
         if self.held is not None:
             held, self.held = self.held, None
-            task = asyncio.ensure_future(self.inner.write(held))
+            task = asyncio.ensure_future(self.inner.write(*held))
             self.flushing.add(task)
             task.add_done_callback(self.flushing.discard)
 
@@ -168,13 +168,16 @@ class LossyNetwork:
 
 
 @contextlib.asynccontextmanager
-async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, **kw: Any) -> AsyncIterator[TcpipStack]:
-    """unik's stack on a new TAP whose kernel side sits in ``ns``."""
+async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, offload: bool = False,
+                     **kw: Any) -> AsyncIterator[TcpipStack]:
+    """unik's stack on a new TAP (with virtio-net offloads if asked) whose kernel side sits in ``ns``."""
     from unik_unix.clock import HostMonotonicClock, HostSleep
     from unik_unix.random import GetrandomRandom
     from unik_unix.tap import TapNetwork
 
-    network: Any = await TapNetwork.connect("service", ns.ifname)
+    network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload)
+    if offload:
+        assert network.offloads.tso, "the TAP did not grant TSO"
     if lossy is not None:
         network = LossyNetwork(network, *lossy)
     try:
@@ -230,8 +233,9 @@ class _Console:
 
 
 @needs("curl")
-@pytest.mark.parametrize("pure", [False, True], ids=["c-checksum", "pure-checksum"])
-def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool) -> None:
+@pytest.mark.parametrize(("pure", "offload"), [(False, False), (True, False), (False, True)],
+                         ids=["c-checksum", "pure-checksum", "offloads"])
+def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool, offload: bool) -> None:
     src = REPO / "examples" / "http" / "src"
     if not (src / "http_app" / "__init__.py").exists():
         pytest.skip("needs examples/http")
@@ -244,7 +248,7 @@ def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool) -> None:
     files = {"index.html": b"<h1>unik</h1>\n", "big.bin": body}
 
     async def main() -> None:
-        async with unik_stack(netns) as stack:
+        async with unik_stack(netns, offload=offload) as stack:
             app = asyncio.ensure_future(http_app.start(stack, _Store(files), _Console(), port=8080))  # type: ignore[arg-type]
             await asyncio.sleep(0.1)
             status, out, err = await netns.run("curl", "-sS", "--max-time", "20", f"http://{netns.unik}:8080/")
@@ -264,12 +268,13 @@ def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool) -> None:
         checksum.use_pure(False)
 
 
-def test_unik_client_fetches_from_python_http_server(netns: Namespace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
+def test_unik_client_fetches_from_python_http_server(netns: Namespace, tmp_path: Path, offload: bool) -> None:
     body = os.urandom(5 << 20)
     (tmp_path / "blob").write_bytes(body)
 
     async def main() -> None:
-        async with unik_stack(netns) as stack, netns.background(
+        async with unik_stack(netns, offload=offload) as stack, netns.background(
                 sys.executable, "-m", "http.server", "8000", "--bind", netns.host, cwd=str(tmp_path)):
             for _attempt in range(50):  # the server needs a moment to listen
                 try:
@@ -358,7 +363,8 @@ def _has_netem(ns: Namespace) -> bool:
 
 
 @pytest.mark.slow
-def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace) -> None:
+@pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
+def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace, offload: bool) -> None:
     """50 MiB each way, checksummed, with loss and reordering: `tc netem` on the kernel side
     where the kernel has sch_netem, else a lossy, reordering wrapper around unik's TAP."""
     size = 50 << 20
@@ -375,7 +381,7 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace) -> None:
     netem = _has_netem(netns)
 
     async def main() -> None:
-        async with unik_stack(netns, lossy=None if netem else (0.005, 0.05)) as stack:
+        async with unik_stack(netns, lossy=None if netem else (0.005, 0.05), offload=offload) as stack:
             if netem:
                 status, _out, err = await netns.run("tc", "qdisc", "add", "dev", netns.ifname, "root", "netem",
                                                     "delay", "1ms", "loss", "0.5%", "reorder", "10%", "50%")

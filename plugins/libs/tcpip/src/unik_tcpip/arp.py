@@ -12,14 +12,19 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from unik.devices import TxOffload
+
 from .wire import arp as wire_arp
+
+#: A frame waiting to be sent, with its offload instructions.
+Queued = tuple[bytearray, TxOffload | None]
 
 
 @dataclass
 class _Pending:
     """Packets waiting for an address to be resolved."""
 
-    frames: list[bytearray] = field(default_factory=list)
+    frames: list[Queued] = field(default_factory=list)
     last_request_ns: int = 0
     requests: int = 0
 
@@ -47,7 +52,7 @@ class ArpCache:
             return None
         return entry[0]
 
-    def insert(self, ip: bytes, mac: bytes, now_ns: int) -> list[bytearray]:
+    def insert(self, ip: bytes, mac: bytes, now_ns: int) -> list[Queued]:
         """Record ``ip -> mac``; return the packets that were waiting for it."""
         if ip in self.entries:
             self.entries.move_to_end(ip)
@@ -65,7 +70,7 @@ class ArpCache:
             return True
         return False
 
-    def enqueue(self, ip: bytes, frame: bytearray, now_ns: int, request: Callable[[bytes], None]) -> None:
+    def enqueue(self, ip: bytes, frame: Queued, now_ns: int, request: Callable[[bytes], None]) -> None:
         """Hold ``frame`` until ``ip`` resolves, sending a request unless one was sent lately."""
         pending = self.pending.get(ip)
         if pending is None:

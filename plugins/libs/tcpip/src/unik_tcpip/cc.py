@@ -29,10 +29,14 @@ class NewReno:
     name = "newreno"
 
     def on_ack(self, cwnd: int, ssthresh: int, acked: int, mss: int, now_ns: int, srtt_ns: int | None) -> int:
-        """Slow start (equation 2, byte counting with L = 1 SMSS) or congestion avoidance (equation 3)."""
+        """Slow start or congestion avoidance, counting bytes.
+
+        Slow start is RFC 5681 equation 2 with RFC 3465 byte counting (L = 2 SMSS);
+        congestion avoidance adds one SMSS per window of bytes acknowledged (RFC 3465 2.1).
+        """
         if cwnd < ssthresh:
-            return cwnd + min(acked, mss)
-        return cwnd + max(1, mss * mss // cwnd)
+            return cwnd + min(acked, 2 * mss)
+        return cwnd + max(1, mss * acked // cwnd)
 
     def on_loss(self, cwnd: int, flight: int, mss: int, now_ns: int) -> int:
         """RFC 5681 equation 4: ssthresh = max(FlightSize / 2, 2 * SMSS)."""
@@ -58,9 +62,9 @@ class Cubic:
         self.cwnd_at_epoch = 0.0
 
     def on_ack(self, cwnd: int, ssthresh: int, acked: int, mss: int, now_ns: int, srtt_ns: int | None) -> int:
-        """RFC 9438 4.2-4.5 in congestion avoidance; RFC 5681 slow start below ssthresh."""
+        """RFC 9438 4.2-4.5 in congestion avoidance; slow start below ssthresh (L = 2 SMSS)."""
         if cwnd < ssthresh:
-            return cwnd + min(acked, mss)
+            return cwnd + min(acked, 2 * mss)
         segments = cwnd / mss
         if self.epoch_ns is None:
             # RFC 9438 4.2: a new congestion-avoidance epoch starts now.

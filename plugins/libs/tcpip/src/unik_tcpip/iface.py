@@ -14,7 +14,7 @@ import struct
 from collections import Counter, deque
 from collections.abc import Callable
 
-from unik.devices import IPv4Config, Network
+from unik.devices import IPv4Config, Network, TxOffload
 from unik.errors import DeviceClosed, DeviceError
 
 from . import arp as arp_cache
@@ -92,7 +92,7 @@ class Interface:
         #: by the protocol of that datagram.
         self.icmp_error: dict[int, Callable[[wire_icmp.IcmpPacket, memoryview], None]] = {}
         self._ident = ident_seed & 0xFFFF
-        self._txq: deque[bytearray | bytes] = deque()
+        self._txq: deque[tuple[bytearray | bytes, TxOffload | None]] = deque()
         self._tx_limit = tx_queue
         self._tx_ready = asyncio.Event()
         self._icmp_errors = TokenBucket(rate=100.0, burst=50)
@@ -194,7 +194,7 @@ class Interface:
             return
         # RFC 826 "Packet Reception": merge into an existing entry first.
         merged = self.arp.update_existing(pkt.spa, pkt.sha, now)
-        flush: list[bytearray] = []
+        flush: list[arp_cache.Queued] = []
         solicited = pkt.op == wire_arp.REPLY and pkt.spa in self.arp.pending
         if pkt.tpa == self.address and self.address != ANY:
             # RFC 826 adds the sender when we are the target; only for a request (we are
@@ -210,9 +210,9 @@ class Interface:
             flush = self.arp.insert(pkt.spa, pkt.sha, now)
         elif not merged:
             self.stats["arp.not_for_us"] += 1
-        for waiting in flush:
+        for waiting, offload in flush:
             waiting[0:6] = pkt.sha
-            self._queue(waiting)
+            self._queue(waiting, offload)
 
     def _ipv4_input(self, ip: Ipv4Packet, eth: EthernetFrame) -> None:
         if ip.src == LIMITED_BROADCAST or ip.src[0] >= 224 or (ip.src == self.address and self.address != ANY):
@@ -324,7 +324,7 @@ class Interface:
     # -- output ---------------------------------------------------------------------
 
     def ip_output(self, dst: bytes, proto: int, packet: bytearray, *, src: bytes | None = None,
-                  df: bool = False, ttl: int = 64) -> bool:
+                  df: bool = False, ttl: int = 64, offload: TxOffload | None = None) -> bool:
         """Send the L4 data that follows :data:`HEADROOM` bytes of ``packet`` to ``dst``.
 
         Fills in the IPv4 and Ethernet headers; fragments when the datagram exceeds the
@@ -344,10 +344,11 @@ class Interface:
             # Loopback: deliver on the next turn of the loop, as a wire would.
             asyncio.get_running_loop().call_soon(self._loopback, bytes(packet[ETH_LEN:]))
             return True
-        if IP_LEN + payload_len <= self.mtu:
+        if IP_LEN + payload_len <= self.mtu or (offload is not None and offload.gso_type):
+            # (A segmentation-offload super-frame is cut to the MTU by the NIC.)
             Ipv4Packet.emit(packet, ETH_LEN, src=src, dst=dst, proto=proto, payload_len=payload_len,
                             ident=self._ident, ttl=ttl, df=df)
-            self._link_output(hop, packet)
+            self._link_output(hop, packet, offload)
             return True
         if df:
             self.stats["ipv4.too_big"] += 1
@@ -371,18 +372,18 @@ class Interface:
         except Malformed as exc:
             self.stats[exc.reason] += 1
 
-    def _link_output(self, hop: bytes, frame: bytearray) -> None:
+    def _link_output(self, hop: bytes, frame: bytearray, offload: TxOffload | None = None) -> None:
         EthernetFrame.emit(frame, BROADCAST, self.mac, EtherType.IPV4)
         if hop in (LIMITED_BROADCAST, self.broadcast):
-            self._queue(frame)
+            self._queue(frame, offload)
             return
         now = self.timers.now_ns()
         mac = self.arp.lookup(hop, now)
         if mac is None:
-            self.arp.enqueue(hop, frame, now, self._arp_request)
+            self.arp.enqueue(hop, (frame, offload), now, self._arp_request)
             return
         frame[0:6] = mac
-        self._queue(frame)
+        self._queue(frame, offload)
 
     def _arp_request(self, ip: bytes) -> None:
         self._send_arp(arp_cache.request_packet(self.mac, self.address, ip), BROADCAST)
@@ -399,11 +400,11 @@ class Interface:
             self.stats["arp.gratuitous_sent"] += 1
             self._send_arp(arp_cache.request_packet(self.mac, self.address, self.address), BROADCAST)
 
-    def _queue(self, frame: bytearray | bytes) -> None:
+    def _queue(self, frame: bytearray | bytes, offload: TxOffload | None = None) -> None:
         if len(self._txq) >= self._tx_limit:
             self.stats["tx.queue_full"] += 1
             return
-        self._txq.append(frame)
+        self._txq.append((frame, offload))
         self._tx_ready.set()
 
     async def run_tx(self) -> None:
@@ -413,9 +414,9 @@ class Interface:
             await self._tx_ready.wait()
             self._tx_ready.clear()
             while queue:
-                frame = queue.popleft()
+                frame, offload = queue.popleft()
                 try:
-                    await network.write(bytes(frame))
+                    await network.write(bytes(frame), offload)
                 except DeviceClosed:
                     self.stats["tx.closed"] += 1 + len(queue)
                     queue.clear()

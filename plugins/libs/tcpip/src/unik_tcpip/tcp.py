@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from unik.devices import Flow, FlowHandler, Random
+from unik.devices import Flow, FlowHandler, Random, TxOffload
 
 from . import cc
 from .iface import HEADROOM, Interface, TokenBucket, ip_bytes, ip_text
@@ -40,6 +40,8 @@ EPHEMERAL = range(49152, 65536)
 _MS = 10**6
 _S = 10**9
 _TS_LEN = 12  # NOP, NOP, Timestamps: the option bytes on every segment once negotiated
+_TSO_MAX = 65535 - 20 - 60  # the largest TCP payload an IPv4 super-frame can carry
+GSO_TCPV4 = 1  # virtio-net header gso_type
 
 
 def seq_lt(a: int, b: int) -> bool:
@@ -117,6 +119,8 @@ class TcpConfig:
     window_scaling: bool = True
     timestamps: bool = True
     sack: bool = True
+    #: Hand segments of up to 64 KiB to the NIC when the network device offers TSO.
+    tso: bool = True
     #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
     #: time MUST default to no less than two hours.
     keepalive: bool = False
@@ -318,8 +322,20 @@ class TcpConnection(asyncio.Transport):
             self.last_ack_sent = ack
             self.delack_at = 0
             self.unacked_segments = 0
+        raw_options = options.to_bytes()
+        if len(data) > self.eff_mss:
+            # A super-segment: the NIC cuts it into MSS-sized segments and completes every
+            # checksum (TSO through the virtio-net header; the kernel's own GSO does the same).
+            segment = TcpSegment.build(self.local[0], self.remote[0], self.local[1], self.remote[1], seq, ack,
+                                       flags, window, raw_options, data, headroom=HEADROOM,
+                                       partial_checksum=True)
+            header_len = 20 + (len(raw_options) + 3) // 4 * 4
+            offload = TxOffload(HEADROOM, 16, GSO_TCPV4, self.eff_mss, HEADROOM + header_len)
+            self.stats.segments_out += 1
+            self.layer.output(self.remote[0], segment, offload)
+            return
         segment = TcpSegment.build(self.local[0], self.remote[0], self.local[1], self.remote[1], seq, ack,
-                                   flags, window, options.to_bytes(), data, headroom=HEADROOM)
+                                   flags, window, raw_options, data, headroom=HEADROOM)
         self.stats.segments_out += 1
         self.layer.output(self.remote[0], segment)
 
@@ -372,6 +388,8 @@ class TcpConnection(asyncio.Transport):
         if self.state not in SYNCHRONIZED:
             return
         mss = self.eff_mss
+        # With TSO, one send covers as many whole segments as fit in 64 KiB.
+        limit = max(_TSO_MAX // mss * mss, mss) if self.layer.tso else mss
         if self.snd_una == self.snd_max and self.last_send_ns \
                 and self.timers.now_ns() - self.last_send_ns > self.rto_ns:
             # RFC 5681 4.1: after an idle period longer than the RTO, restart from at most
@@ -385,7 +403,7 @@ class TcpConnection(asyncio.Transport):
             in_flight = seq_diff(self.snd_nxt, self.snd_una)
             wnd = min(self.snd_wnd, self.cwnd + self.limited_transmit)
             usable = wnd - in_flight
-            n = max(0, min(avail, usable, mss))
+            n = max(0, min(avail, usable, limit))
             fin = self.fin_queued and off + n == len(self.sndbuf)
             if n == 0 and not fin:
                 if avail > 0 and self.snd_wnd == 0 and in_flight == 0:
@@ -445,6 +463,17 @@ class TcpConnection(asyncio.Transport):
             else:
                 merged.append((lo, hi))
         self.sacked = [((una + lo) & MASK, (una + hi) & MASK) for lo, hi in merged[:64]]
+
+    def _sack_says_lost(self) -> bool:
+        """RFC 6675 4 IsLost(SND.UNA): more than (DupThresh - 1) * SMSS bytes SACKed above it.
+
+        Stretch ACKs (a receiver acknowledging offloaded super-segments) may bring fewer
+        than three duplicate ACKs for a loss; the SACKed bytes still show it.
+        """
+        if not self.sacked:
+            return False
+        held = sum(seq_diff(e, s) for s, e in self.sacked)
+        return held > 2 * self.eff_mss
 
     def _prune_scoreboard(self, ack: int) -> None:
         self.sacked = [(s if seq_lt(ack, s) else ack, e) for s, e in self.sacked if seq_lt(ack, e)]
@@ -681,12 +710,12 @@ class TcpConnection(asyncio.Transport):
             if not (self.sack_ok and self._retransmit_hole()):
                 self.cwnd += mss
                 self.output()
-        elif self.dupacks < 3:
+        elif self.dupacks < 3 and not self._sack_says_lost():
             # RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
             # new segment out, so that small windows still produce three duplicates.
             self.limited_transmit = self.dupacks * mss
             self.output()
-        elif self.dupacks == 3 and seq_lt(self.recover, self.snd_una):
+        elif self.dupacks <= 3 and seq_lt(self.recover, self.snd_una):
             # RFC 6582 3.2 step 2: only if the cumulative ACK covers more than "recover"
             # (avoids a second reduction for losses from one window of data).
             flight = seq_diff(self.snd_max, self.snd_una)
@@ -1433,6 +1462,8 @@ class TcpLayer:
         self.random = random
         self.stats = stats
         self.config = config or TcpConfig()
+        #: Segmentation offload in use: the device offers it and the configuration allows it.
+        self.tso = self.config.tso and iface.network.offloads.tso
         cc.make(self.config.congestion_control)  # an unknown name fails here, not per connection
         self.connections: dict[_Key, TcpConnection] = {}
         self.listeners: dict[int, TcpListener] = {}
@@ -1658,10 +1689,10 @@ class TcpLayer:
 
     # -- output --------------------------------------------------------------------
 
-    def output(self, dst: bytes, segment: bytearray) -> None:
+    def output(self, dst: bytes, segment: bytearray, offload: TxOffload | None = None) -> None:
         """Route a built segment (headroom included); DF is set (RFC 1191 path MTU discovery)."""
         self.stats["tcp.tx"] += 1
-        self.iface.ip_output(dst, Protocol.TCP, segment, df=True)
+        self.iface.ip_output(dst, Protocol.TCP, segment, df=True, offload=offload)
 
     def send_rst(self, key: _Key, seq: int, ack: int, flags: int) -> None:
         """A reset for ``key`` (local address/port, remote address/port)."""

@@ -174,8 +174,12 @@ class TcpSegment:
     @staticmethod
     def build(src: bytes, dst: bytes, src_port: int, dst_port: int, seq: int, ack: int, flags: int,
               window: int, options: bytes = b"", payload: bytes | bytearray | memoryview = b"",
-              headroom: int = 0) -> bytearray:
-        """A segment with its checksum, after ``headroom`` zero bytes (for lower headers)."""
+              headroom: int = 0, partial_checksum: bool = False) -> bytearray:
+        """A segment with its checksum, after ``headroom`` zero bytes (for lower headers).
+
+        With ``partial_checksum`` the checksum field holds only the pseudo-header sum, for a
+        NIC to complete (checksum and segmentation offload, as a virtio-net header asks).
+        """
         if len(options) % 4:
             options = options + bytes(4 - len(options) % 4)
         header_len = MIN_HEADER_LEN + len(options)
@@ -187,7 +191,10 @@ class TcpSegment:
             out[headroom + MIN_HEADER_LEN:headroom + header_len] = options
         if payload:
             out[headroom + header_len:] = payload
-        csum = cs.checksum(memoryview(out)[headroom:], cs.pseudo_header_sum(src, dst, 6, length))
+        if partial_checksum:
+            csum = cs.pseudo_header_sum(src, dst, 6, length)
+        else:
+            csum = cs.checksum(memoryview(out)[headroom:], cs.pseudo_header_sum(src, dst, 6, length))
         out[headroom + 16] = csum >> 8
         out[headroom + 17] = csum & 0xFF
         return out
