@@ -3,8 +3,10 @@
 In one run, each figure next to its peers:
 
 * ``unik.send_gbps`` / ``unik.recv_gbps``: 256 MiB over one TCP connection between unik's
-  stack (this process, on a TAP) and a Python socket in a network namespace holding the
-  TAP's kernel side; the receiver checks a SHA-256 of everything.
+  stack (this process, on a TAP with virtio-net offloads: TSO and checksum offload on
+  send, GRO on receive) and a Python socket in a network namespace holding the TAP's
+  kernel side; the receiver checks a SHA-256 of everything.  ``unik.*_no_offload_*``:
+  the same without offloads (every segment built and checksummed by unik).
 * ``unik.http_rps``: ``wrk -t1 -c10 -d5s`` from the namespace against ``examples/http``
   on unik's stack; ``peers.kernel_asyncio.http_rps``: the same application on the
   kernel's stack (unik's socket stack, i.e. asyncio) on 127.0.0.1.
@@ -198,7 +200,7 @@ def http_app() -> Any:
     return app
 
 
-async def unik_figures(quick: bool) -> dict[str, float]:
+async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
     from unik_tcpip.stack import TcpipStack
     from unik_unix.clock import HostMonotonicClock, HostSleep
     from unik_unix.random import GetrandomRandom
@@ -207,7 +209,7 @@ async def unik_figures(quick: bool) -> dict[str, float]:
     ns = f"unik-bench-{secrets.token_hex(3)}"
     ifname = f"ukb{secrets.token_hex(4)}"
     sh("ip", "netns", "add", ns)
-    network = await TapNetwork.connect("service", ifname)
+    network = await TapNetwork.connect("service", ifname, offload=offload)
     try:
         sh("ip", "link", "set", ifname, "netns", ns)
         sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", ifname)
@@ -276,7 +278,10 @@ def main() -> int:
         return 0
     from unik_tcpip import checksum
 
-    unik = asyncio.run(unik_figures(args.quick))
+    unik = asyncio.run(unik_figures(args.quick, offload=True))
+    plain = asyncio.run(unik_figures(args.quick, offload=False))
+    unik.update({f"{k.removesuffix('_gbps').removesuffix('_rps')}_no_offload_{k.rsplit('_', 1)[1]}": v
+                 for k, v in plain.items()})
     peers: dict[str, dict[str, Any]] = {
         "kernel_asyncio": {"http_rps": round(asyncio.run(kernel_asyncio_rps(args.quick)), 1)},
         "kernel_veth": {"send_gbps": round(kernel_veth_gbps(args.quick), 3)},
@@ -299,6 +304,9 @@ def main() -> int:
     table([
         ("unik send", f"{unik['send_gbps']:.3f} Gbit/s  ({ratios['send_vs_kernel_veth']:.1%} of kernel veth)"),
         ("unik receive", f"{unik['recv_gbps']:.3f} Gbit/s"),
+        ("unik send, no offloads", f"{unik['send_no_offload_gbps']:.3f} Gbit/s"),
+        ("unik receive, no offloads", f"{unik['recv_no_offload_gbps']:.3f} Gbit/s"),
+        ("unik HTTP, no offloads", f"{unik['http_no_offload_rps']:.0f} req/s"),
         ("kernel veth (ceiling)", f"{peers['kernel_veth']['send_gbps']:.3f} Gbit/s"),
         ("unik HTTP", f"{unik['http_rps']:.0f} req/s  ({ratios['http_vs_kernel_asyncio']:.1%} of asyncio)"),
         ("asyncio + kernel HTTP", f"{peers['kernel_asyncio']['http_rps']:.0f} req/s"),
