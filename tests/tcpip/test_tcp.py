@@ -8,7 +8,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcpip_support import Impairment, Wire, pair, run, settle
+from tcpip_support import Impairment, Wire, make_stack, pair, run, settle
 from unik_tcpip.stack import TcpipStack
 from unik_tcpip.tcp import State, TcpConfig, TcpConnection
 
@@ -625,4 +625,22 @@ def test_sack_scoreboard_steers_retransmissions() -> None:
         assert client.layer.stats["tcp.sack_retransmits"] > 0
         assert client.stats.fast_retransmits > client.stats.timeouts
         assert not client.sacked  # the scoreboard empties as everything is acknowledged
+    run(main())
+
+
+def test_isn_rfc6528() -> None:
+    async def main() -> None:
+        wire = Wire()
+        a, _b = await pair(wire)
+        tcp = a.tcp
+        k1 = (a.iface.address, 40000, bytes([10, 0, 0, 2]), 80)
+        k2 = (a.iface.address, 40001, bytes([10, 0, 0, 2]), 80)
+        i1, i2 = tcp.isn(k1), tcp.isn(k2)
+        assert i1 != i2  # F() differs per 4-tuple
+        await asyncio.sleep(0.004)
+        # M, a 4-microsecond timer: 4 ms later the ISN of the same 4-tuple moved by 1000.
+        assert (tcp.isn(k1) - i1) % 2**32 == 1000
+        # The secret comes from the Random device: another seed, other ISNs.
+        other = (await make_stack(wire, 3, "10.0.0.3/24", seed=99)).tcp
+        assert other.isn(k1) != tcp.isn(k1)
     run(main())
