@@ -1,0 +1,125 @@
+"""Inside the artifact: import everything, seal the process, then run the application.
+
+The tender execs ``python -I -S app/__spt__.py ARGS``, which calls :func:`boot`.  In
+order: check the handed devices against the manifest; import the generated ``main.py``
+(every implementation and the application) and :data:`PRELOAD`; keep the sources of
+the artifact's modules for tracebacks (nothing can be read later); parse the keys;
+create the event loop (its epoll and self-pipe descriptors); then
+:func:`unik_solo5._sandbox.enter` closes every other descriptor, enters the namespaces
+with an empty root and installs the filter compiled from :mod:`unik_solo5.policy` for
+exactly these descriptors.  Only then does the loop run the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import json
+import linecache
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from unik import runtime
+from unik.errors import UnikError
+
+from . import _sandbox
+from .devices import handed
+from .policy import TRIPWIRE, FdSets, compile_policy, syscall_names
+
+REPORT_ENV = "UNIK_SPT_REPORT_FD"
+#: Standard-library modules that CPython or asyncio import lazily after start-up.
+PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceback", "concurrent.futures")
+#: solo5 device types by the kinds of unik devices the tender opens.
+SOLO5_TYPES = {"network": "NET_BASIC", "block": "BLOCK_BASIC"}
+_HANDED_KIND = {"NET_BASIC": "net", "BLOCK_BASIC": "block"}
+
+
+class _PreparedLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """Hands ``asyncio.run`` the loop made before the filter (its descriptors are allowed)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._prepared: asyncio.AbstractEventLoop | None = loop
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop, self._prepared = self._prepared, None
+        if loop is None:
+            raise RuntimeError("spt: only one event loop can run under the sandbox")
+        return loop
+
+
+def check_devices(manifest: dict[str, Any]) -> None:
+    """Every declared device was handed over with its type, and nothing else."""
+    given = handed()
+    declared = {d["name"]: d["type"] for d in manifest["devices"]}
+    for name, kind in declared.items():
+        dev = given.get(name)
+        if dev is None or dev.kind != _HANDED_KIND[kind]:
+            raise UnikError(f"the manifest declares {kind} device {name!r} but the tender did not open it")
+    for name in given:
+        if name not in declared:
+            raise UnikError(f"the tender opened {name!r}, which the manifest does not declare")
+
+
+def _keep_sources(root: Path) -> None:
+    """Cache the source of the artifact's imported modules; never read a file for a traceback later."""
+    prefix = str(root) + os.sep
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(prefix) and path.endswith(".py"):
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            lines = text.splitlines(keepends=True)
+            linecache.cache[path] = (len(text), None, lines, path)  # mtime None: never re-checked
+
+    def no_disk(filename: str, module_globals: object = None) -> list[str]:
+        return []
+
+    linecache.updatecache = no_disk
+
+
+def boot(script: str) -> NoReturn:
+    """Run the artifact whose ``__spt__.py`` is ``script`` under the sandbox."""
+    root = Path(script).resolve().parent
+    prog = os.environ.get("UNIK_PROG", root.parent.name)
+    report_fd = int(os.environ.get(REPORT_ENV, "-1"))
+    try:
+        check_devices(json.loads((root / "manifest.json").read_text()))
+    except UnikError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    runtime.set_root(root)
+    spec = importlib.util.spec_from_file_location("__unik_main__", root / "main.py")
+    assert spec is not None and spec.loader is not None
+    main = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = main
+    spec.loader.exec_module(main)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    _keep_sources(root)
+    try:
+        keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog)
+    except UnikError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop_policy(_PreparedLoopPolicy(loop))
+    devices = handed().values()
+    fds = FdSets(
+        tap=tuple(d.fd for d in devices if d.kind == "net"),
+        block=tuple(d.fd for d in devices if d.kind == "block"),
+        epoll=(loop._selector.fileno(),),  # type: ignore[attr-defined]
+        wakeup=(loop._ssock.fileno(), loop._csock.fileno()),  # type: ignore[attr-defined]
+        report=(report_fd,) if report_fd >= 0 else (),
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _sandbox.enter((0, *fds.all()), compile_policy(fds), syscall_names(), report_fd, TRIPWIRE, str(root))
+    # runtime.main would resolve the artifact's path again (a stat): the root is set above.
+    sys.exit(asyncio.run(runtime._supervise(main.main, keys)))

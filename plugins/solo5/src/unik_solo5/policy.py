@@ -1,0 +1,273 @@
+"""The spt seccomp allowlist: one table, printed by ``--show-policy`` and compiled to BPF.
+
+Every rule admits one system call, maybe only for some arguments; a call that no rule
+admits gets ``SECCOMP_RET_TRAP`` (the application is killed and the call reported by
+name, see :mod:`unik_solo5._sandbox`).  Descriptor arguments are checked against the
+sets known when the filter goes on (:class:`FdSets`): the TAP and block descriptors the
+tender opened, the console, and the event loop's epoll and self-pipe descriptors,
+created before the filter.  Arguments are compared on their low 32 bits — what the
+kernel itself reads of ``int`` arguments; flags that are ``unsigned long`` have no
+meaning in their high bits (the kernel refuses unknown ones).
+
+solo5-spt admits 7 calls with every device configured.  CPython at steady state needs
+more: memory management (obmalloc arenas, glibc malloc), signal handling (asyncio's
+SIGINT/SIGTERM handlers, their wake-up descriptor) and its event loop's self-pipe.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .syscalls import X86_64, X86_64_NAMES
+
+# <linux/audit.h>, <linux/seccomp.h>, <linux/filter.h>
+AUDIT_ARCH_X86_64 = 0xC000003E
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+X32_SYSCALL_BIT = 0x40000000
+_LD_ABS_W = 0x20
+_JEQ = 0x15
+_JGE = 0x35
+_JSET = 0x45
+_JA = 0x05
+_RET = 0x06
+# struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6];
+_OFF_NR, _OFF_ARCH, _OFF_ARGS = 0, 4, 16
+# <asm-generic/mman-common.h>, <signal.h>, <fcntl.h>
+PROT_EXEC = 0x4
+MAP_ANONYMOUS = 0x20
+SIGSYS = 31
+AT_EMPTY_PATH = 0x1000
+F_GETFL = 3
+FUTEX_PRIVATE_FLAG = 128
+
+#: A system call number no rule admits: the SIGSYS handler makes it to die of SIGSYS.
+TRIPWIRE = 1023
+
+
+@dataclass(frozen=True)
+class FdSets:
+    """The descriptors a filter may name, by role."""
+
+    tap: tuple[int, ...] = ()
+    block: tuple[int, ...] = ()
+    console: tuple[int, ...] = (1, 2)
+    epoll: tuple[int, ...] = ()
+    wakeup: tuple[int, ...] = ()
+    report: tuple[int, ...] = ()
+
+    def get(self, role: str) -> tuple[int, ...]:
+        """The descriptors of ``role`` (a field name)."""
+        value: tuple[int, ...] = getattr(self, role)
+        return value
+
+    def all(self) -> tuple[int, ...]:
+        """Every descriptor, sorted (what stays open under the filter, besides stdin)."""
+        fds = {*self.tap, *self.block, *self.console, *self.epoll, *self.wakeup, *self.report}
+        return tuple(sorted(fds))
+
+
+@dataclass(frozen=True)
+class Cond:
+    """A test of one argument: ``fd_in`` roles, ``eq``/``ne`` a value, ``set``/``clear`` mask bits."""
+
+    arg: int
+    label: str
+    op: str
+    value: int = 0
+    roles: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """The condition as the README's table writes it."""
+        if self.op == "fd_in":
+            return f"{self.label} in {{{', '.join(self.roles)}}}"
+        if self.op == "set":
+            return f"{self.label} has {_NAMES[self.value]}"
+        if self.op == "clear":
+            return f"{self.label} lacks {_NAMES[self.value]}"
+        word = {"eq": "==", "ne": "!="}[self.op]
+        return f"{self.label} {word} {_NAMES.get(self.value, str(self.value))}"
+
+
+_NAMES = {PROT_EXEC: "PROT_EXEC", MAP_ANONYMOUS: "MAP_ANONYMOUS", SIGSYS: "SIGSYS",
+          AT_EMPTY_PATH: "AT_EMPTY_PATH", F_GETFL: "F_GETFL",
+          FUTEX_PRIVATE_FLAG: "FUTEX_PRIVATE_FLAG"}
+
+
+def fd_in(*roles: str, arg: int = 0, label: str = "fd") -> Cond:
+    """Argument ``arg`` is one of the descriptors of ``roles``."""
+    return Cond(arg, label, "fd_in", roles=roles)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One admitted system call, under all of ``conds``, and why."""
+
+    syscall: str
+    why: str
+    conds: tuple[Cond, ...] = field(default=())
+
+    def args_text(self) -> str:
+        """The conditions as one table cell (``any`` when there are none)."""
+        return "; ".join(c.text() for c in self.conds) or "any"
+
+
+POLICY: tuple[Rule, ...] = (
+    # -- the devices -------------------------------------------------------------------
+    Rule("read", "receive frames from the TAP (read_frames drains a batch)", (fd_in("tap"),)),
+    Rule("writev", "send a frame to the TAP: virtio-net header and frame in one call", (fd_in("tap"),)),
+    Rule("pread64", "read sectors of a block device", (fd_in("block"),)),
+    Rule("pwrite64", "write sectors of a block device", (fd_in("block"),)),
+    Rule("pwritev", "write several buffers to a block device at once (Block.writev)", (fd_in("block"),)),
+    Rule("fdatasync", "Block.flush makes writes durable", (fd_in("block"),)),
+    Rule("write", "the console (stdout, stderr: tracebacks), the loop's wake-up descriptor "
+         "(signal handler), the tender's report pipe", (fd_in("console", "wakeup", "report"),)),
+    # -- waiting on its own descriptors --------------------------------------------------
+    Rule("epoll_wait", "asyncio's selector waits for its descriptors and timers", (fd_in("epoll"),)),
+    Rule("epoll_ctl", "asyncio (un)registers a device or its self-pipe with its epoll",
+         (fd_in("epoll"), fd_in("tap", "wakeup", arg=2, label="target"))),
+    Rule("recvfrom", "asyncio drains its self-pipe (a socketpair made before the filter)", (fd_in("wakeup"),)),
+    Rule("sendto", "asyncio wakes its loop from a signal or call_soon_threadsafe", (fd_in("wakeup"),)),
+    Rule("newfstatat", "signal.set_wakeup_fd checks its descriptor (asyncio add_signal_handler)",
+         (fd_in("wakeup"), Cond(3, "flags", "eq", AT_EMPTY_PATH))),
+    Rule("fcntl", "signal.set_wakeup_fd checks the descriptor is non-blocking",
+         (fd_in("wakeup"), Cond(1, "cmd", "eq", F_GETFL))),
+    Rule("close", "devices and the loop close their descriptors on disconnect; closing gives nothing"),
+    # -- the clock and randomness --------------------------------------------------------
+    Rule("clock_gettime", "the clocks, when the vDSO falls back to the system call"),
+    Rule("getrandom", "the random and entropy devices (host kernel CSPRNG); no descriptor, no path"),
+    # -- CPython at steady state: memory ----------------------------------------------------
+    Rule("mmap", "obmalloc arenas and large malloc blocks: anonymous memory, never executable",
+         (Cond(3, "flags", "set", MAP_ANONYMOUS), Cond(2, "prot", "clear", PROT_EXEC))),
+    Rule("munmap", "free what mmap gave"),
+    Rule("mremap", "glibc realloc of large blocks grows a mapping in place"),
+    Rule("brk", "glibc malloc's main heap"),
+    Rule("madvise", "glibc free returns pages of large free blocks to the kernel"),
+    Rule("mprotect", "glibc malloc grows heaps by changing protection; never to executable",
+         (Cond(2, "prot", "clear", PROT_EXEC),)),
+    # -- CPython at steady state: signals and exit -------------------------------------------
+    Rule("rt_sigaction", "asyncio installs and removes its SIGINT/SIGTERM handlers; not SIGSYS",
+         (Cond(0, "signal", "ne", SIGSYS),)),
+    Rule("rt_sigprocmask", "the runtime blocks SIGINT/SIGTERM on its way out; blocking SIGSYS is harmless "
+         "(the kernel unblocks it for seccomp)"),
+    Rule("rt_sigreturn", "return from a signal handler (SIGINT/SIGTERM from unik run)"),
+    Rule("exit_group", "the application's exit status"),
+    Rule("futex", "CPython's locks and condition variables (the GIL, at finalization): private "
+         "futexes only, which can reach no other process", (Cond(1, "op", "set", FUTEX_PRIVATE_FLAG),)),
+    Rule("getpid", "asyncio checks that the running loop belongs to this process (os.getpid) at every "
+         "get_running_loop; no effect"),
+)
+
+
+def admitted() -> list[str]:
+    """The distinct system calls the policy admits, in table order."""
+    return list(dict.fromkeys(r.syscall for r in POLICY))
+
+
+def describe(policy: Sequence[Rule] = POLICY) -> str:
+    """The allowlist as ``--show-policy`` prints it: one line per rule."""
+    width = max(len(r.syscall) for r in policy)
+    awidth = max(len(r.args_text()) for r in policy)
+    lines = [f"spt seccomp allowlist (x86_64): {len(admitted())} system calls; any other kills the application"]
+    lines += [f"  {r.syscall:{width}}  {r.args_text():{awidth}}  {r.why}" for r in policy]
+    return "\n".join(lines) + "\n"
+
+
+# -- the BPF program ---------------------------------------------------------------------
+
+
+class _Asm:
+    """A tiny BPF assembler: forward jumps to labels, resolved by :meth:`program`."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple[int, str | int, str | int, int]] = []
+        self.labels: dict[str, int] = {}
+        self._n = 0
+
+    def label(self) -> str:
+        self._n += 1
+        return f"L{self._n}"
+
+    def at(self, label: str) -> None:
+        self.labels[label] = len(self.code)
+
+    def op(self, code: int, k: int, jt: str | int = 0, jf: str | int = 0) -> None:
+        self.code.append((code, jt, jf, k & 0xFFFFFFFF))
+
+    def program(self) -> bytes:
+        out = bytearray()
+        for i, (code, jt, jf, k) in enumerate(self.code):
+            if code == _JA:
+                k, jt, jf = self._offset(i, jt, 1 << 32), 0, 0
+            out += struct.pack("<HBBI", code, self._offset(i, jt, 256), self._offset(i, jf, 256), k)
+        return bytes(out)
+
+    def _offset(self, i: int, target: str | int, limit: int) -> int:
+        if isinstance(target, int):
+            return target
+        off = self.labels[target] - (i + 1)
+        if not 0 <= off < limit:
+            raise ValueError(f"BPF jump of {off} instructions does not fit")
+        return off
+
+
+def _cond(asm: _Asm, cond: Cond, fds: FdSets, fail: str) -> None:
+    asm.op(_LD_ABS_W, _OFF_ARGS + 8 * cond.arg)  # low 32 bits (little-endian)
+    if cond.op == "fd_in":
+        ok = asm.label()
+        for fd in sorted({fd for role in cond.roles for fd in fds.get(role)}):
+            asm.op(_JEQ, fd, ok, 0)
+        asm.op(_JA, 0, fail)
+        asm.at(ok)
+    elif cond.op == "eq":
+        asm.op(_JEQ, cond.value, 0, fail)
+    elif cond.op == "ne":
+        asm.op(_JEQ, cond.value, fail, 0)
+    elif cond.op == "set":
+        asm.op(_JSET, cond.value, 0, fail)
+    elif cond.op == "clear":
+        asm.op(_JSET, cond.value, fail, 0)
+    else:  # pragma: no cover - the table above uses only these
+        raise ValueError(cond.op)
+
+
+def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY) -> bytes:
+    """The seccomp-BPF program (``struct sock_filter[]``) of ``policy`` for the descriptors ``fds``.
+
+    Another architecture or the x32 ABI is killed outright; an unlisted call, or a listed
+    one whose arguments match none of its rules, traps.
+    """
+    by_call: dict[str, list[Rule]] = {}
+    for rule in policy:
+        by_call.setdefault(rule.syscall, []).append(rule)
+    if X86_64_NAMES.get(TRIPWIRE) in by_call:
+        raise ValueError(f"the tripwire system call {TRIPWIRE} must not be admitted")
+    asm = _Asm()
+    asm.op(_LD_ABS_W, _OFF_ARCH)
+    asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    asm.op(_LD_ABS_W, _OFF_NR)
+    asm.op(_JGE, X32_SYSCALL_BIT, 0, 1)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    for name, rules in by_call.items():
+        nxt = asm.label()
+        asm.op(_LD_ABS_W, _OFF_NR)
+        asm.op(_JEQ, X86_64[name], 0, nxt)
+        for rule in rules:
+            fail = asm.label()
+            for cond in rule.conds:
+                _cond(asm, cond, fds, fail)
+            asm.op(_RET, SECCOMP_RET_ALLOW)
+            asm.at(fail)
+        asm.op(_RET, SECCOMP_RET_TRAP)
+        asm.at(nxt)
+    asm.op(_RET, SECCOMP_RET_TRAP)
+    return asm.program()
+
+
+def syscall_names() -> list[str]:
+    """``names[nr]``: the x86_64 name of every number below 1024 ("" where none)."""
+    return [X86_64_NAMES.get(nr, "") for nr in range(1024)]

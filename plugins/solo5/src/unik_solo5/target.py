@@ -1,0 +1,147 @@
+"""The spt target: emit the application and its solo5 manifest, run it under the tender.
+
+``dist/<name>-spt/app/`` holds the runtime files (the generated ``main.py``, the
+application, unik and its plugins), ``__spt__.py`` (which calls
+:func:`unik_solo5.boot.boot`) and ``manifest.json``, solo5's manifest of the devices
+the tender must open: ``{"type": "solo5.manifest", "version": 1, "devices": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from unik.bundle import runtime_files
+from unik.errors import RunError
+from unik.keys import KeyValues
+from unik.plan import Plan
+from unik.target import Artifact, BuildContext, RunContext, Target
+
+from .boot import REPORT_ENV, SOLO5_TYPES
+from .policy import describe
+from .providers import BLOCK, NET
+
+TENDER = Path(__file__).with_name("unik-spt")
+ENTRY = "app/__spt__.py"
+BOOTSTRAP = '''\
+"""Start {name} under unik's spt sandbox (run by the unik-spt tender)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unik_solo5.boot import boot  # noqa: E402
+
+boot(__file__)
+'''
+
+
+def solo5_manifest(plan: Plan) -> dict[str, object]:
+    """solo5's manifest of the devices the tender opens, from the plan."""
+    devices = [
+        {"name": n.name, "type": SOLO5_TYPES[n.kind]}
+        for n in plan.nodes if n.kind in SOLO5_TYPES and n.provider.startswith("spt.")
+    ]
+    return {"type": "solo5.manifest", "version": 1, "devices": devices}
+
+
+def split_args(extra: Sequence[str]) -> tuple[dict[str, str], dict[str, str], bool, list[str]]:
+    """solo5's ``--net:NAME=TAP``, ``--block:NAME=FILE`` and ``--show-policy`` out of ``extra``."""
+    nets: dict[str, str] = {}
+    blocks: dict[str, str] = {}
+    show = False
+    rest: list[str] = []
+    for arg in extra:
+        kind, _, binding = arg.partition(":")
+        name, eq, value = binding.partition("=")
+        if kind in ("--net", "--block") and name and eq and value:
+            (nets if kind == "--net" else blocks)[name] = value
+        elif arg == "--show-policy":
+            show = True
+        else:
+            rest.append(arg)
+    return nets, blocks, show, rest
+
+
+class SptTarget(Target):
+    """The application as a seccomp-sandboxed process that sees only its declared devices."""
+
+    PLUGIN_NAME = "spt"
+    description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
+    keys = (NET, BLOCK)
+    run_keys = (NET, BLOCK)
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""
+        files = runtime_files(plan, ctx.build_dir)
+        ctx.progress.info(f"packaging {len(files)} files")
+        out = ctx.artifact_dir(plan)
+        app = out / "app"
+        for f in files:
+            dest = app / f.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f.source, dest)
+        manifest = solo5_manifest(plan)
+        (app / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (app / "__spt__.py").write_text(BOOTSTRAP.format(name=plan.app.name))
+        return Artifact("spt", out, ENTRY, {"solo5": manifest, "files": len(files)})
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """Run the artifact under the tender with its devices; report a refused system call by name."""
+        nets, blocks, show, rest = split_args(ctx.extra_args)
+        if show:
+            sys.stdout.write(describe())
+            return 0
+        for key, given in (("net", nets), ("block", blocks)):
+            if key in ctx.options.keys:
+                given.update(ctx.options.bindings(key))
+        declared = {d["name"]: d["type"] for d in json.loads((artifact.path.parent / "manifest.json").read_text())["devices"]}
+        for name, kind in declared.items():
+            opt = "--net" if kind == "NET_BASIC" else "--block"
+            if name not in (nets if kind == "NET_BASIC" else blocks):
+                raise RunError(f"the manifest declares {kind} device {name!r}: give it with {opt} {name}=...")
+        for name in [*nets, *blocks]:
+            if name not in declared:
+                raise RunError(f"{name!r} is not a device of this application (it has: {', '.join(declared) or 'none'})")
+        if not TENDER.exists():
+            raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
+        cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
+               *[f"--block:{n}={os.path.abspath(v)}" for n, v in blocks.items()],
+               "--", sys.executable, "-I", "-S", str(artifact.path), *keys.as_args(), *rest]
+        r, w = os.pipe()
+        env = dict(os.environ, UNIK_PROG=artifact.directory.name, **{REPORT_ENV: str(w)})
+        try:
+            proc = subprocess.Popen(cmd, env=env, pass_fds=(w,))
+        finally:
+            os.close(w)
+        with os.fdopen(r, "rb") as report:
+            status = _wait(proc)
+            text = report.read(4096).decode(errors="replace").split()
+        if len(text) >= 2:
+            print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {text[1]} "
+                  f"({text[0]}) is not in the spt allowlist (unik run -t spt -- --show-policy)", file=sys.stderr)
+        return status if status >= 0 else 128 - status
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for ``proc``, forwarding SIGINT and SIGTERM to it."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    try:
+        for signum in previous:
+            signal.signal(signum, forward)
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        return proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,192 @@
+/*
+ * unik-spt: the outer half of unik's sandboxed-process tender (solo5's spt model).
+ *
+ *   unik-spt [--net:NAME=TAP]... [--block:NAME=FILE]... -- PROGRAM [ARG]...
+ *
+ * In order, it
+ *   1. opens exactly the devices named on its command line and nothing else: a TAP
+ *      (/dev/net/tun, TUNSETIFF IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, no offloads, link up,
+ *      non-blocking) and block files (read-write, flock'ed, size taken);
+ *   2. describes them to the program in UNIK_SPT_DEVICES, one device per line:
+ *      "NAME\tnet\tFD\tMTU\tIFNAME" or "NAME\tblock\tFD\tBYTES\tPATH";
+ *   3. enters a new PID namespace and forks: the child (PID 1 there, killed if the
+ *      tender dies) execs PROGRAM -- Python, which imports what the plan needs and then
+ *      seals itself (unik_solo5._sandbox: descriptors, namespaces, empty root,
+ *      no_new_privs, seccomp);
+ *   4. forwards SIGINT, SIGTERM and SIGHUP to the child, and exits with its status
+ *      (128 + the signal number when it was killed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_DEVICES 64
+#define VNET_HDR_LEN 12
+
+static volatile sig_atomic_t child_pid;
+
+static void die(const char *what, const char *arg)
+{
+    fprintf(stderr, "unik-spt: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
+    exit(125);
+}
+
+static void usage(const char *why)
+{
+    fprintf(stderr, "unik-spt: %s\nusage: unik-spt [--net:NAME=TAP]... [--block:NAME=FILE]... -- PROGRAM [ARG]...\n",
+            why);
+    exit(125);
+}
+
+/* A TAP device as the unix target opens it: vnet header, no offloads, up, non-blocking. */
+static int open_tap(const char *ifname, int *mtu)
+{
+    struct ifreq ifr;
+    int fd, s, hdr = VNET_HDR_LEN;
+
+    if (strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
+        usage("a TAP name is 1 to 15 bytes without '/'");
+    fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
+    if (fd < 0)
+        die("cannot open /dev/net/tun for", ifname);
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+        die("TUNSETIFF", ifname);
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
+        die("TUNSETVNETHDRSZ", ifname);
+    if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
+        die("TUNSETOFFLOAD", ifname);
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        die("socket for", ifname);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        die("SIOCGIFFLAGS", ifname);
+    if (!(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            die("bringing up", ifname);
+    }
+    if (ioctl(s, SIOCGIFMTU, &ifr) < 0)
+        die("SIOCGIFMTU", ifname);
+    *mtu = ifr.ifr_mtu;
+    close(s);
+    return fd;
+}
+
+/* A block file: read-write, exclusively flock'ed, a non-zero size. */
+static int open_block(const char *path, long long *size)
+{
+    struct stat st;
+    off_t end;
+    int fd = open(path, O_RDWR);
+
+    if (fd < 0)
+        die("cannot open block file", path);
+    if (fstat(fd, &st) < 0)
+        die("fstat", path);
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        errno = EINVAL;
+        die("not a regular file or block device:", path);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        die("cannot lock (in use by another process?)", path);
+    end = lseek(fd, 0, SEEK_END);
+    if (end < 0)
+        die("lseek", path);
+    *size = (long long)end;
+    return fd;
+}
+
+static void forward(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+int main(int argc, char **argv)
+{
+    static char env[MAX_DEVICES * 4200];
+    int fds[MAX_DEVICES], n = 0, i, status, sig;
+    size_t used = 0;
+    struct sigaction sa;
+    pid_t pid;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        char *arg = argv[i], *name, *eq;
+        int is_net = strncmp(arg, "--net:", 6) == 0, is_block = strncmp(arg, "--block:", 8) == 0;
+
+        if (!is_net && !is_block)
+            usage("unknown option");
+        if (n == MAX_DEVICES)
+            usage("too many devices");
+        name = arg + (is_net ? 6 : 8);
+        eq = strchr(name, '=');
+        if (!eq || eq == name || !eq[1])
+            usage("a device is given as --net:NAME=TAP or --block:NAME=FILE");
+        *eq = '\0';
+        if (strpbrk(name, "\t\n") || strpbrk(eq + 1, "\t\n"))
+            usage("device names and files may not contain tabs or newlines");
+        if (is_net) {
+            int mtu = 0;
+            fds[n] = open_tap(eq + 1, &mtu);
+            used += (size_t)snprintf(env + used, sizeof env - used, "%s\tnet\t%d\t%d\t%s\n", name, fds[n], mtu, eq + 1);
+        } else {
+            long long size = 0;
+            fds[n] = open_block(eq + 1, &size);
+            used += (size_t)snprintf(env + used, sizeof env - used, "%s\tblock\t%d\t%lld\t%s\n", name, fds[n], size,
+                                     eq + 1);
+        }
+        if (used >= sizeof env)
+            usage("device descriptions too long");
+        n++;
+    }
+    if (i + 1 >= argc)
+        usage("no program after --");
+    if (setenv("UNIK_SPT_DEVICES", env, 1) < 0)
+        die("setenv", NULL);
+
+    if (unshare(CLONE_NEWPID) < 0)
+        die("cannot enter a new PID namespace (root or CAP_SYS_ADMIN needed)", NULL);
+    pid = fork();
+    if (pid < 0)
+        die("fork", NULL);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            die("PR_SET_PDEATHSIG", NULL);
+        execvp(argv[i + 1], argv + i + 1);
+        die("cannot run", argv[i + 1]);
+    }
+    child_pid = pid;
+    for (i = 0; i < n; i++)
+        close(fds[i]);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            die("waitpid", NULL);
+    }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return 128 + sig;
+}
