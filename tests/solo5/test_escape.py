@@ -1,0 +1,43 @@
+"""Escape attempts: each tiny application is killed and the system call reported by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from solo5_support import build, make_app, need_sandbox, unik
+
+SIGSYS_STATUS = 128 + 31
+
+#: name: (module-level set-up, the attempt, the system call reported)
+ATTEMPTS = {
+    "passwd": ("", 'open("/etc/passwd").read()', "openat"),
+    "socket": ("import socket", "socket.socket(socket.AF_INET, socket.SOCK_STREAM)", "socket"),
+    "execve": ("import os", 'os.execv("/bin/sh", ["sh", "-c", "echo escaped"])', "execve"),
+    "fork": ("import os", "os.fork()", "clone"),
+    "ptrace": ("import ctypes\nPTRACE = ctypes.CDLL(None).ptrace", "PTRACE(0, 0, 0, 0)", "ptrace"),
+    "stdin-write": ("import os", 'os.write(0, b"x")', "write"),
+    "mprotect-exec": (
+        "import ctypes\nimport mmap\nPAGE = mmap.mmap(-1, mmap.PAGESIZE)\n"
+        "ADDR = ctypes.addressof(ctypes.c_char.from_buffer(PAGE))\nMPROTECT = ctypes.CDLL(None).mprotect",
+        "MPROTECT(ctypes.c_void_p(ADDR), mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC)", "mprotect",
+    ),
+    "mmap-exec": ("import mmap", "mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)",
+                  "mmap"),
+    "late-import": ("", "import xml.dom.minidom", "newfstatat"),
+    "sigsys-handler": ("import signal", "signal.signal(signal.SIGSYS, signal.SIG_IGN)", "rt_sigaction"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTEMPTS))
+def test_escape_is_killed_and_named(tmp_path: Path, name: str) -> None:
+    need_sandbox()
+    setup, attempt, syscall = ATTEMPTS[name]
+    body = f'console.log("before")\n{attempt}\nconsole.log("escaped")\n'
+    app = make_app(tmp_path, f"escape-{name}", body, header=setup)
+    build(app)
+    proc = unik(app, "run", check=False)
+    assert proc.returncode == SIGSYS_STATUS, proc.stderr
+    assert proc.stdout.splitlines() == ["before"]
+    assert f"system call {syscall} (" in proc.stderr, proc.stderr
+    assert "escaped" not in proc.stdout + proc.stderr
