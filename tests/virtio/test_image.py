@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from unik_vmimage.initramfs import read_initramfs
-from virtio_support import unik
+from virtio_support import build, copy_example, unik
 
 
 def _manifest(root: Path) -> dict[str, object]:
@@ -81,3 +81,14 @@ def test_manifest_and_firecracker_config(hello_app: Path) -> None:
     assert fc["machine-config"]["mem_size_mib"] == 256
     assert fc["boot-source"]["initrd_path"] == "initramfs.cpio.gz"
     assert "unik_exit=reboot" in fc["boot-source"]["boot_args"]
+
+
+def test_xz_compression_is_smaller_and_readable(tools: None, tmp_path: Path) -> None:
+    root = copy_example("hello", tmp_path)
+    directory = build(root, "--initramfs-compression", "xz")
+    image = directory / "initramfs.cpio.xz"
+    assert image.read_bytes()[:6] == b"\xfd7zXZ\x00"
+    assert {e.name for e in read_initramfs(image)} >= {"init", "unik/init.conf", "usr/bin/python3"}
+    manifest = json.loads((directory / "artifact.json").read_text())["manifest"]
+    assert manifest["initramfs"]["file"] == "initramfs.cpio.xz"
+    assert json.loads((directory / "firecracker.json").read_text())["boot-source"]["initrd_path"] == image.name
