@@ -13,6 +13,7 @@ class BuildWithTender(build_ext):
     """build_ext that also compiles ``tender.c`` into the executable ``unik_solo5/unik-spt``."""
 
     def run(self) -> None:
+        """Build the extension, then the tender beside it."""
         super().run()
         out_dir = Path(self.get_ext_fullpath("unik_solo5._sandbox")).parent
         out_dir.mkdir(parents=True, exist_ok=True)

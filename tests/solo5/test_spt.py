@@ -8,12 +8,10 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from solo5_support import UNIK, build, make_app, need_sandbox, unik
-
 from unik_solo5.policy import POLICY, admitted
 
 ROOT = Path(__file__).resolve().parents[2]

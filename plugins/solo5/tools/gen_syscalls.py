@@ -14,6 +14,7 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "unik_solo5" / "syscalls.py"
 
 
 def main() -> None:
+    """Parse the header's ``#define __NR_name nr`` lines into the table."""
     header = Path(sys.argv[1] if len(sys.argv) > 1 else HEADER)
     pairs = re.findall(r"^#define __NR_(\w+)\s+(\d+)\s*$", header.read_text(), re.M)
     table = sorted((int(n), name) for name, n in pairs)

@@ -38,7 +38,7 @@ class Handed:
 
 
 def parse(text: str) -> dict[str, Handed]:
-    """Parse the tender's description: ``NAME\\tKIND\\tFD\\tSIZE\\tSOURCE`` lines."""
+    """Parse the tender's description: tab-separated ``NAME KIND FD SIZE SOURCE`` lines."""
     out: dict[str, Handed] = {}
     for line in text.splitlines():
         if not line:

@@ -100,14 +100,16 @@ class SptTarget(Target):
         for key, given in (("net", nets), ("block", blocks)):
             if key in ctx.options.keys:
                 given.update(ctx.options.bindings(key))
-        declared = {d["name"]: d["type"] for d in json.loads((artifact.path.parent / "manifest.json").read_text())["devices"]}
+        manifest = json.loads((artifact.path.parent / "manifest.json").read_text())
+        declared = {d["name"]: d["type"] for d in manifest["devices"]}
         for name, kind in declared.items():
             opt = "--net" if kind == "NET_BASIC" else "--block"
             if name not in (nets if kind == "NET_BASIC" else blocks):
                 raise RunError(f"the manifest declares {kind} device {name!r}: give it with {opt} {name}=...")
         for name in [*nets, *blocks]:
             if name not in declared:
-                raise RunError(f"{name!r} is not a device of this application (it has: {', '.join(declared) or 'none'})")
+                has = ", ".join(declared) or "none"
+                raise RunError(f"{name!r} is not a device of this application (it has: {has})")
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
         cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
