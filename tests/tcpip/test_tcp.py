@@ -644,3 +644,30 @@ def test_isn_rfc6528() -> None:
         other = (await make_stack(wire, 3, "10.0.0.3/24", seed=99)).tcp
         assert other.isn(k1) != tcp.isn(k1)
     run(main())
+
+
+def test_a_failing_protocol_loses_its_connection_only() -> None:
+    lost: list[BaseException | None] = []
+
+    class Broken(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            raise RuntimeError("application bug")
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.append(exc)
+
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+        await b.tcp.create_server(Broken, 9)
+        await b.tcp.start_server(echo, 7)
+        reader, writer = await a.tcp.connect("10.0.0.2", 9)
+        writer.write(b"boom")
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+        assert b.stats["tcp.protocol_errors"] == 1 and b.stats["rx.internal_error"] == 0
+        assert len(lost) == 1 and isinstance(lost[0], RuntimeError)
+        reader, writer = await a.tcp.connect("10.0.0.2", 7)  # the stack serves on
+        writer.write(b"ok")
+        assert await reader.readexactly(2) == b"ok"
+    run(main())

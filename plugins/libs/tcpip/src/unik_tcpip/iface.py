@@ -371,6 +371,9 @@ class Interface:
             self.deliver(Ipv4Packet.parse(datagram, verify_checksum=False))
         except Malformed as exc:
             self.stats[exc.reason] += 1
+        except Exception:
+            self.stats["rx.internal_error"] += 1
+            log.exception("error processing a looped-back datagram")
 
     def _link_output(self, hop: bytes, frame: bytearray, offload: TxOffload | None = None) -> None:
         EthernetFrame.emit(frame, BROADCAST, self.mac, EtherType.IPV4)

@@ -1111,7 +1111,25 @@ class TcpConnection(asyncio.Transport):
         if self.reading_paused or self.rcvq:
             self.rcvq += data
         elif self.protocol is not None and isinstance(self.protocol, asyncio.Protocol) and not self.app_closed:
-            self.protocol.data_received(bytes(data))
+            try:
+                self.protocol.data_received(bytes(data))
+            except Exception as exc:  # noqa: BLE001 - the application's bug ends its connection only
+                self._protocol_failed(exc)
+
+    def _protocol_failed(self, exc: BaseException) -> None:
+        """A protocol callback raised: stop calling it and reset the connection soon after.
+
+        Like asyncio's transports, the connection is aborted and ``connection_lost``
+        receives the exception; the abort waits for the current segment to be processed.
+        """
+        log.error("protocol callback of %r failed", self, exc_info=exc)
+        self.layer.stats["tcp.protocol_errors"] += 1
+        self.app_closed = True
+        asyncio.get_running_loop().call_soon(self._abort_after_failure, exc)
+
+    def _abort_after_failure(self, exc: BaseException) -> None:
+        if self.state != State.CLOSED:
+            self._abort(exc, send_rst=True)
 
     def _ack_data(self) -> None:
         """RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK every second full segment, else delay."""
@@ -1145,7 +1163,11 @@ class TcpConnection(asyncio.Transport):
         self.eof_pending = False
         if self.app_closed or self.lost or not isinstance(self.protocol, asyncio.Protocol):
             return
-        keep_open = self.protocol.eof_received()
+        try:
+            keep_open = self.protocol.eof_received()
+        except Exception as exc:  # noqa: BLE001
+            self._protocol_failed(exc)
+            return
         if not keep_open and not self.fin_queued:
             self.close()
 
@@ -1221,7 +1243,10 @@ class TcpConnection(asyncio.Transport):
                 self._abort(ConnectionAbortedError("protocol factory failed"), send_rst=True)
                 return
         if self.protocol is not None:
-            self.protocol.connection_made(self)
+            try:
+                self.protocol.connection_made(self)
+            except Exception as exc:  # noqa: BLE001
+                self._protocol_failed(exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         if self.lost:
@@ -1349,7 +1374,10 @@ class TcpConnection(asyncio.Transport):
         before = self._window_would_open()
         if self.rcvq and isinstance(self.protocol, asyncio.Protocol) and not self.app_closed:
             data, self.rcvq = bytes(self.rcvq), bytearray()
-            self.protocol.data_received(data)
+            try:
+                self.protocol.data_received(data)
+            except Exception as exc:  # noqa: BLE001
+                self._protocol_failed(exc)
         if self.eof_pending and not self.reading_paused and not self.rcvq:
             self._eof_to_protocol()
         if self.state in SYNCHRONIZED and not before and self._window_would_open():
