@@ -100,3 +100,32 @@ def test_bad_address_key() -> None:
 def test_default_binds_all_addresses() -> None:
     stack = run(SocketStack.connect(None))
     assert stack.ipv4.address == "0.0.0.0"  # type: ignore[attr-defined]
+
+
+def test_asyncio_protocols_run_unchanged() -> None:
+    class Upper(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data.upper())  # type: ignore[attr-defined]
+
+    class Client(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.got = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data: bytes) -> None:
+            self.got.set_result(data)
+
+    async def main() -> bytes:
+        stack = await SocketStack.connect("127.0.0.1/8")
+        server = await stack.tcp.create_server(Upper, 0)
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        transport, client = await stack.tcp.create_connection(Client, "127.0.0.1", port)
+        transport.write(b"protocol")  # type: ignore[attr-defined]
+        got = await client.got  # type: ignore[attr-defined]
+        transport.close()
+        await stack.disconnect()
+        return bytes(got)
+
+    assert run(main()) == b"PROTOCOL"

@@ -14,18 +14,23 @@ the plan to the protocols.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
-    "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
+    "Buffer", "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
     "EntropySource", "Random", "Network", "NetworkStats", "Offloads", "TxOffload",
     "Block", "KVRO", "KVRW", "EntryKind", "Flow", "FlowReader", "FlowWriter",
     "TCP", "UDP", "UDPEndpoint", "IPv4Config", "Stack", "FileSystem", "File", "FileStat",
     "TLS", "KINDS", "kind_of",
 ]
+
+
+#: What devices accept where they take bytes: any contiguous buffer, to spare copies.
+Buffer = bytes | bytearray | memoryview
 
 
 @runtime_checkable
@@ -165,7 +170,7 @@ class Network(Device, Protocol):
     async def read(self, limit: int = 64) -> list[bytes]:
         """Wait for at least one frame and return up to ``limit`` frames."""
 
-    async def write(self, frame: bytes, offload: TxOffload | None = None) -> None:
+    async def write(self, frame: Buffer, offload: TxOffload | None = None) -> None:
         """Send one Ethernet frame (without FCS); ``offload`` needs ``offloads``."""
 
 
@@ -183,7 +188,7 @@ class Block(Device, Protocol):
     async def read(self, sector: int, count: int) -> bytes:
         """Read ``count`` sectors starting at ``sector``."""
 
-    async def write(self, sector: int, data: bytes) -> None:
+    async def write(self, sector: int, data: Buffer) -> None:
         """Write whole sectors (``len(data)`` is a multiple of ``sector_size``)."""
 
     async def flush(self) -> None:
@@ -330,6 +335,18 @@ class TCP(Protocol):
 
     async def start_server(self, handler: FlowHandler, port: int) -> Server:
         """Accept connections on ``port``, calling ``handler(reader, writer)`` for each."""
+
+    async def create_connection(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """Open a connection running ``protocol_factory()``, as ``loop.create_connection``."""
+
+    async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int) -> Server:
+        """Listen on ``port``, running ``protocol_factory()`` per connection, as ``loop.create_server``.
+
+        This is the adapter that runs any :class:`asyncio.Protocol` (an h11 server, say)
+        on the stack unchanged.
+        """
 
 
 class Datagram(NamedTuple):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from unik.devices import Datagram, Flow, FlowHandler, IPv4Config
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
+
+#: Buffer limit of stream readers, as asyncio's default.
+STREAM_LIMIT = 2**16
 
 
 class SocketTCP:
@@ -22,19 +26,26 @@ class SocketTCP:
     def __init__(self, stack: SocketStack) -> None:
         self._stack = stack
 
-    async def connect(self, host: str, port: int) -> Flow:
-        """Open a connection to ``host:port``."""
-        self._stack._check()
-        local = None if self._stack.bind_address == "0.0.0.0" else (self._stack.bind_address, 0)
-        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
-        return Flow(reader, writer)
+    def _local(self) -> tuple[str, int] | None:
+        return None if self._stack.bind_address == "0.0.0.0" else (self._stack.bind_address, 0)
 
-    async def start_server(self, handler: FlowHandler, port: int) -> asyncio.Server:
-        """Listen on ``port`` of the bound address; ``handler(reader, writer)`` per connection."""
+    async def create_connection(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """Open a connection running ``protocol_factory()`` (``loop.create_connection``)."""
         self._stack._check()
+        loop = asyncio.get_running_loop()
+        return await loop.create_connection(protocol_factory, host, port, local_addr=self._local())
+
+    async def create_server(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int
+    ) -> asyncio.Server:
+        """Listen on ``port`` of the bound address, running ``protocol_factory()`` per connection."""
+        self._stack._check()
+        loop = asyncio.get_running_loop()
         try:
-            server = await asyncio.start_server(
-                handler, host=self._stack.bind_address, port=port, reuse_address=True
+            server = await loop.create_server(
+                protocol_factory, host=self._stack.bind_address, port=port, reuse_address=True
             )
         except OSError as exc:
             raise DeviceUnavailable(
@@ -42,6 +53,24 @@ class SocketTCP:
             ) from exc
         self._stack._servers.append(server)
         return server
+
+    async def connect(self, host: str, port: int) -> Flow:
+        """Open a connection to ``host:port`` (as :func:`asyncio.open_connection`)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(lambda: protocol, host, port)
+        return Flow(reader, asyncio.StreamWriter(transport, protocol, reader, loop))  # type: ignore[arg-type]
+
+    async def start_server(self, handler: FlowHandler, port: int) -> asyncio.Server:
+        """Call ``handler(reader, writer)`` per connection (as :func:`asyncio.start_server`)."""
+        loop = asyncio.get_running_loop()
+
+        def factory() -> asyncio.BaseProtocol:
+            reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, handler, loop=loop)  # type: ignore[arg-type]
+
+        return await self.create_server(factory, port)
 
 
 class _DatagramQueue(asyncio.DatagramProtocol):
