@@ -126,7 +126,7 @@ class Tap(_Unix):
     implementation = "unik_unix.tap:TapNetwork"
     description = "a TAP device (TUNSETIFF, IFF_VNET_HDR offloads, batched reads in C)"
     keys = (NET,)
-    options = (Option("offload", "negotiate checksum/TSO offloads with the host", "bool", default=False),)
+    options = (Option("offload", "negotiate checksum/TSO/GRO offloads with the host", "bool", default=True),)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
