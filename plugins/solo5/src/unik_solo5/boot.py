@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from unik import runtime
 from unik.errors import UnikError
 
-from . import _sandbox
+from . import _sandbox, kv
 from .devices import handed
 from .policy import TRIPWIRE, FdSets, compile_policy, syscall_names
 
@@ -101,6 +101,7 @@ def boot(script: str) -> NoReturn:
     spec.loader.exec_module(main)
     for name in PRELOAD:
         importlib.import_module(name)
+    kv.preload(root)
     _keep_sources(root)
     try:
         keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from unik.builtin import BakedKVRO
 from unik.keys import Key
 from unik.provider import Configured, Option, Provider, Request
 
@@ -118,4 +119,28 @@ class Tap(_Spt):
         return Configured(options={"name": request.device})
 
 
-PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Tap]
+class MemoryKV(_Spt):
+    """Baked files served from memory (read before the filter; the core's store reads them later)."""
+
+    PLUGIN_NAME = "spt.memory-kv"
+    kind = "kv_ro"
+    implementation = "unik_solo5.kv:MemoryKVRO"
+    description = "read-only key/value store baked into the artifact, loaded into memory before the filter"
+    options = BakedKVRO.options
+    #: Outranks the core's baked store, which reads files on demand.
+    priority = 10
+
+    @classmethod
+    def applies(cls, request: Request) -> bool:
+        """When the device table names a ``source`` directory."""
+        return BakedKVRO.applies(request)
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """Bake the files as the core's store does (``assets/<device>/``)."""
+        return BakedKVRO.configure(request)
+
+
+PROVIDERS: list[type[Provider]] = [
+    Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Tap, MemoryKV,
+]

@@ -1,0 +1,78 @@
+"""examples/http under spt: curl, from a namespace the test creates, through the TAP, gets the page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from solo5_support import UNIK, need_sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST, UNIK_ADDR = "10.77.0.1", "10.77.0.2"
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=15)
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A network namespace holding a persistent TAP ``spt0`` with the host's address."""
+    need_sandbox()
+    for tool in ("ip", "curl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    if not Path("/dev/net/tun").exists():
+        pytest.skip("no /dev/net/tun")
+    name = f"unikspthttp{os.getpid()}"
+    ip("netns", "add", name)
+    try:
+        ip("-n", name, "tuntap", "add", "dev", "spt0", "mode", "tap", "vnet_hdr")
+        ip("-n", name, "addr", "add", f"{HOST}/24", "dev", "spt0")
+        ip("-n", name, "link", "set", "spt0", "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=15)
+
+
+def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
+    app = tmp_path / "http"
+    shutil.copytree(ROOT / "examples" / "http", app, ignore=shutil.ignore_patterns("_build", "dist"))
+    subprocess.run([UNIK, "-q", "configure", "-t", "spt", f"--ipv4={UNIK_ADDR}/24"], cwd=app, check=True,
+                   timeout=60)
+    subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=60)
+    server = subprocess.Popen(["ip", "netns", "exec", namespace, UNIK, "run", "--net", "service=spt0"],
+                              cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline().strip()
+        if first != f"serving on {UNIK_ADDR}:8080":
+            server.kill()
+            _, err = server.communicate(timeout=30)
+            pytest.fail(f"the server did not start: {first!r}\n{err}")
+        page = ""
+        for _ in range(10):  # ARP and the first SYN may take a moment
+            got = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-sS", "--max-time", "5",
+                                  f"http://{UNIK_ADDR}:8080/"], capture_output=True, text=True, timeout=15)
+            if got.returncode == 0:
+                page = got.stdout
+                break
+            time.sleep(0.5)
+        assert (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text() == page
+        missing = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-s", "-o", "/dev/null", "-w",
+                                  "%{http_code}", "--max-time", "5", f"http://{UNIK_ADDR}:8080/nope"],
+                                 capture_output=True, text=True, timeout=15)
+        assert missing.stdout == "404"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=30)
