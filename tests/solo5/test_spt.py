@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,9 +151,32 @@ console.log(f"mtu {service.mtu} sent {service.stats.tx_frames}")
     ns = f"unikspt{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--net", "service=spt0"], cwd=app,
+        proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--", "--net:service=spt0"], cwd=app,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines() == ["mtu 1500 sent 1"]
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_an_application_error_prints_its_traceback_under_the_filter(tmp_path: Path) -> None:
+    need_sandbox()
+    app = make_app(tmp_path, "oops", 'console.log("up")\nraise ValueError("broken on purpose")\n')
+    build(app)
+    proc = unik(app, "run", check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "ValueError: broken on purpose" in proc.stderr
+    assert 'raise ValueError("broken on purpose")' in proc.stderr  # the source line, read before the filter
+    assert "killed by the sandbox" not in proc.stderr
+
+
+def test_the_tender_alone_names_the_refused_call(tmp_path: Path) -> None:
+    need_sandbox()
+    app = make_app(tmp_path, "alone", "import os\nos.getppid()\n")
+    build(app)
+    tender = Path(__import__("unik_solo5").__file__).with_name("unik-spt")
+    entry = app / "dist" / "alone-spt" / "app" / "__spt__.py"
+    proc = subprocess.run([str(tender), "--", sys.executable, "-I", "-S", str(entry)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 128 + 31
+    assert "seccomp refused system call getppid (110)" in proc.stderr

@@ -1,0 +1,132 @@
+"""The policy without root: the compiled BPF program run by a small interpreter, and helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import pytest
+from unik.devices import EntryKind
+from unik.errors import KeyNotFound, NotAValue
+from unik_solo5 import kv
+from unik_solo5.devices import parse
+from unik_solo5.policy import (
+    AUDIT_ARCH_X86_64,
+    SECCOMP_RET_ALLOW,
+    SECCOMP_RET_KILL_PROCESS,
+    SECCOMP_RET_TRAP,
+    TRIPWIRE,
+    FdSets,
+    compile_policy,
+)
+from unik_solo5.syscalls import X86_64
+from unik_solo5.target import split_args
+
+FDS = FdSets(tap=(3,), block=(4,), epoll=(5,), wakeup=(6, 7), report=(9,))
+
+
+def run_bpf(program: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT_ARCH_X86_64) -> int:
+    """Classic BPF as the kernel runs a seccomp filter (the opcodes the compiler emits)."""
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *(list(args) + [0] * (6 - len(args))))
+    insns = [struct.unpack_from("<HBBI", program, i) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    for _ in range(len(insns)):  # forward jumps only: at most one pass
+        code, jt, jf, k = insns[pc]
+        pc += 1
+        if code == 0x20:
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == 0x15:
+            pc += jt if acc == k else jf
+        elif code == 0x35:
+            pc += jt if acc >= k else jf
+        elif code == 0x45:
+            pc += jt if acc & k else jf
+        elif code == 0x05:
+            pc += k
+        elif code == 0x06:
+            return k
+        else:
+            raise AssertionError(f"unknown opcode {code:#x}")
+    raise AssertionError("fell off the program")
+
+
+PROGRAM = compile_policy(FDS)
+
+
+@pytest.mark.parametrize(("call", "args", "verdict"), [
+    ("write", (1,), SECCOMP_RET_ALLOW),
+    ("write", (2,), SECCOMP_RET_ALLOW),
+    ("write", (9,), SECCOMP_RET_ALLOW),
+    ("write", (0,), SECCOMP_RET_TRAP),
+    ("write", (3,), SECCOMP_RET_TRAP),            # the TAP is written with writev only
+    ("write", (1 | 1 << 32,), SECCOMP_RET_ALLOW),  # int argument: the kernel reads 32 bits
+    ("read", (3,), SECCOMP_RET_ALLOW),
+    ("read", (4,), SECCOMP_RET_TRAP),
+    ("pread64", (4,), SECCOMP_RET_ALLOW),
+    ("pread64", (3,), SECCOMP_RET_TRAP),
+    ("epoll_ctl", (5, 1, 3), SECCOMP_RET_ALLOW),
+    ("epoll_ctl", (5, 1, 4), SECCOMP_RET_TRAP),
+    ("mmap", (0, 4096, 3, 0x22, 2**64 - 1), SECCOMP_RET_ALLOW),
+    ("mmap", (0, 4096, 7, 0x22, 2**64 - 1), SECCOMP_RET_TRAP),
+    ("mmap", (0, 4096, 1, 0x02, 4), SECCOMP_RET_TRAP),  # file-backed
+    ("mprotect", (0, 4096, 3), SECCOMP_RET_ALLOW),
+    ("mprotect", (0, 4096, 5), SECCOMP_RET_TRAP),
+    ("rt_sigaction", (2,), SECCOMP_RET_ALLOW),
+    ("rt_sigaction", (31,), SECCOMP_RET_TRAP),
+    ("futex", (0, 129), SECCOMP_RET_ALLOW),
+    ("futex", (0, 1), SECCOMP_RET_TRAP),
+    ("newfstatat", (7, 0, 0, 0x1000), SECCOMP_RET_ALLOW),
+    ("newfstatat", (-100 & 0xFFFFFFFF, 0, 0, 0), SECCOMP_RET_TRAP),
+    ("openat", (-100 & 0xFFFFFFFF,), SECCOMP_RET_TRAP),
+    ("socket", (2, 1, 0), SECCOMP_RET_TRAP),
+    ("clone", (0x11,), SECCOMP_RET_TRAP),
+    ("clone3", (), SECCOMP_RET_TRAP),
+    ("execve", (), SECCOMP_RET_TRAP),
+    ("ptrace", (), SECCOMP_RET_TRAP),
+    ("exit_group", (0,), SECCOMP_RET_ALLOW),
+])
+def test_filter_verdicts(call: str, args: tuple[int, ...], verdict: int) -> None:
+    assert run_bpf(PROGRAM, X86_64[call], args) == verdict
+
+
+def test_other_abis_are_killed_and_the_tripwire_traps() -> None:
+    assert run_bpf(PROGRAM, X86_64["write"], (1,), arch=0x40000003) == SECCOMP_RET_KILL_PROCESS  # i386
+    assert run_bpf(PROGRAM, 0x40000000 | X86_64["write"], (1,)) == SECCOMP_RET_KILL_PROCESS  # x32
+    assert run_bpf(PROGRAM, TRIPWIRE) == SECCOMP_RET_TRAP
+
+
+def test_parse_handed_devices() -> None:
+    got = parse("service\tnet\t3\t1500\ttap0\nstorage\tblock\t4\t1048576\t/tmp/a b.img\n")
+    assert got["service"].fd == 3 and got["service"].size == 1500 and got["service"].source == "tap0"
+    assert got["storage"].kind == "block" and got["storage"].source == "/tmp/a b.img"
+
+
+def test_split_solo5_options() -> None:
+    nets, blocks, show, rest = split_args(["--net:service=tap0", "--block:storage=d.img", "--port", "9",
+                                           "--show-policy"])
+    assert (nets, blocks, show, rest) == ({"service": "tap0"}, {"storage": "d.img"}, True, ["--port", "9"])
+
+
+def test_memory_kv(tmp_path: Path) -> None:
+    store = tmp_path / "assets" / "htdocs"
+    (store / "css").mkdir(parents=True)
+    (store / "index.html").write_bytes(b"<h1>hi</h1>")
+    (store / "css" / "a.css").write_bytes(b"h1{}")
+    assert kv.preload(tmp_path) == 15
+
+    async def check() -> None:
+        s = await kv.MemoryKVRO.connect("assets/htdocs")
+        assert await s.get("/index.html") == b"<h1>hi</h1>"
+        assert await s.get_partial("css/a.css", 1, 2) == b"1{"
+        assert await s.exists("css") is EntryKind.DICTIONARY
+        assert await s.exists("") is EntryKind.DICTIONARY
+        assert await s.exists("nope") is None
+        assert await s.list() == [("css", EntryKind.DICTIONARY), ("index.html", EntryKind.VALUE)]
+        with pytest.raises(NotAValue):
+            await s.get("css")
+        with pytest.raises(KeyNotFound):
+            await s.get("../x")
+        assert await s.size("index.html") == 11
+
+    asyncio.run(check())
