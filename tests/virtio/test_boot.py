@@ -46,3 +46,10 @@ def test_a_block_device_without_a_disk_is_refused_before_booting(disk_app: Path)
     proc = unik("run", "--accel", "tcg", cwd=disk_app, check=False)
     assert proc.returncode != 0
     assert "unik run --block storage=FILE" in proc.stderr
+
+
+def test_microvm_under_tcg_with_virtio_mmio(status_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", "--machine", "microvm", "--status", "7", cwd=status_app, check=False)
+    assert "entropy virtio-rng 16" in proc.stdout, proc.stdout + proc.stderr  # virtio-rng over virtio-mmio
+    assert proc.returncode == 7
+    assert "microvm, TCG" in proc.stderr

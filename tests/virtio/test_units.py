@@ -106,10 +106,19 @@ def test_boot_command_line(tmp_path: Path) -> None:
     assert cmd[cmd.index("-device", cmd.index("-append")) + 1] == "virtio-rng-device"
     assert cmd[cmd.index("-accel") + 1] == "tcg" and cmd[cmd.index("-cpu") + 1] == "max"
     assert b.kernel_cmdline().endswith('unik_seed=ab -- "--greeting=hi there" --count=2')
+    # microvm under TCG is told the TSC frequency (it cannot calibrate reliably without HPET)
+    assert "tsc_early_khz=" in b.kernel_cmdline()
+    assert "tsc_early_khz" not in qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "tcg").kernel_cmdline()
     q35 = qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "kvm", devices=["virtio-rng"]).command("qemu")
     assert "virtio-rng-pci" in q35 and q35[q35.index("-cpu") + 1] == "host"
     with pytest.raises(RunError, match="cannot travel"):
         qemu.Boot(tmp_path / "k", tmp_path / "i", "q35", "tcg", args=['say "hi"']).kernel_cmdline()
+
+
+def test_host_tsc_khz(tmp_path: Path) -> None:
+    (tmp_path / "cpuinfo").write_text("processor\t: 0\ncpu MHz\t\t: 2596.132\n")
+    assert qemu.host_tsc_khz(str(tmp_path / "cpuinfo")) == 2596132
+    assert qemu.host_tsc_khz(str(tmp_path / "missing")) is None
 
 
 def test_machine_per_accelerator() -> None:
