@@ -121,6 +121,10 @@ def boot(script: str) -> NoReturn:
     )
     sys.stdout.flush()
     sys.stderr.flush()
-    _sandbox.enter((0, *fds.all()), compile_policy(fds), syscall_names(), report_fd, TRIPWIRE, str(root))
+    try:
+        _sandbox.enter((0, *fds.all()), compile_policy(fds), syscall_names(), report_fd, TRIPWIRE, str(root))
+    except OSError as exc:
+        print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
+        os._exit(125)  # half-sealed: no clean-up is safe
     # runtime.main would resolve the artifact's path again (a stat): the root is set above.
     sys.exit(asyncio.run(runtime._supervise(main.main, keys)))
