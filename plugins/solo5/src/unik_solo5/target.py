@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -110,6 +111,8 @@ class SptTarget(Target):
             if name not in declared:
                 has = ", ".join(declared) or "none"
                 raise RunError(f"{name!r} is not a device of this application (it has: {has})")
+        if platform.machine() != "x86_64":
+            raise RunError(f"the spt allowlist is written for x86_64 only, not {platform.machine()}")
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
         cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
