@@ -302,3 +302,32 @@ def test_qemu_dies_with_a_killed_runner(tmp_path: Path, monkeypatch: pytest.Monk
             break
         time.sleep(0.05)
     assert _gone(tmp_path)
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_rdrand_backends(pure: bool) -> None:
+    import importlib
+
+    mod = importlib.import_module("unik_vmimage._rdrand_pure" if pure else "unik_vmimage._rdrand")
+    has = " rdrand" in Path("/proc/cpuinfo").read_text()
+    assert mod.available() == (has and not pure)
+    if mod.available():
+        a, b = mod.read(37), mod.read(37)
+        assert len(a) == 37 and a != b
+        assert mod.read(0) == b""
+    else:
+        with pytest.raises(OSError, match="RDRAND"):
+            mod.read(8)
+    with pytest.raises(ValueError):
+        mod.read(-1)
+
+
+def test_entropy_mixes_rdrand_into_its_source() -> None:
+    import asyncio
+
+    from unik_vmimage.guest.random import VirtioEntropy, rdrand
+
+    source = VirtioEntropy(None, use_rdrand=rdrand.available())
+    data = asyncio.run(source.read(32))
+    assert len(data) == 32
+    assert source.name == ("rdrand" if rdrand.available() else "getrandom")
