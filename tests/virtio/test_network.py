@@ -49,3 +49,39 @@ def test_a_network_device_without_a_tap_is_refused(ping_app: Path) -> None:
     proc = subprocess.run([UNIK, "run", "--accel", "tcg"], cwd=ping_app, capture_output=True, text=True,
                           timeout=RUN_TIMEOUT_S)
     assert proc.returncode != 0 and "unik run --net uplink=TAP" in proc.stderr
+
+
+@pytest.fixture
+def empty_netns() -> Iterator[str]:
+    """A network namespace with nothing in it, removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces and TAP devices)")
+    name = f"unik-virtio-auto-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_net_auto_creates_a_tap_and_says_how_to_reach_the_guest(ping_app: Path, empty_netns: str) -> None:
+    # The responder waits (bounded) for QEMU to create unik0 in the namespace, then brings it up.
+    wait_then_respond = (
+        "import os, subprocess, time\n"
+        "for _ in range(600):\n"
+        "    if os.path.exists('/sys/class/net/unik0'): break\n"
+        "    time.sleep(0.1)\n"
+        "subprocess.run(['ip', 'link', 'set', 'unik0', 'up'], check=True)\n" + RESPONDER
+    )
+    responder = subprocess.Popen(["ip", "netns", "exec", empty_netns, sys.executable, "-c", wait_then_respond,
+                                  "unik0"], stdout=subprocess.PIPE, text=True)
+    try:
+        proc = subprocess.run(["ip", "netns", "exec", empty_netns, UNIK, "run", "--accel", "tcg",
+                               "--net", "uplink=auto"], cwd=ping_app, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S)
+    finally:
+        responder.kill()
+        responder.wait()
+    assert "QEMU creates TAP unik0" in proc.stderr and "ip addr add" in proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reply pong" in proc.stdout.splitlines()
