@@ -5,13 +5,22 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from unik.testing import PluginRegistry
+from unik.testing import PluginRegistry, install_entry_point
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import fake_plugin  # noqa: E402
 from core_support import MakeApp  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fake_distribution(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Metadata of an installed distribution "fake" owning fake_plugin, so emitters can bundle it."""
+    site = tmp_path_factory.mktemp("site")
+    install_entry_point(site, "fake", "fake", "fake_plugin", top_level=["fake_plugin"])
+    sys.path.append(str(site))
+    return site
 
 
 @pytest.fixture

@@ -115,3 +115,17 @@ def test_keys_round_trip_and_bindings() -> None:
     flag = KeyValues([Key("verbose", "v", type="bool", default="false")])
     assert flag.get("verbose") is False
     assert flag.with_args({"verbose": ["yes"]}).get("verbose") is True
+
+
+def test_solo5_option_syntax_and_bare_bool_flags() -> None:
+    from unik.keys import solo5_syntax
+
+    keys = {"net": Key("net", "n", per_device=True), "port": Key("port", "p", type="int")}
+    argv = ["--net:service=tap0", "--port:8080", "--net=socket", "--", "--net:x=y"]
+    assert solo5_syntax(argv, keys) == ["--net", "service=tap0", "--port:8080", "--net=socket", "--", "--net:x=y"]
+    parsed = runtime.parse_args(
+        KeyValues([keys["net"], Key("verbose", "v", type="bool", default="false")]),
+        ["--net:service=tap1", "--verbose"], "prog",
+    )
+    assert parsed.get("net", device="service") == "tap1"
+    assert parsed.get("verbose") is True

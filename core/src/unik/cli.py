@@ -13,7 +13,7 @@ from typing import Any
 from .application import Application, find_pyproject
 from .describe import to_dot, to_text
 from .errors import UnikError
-from .keys import Key
+from .keys import Key, solo5_syntax
 from .plugins import PluginManager
 from .progress import Progress
 from .project import BUILD_DIR, Project
@@ -44,8 +44,9 @@ def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key]) -> No
             helptext += "; DEVICE=VALUE for one device"
         if key.choices:
             helptext += f"; one of {', '.join(key.choices)}"
+        flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
         group.add_argument(key.option, dest=f"key:{key.name}", action="append",
-                           metavar=key.metavar or key.type.upper(), help=helptext)
+                           metavar=key.metavar or key.type.upper(), help=helptext, **flag)
 
 
 def _key_args(ns: argparse.Namespace) -> dict[str, list[str]]:
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("configure", "run"):
             keys.update({k.name: k for k in _app_keys(project)})
         parser = build_parser(pm, list(keys.values()))
-        ns = parser.parse_args(argv)
+        ns = parser.parse_args(solo5_syntax(argv, keys))
         ns.pm = pm
         ns.progress = Progress(quiet=ns.quiet)
         return int(ns.func(ns))

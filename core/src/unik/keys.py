@@ -212,3 +212,23 @@ class KeyValues:
 
     def __repr__(self) -> str:
         return f"KeyValues({self.to_json()['values']!r})"
+
+
+def solo5_syntax(argv: Iterable[str], keys: Mapping[str, Key]) -> list[str]:
+    """Rewrite solo5's ``--net:service=tap0`` into ``--net service=tap0`` (up to ``--``).
+
+    Only per-device keys are rewritten; anything else is left for the parser to judge.
+    """
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            out += [arg, *args]
+            break
+        option, colon, binding = arg.partition(":")
+        name = option[2:].replace("-", "_")
+        if arg.startswith("--") and colon and name in keys and keys[name].per_device and "=" in binding:
+            out += [option, binding]
+        else:
+            out.append(arg)
+    return out

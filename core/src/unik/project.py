@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .application import Application, find_pyproject
+from .bundle import runtime_files
 from .codegen import generate_main
 from .compose import Implementation, TargetRef, compose
 from .errors import NotConfigured
@@ -141,17 +142,14 @@ class Project:
         return self.dist_dir / f"{plan.app.name}-{plan.target}"
 
     def inputs_digest(self, config: Configuration) -> str:
-        """A digest of everything an artifact is built from."""
+        """A digest of everything an artifact is built from.
+
+        That is every file it bundles: the plan, the generated main, the application,
+        unik and its plugins, the baked files.
+        """
         h = hashlib.sha256()
-        h.update((config.directory / "plan.json").read_bytes())
-        h.update((config.directory / "main.py").read_bytes())
-        paths: list[Path] = []
-        for d in config.plan.app.source_dirs:
-            pkg = Path(d) / config.plan.app.packages[0]
-            paths += sorted(pkg.rglob("*.py")) if pkg.is_dir() else sorted(Path(d).glob(f"{pkg.name}.py"))
-        paths += [Path(f.source) for f in config.plan.files]
-        for p in paths:
-            h.update(str(p).encode() + b"\0" + _digest_file(p).encode())
+        for f in runtime_files(config.plan, config.directory):
+            h.update(f.dest.encode() + b"\0" + _digest_file(f.source).encode())
         return h.hexdigest()
 
     def build(self, target: str | None = None, dist_dir: Path | None = None) -> Artifact:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from .errors import UnikError
-from .keys import KeyValues
+from .keys import KeyValues, solo5_syntax
 
 _root: Path | None = None
 
@@ -71,9 +71,10 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
         helptext = key.help + (f" (configured: {default})" if default is not None else "")
         if key.per_device and not key.metavar:
             helptext += "; DEVICE=VALUE sets it for one device"
+        flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
         parser.add_argument(key.option, dest=key.name, action="append", help=helptext,
-                            metavar=key.metavar or key.type.upper())
-    ns = parser.parse_args(list(argv))
+                            metavar=key.metavar or key.type.upper(), **flag)
+    ns = parser.parse_args(solo5_syntax(argv, keys.keys))
     given = {name: texts for name, texts in vars(ns).items() if texts}
     return keys.with_args(given)
 
@@ -98,10 +99,15 @@ def main(
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(_supervise(entry, keys)))
+    sys.exit(asyncio.run(supervise(entry, keys)))
 
 
-async def _supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyValues) -> int:
+async def supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyValues) -> int:
+    """Run ``entry(keys)`` in the running loop and return the exit status :func:`main` uses.
+
+    Targets that must prepare the loop themselves (the spt sandbox creates it before
+    its filter goes on) call this instead of :func:`main`.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(entry(keys))
     received: list[tuple[int, float]] = []

@@ -16,7 +16,7 @@ writes distribution metadata that ``importlib.metadata`` finds, without pip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,17 +47,21 @@ class PluginRegistry(PluginManager):
 
 
 def install_entry_point(
-    directory: Path, distribution: str, name: str, value: str, version: str = "0.1.0"
+    directory: Path, distribution: str, name: str, value: str, version: str = "0.1.0",
+    top_level: Sequence[str] = (),
 ) -> Path:
     """Make ``directory`` hold a distribution whose ``unik`` entry point is ``name = value``.
 
     Put ``directory`` on ``sys.path`` (``monkeypatch.syspath_prepend``) for the plugin
-    manager, or on ``PYTHONPATH`` for a ``unik`` subprocess, to find it.
+    manager, or on ``PYTHONPATH`` for a ``unik`` subprocess, to find it.  ``top_level``
+    names the import packages the distribution owns, for emitters that bundle them.
     """
     info = directory / f"{distribution.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[unik]\n{name} = {value}\n")
+    if top_level:
+        (info / "top_level.txt").write_text("".join(f"{t}\n" for t in top_level))
     return info
 
 

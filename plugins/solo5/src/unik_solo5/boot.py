@@ -127,4 +127,4 @@ def boot(script: str) -> NoReturn:
         print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
         os._exit(125)  # half-sealed: no clean-up is safe
     # runtime.main would resolve the artifact's path again (a stat): the root is set above.
-    sys.exit(asyncio.run(runtime._supervise(main.main, keys)))
+    sys.exit(asyncio.run(runtime.supervise(main.main, keys)))
