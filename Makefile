@@ -37,7 +37,8 @@ lint: venv
 	MYPYPATH=$$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :) $(BIN)/mypy
 
 bench: venv
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python -m pip install -q -r requirements-bench.txt
+	for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
 
 # Every distribution's wheel into $(WHEELHOUSE) (pure ones as built, platform ones checked by
 # `auditwheel show` and repaired to a manylinux tag), plus the third-party wheels they need, so that
