@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from unik.devices import FileStat
+from unik.devices import Buffer, FileStat
 from unik.errors import DeviceClosed, OutOfRange, ReadOnlyDevice
 
 from .fs import FatFileSystem
@@ -46,7 +46,7 @@ class MemoryBlock:
         a, b = self._range(sector, count)
         return bytes(self.data[a:b])
 
-    async def write(self, sector: int, data: bytes) -> None:
+    async def write(self, sector: int, data: Buffer) -> None:
         """Write whole sectors."""
         if self.read_only:
             raise ReadOnlyDevice("read-only block device")
@@ -107,7 +107,7 @@ class ImageBlock:
             raise OutOfRange(f"short read at sector {sector}")
         return data
 
-    async def write(self, sector: int, data: bytes) -> None:
+    async def write(self, sector: int, data: Buffer) -> None:
         """Write whole sectors."""
         fd = self._fd_or_raise()
         if self.read_only:
