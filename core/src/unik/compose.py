@@ -14,7 +14,7 @@ plan, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .application import Application, DeviceSpec
@@ -111,9 +111,7 @@ def compose(
                 f"{name!r} is not a device of this application on target {target.name!r} "
                 f"(devices: {', '.join(sorted(walk.nodes)) or 'none'})",
             )
-    nodes = tuple(
-        _with_needed_by(walk.nodes[name], walk.needed_by.get(name, [])) for name in walk.order
-    )
+    nodes = tuple(replace(walk.nodes[name], needed_by=tuple(walk.needed_by[name])) for name in walk.order)
     used_keys = {ref.key for n in nodes for ref in n.key_options.values()}
     used_keys |= {s.key.name for s in application.settings}
     used_keys |= {k for k in keys.values}
@@ -138,15 +136,6 @@ def compose(
         files=tuple(walk.files[d] for d in sorted(walk.files)),
         distributions=tuple(sorted(d for d in dists if d)),
         unik_version=__version__,
-    )
-
-
-def _with_needed_by(node: Node, needed_by: list[str]) -> Node:
-    return Node(
-        name=node.name, kind=node.kind, provider=node.provider,
-        distribution=node.distribution, implementation=node.implementation,
-        deps=node.deps, options=node.options, key_options=node.key_options,
-        needed_by=tuple(needed_by), notes=node.notes,
     )
 
 

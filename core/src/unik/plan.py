@@ -9,7 +9,7 @@ round-trips through JSON (``_build/<target>/plan.json``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .keys import KeyValues
@@ -118,10 +118,7 @@ class Plan:
 
     def with_contributions(self, contributions: dict[str, Any]) -> Plan:
         """A copy carrying what ``unik_configure`` hooks contributed."""
-        return Plan(
-            self.app, self.target, self.target_distribution, self.nodes, self.keys,
-            self.files, self.distributions, contributions, self.unik_version,
-        )
+        return replace(self, contributions=contributions)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (the content of ``plan.json``)."""
