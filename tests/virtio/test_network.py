@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK
+from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK, build, copy_example, unik
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -85,3 +87,43 @@ def test_net_auto_creates_a_tap_and_says_how_to_reach_the_guest(ping_app: Path, 
     assert "QEMU creates TAP unik0" in proc.stderr and "ip addr add" in proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reply pong" in proc.stdout.splitlines()
+
+
+def test_examples_http_in_the_guest_answers_curl(tmp_path: Path) -> None:
+    # The page is served by unik's own TCP/IP stack inside the guest, over the virtio-net NIC.
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces and TAP devices)")
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed (apt-get install curl)")
+    app = copy_example("http", tmp_path)
+    build(app, "--net", "service=tapv0", "--ipv4=10.97.0.2/24")
+    plan = unik("query", "plan", cwd=app).stdout
+    assert '"provider": "tcpip.stack"' in plan
+    name = f"unik-virtio-http-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    guest = None
+    try:
+        for cmd in (["tuntap", "add", "dev", "tapv0", "mode", "tap"], ["addr", "add", "10.97.0.1/24", "dev", "tapv0"],
+                    ["link", "set", "tapv0", "up"]):
+            subprocess.run(["ip", "-n", name, *cmd], check=True)
+        guest = subprocess.Popen(["ip", "netns", "exec", name, UNIK, "run", "--accel", "tcg"], cwd=app,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert guest.stdout is not None
+        console: list[str] = []
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while "serving on 10.97.0.2:8080\n" not in console:
+            line = guest.stdout.readline()
+            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
+            console.append(line)
+        page = subprocess.run(["ip", "netns", "exec", name, "curl", "-sS", "--max-time", "20",
+                               "--retry", "3", "http://10.97.0.2:8080/"], capture_output=True, text=True)
+        assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
+    finally:
+        if guest is not None:
+            guest.terminate()
+            try:
+                guest.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                guest.kill()
+                guest.wait()
+        subprocess.run(["ip", "netns", "del", name], check=False)

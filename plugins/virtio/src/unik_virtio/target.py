@@ -187,10 +187,17 @@ def _devices(
             tap, created = (_free_tap(), True) if taps[name] == "auto" else (taps[name], False)
             used[name] = (tap, created)
             args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
-            out.append(f"{family},netdev=net-{name},mac={d['mac']}")
+            # No checksum offload towards the guest: frames read from an AF_PACKET ring carry
+            # no checksum metadata, so a partial checksum from the host's kernel would look
+            # corrupt to unik's stack (ping, not checksum-offloaded, worked; TCP did not).
+            out.append(f"{family},netdev=net-{name},mac={d['mac']},{GUEST_OFFLOADS_OFF}")
         else:
             out.append(family)
     return out, args, used
+
+
+#: virtio-net features that would hand the guest frames with partial checksums or GRO.
+GUEST_OFFLOADS_OFF = "guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
 
 
 def _firecracker(initramfs: str, cmdline: str, mem: str) -> dict[str, Any]:
