@@ -160,3 +160,16 @@ def test_dot_is_valid_graphviz(registry: PluginRegistry, make_app: MakeApp, tmp_
     plan = registry.project(make_app(APP)).configure("fake", {}).plan
     out = subprocess.run([dot, "-Tsvg"], input=to_dot(plan), capture_output=True, text=True, check=True)
     assert "<svg" in out.stdout and "fakelib.stack" in out.stdout
+
+
+def test_cli_run_accepts_the_runner_keys(
+    make_app: MakeApp, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unik.cli import main
+
+    root = make_app(APP)
+    monkeypatch.setenv("UNIK_LOAD_PLUGINS", "fake")  # the session's "fake" distribution, found by entry point
+    assert main(["-C", str(root), "-q", "configure", "-t", "fake", "--net", "service=tap0"]) == 0
+    assert main(["-C", str(root), "-q", "run", "--mem", "512M", "--status", "2"]) == 2
+    out = capfd.readouterr().out
+    assert "mem=512M" in out and "listening on 0.0.0.0:8080 via tap0" in out

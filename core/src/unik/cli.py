@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pm = PluginManager()
     try:
         command, project = _peek(argv)
-        keys = dict(pm.keys())
+        keys = dict(pm.keys(run=command == "run"))
         if command in ("configure", "run"):
             keys.update({k.name: k for k in _app_keys(project)})
         parser = build_parser(pm, list(keys.values()))

@@ -217,14 +217,19 @@ class PluginManager:
         info = self.owner(hook, name)
         return info.distribution or info.name
 
-    def keys(self, target: str | None = None) -> dict[str, Key]:
-        """Keys declared by targets and providers (of ``target`` only, if given)."""
+    def keys(self, target: str | None = None, run: bool = False) -> dict[str, Key]:
+        """Keys declared by targets and providers (of ``target`` only, if given).
+
+        With ``run``, the targets' runner keys (``--mem``...) are included too.
+        """
         keys: dict[str, Key] = {}
         owners: dict[str, str] = {}
         sources: list[tuple[str, Iterable[Key]]] = []
         for name, tcls in self.targets().items():
             if target is None or name == target:
                 sources.append((f"target {name}", tcls.keys))
+                if run:
+                    sources.append((f"target {name} (runner)", tcls.run_keys))
         for name, pcls in self.providers().items():
             if target is None or pcls.serves(target):
                 sources.append((f"provider {name}", pcls.keys))
