@@ -171,8 +171,7 @@ class LossyNetwork:
 async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, offload: bool = False,
                      **kw: Any) -> AsyncIterator[TcpipStack]:
     """unik's stack on a new TAP (with virtio-net offloads if asked) whose kernel side sits in ``ns``."""
-    from unik_unix.clock import HostMonotonicClock, HostSleep
-    from unik_unix.random import GetrandomRandom
+    from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
     from unik_unix.tap import TapNetwork
 
     network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload)
@@ -182,7 +181,7 @@ async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, of
         network = LossyNetwork(network, *lossy)
     try:
         ns.adopt()
-        stack = await TcpipStack.connect(network, HostMonotonicClock(), HostSleep(), GetrandomRandom(),
+        stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),
                                          ipv4=f"{ns.unik}/24", ipv4_gateway=ns.host, **kw)
         try:
             yield stack
@@ -416,8 +415,7 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace, offload: bool
 
 @needs("dnsmasq")
 def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -> None:
-    from unik_unix.clock import HostMonotonicClock, HostSleep
-    from unik_unix.random import GetrandomRandom
+    from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
     from unik_unix.tap import TapNetwork
 
     async def main() -> None:
@@ -430,7 +428,7 @@ def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -
                     f"--dhcp-leasefile={tmp_path}/leases", f"--dhcp-range={netns.prefix}.50,{netns.prefix}.60,2m",
                     f"--dhcp-option=option:router,{netns.host}",
                     "--dhcp-option=option:T1,3", "--dhcp-option=option:T2,100") as dnsmasq:
-                stack = await TcpipStack.connect(network, HostMonotonicClock(), HostSleep(), GetrandomRandom(),
+                stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),
                                                  dhcp_timeout=30)
                 try:
                     assert stack.dhcp is not None and stack.dhcp.lease is not None

@@ -10,11 +10,10 @@ import pytest
 from unik.devices import Console, EntropySource, MonotonicClock, Random, Sleep, WallClock
 from unik.errors import BadKey, DeviceClosed
 from unik.keys import KeyValues
+from unik.posix import GetrandomEntropy, GetrandomRandom, PosixMonotonicClock, PosixSleep, PosixWallClock
 from unik.provider import Request
 from unik_unix import providers
-from unik_unix.clock import HostMonotonicClock, HostSleep, HostWallClock
 from unik_unix.console import StdoutConsole
-from unik_unix.random import GetrandomEntropy, GetrandomRandom
 
 
 def test_console_writes_lines_and_bytes(capfd: pytest.CaptureFixture[str]) -> None:
@@ -33,9 +32,9 @@ def test_console_writes_lines_and_bytes(capfd: pytest.CaptureFixture[str]) -> No
 
 def test_clocks_and_sleep() -> None:
     async def main() -> tuple[int, int, int]:
-        mono = await HostMonotonicClock.connect()
-        wall = await HostWallClock.connect()
-        sleep = await HostSleep.connect()
+        mono = await PosixMonotonicClock.connect()
+        wall = await PosixWallClock.connect()
+        sleep = await PosixSleep.connect()
         assert isinstance(mono, MonotonicClock) and isinstance(wall, WallClock) and isinstance(sleep, Sleep)
         t0 = mono.now_ns()
         await sleep.sleep_ns(20_000_000)

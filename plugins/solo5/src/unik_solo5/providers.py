@@ -44,7 +44,7 @@ class MonotonicClock(_Spt):
 
     PLUGIN_NAME = "spt.monotonic-clock"
     kind = "monotonic_clock"
-    implementation = "unik_unix.clock:HostMonotonicClock"
+    implementation = "unik.posix:PosixMonotonicClock"
     description = "the host's CLOCK_MONOTONIC"
 
 
@@ -53,7 +53,7 @@ class WallClock(_Spt):
 
     PLUGIN_NAME = "spt.wall-clock"
     kind = "wall_clock"
-    implementation = "unik_unix.clock:HostWallClock"
+    implementation = "unik.posix:PosixWallClock"
     description = "the host's CLOCK_REALTIME"
 
 
@@ -62,7 +62,7 @@ class Sleep(_Spt):
 
     PLUGIN_NAME = "spt.sleep"
     kind = "sleep"
-    implementation = "unik_unix.clock:HostSleep"
+    implementation = "unik.posix:PosixSleep"
     description = "asyncio timers on the host's monotonic clock"
 
 
@@ -71,7 +71,7 @@ class Random(_Spt):
 
     PLUGIN_NAME = "spt.getrandom"
     kind = "random"
-    implementation = "unik_unix.random:GetrandomRandom"
+    implementation = "unik.posix:GetrandomRandom"
     description = "the host kernel's CSPRNG through getrandom(2)"
     priority = -10
 
@@ -81,7 +81,7 @@ class Entropy(_Spt):
 
     PLUGIN_NAME = "spt.getrandom-entropy"
     kind = "entropy"
-    implementation = "unik_unix.random:GetrandomEntropy"
+    implementation = "unik.posix:GetrandomEntropy"
     description = "the host kernel's getrandom(2) as an entropy source"
     priority = -10
 

@@ -52,7 +52,7 @@ class MonotonicClock(_Unix):
 
     PLUGIN_NAME = "unix.monotonic-clock"
     kind = "monotonic_clock"
-    implementation = "unik_unix.clock:HostMonotonicClock"
+    implementation = "unik.posix:PosixMonotonicClock"
     description = "the host's CLOCK_MONOTONIC"
 
 
@@ -61,7 +61,7 @@ class WallClock(_Unix):
 
     PLUGIN_NAME = "unix.wall-clock"
     kind = "wall_clock"
-    implementation = "unik_unix.clock:HostWallClock"
+    implementation = "unik.posix:PosixWallClock"
     description = "the host's CLOCK_REALTIME"
 
 
@@ -70,7 +70,7 @@ class Sleep(_Unix):
 
     PLUGIN_NAME = "unix.sleep"
     kind = "sleep"
-    implementation = "unik_unix.clock:HostSleep"
+    implementation = "unik.posix:PosixSleep"
     description = "asyncio timers on the host's monotonic clock"
 
 
@@ -79,7 +79,7 @@ class Random(_Unix):
 
     PLUGIN_NAME = "unix.getrandom"
     kind = "random"
-    implementation = "unik_unix.random:GetrandomRandom"
+    implementation = "unik.posix:GetrandomRandom"
     description = "the host kernel's CSPRNG through getrandom(2)"
     priority = -10
 
@@ -89,7 +89,7 @@ class Entropy(_Unix):
 
     PLUGIN_NAME = "unix.getrandom-entropy"
     kind = "entropy"
-    implementation = "unik_unix.random:GetrandomEntropy"
+    implementation = "unik.posix:GetrandomEntropy"
     description = "the host kernel's getrandom(2) as an entropy source"
     priority = -10
 

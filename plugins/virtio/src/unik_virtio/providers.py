@@ -71,7 +71,7 @@ class MonotonicClock(_Virtio):
 
     PLUGIN_NAME = "virtio.monotonic-clock"
     kind = "monotonic_clock"
-    implementation = "unik_vmimage.guest.clock:GuestMonotonicClock"
+    implementation = "unik.posix:PosixMonotonicClock"
     description = "the guest kernel's CLOCK_MONOTONIC (kvm-clock or TSC)"
 
 
@@ -80,7 +80,7 @@ class WallClock(_Virtio):
 
     PLUGIN_NAME = "virtio.wall-clock"
     kind = "wall_clock"
-    implementation = "unik_vmimage.guest.clock:GuestWallClock"
+    implementation = "unik.posix:PosixWallClock"
     description = "the guest kernel's CLOCK_REALTIME, set from the RTC at boot"
 
 
@@ -89,7 +89,7 @@ class Sleep(_Virtio):
 
     PLUGIN_NAME = "virtio.sleep"
     kind = "sleep"
-    implementation = "unik_vmimage.guest.clock:GuestSleep"
+    implementation = "unik.posix:PosixSleep"
     description = "asyncio timers on the guest's monotonic clock"
 
 
@@ -98,7 +98,7 @@ class Random(_Virtio):
 
     PLUGIN_NAME = "virtio.getrandom"
     kind = "random"
-    implementation = "unik_vmimage.guest.random:GuestRandom"
+    implementation = "unik.posix:GetrandomRandom"
     description = "the guest kernel's CSPRNG (seeded from the host at every boot, and RDRAND)"
     priority = -10
 

@@ -20,28 +20,6 @@ HWRNG = "/dev/hwrng"
 rdrand: ModuleType = accel.load("unik_vmimage._rdrand", "unik_vmimage._rdrand_pure")
 
 
-class GuestRandom:
-    """A :class:`unik.devices.Random`: the guest kernel's CSPRNG (getrandom)."""
-
-    def __init__(self) -> None:
-        self._closed = False
-
-    @classmethod
-    async def connect(cls) -> GuestRandom:
-        """Open the generator."""
-        return cls()
-
-    async def disconnect(self) -> None:
-        """Close the generator."""
-        self._closed = True
-
-    def generate(self, n: int) -> bytes:
-        """``n`` random bytes."""
-        if self._closed:
-            raise DeviceClosed("random device is disconnected")
-        return os.getrandom(n) if n else b""
-
-
 class VirtioEntropy:
     """A :class:`unik.devices.EntropySource`: virtio-rng (``/dev/hwrng``) and RDRAND, else getrandom."""
 
