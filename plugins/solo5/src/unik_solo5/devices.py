@@ -11,9 +11,9 @@ the loop's thread (the filter admits no thread creation).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from unik.devices import Offloads
 from unik.errors import DeviceUnavailable
@@ -21,7 +21,6 @@ from unik_unix.block import FileBlock
 from unik_unix.tap import TapNetwork, random_mac
 
 ENV = "UNIK_SPT_DEVICES"
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -85,6 +84,8 @@ class SptTap(TapNetwork):
 class SptBlock(FileBlock):
     """A block file the tender opened (read-write, flock'ed); requests never leave the loop's thread."""
 
+    inline_limit = sys.maxsize  # the filter admits no threads
+
     @classmethod
     async def connect(
         cls, name: str, path: str | None = None, file: str | None = None,
@@ -98,7 +99,3 @@ class SptBlock(FileBlock):
                 f"the {sector_size}-byte sector size"
             )
         return cls(name, dev.source, dev.fd, dev.size // sector_size, sector_size, read_only)
-
-    async def _run(self, nbytes: int, func: Callable[..., _T], *args: object) -> _T:
-        """Always inline: the filter admits no threads."""
-        return func(*args)

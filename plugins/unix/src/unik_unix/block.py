@@ -49,6 +49,9 @@ class FileBlock:
     """A :class:`unik.devices.Block` over a file, with ``pread``/``pwrite``."""
 
     KIND = "block"
+    #: Requests up to this many bytes run on the event loop's thread; larger ones, and
+    #: ``flush``, in a worker thread.
+    inline_limit: int = INLINE_LIMIT
 
     def __init__(
         self, name: str, path: str, fd: int, sectors: int, sector_size: int, read_only: bool,
@@ -230,7 +233,7 @@ class FileBlock:
 
     async def _run(self, nbytes: int, func: Callable[..., _T], *args: object) -> _T:
         """``func(*args)`` inline when small, else in the default executor (tracked)."""
-        if nbytes <= INLINE_LIMIT:
+        if nbytes <= self.inline_limit:
             return func(*args)
         future = asyncio.get_running_loop().run_in_executor(None, func, *args)
         self._pending.add(future)
