@@ -82,7 +82,7 @@ class Fortuna:
     def _wipe(self) -> None:
         left = BUFFER - self._pos
         if left:
-            self._view[self._pos:] = _ZEROS[:left]
+            self._view[self._pos:BUFFER] = _ZEROS[:left]
         self._pos = BUFFER
 
     def seed(self, material: bytes) -> None:
@@ -182,7 +182,7 @@ class Fortuna:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
-        self._wipe()
+        self._wipe()  # the parent's keystream is never served here
         if not self.generator.seeded:
             return
         parts = [struct.pack("<qqq", os.getpid(), time.time_ns(), time.perf_counter_ns())]
