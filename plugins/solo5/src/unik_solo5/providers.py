@@ -67,13 +67,18 @@ class Sleep(_Spt):
 
 
 class Random(_Spt):
-    """getrandom(2); a CSPRNG library (unik-lib-entropy) outranks it."""
+    """getrandom(2), which the allowlist admits.
+
+    It outranks unik-lib-entropy's Fortuna under spt for now: Fortuna's sources open
+    files (``/dev/hwrng``) when they connect and on reseeds, which happens after the
+    filter is on. Seeding Fortuna before the filter (issue 8) will lower this again.
+    """
 
     PLUGIN_NAME = "spt.getrandom"
     kind = "random"
     implementation = "unik.posix:GetrandomRandom"
-    description = "the host kernel's CSPRNG through getrandom(2)"
-    priority = -10
+    description = "the host kernel's CSPRNG through getrandom(2) (admitted by the allowlist)"
+    priority = 10
 
 
 class Entropy(_Spt):
