@@ -8,6 +8,7 @@ A target plugin registers a :class:`Target` subclass through
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +69,6 @@ class BuildContext:
         """``dist/<name>-<target>/``, created empty."""
         out = self.dist_dir / f"{plan.app.name}-{plan.target}"
         if out.exists():
-            import shutil
-
             shutil.rmtree(out)
         out.mkdir(parents=True)
         return out
