@@ -150,3 +150,17 @@ def test_artifact_is_reproducible(tmp_path: Path, unik: Unik) -> None:
     (app / "htdocs" / "index.html").touch()
     unik("build", cwd=app)
     assert (app / "dist" / "http-unix" / "http.pyz").read_bytes() == first
+
+
+def test_query_main_and_clean(tmp_path: Path, unik: Unik) -> None:
+    app = copy_example("hello", tmp_path)
+    unik("configure", "-t", "unix", cwd=app)
+    main = unik("query", "main", cwd=app).stdout
+    assert main == (app / "_build" / "unix" / "main.py").read_text()
+    assert "sleep = await devices.connect('sleep', PosixSleep)" in main
+    unik("build", cwd=app)
+    cleaned = unik("clean", cwd=app)
+    assert not (app / "_build").exists() and not (app / "dist").exists()
+    assert f"removed {app / '_build'}" in cleaned.stderr
+    out = unik("describe", cwd=app, check=False)
+    assert out.returncode == 1 and "run `unik configure -t TARGET` first" in out.stderr
