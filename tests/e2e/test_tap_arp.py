@@ -22,25 +22,12 @@ from pathlib import Path
 
 import pytest
 from e2e_support import UNIK, Unik
+from unik.testing import network_namespace, tap_unavailable
 
 APP = Path(__file__).parent / "apps" / "arp_responder"
 
 
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (modprobe tun)"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs a usable /dev/net/tun: opening it failed: {exc.strerror}"
-    if shutil.which("ip") is None:
-        return "needs the `ip` command (iproute2)"
-    return None
-
-
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
+pytestmark = [pytest.mark.root, pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))]
 
 SEND_UDP = """
 import socket, sys
@@ -71,14 +58,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, also: Callabl
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    name = f"unik-t-{secrets.token_hex(4)}"
-    added = sh("ip", "netns", "add", name, check=False)
-    if added.returncode:
-        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
-    try:
+    with network_namespace("unik-t", ipv6=True) as name:
         yield name
-    finally:
-        sh("ip", "netns", "del", name, check=False)
 
 
 def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from unik.testing import network_namespace, tap_unavailable
 from unik_tcpip import checksum
 from unik_tcpip.stack import TcpipStack
 
@@ -30,14 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs a usable /dev/net/tun: {exc.strerror}"
-    if shutil.which("ip") is None:
-        return "needs the `ip` command (iproute2)"
+    problem = tap_unavailable()
+    if problem:
+        return problem
     try:
         import unik_unix.tap  # noqa: F401
     except ImportError:
@@ -107,17 +103,9 @@ class Namespace:
 
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
-    name = f"unik-tcpip-{secrets.token_hex(4)}"
-    added = sh("ip", "netns", "add", name, check=False)
-    if added.returncode:
-        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
-    try:
-        sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1",
-           "net.ipv6.conf.all.disable_ipv6=1", check=False)
+    with network_namespace("unik-tcpip") as name:
         yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}",
                         f"ukn{secrets.token_hex(5)}")
-    finally:
-        sh("ip", "netns", "del", name, check=False)
 
 
 class LossyNetwork:

@@ -19,7 +19,6 @@ import os
 import random
 import re
 import secrets
-import shutil
 import socket
 import struct
 import subprocess
@@ -35,6 +34,7 @@ from hypothesis import strategies as st
 from unik import accel
 from unik.devices import Network, NetworkStats, Offloads, TxOffload
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
+from unik.testing import network_namespace, tap_unavailable
 from unik_unix import tap as tap_mod
 from unik_unix.tap import TapNetwork, random_mac
 
@@ -382,21 +382,7 @@ def test_tx_offload_header(backend: ModuleType, pair: tuple[socket.socket, socke
 # --- real TAP devices (root, /dev/net/tun, network namespaces) ----------------------------
 
 
-def _tap_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun (modprobe tun)"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs a usable /dev/net/tun: opening it failed: {exc.strerror}"
-    if shutil.which("ip") is None:
-        return "needs the `ip` command (iproute2)"
-    return None
-
-
-needs_tap = pytest.mark.skipif(_tap_unavailable() is not None, reason=str(_tap_unavailable()))
+needs_tap = pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -439,17 +425,8 @@ class Namespace:
 
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
-    name = f"unik-t-{secrets.token_hex(4)}"
-    added = sh("ip", "netns", "add", name, check=False)
-    if added.returncode:
-        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
-    try:
-        # No IPv6 chatter (router solicitations, MLD) on interfaces moved in.
-        sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1",
-           "net.ipv6.conf.all.disable_ipv6=1", check=False)
+    with network_namespace("unik-t") as name:
         yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}")
-    finally:
-        sh("ip", "netns", "del", name, check=False)
 
 
 @pytest.fixture

@@ -16,7 +16,12 @@ writes distribution metadata that ``importlib.metadata`` finds, without pip.
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -63,6 +68,41 @@ def install_entry_point(
     if top_level:
         (info / "top_level.txt").write_text("".join(f"{t}\n" for t in top_level))
     return info
+
+
+def tap_unavailable() -> str | None:
+    """Why tests cannot make TAP devices in network namespaces here (``None``: they can)."""
+    if os.geteuid() != 0:
+        return "needs root (CAP_NET_ADMIN) for TAP devices and network namespaces"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun (modprobe tun)"
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as exc:
+        return f"needs a usable /dev/net/tun: opening it failed: {exc.strerror}"
+    if shutil.which("ip") is None:
+        return "needs the `ip` command (iproute2)"
+    return None
+
+
+@contextmanager
+def network_namespace(prefix: str = "unik", ipv6: bool = False) -> Iterator[str]:
+    """A new network namespace ``<prefix>-<random>``, deleted afterwards, whatever happens.
+
+    The test is skipped, with the reason, when the namespace cannot be made.  IPv6 is
+    off unless asked for, so interfaces moved in send no router solicitations or MLD.
+    """
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    added = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if added.returncode:
+        pytest.skip(f"cannot create network namespaces (ip netns add): {added.stderr.strip()}")
+    try:
+        if not ipv6:
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1",
+                            "net.ipv6.conf.all.disable_ipv6=1"], capture_output=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @pytest.fixture
