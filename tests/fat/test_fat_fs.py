@@ -271,6 +271,10 @@ def test_attributes_times_and_read_only() -> None:
         when = 1_700_000_000 * 10**9
         await fs.set_mtime("/f", when)
         assert (await fs.stat("/f")).mtime_ns == when  # an even second
+        st = await fs.stat("/f")
+        assert st.ctime_ns is not None and st.atime_ns is not None
+        assert st.ctime_ns > when and st.atime_ns <= st.ctime_ns + 86_400 * 10**9
+        assert (await fs.stat("/")).ctime_ns is None  # the root has no directory entry
         await fs.disconnect()
         ro = MemoryBlock(block.sectors, block.sector_size, bytes(block.data), read_only=True)
         fs = await mount(ro)

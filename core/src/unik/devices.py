@@ -408,6 +408,9 @@ class FileStat:
     is_dir: bool
     mtime_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Creation and last-access times, where the filesystem keeps them.
+    ctime_ns: int | None = None
+    atime_ns: int | None = None
 
 
 @runtime_checkable
@@ -446,11 +449,17 @@ class FileSystem(Device, Protocol):
     async def stat(self, path: str) -> FileStat:
         """Size, type and times of ``path``."""
 
-    async def listdir(self, path: str = "/") -> list[str]:
-        """Names in the directory, sorted."""
+    async def exists(self, path: str) -> bool:
+        """Whether ``path`` names a file or a directory."""
 
-    async def mkdir(self, path: str) -> None:
-        """Create a directory (its parent must exist)."""
+    async def listdir(self, path: str = "/") -> list[str]:
+        """Names in the directory, in the filesystem's own order (sort them if order matters)."""
+
+    async def scandir(self, path: str = "/") -> list[FileStat]:
+        """The stats of the directory's entries, in :meth:`listdir`'s order."""
+
+    async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
+        """Create a directory; ``parents`` and ``exist_ok`` as :meth:`pathlib.Path.mkdir`."""
 
     async def remove(self, path: str) -> None:
         """Remove a file."""
@@ -460,6 +469,9 @@ class FileSystem(Device, Protocol):
 
     async def rename(self, source: str, dest: str) -> None:
         """Rename or move a file or directory."""
+
+    async def set_mtime(self, path: str, mtime_ns: int) -> None:
+        """Set the modification time (to the filesystem's resolution)."""
 
     async def flush(self) -> None:
         """Write every cached change to the device."""

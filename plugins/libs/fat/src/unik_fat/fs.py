@@ -17,6 +17,7 @@ every file flushed before stays intact.
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -65,8 +66,6 @@ def _to_ns(date: int, tm: int, tenth: int = 0) -> int:
     if date == 0:
         return 0
     y, mo, d, h, mi, s = F.decode_datetime(date, tm)
-    import calendar
-
     try:
         secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
     except (ValueError, OverflowError):
@@ -660,11 +659,11 @@ class FatFileSystem:
             "system": bool(e.attr & F.ATTR_SYSTEM),
             "archive": bool(e.attr & F.ATTR_ARCHIVE),
             "short_name": short_to_text(e.name) if node.parent else "",
-            "ctime_ns": _to_ns(e.crt_date, e.crt_time, e.crt_time_tenth),
-            "atime_ns": _to_ns(e.acc_date, 0),
             "cluster": e.cluster,
         }
-        return FileStat(node.name, 0 if node.is_dir else e.size, node.is_dir, _to_ns(e.wrt_date, e.wrt_time), attrs)
+        return FileStat(node.name, 0 if node.is_dir else e.size, node.is_dir, _to_ns(e.wrt_date, e.wrt_time), attrs,
+                        ctime_ns=_to_ns(e.crt_date, e.crt_time, e.crt_time_tenth) or None,
+                        atime_ns=_to_ns(e.acc_date, 0) or None)
 
     # --- the FileSystem API --------------------------------------------------------------
 
