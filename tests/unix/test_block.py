@@ -587,3 +587,84 @@ def _no_leaked_fds() -> Iterator[None]:
     assert not {fd for fd in leaked if os.path.exists(f"/proc/self/fd/{fd}")
                 and os.readlink(f"/proc/self/fd/{fd}").endswith(".img")}
 
+
+
+# --- adopting a descriptor someone else opened (unik's spt tender) ----------------------------
+
+
+def test_adopt_checks_and_locks_a_descriptor(backend: ModuleType, disk: Path) -> None:
+    fd = os.open(disk, os.O_RDWR)
+    dev = connect(disk, fd=fd)
+    try:
+        assert (dev.fileno(), dev.sectors, dev.path) == (fd, 64, str(disk))
+        with pytest.raises(DeviceUnavailable, match="in use by another process"):
+            connect(disk)  # the adopted descriptor holds the lock
+        run(dev.write(3, b"\x07" * 512))
+        assert disk.read_bytes()[3 * 512:4 * 512] == b"\x07" * 512
+    finally:
+        run(dev.disconnect())
+    with pytest.raises(OSError):
+        os.fstat(fd)  # disconnect closed the adopted descriptor
+
+
+def test_adopt_with_a_size_makes_no_system_call(
+    backend: ModuleType, disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fd = os.open(disk, os.O_RDWR)
+
+    def refused(*args: object) -> None:
+        raise AssertionError("adopting with size= made a system call")
+
+    for name in ("fstat", "lseek", "open"):
+        monkeypatch.setattr(block_mod.os, name, refused)
+    monkeypatch.setattr(block_mod.fcntl, "flock", refused)
+    dev = run(FileBlock.connect("storage", path=str(disk), fd=fd, size=64 * 512, sector_size=4096))
+    monkeypatch.undo()
+    try:
+        assert (dev.sectors, dev.sector_size) == (8, 4096)
+        assert run(dev.read(0, 1)) == bytes(4096)
+    finally:
+        run(dev.disconnect())
+
+
+def test_adopt_errors(backend: ModuleType, disk: Path, tmp_path: Path) -> None:
+    with pytest.raises(DeviceUnavailable, match="-1 is not a file descriptor"):
+        connect(disk, fd=-1)
+    with pytest.raises(DeviceUnavailable, match="not a non-zero multiple of the 512-byte"):
+        connect(disk, fd=0, size=1000)
+    with pytest.raises(DeviceUnavailable, match="is unusable"):
+        connect(disk, fd=_unused_fd())
+    r, w = os.pipe()
+    try:
+        with pytest.raises(DeviceUnavailable, match="not a regular file or block device"):
+            connect("a pipe", fd=r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _unused_fd() -> int:
+    fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    return fd
+
+
+def test_inline_limit_keeps_large_requests_on_the_loop_thread(backend: ModuleType, tmp_path: Path) -> None:
+    path = make_disk(tmp_path, 4 * INLINE_LIMIT)
+    payload = bytes(range(256)) * (2 * INLINE_LIMIT // 256)
+
+    async def go() -> None:
+        dev = await FileBlock.connect("storage", path=str(path), inline_limit=2**62)
+        loop = asyncio.get_running_loop()
+
+        def no_threads(*args: object) -> None:
+            raise AssertionError("a request went to a worker thread")
+
+        loop.run_in_executor = no_threads  # type: ignore[method-assign]
+        await dev.write(0, payload)
+        assert await dev.read(0, len(payload) // 512) == payload
+        await dev.flush()
+        await dev.disconnect()
+
+    run(go())

@@ -728,3 +728,64 @@ def test_transmit_checksum_offload(backend: ModuleType, netns: Namespace, ifname
 
         assert run(go()) == f"offloaded checksum {netns.unik} 4321"
         assert dev.stats.tx_frames == 1
+
+
+# --- adopting a TAP descriptor someone else opened (unik's spt tender) ------------------------
+
+
+def test_adopt_with_name_mtu_and_mac_makes_no_system_call(
+    backend: ModuleType, pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+
+    def refused(*args: object) -> None:
+        raise AssertionError("adopting a described TAP made a system call")
+
+    monkeypatch.setattr(tap_mod.fcntl, "ioctl", refused)
+    monkeypatch.setattr(tap_mod.os, "getrandom", refused)
+    monkeypatch.setattr(tap_mod.socket, "socket", refused)
+    dev = TapNetwork.open_sync("net", "tap7", fd=a.fileno(), mtu=1400, mac="02:00:00:00:00:07", io=backend)
+    monkeypatch.undo()
+    assert (dev.ifname, dev.mtu, dev.mac, dev.offloads) == ("tap7", 1400, bytes.fromhex("020000000007"), Offloads())
+    frame = b"\xff" * 6 + dev.mac + b"\x88\xb5" + b"adopted".ljust(46, b"\0")
+    run(dev.write(frame))
+    assert b.recv(2048) == bytes(VNET) + frame
+
+
+def test_adopt_errors_name_the_device(backend: ModuleType) -> None:
+    with pytest.raises(DeviceUnavailable, match="'net': 'zz' is not a unicast MAC"):
+        TapNetwork.open_sync("net", "tap7", fd=0, mtu=1500, mac="zz", io=backend)
+    with pytest.raises(DeviceUnavailable, match="not a unicast MAC"):
+        TapNetwork.open_sync("net", "tap7", fd=0, mtu=1500, mac="03:00:00:00:00:01", io=backend)
+    with pytest.raises(DeviceUnavailable, match="MTU 20 is outside"):
+        TapNetwork.open_sync("net", "tap7", fd=0, mtu=20, io=backend)
+    with pytest.raises(DeviceUnavailable, match="-1 is not a file descriptor"):
+        TapNetwork.open_sync("net", fd=-1, io=backend)
+    r, w = os.pipe()
+    try:
+        with pytest.raises(DeviceUnavailable, match=f"descriptor {r} is not a usable TAP"):
+            TapNetwork.open_sync("net", fd=r, io=backend)  # TUNGETIFF on a pipe
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@needs_tap
+def test_adopt_an_open_tap_asks_the_kernel_its_name_and_mtu(backend: ModuleType, ifname: str) -> None:
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        flags = backend.IFF_TAP | backend.IFF_NO_PI | backend.IFF_VNET_HDR
+        fcntl_ioctl = tap_mod.fcntl.ioctl
+        fcntl_ioctl(fd, backend.TUNSETIFF, struct.pack("16sH", ifname.encode(), flags).ljust(40, b"\0"))
+        fcntl_ioctl(fd, backend.TUNSETVNETHDRSZ, struct.pack("i", VNET))
+        sh("ip", "link", "set", ifname, "mtu", "1280")
+    except BaseException:
+        os.close(fd)
+        raise
+    dev = TapNetwork.open_sync("net", fd=fd, io=backend)
+    try:
+        assert (dev.ifname, dev.mtu, dev.fileno()) == (ifname, 1280, fd)
+        assert ",UP" in sh("ip", "link", "show", ifname).stdout
+    finally:
+        dev.close()
+    assert sh("ip", "link", "show", ifname, check=False).returncode != 0  # closing the adopted fd removed it

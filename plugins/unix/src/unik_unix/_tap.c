@@ -26,7 +26,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <linux/if_tun.h>     /* TUNSETIFF, IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, TUN_F_* */
+#include <linux/if_tun.h>     /* TUNSETIFF, TUNGETIFF, IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, TUN_F_* */
 #include <linux/sockios.h>    /* SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFMTU */
 #include <linux/virtio_net.h> /* struct virtio_net_hdr_v1, VIRTIO_NET_HDR_F_NEEDS_CSUM */
 
@@ -297,6 +297,7 @@ PyInit__tap(void)
         {"VNET_HDR_LEN", VNET_HDR_LEN},
         {"TUNSETIFF", TUNSETIFF},
         {"TUNSETOFFLOAD", TUNSETOFFLOAD},
+        {"TUNGETIFF", TUNGETIFF},
         {"TUNSETVNETHDRSZ", TUNSETVNETHDRSZ},
         {"TUNSETVNETLE", TUNSETVNETLE},
         {"IFF_TAP", IFF_TAP},

@@ -19,6 +19,7 @@ def _ioc(direction: int, kind: str, nr: int, size: int) -> int:
 
 
 _IOC_WRITE = 1
+_IOC_READ = 2
 _INT = 4  # sizeof(int) and sizeof(unsigned int)
 
 # <linux/virtio_net.h>: struct virtio_net_hdr_v1 is 12 bytes.
@@ -28,6 +29,7 @@ ETH_HLEN = 14
 # <linux/if_tun.h>
 TUNSETIFF = _ioc(_IOC_WRITE, "T", 202, _INT)
 TUNSETOFFLOAD = _ioc(_IOC_WRITE, "T", 208, _INT)
+TUNGETIFF = _ioc(_IOC_READ, "T", 210, _INT)
 TUNSETVNETHDRSZ = _ioc(_IOC_WRITE, "T", 216, _INT)
 TUNSETVNETLE = _ioc(_IOC_WRITE, "T", 220, _INT)
 IFF_TAP = 0x0002

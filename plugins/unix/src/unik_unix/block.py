@@ -9,6 +9,10 @@ microseconds, less than a hop to a worker thread — and larger ones, as well as
 
 The file is locked with ``flock(2)`` (shared when read-only, exclusive otherwise), so
 two unik processes cannot write one disk image at once.
+
+A descriptor opened by someone else (``fd=``: a parent process, unik's spt tender) is
+adopted instead: nothing is opened, and with ``size=`` (the opener already checked and
+locked the file) not even a system call is made.
 """
 
 from __future__ import annotations
@@ -69,26 +73,71 @@ class FileBlock:
     @classmethod
     async def connect(
         cls, name: str, path: str | None = None, file: str | None = None,
-        read_only: bool = False, sector_size: int = 512,
+        read_only: bool = False, sector_size: int = 512, fd: int | None = None,
+        size: int | None = None, inline_limit: int | None = None,
     ) -> FileBlock:
-        """Open the backing file: ``path`` (from ``--block NAME=FILE``) wins over ``file``."""
-        return cls.open_sync(name, path=path, file=file, read_only=read_only, sector_size=sector_size)
+        """Open the backing file: ``path`` (from ``--block NAME=FILE``) wins over ``file``.
+
+        ``fd`` adopts a descriptor already open on it instead (``path`` then only names
+        it in messages); ``size``, its size in bytes, says the opener checked and locked
+        it, so that adopting makes no system call.  ``inline_limit`` overrides the class's
+        (``sys.maxsize``: every request on the loop's thread, no worker threads).
+        """
+        return cls.open_sync(name, path=path, file=file, read_only=read_only, sector_size=sector_size,
+                             fd=fd, size=size, inline_limit=inline_limit)
 
     @classmethod
     def open_sync(
         cls, name: str, path: str | None = None, file: str | None = None,
         read_only: bool = False, sector_size: int = 512, io: ModuleType | None = None,
+        fd: int | None = None, size: int | None = None, inline_limit: int | None = None,
     ) -> FileBlock:
         """:meth:`connect` without an event loop (for tools and tests); ``io`` picks a backend."""
-        chosen = path or file
+        if sector_size <= 0 or sector_size & (sector_size - 1):
+            raise DeviceUnavailable(
+                f"block device {name!r}: sector_size {sector_size} is not a power of two"
+            )
+        if fd is not None:
+            device = cls._adopt(name, path or file or f"descriptor {fd}", fd, sector_size, read_only, size, io)
+        else:
+            device = cls._open(name, path or file, sector_size, read_only, io)
+        if inline_limit is not None:
+            device.inline_limit = inline_limit
+        return device
+
+    @classmethod
+    def _adopt(
+        cls, name: str, path: str, fd: int, sector_size: int, read_only: bool, size: int | None,
+        io: ModuleType | None,
+    ) -> FileBlock:
+        """Wrap the open descriptor ``fd``; check and lock it unless ``size`` is given."""
+        if fd < 0:
+            raise DeviceUnavailable(f"block device {name!r}: {fd} is not a file descriptor")
+        if size is None:
+            try:
+                sectors = cls._check_file(name, path, fd, sector_size, read_only)
+            except OSError as exc:
+                raise DeviceUnavailable(
+                    f"block device {name!r}: descriptor {fd} ({path}) is unusable: {exc.strerror}"
+                ) from exc
+        elif size <= 0 or size % sector_size:
+            raise DeviceUnavailable(
+                f"block device {name!r}: {path} is {size} bytes, not a non-zero multiple of the "
+                f"{sector_size}-byte sector size"
+            )
+        else:
+            sectors = size // sector_size
+        return cls(name, path, fd, sectors, sector_size, read_only, io)
+
+    @classmethod
+    def _open(
+        cls, name: str, chosen: str | None, sector_size: int, read_only: bool, io: ModuleType | None,
+    ) -> FileBlock:
+        """Open, check and lock the file ``chosen``."""
         if not chosen:
             raise DeviceUnavailable(
                 f"block device {name!r} has no backing file: pass --block {name}=FILE "
                 f"(or set `file` in [tool.unik.devices.{name}])"
-            )
-        if sector_size <= 0 or sector_size & (sector_size - 1):
-            raise DeviceUnavailable(
-                f"block device {name!r}: sector_size {sector_size} is not a power of two"
             )
         chosen = os.path.expanduser(chosen)
         flags = (os.O_RDONLY if read_only else os.O_RDWR) | os.O_CLOEXEC

@@ -10,6 +10,10 @@ C (:mod:`unik_unix._tap`, twin :mod:`unik_unix._tap_pure` with ``UNIK_PURE=1``).
 The link is brought up without an IP address: the host's IP stack has nothing to do
 with unik's, which owns the frames.  The unik side gets its own locally administered
 MAC, distinct from the kernel side's.
+
+A TAP descriptor opened by someone else (``fd=``: a parent process, unik's spt tender)
+is adopted instead of opening one; given its interface name, MTU and a MAC too,
+adopting makes no system call.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from unik import accel
 from unik.devices import NetworkStats, Offloads, TxOffload
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
 
-__all__ = ["TapNetwork", "backend", "random_mac"]
+__all__ = ["TapNetwork", "backend", "parse_mac", "random_mac"]
 
 #: The data-path functions in use: the C module, or the pure twin.
 backend: ModuleType = accel.load("unik_unix._tap", "unik_unix._tap_pure")
@@ -47,6 +51,19 @@ def random_mac() -> bytes:
     mac = bytearray(os.getrandom(6))
     mac[0] = (mac[0] & 0xFC) | 0x02
     return bytes(mac)
+
+
+def parse_mac(name: str, mac: str | bytes) -> bytes:
+    """``02:00:00:00:00:01`` (or 6 bytes) as 6 bytes; a unicast address or DeviceUnavailable."""
+    try:
+        raw = mac if isinstance(mac, bytes) else bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    except ValueError:
+        raw = b""
+    if len(raw) != 6 or raw[0] & 1:
+        raise DeviceUnavailable(
+            f"network device {name!r}: {mac!r} is not a unicast MAC address such as 02:00:00:00:00:01"
+        )
+    return raw
 
 
 def _ifreq(name: str, fmt: str = "", *values: int) -> bytes:
@@ -81,16 +98,30 @@ class TapNetwork:
     # -- acquiring -----------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, name: str, ifname: str | None = None, offload: bool = False) -> TapNetwork:
-        """Open (creating if needed) the TAP ``ifname`` (default: ``name``) and bring it up."""
-        return cls.open_sync(name, ifname, offload)
+    async def connect(
+        cls, name: str, ifname: str | None = None, offload: bool = False, fd: int | None = None,
+        mtu: int | None = None, mac: str | bytes | None = None,
+    ) -> TapNetwork:
+        """Open (creating if needed) the TAP ``ifname`` (default: ``name``) and bring it up.
+
+        ``fd`` adopts a TAP descriptor someone else opened instead (``IFF_TAP | IFF_NO_PI |
+        IFF_VNET_HDR`` with a 12-byte header, non-blocking, link up): ``ifname`` and
+        ``mtu`` are asked of the kernel when not given, and its offloads are the opener's
+        unless ``offload`` asks to negotiate them.  ``mac`` (``02:00:00:00:00:01``) is the
+        unik side's address (default: random).
+        """
+        return cls.open_sync(name, ifname, offload, fd=fd, mtu=mtu, mac=mac)
 
     @classmethod
     def open_sync(
         cls, name: str, ifname: str | None = None, offload: bool = False, io: ModuleType | None = None,
+        fd: int | None = None, mtu: int | None = None, mac: str | bytes | None = None,
     ) -> TapNetwork:
         """:meth:`connect` without an event loop (for tools and tests); ``io`` picks a backend."""
         io = io or backend
+        address = parse_mac(name, mac) if mac is not None else None
+        if fd is not None:
+            return cls._adopt(name, ifname, offload, io, fd, mtu, address)
         if ifname is None or ifname in _MODE_WORDS:
             ifname = name
         if not ifname or len(ifname.encode()) >= io.IFNAMSIZ or "/" in ifname or ifname.strip() != ifname:
@@ -115,7 +146,30 @@ class TapNetwork:
         except BaseException:
             os.close(fd)
             raise
-        return cls(name, ifname, fd, random_mac(), mtu, offloads, io)
+        return cls(name, ifname, fd, address or random_mac(), mtu, offloads, io)
+
+    @classmethod
+    def _adopt(
+        cls, name: str, ifname: str | None, offload: bool, io: ModuleType, fd: int, mtu: int | None,
+        mac: bytes | None,
+    ) -> TapNetwork:
+        """Wrap the open TAP descriptor ``fd``; ask the kernel only what was not given."""
+        if fd < 0:
+            raise DeviceUnavailable(f"network device {name!r}: {fd} is not a file descriptor")
+        try:
+            if ifname is None or ifname in _MODE_WORDS:
+                out = fcntl.ioctl(fd, io.TUNGETIFF, _ifreq(""))
+                ifname = out[:16].split(b"\0", 1)[0].decode()
+            offloads = _negotiate(io, fd) if offload else Offloads()
+            if mtu is None:
+                mtu = _link_up(io, name, ifname)
+        except OSError as exc:
+            raise DeviceUnavailable(
+                f"network device {name!r}: descriptor {fd} is not a usable TAP: {exc.strerror or exc}"
+            ) from exc
+        if not 68 <= mtu <= 65535:
+            raise DeviceUnavailable(f"network device {name!r}: MTU {mtu} is outside 68..65535")
+        return cls(name, ifname, fd, mac or random_mac(), mtu, offloads, io)
 
     # -- the Network protocol ------------------------------------------------------------
 
