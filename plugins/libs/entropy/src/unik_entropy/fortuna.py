@@ -5,6 +5,11 @@
   generator first.
 * Unseeded: every request raises :class:`unik.errors.NotSeeded` until :meth:`Fortuna.seed`
   or a pool reseed happened.
+* Sealed processes: :func:`reserve_seed` reads every built-in source (getrandom and
+  ``/dev/hwrng`` included) into a one-time reserve before a process gives up its system
+  calls (unik's spt sandbox); the next :meth:`Fortuna.bootstrap` mixes it in and wipes
+  it, and the pools are fed afterwards by the sources that need no system call (RDSEED,
+  RDRAND, CPU jitter, event timing).
 * Fork: a child process re-seeds its generators before it can produce output, from the
   built-in sources, its pid and the clock, so parent and child never share output.
 
@@ -35,7 +40,7 @@ from unik.errors import NotSeeded
 from .generator import BLOCK, Generator
 from .health import SourceFailure
 from .pools import MIN_POOL_SIZE, Pools
-from .sources import JITTER, Source, builtin_sources
+from .sources import JITTER, Source, builtin_sources, seal
 
 #: Requests up to this size are served from the keystream buffer.
 SMALL = 1024
@@ -46,6 +51,40 @@ RESEED_INTERVAL_S = 0.1
 
 _ZEROS = memoryview(bytes(BUFFER))
 _LIVE: weakref.WeakSet[Fortuna] = weakref.WeakSet()
+#: Seed material read by :func:`reserve_seed`, taken (and wiped) by the next bootstrap.
+_reserve = bytearray()
+_reserve_lock = threading.Lock()
+
+
+def reserve_seed(n: int = 64, *, then_seal: bool = False) -> int:
+    """Read ``n`` bytes of every healthy built-in source now, for the next :meth:`Fortuna.bootstrap`.
+
+    For a process about to give up its system calls: the Fortuna connected later is then
+    seeded from getrandom and ``/dev/hwrng`` as well, although it can no longer reach
+    them.  With ``then_seal``, :func:`unik_entropy.sources.seal` follows, so that only
+    the sources needing no system call are read from then on.  Returns the bytes
+    reserved (sources failing their health tests or transiently are skipped).
+    """
+    got = 0
+    with _reserve_lock:
+        for src in builtin_sources():
+            try:
+                data = src.read(n)
+            except (SourceFailure, OSError):
+                continue
+            _reserve.extend(bytes((src.source_id,)) + data)
+            got += len(data)
+    if then_seal:
+        seal()
+    return got
+
+
+def _take_reserve() -> bytes:
+    with _reserve_lock:
+        data = bytes(_reserve)
+        _reserve[:] = bytes(len(_reserve))  # wipe, then forget
+        del _reserve[:]
+    return data
 
 
 class Fortuna:
@@ -139,9 +178,14 @@ class Fortuna:
     def bootstrap(self, extra: bytes = b"", n: int = 64) -> None:
         """Seed directly from ``n`` bytes of every healthy source (plus ``extra``).
 
+        What :func:`reserve_seed` reserved goes in too (only the first bootstrap gets it).
+
         :raises NotSeeded: when no source produced anything and ``extra`` is empty.
         """
         parts = [extra] if extra else []
+        reserved = _take_reserve()
+        if reserved:
+            parts.append(b"reserve" + reserved)
         for src in self.sources:
             if not src.healthy:
                 continue

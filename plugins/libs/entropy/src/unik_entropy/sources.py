@@ -10,6 +10,13 @@ jitter     4    CPU timer jitter around memory walks (C, rdtsc deltas)      0.5 
 hwrng      5    ``/dev/hwrng``: virtio-rng inside a VM image                4 bits/byte
 =========  ===  ==========================================================  ===========
 
+getrandom and hwrng make system calls; the others run on the CPU alone.  A process
+about to give up its system calls (unik's spt sandbox, under seccomp) calls
+:func:`seal` once it has read what it needs from them (see
+:func:`unik_entropy.fortuna.reserve_seed`): from then on those sources answer every
+read with an ``OSError``, which every reader treats as "skip it this time", and
+:func:`builtin_sources` no longer lists or probes them.
+
 Ids 6-15 are for :class:`unik.devices.EntropySource` devices, 16 and up for event
 timing (:mod:`unik_entropy.events`).  Fortuna does not need the credited figures (its
 pools make estimates unnecessary); they are the ``quality`` an
@@ -34,6 +41,19 @@ GETRANDOM, RDSEED, RDRAND, JITTER, HWRNG = 1, 2, 3, 4, 5
 #: The first id given to entropy devices, and to event sources.
 DEVICE_IDS, EVENT_IDS = 6, 16
 
+_sealed = False
+
+
+def seal() -> None:
+    """From now on, sources that need system calls stop answering (irreversible)."""
+    global _sealed
+    _sealed = True
+
+
+def sealed() -> bool:
+    """Whether :func:`seal` was called in this process."""
+    return _sealed
+
 
 class Source:
     """A synchronous raw source wrapped in health tests.
@@ -43,10 +63,14 @@ class Source:
     failure such as RDSEED running dry).
     """
 
-    def __init__(self, name: str, source_id: int, quality: float, raw: Callable[[int], bytes]) -> None:
+    def __init__(
+        self, name: str, source_id: int, quality: float, raw: Callable[[int], bytes], *, syscalls: bool = False,
+    ) -> None:
         self.name = name
         self.source_id = source_id
         self.quality = quality
+        #: Whether reading makes system calls (it then fails once the process is sealed).
+        self.syscalls = syscalls
         self._raw = raw
         self.health = HealthTest(name, min(quality, 2.0))
         self.errors = 0
@@ -58,6 +82,8 @@ class Source:
 
     def read(self, n: int) -> bytes:
         """``n`` bytes that passed the health tests."""
+        if self.syscalls and _sealed:
+            raise OSError(f"{self.name}: needs system calls, which this process has given up")
         data = self._raw(n)
         if len(data) != n:
             raise OSError(f"{self.name}: short read ({len(data)} of {n} bytes)")
@@ -97,17 +123,18 @@ def builtin_sources(*, hwrng: bool | None = None) -> list[Source]:
     """The sources usable here.
 
     getrandom, RDSEED and RDRAND (when CPUID has them), jitter, and ``/dev/hwrng`` (when
-    a hardware RNG is bound to it, or when ``hwrng`` is true).
+    a hardware RNG is bound to it, or when ``hwrng`` is true).  Once :func:`seal` was
+    called, only those that make no system call (nothing is probed either).
     """
     found: list[Source] = []
-    if hasattr(os, "getrandom"):
-        found.append(Source("getrandom", GETRANDOM, 8.0, _getrandom))
+    if hasattr(os, "getrandom") and not _sealed:
+        found.append(Source("getrandom", GETRANDOM, 8.0, _getrandom, syscalls=True))
     has_rdrand, has_rdseed = impl.cpu_features()
     if has_rdseed:
         found.append(Source("rdseed", RDSEED, 4.0, impl.rdseed))
     if has_rdrand:
         found.append(Source("rdrand", RDRAND, 2.0, impl.rdrand))
     found.append(Source("jitter", JITTER, 0.5, impl.jitter))
-    if hwrng or (hwrng is None and hwrng_present()):
-        found.append(Source("hwrng", HWRNG, 4.0, _hwrng))
+    if not _sealed and (hwrng or (hwrng is None and hwrng_present())):
+        found.append(Source("hwrng", HWRNG, 4.0, _hwrng, syscalls=True))
     return found
