@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from unik.devices import EntryKind
-from unik.errors import KeyNotFound, NotAValue
+from unik.errors import DeviceUnavailable, KeyNotFound, NotAValue
 from unik_solo5 import kv
-from unik_solo5.devices import parse
+from unik_solo5.devices import key_args, parse
 from unik_solo5.policy import (
     AUDIT_ARCH_X86_64,
     SECCOMP_RET_ALLOW,
@@ -85,6 +85,9 @@ PROGRAM = compile_policy(FDS)
     ("execve", (), SECCOMP_RET_TRAP),
     ("ptrace", (), SECCOMP_RET_TRAP),
     ("exit_group", (0,), SECCOMP_RET_ALLOW),
+    ("getrandom", (0, 32, 0), SECCOMP_RET_TRAP),  # Fortuna reseeds from RDSEED/RDRAND/jitter after the filter
+    ("ioctl", (3, 0x800454D2), SECCOMP_RET_TRAP),  # the tender configured the TAP
+    ("lseek", (4, 0, 2), SECCOMP_RET_TRAP),        # the tender took the block file's size
 ])
 def test_filter_verdicts(call: str, args: tuple[int, ...], verdict: int) -> None:
     assert run_bpf(PROGRAM, X86_64[call], args) == verdict
@@ -97,9 +100,24 @@ def test_other_abis_are_killed_and_the_tripwire_traps() -> None:
 
 
 def test_parse_handed_devices() -> None:
-    got = parse("service\tnet\t3\t1500\ttap0\nstorage\tblock\t4\t1048576\t/tmp/a b.img\n")
+    got = parse("service\tnet\t3\t1500\t02:00:00:00:00:01\ttap0\nstorage\tblock\t4\t1048576\t-\t/tmp/a\tb.img\n")
     assert got["service"].fd == 3 and got["service"].size == 1500 and got["service"].source == "tap0"
-    assert got["storage"].kind == "block" and got["storage"].source == "/tmp/a b.img"
+    assert got["service"].mac == "02:00:00:00:00:01"
+    assert got["storage"].kind == "block" and got["storage"].source == "/tmp/a\tb.img" and got["storage"].mac == ""
+    with pytest.raises(DeviceUnavailable, match="malformed"):
+        parse("service\tnet\tthree\t1500\t-\ttap0\n")
+    with pytest.raises(DeviceUnavailable, match="malformed"):
+        parse("service\tnet\t3\t1500\ttap0\n")  # the old five-field form
+
+
+def test_handed_devices_become_key_bindings() -> None:
+    devices = parse("service\tnet\t3\t1400\t02:00:00:00:00:01\ttap0\nstorage\tblock\t4\t4096\t-\t/d.img\n")
+    known = {"fd", "net", "mtu", "net_mac", "block", "size"}
+    assert key_args(devices, known) == {
+        "fd": ["service=3", "storage=4"], "net": ["service=tap0"], "mtu": ["service=1400"],
+        "net_mac": ["service=02:00:00:00:00:01"], "block": ["storage=/d.img"], "size": ["storage=4096"],
+    }
+    assert key_args(devices, {"fd"}) == {"fd": ["service=3", "storage=4"]}
 
 
 def test_split_solo5_options() -> None:

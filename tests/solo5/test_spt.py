@@ -151,6 +151,7 @@ console.log(f"mtu {service.mtu} sent {service.stats.tx_frames}")
     ns = f"unikspt{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
+        subprocess.run(["ip", "-n", ns, "tuntap", "add", "dev", "spt0", "mode", "tap", "vnet_hdr"], check=True)
         proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--", "--net:service=spt0"], cwd=app,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr

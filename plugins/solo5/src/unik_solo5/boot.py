@@ -3,11 +3,14 @@
 The tender execs ``python -I -S app/__spt__.py ARGS``, which calls :func:`boot`.  In
 order: check the handed devices against the manifest; import the generated ``main.py``
 (every implementation and the application) and :data:`PRELOAD`; keep the sources of
-the artifact's modules for tracebacks (nothing can be read later); parse the keys;
-create the event loop (its epoll and self-pipe descriptors); then
-:func:`unik_solo5._sandbox.enter` closes every other descriptor, enters the namespaces
-with an empty root and installs the filter compiled from :mod:`unik_solo5.policy` for
-exactly these descriptors.  Only then does the loop run the application.
+the artifact's modules for tracebacks (nothing can be read later); parse the keys and
+bind the handed descriptors to the devices' keys (:func:`unik_solo5.devices.key_args`);
+reserve seed material for Fortuna from every entropy source and seal the sources that
+need system calls (:func:`unik_entropy.fortuna.reserve_seed`); create the event loop
+(its epoll and self-pipe descriptors); then :func:`unik_solo5._sandbox.enter` closes
+every other descriptor, enters the namespaces with an empty root and installs the
+filter compiled from :mod:`unik_solo5.policy` for exactly these descriptors.  Only then
+does the loop connect the devices and run the application.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from unik import runtime
 from unik.errors import UnikError
 
 from . import _sandbox, kv
-from .devices import handed
+from .devices import handed, key_args
 from .policy import TRIPWIRE, FdSets, compile_policy, syscall_names
 
 REPORT_ENV = "UNIK_SPT_REPORT_FD"
@@ -83,6 +86,25 @@ def _keep_sources(root: Path) -> None:
     linecache.updatecache = no_disk
 
 
+def _seed_entropy() -> None:
+    """Seed material for the plan's Fortuna from every source now; later, only syscall-free ones.
+
+    The random device connects after the filter is on: it then takes this reserve
+    (getrandom, ``/dev/hwrng``, RDSEED, RDRAND, jitter, read here) and is fed by RDSEED,
+    RDRAND, CPU jitter and event timing alone, which need no system call.
+    """
+    if "unik_entropy.fortuna" not in sys.modules:  # the plan has no random device of unik-lib-entropy
+        return
+    from unik_entropy.fortuna import Fortuna, reserve_seed
+
+    # The generator's first use may load what its AES backend needs: do it now.
+    warm = Fortuna(sources=[])
+    warm.seed(b"warm-up")
+    warm.generate(4096)
+    if not reserve_seed(then_seal=True):
+        raise UnikError("no entropy source answered before the sandbox went on")
+
+
 def boot(script: str) -> NoReturn:
     """Run the artifact whose ``__spt__.py`` is ``script`` under the sandbox."""
     root = Path(script).resolve().parent
@@ -105,6 +127,8 @@ def boot(script: str) -> NoReturn:
     _keep_sources(root)
     try:
         keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog)
+        keys = keys.with_args(key_args(handed(), set(keys.keys)))
+        _seed_entropy()
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,24 +1,21 @@
-"""The spt devices: the unix target's implementations on descriptors the tender opened.
+"""The devices the spt tender opened, and how they reach the unix target's implementations.
 
 The tender (``unik-spt``) opens the TAP and block files before Python starts and
-describes them in ``UNIK_SPT_DEVICES``; :func:`handed` parses that.  Under the seccomp
-filter nothing can be opened, so :class:`SptTap` and :class:`SptBlock` build the unix
-target's :class:`~unik_unix.tap.TapNetwork` and :class:`~unik_unix.block.FileBlock`
-around those descriptors instead of opening anything, and every block request runs on
-the loop's thread (the filter admits no thread creation).
+describes them in ``UNIK_SPT_DEVICES``; :func:`handed` parses that.  The devices are
+the unix target's own :class:`~unik_unix.tap.TapNetwork` and
+:class:`~unik_unix.block.FileBlock`, which adopt an open descriptor (``fd=``): the spt
+providers bind their ``fd``, ``mtu``/``net_mac`` and ``size`` options to per-device keys,
+and :func:`key_args` gives those keys the tender's values before the application
+starts.  Given all of them, adopting a device makes no system call, so it works under
+the filter.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from unik.devices import Offloads
 from unik.errors import DeviceUnavailable
-from unik_unix.block import FileBlock
-from unik_unix.tap import TapNetwork, random_mac
 
 ENV = "UNIK_SPT_DEVICES"
 
@@ -32,21 +29,26 @@ class Handed:
     fd: int
     #: The MTU of a TAP, the size in bytes of a block file.
     size: int
+    #: The MAC address of the unik side of a TAP (``02:...``), "" for a block file.
+    mac: str
     #: The TAP's interface name or the block file's path.
     source: str
 
 
 def parse(text: str) -> dict[str, Handed]:
-    """Parse the tender's description: tab-separated ``NAME KIND FD SIZE SOURCE`` lines."""
+    """Parse the tender's description: tab-separated ``NAME KIND FD SIZE MAC SOURCE`` lines."""
     out: dict[str, Handed] = {}
     for line in text.splitlines():
         if not line:
             continue
-        parts = line.split("\t", 4)
-        if len(parts) != 5 or parts[1] not in ("net", "block"):
+        parts = line.split("\t", 5)
+        if len(parts) != 6 or parts[1] not in ("net", "block"):
             raise DeviceUnavailable(f"{ENV}: malformed line {line!r}")
-        name, kind, fd, size, source = parts
-        out[name] = Handed(name, kind, int(fd), int(size), source)
+        name, kind, fd, size, mac, source = parts
+        try:
+            out[name] = Handed(name, kind, int(fd), int(size), "" if mac == "-" else mac, source)
+        except ValueError:
+            raise DeviceUnavailable(f"{ENV}: malformed line {line!r}") from None
     return out
 
 
@@ -55,47 +57,24 @@ def handed() -> dict[str, Handed]:
     return parse(os.environ.get(ENV, ""))
 
 
-_HANDED: Mapping[str, Handed] | None = None
+def key_args(devices: dict[str, Handed], known: set[str]) -> dict[str, list[str]]:
+    """The per-device key bindings that make the spt providers adopt the handed devices.
 
+    Only keys in ``known`` (the plan's) are bound: ``{"fd": ["service=3"], ...}``.
+    """
+    args: dict[str, list[str]] = {}
 
-def _device(name: str, kind: str) -> Handed:
-    global _HANDED
-    if _HANDED is None:
-        _HANDED = handed()
-    dev = _HANDED.get(name)
-    if dev is None or dev.kind != kind:
-        opt = "--net" if kind == "net" else "--block"
-        raise DeviceUnavailable(
-            f"{kind} device {name!r} was not opened by the spt tender: run with {opt}:{name}=..."
-        )
-    return dev
+    def bind(key: str, device: str, value: object) -> None:
+        if key in known:
+            args.setdefault(key, []).append(f"{device}={value}")
 
-
-class SptTap(TapNetwork):
-    """A TAP the tender opened (vnet header, no offloads, up, non-blocking)."""
-
-    @classmethod
-    async def connect(cls, name: str, ifname: str | None = None, offload: bool = False) -> SptTap:
-        """Wrap the handed descriptor; nothing is opened."""
-        dev = _device(name, "net")
-        return cls(name, dev.source, dev.fd, random_mac(), dev.size, Offloads())
-
-
-class SptBlock(FileBlock):
-    """A block file the tender opened (read-write, flock'ed); requests never leave the loop's thread."""
-
-    inline_limit = sys.maxsize  # the filter admits no threads
-
-    @classmethod
-    async def connect(
-        cls, name: str, path: str | None = None, file: str | None = None,
-        read_only: bool = False, sector_size: int = 512,
-    ) -> SptBlock:
-        """Wrap the handed descriptor; nothing is opened."""
-        dev = _device(name, "block")
-        if dev.size == 0 or dev.size % sector_size:
-            raise DeviceUnavailable(
-                f"block device {name!r}: {dev.source} is {dev.size} bytes, not a non-zero multiple of "
-                f"the {sector_size}-byte sector size"
-            )
-        return cls(name, dev.source, dev.fd, dev.size // sector_size, sector_size, read_only)
+    for dev in devices.values():
+        bind("fd", dev.name, dev.fd)
+        if dev.kind == "net":
+            bind("net", dev.name, dev.source)
+            bind("mtu", dev.name, dev.size)
+            bind("net_mac", dev.name, dev.mac)
+        else:
+            bind("block", dev.name, dev.source)
+            bind("size", dev.name, dev.size)
+    return args

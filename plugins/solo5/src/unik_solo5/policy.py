@@ -136,9 +136,8 @@ POLICY: tuple[Rule, ...] = (
     Rule("fcntl", "signal.set_wakeup_fd checks the descriptor is non-blocking",
          (fd_in("wakeup"), Cond(1, "cmd", "eq", F_GETFL))),
     Rule("close", "devices and the loop close their descriptors on disconnect; closing gives nothing"),
-    # -- the clock and randomness --------------------------------------------------------
+    # -- the clock --------------------------------------------------------
     Rule("clock_gettime", "the clocks, when the vDSO falls back to the system call"),
-    Rule("getrandom", "the random and entropy devices (host kernel CSPRNG); no descriptor, no path"),
     # -- CPython at steady state: memory ----------------------------------------------------
     Rule("mmap", "obmalloc arenas and large malloc blocks: anonymous memory, never executable",
          (Cond(3, "flags", "set", MAP_ANONYMOUS), Cond(2, "prot", "clear", PROT_EXEC))),

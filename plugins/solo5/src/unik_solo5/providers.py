@@ -1,18 +1,22 @@
 """Device providers of the spt target: the unix target's implementations, sandbox-ready.
 
-Console, clocks, sleep and randomness are the unix target's classes as they are (they
-use only calls the policy admits: write, clock_gettime, epoll_wait, getrandom); the
-network and block devices are :mod:`unik_solo5.devices`' wrappers around the
-descriptors the tender opened.
+Console, clocks and sleep are the unix target's classes as they are (they use only
+calls the policy admits: write, clock_gettime, epoll_wait).  The network and block
+devices are the unix target's :class:`~unik_unix.tap.TapNetwork` and
+:class:`~unik_unix.block.FileBlock` adopting the descriptors the tender opened (see
+:mod:`unik_solo5.devices`).  ``random`` and ``entropy`` come from unik-lib-entropy:
+Fortuna, seeded before the filter from every source (getrandom included) and fed
+after it by RDSEED, RDRAND, CPU jitter and event timing, which need no system call.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 from unik.builtin import BakedKVRO
 from unik.keys import Key
-from unik.provider import Configured, Option, Provider, Request
+from unik.provider import Configured, KeyRef, Option, Provider, Request
 
 SPT: frozenset[str] = frozenset({"spt"})
 
@@ -24,6 +28,16 @@ BLOCK = Key(
     "block", "backing file of a block device: DEVICE=FILE (e.g. storage=disk.img)",
     per_device=True, metavar="DEVICE=FILE",
 )
+NET_MAC = Key(
+    "net_mac", "MAC address of a network device: DEVICE=MAC (default: random, picked by the tender; "
+    "solo5's --net-mac:service=MAC after --)", per_device=True, metavar="DEVICE=MAC",
+)
+FD = Key("fd", "descriptor the spt tender opened for a device (set by the tender)", "int",
+         per_device=True, metavar="DEVICE=FD")
+MTU = Key("mtu", "MTU of a network device's TAP (set by the spt tender)", "int",
+          per_device=True, metavar="DEVICE=MTU")
+SIZE = Key("size", "size in bytes of a block device's file (set by the spt tender)", "int",
+           per_device=True, metavar="DEVICE=BYTES")
 
 
 class _Spt(Provider):
@@ -66,38 +80,14 @@ class Sleep(_Spt):
     description = "asyncio timers on the host's monotonic clock"
 
 
-class Random(_Spt):
-    """getrandom(2), which the allowlist admits.
-
-    It outranks unik-lib-entropy's Fortuna under spt for now: Fortuna's sources open
-    files (``/dev/hwrng``) when they connect and on reseeds, which happens after the
-    filter is on. Seeding Fortuna before the filter (issue 8) will lower this again.
-    """
-
-    PLUGIN_NAME = "spt.getrandom"
-    kind = "random"
-    implementation = "unik.posix:GetrandomRandom"
-    description = "the host kernel's CSPRNG through getrandom(2) (admitted by the allowlist)"
-    priority = 10
-
-
-class Entropy(_Spt):
-    """getrandom(2) as a raw entropy source."""
-
-    PLUGIN_NAME = "spt.getrandom-entropy"
-    kind = "entropy"
-    implementation = "unik.posix:GetrandomEntropy"
-    description = "the host kernel's getrandom(2) as an entropy source"
-    priority = -10
-
-
 class Block(_Spt):
-    """A block file the tender opened (BLOCK_BASIC)."""
+    """A block file the tender opened (BLOCK_BASIC), adopted by the unix target's FileBlock."""
 
     PLUGIN_NAME = "spt.block"
     kind = "block"
-    implementation = "unik_solo5.devices:SptBlock"
-    description = "a file opened by the tender (--block:NAME=FILE), pread/pwrite in C"
+    implementation = "unik_unix.block:FileBlock"
+    description = "a file opened by the tender (--block:NAME=FILE), pread/pwrite in C on the loop's thread"
+    keys = (BLOCK, FD, SIZE)
     options = (Option("sector_size", "sector size in bytes", "int", default=512),)
 
     @classmethod
@@ -107,21 +97,32 @@ class Block(_Spt):
         if options["sector_size"] not in (512, 1024, 2048, 4096):
             raise request.error("sector_size", "must be 512, 1024, 2048 or 4096")
         options["name"] = request.device
-        return Configured(options=options)
+        options["inline_limit"] = sys.maxsize  # the filter admits no threads
+        return Configured(options=options, key_options={
+            "path": KeyRef("block", per_device=True),
+            "fd": KeyRef("fd", per_device=True),
+            "size": KeyRef("size", per_device=True),
+        })
 
 
 class Tap(_Spt):
-    """A TAP the tender opened (NET_BASIC)."""
+    """A TAP the tender opened (NET_BASIC), adopted by the unix target's TapNetwork."""
 
     PLUGIN_NAME = "spt.tap"
     kind = "network"
-    implementation = "unik_solo5.devices:SptTap"
+    implementation = "unik_unix.tap:TapNetwork"
     description = "a TAP opened by the tender (--net:NAME=TAP), batched reads and writev in C"
+    keys = (NET, FD, MTU, NET_MAC)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """The device's name finds its descriptor."""
-        return Configured(options={"name": request.device})
+        """Name, descriptor, MTU and MAC all come from the tender."""
+        return Configured(options={"name": request.device}, key_options={
+            "ifname": KeyRef("net", per_device=True),
+            "fd": KeyRef("fd", per_device=True),
+            "mtu": KeyRef("mtu", per_device=True),
+            "mac": KeyRef("net_mac", per_device=True),
+        })
 
 
 class MemoryKV(_Spt):
@@ -147,5 +148,5 @@ class MemoryKV(_Spt):
 
 
 PROVIDERS: list[type[Provider]] = [
-    Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Tap, MemoryKV,
+    Console, MonotonicClock, WallClock, Sleep, Block, Tap, MemoryKV,
 ]

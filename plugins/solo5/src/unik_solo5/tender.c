@@ -1,20 +1,25 @@
 /*
  * unik-spt: the outer half of unik's sandboxed-process tender (solo5's spt model).
  *
- *   unik-spt [--net:NAME=TAP]... [--block:NAME=FILE]... -- PROGRAM [ARG]...
+ *   unik-spt [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]... -- PROGRAM [ARG]...
  *
  * In order, it
- *   1. opens exactly the devices named on its command line and nothing else: a TAP
- *      (/dev/net/tun, TUNSETIFF IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, no offloads, link up,
- *      non-blocking) and block files (read-write, flock'ed, size taken);
+ *   1. opens exactly the devices named on its command line and nothing else: an
+ *      existing TAP (/dev/net/tun, TUNSETIFF IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, no offloads,
+ *      link up, non-blocking; never created on open, as solo5's tender) and block files
+ *      (read-write, flock'ed, size taken); it picks each TAP's MAC (random, locally
+ *      administered, unless --net-mac gives one);
  *   2. describes them to the program in UNIK_SPT_DEVICES, one device per line:
- *      "NAME\tnet\tFD\tMTU\tIFNAME" or "NAME\tblock\tFD\tBYTES\tPATH";
+ *      "NAME\tnet\tFD\tMTU\tMAC\tIFNAME" or "NAME\tblock\tFD\tBYTES\t-\tPATH";
  *   3. enters a new PID namespace and forks: the child (PID 1 there, killed if the
- *      tender dies) execs PROGRAM -- Python, which imports what the plan needs and then
- *      seals itself (unik_solo5._sandbox: descriptors, namespaces, empty root,
- *      no_new_privs, seccomp);
- *   4. forwards SIGINT, SIGTERM and SIGHUP to the child, and exits with its status
- *      (128 + the signal number when it was killed).
+ *      tender dies) execs PROGRAM -- Python, which adopts the descriptors, imports what
+ *      the plan needs and then seals itself (unik_solo5._sandbox: descriptors,
+ *      namespaces, empty root, no_new_privs, seccomp);
+ *   4. forwards SIGINT and SIGTERM to the child (SIGHUP as SIGTERM: PID 1 of a namespace
+ *      only gets the signals it handles), and exits with its status (128 + the signal
+ *      number when it was killed).
+ *
+ * Every error names the device and the file or TAP, and exits 125.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,10 +34,14 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* From <net/if.h>, which cannot be included beside <linux/if.h>. */
+extern unsigned int if_nametoindex(const char *ifname);
 
 #define MAX_DEVICES 64
 #define VNET_HDR_LEN 12
@@ -47,27 +56,65 @@ static void die(const char *what, const char *arg)
 
 static void usage(const char *why)
 {
-    fprintf(stderr, "unik-spt: %s\nusage: unik-spt [--net:NAME=TAP]... [--block:NAME=FILE]... -- PROGRAM [ARG]...\n",
+    fprintf(stderr,
+            "unik-spt: %s\nusage: unik-spt [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]... "
+            "-- PROGRAM [ARG]...\n",
             why);
     exit(125);
 }
 
-/* A TAP device as the unix target opens it: vnet header, no offloads, up, non-blocking. */
-static int open_tap(const char *ifname, int *mtu)
+/* "02:00:00:00:00:01" into mac[6]: 0 when it is a unicast address. */
+static int parse_mac(const char *text, unsigned char mac[6])
+{
+    unsigned int b[6];
+    char end;
+    int i;
+
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
+        return -1;
+    for (i = 0; i < 6; i++)
+        mac[i] = (unsigned char)b[i];
+    return (mac[0] & 1) ? -1 : 0;
+}
+
+/* A random locally administered unicast MAC (IEEE 802: bit 1 set, bit 0 clear). */
+static void random_mac(unsigned char mac[6])
+{
+    if (getrandom(mac, 6, 0) != 6)
+        die("getrandom for a MAC address", NULL);
+    mac[0] = (unsigned char)((mac[0] & 0xfc) | 0x02);
+}
+
+/* An existing TAP device as the unix target opens it: vnet header, no offloads, up, non-blocking. */
+static int open_tap(const char *name, const char *ifname, int *mtu)
 {
     struct ifreq ifr;
     int fd, s, hdr = VNET_HDR_LEN;
 
     if (strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
         usage("a TAP name is 1 to 15 bytes without '/'");
+    /* TUNSETIFF would create a missing TAP, which would vanish with us and have no
+       address on the host side: refuse, as solo5's tender does. */
+    if (if_nametoindex(ifname) == 0) {
+        fprintf(stderr, "unik-spt: network device %s: there is no TAP %s here: create it first "
+                "(ip tuntap add %s mode tap; ip addr add ... dev %s)\n", name, ifname, ifname, ifname);
+        exit(125);
+    }
     fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
     if (fd < 0)
         die("cannot open /dev/net/tun for", ifname);
     memset(&ifr, 0, sizeof ifr);
     strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0)
-        die("TUNSETIFF", ifname);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        if (errno == EINVAL)
+            fprintf(stderr, "unik-spt: network device %s: %s is not a TAP device\n", name, ifname);
+        else if (errno == EBUSY)
+            fprintf(stderr, "unik-spt: network device %s: TAP %s is in use by another process\n", name, ifname);
+        else
+            fprintf(stderr, "unik-spt: network device %s: TUNSETIFF %s: %s\n", name, ifname, strerror(errno));
+        exit(125);
+    }
     if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
         die("TUNSETVNETHDRSZ", ifname);
     if (ioctl(fd, TUNSETOFFLOAD, 0) < 0)
@@ -90,22 +137,27 @@ static int open_tap(const char *ifname, int *mtu)
 }
 
 /* A block file: read-write, exclusively flock'ed, a non-zero size. */
-static int open_block(const char *path, long long *size)
+static int open_block(const char *name, const char *path, long long *size)
 {
     struct stat st;
     off_t end;
     int fd = open(path, O_RDWR);
 
-    if (fd < 0)
-        die("cannot open block file", path);
+    if (fd < 0) {
+        fprintf(stderr, "unik-spt: block device %s: cannot open %s read-write: %s\n", name, path, strerror(errno));
+        exit(125);
+    }
     if (fstat(fd, &st) < 0)
         die("fstat", path);
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        errno = EINVAL;
-        die("not a regular file or block device:", path);
+        fprintf(stderr, "unik-spt: block device %s: %s is not a regular file or block device\n", name, path);
+        exit(125);
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-        die("cannot lock (in use by another process?)", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "unik-spt: block device %s: %s is in use by another process (flock: %s)\n", name, path,
+                strerror(errno));
+        exit(125);
+    }
     end = lseek(fd, 0, SEEK_END);
     if (end < 0)
         die("lseek", path);
@@ -115,8 +167,24 @@ static int open_block(const char *path, long long *size)
 
 static void forward(int sig)
 {
+    /* PID 1 of a namespace ignores the signals it has no handler for: Python handles
+       SIGINT and SIGTERM, not SIGHUP. */
     if (child_pid > 0)
-        kill(child_pid, sig);
+        kill(child_pid, sig == SIGHUP ? SIGTERM : sig);
+}
+
+/* The MAC given for the network device `name` with --net-mac:NAME=MAC, or NULL. */
+static const char *mac_option(int argc, char **argv, const char *name)
+{
+    size_t len = strlen(name);
+    int i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strncmp(argv[i], "--net-mac:", 10) == 0 && strncmp(argv[i] + 10, name, len) == 0 &&
+            argv[i][10 + len] == '=')
+            return argv[i] + 11 + len;
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -131,6 +199,8 @@ int main(int argc, char **argv)
         char *arg = argv[i], *name, *eq;
         int is_net = strncmp(arg, "--net:", 6) == 0, is_block = strncmp(arg, "--block:", 8) == 0;
 
+        if (strncmp(arg, "--net-mac:", 10) == 0)
+            continue; /* read with its --net: */
         if (!is_net && !is_block)
             usage("unknown option");
         if (n == MAX_DEVICES)
@@ -144,13 +214,22 @@ int main(int argc, char **argv)
             usage("device names and files may not contain tabs or newlines");
         if (is_net) {
             int mtu = 0;
-            fds[n] = open_tap(eq + 1, &mtu);
-            used += (size_t)snprintf(env + used, sizeof env - used, "%s\tnet\t%d\t%d\t%s\n", name, fds[n], mtu, eq + 1);
+            unsigned char mac[6];
+            const char *given = mac_option(argc, argv, name);
+
+            if (given && parse_mac(given, mac) < 0)
+                usage("--net-mac: a MAC is six hex bytes, e.g. 02:00:00:00:00:01, and not a multicast address");
+            if (!given)
+                random_mac(mac);
+            fds[n] = open_tap(name, eq + 1, &mtu);
+            used += (size_t)snprintf(env + used, sizeof env - used,
+                                     "%s\tnet\t%d\t%d\t%02x:%02x:%02x:%02x:%02x:%02x\t%s\n", name, fds[n], mtu,
+                                     mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], eq + 1);
         } else {
             long long size = 0;
-            fds[n] = open_block(eq + 1, &size);
-            used += (size_t)snprintf(env + used, sizeof env - used, "%s\tblock\t%d\t%lld\t%s\n", name, fds[n], size,
-                                     eq + 1);
+            fds[n] = open_block(name, eq + 1, &size);
+            used += (size_t)snprintf(env + used, sizeof env - used, "%s\tblock\t%d\t%lld\t-\t%s\n", name, fds[n],
+                                     size, eq + 1);
         }
         if (used >= sizeof env)
             usage("device descriptions too long");
