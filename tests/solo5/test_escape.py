@@ -26,6 +26,10 @@ ATTEMPTS = {
                   "mmap"),
     "late-import": ("", "import xml.dom.minidom", "newfstatat"),
     "sigsys-handler": ("import signal", "signal.signal(signal.SIGSYS, signal.SIG_IGN)", "rt_sigaction"),
+    # randomness comes from the random device (Fortuna); the host's CSPRNG is out of reach
+    "urandom": ("import os", "os.urandom(16)", "getrandom"),
+    "stdout-dup": ("import os", "os.dup(1)", "fcntl"),  # F_DUPFD_CLOEXEC: only F_GETFL on the self-pipe
+    "kill-tender": ("import os\nimport signal", "os.kill(0, signal.SIGKILL)", "kill"),
 }
 
 

@@ -121,9 +121,11 @@ def test_handed_devices_become_key_bindings() -> None:
 
 
 def test_split_solo5_options() -> None:
-    nets, blocks, show, rest = split_args(["--net:service=tap0", "--block:storage=d.img", "--port", "9",
-                                           "--show-policy"])
-    assert (nets, blocks, show, rest) == ({"service": "tap0"}, {"storage": "d.img"}, True, ["--port", "9"])
+    given, show, rest = split_args(["--net:service=tap0", "--block:storage=d.img", "--port", "9",
+                                    "--net-mac:service=02:00:00:00:00:09", "--show-policy", "--net:=x"])
+    assert given == {"net": {"service": "tap0"}, "net_mac": {"service": "02:00:00:00:00:09"},
+                     "block": {"storage": "d.img"}}
+    assert (show, rest) == (True, ["--port", "9", "--net:=x"])
 
 
 def test_memory_kv(tmp_path: Path) -> None:

@@ -61,6 +61,13 @@ def test_the_running_application_is_sealed(tmp_path: Path) -> None:
             assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
         assert re.search(r"^NSpid:\s+\d+\s+1$", status, re.M), "PID 1 of its own PID namespace"
         assert os.listdir(f"/proc/{pid}/root") == []
+        # The host's files are out of sight: one mount, an empty read-only tmpfs as "/".
+        mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        assert len(mounts) == 1, mounts
+        fields = mounts[0].split()
+        assert fields[4] == "/" and " - tmpfs unik-spt ro" in mounts[0], mounts
+        assert Path("/etc/passwd").exists() and not Path(f"/proc/{pid}/root/etc/passwd").exists()
+        assert not Path(f"/proc/{pid}/cwd/etc").exists() and os.readlink(f"/proc/{pid}/cwd") == "/"
         fds = sorted(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
         # stdin, stdout, stderr, the report pipe, the loop's epoll and self-pipe pair.
         assert len(fds) == 7 and fds[:3] == [0, 1, 2], fds
@@ -143,7 +150,7 @@ def test_tap_device_in_a_test_namespace(tmp_path: Path) -> None:
     body = '''\
 frame = b"\\xff" * 6 + service.mac + b"\\x88\\xb5" + b"unik spt".ljust(46, b"\\0")
 await service.write(frame)
-console.log(f"mtu {service.mtu} sent {service.stats.tx_frames}")
+console.log(f"mtu {service.mtu} sent {service.stats.tx_frames} mac {service.mac.hex(':')} on {service.ifname}")
 '''
     app = make_app(tmp_path, "tapper", body, params="console: Console, service: Network",
                    imports="Console, Network")
@@ -152,10 +159,17 @@ console.log(f"mtu {service.mtu} sent {service.stats.tx_frames}")
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "tuntap", "add", "dev", "spt0", "mode", "tap", "vnet_hdr"], check=True)
-        proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--", "--net:service=spt0"], cwd=app,
+        subprocess.run(["ip", "-n", ns, "link", "set", "spt0", "mtu", "1400"], check=True)
+        proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--", "--net:service=spt0",
+                               "--net-mac:service=02:00:00:00:00:42"], cwd=app,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.splitlines() == ["mtu 1500 sent 1"]
+        assert proc.stdout.splitlines() == ["mtu 1400 sent 1 mac 02:00:00:00:00:42 on spt0"]
+        proc = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--net", "service=spt0"], cwd=app,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        mac = proc.stdout.split(" mac ")[1].split()[0]
+        assert mac != "02:00:00:00:00:42" and int(mac[:2], 16) & 3 == 2, mac  # random, local, unicast
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 

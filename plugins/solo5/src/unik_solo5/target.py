@@ -26,7 +26,7 @@ from unik.target import Artifact, BuildContext, RunContext, Target
 
 from .boot import REPORT_ENV, SOLO5_TYPES
 from .policy import describe
-from .providers import BLOCK, NET
+from .providers import BLOCK, NET, NET_MAC
 
 TENDER = Path(__file__).with_name("unik-spt")
 ENTRY = "app/__spt__.py"
@@ -51,22 +51,25 @@ def solo5_manifest(plan: Plan) -> dict[str, object]:
     return {"type": "solo5.manifest", "version": 1, "devices": devices}
 
 
-def split_args(extra: Sequence[str]) -> tuple[dict[str, str], dict[str, str], bool, list[str]]:
-    """solo5's ``--net:NAME=TAP``, ``--block:NAME=FILE`` and ``--show-policy`` out of ``extra``."""
-    nets: dict[str, str] = {}
-    blocks: dict[str, str] = {}
+def split_args(extra: Sequence[str]) -> tuple[dict[str, dict[str, str]], bool, list[str]]:
+    """solo5's ``--net:NAME=TAP``, ``--net-mac:NAME=MAC``, ``--block:NAME=FILE`` and ``--show-policy``.
+
+    Returns ``({"net": {...}, "net_mac": {...}, "block": {...}}, show_policy, the rest)``.
+    """
+    given: dict[str, dict[str, str]] = {"net": {}, "net_mac": {}, "block": {}}
     show = False
     rest: list[str] = []
     for arg in extra:
         kind, _, binding = arg.partition(":")
         name, eq, value = binding.partition("=")
-        if kind in ("--net", "--block") and name and eq and value:
-            (nets if kind == "--net" else blocks)[name] = value
+        key = kind[2:].replace("-", "_")
+        if kind.startswith("--") and key in given and name and eq and value:
+            given[key][name] = value
         elif arg == "--show-policy":
             show = True
         else:
             rest.append(arg)
-    return nets, blocks, show, rest
+    return given, show, rest
 
 
 class SptTarget(Target):
@@ -74,8 +77,8 @@ class SptTarget(Target):
 
     PLUGIN_NAME = "spt"
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
-    keys = (NET, BLOCK)
-    run_keys = (NET, BLOCK)
+    keys = (NET, BLOCK, NET_MAC)
+    run_keys = (NET, BLOCK, NET_MAC)
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""
@@ -94,13 +97,14 @@ class SptTarget(Target):
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the artifact under the tender with its devices; report a refused system call by name."""
-        nets, blocks, show, rest = split_args(ctx.extra_args)
+        given, show, rest = split_args(ctx.extra_args)
         if show:
             sys.stdout.write(describe())
             return 0
-        for key, given in (("net", nets), ("block", blocks)):
+        for key, bound in given.items():
             if key in ctx.options.keys:
-                given.update(ctx.options.bindings(key))
+                bound.update(ctx.options.bindings(key))
+        nets, macs, blocks = given["net"], given["net_mac"], given["block"]
         manifest = json.loads((artifact.path.parent / "manifest.json").read_text())
         declared = {d["name"]: d["type"] for d in manifest["devices"]}
         for name, kind in declared.items():
@@ -111,11 +115,19 @@ class SptTarget(Target):
             if name not in declared:
                 has = ", ".join(declared) or "none"
                 raise RunError(f"{name!r} is not a device of this application (it has: {has})")
+        for name in macs:
+            if name not in nets:
+                raise RunError(f"--net-mac {name}=...: {name!r} is not a network device given with --net")
+        for name, path in blocks.items():
+            if not os.path.exists(path):
+                raise RunError(f"block device {name!r}: {path} does not exist: create it first "
+                               f"(e.g. truncate -s 64M {path})")
         if platform.machine() != "x86_64":
             raise RunError(f"the spt allowlist is written for x86_64 only, not {platform.machine()}")
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
         cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
+               *[f"--net-mac:{n}={v}" for n, v in macs.items()],
                *[f"--block:{n}={os.path.abspath(v)}" for n, v in blocks.items()],
                "--", sys.executable, "-I", "-S", str(artifact.path), *keys.as_args(), *rest]
         r, w = os.pipe()
