@@ -70,14 +70,22 @@ PROGRAM = compile_policy(FDS)
     ("mmap", (0, 4096, 3, 0x22, 2**64 - 1), SECCOMP_RET_ALLOW),
     ("mmap", (0, 4096, 7, 0x22, 2**64 - 1), SECCOMP_RET_TRAP),
     ("mmap", (0, 4096, 1, 0x02, 4), SECCOMP_RET_TRAP),  # file-backed
-    ("mprotect", (0, 4096, 3), SECCOMP_RET_ALLOW),
+    ("mprotect", (0, 4096, 3), SECCOMP_RET_TRAP),   # only glibc's per-thread heaps grow with it
     ("mprotect", (0, 4096, 5), SECCOMP_RET_TRAP),
-    ("rt_sigaction", (2,), SECCOMP_RET_ALLOW),
+    ("rt_sigaction", (2,), SECCOMP_RET_TRAP),       # asyncio's handlers go in before the filter
     ("rt_sigaction", (31,), SECCOMP_RET_TRAP),
-    ("futex", (0, 129), SECCOMP_RET_ALLOW),
-    ("futex", (0, 1), SECCOMP_RET_TRAP),
-    ("newfstatat", (7, 0, 0, 0x1000), SECCOMP_RET_ALLOW),
-    ("newfstatat", (-100 & 0xFFFFFFFF, 0, 0, 0), SECCOMP_RET_TRAP),
+    ("futex", (0, 129), SECCOMP_RET_TRAP),          # no thread to wait for
+    ("newfstatat", (7, 0, 0, 0x1000), SECCOMP_RET_TRAP),
+    ("fcntl", (7, 3), SECCOMP_RET_TRAP),
+    ("close", (3,), SECCOMP_RET_ALLOW),
+    ("close", (6,), SECCOMP_RET_ALLOW),
+    ("close", (1,), SECCOMP_RET_TRAP),
+    ("close", (9,), SECCOMP_RET_TRAP),
+    ("rt_sigprocmask", (0,), SECCOMP_RET_ALLOW),    # SIG_BLOCK
+    ("rt_sigprocmask", (1,), SECCOMP_RET_TRAP),     # SIG_UNBLOCK
+    ("rt_sigprocmask", (2,), SECCOMP_RET_TRAP),     # SIG_SETMASK
+    ("pwritev", (4,), SECCOMP_RET_ALLOW),
+    ("fdatasync", (3,), SECCOMP_RET_TRAP),
     ("openat", (-100 & 0xFFFFFFFF,), SECCOMP_RET_TRAP),
     ("socket", (2, 1, 0), SECCOMP_RET_TRAP),
     ("clone", (0x11,), SECCOMP_RET_TRAP),

@@ -118,3 +118,30 @@ def test_sighup_to_the_tender_ends_the_run(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+CHURN_APP = '''\
+import gc
+total = 0
+for round in range(6):
+    grown = bytearray()
+    for i in range(2000):                      # realloc of a large block: mremap
+        grown += bytes(range(256)) * 8
+    big = [bytes(1 << 20) for _ in range(40)]  # 40 MiB in mmap'ed blocks, then freed
+    small = [{"k": str(i), "v": [i] * 8} for i in range(60000)]  # obmalloc arenas and the brk heap
+    total += len(grown) + sum(map(len, big)) + len(small)
+    del grown, big, small
+    gc.collect()
+    await sleep.sleep(0.01)
+console.log(f"churned {total}")
+'''
+
+
+def test_memory_churn_stays_within_the_allowlist(tmp_path: Path) -> None:
+    """glibc malloc and obmalloc growing and trimming their heaps need no call the filter refuses."""
+    need_sandbox()
+    app = make_app(tmp_path, "churn", CHURN_APP, params="console: Console, sleep: Sleep",
+                   imports="Console, Sleep")
+    build(app)
+    proc = unik(app, "run", timeout=120)
+    assert proc.stdout.splitlines() == [f"churned {6 * (2000 * 2048 + 40 * (1 << 20) + 60000)}"]

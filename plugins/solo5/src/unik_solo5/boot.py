@@ -7,10 +7,13 @@ the artifact's modules for tracebacks (nothing can be read later); parse the key
 bind the handed descriptors to the devices' keys (:func:`unik_solo5.devices.key_args`);
 reserve seed material for Fortuna from every entropy source and seal the sources that
 need system calls (:func:`unik_entropy.fortuna.reserve_seed`); create the event loop
-(its epoll and self-pipe descriptors); then :func:`unik_solo5._sandbox.enter` closes
-every other descriptor, enters the namespaces with an empty root and installs the
-filter compiled from :mod:`unik_solo5.policy` for exactly these descriptors.  Only then
-does the loop connect the devices and run the application.
+(its epoll and self-pipe descriptors) and start the runtime's supervisor, which
+installs its SIGINT/SIGTERM handlers; then, as the first step of the application's
+task, :func:`unik_solo5._sandbox.enter` closes every other descriptor, enters the
+namespaces with an empty root and installs the filter compiled from
+:mod:`unik_solo5.policy` for exactly these descriptors.  Only then are the devices
+connected and the application run.  The process leaves with ``os._exit`` once the
+devices are disconnected: no loop closing, no interpreter finalization.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import json
 import linecache
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
 from unik import runtime
 from unik.errors import UnikError
+from unik.keys import KeyValues
 
 from . import _sandbox, kv
 from .devices import handed, key_args
@@ -38,20 +43,6 @@ PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceba
 #: solo5 device types by the kinds of unik devices the tender opens.
 SOLO5_TYPES = {"network": "NET_BASIC", "block": "BLOCK_BASIC"}
 _HANDED_KIND = {"NET_BASIC": "net", "BLOCK_BASIC": "block"}
-
-
-class _PreparedLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """Hands ``asyncio.run`` the loop made before the filter (its descriptors are allowed)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__()
-        self._prepared: asyncio.AbstractEventLoop | None = loop
-
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop, self._prepared = self._prepared, None
-        if loop is None:
-            raise RuntimeError("spt: only one event loop can run under the sandbox")
-        return loop
 
 
 def check_devices(manifest: dict[str, Any]) -> None:
@@ -134,7 +125,7 @@ def boot(script: str) -> NoReturn:
         sys.exit(2)
 
     loop = asyncio.new_event_loop()
-    asyncio.set_event_loop_policy(_PreparedLoopPolicy(loop))
+    asyncio.set_event_loop(loop)
     devices = handed().values()
     fds = FdSets(
         tap=tuple(d.fd for d in devices if d.kind == "net"),
@@ -143,12 +134,30 @@ def boot(script: str) -> NoReturn:
         wakeup=(loop._ssock.fileno(), loop._csock.fileno()),  # type: ignore[attr-defined]
         report=(report_fd,) if report_fd >= 0 else (),
     )
+    program, names = compile_policy(fds), syscall_names()
+
+    async def sealed(keys: KeyValues) -> object:
+        # supervise() installed its SIGINT/SIGTERM handlers before this first step of
+        # the application's task (signal.set_wakeup_fd stats and fcntls the loop's
+        # wake-up descriptor, asyncio's sigaction): none of that is needed later.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            _sandbox.enter((0, *fds.all()), program, names, report_fd, TRIPWIRE, str(root))
+        except OSError as exc:
+            print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
+            os._exit(125)  # half-sealed: no clean-up is safe
+        return await main.main(keys)
+
+    try:
+        status = loop.run_until_complete(runtime.supervise(sealed, keys))
+    except BaseException:  # noqa: BLE001 - e.g. a KeyboardInterrupt before the handlers were in place
+        traceback.print_exc()
+        status = 1
+    # The devices are disconnected (supervise waited for the application's task). Closing
+    # the loop would restore signal dispositions and finalizing the interpreter would
+    # take locks, tear down modules and unmap memory: system calls the filter need not
+    # admit for a process whose work is done.  Flush what is buffered and leave.
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        _sandbox.enter((0, *fds.all()), compile_policy(fds), syscall_names(), report_fd, TRIPWIRE, str(root))
-    except OSError as exc:
-        print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
-        os._exit(125)  # half-sealed: no clean-up is safe
-    # runtime.main would resolve the artifact's path again (a stat): the root is set above.
-    sys.exit(asyncio.run(runtime.supervise(main.main, keys)))
+    os._exit(status if 0 <= status <= 255 else 1)
