@@ -4,29 +4,33 @@ State: a 256-bit key ``K`` and a 128-bit counter ``C``; ``C == 0`` means unseede
 
 * ``reseed(s)``: ``K = SHA-256(SHA-256(K || s))``; ``C += 1``.
 * ``generate(n)``: the keystream of AES-256 in counter mode under ``K`` from block
-  ``C`` (the counter is a big-endian 128-bit integer, as ``cryptography``'s CTR mode
+  ``C`` (the counter is a big-endian 128-bit integer, as OpenSSL's CTR mode
   counts), at most 2^16 blocks (1 MiB) per key; then two more blocks become the new
   key, so the key that produced an output is gone once it is returned (backtracking
   resistance).  Longer requests are cut into 1 MiB chunks, each followed by a re-key.
 
-AES and SHA-256 come from ``cryptography`` and :mod:`hashlib`; this module only
-arranges them.
+AES comes from OpenSSL's libcrypto through the C extension :mod:`unik_entropy._aesctr`
+(the libcrypto CPython's ``_hashlib`` links), or from ``cryptography`` in its pure twin
+:mod:`unik_entropy._aesctr_py` (``UNIK_PURE=1``, or when the extension is not built);
+SHA-256 from :mod:`hashlib`.  This module only arranges them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from types import ModuleType
 
-from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+from unik import accel as _accel
 from unik.errors import NotSeeded
+
+#: ``unik_entropy._aesctr`` (libcrypto) when built and not disabled, else ``_aesctr_py``.
+aes: ModuleType = _accel.load("unik_entropy._aesctr", "unik_entropy._aesctr_py")
 
 BLOCK = 16
 KEY_SIZE = 32
 #: Fortuna's limit of output per key: 2^16 blocks.
 MAX_REQUEST = 1 << 20
 _COUNTER_MOD = 1 << 128
-_ZEROS = bytes(MAX_REQUEST + KEY_SIZE)
-_ZVIEW = memoryview(_ZEROS)
 
 
 def sha256d(data: bytes) -> bytes:
@@ -58,31 +62,24 @@ class Generator:
         self._key = sha256d(self._key + seed)
         self._counter = (self._counter + 1) % _COUNTER_MOD or 1
 
-    def _encryptor(self) -> CipherContext:
-        nonce = self._counter.to_bytes(BLOCK, "big")
-        return Cipher(algorithms.AES(self._key), modes.CTR(nonce)).encryptor()
-
     def keystream_and_rekey(self, n: int) -> bytes:
         """``n`` (≤ 1 MiB, a multiple of 16) bytes of keystream, then a new key: one chunk."""
         if not self.seeded:
             raise NotSeeded("the generator has not been seeded yet")
-        enc = self._encryptor()
-        out = enc.update(_ZVIEW[:n])
-        self._key = enc.update(_ZVIEW[:KEY_SIZE])
+        out: bytes
+        out, self._key = aes.keystream(self._key, self._counter.to_bytes(BLOCK, "big"), n)
         self._counter = (self._counter + n // BLOCK + 2) % _COUNTER_MOD or 1
         return out
 
     def keystream_into(self, buf: memoryview, n: int) -> None:
         """Write ``n`` (≤ 1 MiB, a multiple of 16) bytes of keystream into ``buf``, then re-key.
 
-        ``buf`` needs 15 spare bytes beyond ``n`` (``update_into``'s rule).  The same
+        ``buf`` needs 15 spare bytes beyond ``n`` (the pure twin's ``update_into`` rule).  The same
         output as :meth:`keystream_and_rekey`, into memory the caller can wipe.
         """
         if not self.seeded:
             raise NotSeeded("the generator has not been seeded yet")
-        enc = self._encryptor()
-        enc.update_into(_ZVIEW[:n], buf)
-        self._key = enc.update(_ZVIEW[:KEY_SIZE])
+        self._key = aes.keystream_into(self._key, self._counter.to_bytes(BLOCK, "big"), buf, n)
         self._counter = (self._counter + n // BLOCK + 2) % _COUNTER_MOD or 1
 
     def generate(self, n: int) -> bytes:
