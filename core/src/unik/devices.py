@@ -487,6 +487,24 @@ class TLS(Device, Protocol):
     async def server(self, flow: Flow) -> Flow:
         """Run a server handshake over ``flow`` and return the encrypted flow."""
 
+    async def start_server(self, handler: FlowHandler, port: int) -> Server:
+        """Accept TLS connections on ``port`` of the device's stack.
+
+        ``handler(reader, writer)`` runs for each flow once its handshake succeeded; a
+        flow whose handshake fails is closed and never reaches the handler.
+
+        .. versionadded:: 0.1 (unik-lib-tls)
+        """
+
+    async def open_connection(self, host: str, port: int, server_hostname: str | None = None) -> Flow:
+        """Connect over the device's stack and run a client handshake.
+
+        ``server_hostname`` is sent as SNI and checked against the certificate
+        (default: ``host``).
+
+        .. versionadded:: 0.1 (unik-lib-tls)
+        """
+
 
 #: Device kinds by name: the values allowed for ``kind`` in ``[tool.unik.devices.*]``.
 KINDS: dict[str, type[Any]] = {

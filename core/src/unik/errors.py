@@ -161,3 +161,41 @@ class NotAValue(DeviceError):
 
 class NotSeeded(DeviceError):
     """Random output was requested before the generator was seeded."""
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+
+class TLSError(DeviceError, ConnectionError):
+    """A TLS flow failed; that flow is closed and every other flow goes on.
+
+    It is also a :class:`ConnectionError`, so a handler written for plain TCP flows
+    (``except ConnectionError``) handles a TLS failure the same way.
+    """
+
+
+class TLSHandshakeError(TLSError):
+    """The handshake failed: no common protocol or cipher, a fatal alert, the peer left."""
+
+
+class TLSHandshakeTimeout(TLSHandshakeError):
+    """The handshake did not finish within the configured time."""
+
+
+class TLSCertificateError(TLSHandshakeError):
+    """The peer's certificate failed verification (untrusted, expired, wrong hostname).
+
+    ``verify_code`` and ``verify_message`` are OpenSSL's, when it gave them.
+    """
+
+    def __init__(self, message: str, verify_code: int | None = None, verify_message: str | None = None) -> None:
+        super().__init__(message)
+        self.verify_code, self.verify_message = verify_code, verify_message
+
+
+class TLSProtocolError(TLSError):
+    """The peer broke the protocol after the handshake: garbage, a bad record, a fatal alert."""
+
+
+class TLSTruncated(TLSProtocolError):
+    """The connection ended without a TLS close_notify: the data may have been cut short."""

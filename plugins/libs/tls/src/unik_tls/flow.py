@@ -1,0 +1,436 @@
+"""TLS over any :class:`unik.devices.Flow`: OpenSSL on memory BIOs, flows in and flows out.
+
+One :class:`TLSConnection` per flow holds an :class:`ssl.SSLObject` between two
+:class:`ssl.MemoryBIO` buffers: ciphertext read from the underlying flow goes into
+``incoming``, what OpenSSL writes to ``outgoing`` goes to the underlying writer.
+Nothing runs in the background: reads pull from the underlying flow on demand, writes
+are encrypted when the writer flushes (at once for large writes, otherwise batched
+until the end of the event-loop turn or the next ``drain()``).
+
+The layering avoids copies where it can: ciphertext is read from the underlying flow in
+big chunks (many records per call), ``read(n)`` on an empty buffer hands out OpenSSL's
+plaintext without buffering it again, and queued writes are joined and encrypted in one
+call that produces every record at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from unik.devices import Flow, FlowWriter
+from unik.errors import (
+    TLSCertificateError,
+    TLSError,
+    TLSHandshakeError,
+    TLSHandshakeTimeout,
+    TLSProtocolError,
+    TLSTruncated,
+)
+
+__all__ = ["READ_CHUNK", "FLUSH_THRESHOLD", "TLSConnection", "TLSReader", "TLSWriter", "handshake", "wrap"]
+
+#: Ciphertext asked of the underlying flow per read: many 16 KiB records at once.
+READ_CHUNK = 256 * 1024
+#: Queued plaintext beyond this is encrypted and sent at once rather than at the end of the turn.
+FLUSH_THRESHOLD = 64 * 1024
+#: Plaintext asked of OpenSSL per call (one record at most is returned).
+RECORD = 16 * 1024 + 256
+#: Buffer limit of readers, as asyncio's default.
+STREAM_LIMIT = 2**16
+
+
+def _peer(writer: FlowWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "peer"
+
+
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    return str(exc.reason or exc.strerror or exc).lower().replace("_", " ")
+
+
+class TLSConnection:
+    """The state one TLS flow shares between its reader and writer."""
+
+    def __init__(self, sslobj: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 flow: Flow) -> None:
+        self.sslobj = sslobj
+        self.incoming = incoming
+        self.outgoing = outgoing
+        self.reader = flow.reader
+        self.writer = flow.writer
+        self.peer = _peer(flow.writer)
+        #: The error that ended the flow; every later operation raises it again.
+        self.error: TLSError | None = None
+        #: The peer's close_notify arrived.
+        self.peer_closed = False
+        #: Our close_notify was sent.
+        self.closed = False
+
+    # -- ciphertext to and from the underlying flow -------------------------------------
+
+    def flush(self) -> None:
+        """Send what OpenSSL wrote to the outgoing BIO."""
+        if self.outgoing.pending:
+            self.writer.write(self.outgoing.read())
+
+    async def _feed(self) -> bool:
+        """Move ciphertext from the underlying flow into OpenSSL; ``False`` at its EOF."""
+        self.flush()
+        data = await self.reader.read(READ_CHUNK)
+        if not data:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(data)
+        return True
+
+    def fail(self, exc: TLSError) -> TLSError:
+        """End the flow with ``exc``: send any pending alert, close the underlying flow."""
+        if self.error is None:
+            self.error = exc
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the flow is going away; the TLS error is what matters
+                pass
+            self.writer.close()
+        return self.error
+
+    def _protocol_error(self, exc: ssl.SSLError) -> TLSError:
+        if isinstance(exc, ssl.SSLEOFError):
+            return TLSTruncated(f"TLS flow from {self.peer}: connection closed without close_notify (truncated)")
+        return TLSProtocolError(f"TLS flow from {self.peer}: {_ssl_reason(exc)}")
+
+    # -- plaintext -------------------------------------------------------------------------
+
+    async def recv(self, n: int) -> bytes:
+        """Up to ``n`` bytes of plaintext (one record at most); ``b""`` after close_notify."""
+        if self.error is not None:
+            raise self.error
+        if self.peer_closed:
+            return b""
+        sslobj = self.sslobj
+        while True:
+            try:
+                data = sslobj.read(n)
+            except ssl.SSLWantReadError:
+                await self._feed()
+                continue
+            except ssl.SSLZeroReturnError:
+                self.peer_closed = True
+                self.flush()
+                return b""
+            except ssl.SSLError as exc:
+                raise self.fail(self._protocol_error(exc)) from None
+            except ConnectionError as exc:
+                raise self.fail(TLSProtocolError(f"TLS flow from {self.peer}: {exc}")) from exc
+            if self.outgoing.pending:  # a key update answered, an alert...
+                self.flush()
+            return data
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt ``data`` into records and hand them to the underlying writer."""
+        if self.error is not None:
+            raise self.error
+        try:
+            self.sslobj.write(data)
+        except ssl.SSLError as exc:
+            raise self.fail(self._protocol_error(exc)) from None
+        self.flush()
+
+    def close_notify(self) -> None:
+        """Send our close_notify alert (once)."""
+        if self.closed or self.error is not None:
+            return
+        self.closed = True
+        try:
+            self.sslobj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLSyscallError):
+            pass  # the alert is in the BIO; the peer's own close_notify is not awaited
+        except ssl.SSLError:
+            return
+        self.flush()
+
+
+async def handshake(conn: TLSConnection, timeout: float) -> None:
+    """Run the handshake on ``conn`` within ``timeout`` seconds, or raise a :class:`TLSHandshakeError`.
+
+    On failure the alert OpenSSL produced goes to the peer and the underlying flow is closed.
+    """
+
+    async def run() -> None:
+        while True:
+            try:
+                conn.sslobj.do_handshake()
+            except ssl.SSLWantReadError:
+                if not await conn._feed():
+                    raise conn.fail(TLSHandshakeError(
+                        f"TLS handshake with {conn.peer}: the peer closed the connection")) from None
+                continue
+            except ssl.SSLCertVerificationError as exc:
+                raise conn.fail(TLSCertificateError(
+                    f"TLS handshake with {conn.peer}: certificate verify failed: {exc.verify_message}",
+                    exc.verify_code, exc.verify_message)) from None
+            except ssl.SSLError as exc:
+                raise conn.fail(TLSHandshakeError(
+                    f"TLS handshake with {conn.peer} failed: {_ssl_reason(exc)}")) from None
+            except ConnectionError as exc:
+                raise conn.fail(TLSHandshakeError(f"TLS handshake with {conn.peer}: {exc}")) from exc
+            conn.flush()
+            return
+
+    try:
+        await asyncio.wait_for(run(), timeout)
+    except asyncio.TimeoutError:
+        raise conn.fail(TLSHandshakeTimeout(
+            f"TLS handshake with {conn.peer}: not done within {timeout:g} s")) from None
+
+
+class TLSReader:
+    """The plaintext reading half of a TLS flow: the :class:`asyncio.StreamReader` methods unik uses.
+
+    ``read(n)`` with nothing buffered returns OpenSSL's plaintext directly (one record);
+    ``readuntil``/``readexactly`` buffer as asyncio does, with the same errors
+    (:class:`asyncio.IncompleteReadError`, :class:`asyncio.LimitOverrunError`).  A
+    truncated or corrupted stream raises a :class:`unik.errors.TLSError`.
+    """
+
+    def __init__(self, conn: TLSConnection, limit: int = STREAM_LIMIT) -> None:
+        self._conn = conn
+        self._limit = limit
+        self._buffer = bytearray()
+        self._eof = False
+
+    async def _fill(self) -> bool:
+        """Append plaintext to the buffer; ``False`` at EOF."""
+        if self._eof:
+            return False
+        data = await self._conn.recv(max(self._limit, RECORD))
+        if not data:
+            self._eof = True
+            return False
+        self._buffer += data
+        return True
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (everything until EOF when ``n`` is -1); ``b""`` at EOF."""
+        if n == 0:
+            return b""
+        if n < 0:
+            while await self._fill():
+                pass
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        if not self._buffer:
+            if self._eof:
+                return b""
+            data = await self._conn.recv(n)
+            if not data:
+                self._eof = True
+            return data
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
+        if n < 0:
+            raise ValueError("readexactly size can not be less than zero")
+        while len(self._buffer) < n:
+            if not await self._fill():
+                partial = bytes(self._buffer)
+                self._buffer.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        """Bytes up to and including ``separator``, as :meth:`asyncio.StreamReader.readuntil`."""
+        seplen = len(separator)
+        if seplen == 0:
+            raise ValueError("Separator should be at least one-byte string")
+        offset = 0
+        while True:
+            index = self._buffer.find(separator, offset)
+            if index >= 0:
+                if index > self._limit:
+                    raise asyncio.LimitOverrunError("Separator is found, but chunk is longer than limit", index)
+                break
+            offset = max(0, len(self._buffer) + 1 - seplen)
+            if offset > self._limit:
+                raise asyncio.LimitOverrunError("Separator is not found, and chunk exceed the limit", offset)
+            if not await self._fill():
+                partial = bytes(self._buffer)
+                self._buffer.clear()
+                raise asyncio.IncompleteReadError(partial, None)
+        end = index + seplen
+        data = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return data
+
+    async def readline(self) -> bytes:
+        """One line with its newline (the rest at EOF), as :meth:`asyncio.StreamReader.readline`."""
+        try:
+            return await self.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            if self._buffer.startswith(b"\n", exc.consumed):
+                del self._buffer[:exc.consumed + 1]
+            else:
+                self._buffer.clear()
+            raise ValueError(exc.args[0]) from None
+
+    def at_eof(self) -> bool:
+        """Whether the peer closed (close_notify) and the buffer is empty."""
+        return self._eof and not self._buffer
+
+    def exception(self) -> BaseException | None:
+        """The TLS error that ended the flow, if any."""
+        return self._conn.error
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        line = await self.readline()
+        if line == b"":
+            raise StopAsyncIteration
+        return line
+
+
+class TLSWriter:
+    """The plaintext writing half of a TLS flow: the :class:`asyncio.StreamWriter` methods unik uses.
+
+    Small writes are queued and encrypted together at the end of the event-loop turn
+    (or at ``drain()``), so a response written in pieces still leaves in few records.
+    ``close()`` sends close_notify before closing the underlying flow; ``write_eof()``
+    sends close_notify and keeps reading possible (TLS 1.3 half-close).
+    """
+
+    def __init__(self, conn: TLSConnection, reader: TLSReader) -> None:
+        self._conn = conn
+        self._reader = reader
+        self._pending: list[bytes | bytearray | memoryview] = []
+        self._pending_size = 0
+        self._scheduled = False
+        self._closing = False
+        self._eof_sent = False
+
+    @property
+    def underlying(self) -> FlowWriter:
+        """The writer of the flow carrying the ciphertext."""
+        return self._conn.writer
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        self._conn.send(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _flush_soon(self) -> None:
+        try:
+            self._flush()
+        except TLSError:
+            pass  # recorded on the connection; the next write, drain or read raises it
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data``; it is encrypted at the end of this turn, at ``drain()``, or now if large."""
+        if self._conn.error is not None:
+            raise self._conn.error
+        if self._closing or self._eof_sent:
+            raise TLSError("write on a TLS flow after close() or write_eof()")
+        if not data:
+            return
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the caller may reuse its buffer
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= FLUSH_THRESHOLD:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def writelines(self, data: Sequence[bytes]) -> None:
+        """Queue each buffer of ``data``."""
+        for chunk in data:
+            self.write(chunk)
+
+    def can_write_eof(self) -> bool:
+        """Always: ``write_eof`` sends close_notify."""
+        return True
+
+    def write_eof(self) -> None:
+        """Send queued data and close_notify; reading goes on (TLS 1.3 half-close)."""
+        if self._eof_sent or self._closing:
+            return
+        self._flush()
+        self._eof_sent = True
+        self._conn.close_notify()
+
+    async def drain(self) -> None:
+        """Encrypt what is queued and wait until the underlying writer has room again."""
+        if self._conn.error is not None:
+            raise self._conn.error
+        self._flush()
+        await self._conn.writer.drain()
+
+    def close(self) -> None:
+        """Send queued data and close_notify, then close the underlying flow."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._conn.error is None:
+            try:
+                self._flush()
+                self._conn.close_notify()
+            except (TLSError, ConnectionError, RuntimeError):
+                pass
+        self._conn.writer.close()
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` was called or the underlying flow is closing."""
+        return self._closing or self._conn.writer.is_closing()
+
+    async def wait_closed(self) -> None:
+        """Wait until the underlying flow is closed."""
+        await self._conn.writer.wait_closed()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """TLS details, else the underlying flow's (``peername``...).
+
+        TLS names: ``ssl_object``, ``peercert``, ``cipher``, ``tls_version``,
+        ``alpn_protocol``, ``server_hostname``, ``session_reused``, ``compression``.
+        """
+        sslobj = self._conn.sslobj
+        if name == "ssl_object":
+            return sslobj
+        if name == "peercert":
+            return sslobj.getpeercert()
+        if name == "cipher":
+            return sslobj.cipher()
+        if name == "tls_version":
+            return sslobj.version()
+        if name == "alpn_protocol":
+            return sslobj.selected_alpn_protocol()
+        if name == "server_hostname":
+            return sslobj.server_hostname
+        if name == "session_reused":
+            return sslobj.session_reused
+        if name == "compression":
+            return sslobj.compression()
+        return self._conn.writer.get_extra_info(name, default)
+
+
+def wrap(conn: TLSConnection, limit: int = STREAM_LIMIT) -> Flow:
+    """The plaintext :class:`Flow` of a connection whose handshake is done."""
+    reader = TLSReader(conn, limit)
+    writer = TLSWriter(conn, reader)
+    return Flow(reader, writer)
