@@ -11,7 +11,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Every distribution of the repository, in dependency order.
-DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/solo5 plugins/libs/entropy
+DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
 .PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat
