@@ -85,6 +85,10 @@ PROGRAM = compile_policy(FDS)
     ("rt_sigprocmask", (1,), SECCOMP_RET_TRAP),     # SIG_UNBLOCK
     ("rt_sigprocmask", (2,), SECCOMP_RET_TRAP),     # SIG_SETMASK
     ("pwritev", (4,), SECCOMP_RET_ALLOW),
+    ("mremap", (0, 8192, 16384, 1), SECCOMP_RET_ALLOW),
+    ("mremap", (0, 8192, 16384, 3, 0x7000), SECCOMP_RET_TRAP),  # MREMAP_FIXED
+    ("madvise", (0, 4096, 4), SECCOMP_RET_ALLOW),
+    ("madvise", (0, 4096, 10), SECCOMP_RET_TRAP),  # MADV_DONTFORK
     ("fdatasync", (3,), SECCOMP_RET_TRAP),
     ("openat", (-100 & 0xFFFFFFFF,), SECCOMP_RET_TRAP),
     ("socket", (2, 1, 0), SECCOMP_RET_TRAP),

@@ -57,6 +57,8 @@ AT_EMPTY_PATH = 0x1000
 F_GETFL = 3
 FUTEX_PRIVATE_FLAG = 128
 SIG_BLOCK = 0
+MADV_DONTNEED = 4
+MREMAP_MAYMOVE = 1
 
 #: A system call number no rule admits: the SIGSYS handler makes it to die of SIGSYS.
 TRIPWIRE = 1023
@@ -108,7 +110,8 @@ class Cond:
 
 _NAMES = {PROT_EXEC: "PROT_EXEC", MAP_ANONYMOUS: "MAP_ANONYMOUS", SIGSYS: "SIGSYS",
           AT_EMPTY_PATH: "AT_EMPTY_PATH", F_GETFL: "F_GETFL",
-          FUTEX_PRIVATE_FLAG: "FUTEX_PRIVATE_FLAG", SIG_BLOCK: "SIG_BLOCK"}
+          FUTEX_PRIVATE_FLAG: "FUTEX_PRIVATE_FLAG", SIG_BLOCK: "SIG_BLOCK",
+          MADV_DONTNEED: "MADV_DONTNEED", MREMAP_MAYMOVE: "MREMAP_MAYMOVE"}
 
 
 def fd_in(*roles: str, arg: int = 0, label: str = "fd") -> Cond:
@@ -152,9 +155,11 @@ POLICY: tuple[Rule, ...] = (
     Rule("mmap", "obmalloc arenas and large malloc blocks: anonymous memory, never executable",
          (Cond(3, "flags", "set", MAP_ANONYMOUS), Cond(2, "prot", "clear", PROT_EXEC))),
     Rule("munmap", "free what mmap gave"),
-    Rule("mremap", "glibc realloc of large blocks grows a mapping in place"),
+    Rule("mremap", "glibc realloc of a large block grows or moves its mapping (never onto a chosen address)",
+         (Cond(3, "flags", "eq", MREMAP_MAYMOVE),)),
     Rule("brk", "glibc malloc's main heap"),
-    Rule("madvise", "glibc free returns the pages of large free blocks to the kernel (MADV_DONTNEED)"),
+    Rule("madvise", "glibc free gives the pages of a trimmed heap back to the kernel",
+         (Cond(2, "advice", "eq", MADV_DONTNEED),)),
     # -- CPython at steady state: signals and exit -------------------------------------------
     Rule("rt_sigreturn", "return from a signal handler (SIGINT/SIGTERM from unik run)"),
     Rule("rt_sigprocmask", "the runtime blocks SIGINT/SIGTERM on its way out after the first one; only "
