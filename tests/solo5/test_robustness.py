@@ -97,8 +97,20 @@ def test_ctrl_c_ends_the_run_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-    left = subprocess.run(["pgrep", "-f", str(app)], capture_output=True, text=True)
-    assert left.stdout == "", f"left running: {left.stdout}"
+    assert _running(str(app)) == [], "left running"
+
+
+def _running(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def test_sighup_to_the_tender_ends_the_run(tmp_path: Path) -> None:
