@@ -117,7 +117,11 @@ class TLSConnection:
             try:
                 data = sslobj.read(n)
             except ssl.SSLWantReadError:
-                await self._feed()
+                try:
+                    await self._feed()
+                except ConnectionError as exc:
+                    raise self.fail(TLSTruncated(
+                        f"TLS flow from {self.peer}: {exc.strerror or exc} before close_notify")) from exc
                 continue
             except ssl.SSLZeroReturnError:
                 self.peer_closed = True
@@ -125,8 +129,6 @@ class TLSConnection:
                 return b""
             except ssl.SSLError as exc:
                 raise self.fail(self._protocol_error(exc)) from None
-            except ConnectionError as exc:
-                raise self.fail(TLSProtocolError(f"TLS flow from {self.peer}: {exc}")) from exc
             if self.outgoing.pending:  # a key update answered, an alert...
                 self.flush()
             return data
