@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from solo5_support import UNIK, build, make_app, need_sandbox, unik
@@ -157,3 +158,24 @@ def test_memory_churn_stays_within_the_allowlist(tmp_path: Path) -> None:
     build(app)
     proc = unik(app, "run", timeout=120)
     assert proc.stdout.splitlines() == [f"churned {6 * (2000 * 2048 + 40 * (1 << 20) + 60000)}"]
+
+
+def test_the_application_ends_when_unik_run_is_killed(tmp_path: Path) -> None:
+    need_sandbox()
+    app = make_app(tmp_path, "orphan", 'console.log("ready")\nawait sleep.sleep(60)\n',
+                   params="console: Console, sleep: Sleep", imports="Console, Sleep")
+    build(app)
+    proc = subprocess.Popen([UNIK, "run"], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        assert len(_running(str(app))) == 2  # the tender and the application
+        proc.kill()  # no chance to forward anything
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while _running(str(app)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _running(str(app)) == [], "the tender or the application outlived unik run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

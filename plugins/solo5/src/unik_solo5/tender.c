@@ -16,8 +16,8 @@
  *      the plan needs and then seals itself (unik_solo5._sandbox: descriptors,
  *      namespaces, empty root, no_new_privs, seccomp);
  *   4. forwards SIGINT and SIGTERM to the child (SIGHUP as SIGTERM: PID 1 of a namespace
- *      only gets the signals it handles), and exits with its status (128 + the signal
- *      number when it was killed).
+ *      only gets the signals it handles; and SIGTERM when its own parent dies), and exits
+ *      with its status (128 + the signal number when it was killed).
  *
  * Every error names the device and the file or TAP, and exits 125.
  */
@@ -193,8 +193,13 @@ int main(int argc, char **argv)
     int fds[MAX_DEVICES], n = 0, i, status, sig;
     size_t used = 0;
     struct sigaction sa;
-    pid_t pid;
+    pid_t pid, parent = getppid();
 
+    /* If whoever started us (unik run) dies, end the application as a Ctrl-C would. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+        die("PR_SET_PDEATHSIG", NULL);
+    if (getppid() != parent)
+        return 128 + SIGTERM;
     for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         char *arg = argv[i], *name, *eq;
         int is_net = strncmp(arg, "--net:", 6) == 0, is_block = strncmp(arg, "--block:", 8) == 0;
