@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tls_support import Certs, make_certs  # noqa: E402
+from tls_support import Certs, make_certs
 
 
 @pytest.fixture(scope="session")

@@ -79,7 +79,7 @@ def test_truncation_and_corrupted_records_after_the_handshake(certs: Certs) -> N
             while line := await reader.readline():
                 writer.write(line)
                 await writer.drain()
-        except TLSError as exc:  # noqa: PERF203
+        except TLSError as exc:
             errors.append(exc)
         finally:
             writer.close()

@@ -66,12 +66,13 @@ class OpenSSLTLS:
     @classmethod
     def create(cls, stack: Stack | None = None, *, pairs: Sequence[CertPair] = (), alpn: Sequence[str] = (),
                cafile: str | None = None, cadata: str | None = None, verify: bool = True,
-               handshake_timeout: float = 10.0, min_version: str = "1.2", session_tickets: bool = True,
-               sni_callback: SniCallback | None = None) -> OpenSSLTLS:
+               handshake_timeout: float = 10.0, min_version: str = "1.2", max_version: str | None = None,
+               session_tickets: bool = True, sni_callback: SniCallback | None = None) -> OpenSSLTLS:
         """A device built in code (tests, applications wiring devices themselves)."""
+        top = parse_version(max_version) if max_version else ssl.TLSVersion.MAXIMUM_SUPPORTED
         return cls(TLSConfig(pairs=list(pairs), alpn=list(alpn), cafile=cafile, cadata=cadata, verify=verify,
                              handshake_timeout=handshake_timeout, min_version=parse_version(min_version),
-                             session_tickets=session_tickets, sni_callback=sni_callback), stack)
+                             max_version=top, session_tickets=session_tickets, sni_callback=sni_callback), stack)
 
     @classmethod
     async def connect(cls, stack: Stack | None = None, certs: KVRO | None = None, *,
@@ -144,8 +145,13 @@ class OpenSSLTLS:
             self._client_ctx = client_context(self.config)
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         session = self._sessions.get(server_hostname)
-        sslobj = self._client_ctx.wrap_bio(incoming, outgoing, server_side=False,
-                                           server_hostname=server_hostname, session=session)
+        try:
+            sslobj = self._client_ctx.wrap_bio(incoming, outgoing, server_side=False,
+                                               server_hostname=server_hostname, session=session)
+        except ValueError:  # a session of an earlier context: start afresh
+            self._sessions.pop(server_hostname, None)
+            sslobj = self._client_ctx.wrap_bio(incoming, outgoing, server_side=False,
+                                               server_hostname=server_hostname)
         conn = TLSConnection(sslobj, incoming, outgoing, flow)
         try:
             await handshake(conn, self.config.handshake_timeout)
