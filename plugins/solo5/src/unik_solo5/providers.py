@@ -32,6 +32,7 @@ NET_MAC = Key(
     "net_mac", "MAC address of a network device: DEVICE=MAC (default: random, picked by the tender; "
     "solo5's --net-mac:service=MAC after --)", per_device=True, metavar="DEVICE=MAC",
 )
+SHOW_POLICY = Key("show_policy", "print the spt seccomp allowlist and exit (solo5's --show-policy)", "bool")
 FD = Key("fd", "descriptor the spt tender opened for a device (set by the tender)", "int",
          per_device=True, metavar="DEVICE=FD")
 MTU = Key("mtu", "MTU of a network device's TAP (set by the spt tender)", "int",

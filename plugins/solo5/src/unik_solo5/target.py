@@ -26,7 +26,7 @@ from unik.target import Artifact, BuildContext, RunContext, Target
 
 from .boot import REPORT_ENV, SOLO5_TYPES
 from .policy import describe
-from .providers import BLOCK, NET, NET_MAC
+from .providers import BLOCK, NET, NET_MAC, SHOW_POLICY
 
 TENDER = Path(__file__).with_name("unik-spt")
 ENTRY = "app/__spt__.py"
@@ -78,7 +78,7 @@ class SptTarget(Target):
     PLUGIN_NAME = "spt"
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
     keys = (NET, BLOCK, NET_MAC)
-    run_keys = (NET, BLOCK, NET_MAC)
+    run_keys = (NET, BLOCK, NET_MAC, SHOW_POLICY)
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""
@@ -98,7 +98,7 @@ class SptTarget(Target):
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the artifact under the tender with its devices; report a refused system call by name."""
         given, show, rest = split_args(ctx.extra_args)
-        if show:
+        if show or ("show_policy" in ctx.options.keys and ctx.options.get("show_policy")):
             sys.stdout.write(describe())
             return 0
         for key, bound in given.items():
@@ -141,7 +141,7 @@ class SptTarget(Target):
             text = report.read(4096).decode(errors="replace").split()
         if len(text) >= 2:
             print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {text[1]} "
-                  f"({text[0]}) is not in the spt allowlist (unik run -t spt -- --show-policy)", file=sys.stderr)
+                  f"({text[0]}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
         return status if status >= 0 else 128 - status
 
 
