@@ -201,9 +201,8 @@ def http_app() -> Any:
 
 
 async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
+    from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
     from unik_tcpip.stack import TcpipStack
-    from unik_unix.clock import HostMonotonicClock, HostSleep
-    from unik_unix.random import GetrandomRandom
     from unik_unix.tap import TapNetwork
 
     ns = f"unik-bench-{secrets.token_hex(3)}"
@@ -214,7 +213,7 @@ async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
         sh("ip", "link", "set", ifname, "netns", ns)
         sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", ifname)
         sh("ip", "-n", ns, "link", "set", ifname, "up")
-        stack = await TcpipStack.connect(network, HostMonotonicClock(), HostSleep(), GetrandomRandom(),
+        stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),
                                          ipv4=f"{UNIK}/24")
         try:
             size = (64 if quick else 256) << 20

@@ -35,8 +35,15 @@ def update16(hc: int, old: int, new: int) -> int:
 
 
 def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """The sum of the IPv4 pseudo-header (RFC 793 3.1, RFC 768) for TCP and UDP."""
-    return sum16(src + dst + struct.pack("!HH", proto, length))
+    """The sum of the pseudo-header for TCP and UDP checksums.
+
+    IPv4 (RFC 9293 3.1, RFC 768) with 4-byte addresses; IPv6 (RFC 8200 8.1: 32-bit
+    length, next header) with 16-byte ones.  The transport layers call this with the
+    addresses they were given and stay independent of the address family.
+    """
+    if len(src) == 4:
+        return sum16(src + dst + struct.pack("!HH", proto, length))
+    return sum16(src + dst + struct.pack("!II", length, proto))
 
 
 def implementation() -> str:
@@ -45,6 +52,12 @@ def implementation() -> str:
 
 
 def use_pure(pure: bool) -> None:
-    """Select the pure twin (``True``) or the C module (``False``, if built)."""
+    """Select the pure twins (``True``) or the C modules (``False``, if built).
+
+    Switches the frame fast paths (:mod:`unik_tcpip.fastpath`) too.
+    """
     global _impl
+    from . import fastpath
+
+    fastpath.use_pure(pure)
     _impl = _checksum_py if pure else accel.load("unik_tcpip._checksum", "unik_tcpip._checksum_py")

@@ -13,11 +13,13 @@ import logging
 import struct
 from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 from unik.devices import IPv4Config, Network, TxOffload
 from unik.errors import DeviceClosed, DeviceError
 
 from . import arp as arp_cache
+from . import fastpath
 from .errors import Malformed
 from .reassembly import Reassembler
 from .timers import Timers
@@ -29,6 +31,13 @@ from .wire.ipv4 import MIN_HEADER_LEN as IP_LEN
 from .wire.ipv4 import Ipv4Packet, Protocol
 
 log = logging.getLogger(__name__)
+
+try:  # frame arrival times feed unik-lib-entropy's pools when it is installed
+    from unik_entropy import events as _entropy_events
+except ImportError:  # pragma: no cover - the stack works without it
+    _rx_timing = None
+else:
+    _rx_timing = _entropy_events.source("tcpip.rx")
 
 #: Bytes an L4 builder leaves in front of its header for Ethernet and IPv4.
 HEADROOM = ETH_LEN + IP_LEN
@@ -87,6 +96,8 @@ class Interface:
         self.gateway: bytes | None = None
         self.verify_rx_checksum = not network.offloads.rx_csum
         self.tcp_input: Handler | None = None
+        #: Takes a frame and the fields :func:`unik_tcpip.fastpath.tcp4_parse` found in it.
+        self.tcp_fast_input: Callable[[bytes | bytearray | memoryview, tuple[Any, ...]], None] | None = None
         self.udp_input: Handler | None = None
         #: Called with the ICMP message and the quoted datagram for each ICMP error received,
         #: by the protocol of that datagram.
@@ -95,6 +106,10 @@ class Interface:
         self._txq: deque[tuple[bytearray | bytes, TxOffload | None]] = deque()
         self._tx_limit = tx_queue
         self._tx_ready = asyncio.Event()
+        #: The device's synchronous ``send(frame, offload)``, when it has one (see :meth:`_queue`).
+        self._send_now: Callable[[bytearray | bytes, TxOffload | None], object] | None = getattr(
+            network, "send", None)
+        self._flush_pending = False
         self._icmp_errors = TokenBucket(rate=100.0, burst=50)
         self._pings: dict[tuple[int, int], asyncio.Future[int]] = {}
         timers.after(_TICK_NS, self._tick)
@@ -137,8 +152,21 @@ class Interface:
     # -- receive --------------------------------------------------------------------
 
     async def run_rx(self) -> None:
-        """Read frames and process them until cancelled or the device is closed."""
+        """Read frames and process them until cancelled or the device is closed.
+
+        A device that also offers ``fileno()`` and ``read_nowait(limit)`` (the unix TAP)
+        is served by one event-loop reader callback that drains a batch and processes
+        it in place: no task wake-up, future or reader re-registration per batch.
+        Others are awaited through the ``Network`` protocol's ``read``.
+        """
         network = self.network
+        read_nowait = getattr(network, "read_nowait", None)
+        fileno = getattr(network, "fileno", None)
+        if read_nowait is not None and fileno is not None:
+            fd = fileno()
+            if isinstance(fd, int) and fd >= 0:
+                await self._run_rx_reader(fd, read_nowait)
+                return
         while True:
             try:
                 frames = await network.read(64)
@@ -151,8 +179,42 @@ class Interface:
                 log.warning("reading network %r failed: %s", network.name, exc)
                 await asyncio.sleep(0.01)
                 continue
-            for frame in frames:
-                self.receive(frame)
+            self.receive_batch(frames)
+
+    async def _run_rx_reader(self, fd: int, read_nowait: Callable[[int], list[bytes]]) -> None:
+        loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[None] = loop.create_future()
+        receive_batch = self.receive_batch
+
+        def readable() -> None:
+            try:
+                frames = read_nowait(64)
+            except DeviceClosed:
+                log.warning("network %r closed: the stack stops receiving", self.network.name)
+                loop.remove_reader(fd)
+                if not stopped.done():
+                    stopped.set_result(None)
+                return
+            except DeviceError as exc:
+                self.stats["rx.read_errors"] += 1
+                log.warning("reading network %r failed: %s", self.network.name, exc)
+                return
+            if frames:
+                receive_batch(frames)
+
+        loop.add_reader(fd, readable)
+        try:
+            await stopped
+        finally:
+            loop.remove_reader(fd)
+
+    def receive_batch(self, frames: list[bytes]) -> None:
+        """Process a batch of frames read together (and time its arrival for the entropy pools)."""
+        if _rx_timing is not None:
+            _rx_timing.tick(len(frames[0]) if frames else 0)
+        receive = self.receive
+        for frame in frames:
+            receive(frame)
 
     def receive(self, frame: bytes | bytearray | memoryview) -> None:
         """Process one frame; malformed input is counted and dropped, nothing raises."""
@@ -166,6 +228,17 @@ class Interface:
             log.exception("error processing a received frame")
 
     def _receive(self, frame: bytes | bytearray | memoryview) -> None:
+        fields = fastpath.tcp4_parse(frame, self.verify_rx_checksum)
+        if fields is not None:
+            # The fast path: a plain TCP segment unicast to our MAC and address from a
+            # plausible source; everything else takes the full parsers below, which
+            # count each drop by its reason.
+            src = fields[1]
+            if fields[0] == self.mac and fields[2] == self.address and src != self.address \
+                    and src[0] < 224 and self.tcp_fast_input is not None:
+                self.stats["ipv4.rx"] += 1
+                self.tcp_fast_input(frame, fields)
+                return
         eth = EthernetFrame.parse(frame)
         if eth.dst != self.mac and not eth.dst[0] & 1:
             self.stats["ethernet.not_for_us"] += 1
@@ -346,8 +419,7 @@ class Interface:
             return True
         if IP_LEN + payload_len <= self.mtu or (offload is not None and offload.gso_type):
             # (A segmentation-offload super-frame is cut to the MTU by the NIC.)
-            Ipv4Packet.emit(packet, ETH_LEN, src=src, dst=dst, proto=proto, payload_len=payload_len,
-                            ident=self._ident, ttl=ttl, df=df)
+            fastpath.ipv4_header(packet, ETH_LEN, src, dst, proto, payload_len, self._ident, ttl, df)
             self._link_output(hop, packet, offload)
             return True
         if df:
@@ -408,11 +480,41 @@ class Interface:
             self.stats["tx.queue_full"] += 1
             return
         self._txq.append((frame, offload))
-        self._tx_ready.set()
+        if self._send_now is None:
+            self._tx_ready.set()
+        elif not self._flush_pending:
+            # Frames queued during one turn of the event loop leave together at its end:
+            # replies to a batch of received frames go out after the whole batch is
+            # processed, which keeps the loop's batches (and its epoll waits) large.
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand every queued frame to the device's synchronous ``send``."""
+        self._flush_pending = False
+        queue, send_now, stats = self._txq, self._send_now, self.stats
+        assert send_now is not None
+        sent = 0
+        while queue:
+            frame, offload = queue.popleft()
+            try:
+                send_now(frame, offload)
+            except DeviceClosed:
+                stats["tx.closed"] += 1 + len(queue)
+                queue.clear()
+            except Exception:  # a failed write loses one frame, not the stack
+                stats["tx.errors"] += 1
+                if stats["tx.errors"] <= 10:
+                    log.exception("network write failed")
+            else:
+                sent += 1
+        stats["tx.frames"] += sent
 
     async def run_tx(self) -> None:
-        """Write queued frames until cancelled."""
+        """Write queued frames until cancelled (devices without a synchronous ``send``)."""
         queue, network = self._txq, self.network
+        if self._send_now is not None:
+            return  # :meth:`_flush` sends
         while True:
             await self._tx_ready.wait()
             self._tx_ready.clear()

@@ -25,13 +25,13 @@ from typing import Any
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
-from . import cc
+from . import cc, fastpath
 from .iface import HEADROOM, Interface, TokenBucket, ip_bytes, ip_text
 from .timers import Timers
 from .wire import icmp as wire_icmp
 from .wire.icmp import IcmpPacket
 from .wire.ipv4 import Ipv4Packet, Protocol
-from .wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
+from .wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, sack_option
 
 log = logging.getLogger(__name__)
 
@@ -300,18 +300,26 @@ class TcpConnection(asyncio.Transport):
 
     def _send(self, flags: int, seq: int, data: bytes | bytearray | memoryview = b"",
               options: TcpOptions | None = None) -> None:
-        """Build and route one segment with the current ACK and window."""
-        now = self.timers.now_ns()
+        """Build and route one segment with the current ACK and window.
+
+        ``options`` are a SYN's; other segments carry timestamps and SACK blocks as
+        negotiated, built by :func:`unik_tcpip.fastpath.tcp_segment` in one call.
+        """
+        tsval = tsecr = -1
+        raw_options = b""
         if options is None:
-            options = TcpOptions()
-        if self.ts_ok and not flags & RST:
-            # RFC 7323 3.2: once negotiated, every non-RST segment carries timestamps.
-            options.timestamp = (self._ts_value(now), self.ts_recent)
-        if self.sack_ok and self.ooo and not flags & SYN:
-            # RFC 2018 3: as many blocks as fit beside the data within the MSS.
-            space = self.snd_mss - len(data) - (_TS_LEN if self.ts_ok else 0) - 4
-            if space >= 8:
-                options.sack_blocks = self._sack_blocks()[:space // 8]
+            if self.ts_ok and not flags & RST:
+                # RFC 7323 3.2: once negotiated, every non-RST segment carries timestamps.
+                tsval, tsecr = (self.timers.now_ns() // _MS + self.ts_offset) & MASK, self.ts_recent
+            if self.sack_ok and self.ooo and not flags & SYN:
+                # RFC 2018 3: as many blocks as fit beside the data within the MSS.
+                space = self.snd_mss - len(data) - (_TS_LEN if self.ts_ok else 0) - 4
+                if space >= 8:
+                    raw_options = sack_option(self._sack_blocks()[:space // 8])
+        else:
+            if self.ts_ok and not flags & RST:
+                options.timestamp = (self._ts_value(self.timers.now_ns()), self.ts_recent)
+            raw_options = options.to_bytes()
         ack = self.rcv_nxt if flags & ACK else 0
         if flags & SYN:
             window = min(self.rcv_window(), 0xFFFF)  # RFC 7323 2.2: never scaled in a SYN
@@ -322,22 +330,20 @@ class TcpConnection(asyncio.Transport):
             self.last_ack_sent = ack
             self.delack_at = 0
             self.unacked_segments = 0
-        raw_options = options.to_bytes()
+        local, remote = self.local, self.remote
+        self.stats.segments_out += 1
         if len(data) > self.eff_mss:
             # A super-segment: the NIC cuts it into MSS-sized segments and completes every
             # checksum (TSO through the virtio-net header; the kernel's own GSO does the same).
-            segment = TcpSegment.build(self.local[0], self.remote[0], self.local[1], self.remote[1], seq, ack,
-                                       flags, window, raw_options, data, headroom=HEADROOM,
-                                       partial_checksum=True)
-            header_len = 20 + (len(raw_options) + 3) // 4 * 4
+            segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
+                                           tsval, tsecr, raw_options, data, HEADROOM, True)
+            header_len = 20 + (12 if tsval >= 0 else 0) + (len(raw_options) + 3) // 4 * 4
             offload = TxOffload(HEADROOM, 16, GSO_TCPV4, self.eff_mss, HEADROOM + header_len)
-            self.stats.segments_out += 1
-            self.layer.output(self.remote[0], segment, offload)
+            self.layer.output(remote[0], segment, offload)
             return
-        segment = TcpSegment.build(self.local[0], self.remote[0], self.local[1], self.remote[1], seq, ack,
-                                   flags, window, raw_options, data, headroom=HEADROOM)
-        self.stats.segments_out += 1
-        self.layer.output(self.remote[0], segment)
+        segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
+                                       tsval, tsecr, raw_options, data, HEADROOM, False)
+        self.layer.output(remote[0], segment)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """RFC 2018 4: the block with the latest segment first, then the others, at most 3."""
@@ -387,6 +393,8 @@ class TcpConnection(asyncio.Transport):
         """Send what the windows, Nagle and the FIN allow (RFC 9293 3.8.6.2.1, RFC 5681)."""
         if self.state not in SYNCHRONIZED:
             return
+        if not self.fin_queued and ((self.snd_nxt - self.buf_seq) & MASK) == len(self.sndbuf):
+            return  # everything buffered has been sent (the common case after an ACK)
         mss = self.eff_mss
         # With TSO, one send covers as many whole segments as fit in 64 KiB.
         limit = max(_TSO_MAX // mss * mss, mss) if self.layer.tso else mss
@@ -1505,6 +1513,7 @@ class TcpLayer:
             shift += 1
         self.rcv_wscale = shift
         iface.tcp_input = self.input
+        iface.tcp_fast_input = self.fast_input
         iface.icmp_error[Protocol.TCP] = self.icmp_error
 
     # -- the application's API ----------------------------------------------------
@@ -1620,10 +1629,22 @@ class TcpLayer:
         conn.icmp_error(msg.type, msg.code, (msg.rest[2] << 8) | msg.rest[3])
 
     def input(self, ip: Ipv4Packet) -> None:
-        """Demultiplex a segment (RFC 9293 3.10.7)."""
+        """A datagram carrying TCP: parse the segment and demultiplex it."""
         seg = TcpSegment.parse(ip.payload, ip.src, ip.dst, self.iface.verify_rx_checksum)
+        self.segment_input(ip.src, ip.dst, seg)
+
+    def fast_input(self, frame: bytes | bytearray | memoryview, fields: tuple[Any, ...]) -> None:
+        """A segment that :func:`unik_tcpip.fastpath.tcp4_parse` parsed, straight from its frame."""
+        self.segment_input(fields[1], fields[2], TcpSegment.from_fast(frame, fields))
+
+    def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
+        """Demultiplex a parsed segment from ``src`` to ``dst`` (RFC 9293 3.10.7).
+
+        Nothing here depends on the address family: an IPv6 interface hands its
+        segments in the same way, with 16-byte addresses.
+        """
         self.stats["tcp.rx"] += 1
-        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.connections.get(key)
         if conn is not None:
             conn.segment_arrives(seg)

@@ -6,6 +6,7 @@ import enum
 import struct
 
 from .. import checksum as cs
+from .. import fastpath
 from ..errors import Malformed
 
 MIN_HEADER_LEN = 20
@@ -180,24 +181,23 @@ class TcpSegment:
         With ``partial_checksum`` the checksum field holds only the pseudo-header sum, for a
         NIC to complete (checksum and segmentation offload, as a virtio-net header asks).
         """
-        if len(options) % 4:
-            options = options + bytes(4 - len(options) % 4)
-        header_len = MIN_HEADER_LEN + len(options)
-        length = header_len + len(payload)
-        out = bytearray(headroom + length)
-        _HDR.pack_into(out, headroom, src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                       (header_len // 4) << 4, flags, window, 0, 0)
-        if options:
-            out[headroom + MIN_HEADER_LEN:headroom + header_len] = options
-        if payload:
-            out[headroom + header_len:] = payload
-        if partial_checksum:
-            csum = cs.pseudo_header_sum(src, dst, 6, length)
-        else:
-            csum = cs.checksum(memoryview(out)[headroom:], cs.pseudo_header_sum(src, dst, 6, length))
-        out[headroom + 16] = csum >> 8
-        out[headroom + 17] = csum & 0xFF
-        return out
+        return fastpath.tcp_segment(src, dst, src_port, dst_port, seq, ack, flags, window, -1, 0, options,
+                                    payload, headroom, partial_checksum)
+
+    @classmethod
+    def from_fast(cls, frame: bytes | bytearray | memoryview, fields: tuple[int, ...]) -> TcpSegment:
+        """The segment that :func:`unik_tcpip.fastpath.tcp4_parse` found in ``frame``."""
+        (_mac, _src, _dst, sport, dport, seq, ack, flags, window, urgent, start, end, hlen, tsval,
+         tsecr) = fields
+        options = _NO_OPTIONS if tsval < 0 else TcpOptions(timestamp=(tsval, tsecr))
+        return cls(memoryview(frame)[start:end], sport, dport, seq, ack, hlen, flags, window, urgent, options)
+
+
+def sack_option(blocks: tuple[tuple[int, int], ...]) -> bytes:
+    """NOP, NOP and a SACK option (RFC 2018 3) with up to four blocks."""
+    blocks = blocks[:4]
+    return bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks))) + b"".join(
+        struct.pack("!II", left & 0xFFFFFFFF, right & 0xFFFFFFFF) for left, right in blocks)
 
 
 _NO_OPTIONS = TcpOptions()

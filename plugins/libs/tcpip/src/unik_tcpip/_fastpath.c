@@ -1,0 +1,293 @@
+/* Frame parsing and building fast paths for the TCP/IPv4 segments that make up nearly
+ * all of a busy stack's traffic.  Pure-Python twin: _fastpath_py.py (same functions,
+ * same results; the tests compare them).
+ *
+ *   tcp4_parse(frame, verify_checksum) -> tuple | None
+ *       One call instead of the Ethernet, IPv4, TCP and TCP-option parsers for the
+ *       common case: an Ethernet II frame holding an unfragmented IPv4 datagram without
+ *       options holding a TCP segment without options or with exactly NOP, NOP,
+ *       Timestamps (RFC 7323 appendix A).  Anything else, or anything the full parsers
+ *       would reject, returns None: the caller then runs the full parsers, which name
+ *       the reason for a drop.  The tuple:
+ *       (dst_mac, src_ip, dst_ip, sport, dport, seq, ack, flags, window, urgent,
+ *        tcp_start, tcp_end, tcp_header_len, tsval, tsecr); tsval is -1 without
+ *       timestamps.
+ *   tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr,
+ *               options, payload, headroom, partial) -> bytearray
+ *       A TCP segment after headroom zero bytes: the NOP, NOP, Timestamps option when
+ *       tsval >= 0, then options (padded to 4 bytes), then payload; the checksum over
+ *       the pseudo-header (IPv4 or, with 16-byte addresses, IPv6), or only the pseudo-header's sum for a
+ *       NIC to complete when partial is true.
+ *   ipv4_header(buf, offset, src, dst, proto, payload_len, ident, ttl, df) -> None
+ *       Writes a 20-byte IPv4 header (RFC 791 3.1) with its checksum at offset.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ETH_LEN 14
+#define IP_LEN 20
+#define TCP_LEN 20
+
+static unsigned
+be16(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 8) | p[1];
+}
+
+static unsigned long
+be32(const unsigned char *p)
+{
+    return ((unsigned long)p[0] << 24) | ((unsigned long)p[1] << 16) | ((unsigned long)p[2] << 8) | p[3];
+}
+
+static void
+put16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static void
+put32(unsigned char *p, unsigned long v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* The one's-complement sum of big-endian 16-bit words (RFC 1071), 32 bits a step into a
+ * 64-bit accumulator; an odd trailing byte is padded with zero (RFC 1071 4.1). */
+static uint64_t
+sum_be(uint64_t acc, const unsigned char *p, Py_ssize_t n)
+{
+    while (n >= 4) {
+        acc += ((uint64_t)p[0] << 24) | ((uint64_t)p[1] << 16) | ((uint64_t)p[2] << 8) | p[3];
+        p += 4;
+        n -= 4;
+    }
+    if (n >= 2) {
+        acc += ((uint64_t)p[0] << 8) | p[1];
+        p += 2;
+        n -= 2;
+    }
+    if (n)
+        acc += (uint64_t)p[0] << 8;
+    return acc;
+}
+
+static unsigned
+fold(uint64_t acc)
+{
+    while (acc >> 16)
+        acc = (acc & 0xffffu) + (acc >> 16);
+    return (unsigned)acc;
+}
+
+/* The sum of the pseudo-header: IPv4 (RFC 9293 3.1, 4-byte addresses) or IPv6 (RFC 8200
+ * 8.1, 16-byte addresses); both come to src + dst + protocol + length. */
+static uint64_t
+pseudo_sum(const unsigned char *src, const unsigned char *dst, Py_ssize_t alen, unsigned proto,
+           Py_ssize_t length)
+{
+    uint64_t acc = sum_be(0, src, alen);
+    acc = sum_be(acc, dst, alen);
+    return acc + proto + (uint64_t)(length & 0xffff) + (uint64_t)(length >> 16);
+}
+
+PyDoc_STRVAR(tcp4_parse_doc,
+"tcp4_parse(frame, verify_checksum, /) -> tuple | None\n\n"
+"The fields of a plain TCP/IPv4 frame, or None for anything the full parsers must see.");
+
+static PyObject *
+tcp4_parse(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer view;
+    int verify;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*p:tcp4_parse", &view, &verify))
+        return NULL;
+    const unsigned char *f = view.buf;
+    Py_ssize_t n = view.len;
+    if (n < ETH_LEN + IP_LEN + TCP_LEN || be16(f + 12) != 0x0800)
+        goto slow;
+    const unsigned char *ip = f + ETH_LEN;
+    unsigned total = be16(ip + 2);
+    /* Version 4, no options; a total length inside the frame; no reserved flag, MF or
+     * offset (DF may be set); protocol TCP. */
+    if (ip[0] != 0x45 || total < IP_LEN + TCP_LEN || (Py_ssize_t)total > n - ETH_LEN)
+        goto slow;
+    if ((be16(ip + 6) & 0xbfff) != 0 || ip[9] != 6)
+        goto slow;
+    if (verify && fold(sum_be(0, ip, IP_LEN)) != 0xffff)
+        goto slow;
+    const unsigned char *tcp = ip + IP_LEN;
+    Py_ssize_t tcp_len = (Py_ssize_t)total - IP_LEN;
+    unsigned hlen = (tcp[12] >> 4) * 4u;
+    unsigned flags = tcp[13];
+    if (hlen < TCP_LEN || (Py_ssize_t)hlen > tcp_len)
+        goto slow;
+    unsigned sport = be16(tcp), dport = be16(tcp + 2);
+    if (sport == 0 || dport == 0 || ((flags & 0x02) && (flags & 0x05)))
+        goto slow;
+    long tsval = -1, tsecr = -1;
+    if (hlen == TCP_LEN + 12 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) {
+        tsval = (long)be32(tcp + 24);
+        tsecr = (long)be32(tcp + 28);
+    }
+    else if (hlen != TCP_LEN)
+        goto slow;
+    if (verify && fold(sum_be(pseudo_sum(ip + 12, ip + 16, 4, 6, tcp_len), tcp, tcp_len)) != 0xffff)
+        goto slow;
+    result = Py_BuildValue(
+        "(y#y#y#IIkkIIInnIll)", f, (Py_ssize_t)6, ip + 12, (Py_ssize_t)4, ip + 16, (Py_ssize_t)4,
+        sport, dport, be32(tcp + 4), be32(tcp + 8), flags, be16(tcp + 14), be16(tcp + 18),
+        (Py_ssize_t)(ETH_LEN + IP_LEN), (Py_ssize_t)(ETH_LEN + total), hlen, tsval, tsecr);
+    PyBuffer_Release(&view);
+    return result;
+slow:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(tcp_segment_doc,
+"tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr, options, payload,\n"
+"            headroom, partial, /) -> bytearray\n\n"
+"A TCP segment with its checksum (or, with partial, the pseudo-header sum) after headroom\n"
+"zero bytes.");
+
+static PyObject *
+tcp_segment(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer src, dst, options, payload;
+    unsigned sport, dport, flags, window;
+    unsigned long seq, ack;
+    long long tsval, tsecr;
+    Py_ssize_t headroom;
+    int partial;
+    if (!PyArg_ParseTuple(args, "y*y*IIkkIILLy*y*np:tcp_segment", &src, &dst, &sport, &dport, &seq, &ack,
+                          &flags, &window, &tsval, &tsecr, &options, &payload, &headroom, &partial))
+        return NULL;
+    PyObject *out = NULL;
+    if ((src.len != 4 && src.len != 16) || dst.len != src.len) {
+        PyErr_SetString(PyExc_ValueError, "tcp_segment: addresses are 4 (IPv4) or 16 (IPv6) bytes");
+        goto done;
+    }
+    if (headroom < 0 || sport > 0xffff || dport > 0xffff || window > 0xffff || flags > 0xff) {
+        PyErr_SetString(PyExc_ValueError, "tcp_segment: a field is out of range");
+        goto done;
+    }
+    Py_ssize_t opt_len = (tsval >= 0 ? 12 : 0) + (options.len + 3) / 4 * 4;
+    if (opt_len > 40) {
+        PyErr_SetString(PyExc_ValueError, "TCP options longer than 40 bytes");
+        goto done;
+    }
+    Py_ssize_t hlen = TCP_LEN + opt_len;
+    Py_ssize_t length = hlen + payload.len;
+    out = PyByteArray_FromStringAndSize(NULL, headroom + length);
+    if (out == NULL)
+        goto done;
+    unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(out);
+    memset(b, 0, (size_t)(headroom + hlen));
+    unsigned char *t = b + headroom;
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, seq & 0xffffffffu);
+    put32(t + 8, ack & 0xffffffffu);
+    t[12] = (unsigned char)((hlen / 4) << 4);
+    t[13] = (unsigned char)flags;
+    put16(t + 14, window);
+    unsigned char *o = t + TCP_LEN;
+    if (tsval >= 0) {
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 8;
+        o[3] = 10;
+        put32(o + 4, (unsigned long)(tsval & 0xffffffff));
+        put32(o + 8, (unsigned long)(tsecr & 0xffffffff));
+        o += 12;
+    }
+    if (options.len)
+        memcpy(o, options.buf, (size_t)options.len);
+    if (payload.len)
+        memcpy(t + hlen, payload.buf, (size_t)payload.len);
+    uint64_t acc = pseudo_sum(src.buf, dst.buf, src.len, 6, length);
+    unsigned csum;
+    if (partial)
+        csum = fold(acc);
+    else
+        csum = ~fold(sum_be(acc, t, length)) & 0xffffu;
+    put16(t + 16, csum);
+done:
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&options);
+    PyBuffer_Release(&payload);
+    return out;
+}
+
+PyDoc_STRVAR(ipv4_header_doc,
+"ipv4_header(buf, offset, src, dst, proto, payload_len, ident, ttl, df, /) -> None\n\n"
+"Write a 20-byte IPv4 header with its checksum into buf at offset.");
+
+static PyObject *
+ipv4_header(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer buf, src, dst;
+    Py_ssize_t offset, payload_len;
+    unsigned proto, ident, ttl;
+    int df;
+    if (!PyArg_ParseTuple(args, "w*ny*y*InIIp:ipv4_header", &buf, &offset, &src, &dst, &proto, &payload_len,
+                          &ident, &ttl, &df))
+        return NULL;
+    PyObject *result = NULL;
+    if (src.len != 4 || dst.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "ipv4_header: addresses are 4 bytes");
+        goto done;
+    }
+    if (offset < 0 || offset + IP_LEN > buf.len || payload_len < 0 || payload_len + IP_LEN > 0xffff
+            || proto > 0xff || ttl > 0xff) {
+        PyErr_SetString(PyExc_ValueError, "ipv4_header: a field is out of range");
+        goto done;
+    }
+    unsigned char *h = (unsigned char *)buf.buf + offset;
+    h[0] = 0x45;
+    h[1] = 0;
+    put16(h + 2, (unsigned)(IP_LEN + payload_len));
+    put16(h + 4, ident & 0xffffu);
+    put16(h + 6, df ? 0x4000u : 0u);
+    h[8] = (unsigned char)ttl;
+    h[9] = (unsigned char)proto;
+    h[10] = h[11] = 0;
+    memcpy(h + 12, src.buf, 4);
+    memcpy(h + 16, dst.buf, 4);
+    put16(h + 10, ~fold(sum_be(0, h, IP_LEN)) & 0xffffu);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"tcp4_parse", tcp4_parse, METH_VARARGS, tcp4_parse_doc},
+    {"tcp_segment", tcp_segment, METH_VARARGS, tcp_segment_doc},
+    {"ipv4_header", ipv4_header, METH_VARARGS, ipv4_header_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastpath",
+    "Frame parsing and building fast paths for TCP/IPv4 in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,110 @@
+"""Frame parsing and building fast paths in pure Python: the twin of ``_fastpath.c``.
+
+Same functions, same results (the tests compare the two on random and hostile input):
+
+* :func:`tcp4_parse`: the fields of a plain TCP/IPv4 frame in one call, or ``None``
+  for anything the full parsers of :mod:`unik_tcpip.wire` must see (they name the
+  reason for a drop);
+* :func:`tcp_segment`: a TCP segment with its checksum after some headroom;
+* :func:`ipv4_header`: a 20-byte IPv4 header with its checksum.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ._checksum_py import BytesLike, checksum, sum16
+
+_ETH_IP_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBHHH")
+_TCP = struct.Struct("!HHIIBBHHH")
+_NOP_TS = struct.Struct("!BBBBII")
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_PSEUDO = struct.Struct("!4s4sHH")
+_MIN = 14 + 20 + 20
+
+Parsed = tuple[bytes, bytes, bytes, int, int, int, int, int, int, int, int, int, int, int, int]
+
+
+def tcp4_parse(frame: BytesLike, verify_checksum: bool) -> Parsed | None:
+    """The fields of an Ethernet/IPv4/TCP frame on the fast path, else ``None``.
+
+    The tuple: ``(dst_mac, src_ip, dst_ip, sport, dport, seq, ack, flags, window, urgent,
+    tcp_start, tcp_end, tcp_header_len, tsval, tsecr)``; ``tsval`` is -1 without the
+    NOP, NOP, Timestamps option (RFC 7323 appendix A).
+    """
+    n = len(frame)
+    if n < _MIN:
+        return None
+    (dst_mac, _src_mac, ethertype, vihl, _tos, total, _ident, flags_frag, _ttl, proto, _isum, src, dst,
+     sport, dport, seq, ack, off, flags, window, _tsum, urgent) = _ETH_IP_TCP.unpack_from(frame)
+    # Version 4 without options, a total length inside the frame, no reserved flag, MF or
+    # fragment offset (DF may be set), protocol TCP.
+    if ethertype != 0x0800 or vihl != 0x45 or total < 40 or total > n - 14 or flags_frag & 0xBFFF or proto != 6:
+        return None
+    view = memoryview(frame)
+    if verify_checksum and checksum(view[14:34]) != 0:
+        return None
+    tcp_len = total - 20
+    hlen = (off >> 4) * 4
+    if hlen < 20 or hlen > tcp_len or sport == 0 or dport == 0 or (flags & 0x02 and flags & 0x05):
+        return None
+    tsval = tsecr = -1
+    if hlen == 32:
+        nop1, nop2, kind, length, ts1, ts2 = _NOP_TS.unpack_from(frame, 54)
+        if nop1 != 1 or nop2 != 1 or kind != 8 or length != 10:
+            return None
+        tsval, tsecr = ts1, ts2
+    elif hlen != 20:
+        return None
+    if verify_checksum and checksum(view[34:34 + tcp_len], sum16(_PSEUDO.pack(src, dst, 6, tcp_len))) != 0:
+        return None
+    return (dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent, 34, 14 + total, hlen, tsval, tsecr)
+
+
+def tcp_segment(src: BytesLike, dst: BytesLike, sport: int, dport: int, seq: int, ack: int, flags: int,
+                window: int, tsval: int, tsecr: int, options: BytesLike, payload: BytesLike, headroom: int,
+                partial: bool) -> bytearray:
+    """A TCP segment after ``headroom`` zero bytes (see the module docstring of ``_fastpath.c``)."""
+    if len(src) not in (4, 16) or len(dst) != len(src):
+        raise ValueError("tcp_segment: addresses are 4 (IPv4) or 16 (IPv6) bytes")
+    if headroom < 0 or not 0 <= sport <= 0xFFFF or not 0 <= dport <= 0xFFFF or not 0 <= window <= 0xFFFF \
+            or not 0 <= flags <= 0xFF:
+        raise ValueError("tcp_segment: a field is out of range")
+    opt_len = (12 if tsval >= 0 else 0) + (len(options) + 3) // 4 * 4
+    if opt_len > 40:
+        raise ValueError("TCP options longer than 40 bytes")
+    hlen = 20 + opt_len
+    length = hlen + len(payload)
+    out = bytearray(headroom + length)
+    _TCP.pack_into(out, headroom, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (hlen // 4) << 4, flags,
+                   window, 0, 0)
+    at = headroom + 20
+    if tsval >= 0:
+        _NOP_TS.pack_into(out, at, 1, 1, 8, 10, tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF)
+        at += 12
+    if options:
+        out[at:at + len(options)] = options
+    if payload:
+        out[headroom + hlen:] = payload
+    # The pseudo-header (RFC 9293 3.1; RFC 8200 8.1 with 16-byte addresses) sums to
+    # src + dst + protocol + length either way.
+    pseudo = sum16(bytes(src) + bytes(dst) + (length + (6 << 32)).to_bytes(8, "big"))
+    csum = pseudo if partial else checksum(memoryview(out)[headroom:], pseudo)
+    out[headroom + 16] = csum >> 8
+    out[headroom + 17] = csum & 0xFF
+    return out
+
+
+def ipv4_header(buf: bytearray | memoryview, offset: int, src: BytesLike, dst: BytesLike, proto: int,
+                payload_len: int, ident: int, ttl: int, df: bool) -> None:
+    """Write a 20-byte IPv4 header (RFC 791 3.1) with its checksum at ``offset``."""
+    if len(src) != 4 or len(dst) != 4:
+        raise ValueError("ipv4_header: addresses are 4 bytes")
+    if offset < 0 or offset + 20 > len(buf) or payload_len < 0 or payload_len + 20 > 0xFFFF \
+            or not 0 <= proto <= 0xFF or not 0 <= ttl <= 0xFF:
+        raise ValueError("ipv4_header: a field is out of range")
+    _IP.pack_into(buf, offset, 0x45, 0, 20 + payload_len, ident & 0xFFFF, 0x4000 if df else 0, ttl, proto, 0,
+                  bytes(src), bytes(dst))
+    csum = checksum(memoryview(buf)[offset:offset + 20])
+    buf[offset + 10] = csum >> 8
+    buf[offset + 11] = csum & 0xFF
