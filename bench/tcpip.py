@@ -7,18 +7,24 @@ In one run, each figure next to its peers:
   send, GRO on receive) and a Python socket in a network namespace holding the TAP's
   kernel side; the receiver checks a SHA-256 of everything.  ``unik.*_no_offload_*``:
   the same without offloads (every segment built and checksummed by unik).
-* ``unik.http_rps``: ``wrk -t1 -c10 -d5s`` from the namespace against ``examples/http``
+* ``unik.http_rps``: ``wrk -t1 -c10 -d3s`` from the namespace against ``examples/http``
   on unik's stack; ``peers.kernel_asyncio.http_rps``: the same application on the
-  kernel's stack (unik's socket stack, i.e. asyncio) on 127.0.0.1.
+  kernel's stack (unik's socket stack, i.e. asyncio) on 127.0.0.1.  Both servers run in
+  this process and wrk alternates between them for several rounds (A/B, B/A, ...); the
+  figures are the medians and the ratio is the median of the rounds' ratios, so that a
+  busy neighbour on a shared machine moves both sides of a round alike.  The CPU time
+  this process spends per request (``*_cpu_us_per_request``) is printed beside them: it
+  hardly depends on what else the machine is doing.
 * ``peers.kernel_veth.send_gbps``: the ceiling: Python sockets between two namespaces
   over a veth pair, kernel to kernel.
-* ``peers.pytcp.send_gbps``: PyTCP (PyPI ``pmd-pytcp``) — not wired in yet: ``null``
-  with the reason in ``notes``.
+* ``peers.pytcp.send_gbps`` / ``recv_gbps``: PyTCP (PyPI ``pytcp``, a pure-Python stack on
+  its own TAP, as shipped, in a subprocess with a time limit) against the same kernel
+  peer; ``null`` with the reason in ``notes`` when it cannot run.
 
 Needs root, /dev/net/tun, iproute2 and wrk; without them it says what is missing and
 exits 0 without touching the results file.
 
-    python bench/tcpip.py [--quick]
+    python bench/tcpip.py [--quick] [--rounds N]
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ import hashlib
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -101,6 +109,60 @@ conn.close()
 """
 
 
+PYTCP_PEER = r"""
+import os, sys, time
+from pytcp import config
+config.LOG_CHANEL = set()
+from pytcp import TcpIpStack
+from pytcp.lib import socket
+ifname, addr, host, port, mode, size = sys.argv[1:4] + [int(sys.argv[4]), sys.argv[5], int(sys.argv[6])]
+stack = TcpIpStack(interface=ifname, ip4_address=addr)
+print("open", flush=True)
+sys.stdin.readline()  # the parent has moved the TAP into the namespace
+stack.start()
+time.sleep(1)  # PyTCP announces its address (ARP probes) before it can connect
+s = socket.socket(family=socket.AF_INET4, type=socket.SOCK_STREAM)
+s.connect((host, port))
+start, n = time.perf_counter(), 0
+if mode == "send":
+    block = bytes(range(256)) * 256
+    while n < size:
+        n += s.send(block[: min(len(block), size - n)])
+    print("sent", flush=True)  # into PyTCP's buffer: the kernel side times the transfer
+    time.sleep(3600)
+while n < size:
+    chunk = s.recv()
+    if not chunk:
+        break
+    n += len(chunk)
+print(f"received {n} {time.perf_counter() - start}", flush=True)
+os._exit(0)
+"""
+
+TIMED_SINK = r"""
+import socket, sys, time
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+srv.settimeout(60)
+conn, _ = srv.accept()
+conn.settimeout(60)
+start, n = time.perf_counter(), 0
+while n < int(sys.argv[3]) and (chunk := conn.recv(1 << 20)):
+    n += len(chunk)
+print(n, time.perf_counter() - start, flush=True)
+"""
+
+SOURCE = r"""
+import socket, sys
+srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
+srv.settimeout(60)
+conn, _ = srv.accept()
+conn.sendall(bytes(range(256)) * (int(sys.argv[3]) // 256))
+conn.shutdown(socket.SHUT_WR)
+conn.settimeout(60)
+conn.recv(1)
+"""
+
+
 def missing() -> str | None:
     """Why this benchmark cannot run here, or ``None``."""
     if os.geteuid() != 0:
@@ -159,20 +221,24 @@ async def bulk(stack: Any, ns: str, size: int, send: bool, port: int) -> float:
     return size * 8 / elapsed / 1e9
 
 
-async def wrk(url: str, ns: str | None, seconds: int) -> float:
-    """Requests per second that ``wrk -t1 -c10`` reports."""
+async def wrk(url: str, ns: str | None, seconds: int) -> tuple[float, float]:
+    """Requests per second that ``wrk -t1 -c10`` reports, and this process's CPU µs per request."""
     cmd = ["wrk", "-t1", "-c10", f"-d{seconds}s", url]
     if ns is not None:
         cmd = ["ip", "netns", "exec", ns, *cmd]
+    before = resource.getrusage(resource.RUSAGE_SELF)
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     match = re.search(r"Requests/sec:\s+([\d.]+)", out.decode())
-    if proc.returncode or not match:
+    count = re.search(r"(\d+) requests in", out.decode())
+    if proc.returncode or not match or not count:
         raise RuntimeError(f"wrk failed: {out.decode()} {err.decode()}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out.decode())
     if errors:
         print(f"  wrk reported: {errors.group(0)}")
-    return float(match.group(1))
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return float(match.group(1)), cpu / max(int(count.group(1)), 1) * 1e6
 
 
 class _Store:
@@ -200,9 +266,11 @@ def http_app() -> Any:
     return app
 
 
-async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
+async def unik_figures(quick: bool, offload: bool, rounds: int) -> dict[str, Any]:
+    """Bulk both ways, then HTTP: wrk alternates ``rounds`` times between unik and asyncio."""
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
     from unik_tcpip.stack import TcpipStack
+    from unik_unix.socket_stack import SocketStack
     from unik_unix.tap import TapNetwork
 
     ns = f"unik-bench-{secrets.token_hex(3)}"
@@ -219,11 +287,34 @@ async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
             size = (64 if quick else 256) << 20
             send = await bulk(stack, ns, size, True, 9000)
             recv = await bulk(stack, ns, size, False, 9001)
+            out: dict[str, Any] = {"send_gbps": round(send, 3), "recv_gbps": round(recv, 3)}
             server = asyncio.ensure_future(http_app().start(stack, _Store(), _Console(), port=8080))
+            kernel = await SocketStack.connect("127.0.0.1/8")
+            kserver = asyncio.ensure_future(http_app().start(kernel, _Store(), _Console(), port=18080))
             await asyncio.sleep(0.1)
-            rps = await wrk(f"http://{UNIK}:8080/", ns, 2 if quick else 5)
-            server.cancel()
-            return {"send_gbps": round(send, 3), "recv_gbps": round(recv, 3), "http_rps": round(rps, 1)}
+            seconds = 2 if quick else 3
+            figures: dict[str, list[tuple[float, float]]] = {"unik": [], "kernel": []}
+            try:
+                for i in range(rounds):
+                    # A/B then B/A: neither side always runs first.
+                    for side in ("unik", "kernel") if i % 2 == 0 else ("kernel", "unik"):
+                        if side == "unik":
+                            figures[side].append(await wrk(f"http://{UNIK}:8080/", ns, seconds))
+                        else:
+                            figures[side].append(await wrk("http://127.0.0.1:18080/", None, seconds))
+            finally:
+                server.cancel()
+                kserver.cancel()
+                await kernel.disconnect()
+            unik_runs, kernel_runs = figures["unik"], figures["kernel"]
+            out.update({
+                "http_rps": round(statistics.median(r for r, _ in unik_runs), 1),
+                "http_cpu_us_per_request": round(statistics.median(c for _, c in unik_runs), 1),
+                "kernel_asyncio_http_rps": round(statistics.median(r for r, _ in kernel_runs), 1),
+                "kernel_asyncio_cpu_us_per_request": round(statistics.median(c for _, c in kernel_runs), 1),
+                "http_round_ratios": [round(u[0] / k[0], 3) for u, k in zip(unik_runs, kernel_runs, strict=True)],
+            })
+            return out
         finally:
             await stack.disconnect()
     finally:
@@ -231,17 +322,71 @@ async def unik_figures(quick: bool, offload: bool) -> dict[str, float]:
         sh("ip", "netns", "del", ns, check=False)
 
 
-async def kernel_asyncio_rps(quick: bool) -> float:
-    from unik_unix.socket_stack import SocketStack
-
-    stack = await SocketStack.connect("127.0.0.1/8")
-    server = asyncio.ensure_future(http_app().start(stack, _Store(), _Console(), port=18080))
-    await asyncio.sleep(0.1)
+def pytcp_gbps(quick: bool) -> tuple[float | None, float | None, str]:
+    """PyTCP sending and receiving over its own TAP, the kernel in a namespace as the peer."""
     try:
-        return await wrk("http://127.0.0.1:18080/", None, 2 if quick else 5)
-    finally:
-        server.cancel()
-        await stack.disconnect()
+        import pytcp  # noqa: F401
+    except ImportError:
+        return None, None, "PyPI pytcp is not installed (pip install -r requirements-bench.txt)"
+    results: list[float | None] = []
+    notes: list[str] = []
+    size = (1 if quick else 2) << 20  # PyTCP moves megabits per second: keep it short
+    for mode in ("send", "recv"):
+        ns = f"unik-pyt-{secrets.token_hex(3)}"
+        ifname = f"ukt{secrets.token_hex(4)}"
+        sh("ip", "netns", "add", ns)
+        peer: subprocess.Popen[str] | None = None
+        proc: subprocess.Popen[str] | None = None
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", PYTCP_PEER, ifname, f"{PREFIX}.2/24", HOST, "9200",
+                                     mode, str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+            if proc.stdout.readline().strip() != "open":
+                proc.kill()
+                raise RuntimeError(f"PyTCP did not open its TAP: {proc.stderr.read()[-400:]}")
+            sh("ip", "link", "set", ifname, "netns", ns)
+            sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", ifname)
+            sh("ip", "-n", ns, "link", "set", ifname, "up")
+            script = TIMED_SINK if mode == "send" else SOURCE
+            peer = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, HOST, "9200",
+                                     str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            if mode == "send":
+                out, err = peer.communicate(timeout=90)
+                n, seconds = out.split()
+                if int(n) != size:
+                    raise RuntimeError(f"the kernel received {n} of {size} bytes from PyTCP {err[-200:]}")
+            else:
+                out, err = proc.communicate(timeout=90)
+                match = re.search(r"received (\d+) ([\d.e-]+)", out)
+                if not match or int(match.group(1)) != size:
+                    raise RuntimeError(f"PyTCP received {out.strip()!r} of {size} bytes {err[-300:]}")
+                seconds = match.group(2)
+            results.append(size * 8 / float(seconds) / 1e9)
+        except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+            results.append(None)
+            notes.append(f"{mode}: {type(exc).__name__}: {exc}")
+        finally:
+            for child in (proc, peer):
+                if child is not None and child.poll() is None:
+                    child.kill()
+                    child.communicate()
+            sh("ip", "netns", "del", ns, check=False)
+    note = f"PyPI pytcp {_version('pytcp')} as shipped, {size >> 20} MiB each way" + (
+        "; " + "; ".join(notes) if notes else "")
+    return results[0], results[1], note
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
 
 
 def kernel_veth_gbps(quick: bool) -> float:
@@ -270,46 +415,70 @@ def kernel_veth_gbps(quick: bool) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller transfers, shorter wrk runs")
+    parser.add_argument("--rounds", type=int, default=0, help="A/B rounds of wrk (default 7, 3 with --quick)")
     args = parser.parse_args()
     why = missing()
     if why:
         print(f"bench/tcpip.py: skipped: {why}")
         return 0
-    from unik_tcpip import checksum
+    from unik_tcpip import checksum, fastpath
 
-    unik = asyncio.run(unik_figures(args.quick, offload=True))
-    plain = asyncio.run(unik_figures(args.quick, offload=False))
-    unik.update({f"{k.removesuffix('_gbps').removesuffix('_rps')}_no_offload_{k.rsplit('_', 1)[1]}": v
-                 for k, v in plain.items()})
+    rounds = args.rounds or (3 if args.quick else 7)
+    unik = asyncio.run(unik_figures(args.quick, offload=True, rounds=rounds))
+    plain = asyncio.run(unik_figures(args.quick, offload=False, rounds=1))
+    round_ratios = unik.pop("http_round_ratios")
+    asyncio_rps = unik.pop("kernel_asyncio_http_rps")
+    asyncio_cpu = unik.pop("kernel_asyncio_cpu_us_per_request")
+    unik.update({
+        "send_no_offload_gbps": plain["send_gbps"], "recv_no_offload_gbps": plain["recv_gbps"],
+        "http_no_offload_rps": plain["http_rps"],
+    })
+    pytcp_send, pytcp_recv, pytcp_note = pytcp_gbps(args.quick)
     peers: dict[str, dict[str, Any]] = {
-        "kernel_asyncio": {"http_rps": round(asyncio.run(kernel_asyncio_rps(args.quick)), 1)},
+        "kernel_asyncio": {"http_rps": asyncio_rps, "http_cpu_us_per_request": asyncio_cpu},
         "kernel_veth": {"send_gbps": round(kernel_veth_gbps(args.quick), 3)},
-        "pytcp": {"send_gbps": None, "recv_gbps": None},
+        "pytcp": {"send_gbps": None if pytcp_send is None else round(pytcp_send, 5),
+                  "recv_gbps": None if pytcp_recv is None else round(pytcp_recv, 5)},
     }
-    ratios = {
+    ratios: dict[str, float | None] = {
         "send_vs_kernel_veth": round(unik["send_gbps"] / peers["kernel_veth"]["send_gbps"], 4),
-        "http_vs_kernel_asyncio": round(unik["http_rps"] / peers["kernel_asyncio"]["http_rps"], 4),
+        "http_vs_kernel_asyncio": round(statistics.median(round_ratios), 4),
+        "http_cpu_kernel_asyncio_vs_unik": round(asyncio_cpu / unik["http_cpu_us_per_request"], 4),
+        "send_vs_pytcp": None if pytcp_send is None else round(unik["send_gbps"] / pytcp_send, 1),
+        "recv_vs_pytcp": None if pytcp_recv is None else round(unik["recv_gbps"] / pytcp_recv, 1),
     }
     notes = {
-        "pytcp": "not measured yet: PyPI pmd-pytcp is not wired into this benchmark",
+        "pytcp": pytcp_note,
         "checksum": checksum.implementation(),
-        "targets": "send >= 1 Gbit/s, recv >= 0.5 Gbit/s, http >= 50 % of asyncio",
+        "fastpath": fastpath.implementation(),
+        "http": f"median of {rounds} interleaved wrk rounds; per-round unik/asyncio ratios {round_ratios}",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "targets": "send >= 1 Gbit/s, recv >= 0.5 Gbit/s, http >= 50 % of asyncio, >= 10x PyTCP",
     }
     RESULTS.mkdir(exist_ok=True)
     data = {"unik": unik, "peers": peers, "ratios": ratios, "machine": machine(), "accelerator": None,
             "notes": notes}
     (RESULTS / "tcpip.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def times(a: float | None, b: float | None) -> str:
+        return f"{a / b:,.0f}x" if a is not None and b else "n/a"
+
     print("unik's TCP/IP stack over a TAP, the Linux kernel as the peer")
+    pytcp_text = "did not run: " + pytcp_note if pytcp_send is None and pytcp_recv is None else (
+        f"send {pytcp_send or 0:.4f} Gbit/s, receive {pytcp_recv or 0:.4f} Gbit/s  ({pytcp_note})")
     table([
-        ("unik send", f"{unik['send_gbps']:.3f} Gbit/s  ({ratios['send_vs_kernel_veth']:.1%} of kernel veth)"),
-        ("unik receive", f"{unik['recv_gbps']:.3f} Gbit/s"),
+        ("unik send", f"{unik['send_gbps']:.3f} Gbit/s  ({ratios['send_vs_kernel_veth']:.1%} of kernel veth, "
+                      f"{times(unik['send_gbps'], pytcp_send)} PyTCP)"),
+        ("unik receive", f"{unik['recv_gbps']:.3f} Gbit/s  ({times(unik['recv_gbps'], pytcp_recv)} PyTCP)"),
         ("unik send, no offloads", f"{unik['send_no_offload_gbps']:.3f} Gbit/s"),
         ("unik receive, no offloads", f"{unik['recv_no_offload_gbps']:.3f} Gbit/s"),
-        ("unik HTTP, no offloads", f"{unik['http_no_offload_rps']:.0f} req/s"),
         ("kernel veth (ceiling)", f"{peers['kernel_veth']['send_gbps']:.3f} Gbit/s"),
-        ("unik HTTP", f"{unik['http_rps']:.0f} req/s  ({ratios['http_vs_kernel_asyncio']:.1%} of asyncio)"),
-        ("asyncio + kernel HTTP", f"{peers['kernel_asyncio']['http_rps']:.0f} req/s"),
-        ("PyTCP", "not measured yet"),
+        ("PyTCP", pytcp_text),
+        ("unik HTTP", f"{unik['http_rps']:.0f} req/s, {unik['http_cpu_us_per_request']:.1f} µs CPU/request  "
+                      f"({ratios['http_vs_kernel_asyncio']:.1%} of asyncio: median of {rounds} A/B rounds "
+                      f"{round_ratios})"),
+        ("asyncio + kernel HTTP", f"{asyncio_rps:.0f} req/s, {asyncio_cpu:.1f} µs CPU/request"),
+        ("unik HTTP, no offloads", f"{unik['http_no_offload_rps']:.0f} req/s"),
     ])
     return 0
 
