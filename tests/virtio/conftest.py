@@ -39,6 +39,14 @@ def disk_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def http_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/http for virtio on TAP tapv0, with no --ipv4 (DHCP; tests give --ipv4 to `unik run`)."""
+    root = copy_example("http", tmp_path_factory.mktemp("http"))
+    build(root, "--net", "service=tapv0")
+    return root
+
+
+@pytest.fixture(scope="session")
 def ping_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An app with a network device (virtio-net, the TPACKET_V3 ring)."""
     root = write_app(tmp_path_factory.mktemp("ping"), "ping", PING_APP)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from unik_vmimage.initramfs import read_initramfs
-from virtio_support import build, copy_example, unik
+from virtio_support import build, copy_example, unik, validate_firecracker
 
 
 def _manifest(root: Path) -> dict[str, object]:
@@ -18,14 +18,18 @@ def _manifest(root: Path) -> dict[str, object]:
     return dict(data["manifest"])
 
 
+def _image(root: Path) -> Path:
+    return next((root / "dist").glob("*-virtio/initramfs.cpio*"))
+
+
 def _names(root: Path) -> set[str]:
-    return {e.name for e in read_initramfs(next((root / "dist").glob("*-virtio/initramfs.cpio.gz")))}
+    return {e.name for e in read_initramfs(_image(root))}
 
 
 def test_hello_needs_no_kernel_module(hello_app: Path) -> None:
     names = _names(hello_app)
     assert not [n for n in names if n.startswith("lib/modules/")]
-    conf = next(e for e in read_initramfs(next(hello_app.glob("dist/*-virtio/initramfs.cpio.gz")))
+    conf = next(e for e in read_initramfs(_image(hello_app))
                 if e.name == "unik/init.conf").data.decode()
     assert "module " not in conf and "mount " not in conf  # the init prepares nothing it does not need
     assert "exec /usr/bin/python3 -S /app/main.py" in conf
@@ -60,15 +64,17 @@ def test_two_builds_are_byte_identical(status_app: Path, tmp_path: Path) -> None
     first = next((status_app / "dist").glob("*-virtio"))
     unik("build", "--dist", str(tmp_path / "again"), cwd=status_app)
     second = tmp_path / "again" / first.name
-    for name in ("initramfs.cpio.gz", "vmlinuz", "firecracker.json"):
+    for name in (_image(status_app).name, "vmlinuz", "firecracker.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
 def test_the_archive_is_valid_newc_for_cpio(hello_app: Path, tmp_path: Path) -> None:
-    if shutil.which("cpio") is None:
-        pytest.skip("cpio is not installed (apt-get install cpio)")
-    image = next(hello_app.glob("dist/*-virtio/initramfs.cpio.gz"))
-    raw = subprocess.run(["gzip", "-dc", str(image)], capture_output=True, check=True).stdout
+    for tool, package in (("cpio", "cpio"), ("zstd", "zstd")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (apt-get install {package})")
+    image = _image(hello_app)
+    assert image.name == "initramfs.cpio.zst"  # the default: zstd unpacks fastest at boot
+    raw = subprocess.run(["zstd", "-dc", str(image)], capture_output=True, check=True).stdout
     listed = subprocess.run(["cpio", "-it", "--quiet"], input=raw, capture_output=True, check=True).stdout
     assert set(listed.decode().split()) == _names(hello_app)
 
@@ -79,8 +85,12 @@ def test_manifest_and_firecracker_config(hello_app: Path) -> None:
     assert "console=ttyS0" in str(manifest["cmdline"])
     fc = json.loads(next(hello_app.glob("dist/*-virtio/firecracker.json")).read_text())
     assert fc["machine-config"]["mem_size_mib"] == 256
-    assert fc["boot-source"]["initrd_path"] == "initramfs.cpio.gz"
+    assert fc["boot-source"]["initrd_path"] == "initramfs.cpio.zst"
     assert "unik_exit=reboot" in fc["boot-source"]["boot_args"]
+    validate_firecracker(fc)  # Firecracker's documented fields only
+    vmlinux = next(hello_app.glob("dist/*-virtio")) / fc["boot-source"]["kernel_image_path"]
+    assert vmlinux.read_bytes()[:4] == b"\x7fELF"  # Firecracker boots the uncompressed ELF kernel
+    assert manifest["kernel"]["vmlinux"] == "vmlinux"  # type: ignore[index]
 
 
 def test_xz_compression_is_smaller_and_readable(tools: None, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK, build, copy_example, unik
+from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -89,41 +89,77 @@ def test_net_auto_creates_a_tap_and_says_how_to_reach_the_guest(ping_app: Path, 
     assert "reply pong" in proc.stdout.splitlines()
 
 
-def test_examples_http_in_the_guest_answers_curl(tmp_path: Path) -> None:
-    # The page is served by unik's own TCP/IP stack inside the guest, over the virtio-net NIC.
+@pytest.fixture
+def http_netns() -> Iterator[str]:
+    """A namespace with TAP ``tapv0`` at 10.97.0.1/24 (the host side of the guest's NIC)."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (apt-get install curl)")
-    app = copy_example("http", tmp_path)
-    build(app, "--net", "service=tapv0", "--ipv4=10.97.0.2/24")
-    plan = unik("query", "plan", cwd=app).stdout
-    assert '"provider": "tcpip.stack"' in plan
     name = f"unik-virtio-http-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
-    guest = None
     try:
         for cmd in (["tuntap", "add", "dev", "tapv0", "mode", "tap"], ["addr", "add", "10.97.0.1/24", "dev", "tapv0"],
                     ["link", "set", "tapv0", "up"]):
             subprocess.run(["ip", "-n", name, *cmd], check=True)
-        guest = subprocess.Popen(["ip", "netns", "exec", name, UNIK, "run", "--accel", "tcg"], cwd=app,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def _serve_and_curl(app: Path, netns: str, *run_args: str) -> tuple[str, list[str]]:
+    """Boot examples/http in ``netns``, wait for "serving on ADDR:8080", curl it: (page, console)."""
+    guest = subprocess.Popen(["ip", "netns", "exec", netns, UNIK, "run", "--accel", "tcg", *run_args], cwd=app,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
         assert guest.stdout is not None
         console: list[str] = []
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while "serving on 10.97.0.2:8080\n" not in console:
+        while not (console and console[-1].startswith("serving on ")):
             line = guest.stdout.readline()
             assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
             console.append(line)
-        page = subprocess.run(["ip", "netns", "exec", name, "curl", "-sS", "--max-time", "20",
-                               "--retry", "3", "http://10.97.0.2:8080/"], capture_output=True, text=True)
+        address = console[-1].split()[-1]
+        page = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "20", "--retry", "3",
+                               f"http://{address}/"], capture_output=True, text=True)
         assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
+        return page.stdout, console
     finally:
-        if guest is not None:
-            guest.terminate()
-            try:
-                guest.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                guest.kill()
-                guest.wait()
-        subprocess.run(["ip", "netns", "del", name], check=False)
+        guest.terminate()
+        try:
+            guest.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            guest.kill()
+            guest.wait()
+
+
+def test_examples_http_in_the_guest_answers_curl(http_app: Path, http_netns: str) -> None:
+    # The page is served by unik's own TCP/IP stack inside the guest, over the virtio-net NIC;
+    # the address is given at run time (the image, built without --ipv4, is shared with DHCP's test).
+    plan = unik("query", "plan", cwd=http_app).stdout
+    assert '"provider": "tcpip.stack"' in plan
+    _, console = _serve_and_curl(http_app, http_netns, "--ipv4", "10.97.0.2/24")
+    assert console[-1] == "serving on 10.97.0.2:8080\n"
+
+
+@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed (apt-get install dnsmasq-base)")
+def test_examples_http_gets_its_address_from_dnsmasq(http_app: Path, http_netns: str, tmp_path: Path) -> None:
+    # No --ipv4: unik's DHCP client in the guest asks dnsmasq (on the namespace's TAP) for a lease.
+    leases = tmp_path / "leases"
+    dnsmasq = subprocess.Popen(
+        ["ip", "netns", "exec", http_netns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+         "--user=root", "--interface=tapv0", "--bind-interfaces", f"--pid-file={tmp_path}/pid",
+         f"--dhcp-leasefile={leases}", "--dhcp-range=10.97.0.50,10.97.0.60,2m", "--dhcp-option=option:router,10.97.0.1",
+         "--log-dhcp"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _, console = _serve_and_curl(http_app, http_netns)
+        assert dnsmasq.poll() is None, "dnsmasq exited early"
+    finally:
+        dnsmasq.terminate()
+        log = dnsmasq.communicate(timeout=30)[0]
+    address = console[-1].split()[-1].rsplit(":", 1)[0]
+    assert address.startswith("10.97.0.") and 50 <= int(address.rsplit(".", 1)[1]) <= 60, console
+    mac = next(line for line in unik("query", "plan", cwd=http_app).stdout.splitlines() if '"mac"' in line)
+    mac = mac.split('"')[3]
+    assert f"DHCPACK(tapv0) {address} {mac}" in log, log  # the lease went to the guest's NIC
+    assert address in leases.read_text() and mac in leases.read_text()

@@ -24,7 +24,6 @@ from unik_vmimage.kernels import (
     Kernel,
     ModuleSource,
     PathKernel,
-    SourceKernel,
     modinfo_depends,
     parse_kernel_spec,
 )
@@ -192,11 +191,6 @@ def test_kernel_specs() -> None:
     assert parse_kernel_spec("debian:linux-image-6.1.0-9-cloud-amd64") == ("debian", "linux-image-6.1.0-9-cloud-amd64")
     assert parse_kernel_spec("/boot/vmlinuz") == ("path", "/boot/vmlinuz")
     assert parse_kernel_spec("path:k/bz") == ("path", "k/bz")
-
-
-def test_source_kernels_say_they_are_not_available_yet() -> None:
-    with pytest.raises(BuildError, match=r"not implemented yet.*--kernel debian"):
-        SourceKernel().kernel(None, None, Progress(quiet=True))
 
 
 def test_path_kernel(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 UNIK = str(Path(sys.executable).with_name("unik"))
@@ -148,3 +149,42 @@ def build(root: Path, *configure_args: str) -> Path:
     unik("configure", "-t", "virtio", *configure_args, cwd=root)
     unik("build", cwd=root)
     return next((root / "dist").glob("*-virtio"))
+
+
+#: Firecracker's VM configuration file, as its API specification (firecracker.yaml) documents
+#: it: each section's fields with their types, the required ones marked.
+FIRECRACKER_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "boot-source": {"kernel_image_path": (str, True), "initrd_path": (str, False), "boot_args": (str, False)},
+    "drives": {"drive_id": (str, True), "is_root_device": (bool, True), "path_on_host": (str, False),
+               "is_read_only": (bool, False), "partuuid": (str, False), "cache_type": (str, False),
+               "io_engine": (str, False), "rate_limiter": (dict, False), "socket": (str, False)},
+    "network-interfaces": {"iface_id": (str, True), "host_dev_name": (str, True), "guest_mac": (str, False),
+                           "rx_rate_limiter": (dict, False), "tx_rate_limiter": (dict, False)},
+    "machine-config": {"vcpu_count": (int, True), "mem_size_mib": (int, True), "smt": (bool, False),
+                       "track_dirty_pages": (bool, False), "cpu_template": (str, False), "huge_pages": (str, False)},
+    "entropy": {"rate_limiter": (dict, False)},
+}
+FIRECRACKER_SECTIONS = {*FIRECRACKER_SCHEMA, "logger", "metrics", "vsock", "balloon", "mmds-config", "cpu-config"}
+
+
+def validate_firecracker(config: dict[str, Any]) -> None:
+    """Raise AssertionError unless ``config`` fits Firecracker's documented configuration."""
+    assert set(config) <= FIRECRACKER_SECTIONS, set(config) - FIRECRACKER_SECTIONS
+    assert {"boot-source", "machine-config"} <= set(config)
+    for section, fields in FIRECRACKER_SCHEMA.items():
+        if section not in config:
+            continue
+        items = config[section] if section in ("drives", "network-interfaces") else [config[section]]
+        assert isinstance(items, list)
+        for item in items:
+            assert set(item) <= set(fields), (section, set(item) - set(fields))
+            for name, (kind, required) in fields.items():
+                assert name in item or not required, (section, name)
+                if name in item:
+                    assert isinstance(item[name], kind), (section, name, item[name])
+    assert 1 <= config["machine-config"]["vcpu_count"] <= 32
+    for drive in config.get("drives", []):
+        assert drive.get("cache_type", "Unsafe") in ("Unsafe", "Writeback")
+    ids = [d["drive_id"] for d in config.get("drives", [])]
+    ids += [n["iface_id"] for n in config.get("network-interfaces", [])]
+    assert len(ids) == len(set(ids))

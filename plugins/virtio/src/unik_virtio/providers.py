@@ -35,8 +35,8 @@ KERNEL = Key("kernel", "kernel provider: debian[:PACKAGE], source, or a kernel i
              default="debian", metavar="PROVIDER|PATH")
 KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a kernel given by path",
                      metavar="DIR")
-COMPRESSION = Key("initramfs_compression", "initramfs compression", default="gzip",
-                  choices=("gzip", "xz", "none"))
+COMPRESSION = Key("initramfs_compression", "initramfs compression (zstd unpacks fastest at boot)",
+                  default="zstd", choices=("zstd", "gzip", "xz", "none"))
 
 RUN_KEYS = (NET, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
 BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)

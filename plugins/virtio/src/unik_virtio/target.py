@@ -1,13 +1,21 @@
 """The virtio target: emit a kernel + initramfs, boot it under QEMU.
 
 ``dist/<name>-virtio/`` holds ``vmlinuz`` (from a kernel provider), the initramfs
-(unik-lib-vmimage), ``firecracker.json`` and ``artifact.json``, whose manifest lists the
-devices, the memory, the kernel command line and what the image holds.
+(unik-lib-vmimage), ``artifact.json``, whose manifest lists the devices, the memory,
+the kernel command line and what the image holds, and for Firecracker ``vmlinux`` (the
+uncompressed ELF kernel, extracted from ``vmlinuz``) with ``firecracker.json``.
+
+Firecracker itself is not run here (it is not packaged for Debian and needs KVM): the
+runner is QEMU; ``firecracker --no-api --config-file firecracker.json`` is for users
+who have it, and the tests check the configuration against Firecracker's documented
+fields (``boot-source``, ``drives``, ``network-interfaces``, ``machine-config``,
+``entropy``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -18,13 +26,16 @@ from unik.errors import RunError
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, RunContext, Target
-from unik_vmimage.initramfs import ImageSpec, build_initramfs
+from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
 from unik_vmimage.kernels import KernelProvider, find_kernel
+from unik_vmimage.vmlinux import extract_vmlinux
 
 from . import qemu
 from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
 
 KERNEL_FILE = "vmlinuz"
+VMLINUX_FILE = "vmlinux"
+SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
 #: Directories of unik-lib-vmimage that are build tools, not guest code.
 _NOT_IN_IMAGE = ("unik_vmimage/init/",)
 
@@ -64,11 +75,15 @@ class VirtioTarget(Target):
             modules = [*VIRTIO_TRANSPORTS, *modules]
         for c in contents.values():
             modules += c.kernel_modules
+        compression = _key(plan.keys, COMPRESSION) or "zstd"
+        if compression == "zstd" and zstd_tool() is None:
+            ctx.progress.warn("the zstd command is not installed (apt-get install zstd): the initramfs is gzip")
+            compression = "gzip"
+        kernel.specialise(list(dict.fromkeys(modules)), compression, ctx.progress)
         with ctx.progress.step("resolving kernel modules"):
             module_files = kernel.module_files(dict.fromkeys(modules), ctx.progress)
         files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(_NOT_IN_IMAGE)]
         extra_files = {dest: src for c in contents.values() for dest, src in c.files.items()}
-        compression = _key(plan.keys, COMPRESSION) or "gzip"
         spec = ImageSpec(
             app_files=files,
             python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
@@ -76,17 +91,23 @@ class VirtioTarget(Target):
             links=[d["mac"] for d in devices if d["kind"] == "network"],
         )
         out = ctx.artifact_dir(plan)
-        suffix = {"gzip": ".gz", "xz": ".xz", "none": ""}[compression]
-        report = build_initramfs(spec, out / f"initramfs.cpio{suffix}", ctx.progress)
+        for stale in out.glob("initramfs.cpio*"):
+            stale.unlink()
+        report = build_initramfs(spec, out / f"initramfs.cpio{SUFFIXES[compression]}", ctx.progress)
         shutil.copyfile(kernel.image, out / KERNEL_FILE)
+        with ctx.progress.step("extracting vmlinux for Firecracker"):
+            _link_or_copy(extract_vmlinux(kernel.image), out / VMLINUX_FILE)
         cmdline = " ".join(qemu.BASE_CMDLINE)
         mem = _key(plan.keys, MEM) or "256M"
-        (out / "firecracker.json").write_text(json.dumps(_firecracker(report.path.name, cmdline, mem),
-                                                         indent=2, sort_keys=True) + "\n")
+        taps = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
+        (out / "firecracker.json").write_text(json.dumps(
+            firecracker_config(report.path.name, cmdline, mem, devices, taps), indent=2, sort_keys=True) + "\n")
         kernel_bytes = (out / KERNEL_FILE).stat().st_size
+        built = getattr(kernel, "built", None)  # a kernel built from source: its options and build time
         manifest = {
             "kernel": {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
-                       "bytes": kernel_bytes},
+                       "bytes": kernel_bytes, "vmlinux": VMLINUX_FILE,
+                       **({"build": built} if built else {})},
             "initramfs": report.to_json(),
             "devices": devices,
             "mem": mem,
@@ -148,6 +169,15 @@ class VirtioTarget(Target):
         return outcome.status
 
 
+def _link_or_copy(source: Path, dest: Path) -> None:
+    """``dest`` as a hard link to the cached ``source`` (tens of MB), else a copy."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
 def _free_tap() -> str:
     """The first ``unikN`` interface name not in use on the host."""
     for i in range(256):
@@ -200,21 +230,42 @@ def _devices(
 GUEST_OFFLOADS_OFF = "guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
 
 
-def _firecracker(initramfs: str, cmdline: str, mem: str) -> dict[str, Any]:
-    """A Firecracker VM configuration (``firecracker --config-file firecracker.json``).
+def firecracker_config(
+    initramfs: str, cmdline: str, mem: str, devices: list[dict[str, Any]], taps: dict[str, str],
+) -> dict[str, Any]:
+    """A Firecracker VM configuration (``firecracker --no-api --config-file firecracker.json``).
 
-    Firecracker boots an uncompressed ELF kernel (``vmlinux``, e.g. from
-    ``scripts/extract-vmlinux vmlinuz``) and has no power-off: the init reboots instead.
+    Firecracker boots the uncompressed ELF kernel (``vmlinux``, extracted from
+    ``vmlinuz`` at build time), places virtio devices on MMIO (announced on the kernel
+    command line, which the init passes to ``virtio_mmio``) and has no power-off: the
+    init reboots instead (``unik_exit=reboot``).  Each block device of the plan becomes a
+    drive whose ``drive_id`` is the device's name (the guest finds disks by that serial)
+    and whose ``path_on_host`` is ``<name>.img`` beside this file, to be created by the
+    user; each network device an interface on the TAP configured with ``--net`` (else
+    ``unik-<name>``) with the plan's MAC; an entropy device adds ``entropy``
+    (virtio-rng).  Relative paths are resolved by Firecracker from its working
+    directory: run it in this directory.
     """
     units = {"K": 1 / 1024, "M": 1, "G": 1024}
     mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
-    return {
+    config: dict[str, Any] = {
         "boot-source": {
-            "kernel_image_path": "vmlinux",
+            "kernel_image_path": VMLINUX_FILE,
             "initrd_path": initramfs,
             "boot_args": f"{cmdline} reboot=k pci=off unik_exit=reboot",
         },
-        "drives": [],
-        "machine-config": {"vcpu_count": 1, "mem_size_mib": mib},
-        "network-interfaces": [],
+        "drives": [
+            {"drive_id": d["name"], "path_on_host": f"{d['name']}.img", "is_root_device": False,
+             "is_read_only": bool(d.get("read_only")), "cache_type": "Writeback"}
+            for d in devices if d["kind"] == "block" and d.get("qemu_device")
+        ],
+        "machine-config": {"vcpu_count": 1, "mem_size_mib": mib, "smt": False},
+        "network-interfaces": [
+            {"iface_id": d["name"], "host_dev_name": taps.get(d["name"], f"unik-{d['name']}"),
+             "guest_mac": d["mac"]}
+            for d in devices if d["kind"] == "network" and d.get("qemu_device")
+        ],
     }
+    if any(d.get("qemu_device") == "virtio-rng" for d in devices):
+        config["entropy"] = {}
+    return config

@@ -12,7 +12,18 @@ result close to what actually runs:
   ncurses, sqlite, Tcl/Tk, liblzma, libbz2) and without which the standard library
   works (``asyncio`` without ``ssl``, ``hashlib`` on its built-in hashes);
 * development tools (:data:`TOOLS`: ``pydoc``, ``unittest``, ``pdb``...) are never
-  followed.
+  followed;
+* in the modules under ``lazy_roots`` (the standard library), imports inside function
+  bodies and under ``if __name__ == "__main__":`` are *lazy*; the lazy imports of the
+  big subsystems in :data:`LAZY_SKIPPED` are not followed.  The standard library defers
+  them that way because they are rarely used: ``concurrent.futures`` imports
+  ``multiprocessing`` only when a process pool is asked for, ``importlib`` reaches
+  ``importlib.metadata`` (and with it ``email``, ``csv``, ``zipfile``) only from
+  ``find_distributions``, ``shutil`` imports ``tarfile``/``zipfile`` only to make
+  archives, ``warnings`` imports ``tracemalloc`` only for ``ResourceWarning`` sources,
+  ``traceback`` imports ``unicodedata`` only for non-ASCII source lines.  Every other
+  lazy import is followed (``argparse`` needs ``shutil`` for the terminal's width), and
+  a module imported at module level anywhere is included with what it imports.
 
 Modules named explicitly (``ImageContents.python_modules``) are always included, with
 what they import.  ``importlib.import_module("literal")`` calls are followed.
@@ -40,6 +51,17 @@ HEAVY_OPTIONAL = frozenset({
     "_tkinter", "_lzma", "lzma", "_bz2", "bz2", "_uuid",
 })
 _IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+#: Subsystems (with their submodules) that lazy standard-library imports do not pull in.
+LAZY_SKIPPED = frozenset({
+    "multiprocessing", "concurrent.futures.process", "importlib.metadata", "importlib.resources",
+    "importlib.readers", "email", "tarfile", "zipfile", "gzip", "unicodedata", "pickle", "_pickle", "tracemalloc",
+    "ctypes", "_ctypes", "decimal", "_decimal", "_pydecimal", "fractions", "statistics", "csv", "_csv",
+})
+
+
+def _lazily_skipped(module: str) -> bool:
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in LAZY_SKIPPED for i in range(1, len(parts) + 1))
 
 
 @dataclass
@@ -51,6 +73,8 @@ class Found:
     importers: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     optional: set[str] = field(default_factory=set)
+    #: Lazy imports of ``lazy_roots`` modules that were not followed (module -> importer).
+    lazy: dict[str, str] = field(default_factory=dict)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -68,6 +92,13 @@ def _is_windows(test: ast.expr) -> bool:
             and (left.attr, right.value) in (("platform", "win32"), ("name", "nt")))
 
 
+def _is_main(test: ast.expr) -> bool:
+    """``__name__ == "__main__"``: a module's command-line entry, not run on import."""
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
 def _catches_import_error(handlers: Sequence[ast.ExceptHandler]) -> bool:
     for h in handlers:
         kinds = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type else []
@@ -83,7 +114,24 @@ class _Imports(ast.NodeVisitor):
     def __init__(self, package: str) -> None:
         self.package = package
         self.found: list[tuple[str, tuple[str, ...], bool]] = []
+        #: The lazy imports' indices in ``found`` (inside a function or ``__main__`` block).
+        self.lazy: set[int] = set()
         self._optional = 0
+        self._lazy = 0
+
+    def _add(self, module: str, names: tuple[str, ...]) -> None:
+        if self._lazy:
+            self.lazy.add(len(self.found))
+        self.found.append((module, names, self._optional > 0))
+
+    def _visit_lazily(self, node: ast.AST) -> None:
+        self._lazy += 1
+        self.generic_visit(node)
+        self._lazy -= 1
+
+    visit_FunctionDef = _visit_lazily
+    visit_AsyncFunctionDef = _visit_lazily
+    visit_Lambda = _visit_lazily
 
     def _absolute(self, module: str | None, level: int) -> str:
         if level == 0:
@@ -96,6 +144,9 @@ class _Imports(ast.NodeVisitor):
         if _is_type_checking(node.test) or _is_windows(node.test):
             for stmt in node.orelse:
                 self.visit(stmt)
+            return
+        if _is_main(node.test):
+            self._visit_lazily(node)
             return
         self.generic_visit(node)
 
@@ -114,13 +165,13 @@ class _Imports(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            self.found.append((alias.name, (), self._optional > 0))
+            self._add(alias.name, ())
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = self._absolute(node.module, node.level)
         names = tuple(a.name for a in node.names if a.name != "*")
         if module:
-            self.found.append((module, names, self._optional > 0))
+            self._add(module, names)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -128,15 +179,16 @@ class _Imports(ast.NodeVisitor):
         if name in ("import_module", "__import__") and node.args:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not arg.value.startswith("."):
-                self.found.append((arg.value, (), self._optional > 0))
+                self._add(arg.value, ())
         self.generic_visit(node)
 
 
 class ImportFinder:
     """Finds modules on ``path`` (directories searched like ``sys.path``)."""
 
-    def __init__(self, path: Sequence[Path]) -> None:
+    def __init__(self, path: Sequence[Path], lazy_roots: Sequence[Path] = ()) -> None:
         self.path = [str(p) for p in path]
+        self.lazy_roots = [p.resolve() for p in lazy_roots]
         self.result = Found()
         self._locations: dict[str, list[str] | None] = {}
         self._done: set[str] = set()
@@ -187,8 +239,14 @@ class ImportFinder:
             return
         visitor = _Imports(package)
         visitor.visit(tree)
-        for module, names, optional in visitor.found:
+        resolved = source.resolve()
+        lazy_here = any(resolved.is_relative_to(r) for r in self.lazy_roots) and "site-packages" not in resolved.parts
+        for i, (module, names, optional) in enumerate(visitor.found):
             if module.split(".")[0] in TOOLS:
+                continue
+            if lazy_here and i in visitor.lazy and _lazily_skipped(module):
+                if module not in self._done:
+                    self.result.lazy.setdefault(module, name)
                 continue
             if optional and module.split(".")[0] in HEAVY_OPTIONAL:
                 if module not in self._done:
@@ -214,11 +272,16 @@ class ImportFinder:
         self._scan(script, "", "__main__")
 
 
-def find_modules(script: Path, path: Sequence[Path], names: Iterable[str] = ()) -> Found:
-    """Modules reached from ``script`` and from ``names`` (which are included even if tools)."""
-    finder = ImportFinder(path)
+def find_modules(script: Path, path: Sequence[Path], names: Iterable[str] = (),
+                 lazy_roots: Sequence[Path] = ()) -> Found:
+    """Modules reached from ``script`` and from ``names`` (which are included even if tools).
+
+    Function-level imports of modules under ``lazy_roots`` are not followed.
+    """
+    finder = ImportFinder(path, lazy_roots)
     finder.run_script(script)
     for name in names:
         finder.add(name, why="asked for")
     finder.result.optional -= set(finder.result.modules)
+    finder.result.lazy = {m: w for m, w in finder.result.lazy.items() if m not in finder.result.modules}
     return finder.result

@@ -14,8 +14,9 @@ The providers here:
   extracted once; modules are extracted when a plan first needs them.
 * ``path`` — a kernel the user gives (``--kernel /boot/vmlinuz-6.1.0``), with its
   modules from ``--kernel-modules DIR`` (a ``/lib/modules/VERSION`` tree) if any.
-* ``source`` — a kernel built from source with a configuration specialised to the plan
-  (Lupine-style); not written yet, and its error says so.
+* ``source`` — a kernel built from Debian's ``linux-source-6.1`` with a configuration
+  specialised to the plan (Lupine-style: ``tinyconfig`` plus the plan's drivers, all
+  built in), cached by its configuration; see :mod:`unik_vmimage.source_kernel`.
 """
 
 from __future__ import annotations
@@ -122,6 +123,13 @@ class Kernel:
     #: Whether an absent module may be assumed built in (a user's kernel without modules).
     assume_builtin: bool = False
 
+    def specialise(self, modules: Sequence[str], compression: str, progress: Progress) -> None:
+        """Adapt the kernel to a plan needing ``modules`` and ``compression`` before it is used.
+
+        A no-op for ready-made kernels; a kernel built from source is configured and
+        built (or taken from the cache) here.
+        """
+
     def module_files(self, names: Iterable[str], progress: Progress) -> list[Path]:
         """The files to load for ``names`` (dependencies first), none for built-in ones."""
         wanted = list(names)
@@ -183,18 +191,22 @@ class PathKernel(KernelProvider):
 
 
 class SourceKernel(KernelProvider):
-    """A kernel built from source, configured for the plan (Lupine-style) — not written yet."""
+    """A kernel built from source, configured for the plan (Lupine-style)."""
 
     PLUGIN_NAME = "source"
-    description = "a kernel built from source with only the plan's drivers, built in (not available yet)"
+    description = ("a kernel built from Debian's linux-source with only the plan's drivers, built in "
+                   "(minutes the first time, then cached)")
 
     def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
-        """Refuse clearly: building kernels from source is planned, not implemented."""
-        raise BuildError(
-            "--kernel source: building a kernel from source specialised to the plan (Lupine-style) "
-            "is not implemented yet in unik-lib-vmimage; use --kernel debian (the default) or "
-            "--kernel /path/to/bzImage"
-        )
+        """A kernel that is built for the plan when :meth:`Kernel.specialise` is called."""
+        from .source_kernel import PlanKernel, missing_tools
+
+        missing = missing_tools()
+        if missing:
+            raise BuildError(f"--kernel source needs {', '.join(missing)} on the host "
+                             f"(apt-get install {' '.join(missing)})")
+        return PlanKernel(cache_dir() / "kernels" / "source" / "pending", "unbuilt", self.PLUGIN_NAME,
+                          assume_builtin=True)
 
 
 # -- debian -------------------------------------------------------------------------
