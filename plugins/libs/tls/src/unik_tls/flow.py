@@ -40,6 +40,9 @@ FLUSH_THRESHOLD = 64 * 1024
 RECORD = 16 * 1024 + 256
 #: Buffer limit of readers, as asyncio's default.
 STREAM_LIMIT = 2**16
+#: Ciphertext held in OpenSSL's incoming buffer before the transport is paused, and resumed.
+PAUSE_AT = 1 << 20
+RESUME_AT = 256 * 1024
 
 
 def _peer(writer: FlowWriter) -> str:
@@ -70,8 +73,63 @@ class TLSConnection:
         self.peer_closed = False
         #: Our close_notify was sent.
         self.closed = False
+        # The direct path (see _take_over): the transport feeding ``incoming`` itself.
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._eof_written = False
+        self._lost: BaseException | None = None
+        self._paused = False
+        self._take_over()
 
     # -- ciphertext to and from the underlying flow -------------------------------------
+
+    def _take_over(self) -> None:
+        """Feed ``incoming`` straight from the transport when the flow is asyncio's streams.
+
+        Both unik stacks hand out :class:`asyncio.StreamReader`/``StreamWriter`` pairs over an
+        :class:`asyncio.Transport` (a kernel socket's, or unik-lib-tcpip's connection).  For
+        those, :class:`_Feeder` replaces the stream protocol on the transport, as asyncio's
+        own ``start_tls`` does: ciphertext goes from the socket into a reused buffer and from
+        there into OpenSSL, without the stream reader's two copies.  Writes, ``drain`` and
+        ``wait_closed`` still go through the stream writer (flow control is forwarded to
+        its protocol).  Anything else takes the generic path: ``reader.read()``.
+        """
+        reader, writer = self.reader, self.writer
+        if not (isinstance(reader, asyncio.StreamReader) and isinstance(writer, asyncio.StreamWriter)):
+            return
+        transport = writer.transport
+        # The one private attribute used: the bytes the stream reader already holds.
+        buffered = getattr(reader, "_buffer", None)
+        if (not isinstance(buffered, bytearray) or reader.exception() is not None
+                or not isinstance(transport, asyncio.Transport) or transport.is_closing()):
+            return
+        previous = transport.get_protocol()
+        if buffered:
+            self.incoming.write(bytes(buffered))
+            buffered.clear()
+        self._eof = reader.at_eof()
+        transport.set_protocol(_Feeder(self, previous))
+        self._transport = transport
+        if not self._eof and not transport.is_reading():
+            transport.resume_reading()
+
+    def _received(self, data: bytes | memoryview) -> None:
+        self.incoming.write(data)
+        if not self._paused and self.incoming.pending > PAUSE_AT and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        self._wake()
+
+    def _ended(self, exc: BaseException | None) -> None:
+        self._eof = True
+        if exc is not None and self._lost is None:
+            self._lost = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def flush(self) -> None:
         """Send what OpenSSL wrote to the outgoing BIO."""
@@ -81,12 +139,32 @@ class TLSConnection:
     async def _feed(self) -> bool:
         """Move ciphertext from the underlying flow into OpenSSL; ``False`` at its EOF."""
         self.flush()
-        data = await self.reader.read(READ_CHUNK)
-        if not data:
-            self.incoming.write_eof()
+        if self._transport is None:
+            data = await self.reader.read(READ_CHUNK)
+            if not data:
+                self.incoming.write_eof()
+                return False
+            self.incoming.write(data)
+            return True
+        if self._lost is not None:
+            if isinstance(self._lost, ConnectionError):
+                raise self._lost
+            raise ConnectionResetError(str(self._lost))
+        if self._eof:
+            if not self._eof_written:
+                self._eof_written = True
+                self.incoming.write_eof()
             return False
-        self.incoming.write(data)
+        if self._paused:  # OpenSSL took all it could and wants more
+            self._paused = False
+            self._transport.resume_reading()
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
         return True
+
 
     def fail(self, exc: TLSError) -> TLSError:
         """End the flow with ``exc``: send any pending alert, close the underlying flow."""
@@ -115,7 +193,7 @@ class TLSConnection:
         sslobj = self.sslobj
         while True:
             try:
-                data = sslobj.read(n)
+                data = sslobj.read(n if n < RECORD else RECORD)
             except ssl.SSLWantReadError:
                 try:
                     await self._feed()
@@ -131,6 +209,9 @@ class TLSConnection:
                 raise self.fail(self._protocol_error(exc)) from None
             if self.outgoing.pending:  # a key update answered, an alert...
                 self.flush()
+            if self._paused and self.incoming.pending < RESUME_AT and self._transport is not None:
+                self._paused = False
+                self._transport.resume_reading()
             return data
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
@@ -155,6 +236,45 @@ class TLSConnection:
         except ssl.SSLError:
             return
         self.flush()
+
+
+class _Feeder(asyncio.Protocol, asyncio.BufferedProtocol):
+    """The transport's protocol on the direct path: ciphertext into the connection's BIO.
+
+    A :class:`asyncio.BufferedProtocol` for kernel sockets (``recv_into`` a reused
+    buffer), a plain :class:`asyncio.Protocol` for transports that call
+    ``data_received``.  Write flow control and the end of the connection are forwarded
+    to the stream protocol it replaced, so the stream writer's ``drain`` and
+    ``wait_closed`` work as before.
+    """
+
+    def __init__(self, conn: TLSConnection, previous: asyncio.BaseProtocol) -> None:
+        self._conn = conn
+        self._previous = previous
+        self._buffer = memoryview(bytearray(READ_CHUNK))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._conn._received(self._buffer[:nbytes])
+
+    def data_received(self, data: bytes) -> None:
+        self._conn._received(data)
+
+    def eof_received(self) -> bool:
+        self._conn._ended(None)
+        return True  # our close_notify and close come later, from the writer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn._ended(exc)
+        self._previous.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._previous.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._previous.resume_writing()
 
 
 async def handshake(conn: TLSConnection, timeout: float) -> None:
