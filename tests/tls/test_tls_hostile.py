@@ -71,7 +71,7 @@ def test_handshake_timeout_is_typed_on_the_client_too(certs: Certs) -> None:
     run(main())
 
 
-def test_truncation_and_corrupted_records_after_the_handshake(certs: Certs) -> None:
+def test_truncation_corrupted_and_truncated_records_after_the_handshake(certs: Certs) -> None:
     errors: list[BaseException] = []
 
     async def reader_of_lines(reader: FlowReader, writer: FlowWriter) -> None:
@@ -104,11 +104,18 @@ def test_truncation_and_corrupted_records_after_the_handshake(certs: Certs) -> N
             except TLSError as exc:
                 more = repr(exc).encode()
             assert b"first" not in more
+            # A truncated record: its header promises 1000 bytes, 10 come, then a FIN.
+            reader, writer = await client.open_connection("127.0.0.1", port, "localhost")
+            writer.write(b"ok\n")
+            assert await reader.readline() == b"ok\n"
+            writer.underlying.write(struct.pack("!BHH", 23, 0x0303, 1000) + os.urandom(10))  # type: ignore[attr-defined]
+            writer.underlying.write_eof()  # type: ignore[attr-defined]
             for _ in range(100):
-                if len(errors) == 2:
+                if len(errors) == 3:
                     break
                 await asyncio.sleep(0.02)
             await still_serving(tls, port)
         assert isinstance(errors[0], TLSTruncated) and "closed without close_notify" in str(errors[0])
         assert type(errors[1]) is TLSProtocolError and "bad record mac" in str(errors[1])
+        assert isinstance(errors[2], TLSTruncated), errors[2]
     run(main())

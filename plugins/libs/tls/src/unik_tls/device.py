@@ -164,9 +164,12 @@ class OpenSSLTLS:
             self.stats["client.resumed"] += 1
         plain = wrap(conn, limit)
         self._remember(server_hostname, conn)
+        conn.on_close = lambda c: self._remember(server_hostname, c)  # TLS 1.3 tickets came later
         return plain
 
     def _remember(self, name: str, conn: TLSConnection) -> None:
+        if self._closed:
+            return
         session = conn.sslobj.session
         if session is not None and (session.has_ticket or conn.sslobj.version() == "TLSv1.2"):
             if len(self._sessions) >= SESSION_CACHE and name not in self._sessions:
@@ -174,9 +177,9 @@ class OpenSSLTLS:
             self._sessions[name] = session
 
     def remember_session(self, writer: FlowWriter) -> None:
-        """Keep ``writer``'s session for resumption (TLS 1.3 tickets arrive after the handshake).
+        """Keep ``writer``'s session for resumption now (closing a client flow does it too).
 
-        Call it once some data was read, or before closing a client flow.
+        TLS 1.3 tickets arrive after the handshake, with the first data read.
         """
         sslobj = writer.get_extra_info("ssl_object")
         name = writer.get_extra_info("server_hostname")

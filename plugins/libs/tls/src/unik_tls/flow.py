@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from unik.devices import Flow, FlowWriter
@@ -73,6 +73,8 @@ class TLSConnection:
         self.peer_closed = False
         #: Our close_notify was sent.
         self.closed = False
+        #: Called with the connection when its writer closes (the device keeps client sessions).
+        self.on_close: Callable[[TLSConnection], None] | None = None
         # The direct path (see _take_over): the transport feeding ``incoming`` itself.
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -510,6 +512,8 @@ class TLSWriter:
             return
         self._closing = True
         if self._conn.error is None:
+            if self._conn.on_close is not None:
+                self._conn.on_close(self._conn)
             try:
                 self._flush()
                 self._conn.close_notify()
