@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat
+.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat fuzz
 
 all: test
 
@@ -56,6 +56,14 @@ test-pythons:
 fuzz-fat: venv
 	FAT_HYPOTHESIS_PROFILE=fat-fuzz FAT_CRASH_SEEDS=40 FAT_CRASH_CUTS=25 \
 		$(BIN)/python -m pytest -n 2 -p no:cacheprovider --timeout 3600 $(PYTEST_ARGS) tests/fat
+
+# Coverage-guided fuzzing (atheris) of unik-lib-tcpip's frame parsers and input path for
+# FUZZ_SECONDS (default 10 minutes); the corpus grows in build/fuzz/tcpip across runs.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	$(BIN)/python -m pip install -q atheris
+	$(BIN)/python tests/tcpip/fuzz_frames.py --seed build/fuzz/tcpip build/fuzz/tcpip \
+		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build

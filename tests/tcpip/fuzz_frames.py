@@ -1,0 +1,301 @@
+"""A fuzz target over unik-lib-tcpip's frame parsers and the stack's input path.
+
+Each input is cut into up to eight frames.  A frame's first byte chooses how the rest
+is used: as a raw Ethernet frame, or as the tail of a TCP, UDP, ICMP or ARP packet whose
+lower headers (addresses, lengths, checksums) are made right, so that the fuzzer gets
+past the checksums into the protocol state machines (a listener on port 80, a UDP port
+and ICMP echo are open).  For every frame:
+
+* each wire parser either parses or raises :class:`unik_tcpip.errors.Malformed`;
+* the C fast path and its pure twin agree (``tcp4_parse``);
+* a fresh stack on a fake device takes the frames: nothing raises out of its receive
+  path (``rx.internal_error`` stays 0) and every table stays within its bound.
+
+Run with atheris (coverage-guided, libFuzzer)::
+
+    python tests/tcpip/fuzz_frames.py [CORPUS_DIR] -max_total_time=600
+
+``--seed DIR`` writes a seed corpus of valid frames first.  Without atheris (it has no
+wheel for every Python/architecture), :mod:`tests/tcpip/test_fuzz.py` drives
+:func:`one_input` with hypothesis instead.  ``make fuzz`` runs atheris for longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+MAC = b"\x02\x00\x00\x00\x00\x02"
+PEER_MAC = b"\x02\x00\x00\x00\x00\x01"
+ADDR = bytes((10, 0, 0, 2))
+PEER = bytes((10, 0, 0, 1))
+_TCP = struct.Struct("!HHIIBBHHH")
+
+
+def _instrumented() -> Any:
+    """Import the modules under test (inside atheris' instrumentation when it runs)."""
+    from unik_tcpip import _fastpath_py, checksum, fastpath, wire  # noqa: F401
+    from unik_tcpip.errors import Malformed  # noqa: F401
+    from unik_tcpip.stack import TcpipStack  # noqa: F401
+    return sys.modules["unik_tcpip"]
+
+
+class FakeNetwork:
+    """A :class:`unik.devices.Network` that never receives and keeps what is sent."""
+
+    name = "fuzz"
+    mac = MAC
+    mtu = 1500
+
+    def __init__(self) -> None:
+        from unik.devices import NetworkStats, Offloads
+        self.offloads = Offloads()
+        self.stats = NetworkStats()
+        self.sent = 0
+
+    async def read(self, limit: int = 64) -> list[bytes]:
+        await asyncio.Event().wait()
+        return []
+
+    async def write(self, frame: Any, offload: Any = None) -> None:
+        self.sent += 1
+
+    async def disconnect(self) -> None:
+        return None
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.now = 10**12
+
+    def now_ns(self) -> int:
+        return self.now
+
+    async def disconnect(self) -> None:
+        return None
+
+
+class NoSleep:
+    async def sleep_ns(self, ns: int) -> None:
+        await asyncio.sleep(0)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    async def disconnect(self) -> None:
+        return None
+
+
+class CountingRandom:
+    """Deterministic bytes (so ISNs and cookies repeat from run to run)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def generate(self, n: int) -> bytes:
+        self.n += 1
+        return bytes((self.n + i) & 0xFF for i in range(n))
+
+    async def disconnect(self) -> None:
+        return None
+
+
+def _csum(data: bytes, initial: int = 0) -> int:
+    from unik_tcpip import checksum
+    return checksum.checksum(data, initial)
+
+
+def _ipv4(proto: int, payload: bytes, flags_frag: int = 0, ident: int = 1) -> bytes:
+    head = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags_frag, 64, proto, 0,
+                                 PEER, ADDR))
+    head[10:12] = _csum(bytes(head)).to_bytes(2, "big")
+    return bytes(head) + payload
+
+
+def _l4(proto: int, segment: bytearray, csum_at: int) -> bytes:
+    from unik_tcpip import checksum
+    segment[csum_at:csum_at + 2] = b"\0\0"
+    value = _csum(bytes(segment), checksum.pseudo_header_sum(PEER, ADDR, proto, len(segment)))
+    segment[csum_at:csum_at + 2] = value.to_bytes(2, "big")
+    return bytes(segment)
+
+
+def frame_from(kind: int, body: bytes) -> bytes:
+    """A frame built around fuzzed ``body`` as ``kind`` asks (see the module docstring)."""
+    eth = MAC + PEER_MAC
+    kind %= 8
+    if kind == 0:
+        return body  # raw: the whole frame is fuzzed
+    if kind in (1, 2):
+        # TCP: fuzzed header fields and options, a right checksum; kind 2 aims at port 80.
+        seg = bytearray(body[:60].ljust(20, b"\0")) + body[60:]
+        if kind == 2:
+            seg[2:4] = (80).to_bytes(2, "big")
+        return eth + b"\x08\x00" + _ipv4(6, _l4(6, seg, 16))
+    if kind == 3:
+        dgram = bytearray(body[:8].ljust(8, b"\0")) + body[8:]
+        dgram[4:6] = len(dgram).to_bytes(2, "big")
+        return eth + b"\x08\x00" + _ipv4(17, _l4(17, dgram, 6))
+    if kind == 4:
+        msg = bytearray(body[:8].ljust(8, b"\0")) + body[8:]
+        msg[2:4] = b"\0\0"
+        msg[2:4] = _csum(bytes(msg)).to_bytes(2, "big")
+        return eth + b"\x08\x00" + _ipv4(1, bytes(msg))
+    if kind == 5:
+        # ARP with the fixed hardware/protocol types, fuzzed operation and addresses.
+        return eth + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04" + body[:22].ljust(22, b"\0")
+    if kind == 6:
+        # A fragment: fuzzed flags/offset and payload.
+        flags_frag = int.from_bytes(body[:2].ljust(2, b"\0"), "big") & 0x3FFF
+        return eth + b"\x08\x00" + _ipv4(body[2] if len(body) > 2 else 17, body[3:], flags_frag,
+                                         ident=body[3] if len(body) > 3 else 0)
+    # IPv4 with a fuzzed header, checksum made right.
+    head = bytearray(body[:60].ljust(20, b"\0"))
+    ihl = (head[0] & 15) * 4
+    if 20 <= ihl <= len(head):
+        head[10:12] = b"\0\0"
+        head[10:12] = _csum(bytes(head[:ihl])).to_bytes(2, "big")
+    return eth + b"\x08\x00" + bytes(head) + body[60:]
+
+
+def split(data: bytes) -> Iterator[bytes]:
+    """Up to eight frames: [kind][length][body]..."""
+    i = 0
+    for _ in range(8):
+        if i + 2 > len(data):
+            return
+        kind, length = data[i], data[i + 1] * 8
+        body = data[i + 2:i + 2 + length]
+        i += 2 + length
+        yield frame_from(kind, body)
+
+
+def check_parsers(frame: bytes) -> None:
+    """Every parser parses or raises Malformed; C and pure fast paths agree."""
+    from unik_tcpip import _fastpath_py, fastpath
+    from unik_tcpip.errors import Malformed
+    from unik_tcpip.wire import ArpPacket, EthernetFrame, IcmpPacket, Ipv4Packet, TcpSegment, UdpDatagram
+
+    pure = _fastpath_py.tcp4_parse(frame, True)
+    assert fastpath.tcp4_parse(frame, True) == pure
+    assert fastpath.tcp4_parse(frame, False) == _fastpath_py.tcp4_parse(frame, False)
+    try:
+        eth = EthernetFrame.parse(frame)
+    except Malformed:
+        assert pure is None
+        return
+    payload = eth.payload
+    for parse in (lambda: ArpPacket.parse(payload), lambda: IcmpPacket.parse(payload[20:]),
+                  lambda: TcpSegment.parse(payload[20:], PEER, ADDR),
+                  lambda: UdpDatagram.parse(payload[20:], PEER, ADDR)):
+        try:
+            parse()
+        except Malformed:
+            pass
+    try:
+        ip = Ipv4Packet.parse(payload)
+    except Malformed:
+        assert pure is None
+        return
+    for parse in (lambda: TcpSegment.parse(ip.payload, ip.src, ip.dst),
+                  lambda: UdpDatagram.parse(ip.payload, ip.src, ip.dst),
+                  lambda: IcmpPacket.parse(ip.payload)):
+        try:
+            parse()
+        except Malformed:
+            pass
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+async def _feed(frames: list[bytes]) -> None:
+    from unik.devices import IPv4Config
+    from unik_tcpip.stack import TcpipStack
+
+    stack = TcpipStack(FakeNetwork(), FixedClock(), NoSleep(), CountingRandom(),  # type: ignore[arg-type]
+                       IPv4Config("10.0.0.2", 24, "10.0.0.1"))
+    stack.iface.arp.insert(PEER, PEER_MAC, stack.timers.now_ns())
+    await stack.tcp.create_server(_Echo, 80)
+    await stack.udp.bind(53)
+    for frame in frames:
+        stack.iface.receive(frame)
+        stack.timers.clock.now += 10**8  # type: ignore[attr-defined]
+        stack.timers.run_due()
+    await asyncio.sleep(0)  # let the connections' callbacks run
+    stats = stack.stats
+    assert stats["rx.internal_error"] == 0, dict(stats)
+    assert stack.timers.errors == 0
+    tcp, arp, reasm = stack.tcp, stack.iface.arp, stack.iface.reassembler
+    assert len(tcp.connections) <= tcp.config.max_connections
+    assert all(listener.half_open <= listener.backlog for listener in tcp.listeners.values())
+    assert len(arp.entries) <= arp.size and len(arp.pending) <= arp.max_pending
+    assert reasm.bytes <= reasm.max_bytes and len(reasm.datagrams) <= reasm.max_datagrams
+    stack.tcp.close_all()
+
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def one_input(data: bytes) -> None:
+    """The fuzz target: raises (an AssertionError or anything else) only on a bug."""
+    global _LOOP
+    frames = list(split(data))
+    for frame in frames:
+        check_parsers(frame)
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+    _LOOP.run_until_complete(_feed(frames))
+
+
+def seeds() -> dict[str, bytes]:
+    """Valid inputs to start from: one per frame kind, and a TCP handshake."""
+    def item(kind: int, body: bytes) -> bytes:
+        body = body.ljust((len(body) + 7) // 8 * 8, b"\0")
+        return bytes((kind, len(body) // 8)) + body
+
+    syn = _TCP.pack(40000, 80, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
+    syn_opts = _TCP.pack(40001, 80, 1000, 0, 10 << 4, 0x02, 65535, 0, 0) + bytes(
+        (2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7))
+    ack = _TCP.pack(40000, 80, 1001, 0, 8 << 4, 0x18, 502, 0, 0) + bytes((1, 1, 8, 10)) + bytes(8) + b"GET /"
+    udp = struct.pack("!HHHH", 5000, 53, 0, 0) + b"query"
+    echo = struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"ping"
+    arp = struct.pack("!H6s4s6s4s", 1, PEER_MAC, PEER, bytes(6), ADDR)
+    frag = struct.pack("!HBB", 0x2000, 17, 7) + bytes(40)
+    raw = MAC + PEER_MAC + b"\x08\x00" + _ipv4(6, _l4(6, bytearray(syn), 16))
+    return {
+        "raw-syn": item(0, raw), "syn": item(2, syn), "syn-options": item(2, syn_opts),
+        "handshake": item(2, syn) + item(2, ack), "udp": item(3, udp), "icmp-echo": item(4, echo),
+        "arp": item(5, arp), "fragment": item(6, frag) + item(6, frag), "ipv4": item(7, raw[14:]),
+    }
+
+
+def write_seeds(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds().items():
+        (directory / name).write_bytes(data)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 2 and argv[1] == "--seed":
+        write_seeds(Path(argv[2]))
+        argv = [argv[0], *argv[3:]]
+    import atheris
+
+    with atheris.instrument_imports(include=["unik_tcpip"]):
+        _instrumented()
+    atheris.Setup(argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
