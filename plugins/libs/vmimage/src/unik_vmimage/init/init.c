@@ -361,6 +361,7 @@ static void finish(int status, int reboot_instead)
 
 int main(int argc, char **argv)
 {
+    double started = uptime();
     console();
     const char *seed = getenv("unik_seed");
     const char *exit_mode = getenv("unik_exit");
@@ -376,7 +377,9 @@ int main(int argc, char **argv)
         py_argv[py_argc++] = argv[i];
     py_argv[py_argc] = NULL;
     py_env[py_envc] = NULL;
-    say("unik-init: up at %.3f s, %d modules loaded, starting %s", uptime(), modules_loaded, py_argv[0]);
+    double up = uptime();
+    say("unik-init: up at %.3f s (kernel %.3f s, init %.3f s), %d modules loaded, starting %s", up, started,
+        up - started, modules_loaded, py_argv[0]);
 
     pid_t child = fork();
     if (child < 0) {
