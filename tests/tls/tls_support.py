@@ -219,3 +219,93 @@ def memory_link() -> tuple[MemoryNetwork, MemoryNetwork]:
     a, b = MemoryNetwork("a", bytes([2, 0, 0, 0, 0, 1])), MemoryNetwork("b", bytes([2, 0, 0, 0, 0, 2]))
     a.peer, b.peer = b, a
     return a, b
+
+
+# --- a flow that is not asyncio's streams: the generic path --------------------------------
+
+
+class PipeReader:
+    """The reading end of an in-memory byte pipe (a :class:`unik.devices.FlowReader`, nothing more)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.eof = False
+        self.event = asyncio.Event()
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        self.event.set()
+
+    def feed_eof(self) -> None:
+        self.eof = True
+        self.event.set()
+
+    async def read(self, n: int = -1) -> bytes:
+        while not self.buffer and not self.eof:
+            self.event.clear()
+            await self.event.wait()
+        n = len(self.buffer) if n < 0 else n
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        raise NotImplementedError
+
+    async def readline(self) -> bytes:
+        raise NotImplementedError
+
+    def at_eof(self) -> bool:
+        return self.eof and not self.buffer
+
+
+class PipeWriter:
+    """The writing end: what it writes lands in the peer's :class:`PipeReader`."""
+
+    def __init__(self, peer: PipeReader) -> None:
+        self.peer = peer
+        self.closed = False
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.written += len(data)
+            self.peer.feed(bytes(data))
+
+    def writelines(self, data: Any) -> None:
+        for chunk in data:
+            self.write(chunk)
+
+    def write_eof(self) -> None:
+        self.peer.feed_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.peer.feed_eof()
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    async def wait_closed(self) -> None:
+        return None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("pipe", 0) if name == "peername" else default
+
+
+def pipe_pair() -> tuple[Any, Any]:
+    """Two connected flows over in-memory pipes: (flow_a, flow_b)."""
+    from unik.devices import Flow
+
+    a_in, b_in = PipeReader(), PipeReader()
+    return Flow(a_in, PipeWriter(b_in)), Flow(b_in, PipeWriter(a_in))

@@ -160,6 +160,8 @@ class TLSConnection:
         if self._paused:  # OpenSSL took all it could and wants more
             self._paused = False
             self._transport.resume_reading()
+        if self._waiter is not None:
+            raise RuntimeError("two coroutines are reading from one TLS flow")  # as asyncio's streams
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter
@@ -341,6 +343,8 @@ class TLSReader:
 
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (everything until EOF when ``n`` is -1); ``b""`` at EOF."""
+        if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
+            raise self._conn.error
         if n == 0:
             return b""
         if n < 0:
@@ -362,6 +366,8 @@ class TLSReader:
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
+        if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
+            raise self._conn.error
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
         while len(self._buffer) < n:
@@ -375,6 +381,8 @@ class TLSReader:
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         """Bytes up to and including ``separator``, as :meth:`asyncio.StreamReader.readuntil`."""
+        if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
+            raise self._conn.error
         seplen = len(separator)
         if seplen == 0:
             raise ValueError("Separator should be at least one-byte string")
