@@ -13,7 +13,7 @@ import logging
 import struct
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unik.devices import IPv4Config, Network, TxOffload
 from unik.errors import DeviceClosed, DeviceError
@@ -77,7 +77,13 @@ class TokenBucket:
 
 
 class Interface:
-    """One Ethernet interface with one IPv4 address."""
+    """One Ethernet interface with one IPv4 address (an :class:`unik_tcpip.ip.IpLayer`)."""
+
+    #: What the transports build in front of their headers: Ethernet and IPv4.
+    headroom = HEADROOM
+    ip_header_len = IP_LEN
+    #: virtio-net GSO type of TCP over this family (VIRTIO_NET_HDR_GSO_TCPV4).
+    gso_tcp = 1
 
     def __init__(self, network: Network, timers: Timers, stats: Counter[str], *,
                  ident_seed: int = 0, tx_queue: int = 4096) -> None:
@@ -133,6 +139,11 @@ class Interface:
     def config(self) -> IPv4Config:
         """The current configuration."""
         return IPv4Config(ip_text(self.address), self.prefix, ip_text(self.gateway) if self.gateway else None)
+
+    @property
+    def max_mss(self) -> int:
+        """The largest TCP payload one MTU carries without options (RFC 9293 3.7.1)."""
+        return self.mtu - self.ip_header_len - 20
 
     def on_link(self, dst: bytes) -> bool:
         """Whether ``dst`` is in our subnet."""
@@ -536,3 +547,10 @@ class Interface:
         self.arp.tick(now, self._arp_request)
         self.reassembler.expire(now)
         self.timers.after(_TICK_NS, self._tick)
+
+
+if TYPE_CHECKING:
+    from .ip import IpLayer
+
+    def _is_an_ip_layer(iface: Interface) -> IpLayer:  # mypy checks the structural match
+        return iface

@@ -26,7 +26,7 @@ from typing import Any
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
 from . import cc, fastpath
-from .iface import HEADROOM, Interface, TokenBucket, ip_bytes, ip_text
+from .iface import Interface, TokenBucket, ip_bytes, ip_text
 from .timers import Timers
 from .wire import icmp as wire_icmp
 from .wire.icmp import IcmpPacket
@@ -41,7 +41,7 @@ _MS = 10**6
 _S = 10**9
 _TS_LEN = 12  # NOP, NOP, Timestamps: the option bytes on every segment once negotiated
 _TSO_MAX = 65535 - 20 - 60  # the largest TCP payload an IPv4 super-frame can carry
-GSO_TCPV4 = 1  # virtio-net header gso_type
+GSO_TCPV4 = 1  # virtio-net header gso_type over IPv4 (the interface says which: ``gso_tcp``)
 
 
 def seq_lt(a: int, b: int) -> bool:
@@ -331,18 +331,19 @@ class TcpConnection(asyncio.Transport):
             self.delack_at = 0
             self.unacked_segments = 0
         local, remote = self.local, self.remote
+        headroom = self.layer.iface.headroom
         self.stats.segments_out += 1
         if len(data) > self.eff_mss:
             # A super-segment: the NIC cuts it into MSS-sized segments and completes every
             # checksum (TSO through the virtio-net header; the kernel's own GSO does the same).
             segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
-                                           tsval, tsecr, raw_options, data, HEADROOM, True)
+                                           tsval, tsecr, raw_options, data, headroom, True)
             header_len = 20 + (12 if tsval >= 0 else 0) + (len(raw_options) + 3) // 4 * 4
-            offload = TxOffload(HEADROOM, 16, GSO_TCPV4, self.eff_mss, HEADROOM + header_len)
+            offload = TxOffload(headroom, 16, self.layer.iface.gso_tcp, self.eff_mss, headroom + header_len)
             self.layer.output(remote[0], segment, offload)
             return
         segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
-                                       tsval, tsecr, raw_options, data, HEADROOM, False)
+                                       tsval, tsecr, raw_options, data, headroom, False)
         self.layer.output(remote[0], segment)
 
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
@@ -362,7 +363,7 @@ class TcpConnection(asyncio.Transport):
     def _syn_options(self) -> TcpOptions:
         """Our SYN options: MSS, and window scale/timestamps/SACK if offered (RFC 7323 1.3)."""
         peer = self.peer_offered  # None on an active open: offer everything enabled
-        opts = TcpOptions(mss=self.layer.iface.mtu - 40)
+        opts = TcpOptions(mss=self.layer.iface.max_mss)
         if self.cfg.window_scaling and (peer is None or peer.wscale is not None):
             opts.wscale = self.rcv_wscale
         if self.cfg.sack and (peer is None or peer.sack_permitted):
@@ -745,7 +746,7 @@ class TcpConnection(asyncio.Transport):
         if type_ == wire_icmp.DEST_UNREACHABLE and code == wire_icmp.FRAG_NEEDED:
             # RFC 1191 (path MTU discovery): shrink the MSS to the next hop's MTU and resend.
             mtu = next_mtu or 576  # RFC 1191 5: an old router sends 0; 576 is always allowed
-            mss = max(mtu - 40, 88)
+            mss = max(mtu - self.layer.iface.ip_header_len - 20, 88)
             if mss < self.snd_mss:
                 self.snd_mss = mss
                 self.layer.stats["tcp.pmtu_reduced"] += 1
@@ -981,7 +982,7 @@ class TcpConnection(asyncio.Transport):
     def _negotiate(self, peer: TcpOptions, active: bool) -> None:
         """Settle MSS, window scaling (RFC 7323 2.2), timestamps (3.2) and SACK (RFC 2018 2)."""
         self.peer_offered = peer
-        own_mss = self.layer.iface.mtu - 40
+        own_mss = self.layer.iface.max_mss
         self.snd_mss = max(min(peer.mss if peer.mss else 536, own_mss), 64)
         if self.cfg.window_scaling and peer.wscale is not None:
             # RFC 7323 2.3: a shift above 14 is treated as 14.
@@ -1226,7 +1227,7 @@ class TcpConnection(asyncio.Transport):
         self.snd_una = self.snd_nxt = self.snd_max = self.buf_seq = (iss + 1) & MASK
         self.recover = iss
         self.snd_wscale = self.rcv_wscale = 0
-        self.snd_mss = min(mss, self.layer.iface.mtu - 40)
+        self.snd_mss = min(mss, self.layer.iface.max_mss)
         self.cwnd = min(4 * self.snd_mss, max(2 * self.snd_mss, 4380))
         self.snd_wnd = self.max_snd_wnd = seg.window
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
@@ -1707,14 +1708,14 @@ class TcpLayer:
     def _cookie_syn_ack(self, key: _Key, seg: TcpSegment) -> None:
         """Answer a SYN statelessly when the backlog is full; the ISS encodes what we need."""
         peer_mss = seg.options.mss or 536
-        own = min(peer_mss, self.iface.mtu - 40)
+        own = min(peer_mss, self.iface.max_mss)
         index = max((i for i, m in enumerate(self.COOKIE_MSS) if m <= own), default=0)
         iss = self._cookie(key, seg.seq, self._cookie_slot(), index)
         self.stats["tcp.syncookies_sent"] += 1
         # No window scale, timestamps or SACK: nothing remembers them (RFC 4987 3.6).
         segment = TcpSegment.build(key[0], key[2], key[1], key[3], iss, (seg.seq + 1) & MASK, SYN | ACK,
-                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=self.iface.mtu - 40).to_bytes(),
-                                   headroom=HEADROOM)
+                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=self.iface.max_mss).to_bytes(),
+                                   headroom=self.iface.headroom)
         self.output(key[2], segment)
 
     def _cookie_ack(self, key: _Key, seg: TcpSegment, listener: TcpListener) -> bool:
@@ -1746,7 +1747,8 @@ class TcpLayer:
     def send_rst(self, key: _Key, seq: int, ack: int, flags: int) -> None:
         """A reset for ``key`` (local address/port, remote address/port)."""
         self.stats["tcp.resets_sent"] += 1
-        segment = TcpSegment.build(key[0], key[2], key[1], key[3], seq, ack, flags, 0, headroom=HEADROOM)
+        segment = TcpSegment.build(key[0], key[2], key[1], key[3], seq, ack, flags, 0,
+                                   headroom=self.iface.headroom)
         self.output(key[2], segment)
 
     def remove(self, conn: TcpConnection) -> None:
