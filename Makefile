@@ -2,6 +2,7 @@
 #
 #   make demo          build examples/hello for the unix target and run it
 #   make test          the whole test suite (what .ci/run calls)
+#   make test-kernel   boot examples/hello on a kernel built from source (slow the first time)
 #   make lint          ruff and mypy
 #   make bench         benchmarks; results in bench/results/*.json
 #   make wheels        every distribution's wheel into wheelhouse/, checked by auditwheel
@@ -14,7 +15,7 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat fuzz
+.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel fuzz
 
 all: test
 
@@ -31,6 +32,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) tests
+
+# examples/hello on a kernel built from source for its plan (--kernel source): minutes the
+# first time (cached in ~/.cache/unik/kernels/source); `make test` leaves it out.
+test-kernel: venv
+	UNIK_TEST_KERNEL_BUILD=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/virtio/test_source_kernel.py
 
 lint: venv
 	$(BIN)/ruff check core plugins examples tests bench tools

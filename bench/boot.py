@@ -10,6 +10,13 @@
   line and to hello's first line.  It needs 1 GiB of memory (unik's images boot in 256 MiB).
 * peers.bare_kernel_c_init: the same kernel with a static C init that prints one line and
   exits: the floor for boot-to-init on this accelerator.
+* peers.unik_source_kernel and peers.bare_source_kernel_c_init: the same two on kernels
+  built from source for the plans (``--kernel source``, Lupine-style), when those kernels
+  are in the cache or UNIK_BENCH_SOURCE_KERNEL=1 asks to build them (minutes each).
+
+The first ICMP reply and HTTP response are seen by a prober in the namespace that tries a
+TCP connection every 50 ms (0.2 s connect timeout) and a ping every 100 ms, so the
+figures are not rounded up to the one-second timeouts of ping and curl.
 
 Figures are medians of RUNS boots, on the accelerator `unik run` picks (KVM if a probe
 boots, else TCG).  Needs root (namespace, TAP) and qemu-system-x86.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import signal
@@ -60,12 +68,47 @@ int main(void) {
 """
 
 
-def build(example: str, dest: Path) -> Path:
-    root = dest / example
+#: The guest's address in the benchmark's namespace, and the host's TAP.
+GUEST, TAP = "10.0.9.2", "tapb"
+HTTP_CONFIG = ["--net", f"service={TAP}", f"--ipv4={GUEST}/24"]
+
+#: Run in the namespace: print "ping T" and "response T" (wall clock) when they first succeed.
+PROBER = r"""
+import socket, subprocess, sys, threading, time
+host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + limit
+def pinger():
+    while time.time() < end:
+        if subprocess.run(["ping", "-c1", "-W0.2", "-n", host], capture_output=True).returncode == 0:
+            print("ping", time.time(), flush=True)
+            return
+        time.sleep(0.1)
+threading.Thread(target=pinger, daemon=True).start()
+while time.time() < end:
+    try:
+        with socket.create_connection((host, port), timeout=0.2) as s:
+            s.settimeout(5)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if s.recv(12).startswith(b"HTTP/1.1 200"):
+                print("response", time.time(), flush=True)
+                break
+    except OSError:
+        time.sleep(0.05)
+time.sleep(0.3)
+"""
+
+
+def build(example: str, dest: Path, *configure: str, name: str | None = None) -> Path:
+    root = dest / (name or example)
     shutil.copytree(REPO / "examples" / example, root, ignore=shutil.ignore_patterns("_build", "dist", "__pycache__"))
-    for args in (["configure", "-t", "virtio"], ["build"]):
+    for args in (["configure", "-t", "virtio", *configure], ["build"]):
         subprocess.run([UNIK, "-q", *args], cwd=root, check=True)
     return root
+
+
+def image(directory: Path) -> Path:
+    """The initramfs of an artifact directory (its suffix follows the compression)."""
+    return next(directory.glob("initramfs.cpio*"))
 
 
 def stdout_times(cmd: list[str], marks: list[bytes], cwd: Path | None = None,
@@ -171,47 +214,92 @@ def http_figures(http: Path, accel: str) -> tuple[float | None, float | None]:
     responses: list[float | None] = []
     try:
         ip = ["ip", "-n", ns]
-        subprocess.run([*ip, "tuntap", "add", "dev", "tapb", "mode", "tap"], check=True)
-        subprocess.run([*ip, "addr", "add", "10.0.9.1/24", "dev", "tapb"], check=True)
-        subprocess.run([*ip, "link", "set", "tapb", "up"], check=True)
+        subprocess.run([*ip, "tuntap", "add", "dev", TAP, "mode", "tap"], check=True)
+        subprocess.run([*ip, "addr", "add", "10.0.9.1/24", "dev", TAP], check=True)
+        subprocess.run([*ip, "link", "set", TAP, "up"], check=True)
         for _ in range(RUNS):
-            got_ping: list[float] = []
-            t0 = time.monotonic()
-
-            def poll(got_ping: list[float] = got_ping, t0: float = t0) -> bool:
-                if not got_ping and subprocess.run(["ip", "netns", "exec", ns, "ping", "-c1", "-W1", "10.0.9.2"],
-                                                   capture_output=True).returncode == 0:
-                    got_ping.append(time.monotonic() - t0)
-                return subprocess.run(["ip", "netns", "exec", ns, "curl", "-sf", "-m", "1", "http://10.0.9.2:8080/"],
-                                      capture_output=True).returncode == 0
-
-            cmd = ["ip", "netns", "exec", ns, UNIK, "run", "--accel", accel, "--net", "service=tapb",
-                   "--ipv4", "10.0.9.2/24"]
-            # bounded: a stack that cannot answer TCP yet must not hold the benchmark
-            _, first_response = stdout_times(cmd, [], cwd=http, poll=poll, limit=40.0)
-            pings.append(got_ping[0] if got_ping else None)
-            responses.append(first_response)
+            limit = 40.0  # bounded: a guest that never answers must not hold the benchmark
+            prober = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PROBER, GUEST, "8080",
+                                       str(limit)], stdout=subprocess.PIPE, text=True)
+            t0 = time.time()
+            guest = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--accel", accel], cwd=http,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                out = prober.communicate(timeout=limit + 10)[0]
+            except subprocess.TimeoutExpired:
+                prober.kill()
+                out = prober.communicate()[0]
+            finally:
+                try:
+                    os.killpg(guest.pid, signal.SIGKILL)  # unik run and its QEMU
+                except ProcessLookupError:
+                    pass
+                guest.wait()
+            seen = {w[0]: float(w[1]) - t0 for w in (line.split() for line in out.splitlines()) if len(w) == 2}
+            pings.append(seen.get("ping"))
+            responses.append(seen.get("response"))
+            if "response" not in seen:
+                print(f"  note: no HTTP response within {limit:.0f} s", file=sys.stderr)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     return median(pings), median(responses)
 
 
+def first_lines(app: Path, accel: str) -> tuple[float | None, float | None]:
+    """Medians of seconds from `unik run` to the first console line and to hello's first line."""
+    line, hello = [], []
+    for _ in range(RUNS):
+        (first, hello_line), _ = stdout_times([UNIK, "run", "--accel", accel, "--count", "1"], [b"hello"], cwd=app)
+        line.append(first)
+        hello.append(hello_line)
+    return median(line), median(hello)
+
+
+def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], dict[str, object]] | None:
+    """unik on kernels built for its plans, and the bare C init on hello's (None: not built)."""
+    from unik_vmimage.kernels import cache_dir
+
+    built = cache_dir() / "kernels" / "source" / "kernels"
+    if os.environ.get("UNIK_BENCH_SOURCE_KERNEL") != "1" and len(list(built.glob("*/kernel.json"))) < 2:
+        print("  (no kernels built from source in the cache: UNIK_BENCH_SOURCE_KERNEL=1 builds them)")
+        return None
+    http = build("http", work, *HTTP_CONFIG, "--kernel", "source", name="http-source")
+    hello = build("hello", work, "--kernel", "source", name="hello-source")
+    http_dir, hello_dir = http / "dist" / "http-virtio", hello / "dist" / "hello-virtio"
+    manifest = json.loads((hello_dir / "artifact.json").read_text())["manifest"]
+    http_manifest = json.loads((http_dir / "artifact.json").read_text())["manifest"]
+    line, hello_line = first_lines(hello, accel)
+    ping_s, response_s = http_figures(http, accel) if os.geteuid() == 0 else (None, None)
+    bare = work / "bare.cpio.gz"
+    bare_line = [stdout_times(qemu_cmd(hello_dir / "vmlinuz", bare, accel, []), [])[0][0] for _ in range(RUNS)]
+    mb = 1e6
+    unik_src: dict[str, object] = {
+        "initramfs_mb": round(image(http_dir).stat().st_size / mb, 2),
+        "kernel_mb": round((http_dir / "vmlinuz").stat().st_size / mb, 2),
+        "hello_kernel_mb": round((hello_dir / "vmlinuz").stat().st_size / mb, 2),
+        "kernel_build_s": http_manifest["kernel"]["build"]["build_seconds"],
+        "hello_kernel_build_s": manifest["kernel"]["build"]["build_seconds"],
+        "boot_first_line_s": line, "boot_first_app_line_s": hello_line,
+        "boot_first_ping_s": ping_s, "boot_first_response_s": response_s,
+    }
+    bare_src: dict[str, object] = {
+        "initramfs_mb": round(bare.stat().st_size / mb, 3), "kernel_mb": unik_src["hello_kernel_mb"],
+        "boot_first_line_s": median(bare_line),
+    }
+    return unik_src, bare_src
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unik-bench-boot-") as tmp:
         work = Path(tmp)
-        http, hello = build("http", work), build("hello", work)
+        http, hello = build("http", work, *HTTP_CONFIG), build("hello", work)
         http_dir, hello_dir = http / "dist" / "http-virtio", hello / "dist" / "hello-virtio"
         kernel = DebianKernel().kernel(None, None, Progress(quiet=True)).image
         accel = qemu.choose_accel("auto", kernel, Progress())
-        unik_line, unik_hello = [], []
-        for _ in range(RUNS):
-            (first, hello_line), _ = stdout_times([UNIK, "run", "--accel", accel, "--count", "1"], [b"hello"],
-                                                 cwd=hello)
-            unik_line.append(first)
-            unik_hello.append(hello_line)
+        first_line, first_app_line = first_lines(hello, accel)
         ping_s, response_s = http_figures(http, accel) if os.geteuid() == 0 else (None, None)
         naive = work / "naive.cpio.gz"
-        naive_initramfs(hello_dir / "initramfs.cpio.gz", naive)
+        naive_initramfs(image(hello_dir), naive)
         naive_line, naive_hello = [], []
         for _ in range(RUNS):
             (first, hello_line), _ = stdout_times(
@@ -221,18 +309,20 @@ def main() -> None:
         bare = work / "bare.cpio.gz"
         bare_initramfs(work, bare)
         bare_line = [stdout_times(qemu_cmd(kernel, bare, accel, []), [])[0][0] for _ in range(RUNS)]
+        source = source_kernel_figures(work, accel)
 
         mb = 1e6
         unik_figures = {
-            "initramfs_mb": round((http_dir / "initramfs.cpio.gz").stat().st_size / mb, 2),
-            "hello_initramfs_mb": round((hello_dir / "initramfs.cpio.gz").stat().st_size / mb, 2),
+            "initramfs_mb": round(image(http_dir).stat().st_size / mb, 2),
+            "hello_initramfs_mb": round(image(hello_dir).stat().st_size / mb, 2),
+            "initramfs_compression": image(http_dir).suffix.lstrip("."),
             "kernel_mb": round((http_dir / "vmlinuz").stat().st_size / mb, 2),
-            "boot_first_line_s": median(unik_line),
-            "boot_first_app_line_s": median(unik_hello),
+            "boot_first_line_s": first_line,
+            "boot_first_app_line_s": first_app_line,
             "boot_first_ping_s": ping_s,
             "boot_first_response_s": response_s,
         }
-        peers = {
+        peers: dict[str, dict[str, object]] = {
             "naive_image": {
                 "initramfs_mb": round(naive.stat().st_size / mb, 2), "kernel_mb": unik_figures["kernel_mb"],
                 "boot_first_line_s": median(naive_line), "boot_first_app_line_s": median(naive_hello),
@@ -247,15 +337,26 @@ def main() -> None:
         def ratio(a: float | None, b: float | None) -> float | None:
             return round(a / b, 3) if a is not None and b else None
 
-        bare_s = peers["bare_kernel_c_init"]["boot_first_line_s"]
+        if source is not None:
+            peers["unik_source_kernel"], peers["bare_source_kernel_c_init"] = source
+
+        def num(value: object) -> float | None:
+            return float(value) if isinstance(value, (int, float)) else None
+
+        bare_s = num(peers["bare_kernel_c_init"]["boot_first_line_s"])
         ratios = {
-            "initramfs_naive_over_unik_hello": ratio(peers["naive_image"]["initramfs_mb"],
-                                                     unik_figures["hello_initramfs_mb"]),
-            "first_line_unik_over_bare": ratio(unik_figures["boot_first_line_s"], bare_s),
-            "first_app_line_unik_over_naive": ratio(unik_figures["boot_first_app_line_s"],
-                                                    peers["naive_image"]["boot_first_app_line_s"]),
+            "initramfs_naive_over_unik_hello": ratio(num(peers["naive_image"]["initramfs_mb"]),
+                                                     num(unik_figures["hello_initramfs_mb"])),
+            "first_line_unik_over_bare": ratio(num(unik_figures["boot_first_line_s"]), bare_s),
+            "first_app_line_unik_over_naive": ratio(num(unik_figures["boot_first_app_line_s"]),
+                                                    num(peers["naive_image"]["boot_first_app_line_s"])),
             "first_response_unik_over_bare_init": ratio(response_s, bare_s),
         }
+        if source is not None:
+            src, bare_src = source
+            ratios["first_response_source_kernel_over_bare_init"] = ratio(num(src["boot_first_response_s"]), bare_s)
+            ratios["first_response_source_kernel_over_bare_source_init"] = ratio(
+                num(src["boot_first_response_s"]), num(bare_src["boot_first_line_s"]))
         path = write("boot", unik_figures, peers, ratios, accelerator=accel)
         print(f"boot ({accel.upper()}; medians of {RUNS} boots):")
         rows = [(f"unik.{k}", str(v)) for k, v in unik_figures.items()]

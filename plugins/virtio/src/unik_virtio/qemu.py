@@ -34,8 +34,10 @@ from unik_vmimage.kernels import cache_dir
 QEMU = "qemu-system-x86_64"
 DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
 #: Kernel command line shared by every boot (the seed and the arguments are added per boot).
+#: ``cryptomgr.notests``: the kernel's crypto self-tests (unik's guest uses none of those
+#: algorithms) were the biggest initcall of Debian's kernel under TCG, 0.28 s of 1.0 s.
 BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
-                "i8042.dumbkbd")
+                "i8042.dumbkbd", "cryptomgr.notests")
 PR_SET_PDEATHSIG = 1
 PROBE_STATUS = 42
 PROBE_TIMEOUT_S = 8.0
