@@ -19,7 +19,8 @@
  * (0xf4: QEMU then exits with ((status + 1) << 1) | 1) and, if the VM is still running,
  * powers off (or reboots with unik_exit=reboot, for monitors without power-off such as
  * Firecracker).  A status above 125 cannot travel through isa-debug-exit: it is sent
- * as 126 and printed on the console.
+ * as 126 and printed on the console.  With unik_exit=poweroff (Xen, which has no
+ * isa-debug-exit) every status is printed and the VM powers off.
  *
  * With unik_probe=1 it exits at once with status 42 (the host's KVM probe).
  */
@@ -341,17 +342,21 @@ static int read_config(void)
 }
 
 static void finish(int status, int reboot_instead) __attribute__((noreturn));
+static int status_on_console; /* unik_exit=poweroff: print the status, no isa-debug-exit */
 
 static void finish(int status, int reboot_instead)
 {
     /* isa-debug-exit makes QEMU exit with (value << 1) | 1, and QEMU's own errors exit
      * with 1: sending status + 1 keeps the two apart, for statuses 0 to 125. */
-    if (status > 125)
+    if (status_on_console)
+        say("unik-init: exit status %d", status);
+    else if (status > 125)
         say("unik-init: exit status %d (reported to the host as 126)", status);
     tcdrain(1);
     tcdrain(2);
     sync();
-    if (ioperm(DEBUG_EXIT_PORT, 1, 1) == 0)
+    /* Under Xen a PV guest's port write would fault (no I/O privilege): not tried. */
+    if (!status_on_console && ioperm(DEBUG_EXIT_PORT, 1, 1) == 0)
         outb((unsigned char)((status > 125 ? 126 : status) + 1), DEBUG_EXIT_PORT);
     /* Still here: no isa-debug-exit device (Firecracker, or QEMU without it). */
     reboot(reboot_instead ? LINUX_REBOOT_CMD_RESTART : LINUX_REBOOT_CMD_POWER_OFF);
@@ -366,6 +371,7 @@ int main(int argc, char **argv)
     const char *seed = getenv("unik_seed");
     const char *exit_mode = getenv("unik_exit");
     int reboot_instead = exit_mode && strcmp(exit_mode, "reboot") == 0;
+    status_on_console = exit_mode && strcmp(exit_mode, "poweroff") == 0;
     if (getenv("unik_probe"))
         finish(42, reboot_instead);
     if (seed)
