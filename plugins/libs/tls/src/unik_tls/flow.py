@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -309,7 +310,11 @@ async def handshake(conn: TLSConnection, timeout: float) -> None:
             return
 
     try:
-        await asyncio.wait_for(run(), timeout)
+        if sys.version_info >= (3, 11):  # no extra task per handshake
+            async with asyncio.timeout(timeout):
+                await run()
+        else:
+            await asyncio.wait_for(run(), timeout)
     except asyncio.TimeoutError:
         raise conn.fail(TLSHandshakeTimeout(
             f"TLS handshake with {conn.peer}: not done within {timeout:g} s")) from None
