@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .application import Application, find_pyproject
 from .describe import to_dot, to_text
@@ -121,6 +121,12 @@ def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_targets)
 
+    p = sub.add_parser("doctor", help="check this host for what a target needs",
+                       description="Run the target's host checks (tools, devices, privileges) and say what is "
+                       "missing; exit status 1 when a required check fails.")
+    p.add_argument("-t", "--target", action="append", help="target to check (repeatable; default: every target)")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("clean", help="remove _build/ and dist/")
     p.set_defaults(func=cmd_clean)
 
@@ -224,6 +230,29 @@ def cmd_targets(ns: argparse.Namespace) -> int:
         for key in row["keys"]:
             print(f"    --{key['name'].replace('_', '-'):15} {key['help']}")
     return 0
+
+
+def doctor(pm: PluginManager, names: Sequence[str] | None, out: TextIO) -> int:
+    """Print the host checks of the targets ``names`` (all when ``None``); 1 if a required one fails."""
+    failed = False
+    for name in names or sorted(pm.targets()):
+        checks = list(pm.target(name).doctor())
+        if not checks:
+            print(f"{name}: nothing to check", file=out)
+            continue
+        print(f"{name}:", file=out)
+        for check in checks:
+            mark = "ok" if check.ok else ("missing" if check.required else "warning")
+            print(f"  [{mark}] {check.name}" + (f": {check.detail}" if check.detail else ""), file=out)
+            if not check.ok and check.fix:
+                print(f"           -> {check.fix}", file=out)
+            failed = failed or (check.required and not check.ok)
+    return 1 if failed else 0
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    """``unik doctor``."""
+    return doctor(ns.pm, ns.target, sys.stdout)
 
 
 def cmd_clean(ns: argparse.Namespace) -> int:

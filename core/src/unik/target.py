@@ -55,6 +55,22 @@ class Artifact:
         return cls(data["target"], directory, data["entry"], data.get("manifest", {}))
 
 
+@dataclass(frozen=True)
+class Check:
+    """One finding of ``unik doctor``: what was checked, whether it holds, and what to do if not.
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    ok: bool
+    detail: str = ""
+    #: What to do when the check fails (a command, a package to install).
+    fix: str = ""
+    #: A failed optional check is a warning: the target still works, with less.
+    required: bool = True
+
+
 @dataclass
 class BuildContext:
     """Where an emitter reads from and writes to."""
@@ -104,3 +120,13 @@ class Target:
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Start ``artifact`` with ``keys`` and return the application's exit status."""
         raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot run artifacts")
+
+    def doctor(self) -> Sequence[Check]:
+        """Check this host for what building and running the target's artifacts need.
+
+        ``unik doctor -t TARGET`` prints the checks; targets that need nothing special
+        return none (the default).
+
+        .. versionadded:: 0.1
+        """
+        return ()
