@@ -213,6 +213,9 @@ class Interface:
             if frames:
                 receive_batch(frames)
 
+        # The registration lasts as long as this task: disconnect the stack before its
+        # network (the generated main.py disconnects in reverse connect order), or a
+        # closed and reused descriptor number could reach this callback.
         loop.add_reader(fd, readable)
         try:
             await stopped

@@ -453,8 +453,8 @@ class TcpConnection(asyncio.Transport):
             if not self.rto_at:
                 self._start_rto()
             self.persist_at = 0
-            if fin:
-                return
+            if fin or (off + n == len(self.sndbuf) and not self.fin_queued):
+                return  # the FIN, or all that is buffered, has left
 
     def _update_scoreboard(self, blocks: tuple[tuple[int, int], ...]) -> None:
         """Merge SACK blocks into the scoreboard, as offsets above SND.UNA (RFC 6675 2, 5)."""

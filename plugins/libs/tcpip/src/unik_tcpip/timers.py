@@ -25,6 +25,8 @@ class Timers:
 
     def __init__(self, clock: MonotonicClock, sleep: Sleep) -> None:
         self.clock = clock
+        #: The clock's reading (its bound method: this is called several times per segment).
+        self.now_ns: Callable[[], int] = clock.now_ns
         self._sleep = sleep
         self._heap: list[tuple[int, int, Callable[[int], None]]] = []
         self._counter = itertools.count()
@@ -32,9 +34,6 @@ class Timers:
         self._sleeper: asyncio.Task[None] | None = None
         self.errors = 0
 
-    def now_ns(self) -> int:
-        """The clock's reading."""
-        return self.clock.now_ns()
 
     def at(self, deadline_ns: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(now_ns)`` once, at or after ``deadline_ns``."""
