@@ -303,6 +303,8 @@ def main() -> int:
         notes["tap"] = tap or "skipped (--no-tap)"
         unik.update({"tap_handshakes_per_s": None, "tap_bulk_mbps": None})  # type: ignore[dict-item]
     ratios = {f"{k}_vs_kernel_asyncio": round(unik[k] / kernel[k], 4) for k in kernel if kernel[k]}
+    if isinstance(tap, dict):  # unik's own TCP over a TAP against the kernel's TCP on loopback
+        ratios.update({f"tap_{k}_vs_kernel_asyncio": round(tap[k] / kernel[k], 4) for k in kernel if kernel[k]})
     RESULTS.mkdir(exist_ok=True)
     data = {"unik": unik, "peers": {"kernel_asyncio": kernel}, "ratios": ratios, "machine": machine(),
             "accelerator": None, "notes": notes}
