@@ -1,0 +1,150 @@
+"""Device providers and keys of the xen target.
+
+The guest side is the VM guest code of unik-lib-vmimage, unchanged: the console is the
+init's standard output (``hvc0``, Xen's console ring, shown by ``xl console``), the NIC
+(``xen-netfront``) is read through the AF_PACKET TPACKET_V3 ring, and disks
+(``xen-blkfront``, ``/dev/xvdX``) are raw block devices found by the virtual device name
+the emitter gave them in ``<name>.xl``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from unik.keys import Key
+from unik.provider import Configured, Option, Provider, Request
+from unik_virtio.providers import BOOT_TIMEOUT, COMPRESSION, KERNEL, KERNEL_MODULES, device_mac
+
+XEN: frozenset[str] = frozenset({"xen"})
+
+# -- keys ---------------------------------------------------------------------------------
+
+NET = Key("net", "host side of a network device: DEVICE=BRIDGE in the control domain (default xenbr0)",
+          per_device=True, metavar="DEVICE=BRIDGE")
+BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
+            per_device=True, metavar="DEVICE=FILE")
+MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE")
+VCPUS = Key("vcpus", "virtual CPUs of the guest", type="int", default="1", metavar="N")
+XEN_TYPE = Key("xen_type", "guest type: pvh (hardware-assisted, the default) or pv (paravirtualised, no "
+               "hardware virtualisation needed)", default="pvh", choices=("pvh", "pv"))
+TSC_MODE = Key("tsc_mode", "xl tsc_mode: native (the guest reads the TSC itself; needed for PVH guests "
+               "nested under QEMU TCG, whose emulated SVM lacks NRIPS) or default (Xen decides)",
+               default="native", choices=("native", "default", "always_emulate"))
+ON_CRASH = Key("on_crash", "what Xen does when the guest crashes", default="destroy",
+               choices=("destroy", "preserve", "restart", "coredump-destroy", "coredump-restart"))
+EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM) instead of Xen: a quick "
+              "check on a host that is not a Xen control domain (no Xen devices then)", type="bool",
+              default="false")
+
+RUN_KEYS = (NET, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
+BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION, XEN_TYPE, TSC_MODE, ON_CRASH)
+
+#: Where the emitter writes the block device -> xvd name map inside the image.
+DISKS_FILE = "unik/xen-disks.json"
+
+
+@dataclass(frozen=True)
+class XenNeeds:
+    """What a device needs from the image and the domain configuration."""
+
+    kernel_modules: tuple[str, ...] = ()
+    mounts: tuple[tuple[str, str], ...] = ()
+    #: The xl configuration list the device goes into (``vif``, ``disk``).
+    xl: str | None = None
+
+
+class _Xen(Provider):
+    targets: ClassVar[frozenset[str] | None] = XEN
+    xen: ClassVar[XenNeeds] = XenNeeds()
+
+
+class Console(_Xen):
+    """Xen's console ring, hvc0."""
+
+    PLUGIN_NAME = "xen.hvc-console"
+    kind = "console"
+    implementation = "unik_vmimage.guest.console:SerialConsole"
+    description = "Xen's console (hvc0), shown by `xl create -c` / `xl console`"
+
+
+class MonotonicClock(_Xen):
+    """The guest's CLOCK_MONOTONIC."""
+
+    PLUGIN_NAME = "xen.monotonic-clock"
+    kind = "monotonic_clock"
+    implementation = "unik.posix:PosixMonotonicClock"
+    description = "the guest kernel's CLOCK_MONOTONIC (the Xen clocksource or the TSC)"
+
+
+class WallClock(_Xen):
+    """The guest's CLOCK_REALTIME."""
+
+    PLUGIN_NAME = "xen.wall-clock"
+    kind = "wall_clock"
+    implementation = "unik.posix:PosixWallClock"
+    description = "the guest kernel's CLOCK_REALTIME, from Xen's shared wallclock"
+
+
+class Sleep(_Xen):
+    """asyncio timers in the guest."""
+
+    PLUGIN_NAME = "xen.sleep"
+    kind = "sleep"
+    implementation = "unik.posix:PosixSleep"
+    description = "asyncio timers on the guest's monotonic clock"
+
+
+class Random(_Xen):
+    """The guest kernel's CSPRNG (RDRAND-seeded); a CSPRNG library outranks it."""
+
+    PLUGIN_NAME = "xen.getrandom"
+    kind = "random"
+    implementation = "unik.posix:GetrandomRandom"
+    description = "the guest kernel's CSPRNG (seeded by RDRAND/RDSEED, which Xen passes through)"
+    priority = -10
+
+
+class Block(_Xen):
+    """A raw Xen virtual disk (blkfront), found by the xvd name the emitter gave it."""
+
+    PLUGIN_NAME = "xen.blkfront"
+    kind = "block"
+    implementation = "unik_xen.guest:XenBlock"
+    description = "a raw xen-blkfront disk (/dev/xvdX) backed by a file in the control domain (--block DEVICE=FILE)"
+    keys = (BLOCK,)
+    options = (Option("read_only", "attach the disk read-only", "bool", default=False),)
+    xen = XenNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), xl="disk")
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The guest looks its disk up by device name in the image's disk map."""
+        options = cls.table_options(request)
+        return Configured(options={"name": request.device, "read_only": options["read_only"]})
+
+
+class Network(_Xen):
+    """A Xen virtual NIC (netfront), read through an AF_PACKET TPACKET_V3 ring."""
+
+    PLUGIN_NAME = "xen.netfront"
+    kind = "network"
+    implementation = "unik_vmimage.guest.network:PacketNetwork"
+    description = "a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), through a TPACKET_V3 ring"
+    keys = (NET,)
+    xen = XenNeeds(kernel_modules=("xen_netfront",), xl="vif")
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The guest finds the NIC by the MAC address the vif line gives it."""
+        return Configured(options={"name": request.device, "mac": device_mac(request.device)})
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Block, Network]
+
+
+def xen_needs(provider: str) -> XenNeeds:
+    """What the provider called ``provider`` needs (nothing if it is not one of these)."""
+    for cls in PROVIDERS:
+        if provider == cls.PLUGIN_NAME and issubclass(cls, _Xen):
+            return cls.xen
+    return XenNeeds()

@@ -1,0 +1,383 @@
+"""The xen target: emit a PVH (or PV) guest and its ``xl`` configuration; run it.
+
+``dist/<name>-xen/`` holds ``vmlinux`` (the uncompressed ELF kernel extracted from the
+kernel provider's bzImage: Xen's domain builder and QEMU's PVH loader need the ELF and
+its ``XEN_ELFNOTE_PHYS32_ENTRY`` note, checked here), the initramfs of
+unik-lib-vmimage carrying only the Xen front-end modules the plan needs
+(``xen-netfront``, ``xen-blkfront``; the console, ``hvc0``, is built into the kernel),
+``<name>.xl`` and ``artifact.json``.
+
+``unik run -t xen`` runs ``xl create -c`` in a Xen control domain and takes the
+application's exit status from the init's last console line (``unik_exit=poweroff``:
+Xen has no ``isa-debug-exit``).  Elsewhere it says so; ``--emulate`` boots the same
+kernel and initramfs under QEMU, whose ``-kernel`` loader enters an ELF kernel through
+its PVH note — no Xen devices then, so only for plans without network or block devices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from unik.bundle import runtime_files
+from unik.errors import BuildError, RunError
+from unik.keys import Key, KeyValues
+from unik.plan import Plan
+from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik_virtio import qemu
+from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
+from unik_vmimage.kernels import KernelProvider, find_kernel
+from unik_vmimage.vmlinux import extract_vmlinux
+
+from .elfnotes import guest_types
+from .providers import (
+    BUILD_KEYS, COMPRESSION, DISKS_FILE, KERNEL, KERNEL_MODULES, MEM, ON_CRASH, RUN_KEYS, TSC_MODE, VCPUS,
+    XEN_TYPE, xen_needs,
+)
+from .xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
+
+VMLINUX_FILE = "vmlinux"
+SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
+#: The guest's kernel command line under Xen: Xen's console, and the init prints the
+#: exit status and powers off (``isa-debug-exit`` does not exist under Xen).
+XEN_CMDLINE = ("console=hvc0", "quiet", "panic=-1", "unik_exit=poweroff")
+DEFAULT_BRIDGE = "xenbr0"
+XEN_BOOT_TIMEOUT_S = 90.0
+_NOT_IN_IMAGE = ("unik_vmimage/init/",)
+_STATUS = re.compile(rb"unik-init: exit status (\d+)")
+
+
+def _key(keys: KeyValues, key: Key) -> str | None:
+    """A build key as configured, else its default (a plan keeps only keys it uses)."""
+    return keys.raw(key.name) if key.name in keys.keys else key.default
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def control_domain(capabilities: Path = Path("/proc/xen/capabilities")) -> str | None:
+    """Why this host cannot run ``xl create`` (``None``: it is a Xen control domain)."""
+    try:
+        caps = capabilities.read_text()
+    except FileNotFoundError:
+        return f"{capabilities} does not exist: this host is not running under Xen (or xenfs is not mounted)"
+    except OSError as exc:
+        return f"cannot read {capabilities}: {exc.strerror}"
+    if "control_d" not in caps:
+        return f"this is a Xen guest, not the control domain ({capabilities} lacks control_d)"
+    return None
+
+
+def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[str, str], blocks: dict[str, str],
+                  mem: str | None = None, vcpus: int | None = None, args: Sequence[str] = ()) -> DomainConfig:
+    """The xl configuration of an artifact; file names are made absolute under ``directory`` if given."""
+    def where(name: str) -> str:
+        return str(directory / name) if directory is not None else name
+
+    devices = manifest["devices"]
+    for kind, given, key in (("block", blocks, "block"), ("network", nets, "net")):
+        unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
+        if unknown:
+            raise BuildError(f"--{key} {unknown[0]}=...: the application has no {kind} device {unknown[0]!r}")
+    vifs = [Vif(d["mac"], nets.get(d["name"], DEFAULT_BRIDGE)) for d in devices if d.get("xl") == "vif"]
+    disks = []
+    for d in devices:
+        if d.get("xl") == "disk":
+            given = blocks.get(d["name"])
+            target = str(Path(given).expanduser().resolve()) if given else where(f"{d['name']}.img")
+            disks.append(Disk(d["vdev"], target, bool(d.get("read_only"))))
+    for arg in args:
+        if any(c in arg for c in '"\n\0') or not arg:
+            raise RunError(f"argument {arg!r} cannot travel on the kernel command line")
+    quoted = [f"'{a}'" if " " in a else a for a in args]
+    cmdline = " ".join([manifest["cmdline"], *(["--", *quoted] if quoted else [])])
+    return DomainConfig(
+        name=manifest["name"], type=manifest["xen_type"], kernel=where(manifest["kernel"]["file"]),
+        ramdisk=where(manifest["initramfs"]["file"]), memory_mib=mem_mib(mem or manifest["mem"]),
+        cmdline=cmdline, vcpus=vcpus or int(manifest.get("vcpus", 1)), vifs=vifs, disks=disks,
+        on_crash=manifest["on_crash"], tsc_mode=manifest.get("tsc_mode"),
+    )
+
+
+@dataclass
+class XlOutcome:
+    """How an ``xl create -c`` ended."""
+
+    status: int | None
+    returncode: int
+    first_output_s: float | None
+    output: bytes
+
+
+def xl_boot(
+    command: Sequence[str], *, boot_timeout: float, console: BinaryIO | None, on_timeout: Callable[[], None],
+    time_limit: float | None = None, cwd: Path | None = None,
+) -> XlOutcome:
+    """Run ``xl create -c`` (``command``), copy the console, find the init's exit status.
+
+    ``xl`` may return 0 although the guest crashed: the status comes from the console's
+    ``unik-init: exit status N`` line only (``None``: the guest never reported one).  A
+    guest silent for ``boot_timeout`` seconds, or running past ``time_limit``, is
+    destroyed (``on_timeout``) and a :class:`RunError` raised.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=cwd)
+    assert proc.stdout is not None
+    out = bytearray()
+    first: float | None = None
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            events = sel.select(timeout=0.2)
+            if events:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                if first is None:
+                    first = time.monotonic() - start
+                out += chunk
+                if console is not None:
+                    console.write(chunk)
+                    console.flush()
+            elapsed = time.monotonic() - start
+            if first is None and elapsed > boot_timeout:
+                on_timeout()
+                raise RunError(f"the guest printed nothing on its console within {boot_timeout:g} s; it is "
+                               f"destroyed. Command: {' '.join(command)}")
+            if time_limit is not None and elapsed > time_limit:
+                on_timeout()
+                raise RunError(f"the guest was still running after {time_limit:g} s; it is destroyed")
+        returncode = proc.wait()
+    finally:
+        sel.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    found = _STATUS.findall(bytes(out))
+    return XlOutcome(int(found[-1]) if found else None, returncode, first, bytes(out))
+
+
+class XenTarget(Target):
+    """The application as a Xen PVH (or PV) guest."""
+
+    PLUGIN_NAME = "xen"
+    description = "a Xen PVH (or PV) guest: ELF kernel + initramfs and an xl configuration"
+    keys = (*RUN_KEYS, *BUILD_KEYS)
+    run_keys = RUN_KEYS
+
+    # -- emit ---------------------------------------------------------------------------
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Write ``vmlinux``, the initramfs, ``<name>.xl`` and the manifest."""
+        providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
+        kernel = find_kernel(_key(plan.keys, KERNEL) or "debian", providers, _key(plan.keys, KERNEL_MODULES),
+                             ctx.progress)
+        xen_type = _key(plan.keys, XEN_TYPE) or "pvh"
+        contents = ctx.plugins.image_contents(plan)
+        modules: list[str] = []
+        mounts: list[tuple[str, str]] = []
+        devices: list[dict[str, Any]] = []
+        disks: dict[str, str] = {}
+        for node in plan.nodes:
+            needs = xen_needs(node.provider)
+            modules += needs.kernel_modules
+            mounts += [m for m in needs.mounts if m not in mounts]
+            device: dict[str, Any] = {"name": node.name, "kind": node.kind, "provider": node.provider,
+                                      "xl": needs.xl, "read_only": bool(node.options.get("read_only")),
+                                      "mac": node.options.get("mac")}
+            if needs.xl == "disk":
+                device["vdev"] = disks[node.name] = vdev(len(disks))
+            devices.append(device)
+        for c in contents.values():
+            modules += c.kernel_modules
+        compression = _key(plan.keys, COMPRESSION) or "zstd"
+        if compression == "zstd" and zstd_tool() is None:
+            ctx.progress.warn("the zstd command is not installed (apt-get install zstd): the initramfs is gzip")
+            compression = "gzip"
+        kernel.specialise(list(dict.fromkeys(modules)), compression, ctx.progress)
+        with ctx.progress.step("resolving kernel modules"):
+            module_files = kernel.module_files(dict.fromkeys(modules), ctx.progress)
+        with ctx.progress.step("extracting vmlinux (the ELF kernel Xen loads)"):
+            vmlinux = extract_vmlinux(kernel.image)
+            types = guest_types(vmlinux)
+        if xen_type not in types:
+            what = ("the XEN_ELFNOTE_PHYS32_ENTRY note (CONFIG_XEN_PVH)" if xen_type == "pvh"
+                    else "the XEN_ELFNOTE_ENTRY note (CONFIG_XEN_PV)")
+            raise BuildError(f"kernel {kernel.version} lacks {what}: it cannot boot as a {xen_type.upper()} "
+                             f"guest (it can as: {', '.join(types) or 'neither'}); choose another --kernel"
+                             + (" or --xen-type pv" if "pv" in types else ""))
+        ctx.build_dir.mkdir(parents=True, exist_ok=True)
+        disk_map = ctx.build_dir / "xen-disks.json"
+        disk_map.write_text(json.dumps(disks, sort_keys=True) + "\n")
+        files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(_NOT_IN_IMAGE)]
+        extra_files = {dest: src for c in contents.values() for dest, src in c.files.items()}
+        extra_files[DISKS_FILE] = str(disk_map)
+        spec = ImageSpec(
+            app_files=files,
+            python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
+            kernel_modules=module_files, mounts=mounts, extra_files=extra_files, compression=compression,
+            links=[d["mac"] for d in devices if d["kind"] == "network"],
+        )
+        out = ctx.artifact_dir(plan)
+        report = build_initramfs(spec, out / f"initramfs.cpio{SUFFIXES[compression]}", ctx.progress)
+        _link_or_copy(vmlinux, out / VMLINUX_FILE)
+        manifest: dict[str, Any] = {
+            "name": plan.app.name,
+            "kernel": {"file": VMLINUX_FILE, "provider": kernel.provider, "version": kernel.version,
+                       "bytes": (out / VMLINUX_FILE).stat().st_size, "guest_types": types},
+            "initramfs": report.to_json(),
+            "devices": devices,
+            "mem": _key(plan.keys, MEM) or "256M",
+            "vcpus": int(_key(plan.keys, VCPUS) or 1),
+            "xen_type": xen_type,
+            "tsc_mode": _key(plan.keys, TSC_MODE) or "native",
+            "on_crash": _key(plan.keys, ON_CRASH) or "destroy",
+            "cmdline": " ".join(XEN_CMDLINE),
+            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "xl": f"{plan.app.name}.xl",
+        }
+        nets = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
+        blocks = plan.keys.bindings("block") if "block" in plan.keys.keys else {}
+        (out / manifest["xl"]).write_text(domain_config(manifest, None, nets, blocks).text())
+        ctx.progress.info(f"{xen_type.upper()} guest: kernel {kernel.version} ({manifest['kernel']['bytes'] / 1e6:.1f} "
+                          f"MB ELF), initramfs {report.bytes / 1e6:.1f} MB with {len(report.kernel_modules)} "
+                          f"kernel modules; {out / manifest['xl']}")
+        return Artifact("xen", out, manifest["xl"], manifest)
+
+    # -- run ----------------------------------------------------------------------------
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """``xl create -c`` in a control domain, or QEMU's PVH loader with ``--emulate``."""
+        manifest = artifact.manifest
+        for name in (manifest["kernel"]["file"], manifest["initramfs"]["file"]):
+            if not (artifact.directory / name).is_file():
+                raise RunError(f"{artifact.directory / name} is missing: run `unik build`")
+
+        def option(name: str) -> str | None:
+            if ctx.options.is_set(name):
+                return ctx.options.raw(name)
+            if name in keys.keys and keys.is_set(name):
+                return keys.raw(name)
+            return next(k.default for k in RUN_KEYS if k.name == name)
+
+        def bindings(name: str) -> dict[str, str]:
+            return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+
+        target_keys = {k.name for k in self.keys}
+        app_keys = KeyValues([k for k in keys.keys.values() if k.name not in target_keys],
+                             {n: v for n, v in keys.values.items() if n not in target_keys})
+        args = [*app_keys.as_args(), *ctx.extra_args]
+        timeout = float(option("boot_timeout") or 0)
+        if (option("emulate") or "false").lower() in ("1", "true", "yes", "on"):
+            return self._emulate(artifact, option("mem") or manifest["mem"], args, timeout, ctx)
+        why = control_domain()
+        if why:
+            raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
+                           "Run it in dom0, or try `unik run -t xen --emulate` to boot the same PVH image "
+                           "under QEMU (no Xen devices), and `unik doctor -t xen` to see what is missing")
+        xl = shutil.which("xl")
+        if xl is None:
+            raise RunError("the xl command is not installed: apt-get install xen-utils")
+        try:
+            config = domain_config(manifest, artifact.directory.resolve(), bindings("net"), bindings("block"),
+                                   option("mem"), int(option("vcpus") or 0) or None, args)
+        except BuildError as exc:
+            raise RunError(str(exc)) from None
+        with tempfile.NamedTemporaryFile("w", suffix=".xl", prefix=f"{config.name}-", delete=False) as f:
+            f.write(config.text())
+        ctx.progress.info(f"xl create -c: {config.type.upper()} guest {config.name}, {config.memory_mib} MiB")
+        try:
+            outcome = xl_boot([xl, "create", "-c", f.name], boot_timeout=timeout or XEN_BOOT_TIMEOUT_S,
+                              console=sys.stdout.buffer,
+                              on_timeout=lambda: subprocess.run([xl, "destroy", config.name], capture_output=True,
+                                                                timeout=60, check=False))
+        finally:
+            os.unlink(f.name)
+        if outcome.status is None:
+            raise RunError(f"the guest ended without reporting an exit status (xl exited {outcome.returncode}; "
+                           "a crash? see its console output above)")
+        return outcome.status
+
+    def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext) -> int:
+        manifest = artifact.manifest
+        needing = [d["name"] for d in manifest["devices"] if d.get("xl")]
+        if needing:
+            raise RunError(f"--emulate boots without Xen, so without its network and disk front-ends: devices "
+                           f"{', '.join(needing)} need a Xen control domain (xl create)")
+        kernel = artifact.directory / manifest["kernel"]["file"]
+        accel = qemu.choose_accel("auto", kernel, ctx.progress)
+        machine = qemu.pick_machine("auto", accel)
+        spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
+                         args=args)
+        ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, {accel.upper()}, "
+                          f"{mem}), not under Xen")
+        stop, restore = qemu.signal_stopper()
+        try:
+            outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
+                                console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stop)
+        finally:
+            restore()
+        return outcome.status
+
+    # -- doctor -------------------------------------------------------------------------
+
+    def doctor(self) -> Sequence[Check]:
+        """What building and running Xen guests needs on this host."""
+        return doctor_checks()
+
+
+def doctor_checks(root: Path = Path("/")) -> list[Check]:
+    """The xen target's host checks (``root``: where /proc, /dev and /sys are, for tests)."""
+    checks: list[Check] = []
+    for tool, package in (("apt-get", "apt"), ("dpkg-deb", "dpkg")):
+        found = shutil.which(tool)
+        checks.append(Check(f"{tool} (the debian kernel provider fetches the guest kernel)", found is not None,
+                            found or "not found", fix=f"apt-get install {package}, or build with --kernel PATH",
+                            required=False))
+    xl = shutil.which("xl")
+    checks.append(Check("xl toolstack", xl is not None, xl or "not found", fix="apt-get install xen-utils"))
+    why = control_domain(root / "proc/xen/capabilities")
+    checks.append(Check("Xen control domain (/proc/xen/capabilities: control_d)", why is None, why or "dom0",
+                        fix="boot this host with the Xen hypervisor (apt-get install xen-system-amd64; reboot "
+                            "into the Xen entry) and mount xenfs on /proc/xen"))
+    privcmd = root / "dev/xen/privcmd"
+    checks.append(Check("hypercall device /dev/xen/privcmd", privcmd.exists(),
+                        "present" if privcmd.exists() else "absent", fix="modprobe xen-privcmd (in dom0)"))
+    euid = os.geteuid()
+    checks.append(Check("privileges (xl needs root)", euid == 0, f"euid {euid}", fix="run as root (sudo)"))
+    xenstore = root / "dev/xen/xenbus"
+    running = any((root / p).exists() for p in ("run/xenstored.pid", "var/run/xenstored.pid"))
+    checks.append(Check("xenstored", running, "running" if running else "no xenstored.pid",
+                        fix="systemctl start xenstored (or run /usr/sbin/xenstored)", required=xenstore.exists()))
+    bridge = root / "sys/class/net" / DEFAULT_BRIDGE / "bridge"
+    checks.append(Check(f"bridge {DEFAULT_BRIDGE} (the default for --net DEVICE=BRIDGE)", bridge.is_dir(),
+                        "present" if bridge.is_dir() else "absent",
+                        fix=f"ip link add {DEFAULT_BRIDGE} type bridge && ip link set {DEFAULT_BRIDGE} up",
+                        required=False))
+    hotplug = root / "etc/xen/scripts/vif-bridge"
+    checks.append(Check("vif hotplug script /etc/xen/scripts/vif-bridge", hotplug.is_file(),
+                        "present" if hotplug.is_file() else "absent", fix="apt-get install xen-utils-common",
+                        required=False))
+    found = shutil.which(os.environ.get("UNIK_QEMU", qemu.QEMU))
+    checks.append(Check("qemu-system-x86_64 (for --emulate)", found is not None, found or "not found",
+                        fix="apt-get install qemu-system-x86", required=False))
+    return checks
