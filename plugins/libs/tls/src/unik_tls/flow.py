@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -170,7 +171,6 @@ class TLSConnection:
             self._waiter = None
         return True
 
-
     def fail(self, exc: TLSError) -> TLSError:
         """End the flow with ``exc``: send any pending alert, close the underlying flow."""
         if self.error is None:
@@ -243,6 +243,10 @@ class TLSConnection:
         self.flush()
 
 
+#: The per-thread receive buffer of :class:`_Feeder`.
+_RECEIVE = threading.local()
+
+
 class _Feeder(asyncio.Protocol, asyncio.BufferedProtocol):
     """The transport's protocol on the direct path: ciphertext into the connection's BIO.
 
@@ -256,13 +260,17 @@ class _Feeder(asyncio.Protocol, asyncio.BufferedProtocol):
     def __init__(self, conn: TLSConnection, previous: asyncio.BaseProtocol) -> None:
         self._conn = conn
         self._previous = previous
-        self._buffer = memoryview(bytearray(READ_CHUNK))
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
+        # One receive buffer per thread, shared by every connection: the transport fills it
+        # and calls buffer_updated at once, which copies it into the BIO before returning.
+        buffer: memoryview | None = getattr(_RECEIVE, "buffer", None)
+        if buffer is None:
+            buffer = _RECEIVE.buffer = memoryview(bytearray(READ_CHUNK))
+        return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._conn._received(self._buffer[:nbytes])
+        self._conn._received(_RECEIVE.buffer[:nbytes])
 
     def data_received(self, data: bytes) -> None:
         self._conn._received(data)
@@ -293,7 +301,11 @@ async def handshake(conn: TLSConnection, timeout: float) -> None:
             try:
                 conn.sslobj.do_handshake()
             except ssl.SSLWantReadError:
-                if not await conn._feed():
+                try:
+                    more = await conn._feed()
+                except ConnectionError as exc:
+                    raise conn.fail(TLSHandshakeError(f"TLS handshake with {conn.peer}: {exc}")) from exc
+                if not more:
                     raise conn.fail(TLSHandshakeError(
                         f"TLS handshake with {conn.peer}: the peer closed the connection")) from None
                 continue
