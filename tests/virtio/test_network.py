@@ -138,7 +138,9 @@ def test_examples_http_in_the_guest_answers_curl(http_app: Path, http_netns: str
     # the address is given at run time (the image, built without --ipv4, is shared with DHCP's test).
     plan = unik("query", "plan", cwd=http_app).stdout
     assert '"provider": "tcpip.stack"' in plan
-    _, console = _serve_and_curl(http_app, http_netns, "--ipv4", "10.97.0.2/24")
+    # after `--`: an argument of the application in the guest (as a key, --ipv4 would reconfigure and rebuild)
+    _, console = _serve_and_curl(http_app, http_netns, "--", "--ipv4", "10.97.0.2/24")
+    assert not any("building again" in line for line in console)
     assert console[-1] == "serving on 10.97.0.2:8080\n"
 
 
