@@ -119,3 +119,53 @@ def test_truncation_corrupted_and_truncated_records_after_the_handshake(certs: C
         assert type(errors[1]) is TLSProtocolError and "bad record mac" in str(errors[1])
         assert isinstance(errors[2], TLSTruncated), errors[2]
     run(main())
+
+
+def test_reset_during_the_handshake_is_typed() -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # the ClientHello's first byte, then a TCP reset
+        writer.transport.abort()
+
+    async def main() -> None:
+        server = await asyncio.start_server(reset, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with socket_tls(verify=False) as tls:
+            try:
+                await tls.open_connection("127.0.0.1", port, "localhost")
+            except TLSError as exc:
+                assert "TLS handshake with 127.0.0.1" in str(exc), exc
+            else:
+                raise AssertionError("the handshake succeeded")
+            assert sum(v for k, v in tls.stats.items() if k.startswith("client.failed.")) == 1
+        server.close()
+    run(main())
+
+
+def test_a_slow_reader_pauses_the_transport_instead_of_buffering(certs: Certs) -> None:
+    from unik_tls.flow import PAUSE_AT, READ_CHUNK
+
+    held: list[int] = []
+    size = 16 << 20
+
+    async def slow(reader: FlowReader, writer: FlowWriter) -> None:
+        await asyncio.sleep(0.5)  # the client keeps sending meanwhile
+        held.append(writer._conn.incoming.pending)  # type: ignore[attr-defined]
+        got = 0
+        while chunk := await reader.read(1 << 16):
+            got += len(chunk)
+        writer.write(b"%d\n" % got)
+        writer.close()
+
+    async def main() -> None:
+        async with socket_tls(pairs=[certs.main.pair()]) as tls, tls_server(tls, slow) as port:
+            client = OpenSSLTLS.create(tls.stack, verify=False)
+            reader, writer = await client.open_connection("127.0.0.1", port, "localhost")
+            block = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                writer.write(block)
+                await writer.drain()
+            writer.write_eof()
+            assert await reader.readline() == b"%d\n" % size
+            writer.close()
+        assert 0 < held[0] <= PAUSE_AT + READ_CHUNK, held
+    run(main())
