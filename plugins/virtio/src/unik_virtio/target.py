@@ -26,9 +26,7 @@ from unik.errors import RunError
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, RunContext, Target
-from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
 from unik_vmimage.kernels import KernelProvider, find_kernel
-from unik_vmimage.vmlinux import extract_vmlinux
 
 from . import qemu
 from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
@@ -57,6 +55,10 @@ class VirtioTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write the kernel, the initramfs, ``firecracker.json`` and the manifest."""
+        # build tools, imported here so that `unik run` starts sooner
+        from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
+        from unik_vmimage.vmlinux import extract_vmlinux
+
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(_key(plan.keys, KERNEL) or "debian", providers, _key(plan.keys, KERNEL_MODULES),
                              ctx.progress)
