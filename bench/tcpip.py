@@ -330,54 +330,65 @@ def pytcp_gbps(quick: bool) -> tuple[float | None, float | None, str]:
         return None, None, "PyPI pytcp is not installed (pip install -r requirements-bench.txt)"
     results: list[float | None] = []
     notes: list[str] = []
-    size = (1 if quick else 2) << 20  # PyTCP moves megabits per second: keep it short
+    size = 1 << 20  # PyTCP moves megabits per second: keep it short
     for mode in ("send", "recv"):
-        ns = f"unik-pyt-{secrets.token_hex(3)}"
-        ifname = f"ukt{secrets.token_hex(4)}"
-        sh("ip", "netns", "add", ns)
-        peer: subprocess.Popen[str] | None = None
-        proc: subprocess.Popen[str] | None = None
-        try:
-            proc = subprocess.Popen([sys.executable, "-c", PYTCP_PEER, ifname, f"{PREFIX}.2/24", HOST, "9200",
-                                     mode, str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-            assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-            if proc.stdout.readline().strip() != "open":
-                proc.kill()
-                raise RuntimeError(f"PyTCP did not open its TAP: {proc.stderr.read()[-400:]}")
-            sh("ip", "link", "set", ifname, "netns", ns)
-            sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", ifname)
-            sh("ip", "-n", ns, "link", "set", ifname, "up")
-            script = TIMED_SINK if mode == "send" else SOURCE
-            peer = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, HOST, "9200",
-                                     str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.3)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            if mode == "send":
-                out, err = peer.communicate(timeout=90)
-                n, seconds = out.split()
-                if int(n) != size:
-                    raise RuntimeError(f"the kernel received {n} of {size} bytes from PyTCP {err[-200:]}")
-            else:
-                out, err = proc.communicate(timeout=90)
-                match = re.search(r"received (\d+) ([\d.e-]+)", out)
-                if not match or int(match.group(1)) != size:
-                    raise RuntimeError(f"PyTCP received {out.strip()!r} of {size} bytes {err[-300:]}")
-                seconds = match.group(2)
-            results.append(size * 8 / float(seconds) / 1e9)
-        except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+        # PyTCP as shipped sometimes loses a connection under load (its receive side has
+        # been seen to close after ~160 KB): up to three attempts, each failure noted.
+        for attempt in range(1, 4):
+            try:
+                results.append(_pytcp_once(mode, size))
+                break
+            except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+                notes.append(f"{mode} attempt {attempt}: {type(exc).__name__}: {exc}")
+        else:
             results.append(None)
-            notes.append(f"{mode}: {type(exc).__name__}: {exc}")
-        finally:
-            for child in (proc, peer):
-                if child is not None and child.poll() is None:
-                    child.kill()
-                    child.communicate()
-            sh("ip", "netns", "del", ns, check=False)
-    note = f"PyPI pytcp {_version('pytcp')} as shipped, {size >> 20} MiB each way" + (
-        "; " + "; ".join(notes) if notes else "")
+    note = (f"PyPI pytcp {_version('pytcp')} as shipped, {size >> 20} MiB each way, the first of up to 3 "
+            "attempts that completes") + ("; " + "; ".join(notes) if notes else "")
     return results[0], results[1], note
+
+
+def _pytcp_once(mode: str, size: int) -> float:
+    """One PyTCP transfer of ``size`` bytes (``mode`` "send" or "recv"); Gbit/s."""
+    ns = f"unik-pyt-{secrets.token_hex(3)}"
+    ifname = f"ukt{secrets.token_hex(4)}"
+    sh("ip", "netns", "add", ns)
+    peer: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[str] | None = None
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", PYTCP_PEER, ifname, f"{PREFIX}.2/24", HOST, "9200",
+                                 mode, str(size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        if proc.stdout.readline().strip() != "open":
+            proc.kill()
+            raise RuntimeError(f"PyTCP did not open its TAP: {proc.stderr.read()[-400:]}")
+        sh("ip", "link", "set", ifname, "netns", ns)
+        sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", ifname)
+        sh("ip", "-n", ns, "link", "set", ifname, "up")
+        script = TIMED_SINK if mode == "send" else SOURCE
+        peer = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, HOST, "9200",
+                                 str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        if mode == "send":
+            out, err = peer.communicate(timeout=90)
+            n, seconds = out.split()
+            if int(n) != size:
+                raise RuntimeError(f"the kernel received {n} of {size} bytes from PyTCP {err[-200:]}")
+        else:
+            out, err = proc.communicate(timeout=90)
+            match = re.search(r"received (\d+) ([\d.e-]+)", out)
+            if not match or int(match.group(1)) != size:
+                raise RuntimeError(f"PyTCP received {out.strip()!r} of {size} bytes {err[-300:]}".strip())
+            seconds = match.group(2)
+        return size * 8 / float(seconds) / 1e9
+    finally:
+        for child in (proc, peer):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.communicate()
+        sh("ip", "netns", "del", ns, check=False)
 
 
 def _version(dist: str) -> str:
@@ -464,8 +475,11 @@ def main() -> int:
         return f"{a / b:,.0f}x" if a is not None and b else "n/a"
 
     print("unik's TCP/IP stack over a TAP, the Linux kernel as the peer")
+    def gbps(value: float | None) -> str:
+        return "failed" if value is None else f"{value:.4f} Gbit/s"
+
     pytcp_text = "did not run: " + pytcp_note if pytcp_send is None and pytcp_recv is None else (
-        f"send {pytcp_send or 0:.4f} Gbit/s, receive {pytcp_recv or 0:.4f} Gbit/s  ({pytcp_note})")
+        f"send {gbps(pytcp_send)}, receive {gbps(pytcp_recv)}  ({pytcp_note})")
     table([
         ("unik send", f"{unik['send_gbps']:.3f} Gbit/s  ({ratios['send_vs_kernel_veth']:.1%} of kernel veth, "
                       f"{times(unik['send_gbps'], pytcp_send)} PyTCP)"),
