@@ -164,3 +164,26 @@ def test_unik_tls_selfsigned(tmp_path: Path) -> None:
             assert await reader.readline() == b"verified\n"
             writer.close()
     run(main())
+
+
+def test_vm_images_get_ssl_and_the_ca_bundle(tmp_path: Path, certs: Certs) -> None:
+    import ssl
+
+    from unik_tls import plugin
+
+    shutil.copytree(certs.main.cert.parent, tmp_path / "certs")
+    plan = compose(make_app(tmp_path, '[tool.unik.devices.tls]\ncert = "certs/cert.pem"\nkey = "certs/key.pem"\n'))
+    contents = plugin.unik_image_contents(plan)
+    assert contents is not None and "ssl" in contents.python_modules
+    cafile = ssl.get_default_verify_paths().cafile
+    if cafile and Path(cafile).is_file():
+        assert Path(contents.files[cafile]).read_bytes() == Path(cafile).read_bytes()
+    without = PluginRegistry(entry_points=True).project(make_app(tmp_path / "plain", "")).compose(
+        "unix", {"net": ["socket"], "tls_cert": [str(certs.main.cert)], "tls_key": [str(certs.main.key)]})
+    assert plugin.unik_image_contents(without) is not None  # still TLS, with host paths
+    bare = tmp_path / "bare"
+    (bare / "src" / "bapp").mkdir(parents=True)
+    (bare / "src" / "bapp" / "__init__.py").write_text("async def start() -> None:\n    pass\n")
+    (bare / "pyproject.toml").write_text('[project]\nname = "bapp"\nversion = "0.1.0"\n'
+                                         '[tool.unik]\nmain = "bapp:start"\n')
+    assert plugin.unik_image_contents(PluginRegistry(entry_points=True).project(bare).compose("unix", {})) is None

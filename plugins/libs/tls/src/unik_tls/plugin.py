@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import ssl
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from unik.hookspecs import hookimpl
+from unik.hookspecs import ImageContents, hookimpl
 from unik.provider import Provider
 
 from .providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from unik.plan import Plan
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
@@ -26,3 +32,20 @@ def unik_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     from .cli import add_parser
 
     add_parser(subparsers)
+
+
+@hookimpl
+def unik_image_contents(plan: Plan) -> ImageContents | None:
+    """In VM images whose plan uses TLS: ``ssl``, and the host's CA bundle where OpenSSL looks for it.
+
+    Clients verify against the system's CAs unless given a bundle; a guest has none of
+    its own, so the host's (Debian: ca-certificates) is copied to OpenSSL's default path.
+    """
+    if not any(node.provider.startswith("tls.") for node in plan.nodes):
+        return None
+    files: dict[str, str] = {}
+    paths = ssl.get_default_verify_paths()
+    for default in (paths.openssl_cafile, paths.cafile):
+        if default and os.path.isfile(default):
+            files[default] = os.path.realpath(default)
+    return ImageContents(files=files, python_modules=("ssl", "_ssl"))
