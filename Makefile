@@ -69,7 +69,7 @@ FUZZ_SECONDS ?= 600
 fuzz: venv
 	$(BIN)/python -m pip install -q atheris
 	$(BIN)/python tests/tcpip/fuzz_frames.py --seed build/fuzz/tcpip build/fuzz/tcpip \
-		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build

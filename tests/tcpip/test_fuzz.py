@@ -37,7 +37,7 @@ def test_atheris_briefly(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
         [sys.executable, str(HERE / "fuzz_frames.py"), "--seed", str(corpus), str(corpus), "-max_total_time=12",
-         "-timeout=10", "-rss_limit_mb=1024", "-print_final_stats=1"],
+         "-max_len=2048", "-timeout=10", "-rss_limit_mb=1024", "-print_final_stats=1"],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
