@@ -181,12 +181,10 @@ class OpenSSLTLS:
 
         TLS 1.3 tickets arrive after the handshake, with the first data read.
         """
-        sslobj = writer.get_extra_info("ssl_object")
+        conn = getattr(writer, "_conn", None)
         name = writer.get_extra_info("server_hostname")
-        if isinstance(sslobj, ssl.SSLObject) and name:
-            session = sslobj.session
-            if session is not None and session.has_ticket:
-                self._sessions[name] = session
+        if isinstance(conn, TLSConnection) and name:
+            self._remember(name, conn)
 
     def _require_stack(self) -> Stack:
         self._check()

@@ -1,0 +1,50 @@
+"""Secure defaults of the contexts, certificate names and SNI matching."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+from tls_support import Certs
+from unik.errors import DeviceUnavailable
+from unik_tls.config import CertPair, TLSConfig, client_context, parse_version, server_context
+
+
+def test_contexts_offer_tls12_plus_and_only_ecdhe_aead_suites(certs: Certs) -> None:
+    for ctx in (server_context(TLSConfig(pairs=[certs.main.pair()])), client_context(TLSConfig())):
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert ctx.options & ssl.OP_NO_COMPRESSION and ctx.options & ssl.OP_NO_RENEGOTIATION
+        tls12 = [c for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"]
+        assert tls12 and all(c["kea"] == "kx-ecdhe" and c["aead"] for c in tls12), tls12
+        assert all(c["aead"] for c in ctx.get_ciphers())  # TLS 1.3's too
+    client = client_context(TLSConfig())
+    assert client.verify_mode == ssl.CERT_REQUIRED and client.check_hostname
+    assert client.cert_store_stats()["x509_ca"] > 0 or not ssl.get_default_verify_paths().cafile
+    assert server_context(TLSConfig(pairs=[certs.main.pair()], session_tickets=False)).options & ssl.OP_NO_TICKET
+    assert server_context(TLSConfig(pairs=[certs.main.pair()])).num_tickets == 2
+
+
+def test_versions_and_config_checks(certs: Certs) -> None:
+    assert parse_version("1.3") == ssl.TLSVersion.TLSv1_3
+    for bad in ("1.1", "1.0", "ssl3", ""):
+        with pytest.raises(ValueError):
+            parse_version(bad)
+    with pytest.raises(ValueError):
+        TLSConfig(min_version=ssl.TLSVersion.TLSv1_1)
+    with pytest.raises(ValueError):
+        TLSConfig(handshake_timeout=0)
+    with pytest.raises(DeviceUnavailable, match="no certificate"):
+        server_context(TLSConfig())
+    with pytest.raises(DeviceUnavailable, match="not a PEM certificate"):
+        CertPair.from_pem(b"garbage", certs.main.key.read_bytes())
+    with pytest.raises(DeviceUnavailable, match="key does not match"):
+        server_context(TLSConfig(pairs=[CertPair.from_pem(certs.main.cert.read_bytes(), b"not a key")]))
+    with pytest.raises(DeviceUnavailable, match="cannot load the CA"):
+        client_context(TLSConfig(cafile="/nonexistent/ca.pem"))
+
+
+def test_certificate_names_and_sni_matching(certs: Certs) -> None:
+    main, wild = certs.main.pair(), certs.wildcard.pair()
+    assert main.names == ("localhost", "127.0.0.1") and wild.names == ("*.w.test",)
+    assert main.matches("LOCALHOST.") and main.matches("127.0.0.1") and not main.matches("localhost.test")
+    assert wild.matches("a.w.test") and not wild.matches("w.test") and not wild.matches("a.b.w.test")
