@@ -75,12 +75,17 @@ def test_kv_provider_takes_its_pairs_from_a_store(tmp_path: Path, certs: Certs) 
         kind = "kv_ro"
         source = "certs"
         [tool.unik.devices.tls]
+        store = true
         handshake_timeout = 5.0
     '''))
     node = plan.node("tls")
     assert node.provider == "tls.kv" and node.deps == {"stack": "stack", "certs": "certs"}
     assert plan.node("certs").provider == "unik.baked-kv"
     assert node.options["handshake_timeout"] == 5.0
+    assert "store" not in node.options
+    # Without a table the device takes its pair from --tls-cert/--tls-key, or is a client.
+    bare = compose(make_app(tmp_path / "bare", ""))
+    assert bare.node("tls").provider == "tls.files" and [n.name for n in bare.nodes] == ["stack", "tls"]
 
 
 @pytest.mark.parametrize(("table", "message"), [

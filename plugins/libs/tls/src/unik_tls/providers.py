@@ -2,11 +2,13 @@
 
 Two providers, one of which applies to any ``tls`` device:
 
-* ``tls.files`` when the device table names ``cert`` (and ``key``) files, which are
-  baked into the artifact, or when ``--tls-cert``/``--tls-key`` are given (host paths,
-  read when the application starts), or for a client-only device (``client_only = true``);
-* ``tls.kv`` otherwise: the pairs come from a ``kv_ro`` device named ``certs``
-  (``cert.pem`` and ``key.pem``, plus one directory per extra SNI pair, and ``ca.pem``).
+* ``tls.kv`` when the device table says ``store = true``: the pairs come from a ``kv_ro``
+  device named ``certs`` (rename it with ``use = { certs = "..." }``): ``cert.pem`` and
+  ``key.pem``, plus one directory per extra SNI pair, and ``ca.pem``;
+* ``tls.files`` otherwise: ``cert`` and ``key`` files named in the table are baked into
+  the artifact; ``--tls-cert``/``--tls-key`` (host paths, read when the application
+  starts) add or replace the pair; with neither the device is a client only
+  (``client_only = true`` says so explicitly).
 
 Both need the ``stack`` device, for ``start_server`` and ``open_connection``.
 """
@@ -70,9 +72,8 @@ class TlsFilesProvider(Provider):
 
     @classmethod
     def applies(cls, request: Request) -> bool:
-        """With ``cert``, ``client_only`` or ``--tls-cert``."""
-        return ("cert" in request.table or bool(request.table.get("client_only"))
-                or request.keys.raw("tls_cert") is not None)
+        """Unless the table asks for a store (``store = true``)."""
+        return request.table.get("store") is not True
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
@@ -111,17 +112,18 @@ class TlsKVProvider(Provider):
                    "SNI name) from a kv_ro device")
     needs: ClassVar[Mapping[str, Need]] = {**_STACK, "certs": Need("kv_ro", "certs")}
     keys: ClassVar[Sequence[Key]] = (TLS_CERT, TLS_KEY)
-    options = _COMMON
+    options = (Option("store", "take the pairs from the kv_ro device `certs`", "bool", default=True), *_COMMON)
 
     @classmethod
     def applies(cls, request: Request) -> bool:
-        """When :class:`TlsFilesProvider` does not."""
-        return not TlsFilesProvider.applies(request)
+        """With ``store = true`` in the device table."""
+        return request.table.get("store") is True
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
         """Options checked; ``--tls-cert``/``--tls-key`` may still add a pair at run time."""
         configured = _common(cls, request)
+        configured.options.pop("store")
         configured.key_options = {"tls_cert": KeyRef("tls_cert"), "tls_key": KeyRef("tls_key")}
         return configured
 
