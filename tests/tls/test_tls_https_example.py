@@ -163,3 +163,21 @@ def test_https_on_unik_tcp_over_a_tap(tmp_path: Path) -> None:
         finally:
             status = stop(proc)
         assert status == 128 + signal.SIGTERM, log.read_text()
+
+
+def test_run_time_keys_replace_the_baked_pair(socket_server: tuple[Path, int], tmp_path: Path) -> None:
+    app, _ = socket_server
+    unik("tls", "selfsigned", "-o", str(tmp_path / "alt"), "-n", "b.test", cwd=tmp_path)
+    port = free_port()
+    log = tmp_path / "alt.log"
+    with open(log, "wb") as out:  # the artifact alone, its keys as options
+        proc = subprocess.Popen([str(app / "dist" / "https-unix" / "https.pyz"), f"--port={port}",
+                                 f"--tls-cert={tmp_path / 'alt' / 'cert.pem'}",
+                                 f"--tls-key={tmp_path / 'alt' / 'key.pem'}"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for("the server", lambda: f":{port}" in log.read_text(), 60, proc, log)
+        page = curl("--cacert", str(tmp_path / "alt" / "cert.pem"), "--resolve", f"b.test:{port}:127.0.0.1",
+                    f"https://b.test:{port}/")
+        assert page.returncode == 0 and "over TLS" in page.stdout, page.stderr
+    finally:
+        stop(proc)
