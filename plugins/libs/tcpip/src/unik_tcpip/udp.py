@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from unik.devices import Datagram
 from unik.errors import DeviceClosed
 
-from .iface import HEADROOM, Interface, ip_bytes, ip_text
+from .iface import Interface, ip_bytes, ip_text
 from .wire import icmp as wire_icmp
 from .wire.ipv4 import Ipv4Packet, Protocol
 from .wire.udp import UdpDatagram
@@ -106,7 +106,7 @@ class UdpLayer:
             raise OSError(errno.EMSGSIZE, f"UDP payload of {len(data)} bytes is too long")
         host, port = destination
         dst = ip_bytes(host)
-        dgram = UdpDatagram.build(self.iface.address, dst, src_port, port, data, headroom=HEADROOM)
+        dgram = UdpDatagram.build(self.iface.address, dst, src_port, port, data, headroom=self.iface.headroom)
         if not self.iface.ip_output(dst, Protocol.UDP, dgram):
             raise OSError(errno.ENETUNREACH, f"no route to {host}")
         self.stats["udp.tx"] += 1
