@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import gzip
+import hashlib
 import os
 import selectors
 import shutil
@@ -43,7 +44,7 @@ PACKAGES = (
     f"xen-hypervisor-{XEN_VERSION}-amd64", f"xen-utils-{XEN_VERSION}", "xen-utils-common", "xenstore-utils",
     "libxencall1", "libxendevicemodel1", "libxenevtchn1", "libxenforeignmemory1", "libxengnttab1",
     "libxenhypfs1", f"libxenmisc{XEN_VERSION}", "libxenstore4", "libxentoollog1", "libxentoolcore1",
-    "libyajl2", "busybox-static",
+    "libyajl2", "busybox-static", "ethtool",
 )
 DOM0_MODULES = ("xen-evtchn", "xenfs", "xen-privcmd", "xen-gntdev", "xen-gntalloc", "xen-netback",
                 "xen-blkback", "bridge")
@@ -66,6 +67,9 @@ bridge="$(xenstore-read "$XENBUS_PATH/bridge" 2>/dev/null || echo xenbr0)"
 case "$1" in
 online|add)
     brctl addif "$bridge" "$dev" && ip link set "$dev" up
+    # Full checksums towards the guest: frames read from its AF_PACKET ring carry no
+    # checksum metadata, so a partial (offloaded) checksum would look corrupt to unik's stack.
+    ethtool -K "$dev" tx off >/dev/null
     xenstore-write "$XENBUS_PATH/hotplug-status" connected
     echo "vif-bridge: $dev on $bridge" >&2 ;;
 offline|remove)
@@ -136,8 +140,9 @@ def prepare(progress: Progress, base: Path | None = None) -> XenHost:
         done = sorted(base.glob("*/.complete"))
         if not done:
             raise
-        kernel_package = done[-1].parent.name
-    root = base / kernel_package
+        kernel_package = done[-1].read_text().strip()
+    stamp = hashlib.sha256("\n".join(PACKAGES).encode()).hexdigest()[:8]
+    root = base / f"{kernel_package}-{stamp}"
     if not (root / ".complete").is_file():
         tmp = root.with_name(root.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -218,9 +223,10 @@ def dom0_initramfs(host: XenHost, script: str, files: Mapping[str, Path], out: P
     for program in programs:
         add_file(f"{XEN_BIN}/{program.name}", program, 0o755)
     add_file("usr/bin/xenstore", host.root / "usr/bin/xenstore", 0o755)
+    add_file("usr/sbin/ethtool", host.root / "sbin/ethtool", 0o755)
     for verb in ("read", "write", "ls", "rm", "list"):
         add(cpio.Entry.symlink(f"usr/bin/xenstore-{verb}", "xenstore"))
-    libs = library_closure(host, [*programs, host.root / "usr/bin/xenstore"])
+    libs = library_closure(host, [*programs, host.root / "usr/bin/xenstore", host.root / "sbin/ethtool"])
     for name, source in sorted(libs.items()):
         dest = "lib64/ld-linux-x86-64.so.2" if name.startswith("ld-linux") else f"usr/lib/x86_64-linux-gnu/{name}"
         add_file(dest, source.resolve(), 0o755)
