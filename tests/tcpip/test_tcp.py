@@ -671,3 +671,29 @@ def test_a_failing_protocol_loses_its_connection_only() -> None:
         writer.write(b"ok")
         assert await reader.readexactly(2) == b"ok"
     run(main())
+
+
+def test_keep_alive_exchange_costs_one_segment_each_way() -> None:
+    """Request/response on a kept-alive connection: the delayed ACK of each request rides
+    on its response, and the ACK of each response on the next request (RFC 9293 3.8.6.3),
+    so there are no pure ACKs in between."""
+    async def main() -> None:
+        wire = Wire()
+        a, b = await pair(wire)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                await writer.drain()
+
+        server = await b.tcp.start_server(serve, 80)
+        reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        before_a, before_b = a.stats["tcp.tx"], b.stats["tcp.tx"]
+        for _ in range(50):
+            writer.write(b"GET / HTTP/1.1\r\nHost: unik\r\n\r\n")
+            assert (await reader.readexactly(41)).endswith(b"ok\n")
+        assert a.stats["tcp.tx"] - before_a == 50
+        assert b.stats["tcp.tx"] - before_b == 50
+        writer.close()
+        server.close()
+    run(main())
