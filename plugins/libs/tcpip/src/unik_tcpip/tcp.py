@@ -75,6 +75,10 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons compared by identity: hash them by identity too (C-level),
+    # not by name as Enum does in Python; ``state in SYNCHRONIZED`` runs on every segment.
+    __hash__ = object.__hash__
+
 
 #: States in which the connection is synchronized (RFC 9293 3.5).
 SYNCHRONIZED = frozenset({
