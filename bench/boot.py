@@ -12,7 +12,8 @@
   exits: the floor for boot-to-init on this accelerator.
 * peers.unik_source_kernel and peers.bare_source_kernel_c_init: the same two on kernels
   built from source for the plans (``--kernel source``, Lupine-style), when those kernels
-  are in the cache or UNIK_BENCH_SOURCE_KERNEL=1 asks to build them (minutes each).
+  are in the cache or UNIK_BENCH_SOURCE_KERNEL=1 asks to build them (minutes each; =0
+  leaves them out).
 
 The first ICMP reply and HTTP response are seen by a prober in the namespace that tries a
 TCP connection every 50 ms (0.2 s connect timeout) and a ping every 100 ms, so the
@@ -260,7 +261,10 @@ def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], di
     from unik_vmimage.kernels import cache_dir
 
     built = cache_dir() / "kernels" / "source" / "kernels"
-    if os.environ.get("UNIK_BENCH_SOURCE_KERNEL") != "1" and len(list(built.glob("*/kernel.json"))) < 2:
+    wanted = os.environ.get("UNIK_BENCH_SOURCE_KERNEL")
+    if wanted == "0":
+        return None
+    if wanted != "1" and len(list(built.glob("*/kernel.json"))) < 2:
         print("  (no kernels built from source in the cache: UNIK_BENCH_SOURCE_KERNEL=1 builds them)")
         return None
     http = build("http", work, *HTTP_CONFIG, "--kernel", "source", name="http-source")
