@@ -11,9 +11,11 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 
 from unik.devices import MonotonicClock, Sleep
+from unik.posix import PosixMonotonicClock
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,10 @@ class Timers:
 
     def __init__(self, clock: MonotonicClock, sleep: Sleep) -> None:
         self.clock = clock
-        #: The clock's reading (its bound method: this is called several times per segment).
-        self.now_ns: Callable[[], int] = clock.now_ns
+        #: The clock's reading (its bound method: this is called several times per segment;
+        #: for the host's monotonic clock, ``time.monotonic_ns`` itself).
+        self.now_ns: Callable[[], int] = (
+            time.monotonic_ns if type(clock) is PosixMonotonicClock else clock.now_ns)
         self._sleep = sleep
         self._heap: list[tuple[int, int, Callable[[int], None]]] = []
         self._counter = itertools.count()
