@@ -24,7 +24,8 @@ def find_xen_disk(name: str, disks_file: Path = DISKS_FILE, sys_block: Path = SY
     try:
         disks = json.loads(disks_file.read_text())
     except (OSError, ValueError) as exc:
-        raise DeviceUnavailable(f"block device {name!r}: the image's disk map {disks_file} is unreadable: {exc}") from exc
+        raise DeviceUnavailable(f"block device {name!r}: the image's disk map {disks_file} "
+                                f"is unreadable: {exc}") from exc
     vdev = disks.get(name)
     if vdev is None:
         raise DeviceUnavailable(f"block device {name!r} is not in the image's disk map ({', '.join(disks) or 'empty'})")

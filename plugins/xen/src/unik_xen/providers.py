@@ -129,7 +129,8 @@ class Network(_Xen):
     PLUGIN_NAME = "xen.netfront"
     kind = "network"
     implementation = "unik_vmimage.guest.network:PacketNetwork"
-    description = "a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), through a TPACKET_V3 ring"
+    description = ("a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), "
+                   "through a TPACKET_V3 ring")
     keys = (NET,)
     xen = XenNeeds(kernel_modules=("xen_netfront",), xl="vif")
 

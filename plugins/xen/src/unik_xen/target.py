@@ -36,14 +36,22 @@ from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target
 from unik_virtio import qemu
+from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
 from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
 from unik_vmimage.kernels import KernelProvider, find_kernel
 from unik_vmimage.vmlinux import extract_vmlinux
 
 from .elfnotes import guest_types
 from .providers import (
-    BUILD_KEYS, COMPRESSION, DISKS_FILE, KERNEL, KERNEL_MODULES, MEM, ON_CRASH, RUN_KEYS, TSC_MODE, VCPUS,
-    XEN_TYPE, xen_needs,
+    BUILD_KEYS,
+    DISKS_FILE,
+    MEM,
+    ON_CRASH,
+    RUN_KEYS,
+    TSC_MODE,
+    VCPUS,
+    XEN_TYPE,
+    xen_needs,
 )
 from .xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
 
@@ -99,8 +107,8 @@ def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[s
     disks = []
     for d in devices:
         if d.get("xl") == "disk":
-            given = blocks.get(d["name"])
-            target = str(Path(given).expanduser().resolve()) if given else where(f"{d['name']}.img")
+            file = blocks.get(d["name"])
+            target = str(Path(file).expanduser().resolve()) if file else where(f"{d['name']}.img")
             disks.append(Disk(d["vdev"], target, bool(d.get("read_only"))))
     for arg in args:
         if any(c in arg for c in '"\n\0') or not arg:
@@ -297,6 +305,9 @@ class XenTarget(Target):
         xl = shutil.which("xl")
         if xl is None:
             raise RunError("the xl command is not installed: apt-get install xen-utils")
+        def destroy() -> None:
+            subprocess.run([xl, "destroy", config.name], capture_output=True, timeout=60, check=False)
+
         try:
             config = domain_config(manifest, artifact.directory.resolve(), bindings("net"), bindings("block"),
                                    option("mem"), int(option("vcpus") or 0) or None, args)
@@ -308,8 +319,7 @@ class XenTarget(Target):
         try:
             outcome = xl_boot([xl, "create", "-c", f.name], boot_timeout=timeout or XEN_BOOT_TIMEOUT_S,
                               console=sys.stdout.buffer,
-                              on_timeout=lambda: subprocess.run([xl, "destroy", config.name], capture_output=True,
-                                                                timeout=60, check=False))
+                              on_timeout=destroy)
         finally:
             os.unlink(f.name)
         if outcome.status is None:

@@ -22,10 +22,8 @@ def mem_mib(size: str) -> int:
     """``256M``/``1G``/bytes as MiB (xl's ``memory`` unit)."""
     size = size.strip()
     try:
-        if size[-1:].upper() in _UNITS:
-            mib = int(float(size[:-1]) * _UNITS[size[-1].upper()])
-        else:
-            mib = int(size) >> 20
+        unit = size[-1:].upper()
+        mib = int(float(size[:-1]) * _UNITS[unit]) if unit in _UNITS else int(size) >> 20
     except ValueError:
         raise BuildError(f"--mem {size!r}: not a size (256M, 1G)") from None
     if mib < 32:
@@ -48,7 +46,8 @@ class Vif:
 
     def spec(self) -> str:
         """The entry (``mac=...,bridge=...``)."""
-        if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", self.mac) or not re.fullmatch(r"[\w.-]{1,15}", self.bridge):
+        mac_ok = re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", self.mac)
+        if not mac_ok or not re.fullmatch(r"[\w.-]{1,15}", self.bridge):
             raise BuildError(f"vif mac={self.mac} bridge={self.bridge}: not a MAC address and an interface name")
         return f"mac={self.mac},bridge={self.bridge},type=vif"
 

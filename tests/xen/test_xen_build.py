@@ -1,0 +1,90 @@
+"""`unik build -t xen`: the ELF kernel with its PVH note, the initramfs's modules, the xl configuration
+as xl's own parser reads it, and the runner's and doctor's answers on a host that is not dom0."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from unik_vmimage.initramfs import read_initramfs
+from unik_xen import nested
+from unik_xen.elfnotes import guest_types, pvh_entry
+from xen_support import build, unik, xl_parse
+
+pytestmark = pytest.mark.slow
+
+
+def _manifest(root: Path) -> dict:  # type: ignore[type-arg]
+    artifact = next((root / "dist").glob("*-xen"))
+    return json.loads((artifact / "artifact.json").read_text())["manifest"]  # type: ignore[no-any-return]
+
+
+def test_hello_artifact_is_a_pvh_elf_with_no_xen_modules(hello_xen: Path) -> None:
+    out = hello_xen / "dist" / "hello-xen"
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "hello.xl", "initramfs.cpio.zst", "vmlinux"]
+    vmlinux = out / "vmlinux"
+    assert vmlinux.read_bytes()[:4] == b"\x7fELF"
+    assert "pvh" in guest_types(vmlinux) and (pvh_entry(vmlinux) or 0) > 0  # XEN_ELFNOTE_PHYS32_ENTRY
+    manifest = _manifest(hello_xen)
+    assert manifest["initramfs"]["kernel_modules"] == []  # hvc0 is built in; no NIC, no disk
+    assert manifest["xen_type"] == "pvh" and manifest["kernel"]["guest_types"][0] == "pvh"
+
+
+def test_device_front_ends_go_into_the_image_and_the_config(devices_xen: Path) -> None:
+    manifest = _manifest(devices_xen)
+    modules = {Path(m).name.split(".")[0] for m in manifest["initramfs"]["kernel_modules"]}
+    assert {"xen-netfront", "xen-blkfront"} <= modules
+    assert not any("virtio" in m for m in modules)
+    devices = {d["name"]: d for d in manifest["devices"]}
+    assert devices["storage"]["vdev"] == "xvda" and devices["uplink"]["xl"] == "vif"
+    entries = {e.name: e for e in read_initramfs(devices_xen / "dist" / "devices-xen" / "initramfs.cpio.zst")}
+    assert json.loads(entries["unik/xen-disks.json"].data) == {"storage": "xvda"}
+
+
+def test_xl_parses_the_config_and_it_matches_the_plan(devices_xen: Path, xen_host: nested.XenHost) -> None:
+    config = devices_xen / "dist" / "devices-xen" / "devices.xl"
+    parsed = xl_parse(config, xen_host.root / "usr/lib/x86_64-linux-gnu")
+    assert parsed["returncode"] == 0 and parsed["readfile"] == 0, parsed
+    manifest = _manifest(devices_xen)
+    mac = next(d["mac"] for d in manifest["devices"] if d["name"] == "uplink")
+    assert parsed["name"] == "devices" and parsed["type"] == "pvh"
+    assert parsed["kernel"] == "vmlinux" and parsed["ramdisk"] == "initramfs.cpio.zst"
+    assert parsed["memory"] == 256 and parsed["vcpus"] == 1
+    assert parsed["tsc_mode"] == "native" and parsed["on_crash"] == "destroy"
+    assert parsed["cmdline"].startswith("console=hvc0") and "unik_exit=poweroff" in parsed["cmdline"]
+    assert parsed["vif"] == [f"mac={mac},bridge=br7,type=vif"]  # --net uplink=br7
+    disk = devices_xen / "disk.img"
+    assert parsed["parsed_disks"] == [{"rc": 0, "target": str(disk), "vdev": "xvda"}]  # --block storage=FILE
+
+
+def test_xl_parser_rejects_a_broken_config(tmp_path: Path, xen_host: nested.XenHost) -> None:
+    bad = tmp_path / "bad.xl"
+    bad.write_text('name = "x"\nmemory = [ 1,\n')
+    parsed = xl_parse(bad, xen_host.root / "usr/lib/x86_64-linux-gnu")
+    assert parsed["returncode"] == 1 and parsed["readfile"] != 0, parsed  # the parser is real
+
+
+def test_pv_on_request(status_xen: Path, xen_host: nested.XenHost, tmp_path: Path) -> None:
+    unik("configure", "-t", "xen", "--xen-type", "pv", "--mem", "128M", "--on-crash", "preserve", cwd=status_xen)
+    try:
+        unik("build", cwd=status_xen)
+        config = status_xen / "dist" / "status-xen" / "status.xl"
+        parsed = xl_parse(config, xen_host.root / "usr/lib/x86_64-linux-gnu")
+        assert (parsed["type"], parsed["memory"], parsed["on_crash"]) == ("pv", 128, "preserve")
+        assert "pv" in guest_types(status_xen / "dist" / "status-xen" / "vmlinux")  # XEN_ELFNOTE_ENTRY
+    finally:
+        build(status_xen)  # back to the PVH default the other tests share
+
+
+def test_run_outside_dom0_says_what_it_needs(hello_xen: Path) -> None:
+    proc = unik("run", cwd=hello_xen, check=False)
+    assert proc.returncode == 1
+    assert "needs a Xen control domain" in proc.stderr and "--emulate" in proc.stderr
+
+
+def test_doctor_on_this_host(hello_xen: Path) -> None:
+    proc = unik("doctor", "-t", "xen", cwd=hello_xen, check=False)
+    assert proc.returncode == 1  # not a Xen host
+    assert "[missing] Xen control domain" in proc.stdout and "xen-system-amd64" in proc.stdout
+    assert "[ok] qemu-system-x86_64 (for --emulate)" in proc.stdout

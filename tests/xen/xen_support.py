@@ -1,0 +1,99 @@
+"""Helpers shared by the xen tests: building applications, running `unik`, xl's parser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+UNIK = str(Path(sys.executable).with_name("unik"))
+#: A boot under TCG takes seconds; this bounds a whole `unik` command in the tests.
+RUN_TIMEOUT_S = 240.0
+XL_PARSE = Path(__file__).with_name("xl_parse.py")
+
+#: An application that prints a line and exits with --status.
+STATUS_APP = '''\
+"""Say a line, exit with --status."""
+
+from unik.devices import Console
+
+
+async def start(console: Console, *, status: int = 0) -> int:
+    console.log(f"status app exiting with {status}")
+    return status
+'''
+
+#: An application with a NIC and a disk: the Xen front-ends.
+DEVICES_APP = '''\
+"""A NIC and a disk: report them."""
+
+from unik.devices import Block, Console, Network
+
+
+async def start(console: Console, uplink: Network, storage: Block) -> None:
+    console.log(f"nic {uplink.mac.hex(':')} disk {storage.sectors}")
+'''
+
+
+def missing_tools() -> str | None:
+    """Why the build and boot tests cannot run here (``None``: they can)."""
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install {package})"
+    return None
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    """A private copy of ``examples/<name>`` without build outputs."""
+    target = dest / name
+    shutil.copytree(REPO / "examples" / name, target,
+                    ignore=shutil.ignore_patterns("_build", "dist", "*.egg-info", "__pycache__"))
+    return target
+
+
+def write_app(dest: Path, name: str, source: str) -> Path:
+    """An application ``name`` under ``dest/name`` whose package ``<name>_app`` holds ``source``."""
+    root = dest / name
+    (root / "src" / f"{name}_app").mkdir(parents=True)
+    (root / "src" / f"{name}_app" / "__init__.py").write_text(source)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "0.1.0"
+
+        [tool.unik]
+        main = "{name}_app:start"
+    """))
+    return root
+
+
+def unik(*args: str, cwd: Path, timeout: float = RUN_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `unik` command; ``check`` raises with its output when it fails."""
+    proc = subprocess.run([UNIK, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"unik {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def build(root: Path, *configure_args: str) -> Path:
+    """Configure for xen and build; the artifact directory."""
+    unik("configure", "-t", "xen", *configure_args, cwd=root)
+    unik("build", cwd=root)
+    return next((root / "dist").glob("*-xen"))
+
+
+def xl_parse(config: Path, libdir: Path) -> dict[str, Any]:
+    """What xl's parser (libxlutil, from Debian's xen packages in ``libdir``) reads from ``config``."""
+    proc = subprocess.run([sys.executable, str(XL_PARSE), str(config)], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "LD_LIBRARY_PATH": str(libdir)})
+    result: dict[str, Any] = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    result["stderr"] = proc.stderr
+    result["returncode"] = proc.returncode
+    return result
