@@ -19,8 +19,9 @@ plan:
    compiler: the same plan never builds twice.
 
 Building takes minutes (about a thousand files); it needs ``gcc``, ``make``, ``flex``,
-``bison``, ``bc``, ``perl`` and ``lz4`` on the host, and :func:`missing_tools` says which
-are absent.  ``make test`` does not depend on it (``make test-kernel`` does).
+``bison``, ``bc``, ``perl``, ``lz4`` and libelf's headers (``libelf-dev``, for objtool) on
+the host, and :func:`missing_tools` says which are absent.  ``make test`` does not
+depend on it (``make test-kernel`` does).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from .kernels import Kernel, ModuleSource, cache_dir
 #: The Debian package holding the kernel sources (a tarball under /usr/src).
 SOURCE_PACKAGE = "linux-source-6.1"
 TOOLS = ("gcc", "make", "flex", "bison", "bc", "perl", "lz4", "apt-get", "dpkg-deb", "tar", "xz")
+#: Headers the build needs (objtool links libelf), with their Debian packages.
+HEADERS = {"/usr/include/gelf.h": "libelf-dev"}
 
 #: What every unik guest needs from the kernel, on top of ``tinyconfig``.
 BASE_OPTIONS: dict[str, str] = {
@@ -90,8 +93,8 @@ COMPRESSION_OPTIONS: dict[str, dict[str, str]] = {
 
 
 def missing_tools() -> list[str]:
-    """The host tools a kernel build needs that are not on ``PATH``."""
-    return [t for t in TOOLS if shutil.which(t) is None]
+    """The host tools (and header packages) a kernel build needs that are missing."""
+    return [t for t in TOOLS if shutil.which(t) is None] + [p for h, p in HEADERS.items() if not os.path.exists(h)]
 
 
 def options_for(modules: Iterable[str], compression: str) -> dict[str, str]:
@@ -257,8 +260,10 @@ def build_kernel(modules: Iterable[str], compression: str, progress: Progress,
         "vmlinux_bytes": (build / "vmlinux").stat().st_size,
     }
     (tmp / "kernel.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    shutil.copyfile(log, tmp / "build.log")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+    shutil.rmtree(build, ignore_errors=True)  # hundreds of MB of objects: the cache keeps the kernel
     return out / "bzImage", info
 
 
