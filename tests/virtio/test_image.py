@@ -102,3 +102,19 @@ def test_xz_compression_is_smaller_and_readable(tools: None, tmp_path: Path) -> 
     manifest = json.loads((directory / "artifact.json").read_text())["manifest"]
     assert manifest["initramfs"]["file"] == "initramfs.cpio.xz"
     assert json.loads((directory / "firecracker.json").read_text())["boot-source"]["initrd_path"] == image.name
+
+
+def test_http_image_is_small_and_uses_libcrypto_not_cryptography(http_app: Path) -> None:
+    # Fortuna's AES-256-CTR runs on OpenSSL's libcrypto (unik_entropy._aesctr), found by ldd like
+    # every library; the `cryptography` package (its Rust extension alone is ~5 MB packed) stays out.
+    image = _image(http_app)
+    assert image.stat().st_size <= 8_000_000, image.stat().st_size
+    names = _names(http_app)
+    manifest = _manifest(http_app)
+    assert any(lib.endswith("/libcrypto.so.3") for lib in manifest["initramfs"]["libraries"])  # type: ignore[index]
+    assert any(n.startswith("app/unik_entropy/_aesctr.") for n in names)
+    assert not [n for n in names if n.startswith(("app/cryptography/", "app/_cffi_backend"))]
+    # lazy imports of big stdlib subsystems are left out; what asyncio and the stack import stays
+    stdlib = set(manifest["initramfs"]["stdlib_modules"])  # type: ignore[index]
+    assert not {"multiprocessing", "email", "unicodedata", "tarfile", "zipfile", "importlib.metadata"} & stdlib
+    assert {"asyncio.base_events", "concurrent.futures.thread", "shutil", "hashlib"} <= stdlib
