@@ -512,7 +512,7 @@ class Interface:
         while queue:
             frame, offload = queue.popleft()
             try:
-                send_now(frame, offload)
+                accepted = send_now(frame, offload)
             except DeviceClosed:
                 stats["tx.closed"] += 1 + len(queue)
                 queue.clear()
@@ -521,7 +521,10 @@ class Interface:
                 if stats["tx.errors"] <= 10:
                     log.exception("network write failed")
             else:
-                sent += 1
+                if accepted is False:
+                    stats["tx.device_full"] += 1  # dropped by a full device queue (TCP resends)
+                else:
+                    sent += 1
         stats["tx.frames"] += sent
 
     async def run_tx(self) -> None:
