@@ -332,3 +332,60 @@ def boot(host: XenHost, dom0: Path, *, time_limit: float, silent_limit: float = 
     if pending:
         lines.append((time.monotonic() - start, pending.decode(errors="replace")))
     return NestedRun(lines, returncode)
+
+
+# -- scripts run by dom0, and reading their output ------------------------------------------
+
+XL_CREATE = "UNIK-XL-CREATE"
+XL_EXIT = "UNIK-XL-EXIT"
+#: Lines ``xl create`` itself prints before the guest's console starts.
+XL_OWN = ("Parsing config from", "got a tsc mode string", "Failed to read config file")
+
+
+def xl_create_console(directory: str, config: str, label: str) -> str:
+    """dom0 commands: ``xl create -c`` on ``directory/config``, between markers named ``label``."""
+    return (f'cd {directory} && echo "{XL_CREATE} {label}" && xl create -c {config}; '
+            f'echo "{XL_EXIT} {label} $?"\n')
+
+
+@dataclass
+class Section:
+    """What came between one ``xl create`` marker and its exit marker."""
+
+    started: float
+    lines: list[tuple[float, str]]
+    xl_status: int | None
+
+    @property
+    def guest_lines(self) -> list[str]:
+        """The console lines, without xl's own."""
+        return [line for _, line in self.lines if not line.startswith(XL_OWN)]
+
+    def first_guest_line_s(self) -> float | None:
+        """Seconds from ``xl create`` to the guest's first console line."""
+        for t, line in self.lines:
+            if line.strip() and not line.startswith(XL_OWN):
+                return t - self.started
+        return None
+
+    def line_s(self, text: str) -> float | None:
+        """Seconds from ``xl create`` to the first line containing ``text``."""
+        for t, line in self.lines:
+            if text in line:
+                return t - self.started
+        return None
+
+
+def section(run: NestedRun, label: str) -> Section | None:
+    """The ``xl create -c`` run labelled ``label`` in ``run`` (``None``: it never started)."""
+    start: float | None = None
+    lines: list[tuple[float, str]] = []
+    for t, line in run.lines:
+        if start is None:
+            if line.strip() == f"{XL_CREATE} {label}":
+                start = t
+            continue
+        if line.startswith(f"{XL_EXIT} {label} "):
+            return Section(start, lines, int(line.split()[-1]))
+        lines.append((t, line))
+    return Section(start, lines, None) if start is not None else None

@@ -1,0 +1,113 @@
+"""A real Xen: Xen 4.17 and a Debian dom0 booted under QEMU (TCG); dom0 runs the emitted configurations.
+
+One boot of Xen serves every test here (module fixture): in dom0, ``xl create -n`` on the
+emitted ``hello.xl`` (xl's own parser and domain builder's checks, with a hypervisor),
+then ``xl create -c`` on examples/hello as a PVH guest and as a PV guest, then
+examples/http as a PVH guest on bridge xenbr0 (unik's TCP/IP stack on netfront through
+the AF_PACKET ring), asked for its page by dom0.  Assertions are on console output, not
+on xl's status (``xl create -c`` returns 0 when a guest crashes).
+
+Slow (about a minute and a half here, plus the builds), so `make test` leaves it out:
+``make test-xen`` sets UNIK_TEST_XEN=1 and runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from unik_xen import nested
+from xen_support import build, copy_example
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(os.environ.get("UNIK_TEST_XEN") != "1",
+                       reason="boots Xen under QEMU TCG (minutes): needs UNIK_TEST_XEN=1, which `make test-xen` sets"),
+]
+
+HTTP_SCRIPT = """\
+brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up
+cd /guest/http && echo "UNIK-HTTP-CREATE" && xl create http.xl; echo "UNIK-HTTP-XL $?"
+i=0
+while [ $i -lt 90 ]; do
+    if printf 'GET / HTTP/1.0\\r\\nHost: 10.0.0.2\\r\\n\\r\\n' | nc -w 5 10.0.0.2 8080 > /tmp/page 2>/dev/null \\
+            && grep -q '^HTTP/1' /tmp/page; then
+        echo "UNIK-HTTP-ANSWER after $i s"; cat /tmp/page; echo; break
+    fi
+    i=$((i + 1)); sleep 1
+done
+echo "UNIK-HTTP-CONSOLE"; cat /var/log/xen/console/guest-http.log; echo "UNIK-HTTP-CONSOLE-END"
+xl destroy http
+"""
+
+
+@pytest.fixture(scope="module")
+def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) -> nested.NestedRun:
+    work = tmp_path_factory.mktemp("nested")
+    hello = build(copy_example("hello", work / "pvh"))
+    hello_pv = build(copy_example("hello", work / "pv"), "--xen-type", "pv")
+    http = build(copy_example("http", work / "http"), "--net", "service=xenbr0", "--ipv4", "10.0.0.2/24")
+    files = {f"/guest/hello/{p.name}": p for p in hello.iterdir()}
+    files["/guest/hello-pv/hello.xl"] = hello_pv / "hello.xl"
+    files["/guest/hello-pv/initramfs.cpio.zst"] = hello_pv / "initramfs.cpio.zst"
+    files.update({f"/guest/http/{p.name}": p for p in http.iterdir()})
+    script = (
+        'cd /guest/hello && echo "UNIK-XL-PARSE" && xl create -n hello.xl; echo "UNIK-XL-PARSE-STATUS $?"\n'
+        + nested.xl_create_console("/guest/hello", "hello.xl", "hello-pvh")
+        + "ln -s /guest/hello/vmlinux /guest/hello-pv/vmlinux\n"
+        + nested.xl_create_console("/guest/hello-pv", "hello.xl", "hello-pv")
+        + HTTP_SCRIPT
+    )
+    image = nested.dom0_initramfs(xen_host, script, files, work / "dom0.cpio")
+    start = time.monotonic()
+    run = nested.boot(xen_host, image.path, time_limit=900)
+    (work / "console.txt").write_text(run.text)
+    print(f"Xen under QEMU: {time.monotonic() - start:.1f} s; console in {work / 'console.txt'}")
+    return run
+
+
+def test_dom0_comes_up_as_the_control_domain(xen_run: nested.NestedRun) -> None:
+    assert f"{nested.READY} control_d" in xen_run.text, xen_run.text[-3000:]
+    assert f"{nested.DONE} 0" in xen_run.text
+
+
+def test_xl_create_n_accepts_the_emitted_config(xen_run: nested.NestedRun) -> None:
+    text = xen_run.text
+    parsed = text[text.index("UNIK-XL-PARSE"):text.index("UNIK-XL-PARSE-STATUS")]
+    assert '"type": "pvh"' in parsed and '"tsc_mode": "native"' in parsed and '"max_memkb": 262144' in parsed
+    assert "UNIK-XL-PARSE-STATUS 0" in text
+
+
+@pytest.mark.parametrize("label", ["hello-pvh", "hello-pv"])
+def test_hello_runs_as_a_xen_guest(xen_run: nested.NestedRun, label: str) -> None:
+    part = nested.section(xen_run, label)
+    assert part is not None and part.xl_status is not None, xen_run.text[-3000:]
+    lines = part.guest_lines
+    assert [line for line in lines if line == "hello"] == ["hello"] * 4, "\n".join(lines)
+    assert "unik-init: exit status 0" in lines
+    assert not any("Kernel panic" in line or "Traceback" in line for line in lines)
+
+
+def test_http_answers_dom0_over_the_bridge(xen_run: nested.NestedRun) -> None:
+    text = xen_run.text
+    assert "vif-bridge: vif" in text and "on xenbr0" in text  # our hotplug script attached the vif
+    assert "UNIK-HTTP-ANSWER" in text, text[text.index("UNIK-HTTP-CREATE"):][-3000:]
+    answer = text[text.index("UNIK-HTTP-ANSWER"):text.index("UNIK-HTTP-CONSOLE")]
+    assert "HTTP/1.1 200 OK" in answer and "Hello from unik" in answer
+    console = text[text.index("UNIK-HTTP-CONSOLE"):text.index("UNIK-HTTP-CONSOLE-END")]
+    assert "serving on 10.0.0.2:8080" in console and "4 modules loaded" in console
+
+
+def test_qemu_is_gone(xen_run: nested.NestedRun, xen_host: nested.XenHost) -> None:
+    assert xen_run.returncode is not None  # boot() waited for the QEMU it killed
+    running = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(xen_host.xen) in cmdline.read_bytes().decode(errors="replace"):
+                running.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert running == []
