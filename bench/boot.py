@@ -293,6 +293,60 @@ def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], di
     return unik_src, bare_src
 
 
+#: Seconds `xl create` takes to the first console line are medians of this many guests, all
+#: started one after another by the same dom0 (one Xen boot under QEMU TCG).
+XEN_RUNS = 3
+
+
+def xen_figures(work: Path) -> dict[str, object]:
+    """The xen target: examples/hello's image size, and from a real Xen 4.17 booted under QEMU TCG
+    (unik_xen.nested) the seconds from `xl create` to the guest's first console line and to hello's."""
+    from unik_xen import nested
+
+    hello = _build_xen("hello", work)
+    out = hello / "dist" / "hello-xen"
+    host = nested.prepare(Progress(quiet=True))
+    files = {f"/guest/hello/{p.name}": p for p in out.iterdir()}
+    script = "".join(nested.xl_create_console("/guest/hello", "hello.xl", f"run{i}") for i in range(XEN_RUNS))
+    dom0 = nested.dom0_initramfs(host, script, files, work / "dom0.cpio")
+    run = nested.boot(host, dom0.path, time_limit=900)
+    sections = [nested.section(run, f"run{i}") for i in range(XEN_RUNS)]
+    mb = 1e6
+    return {
+        "xen_image_mb": round(sum((out / f).stat().st_size for f in ("vmlinux", "initramfs.cpio.zst")) / mb, 2),
+        "xen_kernel_elf_mb": round((out / "vmlinux").stat().st_size / mb, 2),
+        "xen_initramfs_mb": round((out / "initramfs.cpio.zst").stat().st_size / mb, 2),
+        "xen_dom0_mb": round(dom0.bytes / mb, 2),
+        "xen_dom0_ready_s": round(run.time_of(nested.READY) or 0, 3) or None,
+        "xen_xl_create_first_line_s": median([s.first_guest_line_s() if s else None for s in sections]),
+        "xen_xl_create_first_app_line_s": median([s.line_s("hello") if s else None for s in sections]),
+    }
+
+
+def _build_xen(example: str, work: Path) -> Path:
+    root = work / "xen" / example
+    shutil.copytree(REPO / "examples" / example, root,
+                    ignore=shutil.ignore_patterns("_build", "dist", "*.egg-info", "__pycache__"))
+    for cmd in (["configure", "-t", "xen"], ["build"]):
+        subprocess.run([UNIK, "-q", *cmd], cwd=root, check=True)
+    return root
+
+
+def xen_only() -> None:
+    """`python bench/boot.py --xen`: only the xen figures, merged into results/boot.json."""
+    from benchlib import RESULTS
+
+    with tempfile.TemporaryDirectory(prefix="unik-bench-xen-") as tmp:
+        figures = xen_figures(Path(tmp))
+    path = RESULTS / "boot.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"unik": {}, "peers": {}, "ratios": {}}
+    data["unik"] = {**{k: v for k, v in data.get("unik", {}).items() if not k.startswith("xen_")}, **figures}
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    print("boot, xen target (Xen 4.17 under QEMU TCG):")
+    table([(f"unik.{k}", str(v)) for k, v in figures.items()])
+    print(f"wrote {path}")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unik-bench-boot-") as tmp:
         work = Path(tmp)
@@ -314,6 +368,7 @@ def main() -> None:
         bare_initramfs(work, bare)
         bare_line = [stdout_times(qemu_cmd(kernel, bare, accel, []), [])[0][0] for _ in range(RUNS)]
         source = source_kernel_figures(work, accel)
+        xen = xen_figures(work) if os.environ.get("UNIK_BENCH_XEN") != "0" else {}
 
         mb = 1e6
         unik_figures = {
@@ -325,6 +380,7 @@ def main() -> None:
             "boot_first_app_line_s": first_app_line,
             "boot_first_ping_s": ping_s,
             "boot_first_response_s": response_s,
+            **xen,
         }
         peers: dict[str, dict[str, object]] = {
             "naive_image": {
@@ -373,4 +429,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    xen_only() if sys.argv[1:] == ["--xen"] else main()

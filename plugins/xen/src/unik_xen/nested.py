@@ -369,9 +369,9 @@ class Section:
         return None
 
     def line_s(self, text: str) -> float | None:
-        """Seconds from ``xl create`` to the first line containing ``text``."""
+        """Seconds from ``xl create`` to the first guest line containing ``text``."""
         for t, line in self.lines:
-            if text in line:
+            if text in line and not line.startswith(XL_OWN):
                 return t - self.started
         return None
 
