@@ -36,7 +36,8 @@ def test_config_text_carries_every_setting_and_refuses_what_xl_cannot_read() -> 
     text = config.text()
     assert 'type = "pv"' in text and "memory = 128" in text and "vcpus = 2" in text
     assert 'vif = [ "mac=52:54:00:aa:bb:cc,bridge=br1,type=vif" ]' in text
-    assert 'disk = [ "format=raw,vdev=xvda,access=ro,target=/d/a,b.img" ]' in text  # target= last: commas allowed
+    assert ('disk = [ "format=raw,vdev=xvda,access=ro,backendtype=phy,script=block,target=/d/a,b.img" ]'
+            in text)  # target= last: commas allowed
     assert 'on_crash = "preserve"' in text and 'tsc_mode = "native"' in text
     assert "tsc_mode" not in DomainConfig("a", "pvh", "k", "r", 64, "c", tsc_mode="default").text()
     with pytest.raises(BuildError, match="xl string"):
@@ -136,3 +137,16 @@ def test_a_silent_xen_guest_is_destroyed_with_a_clear_error(tmp_path: Path) -> N
     pid = int((tmp_path / "pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_codecs_named_by_literals_go_into_the_image(tmp_path: Path) -> None:
+    # unik-lib-fat's long names use .encode("utf-16-le"): the codec registry imports
+    # encodings.utf_16_le at run time, which no import statement names (found on Xen: FAT on xvd).
+    import sysconfig
+
+    from unik_vmimage.imports import find_modules
+
+    script = tmp_path / "main.py"
+    script.write_text('def f(name):\n    return name.encode("utf-16-le"), b"".decode("Latin-1"), "x".encode("nope")\n')
+    found = find_modules(script, [tmp_path, Path(sysconfig.get_paths()["stdlib"])])
+    assert {"encodings.utf_16_le", "encodings.latin_1"} <= set(found.modules)

@@ -26,12 +26,16 @@ result close to what actually runs:
   a module imported at module level anywhere is included with what it imports.
 
 Modules named explicitly (``ImageContents.python_modules``) are always included, with
-what they import.  ``importlib.import_module("literal")`` calls are followed.
+what they import.  ``importlib.import_module("literal")`` calls are followed, and so are
+codecs named by a literal (``.encode("utf-16-le")``, ``.decode(...)``,
+``codecs.lookup(...)``): the codec registry imports ``encodings.utf_16_le`` at run time.
 """
 
 from __future__ import annotations
 
 import ast
+import encodings
+import encodings.aliases
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -180,7 +184,20 @@ class _Imports(ast.NodeVisitor):
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not arg.value.startswith("."):
                 self._add(arg.value, ())
+        elif name in ("encode", "decode", "lookup") and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                codec = _codec_module(arg.value)
+                if codec:
+                    self._add(codec, ())
         self.generic_visit(node)
+
+
+def _codec_module(encoding: str) -> str | None:
+    """The ``encodings`` module the codec registry imports for ``encoding`` (``None``: none here)."""
+    norm = encodings.normalize_encoding(encoding).lower()
+    module = encodings.aliases.aliases.get(norm, norm)
+    return f"encodings.{module}" if (Path(encodings.__file__).parent / f"{module}.py").is_file() else None
 
 
 class ImportFinder:
