@@ -40,8 +40,11 @@ class XenBlock(VirtioBlock):
     """A xen-blkfront disk, found through the image's disk map."""
 
     @classmethod
-    async def connect(cls, name: str, read_only: bool = False) -> XenBlock:
-        """Open the disk attached as the xvd name the emitter chose for ``name``."""
+    async def connect(cls, name: str, read_only: bool = False, file: str | None = None) -> XenBlock:
+        """Open the disk attached as the xvd name the emitter chose for ``name``.
+
+        ``file`` is the control domain's side, written into the xl configuration.
+        """
         dev = find_xen_disk(name)
         sector_size = int((SYS_BLOCK / dev / "queue" / "logical_block_size").read_text())
         size_bytes = int((SYS_BLOCK / dev / "size").read_text()) * 512  # sysfs counts 512-byte units

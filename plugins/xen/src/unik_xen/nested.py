@@ -47,7 +47,7 @@ PACKAGES = (
     "libyajl2", "busybox-static", "ethtool",
 )
 DOM0_MODULES = ("xen-evtchn", "xenfs", "xen-privcmd", "xen-gntdev", "xen-gntalloc", "xen-netback",
-                "xen-blkback", "bridge")
+                "xen-blkback", "bridge", "loop")
 XEN_BIN = f"usr/lib/xen-{XEN_VERSION}/bin"
 #: Programs dom0 runs (xl execs xenconsole for ``-c``), from xen-utils.
 PROGRAMS = ("xl", "xenconsole", "xenconsoled", "xenstored", "xen-init-dom0")
@@ -74,6 +74,25 @@ online|add)
     echo "vif-bridge: $dev on $bridge" >&2 ;;
 offline|remove)
     brctl delif "$bridge" "$dev" 2>/dev/null ;;
+esac
+exit 0
+"""
+
+#: The hotplug script libxl runs for a disk with ``script=block``: a loop device over the
+#: file, announced to blkback as ``physical-device`` (hex major:minor).
+BLOCK = """#!/bin/sh
+# unik's dom0: a file-backed disk through a loop device (the packaged script needs bash).
+case "$1" in
+add|online)
+    file="$(xenstore-read "$XENBUS_PATH/params")"
+    loop="$(losetup -f)" && losetup "$loop" "$file" || exit 1
+    xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T "$loop")" \
+        "$XENBUS_PATH/physical-device-path" "$loop"
+    xenstore-write "$XENBUS_PATH/hotplug-status" connected
+    echo "block: $file on $loop" >&2 ;;
+remove|offline)
+    loop="$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null)"
+    [ -n "$loop" ] && losetup -d "$loop" ;;
 esac
 exit 0
 """
@@ -234,6 +253,7 @@ def dom0_initramfs(host: XenHost, script: str, files: Mapping[str, Path], out: P
     for name in names:
         add_file(f"modules/{name}.ko", host.modules.root / host.modules.index[name][0])
     add_file("etc/xen/scripts/vif-bridge", _text(out.with_suffix(".vif-bridge"), VIF_BRIDGE), 0o755)
+    add_file("etc/xen/scripts/block", _text(out.with_suffix(".block"), BLOCK), 0o755)
     modules = "\n".join(f"insmod /modules/{n}.ko" for n in names)
     init = INIT.format(version=XEN_VERSION, modules=modules, ready=READY, done=DONE)
     add_file("init", _text(out.with_suffix(".init"), init), 0o755)

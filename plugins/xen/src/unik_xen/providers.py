@@ -113,14 +113,18 @@ class Block(_Xen):
     implementation = "unik_xen.guest:XenBlock"
     description = "a raw xen-blkfront disk (/dev/xvdX) backed by a file in the control domain (--block DEVICE=FILE)"
     keys = (BLOCK,)
-    options = (Option("read_only", "attach the disk read-only", "bool", default=False),)
+    options = (
+        Option("file", "default disk image in the control domain (--block DEVICE=FILE overrides)"),
+        Option("read_only", "attach the disk read-only", "bool", default=False),
+    )
     xen = XenNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), xl="disk")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """The guest looks its disk up by device name in the image's disk map."""
+        """The guest looks its disk up by device name in the image's disk map; ``file`` is for the config."""
         options = cls.table_options(request)
-        return Configured(options={"name": request.device, "read_only": options["read_only"]})
+        return Configured(options={"name": request.device, "read_only": options["read_only"],
+                                   **({"file": options["file"]} if options.get("file") else {})})
 
 
 class Network(_Xen):

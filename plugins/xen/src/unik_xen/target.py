@@ -107,8 +107,10 @@ def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[s
     disks = []
     for d in devices:
         if d.get("xl") == "disk":
-            file = blocks.get(d["name"])
-            target = str(Path(file).expanduser().resolve()) if file else where(f"{d['name']}.img")
+            block_file = blocks.get(d["name"])
+            # --block FILE, else the [tool.unik.devices] file as written (relative: to where xl runs)
+            default = d.get("file") or where(f"{d['name']}.img")
+            target = str(Path(block_file).expanduser().resolve()) if block_file else default
             disks.append(Disk(d["vdev"], target, bool(d.get("read_only"))))
     for arg in args:
         if any(c in arg for c in '"\n\0') or not arg:
@@ -211,7 +213,7 @@ class XenTarget(Target):
             mounts += [m for m in needs.mounts if m not in mounts]
             device: dict[str, Any] = {"name": node.name, "kind": node.kind, "provider": node.provider,
                                       "xl": needs.xl, "read_only": bool(node.options.get("read_only")),
-                                      "mac": node.options.get("mac")}
+                                      "mac": node.options.get("mac"), "file": node.options.get("file")}
             if needs.xl == "disk":
                 device["vdev"] = disks[node.name] = vdev(len(disks))
             devices.append(device)

@@ -61,9 +61,13 @@ class Disk:
     read_only: bool = False
 
     def spec(self) -> str:
-        """The entry; ``target=`` comes last, as xl-disk-configuration(5) allows commas in it."""
+        """The entry; ``target=`` comes last, as xl-disk-configuration(5) allows commas in it.
+
+        ``script=block`` has dom0 attach the file through a loop device for blkback (the
+        ``phy`` backend), so no device model (QEMU's ``qdisk``) is needed in dom0.
+        """
         access = "ro" if self.read_only else "rw"
-        return f"format=raw,vdev={self.vdev},access={access},target={self.target}"
+        return f"format=raw,vdev={self.vdev},access={access},backendtype=phy,script=block,target={self.target}"
 
 
 @dataclass
