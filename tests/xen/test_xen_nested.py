@@ -2,12 +2,13 @@
 
 One boot of Xen serves every test here (module fixture): in dom0, ``xl create -n`` on the
 emitted ``hello.xl`` (xl's own parser and domain builder's checks, with a hypervisor),
-then ``xl create -c`` on examples/hello as a PVH guest and as a PV guest, then
-examples/http as a PVH guest on bridge xenbr0 (unik's TCP/IP stack on netfront through
-the AF_PACKET ring), asked for its page by dom0.  Assertions are on console output, not
+then ``xl create -c`` on examples/hello as a PVH guest and as a PV guest, examples/kv
+twice on a file-backed xvd disk (unik-lib-fat on blkfront: the second boot finds what the
+first wrote), then examples/http as a PVH guest on bridge xenbr0 (unik's TCP/IP stack on
+netfront through the AF_PACKET ring), asked for its page by dom0.  Assertions are on console output, not
 on xl's status (``xl create -c`` returns 0 when a guest crashes).
 
-Slow (about a minute and a half here, plus the builds), so `make test` leaves it out:
+Slow (about two minutes here: the builds, then a minute of Xen), so `make test` leaves it out:
 ``make test-xen`` sets UNIK_TEST_XEN=1 and runs it.
 """
 
@@ -27,6 +28,8 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get("UNIK_TEST_XEN") != "1",
                        reason="boots Xen under QEMU TCG (minutes): needs UNIK_TEST_XEN=1, which `make test-xen` sets"),
 ]
+
+KV_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff -- --key greeting --value hello"
 
 HTTP_SCRIPT = """\
 brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up
@@ -50,15 +53,21 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
     hello = build(copy_example("hello", work / "pvh"))
     hello_pv = build(copy_example("hello", work / "pv"), "--xen-type", "pv")
     http = build(copy_example("http", work / "http"), "--net", "service=xenbr0", "--ipv4", "10.0.0.2/24")
+    kv = build(copy_example("kv", work / "kv"), "--block", "storage=/guest/kv/disk.img")
     files = {f"/guest/hello/{p.name}": p for p in hello.iterdir()}
     files["/guest/hello-pv/hello.xl"] = hello_pv / "hello.xl"
     files["/guest/hello-pv/initramfs.cpio.zst"] = hello_pv / "initramfs.cpio.zst"
     files.update({f"/guest/http/{p.name}": p for p in http.iterdir()})
+    files.update({f"/guest/kv/{p.name}": p for p in kv.iterdir() if p.name != "vmlinux"})
     script = (
         'cd /guest/hello && echo "UNIK-XL-PARSE" && xl create -n hello.xl; echo "UNIK-XL-PARSE-STATUS $?"\n'
         + nested.xl_create_console("/guest/hello", "hello.xl", "hello-pvh")
         + "ln -s /guest/hello/vmlinux /guest/hello-pv/vmlinux\n"
         + nested.xl_create_console("/guest/hello-pv", "hello.xl", "hello-pv")
+        + "ln -s /guest/hello/vmlinux /guest/kv/vmlinux && truncate -s 16M /guest/kv/disk.img\n"
+        # application arguments ride on the kernel command line: xl's cmdline= override
+        + nested.xl_create_console("/guest/kv", f"kv.xl 'cmdline=\"{KV_CMDLINE}\"'", "kv-set")
+        + nested.xl_create_console("/guest/kv", "kv.xl", "kv-again")
         + HTTP_SCRIPT
     )
     image = nested.dom0_initramfs(xen_host, script, files, work / "dom0.cpio")
@@ -89,6 +98,16 @@ def test_hello_runs_as_a_xen_guest(xen_run: nested.NestedRun, label: str) -> Non
     assert [line for line in lines if line == "hello"] == ["hello"] * 4, "\n".join(lines)
     assert "unik-init: exit status 0" in lines
     assert not any("Kernel panic" in line or "Traceback" in line for line in lines)
+
+
+def test_fat_on_a_xen_disk_keeps_its_data_across_boots(xen_run: nested.NestedRun) -> None:
+    first, second = nested.section(xen_run, "kv-set"), nested.section(xen_run, "kv-again")
+    assert first is not None and second is not None, xen_run.text[-3000:]
+    assert "block: /guest/kv/disk.img on /dev/loop0" in first.guest_lines  # our hotplug script
+    assert {"boot #1", "greeting = hello", "meta/boots = 1", "unik-init: exit status 0"} <= set(first.guest_lines), \
+        "\n".join(first.guest_lines)
+    assert {"boot #2", "greeting = hello", "meta/boots = 2", "unik-init: exit status 0"} <= set(second.guest_lines), \
+        "\n".join(second.guest_lines)
 
 
 def test_http_answers_dom0_over_the_bridge(xen_run: nested.NestedRun) -> None:
