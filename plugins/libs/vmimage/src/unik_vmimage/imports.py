@@ -60,6 +60,9 @@ LAZY_SKIPPED = frozenset({
     "multiprocessing", "concurrent.futures.process", "importlib.metadata", "importlib.resources",
     "importlib.readers", "email", "tarfile", "zipfile", "gzip", "unicodedata", "pickle", "_pickle", "tracemalloc",
     "ctypes", "_ctypes", "decimal", "_decimal", "_pydecimal", "fractions", "statistics", "csv", "_csv",
+    # host names to IDNA (asyncio's and socket's getaddrinfo helpers; unik's stack resolves nothing
+    # through them): with stringprep it pulls in unicodedata
+    "encodings.idna", "encodings.punycode", "stringprep",
 })
 
 
