@@ -88,3 +88,24 @@ def test_doctor_on_this_host(hello_xen: Path) -> None:
     assert proc.returncode == 1  # not a Xen host
     assert "[missing] Xen control domain" in proc.stdout and "xen-system-amd64" in proc.stdout
     assert "[ok] qemu-system-x86_64 (for --emulate)" in proc.stdout
+
+
+def test_the_runners_config_has_absolute_paths_and_the_runs_options(
+    devices_xen: Path, xen_host: nested.XenHost, tmp_path: Path,
+) -> None:
+    # What `unik run -t xen` hands to `xl create -c`: the artifact's files by absolute path, the
+    # run's --mem/--vcpus/--net/--block, and the application's arguments after `--`.
+    from unik_xen.target import domain_config
+
+    out = devices_xen / "dist" / "devices-xen"
+    config = domain_config(_manifest(devices_xen), out, {"uplink": "br9"}, {"storage": str(tmp_path / "d.img")},
+                           "512M", 2, ["--greeting=hi there", "--count=2"])
+    path = tmp_path / "run.xl"
+    path.write_text(config.text())
+    parsed = xl_parse(path, xen_host.root / "usr/lib/x86_64-linux-gnu")
+    assert parsed["readfile"] == 0, parsed
+    assert parsed["kernel"] == str(out / "vmlinux") and parsed["ramdisk"] == str(out / "initramfs.cpio.zst")
+    assert (parsed["memory"], parsed["vcpus"]) == (512, 2)
+    assert parsed["cmdline"].endswith(' -- "--greeting=hi there" --count=2')  # the kernel's quoting
+    assert parsed["vif"][0].endswith(",bridge=br9,type=vif")
+    assert parsed["parsed_disks"] == [{"rc": 0, "target": str(tmp_path / "d.img"), "vdev": "xvda"}]

@@ -40,8 +40,10 @@ def test_config_text_carries_every_setting_and_refuses_what_xl_cannot_read() -> 
             in text)  # target= last: commas allowed
     assert 'on_crash = "preserve"' in text and 'tsc_mode = "native"' in text
     assert "tsc_mode" not in DomainConfig("a", "pvh", "k", "r", 64, "c", tsc_mode="default").text()
+    quoted = DomainConfig("a", "pvh", "k", "r", 64, 'say "hi there" c:\\x').text()
+    assert 'cmdline = "say \\"hi there\\" c:\\\\x"' in quoted
     with pytest.raises(BuildError, match="xl string"):
-        DomainConfig("a", "pvh", "k", "r", 64, 'say "hi"').text()
+        DomainConfig("a", "pvh", "k", "r", 64, "two\nlines").text()
     with pytest.raises(BuildError, match="not a MAC"):
         Vif("52:54:00:aa:bb", "br1").spec()
 

@@ -115,7 +115,7 @@ def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[s
     for arg in args:
         if any(c in arg for c in '"\n\0') or not arg:
             raise RunError(f"argument {arg!r} cannot travel on the kernel command line")
-    quoted = [f"'{a}'" if " " in a else a for a in args]
+    quoted = [f'"{a}"' if " " in a else a for a in args]  # the kernel's quoting
     cmdline = " ".join([manifest["cmdline"], *(["--", *quoted] if quoted else [])])
     return DomainConfig(
         name=manifest["name"], type=manifest["xen_type"], kernel=where(manifest["kernel"]["file"]),

@@ -32,9 +32,10 @@ def mem_mib(size: str) -> int:
 
 
 def _string(value: str) -> str:
-    if any(c in value for c in '"\\\n\0'):
-        raise BuildError(f"{value!r} cannot be written as an xl string (quotes, backslashes, newlines)")
-    return f'"{value}"'
+    """An xl string: double quotes, with backslashes and double quotes escaped (xl's lexer undoes both)."""
+    if any(c in value for c in "\n\0"):
+        raise BuildError(f"{value!r} cannot be written as an xl string (newlines, NUL)")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @dataclass
