@@ -1639,8 +1639,18 @@ class TcpLayer:
         self.segment_input(ip.src, ip.dst, seg)
 
     def fast_input(self, frame: bytes | bytearray | memoryview, fields: tuple[Any, ...]) -> None:
-        """A segment that :func:`unik_tcpip.fastpath.tcp4_parse` parsed, straight from its frame."""
-        self.segment_input(fields[1], fields[2], TcpSegment.from_fast(frame, fields))
+        """A segment that :func:`unik_tcpip.fastpath.tcp4_parse` parsed, straight from its frame.
+
+        :meth:`segment_input`, inlined: this runs for nearly every segment.
+        """
+        seg = TcpSegment.from_fast(frame, fields)
+        self.stats["tcp.rx"] += 1
+        key = (fields[2], seg.dst_port, fields[1], seg.src_port)
+        conn = self.connections.get(key)
+        if conn is not None:
+            conn.segment_arrives(seg)
+        else:
+            self.segment_arrives_listen(key, seg)
 
     def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         """Demultiplex a parsed segment from ``src`` to ``dst`` (RFC 9293 3.10.7).
