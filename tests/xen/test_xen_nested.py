@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from unik_xen import nested
-from xen_support import build, copy_example
+from xen_support import DOM0_PLUGINS, build, copy_example, unik_for_dom0
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,6 +59,14 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
     files["/guest/hello-pv/initramfs.cpio.zst"] = hello_pv / "initramfs.cpio.zst"
     files.update({f"/guest/http/{p.name}": p for p in http.iterdir()})
     files.update({f"/guest/kv/{p.name}": p for p in kv.iterdir() if p.name != "vmlinux"})
+    # `unik run -t xen` and `unik doctor -t xen` themselves, in dom0: CPython, unik, the plugins, and
+    # the hello project at its host path, which its plan records (its configuration and artifact;
+    # the kernel is linked in by the script).
+    python_files, binaries, unik_cmd = unik_for_dom0()
+    files.update(python_files)
+    project = build(copy_example("hello", work / "project"), env=DOM0_PLUGINS).parent.parent
+    files.update({str(p): p for p in sorted(project.rglob("*"))
+                  if p.is_file() and p.name != "vmlinux" and "__pycache__" not in p.parts})
     script = (
         'cd /guest/hello && echo "UNIK-XL-PARSE" && xl create -n hello.xl; echo "UNIK-XL-PARSE-STATUS $?"\n'
         + nested.xl_create_console("/guest/hello", "hello.xl", "hello-pvh")
@@ -69,8 +77,11 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
         + nested.xl_create_console("/guest/kv", f"kv.xl 'cmdline=\"{KV_CMDLINE}\"'", "kv-set")
         + nested.xl_create_console("/guest/kv", "kv.xl", "kv-again")
         + HTTP_SCRIPT
+        + f"ln -s /guest/hello/vmlinux {project}/dist/hello-xen/vmlinux && cd {project}\n"
+        + f'echo UNIK-DOCTOR; {unik_cmd} -m unik.cli doctor -t xen; echo "UNIK-DOCTOR-STATUS $?"\n'
+        + f'echo UNIK-RUN; {unik_cmd} -m unik.cli run -t xen --greeting=bonjour --count=2; echo "UNIK-RUN-STATUS $?"\n'
     )
-    image = nested.dom0_initramfs(xen_host, script, files, work / "dom0.cpio")
+    image = nested.dom0_initramfs(xen_host, script, files, work / "dom0.cpio", binaries)
     start = time.monotonic()
     run = nested.boot(xen_host, image.path, time_limit=900)
     (work / "console.txt").write_text(run.text)
@@ -118,6 +129,16 @@ def test_http_answers_dom0_over_the_bridge(xen_run: nested.NestedRun) -> None:
     assert "HTTP/1.1 200 OK" in answer and "Hello from unik" in answer
     console = text[text.index("UNIK-HTTP-CONSOLE"):text.index("UNIK-HTTP-CONSOLE-END")]
     assert "serving on 10.0.0.2:8080" in console and "4 modules loaded" in console
+
+
+def test_unik_run_and_doctor_in_dom0(xen_run: nested.NestedRun) -> None:
+    text = xen_run.text
+    assert "UNIK-RUN-STATUS" in text, text[-3000:]
+    doctor = text[text.index("UNIK-DOCTOR"):text.index("UNIK-DOCTOR-STATUS")]
+    assert "[ok] Xen control domain" in doctor and "[ok] xl toolstack" in doctor, doctor
+    run = text[text.index("UNIK-RUN"):text.index("UNIK-RUN-STATUS")]
+    assert run.count("bonjour") == 2, run  # the application's keys went through xl's cmdline
+    assert "UNIK-RUN-STATUS 0" in text, run  # the status from the guest's console
 
 
 def test_qemu_is_gone(xen_run: nested.NestedRun, xen_host: nested.XenHost) -> None:

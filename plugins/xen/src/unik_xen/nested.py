@@ -102,7 +102,7 @@ INIT = """#!/bin/busybox sh
 export PATH=/bin:/usr/sbin:/usr/bin:/usr/lib/xen-{version}/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run/xen /run/xenstored /run/lock /var/lib/xen /var/lib/xenstored /var/log/xen/console /tmp
-mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /tmp
+mount -t devpts devpts /dev/pts  # (no tmpfs on /tmp: files of the initramfs may live there)
 {modules}
 mount -t xenfs xenfs /proc/xen
 ip link set lo up
@@ -216,8 +216,12 @@ class Dom0Image:
     modules: list[str] = field(default_factory=list)
 
 
-def dom0_initramfs(host: XenHost, script: str, files: Mapping[str, Path], out: Path) -> Dom0Image:
-    """Write dom0's initramfs (uncompressed cpio): the toolstack, ``script`` and ``files`` (dest -> source)."""
+def dom0_initramfs(host: XenHost, script: str, files: Mapping[str, Path], out: Path,
+                   binaries: Iterable[Path] = ()) -> Dom0Image:
+    """Write dom0's initramfs (uncompressed cpio): the toolstack, ``script`` and ``files`` (dest -> source).
+
+    The shared libraries of ``binaries`` (host programs among ``files``) are added too.
+    """
     entries: dict[str, cpio.Entry] = {}
 
     def add(entry: cpio.Entry) -> None:
@@ -245,7 +249,7 @@ def dom0_initramfs(host: XenHost, script: str, files: Mapping[str, Path], out: P
     add_file("usr/sbin/ethtool", host.root / "sbin/ethtool", 0o755)
     for verb in ("read", "write", "ls", "rm", "list"):
         add(cpio.Entry.symlink(f"usr/bin/xenstore-{verb}", "xenstore"))
-    libs = library_closure(host, [*programs, host.root / "usr/bin/xenstore", host.root / "sbin/ethtool"])
+    libs = library_closure(host, [*programs, host.root / "usr/bin/xenstore", host.root / "sbin/ethtool", *binaries])
     for name, source in sorted(libs.items()):
         dest = "lib64/ld-linux-x86-64.so.2" if name.startswith("ld-linux") else f"usr/lib/x86_64-linux-gnu/{name}"
         add_file(dest, source.resolve(), 0o755)
