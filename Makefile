@@ -40,7 +40,8 @@ test-kernel: venv
 	UNIK_TEST_KERNEL_BUILD=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/virtio/test_source_kernel.py
 
 # Xen 4.17 and a Debian dom0 booted under QEMU TCG; dom0 runs the xen target's examples/hello
-# (PVH and PV), examples/kv (FAT on a Xen disk) and examples/http (PVH, on a bridge) with xl create.  About 2 minutes here;
+# (PVH and PV), examples/kv (FAT on a Xen disk), examples/http (PVH, on a bridge) with xl
+# create, and `unik run -t xen` itself.  About 2.5 minutes here;
 # Debian's packages are fetched once into ~/.cache/unik/xen.  `make test` leaves it out.
 test-xen: venv
 	UNIK_TEST_XEN=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/xen/test_xen_nested.py

@@ -5,10 +5,12 @@ emitted ``hello.xl`` (xl's own parser and domain builder's checks, with a hyperv
 then ``xl create -c`` on examples/hello as a PVH guest and as a PV guest, examples/kv
 twice on a file-backed xvd disk (unik-lib-fat on blkfront: the second boot finds what the
 first wrote), then examples/http as a PVH guest on bridge xenbr0 (unik's TCP/IP stack on
-netfront through the AF_PACKET ring), asked for its page by dom0.  Assertions are on console output, not
-on xl's status (``xl create -c`` returns 0 when a guest crashes).
+netfront through the AF_PACKET ring), asked for its page by dom0, and last `unik doctor -t
+xen` and `unik run -t xen` themselves (this CPython, its standard library and unik's
+distributions are in dom0's initramfs).  Assertions are on console output, not on xl's
+status (``xl create -c`` returns 0 when a guest crashes).
 
-Slow (about two minutes here: the builds, then a minute of Xen), so `make test` leaves it out:
+Slow (about 2.5 minutes here: the builds, then 1.5 minutes of Xen), so `make test` leaves it out:
 ``make test-xen`` sets UNIK_TEST_XEN=1 and runs it.
 """
 
