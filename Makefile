@@ -31,8 +31,11 @@ venv: $(VENV)/.installed
 demo: venv
 	cd examples/hello && ../../$(BIN)/unik configure -t unix && ../../$(BIN)/unik build && ../../$(BIN)/unik run
 
+# The slow suites have their own targets (below); .ci/run runs them after this one.
+SLOW_SUITES := tests/xen/test_xen_nested.py tests/virtio/test_source_kernel.py
+
 test: venv
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n 2 $(foreach t,$(SLOW_SUITES),--ignore=$(t)) $(PYTEST_ARGS) tests
 
 # examples/hello on a kernel built from source for its plan (--kernel source): minutes the
 # first time (cached in ~/.cache/unik/kernels/source); `make test` leaves it out.

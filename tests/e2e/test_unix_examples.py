@@ -124,7 +124,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, unik: Unik) -> None:
     assert ("unik: error: device 'stack' (kind 'stack', needed by application 'http') has no provider for "
             "target 'unix': the installed providers (unix.socket-stack) do not apply with the keys given; "
             "or install `pip install unik-lib-tcpip`") in out.stderr
-    out = unik("configure", "-t", "xen", cwd=app, check=False)
+    out = unik("configure", "-t", "xen", cwd=app, check=False, env={"UNIK_DISABLE_PLUGINS": "xen"})
     assert out.returncode == 1 and "pip install unik-target-xen" in out.stderr
     out = unik("build", cwd=tmp_path, check=False)
     assert out.returncode == 1 and "run `unik new NAME`" in out.stderr
