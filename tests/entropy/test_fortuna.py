@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -98,12 +99,32 @@ def test_twins_jitter_passes_health(twin: object) -> None:
     t.check(twin.jitter(2048))  # type: ignore[attr-defined]
 
 
-@pytest.mark.skipif(shutil.which("rngtest") is None, reason="rng-tools5 missing")
-def test_rngtest_on_live_pipe() -> None:
+def _long_runs(data: bytes, length: int = 26) -> list[int]:
+    """Bit offsets where a run of at least ``length`` equal bits starts (FIPS 140-2's long run)."""
+    bits = bin(int.from_bytes(data, "big") | (1 << len(data) * 8))[3:]
+    return [m.start() for m in re.finditer(f"0{{{length},}}|1{{{length},}}", bits)]
+
+
+def _rngtest_failures() -> tuple[int, str, bytes]:
     unik = subprocess.Popen([sys.executable, "-m", "unik.cli", "random", "-n", "2500000"],
                             stdout=subprocess.PIPE)
-    res = subprocess.run(["rngtest", "-c", "1000"], stdin=unik.stdout, capture_output=True, text=True, timeout=120)
-    unik.wait(timeout=60)
-    assert "FIPS 140-2 failures: " in res.stderr
-    failures = int(res.stderr.split("FIPS 140-2 failures: ")[1].split()[0])
-    assert failures <= 3, res.stderr  # ~0.08 % false alarms expected per block
+    data, _ = unik.communicate(timeout=120)
+    assert unik.returncode == 0 and len(data) == 2_500_000
+    res = subprocess.run(["rngtest", "-c", "1000"], input=data, capture_output=True, timeout=120)
+    err = res.stderr.decode()
+    assert "FIPS 140-2 failures: " in err
+    return int(err.split("FIPS 140-2 failures: ")[1].split()[0]), err, data
+
+
+@pytest.mark.skipif(shutil.which("rngtest") is None, reason="rng-tools5 missing")
+def test_rngtest_on_live_pipe() -> None:
+    """FIPS 140-2 on 1000 blocks of live output: ~0.8 false alarms are expected per 1000 blocks.
+
+    A sample with more than 3 is drawn again (a good generator fails twice in a row with
+    probability ~1e-5); the report says where any long runs were, for a generator that is bad.
+    """
+    failures, err, data = _rngtest_failures()
+    if failures > 3:
+        first = f"first sample: {failures} failures, long runs at bits {_long_runs(data)[:10]}\n{err}"
+        failures, err, data = _rngtest_failures()
+        assert failures <= 3, f"{first}\nsecond sample: long runs at bits {_long_runs(data)[:10]}\n{err}"
