@@ -7,12 +7,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unik.errors import UnikError
 
-from .formats import FAT32
-from .image import FatImage
-from .mkfs import MkfsError
+if TYPE_CHECKING:  # the image code loads when a command runs, not with every `unik` command
+    from .image import FatImage
 
 _SUFFIX = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -83,6 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _open(ns: argparse.Namespace, read_only: bool = False) -> FatImage:
+    from .image import FatImage
+
     return FatImage(ns.image, read_only=read_only)
 
 
@@ -210,6 +212,10 @@ def cmd_fsck(ns: argparse.Namespace) -> int:
 
 def cmd_mkfs(ns: argparse.Namespace) -> int:
     """Create and format an image."""
+    from .formats import FAT32
+    from .image import FatImage
+    from .mkfs import MkfsError
+
     if ns.size is None and not os.path.exists(ns.image):
         raise UnikError(f"{ns.image} does not exist: give --size to create it")
     size = ns.size if ns.size is not None else os.path.getsize(ns.image)

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from .certs import selfsigned, write_pair
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``tls`` and its subcommands."""
@@ -36,6 +34,8 @@ def cmd_selfsigned(ns: argparse.Namespace) -> int:
     names = ns.names or ["localhost", "127.0.0.1"]
     cert_path = ns.cert or ns.out_dir / "cert.pem"
     key_path = ns.key or ns.out_dir / "key.pem"
+    from .certs import selfsigned, write_pair  # imports cryptography.x509: only when asked
+
     try:
         cert, key = selfsigned(names, days=ns.days, key_type=ns.key_type)
         write_pair(cert, key, cert_path, key_path, force=ns.force)
