@@ -15,17 +15,16 @@ fields (``boot-source``, ``drives``, ``network-interfaces``, ``machine-config``,
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any, cast
 
-from unik.bundle import runtime_files
 from unik.errors import RunError
-from unik.keys import Key, KeyValues
+from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, RunContext, Target
+from unik_vmimage.emit import link_or_copy, plan_key
 from unik_vmimage.kernels import KernelProvider, find_kernel
 
 from . import qemu
@@ -33,14 +32,6 @@ from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN
 
 KERNEL_FILE = "vmlinuz"
 VMLINUX_FILE = "vmlinux"
-SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
-#: Directories of unik-lib-vmimage that are build tools, not guest code.
-_NOT_IN_IMAGE = ("unik_vmimage/init/",)
-
-
-def _key(keys: KeyValues, key: Key) -> str | None:
-    """A build key as configured, else its default (a plan keeps only keys it uses)."""
-    return keys.raw(key.name) if key.name in keys.keys else key.default
 
 
 class VirtioTarget(Target):
@@ -56,13 +47,12 @@ class VirtioTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write the kernel, the initramfs, ``firecracker.json`` and the manifest."""
         # build tools, imported here so that `unik run` starts sooner
-        from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
+        from unik_vmimage.emit import prepare_kernel, write_initramfs
         from unik_vmimage.vmlinux import extract_vmlinux
 
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
-        kernel = find_kernel(_key(plan.keys, KERNEL) or "debian", providers, _key(plan.keys, KERNEL_MODULES),
+        kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress)
-        contents = ctx.plugins.image_contents(plan)
         modules: list[str] = []
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []
@@ -75,32 +65,15 @@ class VirtioTarget(Target):
                             "mac": node.options.get("mac")})
         if any(d["qemu_device"] for d in devices):
             modules = [*VIRTIO_TRANSPORTS, *modules]
-        for c in contents.values():
-            modules += c.kernel_modules
-        compression = _key(plan.keys, COMPRESSION) or "zstd"
-        if compression == "zstd" and zstd_tool() is None:
-            ctx.progress.warn("the zstd command is not installed (apt-get install zstd): the initramfs is gzip")
-            compression = "gzip"
-        kernel.specialise(list(dict.fromkeys(modules)), compression, ctx.progress)
-        with ctx.progress.step("resolving kernel modules"):
-            module_files = kernel.module_files(dict.fromkeys(modules), ctx.progress)
-        files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(_NOT_IN_IMAGE)]
-        extra_files = {dest: src for c in contents.values() for dest, src in c.files.items()}
-        spec = ImageSpec(
-            app_files=files,
-            python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
-            kernel_modules=module_files, mounts=mounts, extra_files=extra_files, compression=compression,
-            links=[d["mac"] for d in devices if d["kind"] == "network"],
-        )
+        kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
         out = ctx.artifact_dir(plan)
-        for stale in out.glob("initramfs.cpio*"):
-            stale.unlink()
-        report = build_initramfs(spec, out / f"initramfs.cpio{SUFFIXES[compression]}", ctx.progress)
+        report = write_initramfs(plan, ctx, kernel_build, out, mounts,
+                                 [d["mac"] for d in devices if d["kind"] == "network"])
         shutil.copyfile(kernel.image, out / KERNEL_FILE)
         with ctx.progress.step("extracting vmlinux for Firecracker"):
-            _link_or_copy(extract_vmlinux(kernel.image), out / VMLINUX_FILE)
+            link_or_copy(extract_vmlinux(kernel.image), out / VMLINUX_FILE)
         cmdline = " ".join(qemu.BASE_CMDLINE)
-        mem = _key(plan.keys, MEM) or "256M"
+        mem = plan_key(plan.keys, MEM) or "256M"
         taps = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
         (out / "firecracker.json").write_text(json.dumps(
             firecracker_config(report.path.name, cmdline, mem, devices, taps), indent=2, sort_keys=True) + "\n")
@@ -169,15 +142,6 @@ class VirtioTarget(Target):
         finally:
             restore()
         return outcome.status
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    """``dest`` as a hard link to the cached ``source`` (tens of MB), else a copy."""
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
 
 
 def _free_tap() -> str:

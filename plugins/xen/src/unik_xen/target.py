@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from unik.bundle import runtime_files
 from unik.errors import BuildError, RunError
-from unik.keys import Key, KeyValues
+from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target
 from unik_virtio import qemu
 from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
-from unik_vmimage.initramfs import ImageSpec, build_initramfs, zstd_tool
+from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
 from unik_vmimage.kernels import KernelProvider, find_kernel
 from unik_vmimage.vmlinux import extract_vmlinux
 
@@ -56,27 +55,12 @@ from .providers import (
 from .xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
 
 VMLINUX_FILE = "vmlinux"
-SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
 #: The guest's kernel command line under Xen: Xen's console, and the init prints the
 #: exit status and powers off (``isa-debug-exit`` does not exist under Xen).
 XEN_CMDLINE = ("console=hvc0", "quiet", "panic=-1", "unik_exit=poweroff")
 DEFAULT_BRIDGE = "xenbr0"
 XEN_BOOT_TIMEOUT_S = 90.0
-_NOT_IN_IMAGE = ("unik_vmimage/init/",)
 _STATUS = re.compile(rb"unik-init: exit status (\d+)")
-
-
-def _key(keys: KeyValues, key: Key) -> str | None:
-    """A build key as configured, else its default (a plan keeps only keys it uses)."""
-    return keys.raw(key.name) if key.name in keys.keys else key.default
-
-
-def _link_or_copy(source: Path, dest: Path) -> None:
-    dest.unlink(missing_ok=True)
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
 
 
 def control_domain(capabilities: Path = Path("/proc/xen/capabilities")) -> str | None:
@@ -199,10 +183,9 @@ class XenTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``vmlinux``, the initramfs, ``<name>.xl`` and the manifest."""
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
-        kernel = find_kernel(_key(plan.keys, KERNEL) or "debian", providers, _key(plan.keys, KERNEL_MODULES),
+        kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress)
-        xen_type = _key(plan.keys, XEN_TYPE) or "pvh"
-        contents = ctx.plugins.image_contents(plan)
+        xen_type = plan_key(plan.keys, XEN_TYPE) or "pvh"
         modules: list[str] = []
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []
@@ -217,15 +200,7 @@ class XenTarget(Target):
             if needs.xl == "disk":
                 device["vdev"] = disks[node.name] = vdev(len(disks))
             devices.append(device)
-        for c in contents.values():
-            modules += c.kernel_modules
-        compression = _key(plan.keys, COMPRESSION) or "zstd"
-        if compression == "zstd" and zstd_tool() is None:
-            ctx.progress.warn("the zstd command is not installed (apt-get install zstd): the initramfs is gzip")
-            compression = "gzip"
-        kernel.specialise(list(dict.fromkeys(modules)), compression, ctx.progress)
-        with ctx.progress.step("resolving kernel modules"):
-            module_files = kernel.module_files(dict.fromkeys(modules), ctx.progress)
+        kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
         with ctx.progress.step("extracting vmlinux (the ELF kernel Xen loads)"):
             vmlinux = extract_vmlinux(kernel.image)
             types = guest_types(vmlinux)
@@ -238,29 +213,21 @@ class XenTarget(Target):
         ctx.build_dir.mkdir(parents=True, exist_ok=True)
         disk_map = ctx.build_dir / "xen-disks.json"
         disk_map.write_text(json.dumps(disks, sort_keys=True) + "\n")
-        files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(_NOT_IN_IMAGE)]
-        extra_files = {dest: src for c in contents.values() for dest, src in c.files.items()}
-        extra_files[DISKS_FILE] = str(disk_map)
-        spec = ImageSpec(
-            app_files=files,
-            python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
-            kernel_modules=module_files, mounts=mounts, extra_files=extra_files, compression=compression,
-            links=[d["mac"] for d in devices if d["kind"] == "network"],
-        )
         out = ctx.artifact_dir(plan)
-        report = build_initramfs(spec, out / f"initramfs.cpio{SUFFIXES[compression]}", ctx.progress)
-        _link_or_copy(vmlinux, out / VMLINUX_FILE)
+        report = write_initramfs(plan, ctx, kernel_build, out, mounts,
+                                 [d["mac"] for d in devices if d["kind"] == "network"], {DISKS_FILE: str(disk_map)})
+        link_or_copy(vmlinux, out / VMLINUX_FILE)
         manifest: dict[str, Any] = {
             "name": plan.app.name,
             "kernel": {"file": VMLINUX_FILE, "provider": kernel.provider, "version": kernel.version,
                        "bytes": (out / VMLINUX_FILE).stat().st_size, "guest_types": types},
             "initramfs": report.to_json(),
             "devices": devices,
-            "mem": _key(plan.keys, MEM) or "256M",
-            "vcpus": int(_key(plan.keys, VCPUS) or 1),
+            "mem": plan_key(plan.keys, MEM) or "256M",
+            "vcpus": int(plan_key(plan.keys, VCPUS) or 1),
             "xen_type": xen_type,
-            "tsc_mode": _key(plan.keys, TSC_MODE) or "native",
-            "on_crash": _key(plan.keys, ON_CRASH) or "destroy",
+            "tsc_mode": plan_key(plan.keys, TSC_MODE) or "native",
+            "on_crash": plan_key(plan.keys, ON_CRASH) or "destroy",
             "cmdline": " ".join(XEN_CMDLINE),
             "python": f"{sys.version_info.major}.{sys.version_info.minor}",
             "xl": f"{plan.app.name}.xl",
