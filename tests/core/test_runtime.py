@@ -101,7 +101,7 @@ def test_help_lists_keys_with_configured_values(main_py: Path) -> None:
 
 def test_artifact_path_follows_the_root(tmp_path: Path) -> None:
     runtime.set_root(tmp_path)
-    assert runtime.artifact_path("assets/x") == tmp_path / "assets" / "x"
+    assert runtime.artifact_path("assets/x") == str(tmp_path / "assets" / "x")
 
 
 def test_keys_round_trip_and_bindings() -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from .record import FrozenRecord, Record
 
 __all__ = [
     "Buffer", "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
@@ -112,22 +113,27 @@ class Random(Device, Protocol):
 # --- network ---------------------------------------------------------------------------
 
 
-@dataclass
-class NetworkStats:
+class NetworkStats(Record):
     """Counters kept by a :class:`Network` device."""
 
-    rx_frames: int = 0
-    rx_bytes: int = 0
-    tx_frames: int = 0
-    tx_bytes: int = 0
-    rx_dropped: int = 0
-    tx_dropped: int = 0
-    rx_errors: int = 0
-    tx_errors: int = 0
+    __slots__ = ("rx_bytes", "rx_dropped", "rx_errors", "rx_frames", "tx_bytes", "tx_dropped", "tx_errors",
+                 "tx_frames")
+    rx_frames: int
+    rx_bytes: int
+    tx_frames: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+    rx_errors: int
+    tx_errors: int
+
+    def __init__(self, rx_frames: int = 0, rx_bytes: int = 0, tx_frames: int = 0, tx_bytes: int = 0,
+                 rx_dropped: int = 0, tx_dropped: int = 0, rx_errors: int = 0, tx_errors: int = 0) -> None:
+        self.rx_frames, self.rx_bytes, self.tx_frames, self.tx_bytes = rx_frames, rx_bytes, tx_frames, tx_bytes
+        self.rx_dropped, self.tx_dropped, self.rx_errors, self.tx_errors = rx_dropped, tx_dropped, rx_errors, tx_errors
 
 
-@dataclass(frozen=True)
-class Offloads:
+class Offloads(FrozenRecord):
     """Work the NIC (or the host behind a TAP) can do for the stack.
 
     ``tx_csum``: frames may leave with a partial checksum (see :class:`TxOffload`);
@@ -136,10 +142,14 @@ class Offloads:
     ``gro``: received TCP frames may be coalesced and exceed the MTU.
     """
 
-    tx_csum: bool = False
-    tso: bool = False
-    rx_csum: bool = False
-    gro: bool = False
+    __slots__ = ("gro", "rx_csum", "tso", "tx_csum")
+    tx_csum: bool
+    tso: bool
+    rx_csum: bool
+    gro: bool
+
+    def __init__(self, tx_csum: bool = False, tso: bool = False, rx_csum: bool = False, gro: bool = False) -> None:
+        self._set(tx_csum=tx_csum, tso=tso, rx_csum=rx_csum, gro=gro)
 
 
 class TxOffload(NamedTuple):
@@ -378,13 +388,16 @@ class UDP(Protocol):
         """Bind a local port (0: any free port)."""
 
 
-@dataclass(frozen=True)
-class IPv4Config:
+class IPv4Config(FrozenRecord):
     """An interface's IPv4 configuration."""
 
+    __slots__ = ("address", "gateway", "prefix")
     address: str
     prefix: int
-    gateway: str | None = None
+    gateway: str | None
+
+    def __init__(self, address: str, prefix: int, gateway: str | None = None) -> None:
+        self._set(address=address, prefix=prefix, gateway=gateway)
 
 
 @runtime_checkable
@@ -399,18 +412,23 @@ class Stack(Device, Protocol):
 # --- filesystem and TLS ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileStat:
+class FileStat(FrozenRecord):
     """What :meth:`FileSystem.stat` reports."""
 
+    __slots__ = ("atime_ns", "attributes", "ctime_ns", "is_dir", "mtime_ns", "name", "size")
     name: str
     size: int
     is_dir: bool
     mtime_ns: int
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any]
     #: Creation and last-access times, where the filesystem keeps them.
-    ctime_ns: int | None = None
-    atime_ns: int | None = None
+    ctime_ns: int | None
+    atime_ns: int | None
+
+    def __init__(self, name: str, size: int, is_dir: bool, mtime_ns: int, attributes: dict[str, Any] | None = None,
+                 ctime_ns: int | None = None, atime_ns: int | None = None) -> None:
+        self._set(name=name, size=size, is_dir=is_dir, mtime_ns=mtime_ns,
+                  attributes={} if attributes is None else attributes, ctime_ns=ctime_ns, atime_ns=atime_ns)
 
 
 @runtime_checkable

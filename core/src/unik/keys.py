@@ -11,34 +11,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import BadKey
+from .record import FrozenRecord
 
 KeyType = Literal["str", "int", "float", "bool"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_BINDING = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$")
+# Patterns as text: `re` compiles (and caches) them on first use, not when a unikernel boots.
+_NAME = r"^[a-z][a-z0-9_]*$"
+_BINDING = r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(FrozenRecord):
     """One configuration key and how to parse it."""
 
+    __slots__ = ("choices", "default", "help", "metavar", "name", "per_device", "type")
     name: str
     help: str
-    type: KeyType = "str"
-    default: str | None = None
-    per_device: bool = False
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
+    type: KeyType
+    default: str | None
+    per_device: bool
+    choices: tuple[str, ...]
+    metavar: str | None
 
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise BadKey(f"bad key name {self.name!r}: use lower-case letters, digits and _")
+    def __init__(self, name: str, help: str, type: KeyType = "str", default: str | None = None,
+                 per_device: bool = False, choices: tuple[str, ...] = (), metavar: str | None = None) -> None:
+        if not re.match(_NAME, name):
+            raise BadKey(f"bad key name {name!r}: use lower-case letters, digits and _")
+        self._set(name=name, help=help, type=type, default=default, per_device=per_device, choices=choices,
+                  metavar=metavar)
 
     @property
     def option(self) -> str:
@@ -88,12 +92,15 @@ class Key:
         )
 
 
-@dataclass(frozen=True)
-class KeyValue:
+class KeyValue(FrozenRecord):
     """What the user said for one key: a plain value and per-device bindings."""
 
-    value: str | None = None
-    devices: Mapping[str, str] = field(default_factory=dict)
+    __slots__ = ("devices", "value")
+    value: str | None
+    devices: Mapping[str, str]
+
+    def __init__(self, value: str | None = None, devices: Mapping[str, str] | None = None) -> None:
+        self._set(value=value, devices={} if devices is None else devices)
 
 
 class KeyValues:
@@ -149,7 +156,7 @@ class KeyValues:
             current = values.get(name, KeyValue())
             value, devices = current.value, dict(current.devices)
             for text in texts:
-                match = _BINDING.match(text) if key.per_device else None
+                match = re.match(_BINDING, text) if key.per_device else None
                 if match:
                     key.parse(match.group(2))
                     devices[match.group(1)] = match.group(2)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path, PurePosixPath
 
 from . import runtime
 from .devices import EntryKind
@@ -12,7 +10,7 @@ from .errors import DeviceClosed, KeyNotFound, NotAValue
 
 
 def _normalise(key: str) -> str:
-    parts = [p for p in PurePosixPath("/" + key).parts[1:] if p not in ("", ".")]
+    parts = [p for p in key.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise KeyNotFound(key)
     return "/".join(parts)
@@ -22,11 +20,12 @@ class BakedKVRO:
     """A :class:`unik.devices.KVRO` over files baked into the artifact.
 
     The files live under ``directory`` (relative to the artifact root); keys are their
-    relative paths.  Contents are read on demand, so large stores cost no memory.
+    relative paths.  Contents are read on demand, so large stores cost no memory.  Paths
+    are strings, as in :mod:`unik.runtime`.
     """
 
-    def __init__(self, root: Path) -> None:
-        self._root = root
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = os.fspath(root)
         self._closed = False
 
     @classmethod
@@ -38,17 +37,17 @@ class BakedKVRO:
         """Close the store."""
         self._closed = True
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str) -> str:
         if self._closed:
             raise DeviceClosed("key/value store is disconnected")
         rel = _normalise(key)
-        return self._root / rel if rel else self._root
+        return os.path.join(self._root, rel) if rel else self._root
 
-    def _value(self, key: str) -> Path:
+    def _value(self, key: str) -> str:
         path = self._path(key)
-        if path.is_dir():
+        if os.path.isdir(path):
             raise NotAValue(key)
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise KeyNotFound(key)
         return path
 
@@ -58,13 +57,14 @@ class BakedKVRO:
             path = self._path(key)
         except KeyNotFound:
             return None
-        if path.is_dir():
+        if os.path.isdir(path):
             return EntryKind.DICTIONARY
-        return EntryKind.VALUE if path.is_file() else None
+        return EntryKind.VALUE if os.path.isfile(path) else None
 
     async def get(self, key: str) -> bytes:
         """The value of ``key``."""
-        return self._value(key).read_bytes()
+        with open(self._value(key), "rb") as f:
+            return f.read()
 
     async def get_partial(self, key: str, offset: int, length: int) -> bytes:
         """``length`` bytes from ``offset``."""
@@ -75,11 +75,11 @@ class BakedKVRO:
     async def list(self, key: str = "") -> list[tuple[str, EntryKind]]:
         """Entries directly under ``key``."""
         path = self._path(key)
-        if not path.exists() and path == self._root:
+        if not os.path.exists(path) and path == self._root:
             return []  # a store baked from an empty directory
-        if path.is_file():
+        if os.path.isfile(path):
             raise NotAValue(key)
-        if not path.is_dir():
+        if not os.path.isdir(path):
             raise KeyNotFound(key)
         return [
             (e.name, EntryKind.DICTIONARY if e.is_dir() else EntryKind.VALUE)
@@ -88,14 +88,16 @@ class BakedKVRO:
 
     async def size(self, key: str) -> int:
         """Length of the value."""
-        return self._value(key).stat().st_size
+        return os.stat(self._value(key)).st_size
 
     async def last_modified(self, key: str) -> int:
         """Modification time in nanoseconds."""
-        return self._value(key).stat().st_mtime_ns
+        return os.stat(self._value(key)).st_mtime_ns
 
     async def digest(self, key: str) -> bytes:
         """SHA-256 of the value."""
+        import hashlib  # on first use: it loads six hash modules
+
         h = hashlib.sha256()
         with open(self._value(key), "rb") as f:
             for chunk in iter(lambda: f.read(1 << 16), b""):

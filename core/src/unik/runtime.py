@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -10,26 +9,26 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
 from .errors import UnikError
 from .keys import KeyValues, solo5_syntax
 
-_root: Path | None = None
+# Paths are strings here: pathlib (with urllib.parse and ipaddress behind it) would add
+# a twentieth to a unikernel's start-up under emulation.
+_root: str | None = None
 
 
 def set_root(path: str | os.PathLike[str]) -> None:
     """Set the artifact root (the directory of the generated ``main.py``)."""
     global _root
-    _root = Path(path).resolve()
+    _root = os.path.realpath(path)
 
 
-def artifact_path(relative: str) -> Path:
+def artifact_path(relative: str) -> str:
     """A path inside the artifact, e.g. ``assets/htdocs``."""
-    root = _root or Path(os.environ.get("UNIK_ROOT", "."))
-    return root / relative
+    return os.path.join(_root or os.environ.get("UNIK_ROOT", "."), relative)
 
 
 class Devices:
@@ -63,6 +62,10 @@ class Devices:
 
 def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
     """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``."""
+    if not argv:
+        return keys
+    import argparse  # only when there are arguments: a unikernel usually boots with none
+
     parser = argparse.ArgumentParser(
         prog=prog, description="Run this unik application; options override configured keys."
     )
@@ -92,8 +95,8 @@ def main(
     application, disconnect its devices and exit 128 + the signal number (a second
     signal, a second or more later, exits at once).
     """
-    set_root(Path(main_file).parent)
-    prog = os.environ.get("UNIK_PROG", Path(sys.argv[0]).name)
+    set_root(os.path.dirname(os.path.abspath(main_file)))
+    prog = os.environ.get("UNIK_PROG", os.path.basename(sys.argv[0]))
     try:
         keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog)
     except UnikError as exc:
