@@ -231,7 +231,8 @@ static void ring_dealloc(Ring *r)
     PyObject_Free(r);
 }
 
-/* interface(ifname) -> (mac, mtu) */
+/* interface(ifname) -> (mac, mtu).  The ioctls go through an AF_UNIX socket: closing an
+ * AF_PACKET one waits for an RCU grace period (synchronize_net), ~10 ms under emulation. */
 static PyObject *interface(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     const char *ifname = PyUnicode_AsUTF8(arg);
@@ -244,7 +245,7 @@ static PyObject *interface(PyObject *Py_UNUSED(module), PyObject *arg)
         return NULL;
     }
     strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-    int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0) {

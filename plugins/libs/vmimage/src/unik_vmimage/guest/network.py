@@ -26,18 +26,18 @@ FRAME_SIZE = 2048
 RETIRE_MS = 2
 
 
-def find_interface(name: str, mac: str) -> str:
-    """The interface whose MAC address is ``mac`` (the host sets it per device)."""
+def find_interface(name: str, mac: str) -> tuple[str, int]:
+    """The interface whose MAC address is ``mac`` (the host sets it per device), and its MTU."""
     want = bytes.fromhex(mac.replace(":", ""))
     seen = []
     for _, ifname in socket.if_nameindex():
         try:
-            hw, _ = backend.interface(ifname)
+            hw, mtu = backend.interface(ifname)
         except OSError:
             continue
         seen.append(f"{ifname}={bytes(hw).hex(':')}")
         if bytes(hw) == want:
-            return str(ifname)
+            return str(ifname), int(mtu)
     raise DeviceUnavailable(
         f"network device {name!r}: no NIC with address {mac} (found: {', '.join(seen) or 'none'}); "
         f"attach one with `unik run --net {name}=TAP`"
@@ -64,13 +64,12 @@ class PacketNetwork:
     @classmethod
     async def connect(cls, name: str, mac: str) -> PacketNetwork:
         """Open the ring on the NIC whose address is ``mac`` (the init brought it up)."""
-        ifname = find_interface(name, mac)
+        ifname, mtu = find_interface(name, mac)
         try:
-            hw, mtu = backend.interface(ifname)
             ring = backend.open(ifname, BLOCK_SIZE, BLOCK_COUNT, FRAME_SIZE, RETIRE_MS)
         except OSError as exc:
             raise DeviceUnavailable(f"network device {name!r}: cannot open {ifname}: {exc}") from exc
-        return cls(name, ifname, ring, bytes(hw), int(mtu))
+        return cls(name, ifname, ring, bytes.fromhex(mac.replace(":", "")), mtu)
 
     def _open(self) -> object:
         if self._ring is None:

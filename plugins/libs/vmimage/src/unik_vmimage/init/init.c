@@ -205,7 +205,9 @@ static int find_by_mac(int s, const char *mac, char *ifname)
  * may take a moment to appear. */
 static void link_up(const char *which)
 {
-    int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    /* Interface ioctls work on any socket; closing an AF_PACKET one would wait for an RCU
+     * grace period (synchronize_net), ~10 ms under emulation. */
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
         say("unik-init: socket: %s", strerror(errno));
         return;
