@@ -27,7 +27,6 @@ re-keyed after each chunk).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import threading
@@ -37,7 +36,7 @@ from collections.abc import Callable, Iterable
 
 from unik.errors import NotSeeded
 
-from .generator import BLOCK, Generator
+from .generator import BLOCK, Generator, sha256
 from .health import SourceFailure
 from .pools import MIN_POOL_SIZE, Pools
 from .sources import JITTER, Source, builtin_sources, seal
@@ -127,7 +126,7 @@ class Fortuna:
     def seed(self, material: bytes) -> None:
         """Reseed the generator directly with ``material`` (start-up, seed files, fork)."""
         with self._lock:
-            self.generator.reseed(hashlib.sha256(material).digest())
+            self.generator.reseed(sha256(material).digest())
             self._wipe()
 
     # --- accumulator ---------------------------------------------------------------
@@ -239,7 +238,7 @@ class Fortuna:
                     parts.append(src.read(32))
                 except (SourceFailure, OSError):
                     continue
-        self.generator.reseed(hashlib.sha256(b"fork" + b"".join(parts)).digest())
+        self.generator.reseed(sha256(b"fork" + b"".join(parts)).digest())
 
 
 def _after_fork() -> None:

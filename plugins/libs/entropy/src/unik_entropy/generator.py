@@ -12,16 +12,27 @@ State: a 256-bit key ``K`` and a 128-bit counter ``C``; ``C == 0`` means unseede
 AES comes from OpenSSL's libcrypto through the C extension :mod:`unik_entropy._aesctr`
 (the libcrypto CPython's ``_hashlib`` links), or from ``cryptography`` in its pure twin
 :mod:`unik_entropy._aesctr_py` (``UNIK_PURE=1``, or when the extension is not built);
-SHA-256 from :mod:`hashlib`.  This module only arranges them.
+SHA-256 from CPython's built-in ``_sha256`` (what :mod:`hashlib` falls back to without
+OpenSSL), else from :mod:`hashlib`.  This module only arranges them.
 """
 
 from __future__ import annotations
 
-import hashlib
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from unik import accel as _accel
 from unik.errors import NotSeeded
+
+if TYPE_CHECKING:
+    from hashlib import sha256 as sha256
+else:
+    # Importing hashlib loads six hash modules at once (a few ms each in an emulated VM);
+    # the same SHA-256 comes from the one CPython builds in.  ``_sha256`` is gone in 3.12.
+    try:
+        from _sha256 import sha256
+    except ImportError:  # pragma: no cover - depends on the interpreter
+        from hashlib import sha256
 
 #: ``unik_entropy._aesctr`` (libcrypto) when built and not disabled, else ``_aesctr_py``.
 aes: ModuleType = _accel.load("unik_entropy._aesctr", "unik_entropy._aesctr_py")
@@ -35,7 +46,7 @@ _COUNTER_MOD = 1 << 128
 
 def sha256d(data: bytes) -> bytes:
     """SHA-256 applied twice (Fortuna's ``SHA_d-256``)."""
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+    return sha256(sha256(data).digest()).digest()
 
 
 class Generator:

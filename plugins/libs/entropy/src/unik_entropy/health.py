@@ -36,12 +36,30 @@ def rct_cutoff(h: float) -> int:
     return 1 + math.ceil(ALPHA_LOG2 / h)
 
 
-@lru_cache(maxsize=32)
+#: :func:`apt_cutoff` of the window of 512 for the min-entropies the sources claim (the tests
+#: run at H = min(credited, 2), so 2.0 and 0.5 on every start): summing the binomial CDF
+#: takes ~600 big-integer ``math.comb`` calls per H, tens of ms in an emulated VM.  The
+#: test suite checks every entry against :func:`compute_apt_cutoff`.
+APT_CUTOFFS: dict[float, int] = {
+    0.25: 468, 0.5: 410, 1.0: 311, 2.0: 177, 3.0: 103, 4.0: 62, 5.0: 39, 6.0: 25, 7.0: 18, 8.0: 13,
+}
+
+
 def apt_cutoff(h: float, window: int = WINDOW) -> int:
     """The adaptive-proportion cutoff (4.4.2): 1 + CRITBINOM(W, 2^-H, 1 - 2^-20).
 
-    CRITBINOM is the smallest ``k`` whose binomial CDF reaches ``1 - alpha``.
+    From :data:`APT_CUTOFFS` when it has ``h`` (for the window of 512), else computed.
     """
+    if window == WINDOW:
+        found = APT_CUTOFFS.get(h)
+        if found is not None:
+            return found
+    return compute_apt_cutoff(h, window)
+
+
+@lru_cache(maxsize=32)
+def compute_apt_cutoff(h: float, window: int = WINDOW) -> int:
+    """:func:`apt_cutoff` computed: CRITBINOM is the smallest ``k`` whose binomial CDF reaches ``1 - alpha``."""
     p = 2.0 ** -h
     alpha = 2.0 ** -ALPHA_LOG2
     cdf = 0.0

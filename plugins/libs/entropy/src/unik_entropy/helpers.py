@@ -11,13 +11,14 @@ Fortuna seeded from the built-in sources on first use::
 
 from __future__ import annotations
 
-import base64
-import random as _random
 import threading
 from collections.abc import MutableSequence, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .fortuna import Fortuna
+
+if TYPE_CHECKING:
+    from ._unikrandom import UnikRandom  # noqa: F401 - served by __getattr__
 
 T = TypeVar("T")
 
@@ -70,6 +71,8 @@ def token_hex(nbytes: int = 32) -> str:
 
 def token_urlsafe(nbytes: int = 32) -> str:
     """``nbytes`` random bytes, URL-safe base64 without padding."""
+    import base64  # here: the device imports this module as a VM boots, when every module costs
+
     return base64.urlsafe_b64encode(token_bytes(nbytes)).rstrip(b"=").decode("ascii")
 
 
@@ -118,32 +121,12 @@ def random() -> float:
     return randbits(53) / (1 << 53)
 
 
-class UnikRandom(_random.Random):
-    """A :class:`random.Random` drawing every bit from unik's generator (like ``SystemRandom``).
+def __getattr__(name: str) -> object:
+    """:class:`UnikRandom`, defined on first use."""
+    # UnikRandom is defined on first use: it subclasses random.Random, and the random
+    # module (with bisect, _random, _sha512) is not otherwise imported as a VM boots.
+    if name == "UnikRandom":
+        from ._unikrandom import UnikRandom
 
-    ``seed``, ``getstate`` and ``setstate`` make no sense for it and raise.
-    """
-
-    def random(self) -> float:
-        """A float in ``[0.0, 1.0)``."""
-        return randbits(53) / (1 << 53)
-
-    def getrandbits(self, k: int) -> int:
-        """An integer of ``k`` random bits."""
-        return randbits(k)
-
-    def randbytes(self, n: int) -> bytes:
-        """``n`` random bytes."""
-        return token_bytes(n)
-
-    def seed(self, a: object = None, version: int = 2) -> None:
-        """Ignored at construction; the generator seeds itself."""
-        return None
-
-    def getstate(self) -> tuple[object, ...]:  # type: ignore[override]
-        """Not available: the state is the CSPRNG's secret."""
-        raise NotImplementedError("UnikRandom has no reproducible state")
-
-    def setstate(self, state: tuple[object, ...]) -> None:  # type: ignore[override]
-        """Not available."""
-        raise NotImplementedError("UnikRandom has no reproducible state")
+        return UnikRandom
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,9 @@ other time, pool 31 once in 2^31 reseeds.  Used pools are emptied.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Any
+
+from .generator import sha256
 
 NUM_POOLS = 32
 #: Bytes of events pool 0 must have collected before a reseed (Fortuna's MinPoolSize).
@@ -20,12 +20,18 @@ MIN_POOL_SIZE = 64
 MAX_EVENT = 32
 
 
-@dataclass
 class Pool:
     """One pool: a running SHA-256 and how many bytes went into it."""
 
-    hash: Any = field(default_factory=hashlib.sha256)
-    length: int = 0
+    # A plain class, not a dataclass: those compile generated code as the library is imported.
+    __slots__ = ("hash", "length")
+
+    def __init__(self, hash: Any = None, length: int = 0) -> None:
+        self.hash = sha256() if hash is None else hash
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"Pool(hash={self.hash!r}, length={self.length!r})"
 
 
 class Pools:
@@ -50,7 +56,7 @@ class Pools:
         if not 0 <= source_id <= 255:
             raise ValueError("source_id must be 0-255")
         if len(data) > MAX_EVENT:
-            data = hashlib.sha256(data).digest()
+            data = sha256(data).digest()
         if pool is None:
             pool = self._next.get(source_id, 0)
             self._next[source_id] = (pool + 1) % NUM_POOLS

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from unik.devices import TxOffload
 
@@ -20,13 +19,16 @@ from .wire import arp as wire_arp
 Queued = tuple[bytearray, TxOffload | None]
 
 
-@dataclass
 class _Pending:
     """Packets waiting for an address to be resolved."""
 
-    frames: list[Queued] = field(default_factory=list)
-    last_request_ns: int = 0
-    requests: int = 0
+    # A plain class, not a dataclass: those compile generated code as the stack is imported.
+    __slots__ = ("frames", "last_request_ns", "requests")
+
+    def __init__(self) -> None:
+        self.frames: list[Queued] = []
+        self.last_request_ns = 0
+        self.requests = 0
 
 
 class ArpCache:

@@ -8,7 +8,6 @@ An exact duplicate (same offset and length, as a duplicating link produces) is i
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
 
 from .errors import Malformed
 from .wire.ipv4 import Ipv4Packet
@@ -16,13 +15,16 @@ from .wire.ipv4 import Ipv4Packet
 _Key = tuple[bytes, bytes, int, int]
 
 
-@dataclass
 class _Datagram:
-    first_ns: int
-    header: bytes = b""
-    total: int | None = None
-    size: int = 0
-    fragments: dict[int, bytes] = field(default_factory=dict)
+    # A plain class, not a dataclass: those compile generated code as the stack is imported.
+    __slots__ = ("first_ns", "fragments", "header", "size", "total")
+
+    def __init__(self, first_ns: int) -> None:
+        self.first_ns = first_ns
+        self.header = b""
+        self.total: int | None = None
+        self.size = 0
+        self.fragments: dict[int, bytes] = {}
 
 
 class Reassembler:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
-from .dhcp import DhcpClient
 from .iface import Interface
 from .tcp import TcpConfig, TcpLayer
 from .timers import Timers
 from .udp import UdpLayer
+
+if TYPE_CHECKING:
+    from .dhcp import DhcpClient
 
 
 def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
@@ -79,6 +81,9 @@ class TcpipStack:
 
     async def start_dhcp(self, timeout: float = 60.0) -> DhcpClient:
         """Run the DHCP client (RFC 2131) and wait until it holds a lease."""
+        # Imported here: a stack with a static address never needs it (start-up cost in a VM).
+        from .dhcp import DhcpClient
+
         self.dhcp = DhcpClient(self.iface, self.udp, self.timers, self._random)
         self._tasks.append(asyncio.ensure_future(self.dhcp.run()))
         try:

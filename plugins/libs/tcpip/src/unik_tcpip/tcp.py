@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import hashlib
 import logging
 import struct
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
@@ -32,6 +30,11 @@ from .wire import icmp as wire_icmp
 from .wire.icmp import IcmpPacket
 from .wire.ipv4 import Ipv4Packet, Protocol
 from .wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, sack_option
+
+try:  # hashlib itself loads six hash modules as it is imported; only BLAKE2s is used here
+    from _blake2 import blake2s
+except ImportError:  # pragma: no cover - an interpreter without the built-in module
+    from hashlib import blake2s
 
 log = logging.getLogger(__name__)
 
@@ -89,68 +92,142 @@ SYNCHRONIZED = frozenset({
 _RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
-@dataclass
-class TcpConfig:
-    """Tunables; the defaults follow the RFCs named beside each."""
+class _Fields:
+    """``repr`` and ``==`` over ``__slots__``, as ``@dataclass`` gives them.
 
-    #: Receive buffer: the largest window advertised (scaled per RFC 7323 2).
-    rcv_buf: int = 1 << 20
-    #: Send buffer: ``pause_writing`` above this many unacknowledged/unsent bytes.
-    snd_buf: int = 1 << 20
-    #: RFC 6298 2.1: initial RTO of 1 s; 2.4: minimum 1 s; 2.5: a maximum of at least 60 s.
-    initial_rto_ns: int = 1 * _S
-    min_rto_ns: int = 1 * _S
-    max_rto_ns: int = 60 * _S
-    #: RFC 9293 3.8.3: give up after R2 (at least 100 s of retransmissions) — counted here.
-    max_retries: int = 12
-    max_syn_retries: int = 6
-    #: RFC 9293 3.8.6.3: delay an ACK by less than 0.5 s (RFC 5681 4.2 wants at most 500 ms).
-    delayed_ack_ns: int = 40 * _MS
-    #: RFC 9293 3.3.2: TIME-WAIT lasts 2 MSL.
-    msl_ns: int = 30 * _S
-    #: How long FIN-WAIT-2 waits for the peer's FIN once the application closed completely.
-    fin_wait_2_ns: int = 60 * _S
-    #: RFC 9293 3.8.6.2.1: Nagle's algorithm on by default.
-    nagle: bool = True
-    #: Half-open connections per listener (SYN-RECEIVED), the SYN backlog.
-    syn_backlog: int = 128
-    #: RFC 4987 3.6: answer SYNs beyond the backlog with SYN cookies instead of dropping them.
-    syn_cookies: bool = True
-    #: Connections of the whole stack.
-    max_connections: int = 10_000
-    #: RFC 5961 7: challenge ACKs per second (and burst).
-    challenge_ack_rate: float = 100.0
-    window_scaling: bool = True
-    timestamps: bool = True
-    sack: bool = True
-    #: Hand segments of up to 64 KiB to the NIC when the network device offers TSO.
-    tso: bool = True
-    #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
-    #: time MUST default to no less than two hours.
-    keepalive: bool = False
-    #: ``"newreno"`` (RFC 5681, RFC 6582) or ``"cubic"`` (RFC 9438); see :mod:`unik_tcpip.cc`.
-    congestion_control: str = "newreno"
-    keepalive_idle_ns: int = 2 * 3600 * _S
-    keepalive_interval_ns: int = 75 * _S
-    keepalive_probes: int = 9
+    Not ``@dataclass``: it compiles generated source for every class, which costs
+    milliseconds per class as a unikernel boots under emulation (these load with the stack).
+    """
+
+    __slots__ = ()
+    #: The fields in order (that of ``__init__``'s parameters).
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as a dataclass
 
 
-@dataclass
-class TcpStats:
-    """Per-connection counters, readable from the application (``get_extra_info("tcp_stats")``)."""
+class TcpConfig(_Fields):
+    """Tunables; the defaults follow the RFCs named beside each.
 
-    segments_in: int = 0
-    segments_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    retransmits: int = 0
-    fast_retransmits: int = 0
-    timeouts: int = 0
-    dup_acks: int = 0
-    out_of_order: int = 0
-    challenge_acks: int = 0
-    #: Smoothed round-trip time in seconds (``None`` before the first sample).
-    srtt: float | None = None
+    * ``rcv_buf``: receive buffer: the largest window advertised (scaled per RFC 7323 2).
+    * ``snd_buf``: send buffer: ``pause_writing`` above this many unacknowledged/unsent bytes.
+    * ``initial_rto_ns``, ``min_rto_ns``, ``max_rto_ns``: RFC 6298 2.1: initial RTO of 1 s;
+      2.4: minimum 1 s; 2.5: a maximum of at least 60 s.
+    * ``max_retries``, ``max_syn_retries``: RFC 9293 3.8.3: give up after R2 (at least 100 s
+      of retransmissions), counted here.
+    * ``delayed_ack_ns``: RFC 9293 3.8.6.3: delay an ACK by less than 0.5 s (RFC 5681 4.2
+      wants at most 500 ms).
+    * ``msl_ns``: RFC 9293 3.3.2: TIME-WAIT lasts 2 MSL.
+    * ``fin_wait_2_ns``: how long FIN-WAIT-2 waits for the peer's FIN once the application
+      closed completely.
+    * ``nagle``: RFC 9293 3.8.6.2.1: Nagle's algorithm on by default.
+    * ``syn_backlog``: half-open connections per listener (SYN-RECEIVED), the SYN backlog.
+    * ``syn_cookies``: RFC 4987 3.6: answer SYNs beyond the backlog with SYN cookies instead
+      of dropping them.
+    * ``max_connections``: connections of the whole stack.
+    * ``challenge_ack_rate``: RFC 5961 7: challenge ACKs per second (and burst).
+    * ``window_scaling``, ``timestamps``, ``sack``: the RFC 7323 and RFC 2018 options.
+    * ``tso``: hand segments of up to 64 KiB to the NIC when the network device offers TSO.
+    * ``keepalive``: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked
+      for; the idle time (``keepalive_idle_ns``) MUST default to no less than two hours.
+    * ``congestion_control``: ``"newreno"`` (RFC 5681, RFC 6582) or ``"cubic"`` (RFC 9438);
+      see :mod:`unik_tcpip.cc`.
+    """
+
+    _fields = (
+        "rcv_buf", "snd_buf", "initial_rto_ns", "min_rto_ns", "max_rto_ns", "max_retries", "max_syn_retries",
+        "delayed_ack_ns", "msl_ns", "fin_wait_2_ns", "nagle", "syn_backlog", "syn_cookies", "max_connections",
+        "challenge_ack_rate", "window_scaling", "timestamps", "sack", "tso", "keepalive", "congestion_control",
+        "keepalive_idle_ns", "keepalive_interval_ns", "keepalive_probes",
+    )
+    __slots__ = _fields
+
+    def __init__(
+        self,
+        rcv_buf: int = 1 << 20,
+        snd_buf: int = 1 << 20,
+        initial_rto_ns: int = 1 * _S,
+        min_rto_ns: int = 1 * _S,
+        max_rto_ns: int = 60 * _S,
+        max_retries: int = 12,
+        max_syn_retries: int = 6,
+        delayed_ack_ns: int = 40 * _MS,
+        msl_ns: int = 30 * _S,
+        fin_wait_2_ns: int = 60 * _S,
+        nagle: bool = True,
+        syn_backlog: int = 128,
+        syn_cookies: bool = True,
+        max_connections: int = 10_000,
+        challenge_ack_rate: float = 100.0,
+        window_scaling: bool = True,
+        timestamps: bool = True,
+        sack: bool = True,
+        tso: bool = True,
+        keepalive: bool = False,
+        congestion_control: str = "newreno",
+        keepalive_idle_ns: int = 2 * 3600 * _S,
+        keepalive_interval_ns: int = 75 * _S,
+        keepalive_probes: int = 9,
+    ) -> None:
+        self.rcv_buf = rcv_buf
+        self.snd_buf = snd_buf
+        self.initial_rto_ns = initial_rto_ns
+        self.min_rto_ns = min_rto_ns
+        self.max_rto_ns = max_rto_ns
+        self.max_retries = max_retries
+        self.max_syn_retries = max_syn_retries
+        self.delayed_ack_ns = delayed_ack_ns
+        self.msl_ns = msl_ns
+        self.fin_wait_2_ns = fin_wait_2_ns
+        self.nagle = nagle
+        self.syn_backlog = syn_backlog
+        self.syn_cookies = syn_cookies
+        self.max_connections = max_connections
+        self.challenge_ack_rate = challenge_ack_rate
+        self.window_scaling = window_scaling
+        self.timestamps = timestamps
+        self.sack = sack
+        self.tso = tso
+        self.keepalive = keepalive
+        self.congestion_control = congestion_control
+        self.keepalive_idle_ns = keepalive_idle_ns
+        self.keepalive_interval_ns = keepalive_interval_ns
+        self.keepalive_probes = keepalive_probes
+
+
+class TcpStats(_Fields):
+    """Per-connection counters, readable from the application (``get_extra_info("tcp_stats")``).
+
+    ``srtt`` is the smoothed round-trip time in seconds (``None`` before the first sample).
+    """
+
+    _fields = ("segments_in", "segments_out", "bytes_in", "bytes_out", "retransmits", "fast_retransmits",
+               "timeouts", "dup_acks", "out_of_order", "challenge_acks", "srtt")
+    __slots__ = _fields
+
+    def __init__(self, segments_in: int = 0, segments_out: int = 0, bytes_in: int = 0, bytes_out: int = 0,
+                 retransmits: int = 0, fast_retransmits: int = 0, timeouts: int = 0, dup_acks: int = 0,
+                 out_of_order: int = 0, challenge_acks: int = 0, srtt: float | None = None) -> None:
+        self.segments_in = segments_in
+        self.segments_out = segments_out
+        self.bytes_in = bytes_in
+        self.bytes_out = bytes_out
+        self.retransmits = retransmits
+        self.fast_retransmits = fast_retransmits
+        self.timeouts = timeouts
+        self.dup_acks = dup_acks
+        self.out_of_order = out_of_order
+        self.challenge_acks = challenge_acks
+        self.srtt = srtt
 
 
 _Key = tuple[bytes, int, bytes, int]
@@ -1526,7 +1603,7 @@ class TcpLayer:
     def isn(self, key: _Key) -> int:
         """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey)."""
         m = self.timers.now_ns() // 4000  # a 4-microsecond timer
-        digest = hashlib.blake2s(
+        digest = blake2s(
             key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(2, "big"), key=self._secret,
             digest_size=4,
         ).digest()
@@ -1710,7 +1787,7 @@ class TcpLayer:
 
     def _cookie(self, key: _Key, irs: int, slot: int, mss_index: int) -> int:
         """ISS = 5 bits of a 64-second clock, 3 bits of MSS index, 24 bits of keyed hash."""
-        digest = hashlib.blake2s(
+        digest = blake2s(
             key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(2, "big")
             + irs.to_bytes(4, "big") + bytes((slot & 31, mss_index)),
             key=self._cookie_secret, digest_size=3).digest()
