@@ -9,21 +9,20 @@ device, ``[tool.unik.targets.TARGET]`` overrides keys and device tables per targ
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .devices import KINDS, kind_of
 from .errors import ConfigError, ProjectNotFound
 from .keys import Key, KeyType
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+if TYPE_CHECKING:
+    import inspect
+
+# The TOML parser, inspect and the device protocols (asyncio) are imported by
+# Application.load: `unik run` only needs find_pyproject from here.
 
 #: Keys of a device table that the composer reads itself (the rest go to the provider).
 RESERVED_DEVICE_KEYS = ("kind", "provider", "use")
@@ -114,6 +113,11 @@ class Application:
     @classmethod
     def load(cls, pyproject: Path) -> Application:
         """Read ``pyproject`` and inspect the entry function it names."""
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
         pyproject = pyproject.resolve()
         where = str(pyproject)
         try:
@@ -194,6 +198,8 @@ def _entry_parameters(
     Modules imported from the sources are removed again, so that loading two
     applications in one process never mixes them up.
     """
+    import inspect
+
     paths = [str(d) for d in source_dirs]
     before = set(sys.modules)
     sys.path[:0] = paths
@@ -231,6 +237,8 @@ def _classify(
     tables: Mapping[str, Mapping[str, Any]],
     app: str,
 ) -> tuple[tuple[DeviceSpec, ...], tuple[Setting, ...]]:
+    from .devices import KINDS, kind_of
+
     devices: list[DeviceSpec] = []
     settings: list[Setting] = []
     known = ", ".join(sorted(KINDS))

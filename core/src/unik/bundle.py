@@ -10,16 +10,22 @@ an initramfs).  The order is sorted and stable, so artifacts are reproducible.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
+from typing import TYPE_CHECKING, Any
 
 from .errors import BuildError
-from .plan import Plan
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+# importlib.metadata and packaging are imported by the functions that read
+# distributions: target plugins import this module, and every command loads them.
 
 #: Distributions whose own dependencies are build-time only (the composer's).
 NOT_FOLLOWED = {"unik"}
@@ -41,6 +47,8 @@ def normalise(name: str) -> str:
 
 
 def _top_level_by_distribution() -> dict[str, set[str]]:
+    from importlib import metadata
+
     out: dict[str, set[str]] = {}
     for top, dists in metadata.packages_distributions().items():
         for dist in dists:
@@ -50,6 +58,10 @@ def _top_level_by_distribution() -> dict[str, set[str]]:
 
 def distribution_closure(names: Iterable[str]) -> list[str]:
     """``names`` and every installed distribution they require at run time, sorted."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
     seen: set[str] = set()
     todo = [normalise(n) for n in names]
     while todo:
@@ -75,7 +87,7 @@ def distribution_closure(names: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
-def _package_files(top: str, origin: Path | None = None) -> list[BundleFile]:
+def _package_files(top: str, origin: Path | None = None, dirs: list[Path] | None = None) -> list[BundleFile]:
     if origin is None:
         spec = importlib.util.find_spec(top)
         if spec is None:
@@ -89,24 +101,33 @@ def _package_files(top: str, origin: Path | None = None) -> list[BundleFile]:
     if origin.is_file():
         return [BundleFile(origin.name, origin)]
     files = []
+    if dirs is not None:
+        dirs.append(origin)
     for path in sorted(origin.rglob("*")):
         rel = path.relative_to(origin)
-        if path.is_dir() or _SKIP_DIRS & set(rel.parts) or path.suffix in _SKIP_SUFFIXES:
+        if _SKIP_DIRS & set(rel.parts):
+            continue
+        if path.is_dir():
+            if dirs is not None:
+                dirs.append(path)
+            continue
+        if path.suffix in _SKIP_SUFFIXES:
             continue
         files.append(BundleFile(f"{top}/{rel.as_posix()}", path))
     return files
 
 
-def _app_files(plan: Plan) -> list[BundleFile]:
+def _app_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
     files: list[BundleFile] = []
     for top in plan.app.packages:
         for d in plan.app.source_dirs:
             pkg, mod = Path(d) / top, Path(d) / f"{top}.py"
+            dirs.append(Path(d))
             if pkg.is_dir():
-                files += _package_files(top, pkg)
+                files += _package_files(top, pkg, dirs)
                 break
             if mod.is_file():
-                files += _package_files(top, mod)
+                files += _package_files(top, mod, dirs)
                 break
         else:
             raise BuildError(f"application package {top!r} not found in {', '.join(plan.app.source_dirs)}")
@@ -115,25 +136,80 @@ def _app_files(plan: Plan) -> list[BundleFile]:
 
 def runtime_distributions(plan: Plan) -> list[str]:
     """Every distribution the running application imports from."""
+    from packaging.requirements import Requirement
+
     deps = [Requirement(d).name for d in plan.app.dependencies]
     return distribution_closure([*plan.distributions, *deps])
 
 
 def runtime_files(plan: Plan, build_dir: Path) -> list[BundleFile]:
     """Everything an artifact of ``plan`` must contain, sorted by destination."""
+    return runtime_inputs(plan, build_dir)[0]
+
+
+def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[Path]]:
+    """:func:`runtime_files`, and the directories they were found in.
+
+    A file added to or removed from a package changes the mtime of one of those
+    directories: with them and :func:`metadata_stamp`, a caller can tell that the
+    list is still the same without listing it again.
+    """
     files: dict[str, BundleFile] = {}
+    dirs: list[Path] = []
 
     def add(items: Iterable[BundleFile]) -> None:
         for f in items:
             files.setdefault(f.dest, f)
 
     add([BundleFile("main.py", build_dir / "main.py"), BundleFile("plan.json", build_dir / "plan.json")])
-    add(_app_files(plan))
+    add(_app_files(plan, dirs))
     tops = _top_level_by_distribution()
     for dist in runtime_distributions(plan):
         for top in sorted(tops.get(dist, ())):
             if top.startswith("__editable__"):  # finders of editable installs
                 continue
-            add(_package_files(top))
+            add(_package_files(top, dirs=dirs))
     add(BundleFile(f.dest, Path(f.source)) for f in plan.files)
-    return [files[d] for d in sorted(files)]
+    return [files[d] for d in sorted(files)], dirs
+
+
+def metadata_stamp() -> list[list[Any]]:
+    """What installing, removing or upgrading a distribution changes, cheaply read.
+
+    ``sys.path`` itself, and ``[path, mtime_ns, size, inode]`` of every ``*.dist-info``
+    and ``*.egg-info`` entry of its directories and of their ``entry_points.txt``
+    (``[path]`` when missing).  Caches of what importlib.metadata says compare it.
+    """
+    stamp: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                names = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, or nothing
+            names = []
+        stamp.append([entry])
+        for name in names:
+            stamp += stat_stamp([os.path.join(entry, name), os.path.join(entry, name, "entry_points.txt")])
+    return stamp
+
+
+def stat_stamp(paths: Iterable[str | Path]) -> list[list[Any]]:
+    """``[path, mtime_ns, size, inode]`` of each path (``[path]`` when it is missing)."""
+    out: list[list[Any]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append([str(path), st.st_mtime_ns, st.st_size, st.st_ino])
+        except OSError:
+            out.append([str(path)])
+    return out
+
+
+def settled(stamp: list[list[Any]], margin_ns: int = 2_000_000_000) -> bool:
+    """Whether nothing in ``stamp`` changed within ``margin_ns``: a later change shows.
+
+    A file rewritten within its timestamp's tick (milliseconds) could keep its mtime
+    and size; a cache keyed on a stamp with such young entries is not written.
+    """
+    limit = time.time_ns() - margin_ns
+    return all(item[1] < limit for item in stamp if len(item) > 1)

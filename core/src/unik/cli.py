@@ -8,17 +8,20 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .application import Application, find_pyproject
-from .describe import to_dot, to_text
 from .errors import UnikError
 from .keys import Key, solo5_syntax
 from .plugins import PluginManager
 from .progress import Progress
-from .project import BUILD_DIR, Project
-from .scaffold import new_application
 from .version import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from .project import Project
+
+# The modules of single commands (the composer, the application loader, the graph
+# printer, the scaffold) are imported by those commands: every command, `unik run`
+# above all, starts sooner for not loading the others'.
 
 DESCRIPTION = """\
 unik composes a Python application with library implementations of the OS services
@@ -58,6 +61,8 @@ def _key_args(ns: argparse.Namespace) -> dict[str, list[str]]:
 
 def _app_keys(ns_project: str | None) -> list[Key]:
     """The application's own keys, when a project is at hand (for parsing and --help)."""
+    from .application import Application, find_pyproject
+
     try:
         pyproject = find_pyproject(Path(ns_project or "."))
         return [s.key for s in Application.load(pyproject).settings]
@@ -135,11 +140,15 @@ def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentPar
 
 
 def _project(ns: argparse.Namespace) -> Project:
+    from .project import Project
+
     return Project.find(Path(ns.project or "."), ns.pm, ns.progress)
 
 
 def cmd_new(ns: argparse.Namespace) -> int:
     """``unik new``."""
+    from .scaffold import new_application
+
     root = new_application(ns.name, Path(ns.project or "."))
     print(f"created {root}\nnext: cd {root} && unik configure -t unix && unik build && unik run")
     return 0
@@ -167,6 +176,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 def cmd_describe(ns: argparse.Namespace) -> int:
     """``unik describe``."""
+    from .describe import to_dot, to_text
+
     plan = _project(ns).configuration(ns.target).plan
     sys.stdout.write(to_dot(plan) if ns.dot else to_text(plan))
     return 0
@@ -257,6 +268,8 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
 
 def cmd_clean(ns: argparse.Namespace) -> int:
     """``unik clean``."""
+    from .project import BUILD_DIR
+
     project = _project(ns)
     for d in (project.root / BUILD_DIR, project.dist_dir):
         if d.exists():
@@ -279,6 +292,26 @@ def _peek(argv: Sequence[str]) -> tuple[str | None, str | None]:
     return command, project
 
 
+#: Options of the parser itself and of ``run``, besides the keys.
+_OPTIONS = frozenset({"-C", "--project", "-q", "--quiet", "--version", "-t", "--target"})
+
+
+def _known_options(argv: Sequence[str], keys: dict[str, Key]) -> bool:
+    """Whether every option in ``argv`` (up to ``--``) is spelt out and none is an application key's.
+
+    ``unik run`` then parses the same without the application's keys, and skips
+    importing the application (and what it imports) to learn them; help, an
+    abbreviation or an unknown option loads them.
+    """
+    known = _OPTIONS | {k.option for k in keys.values()}
+    for arg in solo5_syntax(argv, keys):
+        if arg == "--":
+            break
+        if arg.startswith("-") and arg != "-" and arg.split("=", 1)[0] not in known:
+            return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unik`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -286,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command, project = _peek(argv)
         keys = dict(pm.keys(run=command == "run"))
-        if command in ("configure", "run"):
+        if command == "configure" or (command == "run" and not _known_options(argv, keys)):
             keys.update({k.name: k for k in _app_keys(project)})
         parser = build_parser(pm, list(keys.values()))
         ns = parser.parse_args(solo5_syntax(argv, keys))

@@ -11,27 +11,35 @@ dictionaries that refuse duplicate names, naming both plugins.
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import importlib
+import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
+from pathlib import Path
 from types import ModuleType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pluggy
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import Version
 
 from . import builtin, hookspecs
-from .devices import KINDS
+from .bundle import metadata_stamp, settled
 from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
-from .hookspecs import ImageContents
-from .keys import Key
-from .plan import Plan
 from .provider import Provider
 from .target import Target
-from .version import API_VERSION
+from .version import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from .hookspecs import ImageContents
+    from .keys import Key
+    from .plan import Plan
+
+# importlib.metadata and packaging are imported where they are needed: together they
+# took a quarter of the start of every command, and the entry points come from a cache.
 
 #: Registration hooks and the typed method that collects each.
 _REGISTRATIONS = {
@@ -96,7 +104,7 @@ class PluginManager:
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
         self._cache: dict[str, Any] = {}
-        self.register(builtin, name="unik", distribution="unik")
+        self.register(builtin, name="unik", distribution="unik", version=__version__)
 
     @property
     def strict(self) -> bool:
@@ -113,6 +121,8 @@ class PluginManager:
         if name != "unik":
             _check_api(name, api)
         if not version and distribution:
+            from importlib import metadata
+
             try:
                 version = metadata.version(distribution)
             except metadata.PackageNotFoundError:
@@ -135,12 +145,11 @@ class PluginManager:
         only = _names(self._env, "UNIK_LOAD_PLUGINS")
         skip = _names(self._env, "UNIK_DISABLE_PLUGINS") or set()
         seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group="unik"), key=lambda e: e.name):
+        for ep in sorted(entry_points(), key=lambda e: e.name):
             if ep.name in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add(ep.name)
-            dist = ep.dist.name if ep.dist is not None else ""
-            version = ep.dist.version if ep.dist is not None else ""
+            dist, version = ep.dist, ep.version
             names = {ep.name, dist}
             if (only is not None and not names & only) or names & skip:
                 continue
@@ -277,12 +286,76 @@ class PluginManager:
         return sorted(rows, key=lambda r: r["name"])
 
 
+class EntryPoint(NamedTuple):
+    """An entry point of the group ``unik``, with its distribution's name and version."""
+
+    name: str
+    value: str
+    dist: str
+    version: str
+
+    def load(self) -> Any:
+        """Import the module and return the object the entry point names."""
+        match = _ENTRY_POINT.match(self.value)
+        if match is None:
+            raise ValueError(f"invalid entry point {self.value!r}")
+        module = importlib.import_module(match.group("module"))
+        attrs = filter(None, (match.group("attr") or "").split("."))
+        return functools.reduce(getattr, attrs, module)
+
+
+#: ``module[:attr[.attr]][extras]``, as importlib.metadata reads an entry point's value.
+_ENTRY_POINT = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+
+def entry_points() -> list[EntryPoint]:
+    """The ``unik`` entry points installed on ``sys.path``, in importlib.metadata's order.
+
+    Reading every distribution's metadata (and importing importlib.metadata) cost
+    more than the rest of a short command, so the answer is cached in
+    ``$XDG_CACHE_HOME/unik`` under :func:`unik.bundle.metadata_stamp`.
+    """
+    stamp = metadata_stamp()
+    where = sys.executable + "\0" + "\0".join(sys.path)
+    cache = _cache_dir() / f"entry-points-{hashlib.sha256(where.encode()).hexdigest()[:24]}.json"
+    try:
+        data = json.loads(cache.read_text())
+        if data["stamp"] == stamp:
+            return [EntryPoint(*ep) for ep in data["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from importlib import metadata
+
+    found = [
+        EntryPoint(ep.name, ep.value, ep.dist.name if ep.dist is not None else "",
+                   ep.dist.version if ep.dist is not None else "")
+        for ep in metadata.entry_points(group="unik")
+    ]
+    if settled(stamp):
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"stamp": stamp, "entry_points": found}))
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    return found
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "unik"
+
+
 def _check_api(name: str, api: str) -> None:
     if not api:
         raise IncompatiblePlugin(
             f"plugin {name!r} does not declare UNIK_API (the core API range it supports); "
             f"this core provides API {API_VERSION}"
         )
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
     try:
         spec = SpecifierSet(api)
     except InvalidSpecifier:
@@ -311,6 +384,8 @@ def _check_class(base: type) -> Callable[[str, Any], None]:
 
 
 def _check_provider(plugin: str, cls: Any) -> None:
+    from .devices import KINDS  # the device protocols: asyncio and typing, not needed before
+
     _check_class(Provider)(plugin, cls)
     if cls.kind not in KINDS:
         raise PluginError(

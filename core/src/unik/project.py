@@ -15,23 +15,31 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .application import Application, find_pyproject
-from .bundle import runtime_files
-from .codegen import generate_main
-from .compose import Implementation, TargetRef, compose
+from .application import find_pyproject
+from .bundle import metadata_stamp, settled, stat_stamp
 from .errors import NotConfigured
 from .keys import Key, KeyValues
 from .plan import Plan
-from .plugins import PluginManager
 from .progress import Progress
 from .target import Artifact, BuildContext, RunContext
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .application import Application
+    from .plugins import PluginManager
+
+# The composer, the code generator and the application loader are imported by
+# configure (and by run when its options change the plan): a run of a fresh build
+# needs none of them.
 
 BUILD_DIR = "_build"
 DIST_DIR = "dist"
 CURRENT = "current"
 STAMP = "stamp.json"
+#: The last inputs digest, with the stat of every file and directory it was made from.
+INPUTS = "inputs.json"
 
 KeyArgs = Mapping[str, list[str]]
 
@@ -83,6 +91,8 @@ class Project:
 
     def load(self) -> Application:
         """Load the application."""
+        from .application import Application
+
         return Application.load(self.pyproject)
 
     def all_keys(self, app: Application, target: str) -> list[Key]:
@@ -94,6 +104,8 @@ class Project:
 
     def compose(self, target: str, key_args: KeyArgs) -> Plan:
         """Compose the plan for ``target`` with ``key_args`` (nothing is written)."""
+        from .compose import Implementation, TargetRef, compose
+
         app = self.load()
         tcls = type(self.plugins.target(target))
         keys = KeyValues(self.all_keys(app, target))
@@ -108,6 +120,8 @@ class Project:
 
     def configure(self, target: str, key_args: KeyArgs) -> Configuration:
         """Compose and write ``plan.json``, ``main.py`` and the stamp."""
+        from .codegen import generate_main
+
         plan = self.compose(target, key_args)
         out = self.build_dir(target)
         out.mkdir(parents=True, exist_ok=True)
@@ -145,11 +159,30 @@ class Project:
         """A digest of everything an artifact is built from.
 
         That is every file it bundles: the plan, the generated main, the application,
-        unik and its plugins, the baked files.
+        unik and its plugins, the baked files.  The digest is remembered in
+        ``_build/<target>/inputs.json`` with the stat of those files, of the
+        directories they were listed from and of the installed distributions' metadata;
+        while none of them changed, it is not computed again.
         """
+        from .bundle import runtime_inputs
+
+        remembered = config.directory / INPUTS
+        try:
+            data = json.loads(remembered.read_text())
+            if data["stamp"] == _inputs_stamp(data["files"], data["dirs"]):
+                return str(data["digest"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        files, dirs = runtime_inputs(config.plan, config.directory)
         h = hashlib.sha256()
-        for f in runtime_files(config.plan, config.directory):
+        for f in files:
             h.update(f.dest.encode() + b"\0" + _digest_file(f.source).encode())
+        paths = sorted({str(f.source) for f in files})
+        dir_paths = sorted({str(d) for d in dirs})
+        stamp = _inputs_stamp(paths, dir_paths)
+        if settled(stamp):
+            data = {"digest": h.hexdigest(), "files": paths, "dirs": dir_paths, "stamp": stamp}
+            _write(remembered, json.dumps(data) + "\n")
         return h.hexdigest()
 
     def build(self, target: str | None = None, dist_dir: Path | None = None) -> Artifact:
@@ -211,6 +244,10 @@ def _structure(plan: Plan) -> str:
     data = plan.to_json()
     data.pop("keys")
     return json.dumps(data, sort_keys=True)
+
+
+def _inputs_stamp(files: list[str], dirs: list[str]) -> list[list[object]]:
+    return [*metadata_stamp(), *stat_stamp(files), *stat_stamp(dirs)]
 
 
 def _digest_file(path: Path) -> str:

@@ -27,8 +27,6 @@ from typing import BinaryIO
 
 from unik.errors import RunError
 from unik.progress import Progress
-from unik_vmimage import cpio
-from unik_vmimage.initbin import init_binary
 from unik_vmimage.kernels import cache_dir
 
 QEMU = "qemu-system-x86_64"
@@ -256,6 +254,10 @@ def boot(
 def _probe_initramfs(directory: Path) -> Path:
     path = directory / "probe-initramfs.cpio"
     if not path.is_file():
+        # image tools, imported here: most runs find the probe's answer cached
+        from unik_vmimage import cpio
+        from unik_vmimage.initbin import init_binary
+
         directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as f:
@@ -275,6 +277,29 @@ def _boot_id() -> str:
         return ""
 
 
+def _kernel_digest(kernel: Path, directory: Path) -> str:
+    """The SHA-256 of ``kernel``, remembered per path, size, inode and change time.
+
+    Hashing the ~14 MB kernel cost more than the rest of a run's start; a rebuilt
+    kernel (same content, new file) is hashed once and keeps its probe answer.
+    """
+    path = kernel.resolve()
+    st = path.stat()
+    stat_key = hashlib.sha256(f"{path}\0{st.st_size}\0{st.st_ino}\0{st.st_ctime_ns}".encode()).hexdigest()
+    remembered = directory / f"kernel-{stat_key[:24]}.sha256"
+    try:
+        return remembered.read_text()
+    except OSError:
+        pass
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if time.time_ns() - st.st_ctime_ns > 2_000_000_000:  # an older file cannot hide a same-tick rewrite
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+            f.write(digest)
+        os.replace(f.name, remembered)
+    return digest
+
+
 def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = True) -> tuple[bool, str]:
     """Whether KVM boots ``kernel`` to its init here, and why not.
 
@@ -285,9 +310,9 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = 
     if why:
         return False, why
     qemu = qemu_binary()
-    h = hashlib.sha256(f"{qemu}\0{os.stat(qemu).st_mtime_ns}\0{_boot_id()}\0".encode())
-    h.update(kernel.read_bytes())
     directory = cache_dir() / "virtio"
+    h = hashlib.sha256(f"{qemu}\0{os.stat(qemu).st_mtime_ns}\0{_boot_id()}\0".encode())
+    h.update(_kernel_digest(kernel, directory).encode())
     cached = directory / f"kvm-probe-{h.hexdigest()[:24]}.json"
     if use_cache and cached.is_file():
         data = json.loads(cached.read_text())
