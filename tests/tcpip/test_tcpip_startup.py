@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from tcpip_support import Wire, make_stack, run
+from unik.devices import IPv4Config
+from unik.errors import BadKey
+from unik_tcpip.iface import ip_bytes, ip_text, parse_quad
+from unik_tcpip.stack import parse_ipv4
 from unik_tcpip.tcp import TcpConfig, TcpStats
 
 # What the stack's import adds to what its dependencies (asyncio, unik's core) load anyway.
@@ -25,7 +34,7 @@ def test_stack_import_does_not_load_dhcp() -> None:
     new = set(json.loads(out))
     assert {"unik_tcpip.stack", "unik_tcpip.tcp", "unik_tcpip.iface"} <= new
     assert "unik_tcpip.dhcp" not in new
-    assert not new & {"hashlib", "dataclasses"}, new
+    assert not new & {"hashlib", "dataclasses", "ipaddress"}, new
 
 
 @pytest.mark.parametrize("cls", [TcpConfig, TcpStats])
@@ -54,3 +63,103 @@ def test_tcp_config_defaults() -> None:
     assert (cfg.rcv_buf, cfg.initial_rto_ns, cfg.delayed_ack_ns, cfg.keepalive_idle_ns) == (
         1 << 20, 10**9, 40 * 10**6, 2 * 3600 * 10**9)
     assert cfg.nagle and cfg.syn_cookies and not cfg.keepalive and cfg.congestion_control == "newreno"
+
+
+# -- addresses without ipaddress: each fast path must agree with ipaddress exactly ----------
+
+_OCTET = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["", "0", "00", "01", "007", "1_0", " 1", "+1",
+                                                                  "\u0661", "\u00b2", "0x1", "-1", "1000"]))
+_QUAD = st.one_of(
+    st.lists(_OCTET, min_size=4, max_size=4).map(".".join),
+    st.lists(_OCTET, min_size=1, max_size=6).map(".".join),
+    st.text(alphabet="0123456789./ x", max_size=20),
+    st.ip_addresses(v=4).map(str),
+)
+
+
+def _ipaddress_or_error(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - the type and message are compared
+        return (type(exc), str(exc))
+
+
+@given(_QUAD)
+@settings(max_examples=500)
+@example("10.0.0.1")
+@example("01.2.3.4")
+@example("1.2.3.256")
+@example("1.2.3.\u0661")
+@example("1.2.3.4/32")
+def test_ip_bytes_and_parse_quad_agree_with_ipaddress(text: str) -> None:
+    want = _ipaddress_or_error(lambda: ipaddress.IPv4Address(text).packed)
+    assert _ipaddress_or_error(lambda: ip_bytes(text)) == want
+    value = parse_quad(text)
+    if value is not None:
+        assert value.to_bytes(4, "big") == want
+
+
+@given(st.one_of(st.binary(min_size=0, max_size=6), st.integers(-1, 2**33), st.just(bytearray(4))))
+def test_ip_text_agrees_with_ipaddress(raw: object) -> None:
+    want = _ipaddress_or_error(lambda: str(ipaddress.IPv4Address(raw)))  # type: ignore[arg-type]
+    assert _ipaddress_or_error(lambda: ip_text(raw)) == want  # type: ignore[arg-type]
+
+
+def _parse_ipv4_with_ipaddress(ipv4: str, gateway: str | None) -> IPv4Config:
+    """parse_ipv4 as it was: everything through ipaddress."""
+    try:
+        iface = ipaddress.IPv4Interface(ipv4)
+    except ValueError:
+        raise BadKey(f"--ipv4: {ipv4!r} is not an IPv4 address/prefix such as 10.0.0.2/24") from None
+    if "/" not in ipv4:
+        raise BadKey(f"--ipv4: {ipv4!r} needs a prefix length, e.g. {ipv4}/24")
+    gw: str | None = None
+    if gateway:
+        try:
+            gw = str(ipaddress.IPv4Address(gateway))
+        except ValueError:
+            raise BadKey(f"--ipv4-gateway: {gateway!r} is not an IPv4 address") from None
+        if ipaddress.IPv4Address(gw) not in iface.network:
+            raise BadKey(f"--ipv4-gateway: {gw} is not in {iface.network}, the network of --ipv4")
+    return IPv4Config(str(iface.ip), iface.network.prefixlen, gw)
+
+
+_PREFIX = st.one_of(st.integers(0, 40).map(str), st.sampled_from(["", "024", "0024", "00000000024", "x",
+                                                                  "255.255.255.0", "0.0.0.255", "24/1"]))
+
+
+@given(_QUAD, st.one_of(st.none(), _PREFIX), st.one_of(st.none(), st.just(""), _QUAD))
+@settings(max_examples=500)
+@example("10.0.9.2", "24", None)
+@example("10.0.9.2", "024", "10.0.9.1")
+@example("10.0.9.02", "24", None)
+@example("10.0.9.2", "24", "10.0.09.1")
+@example("10.0.9.2", "33", None)
+@example("10.0.9.2", "0" * 5000, None)
+def test_parse_ipv4_agrees_with_ipaddress(address: str, prefix: str | None, gateway: str | None) -> None:
+    ipv4 = address if prefix is None else f"{address}/{prefix}"
+    want = _ipaddress_or_error(lambda: _parse_ipv4_with_ipaddress(ipv4, gateway))
+    assert _ipaddress_or_error(lambda: parse_ipv4(ipv4, gateway)) == want
+
+
+@pytest.mark.parametrize(("ipv4", "gateway"), [
+    ("10.0.9.2/24", None), ("10.0.9.2/24", "10.0.9.1"), ("192.168.1.77/32", "192.168.1.77"), ("0.0.0.0/0", "8.8.8.8"),
+    ("10.1.2.3/31", "10.1.2.2"), ("10.0.9.2/24", "10.0.8.1"), ("10.0.9.2/255.255.255.0", "10.0.9.1"),
+])
+def test_parse_ipv4_and_configure_known_cases(ipv4: str, gateway: str | None) -> None:
+    want = _ipaddress_or_error(lambda: _parse_ipv4_with_ipaddress(ipv4, gateway))
+    got = _ipaddress_or_error(lambda: parse_ipv4(ipv4, gateway))
+    assert got == want
+    if isinstance(got, IPv4Config):
+        wire = Wire()
+
+        async def main() -> None:
+            stack = await make_stack(wire, 1, ipv4, gateway)
+            network = ipaddress.IPv4Network(f"{got.address}/{got.prefix}", strict=False)
+            iface = stack.iface
+            assert (iface._mask, iface._net) == (int(network.netmask), int(network.network_address))
+            assert iface.broadcast == (network.broadcast_address.packed if got.prefix < 31 else b"\xff" * 4)
+            assert stack.ipv4 == got
+            await stack.disconnect()
+
+        run(main())

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
-from .iface import Interface
+from .iface import Interface, parse_quad
 from .tcp import TcpConfig, TcpLayer
 from .timers import Timers
 from .udp import UdpLayer
@@ -19,8 +18,37 @@ if TYPE_CHECKING:
     from .dhcp import DhcpClient
 
 
+def _parse_ipv4_plain(ipv4: str, gateway: str | None) -> IPv4Config | None:
+    """:func:`parse_ipv4` of ``ADDR/PREFIX`` and a gateway in its network, without ipaddress.
+
+    ``None`` for anything else (other forms, errors), which ipaddress then decides.
+    """
+    if type(ipv4) is not str:
+        return None
+    address_text, _, prefix_text = ipv4.partition("/")
+    address = parse_quad(address_text)
+    # ipaddress takes a prefix length of ASCII digits, leading zeros included (longer ones: its call).
+    if address is None or not (len(prefix_text) <= 3 and prefix_text.isascii() and prefix_text.isdigit()) \
+            or int(prefix_text) > 32:
+        return None
+    prefix = int(prefix_text)
+    if not gateway:
+        return IPv4Config(address_text, prefix, None)
+    gw = parse_quad(gateway)
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    if gw is None or gw & mask != address & mask:
+        return None
+    return IPv4Config(address_text, prefix, gateway)
+
+
 def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
     """``--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1`` as an :class:`IPv4Config`."""
+    plain = _parse_ipv4_plain(ipv4, gateway)
+    if plain is not None:
+        return plain
+    # Imported here: ipaddress costs ~15 ms as a VM boots, and the usual forms do without it.
+    import ipaddress
+
     try:
         iface = ipaddress.IPv4Interface(ipv4)
     except ValueError:
