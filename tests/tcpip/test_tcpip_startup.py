@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tcpip_support import Wire, make_stack, run
 from unik.devices import IPv4Config
 from unik.errors import BadKey
+from unik_tcpip import checksum, fastpath
 from unik_tcpip.iface import ip_bytes, ip_text, parse_quad
 from unik_tcpip.stack import parse_ipv4
 from unik_tcpip.tcp import TcpConfig, TcpStats
@@ -35,6 +36,15 @@ def test_stack_import_does_not_load_dhcp() -> None:
     assert {"unik_tcpip.stack", "unik_tcpip.tcp", "unik_tcpip.iface"} <= new
     assert "unik_tcpip.dhcp" not in new
     assert not new & {"hashlib", "dataclasses", "ipaddress"}, new
+
+
+def test_pure_twins_load_only_when_used() -> None:
+    if checksum.implementation() != "c" or fastpath.implementation() != "c":
+        pytest.skip("the C modules are not in use here")
+    out = subprocess.run([sys.executable, "-c", _NEW_MODULES], capture_output=True, text=True, check=True).stdout
+    new = set(json.loads(out))
+    assert {"unik_tcpip._checksum", "unik_tcpip._fastpath"} <= new
+    assert not new & {"unik_tcpip._checksum_py", "unik_tcpip._fastpath_py"}, new
 
 
 @pytest.mark.parametrize("cls", [TcpConfig, TcpStats])

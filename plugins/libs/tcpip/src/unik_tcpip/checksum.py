@@ -11,10 +11,11 @@ from types import ModuleType
 
 from unik import accel
 
-from . import _checksum_py
-from ._checksum_py import BytesLike
+#: What the functions take (the same alias as the twin's, which is imported only when used).
+BytesLike = bytes | bytearray | memoryview
 
-_impl: ModuleType = accel.load("unik_tcpip._checksum", "unik_tcpip._checksum_py")
+_PURE = "unik_tcpip._checksum_py"
+_impl: ModuleType = accel.load("unik_tcpip._checksum", _PURE)
 
 __all__ = ["BytesLike", "checksum", "implementation", "pseudo_header_sum", "sum16", "update16", "use_pure"]
 
@@ -48,7 +49,7 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
 
 def implementation() -> str:
     """``"c"`` or ``"pure"``: which one is in use."""
-    return "pure" if _impl is _checksum_py else "c"
+    return "pure" if _impl.__name__ == _PURE else "c"
 
 
 def use_pure(pure: bool) -> None:
@@ -60,4 +61,9 @@ def use_pure(pure: bool) -> None:
     from . import fastpath
 
     fastpath.use_pure(pure)
-    _impl = _checksum_py if pure else accel.load("unik_tcpip._checksum", "unik_tcpip._checksum_py")
+    if pure:
+        from . import _checksum_py
+
+        _impl = _checksum_py
+    else:
+        _impl = accel.load("unik_tcpip._checksum", _PURE)

@@ -11,29 +11,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unik import accel
 
-from . import _fastpath_py
+if TYPE_CHECKING:
+    from ._fastpath_py import Parsed
 
 __all__ = ["implementation", "ipv4_header", "tcp4_parse", "tcp_segment", "use_pure"]
 
-_impl: ModuleType = _fastpath_py
-tcp4_parse: Callable[[Any, bool], _fastpath_py.Parsed | None] = _fastpath_py.tcp4_parse
-tcp_segment: Callable[..., bytearray] = _fastpath_py.tcp_segment
-ipv4_header: Callable[..., None] = _fastpath_py.ipv4_header
+_PURE = "unik_tcpip._fastpath_py"
+_impl: ModuleType
+tcp4_parse: Callable[[Any, bool], Parsed | None]
+tcp_segment: Callable[..., bytearray]
+ipv4_header: Callable[..., None]
 
 
 def implementation() -> str:
     """``"c"`` or ``"pure"``: which one is in use."""
-    return "pure" if _impl is _fastpath_py else "c"
+    return "pure" if _impl.__name__ == _PURE else "c"
 
 
 def use_pure(pure: bool) -> None:
     """Select the pure twin (``True``) or the C module (``False``, if built)."""
     global _impl, tcp4_parse, tcp_segment, ipv4_header
-    _impl = _fastpath_py if pure else accel.load("unik_tcpip._fastpath", "unik_tcpip._fastpath_py")
+    if pure:
+        # Imported only when selected: with C in use, one module less to load as a VM boots.
+        from . import _fastpath_py
+
+        _impl = _fastpath_py
+    else:
+        _impl = accel.load("unik_tcpip._fastpath", _PURE)
     tcp4_parse, tcp_segment, ipv4_header = _impl.tcp4_parse, _impl.tcp_segment, _impl.ipv4_header
 
 
