@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import importlib
 import json
 import os
 import re
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,7 +317,7 @@ def entry_points() -> list[EntryPoint]:
     """
     stamp = metadata_stamp()
     where = sys.executable + "\0" + "\0".join(sys.path)
-    cache = _cache_dir() / f"entry-points-{hashlib.sha256(where.encode()).hexdigest()[:24]}.json"
+    cache = _cache_dir() / f"entry-points-{zlib.crc32(where.encode()):08x}.json"  # the stamp decides
     try:
         data = json.loads(cache.read_text())
         if data["stamp"] == stamp:
@@ -353,18 +353,48 @@ def _check_api(name: str, api: str) -> None:
             f"plugin {name!r} does not declare UNIK_API (the core API range it supports); "
             f"this core provides API {API_VERSION}"
         )
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import Version
-
-    try:
-        spec = SpecifierSet(api)
-    except InvalidSpecifier:
-        raise IncompatiblePlugin(f"plugin {name!r} has an invalid UNIK_API {api!r}") from None
-    if Version(API_VERSION) not in spec:
+    inside = _api_in(api)
+    if inside is None:
+        raise IncompatiblePlugin(f"plugin {name!r} has an invalid UNIK_API {api!r}")
+    if not inside:
         raise IncompatiblePlugin(
             f"plugin {name!r} supports unik API {api}, but this core provides API "
             f"{API_VERSION}: upgrade the plugin or install a matching unik"
         )
+
+
+#: A comparison with a plain release number (``>=1.0``), the usual clause of ``UNIK_API``.
+_CLAUSE = re.compile(r"\s*(>=|<=|==|!=|<|>)\s*(\d+(?:\.\d+)*)\s*")
+_COMPARE: dict[str, Callable[[int], bool]] = {
+    ">=": lambda c: c >= 0, "<=": lambda c: c <= 0, "==": lambda c: c == 0,
+    "!=": lambda c: c != 0, "<": lambda c: c < 0, ">": lambda c: c > 0,
+}
+
+
+def _api_in(api: str) -> bool | None:
+    """Whether :data:`API_VERSION` satisfies the PEP 440 specifier ``api`` (``None``: invalid).
+
+    Comparisons with release numbers are decided here, as PEP 440 does for a release
+    version; anything else is left to packaging (importing it took longer than
+    loading all the plugins).
+    """
+    clauses = [_CLAUSE.fullmatch(c) for c in api.split(",")]
+    if all(clauses):
+        mine = [int(n) for n in API_VERSION.split(".")]
+        for m in cast("list[re.Match[str]]", clauses):
+            theirs = [int(n) for n in m[2].split(".")]
+            width = max(len(mine), len(theirs))
+            a, b = (tuple(v + [0] * (width - len(v))) for v in (mine, theirs))
+            if not _COMPARE[m[1]]((a > b) - (a < b)):
+                return False
+        return True
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
+    try:
+        return Version(API_VERSION) in SpecifierSet(api)
+    except InvalidSpecifier:
+        return None
 
 
 def _check_named(plugin: str, cls: Any) -> None:

@@ -7,7 +7,6 @@ modules, mounts and QEMU devices.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -135,6 +134,8 @@ class Block(_Virtio):
 
 def device_mac(device: str) -> str:
     """A stable, locally administered MAC address for a network device (QEMU's 52:54:00 prefix)."""
+    import hashlib  # here: only configure needs it, and every command imports this module
+
     tail = hashlib.sha256(device.encode()).digest()[:3]
     return "52:54:00:" + tail.hex(":")
 

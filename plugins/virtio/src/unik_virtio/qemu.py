@@ -13,12 +13,10 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +25,6 @@ from typing import BinaryIO
 
 from unik.errors import RunError
 from unik.progress import Progress
-from unik_vmimage.kernels import cache_dir
 
 QEMU = "qemu-system-x86_64"
 DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
@@ -98,7 +95,7 @@ class Boot:
     args: Sequence[str] = ()
     devices: Sequence[str] = ()
     extra: Sequence[str] = ()
-    seed: str = field(default_factory=lambda: secrets.token_hex(32))
+    seed: str = field(default_factory=lambda: os.urandom(32).hex())
 
     def kernel_cmdline(self) -> str:
         """The kernel command line; arguments after ``--`` go to the application.
@@ -293,11 +290,16 @@ def _kernel_digest(kernel: Path, directory: Path) -> str:
         pass
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if time.time_ns() - st.st_ctime_ns > 2_000_000_000:  # an older file cannot hide a same-tick rewrite
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-            f.write(digest)
-        os.replace(f.name, remembered)
+        _write_cache(remembered, digest)
     return digest
+
+
+def _write_cache(path: Path, text: str) -> None:
+    """Write ``path`` atomically (concurrent runs may write the same answer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = True) -> tuple[bool, str]:
@@ -309,6 +311,8 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = 
     why = kvm_usable()
     if why:
         return False, why
+    from unik_vmimage.kernels import cache_dir  # here: `--accel kvm|tcg` runs need no cache
+
     qemu = qemu_binary()
     directory = cache_dir() / "virtio"
     h = hashlib.sha256(f"{qemu}\0{os.stat(qemu).st_mtime_ns}\0{_boot_id()}\0".encode())
@@ -328,10 +332,7 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = 
             why = "" if ok else f"the probe guest exited with status {outcome.status}"
     except RunError as exc:
         ok, why = False, str(exc).split(";")[0]
-    directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump({"ok": ok, "why": why}, f)
-    os.replace(f.name, cached)
+    _write_cache(cached, json.dumps({"ok": ok, "why": why}))
     return ok, why
 
 

@@ -24,8 +24,6 @@ from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, RunContext, Target
-from unik_vmimage.emit import link_or_copy, plan_key
-from unik_vmimage.kernels import KernelProvider, find_kernel
 
 from . import qemu
 from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
@@ -47,7 +45,8 @@ class VirtioTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write the kernel, the initramfs, ``firecracker.json`` and the manifest."""
         # build tools, imported here so that `unik run` starts sooner
-        from unik_vmimage.emit import prepare_kernel, write_initramfs
+        from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
+        from unik_vmimage.kernels import KernelProvider, find_kernel
         from unik_vmimage.vmlinux import extract_vmlinux
 
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())

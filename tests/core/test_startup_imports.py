@@ -1,0 +1,133 @@
+"""What the ``unik`` command loads before it starts a target: only what the command needs.
+
+These guard the start-up time of ``unik run`` (part of the boot benchmark) by structure,
+not by timing: which modules a command imports, and that the caches that spare it
+reading every distribution's metadata are used and invalidated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from core_support import MakeApp
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from unik import project as project_module
+from unik.plugins import _api_in, entry_points
+from unik.testing import PluginRegistry, install_entry_point
+from unik.version import API_VERSION
+
+HERE = Path(__file__).parent
+
+#: Modules of the build and configure paths, and slow imports no command needs up front.
+NOT_AT_START = {
+    "asyncio", "importlib.metadata", "packaging.specifiers", "packaging.requirements", "tomllib",
+    "unik.application", "unik.codegen", "unik.compose", "unik.describe", "unik.devices",
+    "unik.project", "unik.scaffold",
+}
+#: Modules ``unik run`` of a configured, built application does not need.
+NOT_ON_RUN = {"tomllib", "unik.codegen", "unik.compose", "unik.describe", "unik.scaffold"}
+
+APP = """
+from unik.devices import Console, Stack
+
+async def start(stack: Stack, console: Console, *, status: int = 0) -> int:
+    return status
+"""
+
+
+def modules_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules loaded by a fresh interpreter after running ``code``."""
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_command_modules() -> None:
+    loaded = modules_after("import unik.cli")
+    assert not loaded & NOT_AT_START
+
+
+def test_run_loads_neither_the_composer_nor_the_application(make_app: MakeApp, tmp_path: Path) -> None:
+    root = make_app(APP)
+    env = {"UNIK_LOAD_PLUGINS": "fake", "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path[1:]]),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    main = f"from unik.cli import main\nassert main(['-C', {str(root)!r}, '-q', '{{}}']) == 0"
+    configure = main.replace("'{}'", "'configure', '-t', 'fake'")
+    modules_after(configure + "\n" + main.replace("'{}'", "'build'"), env)
+    loaded = modules_after(main.replace("'{}'", "'run', '--mem', '512M'"), env)
+    assert not loaded & NOT_ON_RUN
+    assert "demo_app" not in loaded  # its keys are not needed to parse --mem
+    with_key = modules_after(main.replace("'{}'", "'run', '--status', '0'"), env)
+    assert "tomllib" in with_key  # an application key: the application is loaded to parse it
+
+
+def test_entry_points_are_cached_until_metadata_changes(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_entry_point(site, "unik-cached", "cached", "cached_plugin")
+    past = time.time() - 60
+    for path in [site, *site.rglob("*")]:
+        os.utime(path, (past, past))
+    env = {"PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = "from unik.plugins import entry_points\nprint([e.name for e in entry_points()])"
+    first = modules_after(code, env)
+    assert "importlib.metadata" in first
+    second = modules_after(code, env)
+    assert "importlib.metadata" not in second  # the answer came from the cache
+    install_entry_point(site, "unik-other", "other", "other_plugin")
+    script = "from unik.plugins import entry_points\nprint(sorted(e.name for e in entry_points()))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, **env})
+    assert {"cached", "other"} <= set(json.loads(out.stdout.replace("'", '"')))
+
+
+def test_entry_points_match_importlib_metadata() -> None:
+    from importlib import metadata
+
+    expected = [(ep.name, ep.value, ep.dist.name if ep.dist else "") for ep in metadata.entry_points(group="unik")]
+    assert [(ep.name, ep.value, ep.dist) for ep in entry_points()] == expected
+
+
+@pytest.mark.parametrize("api", [
+    ">=1.0,<2", ">=0.1,<1", ">=1", "==1.0", "==1", "!=1.0", ">1.0", "<1.0.1", ">=1.0,<2,", "==1.*",
+    "~=1.0", "<=1", " >= 1.0 , < 2 ", ">=1.0.0.0",
+])
+def test_api_ranges_are_judged_as_packaging_does(api: str) -> None:
+    assert _api_in(api) == (Version(API_VERSION) in SpecifierSet(api))
+
+
+def test_invalid_api_range() -> None:
+    assert _api_in("bogus") is None
+
+
+def test_inputs_digest_is_remembered_and_invalidated(
+    registry: PluginRegistry, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project_module, "settled", lambda stamp: True)
+    root = make_app(APP)
+    project = registry.project(root)
+    config = project.configure("fake", {})
+    past = time.time() - 60
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (past, past))
+    digest = project.inputs_digest(config)
+    assert json.loads((config.directory / project_module.INPUTS).read_text())["digest"] == digest
+    assert project.inputs_digest(config) == digest
+
+    init = root / "src" / "demo_app" / "__init__.py"
+    init.write_text(init.read_text() + "# changed\n")
+    changed = project.inputs_digest(config)
+    assert changed != digest
+    (root / "src" / "demo_app" / "extra.py").write_text("X = 1\n")
+    added = project.inputs_digest(config)
+    assert added not in (digest, changed)
+    (config.directory / project_module.INPUTS).unlink()
+    assert project.inputs_digest(config) == added  # the same as computed from scratch
