@@ -315,7 +315,7 @@ def entry_points() -> list[EntryPoint]:
     more than the rest of a short command, so the answer is cached in
     ``$XDG_CACHE_HOME/unik`` under :func:`unik.bundle.metadata_stamp`.
     """
-    stamp = metadata_stamp()
+    stamp = [[sys.executable], *metadata_stamp()]
     where = sys.executable + "\0" + "\0".join(sys.path)
     cache = _cache_dir() / f"entry-points-{zlib.crc32(where.encode()):08x}.json"  # the stamp decides
     try:

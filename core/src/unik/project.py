@@ -182,7 +182,12 @@ class Project:
         stamp = _inputs_stamp(paths, dir_paths)
         if settled(stamp):
             data = {"digest": h.hexdigest(), "files": paths, "dirs": dir_paths, "stamp": stamp}
-            _write(remembered, json.dumps(data) + "\n")
+            tmp = remembered.with_name(f"{INPUTS}.{os.getpid()}.tmp")  # runs may be concurrent
+            try:
+                tmp.write_text(json.dumps(data) + "\n")
+                os.replace(tmp, remembered)
+            except OSError:  # only a cache
+                pass
         return h.hexdigest()
 
     def build(self, target: str | None = None, dist_dir: Path | None = None) -> Artifact:
