@@ -70,3 +70,22 @@ def test_device_import_loads_no_random_base64_hashlib_or_dataclasses() -> None:
     new = set(json.loads(out))
     assert "unik_entropy.device" in new
     assert not new & {"random", "base64", "hashlib", "dataclasses", "unik_entropy._unikrandom"}, new
+
+
+_SEAL = """
+import sys, json
+import unik_entropy.device
+from unik_entropy import sources
+before = sorted(m for m in ("base64", "random", "unik_entropy._unikrandom") if m in sys.modules)
+sources.seal()
+after = sorted(m for m in ("base64", "random", "unik_entropy._unikrandom") if m in sys.modules)
+print(json.dumps([before, after]))
+"""
+
+
+def test_seal_imports_what_helpers_load_on_first_use() -> None:
+    # A sealed process (spt's sandbox) cannot import: what loads lazily must be in by then.
+    out = subprocess.run([sys.executable, "-c", _SEAL], capture_output=True, text=True, check=True).stdout
+    before, after = json.loads(out)
+    assert "unik_entropy._unikrandom" not in before
+    assert after == ["base64", "random", "unik_entropy._unikrandom"]

@@ -173,3 +173,20 @@ def test_parse_ipv4_and_configure_known_cases(ipv4: str, gateway: str | None) ->
             await stack.disconnect()
 
         run(main())
+
+
+_SEAL = """
+import sys, json
+import unik_tcpip.stack
+from unik_entropy import sources
+before = "unik_tcpip.dhcp" in sys.modules
+sources.seal()
+print(json.dumps([before, "unik_tcpip.dhcp" in sys.modules, "ipaddress" in sys.modules]))
+"""
+
+
+def test_sealing_the_process_imports_dhcp_and_ipaddress() -> None:
+    # spt seals the process (unik_entropy.fortuna.reserve_seed) before its filter goes on,
+    # after which nothing can be imported: DHCP and the address fallbacks must be in by then.
+    out = subprocess.run([sys.executable, "-c", _SEAL], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == [False, True, True]

@@ -16,6 +16,7 @@ from collections.abc import MutableSequence, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .fortuna import Fortuna
+from .sources import before_seal
 
 if TYPE_CHECKING:
     from ._unikrandom import UnikRandom  # noqa: F401 - served by __getattr__
@@ -119,6 +120,16 @@ def shuffle(items: MutableSequence[T]) -> None:
 def random() -> float:
     """A float in ``[0.0, 1.0)`` with 53 random bits."""
     return randbits(53) / (1 << 53)
+
+
+def _preload() -> None:
+    """What this module imports on first use, imported now (the process is being sealed)."""
+    import base64  # noqa: F401
+
+    from . import _unikrandom  # noqa: F401
+
+
+before_seal(_preload)
 
 
 def __getattr__(name: str) -> object:

@@ -42,11 +42,27 @@ GETRANDOM, RDSEED, RDRAND, JITTER, HWRNG = 1, 2, 3, 4, 5
 DEVICE_IDS, EVENT_IDS = 6, 16
 
 _sealed = False
+_before_seal: list[Callable[[], object]] = []
+
+
+def before_seal(preload: Callable[[], object]) -> None:
+    """Have :func:`seal` call ``preload`` first, while the process still has its system calls.
+
+    For libraries that import some modules on first use (to start sooner): a sealed
+    process (unik's spt sandbox, whose filter kills it on ``open``) can import nothing
+    more, so ``preload`` imports them all.
+    """
+    _before_seal.append(preload)
 
 
 def seal() -> None:
-    """From now on, sources that need system calls stop answering (irreversible)."""
+    """From now on, sources that need system calls stop answering (irreversible).
+
+    The functions given to :func:`before_seal` run first.
+    """
     global _sealed
+    for preload in list(_before_seal):
+        preload()
     _sealed = True
 
 

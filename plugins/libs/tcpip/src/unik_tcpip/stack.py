@@ -18,6 +18,21 @@ if TYPE_CHECKING:
     from .dhcp import DhcpClient
 
 
+def _preload() -> None:
+    """What the stack imports on first use (:mod:`.dhcp`, and :mod:`ipaddress` for unusual addresses)."""
+    import ipaddress  # noqa: F401
+
+    from . import dhcp  # noqa: F401
+
+
+try:  # a process that seals itself (unik's spt sandbox) cannot import anything afterwards
+    from unik_entropy.sources import before_seal
+except ImportError:  # pragma: no cover - the stack works without unik-lib-entropy
+    pass
+else:
+    before_seal(_preload)
+
+
 def _parse_ipv4_plain(ipv4: str, gateway: str | None) -> IPv4Config | None:
     """:func:`parse_ipv4` of ``ADDR/PREFIX`` and a gateway in its network, without ipaddress.
 
