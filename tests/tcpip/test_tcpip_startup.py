@@ -35,7 +35,7 @@ def test_stack_import_does_not_load_dhcp() -> None:
     new = set(json.loads(out))
     assert {"unik_tcpip.stack", "unik_tcpip.tcp", "unik_tcpip.iface"} <= new
     assert "unik_tcpip.dhcp" not in new
-    assert not new & {"hashlib", "dataclasses", "ipaddress"}, new
+    assert not new & {"hashlib", "dataclasses", "ipaddress", "unik_tcpip.wire._tcpflags"}, new
 
 
 def test_pure_twins_load_only_when_used() -> None:
@@ -179,14 +179,29 @@ _SEAL = """
 import sys, json
 import unik_tcpip.stack
 from unik_entropy import sources
-before = "unik_tcpip.dhcp" in sys.modules
+lazy = ("unik_tcpip.dhcp", "ipaddress", "unik_tcpip.wire._tcpflags")
+before = [m in sys.modules for m in lazy]
 sources.seal()
-print(json.dumps([before, "unik_tcpip.dhcp" in sys.modules, "ipaddress" in sys.modules]))
+print(json.dumps([before, [m in sys.modules for m in lazy]]))
 """
 
 
-def test_sealing_the_process_imports_dhcp_and_ipaddress() -> None:
+def test_sealing_the_process_imports_what_loads_on_first_use() -> None:
     # spt seals the process (unik_entropy.fortuna.reserve_seed) before its filter goes on,
     # after which nothing can be imported: DHCP and the address fallbacks must be in by then.
     out = subprocess.run([sys.executable, "-c", _SEAL], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == [False, True, True]
+    assert json.loads(out) == [[False, False, False], [True, True, True]]
+
+
+def test_tcp_flags_are_served_on_first_use() -> None:
+    from unik_tcpip import wire
+    from unik_tcpip.wire import tcp as wire_tcp
+    from unik_tcpip.wire._tcpflags import TcpFlags
+
+    assert wire.TcpFlags is TcpFlags and wire_tcp.TcpFlags is TcpFlags
+    assert repr(TcpFlags(0x12)) == "<TcpFlags.SYN|ACK: 18>"
+    assert "TcpFlags" in wire.__all__
+    with pytest.raises(AttributeError):
+        wire.NoSuchThing  # noqa: B018
+    with pytest.raises(AttributeError):
+        wire_tcp.NoSuchThing  # noqa: B018

@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 
 def _preload() -> None:
-    """What the stack imports on first use (:mod:`.dhcp`, and :mod:`ipaddress` for unusual addresses)."""
+    """What the stack imports on first use: :mod:`.dhcp`, :mod:`ipaddress` (unusual addresses), TcpFlags."""
     import ipaddress  # noqa: F401
 
     from . import dhcp  # noqa: F401
+    from .wire import _tcpflags  # noqa: F401
 
 
 try:  # a process that seals itself (unik's spt sandbox) cannot import anything afterwards

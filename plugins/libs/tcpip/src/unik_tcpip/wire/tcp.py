@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 import struct
+from typing import TYPE_CHECKING
 
 from .. import checksum as cs
 from .. import fastpath
 from ..errors import Malformed
+
+if TYPE_CHECKING:
+    from ._tcpflags import TcpFlags  # noqa: F401 - served by __getattr__
 
 MIN_HEADER_LEN = 20
 _HDR = struct.Struct("!HHIIBBHHH")
@@ -24,19 +27,6 @@ OPT_SACK = 5
 OPT_TIMESTAMP = 8
 # Fixed lengths of the options the stack understands (RFC 9293 3.2, RFC 7323 2.2/3.2, RFC 2018 2).
 _OPT_LEN = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERMITTED: 2, OPT_TIMESTAMP: 10}
-
-
-class TcpFlags(enum.IntFlag):
-    """The control bits."""
-
-    FIN = 0x01
-    SYN = 0x02
-    RST = 0x04
-    PSH = 0x08
-    ACK = 0x10
-    URG = 0x20
-    ECE = 0x40
-    CWR = 0x80
 
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -157,6 +147,8 @@ class TcpSegment:
         if sport == 0 or dport == 0:
             raise Malformed("tcp.zero_port")
         if flags & SYN and flags & (FIN | RST):
+            from ._tcpflags import TcpFlags
+
             raise Malformed("tcp.bad_flags", f"{TcpFlags(flags)!r}")
         options = TcpOptions.parse(buf[MIN_HEADER_LEN:header_len]) if header_len > MIN_HEADER_LEN \
             else _NO_OPTIONS
@@ -201,3 +193,14 @@ def sack_option(blocks: tuple[tuple[int, int], ...]) -> bytes:
 
 
 _NO_OPTIONS = TcpOptions()
+
+
+def __getattr__(name: str) -> object:
+    """:class:`TcpFlags`, defined on first use."""
+    # Creating an IntFlag class costs a few ms as a VM boots under emulation, and the stack
+    # itself uses the plain constants above (a sealed process gets it from stack's preload).
+    if name == "TcpFlags":
+        from ._tcpflags import TcpFlags
+
+        return TcpFlags
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
