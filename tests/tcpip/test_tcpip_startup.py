@@ -68,6 +68,24 @@ def test_record_classes_behave_like_the_dataclasses_they_replace(cls: type[TcpCo
     assert getattr(default, params[-1].name) == 7
 
 
+def test_dhcp_records_behave_like_the_dataclasses_they_replace() -> None:
+    from unik_tcpip.dhcp import ANY, DhcpMessage, Lease
+
+    for cls in (DhcpMessage, Lease):
+        assert [p.name for p in inspect.signature(cls).parameters.values()] == list(cls._fields)
+    mac = b"\x02" * 6
+    msg = DhcpMessage(1, 7, mac, flags=0x8000)
+    assert msg == DhcpMessage(1, 7, b"\x02" * 6, ANY, ANY, ANY, ANY, 0, 0x8000, None)
+    assert msg != DhcpMessage(1, 8, b"\x02" * 6, flags=0x8000)
+    assert repr(msg) == (f"DhcpMessage(op=1, xid=7, chaddr={mac!r}, ciaddr={ANY!r}, yiaddr={ANY!r}, "
+                         f"siaddr={ANY!r}, giaddr={ANY!r}, secs=0, flags=32768, options=None)")
+    lease = Lease(IPv4Config("10.0.0.5", 24, None), b"\n\0\0\1", 60, 30, 52, ("10.0.0.53",), 5)
+    assert lease == Lease(IPv4Config("10.0.0.5", 24, None), b"\n\0\0\1", 60, 30, 52, ("10.0.0.53",), 5)
+    assert repr(lease).startswith("Lease(config=IPv4Config(address='10.0.0.5', prefix=24, gateway=None), server=")
+    with pytest.raises(TypeError):
+        hash(lease)
+
+
 def test_tcp_config_defaults() -> None:
     cfg = TcpConfig()
     assert (cfg.rcv_buf, cfg.initial_rto_ns, cfg.delayed_ack_ns, cfg.keepalive_idle_ns) == (

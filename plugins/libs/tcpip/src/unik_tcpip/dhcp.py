@@ -14,9 +14,9 @@ import ipaddress
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from unik.devices import IPv4Config, Random
+from unik.record import Record
 
 from .errors import Malformed
 from .iface import ANY, LIMITED_BROADCAST, Interface, ip_text
@@ -39,20 +39,28 @@ OPT_REQUESTED_IP, OPT_LEASE, OPT_MSG_TYPE, OPT_SERVER_ID, OPT_PARAMS = 50, 51, 5
 OPT_T1, OPT_T2, OPT_CLIENT_ID, OPT_END = 58, 59, 61, 255
 
 
-@dataclass
-class DhcpMessage:
+class DhcpMessage(Record):
     """A BOOTP/DHCP message (RFC 2131 2, figure 1) with its options by code."""
 
+    # A unik.record.Record, not a dataclass (whose generated code compiles as the module loads).
+    __slots__ = ("chaddr", "ciaddr", "flags", "giaddr", "op", "options", "secs", "siaddr", "xid", "yiaddr")
     op: int
     xid: int
     chaddr: bytes
-    ciaddr: bytes = ANY
-    yiaddr: bytes = ANY
-    siaddr: bytes = ANY
-    giaddr: bytes = ANY
-    secs: int = 0
-    flags: int = 0
-    options: dict[int, bytes] | None = None
+    ciaddr: bytes
+    yiaddr: bytes
+    siaddr: bytes
+    giaddr: bytes
+    secs: int
+    flags: int
+    options: dict[int, bytes] | None
+
+    def __init__(self, op: int, xid: int, chaddr: bytes, ciaddr: bytes = ANY, yiaddr: bytes = ANY,
+                 siaddr: bytes = ANY, giaddr: bytes = ANY, secs: int = 0, flags: int = 0,
+                 options: dict[int, bytes] | None = None) -> None:
+        self.op, self.xid, self.chaddr = op, xid, chaddr
+        self.ciaddr, self.yiaddr, self.siaddr, self.giaddr = ciaddr, yiaddr, siaddr, giaddr
+        self.secs, self.flags, self.options = secs, flags, options
 
     @property
     def msg_type(self) -> int | None:
@@ -123,10 +131,10 @@ class DhcpState(enum.Enum):
     REBINDING = "REBINDING"
 
 
-@dataclass
-class Lease:
+class Lease(Record):
     """What a DHCPACK granted."""
 
+    __slots__ = ("acquired_ns", "config", "dns", "lease_s", "server", "t1_s", "t2_s")
     config: IPv4Config
     server: bytes
     lease_s: int
@@ -134,6 +142,11 @@ class Lease:
     t2_s: int
     dns: tuple[str, ...]
     acquired_ns: int
+
+    def __init__(self, config: IPv4Config, server: bytes, lease_s: int, t1_s: int, t2_s: int,
+                 dns: tuple[str, ...], acquired_ns: int) -> None:
+        self.config, self.server, self.lease_s, self.t1_s, self.t2_s = config, server, lease_s, t1_s, t2_s
+        self.dns, self.acquired_ns = dns, acquired_ns
 
 
 class DhcpClient:

@@ -19,9 +19,10 @@ import logging
 import struct
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
+from unik.record import Record
 
 from . import cc, fastpath
 from .iface import Interface, TokenBucket, ip_bytes, ip_text
@@ -92,64 +93,59 @@ SYNCHRONIZED = frozenset({
 _RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 
 
-class _Fields:
-    """``repr`` and ``==`` over ``__slots__``, as ``@dataclass`` gives them.
-
-    Not ``@dataclass``: it compiles generated source for every class, which costs
-    milliseconds per class as a unikernel boots under emulation (these load with the stack).
-    """
-
-    __slots__ = ()
-    #: The fields in order (that of ``__init__``'s parameters).
-    _fields: ClassVar[tuple[str, ...]] = ()
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{type(self).__qualname__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as a dataclass
-
-
-class TcpConfig(_Fields):
+class TcpConfig(Record):
     """Tunables; the defaults follow the RFCs named beside each.
 
-    * ``rcv_buf``: receive buffer: the largest window advertised (scaled per RFC 7323 2).
-    * ``snd_buf``: send buffer: ``pause_writing`` above this many unacknowledged/unsent bytes.
-    * ``initial_rto_ns``, ``min_rto_ns``, ``max_rto_ns``: RFC 6298 2.1: initial RTO of 1 s;
-      2.4: minimum 1 s; 2.5: a maximum of at least 60 s.
-    * ``max_retries``, ``max_syn_retries``: RFC 9293 3.8.3: give up after R2 (at least 100 s
-      of retransmissions), counted here.
-    * ``delayed_ack_ns``: RFC 9293 3.8.6.3: delay an ACK by less than 0.5 s (RFC 5681 4.2
-      wants at most 500 ms).
-    * ``msl_ns``: RFC 9293 3.3.2: TIME-WAIT lasts 2 MSL.
-    * ``fin_wait_2_ns``: how long FIN-WAIT-2 waits for the peer's FIN once the application
-      closed completely.
-    * ``nagle``: RFC 9293 3.8.6.2.1: Nagle's algorithm on by default.
-    * ``syn_backlog``: half-open connections per listener (SYN-RECEIVED), the SYN backlog.
-    * ``syn_cookies``: RFC 4987 3.6: answer SYNs beyond the backlog with SYN cookies instead
-      of dropping them.
-    * ``max_connections``: connections of the whole stack.
-    * ``challenge_ack_rate``: RFC 5961 7: challenge ACKs per second (and burst).
-    * ``window_scaling``, ``timestamps``, ``sack``: the RFC 7323 and RFC 2018 options.
-    * ``tso``: hand segments of up to 64 KiB to the NIC when the network device offers TSO.
-    * ``keepalive``: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked
-      for; the idle time (``keepalive_idle_ns``) MUST default to no less than two hours.
-    * ``congestion_control``: ``"newreno"`` (RFC 5681, RFC 6582) or ``"cubic"`` (RFC 9438);
-      see :mod:`unik_tcpip.cc`.
+    A :class:`unik.record.Record` (``repr`` and ``==`` as a dataclass's), not a dataclass:
+    those compile generated code per class, milliseconds each as a VM boots under emulation.
     """
 
-    _fields = (
-        "rcv_buf", "snd_buf", "initial_rto_ns", "min_rto_ns", "max_rto_ns", "max_retries", "max_syn_retries",
-        "delayed_ack_ns", "msl_ns", "fin_wait_2_ns", "nagle", "syn_backlog", "syn_cookies", "max_connections",
-        "challenge_ack_rate", "window_scaling", "timestamps", "sack", "tso", "keepalive", "congestion_control",
-        "keepalive_idle_ns", "keepalive_interval_ns", "keepalive_probes",
+    __slots__ = (
+        "challenge_ack_rate", "congestion_control", "delayed_ack_ns", "fin_wait_2_ns", "initial_rto_ns",
+        "keepalive", "keepalive_idle_ns", "keepalive_interval_ns", "keepalive_probes", "max_connections",
+        "max_retries", "max_rto_ns", "max_syn_retries", "min_rto_ns", "msl_ns", "nagle", "rcv_buf", "sack",
+        "snd_buf", "syn_backlog", "syn_cookies", "timestamps", "tso", "window_scaling",
     )
-    __slots__ = _fields
+    #: Receive buffer: the largest window advertised (scaled per RFC 7323 2).
+    rcv_buf: int
+    #: Send buffer: ``pause_writing`` above this many unacknowledged/unsent bytes.
+    snd_buf: int
+    #: RFC 6298 2.1: initial RTO of 1 s; 2.4: minimum 1 s; 2.5: a maximum of at least 60 s.
+    initial_rto_ns: int
+    min_rto_ns: int
+    max_rto_ns: int
+    #: RFC 9293 3.8.3: give up after R2 (at least 100 s of retransmissions) — counted here.
+    max_retries: int
+    max_syn_retries: int
+    #: RFC 9293 3.8.6.3: delay an ACK by less than 0.5 s (RFC 5681 4.2 wants at most 500 ms).
+    delayed_ack_ns: int
+    #: RFC 9293 3.3.2: TIME-WAIT lasts 2 MSL.
+    msl_ns: int
+    #: How long FIN-WAIT-2 waits for the peer's FIN once the application closed completely.
+    fin_wait_2_ns: int
+    #: RFC 9293 3.8.6.2.1: Nagle's algorithm on by default.
+    nagle: bool
+    #: Half-open connections per listener (SYN-RECEIVED), the SYN backlog.
+    syn_backlog: int
+    #: RFC 4987 3.6: answer SYNs beyond the backlog with SYN cookies instead of dropping them.
+    syn_cookies: bool
+    #: Connections of the whole stack.
+    max_connections: int
+    #: RFC 5961 7: challenge ACKs per second (and burst).
+    challenge_ack_rate: float
+    window_scaling: bool
+    timestamps: bool
+    sack: bool
+    #: Hand segments of up to 64 KiB to the NIC when the network device offers TSO.
+    tso: bool
+    #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
+    #: time MUST default to no less than two hours.
+    keepalive: bool
+    #: ``"newreno"`` (RFC 5681, RFC 6582) or ``"cubic"`` (RFC 9438); see :mod:`unik_tcpip.cc`.
+    congestion_control: str
+    keepalive_idle_ns: int
+    keepalive_interval_ns: int
+    keepalive_probes: int
 
     def __init__(
         self,
@@ -204,15 +200,23 @@ class TcpConfig(_Fields):
         self.keepalive_probes = keepalive_probes
 
 
-class TcpStats(_Fields):
-    """Per-connection counters, readable from the application (``get_extra_info("tcp_stats")``).
+class TcpStats(Record):
+    """Per-connection counters, readable from the application (``get_extra_info("tcp_stats")``)."""
 
-    ``srtt`` is the smoothed round-trip time in seconds (``None`` before the first sample).
-    """
-
-    _fields = ("segments_in", "segments_out", "bytes_in", "bytes_out", "retransmits", "fast_retransmits",
-               "timeouts", "dup_acks", "out_of_order", "challenge_acks", "srtt")
-    __slots__ = _fields
+    __slots__ = ("bytes_in", "bytes_out", "challenge_acks", "dup_acks", "fast_retransmits", "out_of_order",
+                 "retransmits", "segments_in", "segments_out", "srtt", "timeouts")
+    segments_in: int
+    segments_out: int
+    bytes_in: int
+    bytes_out: int
+    retransmits: int
+    fast_retransmits: int
+    timeouts: int
+    dup_acks: int
+    out_of_order: int
+    challenge_acks: int
+    #: Smoothed round-trip time in seconds (``None`` before the first sample).
+    srtt: float | None
 
     def __init__(self, segments_in: int = 0, segments_out: int = 0, bytes_in: int = 0, bytes_out: int = 0,
                  retransmits: int = 0, fast_retransmits: int = 0, timeouts: int = 0, dup_acks: int = 0,
