@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,8 @@ def unik_image_contents(plan: Plan) -> ImageContents | None:
     """
     if not any(node.provider.startswith("tls.") for node in plan.nodes):
         return None
+    import ssl  # here: every command registers this plugin, few build a TLS image
+
     files: dict[str, str] = {}
     paths = ssl.get_default_verify_paths()
     for default in (paths.openssl_cafile, paths.cafile):
