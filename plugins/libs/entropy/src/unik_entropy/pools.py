@@ -18,6 +18,7 @@ NUM_POOLS = 32
 MIN_POOL_SIZE = 64
 #: Longest event: Fortuna's events are short; longer input is hashed first.
 MAX_EVENT = 32
+_FRESH: Any = object()  # Pool's default: a new SHA-256
 
 
 class Pool:
@@ -26,8 +27,8 @@ class Pool:
     # A plain class, not a dataclass: those compile generated code as the library is imported.
     __slots__ = ("hash", "length")
 
-    def __init__(self, hash: Any = None, length: int = 0) -> None:
-        self.hash = sha256() if hash is None else hash
+    def __init__(self, hash: Any = _FRESH, length: int = 0) -> None:
+        self.hash = sha256() if hash is _FRESH else hash
         self.length = length
 
     def __repr__(self) -> str:
