@@ -325,3 +325,30 @@ def test_entropy_mixes_rdrand_into_its_source() -> None:
     data = asyncio.run(source.read(32))
     assert len(data) == 32
     assert source.name == ("rdrand" if rdrand.available() else "getrandom")
+
+
+def test_hwrng_reads_wait_without_a_thread_for_data_that_comes_later() -> None:
+    """/dev/hwrng (here a non-blocking pipe) answers EAGAIN until the host has filled the request."""
+    import asyncio
+    import threading
+
+    from unik.errors import DeviceError
+    from unik_vmimage.guest.random import VirtioEntropy
+
+    async def scenario() -> tuple[bytes, int]:
+        r, w = os.pipe2(os.O_NONBLOCK)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.02, os.write, w, b"a" * 40)
+        loop.call_later(0.05, os.write, w, b"b" * 40)
+        source = VirtioEntropy(r, use_rdrand=False)
+        threads = threading.active_count()
+        data = await source.read(70)
+        assert threading.active_count() == threads  # no executor thread was started
+        os.close(w)
+        with pytest.raises(DeviceError, match="no data"):
+            await source.read(20)  # 10 bytes left, then end of file
+        await source.disconnect()
+        return data, threads
+
+    data, _ = asyncio.run(scenario())
+    assert data == b"a" * 40 + b"b" * 30

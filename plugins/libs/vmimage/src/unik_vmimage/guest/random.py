@@ -17,6 +17,9 @@ from unik import accel
 from unik.errors import DeviceClosed, DeviceError
 
 HWRNG = "/dev/hwrng"
+#: /dev/hwrng cannot be polled: a read that finds no data yet (EAGAIN) is retried after
+#: these many seconds, doubling up to the cap (virtio-rng answers within a millisecond).
+RETRY_FIRST_S, RETRY_MAX_S = 0.0005, 0.05
 rdrand: ModuleType = accel.load("unik_vmimage._rdrand", "unik_vmimage._rdrand_pure")
 
 
@@ -35,7 +38,7 @@ class VirtioEntropy:
     async def connect(cls, path: str = HWRNG) -> VirtioEntropy:
         """Open virtio-rng; without it, fall back to the seeded kernel CSPRNG."""
         try:
-            fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             fd = None
         except OSError as exc:
@@ -64,10 +67,19 @@ class VirtioEntropy:
         return bytes(raw)
 
     async def _read_hwrng(self, fd: int, n: int) -> bytes:
+        # Non-blocking reads, retried while the host fills the request: no thread (whose
+        # pool would cost ~20 ms of a boot under emulation), and the loop never stalls.
         out = bytearray()
+        delay = RETRY_FIRST_S
         while len(out) < n:
-            chunk = await asyncio.to_thread(os.read, fd, min(n - len(out), 64))
+            try:
+                chunk = os.read(fd, min(n - len(out), 64))
+            except BlockingIOError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
             if not chunk:
                 raise DeviceError(f"{HWRNG} returned no data")
             out += chunk
+            delay = RETRY_FIRST_S
         return bytes(out)
