@@ -14,12 +14,14 @@ the plan to the protocols.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from .record import FrozenRecord, Record
+
+if TYPE_CHECKING:  # annotations only: the plugin manager imports this module for every command
+    import asyncio
 
 __all__ = [
     "Buffer", "Device", "Console", "MonotonicClock", "WallClock", "Sleep",

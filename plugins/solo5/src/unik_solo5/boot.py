@@ -34,14 +34,12 @@ from unik.errors import UnikError
 from unik.keys import KeyValues
 
 from . import _sandbox, kv
+from .abi import REPORT_ENV
 from .devices import handed, key_args
 from .policy import TRIPWIRE, FdSets, compile_policy, syscall_names
 
-REPORT_ENV = "UNIK_SPT_REPORT_FD"
 #: Standard-library modules that CPython or asyncio import lazily after start-up.
 PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceback", "concurrent.futures")
-#: solo5 device types by the kinds of unik devices the tender opens.
-SOLO5_TYPES = {"network": "NET_BASIC", "block": "BLOCK_BASIC"}
 _HANDED_KIND = {"NET_BASIC": "net", "BLOCK_BASIC": "block"}
 
 

@@ -37,8 +37,6 @@ from unik.target import Artifact, BuildContext, Check, RunContext, Target
 from unik_virtio import qemu
 from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
 from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
-from unik_vmimage.kernels import KernelProvider, find_kernel
-from unik_vmimage.vmlinux import extract_vmlinux
 
 from .elfnotes import guest_types
 from .providers import (
@@ -182,6 +180,10 @@ class XenTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``vmlinux``, the initramfs, ``<name>.xl`` and the manifest."""
+        # build tools, imported here so that `unik run` starts sooner
+        from unik_vmimage.kernels import KernelProvider, find_kernel
+        from unik_vmimage.vmlinux import extract_vmlinux
+
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress)

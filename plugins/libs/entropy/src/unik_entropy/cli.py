@@ -10,8 +10,6 @@ import time
 
 from unik.errors import UnikError
 
-from .fortuna import Fortuna
-
 CHUNK = 64 * 1024
 
 
@@ -43,6 +41,8 @@ def _count(text: str) -> int:
 
 def cmd_random(ns: argparse.Namespace) -> int:
     """Write the bytes; a reader that goes away ends the command quietly."""
+    from .fortuna import Fortuna  # when the command runs, not when the plugin adds it
+
     rng = Fortuna()
     try:
         rng.bootstrap()
