@@ -34,6 +34,12 @@ DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
 BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
                 "i8042.dumbkbd", "cryptomgr.notests")
 PR_SET_PDEATHSIG = 1
+#: The CPU under TCG: everything QEMU emulates but ERMS.  With ERMS the guest kernel and
+#: glibc copy and clear memory with ``rep movsb``/``rep stosb``, which TCG runs one byte
+#: per step; without it they move eight bytes a step or use vector loops.  Measured here
+#: (8 boots each, q35): the zstd initramfs unpacks 0.21 s sooner, Python reaches
+#: "serving" 6% sooner, a bare kernel boots 4% sooner.
+TCG_CPU = "max,erms=off"
 PROBE_STATUS = 42
 PROBE_TIMEOUT_S = 8.0
 DEFAULT_BOOT_TIMEOUT_S = {"kvm": 20.0, "tcg": 90.0}
@@ -119,7 +125,7 @@ class Boot:
     def command(self, qemu: str) -> list[str]:
         """The QEMU command line."""
         machine = "microvm,x-option-roms=off,rtc=on,isa-serial=on" if self.machine == "microvm" else self.machine
-        cpu = "host" if self.accel == "kvm" else "max"
+        cpu = "host" if self.accel == "kvm" else TCG_CPU
         cmd = [
             qemu, "-M", machine, "-accel", self.accel, "-cpu", cpu, "-m", self.mem, "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
