@@ -2,8 +2,10 @@
 
 * unik: ``examples/http`` and ``examples/hello`` built with ``unik build -t virtio``; sizes of
   the kernel and the http initramfs; from starting ``unik run`` to the first console line
-  (the init's), to hello's first line, to the first ICMP echo reply and the first HTTP
-  response of http (on a TAP in a network namespace made here and removed after).
+  (the init's), to hello's first line, and for http (on a TAP in a network namespace made
+  here and removed after) to QEMU's start, the init's line, the application's "serving"
+  line, the first ICMP echo reply and the first HTTP response: the guest's phases (kernel,
+  Python, first exchange) are the differences.
 * peers.naive_image: the same kernel and init with an initramfs built the naive way: the
   whole standard library as installed (sources and caches, without the test suite, which
   Debian ships apart), every shared library, unstripped, gzip -9; time to its first console
@@ -15,9 +17,9 @@
   are in the cache or UNIK_BENCH_SOURCE_KERNEL=1 asks to build them (minutes each; =0
   leaves them out).
 
-The first ICMP reply and HTTP response are seen by a prober in the namespace that tries a
-TCP connection every 50 ms (0.2 s connect timeout) and a ping every 100 ms, so the
-figures are not rounded up to the one-second timeouts of ping and curl.
+The first ICMP reply and HTTP response are seen by a prober in the namespace that starts a
+TCP connection every 25 ms (without waiting for the earlier ones) and a ping every 100 ms,
+so the figures are not rounded up to the one-second timeouts of ping and curl.
 
 Figures are medians of RUNS boots, on the accelerator `unik run` picks (KVM if a probe
 boots, else TCG).  Needs root (namespace, TAP) and qemu-system-x86.
@@ -37,9 +39,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from benchlib import table, write
 from unik.progress import Progress
@@ -74,8 +78,11 @@ GUEST, TAP = "10.0.9.2", "tapb"
 HTTP_CONFIG = ["--net", f"service={TAP}", f"--ipv4={GUEST}/24"]
 
 #: Run in the namespace: print "ping T" and "response T" (wall clock) when they first succeed.
+#: A TCP connection is started every 25 ms without waiting for the earlier ones, so a SYN lost
+#: before the guest's stack was up delays nothing; at most 4 are in flight, each given 0.2 s,
+#: so that the guest's first answer is not queued behind a burst of requests.
 PROBER = r"""
-import socket, subprocess, sys, threading, time
+import selectors, socket, subprocess, sys, threading, time
 host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 end = time.time() + limit
 def pinger():
@@ -85,16 +92,39 @@ def pinger():
             return
         time.sleep(0.1)
 threading.Thread(target=pinger, daemon=True).start()
-while time.time() < end:
-    try:
-        with socket.create_connection((host, port), timeout=0.2) as s:
-            s.settimeout(5)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            if s.recv(12).startswith(b"HTTP/1.1 200"):
+sel, started, next_try, done = selectors.DefaultSelector(), {}, 0.0, False
+def drop(s):
+    sel.unregister(s)
+    started.pop(s, None)
+    s.close()
+while time.time() < end and not done:
+    now = time.time()
+    if now >= next_try and len(started) < 4:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((host, port))
+        sel.register(s, selectors.EVENT_WRITE)
+        started[s], next_try = now, now + 0.025
+    for key, events in sel.select(timeout=0.005):
+        s = key.fileobj
+        if events & selectors.EVENT_WRITE:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                drop(s)
+                continue
+            s.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sel.modify(s, selectors.EVENT_READ)
+        else:
+            try:
+                data = s.recv(12)
+            except OSError:
+                data = b""
+            if data.startswith(b"HTTP/1.1 200"):
                 print("response", time.time(), flush=True)
-                break
-    except OSError:
-        time.sleep(0.05)
+                done = True
+            drop(s)
+    for s, t in list(started.items()):
+        if now - t > 0.2:
+            drop(s)
 time.sleep(0.3)
 """
 
@@ -214,14 +244,26 @@ exec {qemu} "$@"
 """
 
 
-def http_figures(http: Path, accel: str) -> tuple[float | None, float | None, float | None]:
-    """Median seconds to the first ping reply and the first HTTP response, in a namespace, and
-    the median seconds `unik run` took to start QEMU."""
+#: Console lines of examples/http whose times `http_figures` reports: the init's (modules
+#: loaded, Python about to start) and the application's (its stack is listening).
+HTTP_MARKS = {"init_line": b"unik-init: up", "serving": b"serving on"}
+
+
+def _console_times(stream: IO[bytes], t0: float, marks: dict[str, bytes], seen: dict[str, float]) -> None:
+    """In a thread: the wall-clock offset from ``t0`` at which each mark first appears."""
+    for line in stream:
+        for name, mark in marks.items():
+            if name not in seen and mark in line:
+                seen[name] = time.time() - t0
+
+
+def http_figures(http: Path, accel: str) -> dict[str, float | None]:
+    """Median seconds from `unik run` to QEMU's start (``host``), to the init's console line,
+    to the application's "serving" line, to the first ping reply and to the first HTTP
+    response, seen from a network namespace."""
     ns = f"unik-bench-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    pings: list[float | None] = []
-    responses: list[float | None] = []
-    host_s: list[float | None] = []
+    runs: list[dict[str, float]] = []
     wrapper = http.parent / f"{http.name}-qemu.sh"  # outside the application: not one of its inputs
     wrapper.write_text(QEMU_WRAPPER.format(qemu=qemu.qemu_binary()))
     wrapper.chmod(0o755)
@@ -239,7 +281,11 @@ def http_figures(http: Path, accel: str) -> tuple[float | None, float | None, fl
             stamp.unlink(missing_ok=True)
             t0 = time.time()
             guest = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--accel", accel], cwd=http, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+            assert guest.stdout is not None
+            seen: dict[str, float] = {}
+            reader = threading.Thread(target=_console_times, args=(guest.stdout, t0, HTTP_MARKS, seen), daemon=True)
+            reader.start()
             try:
                 out = prober.communicate(timeout=limit + 10)[0]
             except subprocess.TimeoutExpired:
@@ -251,15 +297,33 @@ def http_figures(http: Path, accel: str) -> tuple[float | None, float | None, fl
                 except ProcessLookupError:
                     pass
                 guest.wait()
-            seen = {w[0]: float(w[1]) - t0 for w in (line.split() for line in out.splitlines()) if len(w) == 2}
-            pings.append(seen.get("ping"))
-            responses.append(seen.get("response"))
-            host_s.append(float(stamp.read_text()) - t0 if stamp.is_file() else None)
+                reader.join(timeout=5)
+                guest.stdout.close()
+            seen.update({w[0]: float(w[1]) - t0 for w in (line.split() for line in out.splitlines()) if len(w) == 2})
+            if stamp.is_file():
+                seen["host"] = float(stamp.read_text()) - t0
+            runs.append(seen)
             if "response" not in seen:
                 print(f"  note: no HTTP response within {limit:.0f} s", file=sys.stderr)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
-    return median(pings), median(responses), median(host_s)
+    names = ("host", *HTTP_MARKS, "ping", "response")
+    return {name: median([run.get(name) for run in runs]) for name in names}
+
+
+def http_keys(net: dict[str, float | None]) -> dict[str, float | None]:
+    """:func:`http_figures`' medians under their names in ``boot.json``."""
+    return {
+        # the guest's own phases: the kernel up to the init's line (modules loaded), Python up
+        # to the application's "serving" line, then the first exchange with the namespace
+        "boot_http_init_line_s": net.get("init_line"),
+        "boot_http_serving_s": net.get("serving"),
+        "boot_first_ping_s": net.get("ping"),
+        "boot_first_response_s": net.get("response"),
+        # `unik run`'s own start (imports, plugins, staleness check) before QEMU runs: the bare
+        # C init is timed from QEMU's start, so the ratios also have one without it
+        "unik_run_to_qemu_s": net.get("host"),
+    }
 
 
 def first_lines(app: Path, accel: str) -> tuple[float | None, float | None]:
@@ -289,7 +353,7 @@ def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], di
     manifest = json.loads((hello_dir / "artifact.json").read_text())["manifest"]
     http_manifest = json.loads((http_dir / "artifact.json").read_text())["manifest"]
     line, hello_line = first_lines(hello, accel)
-    ping_s, response_s, host_s = http_figures(http, accel) if os.geteuid() == 0 else (None, None, None)
+    net = http_figures(http, accel) if os.geteuid() == 0 else {}
     bare = work / "bare.cpio.gz"
     bare_line = [stdout_times(qemu_cmd(hello_dir / "vmlinuz", bare, accel, []), [])[0][0] for _ in range(RUNS)]
     mb = 1e6
@@ -300,8 +364,7 @@ def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], di
         "kernel_build_s": http_manifest["kernel"]["build"]["build_seconds"],
         "hello_kernel_build_s": manifest["kernel"]["build"]["build_seconds"],
         "boot_first_line_s": line, "boot_first_app_line_s": hello_line,
-        "boot_first_ping_s": ping_s, "boot_first_response_s": response_s,
-        "unik_run_to_qemu_s": host_s,
+        **http_keys(net),
     }
     bare_src: dict[str, object] = {
         "initramfs_mb": round(bare.stat().st_size / mb, 3), "kernel_mb": unik_src["hello_kernel_mb"],
@@ -372,7 +435,8 @@ def main() -> None:
         kernel = DebianKernel().kernel(None, None, Progress(quiet=True)).image
         accel = qemu.choose_accel("auto", kernel, Progress())
         first_line, first_app_line = first_lines(hello, accel)
-        ping_s, response_s, host_s = http_figures(http, accel) if os.geteuid() == 0 else (None, None, None)
+        net = http_figures(http, accel) if os.geteuid() == 0 else {}
+        response_s, host_s = net.get("response"), net.get("host")
         naive = work / "naive.cpio.gz"
         naive_initramfs(image(hello_dir), naive)
         naive_line, naive_hello = [], []
@@ -395,12 +459,8 @@ def main() -> None:
             "kernel_mb": round((http_dir / "vmlinuz").stat().st_size / mb, 2),
             "boot_first_line_s": first_line,
             "boot_first_app_line_s": first_app_line,
-            "boot_first_ping_s": ping_s,
-            "boot_first_response_s": response_s,
+            **http_keys(net),
             **xen,
-            # `unik run`'s own start (imports, plugins, staleness check) before QEMU runs: the bare
-            # C init is timed from QEMU's start, so the ratio below also has one without it
-            "unik_run_to_qemu_s": host_s,
         }
         peers: dict[str, dict[str, object]] = {
             "naive_image": {
