@@ -338,7 +338,7 @@ def first_lines(app: Path, accel: str) -> tuple[float | None, float | None]:
 
 def source_kernel_figures(work: Path, accel: str) -> tuple[dict[str, object], dict[str, object]] | None:
     """unik on kernels built for its plans, and the bare C init on hello's (None: not built)."""
-    from unik_vmimage.kernels import cache_dir
+    from unik.cache import cache_dir
 
     built = cache_dir() / "kernels" / "source" / "kernels"
     wanted = os.environ.get("UNIK_BENCH_SOURCE_KERNEL")

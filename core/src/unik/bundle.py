@@ -10,14 +10,11 @@ an initramfs).  The order is sorted and stable, so artifacts are reproducible.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import BuildError
 
@@ -151,7 +148,7 @@ def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[
     """:func:`runtime_files`, and the directories they were found in.
 
     A file added to or removed from a package changes the mtime of one of those
-    directories: with them and :func:`metadata_stamp`, a caller can tell that the
+    directories: with them and :func:`unik.cache.metadata_stamp`, a caller can tell that the
     list is still the same without listing it again.
     """
     files: dict[str, BundleFile] = {}
@@ -171,45 +168,3 @@ def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[
             add(_package_files(top, dirs=dirs))
     add(BundleFile(f.dest, Path(f.source)) for f in plan.files)
     return [files[d] for d in sorted(files)], dirs
-
-
-def metadata_stamp() -> list[list[Any]]:
-    """What installing, removing or upgrading a distribution changes, cheaply read.
-
-    ``sys.path`` itself, and ``[path, mtime_ns, size, inode]`` of every ``*.dist-info``
-    and ``*.egg-info`` entry of its directories and of their ``entry_points.txt``
-    (``[path]`` when missing).  Caches of what importlib.metadata says compare it.
-    """
-    stamp: list[list[Any]] = []
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as it:
-                names = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
-        except OSError:  # a zip file, or nothing
-            names = []
-        stamp.append([entry])
-        for name in names:
-            stamp += stat_stamp([os.path.join(entry, name), os.path.join(entry, name, "entry_points.txt")])
-    return stamp
-
-
-def stat_stamp(paths: Iterable[str | Path]) -> list[list[Any]]:
-    """``[path, mtime_ns, size, inode]`` of each path (``[path]`` when it is missing)."""
-    out: list[list[Any]] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            out.append([str(path), st.st_mtime_ns, st.st_size, st.st_ino])
-        except OSError:
-            out.append([str(path)])
-    return out
-
-
-def settled(stamp: list[list[Any]], margin_ns: int = 2_000_000_000) -> bool:
-    """Whether nothing in ``stamp`` changed within ``margin_ns``: a later change shows.
-
-    A file rewritten within its timestamp's tick (milliseconds) could keep its mtime
-    and size; a cache keyed on a stamp with such young entries is not written.
-    """
-    limit = time.time_ns() - margin_ns
-    return all(item[1] < limit for item in stamp if len(item) > 1)

@@ -20,14 +20,13 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pluggy
 
 from . import builtin, hookspecs
-from .bundle import metadata_stamp, settled
+from .cache import cache_dir, metadata_stamp, settled, write_atomic
 from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
 from .provider import Provider
 from .target import Target
@@ -313,11 +312,11 @@ def entry_points() -> list[EntryPoint]:
 
     Reading every distribution's metadata (and importing importlib.metadata) cost
     more than the rest of a short command, so the answer is cached in
-    ``$XDG_CACHE_HOME/unik`` under :func:`unik.bundle.metadata_stamp`.
+    ``$XDG_CACHE_HOME/unik`` under :func:`unik.cache.metadata_stamp`.
     """
     stamp = [[sys.executable], *metadata_stamp()]
     where = sys.executable + "\0" + "\0".join(sys.path)
-    cache = _cache_dir() / f"entry-points-{zlib.crc32(where.encode()):08x}.json"  # the stamp decides
+    cache = cache_dir() / f"entry-points-{zlib.crc32(where.encode()):08x}.json"  # the stamp decides
     try:
         data = json.loads(cache.read_text())
         if data["stamp"] == stamp:
@@ -333,18 +332,10 @@ def entry_points() -> list[EntryPoint]:
     ]
     if settled(stamp):
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"stamp": stamp, "entry_points": found}))
-            os.replace(tmp, cache)
-        except OSError:
+            write_atomic(cache, json.dumps({"stamp": stamp, "entry_points": found}))
+        except OSError:  # only a cache
             pass
     return found
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "unik"
 
 
 def _check_api(name: str, api: str) -> None:

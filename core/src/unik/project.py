@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .application import find_pyproject
-from .bundle import metadata_stamp, settled, stat_stamp
+from .cache import metadata_stamp, settled, stat_stamp, write_atomic
 from .errors import NotConfigured
 from .keys import Key, KeyValues
 from .plan import Plan
@@ -182,10 +181,8 @@ class Project:
         stamp = _inputs_stamp(paths, dir_paths)
         if settled(stamp):
             data = {"digest": h.hexdigest(), "files": paths, "dirs": dir_paths, "stamp": stamp}
-            tmp = remembered.with_name(f"{INPUTS}.{os.getpid()}.tmp")  # runs may be concurrent
             try:
-                tmp.write_text(json.dumps(data) + "\n")
-                os.replace(tmp, remembered)
+                write_atomic(remembered, json.dumps(data) + "\n")
             except OSError:  # only a cache
                 pass
         return h.hexdigest()
@@ -263,6 +260,4 @@ def _write(path: Path, text: str) -> None:
     """Write only when the content changes (keeps mtimes stable for tools)."""
     if path.exists() and path.read_text() == text:
         return
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)

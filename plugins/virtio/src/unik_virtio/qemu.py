@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from unik.cache import cache_dir, settled, write_atomic
 from unik.errors import RunError
 from unik.progress import Progress
 
@@ -295,17 +296,9 @@ def _kernel_digest(kernel: Path, directory: Path) -> str:
     except OSError:
         pass
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if time.time_ns() - st.st_ctime_ns > 2_000_000_000:  # an older file cannot hide a same-tick rewrite
-        _write_cache(remembered, digest)
+    if settled([[str(path), st.st_ctime_ns]]):  # an older file cannot hide a same-tick rewrite
+        write_atomic(remembered, digest)
     return digest
-
-
-def _write_cache(path: Path, text: str) -> None:
-    """Write ``path`` atomically (concurrent runs may write the same answer)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = True) -> tuple[bool, str]:
@@ -317,8 +310,6 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = 
     why = kvm_usable()
     if why:
         return False, why
-    from unik_vmimage.kernels import cache_dir  # here: `--accel kvm|tcg` runs need no cache
-
     qemu = qemu_binary()
     directory = cache_dir() / "virtio"
     h = hashlib.sha256(f"{qemu}\0{os.stat(qemu).st_mtime_ns}\0{_boot_id()}\0".encode())
@@ -338,7 +329,7 @@ def probe_kvm(kernel: Path, timeout: float = PROBE_TIMEOUT_S, use_cache: bool = 
             why = "" if ok else f"the probe guest exited with status {outcome.status}"
     except RunError as exc:
         ok, why = False, str(exc).split(";")[0]
-    _write_cache(cached, json.dumps({"ok": ok, "why": why}))
+    write_atomic(cached, json.dumps({"ok": ok, "why": why}))
     return ok, why
 
 

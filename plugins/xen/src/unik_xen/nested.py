@@ -32,10 +32,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unik.cache import cache_dir
 from unik.errors import BuildError, RunError
 from unik.progress import Progress
 from unik_vmimage import cpio
-from unik_vmimage.kernels import ModuleSource, cache_dir, scan_modules_tree
+from unik_vmimage.kernels import ModuleSource, scan_modules_tree
 
 XEN_VERSION = "4.17"
 DOM0_KERNEL_PACKAGE = "linux-image-amd64"

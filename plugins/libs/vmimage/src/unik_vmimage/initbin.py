@@ -13,9 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from unik.cache import cache_dir
 from unik.errors import BuildError
-
-from .kernels import cache_dir
 
 HERE = Path(__file__).parent / "init"
 SOURCE = HERE / "init.c"

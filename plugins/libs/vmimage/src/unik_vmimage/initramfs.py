@@ -38,13 +38,13 @@ from functools import cache
 from pathlib import Path
 
 from unik.bundle import BundleFile
+from unik.cache import cache_dir
 from unik.errors import BuildError
 from unik.progress import Progress
 
 from . import cpio
 from .imports import find_modules
 from .initbin import init_binary
-from .kernels import cache_dir
 
 APP = "app"
 PREFIX = "usr"

@@ -22,7 +22,6 @@ The providers here:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -32,17 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar
 
+from unik.cache import cache_dir
 from unik.errors import BuildError
 from unik.progress import Progress
 
 #: The Debian package the ``debian`` provider uses unless told otherwise.
 DEBIAN_PACKAGE = "linux-image-cloud-amd64"
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/unik`` (``~/.cache/unik``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "unik"
 
 
 def module_name(filename: str) -> str:

@@ -37,10 +37,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from unik.cache import cache_dir
 from unik.errors import BuildError
 from unik.progress import Progress
 
-from .kernels import Kernel, ModuleSource, cache_dir
+from .kernels import Kernel, ModuleSource
 
 #: The Debian package holding the kernel sources (a tarball under /usr/src).
 SOURCE_PACKAGE = "linux-source-6.1"

@@ -21,9 +21,8 @@ import subprocess
 import zlib
 from pathlib import Path
 
+from unik.cache import cache_dir
 from unik.errors import BuildError
-
-from .kernels import cache_dir
 
 ELF_MAGIC = b"\x7fELF"
 
