@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from unik.record import Record
+
 from .generator import sha256
 
 NUM_POOLS = 32
@@ -21,18 +23,20 @@ MAX_EVENT = 32
 _FRESH: Any = object()  # Pool's default: a new SHA-256
 
 
-class Pool:
-    """One pool: a running SHA-256 and how many bytes went into it."""
+class Pool(Record):
+    """One pool: a running SHA-256 and how many bytes went into it.
 
-    # A plain class, not a dataclass: those compile generated code as the library is imported.
+    A :class:`unik.record.Record` (``repr`` and ``==`` as the dataclass it was), not a
+    dataclass: those compile generated code as the library is imported.
+    """
+
     __slots__ = ("hash", "length")
+    hash: Any
+    length: int
 
     def __init__(self, hash: Any = _FRESH, length: int = 0) -> None:
         self.hash = sha256() if hash is _FRESH else hash
         self.length = length
-
-    def __repr__(self) -> str:
-        return f"Pool(hash={self.hash!r}, length={self.length!r})"
 
 
 class Pools:

@@ -75,6 +75,11 @@ def parse_quad(text: object) -> int | None:
     return value
 
 
+def prefix_mask(prefix: int) -> int:
+    """The netmask of a prefix length 0-32, as an integer (``24`` -> ``0xFFFFFF00``)."""
+    return (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+
+
 def ip_bytes(text: str) -> bytes:
     """``"10.0.0.1"`` as four bytes."""
     value = parse_quad(text)
@@ -166,7 +171,7 @@ class Interface:
             return
         address, prefix = parse_quad(config.address), config.prefix
         if address is not None and type(prefix) is int and 0 <= prefix <= 32:
-            mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+            mask = prefix_mask(prefix)
             net, broadcast = address & mask, (address & mask) | (~mask & 0xFFFFFFFF)
         else:  # other forms, and errors: ipaddress's
             import ipaddress

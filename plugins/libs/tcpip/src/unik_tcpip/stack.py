@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
-from .iface import Interface, parse_quad
+from .iface import Interface, parse_quad, prefix_mask
 from .tcp import TcpConfig, TcpLayer
 from .timers import Timers
 from .udp import UdpLayer
@@ -51,7 +51,7 @@ def _parse_ipv4_plain(ipv4: str, gateway: str | None) -> IPv4Config | None:
     if not gateway:
         return IPv4Config(address_text, prefix, None)
     gw = parse_quad(gateway)
-    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    mask = prefix_mask(prefix)
     if gw is None or gw & mask != address & mask:
         return None
     return IPv4Config(address_text, prefix, gateway)
