@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import UNIK, Unik, copy_example
+from e2e_support import UNIK, Unik
+from example_support import copy_example
 
 
 def free_port() -> int:

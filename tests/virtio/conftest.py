@@ -3,7 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from virtio_support import DISK_APP, PING_APP, STATUS_APP, build, copy_example, missing_tools, write_app
+from example_support import copy_example, write_app
+from example_support import missing_vm_tools as missing_tools
+from virtio_support import DISK_APP, PING_APP, STATUS_APP, build
 
 
 @pytest.fixture(scope="session")

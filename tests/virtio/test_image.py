@@ -8,8 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from example_support import copy_example
 from unik_vmimage.initramfs import read_initramfs
-from virtio_support import build, copy_example, unik, validate_firecracker
+from virtio_support import build, unik, validate_firecracker
 
 
 def _manifest(root: Path) -> dict[str, object]:

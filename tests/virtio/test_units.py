@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from example_support import missing_vm_tools as missing_tools
 from unik.errors import BuildError, RunError
 from unik.progress import Progress
 from unik_virtio import qemu
@@ -27,7 +28,6 @@ from unik_vmimage.kernels import (
     modinfo_depends,
     parse_kernel_spec,
 )
-from virtio_support import missing_tools
 
 # -- cpio ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from example_support import missing_vm_tools as missing_tools
 from unik.errors import BuildError
 from unik.progress import Progress
 from unik_virtio.target import firecracker_config
@@ -21,7 +22,7 @@ from unik_vmimage import cpio, initramfs, source_kernel
 from unik_vmimage.imports import find_modules
 from unik_vmimage.kernels import DebianKernel, SourceKernel
 from unik_vmimage.vmlinux import decompress, extract_vmlinux, payload
-from virtio_support import missing_tools, validate_firecracker
+from virtio_support import validate_firecracker
 
 # -- the source kernel's configuration ------------------------------------------------------
 

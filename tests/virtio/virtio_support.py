@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
 UNIK = str(Path(sys.executable).with_name("unik"))
 #: A boot under TCG takes a few seconds; this bounds a whole `unik run` in the tests.
 RUN_TIMEOUT_S = 240.0
@@ -101,38 +98,6 @@ while time.monotonic() < deadline:
         print("answered", flush=True)
         break
 '''
-
-
-def missing_tools() -> str | None:
-    """Why the boot tests cannot run here (``None``: they can)."""
-    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install {package})"
-    return None
-
-
-def copy_example(name: str, dest: Path) -> Path:
-    """A private copy of ``examples/<name>`` without build outputs."""
-    target = dest / name
-    shutil.copytree(REPO / "examples" / name, target,
-                    ignore=shutil.ignore_patterns("_build", "dist", "*.egg-info", "__pycache__"))
-    return target
-
-
-def write_app(dest: Path, name: str, source: str) -> Path:
-    """An application ``name`` under ``dest/name`` whose package ``<name>_app`` holds ``source``."""
-    root = dest / name
-    (root / "src" / f"{name}_app").mkdir(parents=True)
-    (root / "src" / f"{name}_app" / "__init__.py").write_text(source)
-    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "0.1.0"
-
-        [tool.unik]
-        main = "{name}_app:start"
-    """))
-    return root
 
 
 def unik(*args: str, cwd: Path, timeout: float = RUN_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from wheel_support import Wheelhouse, copy_example, offline_pip_env, run
+from example_support import copy_example
+from wheel_support import Wheelhouse, offline_pip_env, run
 
 if sys.version_info >= (3, 11):
     import tomllib

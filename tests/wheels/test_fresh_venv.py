@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from wheel_support import Wheelhouse, copy_example, offline_pip_env, run
+from example_support import copy_example
+from wheel_support import Wheelhouse, offline_pip_env, run
 
 
 def version_of(wheel: Path) -> str:

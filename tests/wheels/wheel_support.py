@@ -90,14 +90,6 @@ def offline_pip_env(wheelhouse: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def copy_example(name: str, dest: Path) -> Path:
-    """Return a private copy of ``examples/<name>`` under ``dest``, without build outputs."""
-    target = dest / name
-    shutil.copytree(REPO / "examples" / name, target,
-                    ignore=shutil.ignore_patterns("_build", "dist", "build", "*.egg-info", "__pycache__"))
-    return target
-
-
 def run(cmd: list[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``cmd``; fail the test with its output unless it exits 0."""

@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from example_support import copy_example, write_app
+from example_support import missing_vm_tools as missing_tools
 from unik.progress import Progress
 from unik_xen import nested
-from xen_support import DEVICES_APP, STATUS_APP, build, copy_example, missing_tools, write_app
+from xen_support import DEVICES_APP, STATUS_APP, build
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
+from example_support import copy_example
 from unik_xen import nested
-from xen_support import DOM0_PLUGINS, build, copy_example, unik_for_dom0
+from xen_support import DOM0_PLUGINS, build, unik_for_dom0
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,0 +1,41 @@
+"""What several suites need to make applications under test: copies of the examples, small apps."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    """A private copy of ``examples/<name>`` under ``dest``, without build outputs."""
+    target = dest / name
+    shutil.copytree(REPO / "examples" / name, target,
+                    ignore=shutil.ignore_patterns("_build", "dist", "build", "*.egg-info", "__pycache__"))
+    return target
+
+
+def write_app(dest: Path, name: str, source: str) -> Path:
+    """An application ``name`` under ``dest/name`` whose package ``<name>_app`` holds ``source``."""
+    root = dest / name
+    (root / "src" / f"{name}_app").mkdir(parents=True)
+    (root / "src" / f"{name}_app" / "__init__.py").write_text(source)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "0.1.0"
+
+        [tool.unik]
+        main = "{name}_app:start"
+    """))
+    return root
+
+
+def missing_vm_tools() -> str | None:
+    """Why VM images cannot be built and booted here (``None``: they can)."""
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install {package})"
+    return None
