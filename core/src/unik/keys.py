@@ -4,7 +4,9 @@ Keys are declared by targets (``net``, ``block``), by libraries (``ipv4``) and b
 application (its keyword-only entry parameters).  They are set at configure time and
 can be overridden at run time; the generated ``main.py`` reads them through
 :class:`KeyValues`.  A *per-device* key takes ``DEVICE=VALUE`` to address one device
-(``--net service=tap0``) or a plain value for all (``--net=socket``).
+(``--net service=tap0``) or a plain value for all (``--net=socket``).  A *repeatable* key
+collects every value given in one command (``--publish 80:80 --publish 443:443``) as a
+comma-separated list; a later command's list replaces it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _BINDING = r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$"
 class Key(FrozenRecord):
     """One configuration key and how to parse it."""
 
-    __slots__ = ("choices", "default", "help", "metavar", "name", "per_device", "type")
+    __slots__ = ("choices", "default", "help", "metavar", "name", "per_device", "repeatable", "type")
     name: str
     help: str
     type: KeyType
@@ -36,13 +38,17 @@ class Key(FrozenRecord):
     per_device: bool
     choices: tuple[str, ...]
     metavar: str | None
+    repeatable: bool
 
     def __init__(self, name: str, help: str, type: KeyType = "str", default: str | None = None,
-                 per_device: bool = False, choices: tuple[str, ...] = (), metavar: str | None = None) -> None:
+                 per_device: bool = False, choices: tuple[str, ...] = (), metavar: str | None = None,
+                 repeatable: bool = False) -> None:
         if not re.match(_NAME, name):
             raise BadKey(f"bad key name {name!r}: use lower-case letters, digits and _")
+        if repeatable and (per_device or type != "str"):
+            raise BadKey(f"key {name!r}: a repeatable key is a plain string key")
         self._set(name=name, help=help, type=type, default=default, per_device=per_device, choices=choices,
-                  metavar=metavar)
+                  metavar=metavar, repeatable=repeatable)
 
     @property
     def option(self) -> str:
@@ -80,6 +86,8 @@ class Key(FrozenRecord):
             out["choices"] = list(self.choices)
         if self.metavar:
             out["metavar"] = self.metavar
+        if self.repeatable:
+            out["repeatable"] = True
         return out
 
     @classmethod
@@ -89,6 +97,7 @@ class Key(FrozenRecord):
             name=data["name"], help=data.get("help", ""), type=data.get("type", "str"),
             default=data.get("default"), per_device=data.get("per_device", False),
             choices=tuple(data.get("choices", ())), metavar=data.get("metavar"),
+            repeatable=data.get("repeatable", False),
         )
 
 
@@ -155,6 +164,12 @@ class KeyValues:
             key = self._key(name)
             current = values.get(name, KeyValue())
             value, devices = current.value, dict(current.devices)
+            if key.repeatable:
+                texts = list(texts)
+                for text in texts:
+                    key.parse(text)
+                values[name] = KeyValue(",".join(texts), devices)
+                continue
             for text in texts:
                 match = re.match(_BINDING, text) if key.per_device else None
                 if match:

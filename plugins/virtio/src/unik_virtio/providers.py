@@ -19,8 +19,12 @@ VIRTIO: frozenset[str] = frozenset({"virtio"})
 # Keys the runner reads are declared as target keys too, so that `unik run --mem 512M`
 # parses (the core's command line only knows target and provider keys).
 
-NET = Key("net", "host side of a network device: DEVICE=TAP (e.g. service=tap0)", per_device=True,
-          metavar="DEVICE=TAP")
+NET = Key("net", "host side of a network device: DEVICE=user (QEMU's user network: no root, ports "
+          "published with --publish), DEVICE=TAP (e.g. service=tap0) or DEVICE=auto (QEMU creates a TAP)",
+          per_device=True, metavar="DEVICE=user|TAP|auto")
+PUBLISH = Key("publish", "forward a host port to the guest on --net DEVICE=user, like docker run -p: "
+              "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp] (repeatable)", metavar="[IP:]HOST:GUEST[/udp]",
+              repeatable=True)
 BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
             per_device=True, metavar="DEVICE=FILE")
 MEM = Key("mem", "memory of the VM (QEMU syntax: 256M, 1G)", default="256M", metavar="SIZE")
@@ -37,7 +41,7 @@ KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a
 COMPRESSION = Key("initramfs_compression", "initramfs compression (zstd unpacks fastest at boot)",
                   default="zstd", choices=("zstd", "gzip", "xz", "none"))
 
-RUN_KEYS = (NET, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
+RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
 BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
 
 
@@ -146,7 +150,8 @@ class Network(_Virtio):
     PLUGIN_NAME = "virtio.virtio-net"
     kind = "network"
     implementation = "unik_vmimage.guest.network:PacketNetwork"
-    description = "a virtio-net NIC on a host TAP (--net DEVICE=TAP|auto), through a TPACKET_V3 ring (C)"
+    description = ("a virtio-net NIC on QEMU's user network or a host TAP (--net DEVICE=user|TAP|auto), "
+                   "through a TPACKET_V3 ring (C)")
     keys = (NET,)
     vm = VmNeeds(kernel_modules=("virtio_net",), qemu_device="virtio-net")
 

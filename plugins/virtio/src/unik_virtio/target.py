@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +26,7 @@ from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, RunContext, Target
 
-from . import qemu
+from . import qemu, usernet
 from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
 
 KERNEL_FILE = "vmlinuz"
@@ -116,23 +117,40 @@ class VirtioTarget(Target):
             return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
 
         if option("net") is not None:
-            raise RunError("--net takes DEVICE=TAP or DEVICE=auto on the virtio target (e.g. --net service=tap0)")
-        qemu_devices, drives, taps = _devices(manifest.get("devices", []), bindings("block"), bindings("net"))
-        accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
-        machine = qemu.pick_machine(option("machine") or "auto", accel)
-        mem = option("mem") or str(manifest.get("mem", "256M"))
-        timeout = float(option("boot_timeout") or 0) or qemu.DEFAULT_BOOT_TIMEOUT_S[accel]
+            raise RunError("--net takes DEVICE=TAP, DEVICE=auto or DEVICE=user on the virtio target "
+                           "(e.g. --net service=user)")
+        publish = usernet.parse_all(option("publish"))
         target_keys = {k.name for k in self.keys}
         app_keys = KeyValues(
             [k for k in keys.keys.values() if k.name not in target_keys],
             {n: v for n, v in keys.values.items() if n not in target_keys},
         )
+        static = (_app_option(app_keys, ctx.extra_args, "ipv4"), _app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
+        qemu_devices, drives, taps = _devices(manifest.get("devices", []), bindings("block"), bindings("net"),
+                                              publish, static)
+        if publish:
+            if not ctx.extra_args:  # after `--` the application may be told another port
+                usernet.check_guest_ports(publish, port_keys(app_keys))
+            for rule in publish:
+                usernet.check_free(rule)
+        accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
+        machine = qemu.pick_machine(option("machine") or "auto", accel)
+        mem = option("mem") or str(manifest.get("mem", "256M"))
+        timeout = float(option("boot_timeout") or 0) or qemu.DEFAULT_BOOT_TIMEOUT_S[accel]
         spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
                          args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives)
         ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
         for device, (tap, created) in taps.items():
-            how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
-                   f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up") if created else f"on TAP {tap}"
+            if tap == usernet.USER:
+                ports = ", ".join(f"{r.host_ip}:{r.host_port} -> {r.guest_port}/{r.proto}" for r in publish)
+                how = ("QEMU's user network" + ("" if static[0] else f" (DHCP gives the guest {usernet.GUEST_ADDRESS})")
+                       + "; "
+                       + (f"published: {ports}" if ports else "no port published (--publish HOST:GUEST)"))
+            elif created:
+                how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
+                       f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up")
+            else:
+                how = f"on TAP {tap}"
             ctx.progress.info(f"network device {device}: {how}")
         stop, restore = qemu.signal_stopper()
         try:
@@ -151,10 +169,34 @@ def _free_tap() -> str:
     raise RunError("no free TAP name unik0..unik255")
 
 
+def _app_option(app_keys: KeyValues, extra: Sequence[str], name: str) -> str | None:
+    """An application key's value, the last ``--name V``/``--name=V`` after ``--`` winning."""
+    option = "--" + name.replace("_", "-")
+    value = app_keys.raw(name) if name in app_keys.keys else None
+    for i, arg in enumerate(extra):
+        if arg == option and i + 1 < len(extra):
+            value = extra[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1:]
+    return value
+
+
+def port_keys(app_keys: KeyValues) -> dict[str, int]:
+    """The application's integer keys named ``port`` or ``*_port`` and their values: where it listens."""
+    out: dict[str, int] = {}
+    for name, key in app_keys.keys.items():
+        if key.type == "int" and (name == "port" or name.endswith("_port")):
+            value = app_keys.get(name)
+            if isinstance(value, int):
+                out[name] = value
+    return out
+
+
 def _devices(
-    devices: list[dict[str, Any]], files: dict[str, str], taps: dict[str, str],
+    devices: list[dict[str, Any]], files: dict[str, str], taps: dict[str, str], publish: list[usernet.Publish],
+    static: tuple[str | None, str | None] = (None, None),
 ) -> tuple[list[str], list[str], dict[str, tuple[str, bool]]]:
-    """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used."""
+    """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used (``user``: QEMU's network)."""
     for kind, given, key in (("block", files, "block"), ("network", taps, "net")):
         unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
         if unknown:
@@ -177,8 +219,14 @@ def _devices(
             out.append(f"{family},drive=disk-{name},serial={name}")
         elif d["kind"] == "network":
             if name not in taps:
-                raise RunError(f"network device {name!r} needs a host TAP: unik run --net {name}=TAP "
+                raise RunError(f"network device {name!r} needs a host network: unik run --net {name}=user "
+                               f"(no root; publish ports with --publish HOST:GUEST), --net {name}=TAP "
                                f"(or {name}=auto to create one)")
+            if taps[name] == usernet.USER:
+                used[name] = (usernet.USER, False)
+                args += ["-netdev", usernet.netdev(name, publish, *static)]
+                out.append(f"{family},netdev=net-{name},mac={d['mac']},{GUEST_OFFLOADS_OFF}")
+                continue
             tap, created = (_free_tap(), True) if taps[name] == "auto" else (taps[name], False)
             used[name] = (tap, created)
             args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
@@ -188,6 +236,13 @@ def _devices(
             out.append(f"{family},netdev=net-{name},mac={d['mac']},{GUEST_OFFLOADS_OFF}")
         else:
             out.append(family)
+    users = [n for n, (tap, _) in used.items() if tap == usernet.USER]
+    if publish and not users:
+        raise RunError("--publish forwards host ports to a NIC on QEMU's user network: add --net DEVICE=user "
+                       "(e.g. --net service=user)")
+    if len(users) > 1 and publish:
+        raise RunError(f"--publish: network devices {', '.join(users)} are all on QEMU's user network; "
+                       "forwards would be ambiguous: give the others a TAP")
     return out, args, used
 
 
