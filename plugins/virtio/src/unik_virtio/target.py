@@ -220,8 +220,8 @@ def _devices(
         elif d["kind"] == "network":
             if name not in taps:
                 raise RunError(f"network device {name!r} needs a host network: unik run --net {name}=user "
-                               f"(no root; publish ports with --publish HOST:GUEST), --net {name}=TAP "
-                               f"(or {name}=auto to create one)")
+                               f"(no root; publish ports with --publish HOST:GUEST) or unik run --net {name}=TAP "
+                               f"({name}=auto creates one)")
             if taps[name] == usernet.USER:
                 used[name] = (usernet.USER, False)
                 args += ["-netdev", usernet.netdev(name, publish, *static)]
