@@ -23,6 +23,10 @@ all: test
 $(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# The core was the distribution `unik` before it became `unik-core`: drop an old install
+	# (its editable metadata in core/src would still show `unik` as installed).
+	$(BIN)/python -m pip uninstall -q -y unik 2>/dev/null || true
+	rm -rf core/src/unik.egg-info
 	$(BIN)/python -m pip install -q -r requirements-dev.txt $(foreach d,$(DISTS),-e $(d))
 	touch $@
 
@@ -59,7 +63,7 @@ bench: venv
 
 # Every distribution's wheel into $(WHEELHOUSE) (pure ones as built, platform ones checked by
 # `auditwheel show` and repaired to a manylinux tag), plus the third-party wheels they need, so that
-# `pip install --no-index --find-links wheelhouse unik unik-target-unix` works offline.
+# `pip install --no-index --find-links wheelhouse unik-core unik-target-unix build` works offline.
 WHEELHOUSE ?= wheelhouse
 wheels: venv
 	$(BIN)/python tools/wheelhouse.py --out $(WHEELHOUSE) $(DISTS)

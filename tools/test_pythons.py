@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
 DISTS = ("core", "plugins/unix")
-NAMES = ("unik", "unik-target-unix")
+NAMES = ("unik-core", "unik-target-unix")
 _IGNORE = shutil.ignore_patterns("build", "dist", "_build", "*.egg-info", "__pycache__", "*.so", "*.pyc")
 TEST_REQUIREMENTS = ("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
 TEST_PATHS = ("tests/core", "tests/unix")
@@ -120,7 +120,7 @@ def test_version(version: str, python: Path, pytest_args: Sequence[str]) -> tupl
     env = clean_env(venv)
     # Install from a private copy of the sources: an editable or in-tree build would write
     # build products (the cpython-3XX .so files) into the shared checkout, under the feet
-    # of other processes using them.  One pip run installs both: our `unik`, never PyPI's.
+    # of other processes using them.  One pip run installs both from these copies.
     sources = venv / "src"
     shutil.rmtree(sources, ignore_errors=True)
     for dist in DISTS:

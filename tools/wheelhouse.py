@@ -13,11 +13,11 @@ For each distribution directory, in order:
    turns it into a manylinux wheel in the wheelhouse (patchelf must be on PATH).
 
 Then ``pip wheel`` adds the wheels of every third-party run-time dependency (pluggy,
-packaging, setuptools, ...) and of the build requirements (setuptools), so that a
-fresh virtualenv can ``pip install --no-index --find-links wheelhouse unik
-unik-target-unix`` and an isolated ``python -m build`` of an application can find its
-backend there.  Our own wheels are passed to pip as files, in one invocation, so pip
-never looks up ``unik`` on an index (PyPI's ``unik`` is an unrelated project).
+packaging, ...), of the build requirements (setuptools) and of ``build`` itself, so
+that a fresh virtualenv can ``pip install --no-index --find-links wheelhouse unik-core
+unik-target-unix build`` and run an isolated ``python -m build`` of an application
+offline.  Our own wheels are passed to pip as files, in one invocation, so pip never
+looks our names up on an index.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from pathlib import Path
 _IGNORE = shutil.ignore_patterns(
     "build", "dist", "_build", "*.egg-info", "__pycache__", "*.so", "*.pyc", ".pytest_cache", ".mypy_cache"
 )
-#: Packages an isolated application build needs besides our wheels (the backend's own).
-BUILD_REQUIREMENTS = ("setuptools>=68",)
+#: What an offline ``python -m build`` of an application needs besides our wheels: the
+#: backend's own requirement and the ``build`` front end (with its dependencies).
+BUILD_REQUIREMENTS = ("setuptools>=68", "build>=1")
 
 
 def log(message: str) -> None:

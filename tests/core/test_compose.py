@@ -51,7 +51,7 @@ def test_graph_resolution_and_connect_order(registry: PluginRegistry, make_app: 
     assert plan.keys.get("port") == 8080
     assert plan.keys.get("verbose") is False
     assert set(plan.keys.keys) == {"ipv4", "net", "port", "verbose"}
-    assert plan.distributions == ("fake", "unik")
+    assert plan.distributions == ("fake", "unik-core")
 
 
 def test_compose_is_deterministic(registry: PluginRegistry, make_app: MakeApp) -> None:

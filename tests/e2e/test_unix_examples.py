@@ -105,7 +105,7 @@ def test_describe_query_plugins_targets(tmp_path: Path, unik: Unik) -> None:
         assert "<svg" in svg.stdout
     plan = json.loads(unik("query", "plan", cwd=app).stdout)
     assert [d["name"] for d in plan["devices"]] == ["stack", "htdocs", "console"]
-    assert unik("query", "packages", cwd=app).stdout.split() == ["unik", "unik-target-unix"]
+    assert unik("query", "packages", cwd=app).stdout.split() == ["unik-core", "unik-target-unix"]
     files = unik("query", "files", cwd=app).stdout
     assert "assets/htdocs/index.html\t" in files
     plugins = {p["name"]: p for p in json.loads(unik("plugins", cwd=tmp_path).stdout)}

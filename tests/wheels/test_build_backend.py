@@ -1,7 +1,7 @@
 """``unik.build_meta``: an application's ``python -m build`` makes its wheel and, on request, its artifact.
 
 The builds are isolated, as users run them: ``build`` creates a fresh environment and pip
-installs ``setuptools`` and ``unik`` (and, for ``-C unik-target=unix``, the plugin) into
+installs ``setuptools`` and ``unik-core`` (and, for ``-C unik-target=unix``, the plugin) into
 it from the test wheelhouse alone.
 """
 
@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-BUILD_SYSTEM = '[build-system]\nrequires = ["setuptools>=68", "unik"]\nbuild-backend = "unik.build_meta"\n'
+BUILD_SYSTEM = '[build-system]\nrequires = ["setuptools>=68", "unik-core"]\nbuild-backend = "unik.build_meta"\n'
 
 
 def application(tmp_path: Path) -> Path:
@@ -32,7 +32,7 @@ def application(tmp_path: Path) -> Path:
     text = re.sub(r"(?ms)^\[build-system\]\n.*?(?=^\[|\Z)", "", pyproject.read_text())
     pyproject.write_text(BUILD_SYSTEM + "\n" + text.lstrip())
     build_system = tomllib.loads(pyproject.read_text())["build-system"]
-    assert build_system == {"requires": ["setuptools>=68", "unik"], "build-backend": "unik.build_meta"}
+    assert build_system == {"requires": ["setuptools>=68", "unik-core"], "build-backend": "unik.build_meta"}
     return app
 
 
@@ -79,3 +79,19 @@ def test_pip_wheel_writes_the_artifact_to_unik_out(wheelhouse: Wheelhouse, tmp_p
          "-C", "unik-target=unix", "-C", f"unik-out={out}", "."], cwd=app, env=env)
     assert (tmp_path / "wheels" / "hello-0.1.0-py3-none-any.whl").is_file()
     assert (out / "hello-unix" / "hello.pyz").is_file()
+
+
+@pytest.mark.slow
+def test_pip_wheel_without_unik_out_stops_before_building_and_says_why(wheelhouse: Wheelhouse, tmp_path: Path) -> None:
+    # pip would keep only the wheel from its temporary directory: the artifact must not vanish silently.
+    app = application(tmp_path)
+    env = offline_pip_env(wheelhouse.path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "wheels"),
+                           "-C", "unik-target=unix", "."], cwd=app, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert "-C unik-target=unix: pip keeps only the wheel" in output, output
+    assert "pass -C unik-out=DIR" in output, output
+    assert not (tmp_path / "wheels").exists() or not any((tmp_path / "wheels").iterdir())
+    assert not (app / "_build").exists()  # stopped before configuring anything

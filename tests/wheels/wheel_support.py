@@ -55,7 +55,7 @@ def _source_digest() -> str:
 
 
 def _ours(path: Path) -> Wheelhouse:
-    (core,) = path.glob("unik-*.whl")
+    (core,) = path.glob("unik_core-*.whl")
     (unix,) = path.glob("unik_target_unix-*.whl")
     return Wheelhouse(path, core, unix)
 

@@ -69,7 +69,7 @@ def xl_parse(config: Path, libdir: Path) -> dict[str, Any]:
 #: The plugins `unik` loads in dom0, and when building what it runs there (the plans must agree).
 DOM0_PLUGINS = {"UNIK_LOAD_PLUGINS": "xen,virtio,vmimage"}
 #: The distributions `unik run -t xen` needs in dom0 (UNIK_LOAD_PLUGINS keeps the others out).
-DOM0_DISTRIBUTIONS = {"unik": "core/src", "unik_target_xen": "plugins/xen/src",
+DOM0_DISTRIBUTIONS = {"unik_core": "core/src", "unik_target_xen": "plugins/xen/src",
                       "unik_target_virtio": "plugins/virtio/src", "unik_lib_vmimage": "plugins/libs/vmimage/src"}
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
                    "__pycache__", "unittest", "pydoc_data"}

@@ -3,19 +3,26 @@
 In an application's ``pyproject.toml``::
 
     [build-system]
-    requires = ["setuptools>=68", "unik"]
+    requires = ["setuptools>=68", "unik-core"]
     build-backend = "unik.build_meta"
 
 ``python -m build`` then builds the wheel as setuptools would, and
 ``python -m build -C unik-target=unix`` also configures and builds the unix artifact
-into the output directory (``dist/<name>-unix/``), or into ``-C unik-out=DIR`` — which
-``pip wheel`` needs, as it hands the backend a temporary output directory.  Keys can be
+into the output directory (``dist/<name>-unix/``), or into ``-C unik-out=DIR``.  Keys can be
 passed as ``-C unik-key=net=socket`` (repeatable).  The target's plugin distribution is added to
 the build requirements (``unik-target-<target>``) unless ``-C unik-requires=no``.
+
+``pip wheel`` hands the backend a temporary output directory and keeps only the wheel
+from it, so an artifact written there would be thrown away without a word.  Under pip
+(which marks its builds with ``PIP_BUILD_TRACKER`` in the environment) ``unik-target``
+therefore needs ``unik-out``, and without it the build stops before any work with a
+message saying so.  Guessing another directory instead (the project's ``dist/``) would
+be wrong when pip builds from an unpacked sdist in a temporary directory too.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,18 @@ def _target(settings: ConfigSettings) -> str | None:
     return values[-1] if values else None
 
 
+def _refuse_temporary_out(settings: ConfigSettings, target: str) -> None:
+    """Stop, with the fix, when pip would throw the artifact away (see the module's docstring)."""
+    if _values(settings, "unik-out") or not os.environ.get("PIP_BUILD_TRACKER"):
+        return
+    raise SystemExit(
+        f"unik.build_meta: -C unik-target={target}: pip keeps only the wheel from the temporary "
+        f"directory it builds into, so the {target} artifact would be thrown away; "
+        f"pass -C unik-out=DIR (an absolute path, e.g. -C unik-out=$PWD/dist) to say where it goes, "
+        f"or build with `python -m build -C unik-target={target}`"
+    )
+
+
 def _unik_settings_removed(settings: ConfigSettings) -> ConfigSettings:
     if not settings:
         return settings
@@ -61,6 +80,8 @@ def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list
     """Setuptools' requirements, plus the target plugin when an artifact is asked for."""
     requires = list(_setuptools.get_requires_for_build_wheel(_unik_settings_removed(config_settings)))
     target = _target(config_settings)
+    if target:
+        _refuse_temporary_out(config_settings, target)
     if target and _values(config_settings, "unik-requires") != ["no"]:
         requires.append(TARGET_DISTRIBUTIONS.get(target, f"unik-target-{target}"))
     return requires
@@ -74,9 +95,11 @@ def get_requires_for_build_editable(config_settings: ConfigSettings = None) -> l
 def build_wheel(
     wheel_directory: str, config_settings: ConfigSettings = None, metadata_directory: str | None = None
 ) -> str:
-    """Build the wheel; with ``unik-target``, also the artifact into ``wheel_directory``."""
-    name = _setuptools.build_wheel(wheel_directory, _unik_settings_removed(config_settings), metadata_directory)
+    """Build the wheel; with ``unik-target``, also the artifact (into ``unik-out`` or ``wheel_directory``)."""
     target = _target(config_settings)
+    if target:
+        _refuse_temporary_out(config_settings, target)
+    name = _setuptools.build_wheel(wheel_directory, _unik_settings_removed(config_settings), metadata_directory)
     if target:
         out = _values(config_settings, "unik-out")
         dest = Path(out[-1]).resolve() if out else Path(wheel_directory)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import BuildError
+from .version import DISTRIBUTION
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 # distributions: target plugins import this module, and every command loads them.
 
 #: Distributions whose own dependencies are build-time only (the composer's).
-NOT_FOLLOWED = {"unik"}
+NOT_FOLLOWED = {DISTRIBUTION}
 _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".c", ".h"}
 

@@ -28,7 +28,7 @@ from .errors import (
 from .keys import KeyValues
 from .plan import AppInfo, Node, Plan
 from .provider import BakedFile, Provider, Request
-from .version import __version__
+from .version import DISTRIBUTION, __version__
 
 #: Where a missing device kind is usually found.
 KIND_DISTRIBUTIONS = {
@@ -115,7 +115,7 @@ def compose(
     used_keys = {ref.key for n in nodes for ref in n.key_options.values()}
     used_keys |= {s.key.name for s in application.settings}
     used_keys |= {k for k in keys.values}
-    dists = {"unik", target.distribution, *walk.packages, *(n.distribution for n in nodes)}
+    dists = {DISTRIBUTION, target.distribution, *walk.packages, *(n.distribution for n in nodes)}
     return Plan(
         app=AppInfo(
             name=application.name,

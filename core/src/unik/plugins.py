@@ -30,7 +30,7 @@ from .cache import cache_dir, metadata_stamp, settled, write_atomic
 from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
 from .provider import Provider
 from .target import Target
-from .version import API_VERSION, __version__
+from .version import API_VERSION, DISTRIBUTION, __version__
 
 if TYPE_CHECKING:
     from .hookspecs import ImageContents
@@ -103,7 +103,7 @@ class PluginManager:
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
         self._cache: dict[str, Any] = {}
-        self.register(builtin, name="unik", distribution="unik", version=__version__)
+        self.register(builtin, name="unik", distribution=DISTRIBUTION, version=__version__)
 
     @property
     def strict(self) -> bool:

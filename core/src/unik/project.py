@@ -23,7 +23,10 @@ from .keys import Key, KeyValues
 from .plan import Plan
 from .progress import Progress
 from .target import Artifact, BuildContext, RunContext
-from .version import __version__
+from .version import DISTRIBUTION, __version__
+
+#: The core a configuration was made by, in its stamp: another one configures again.
+CORE = f"{DISTRIBUTION} {__version__}"
 
 if TYPE_CHECKING:
     from .application import Application
@@ -127,7 +130,7 @@ class Project:
         _write(out / "plan.json", plan.dumps())
         _write(out / "main.py", generate_main(plan))
         stamp = {"pyproject": _digest_file(self.pyproject), "key_args": dict(key_args),
-                 "unik": __version__}
+                 "unik": CORE}
         _write(out / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         (self.root / BUILD_DIR / CURRENT).write_text(target + "\n")
         _write(self.root / BUILD_DIR / ".gitignore", "*\n")
@@ -142,7 +145,7 @@ class Project:
             raise NotConfigured(f"target {target!r} is not configured: run `unik configure -t {target}`")
         stamp = json.loads(stamp_file.read_text())
         key_args = stamp.get("key_args", {})
-        if stamp.get("pyproject") != _digest_file(self.pyproject) or stamp.get("unik") != __version__:
+        if stamp.get("pyproject") != _digest_file(self.pyproject) or stamp.get("unik") != CORE:
             self.progress.info(f"{self.pyproject.name} changed since configure: configuring {target} again")
             return self.configure(target, key_args)
         plan = Plan.loads((out / "plan.json").read_text())

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 from .errors import UnikError
-from .version import __version__
+from .version import DISTRIBUTION, __version__
 
 PYPROJECT = '''\
 [build-system]
-requires = ["setuptools>=68", "unik>={version}"]
+requires = ["setuptools>=68", "{distribution}>={version}"]
 build-backend = "unik.build_meta"
 
 [project]
@@ -74,7 +74,7 @@ def new_application(name: str, parent: Path) -> Path:
     if root.exists():
         raise UnikError(f"{root} already exists: choose another name or remove it")
     (root / "src" / package).mkdir(parents=True)
-    values = {"name": name, "package": package, "version": __version__}
+    values = {"name": name, "package": package, "version": __version__, "distribution": DISTRIBUTION}
     (root / "pyproject.toml").write_text(PYPROJECT.format(**values))
     (root / "src" / package / "__init__.py").write_text(INIT.format(**values))
     (root / "README.md").write_text(README.format(**values))
