@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import html
 import json
 import runpy
 import sys
@@ -160,6 +161,28 @@ def test_dot_is_valid_graphviz(registry: PluginRegistry, make_app: MakeApp, tmp_
     plan = registry.project(make_app(APP)).configure("fake", {}).plan
     out = subprocess.run([dot, "-Tsvg"], input=to_dot(plan), capture_output=True, text=True, check=True)
     assert "<svg" in out.stdout and "fakelib.stack" in out.stdout
+
+
+def test_dot_labels_break_lines_instead_of_printing_backslash_n(
+    registry: PluginRegistry, make_app: MakeApp
+) -> None:
+    # `unik describe --dot | dot -Tsvg` showed "demo_app:start\napplication" on one line.
+    import re
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        pytest.skip("graphviz's `dot` is not installed (apt-get install graphviz)")
+    plan = registry.project(make_app(APP)).configure("fake", {"net": ["service=tap0"]}).plan
+    source = to_dot(plan)
+    assert 'label="demo_app:start\\napplication"' in source
+    svg = subprocess.run([dot, "-Tsvg"], input=source, capture_output=True, text=True, check=True).stdout
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert not [t for t in texts if "\\" in t], texts
+    assert "demo_app:start" in texts and "application" in texts  # two lines of one node
+    assert "keys: net service=tap0" in texts  # the graph's title, its second line
+    assert "ifname=--net (tap0)" in texts
 
 
 def test_cli_run_accepts_the_runner_keys(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .errors import UnikError
 from .keys import Key, solo5_syntax
 from .plugins import PluginManager
-from .progress import Progress
+from .progress import Progress, counted
 from .version import API_VERSION, __version__
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def cmd_configure(ns: argparse.Namespace) -> int:
     """``unik configure``."""
     project = _project(ns)
     config = project.configure(ns.target, _key_args(ns))
-    ns.progress.info(f"configured {config.plan.app.name} for {ns.target}: {len(config.plan.nodes)} devices, "
+    ns.progress.info(f"configured {config.plan.app.name} for {ns.target}: {counted(len(config.plan.nodes), 'device')}, "
                      f"{config.directory / 'main.py'}")
     return 0
 
@@ -312,6 +312,17 @@ def _known_options(argv: Sequence[str], keys: dict[str, Key]) -> bool:
     return True
 
 
+def _check_project_dir(project: str | None) -> None:
+    """Refuse ``-C DIR`` when DIR is not a directory, before any command looks into it."""
+    if project is None:
+        return
+    path = Path(project)
+    if not path.exists():
+        raise UnikError(f"-C {project}: the directory {path.absolute()} does not exist")
+    if not path.is_dir():
+        raise UnikError(f"-C {project}: {path.absolute()} is not a directory (give the application's directory)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unik`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -323,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keys.update({k.name: k for k in _app_keys(project)})
         parser = build_parser(pm, list(keys.values()))
         ns = parser.parse_args(solo5_syntax(argv, keys))
+        _check_project_dir(ns.project)
         ns.pm = pm
         ns.progress = Progress(quiet=ns.quiet)
         return int(ns.func(ns))

@@ -9,6 +9,11 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _label(*lines: str) -> str:
+    """A quoted dot label of ``lines``, each escaped, separated by dot's centred line break."""
+    return '"' + "\\n".join(_quote(line)[1:-1] for line in lines) + '"'
+
+
 def _key_summary(plan: Plan) -> str:
     parts = []
     for name in sorted(plan.keys.values):
@@ -26,26 +31,26 @@ def _node_label(plan: Plan, node: Node) -> str:
     for opt, ref in node.key_options.items():
         value = plan.keys.raw(ref.key, node.name if ref.per_device else None)
         lines.append(f"{opt}=--{ref.key.replace('_', '-')} ({value})")
-    return "\\n".join(line.replace('"', "'") for line in lines)
+    return _label(*lines)
 
 
 def to_dot(plan: Plan) -> str:
     """The device graph as Graphviz ``dot`` source: edges go from user to dependency."""
     app_id = f"{plan.app.module}:{plan.app.function}"
     keys = _key_summary(plan)
-    title = f"{plan.app.name} on {plan.target} ({plan.target_distribution})"
+    title = [f"{plan.app.name} on {plan.target} ({plan.target_distribution})"]
     if keys:
-        title += f"\\nkeys: {keys}"
+        title.append(f"keys: {keys}")
     out = [
         "digraph unik {",
-        f"  label={_quote(title)};",
+        f"  label={_label(*title)};",
         "  labelloc=t;",
         "  node [shape=box, style=rounded, fontname=Helvetica];",
         "  edge [fontname=Helvetica, fontsize=10];",
-        f"  {_quote(app_id)} [shape=box, style=\"rounded,bold\", label={_quote(app_id + chr(92) + 'napplication')}];",
+        f"  {_quote(app_id)} [shape=box, style=\"rounded,bold\", label={_label(app_id, 'application')}];",
     ]
     for node in plan.nodes:
-        out.append(f"  {_quote(node.name)} [label=\"{_node_label(plan, node)}\"];")
+        out.append(f"  {_quote(node.name)} [label={_node_label(plan, node)}];")
     for param, device in plan.app.devices:
         out.append(f"  {_quote(app_id)} -> {_quote(device)} [label={_quote(param)}];")
     for node in plan.nodes:

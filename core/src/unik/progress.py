@@ -15,6 +15,11 @@ from contextlib import contextmanager
 from typing import TextIO
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1: ``1 device``, ``3 devices``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 class Progress:
     """Prints what unik is doing, so that nothing slow happens silently."""
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import keyword
 import re
+import sys
 from pathlib import Path
 
 from .errors import UnikError
@@ -65,11 +68,37 @@ unik describe --dot | dot -Tsvg > graph.svg
 '''
 
 
+def package_name(name: str) -> str:
+    """The import package of the application ``name``; raise if it cannot be one.
+
+    The package is ``name`` in lower case with ``-`` as ``_``.  It must be an identifier
+    that is not a keyword (``import class`` is a syntax error) and must not shadow a
+    standard-library module or an installed one: the artifact puts the application
+    first on its path, so ``asyncio`` would hide the asyncio everything else imports.
+    """
+    if not re.fullmatch(r"[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?", name):
+        raise UnikError(f"{name!r} is not a valid name: use letters, digits, - and _, "
+                        f"starting with a letter and ending with a letter or digit")
+    package = name.replace("-", "_").lower()
+    hint = f"choose another name, e.g. `unik new {package}_app`"
+    if not package.isidentifier() or keyword.iskeyword(package):
+        raise UnikError(f"{name!r} would make the package {package!r}, a Python keyword: {hint}")
+    if package in sys.stdlib_module_names or package == "test":
+        raise UnikError(f"{name!r} would make the package {package!r}, which would hide the standard "
+                        f"library's {package!r} module: {hint}")
+    spec = importlib.util.find_spec(package)
+    if spec is not None:
+        where = f" ({spec.origin})" if spec.origin else ""
+        raise UnikError(f"{name!r} would make the package {package!r}, which would hide the installed "
+                        f"module {package!r}{where}: {hint}")
+    return package
+
+
 def new_application(name: str, parent: Path) -> Path:
     """Create ``parent/name`` with a runnable application; return its directory."""
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
-        raise UnikError(f"{name!r} is not a valid name: use letters, digits, - and _, starting with a letter")
-    package = re.sub(r"\W", "_", name.replace("-", "_")).lower()
+    package = package_name(name)
+    if not parent.is_dir():
+        raise UnikError(f"{parent} is not a directory: create it first, or pass -C DIR naming one")
     root = parent / name
     if root.exists():
         raise UnikError(f"{root} already exists: choose another name or remove it")

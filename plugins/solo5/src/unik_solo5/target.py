@@ -22,6 +22,7 @@ from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
+from unik.progress import counted
 from unik.target import Artifact, BuildContext, RunContext, Target
 
 from .abi import REPORT_ENV, SOLO5_TYPES
@@ -82,7 +83,7 @@ class SptTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""
         files = runtime_files(plan, ctx.build_dir)
-        ctx.progress.info(f"packaging {len(files)} files")
+        ctx.progress.info(f"packaging {counted(len(files), 'file')}")
         out = ctx.artifact_dir(plan)
         app = out / "app"
         for f in files:

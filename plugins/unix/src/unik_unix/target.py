@@ -21,6 +21,7 @@ from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
+from unik.progress import counted
 from unik.target import Artifact, BuildContext, RunContext, Target
 
 from .providers import BLOCK, IPV4, NET
@@ -81,7 +82,7 @@ class UnixTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-unix/<name>.pyz``."""
         files = runtime_files(plan, ctx.build_dir)
-        ctx.progress.info(f"packaging {len(files)} files")
+        ctx.progress.info(f"packaging {counted(len(files), 'file')}")
         payload = io.BytesIO()
         digest = hashlib.sha256()
         with zipfile.ZipFile(payload, "w") as zf:

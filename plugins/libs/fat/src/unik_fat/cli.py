@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unik.errors import UnikError
+from unik.progress import counted
 
 if TYPE_CHECKING:  # the image code loads when a command runs, not with every `unik` command
     from .image import FatImage
@@ -206,7 +207,7 @@ def cmd_fsck(ns: argparse.Namespace) -> int:
         print(f"{ns.image}: {p}")
     used = v["clusters"] - v["free_clusters"]
     print(f"{ns.image}: FAT{v['fat_type']}, {used}/{v['clusters']} clusters used, "
-          f"{'clean' if not problems else f'{len(problems)} problems'}")
+          f"{'clean' if not problems else counted(len(problems), 'problem')}")
     return 1 if problems else 0
 
 

@@ -33,7 +33,7 @@ from typing import IO, ClassVar
 
 from unik.cache import cache_dir
 from unik.errors import BuildError
-from unik.progress import Progress
+from unik.progress import Progress, counted
 
 #: The Debian package the ``debian`` provider uses unless told otherwise.
 DEBIAN_PACKAGE = "linux-image-cloud-amd64"
@@ -343,7 +343,7 @@ class _DebianModules(ModuleSource):
         paths = [self.root / self.index[n][0] for n in names]
         missing = {self.index[n][0] for n, p in zip(names, paths, strict=True) if not p.is_file()}
         if missing:
-            with progress.step(f"extracting {len(missing)} kernel modules"):
+            with progress.step(f"extracting {counted(len(missing), 'kernel module')}"):
                 for member, read in _deb_members(self._package / "package.deb"):
                     rel = member.name.split("/kernel/", 1)[-1]
                     if rel in missing:
