@@ -48,3 +48,40 @@ def test_certificate_names_and_sni_matching(certs: Certs) -> None:
     assert main.names == ("localhost", "127.0.0.1") and wild.names == ("*.w.test",)
     assert main.matches("LOCALHOST.") and main.matches("127.0.0.1") and not main.matches("localhost.test")
     assert wild.matches("a.w.test") and not wild.matches("w.test") and not wild.matches("a.b.w.test")
+
+
+def test_the_development_certificate_is_a_leaf_strict_verifiers_accept(certs: Certs) -> None:
+    """``CA:FALSE``, no certificate signing, server authentication: what webpki-style verifiers require.
+
+    The certificate used to be its own CA (``CA:TRUE``), which cryptography's verifier
+    (built to the same rules as rustls/webpki and browsers) refuses as a server's certificate.
+    """
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from cryptography.x509.verification import PolicyBuilder, Store
+
+    for files in (certs.main, certs.rsa):
+        leaf = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert usage.digital_signature and not usage.key_cert_sign
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+        for name in (x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))):
+            verifier = PolicyBuilder().store(Store([leaf])).build_server_verifier(name)
+            assert verifier.verify(leaf, []) == [leaf]
+
+
+
+def test_groups_are_set_through_openssl_and_fall_back_to_p256_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the context's ``SSL_CTX`` cannot be found for sure, P-256 alone: still inside the profile."""
+    from unik_tls import groups
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    options = ctx.options
+    assert groups.set_groups(ctx) is True
+    assert ctx.options == options  # the read-back check leaves the options as they were
+    monkeypatch.setattr(groups, "_ssl_ctx_pointer", lambda ctx: None)
+    assert groups.set_groups(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)) is False

@@ -63,7 +63,7 @@ def test_openssl_s_client_to_unik(certs: Certs, version: str, tmp_path: Path) ->
 def test_unik_refuses_old_protocols_and_weak_suites(certs: Certs) -> None:
     async def main() -> None:
         async with socket_tls(pairs=[certs.rsa.pair()]) as tls, tls_server(tls, reply_once) as port:
-            base = ["openssl", "s_client", "-brief", "-connect", f"127.0.0.1:{port}"]
+            base = [*S_CLIENT, "-connect", f"127.0.0.1:{port}", "-CAfile", str(certs.rsa.cert)]
             for proto in ("-tls1", "-tls1_1"):
                 status, out = await tool(*base, proto, "-cipher", "DEFAULT:@SECLEVEL=0", stdin=b"x\n")
                 assert status != 0 and "alert protocol version" in out, out
@@ -74,6 +74,30 @@ def test_unik_refuses_old_protocols_and_weak_suites(certs: Certs) -> None:
             status, out = await tool(*base, "-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305", stdin=b"x\n")
             assert status == 0 and "Ciphersuite: ECDHE-RSA-CHACHA20-POLY1305" in out, out
             assert tls.stats["server.failed.TLSHandshakeError"] == 7
+    run(main())
+
+
+@needs("openssl")
+def test_key_exchange_groups_are_mozillas_intermediate_ones(certs: Certs) -> None:
+    """X25519, P-256 and P-384 are accepted; X448, P-521 and finite-field groups are refused, both versions."""
+    async def main() -> None:
+        # An RSA certificate: in TLS 1.2 an ECDSA one also needs its own curve among the client's groups.
+        async with socket_tls(pairs=[certs.rsa.pair()]) as tls, tls_server(tls, reply_once) as port:
+            base = [*S_CLIENT, "-connect", f"127.0.0.1:{port}", "-CAfile", str(certs.rsa.cert)]
+            for version in ("-tls1_2", "-tls1_3"):
+                for group, shown in (("X25519", "X25519"), ("P-256", "prime256v1"), ("P-384", "secp384r1")):
+                    status, out = await tool(*base, version, "-groups", group, stdin=b"x\n")
+                    assert status == 0 and "unik:x" in out and shown in out, (version, group, out)
+                for group in ("X448", "P-521", "ffdhe2048"):
+                    status, out = await tool(*base, version, "-groups", group, stdin=b"x\n")
+                    assert status != 0 and "unik:x" not in out, (version, group, out)
+        # unik's client offers the same groups: an OpenSSL server that only takes X448 refuses it.
+        port = free_port()
+        async with background("openssl", "s_server", "-accept", str(port), "-cert", str(certs.main.cert),
+                              "-key", str(certs.main.key), "-groups", "X448", "-naccept", "1",
+                              ready=b"ACCEPT"), socket_tls(cafile=str(certs.main.cert)) as tls:
+            with pytest.raises(TLSHandshakeError):
+                await tls.open_connection("127.0.0.1", port, "localhost")
     run(main())
 
 

@@ -31,9 +31,10 @@ def selfsigned(names: Sequence[str], days: int = 30, key_type: str = "ec",
     """A self-signed server certificate for ``names`` (DNS names or IP addresses), PEM cert and key.
 
     ``key_type`` is ``"ec"`` (P-256, the default) or ``"rsa"`` (3072 bits).  The
-    certificate is its own CA (``CA:TRUE``, so that every TLS library accepts it as a
-    trust anchor: ``curl --cacert cert.pem``), valid from an hour ago for ``days`` days,
-    for server authentication only.
+    certificate is an end-entity one (``CA:FALSE``, server authentication only, no
+    certificate signing), which strict verifiers (rustls/webpki, browsers) require of a
+    server's certificate; clients trust it directly as a self-signed anchor
+    (``curl --cacert cert.pem``).  Valid from an hour ago for ``days`` days.
     """
     if not names:
         raise ValueError("a certificate needs at least one name")
@@ -49,7 +50,7 @@ def selfsigned(names: Sequence[str], days: int = 30, key_type: str = "ec",
     now = now or datetime.datetime.now(datetime.timezone.utc)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "unik development certificate")])
-    usage = x509.KeyUsage(digital_signature=True, key_encipherment=key_type == "rsa", key_cert_sign=True,
+    usage = x509.KeyUsage(digital_signature=True, key_encipherment=key_type == "rsa", key_cert_sign=False,
                           content_commitment=False, data_encipherment=False, key_agreement=False,
                           crl_sign=False, encipher_only=False, decipher_only=False)
     cert = (
@@ -60,10 +61,11 @@ def selfsigned(names: Sequence[str], days: int = 30, key_type: str = "ec",
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(_san(names)), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)

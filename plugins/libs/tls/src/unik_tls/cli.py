@@ -13,8 +13,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     sub = tls.add_subparsers(dest="tls_command", required=True, metavar="COMMAND")
     p = sub.add_parser(
         "selfsigned", help="write a self-signed development certificate and key",
-        description="Write a self-signed certificate (its own CA, so `curl --cacert cert.pem` trusts it) "
-        "and its private key, for development. Names may be DNS names or IP addresses.",
+        description="Write a self-signed end-entity certificate (CA:FALSE, server authentication; "
+        "`curl --cacert cert.pem` trusts it directly) and its private key, for development. "
+        "Names may be DNS names or IP addresses.",
     )
     p.add_argument("-n", "--name", dest="names", action="append", metavar="NAME",
                    help="a DNS name or IP address the certificate covers (repeat; "

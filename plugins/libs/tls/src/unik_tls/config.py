@@ -1,7 +1,8 @@
 """TLS configuration: certificate/key pairs and the :class:`ssl.SSLContext` objects built from them.
 
-Secure by default: TLS 1.2 at least; for TLS 1.2 only ECDHE key exchange with AEAD
-ciphers (AES-GCM, ChaCha20-Poly1305); TLS 1.3's suites are all AEAD already; no
+Secure by default, as Mozilla's "intermediate" profile: TLS 1.2 at least; for TLS 1.2
+only ECDHE key exchange with AEAD ciphers (AES-GCM, ChaCha20-Poly1305); TLS 1.3's suites
+are all AEAD already; key exchange on X25519, P-256 and P-384 only (:mod:`.groups`); no
 compression, no renegotiation; clients verify the peer's chain and hostname.
 """
 
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from unik.errors import DeviceUnavailable
+
+from .groups import set_groups
 
 __all__ = ["TLS12_CIPHERS", "CertPair", "TLSConfig", "SniCallback", "parse_version", "server_context",
            "client_context", "is_ip"]
@@ -129,6 +132,7 @@ def _harden(ctx: ssl.SSLContext, config: TLSConfig) -> None:
     ctx.minimum_version = config.min_version
     ctx.maximum_version = config.max_version
     ctx.set_ciphers(TLS12_CIPHERS)
+    set_groups(ctx)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_CIPHER_SERVER_PREFERENCE
     if config.alpn:
         ctx.set_alpn_protocols(list(config.alpn))

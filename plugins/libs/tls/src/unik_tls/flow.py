@@ -16,6 +16,7 @@ call that produces every record at once.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ssl
 import sys
 import threading
@@ -69,7 +70,7 @@ class TLSConnection:
         self.reader = flow.reader
         self.writer = flow.writer
         self.peer = _peer(flow.writer)
-        #: The error that ended the flow; every later operation raises it again.
+        #: The error that ended the flow; every later operation raises a copy of it (see fail()).
         self.error: TLSError | None = None
         #: The peer's close_notify arrived.
         self.peer_closed = False
@@ -152,7 +153,7 @@ class TLSConnection:
             return True
         if self._lost is not None:
             if isinstance(self._lost, ConnectionError):
-                raise self._lost
+                raise copy.copy(self._lost)  # the stored one never gets a traceback: see fail()
             raise ConnectionResetError(str(self._lost))
         if self._eof:
             if not self._eof_written:
@@ -172,7 +173,13 @@ class TLSConnection:
         return True
 
     def fail(self, exc: TLSError) -> TLSError:
-        """End the flow with ``exc``: send any pending alert, close the underlying flow."""
+        """End the flow with ``exc``: send any pending alert, close the underlying flow; the error to raise.
+
+        The connection keeps ``exc`` and callers raise copies (:meth:`failure`): a raised
+        exception's traceback holds the frames that hold this connection, so keeping the
+        raised one would make a cycle that only the garbage collector frees, and a peer
+        failing handshakes on purpose could grow the server until it runs.
+        """
         if self.error is None:
             self.error = exc
             try:
@@ -180,7 +187,12 @@ class TLSConnection:
             except Exception:  # noqa: BLE001 - the flow is going away; the TLS error is what matters
                 pass
             self.writer.close()
-        return self.error
+        return self.failure()
+
+    def failure(self) -> TLSError:
+        """A copy of the error that ended the flow, to raise (see :meth:`fail`)."""
+        assert self.error is not None
+        return copy.copy(self.error)
 
     def _protocol_error(self, exc: ssl.SSLError) -> TLSError:
         if isinstance(exc, ssl.SSLEOFError):
@@ -192,7 +204,7 @@ class TLSConnection:
     async def recv(self, n: int) -> bytes:
         """Up to ``n`` bytes of plaintext (one record at most); ``b""`` after close_notify."""
         if self.error is not None:
-            raise self.error
+            raise self.failure()
         if self.peer_closed:
             return b""
         sslobj = self.sslobj
@@ -222,7 +234,7 @@ class TLSConnection:
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt ``data`` into records and hand them to the underlying writer."""
         if self.error is not None:
-            raise self.error
+            raise self.failure()
         try:
             self.sslobj.write(data)
         except ssl.SSLError as exc:
@@ -280,6 +292,12 @@ class _Feeder(asyncio.Protocol, asyncio.BufferedProtocol):
         return True  # our close_notify and close come later, from the writer
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            # A failed send's traceback holds the frames that wrote, and its context the error
+            # being handled then (whose traceback holds more): they hold the connection, which
+            # keeps this error, as the stream reader does.  Drop both, or the cycle lives until
+            # the garbage collector runs; the error itself is what gets reported.
+            exc.__traceback__ = exc.__context__ = exc.__cause__ = None
         self._conn._ended(exc)
         self._previous.connection_lost(exc)
 
@@ -361,7 +379,7 @@ class TLSReader:
     async def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (everything until EOF when ``n`` is -1); ``b""`` at EOF."""
         if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
-            raise self._conn.error
+            raise self._conn.failure()
         if n == 0:
             return b""
         if n < 0:
@@ -384,7 +402,7 @@ class TLSReader:
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
         if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
-            raise self._conn.error
+            raise self._conn.failure()
         if n < 0:
             raise ValueError("readexactly size can not be less than zero")
         while len(self._buffer) < n:
@@ -399,7 +417,7 @@ class TLSReader:
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         """Bytes up to and including ``separator``, as :meth:`asyncio.StreamReader.readuntil`."""
         if self._conn.error is not None:  # as asyncio's streams: the error, not what was buffered
-            raise self._conn.error
+            raise self._conn.failure()
         seplen = len(separator)
         if seplen == 0:
             raise ValueError("Separator should be at least one-byte string")
@@ -492,7 +510,7 @@ class TLSWriter:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data``; it is encrypted at the end of this turn, at ``drain()``, or now if large."""
         if self._conn.error is not None:
-            raise self._conn.error
+            raise self._conn.failure()
         if self._closing or self._eof_sent:
             raise TLSError("write on a TLS flow after close() or write_eof()")
         if not data:
@@ -527,7 +545,7 @@ class TLSWriter:
     async def drain(self) -> None:
         """Encrypt what is queued and wait until the underlying writer has room again."""
         if self._conn.error is not None:
-            raise self._conn.error
+            raise self._conn.failure()
         self._flush()
         await self._conn.writer.drain()
 
