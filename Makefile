@@ -1,7 +1,9 @@
 # unik: the commands the README names.  Everything runs inside .venv, created on demand.
 #
+#   make deps          install the Debian packages of .ci/apt-packages that are missing (root),
+#                      or say which are and how to install them
 #   make demo          build examples/hello for the unix target and run it
-#   make test          the whole test suite (what .ci/run calls)
+#   make test          install what the tests use (make deps), then the whole test suite
 #   make test-kernel   boot examples/hello on a kernel built from source (slow the first time)
 #   make test-xen      a real Xen 4.17 under QEMU TCG runs examples/hello and examples/http
 #   make lint          ruff and mypy
@@ -16,11 +18,12 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/xen plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
-.PHONY: all venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz
+.PHONY: all deps venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz
 
 all: test
 
 $(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py))
+	@tools/apt-deps --venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The core was the distribution `unik` before it became `unik-core`: drop an old install
@@ -32,32 +35,37 @@ $(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.tom
 
 venv: $(VENV)/.installed
 
+# The Debian packages of .ci/apt-packages (the one list): as root, apt-get update and install
+# run only when one is missing; not root, one message says which and the command.
+deps:
+	@tools/apt-deps
+
 demo: venv
 	cd examples/hello && ../../$(BIN)/unik configure -t unix && ../../$(BIN)/unik build && ../../$(BIN)/unik run
 
 # The slow suites have their own targets (below); .ci/run runs them after this one.
 SLOW_SUITES := tests/xen/test_xen_nested.py tests/virtio/test_source_kernel.py
 
-test: venv
+test: deps venv
 	$(BIN)/python -m pytest -n 2 $(foreach t,$(SLOW_SUITES),--ignore=$(t)) $(PYTEST_ARGS) tests
 
 # examples/hello on a kernel built from source for its plan (--kernel source): minutes the
 # first time (cached in ~/.cache/unik/kernels/source); `make test` leaves it out.
-test-kernel: venv
+test-kernel: deps venv
 	UNIK_TEST_KERNEL_BUILD=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/virtio/test_source_kernel.py
 
 # Xen 4.17 and a Debian dom0 booted under QEMU TCG; dom0 runs the xen target's examples/hello
 # (PVH and PV), examples/kv (FAT on a Xen disk), examples/http (PVH, on a bridge) with xl
 # create, and `unik run -t xen` itself.  About 2.5 minutes here;
 # Debian's packages are fetched once into ~/.cache/unik/xen.  `make test` leaves it out.
-test-xen: venv
+test-xen: deps venv
 	UNIK_TEST_XEN=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/xen/test_xen_nested.py
 
 lint: venv
 	$(BIN)/ruff check core plugins examples tests bench tools
 	MYPYPATH=$$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :) $(BIN)/mypy
 
-bench: venv
+bench: deps venv
 	$(BIN)/python -m pip install -q -r requirements-bench.txt
 	for b in $(filter-out bench/benchlib.py,$(wildcard bench/*.py)); do $(BIN)/python $$b || exit 1; done
 

@@ -6,6 +6,8 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from host_tools import missing
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,7 +37,4 @@ def write_app(dest: Path, name: str, source: str) -> Path:
 
 def missing_vm_tools() -> str | None:
     """Why VM images cannot be built and booted here (``None``: they can)."""
-    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"), ("apt-get", "apt"), ("dpkg-deb", "dpkg")):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install {package})"
-    return None
+    return missing("qemu-system-x86_64", "apt-get", "dpkg-deb")

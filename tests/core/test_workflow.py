@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from core_support import MakeApp
+from host_tools import require
 from unik.codegen import generate_main
 from unik.describe import to_dot, to_text
 from unik.errors import NotConfigured
@@ -155,9 +156,9 @@ def test_dot_is_valid_graphviz(registry: PluginRegistry, make_app: MakeApp, tmp_
     import shutil
     import subprocess
 
+    require("dot")
     dot = shutil.which("dot")
-    if dot is None:
-        pytest.skip("graphviz's `dot` is not installed (apt-get install graphviz)")
+    assert dot is not None
     plan = registry.project(make_app(APP)).configure("fake", {}).plan
     out = subprocess.run([dot, "-Tsvg"], input=to_dot(plan), capture_output=True, text=True, check=True)
     assert "<svg" in out.stdout and "fakelib.stack" in out.stdout
@@ -171,9 +172,9 @@ def test_dot_labels_break_lines_instead_of_printing_backslash_n(
     import shutil
     import subprocess
 
+    require("dot")
     dot = shutil.which("dot")
-    if dot is None:
-        pytest.skip("graphviz's `dot` is not installed (apt-get install graphviz)")
+    assert dot is not None
     plan = registry.project(make_app(APP)).configure("fake", {"net": ["service=tap0"]}).plan
     source = to_dot(plan)
     assert 'label="demo_app:start\\napplication"' in source

@@ -10,9 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from e2e_support import UNIK, Unik
 from example_support import copy_example
+from host_tools import require
 
 
 def free_port() -> int:
@@ -52,9 +52,9 @@ def test_failing_application_gives_nonzero_status(tmp_path: Path, unik: Unik) ->
 
 
 def test_http_on_the_socket_stack_answers_curl(tmp_path: Path, unik: Unik) -> None:
+    require("curl")
     curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed (apt-get install curl)")
+    assert curl is not None
     app = copy_example("http", tmp_path)
     port = free_port()
     unik("configure", "-t", "unix", "--net=socket", "--ipv4=127.0.0.1/8", f"--port={port}", cwd=app)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from host_tools import needs
 from unik.devices import Random
 from unik.errors import DeviceClosed
 from unik_entropy import events, helpers
@@ -77,7 +77,7 @@ def test_helpers_and_events() -> None:
     assert src.events >= 1 and rng.pools.pools[0].length + rng.pools.pools[1].length > 0
 
 
-@pytest.mark.skipif(shutil.which("ent") is None, reason="ent missing")
+@needs("ent")
 def test_ent_on_live_pipe() -> None:
     unik = subprocess.run([sys.executable, "-m", "unik.cli", "random", "-n", "1M"], capture_output=True, timeout=60)
     res = subprocess.run(["ent", "-t"], input=unik.stdout, capture_output=True, timeout=60)

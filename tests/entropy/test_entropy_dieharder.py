@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 import pytest
+from host_tools import needs
 
 TESTS = ["0", "1", "2"]  # diehard birthdays, OPERM5, 32x32 binary rank
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("dieharder") is None, reason="dieharder missing")
+@needs("dieharder")
 @pytest.mark.parametrize("test", TESTS)
 def test_dieharder_subset(test: str) -> None:
     unik = subprocess.Popen([sys.executable, "-m", "unik.cli", "random", "-n", "0"], stdout=subprocess.PIPE)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from host_tools import needs
 from unik.errors import NotSeeded
 from unik_entropy import _sources_py
 from unik_entropy.fortuna import Fortuna
@@ -116,7 +116,7 @@ def _rngtest_failures() -> tuple[int, str, bytes]:
     return int(err.split("FIPS 140-2 failures: ")[1].split()[0]), err, data
 
 
-@pytest.mark.skipif(shutil.which("rngtest") is None, reason="rng-tools5 missing")
+@needs("rngtest")
 def test_rngtest_on_live_pipe() -> None:
     """FIPS 140-2 on 1000 blocks of live output: ~0.8 false alarms are expected per 1000 blocks.
 

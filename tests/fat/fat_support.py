@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
+from host_tools import needs
 from unik_fat.fs import FatFileSystem
 from unik_fat.image import MemoryBlock
 from unik_fat.image import run as run_now
@@ -21,8 +21,8 @@ T = TypeVar("T")
 
 HAVE_DOSFSTOOLS = shutil.which("fsck.fat") is not None and shutil.which("mkfs.fat") is not None
 HAVE_MTOOLS = shutil.which("mdir") is not None and shutil.which("mcopy") is not None
-needs_dosfstools = pytest.mark.skipif(not HAVE_DOSFSTOOLS, reason="dosfstools (mkfs.fat, fsck.fat) not installed")
-needs_mtools = pytest.mark.skipif(not HAVE_MTOOLS, reason="mtools (mdir, mcopy) not installed")
+needs_dosfstools = needs("mkfs.fat", "fsck.fat")
+needs_mtools = needs("mdir", "mcopy")
 
 MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0", "TZ": "UTC"}
 

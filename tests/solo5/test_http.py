@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from host_tools import require
 from solo5_support import UNIK, need_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +26,7 @@ def ip(*args: str) -> None:
 def namespace() -> Iterator[str]:
     """A network namespace holding a persistent TAP ``spt0`` with the host's address."""
     need_sandbox()
-    for tool in ("ip", "curl"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool}")
+    require("ip", "curl")
     if not Path("/dev/net/tun").exists():
         pytest.skip("no /dev/net/tun")
     name = f"unikspthttp{os.getpid()}"

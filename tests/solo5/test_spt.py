@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from host_tools import needs
 from solo5_support import UNIK, build, make_app, need_sandbox, unik
 from unik_solo5.policy import POLICY, admitted
 
@@ -143,7 +144,7 @@ def test_policy_matches_readme(tmp_path: Path) -> None:
     assert f"unik's spt admits {len(admitted())}" in README.read_text()
 
 
-@pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2 (ip netns)")
+@needs("ip")
 def test_tap_device_in_a_test_namespace(tmp_path: Path) -> None:
     need_sandbox()
     if not Path("/dev/net/tun").exists():

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from host_tools import needs
 from unik.testing import network_namespace, tap_unavailable
 from unik_tcpip import checksum
 from unik_tcpip.stack import TcpipStack
@@ -42,10 +43,6 @@ def _unavailable() -> str | None:
 
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
-
-
-def needs(tool: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(shutil.which(tool) is None, reason=f"needs `{tool}` (apt-get install {tool})")
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from host_tools import require
 from tls_support import REPO, UNIK, free_port, sh
 from unik.testing import network_namespace, tap_unavailable
 
@@ -58,8 +59,7 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 @pytest.fixture(scope="module")
 def socket_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """examples/https on the socket stack at 127.0.0.1: (application directory, port)."""
-    if shutil.which("curl") is None:
-        pytest.skip("needs curl (apt-get install curl)")
+    require("curl")
     app = copy_https(tmp_path_factory.mktemp("https"), "localhost", "127.0.0.1")
     port = free_port()
     unik("configure", "-t", "unix", "--net=socket", "--ipv4=127.0.0.1/8", f"--port={port}", cwd=app)
@@ -103,8 +103,7 @@ def test_https_on_the_socket_stack_answers_curl(socket_server: tuple[Path, int])
 
 def test_testssl_finds_nothing_below_tls12_and_no_weak_cipher(socket_server: tuple[Path, int],
                                                               tmp_path: Path) -> None:
-    if shutil.which("testssl") is None:
-        pytest.skip("needs testssl (apt-get install testssl.sh)")
+    require("testssl")
     _, port = socket_server
     report = tmp_path / "testssl.json"
     # Protocols, the standard cipher categories and each cipher: about 15 s here.
@@ -129,8 +128,7 @@ def test_testssl_finds_nothing_below_tls12_and_no_weak_cipher(socket_server: tup
 @pytest.mark.root
 @pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))
 def test_https_on_unik_tcp_over_a_tap(tmp_path: Path) -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("needs curl (apt-get install curl)")
+    require("curl")
     prefix = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
     host, address = f"{prefix}.1", f"{prefix}.2"
     ifname = f"ukt{secrets.token_hex(5)}"

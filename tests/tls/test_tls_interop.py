@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tls_support import Certs, background, free_port, needs, run, socket_tls, tls_server, tool, wait_port
+from host_tools import needs
+from tls_support import Certs, background, free_port, run, socket_tls, tls_server, tool, wait_port
 from unik.devices import FlowReader, FlowWriter
 from unik.errors import TLSHandshakeError
 from unik_tls.device import OpenSSLTLS
@@ -126,7 +127,7 @@ def test_unik_client_to_openssl_s_server(certs: Certs) -> None:
     run(main())
 
 
-@needs("gnutls-cli", "gnutls-bin")
+@needs("gnutls-cli")
 @pytest.mark.parametrize("priority", ["NORMAL:-VERS-ALL:+VERS-TLS1.2", "NORMAL:-VERS-ALL:+VERS-TLS1.3"])
 def test_gnutls_cli_to_unik(certs: Certs, priority: str) -> None:
     async def main() -> None:
@@ -142,7 +143,7 @@ def test_gnutls_cli_to_unik(certs: Certs, priority: str) -> None:
     run(main())
 
 
-@needs("gnutls-serv", "gnutls-bin")
+@needs("gnutls-serv")
 def test_unik_client_to_gnutls_serv(certs: Certs) -> None:
     port = free_port()
 

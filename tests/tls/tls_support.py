@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from unik.devices import FlowReader, FlowWriter, NetworkStats, Offloads, TxOffload
 from unik_tls.certs import selfsigned, write_pair
 from unik_tls.config import CertPair
@@ -60,11 +58,6 @@ def make_certs(directory: Path) -> Certs:
         expired=make("expired", ["localhost", "127.0.0.1"], days=30, now=long_ago),
         rsa=make("rsa", ["localhost", "127.0.0.1"], key_type="rsa"),
     )
-
-
-def needs(tool: str, package: str | None = None) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(shutil.which(tool) is None,
-                              reason=f"needs `{tool}` (apt-get install {package or tool})")
 
 
 def run(coro: Awaitable[Any], timeout: float = 60.0) -> Any:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from example_support import copy_example
+from host_tools import require
 from unik_vmimage.initramfs import read_initramfs
 from virtio_support import build, unik, validate_firecracker
 
@@ -70,9 +69,7 @@ def test_two_builds_are_byte_identical(status_app: Path, tmp_path: Path) -> None
 
 
 def test_the_archive_is_valid_newc_for_cpio(hello_app: Path, tmp_path: Path) -> None:
-    for tool, package in (("cpio", "cpio"), ("zstd", "zstd")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (apt-get install {package})")
+    require("cpio", "zstd")
     image = _image(hello_app)
     assert image.name == "initramfs.cpio.zst"  # the default: zstd unpacks fastest at boot
     raw = subprocess.run(["zstd", "-dc", str(image)], capture_output=True, check=True).stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from host_tools import needs, require
 from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -94,8 +94,7 @@ def http_netns() -> Iterator[str]:
     """A namespace with TAP ``tapv0`` at 10.97.0.1/24 (the host side of the guest's NIC)."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed (apt-get install curl)")
+    require("curl")
     name = f"unik-virtio-http-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -144,7 +143,7 @@ def test_examples_http_in_the_guest_answers_curl(http_app: Path, http_netns: str
     assert console[-1] == "serving on 10.97.0.2:8080\n"
 
 
-@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed (apt-get install dnsmasq-base)")
+@needs("dnsmasq")
 def test_examples_http_gets_its_address_from_dnsmasq(http_app: Path, http_netns: str, tmp_path: Path) -> None:
     # No --ipv4: unik's DHCP client in the guest asks dnsmasq (on the namespace's TAP) for a lease.
     leases = tmp_path / "leases"

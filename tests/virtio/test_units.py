@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from example_support import missing_vm_tools as missing_tools
+from host_tools import needs
 from unik.errors import BuildError, RunError
 from unik.progress import Progress
 from unik_virtio import qemu
@@ -68,7 +68,7 @@ def test_cpio_refuses_duplicates() -> None:
         w.add(cpio.Entry.file("/x/", b""))
 
 
-@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed (apt-get install cpio)")
+@needs("cpio")
 def test_gnu_cpio_extracts_what_we_write(tmp_path: Path) -> None:
     data = _archive([cpio.Entry.directory("d"), cpio.Entry.file("d/f", b"content", 0o640),
                      cpio.Entry.symlink("d/l", "f")])
@@ -239,7 +239,7 @@ def test_kvm_probe_answers_and_tcg_fallback_is_announced() -> None:
 # -- the init and the import finder --------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@needs("cc")
 def test_init_compiles_without_warnings_and_is_static(tmp_path: Path) -> None:
     out = compile_init(tmp_path / "unik-init")  # -Wall -Wextra -Werror
     ldd = subprocess.run(["ldd", str(out)], capture_output=True, text=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from example_support import copy_example
+from host_tools import needs, require
 from virtio_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = pytest.mark.slow
@@ -53,8 +54,8 @@ def _unik_as(uid: int, gid: int) -> list[str] | None:
 @pytest.fixture
 def unprivileged(tools: None) -> Iterator[tuple[list[str], Path, dict[str, str], int]]:
     """The `unik` command as an unprivileged user, a copy of examples/http it owns, its environment, its uid."""
-    if shutil.which("setpriv") is None and os.geteuid() == 0:
-        pytest.skip("setpriv is not installed (apt-get install util-linux)")
+    if os.geteuid() == 0:
+        require("setpriv")
     home = Path(tempfile.mkdtemp(prefix="unik-usernet-"))
     try:
         root = copy_example("http", home)
@@ -100,7 +101,7 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)")
+@needs("curl")
 def test_examples_http_serves_an_unprivileged_user_through_a_published_port(
     unprivileged: tuple[list[str], Path, dict[str, str], int],
 ) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from example_support import missing_vm_tools as missing_tools
+from host_tools import needs, require
 from unik.errors import BuildError
 from unik.progress import Progress
 from unik_virtio.target import firecracker_config
@@ -97,8 +97,7 @@ def test_vmlinux_is_found_and_decompressed(how: str, tmp_path: Path, monkeypatch
     elif how == "xz":
         packed = lzma.compress(ELF, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
     else:
-        if shutil.which(how) is None:
-            pytest.skip(f"{how} is not installed (apt-get install {how})")
+        require(how)
         args = [how, "-l", "-c"] if how == "lz4" else [how, "-q", "-c"]  # lz4 -l: the kernel's legacy frames
         packed = subprocess.run(args, input=ELF, capture_output=True, check=True).stdout
     image = _bzimage(packed)
@@ -119,8 +118,7 @@ def test_vmlinux_refuses_what_is_not_a_bzimage(tmp_path: Path) -> None:
     assert extract_vmlinux(tmp_path / "vmlinux") == tmp_path / "vmlinux"  # already ELF
 
 
-@pytest.mark.skipif(missing_tools() is not None or shutil.which("lz4") is None,
-                    reason=f"{missing_tools() or 'lz4 is not installed (apt-get install lz4)'}")
+@needs("qemu-system-x86_64", "apt-get", "dpkg-deb", "lz4")
 def test_vmlinux_of_debians_kernel_is_an_x86_64_elf_executable() -> None:
     kernel = DebianKernel().kernel(None, None, Progress(quiet=True))
     data = extract_vmlinux(kernel.image).read_bytes()
@@ -158,7 +156,7 @@ def test_firecracker_config_carries_the_plans_drives_and_nics() -> None:
 # -- zstd initramfs -------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed (apt-get install zstd)")
+@needs("zstd")
 def test_zstd_compression_is_reproducible_and_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     raw = io.BytesIO()
