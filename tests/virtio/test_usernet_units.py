@@ -10,7 +10,8 @@ from unik.errors import RunError
 from unik.keys import Key, KeyValues
 from unik_virtio import usernet
 from unik_virtio.providers import PUBLISH
-from unik_virtio.target import _devices, port_keys
+from unik_virtio.target import _devices
+from unik_virtio.usernet import port_keys
 
 NIC = {"name": "service", "kind": "network", "qemu_device": "virtio-net", "mac": "52:54:00:aa:bb:cc"}
 

@@ -44,6 +44,14 @@ def devices_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def http_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/http built for xen with its NIC on bridge br7 (--emulate puts it on QEMU's user network)."""
+    root = copy_example("http", tmp_path_factory.mktemp("http"))
+    build(root, "--net", "service=br7")
+    return root
+
+
+@pytest.fixture(scope="session")
 def xen_host(tools: None) -> nested.XenHost:
     """Xen 4.17, dom0's kernel and the toolstack, unpacked from Debian's packages (cached)."""
     return nested.prepare(Progress(quiet=True))

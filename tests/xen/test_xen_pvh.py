@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from xen_support import unik
+from xen_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = pytest.mark.slow
 
@@ -47,5 +51,44 @@ def test_a_silent_guest_fails_clearly(hello_xen: Path) -> None:
 def test_emulation_refuses_xen_devices(devices_xen: Path) -> None:
     proc = unik("run", "--emulate", cwd=devices_xen, check=False)
     assert proc.returncode == 1
-    assert "devices storage, uplink need a Xen control domain" in proc.stderr or \
-        "devices uplink, storage need a Xen control domain" in proc.stderr
+    assert "without its disk front-end: block devices storage need a Xen control domain" in proc.stderr
+
+
+def test_emulation_wants_the_nic_on_the_user_network(http_xen: Path) -> None:
+    proc = unik("run", "--emulate", cwd=http_xen, check=False)  # configured on bridge br7
+    assert proc.returncode == 1
+    assert "put network device service on QEMU's user network (--net service=user, no root)" in proc.stderr
+    proc = unik("run", "--net", "service=user", cwd=http_xen, check=False)
+    assert proc.returncode == 1 and "QEMU's user network exists only with --emulate" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)")
+def test_examples_http_answers_through_a_published_port(http_xen: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    guest = subprocess.Popen([UNIK, "run", "--emulate", "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080"],
+                             cwd=http_xen, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    console: list[str] = []
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        assert guest.stdout is not None
+        while not console or not console[-1].startswith("serving on"):
+            line = guest.stdout.readline()
+            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
+            console.append(line)
+        assert console[-1] == "serving on 10.0.2.15:8080\n" and any("through QEMU's PVH entry" in c for c in console)
+        for _ in range(10):  # bounded: the first connection may race the listener
+            page = subprocess.run(["curl", "-sS", "--max-time", "20", f"http://127.0.0.1:{port}/"],
+                                  capture_output=True, text=True)
+            if page.returncode not in (7, 52, 56):
+                break
+            time.sleep(1.0)
+        assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
+    finally:
+        guest.terminate()
+        try:
+            guest.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            guest.kill()
+            guest.wait()

@@ -83,6 +83,20 @@ def pick_machine(machine: str, accel: str) -> str:
     return "microvm" if accel == "kvm" else "q35"
 
 
+#: virtio-net features that would hand the guest frames with partial checksums or GRO.
+GUEST_OFFLOADS_OFF = "guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
+
+
+def nic_device(family: str, name: str, mac: str) -> str:
+    """The ``-device`` value of network device ``name`` on ``-netdev`` ``net-<name>``.
+
+    No checksum offload towards the guest: frames read from an AF_PACKET ring carry no
+    checksum metadata, so a partial checksum from the host's kernel would look corrupt
+    to unik's stack (ping, not checksum-offloaded, worked; TCP did not).
+    """
+    return f"{family},netdev=net-{name},mac={mac},{GUEST_OFFLOADS_OFF}"
+
+
 def device_arg(device: str, machine: str) -> str:
     """``virtio-rng[,props]`` as ``virtio-rng-pci`` on q35 and ``virtio-rng-device`` on microvm."""
     family, sep, props = device.partition(",")

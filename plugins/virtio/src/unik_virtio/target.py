@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -119,20 +118,16 @@ class VirtioTarget(Target):
         if option("net") is not None:
             raise RunError("--net takes DEVICE=TAP, DEVICE=auto or DEVICE=user on the virtio target "
                            "(e.g. --net service=user)")
-        publish = usernet.parse_all(option("publish"))
         target_keys = {k.name for k in self.keys}
         app_keys = KeyValues(
             [k for k in keys.keys.values() if k.name not in target_keys],
             {n: v for n, v in keys.values.items() if n not in target_keys},
         )
-        static = (_app_option(app_keys, ctx.extra_args, "ipv4"), _app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
+        publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
+        static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
+                  usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
         qemu_devices, drives, taps = _devices(manifest.get("devices", []), bindings("block"), bindings("net"),
                                               publish, static)
-        if publish:
-            if not ctx.extra_args:  # after `--` the application may be told another port
-                usernet.check_guest_ports(publish, port_keys(app_keys))
-            for rule in publish:
-                usernet.check_free(rule)
         accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
         machine = qemu.pick_machine(option("machine") or "auto", accel)
         mem = option("mem") or str(manifest.get("mem", "256M"))
@@ -142,10 +137,7 @@ class VirtioTarget(Target):
         ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
         for device, (tap, created) in taps.items():
             if tap == usernet.USER:
-                ports = ", ".join(f"{r.host_ip}:{r.host_port} -> {r.guest_port}/{r.proto}" for r in publish)
-                how = ("QEMU's user network" + ("" if static[0] else f" (DHCP gives the guest {usernet.GUEST_ADDRESS})")
-                       + "; "
-                       + (f"published: {ports}" if ports else "no port published (--publish HOST:GUEST)"))
+                how = usernet.describe(publish, static[0] is not None)
             elif created:
                 how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
                        f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up")
@@ -167,29 +159,6 @@ def _free_tap() -> str:
         if not Path(f"/sys/class/net/unik{i}").exists():
             return f"unik{i}"
     raise RunError("no free TAP name unik0..unik255")
-
-
-def _app_option(app_keys: KeyValues, extra: Sequence[str], name: str) -> str | None:
-    """An application key's value, the last ``--name V``/``--name=V`` after ``--`` winning."""
-    option = "--" + name.replace("_", "-")
-    value = app_keys.raw(name) if name in app_keys.keys else None
-    for i, arg in enumerate(extra):
-        if arg == option and i + 1 < len(extra):
-            value = extra[i + 1]
-        elif arg.startswith(option + "="):
-            value = arg[len(option) + 1:]
-    return value
-
-
-def port_keys(app_keys: KeyValues) -> dict[str, int]:
-    """The application's integer keys named ``port`` or ``*_port`` and their values: where it listens."""
-    out: dict[str, int] = {}
-    for name, key in app_keys.keys.items():
-        if key.type == "int" and (name == "port" or name.endswith("_port")):
-            value = app_keys.get(name)
-            if isinstance(value, int):
-                out[name] = value
-    return out
 
 
 def _devices(
@@ -225,15 +194,12 @@ def _devices(
             if taps[name] == usernet.USER:
                 used[name] = (usernet.USER, False)
                 args += ["-netdev", usernet.netdev(name, publish, *static)]
-                out.append(f"{family},netdev=net-{name},mac={d['mac']},{GUEST_OFFLOADS_OFF}")
+                out.append(qemu.nic_device(family, name, d["mac"]))
                 continue
             tap, created = (_free_tap(), True) if taps[name] == "auto" else (taps[name], False)
             used[name] = (tap, created)
             args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
-            # No checksum offload towards the guest: frames read from an AF_PACKET ring carry
-            # no checksum metadata, so a partial checksum from the host's kernel would look
-            # corrupt to unik's stack (ping, not checksum-offloaded, worked; TCP did not).
-            out.append(f"{family},netdev=net-{name},mac={d['mac']},{GUEST_OFFLOADS_OFF}")
+            out.append(qemu.nic_device(family, name, d["mac"]))
         else:
             out.append(family)
     users = [n for n, (tap, _) in used.items() if tap == usernet.USER]
@@ -244,10 +210,6 @@ def _devices(
         raise RunError(f"--publish: network devices {', '.join(users)} are all on QEMU's user network; "
                        "forwards would be ambiguous: give the others a TAP")
     return out, args, used
-
-
-#: virtio-net features that would hand the guest frames with partial checksums or GRO.
-GUEST_OFFLOADS_OFF = "guest_csum=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
 
 
 def firecracker_config(

@@ -22,9 +22,11 @@ import errno
 import ipaddress
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unik.errors import RunError
+from unik.keys import KeyValues
 
 #: The ``--net DEVICE=VALUE`` value that selects this network.
 USER = "user"
@@ -148,3 +150,47 @@ def netdev(device: str, rules: list[Publish], ipv4: str | None = None, gateway: 
         guest = str(iface.ip)
         opts += [f"net={iface.network}", f"host={host}", f"dns={dns}", f"dhcpstart={guest}"]
     return ",".join([*opts, *(r.hostfwd(guest) for r in rules)])
+
+
+def app_option(app_keys: KeyValues, extra: Sequence[str], name: str) -> str | None:
+    """An application key's value, the last ``--name V``/``--name=V`` after ``--`` winning."""
+    option = "--" + name.replace("_", "-")
+    value = app_keys.raw(name) if name in app_keys.keys else None
+    for i, arg in enumerate(extra):
+        if arg == option and i + 1 < len(extra):
+            value = extra[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1:]
+    return value
+
+
+def port_keys(app_keys: KeyValues) -> dict[str, int]:
+    """The application's integer keys named ``port`` or ``*_port`` and their values: where it listens."""
+    out: dict[str, int] = {}
+    for name, key in app_keys.keys.items():
+        if key.type == "int" and (name == "port" or name.endswith("_port")):
+            value = app_keys.get(name)
+            if isinstance(value, int):
+                out[name] = value
+    return out
+
+
+def prepare(value: str | None, app_keys: KeyValues, extra: Sequence[str]) -> list[Publish]:
+    """The ``--publish`` rules, checked before anything boots: syntax, duplicates, guest and host ports.
+
+    ``extra`` are the application's arguments after ``--``: one may name another port,
+    so the guest ports are only checked without them.
+    """
+    rules = parse_all(value)
+    if rules and not extra:
+        check_guest_ports(rules, port_keys(app_keys))
+    for rule in rules:
+        check_free(rule)
+    return rules
+
+
+def describe(rules: list[Publish], static: bool) -> str:
+    """What the runner says about a NIC on the user network."""
+    ports = ", ".join(f"{r.host_ip}:{r.host_port} -> {r.guest_port}/{r.proto}" for r in rules)
+    return ("QEMU's user network" + ("" if static else f" (DHCP gives the guest {GUEST_ADDRESS})") + "; "
+            + (f"published: {ports}" if ports else "no port published (--publish HOST:GUEST)"))

@@ -14,14 +14,23 @@ from typing import ClassVar
 
 from unik.keys import Key
 from unik.provider import Configured, Option, Provider, Request
-from unik_virtio.providers import BOOT_TIMEOUT, COMPRESSION, KERNEL, KERNEL_MODULES, device_mac
+from unik_virtio.providers import (
+    BOOT_TIMEOUT,
+    COMPRESSION,
+    KERNEL,
+    KERNEL_MODULES,
+    PUBLISH,
+    VIRTIO_TRANSPORTS,
+    device_mac,
+)
 
 XEN: frozenset[str] = frozenset({"xen"})
 
 # -- keys ---------------------------------------------------------------------------------
 
-NET = Key("net", "host side of a network device: DEVICE=BRIDGE in the control domain (default xenbr0)",
-          per_device=True, metavar="DEVICE=BRIDGE")
+NET = Key("net", "host side of a network device: DEVICE=BRIDGE in the control domain (default xenbr0); "
+          "with --emulate DEVICE=user (QEMU's user network, ports published with --publish)",
+          per_device=True, metavar="DEVICE=BRIDGE|user")
 BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
             per_device=True, metavar="DEVICE=FILE")
 MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE")
@@ -37,7 +46,7 @@ EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM
               "check on a host that is not a Xen control domain (no Xen devices then)", type="bool",
               default="false")
 
-RUN_KEYS = (NET, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
+RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
 BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION, XEN_TYPE, TSC_MODE, ON_CRASH)
 
 #: Where the emitter writes the block device -> xvd name map inside the image.
@@ -136,7 +145,8 @@ class Network(_Xen):
     description = ("a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), "
                    "through a TPACKET_V3 ring")
     keys = (NET,)
-    xen = XenNeeds(kernel_modules=("xen_netfront",), xl="vif")
+    #: virtio-net too: `unik run --emulate --net DEVICE=user` boots the image under QEMU.
+    xen = XenNeeds(kernel_modules=("xen_netfront", *VIRTIO_TRANSPORTS, "virtio_net"), xl="vif")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:

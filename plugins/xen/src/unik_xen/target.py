@@ -34,7 +34,7 @@ from unik.errors import BuildError, RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target
-from unik_virtio import qemu
+from unik_virtio import qemu, usernet
 from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
 from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
 
@@ -267,7 +267,16 @@ class XenTarget(Target):
         args = [*app_keys.as_args(), *ctx.extra_args]
         timeout = float(option("boot_timeout") or 0)
         if (option("emulate") or "false").lower() in ("1", "true", "yes", "on"):
-            return self._emulate(artifact, option("mem") or manifest["mem"], args, timeout, ctx)
+            publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
+            static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
+                      usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
+            return self._emulate(artifact, option("mem") or manifest["mem"], args, timeout, ctx,
+                                 bindings("net"), publish, static)
+        user = sorted(n for n, v in bindings("net").items() if v == usernet.USER)
+        if option("publish") or user:
+            what = "--publish" if option("publish") else f"--net {user[0]}=user"
+            raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
+                           f"bridge of the control domain (--net DEVICE=BRIDGE)")
         why = control_domain()
         if why:
             raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
@@ -298,17 +307,31 @@ class XenTarget(Target):
                            "a crash? see its console output above)")
         return outcome.status
 
-    def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext) -> int:
+    def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext,
+                 nets: dict[str, str], publish: list[usernet.Publish], static: tuple[str | None, str | None]) -> int:
         manifest = artifact.manifest
-        needing = [d["name"] for d in manifest["devices"] if d.get("xl")]
-        if needing:
-            raise RunError(f"--emulate boots without Xen, so without its network and disk front-ends: devices "
-                           f"{', '.join(needing)} need a Xen control domain (xl create)")
+        disks = [d["name"] for d in manifest["devices"] if d.get("xl") == "disk"]
+        if disks:
+            raise RunError(f"--emulate boots without Xen, so without its disk front-end: block devices "
+                           f"{', '.join(disks)} need a Xen control domain (xl create)")
+        nics = [d for d in manifest["devices"] if d.get("xl") == "vif"]
+        elsewhere = [d["name"] for d in nics if nets.get(d["name"]) != usernet.USER]
+        if elsewhere:
+            raise RunError(f"--emulate boots without Xen, so without its bridges: put network device "
+                           f"{elsewhere[0]} on QEMU's user network (--net {elsewhere[0]}=user, no root) or run "
+                           f"under Xen (xl create)")
+        if publish and len(nics) != 1:
+            raise RunError("--publish needs exactly one network device on QEMU's user network "
+                           f"(this image has {len(nics)})")
+        netdevs = [arg for d in nics for arg in ("-netdev", usernet.netdev(d["name"], publish, *static))]
+        for d in nics:
+            ctx.progress.info(f"network device {d['name']}: {usernet.describe(publish, static[0] is not None)}")
         kernel = artifact.directory / manifest["kernel"]["file"]
         accel = qemu.choose_accel("auto", kernel, ctx.progress)
         machine = qemu.pick_machine("auto", accel)
         spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
-                         args=args)
+                         args=args, devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics],
+                         extra=netdevs)
         ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, {accel.upper()}, "
                           f"{mem}), not under Xen")
         stop, restore = qemu.signal_stopper()
