@@ -152,9 +152,14 @@ def test_registrations_are_checked() -> None:
 
 
 def test_unknown_target_says_what_to_install(registry: PluginRegistry) -> None:
-    expected = r"unknown target 'xen' \(installed: fake\); install it with `pip install unik-target-xen`"
+    expected = r"target 'xen' is not installed \(installed: fake\); install it with `pip install unik-target-xen`"
     with pytest.raises(UnknownTarget, match=expected):
         registry.target("xen")
+
+
+def test_a_misspelt_target_gets_the_nearest_name(registry: PluginRegistry) -> None:
+    with pytest.raises(UnknownTarget, match=r"^unknown target 'fkae' \(did you mean 'fake'\?\); installed: fake$"):
+        registry.target("fkae")
 
 
 def test_image_contents_and_configure_hooks(registry: PluginRegistry, make_app: object) -> None:

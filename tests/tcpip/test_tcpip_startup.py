@@ -134,22 +134,31 @@ def test_ip_text_agrees_with_ipaddress(raw: object) -> None:
 
 
 def _parse_ipv4_with_ipaddress(ipv4: str, gateway: str | None) -> IPv4Config:
-    """parse_ipv4 as it was: everything through ipaddress."""
+    """parse_ipv4's rules, everything through ipaddress."""
     try:
         iface = ipaddress.IPv4Interface(ipv4)
     except ValueError:
         raise BadKey(f"--ipv4: {ipv4!r} is not an IPv4 address/prefix such as 10.0.0.2/24") from None
     if "/" not in ipv4:
         raise BadKey(f"--ipv4: {ipv4!r} needs a prefix length, e.g. {ipv4}/24")
+    net = iface.network
+    special = (net.network_address, net.broadcast_address) if net.prefixlen <= 30 else ()
+    if iface.ip in special:
+        what = "network" if iface.ip == net.network_address else "broadcast"
+        raise BadKey(f"--ipv4: {iface.ip} is the {what} address of {net}, not a host's: use one of "
+                     f"{net.network_address + 1}-{net.broadcast_address - 1}")
     gw: str | None = None
     if gateway:
         try:
             gw = str(ipaddress.IPv4Address(gateway))
         except ValueError:
             raise BadKey(f"--ipv4-gateway: {gateway!r} is not an IPv4 address") from None
-        if ipaddress.IPv4Address(gw) not in iface.network:
-            raise BadKey(f"--ipv4-gateway: {gw} is not in {iface.network}, the network of --ipv4")
-    return IPv4Config(str(iface.ip), iface.network.prefixlen, gw)
+        if ipaddress.IPv4Address(gw) not in net:
+            raise BadKey(f"--ipv4-gateway: {gw} is not in {net}, the network of --ipv4 {ipv4}: "
+                         f"a gateway must be reachable directly")
+        if ipaddress.IPv4Address(gw) in special:
+            raise BadKey(f"--ipv4-gateway: {gw} is the network or broadcast address of {net}, not a host's")
+    return IPv4Config(str(iface.ip), net.prefixlen, gw)
 
 
 _PREFIX = st.one_of(st.integers(0, 40).map(str), st.sampled_from(["", "024", "0024", "00000000024", "x",
@@ -164,6 +173,8 @@ _PREFIX = st.one_of(st.integers(0, 40).map(str), st.sampled_from(["", "024", "00
 @example("10.0.9.2", "24", "10.0.09.1")
 @example("10.0.9.2", "33", None)
 @example("10.0.9.2", "0" * 5000, None)
+@example("10.0.9.0", "24", None)
+@example("10.0.9.3", "30", "10.0.9.0")
 def test_parse_ipv4_agrees_with_ipaddress(address: str, prefix: str | None, gateway: str | None) -> None:
     ipv4 = address if prefix is None else f"{address}/{prefix}"
     want = _ipaddress_or_error(lambda: _parse_ipv4_with_ipaddress(ipv4, gateway))
@@ -173,6 +184,7 @@ def test_parse_ipv4_agrees_with_ipaddress(address: str, prefix: str | None, gate
 @pytest.mark.parametrize(("ipv4", "gateway"), [
     ("10.0.9.2/24", None), ("10.0.9.2/24", "10.0.9.1"), ("192.168.1.77/32", "192.168.1.77"), ("0.0.0.0/0", "8.8.8.8"),
     ("10.1.2.3/31", "10.1.2.2"), ("10.0.9.2/24", "10.0.8.1"), ("10.0.9.2/255.255.255.0", "10.0.9.1"),
+    ("10.0.9.0/24", None), ("10.0.9.255/24", None), ("10.0.9.2/24", "10.0.9.255"), ("10.0.9.2/30", "10.0.9.0"),
 ])
 def test_parse_ipv4_and_configure_known_cases(ipv4: str, gateway: str | None) -> None:
     want = _ipaddress_or_error(lambda: _parse_ipv4_with_ipaddress(ipv4, gateway))

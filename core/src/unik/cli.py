@@ -6,11 +6,11 @@ import argparse
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from .errors import UnikError
+from .errors import BadKey, UnikError, did_you_mean
 from .keys import Key, solo5_syntax
 from .plugins import PluginManager
 from .progress import Progress, counted
@@ -37,7 +37,8 @@ typical use:
 """
 
 
-def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key]) -> None:
+def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key], shown: Collection[str] | None) -> None:
+    """Every key as an option; help lists only those in ``shown`` (all when ``None``)."""
     group = parser.add_argument_group("keys (from the target, its libraries and the application)")
     for key in sorted(keys, key=lambda k: k.name):
         helptext = key.help
@@ -47,6 +48,8 @@ def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key]) -> No
             helptext += "; DEVICE=VALUE for one device"
         if key.choices:
             helptext += f"; one of {', '.join(key.choices)}"
+        if shown is not None and key.name not in shown:
+            helptext = argparse.SUPPRESS
         flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
         group.add_argument(key.option, dest=f"key:{key.name}", action="append",
                            metavar=key.metavar or key.type.upper(), help=helptext, **flag)
@@ -70,8 +73,12 @@ def _app_keys(ns_project: str | None) -> list[Key]:
         return []
 
 
-def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentParser:
-    """The argument parser, with ``keys`` as options of ``configure`` and ``run``."""
+def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] | None = None
+                 ) -> argparse.ArgumentParser:
+    """The argument parser, with ``keys`` as options of ``configure`` and ``run``.
+
+    Their help lists the keys named in ``shown`` (all when ``None``).
+    """
     parser = argparse.ArgumentParser(
         prog="unik", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -87,7 +94,7 @@ def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentPar
     p = sub.add_parser("configure", help="compose the device graph for a target",
                        description="Compose the device graph and write _build/TARGET/plan.json and main.py.")
     p.add_argument("-t", "--target", default="unix", help="target (default: unix; see `unik targets`)")
-    _add_key_options(p, keys)
+    _add_key_options(p, keys, shown)
     p.set_defaults(func=cmd_configure)
 
     p = sub.add_parser("build", help="emit the artifact of the configured target",
@@ -101,7 +108,7 @@ def build_parser(pm: PluginManager, keys: Sequence[Key]) -> argparse.ArgumentPar
                        description="Run the artifact, building it first if it is missing or stale. "
                        "Keys given here override the configured ones; arguments after -- go to the target's runner.")
     p.add_argument("-t", "--target", help="target (default: the one configured last)")
-    _add_key_options(p, keys)
+    _add_key_options(p, keys, shown)
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
@@ -220,7 +227,7 @@ def _targets_json(pm: PluginManager) -> list[dict[str, Any]]:
             "distribution": pm.distribution("unik_register_targets", name),
             "description": tcls.description,
             "provides": dict(sorted(provides.items())),
-            "keys": [k.to_json() for k in sorted(pm.keys(name).values(), key=lambda k: k.name)],
+            "keys": [k.to_json() for k in sorted(pm.keys(name).values(), key=lambda k: k.name) if not k.internal],
         })
     return rows
 
@@ -278,18 +285,38 @@ def cmd_clean(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _peek(argv: Sequence[str]) -> tuple[str | None, str | None]:
-    """The subcommand and ``--project`` value, before full parsing."""
-    command = project = None
+class _Peek(NamedTuple):
+    """What ``main`` needs to know before parsing: the options depend on the command and target."""
+
+    command: str | None
+    project: str | None
+    target: str | None
+    help: bool
+
+
+def _peek(argv: Sequence[str]) -> _Peek:
+    """The subcommand, ``--project`` and ``--target`` values and whether help is asked for."""
+    command = project = target = None
+    asks_help = False
     it = iter(argv)
     for arg in it:
+        if arg == "--":
+            break
         if arg in ("-C", "--project"):
             project = next(it, None)
         elif arg.startswith("--project="):
             project = arg.split("=", 1)[1]
+        elif arg in ("-t", "--target"):
+            target = next(it, None)
+        elif arg.startswith("--target="):
+            target = arg.split("=", 1)[1]
+        elif arg.startswith("-t") and not arg.startswith("--"):
+            target = arg[2:]
+        elif arg in ("-h", "--help"):
+            asks_help = True
         elif not arg.startswith("-") and command is None:
             command = arg
-    return command, project
+    return _Peek(command, project, target, asks_help)
 
 
 #: Options of the parser itself and of ``run``, besides the keys.
@@ -323,18 +350,119 @@ def _check_project_dir(project: str | None) -> None:
         raise UnikError(f"-C {project}: {path.absolute()} is not a directory (give the application's directory)")
 
 
+def _configured_target(project: str | None) -> str | None:
+    """The target configured last in the project at hand, if any."""
+    from .application import find_pyproject
+    from .project import BUILD_DIR, CURRENT
+
+    try:
+        current = find_pyproject(Path(project or ".")).parent / BUILD_DIR / CURRENT
+        return current.read_text().strip() or None
+    except (UnikError, OSError):
+        return None
+
+
+def _plan_keys(pm: PluginManager, project: str | None, target: str, run: bool) -> set[str] | None:
+    """The keys that apply to the plan of ``target`` (``None`` when there is none to ask).
+
+    That is the target's keys (its runner's too with ``run``), the application's, and
+    those of every provider of a device kind in the plan: the configured plan, or for
+    ``configure`` without one the plan composed from ``pyproject.toml`` alone.
+    """
+    from .application import find_pyproject
+    from .plan import Plan
+    from .project import BUILD_DIR, Project
+
+    try:
+        pyproject = find_pyproject(Path(project or "."))
+        saved = pyproject.parent / BUILD_DIR / target / "plan.json"
+        if saved.is_file():
+            plan = Plan.loads(saved.read_text())
+        elif not run:
+            plan = Project(pyproject, pm).compose(target, {})
+        else:
+            return None
+    except (UnikError, OSError, ValueError):
+        return None
+    tcls = pm.targets()[target]
+    kinds = {node.kind for node in plan.nodes}
+    names = {k.name for k in tcls.keys} | {key for _, key in plan.app.settings}
+    if run:
+        names |= {k.name for k in tcls.run_keys}
+    for pcls in pm.providers().values():
+        if pcls.kind in kinds and pcls.serves(target):
+            names |= {k.name for k in pcls.keys}
+    return names
+
+
+def _command_keys(pm: PluginManager, peek: _Peek, argv: Sequence[str]) -> tuple[dict[str, Key], set[str] | None]:
+    """The keys ``configure`` or ``run`` accepts for the target at hand, and those its help shows.
+
+    ``configure`` takes its target's keys (``-t``, default unix); ``run`` those of the
+    target configured last (or ``-t``) and its runner's.  Help shows the ones that
+    apply to the plan (:func:`_plan_keys`).  Internal keys (the spt tender's ``--fd``) are
+    never options of ``unik``.
+    """
+    if peek.command not in ("configure", "run"):
+        return {}, None
+    run = peek.command == "run"
+    target = peek.target or ("unix" if not run else _configured_target(peek.project))
+    if target is not None:
+        pm.target(target)  # an unknown target is the first thing to say
+    keys = {n: k for n, k in pm.keys(target, run=run).items() if not k.internal}
+    if not run or not _known_options(argv, keys):
+        keys.update({k.name: k for k in _app_keys(peek.project)})
+    shown = _plan_keys(pm, peek.project, target, run) if peek.help and target else None
+    return keys, shown
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _unrecognized(parser: argparse.ArgumentParser, pm: PluginManager, peek: _Peek, rest: Sequence[str]) -> None:
+    """Say what is wrong with an option nobody knows: another target's key, or a misspelt one."""
+    options = [a for a in rest if a.startswith("-") and a != "-"]
+    if not options:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    option = options[0].split("=", 1)[0]
+    command = peek.command or ""
+    sub = _commands(parser).get(command, parser)
+    if command in ("configure", "run"):
+        name = option.lstrip("-").replace("-", "_")
+        target = peek.target or ("unix" if command == "configure" else _configured_target(peek.project))
+        every = pm.keys(None, run=True)
+        if name in every and every[name].internal:
+            raise BadKey(f"{option} is set by the target's own machinery, not on the command line")
+        others = sorted(t for t in pm.targets() if t != target and name in pm.keys(t, run=True))
+        if others:
+            raise BadKey(f"{option} is a key of target {', '.join(others)}, not of {target}: "
+                         f"see `unik {command} -t {target} --help` for the keys of {target}")
+    known = [s for a in sub._actions for s in a.option_strings if a.help != argparse.SUPPRESS]
+    raise BadKey(f"unknown option {option} for `unik {command}`{did_you_mean(option, known)}; "
+                 f"see `unik {command} --help`".replace("unik  ", "unik "))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``unik`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pm = PluginManager()
     try:
-        command, project = _peek(argv)
-        keys = dict(pm.keys(run=command == "run"))
-        if command == "configure" or (command == "run" and not _known_options(argv, keys)):
-            keys.update({k.name: k for k in _app_keys(project)})
-        parser = build_parser(pm, list(keys.values()))
-        ns = parser.parse_args(solo5_syntax(argv, keys))
-        _check_project_dir(ns.project)
+        peek = _peek(argv)
+        _check_project_dir(peek.project)
+        keys, shown = _command_keys(pm, peek, argv)
+        parser = build_parser(pm, list(keys.values()), shown)
+        commands = _commands(parser)
+        if peek.command is not None and peek.command not in commands:
+            raise UnikError(f"unknown command {peek.command!r}{did_you_mean(peek.command, commands)}; "
+                            f"commands: {', '.join(commands)} (see `unik --help`)")
+        ns, rest = parser.parse_known_args(solo5_syntax(argv, keys))
+        if rest:
+            _unrecognized(parser, pm, peek, rest)
         ns.pm = pm
         ns.progress = Progress(quiet=ns.quiet)
         return int(ns.func(ns))

@@ -24,6 +24,7 @@ from .errors import (
     CycleError,
     KindConflict,
     MissingProvider,
+    did_you_mean,
 )
 from .keys import KeyValues
 from .plan import AppInfo, Node, Plan
@@ -104,13 +105,16 @@ def compose(
     )
     for spec in dependencies:
         _resolve(walk, spec.name, spec.kind, needed_by=f"application {application.name!r}")
-    for name in application.tables:
-        if name not in walk.nodes:
-            raise ConfigError(
-                application.config_file, f"tool.unik.devices.{name}", None,
-                f"{name!r} is not a device of this application on target {target.name!r} "
-                f"(devices: {', '.join(sorted(walk.nodes)) or 'none'})",
-            )
+    overrides = application.targets.get(target.name, {}).get("devices", {})
+    for table, names in (("tool.unik.devices", application.tables),
+                         (f"tool.unik.targets.{target.name}.devices", overrides)):
+        for name in names:
+            if name not in walk.nodes:
+                raise ConfigError(
+                    application.config_file, f"{table}.{name}", None,
+                    f"{name!r} is not a device of this application on target {target.name!r}"
+                    f"{did_you_mean(name, walk.nodes)} (devices: {', '.join(sorted(walk.nodes)) or 'none'})",
+                )
     nodes = tuple(replace(walk.nodes[name], needed_by=tuple(walk.needed_by[name])) for name in walk.order)
     used_keys = {ref.key for n in nodes for ref in n.key_options.values()}
     used_keys |= {s.key.name for s in application.settings}
@@ -171,6 +175,7 @@ def _resolve(walk: _Walk, name: str, kind: str, needed_by: str) -> None:
     impl = _choose(walk, spec, request, needed_by)
     provider = impl.provider
     _check_table(spec, provider, request)
+    walk.keys.check(provider.keys)
     configured = provider.configure(request)
     for f in configured.files:
         other = walk.files.get(f.dest)
@@ -244,6 +249,28 @@ def _check_table(spec: DeviceSpec, provider: type[Provider], request: Request) -
             raise request.error(
                 key, f"unknown key for provider {provider.PLUGIN_NAME} (known: {known})"
             )
+
+
+def check_bindings(keys: KeyValues, plan: Plan) -> None:
+    """Refuse ``--block DEVICE=FILE`` for a device ``plan`` does not have (``stroage``).
+
+    A device that some provider reads the key for must be one of those; a key that
+    only the target's runner reads (virtio's ``--block``) must name a device of the plan.
+    """
+    nodes, target = plan.nodes, plan.target
+    for name in sorted(keys.values):
+        bound = keys.values[name].devices
+        if not bound:
+            continue
+        takers = sorted(n.name for n in nodes if any(r.key == name and r.per_device for r in n.key_options.values()))
+        devices = takers or sorted(n.name for n in nodes)
+        for device in sorted(bound):
+            if device not in devices:
+                which = "devices that take it" if takers else "devices"
+                raise keys.error(
+                    name, f"{device}={bound[device]}: this application has no device {device!r} on target "
+                    f"{target!r}{did_you_mean(device, devices)} ({which}: {', '.join(devices) or 'none'})", device,
+                )
 
 
 def _sorted(options: Mapping[str, Any]) -> dict[str, Any]:

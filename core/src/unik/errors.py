@@ -7,11 +7,19 @@ do next.  The command line prints ``str(error)`` without a traceback for any
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 class UnikError(Exception):
     """Base class of every error unik raises on purpose."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'unix'?)`` for the choice closest to a misspelt ``word``, else ``""``."""
+    import difflib  # only when a name is wrong
+
+    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # --- configuration and composition -------------------------------------------------

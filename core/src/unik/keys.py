@@ -7,18 +7,28 @@ can be overridden at run time; the generated ``main.py`` reads them through
 (``--net service=tap0``) or a plain value for all (``--net=socket``).  A *repeatable* key
 collects every value given in one command (``--publish 80:80 --publish 443:443``) as a
 comma-separated list; a later command's list replaces it.
+
+Values are checked as they are given, before anything is built or booted: first
+against the key's type and choices, then by the key's ``check`` hook, which the
+provider or target declaring the key supplies (unik-lib-tcpip's ``--ipv4`` checks an
+address/prefix with the parser its stack uses).  A value remembers where it came from
+(the command line, or a ``[tool.unik.targets.X]`` table of a file), so an error names
+the option, or the file, the table and the key.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-from .errors import BadKey
+from .errors import BadKey, ConfigError, UnikError, did_you_mean
 from .record import FrozenRecord
 
 KeyType = Literal["str", "int", "float", "bool"]
+#: A key's check: called with the parsed value and every key value, it raises
+#: :class:`ValueError` whose message says what is wrong (without naming the key).
+KeyCheck = Callable[[Any, "KeyValues"], None]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -28,9 +38,16 @@ _BINDING = r"^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$"
 
 
 class Key(FrozenRecord):
-    """One configuration key and how to parse it."""
+    """One configuration key and how to parse it.
 
-    __slots__ = ("choices", "default", "help", "metavar", "name", "per_device", "repeatable", "type")
+    ``check`` (optional) judges a parsed value beyond its type: it raises
+    :class:`ValueError` with the reason.  It runs in the ``unik`` command (configure,
+    run) on the declaring plugin's own :class:`Key`, and is not saved in plans.
+    ``internal`` keys are set by a target's own machinery (the spt tender's ``--fd``),
+    never by users: help and ``unik targets`` leave them out, and ``unik`` refuses them.
+    """
+
+    __slots__ = ("check", "choices", "default", "help", "internal", "metavar", "name", "per_device", "repeatable", "type")
     name: str
     help: str
     type: KeyType
@@ -39,16 +56,18 @@ class Key(FrozenRecord):
     choices: tuple[str, ...]
     metavar: str | None
     repeatable: bool
+    check: KeyCheck | None
+    internal: bool
 
     def __init__(self, name: str, help: str, type: KeyType = "str", default: str | None = None,
                  per_device: bool = False, choices: tuple[str, ...] = (), metavar: str | None = None,
-                 repeatable: bool = False) -> None:
+                 repeatable: bool = False, check: KeyCheck | None = None, internal: bool = False) -> None:
         if not re.match(_NAME, name):
             raise BadKey(f"bad key name {name!r}: use lower-case letters, digits and _")
         if repeatable and (per_device or type != "str"):
             raise BadKey(f"key {name!r}: a repeatable key is a plain string key")
         self._set(name=name, help=help, type=type, default=default, per_device=per_device, choices=choices,
-                  metavar=metavar, repeatable=repeatable)
+                  metavar=metavar, repeatable=repeatable, check=check, internal=internal)
 
     @property
     def option(self) -> str:
@@ -57,8 +76,15 @@ class Key(FrozenRecord):
 
     def parse(self, text: str) -> Any:
         """Convert ``text`` to the key's type, or raise :class:`BadKey`."""
+        try:
+            return self.convert(text)
+        except ValueError as exc:
+            raise BadKey(f"{self.option}: {exc}") from None
+
+    def convert(self, text: str) -> Any:
+        """Convert ``text`` to the key's type, or raise :class:`ValueError` saying why."""
         if self.choices and text not in self.choices:
-            raise BadKey(f"{self.option}: {text!r} is not one of {', '.join(self.choices)}")
+            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}{did_you_mean(text, self.choices)}")
         try:
             if self.type == "int":
                 return int(text, 0)
@@ -72,7 +98,7 @@ class Key(FrozenRecord):
                     return False
                 raise ValueError(text)
         except ValueError:
-            raise BadKey(f"{self.option}: {text!r} is not a valid {self.type}") from None
+            raise ValueError(f"{text!r} is not a valid {self.type}") from None
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -88,6 +114,8 @@ class Key(FrozenRecord):
             out["metavar"] = self.metavar
         if self.repeatable:
             out["repeatable"] = True
+        if self.internal:
+            out["internal"] = True
         return out
 
     @classmethod
@@ -98,6 +126,7 @@ class Key(FrozenRecord):
             default=data.get("default"), per_device=data.get("per_device", False),
             choices=tuple(data.get("choices", ())), metavar=data.get("metavar"),
             repeatable=data.get("repeatable", False),
+            internal=data.get("internal", False),
         )
 
 
@@ -112,15 +141,32 @@ class KeyValue(FrozenRecord):
         self._set(value=value, devices={} if devices is None else devices)
 
 
+class Origin(FrozenRecord):
+    """Where key values were written: a table of a file (``None`` stands for the command line)."""
+
+    __slots__ = ("file", "table")
+    file: str
+    table: str
+
+    def __init__(self, file: str, table: str) -> None:
+        self._set(file=file, table=table)
+
+
+#: Where each value came from, by (key, device); device ``None`` is the plain value.
+Origins = Mapping[tuple[str, "str | None"], "Origin | None"]
+
+
 class KeyValues:
     """Key values as given on the command line, merged over each key's default."""
 
-    def __init__(self, keys: Iterable[Key], values: Mapping[str, KeyValue] | None = None):
+    def __init__(self, keys: Iterable[Key], values: Mapping[str, KeyValue] | None = None,
+                 origins: Origins | None = None):
         self.keys: dict[str, Key] = {k.name: k for k in keys}
         self.values: dict[str, KeyValue] = dict(values or {})
+        self.origins: dict[tuple[str, str | None], Origin | None] = dict(origins or {})
         for name in self.values:
             if name not in self.keys:
-                raise BadKey(f"unknown key --{name}")
+                raise self.unknown(name, self.origins.get((name, None)))
 
     # -- reading ------------------------------------------------------------------
 
@@ -128,7 +174,7 @@ class KeyValues:
         try:
             return self.keys[name]
         except KeyError:
-            raise BadKey(f"unknown key --{name}") from None
+            raise self.unknown(name, None) from None
 
     def raw(self, name: str, device: str | None = None) -> str | None:
         """The text given for ``name`` (for ``device`` if bound), else the default."""
@@ -155,31 +201,87 @@ class KeyValues:
         given = self.values.get(name)
         return dict(given.devices) if given else {}
 
+    # -- errors -------------------------------------------------------------------
+
+    def error(self, name: str, why: str, device: str | None = None) -> UnikError:
+        """An error about the value of ``name`` (bound to ``device``) that names where it was given.
+
+        :class:`ConfigError` (file, table, key) for a value from a file, else
+        :class:`BadKey` naming the option.
+        """
+        return _located(name, why, self.origins.get((name, device), self.origins.get((name, None))))
+
+    def unknown(self, name: str, origin: Origin | None) -> UnikError:
+        """The error for a key nobody declares, with the nearest known key."""
+        if origin is not None:
+            known = ", ".join(sorted(n for n, k in self.keys.items() if not k.internal)) or "none"
+            hint = did_you_mean(name, self.keys)
+            return ConfigError(origin.file, origin.table, name, f"unknown key{hint} (known here: {known})")
+        option = "--" + name.replace("_", "-")
+        options = [k.option for k in self.keys.values() if not k.internal]
+        return BadKey(f"unknown option {option}{did_you_mean(option, options)}")
+
+    def check(self, keys: Iterable[Key]) -> None:
+        """Run the ``check`` hooks of ``keys`` on every value given for them.
+
+        ``keys`` are the declaring plugin's own :class:`Key` objects (a provider's, a
+        target's), whose hooks the saved keys of a plan do not carry.
+        """
+        for key in keys:
+            given = self.values.get(key.name)
+            if key.check is None or given is None:
+                continue
+            texts: list[tuple[str | None, str]] = [(None, given.value)] if given.value is not None else []
+            texts += sorted(given.devices.items())
+            for device, text in texts:
+                value = key.parse(text)
+                try:
+                    key.check(value, self)
+                except ValueError as exc:
+                    why = str(exc) if device is None else f"{device}={text}: {exc}"
+                    raise self.error(key.name, why, device) from None
+
     # -- changing -----------------------------------------------------------------
 
-    def with_args(self, args: Mapping[str, Iterable[str]]) -> KeyValues:
-        """A copy with command-line texts (``{"net": ["service=tap0"]}``) applied."""
+    def with_args(self, args: Mapping[str, Iterable[str]], origin: Origin | None = None) -> KeyValues:
+        """A copy with command-line texts (``{"net": ["service=tap0"]}``) applied.
+
+        ``origin`` says where the texts were written (``None``: the command line);
+        errors, now and when the values are checked later, name it.
+        """
         values = dict(self.values)
+        origins = dict(self.origins)
         for name, texts in args.items():
-            key = self._key(name)
+            if name not in self.keys:
+                raise self.unknown(name, origin)
+            key = self.keys[name]
             current = values.get(name, KeyValue())
             value, devices = current.value, dict(current.devices)
             if key.repeatable:
                 texts = list(texts)
                 for text in texts:
-                    key.parse(text)
+                    try:
+                        key.convert(text)
+                    except ValueError as exc:
+                        raise _located(name, str(exc), origin) from None
                 values[name] = KeyValue(",".join(texts), devices)
+                origins[(name, None)] = origin
                 continue
             for text in texts:
                 match = re.match(_BINDING, text) if key.per_device else None
-                if match:
-                    key.parse(match.group(2))
-                    devices[match.group(1)] = match.group(2)
+                device, given = (match.group(1), match.group(2)) if match else (None, text)
+                try:
+                    key.convert(given)
+                except ValueError as exc:
+                    why = str(exc) if device is None else f"{device}={given}: {exc}"
+                    raise _located(name, why, origin) from None
+                if device is not None:
+                    devices[device] = given
                 else:
-                    key.parse(text)
-                    value = text
+                    value = given
+                origins[(name, device)] = origin
             values[name] = KeyValue(value, devices)
-        return KeyValues(self.keys.values(), values)
+        return KeyValues(self.keys.values(), values, origins)
 
     def restricted(self, names: Iterable[str]) -> KeyValues:
         """Only the keys named (the ones a plan actually uses)."""
@@ -187,6 +289,7 @@ class KeyValues:
         return KeyValues(
             [k for k in self.keys.values() if k.name in wanted],
             {n: v for n, v in self.values.items() if n in wanted},
+            {at: o for at, o in self.origins.items() if at[0] in wanted},
         )
 
     # -- serialising --------------------------------------------------------------
@@ -234,6 +337,12 @@ class KeyValues:
 
     def __repr__(self) -> str:
         return f"KeyValues({self.to_json()['values']!r})"
+
+
+def _located(name: str, why: str, origin: Origin | None) -> UnikError:
+    if origin is not None:
+        return ConfigError(origin.file, origin.table, name, why)
+    return BadKey(f"--{name.replace('_', '-')}: {why}")
 
 
 def solo5_syntax(argv: Iterable[str], keys: Mapping[str, Key]) -> list[str]:

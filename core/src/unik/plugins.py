@@ -27,7 +27,7 @@ import pluggy
 
 from . import builtin, hookspecs
 from .cache import cache_dir, metadata_stamp, settled, write_atomic
-from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget
+from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget, did_you_mean
 from .provider import Provider
 from .target import Target
 from .version import API_VERSION, DISTRIBUTION, __version__
@@ -212,12 +212,12 @@ class PluginManager:
         targets = self.targets()
         if name not in targets:
             installed = ", ".join(sorted(targets)) or "none"
-            dist = TARGET_DISTRIBUTIONS.get(name, f"a plugin providing target {name!r}")
-            raise UnknownTarget(
-                f"unknown target {name!r} (installed: {installed}); install it with "
-                f"`pip install {dist}`" if name in TARGET_DISTRIBUTIONS else
-                f"unknown target {name!r} (installed: {installed}); install {dist}"
-            )
+            if name in TARGET_DISTRIBUTIONS:
+                raise UnknownTarget(f"target {name!r} is not installed (installed: {installed}); install it "
+                                    f"with `pip install {TARGET_DISTRIBUTIONS[name]}`")
+            hint = did_you_mean(name, [*targets, *TARGET_DISTRIBUTIONS])
+            raise UnknownTarget(f"unknown target {name!r}{hint}; installed: {installed}"
+                                + ("" if hint else f"; install a plugin providing target {name!r}"))
         return targets[name]()
 
     def distribution(self, hook: str, name: str) -> str:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from .application import find_pyproject
 from .cache import metadata_stamp, settled, stat_stamp, write_atomic
-from .errors import NotConfigured
-from .keys import Key, KeyValues
+from .errors import ConfigError, NotConfigured, did_you_mean
+from .keys import Key, KeyValues, Origin
 from .plan import Plan
 from .progress import Progress
 from .target import Artifact, BuildContext, RunContext
@@ -81,8 +81,9 @@ class Project:
         return self.root / DIST_DIR
 
     def current_target(self, target: str | None) -> str:
-        """``target``, or the one configured last."""
+        """``target`` (an installed one, else :class:`UnknownTarget`), or the one configured last."""
         if target:
+            self.plugins.target(target)
             return target
         current = self.root / BUILD_DIR / CURRENT
         if current.is_file():
@@ -104,27 +105,55 @@ class Project:
             keys[setting.key.name] = setting.key
         return list(keys.values())
 
-    def compose(self, target: str, key_args: KeyArgs) -> Plan:
-        """Compose the plan for ``target`` with ``key_args`` (nothing is written)."""
-        from .compose import Implementation, TargetRef, compose
+    def compose(self, target: str, key_args: KeyArgs, fresh: KeyArgs | None = None) -> Plan:
+        """Compose the plan for ``target`` with ``key_args`` (nothing is written).
+
+        Every value is checked; device bindings (``--block storage=disk.img``) must name
+        a device of the plan when they are in ``pyproject.toml`` or ``fresh``, the values
+        given just now (all of ``key_args`` when ``None``; a saved configuration's were
+        checked when they were given).
+        """
+        from .compose import Implementation, TargetRef, check_bindings, compose
 
         app = self.load()
         tcls = type(self.plugins.target(target))
-        keys = KeyValues(self.all_keys(app, target))
-        keys = keys.with_args(app.key_defaults(target)).with_args(key_args)
+        self.check_target_tables(app)
+        table = Origin(app.config_file, f"tool.unik.targets.{target}")
+        empty = KeyValues(self.all_keys(app, target))
+        keys = empty.with_args(app.key_defaults(target), table).with_args(key_args)
+        keys.check(tcls.keys)
         impls = [
             Implementation(cls, self.plugins.distribution("unik_register_providers", name))
             for name, cls in self.plugins.providers().items()
         ]
         ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME))
         plan = compose(app, app.devices, impls, target=ref, keys=keys)
+        check_bindings(empty.with_args(app.key_defaults(target), table).with_args(
+            key_args if fresh is None else fresh), plan)
         return plan.with_contributions(self.plugins.configure(plan))
 
-    def configure(self, target: str, key_args: KeyArgs) -> Configuration:
-        """Compose and write ``plan.json``, ``main.py`` and the stamp."""
+    def check_target_tables(self, app: Application) -> None:
+        """Refuse a ``[tool.unik.targets.X]`` table for a target nobody provides (a typo, say).
+
+        A table for a known target that is not installed here is fine: the project may
+        be built for it elsewhere.
+        """
+        from .plugins import TARGET_DISTRIBUTIONS
+
+        known = set(self.plugins.targets()) | set(TARGET_DISTRIBUTIONS)
+        for name in app.targets:
+            if name not in known:
+                raise ConfigError(
+                    app.config_file, f"tool.unik.targets.{name}", None,
+                    f"there is no target {name!r}{did_you_mean(name, known)}; "
+                    f"targets: {', '.join(sorted(known))}",
+                )
+
+    def configure(self, target: str, key_args: KeyArgs, fresh: KeyArgs | None = None) -> Configuration:
+        """Compose and write ``plan.json``, ``main.py`` and the stamp (``fresh`` as for :meth:`compose`)."""
         from .codegen import generate_main
 
-        plan = self.compose(target, key_args)
+        plan = self.compose(target, key_args, fresh)
         out = self.build_dir(target)
         out.mkdir(parents=True, exist_ok=True)
         _write(out / "plan.json", plan.dumps())
@@ -147,7 +176,7 @@ class Project:
         key_args = stamp.get("key_args", {})
         if stamp.get("pyproject") != _digest_file(self.pyproject) or stamp.get("unik") != CORE:
             self.progress.info(f"{self.pyproject.name} changed since configure: configuring {target} again")
-            return self.configure(target, key_args)
+            return self.configure(target, key_args, fresh={})
         plan = Plan.loads((out / "plan.json").read_text())
         return Configuration(plan, out, key_args)
 
@@ -221,14 +250,18 @@ class Project:
         tgt = self.plugins.target(plan.target)
         run_names = {k.name for k in tgt.run_keys}
         app_args = {k: v for k, v in key_args.items() if k not in run_names}
+        # Every value is checked before anything is built or booted: the runner's keys
+        # here, the others by composing with them.
+        run_keys = KeyValues(tgt.run_keys).with_args({k: v for k, v in key_args.items() if k in run_names})
+        run_keys.check(tgt.run_keys)
         if app_args:
             merged = dict(config.key_args)
             for k, v in app_args.items():
                 merged[k] = list(merged.get(k, [])) + list(v)
-            changed = self.compose(plan.target, merged)
+            changed = self.compose(plan.target, merged, fresh=app_args)
             if _structure(changed) != _structure(plan):
                 self.progress.info("these options change the device graph: configuring and building again")
-                config = self.configure(plan.target, merged)
+                config = self.configure(plan.target, merged, fresh=app_args)
                 plan = config.plan
         directory = self.artifact_dir(plan)
         fresh = False
@@ -240,7 +273,6 @@ class Project:
         if not fresh:
             artifact = self.build(plan.target)
         keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
-        run_keys = KeyValues(tgt.run_keys).with_args({k: v for k, v in key_args.items() if k in run_names})
         ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys)
         return tgt.run(artifact, keys, ctx)
 

@@ -70,6 +70,8 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
         prog=prog, description="Run this unik application; options override configured keys."
     )
     for key in sorted(keys.keys.values(), key=lambda k: k.name):
+        if key.internal:  # the target's own machinery sets these, not the command line
+            continue
         default = keys.raw(key.name)
         helptext = key.help + (f" (configured: {default})" if default is not None else "")
         if key.per_device and not key.metavar:

@@ -33,12 +33,13 @@ NET_MAC = Key(
     "solo5's --net-mac:service=MAC after --)", per_device=True, metavar="DEVICE=MAC",
 )
 SHOW_POLICY = Key("show_policy", "print the spt seccomp allowlist and exit (solo5's --show-policy)", "bool")
+# Set by the tender when it starts the application, never by users.
 FD = Key("fd", "descriptor the spt tender opened for a device (set by the tender)", "int",
-         per_device=True, metavar="DEVICE=FD")
+         per_device=True, metavar="DEVICE=FD", internal=True)
 MTU = Key("mtu", "MTU of a network device's TAP (set by the spt tender)", "int",
-          per_device=True, metavar="DEVICE=MTU")
+          per_device=True, metavar="DEVICE=MTU", internal=True)
 SIZE = Key("size", "size in bytes of a block device's file (set by the spt tender)", "int",
-           per_device=True, metavar="DEVICE=BYTES")
+           per_device=True, metavar="DEVICE=BYTES", internal=True)
 
 
 class _Spt(Provider):

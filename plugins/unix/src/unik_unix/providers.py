@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from unik.errors import BadKey
-from unik.keys import Key
+from unik.keys import Key, KeyValues
 from unik.provider import Configured, KeyRef, Option, Provider, Request
 
 UNIX: frozenset[str] = frozenset({"unix"})
@@ -20,9 +20,21 @@ BLOCK = Key(
     "block", "block device backing file: DEVICE=FILE (e.g. storage=disk.img)",
     per_device=True, metavar="DEVICE=FILE",
 )
+
+
+def check_bind_address(value: Any, keys: KeyValues) -> None:
+    """``--ipv4`` of the socket stack: ``ADDR[/PREFIX]``, as :class:`SocketStack` reads it."""
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Interface(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address (with an optional /PREFIX), e.g. 127.0.0.1") from None
+
+
 IPV4 = Key(
     "ipv4", "IPv4 address/prefix of the stack (socket stack: the address to bind, default all)",
-    metavar="ADDR/PREFIX",
+    metavar="ADDR/PREFIX", check=check_bind_address,
 )
 
 

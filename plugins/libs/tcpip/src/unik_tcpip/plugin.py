@@ -3,21 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from unik.hookspecs import hookimpl
-from unik.keys import Key
+from unik.keys import Key, KeyValues
 from unik.provider import Configured, KeyRef, Need, Provider, Request
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
 
+
+def check_ipv4(value: Any, keys: KeyValues) -> None:
+    """``--ipv4`` as the stack will read it: ADDR/PREFIX, a host's address (not the network's)."""
+    from .stack import ipv4_config  # the stack's own parser, so configure and start agree
+
+    ipv4_config(value, None)
+
+
+def check_gateway(value: Any, keys: KeyValues) -> None:
+    """``--ipv4-gateway``: an address inside the network of ``--ipv4``, which it needs."""
+    from .stack import InvalidIPv4, ipv4_config
+
+    ipv4 = keys.raw("ipv4") if "ipv4" in keys.keys else None
+    if not ipv4:
+        raise ValueError("needs --ipv4 too (without --ipv4 the stack asks DHCP, and the gateway comes from it)")
+    try:
+        ipv4_config(ipv4, value)
+    except InvalidIPv4 as exc:
+        if exc.key == "ipv4_gateway":
+            raise
+        # A bad --ipv4 is reported by its own check.
+
+
 #: Same definition shape as the unix target's ``ipv4`` key (a plain string, not per device).
 IPV4 = Key(
     "ipv4", "IPv4 address/prefix of the stack, e.g. 10.0.0.2/24 (unik's stack: DHCP when unset)",
-    metavar="ADDR/PREFIX",
+    metavar="ADDR/PREFIX", check=check_ipv4,
 )
-IPV4_GATEWAY = Key("ipv4_gateway", "IPv4 default gateway of unik's stack, e.g. 10.0.0.1", metavar="ADDR")
+IPV4_GATEWAY = Key("ipv4_gateway", "IPv4 default gateway of unik's stack, e.g. 10.0.0.1", metavar="ADDR",
+                   check=check_gateway)
 
 
 class TcpipStackProvider(Provider):

@@ -34,6 +34,15 @@ else:
     before_seal(_preload)
 
 
+def _host_part_ok(address: int, prefix: int) -> bool:
+    """Whether ``address`` is neither the network nor the broadcast address of its /``prefix``.
+
+    /31 (RFC 3021) and /32 networks have no such addresses: every address is a host's.
+    """
+    host = ~prefix_mask(prefix) & 0xFFFFFFFF
+    return prefix > 30 or address & host not in (0, host)
+
+
 def _parse_ipv4_plain(ipv4: str, gateway: str | None) -> IPv4Config | None:
     """:func:`parse_ipv4` of ``ADDR/PREFIX`` and a gateway in its network, without ipaddress.
 
@@ -45,20 +54,28 @@ def _parse_ipv4_plain(ipv4: str, gateway: str | None) -> IPv4Config | None:
     address = parse_quad(address_text)
     # ipaddress takes a prefix length of ASCII digits, leading zeros included (longer ones: its call).
     if address is None or not (len(prefix_text) <= 3 and prefix_text.isascii() and prefix_text.isdigit()) \
-            or int(prefix_text) > 32:
+            or int(prefix_text) > 32 or not _host_part_ok(address, int(prefix_text)):
         return None
     prefix = int(prefix_text)
     if not gateway:
         return IPv4Config(address_text, prefix, None)
     gw = parse_quad(gateway)
     mask = prefix_mask(prefix)
-    if gw is None or gw & mask != address & mask:
+    if gw is None or gw & mask != address & mask or not _host_part_ok(gw, prefix):
         return None
     return IPv4Config(address_text, prefix, gateway)
 
 
-def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
-    """``--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1`` as an :class:`IPv4Config`."""
+class InvalidIPv4(ValueError):
+    """A bad ``--ipv4`` or ``--ipv4-gateway``: ``key`` names which, the message says why."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(why)
+        self.key = key
+
+
+def ipv4_config(ipv4: str, gateway: str | None) -> IPv4Config:
+    """``ADDR/PREFIX`` and a gateway as an :class:`IPv4Config`, or :class:`InvalidIPv4` saying why."""
     plain = _parse_ipv4_plain(ipv4, gateway)
     if plain is not None:
         return plain
@@ -68,18 +85,34 @@ def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
     try:
         iface = ipaddress.IPv4Interface(ipv4)
     except ValueError:
-        raise BadKey(f"--ipv4: {ipv4!r} is not an IPv4 address/prefix such as 10.0.0.2/24") from None
+        raise InvalidIPv4("ipv4", f"{ipv4!r} is not an IPv4 address/prefix such as 10.0.0.2/24") from None
     if "/" not in ipv4:
-        raise BadKey(f"--ipv4: {ipv4!r} needs a prefix length, e.g. {ipv4}/24")
+        raise InvalidIPv4("ipv4", f"{ipv4!r} needs a prefix length, e.g. {ipv4}/24")
+    net = iface.network
+    for what, special in (("network", net.network_address), ("broadcast", net.broadcast_address)):
+        if net.prefixlen <= 30 and iface.ip == special:
+            raise InvalidIPv4("ipv4", f"{iface.ip} is the {what} address of {net}, not a host's: use one of "
+                              f"{net.network_address + 1}-{net.broadcast_address - 1}")
     gw: str | None = None
     if gateway:
         try:
             gw = str(ipaddress.IPv4Address(gateway))
         except ValueError:
-            raise BadKey(f"--ipv4-gateway: {gateway!r} is not an IPv4 address") from None
-        if ipaddress.IPv4Address(gw) not in iface.network:
-            raise BadKey(f"--ipv4-gateway: {gw} is not in {iface.network}, the network of --ipv4")
-    return IPv4Config(str(iface.ip), iface.network.prefixlen, gw)
+            raise InvalidIPv4("ipv4_gateway", f"{gateway!r} is not an IPv4 address") from None
+        if ipaddress.IPv4Address(gw) not in net:
+            raise InvalidIPv4("ipv4_gateway", f"{gw} is not in {net}, the network of --ipv4 {ipv4}: "
+                              f"a gateway must be reachable directly")
+        if net.prefixlen <= 30 and ipaddress.IPv4Address(gw) in (net.network_address, net.broadcast_address):
+            raise InvalidIPv4("ipv4_gateway", f"{gw} is the network or broadcast address of {net}, not a host's")
+    return IPv4Config(str(iface.ip), net.prefixlen, gw)
+
+
+def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
+    """``--ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1`` as an :class:`IPv4Config`, or :class:`BadKey`."""
+    try:
+        return ipv4_config(ipv4, gateway)
+    except InvalidIPv4 as exc:
+        raise BadKey(f"--{exc.key.replace('_', '-')}: {exc}") from None
 
 
 class TcpipStack:
