@@ -47,7 +47,8 @@ class Key(FrozenRecord):
     never by users: help and ``unik targets`` leave them out, and ``unik`` refuses them.
     """
 
-    __slots__ = ("check", "choices", "default", "help", "internal", "metavar", "name", "per_device", "repeatable", "type")
+    __slots__ = ("check", "choices", "default", "help", "internal", "metavar", "name", "per_device", "repeatable",
+                 "type")
     name: str
     help: str
     type: KeyType
