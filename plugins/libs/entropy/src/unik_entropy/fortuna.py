@@ -12,6 +12,10 @@
   RDRAND, CPU jitter, event timing).
 * Fork: a child process re-seeds its generators before it can produce output, from the
   built-in sources, its pid and the clock, so parent and child never share output.
+  ``os.fork`` does it at once (an at-fork handler); a fork that bypasses Python (libc's
+  ``fork()`` from a C extension or an embedder, the raw system call) and a restored VM
+  snapshot are noticed on the next request (:func:`unik_entropy.forks.epoch`, checked
+  on every request without a system call), which reseeds first.
 
 Small requests (at most :data:`SMALL` bytes) are where re-keying costs: creating an AES
 context costs about ten times a 32-byte ``getrandom``.  They are served from a block of
@@ -36,6 +40,7 @@ from collections.abc import Callable, Iterable
 
 from unik.errors import NotSeeded
 
+from . import forks
 from .generator import BLOCK, Generator, sha256
 from .health import SourceFailure
 from .pools import MIN_POOL_SIZE, Pools
@@ -108,6 +113,8 @@ class Fortuna:
         self._last_reseed = -RESEED_INTERVAL_S
         self.reseeds = 0
         self.failures: list[str] = []
+        #: The fork/snapshot epoch this state belongs to (see :mod:`.forks`).
+        self._epoch = forks.epoch()
         _LIVE.add(self)
 
     # --- state ---------------------------------------------------------------------
@@ -205,6 +212,8 @@ class Fortuna:
         if n < 0:
             raise ValueError("n must be >= 0")
         with self._lock:
+            if self._epoch != forks.epoch():  # forked without Python knowing, or a snapshot restored
+                self._reseed_as_a_new_process()
             if self.pools.pools[0].length >= MIN_POOL_SIZE:
                 self._maybe_reseed()
             if n > SMALL:
@@ -225,6 +234,11 @@ class Fortuna:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+        self._reseed_as_a_new_process()
+
+    def _reseed_as_a_new_process(self) -> None:
+        """Forget the copied keystream, reseed from the pid, the clock and the sources."""
+        self._epoch = forks.epoch()
         self._wipe()  # the parent's keystream is never served here
         if not self.generator.seeded:
             return
