@@ -23,7 +23,7 @@ from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target
 
 from .abi import REPORT_ENV, SOLO5_TYPES
 from .providers import BLOCK, NET, NET_MAC, SHOW_POLICY
@@ -79,6 +79,12 @@ class SptTarget(Target):
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (NET, BLOCK, NET_MAC, SHOW_POLICY)
+
+    def doctor(self) -> Sequence[Check]:
+        """What the sandbox needs here: x86_64, seccomp, namespaces (root), the tender."""
+        from .doctor import doctor_checks
+
+        return doctor_checks()
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""

@@ -16,13 +16,14 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target
 
 from .providers import BLOCK, IPV4, NET
 
@@ -129,3 +130,9 @@ class UnixTarget(Target):
             for signum, handler in forwarded.items():
                 signal.signal(signum, handler)
         return status if status >= 0 else 128 - status
+
+    def doctor(self) -> Sequence[Check]:
+        """What running applications as processes needs here: TAP networking is the only option that asks."""
+        from .doctor import doctor_checks
+
+        return doctor_checks()

@@ -23,7 +23,7 @@ from typing import Any, cast
 from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
-from unik.target import Artifact, BuildContext, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target
 
 from . import qemu, usernet
 from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
@@ -39,6 +39,12 @@ class VirtioTarget(Target):
     description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS
+
+    def doctor(self) -> Sequence[Check]:
+        """What building and booting VM images needs here: QEMU, the kernel's tools, KVM or TCG."""
+        from .doctor import doctor_checks
+
+        return doctor_checks()
 
     # -- emit ---------------------------------------------------------------------------
 
