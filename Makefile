@@ -18,12 +18,13 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/xen plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz
+.PHONY: all deps deps-venv venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz
 
 all: test
 
-$(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py))
-	@tools/apt-deps --venv
+# deps-venv comes first (order-only): on a fresh machine it installs python3 itself, and
+# $(PYTHON) is expanded only when this recipe starts, after it.
+$(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py)) | deps-venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The core was the distribution `unik` before it became `unik-core`: drop an old install
@@ -39,6 +40,10 @@ venv: $(VENV)/.installed
 # run only when one is missing; not root, one message says which and the command.
 deps:
 	@tools/apt-deps
+
+# Only what creating .venv needs (@venv in .ci/apt-packages): python3, its venv and headers, gcc.
+deps-venv:
+	@tools/apt-deps --venv
 
 demo: venv
 	cd examples/hello && ../../$(BIN)/unik configure -t unix && ../../$(BIN)/unik build && ../../$(BIN)/unik run
