@@ -15,8 +15,11 @@ from unik.keys import Key, KeyValues
 
 MAIN = """
 import asyncio, sys
-from unik import runtime
+from unik import lifecycle, runtime
 from unik.keys import Key, KeyValues
+
+for event in lifecycle.EVENTS:
+    lifecycle.subscribe(event, lambda event=event: print("event", event, flush=True))
 
 class Dev:
     @classmethod
@@ -32,6 +35,7 @@ async def main(keys):
     async with runtime.Devices() as devices:
         await devices.connect("a", Dev, name="a")
         await devices.connect("b", Dev, name="b")
+        devices.started()
         mode = keys.get("mode")
         if mode == "ok":
             return None
@@ -65,7 +69,8 @@ def run(main_py: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_exit_status_and_reverse_disconnect(main_py: Path, mode: str, status: int) -> None:
     out = run(main_py, f"--mode={mode}")
     assert out.returncode == status
-    assert out.stdout.splitlines()[-4:] == ["connect a", "connect b", "disconnect b", "disconnect a"]
+    assert out.stdout.splitlines()[-5:] == ["connect a", "connect b", "event started", "disconnect b",
+                                            "disconnect a"]
     if mode == "raise":
         assert "ValueError: boom" in out.stderr
 
@@ -90,7 +95,8 @@ def test_signal_cancels_and_disconnects(main_py: Path, signum: int) -> None:
     proc.send_signal(signum)  # a duplicate (terminal + forwarded) is ignored
     rest = proc.stdout.read()
     assert proc.wait(timeout=20) == 128 + signum
-    assert rest.splitlines() == ["disconnect b", "disconnect a"]
+    # the life cycle's shutdown request first, once, then the devices in reverse connect order
+    assert rest.splitlines() == ["event shutdown_requested", "disconnect b", "disconnect a"]
 
 
 def test_help_lists_keys_with_configured_values(main_py: Path) -> None:
@@ -129,3 +135,20 @@ def test_solo5_option_syntax_and_bare_bool_flags() -> None:
     )
     assert parsed.get("net", device="service") == "tap1"
     assert parsed.get("verbose") is True
+
+
+def test_lifecycle_events_are_checked_announced_once_and_isolated(capsys: pytest.CaptureFixture[str]) -> None:
+    from unik import lifecycle
+
+    lifecycle.reset()
+    seen: list[str] = []
+    with pytest.raises(ValueError, match="unknown life-cycle event 'stoped'"):
+        lifecycle.subscribe("stoped", lambda: None)
+    lifecycle.subscribe(lifecycle.BEFORE_SEAL, lambda: 1 / 0)
+    lifecycle.subscribe(lifecycle.BEFORE_SEAL, lambda: seen.append("preload"))
+    lifecycle.announce(lifecycle.BEFORE_SEAL)
+    lifecycle.announce(lifecycle.BEFORE_SEAL)
+    assert seen == ["preload"] and lifecycle.announced(lifecycle.BEFORE_SEAL)
+    assert "a before_seal subscriber failed" in capsys.readouterr().err
+    lifecycle.reset()
+    assert not lifecycle.announced(lifecycle.BEFORE_SEAL)

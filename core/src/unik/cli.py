@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from .errors import BadKey, UnikError, did_you_mean
+from .instances_cli import add_commands as add_instance_commands
 from .keys import Key, solo5_syntax
 from .plugins import PluginManager
 from .progress import Progress, counted
@@ -108,6 +109,11 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
                        description="Run the artifact, building it first if it is missing or stale. "
                        "Keys given here override the configured ones; arguments after -- go to the target's runner.")
     p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background: unik ps lists it, unik logs shows its console, unik stop stops it")
+    p.add_argument("--name", help="the instance's name in unik ps (default: the application's, made unique)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the command that would run (QEMU, xl, the tender or the process), shell-quoted")
     _add_key_options(p, keys, shown)
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
@@ -141,6 +147,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
 
     p = sub.add_parser("clean", help="remove _build/ and dist/")
     p.set_defaults(func=cmd_clean)
+
+    add_instance_commands(sub)
 
     pm.add_commands(sub)
     return parser
@@ -178,7 +186,8 @@ def cmd_build(ns: argparse.Namespace) -> int:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """``unik run``."""
-    return _project(ns).run(ns.target, _key_args(ns), ns.extra)
+    return _project(ns).run(ns.target, _key_args(ns), ns.extra, detach=ns.detach, name=ns.name,
+                            dry_run=ns.dry_run)
 
 
 def cmd_describe(ns: argparse.Namespace) -> int:
@@ -320,7 +329,8 @@ def _peek(argv: Sequence[str]) -> _Peek:
 
 
 #: Options of the parser itself and of ``run``, besides the keys.
-_OPTIONS = frozenset({"-C", "--project", "-q", "--quiet", "--version", "-t", "--target"})
+_OPTIONS = frozenset({"-C", "--project", "-q", "--quiet", "--version", "-t", "--target", "-d", "--detach",
+                      "--name", "--dry-run"})
 
 
 def _known_options(argv: Sequence[str], keys: dict[str, Key]) -> bool:

@@ -71,6 +71,7 @@ def generate_main(plan: Plan) -> str:
         variables[node.name] = var
         body.append(f"        # {node.name}: {node.kind} from {node.distribution} ({node.provider})")
         body.append(_call(f"{var} = await devices.connect", _args(node, imports, variables), "        "))
+    body.append("        devices.started()  # every device connected: the life-cycle's STARTED")
     call_args = [f"{param}={variables[dev]}" for param, dev in plan.app.devices]
     call_args += [f"{param}=keys.get({key!r})" for param, key in plan.app.settings]
     body.append(_call(f"return await {entry}", call_args, "        "))

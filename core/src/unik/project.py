@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -239,11 +239,15 @@ class Project:
 
     # -- run --------------------------------------------------------------------------
 
-    def run(self, target: str | None, key_args: KeyArgs, extra: Iterable[str] = ()) -> int:
+    def run(self, target: str | None, key_args: KeyArgs, extra: Iterable[str] = (), *, detach: bool = False,
+            name: str | None = None, dry_run: bool = False) -> int:
         """Run the artifact with ``key_args`` overriding the configured keys.
 
         If the overrides change the device graph (``--net=socket`` on a TAP build), the
-        application is configured and built again with them, and a notice says so.
+        application is configured and built again with them, and a notice says so.  The
+        run is an instance ``unik ps`` lists (:mod:`unik.supervisor`): in the
+        foreground, or detached (``detach``) with its console in a log; ``dry_run``
+        prints the runner's command instead.
         """
         config = self.configuration(target)
         plan = config.plan
@@ -273,8 +277,31 @@ class Project:
         if not fresh:
             artifact = self.build(plan.target)
         keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
-        ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys)
-        return tgt.run(artifact, keys, ctx)
+        ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys,
+                         dry_run=dry_run)
+        if dry_run:
+            return tgt.run(artifact, keys, ctx)
+        from .instances import Registry
+        from .supervisor import Launch, run_attached, run_detached
+
+        def runner(started: Callable[[Mapping[str, object]], None]) -> int:
+            ctx.on_started = started
+            return tgt.run(artifact, keys, ctx)
+
+        launch = Launch(app=plan.app.name, target=plan.target, project=str(self.root),
+                        artifact=str(artifact.directory), options={k: list(v) for k, v in key_args.items()},
+                        addresses=_addresses(keys))
+        if detach:
+            return run_detached(Registry(), launch, name, runner, self.progress)
+        return run_attached(Registry(), launch, name, runner)
+
+
+def _addresses(keys: KeyValues) -> list[str]:
+    """The guest addresses the keys give (``--ipv4``, for one device or all), for ``unik ps``."""
+    if "ipv4" not in keys.keys:
+        return []
+    values = [keys.raw("ipv4"), *keys.bindings("ipv4").values()]
+    return [v for v in dict.fromkeys(values) if v]
 
 
 def _structure(plan: Plan) -> str:

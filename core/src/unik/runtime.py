@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, NoReturn
 
+from . import lifecycle
 from .errors import UnikError
 from .keys import KeyValues, solo5_syntax
 
@@ -32,7 +33,12 @@ def artifact_path(relative: str) -> str:
 
 
 class Devices:
-    """Connects devices in order and disconnects them in reverse, whatever happens."""
+    """Connects devices in order and disconnects them in reverse, whatever happens.
+
+    A stop (SIGTERM, a VM's power button) cancels the application; leaving this
+    context then disconnects every device, the last connected first: a filesystem
+    flushes before the disk under it closes.
+    """
 
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
@@ -58,6 +64,10 @@ class Devices:
         self._stack.push_async_callback(device.disconnect)
         self.connected[name] = device
         return device
+
+    def started(self) -> None:
+        """Every device is connected: announce :data:`unik.lifecycle.STARTED`."""
+        lifecycle.announce(lifecycle.STARTED)
 
 
 def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
@@ -93,9 +103,10 @@ def main(
     """Run the generated ``main`` coroutine and exit with the application's status.
 
     The status is the integer the application returns (``None`` is 0); an uncaught
-    exception prints its traceback and exits 1; SIGINT and SIGTERM cancel the
-    application, disconnect its devices and exit 128 + the signal number (a second
-    signal, a second or more later, exits at once).
+    exception prints its traceback and exits 1; SIGINT and SIGTERM announce
+    :data:`unik.lifecycle.SHUTDOWN_REQUESTED`, cancel the application, disconnect its
+    devices in reverse connect order and exit 128 + the signal number (a second signal,
+    a second or more later, exits at once).
     """
     set_root(os.path.dirname(os.path.abspath(main_file)))
     prog = os.environ.get("UNIK_PROG", os.path.basename(sys.argv[0]))
@@ -127,6 +138,7 @@ async def supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyVa
                 os._exit(128 + signum)
             return
         received.append((signum, now))
+        lifecycle.announce(lifecycle.SHUTDOWN_REQUESTED)
         task.cancel()
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -8,8 +8,10 @@ A target plugin registers a :class:`Target` subclass through
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -99,6 +101,29 @@ class RunContext:
     extra_args: Sequence[str] = ()
     #: Values of the target's ``run_keys`` (``--mem 256M``...).
     options: KeyValues = field(default_factory=lambda: KeyValues(()))
+    #: ``unik run --dry-run``: print the command (:meth:`show_command`) and start nothing.
+    dry_run: bool = False
+    #: Told what the runner started once it is up (see :meth:`started`).
+    on_started: Callable[[Mapping[str, object]], None] | None = None
+
+    def started(self, **details: object) -> None:
+        """Report that the artifact is running, with what ``unik ps`` and ``unik stop`` use.
+
+        Runners call it once the process, VM or domain exists: ``qemu_pid``, ``domain``,
+        ``tender_pid``, ``child_pid`` (each pid with ``<key>_start``, its start time from
+        :func:`unik.instances.process_start`, so a reused pid is never killed), ``accel``.
+        ``unik run -d`` returns to the shell at this point.
+
+        .. versionadded:: 0.1
+        """
+        if self.on_started is not None:
+            self.on_started(details)
+
+    def show_command(self, command: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+        """Print ``command`` shell-quoted (``unik run --dry-run``), with ``env`` assignments first; 0."""
+        prefix = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+        print(" ".join([*prefix, shlex.join(command)]), file=sys.stdout, flush=True)
+        return 0
 
 
 class Target:
@@ -118,7 +143,14 @@ class Target:
         raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot build artifacts")
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
-        """Start ``artifact`` with ``keys`` and return the application's exit status."""
+        """Start ``artifact`` with ``keys`` and return the application's exit status.
+
+        A runner calls ``ctx.started(...)`` once the artifact runs; with ``ctx.dry_run`` it
+        prints its command with ``ctx.show_command`` instead of starting it.  SIGTERM (and
+        SIGINT) to the runner asks for a graceful stop: the application's devices
+        disconnect (a VM's guest is sent its power button or shutdown request); a second
+        signal, or a stop that takes too long, kills it.
+        """
         raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot run artifacts")
 
     def doctor(self) -> Sequence[Check]:

@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from unik import runtime
+from unik import lifecycle, runtime
 from unik.errors import UnikError
 from unik.keys import KeyValues
 
@@ -138,6 +138,7 @@ def boot(script: str) -> NoReturn:
         # supervise() installed its SIGINT/SIGTERM handlers before this first step of
         # the application's task (signal.set_wakeup_fd stats and fcntls the loop's
         # wake-up descriptor, asyncio's sigaction): none of that is needed later.
+        lifecycle.announce(lifecycle.BEFORE_SEAL)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -145,6 +146,7 @@ def boot(script: str) -> NoReturn:
         except OSError as exc:
             print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
             os._exit(125)  # half-sealed: no clean-up is safe
+        lifecycle.announce(lifecycle.SEALED)
         return await main.main(keys)
 
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
+from unik.instances import process_start
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
@@ -138,12 +139,15 @@ class SptTarget(Target):
                *[f"--net-mac:{n}={v}" for n, v in macs.items()],
                *[f"--block:{n}={os.path.abspath(v)}" for n, v in blocks.items()],
                "--", sys.executable, "-I", "-S", str(artifact.path), *keys.as_args(), *rest]
+        if ctx.dry_run:
+            return ctx.show_command(cmd, {"UNIK_PROG": artifact.directory.name})
         r, w = os.pipe()
         env = dict(os.environ, UNIK_PROG=artifact.directory.name, **{REPORT_ENV: str(w)})
         try:
             proc = subprocess.Popen(cmd, env=env, pass_fds=(w,))
         finally:
             os.close(w)
+        ctx.started(tender_pid=proc.pid, tender_pid_start=process_start(proc.pid))
         with os.fdopen(r, "rb") as report:
             status = _wait(proc)
             text = report.read(4096).decode(errors="replace").split()

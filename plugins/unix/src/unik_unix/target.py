@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
+from unik.instances import process_start
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
@@ -112,8 +113,11 @@ class UnixTarget(Target):
         if not artifact.path.exists():
             raise RunError(f"{artifact.path} is missing: run `unik build`")
         cmd = [sys.executable, str(artifact.path), *keys.as_args(), *ctx.extra_args]
+        if ctx.dry_run:
+            return ctx.show_command(cmd, {"UNIK_PROG": artifact.path.name})
         env = dict(os.environ, UNIK_PROG=artifact.path.name)
         proc = subprocess.Popen(cmd, env=env)
+        ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
         forwarded = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
 
         def forward(signum: int, _frame: object) -> None:

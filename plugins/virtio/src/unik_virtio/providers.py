@@ -166,6 +166,9 @@ PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Ra
 #: Kernel modules every virtio device needs, whatever the machine: the PCI transport
 #: (q35) and the MMIO one (microvm).
 VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
+#: Modules every image loads: the ACPI power button, which `unik stop` (QEMU's
+#: system_powerdown) presses to stop the application gracefully.
+BASE_MODULES = ("button",)
 
 
 def vm_needs(provider: str) -> VmNeeds:

@@ -27,6 +27,9 @@ from unik.cache import cache_dir, settled, write_atomic
 from unik.errors import RunError
 from unik.progress import Progress
 
+from .qmp import option as qmp_option
+from .qmp import powerdown
+
 QEMU = "qemu-system-x86_64"
 DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
 #: Kernel command line shared by every boot (the seed and the arguments are added per boot).
@@ -44,6 +47,8 @@ TCG_CPU = "max,erms=off"
 PROBE_STATUS = 42
 PROBE_TIMEOUT_S = 8.0
 DEFAULT_BOOT_TIMEOUT_S = {"kvm": 20.0, "tcg": 90.0}
+#: How long a guest asked to stop (its power button pressed) may take before it is killed.
+STOP_GRACE_S = 30.0
 _BIG_STATUS = re.compile(rb"unik-init: exit status (\d+)")
 
 
@@ -117,6 +122,8 @@ class Boot:
     devices: Sequence[str] = ()
     extra: Sequence[str] = ()
     seed: str = field(default_factory=lambda: os.urandom(32).hex())
+    #: A QMP socket QEMU serves (:mod:`unik_virtio.qmp`): a stop then presses the power button.
+    qmp: Path | None = None
 
     def kernel_cmdline(self) -> str:
         """The kernel command line; arguments after ``--`` go to the application.
@@ -149,13 +156,20 @@ class Boot:
         ]
         for dev in self.devices:
             cmd += ["-device", device_arg(dev, self.machine)]
+        if self.qmp is not None:
+            cmd += qmp_option(self.qmp)
         return [*cmd, *self.extra]
 
 
 def _die_with_parent() -> None:
-    """In the QEMU child: be killed when the runner dies, even by SIGKILL (no orphaned VMs)."""
+    """In the QEMU child: be killed when the runner dies, even by SIGKILL (no orphaned VMs).
+
+    QEMU also gets its own process group: a Ctrl-C on the terminal reaches the runner
+    only, which stops the guest gracefully instead of QEMU quitting at once.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setpgid(0, 0)
 
 
 @dataclass
@@ -191,19 +205,27 @@ def boot(
     boot_spec: Boot, *, boot_timeout: float, console: BinaryIO | None,
     stderr: BinaryIO | None = None, keep_output: bool = False,
     stop: Callable[[], int | None] | None = None, time_limit: float | None = None,
+    force: Callable[[], bool] | None = None, started: Callable[[int], None] | None = None,
+    grace: float = STOP_GRACE_S,
 ) -> Outcome:
     """Boot, copy the console to ``console`` as it comes, return how it ended.
 
     A guest that prints nothing within ``boot_timeout`` seconds is killed and a
     :class:`RunError` says so, as does one still running after ``time_limit`` seconds.
     QEMU is killed whatever happens.  ``stop`` is polled: a signal number it returns
-    kills QEMU and becomes status 128 + signal.
+    asks the guest to stop — its ACPI power button is pressed through the QMP socket
+    (``boot_spec.qmp``) and the guest's own exit status is returned — or, without a QMP
+    socket, when ``force()`` turns true or after ``grace`` seconds, QEMU is killed and
+    the status is 128 + signal.  ``started`` is told QEMU's pid.
     """
     cmd = boot_spec.command(qemu_binary())
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_die_with_parent)
     assert proc.stdout is not None and proc.stderr is not None
+    if started is not None:
+        started(proc.pid)
+    pressed: float | None = None
     first: float | None = None
     out = bytearray()
     err = bytearray()
@@ -236,10 +258,27 @@ def boot(
                     out += chunk
                 else:  # enough to find the init's last line
                     tail = (tail + chunk)[-4096:]
-            if stop is not None and stopped is None:
-                stopped = stop()
-                if stopped is not None:
+            if stop is not None and stopped is None and pressed is None:
+                asked = stop()
+                if asked is not None and boot_spec.qmp is not None and proc.poll() is None:
+                    try:
+                        powerdown(boot_spec.qmp)
+                        pressed = time.monotonic()
+                        if stderr is not None:
+                            stderr.write(b"unik: asking the guest to stop (ACPI power button); "
+                                         b"again to kill it\n")
+                            stderr.flush()
+                    except RunError:
+                        stopped = asked
+                        proc.kill()
+                elif asked is not None:
+                    stopped = asked
                     proc.kill()
+            if pressed is not None and stopped is None and (
+                    (force is not None and force()) or time.monotonic() - pressed > grace):
+                stopped = stop() if stop is not None else None
+                stopped = stopped or signal.SIGTERM
+                proc.kill()
             if first is None and stopped is None and time.monotonic() - start > boot_timeout:
                 proc.kill()
                 proc.wait()
@@ -364,22 +403,50 @@ def choose_accel(accel: str, kernel: Path, progress: Progress) -> str:
     return "tcg"
 
 
-def signal_stopper() -> tuple[Callable[[], int | None], Callable[[], None]]:
-    """A ``stop`` callable reporting SIGINT/SIGTERM received, and a function restoring handlers."""
-    got: list[int] = []
-    previous: dict[int, object] = {}
+def started_details(pid: int, accel: str) -> dict[str, object]:
+    """What a runner reports of a QEMU it started (``RunContext.started``)."""
+    from unik.instances import process_start
 
-    def handler(signum: int, _frame: object) -> None:
-        got.append(signum)
+    return {"qemu_pid": pid, "qemu_pid_start": process_start(pid), "accel": accel}
 
-    try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, handler)
-    except ValueError:  # not the main thread
-        previous = {}
 
-    def restore() -> None:
-        for signum, old in previous.items():
+class Stopper:
+    """SIGINT and SIGTERM received while a guest runs.
+
+    The first asks the guest to stop (:func:`boot`'s ``stop``); another one a second or
+    more later (a repeat of the same keypress arrives at once) forces it (``force``).
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[tuple[int, float]] = []
+        self._previous: dict[int, object] = {}
+
+    def handler(self, signum: int, _frame: object) -> None:
+        """The signal handler."""
+        self.signals.append((signum, time.monotonic()))
+
+    def requested(self) -> int | None:
+        """The first signal received, if any."""
+        return self.signals[0][0] if self.signals else None
+
+    def forced(self) -> bool:
+        """Whether a signal came a second or more after the first."""
+        return any(t - self.signals[0][1] >= 1.0 for _, t in self.signals[1:])
+
+    def __enter__(self) -> Stopper:
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self.handler)
+        except ValueError:  # not the main thread
+            self._previous = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, old in self._previous.items():
             signal.signal(signum, old)  # type: ignore[arg-type]
 
-    return (lambda: got[0] if got else None), restore
+
+def signal_stopper() -> tuple[Callable[[], int | None], Callable[[], None]]:
+    """A ``stop`` callable reporting SIGINT/SIGTERM received, and a function restoring handlers."""
+    stopper = Stopper().__enter__()
+    return stopper.requested, lambda: stopper.__exit__()

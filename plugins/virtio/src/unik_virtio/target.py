@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +28,17 @@ from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target
 
 from . import qemu, usernet
-from .providers import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, MEM, RUN_KEYS, VIRTIO_TRANSPORTS, vm_needs
+from .providers import (
+    BASE_MODULES,
+    BUILD_KEYS,
+    COMPRESSION,
+    KERNEL,
+    KERNEL_MODULES,
+    MEM,
+    RUN_KEYS,
+    VIRTIO_TRANSPORTS,
+    vm_needs,
+)
 
 KERNEL_FILE = "vmlinuz"
 VMLINUX_FILE = "vmlinux"
@@ -59,7 +70,7 @@ class VirtioTarget(Target):
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress)
-        modules: list[str] = []
+        modules: list[str] = list(BASE_MODULES)
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []
         for node in plan.nodes:
@@ -139,24 +150,26 @@ class VirtioTarget(Target):
         machine = qemu.pick_machine(option("machine") or "auto", accel)
         mem = option("mem") or str(manifest.get("mem", "256M"))
         timeout = float(option("boot_timeout") or 0) or qemu.DEFAULT_BOOT_TIMEOUT_S[accel]
-        spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
-                         args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives)
-        ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
-        for device, (tap, created) in taps.items():
-            if tap == usernet.USER:
-                how = usernet.describe(publish, static[0] is not None)
-            elif created:
-                how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
-                       f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up")
-            else:
-                how = f"on TAP {tap}"
-            ctx.progress.info(f"network device {device}: {how}")
-        stop, restore = qemu.signal_stopper()
-        try:
-            outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
-                                stderr=sys.stderr.buffer, stop=stop)
-        finally:
-            restore()
+        with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
+            spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
+                             args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives,
+                             qmp=Path(control) / "qmp.sock")
+            if ctx.dry_run:
+                return ctx.show_command(spec.command(qemu.qemu_binary()))
+            ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
+            for device, (tap, created) in taps.items():
+                if tap == usernet.USER:
+                    how = usernet.describe(publish, static[0] is not None)
+                elif created:
+                    how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
+                           f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up")
+                else:
+                    how = f"on TAP {tap}"
+                ctx.progress.info(f"network device {device}: {how}")
+            with qemu.Stopper() as stopper:
+                outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
+                                    stderr=sys.stderr.buffer, stop=stopper.requested, force=stopper.forced,
+                                    started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
         return outcome.status
 
 

@@ -119,25 +119,39 @@ class XlOutcome:
 
 def xl_boot(
     command: Sequence[str], *, boot_timeout: float, console: BinaryIO | None, on_timeout: Callable[[], None],
-    time_limit: float | None = None, cwd: Path | None = None,
+    time_limit: float | None = None, cwd: Path | None = None, stop: qemu.Stopper | None = None,
+    on_stop: Callable[[], None] | None = None, grace: float = qemu.STOP_GRACE_S,
 ) -> XlOutcome:
     """Run ``xl create -c`` (``command``), copy the console, find the init's exit status.
 
     ``xl`` may return 0 although the guest crashed: the status comes from the console's
     ``unik-init: exit status N`` line only (``None``: the guest never reported one).  A
     guest silent for ``boot_timeout`` seconds, or running past ``time_limit``, is
-    destroyed (``on_timeout``) and a :class:`RunError` raised.
+    destroyed (``on_timeout``) and a :class:`RunError` raised.  When ``stop`` reports a
+    signal, ``on_stop`` asks the guest to shut down (``xl shutdown``: the guest's kernel
+    runs /sbin/poweroff, the init, which stops the application); when ``stop`` is forced
+    or ``grace`` seconds pass, the guest is destroyed.  ``xl`` runs in its own session:
+    a Ctrl-C reaches only this runner.
     """
     start = time.monotonic()
     proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, cwd=cwd)
+                            stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
     assert proc.stdout is not None
     out = bytearray()
     first: float | None = None
+    asked: float | None = None
+    destroyed = False
     sel = selectors.DefaultSelector()
     try:
         sel.register(proc.stdout, selectors.EVENT_READ)
         while True:
+            if stop is not None and stop.requested() is not None and not destroyed:
+                if asked is None and on_stop is not None:
+                    asked = time.monotonic()
+                    on_stop()
+                elif stop.forced() or on_stop is None or time.monotonic() - (asked or 0) > grace:
+                    destroyed = True
+                    on_timeout()
             events = sel.select(timeout=0.2)
             if events:
                 chunk = os.read(proc.stdout.fileno(), 65536)
@@ -278,28 +292,37 @@ class XenTarget(Target):
             raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
                            f"bridge of the control domain (--net DEVICE=BRIDGE)")
         why = control_domain()
-        if why:
+        if why and not ctx.dry_run:
             raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
                            "Run it in dom0, or try `unik run -t xen --emulate` to boot the same PVH image "
                            "under QEMU (no Xen devices), and `unik doctor -t xen` to see what is missing")
-        xl = shutil.which("xl")
+        xl = shutil.which("xl") or ("xl" if ctx.dry_run else None)
         if xl is None:
             raise RunError("the xl command is not installed: apt-get install xen-utils")
         def destroy() -> None:
             subprocess.run([xl, "destroy", config.name], capture_output=True, timeout=60, check=False)
+
+        def shutdown() -> None:
+            print("unik: asking the guest to stop (xl shutdown); again to destroy it", file=sys.stderr, flush=True)
+            subprocess.run([xl, "shutdown", config.name], capture_output=True, timeout=60, check=False)
 
         try:
             config = domain_config(manifest, artifact.directory.resolve(), bindings("net"), bindings("block"),
                                    option("mem"), int(option("vcpus") or 0) or None, args)
         except BuildError as exc:
             raise RunError(str(exc)) from None
+        if ctx.dry_run:  # the configuration this run would use, kept beside the artifact
+            kept = artifact.directory / f"{config.name}.run.xl"
+            kept.write_text(config.text())
+            return ctx.show_command([xl, "create", "-c", str(kept)])
         with tempfile.NamedTemporaryFile("w", suffix=".xl", prefix=f"{config.name}-", delete=False) as f:
             f.write(config.text())
         ctx.progress.info(f"xl create -c: {config.type.upper()} guest {config.name}, {config.memory_mib} MiB")
+        ctx.started(domain=config.name)
         try:
-            outcome = xl_boot([xl, "create", "-c", f.name], boot_timeout=timeout or XEN_BOOT_TIMEOUT_S,
-                              console=sys.stdout.buffer,
-                              on_timeout=destroy)
+            with qemu.Stopper() as stopper:
+                outcome = xl_boot([xl, "create", "-c", f.name], boot_timeout=timeout or XEN_BOOT_TIMEOUT_S,
+                                  console=sys.stdout.buffer, on_timeout=destroy, stop=stopper, on_stop=shutdown)
         finally:
             os.unlink(f.name)
         if outcome.status is None:
@@ -329,17 +352,19 @@ class XenTarget(Target):
         kernel = artifact.directory / manifest["kernel"]["file"]
         accel = qemu.choose_accel("auto", kernel, ctx.progress)
         machine = qemu.pick_machine("auto", accel)
-        spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
-                         args=args, devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics],
-                         extra=netdevs)
-        ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, {accel.upper()}, "
-                          f"{mem}), not under Xen")
-        stop, restore = qemu.signal_stopper()
-        try:
-            outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
-                                console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stop)
-        finally:
-            restore()
+        with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
+            spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
+                             args=args, devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics],
+                             extra=netdevs, qmp=Path(control) / "qmp.sock")
+            if ctx.dry_run:
+                return ctx.show_command(spec.command(qemu.qemu_binary()))
+            ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, "
+                              f"{accel.upper()}, {mem}), not under Xen")
+            with qemu.Stopper() as stopper:
+                outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
+                                    console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
+                                    force=stopper.forced,
+                                    started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
         return outcome.status
 
     # -- doctor -------------------------------------------------------------------------

@@ -363,7 +363,7 @@ def build_initramfs(spec: ImageSpec, out: Path, progress: Progress, interp: Inte
 
 
 def _with_directories(files: Mapping[str, tuple[bytes, int]], extra: Iterable[str]) -> list[cpio.Entry]:
-    dirs = {"dev", "proc", "sys", "tmp"}
+    dirs = {"dev", "proc", "sys", "tmp", "sbin"}
     for name in [*files, *(f"{d}/-" for d in extra)]:
         parts = name.split("/")[:-1]
         dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
@@ -371,6 +371,9 @@ def _with_directories(files: Mapping[str, tuple[bytes, int]], extra: Iterable[st
     entries += [
         cpio.Entry.chardev("dev/console", 5, 1), cpio.Entry.chardev("dev/null", 1, 3, 0o666),
         cpio.Entry.chardev("dev/urandom", 1, 9, 0o666),
+        # Xen's shutdown request runs /sbin/poweroff in the guest: the init, which then
+        # asks PID 1 to stop the application.
+        cpio.Entry.symlink("sbin/poweroff", "/init"),
     ]
     entries += [cpio.Entry.file(name, data, perm) for name, (data, perm) in files.items()]
     return sorted(entries, key=lambda e: e.name)

@@ -302,22 +302,31 @@ class DebianKernel(KernelProvider):
 
 
 def _deb_members(deb: Path) -> Iterable[tuple[tarfile.TarInfo, _Reader]]:
-    """Regular files of a .deb's data archive, streamed through ``dpkg-deb --fsys-tarfile``."""
+    """Regular files of a .deb's data archive, streamed through ``dpkg-deb --fsys-tarfile``.
+
+    A reader that stops early (it found what it wanted) closes the pipe: dpkg-deb then
+    fails with a broken pipe, which is no error here.
+    """
     try:
-        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise BuildError("dpkg-deb is not available: the debian kernel provider needs it") from None
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     stream: IO[bytes] = proc.stdout
+    complete = False
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 if member.isfile():
                     yield member, _Reader(tar, member)
+        complete = True
     finally:
         stream.close()
-        if proc.wait() not in (0, -13):  # -13: we stopped reading early (SIGPIPE)
-            raise BuildError(f"dpkg-deb --fsys-tarfile {deb} failed")
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        if proc.wait() != 0 and complete:
+            raise BuildError(f"dpkg-deb --fsys-tarfile {deb} failed: {err or 'no message'}")
 
 
 class _Reader:

@@ -85,6 +85,8 @@ MODULE_OPTIONS: dict[str, dict[str, str]] = {
     "virtio_rng": {"HW_RANDOM": "y", "HW_RANDOM_VIRTIO": "y"},
     "virtio_console": {"VIRTIO_CONSOLE": "y"},
     "af_packet": {"PACKET": "y"},
+    # the ACPI power button: QEMU's system_powerdown reaches the init as an ACPI event
+    "button": {"INPUT": "y", "ACPI_BUTTON": "y"},
 }
 
 #: The kernel's initramfs decompressor for each compression unik-lib-vmimage writes.

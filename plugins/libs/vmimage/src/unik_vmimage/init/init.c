@@ -23,13 +23,25 @@
  * isa-debug-exit) every status is printed and the VM powers off.
  *
  * With unik_probe=1 it exits at once with status 42 (the host's KVM probe).
+ *
+ * A shutdown request reaches the program as SIGTERM, so that its devices disconnect
+ * (a FAT disk is flushed) before the VM powers off: an ACPI power-button press (QEMU's
+ * system_powerdown), read from the kernel's "acpi_event" generic-netlink group (no
+ * acpid, no evdev), and SIGTERM, SIGINT or SIGPWR sent to the init.  Xen's shutdown
+ * request (xl shutdown) makes the guest kernel run /sbin/poweroff, a link to this
+ * program: run so (not as PID 1), it sends SIGTERM to the init.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/genetlink.h>
+#include <linux/netlink.h>
 #include <linux/random.h>
 #include <linux/reboot.h>
 #include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +50,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -343,6 +356,126 @@ static int read_config(void)
     return 0;
 }
 
+/* The attributes of a generic-netlink message (or of a nested attribute): calls
+ * found(type, payload, length) for each. */
+static void each_attr(const char *p, size_t len, void (*found)(unsigned, const char *, size_t, void *), void *arg)
+{
+    while (len >= NLA_HDRLEN) {
+        const struct nlattr *a = (const struct nlattr *)p;
+        if (a->nla_len < NLA_HDRLEN || a->nla_len > len)
+            return;
+        found(a->nla_type & NLA_TYPE_MASK, p + NLA_HDRLEN, a->nla_len - NLA_HDRLEN, arg);
+        size_t step = NLA_ALIGN(a->nla_len);
+        if (step >= len)
+            return;
+        p += step;
+        len -= step;
+    }
+}
+
+struct group_search {
+    const char *name;
+    uint32_t id, found;
+};
+
+static void group_attr(unsigned type, const char *p, size_t len, void *arg)
+{
+    struct group_search *g = arg;
+    if (type == CTRL_ATTR_MCAST_GRP_ID && len >= 4)
+        memcpy(&g->id, p, 4);
+    else if (type == CTRL_ATTR_MCAST_GRP_NAME && strnlen(p, len) < len && strcmp(p, g->name) == 0)
+        g->found = 1;
+}
+
+static void group_entry(unsigned type, const char *p, size_t len, void *arg)
+{
+    struct group_search *g = arg, one = {g->name, 0, 0};
+    (void)type;
+    each_attr(p, len, group_attr, &one);
+    if (one.found)
+        *g = one;
+}
+
+static void family_attr(unsigned type, const char *p, size_t len, void *arg)
+{
+    if (type == CTRL_ATTR_MCAST_GROUPS)
+        each_attr(p, len, group_entry, arg);
+}
+
+/* A socket on the kernel's ACPI event group (button presses), or -1 without ACPI. */
+static int acpi_events(void)
+{
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+    if (s < 0)
+        return -1;
+    static const char family[] = "acpi_event";
+    struct {
+        struct nlmsghdr n;
+        struct genlmsghdr g;
+        struct nlattr a;
+        char name[sizeof family + 3];
+    } req;
+    memset(&req, 0, sizeof req);
+    req.a.nla_type = CTRL_ATTR_FAMILY_NAME;
+    req.a.nla_len = (unsigned short)(NLA_HDRLEN + sizeof family);
+    memcpy(req.name, family, sizeof family);
+    req.n.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN + NLA_ALIGN(req.a.nla_len));
+    req.n.nlmsg_type = GENL_ID_CTRL;
+    req.n.nlmsg_flags = NLM_F_REQUEST;
+    req.n.nlmsg_seq = 1;
+    req.g.cmd = CTRL_CMD_GETFAMILY;
+    req.g.version = 1;
+    static char reply[8192];
+    struct group_search group = {"acpi_mc_group", 0, 0};
+    if (send(s, &req, req.n.nlmsg_len, 0) < 0)
+        goto fail;
+    ssize_t n = recv(s, reply, sizeof reply, 0);
+    const struct nlmsghdr *h = (const struct nlmsghdr *)reply;
+    if (n < (ssize_t)NLMSG_HDRLEN || h->nlmsg_type != GENL_ID_CTRL || h->nlmsg_len > (size_t)n
+        || h->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN))
+        goto fail; /* an NLMSG_ERROR: the kernel has no ACPI event family */
+    each_attr(reply + NLMSG_LENGTH(GENL_HDRLEN), h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), family_attr, &group);
+    if (!group.found || setsockopt(s, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group.id, sizeof group.id) != 0)
+        goto fail;
+    return s;
+fail:
+    close(s);
+    return -1;
+}
+
+static void event_attr(unsigned type, const char *p, size_t len, void *arg)
+{
+    /* ACPI_GENL_ATTR_EVENT: struct acpi_genl_event, whose first field is
+     * char device_class[20] ("button/power" for the power button). */
+    static const char power[] = "button/power";
+    if (type == 1 && len >= sizeof power && strncmp(p, power, sizeof power) == 0)
+        *(int *)arg = 1;
+}
+
+/* Whether the pending ACPI events include a power-button press. */
+static int power_button(int s)
+{
+    static char buf[8192];
+    int pressed = 0;
+    ssize_t n;
+    while ((n = recv(s, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+        size_t left = (size_t)n;
+        const char *p = buf;
+        while (left >= NLMSG_HDRLEN) {
+            const struct nlmsghdr *h = (const struct nlmsghdr *)p;
+            if (h->nlmsg_len < NLMSG_LENGTH(GENL_HDRLEN) || h->nlmsg_len > left)
+                break;
+            each_attr(p + NLMSG_LENGTH(GENL_HDRLEN), h->nlmsg_len - NLMSG_LENGTH(GENL_HDRLEN), event_attr, &pressed);
+            size_t step = NLMSG_ALIGN(h->nlmsg_len);
+            if (step >= left)
+                break;
+            p += step;
+            left -= step;
+        }
+    }
+    return pressed;
+}
+
 static void finish(int status, int reboot_instead) __attribute__((noreturn));
 static int status_on_console; /* unik_exit=poweroff: print the status, no isa-debug-exit */
 
@@ -366,9 +499,22 @@ static void finish(int status, int reboot_instead)
         pause();
 }
 
+static void nothing(int signum)
+{
+    (void)signum;
+}
+
 int main(int argc, char **argv)
 {
     double started = uptime();
+    if (getpid() != 1) {
+        /* Run as /sbin/poweroff by the kernel (Xen's shutdown request): ask the init. */
+        const char *base = strrchr(argv[0], '/');
+        if (strcmp(base ? base + 1 : argv[0], "poweroff") == 0)
+            return kill(1, SIGTERM) == 0 ? 0 : 1;
+        say("unik-init: run as PID 1 by the kernel (or as /sbin/poweroff)");
+        return 2;
+    }
     console();
     const char *seed = getenv("unik_seed");
     const char *exit_mode = getenv("unik_exit");
@@ -389,35 +535,72 @@ int main(int argc, char **argv)
     say("unik-init: up at %.3f s (kernel %.3f s, init %.3f s), %d modules loaded, starting %s", up, started,
         up - started, modules_loaded, py_argv[0]);
 
+    /* Shutdown requests and the child's end arrive through a signalfd; handlers make
+     * sure the kernel does not drop them (PID 1 never gets a signal left at SIG_DFL). */
+    sigset_t mask;
+    sigemptyset(&mask);
+    int watched[] = {SIGCHLD, SIGTERM, SIGINT, SIGPWR};
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = nothing;
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+        sigaddset(&mask, watched[i]);
+        sigaction(watched[i], &act, NULL);
+    }
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    int acpi = acpi_events();
+
     pid_t child = fork();
     if (child < 0) {
         say("unik-init: fork: %s", strerror(errno));
         finish(125, reboot_instead);
     }
     if (child == 0) {
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
         setsid();
         ioctl(0, TIOCSCTTY, 1);
         execve(py_argv[0], py_argv, py_env);
         say("unik-init: cannot run %s: %s", py_argv[0], strerror(errno));
         _exit(127);
     }
-    /* PID 1 reaps every orphan until Python itself exits. */
+    /* PID 1 reaps every orphan until Python itself exits, and passes shutdown requests on. */
+    int requests = 0;
     for (;;) {
         int wstatus;
-        pid_t pid = wait(&wstatus);
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid < 0) {
+        pid_t pid;
+        while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+            if (pid != child)
+                continue;
+            if (WIFEXITED(wstatus))
+                finish(WEXITSTATUS(wstatus), reboot_instead);
+            if (WIFSIGNALED(wstatus)) {
+                say("unik-init: %s killed by signal %d", py_argv[0], WTERMSIG(wstatus));
+                finish(128 + WTERMSIG(wstatus), reboot_instead);
+            }
+        }
+        if (pid < 0 && errno != EINTR) {
             say("unik-init: wait: %s", strerror(errno));
             finish(125, reboot_instead);
         }
-        if (pid != child)
-            continue;
-        if (WIFEXITED(wstatus))
-            finish(WEXITSTATUS(wstatus), reboot_instead);
-        if (WIFSIGNALED(wstatus)) {
-            say("unik-init: %s killed by signal %d", py_argv[0], WTERMSIG(wstatus));
-            finish(128 + WTERMSIG(wstatus), reboot_instead);
+        struct pollfd fds[2] = {{sfd, POLLIN, 0}, {acpi, POLLIN, 0}};
+        if (poll(fds, acpi >= 0 ? 2 : 1, sfd >= 0 ? -1 : 100) < 0 && errno != EINTR) {
+            say("unik-init: poll: %s", strerror(errno));
+            finish(125, reboot_instead);
+        }
+        const char *why = NULL;
+        if (fds[0].revents & POLLIN) {
+            struct signalfd_siginfo info;
+            while (read(sfd, &info, sizeof info) == (ssize_t)sizeof info)
+                if (info.ssi_signo != SIGCHLD)
+                    why = "a shutdown request";
+        }
+        if (acpi >= 0 && (fds[1].revents & POLLIN) && power_button(acpi))
+            why = "the power button";
+        if (why) {
+            /* The runtime takes a repeat a second or more later as "stop at once". */
+            say("unik-init: %s: stopping %s%s", why, py_argv[0], requests++ ? " (again)" : "");
+            kill(child, SIGTERM);
         }
     }
 }

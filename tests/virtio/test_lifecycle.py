@@ -1,0 +1,85 @@
+"""A VM's life: unik run -d, ps, logs, a graceful stop through the ACPI power button, --dry-run.
+
+examples/kv keeps its store in memory until it is disconnected (``sync = false``):
+only a stop that reaches the application (QEMU's system_powerdown, the init's
+netlink listener, SIGTERM, the devices disconnected in reverse order) leaves the
+written key on the disk, which fsck.fat and mtools then check.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mdir, mtype, unik, wait_for_log
+
+from unik.instances import process_start
+
+#: Boot, Python's start and the first writes under TCG, with other tests running.
+UP_TIMEOUT_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def kv_vm(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/kv (flushed only on disconnect) built for virtio."""
+    root = held_kv(tmp_path_factory.mktemp("kv"))
+    unik(root, "configure", "-t", "virtio", state=root / "state")
+    unik(root, "build", state=root / "state")
+    return root
+
+
+def _ps(app: Path, state: Path) -> dict[str, dict[str, object]]:
+    return {i["name"]: i for i in json.loads(unik(app, "ps", "--json", state=state).stdout)}
+
+
+def test_stop_presses_the_power_button_and_the_fat_disk_keeps_every_write(kv_vm: Path, tmp_path: Path) -> None:
+    why = fat_tools_missing()
+    if why:
+        pytest.skip(why)
+    state, disk = tmp_path / "state", kv_vm / "disk.img"
+    name = unik(kv_vm, "run", "-d", "--block", f"storage={disk}", "--hold", "--key", "notes/Long Name.txt",
+                "--value", "kept by the power button", state=state).stdout.strip()
+    assert name == "kv"
+    record = _ps(kv_vm, state)["kv"]
+    assert record["target"] == "virtio" and record["state"] == "running"
+    qemu = record["details"]["qemu_pid"]  # type: ignore[index]
+    assert process_start(qemu) is not None
+    log = wait_for_log(kv_vm, "kv", "holding the store open", state, timeout=UP_TIMEOUT_S)
+    assert log.index("unik: booting kv-virtio") < log.index("unik-init: up at") < log.index("boot #1")
+
+    stopped = unik(kv_vm, "stop", "--timeout", "120", "kv", state=state)
+    assert "kv stopped" in stopped.stderr
+    log = unik(kv_vm, "logs", "kv", state=state).stdout
+    assert "asking the guest to stop (ACPI power button)" in log
+    assert "unik-init: the power button: stopping" in log
+    assert "exit status 143" in log
+    assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (143)"
+    assert process_start(qemu) is None
+    fsck_clean(disk)
+    assert mtype(disk, "/kv/notes/Long Name.txt") == "kept by the power button"
+    assert mtype(disk, "/kv/meta/boots") == "1"
+    assert "Long Name.txt" in mdir(disk, "/kv/notes")
+    unik(kv_vm, "rm", "kv", state=state)
+
+
+def test_dry_run_prints_the_qemu_command(kv_vm: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = unik(kv_vm, "run", "--dry-run", "--block", f"storage={kv_vm / 'disk.img'}", "--key", "a b",
+               state=state).stdout
+    words = shlex.split(out)
+    assert words[0].endswith("qemu-system-x86_64") and out.count("\n") == 1
+    assert words[words.index("-kernel") + 1] == str(kv_vm / "dist" / "kv-virtio" / "vmlinuz")
+    assert "-qmp" in words and any(w.startswith("file=") and "disk.img" in w for w in words)
+    assert words[words.index("-append") + 1].endswith('-- "--key=a b"')
+    assert _ps(kv_vm, state) == {}
+
+
+def test_a_vm_that_cannot_start_reports_why_and_stays_listed(kv_vm: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    failed = unik(kv_vm, "run", "-d", "--block", "storage=/nonexistent/disk.img", state=state, check=False)
+    assert failed.returncode == 1
+    assert "/nonexistent/disk.img does not exist" in failed.stderr
+    assert "ended before it was up" in failed.stderr
+    assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (1)"
