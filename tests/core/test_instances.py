@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from unik.instances import Instance, InstanceError, Registry, boot_id, process_start, state_dir
 
 
@@ -33,7 +32,7 @@ def test_concurrent_runs_never_get_the_same_name(tmp_path: Path) -> None:
 def test_a_taken_or_malformed_name_is_refused_with_the_fix(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     registry.reserve("web", "app")
-    with pytest.raises(InstanceError, match="the name 'web' is taken.*unik rm web"):
+    with pytest.raises(InstanceError, match=r"the name 'web' is taken.*unik rm web"):
         registry.reserve("web", "app")
     with pytest.raises(InstanceError, match="lower-case letters"):
         registry.reserve("../etc", "app")
@@ -78,7 +77,7 @@ def test_records_are_replaced_whole_and_rm_leaves_nothing(tmp_path: Path) -> Non
     registry.remove("one")
     assert list((tmp_path / "instances").iterdir()) == []
     assert registry.update("one", state="exited") is None  # a supervisor ending after rm -f
-    with pytest.raises(InstanceError, match="no instance 'one'.*there are none"):
+    with pytest.raises(InstanceError, match=r"no instance 'one'.*there are none"):
         registry.get("one")
 
 

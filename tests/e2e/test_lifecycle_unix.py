@@ -23,7 +23,6 @@ from lifecycle_support import (
     unik,
     wait_for_log,
 )
-
 from unik.instances import process_start
 
 pytest.importorskip("unik_unix", reason="the unix target is not installed")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mdir, mtype, unik, wait_for_log
-
 from unik.instances import process_start
 
 #: Boot, Python's start and the first writes under TCG, with other tests running.
