@@ -152,3 +152,52 @@ def test_lifecycle_events_are_checked_announced_once_and_isolated(capsys: pytest
     assert "a before_seal subscriber failed" in capsys.readouterr().err
     lifecycle.reset()
     assert not lifecycle.announced(lifecycle.BEFORE_SEAL)
+
+
+REFUSED = """
+from unik import runtime
+from unik.errors import DeviceUnavailable
+from unik.keys import KeyValues
+
+class Port:
+    @classmethod
+    async def connect(cls):
+        raise DeviceUnavailable("cannot listen on 0.0.0.0:80: ports below 1024 need root")
+
+async def main(keys):
+    async with runtime.Devices() as devices:
+        await devices.connect("stack", Port)
+
+runtime.main(main, KeyValues([]), __file__, [])
+"""
+
+
+@pytest.mark.parametrize("trace", ["", "1"])
+def test_a_refused_device_is_one_sentence(tmp_path: Path, trace: str) -> None:
+    main = tmp_path / "main.py"
+    main.write_text(REFUSED)
+    env = {"UNIK_TRACEBACK": trace, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, str(main)], capture_output=True, text=True, timeout=60,
+                          env={**env, "PYTHONPATH": ":".join(sys.path)})
+    assert proc.returncode == 1
+    last = "error: cannot listen on 0.0.0.0:80: ports below 1024 need root"
+    assert proc.stderr.rstrip().endswith(last)
+    assert ("Traceback" in proc.stderr) == bool(trace)
+
+
+def test_an_os_error_while_connecting_becomes_device_unavailable() -> None:
+    import asyncio
+
+    from unik.errors import DeviceUnavailable
+
+    class Disk:
+        @classmethod
+        async def connect(cls) -> None:
+            raise PermissionError(13, "Permission denied", "/srv/disk.img")
+
+    async def go() -> None:
+        async with runtime.Devices() as devices:
+            await devices.connect("storage", Disk)
+
+    with pytest.raises(DeviceUnavailable, match=r"^device 'storage' \(Disk\): Permission denied: /srv/disk.img$"):
+        asyncio.run(go())

@@ -72,7 +72,10 @@ def test_a_missing_block_file_is_named(tmp_path: Path) -> None:
     assert proc.returncode == 125
     assert f"block device storage: cannot open {tmp_path}/gone.img read-write: No such file" in proc.stderr
     (app / "dir.img").mkdir()
-    proc = unik(app, "run", "--block", "storage=dir.img", check=False)
+    proc = unik(app, "run", "--block", "storage=dir.img", check=False)  # refused before the tender starts
+    assert proc.returncode == 1 and "block device 'storage': dir.img is a directory" in proc.stderr
+    proc = subprocess.run([str(TENDER), f"--block:storage={app}/dir.img", "--", sys.executable, "-I", "-S",
+                           str(entry)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 125 and "dir.img read-write: Is a directory" in proc.stderr
     os.mkfifo(app / "fifo.img")
     proc = unik(app, "run", "--block", "storage=fifo.img", check=False)

@@ -117,6 +117,8 @@ def test_manifest_and_device_checks(tmp_path: Path) -> None:
     manifest = json.loads((app / "dist" / "both-spt" / "app" / "manifest.json").read_text())
     assert manifest == {"type": "solo5.manifest", "version": 1, "devices": [
         {"name": "service", "type": "NET_BASIC"}, {"name": "storage", "type": "BLOCK_BASIC"}]}
+    for name in ("disk.img", "d"):  # present, so that the device checks are what fails
+        (app / name).write_bytes(bytes(512))
     proc = unik(app, "run", "--block", "storage=disk.img", check=False)
     assert proc.returncode == 1 and "NET_BASIC device 'service'" in proc.stderr
     proc = unik(app, "run", "--", "--net:service=t0", "--block:storage=d", "--block:other=x", check=False)

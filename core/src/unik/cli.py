@@ -452,6 +452,9 @@ def _unrecognized(parser: argparse.ArgumentParser, pm: PluginManager, peek: _Pee
         if others:
             raise BadKey(f"{option} is a key of target {', '.join(others)}, not of {target}: "
                          f"see `unik {command} -t {target} --help` for the keys of {target}")
+    if sub is not parser and any(option in a.option_strings for a in parser._actions):
+        raise UnikError(f"{option} is an option of unik itself: give it before the command (`unik {option} "
+                        f"{command} ...`)")
     known = [s for a in sub._actions for s in a.option_strings if a.help != argparse.SUPPRESS]
     raise BadKey(f"unknown option {option} for `unik {command}`{did_you_mean(option, known)}; "
                  f"see `unik {command} --help`".replace("unik  ", "unik "))

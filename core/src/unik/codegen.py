@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import keyword
 import re
+from pathlib import Path
 
 from .plan import Node, Plan
+from .project import BUILD_DIR
 from .provider import KeyRef
 
 
@@ -88,6 +90,9 @@ def generate_main(plan: Plan) -> str:
         "from unik import runtime",
         "from unik.keys import KeyValues",
         "",
+        "# Tracebacks name these files, where they were built from, rather than their copies here.",
+        _call("runtime.name_sources", ["__file__", repr(_sources(plan))], ""),
+        "",
         *lines_import,
         "",
         "# Keys as configured; `python main.py --help` lists them, options override them.",
@@ -104,6 +109,19 @@ def generate_main(plan: Plan) -> str:
         "    runtime.main(main, KEYS, __file__)",
         "",
     ])
+
+
+def _sources(plan: Plan) -> dict[str, str]:
+    """The application's package (or module) and ``main.py`` by name in the artifact, with their host paths."""
+    out: dict[str, str] = {}
+    for top in plan.app.packages:
+        for directory in plan.app.source_dirs:
+            package, module = Path(directory) / top, Path(directory) / f"{top}.py"
+            if package.is_dir() or module.is_file():
+                out[top if package.is_dir() else module.name] = str(package if package.is_dir() else module)
+                break
+    out["main.py"] = str(Path(plan.app.root) / BUILD_DIR / plan.target / "main.py")
+    return out
 
 
 def _args(node: Node, imports: dict[str, str], variables: dict[str, str]) -> list[str]:

@@ -14,6 +14,14 @@ class UnikError(Exception):
     """Base class of every error unik raises on purpose."""
 
 
+class UserError(UnikError):
+    """An error the user caused and can fix (a bad value, a missing file, a port in use).
+
+    Its message is one sentence that says what to do; a running application prints it
+    without a traceback (``UNIK_TRACEBACK=1`` prints the traceback too).
+    """
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'unix'?)`` for the choice closest to a misspelt ``word``, else ``""``."""
     import difflib  # only when a name is wrong
@@ -25,7 +33,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 # --- configuration and composition -------------------------------------------------
 
 
-class ConfigError(UnikError):
+class ConfigError(UserError):
     """A value in an application's configuration is wrong.
 
     The message names the file, the table and the key, as ``file: [table] key: why``.
@@ -79,7 +87,7 @@ class KindConflict(CompositionError):
     """Two parts of the graph ask for one device name with different kinds."""
 
 
-class BadKey(UnikError):
+class BadKey(UserError):
     """A configuration key (``--net``, ``--port``...) is unknown or has a bad value."""
 
 
@@ -131,7 +139,7 @@ class DeviceError(UnikError):
     """A device operation failed."""
 
 
-class DeviceUnavailable(DeviceError):
+class DeviceUnavailable(DeviceError, UserError):
     """A device could not be acquired (missing file, no permission, no TAP support)."""
 
 

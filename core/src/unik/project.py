@@ -267,6 +267,10 @@ class Project:
                 self.progress.info("these options change the device graph: configuring and building again")
                 config = self.configure(plan.target, merged, fresh=app_args)
                 plan = config.plan
+        keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
+        ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys,
+                         dry_run=dry_run)
+        tgt.preflight(plan, keys, ctx)
         directory = self.artifact_dir(plan)
         fresh = False
         try:
@@ -276,9 +280,6 @@ class Project:
             pass
         if not fresh:
             artifact = self.build(plan.target)
-        keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
-        ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys,
-                         dry_run=dry_run)
         if dry_run:
             return tgt.run(artifact, keys, ctx)
         from .instances import Registry

@@ -13,12 +13,68 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from . import lifecycle
-from .errors import UnikError
+from .errors import DeviceUnavailable, UnikError, UserError
 from .keys import KeyValues, solo5_syntax
 
 # Paths are strings here: pathlib (with urllib.parse and ipaddress behind it) would add
 # a twentieth to a unikernel's start-up under emulation.
 _root: str | None = None
+
+
+#: The application's files as the user knows them: artifact-relative top-level name -> host path.
+_sources: dict[str, str] = {}
+_sources_root: str | None = None
+
+
+def name_sources(main_file: str, sources: dict[str, str]) -> None:
+    """Make tracebacks name the user's files, not their copies in the artifact.
+
+    ``sources`` maps a top-level name beside ``main_file`` (the application's package,
+    ``main.py``) to its path on the host that built the artifact.  Paths are mapped when
+    a traceback is printed, not when the code is compiled: the lines shown are read
+    from the copy that ran (so they are what ran, and they exist inside a VM, where the
+    host's paths do not), while the names are the ones the user edits.  Uncaught
+    exceptions outside :func:`supervise` (an import error) are printed the same way.
+    """
+    global _sources_root
+    _sources_root = os.path.dirname(os.path.realpath(main_file))
+    _sources.update(sources)
+    sys.excepthook = _excepthook
+
+
+def _excepthook(et: type[BaseException], ev: BaseException, tb: TracebackType | None) -> None:
+    print_exception(ev)
+
+
+def _host_name(filename: str) -> str:
+    if _sources_root is None or not filename.startswith(_sources_root + os.sep):
+        return filename
+    rel = filename[len(_sources_root) + 1:]
+    top, sep, rest = rel.partition(os.sep)
+    host = _sources.get(top)
+    if host is None:
+        return filename
+    return os.path.join(host, rest) if sep else host
+
+
+def print_exception(exc: BaseException, file: Any = None) -> None:
+    """Print ``exc``'s traceback (causes, contexts and groups too) with the user's file names."""
+    te = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    todo = [te]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        while len(one.stack) > 1 and one.stack[0].filename == __file__:  # supervise() awaiting the application
+            one.stack = traceback.StackSummary.from_list(one.stack[1:])
+        for frame in one.stack:
+            frame.line  # noqa: B018 - read the line from the copy that ran, before renaming the file
+            frame.filename = _host_name(frame.filename)
+        todo += [t for t in (one.__cause__, one.__context__) if t is not None]
+        todo += getattr(one, "exceptions", None) or []
+    print("".join(te.format()), end="", file=file or sys.stderr)
 
 
 def set_root(path: str | os.PathLike[str]) -> None:
@@ -57,6 +113,11 @@ class Devices:
         """``await implementation.connect(**kwargs)``, remembered for disconnection."""
         try:
             device = await implementation.connect(**kwargs)
+        except OSError as exc:
+            # The host refused a file, a device, an address: the user's to fix, not a bug.
+            what = f": {exc.filename}" if exc.filename else ""
+            raise DeviceUnavailable(f"device {name!r} ({implementation.__name__}): "
+                                    f"{os.strerror(exc.errno) if exc.errno else exc}{what}") from exc
         except Exception as exc:
             if hasattr(exc, "add_note"):  # Python 3.11+
                 exc.add_note(f"while connecting device {name!r} ({implementation.__name__})")
@@ -152,12 +213,18 @@ async def supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyVa
         return 128 + received[0][0] if received else 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except UnikError as exc:
-        traceback.print_exc()
+    except UserError as exc:
+        # A missing file, a bad address, a port in use: one sentence says what to do.
+        if os.environ.get("UNIK_TRACEBACK", "") not in ("", "0"):
+            print_exception(exc)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except Exception:  # noqa: BLE001 - the application's failure becomes its status
-        traceback.print_exc()
+    except UnikError as exc:
+        print_exception(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the application's failure becomes its status
+        print_exception(exc)
         return 1
     finally:
         sys.stdout.flush()

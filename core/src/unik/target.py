@@ -8,6 +8,7 @@ A target plugin registers a :class:`Target` subclass through
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import NotConfigured
+from .errors import NotConfigured, RunError
 from .keys import Key, KeyValues
 from .plan import Plan
 from .progress import Progress
@@ -126,6 +127,37 @@ class RunContext:
         return 0
 
 
+def check_disk_image(device: str, path: str, *, writable: bool) -> None:
+    """Refuse a disk image that is missing, not a file, or that this user cannot open (:class:`RunError`)."""
+    full = os.path.abspath(os.path.expanduser(path))
+    where = f"block device {device!r}: {path}"
+    if not os.path.exists(full):
+        looked = f" (looked in {os.path.dirname(full)})" if full != path else ""
+        raise RunError(f"{where} does not exist{looked}: create it first (e.g. truncate -s 64M {path}), "
+                       f"or give another with --block {device}=FILE")
+    if os.path.isdir(full):
+        raise RunError(f"{where} is a directory: give a disk image file with --block {device}=FILE")
+    if not os.access(full, os.R_OK | (os.W_OK if writable else 0)):
+        how = "read and write" if writable else "read"
+        raise RunError(f"{where}: permission denied: this user cannot {how} it; change its owner or mode "
+                       f"(chown/chmod), or run as a user who can")
+
+
+def check_disk_images(plan: Plan, provider: str, files: Mapping[str, str]) -> None:
+    """Each device of ``plan`` from ``provider`` has a disk image in ``files`` (by device) this user can open."""
+    for node in plan.nodes:
+        if node.provider != provider:
+            continue
+        if node.name not in files:
+            raise RunError(f"block device {node.name!r} needs a disk image: unik run --block {node.name}=FILE")
+        check_disk_image(node.name, files[node.name], writable=not node.options.get("read_only"))
+
+
+def given_bindings(name: str, keys: KeyValues, ctx: RunContext) -> dict[str, str]:
+    """The bindings of the per-device key ``name``: configured, overridden by the runner's options."""
+    return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+
+
 class Target:
     """Base class of targets."""
 
@@ -152,6 +184,16 @@ class Target:
         signal, or a stop that takes too long, kills it.
         """
         raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot run artifacts")
+
+    def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
+        """Check what running ``plan`` with ``keys`` needs from this host, before anything is built.
+
+        ``unik run`` calls it before building or booting: a missing disk image, an
+        address the host does not have, raise :class:`RunError` (one sentence, with the
+        fix) here rather than after a build and a boot.  The default checks nothing.
+
+        .. versionadded:: 0.1
+        """
 
     def doctor(self) -> Sequence[Check]:
         """Check this host for what building and running the target's artifacts need.

@@ -24,10 +24,10 @@ from unik.instances import process_start
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_images, given_bindings
 
 from .abi import REPORT_ENV, SOLO5_TYPES
-from .providers import BLOCK, NET, NET_MAC, SHOW_POLICY
+from .providers import BLOCK, NET, NET_MAC, SHOW_POLICY, Block
 
 TENDER = Path(__file__).with_name("unik-spt")
 ENTRY = "app/__spt__.py"
@@ -101,6 +101,11 @@ class SptTarget(Target):
         (app / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (app / "__spt__.py").write_text(BOOTSTRAP.format(name=plan.app.name))
         return Artifact("spt", out, ENTRY, {"solo5": manifest, "files": len(files)})
+
+    def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
+        """Every block file is given (``--block`` or solo5's ``--block:NAME=FILE``), exists and can be opened."""
+        files = {**given_bindings("block", keys, ctx), **split_args(ctx.extra_args)[0]["block"]}
+        check_disk_images(plan, Block.PLUGIN_NAME, files)
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the artifact under the tender with its devices; report a refused system call by name."""

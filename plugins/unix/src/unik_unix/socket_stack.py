@@ -8,16 +8,46 @@ address to bind (all addresses by default).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from unik.devices import Datagram, Flow, FlowHandler, IPv4Config
-from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
+from unik.errors import BadKey, DeviceClosed, DeviceUnavailable, RunError
 
 #: Buffer limit of stream readers, as asyncio's default.
 STREAM_LIMIT = 2**16
+
+
+_NOT_HERE = ("{} is not an address of this host: give --ipv4 one of its addresses (`ip -4 addr`), "
+             "or leave --ipv4 unset to listen on all of them")
+
+
+def check_bind_address(ipv4: str) -> None:
+    """Refuse an ``--ipv4`` (``ADDR[/PREFIX]``) that is not an address of this host (:class:`RunError`)."""
+    address = str(ipaddress.IPv4Interface(ipv4).ip)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise RunError(f"--ipv4 {ipv4}: {_NOT_HERE.format(address)}") from None
+            raise
+
+
+def listen_error(address: str, port: int, exc: OSError) -> str:
+    """Why the host refused to listen on ``address:port``, and what to do about it."""
+    where = f"cannot listen on {address}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: another program listens on port {port}: stop it, or choose another port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: {_NOT_HERE.format(address)}"
+    if exc.errno == errno.EACCES and port < 1024:
+        return f"{where}: ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a port from 1024 up"
+    return f"{where}: {os.strerror(exc.errno) if exc.errno else exc}"
 
 
 class SocketTCP:
@@ -48,9 +78,7 @@ class SocketTCP:
                 protocol_factory, host=self._stack.bind_address, port=port, reuse_address=True
             )
         except OSError as exc:
-            raise DeviceUnavailable(
-                f"cannot listen on {self._stack.bind_address}:{port}: {exc.strerror}"
-            ) from exc
+            raise DeviceUnavailable(listen_error(self._stack.bind_address, port, exc)) from exc
         self._stack._servers.append(server)
         return server
 

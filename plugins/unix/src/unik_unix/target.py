@@ -24,9 +24,9 @@ from unik.instances import process_start
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image
 
-from .providers import BLOCK, IPV4, NET
+from .providers import BLOCK, IPV4, NET, Block, SocketStack
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -107,6 +107,21 @@ class UnixTarget(Target):
             "devices": [{"name": n.name, "kind": n.kind, "provider": n.provider} for n in plan.nodes],
         }
         return Artifact("unix", out, pyz.name, manifest)
+
+    def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
+        """Disk files exist and this user can open them; the socket stack's ``--ipv4`` is the host's."""
+        for node in plan.nodes:
+            if node.provider == Block.PLUGIN_NAME:
+                bound = keys.raw("block", device=node.name) if "block" in keys.keys else None
+                path = bound or node.options.get("file")
+                if not path:
+                    raise RunError(f"block device {node.name!r} needs a file: unik run --block {node.name}=FILE, "
+                                   f"or file = \"...\" in [tool.unik.devices.{node.name}]")
+                check_disk_image(node.name, path, writable=not node.options.get("read_only"))
+            elif node.provider == SocketStack.PLUGIN_NAME and "ipv4" in keys.keys and keys.raw("ipv4"):
+                from .socket_stack import check_bind_address
+
+                check_bind_address(str(keys.raw("ipv4")))
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the zip with this Python, keys as options; return its exit status."""

@@ -25,7 +25,16 @@ from typing import Any, cast
 from unik.errors import RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
-from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik.target import (
+    Artifact,
+    BuildContext,
+    Check,
+    RunContext,
+    Target,
+    check_disk_image,
+    check_disk_images,
+    given_bindings,
+)
 
 from . import qemu, usernet
 from .providers import (
@@ -37,6 +46,7 @@ from .providers import (
     MEM,
     RUN_KEYS,
     VIRTIO_TRANSPORTS,
+    Block,
     vm_needs,
 )
 
@@ -114,6 +124,10 @@ class VirtioTarget(Target):
 
     # -- run ----------------------------------------------------------------------------
 
+    def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
+        """Every disk image is given, exists and can be opened, before an image is built or booted."""
+        check_disk_images(plan, Block.PLUGIN_NAME, given_bindings("block", keys, ctx))
+
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Boot the image under QEMU; the application's exit status is returned."""
         manifest = artifact.manifest
@@ -131,7 +145,7 @@ class VirtioTarget(Target):
             return next(k.default for k in RUN_KEYS if k.name == name)
 
         def bindings(name: str) -> dict[str, str]:
-            return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+            return given_bindings(name, keys, ctx)
 
         if option("net") is not None:
             raise RunError("--net takes DEVICE=TAP, DEVICE=auto or DEVICE=user on the virtio target "
@@ -200,9 +214,8 @@ def _devices(
         if d["kind"] == "block":
             if name not in files:
                 raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE")
+            check_disk_image(name, files[name], writable=not d.get("read_only"))
             path = Path(files[name]).expanduser().resolve()
-            if not path.is_file():
-                raise RunError(f"--block {name}={files[name]}: {path} does not exist (create it: truncate -s 1M)")
             readonly = ",readonly=on" if d.get("read_only") else ""
             args += ["-drive", f"file={path},if=none,id=disk-{name},format=raw,cache=writeback{readonly}"]
             out.append(f"{family},drive=disk-{name},serial={name}")

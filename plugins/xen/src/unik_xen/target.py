@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, cast
 from unik.errors import BuildError, RunError
 from unik.keys import KeyValues
 from unik.plan import Plan
-from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 from unik_virtio import qemu, usernet
 from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
 from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
@@ -258,6 +258,13 @@ class XenTarget(Target):
 
     # -- run ----------------------------------------------------------------------------
 
+    def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
+        """Disk images given with ``--block`` exist and can be opened (the others are the table's or the image's)."""
+        files = given_bindings("block", keys, ctx)
+        for node in plan.nodes:
+            if node.kind == "block" and node.name in files:
+                check_disk_image(node.name, files[node.name], writable=not node.options.get("read_only"))
+
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """``xl create -c`` in a control domain, or QEMU's PVH loader with ``--emulate``."""
         manifest = artifact.manifest
@@ -273,7 +280,7 @@ class XenTarget(Target):
             return next(k.default for k in RUN_KEYS if k.name == name)
 
         def bindings(name: str) -> dict[str, str]:
-            return {**(keys.bindings(name) if name in keys.keys else {}), **ctx.options.bindings(name)}
+            return given_bindings(name, keys, ctx)
 
         target_keys = {k.name for k in self.keys}
         app_keys = KeyValues([k for k in keys.keys.values() if k.name not in target_keys],
