@@ -127,7 +127,7 @@ def test_names_are_unique_and_rm_refuses_a_running_instance(kv_app: Path, tmp_pa
     assert names == ["kv", "kv-2"]
     taken = unik(kv_app, "run", "-d", "--name", "kv", "--block", f"storage={disks[0]}", state=state, check=False)
     assert taken.returncode == 1 and "the name 'kv' is taken" in taken.stderr
-    bad = unik(kv_app, "run", "-d", "--name", "Bad Name", state=state, check=False)
+    bad = unik(kv_app, "run", "-d", "--name", "Bad Name", "--block", f"storage={disks[0]}", state=state, check=False)
     assert bad.returncode == 1 and "--name 'Bad Name'" in bad.stderr
     for name in names:
         wait_for_log(kv_app, name, "holding", state, timeout=60)
@@ -192,14 +192,15 @@ def test_logs_follow_until_the_instance_ends(tmp_path: Path) -> None:
 
 
 def test_an_application_that_fails_at_once_shows_its_error_in_logs_and_ps(kv_app: Path, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    unik(kv_app, "run", "-d", "--block", "storage=/nonexistent/disk.img", state=state)
+    state, empty = tmp_path / "state", kv_app / "empty.img"
+    empty.write_bytes(b"")  # there, so `unik run` starts it; empty, so the application fails as it connects
+    unik(kv_app, "run", "-d", "--block", f"storage={empty}", state=state)
     deadline = time.monotonic() + 30
     while _ps(kv_app, state)["kv"]["state"] != "exited":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert _ps(kv_app, state)["kv"]["shown_state"] == "exited (1)"
-    assert "/nonexistent/disk.img" in unik(kv_app, "logs", "kv", state=state).stdout
+    assert f"{empty} is empty" in unik(kv_app, "logs", "kv", state=state).stdout
 
 
 def test_dry_run_prints_the_command_shell_quoted(kv_app: Path, tmp_path: Path) -> None:
