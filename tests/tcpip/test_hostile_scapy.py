@@ -15,10 +15,11 @@ import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kernel import REPO, Namespace, _Console, _Store, _unavailable, needs, netns, run, unik_stack
+from test_kernel import REPO, Namespace, _Console, _unavailable, htdocs, needs, netns, run, unik_stack
 from unik_tcpip.stack import TcpipStack
 
 try:
@@ -186,12 +187,12 @@ async def _curl(ns: Namespace) -> None:
 
 
 @needs("curl")
-def test_scapy_garbage_is_counted_and_dropped_and_curl_still_works(netns: Namespace) -> None:
+def test_scapy_garbage_is_counted_and_dropped_and_curl_still_works(netns: Namespace, tmp_path: Path) -> None:
     http_app = _http_app()
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, _Store({"index.html": b"ok\n"}), _Console(),
+            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),
                                                        port=8080))
             await asyncio.sleep(0.1)
             await _curl(netns)  # the host's ARP entry is now cached: spoofs must not replace it
@@ -227,14 +228,14 @@ def test_scapy_garbage_is_counted_and_dropped_and_curl_still_works(netns: Namesp
 
 
 @needs("curl")
-def test_scapy_resets_rfc5961(netns: Namespace) -> None:
+def test_scapy_resets_rfc5961(netns: Namespace, tmp_path: Path) -> None:
     """RFC 5961 3.2: a RST outside the window is dropped, one inside it but not at RCV.NXT
     draws a (rate-limited) challenge ACK, and only the exact one resets the connection."""
     http_app = _http_app()
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, _Store({"index.html": b"ok\n"}), _Console(),
+            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),
                                                        port=8080))
             await asyncio.sleep(0.1)
             async with _client(netns, sys.executable, "-c", CLIENT, netns.unik) as client:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from host_tools import needs
+from unik.kv import BakedKVRO
 from unik.testing import network_namespace, tap_unavailable
 from unik_tcpip import checksum
 from unik_tcpip.stack import TcpipStack
@@ -195,20 +196,11 @@ def test_ping_both_ways(netns: Namespace) -> None:
     run(main())
 
 
-class _Store:
-    """A tiny KVRO for examples/http."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-
-    async def exists(self, key: str) -> Any:
-        from unik.devices import EntryKind
-        if key in self.files:
-            return EntryKind.VALUE
-        return EntryKind.DICTIONARY if key == "" else None
-
-    async def get(self, key: str) -> bytes:
-        return self.files[key]
+def htdocs(directory: Path, files: dict[str, bytes]) -> BakedKVRO:
+    """examples/http's store: ``files`` written under ``directory``, read through core's KVRO."""
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return BakedKVRO(directory)
 
 
 class _Console:
@@ -219,7 +211,7 @@ class _Console:
 @needs("curl")
 @pytest.mark.parametrize(("pure", "offload"), [(False, False), (True, False), (False, True)],
                          ids=["c-checksum", "pure-checksum", "offloads"])
-def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool, offload: bool) -> None:
+def test_curl_to_examples_http_on_unik(netns: Namespace, tmp_path: Path, pure: bool, offload: bool) -> None:
     src = REPO / "examples" / "http" / "src"
     if not (src / "http_app" / "__init__.py").exists():
         pytest.skip("needs examples/http")
@@ -233,7 +225,7 @@ def test_curl_to_examples_http_on_unik(netns: Namespace, pure: bool, offload: bo
 
     async def main() -> None:
         async with unik_stack(netns, offload=offload) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, _Store(files), _Console(), port=8080))  # type: ignore[arg-type]
+            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, files), _Console(), port=8080))  # type: ignore[arg-type]
             await asyncio.sleep(0.1)
             status, out, err = await netns.run("curl", "-sS", "--max-time", "20", f"http://{netns.unik}:8080/")
             assert status == 0, err.decode()
@@ -554,7 +546,7 @@ print(sent)
 
 
 @needs("curl")
-def test_hostile_traffic_is_counted_and_curl_still_works(netns: Namespace) -> None:
+def test_hostile_traffic_is_counted_and_curl_still_works(netns: Namespace, tmp_path: Path) -> None:
     src = REPO / "examples" / "http" / "src"
     if not (src / "http_app" / "__init__.py").exists():
         pytest.skip("needs examples/http")
@@ -566,7 +558,7 @@ def test_hostile_traffic_is_counted_and_curl_still_works(netns: Namespace) -> No
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, _Store({"index.html": b"ok\n"}), _Console(),  # type: ignore[arg-type]
+            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),  # type: ignore[arg-type]
                                                        port=8080))
             await asyncio.sleep(0.1)
             status, out, err = await netns.run(sys.executable, "-c", HOSTILE, netns.ifname,

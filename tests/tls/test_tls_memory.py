@@ -60,9 +60,15 @@ def test_thousands_of_failed_handshakes_leave_no_connection_behind(certs: Certs)
             for _ in range(ROUNDS // 10):  # 30 in flight at most
                 await asyncio.gather(*(hit(port, data, eof) for data, eof in
                                        [(garbage, False), (half, True), (b"", False)] * 10))
-            await asyncio.sleep(0.1)  # the last handlers return
-            assert tls.stats["server.failed.TLSHandshakeError"] == 2 * ROUNDS
-            assert tls.stats["server.failed.TLSHandshakeTimeout"] == ROUNDS
+            errors, timeouts = "server.failed.TLSHandshakeError", "server.failed.TLSHandshakeTimeout"
+            for _ in range(100):  # the last handlers return (bounded: 10 s)
+                if tls.stats[errors] + tls.stats[timeouts] == 3 * ROUNDS:
+                    break
+                await asyncio.sleep(0.1)
+            # Silent clients always time out; on a loaded machine a garbage or half hello can
+            # also arrive after the 50 ms timeout, so only the total is exact.
+            assert tls.stats[errors] + tls.stats[timeouts] == 3 * ROUNDS
+            assert tls.stats[timeouts] >= ROUNDS
             assert alive(TLSConnection) == 0
             assert alive(ssl.SSLObject) == 0
 
