@@ -103,6 +103,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
                        "(configures again if pyproject.toml changed).")
     p.add_argument("-t", "--target", help="target (default: the one configured last)")
     p.add_argument("--dist", metavar="DIR", help="output directory (default: dist)")
+    p.add_argument("--update-kernel", action="store_true",
+                   help="take the current guest kernel and pin it in unik.lock (VM targets; else the pinned one)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run the built artifact",
@@ -180,7 +182,7 @@ def cmd_configure(ns: argparse.Namespace) -> int:
 
 def cmd_build(ns: argparse.Namespace) -> int:
     """``unik build``."""
-    _project(ns).build(ns.target, Path(ns.dist) if ns.dist else None)
+    _project(ns).build(ns.target, Path(ns.dist) if ns.dist else None, ["kernel"] if ns.update_kernel else [])
     return 0
 
 

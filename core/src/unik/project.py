@@ -219,15 +219,16 @@ class Project:
                 pass
         return h.hexdigest()
 
-    def build(self, target: str | None = None, dist_dir: Path | None = None) -> Artifact:
-        """Emit the artifact of the current configuration."""
+    def build(self, target: str | None = None, dist_dir: Path | None = None,
+              update: Iterable[str] = ()) -> Artifact:
+        """Emit the artifact of the current configuration (``update``: pins of ``unik.lock`` to move on)."""
         config = self.configuration(target)
         plan = config.plan
         tgt = self.plugins.target(plan.target)
         ctx = BuildContext(
             root=self.root, build_dir=config.directory,
             dist_dir=(dist_dir or self.dist_dir).resolve(), progress=self.progress,
-            plugins=self.plugins,
+            plugins=self.plugins, update=frozenset(update),
         )
         with self.progress.step(f"building {plan.app.name} for {plan.target}"):
             artifact = tgt.emit(plan, ctx)

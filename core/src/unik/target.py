@@ -83,6 +83,8 @@ class BuildContext:
     dist_dir: Path
     progress: Progress
     plugins: PluginManager
+    #: Pins of ``unik.lock`` to move on instead of following (``{"kernel"}``: ``--update-kernel``).
+    update: frozenset[str] = frozenset()
 
     def artifact_dir(self, plan: Plan) -> Path:
         """``dist/<name>-<target>/``, created empty."""

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from unik.errors import RunError
 from unik.keys import KeyValues
+from unik.lockfile import LockFile
 from unik.plan import Plan
 from unik.target import (
     Artifact,
@@ -79,7 +80,7 @@ class VirtioTarget(Target):
 
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
-                             ctx.progress)
+                             ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
         modules: list[str] = list(BASE_MODULES)
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []

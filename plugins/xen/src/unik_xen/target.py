@@ -32,6 +32,7 @@ from typing import Any, BinaryIO, cast
 
 from unik.errors import BuildError, RunError
 from unik.keys import KeyValues
+from unik.lockfile import LockFile
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 from unik_virtio import qemu, usernet
@@ -200,7 +201,7 @@ class XenTarget(Target):
 
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
-                             ctx.progress)
+                             ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
         xen_type = plan_key(plan.keys, XEN_TYPE) or "pvh"
         modules: list[str] = []
         mounts: list[tuple[str, str]] = []

@@ -21,6 +21,7 @@ The providers here:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import struct
@@ -31,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, ClassVar
 
-from unik.cache import cache_dir
+from unik.cache import cache_dir, write_atomic
 from unik.errors import BuildError
+from unik.lockfile import LOCK_FILE, LockFile
 from unik.progress import Progress, counted
 
 #: The Debian package the ``debian`` provider uses unless told otherwise.
@@ -116,6 +118,8 @@ class Kernel:
     modules: ModuleSource = field(default_factory=lambda: ModuleSource(frozenset(), {}, Path("/")))
     #: Whether an absent module may be assumed built in (a user's kernel without modules).
     assume_builtin: bool = False
+    #: What pins exactly this kernel in ``unik.lock`` (``None``: it cannot be pinned).
+    pin: dict[str, str] | None = None
 
     def specialise(self, modules: Sequence[str], compression: str, progress: Progress) -> None:
         """Adapt the kernel to a plan needing ``modules`` and ``compression`` before it is used.
@@ -138,8 +142,14 @@ class KernelProvider:
     PLUGIN_NAME: ClassVar[str]
     description: ClassVar[str] = ""
 
-    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
-        """The kernel for ``--kernel NAME[:ARGUMENT]`` (``modules_dir`` from ``--kernel-modules``)."""
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress,
+               pin: dict[str, str] | None = None) -> Kernel:
+        """The kernel for ``--kernel NAME[:ARGUMENT]`` (``modules_dir`` from ``--kernel-modules``).
+
+        ``pin`` is what ``unik.lock`` recorded from an earlier :attr:`Kernel.pin`: the
+        provider returns exactly that kernel, or a :class:`BuildError` saying how to
+        update the pin.
+        """
         raise NotImplementedError
 
 
@@ -166,19 +176,25 @@ class PathKernel(KernelProvider):
     PLUGIN_NAME = "path"
     description = "a kernel you give: --kernel /path/to/bzImage [--kernel-modules /lib/modules/VERSION]"
 
-    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
-        """The image at ``argument``; its modules from ``modules_dir`` when given."""
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress,
+               pin: dict[str, str] | None = None) -> Kernel:
+        """The image at ``argument``; its modules from ``modules_dir`` when given; pinned by its digest."""
         if not argument:
             raise BuildError("--kernel path:FILE needs the kernel image's path")
         image = Path(argument).expanduser().resolve()
         if not image.is_file():
             raise BuildError(f"--kernel: {image} does not exist")
+        digest = file_digest(image)
+        if pin is not None and pin.get("sha256") != digest:
+            raise BuildError(f"the kernel {image} is not the one {LOCK_FILE} pins (sha256 {pin.get('sha256')}, "
+                             f"now {digest}): restore it, or accept it with `unik build --update-kernel`")
+        found = {"file": str(image), "sha256": digest}
         if modules_dir:
             root = Path(modules_dir).expanduser().resolve()
             if not root.is_dir():
                 raise BuildError(f"--kernel-modules: {root} is not a directory")
-            return Kernel(image, root.name, self.PLUGIN_NAME, scan_modules_tree(root))
-        return Kernel(image, image.name, self.PLUGIN_NAME, assume_builtin=True)
+            return Kernel(image, root.name, self.PLUGIN_NAME, scan_modules_tree(root), pin=found)
+        return Kernel(image, image.name, self.PLUGIN_NAME, assume_builtin=True, pin=found)
 
 
 # -- source -------------------------------------------------------------------------
@@ -191,8 +207,13 @@ class SourceKernel(KernelProvider):
     description = ("a kernel built from Debian's linux-source with only the plan's drivers, built in "
                    "(minutes the first time, then cached)")
 
-    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
-        """A kernel that is built for the plan when :meth:`Kernel.specialise` is called."""
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress,
+               pin: dict[str, str] | None = None) -> Kernel:
+        """A kernel that is built for the plan when :meth:`Kernel.specialise` is called.
+
+        It is not pinned: its configuration follows the plan, and its source is Debian's
+        ``linux-source`` package of the host.
+        """
         from .source_kernel import PlanKernel, missing_tools
 
         missing = missing_tools()
@@ -244,10 +265,13 @@ class DebianKernel(KernelProvider):
             package = depends.split(",")[0].split(" ")[0]
         raise BuildError(f"cannot resolve the Debian kernel package behind {package!r}")
 
-    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress) -> Kernel:
-        """Fetch (once) and return the kernel of ``argument`` (default: the cloud kernel)."""
+    def kernel(self, argument: str | None, modules_dir: str | None, progress: Progress,
+               pin: dict[str, str] | None = None) -> Kernel:
+        """Fetch (once) and return the kernel of ``argument`` (default: the cloud kernel), or the pinned one."""
         wanted = argument or DEBIAN_PACKAGE
         root = cache_dir() / "kernels" / "debian"
+        if pin is not None:
+            return self._pinned(root, pin, progress)
         try:
             package, version = self.resolve(wanted)
         except BuildError:
@@ -259,19 +283,52 @@ class DebianKernel(KernelProvider):
         directory = root / f"{package}_{version}"
         if not (directory / "kernel.json").is_file():
             self._fetch(package, version, directory, progress)
+        return self._load(directory)
+
+    def _pinned(self, root: Path, pin: dict[str, str], progress: Progress) -> Kernel:
+        """Exactly the package, version and digest of ``pin``, fetched again if the cache lost it."""
+        package, version = pin.get("package", ""), pin.get("version", "")
+        if not package or not version:
+            raise BuildError(f"{LOCK_FILE}: the debian kernel's pin needs package and version: "
+                             "run `unik build --update-kernel` to record it again")
+        directory = root / f"{package}_{version}"
+        if not (directory / "kernel.json").is_file():
+            try:
+                self._fetch(package, version, directory, progress)
+            except BuildError as exc:
+                raise BuildError(f"{LOCK_FILE} pins the guest kernel {package} {version}, which cannot be "
+                                 f"fetched any more ({exc}): run `unik build --update-kernel` to move to the "
+                                 "current one") from None
+        kernel = self._load(directory)
+        if kernel.pin is not None and kernel.pin.get("sha256") != pin.get("sha256"):
+            raise BuildError(f"the fetched {package} {version} is not the package {LOCK_FILE} pins (sha256 "
+                             f"{pin.get('sha256')}, fetched {kernel.pin.get('sha256')}): the archive changed it; "
+                             "check the source, then run `unik build --update-kernel` to accept it")
+        return kernel
+
+    def _load(self, directory: Path) -> Kernel:
         data = json.loads((directory / "kernel.json").read_text())
+        if "sha256" not in data:  # cached before kernels were pinned
+            data["sha256"] = file_digest(directory / "package.deb")
+            write_atomic(directory / "kernel.json", json.dumps(data, indent=1, sort_keys=True) + "\n")
         modules = _DebianModules(
             frozenset(data["builtin"]), {k: (v[0], tuple(v[1])) for k, v in data["modules"].items()},
             directory / "modules", directory,
         )
-        return Kernel(directory / "vmlinuz", data["release"], self.PLUGIN_NAME, modules)
+        pin = {"package": data["package"], "version": data["version"], "sha256": data["sha256"]}
+        return Kernel(directory / "vmlinuz", data["release"], self.PLUGIN_NAME, modules, pin=pin)
 
     def _fetch(self, package: str, version: str, directory: Path, progress: Progress) -> None:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         with progress.step(f"fetching Debian kernel {package} {version}"):
-            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"], cwd=tmp)
+            try:
+                _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", f"{package}={version}"],
+                     cwd=tmp)
+            except BuildError:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         debs = sorted(tmp.glob("*.deb"))
         if not debs:
             raise BuildError(f"apt-get download {package} produced no package")
@@ -294,7 +351,7 @@ class DebianKernel(KernelProvider):
                     modules[module_name(name)] = [rel, modinfo_depends(read())]
         if not release:
             raise BuildError(f"{package} holds no /boot/vmlinuz-*")
-        data = {"package": package, "version": version, "release": release,
+        data = {"package": package, "version": version, "release": release, "sha256": file_digest(tmp / "package.deb"),
                 "builtin": sorted(builtin), "modules": dict(sorted(modules.items()))}
         (tmp / "kernel.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(directory, ignore_errors=True)
@@ -382,10 +439,36 @@ def parse_kernel_spec(spec: str) -> tuple[str, str | None]:
 
 def find_kernel(
     spec: str, providers: dict[str, type[KernelProvider]], modules_dir: str | None, progress: Progress,
+    lock: LockFile | None = None, update: bool = False,
 ) -> Kernel:
-    """The kernel named by ``--kernel SPEC`` among the installed ``providers``."""
+    """The kernel named by ``--kernel SPEC`` among the installed ``providers``.
+
+    With ``lock`` (the project's ``unik.lock``) the kernel pinned for ``SPEC`` is used
+    exactly; the first build, or one with ``update`` (``unik build --update-kernel``),
+    records what it used.
+    """
     name, argument = parse_kernel_spec(spec)
     if name not in providers:
         known = ", ".join(sorted(providers)) or "none"
         raise BuildError(f"--kernel {spec}: no kernel provider {name!r} (installed: {known}, or a path)")
-    return providers[name]().kernel(argument, modules_dir, progress)
+    pin = lock.get("kernel", spec) if lock is not None and not update else None
+    kernel = providers[name]().kernel(argument, modules_dir, progress, pin=pin)
+    if lock is not None and kernel.pin is not None and kernel.pin != pin:
+        before = lock.get("kernel", spec)
+        lock.set("kernel", spec, kernel.pin)
+        what = " ".join(kernel.pin.get(k, "") for k in ("package", "version", "file") if k in kernel.pin)
+        if before is None:
+            progress.info(f"pinned the guest kernel in {lock.path}: {what}")
+        elif before != kernel.pin:
+            was = " ".join(before.get(k, "") for k in ("package", "version", "file") if k in before)
+            progress.info(f"updated the guest kernel in {lock.path}: {was} -> {what}")
+    return kernel
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
