@@ -154,3 +154,15 @@ def test_help_shows_the_keys_of_the_target_and_plan_only(tmp_path: Path, unik: U
     assert not run & {"--tls-key", "--xen-type", "--fd"}
     targets = unik("targets", cwd=app).stdout
     assert "--fd " not in targets and "--mtu " not in targets and "--net-mac" in targets
+
+
+@pytest.mark.parametrize(("target", "option", "message"), [
+    ("virtio", "--mem=lots", "--mem: 'lots' is not a memory size: give one as 256M or 1G (a plain number is MiB)"),
+    ("virtio", "--mem=0", "--mem: '0' is not a memory size: give one as 256M or 1G (a plain number is MiB)"),
+    ("xen", "--mem=lots", "--mem: not a size (256M, 1G)"),
+])
+def test_a_memory_size_is_checked_at_configure(tmp_path: Path, unik: Unik, target: str, option: str,
+                                               message: str) -> None:
+    app = copy_example("hello", tmp_path)
+    assert error_of(unik("configure", "-t", target, option, cwd=app, check=False)) == message
+    assert not (app / "_build" / target).exists()

@@ -7,10 +7,11 @@ modules, mounts and QEMU devices.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from unik.keys import Key
+from unik.keys import Key, KeyValues
 from unik.provider import Configured, Option, Provider, Request
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
@@ -27,7 +28,15 @@ PUBLISH = Key("publish", "forward a host port to the guest on --net DEVICE=user,
               repeatable=True)
 BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
             per_device=True, metavar="DEVICE=FILE")
-MEM = Key("mem", "memory of the VM (QEMU syntax: 256M, 1G)", default="256M", metavar="SIZE")
+
+
+def check_mem(value: Any, keys: KeyValues) -> None:
+    """``--mem`` in QEMU's ``-m`` syntax: MiB, or a number with a k/M/G/T suffix."""
+    if not re.fullmatch(r"(\d+(\.\d+)?)[kKmMgGtT]?", str(value)) or not float(re.sub(r"\D$", "", str(value))):
+        raise ValueError(f"{value!r} is not a memory size: give one as 256M or 1G (a plain number is MiB)")
+
+
+MEM = Key("mem", "memory of the VM (QEMU syntax: 256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
 MACHINE = Key("machine", "QEMU machine: auto is microvm under KVM and q35 under TCG", default="auto",
               choices=("auto", "microvm", "q35"))
 ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", default="auto",

@@ -10,9 +10,10 @@ the emitter gave them in ``<name>.xl``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from unik.keys import Key
+from unik.errors import BuildError
+from unik.keys import Key, KeyValues
 from unik.provider import Configured, Option, Provider, Request
 from unik_virtio.providers import (
     BOOT_TIMEOUT,
@@ -33,7 +34,19 @@ NET = Key("net", "host side of a network device: DEVICE=BRIDGE in the control do
           per_device=True, metavar="DEVICE=BRIDGE|user")
 BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
             per_device=True, metavar="DEVICE=FILE")
-MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE")
+
+
+def check_mem(value: Any, keys: KeyValues) -> None:
+    """``--mem`` as xl will take it (:func:`unik_xen.xlconfig.mem_mib`)."""
+    from .xlconfig import mem_mib
+
+    try:
+        mem_mib(str(value))
+    except BuildError as exc:
+        raise ValueError(str(exc).partition(": ")[2]) from None
+
+
+MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
 VCPUS = Key("vcpus", "virtual CPUs of the guest", type="int", default="1", metavar="N")
 XEN_TYPE = Key("xen_type", "guest type: pvh (hardware-assisted, the default) or pv (paravirtualised, no "
                "hardware virtualisation needed)", default="pvh", choices=("pvh", "pv"))
