@@ -201,3 +201,15 @@ def test_an_os_error_while_connecting_becomes_device_unavailable() -> None:
 
     with pytest.raises(DeviceUnavailable, match=r"^device 'storage' \(Disk\): Permission denied: /srv/disk.img$"):
         asyncio.run(go())
+
+
+def test_the_artifact_refuses_a_binding_to_a_device_it_does_not_have() -> None:
+    from unik.errors import BadKey
+
+    keys = KeyValues([Key("block", "disk", per_device=True)])
+    takers = {"block": ("storage",)}
+    assert runtime.parse_args(keys, ["--block", "storage=a.img"], "app", takers).bindings("block") == {
+        "storage": "a.img"}
+    with pytest.raises(BadKey, match=r"^--block: stroage=\.\.\.: this application has no device 'stroage' "
+                                     r"\(did you mean 'storage'\?\) \(devices that take it: storage\)$"):
+        runtime.parse_args(keys, ["--block", "stroage=a.img"], "app", takers)

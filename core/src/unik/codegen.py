@@ -106,9 +106,19 @@ def generate_main(plan: Plan) -> str:
         "",
         "",
         'if __name__ == "__main__":',
-        "    runtime.main(main, KEYS, __file__)",
+        _call("    runtime.main", ["main", "KEYS", "__file__", f"devices={_takers(plan)!r}"], ""),
         "",
     ])
+
+
+def _takers(plan: Plan) -> dict[str, tuple[str, ...]]:
+    """The devices that read each per-device key (an option binding another device is refused)."""
+    out: dict[str, list[str]] = {}
+    for node in plan.nodes:
+        for ref in node.key_options.values():
+            if ref.per_device and node.name not in out.setdefault(ref.key, []):
+                out[ref.key].append(node.name)
+    return {key: tuple(names) for key, names in sorted(out.items())}
 
 
 def _sources(plan: Plan) -> dict[str, str]:

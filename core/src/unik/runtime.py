@@ -7,13 +7,13 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, NoReturn
 
 from . import lifecycle
-from .errors import DeviceUnavailable, UnikError, UserError
+from .errors import DeviceUnavailable, UnikError, UserError, did_you_mean
 from .keys import KeyValues, solo5_syntax
 
 # Paths are strings here: pathlib (with urllib.parse and ipaddress behind it) would add
@@ -131,8 +131,13 @@ class Devices:
         lifecycle.announce(lifecycle.STARTED)
 
 
-def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
-    """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``."""
+def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
+               devices: Mapping[str, Sequence[str]] | None = None) -> KeyValues:
+    """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``.
+
+    ``devices`` names, per per-device key, the devices that read it: a binding to any
+    other device (``--block stroage=disk.img``) is a :class:`BadKey`, not ignored.
+    """
     if not argv:
         return keys
     import argparse  # only when there are arguments: a unikernel usually boots with none
@@ -152,7 +157,12 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str) -> KeyValues:
                             metavar=key.metavar or key.type.upper(), **flag)
     ns = parser.parse_args(solo5_syntax(argv, keys.keys))
     given = {name: texts for name, texts in vars(ns).items() if texts}
-    return keys.with_args(given)
+    keys = keys.with_args(given)
+    for name, takers in (devices or {}).items():
+        for device in sorted(set(keys.bindings(name)) - set(takers)) if name in given else ():
+            raise keys.error(name, f"{device}=...: this application has no device {device!r}"
+                             f"{did_you_mean(device, takers)} (devices that take it: {', '.join(takers)})")
+    return keys
 
 
 def main(
@@ -160,6 +170,7 @@ def main(
     keys: KeyValues,
     main_file: str,
     argv: Sequence[str] | None = None,
+    devices: Mapping[str, Sequence[str]] | None = None,
 ) -> NoReturn:
     """Run the generated ``main`` coroutine and exit with the application's status.
 
@@ -167,12 +178,12 @@ def main(
     exception prints its traceback and exits 1; SIGINT and SIGTERM announce
     :data:`unik.lifecycle.SHUTDOWN_REQUESTED`, cancel the application, disconnect its
     devices in reverse connect order and exit 128 + the signal number (a second signal,
-    a second or more later, exits at once).
+    a second or more later, exits at once).  ``devices`` is as for :func:`parse_args`.
     """
     set_root(os.path.dirname(os.path.abspath(main_file)))
     prog = os.environ.get("UNIK_PROG", os.path.basename(sys.argv[0]))
     try:
-        keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog)
+        keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog, devices)
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
