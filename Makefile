@@ -37,9 +37,10 @@ $(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.tom
 venv: $(VENV)/.installed
 
 # The Debian packages of .ci/apt-packages (the one list): as root, apt-get update and install
-# run only when one is missing; not root, one message says which and the command.
-deps:
-	@tools/apt-deps
+# run only when one is missing; not root, one message says which and the command.  The @venv
+# ones first (deps-venv, which make venv also runs), then the rest: each is reported once.
+deps: deps-venv
+	@tools/apt-deps --rest
 
 # Only what creating .venv needs (@venv in .ci/apt-packages): python3, its venv and headers, gcc.
 deps-venv:

@@ -122,9 +122,11 @@ def test_apt_deps_not_root_says_once_what_is_missing_and_the_command_then_goes_o
     ]
     check = _apt_deps(shared_dir, "dpkg\nunik-no-such-package\n", "--check")
     assert check.returncode == 1 and "missing Debian packages: unik-no-such-package" in check.stderr
-    # --venv: only the @venv lines
-    venv = _apt_deps(shared_dir, "dpkg  @venv\nunik-no-such-package\n", "--venv")
-    assert (venv.returncode, venv.stdout, venv.stderr) == (0, "", "")
+    # --venv: only the @venv lines; --rest: only the others (make deps runs both: each package said once)
+    venv = _apt_deps(shared_dir, "unik-no-such-venv  @venv\nunik-no-such-package\n", "--venv")
+    assert venv.returncode == 0 and "are missing: unik-no-such-venv\n" in venv.stderr
+    rest = _apt_deps(shared_dir, "unik-no-such-venv  @venv\nunik-no-such-package\n", "--rest")
+    assert rest.returncode == 0 and "are missing: unik-no-such-package\n" in rest.stderr
 
 
 @pytest.mark.skipif(shutil.which("dpkg-query") is None, reason="not a Debian system (no dpkg-query)")
