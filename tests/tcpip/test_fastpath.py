@@ -54,10 +54,20 @@ def test_built_frames_parse_back_with_the_full_parsers(impl: object) -> None:
             continue
         assert fields is not None
         fast = TcpSegment.from_fast(frame, fields)
-        assert (fields[1], fields[2]) == (ip.src, ip.dst) and fields[0] == frame[0:6]
+        assert (fields.src, fields.dst) == (ip.src, ip.dst) and fields.dst_mac == frame[0:6]
         for name in ("src_port", "dst_port", "seq", "ack", "flags", "window", "urgent", "header_len"):
             assert getattr(fast, name) == getattr(seg, name), name
         assert bytes(fast.payload) == payload and fast.options.timestamp == seg.options.timestamp
+
+
+@needs_c
+def test_c_and_pure_records_name_the_same_fields() -> None:
+    frame = bytes(_frame(_fastpath_py, random.Random(1), tsval=7, payload=b"named"))
+    c, pure = _fastpath_c.tcp4_parse(frame, True), _fastpath_py.tcp4_parse(frame, True)  # type: ignore[union-attr]
+    assert c is not None and pure is not None and c == pure
+    for name in _fastpath_py.Tcp4Fields._fields:
+        assert getattr(c, name) == getattr(pure, name), name
+    assert (pure.tsval, pure.tcp_end - pure.tcp_start - pure.header_len) == (7, 5)
 
 
 @needs_c

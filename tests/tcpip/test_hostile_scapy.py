@@ -248,7 +248,7 @@ def test_scapy_resets_rfc5961(netns: Namespace, tmp_path: Path) -> None:
                 async def send(kind: str) -> None:
                     status, _out, err = await netns.run(
                         sys.executable, "-c", RESETS,
-                        _params(stack, netns, sport=sport, seq=conn.rcv_nxt, kind=kind))
+                        _params(stack, netns, sport=sport, seq=conn.tcb.rcv_nxt, kind=kind))
                     assert status == 0, err.decode()[-2000:]
                     await asyncio.sleep(0.3)
 

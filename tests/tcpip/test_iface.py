@@ -337,3 +337,35 @@ def test_device_errors_do_not_kill_the_stack() -> None:
         net.write = real_write  # type: ignore[method-assign]
         assert await a.ping("10.0.0.2", seq=6) > 0
     run(main())
+
+
+def test_a_network_without_the_fast_path_is_visibly_slow(caplog: pytest.LogCaptureFixture) -> None:
+    """The simulated wire's ports only ``read``/``write``: the stack says it awaits them."""
+    async def main() -> None:
+        with caplog.at_level("INFO", logger="unik_tcpip.iface"):
+            stack = await make_stack(Wire(), 1, "10.0.0.1/24")
+        assert stack.iface.polled is None and stack.stats["iface.slow_path"] == 1
+        assert "is not a PollableNetwork" in caplog.text
+    run(main())
+
+
+def test_the_vm_packet_ring_declares_the_fast_path() -> None:
+    from unik.devices import PollableNetwork
+    from unik_vmimage.guest.network import PacketNetwork
+
+    class Ring:
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        def fileno(self) -> int:
+            return 7
+
+        def send(self, frame: bytes) -> bool:
+            self.sent.append(bytes(frame))
+            return True
+
+    ring = Ring()
+    network = PacketNetwork("service", "eth0", ring, bytes(6), 1500)
+    assert isinstance(network, PollableNetwork)
+    assert network.fileno() == 7 and network.send(bytearray(60)) and ring.sent == [bytes(60)]
+    assert network.stats.tx_frames == 1

@@ -169,6 +169,8 @@ async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, of
         ns.adopt()
         stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),
                                          ipv4=f"{ns.unik}/24", ipv4_gateway=ns.host, **kw)
+        # The TAP declares the fast path (a PollableNetwork); the lossy wrapper does not.
+        assert (stack.iface.polled is None) == (lossy is not None) == ("iface.slow_path" in stack.stats)
         try:
             yield stack
         finally:

@@ -38,7 +38,7 @@ def test_connect_echo_close() -> None:
         assert await reader.readline() == b"hello, unik\n"
         conn = conn_of(writer)
         assert conn.state == State.ESTABLISHED
-        assert conn.ts_ok and conn.sack_ok and conn.snd_wscale == conn.rcv_wscale == a.tcp.rcv_wscale
+        assert conn.tcb.ts_ok and conn.tcb.sack_ok and conn.tcb.snd_wscale == conn.tcb.rcv_wscale == a.tcp.rcv_wscale
         writer.write_eof()
         assert await reader.read() == b""
         writer.close()
@@ -157,7 +157,7 @@ def test_transfer_impaired(loss: float, dup: float, reorder: float, cc: str) -> 
         wire = Wire(seed=11, impairment=Impairment(loss=loss, duplicate=dup, reorder=reorder))
         client, server = await _transfer(wire, _payload(500_000, 5), _payload(100_000, 6),
                                          TcpConfig(congestion_control=cc))
-        assert client.cc.name == cc
+        assert client.tcb.cc.name == cc
         if loss:
             assert client.stats.retransmits > 0
         if reorder:
@@ -294,19 +294,19 @@ def test_rfc5961_resets_and_syns() -> None:
         conn = conn_of(writer)
         rport, lport = conn.remote[1], conn.local[1]
         # Out of window: dropped silently.
-        _inject_tcp(wire, a, "10.0.0.2", rport, lport, (conn.rcv_nxt + 10_000_000) & 0xFFFFFFFF, 0, RST)
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, (conn.tcb.rcv_nxt + 10_000_000) & 0xFFFFFFFF, 0, RST)
         # In window but not exact: a challenge ACK, the connection survives (RFC 5961 3.2).
-        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt + 100, 0, RST)
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.tcb.rcv_nxt + 100, 0, RST)
         # A SYN on an established connection: a challenge ACK (RFC 5961 4.2).
-        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt + 5, 0, SYN)
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.tcb.rcv_nxt + 5, 0, SYN)
         # An ACK for data never sent: a challenge ACK (RFC 5961 5.2).
-        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt, conn.snd_nxt + 5000, ACK)
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.tcb.rcv_nxt, conn.tcb.snd_nxt + 5000, ACK)
         await settle(0.1)
         assert conn.stats.challenge_acks == 3 and a.stats["tcp.unacceptable"] == 1
         writer.write(b"still alive")
         assert await reader.readexactly(11) == b"still alive"
         # The exact sequence number resets.
-        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.rcv_nxt, 0, RST)
+        _inject_tcp(wire, a, "10.0.0.2", rport, lport, conn.tcb.rcv_nxt, 0, RST)
         with pytest.raises(ConnectionResetError):
             await reader.read()
         assert conn.state == State.CLOSED and not a.tcp.connections
@@ -335,7 +335,7 @@ def test_syn_flood_is_bounded(cookies: bool) -> None:
             assert await reader.readexactly(10) == b"via cookie"
             assert b.stats["tcp.syncookies_ok"] == 1
             peer = b.tcp.connections[(b.iface.address, 80, a.iface.address, conn_of(writer).local[1])]
-            assert peer.snd_mss == 1460 and not peer.ts_ok and peer.snd_wscale == 0
+            assert peer.tcb.snd_mss == 1460 and not peer.tcb.ts_ok and peer.tcb.snd_wscale == 0
             writer.close()
             # An ACK with a forged cookie is refused with a RST.
             _inject_tcp(wire, b, "10.0.0.9", 4242, 80, 1001, 123456, ACK)
@@ -371,7 +371,7 @@ def test_zero_window_probing() -> None:
         writer.write(data)
         await asyncio.sleep(20)
         conn = conn_of(writer)
-        assert conn.snd_wnd == 0 and a.stats["tcp.window_probes"] > 0
+        assert conn.tcb.snd_wnd == 0 and a.stats["tcp.window_probes"] > 0
         await writer.drain()
         writer.write_eof()
         assert await reader.read() == b""
@@ -428,11 +428,11 @@ def test_option_negotiation_falls_back(disabled: str) -> None:
         peer = next(iter(b.tcp.connections.values()))
         for c in (conn, peer):
             if disabled == "timestamps":
-                assert not c.ts_ok
+                assert not c.tcb.ts_ok
             elif disabled == "window_scaling":
-                assert c.snd_wscale == c.rcv_wscale == 0
+                assert c.tcb.snd_wscale == c.tcb.rcv_wscale == 0
             else:
-                assert not c.sack_ok
+                assert not c.tcb.sack_ok
         data = _payload(300_000, 4)
         writer.write(data)
         assert await reader.readexactly(len(data)) == data
@@ -451,8 +451,8 @@ def test_paws_drops_old_duplicates() -> None:
         writer.write(b"x")
         await reader.readexactly(1)
         conn = conn_of(writer)
-        old = TcpOptions(timestamp=((conn.ts_recent - 1000) & 0xFFFFFFFF, 0)).to_bytes()
-        _inject_tcp(wire, a, "10.0.0.2", conn.remote[1], conn.local[1], conn.rcv_nxt, conn.snd_una, ACK,
+        old = TcpOptions(timestamp=((conn.tcb.ts_recent - 1000) & 0xFFFFFFFF, 0)).to_bytes()
+        _inject_tcp(wire, a, "10.0.0.2", conn.remote[1], conn.local[1], conn.tcb.rcv_nxt, conn.tcb.snd_una, ACK,
                     b"stale", old)
         await settle(0.1)
         assert a.stats["tcp.paws_rejected"] == 1
@@ -555,7 +555,7 @@ def test_path_mtu_discovery_from_frag_needed() -> None:
         writer.write(data)
         assert await reader.readexactly(len(data)) == data
         conn = conn_of(writer)
-        assert conn.snd_mss == 960 and a.stats["tcp.pmtu_reduced"] == 1 and big_seen
+        assert conn.tcb.snd_mss == 960 and a.stats["tcp.pmtu_reduced"] == 1 and big_seen
     run(main())
 
 
@@ -588,10 +588,10 @@ def test_icmp_port_unreachable_refuses_a_connect_and_out_of_window_errors_are_ig
         forged = bytearray(syns[0])
         forged[34:36] = conn.local[1].to_bytes(2, "big")
         forged[36:38] = (7).to_bytes(2, "big")
-        forged[38:42] = ((conn.snd_una + 5_000_000) & 0xFFFFFFFF).to_bytes(4, "big")
+        forged[38:42] = ((conn.tcb.snd_una + 5_000_000) & 0xFFFFFFFF).to_bytes(4, "big")
         a.iface.receive(_icmp_error_frame(bytes(forged), icmp.DEST_UNREACHABLE, icmp.FRAG_NEEDED,
                                           bytes([0, 0, 2, 0])))
-        assert a.stats["tcp.icmp_out_of_window"] == 1 and conn.snd_mss == 1460
+        assert a.stats["tcp.icmp_out_of_window"] == 1 and conn.tcb.snd_mss == 1460
         writer.write(b"fine")
         assert await reader.readexactly(4) == b"fine"
     run(main())
@@ -607,10 +607,10 @@ def test_idle_restart_and_listen_queue() -> None:
         writer.write(_payload(300_000, 1))
         assert len(await peer_reader.readexactly(300_000)) == 300_000
         conn = conn_of(writer)
-        grown = conn.cwnd
+        grown = conn.tcb.cwnd
         await asyncio.sleep(10)  # idle for longer than the RTO
         writer.write(b"x")
-        assert conn.cwnd < grown and conn.cwnd <= 4 * conn.eff_mss  # RFC 5681 4.1
+        assert conn.tcb.cwnd < grown and conn.tcb.cwnd <= 4 * conn.tcb.eff_mss  # RFC 5681 4.1
         assert await peer_reader.readexactly(1) == b"x"
         peer_writer.close()
         assert await reader.read() == b""
@@ -624,7 +624,7 @@ def test_sack_scoreboard_steers_retransmissions() -> None:
         # Holes beyond the first were resent during recovery (RFC 6675), not after a timeout.
         assert client.layer.stats["tcp.sack_retransmits"] > 0
         assert client.stats.fast_retransmits > client.stats.timeouts
-        assert not client.sacked  # the scoreboard empties as everything is acknowledged
+        assert not client.tcb.scoreboard  # the scoreboard empties as everything is acknowledged
     run(main())
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # annotations only: the plugin manager imports this module fo
 
 __all__ = [
     "Buffer", "Device", "Console", "MonotonicClock", "WallClock", "Sleep",
-    "EntropySource", "Random", "Network", "NetworkStats", "Offloads", "TxOffload",
+    "EntropySource", "Random", "Network", "PollableNetwork", "NetworkStats", "Offloads", "TxOffload",
     "Block", "KVRO", "KVRW", "EntryKind", "Flow", "FlowReader", "FlowWriter",
     "TCP", "UDP", "UDPEndpoint", "IPv4Config", "Stack", "FileSystem", "File", "FileStat",
     "TLS", "KINDS", "kind_of",
@@ -184,6 +184,27 @@ class Network(Device, Protocol):
 
     async def write(self, frame: Buffer, offload: TxOffload | None = None) -> None:
         """Send one Ethernet frame (without FCS); ``offload`` needs ``offloads``."""
+
+
+@runtime_checkable
+class PollableNetwork(Network, Protocol):
+    """A :class:`Network` with a synchronous, batched core: the fast path of a TCP/IP stack.
+
+    The stack registers :meth:`fileno` with its event loop and, each time it is readable,
+    takes a batch with :meth:`read_nowait` and processes it in place; replies go out with
+    :meth:`send` at the end of that turn of the loop.  No task wakes per frame and nothing
+    is awaited.  A network without it works through ``read``/``write``, more slowly (the
+    stack says so in its log and its ``stats``).
+    """
+
+    def fileno(self) -> int:
+        """A descriptor that polls readable while frames wait (``-1`` once closed)."""
+
+    def read_nowait(self, limit: int = 64) -> list[bytes]:
+        """Up to ``limit`` frames already received (maybe none), without waiting."""
+
+    def send(self, frame: Buffer, offload: TxOffload | None = None) -> bool:
+        """Send one frame now; ``False`` when a full queue dropped it (TCP resends)."""
 
 
 # --- block -----------------------------------------------------------------------------

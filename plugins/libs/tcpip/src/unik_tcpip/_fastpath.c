@@ -2,15 +2,15 @@
  * all of a busy stack's traffic.  Pure-Python twin: _fastpath_py.py (same functions,
  * same results; the tests compare them).
  *
- *   tcp4_parse(frame, verify_checksum) -> tuple | None
+ *   tcp4_parse(frame, verify_checksum) -> Tcp4Fields | None
  *       One call instead of the Ethernet, IPv4, TCP and TCP-option parsers for the
  *       common case: an Ethernet II frame holding an unfragmented IPv4 datagram without
  *       options holding a TCP segment without options or with exactly NOP, NOP,
  *       Timestamps (RFC 7323 appendix A).  Anything else, or anything the full parsers
  *       would reject, returns None: the caller then runs the full parsers, which name
- *       the reason for a drop.  The tuple:
- *       (dst_mac, src_ip, dst_ip, sport, dport, seq, ack, flags, window, urgent,
- *        tcp_start, tcp_end, tcp_header_len, tsval, tsecr); tsval is -1 without
+ *       the reason for a drop.  Tcp4Fields is a named tuple (a struct sequence):
+ *       (dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent,
+ *        tcp_start, tcp_end, header_len, tsval, tsecr); tsval is -1 without
  *       timestamps.
  *   tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr,
  *               options, payload, headroom, partial) -> bytearray
@@ -97,8 +97,35 @@ pseudo_sum(const unsigned char *src, const unsigned char *dst, Py_ssize_t alen, 
     return acc + proto + (uint64_t)(length & 0xffff) + (uint64_t)(length >> 16);
 }
 
+static PyTypeObject *Tcp4Fields;
+
+static PyStructSequence_Field tcp4_fields[] = {
+    {"dst_mac", "the destination MAC address (6 bytes)"},
+    {"src", "the source IPv4 address (4 bytes)"},
+    {"dst", "the destination IPv4 address (4 bytes)"},
+    {"sport", "the source port"},
+    {"dport", "the destination port"},
+    {"seq", "the sequence number"},
+    {"ack", "the acknowledgment number"},
+    {"flags", "the TCP flags byte"},
+    {"window", "the window field (unscaled)"},
+    {"urgent", "the urgent pointer"},
+    {"tcp_start", "where the TCP header starts in the frame"},
+    {"tcp_end", "where the segment ends in the frame"},
+    {"header_len", "the TCP header length"},
+    {"tsval", "the timestamp value, -1 without the option"},
+    {"tsecr", "the timestamp echo reply, -1 without the option"},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc tcp4_desc = {
+    "unik_tcpip._fastpath.Tcp4Fields",
+    "The fields of a plain TCP/IPv4 frame that tcp4_parse found.",
+    tcp4_fields, 15,
+};
+
 PyDoc_STRVAR(tcp4_parse_doc,
-"tcp4_parse(frame, verify_checksum, /) -> tuple | None\n\n"
+"tcp4_parse(frame, verify_checksum, /) -> Tcp4Fields | None\n\n"
 "The fields of a plain TCP/IPv4 frame, or None for anything the full parsers must see.");
 
 static PyObject *
@@ -141,11 +168,28 @@ tcp4_parse(PyObject *Py_UNUSED(module), PyObject *args)
         goto slow;
     if (verify && fold(sum_be(pseudo_sum(ip + 12, ip + 16, 4, 6, tcp_len), tcp, tcp_len)) != 0xffff)
         goto slow;
-    result = Py_BuildValue(
-        "(y#y#y#IIkkIIInnIll)", f, (Py_ssize_t)6, ip + 12, (Py_ssize_t)4, ip + 16, (Py_ssize_t)4,
-        sport, dport, be32(tcp + 4), be32(tcp + 8), flags, be16(tcp + 14), be16(tcp + 18),
-        (Py_ssize_t)(ETH_LEN + IP_LEN), (Py_ssize_t)(ETH_LEN + total), hlen, tsval, tsecr);
+    PyObject *items[15] = {
+        PyBytes_FromStringAndSize((const char *)f, 6),
+        PyBytes_FromStringAndSize((const char *)ip + 12, 4),
+        PyBytes_FromStringAndSize((const char *)ip + 16, 4),
+        PyLong_FromUnsignedLong(sport), PyLong_FromUnsignedLong(dport),
+        PyLong_FromUnsignedLong(be32(tcp + 4)), PyLong_FromUnsignedLong(be32(tcp + 8)),
+        PyLong_FromUnsignedLong(flags), PyLong_FromUnsignedLong(be16(tcp + 14)),
+        PyLong_FromUnsignedLong(be16(tcp + 18)),
+        PyLong_FromSsize_t(ETH_LEN + IP_LEN), PyLong_FromSsize_t(ETH_LEN + (Py_ssize_t)total),
+        PyLong_FromUnsignedLong(hlen), PyLong_FromLong(tsval), PyLong_FromLong(tsecr),
+    };
     PyBuffer_Release(&view);
+    result = PyStructSequence_New(Tcp4Fields);
+    for (int i = 0; i < 15; i++) {
+        if (items[i] == NULL || result == NULL) {
+            for (int j = i; j < 15; j++)
+                Py_XDECREF(items[j]);
+            Py_XDECREF(result);
+            return NULL;
+        }
+        PyStructSequence_SET_ITEM(result, i, items[i]);
+    }
     return result;
 slow:
     PyBuffer_Release(&view);
@@ -289,5 +333,13 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Tcp4Fields = PyStructSequence_NewType(&tcp4_desc);
+    if (Tcp4Fields == NULL || PyModule_AddObjectRef(m, "Tcp4Fields", (PyObject *)Tcp4Fields) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -12,6 +12,7 @@ Same functions, same results (the tests compare the two on random and hostile in
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from ._checksum_py import BytesLike, checksum, sum16
 
@@ -22,16 +23,32 @@ _IP = struct.Struct("!BBHHHBBH4s4s")
 _PSEUDO = struct.Struct("!4s4sHH")
 _MIN = 14 + 20 + 20
 
-Parsed = tuple[bytes, bytes, bytes, int, int, int, int, int, int, int, int, int, int, int, int]
 
 
-def tcp4_parse(frame: BytesLike, verify_checksum: bool) -> Parsed | None:
-    """The fields of an Ethernet/IPv4/TCP frame on the fast path, else ``None``.
+class Tcp4Fields(NamedTuple):
+    """The fields of a plain TCP/IPv4 frame that :func:`tcp4_parse` found (C: a struct sequence)."""
 
-    The tuple: ``(dst_mac, src_ip, dst_ip, sport, dport, seq, ack, flags, window, urgent,
-    tcp_start, tcp_end, tcp_header_len, tsval, tsecr)``; ``tsval`` is -1 without the
-    NOP, NOP, Timestamps option (RFC 7323 appendix A).
-    """
+    dst_mac: bytes
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    urgent: int
+    #: Where the TCP header starts and the segment ends in the frame.
+    tcp_start: int
+    tcp_end: int
+    header_len: int
+    #: -1 without the NOP, NOP, Timestamps option (RFC 7323 appendix A).
+    tsval: int
+    tsecr: int
+
+
+def tcp4_parse(frame: BytesLike, verify_checksum: bool) -> Tcp4Fields | None:
+    """The fields of an Ethernet/IPv4/TCP frame on the fast path, else ``None``."""
     n = len(frame)
     if n < _MIN:
         return None
@@ -58,7 +75,8 @@ def tcp4_parse(frame: BytesLike, verify_checksum: bool) -> Parsed | None:
         return None
     if verify_checksum and checksum(view[34:34 + tcp_len], sum16(_PSEUDO.pack(src, dst, 6, tcp_len))) != 0:
         return None
-    return (dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent, 34, 14 + total, hlen, tsval, tsecr)
+    return Tcp4Fields(dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent, 34, 14 + total, hlen, tsval,
+                      tsecr)
 
 
 def tcp_segment(src: BytesLike, dst: BytesLike, sport: int, dport: int, seq: int, ack: int, flags: int,

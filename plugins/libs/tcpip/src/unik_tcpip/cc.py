@@ -1,7 +1,7 @@
 """Congestion control: how the window grows, and how far it falls on a loss.
 
 The loss *recovery* mechanics (fast retransmit, NewReno partial ACKs, window inflation,
-the retransmission timeout) live in :mod:`unik_tcpip.tcp`; an algorithm here decides
+the retransmission timeout) live in :mod:`unik_tcpip.tcp.connection`; an algorithm here decides
 the growth in congestion avoidance and the multiplicative decrease.  Both work in
 bytes.  Selected with ``TcpConfig(congestion_control="newreno" | "cubic")``.
 """
@@ -12,7 +12,7 @@ from typing import Protocol
 
 
 class CongestionControl(Protocol):
-    """What :class:`unik_tcpip.tcp.TcpConnection` asks of an algorithm."""
+    """What :class:`unik_tcpip.tcp.Connection` asks of an algorithm."""
 
     name: str
 

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 from unik import accel
 
 if TYPE_CHECKING:
-    from ._fastpath_py import Parsed
+    from ._fastpath_py import Tcp4Fields
 
 __all__ = ["implementation", "ipv4_header", "tcp4_parse", "tcp_segment", "use_pure"]
 
 _PURE = "unik_tcpip._fastpath_py"
 _impl: ModuleType
-tcp4_parse: Callable[[Any, bool], Parsed | None]
+#: A named record (:class:`unik_tcpip._fastpath_py.Tcp4Fields`; in C a struct sequence of the same fields).
+tcp4_parse: Callable[[Any, bool], Tcp4Fields | None]
 tcp_segment: Callable[..., bytearray]
 ipv4_header: Callable[..., None]
 

@@ -12,9 +12,9 @@ import logging
 import struct
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from unik.devices import IPv4Config, Network, TxOffload
+from unik.devices import IPv4Config, Network, PollableNetwork, TxOffload
 from unik.errors import DeviceClosed, DeviceError
 
 from . import arp as arp_cache
@@ -28,6 +28,7 @@ from .wire.ethernet import BROADCAST, EthernetFrame, EtherType
 from .wire.ethernet import HEADER_LEN as ETH_LEN
 from .wire.ipv4 import MIN_HEADER_LEN as IP_LEN
 from .wire.ipv4 import Ipv4Packet, Protocol
+from .wire.tcp import TcpSegment
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,6 @@ HEADROOM = ETH_LEN + IP_LEN
 ANY = b"\x00\x00\x00\x00"
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 _TICK_NS = 10**9
-
-Handler = Callable[[Ipv4Packet], None]
-
 
 # Addresses are parsed and formatted here rather than by ipaddress, which is imported only
 # for what the fast paths leave to it: that module alone costs ~15 ms as a VM boots under
@@ -142,26 +140,32 @@ class Interface:
         self.broadcast = LIMITED_BROADCAST
         self.gateway: bytes | None = None
         self.verify_rx_checksum = not network.offloads.rx_csum
-        self.tcp_input: Handler | None = None
-        #: Takes a frame and the fields :func:`unik_tcpip.fastpath.tcp4_parse` found in it.
-        self.tcp_fast_input: Callable[[bytes | bytearray | memoryview, tuple[Any, ...]], None] | None = None
-        self.udp_input: Handler | None = None
-        #: Called with the ICMP message and the quoted datagram for each ICMP error received,
-        #: by the protocol of that datagram.
-        self.icmp_error: dict[int, Callable[[wire_icmp.IcmpPacket, memoryview], None]] = {}
+        #: The transports above, set once by :meth:`bind` (``TcpipStack`` wires the layers).
+        self.tcp: TcpTransport | None = None
+        self.udp: Transport | None = None
         self._ident = ident_seed & 0xFFFF
         self._txq: deque[tuple[bytearray | bytes, TxOffload | None]] = deque()
         self._tx_limit = tx_queue
         self._tx_ready = asyncio.Event()
-        #: The device's synchronous ``send(frame, offload)``, when it has one (see :meth:`_queue`).
-        self._send_now: Callable[[bytearray | bytes, TxOffload | None], object] | None = getattr(
-            network, "send", None)
+        #: The device's synchronous core, when it declares one (:class:`unik.devices.PollableNetwork`):
+        #: the fast path.  Without it frames go through the awaited ``read``/``write``.
+        self.polled: PollableNetwork | None = network if isinstance(network, PollableNetwork) else None
+        self._send_now: Callable[[bytearray | bytes, TxOffload | None], object] | None = (
+            None if self.polled is None else self.polled.send)
+        if self.polled is None:
+            stats["iface.slow_path"] = 1
+            log.info("network %r is not a PollableNetwork (fileno, read_nowait, send): the stack awaits its "
+                     "read/write, the slow path", network.name)
         self._flush_pending = False
         self._icmp_errors = TokenBucket(rate=100.0, burst=50)
         self._pings: dict[tuple[int, int], asyncio.Future[int]] = {}
         timers.after(_TICK_NS, self._tick)
 
     # -- configuration --------------------------------------------------------------
+
+    def bind(self, tcp: TcpTransport, udp: Transport) -> None:
+        """The transports that received datagrams (and ICMP errors quoting theirs) go to."""
+        self.tcp, self.udp = tcp, udp
 
     def configure(self, config: IPv4Config | None) -> None:
         """Set (or with ``None`` clear) the address, prefix and gateway."""
@@ -215,19 +219,19 @@ class Interface:
     async def run_rx(self) -> None:
         """Read frames and process them until cancelled or the device is closed.
 
-        A device that also offers ``fileno()`` and ``read_nowait(limit)`` (the unix TAP)
-        is served by one event-loop reader callback that drains a batch and processes
-        it in place: no task wake-up, future or reader re-registration per batch.
-        Others are awaited through the ``Network`` protocol's ``read``.
+        A :class:`unik.devices.PollableNetwork` (the unix TAP, a VM's packet ring) is
+        served by one event-loop reader callback that drains a batch and processes it in
+        place: no task wake-up, future or reader re-registration per batch.  Others are
+        awaited through the ``Network`` protocol's ``read``.
         """
         network = self.network
-        read_nowait = getattr(network, "read_nowait", None)
-        fileno = getattr(network, "fileno", None)
-        if read_nowait is not None and fileno is not None:
-            fd = fileno()
-            if isinstance(fd, int) and fd >= 0:
-                await self._run_rx_reader(fd, read_nowait)
+        if self.polled is not None:
+            fd = self.polled.fileno()
+            if fd < 0:
+                log.warning("network %r is closed: the stack receives nothing", network.name)
                 return
+            await self._run_rx_reader(fd, self.polled.read_nowait)
+            return
         while True:
             try:
                 frames = await network.read(64)
@@ -297,11 +301,11 @@ class Interface:
             # The fast path: a plain TCP segment unicast to our MAC and address from a
             # plausible source; everything else takes the full parsers below, which
             # count each drop by its reason.
-            src = fields[1]
-            if fields[0] == self.mac and fields[2] == self.address and src != self.address \
-                    and src[0] < 224 and self.tcp_fast_input is not None:
+            src = fields.src
+            if fields.dst_mac == self.mac and fields.dst == self.address and src != self.address \
+                    and src[0] < 224 and self.tcp is not None:
                 self.stats["ipv4.rx"] += 1
-                self.tcp_fast_input(frame, fields)
+                self.tcp.segment_input(src, fields.dst, TcpSegment.from_fast(frame, fields))
                 return
         eth = EthernetFrame.parse(frame)
         if eth.dst != self.mac and not eth.dst[0] & 1:
@@ -372,11 +376,11 @@ class Interface:
         if proto == Protocol.TCP:
             if broadcast:
                 self.stats["tcp.broadcast"] += 1
-            elif self.tcp_input is not None:
-                self.tcp_input(ip)
+            elif self.tcp is not None:
+                self.tcp.input(ip)
         elif proto == Protocol.UDP:
-            if self.udp_input is not None:
-                self.udp_input(ip)
+            if self.udp is not None:
+                self.udp.input(ip)
         elif proto == Protocol.ICMP:
             self._icmp_input(ip, broadcast)
         else:
@@ -412,9 +416,9 @@ class Interface:
             if bytes(inner[12:16]) != self.address:
                 self.stats["icmp.error_not_ours"] += 1  # it quotes a datagram we did not send
                 return
-            handler = self.icmp_error.get(inner[9])
-            if handler is not None:
-                handler(msg, inner)
+            transport = self.tcp if inner[9] == Protocol.TCP else self.udp if inner[9] == Protocol.UDP else None
+            if transport is not None:
+                transport.icmp_error(msg, inner)
         else:
             self.stats["icmp.ignored"] += 1
 
@@ -606,7 +610,7 @@ class Interface:
 
 
 if TYPE_CHECKING:
-    from .ip import IpLayer
+    from .ip import IpLayer, TcpTransport, Transport
 
     def _is_an_ip_layer(iface: Interface) -> IpLayer:  # mypy checks the structural match
         return iface

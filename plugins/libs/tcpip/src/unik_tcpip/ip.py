@@ -6,7 +6,7 @@ IPv6 interface (ICMPv6, NDP, SLAAC) implementing the same attributes and methods
 16-byte addresses; the transports keep no IPv4 constants of their own:
 
 * segments are demultiplexed by :meth:`unik_tcpip.tcp.TcpLayer.segment_input` from
-  ``(src, dst, segment)`` whatever the address length;
+  ``(src, dst, segment)`` whatever the address length (:class:`TcpTransport`);
 * checksums use :func:`unik_tcpip.checksum.pseudo_header_sum`, and
   :func:`unik_tcpip.fastpath.tcp_segment`, which take 4- or 16-byte addresses
   (RFC 9293 3.1 / RFC 8200 8.1);
@@ -19,10 +19,31 @@ What remains IPv4-only in the transports is the textual address API (``ip_bytes`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from unik.devices import TxOffload
+
+if TYPE_CHECKING:
+    from .wire.icmp import IcmpPacket
+    from .wire.ipv4 import Ipv4Packet
+    from .wire.tcp import TcpSegment
+
+
+class Transport(Protocol):
+    """What the network layer hands received datagrams to (UDP; TCP is a :class:`TcpTransport`)."""
+
+    def input(self, ip: Ipv4Packet) -> None:
+        """A whole datagram addressed to us, carrying this transport."""
+
+    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
+        """An ICMP error quoting (``quoted``: IP header and 8 bytes) a datagram of ours."""
+
+
+class TcpTransport(Transport, Protocol):
+    """TCP as the network layer sees it: also fed segments its fast path parsed."""
+
+    def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
+        """A parsed segment from ``src`` to ``dst`` (4- or 16-byte addresses)."""
 
 
 class IpLayer(Protocol):
@@ -39,8 +60,6 @@ class IpLayer(Protocol):
     gso_tcp: int
     #: Whether received checksums must be verified (the NIC did not).
     verify_rx_checksum: bool
-    #: Set by the TCP layer: takes ``(frame, fields)`` from the fast path.
-    tcp_fast_input: Callable[[Any, tuple[Any, ...]], None] | None
 
     @property
     def max_mss(self) -> int:

@@ -133,6 +133,8 @@ class TcpipStack:
         self.iface.configure(config)
         self.udp = UdpLayer(self.iface, random, self.stats)
         self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config)
+        # The one place the layers meet: the interface hands each transport its datagrams.
+        self.iface.bind(self.tcp, self.udp)
         self._tasks: list[asyncio.Future[Any]] = []
         self._closed = False
         self._random = random

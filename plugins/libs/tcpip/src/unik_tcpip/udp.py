@@ -12,6 +12,7 @@ from unik.errors import DeviceClosed
 
 from .iface import Interface, ip_bytes, ip_text
 from .wire import icmp as wire_icmp
+from .wire.icmp import IcmpPacket
 from .wire.ipv4 import Ipv4Packet, Protocol
 from .wire.udp import UdpDatagram
 
@@ -79,7 +80,6 @@ class UdpLayer:
         self.stats = stats
         self.queue_limit = queue_limit
         self.ports: dict[int, UdpEndpoint] = {}
-        iface.udp_input = self.input
 
     async def bind(self, port: int = 0) -> UdpEndpoint:
         """Bind ``port`` (0: a free ephemeral port)."""
@@ -110,6 +110,10 @@ class UdpLayer:
         if not self.iface.ip_output(dst, Protocol.UDP, dgram):
             raise OSError(errno.ENETUNREACH, f"no route to {host}")
         self.stats["udp.tx"] += 1
+
+    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
+        """An ICMP error quoting one of our datagrams: counted (UDP keeps no state to fail)."""
+        self.stats["udp.icmp_errors"] += 1
 
     def input(self, ip: Ipv4Packet) -> None:
         """Deliver a received datagram to its port (port unreachable when none is bound)."""

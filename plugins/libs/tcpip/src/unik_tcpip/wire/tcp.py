@@ -10,6 +10,7 @@ from .. import fastpath
 from ..errors import Malformed
 
 if TYPE_CHECKING:
+    from .._fastpath_py import Tcp4Fields
     from ._tcpflags import TcpFlags  # noqa: F401 - served by __getattr__
 
 MIN_HEADER_LEN = 20
@@ -177,7 +178,7 @@ class TcpSegment:
                                     payload, headroom, partial_checksum)
 
     @classmethod
-    def from_fast(cls, frame: bytes | bytearray | memoryview, fields: tuple[int, ...]) -> TcpSegment:
+    def from_fast(cls, frame: bytes | bytearray | memoryview, fields: Tcp4Fields) -> TcpSegment:
         """The segment that :func:`unik_tcpip.fastpath.tcp4_parse` found in ``frame``."""
         (_mac, _src, _dst, sport, dport, seq, ack, flags, window, urgent, start, end, hlen, tsval,
          tsecr) = fields

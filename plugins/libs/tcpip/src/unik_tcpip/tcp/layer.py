@@ -1,0 +1,366 @@
+"""The TCP layer: demultiplexing, listeners, ISNs, SYN cookies, and the application's API.
+
+:meth:`TcpLayer.segment_input` takes every segment the network layer received for
+TCP; it finds the connection (:class:`unik_tcpip.tcp.transport.TcpConnection`) by its
+four-tuple or runs RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN) itself.
+:meth:`TcpLayer.connect` / :meth:`TcpLayer.start_server` wrap connections in
+:class:`asyncio.StreamReader` / :class:`asyncio.StreamWriter` exactly as
+:func:`asyncio.open_connection` and :func:`asyncio.start_server` do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import struct
+from collections import Counter
+from collections.abc import Callable
+
+from unik.devices import Flow, FlowHandler, Random, TxOffload
+
+from .. import cc
+from ..iface import Interface, TokenBucket, ip_bytes
+from ..timers import Timers
+from ..wire.icmp import IcmpPacket
+from ..wire.ipv4 import Ipv4Packet, Protocol
+from ..wire.tcp import ACK, RST, SYN, TcpOptions, TcpSegment
+from .config import TcpConfig
+from .connection import Connection, Key, Path
+from .seq import MASK, seq_le, seq_lt
+from .state import State
+from .transport import TcpConnection
+
+try:  # hashlib itself loads six hash modules as it is imported; only BLAKE2s is used here
+    from _blake2 import blake2s
+except ImportError:  # pragma: no cover - an interpreter without the built-in module
+    from hashlib import blake2s
+
+EPHEMERAL = range(49152, 65536)
+_S = 10**9
+
+
+class TcpListener:
+    """A port in LISTEN with its protocol factory and SYN backlog."""
+
+    def __init__(self, port: int, factory: Callable[[], asyncio.BaseProtocol], backlog: int) -> None:
+        self.port = port
+        self.factory = factory
+        self.backlog = backlog
+        self.half_open = 0
+
+
+class TcpServer:
+    """What :meth:`TcpLayer.start_server` returns; a subset of :class:`asyncio.Server`."""
+
+    def __init__(self, layer: TcpLayer, listener: TcpListener) -> None:
+        self._layer = layer
+        self.listener = listener
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def port(self) -> int:
+        """The listening port."""
+        return self.listener.port
+
+    def is_serving(self) -> bool:
+        """Whether the port is still listening."""
+        return not self._closed.done()
+
+    def close(self) -> None:
+        """Stop listening; established connections go on."""
+        if self._layer.listeners.get(self.port) is self.listener:
+            del self._layer.listeners[self.port]
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` was called."""
+        await asyncio.shield(self._closed)
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed (or the caller cancelled)."""
+        await asyncio.shield(self._closed)
+
+    async def __aenter__(self) -> TcpServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class TcpLayer:
+    """TCP for one interface: demultiplexing, listeners, ISNs (:class:`unik.devices.TCP`)."""
+
+    def __init__(self, iface: Interface, timers: Timers, random: Random, stats: Counter[str],
+                 config: TcpConfig | None = None) -> None:
+        self.iface = iface
+        self.timers = timers
+        self.random = random
+        self.stats = stats
+        self.config = config or TcpConfig()
+        #: Segmentation offload in use: the device offers it and the configuration allows it.
+        self.tso = self.config.tso and iface.network.offloads.tso
+        cc.make(self.config.congestion_control)  # an unknown name fails here, not per connection
+        self.connections: dict[Key, TcpConnection] = {}
+        self.listeners: dict[int, TcpListener] = {}
+        # RFC 6528: a secret key for the ISN hash, from the Random device (and one for cookies).
+        self._secret = random.generate(16)
+        self._cookie_secret = random.generate(16)
+        self.challenge_bucket = TokenBucket(self.config.challenge_ack_rate, int(self.config.challenge_ack_rate))
+        # RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
+        shift = 0
+        while (0xFFFF << shift) < self.config.rcv_buf and shift < 14:
+            shift += 1
+        self.rcv_wscale = shift
+
+    # -- the application's API ----------------------------------------------------
+
+    def isn(self, key: Key) -> int:
+        """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey)."""
+        m = self.timers.now_ns() // 4000  # a 4-microsecond timer
+        digest = blake2s(
+            key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(2, "big"), key=self._secret,
+            digest_size=4,
+        ).digest()
+        return (m + int.from_bytes(digest, "big")) & MASK
+
+    def _free_port(self, remote: tuple[bytes, int]) -> int:
+        start = int.from_bytes(self.random.generate(2), "big") % len(EPHEMERAL)
+        for i in range(len(EPHEMERAL)):
+            port = EPHEMERAL[(start + i) % len(EPHEMERAL)]
+            if port not in self.listeners and (self.iface.address, port, *remote) not in self.connections:
+                return port
+        raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
+
+    async def create_connection(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
+                                port: int, *, local_port: int = 0) -> tuple[TcpConnection, asyncio.BaseProtocol]:
+        """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``).
+
+        ``local_port`` 0 picks a free ephemeral port.
+        """
+        try:
+            dst = ip_bytes(host)
+        except ValueError:
+            raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 address (unik's stack has no resolver)") \
+                from None
+        if not 0 < port < 65536:
+            raise OSError(errno.EINVAL, f"bad port {port}")
+        if self.iface.route(dst) is None:
+            raise OSError(errno.ENETUNREACH, f"no route to {host}")
+        if len(self.connections) >= self.config.max_connections:
+            raise OSError(errno.EMFILE, "too many TCP connections")
+        if local_port == 0:
+            local_port = self._free_port((dst, port))
+        elif (self.iface.address, local_port, dst, port) in self.connections:
+            raise OSError(errno.EADDRINUSE, f"a connection from port {local_port} to {host}:{port} exists")
+        conn = self._new_connection((self.iface.address, local_port), (dst, port), protocol_factory, None)
+        conn.open_active(self.isn(conn.key))
+        try:
+            await asyncio.shield(conn.established)
+        except asyncio.CancelledError:
+            conn.abort()
+            raise
+        assert conn.protocol is not None
+        return conn, conn.protocol
+
+    async def connect(self, host: str, port: int, *, limit: int = 2**16) -> Flow:
+        """Open a connection and return its reader and writer (like ``asyncio.open_connection``)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(lambda: protocol, host, port)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return Flow(reader, writer)
+
+    async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int,
+                            backlog: int | None = None) -> TcpServer:
+        """Listen on ``port``, running ``protocol_factory()`` per connection."""
+        if not 0 < port < 65536:
+            raise OSError(errno.EINVAL, f"bad port {port}")
+        if port in self.listeners:
+            raise OSError(errno.EADDRINUSE, f"TCP port {port} is already listening")
+        listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog)
+        self.listeners[port] = listener
+        return TcpServer(self, listener)
+
+    async def start_server(self, handler: FlowHandler, port: int, *, limit: int = 2**16,
+                           backlog: int | None = None) -> TcpServer:
+        """Call ``handler(reader, writer)`` for each connection (like ``asyncio.start_server``)."""
+        loop = asyncio.get_running_loop()
+
+        def factory() -> asyncio.BaseProtocol:
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, handler, loop=loop)  # type: ignore[arg-type]
+
+        return await self.create_server(factory, port, backlog)
+
+    async def listen(self, port: int, backlog: int | None = None,
+                     limit: int = 2**16) -> asyncio.Queue[Flow]:
+        """Listen on ``port``; accepted flows arrive on the returned queue."""
+        queue: asyncio.Queue[Flow] = asyncio.Queue()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await queue.put(Flow(reader, writer))
+
+        await self.start_server(accept, port, limit=limit, backlog=backlog)  # type: ignore[arg-type]
+        return queue
+
+    # -- input ---------------------------------------------------------------------
+
+    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
+        """An ICMP error about one of our segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191)."""
+        header_len = (quoted[0] & 15) * 4
+        sport, dport, seq = struct.unpack_from("!HHI", quoted, header_len)
+        key = (bytes(quoted[12:16]), sport, bytes(quoted[16:20]), dport)
+        conn = self.connections.get(key)
+        if conn is None:
+            self.stats["tcp.icmp_no_connection"] += 1
+            return
+        # RFC 5927 4.1: believe only errors quoting a sequence number in flight.
+        tcb = conn.tcb
+        if not (seq_le(tcb.snd_una, seq) and seq_lt(seq, tcb.snd_max)) and not (
+                tcb.state == State.SYN_SENT and seq == tcb.iss):
+            self.stats["tcp.icmp_out_of_window"] += 1
+            return
+        self.stats["tcp.icmp_errors"] += 1
+        conn.icmp_error(msg.type, msg.code, (msg.rest[2] << 8) | msg.rest[3])
+
+    def input(self, ip: Ipv4Packet) -> None:
+        """A datagram carrying TCP, from the full parsers: parse the segment and demultiplex it."""
+        self.segment_input(ip.src, ip.dst, TcpSegment.parse(ip.payload, ip.src, ip.dst, self.iface.verify_rx_checksum))
+
+    def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
+        """Demultiplex a parsed segment from ``src`` to ``dst`` (RFC 9293 3.10.7).
+
+        Nothing here depends on the address family: an IPv6 interface hands its
+        segments in the same way, with 16-byte addresses.
+        """
+        self.stats["tcp.rx"] += 1
+        key = (dst, seg.dst_port, src, seg.src_port)
+        conn = self.connections.get(key)
+        if conn is None or conn.segment_arrives(seg):
+            self.segment_arrives_listen(key, seg)
+
+    def segment_arrives_listen(self, key: Key, seg: TcpSegment) -> None:
+        """RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN)."""
+        flags = seg.flags
+        listener = self.listeners.get(key[1])
+        if listener is None or key[0] != self.iface.address:
+            # 3.10.7.1: no connection: answer everything but a RST with a RST.
+            self.stats["tcp.no_connection"] += 1
+            if not flags & RST:
+                if flags & ACK:
+                    self.send_rst(key, seg.ack, 0, RST)
+                else:
+                    self.send_rst(key, 0, (seg.seq + seg.seg_len) & MASK, RST | ACK)
+            return
+        # 3.10.7.2: first check for a RST (ignore), then an ACK (reset), then a SYN.
+        if flags & RST:
+            return
+        if flags & ACK:
+            if not flags & SYN and self.config.syn_cookies and self._cookie_ack(key, seg, listener):
+                return
+            self.send_rst(key, seg.ack, 0, RST)
+            return
+        if not flags & SYN:
+            self.stats["tcp.listen_no_syn"] += 1
+            return
+        if len(self.connections) >= self.config.max_connections:
+            self.stats["tcp.too_many_connections"] += 1
+            return
+        if listener.half_open >= listener.backlog:
+            self.stats["tcp.syn_backlog_full"] += 1
+            if self.config.syn_cookies:
+                self._cookie_syn_ack(key, seg)
+            return
+        conn = self._new_connection((key[0], key[1]), (key[2], key[3]), listener.factory, listener)
+        listener.half_open += 1
+        conn.open_passive(seg, self.isn(key))
+
+    # -- SYN cookies (RFC 4987 3.6) -------------------------------------------------
+
+    #: MSS values a cookie can name in 3 bits (RFC 4987 3.6 encodes an MSS index).
+    COOKIE_MSS = (536, 1220, 1440, 1460, 4036, 8960, 8960, 8960)
+
+    def _cookie(self, key: Key, irs: int, slot: int, mss_index: int) -> int:
+        """ISS = 5 bits of a 64-second clock, 3 bits of MSS index, 24 bits of keyed hash."""
+        digest = blake2s(
+            key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(2, "big")
+            + irs.to_bytes(4, "big") + bytes((slot & 31, mss_index)),
+            key=self._cookie_secret, digest_size=3).digest()
+        return ((slot & 31) << 27) | (mss_index << 24) | int.from_bytes(digest, "big")
+
+    def _cookie_slot(self) -> int:
+        return self.timers.now_ns() // (64 * _S)
+
+    def _cookie_syn_ack(self, key: Key, seg: TcpSegment) -> None:
+        """Answer a SYN statelessly when the backlog is full; the ISS encodes what we need."""
+        peer_mss = seg.options.mss or 536
+        own = min(peer_mss, self.iface.max_mss)
+        index = max((i for i, m in enumerate(self.COOKIE_MSS) if m <= own), default=0)
+        iss = self._cookie(key, seg.seq, self._cookie_slot(), index)
+        self.stats["tcp.syncookies_sent"] += 1
+        # No window scale, timestamps or SACK: nothing remembers them (RFC 4987 3.6).
+        segment = TcpSegment.build(key[0], key[2], key[1], key[3], iss, (seg.seq + 1) & MASK, SYN | ACK,
+                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=self.iface.max_mss).to_bytes(),
+                                   headroom=self.iface.headroom)
+        self.output(key[2], segment)
+
+    def _cookie_ack(self, key: Key, seg: TcpSegment, listener: TcpListener) -> bool:
+        """Complete a handshake whose SYN-ACK was a cookie; ``False`` if the ACK carries none."""
+        iss = (seg.ack - 1) & MASK
+        irs = (seg.seq - 1) & MASK
+        slot, index = iss >> 27, (iss >> 24) & 7
+        now = self._cookie_slot()
+        # Valid for the current and the previous 64-second slot.
+        if not any((s & 31) == slot and self._cookie(key, irs, s, index) == iss for s in (now, now - 1)):
+            self.stats["tcp.syncookies_failed"] += 1
+            return False
+        if len(self.connections) >= self.config.max_connections:
+            self.stats["tcp.too_many_connections"] += 1
+            return True
+        self.stats["tcp.syncookies_ok"] += 1
+        conn = self._new_connection((key[0], key[1]), (key[2], key[3]), listener.factory, listener)
+        conn.open_from_cookie(seg, iss, irs, self.COOKIE_MSS[index])
+        return True
+
+    # -- output --------------------------------------------------------------------
+
+    def output(self, dst: bytes, segment: bytearray, offload: TxOffload | None = None) -> None:
+        """Route a built segment (headroom included); DF is set (RFC 1191 path MTU discovery)."""
+        self.stats["tcp.tx"] += 1
+        self.iface.ip_output(dst, Protocol.TCP, segment, df=True, offload=offload)
+
+    def send_rst(self, key: Key, seq: int, ack: int, flags: int) -> None:
+        """A reset for ``key`` (local address/port, remote address/port)."""
+        self.stats["tcp.resets_sent"] += 1
+        segment = TcpSegment.build(key[0], key[2], key[1], key[3], seq, ack, flags, 0,
+                                   headroom=self.iface.headroom)
+        self.output(key[2], segment)
+
+    def _new_connection(self, local: tuple[bytes, int], remote: tuple[bytes, int],
+                        factory: Callable[[], asyncio.BaseProtocol] | None,
+                        listener: TcpListener | None) -> TcpConnection:
+        """A connection in CLOSED, entered in the table; its caller opens it."""
+        iface = self.iface
+        path = Path(iface.headroom, iface.max_mss, iface.ip_header_len, iface.gso_tcp, self.tso)
+        tcb = Connection(self.config, path, local, remote, counters=self.stats, challenge=self.challenge_bucket,
+                         ts_offset=int.from_bytes(self.random.generate(4), "big"), rcv_wscale=self.rcv_wscale,
+                         passive=listener is not None)
+        conn = TcpConnection(self, tcb, factory, listener)
+        self.connections[tcb.key] = conn
+        return conn
+
+    def remove(self, conn: TcpConnection) -> None:
+        """Forget a closed connection."""
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+
+    def close_all(self) -> None:
+        """Reset every connection (the stack is disconnecting)."""
+        for conn in list(self.connections.values()):
+            conn.tcb.abort(ConnectionAbortedError("the TCP/IP stack was disconnected"), self.timers.now_ns())
+            conn._run()
+        self.listeners.clear()
+

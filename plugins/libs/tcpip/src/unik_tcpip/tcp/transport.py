@@ -1,0 +1,368 @@
+"""The asyncio face of a connection: :class:`TcpConnection` is an :class:`asyncio.Transport`.
+
+Any :class:`asyncio.Protocol` runs on it.  Every call into the state machine
+(:class:`unik_tcpip.tcp.connection.Connection`) is followed by :meth:`TcpConnection._run`,
+which does the I/O the machine asked for: hands its segments to the TCP layer, arms the
+stack's timer at the deadline it named, and tells the protocol what happened (data,
+end-of-file, the end of the connection).  Nothing here decides anything TCP does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..iface import ip_text
+from .config import TcpStats
+from .connection import Connection, Event, Key
+from .state import State
+
+if TYPE_CHECKING:
+    from .layer import TcpLayer, TcpListener
+
+log = logging.getLogger(__name__)
+
+
+class TcpConnection(asyncio.Transport):
+    """One TCP connection as a transport; its protocol state is :attr:`tcb`."""
+
+    def __init__(self, layer: TcpLayer, tcb: Connection, protocol_factory: Callable[[], asyncio.BaseProtocol] | None,
+                 listener: TcpListener | None = None) -> None:
+        super().__init__({
+            "peername": (ip_text(tcb.remote[0]), tcb.remote[1]), "sockname": (ip_text(tcb.local[0]), tcb.local[1]),
+            "socket": None,
+        })
+        self.layer = layer
+        #: The transmission control block: the state machine this transport drives.
+        self.tcb = tcb
+        self._now = layer.timers.now_ns
+        self._at = layer.timers.at
+        self.listener = listener
+        self._in_backlog = listener is not None
+        self._protocol_factory = protocol_factory
+        self.protocol: asyncio.BaseProtocol | None = None
+        self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost = False
+        self.eof_pending = False
+        self.high_water = tcb.cfg.snd_buf
+        self.low_water = tcb.cfg.snd_buf // 4
+        self.writing_paused = False
+
+    def __repr__(self) -> str:
+        tcb = self.tcb
+        return (f"<TcpConnection {ip_text(tcb.local[0])}:{tcb.local[1]} -> "
+                f"{ip_text(tcb.remote[0])}:{tcb.remote[1]} {tcb.state.value}>")
+
+    @property
+    def state(self) -> State:
+        """The connection's state (RFC 9293 3.3.2)."""
+        return self.tcb.state
+
+    @property
+    def stats(self) -> TcpStats:
+        """The connection's counters."""
+        return self.tcb.stats
+
+    @property
+    def key(self) -> Key:
+        """``(local address, local port, remote address, remote port)``."""
+        return self.tcb.key
+
+    @property
+    def local(self) -> tuple[bytes, int]:
+        """The local address and port."""
+        return self.tcb.local
+
+    @property
+    def remote(self) -> tuple[bytes, int]:
+        """The remote address and port."""
+        return self.tcb.remote
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the connection ended, if it failed."""
+        return self.tcb.error
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection reached CLOSED."""
+        return self.tcb.state is State.CLOSED
+
+    # -- driving the state machine ----------------------------------------------------
+
+    def segment_arrives(self, seg: Any) -> bool:
+        """Feed a segment (``True``: it reopened TIME-WAIT and goes to LISTEN next)."""
+        reopen = self.tcb.segment_arrives(seg, self._now())
+        self._run()
+        return reopen
+
+    def open_active(self, iss: int) -> None:
+        """Send the SYN."""
+        self.tcb.open_active(iss, self._now())
+        self._run()
+
+    def open_passive(self, seg: Any, iss: int) -> None:
+        """Answer a SYN."""
+        self.tcb.open_passive(seg, iss, self._now())
+        self._run()
+
+    def open_from_cookie(self, seg: Any, iss: int, irs: int, mss: int) -> None:
+        """Become ESTABLISHED from a SYN-cookie ACK."""
+        self._in_backlog = False
+        self.listener = None
+        self.tcb.open_from_cookie(seg, iss, irs, mss, self._now())
+        self._run()
+
+    def icmp_error(self, type_: int, code: int, next_mtu: int) -> None:
+        """A believed ICMP error about this connection."""
+        self.tcb.icmp_error(type_, code, next_mtu, self._now())
+        self._run()
+
+    def _on_timer(self, now: int) -> None:
+        self.tcb.on_timer(now)
+        self._run()
+
+    def _run(self) -> None:
+        """Do what the last call asked: send, arm the timer, tell the protocol."""
+        tcb = self.tcb
+        if tcb.outbox:
+            out, tcb.outbox = tcb.outbox, []
+            output, dst = self.layer.output, tcb.remote[0]
+            for segment, offload in out:
+                output(dst, segment, offload)
+        if tcb.wake_at:
+            self._at(tcb.wake_at, self._on_timer)
+            tcb.wake_at = 0
+        if tcb.events:
+            events, tcb.events = tcb.events, []
+            if Event.ESTABLISHED in events:
+                self._connection_made()
+            if tcb.rcv.ready:
+                self._deliver()
+            for event in events:
+                if event is Event.EOF:
+                    if tcb.rcv.held or tcb.reading_paused:
+                        self.eof_pending = True
+                    else:
+                        self._eof_to_protocol()
+                elif event is Event.LOST:
+                    self._connection_lost(tcb.error)
+                elif event is Event.CLOSED:
+                    self._leave_backlog()
+                    self.layer.remove(self)
+        elif tcb.rcv.ready:
+            self._deliver()
+        if self.writing_paused and len(tcb.snd) <= self.low_water:
+            self._resume_writing()
+        if tcb.events or tcb.outbox:
+            self._run()  # a protocol callback's reaction (an abort) left more to do
+
+    def _deliver(self) -> None:
+        tcb = self.tcb
+        protocol = self.protocol
+        chunks = tcb.rcv.take()
+        if not isinstance(protocol, asyncio.Protocol) or tcb.app_closed:
+            return
+        for i, data in enumerate(chunks):
+            if tcb.reading_paused:
+                # The protocol paused while it was handed the previous chunk: hold the rest.
+                tcb.rcv.held += b"".join(chunks[i:])
+                return
+            try:
+                protocol.data_received(data)
+            except Exception as exc:  # noqa: BLE001 - the application's bug ends its connection only
+                self._protocol_failed(exc)
+                return
+
+    def _leave_backlog(self) -> None:
+        if self._in_backlog and self.listener is not None:
+            self.listener.half_open -= 1
+        self._in_backlog = False
+
+    def _connection_made(self) -> None:
+        self._leave_backlog()
+        if not self.established.done():
+            self.established.set_result(None)
+        if self.protocol is None and self._protocol_factory is not None:
+            try:
+                self.protocol = self._protocol_factory()
+            except Exception:
+                log.exception("protocol factory failed")
+                self.tcb.abort(ConnectionAbortedError("protocol factory failed"), self._now())
+                return
+        if self.protocol is not None:
+            try:
+                self.protocol.connection_made(self)
+            except Exception as exc:  # noqa: BLE001
+                self._protocol_failed(exc)
+
+    def _protocol_failed(self, exc: BaseException) -> None:
+        """A protocol callback raised: stop calling it and reset the connection soon after.
+
+        Like asyncio's transports, the connection is aborted and ``connection_lost``
+        receives the exception; the abort waits for the current segment to be processed.
+        """
+        log.error("protocol callback of %r failed", self, exc_info=exc)
+        self.layer.stats["tcp.protocol_errors"] += 1
+        self.tcb.app_closed = True
+        asyncio.get_running_loop().call_soon(self._abort_after_failure, exc)
+
+    def _abort_after_failure(self, exc: BaseException) -> None:
+        if self.tcb.state != State.CLOSED:
+            self.tcb.abort(exc, self._now())
+            self._run()
+
+    def _eof_to_protocol(self) -> None:
+        self.eof_pending = False
+        if self.tcb.app_closed or self.lost or not isinstance(self.protocol, asyncio.Protocol):
+            return
+        try:
+            keep_open = self.protocol.eof_received()
+        except Exception as exc:  # noqa: BLE001
+            self._protocol_failed(exc)
+            return
+        if not keep_open and not self.tcb.fin_queued:
+            self.close()
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        if not self.established.done():
+            if self.listener is not None:
+                self.established.cancel()  # nobody waits on a passive open
+            else:
+                self.established.set_exception(exc or ConnectionAbortedError("connection closed"))
+            return
+        if self.protocol is not None:
+            asyncio.get_running_loop().call_soon(_notify_lost, self.protocol, exc)
+
+    # -- the asyncio.Transport interface ------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+        """Queue ``data`` for sending (RFC 9293 3.10.2 SEND)."""
+        tcb = self.tcb
+        if tcb.fin_queued:
+            if self.lost or tcb.app_closed:
+                return  # asyncio transports ignore writes after close
+            raise RuntimeError("cannot write after write_eof()")
+        if self.lost or not data:
+            return
+        tcb.send(data, self._now())
+        self._run()
+        if not self.writing_paused and len(tcb.snd) > self.high_water and self.protocol is not None:
+            self.writing_paused = True
+            try:
+                self.protocol.pause_writing()
+            except Exception:
+                log.exception("pause_writing failed")
+
+    def writelines(self, list_of_data: Any) -> None:
+        """Write each buffer of an iterable."""
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        """Send a FIN after the buffered data (RFC 9293 3.10.4 CLOSE of the sending side)."""
+        if self.tcb.fin_queued or self.lost:
+            return
+        self.tcb.shutdown(self._now())
+        self._run()
+
+    def can_write_eof(self) -> bool:
+        """TCP can half-close."""
+        return True
+
+    def close(self) -> None:
+        """Close after sending the buffered data; ``connection_lost`` follows."""
+        if self.tcb.app_closed:
+            return
+        self.tcb.close(self._now(), established=self.established.done())
+        self._run()
+
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` or :meth:`abort` was called, or the connection is gone."""
+        return self.tcb.app_closed or self.lost
+
+    def abort(self) -> None:
+        """Reset the connection now (RFC 9293 3.10.5 ABORT)."""
+        self.tcb.abort(ConnectionAbortedError("aborted"), self._now())
+        self._run()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``peername``, ``sockname``, ``tcp_stats`` (a :class:`TcpStats`) and ``tcp_connection``."""
+        if name == "tcp_stats":
+            return self.tcb.stats
+        if name == "tcp_connection":
+            return self
+        return super().get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Replace the protocol."""
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        """The protocol."""
+        assert self.protocol is not None
+        return self.protocol
+
+    def pause_reading(self) -> None:
+        """Stop delivering data; the advertised window closes as the buffer fills."""
+        self.tcb.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Deliver held data and reopen the window."""
+        tcb = self.tcb
+        if not tcb.reading_paused:
+            return
+        data = tcb.resume_reading(self._now())
+        if data and isinstance(self.protocol, asyncio.Protocol) and not tcb.app_closed:
+            try:
+                self.protocol.data_received(data)
+            except Exception as exc:  # noqa: BLE001
+                self._protocol_failed(exc)
+        if self.eof_pending and not tcb.reading_paused and not tcb.rcv.held:
+            self._eof_to_protocol()
+        self._run()
+
+    def is_reading(self) -> bool:
+        """Whether data is delivered as it arrives."""
+        return not self.tcb.reading_paused
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Flow control thresholds for ``pause_writing``/``resume_writing``."""
+        self.high_water = self.tcb.cfg.snd_buf if high is None else high
+        self.low_water = self.high_water // 4 if low is None else low
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written but not yet acknowledged."""
+        return len(self.tcb.snd)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``."""
+        return (self.low_water, self.high_water)
+
+    def set_nodelay(self, nodelay: bool = True) -> None:
+        """Switch Nagle's algorithm off (``True``) or on."""
+        self.tcb.set_nodelay(nodelay, self._now())
+        self._run()
+
+    def set_keepalive(self, enable: bool = True, idle: float | None = None, interval: float | None = None,
+                      probes: int | None = None) -> None:
+        """Switch keep-alives on or off (times in seconds), like SO_KEEPALIVE and TCP_KEEPIDLE."""
+        self.tcb.set_keepalive(self._now(), enable, idle, interval, probes)
+        self._run()
+
+    def _resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.protocol is not None:
+            try:
+                self.protocol.resume_writing()
+            except Exception:
+                log.exception("resume_writing failed")
+
+
+def _notify_lost(protocol: asyncio.BaseProtocol, exc: BaseException | None) -> None:
+    protocol.connection_lost(exc)  # type: ignore[arg-type]
