@@ -254,6 +254,12 @@ class _Store:
     async def get(self, key: str) -> bytes:
         return self.page
 
+    async def size(self, key: str) -> int:
+        return len(self.page)
+
+    async def get_partial(self, key: str, offset: int, length: int) -> bytes:
+        return self.page[offset:offset + length]
+
 
 class _Console:
     def log(self, message: str) -> None:
