@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from example_support import copy_example
+from host_tools import missing
 
 UNIK = str(Path(sys.executable).with_name("unik"))
 
@@ -55,10 +55,7 @@ def wait_for_log(cwd: Path, name: str, text: str, state: Path, timeout: float) -
 
 def fat_tools_missing() -> str | None:
     """Why the disk checks cannot run (``None``: fsck.fat and mtools are there)."""
-    for tool, package in (("fsck.fat", "dosfstools"), ("mtype", "mtools"), ("mdir", "mtools")):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install {package})"
-    return None
+    return missing("fsck.fat", "mtype", "mdir")
 
 
 def fsck_clean(disk: Path) -> str:

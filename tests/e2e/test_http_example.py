@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from e2e_support import UNIK
 from example_support import REPO, copy_example
+from host_tools import require
 
 #: The server's address-space limit, and a file larger than it.
 LIMIT = 160 << 20
@@ -80,8 +81,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """examples/http on the unix target with the big file baked in, running under RLIMIT_AS."""
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed (apt-get install curl)")
+    require("curl")
     tmp = tmp_path_factory.mktemp("http-stream")
     app = copy_example("http", tmp)
     digest = _big_file(app / "htdocs" / "big.bin")

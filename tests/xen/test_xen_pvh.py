@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from host_tools import needs
 from xen_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_emulation_wants_the_nic_on_the_user_network(http_xen: Path) -> None:
     assert proc.returncode == 1 and "QEMU's user network exists only with --emulate" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)")
+@needs("curl")
 def test_examples_http_answers_through_a_published_port(http_xen: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
