@@ -82,3 +82,20 @@ def test_a_vm_that_cannot_start_reports_why_and_stays_listed(kv_vm: Path, tmp_pa
     assert "/nonexistent/disk.img does not exist" in failed.stderr
     assert "ended before it was up" in failed.stderr
     assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (1)"
+
+
+def test_inspect_lists_the_kernel_its_modules_python_and_the_application(kv_vm: Path, tmp_path: Path) -> None:
+    data = json.loads(unik(kv_vm, "inspect", "--json", state=tmp_path / "state").stdout)
+    by_kind: dict[str, set[str]] = {}
+    for f in data["files"]:
+        by_kind.setdefault(f["kind"], set()).add(f["name"] or f["path"])
+    assert {"button", "virtio_blk", "virtio_pci"} <= by_kind["kernel module"]
+    assert by_kind["kernel"] == {data["facts"]["kernel"].split(" ")[0]}
+    assert by_kind["init"] == {"init"}
+    assert {"asyncio", "_socket"} <= by_kind["standard library"]
+    assert by_kind["application"] == {"kv_app"}
+    assert {"unik", "unik_fat", "unik_virtio"} <= by_kind["library"]
+    assert "usr/bin/python3" in by_kind["interpreter"]
+    assert data["total"]["bytes"] == sum(f["size"] for f in data["files"])
+    text = unik(kv_vm, "inspect", state=tmp_path / "state").stdout
+    assert "kernel module: 8 files" in text and "initramfs: initramfs.cpio" in text

@@ -133,6 +133,17 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
     p.add_argument("-t", "--target", help="target (default: the one configured last)")
     p.set_defaults(func=cmd_query)
 
+    p = sub.add_parser("inspect", help="list what an artifact holds",
+                       description="List what the built artifact holds by kind: the kernel and its modules, the "
+                       "init, Python and the standard-library modules, the application, unik and its libraries, "
+                       "baked files, with sizes and totals. Nothing is built.")
+    p.add_argument("path", nargs="?", metavar="ARTIFACT",
+                   help="an artifact directory (dist/NAME-TARGET; default: the configured target's)")
+    p.add_argument("-t", "--target", help="target (default: the one configured last)")
+    p.add_argument("-l", "--files", action="store_true", help="list every file with its size")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_inspect)
+
     p = sub.add_parser("plugins", help="list installed plugins as JSON",
                        description="List installed plugins with versions and hooks (failed ones with their error).")
     p.set_defaults(func=cmd_plugins)
@@ -216,6 +227,26 @@ def cmd_query(ns: argparse.Namespace) -> int:
             print(config.directory / name)
         for f in plan.files:
             print(f"{f.dest}\t{f.source}")
+    return 0
+
+
+def cmd_inspect(ns: argparse.Namespace) -> int:
+    """``unik inspect``."""
+    from .inventory import render, to_json
+    from .target import Artifact
+
+    if ns.path:
+        directory = Path(ns.path)
+        directory = directory.parent if directory.is_file() else directory
+    else:
+        project = _project(ns)
+        directory = project.artifact_dir(project.configuration(ns.target).plan)
+    artifact = Artifact.load(directory.resolve())
+    contents, facts = ns.pm.target(artifact.target).inspect(artifact)
+    if ns.json:
+        sys.stdout.write(to_json(artifact.target, str(artifact.directory), contents, facts))
+    else:
+        sys.stdout.write(render(f"{artifact.directory} ({artifact.target})", contents, facts, ns.files))
     return 0
 
 

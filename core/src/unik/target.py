@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .errors import NotConfigured, RunError
+from .inventory import Content
 from .keys import Key, KeyValues
 from .plan import Plan
 from .progress import Progress
@@ -196,6 +197,17 @@ class Target:
 
         .. versionadded:: 0.1
         """
+
+    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
+        """What ``artifact`` holds (``unik inspect``), and facts worth a line (kernel, Python).
+
+        The default lists the files of the artifact directory.
+
+        .. versionadded:: 0.1
+        """
+        contents = [Content(p.relative_to(artifact.directory).as_posix(), p.stat().st_size, "artifact")
+                    for p in sorted(artifact.directory.rglob("*")) if p.is_file()]
+        return contents, {}
 
     def doctor(self) -> Sequence[Check]:
         """Check this host for what building and running the target's artifacts need.

@@ -21,6 +21,7 @@ from pathlib import Path
 from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.instances import process_start
+from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
@@ -106,6 +107,20 @@ class SptTarget(Target):
         """Every block file is given (``--block`` or solo5's ``--block:NAME=FILE``), exists and can be opened."""
         files = {**given_bindings("block", keys, ctx), **split_args(ctx.extra_args)[0]["block"]}
         check_disk_images(plan, Block.PLUGIN_NAME, files)
+
+    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
+        """The application directory by kind; the solo5 manifest's devices."""
+        app = artifact.path.parent
+        if not app.is_dir():
+            raise RunError(f"{app} is missing: run `unik build`")
+        files = [(p.relative_to(app).as_posix(), p.stat().st_size) for p in sorted(app.rglob("*")) if p.is_file()]
+        plan_file = app / "plan.json"
+        plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        generated = {"manifest.json", "__spt__.py"}
+        contents = [Content(f"app/{d}", n, "generated") for d, n in files if d in generated]
+        contents += classify_bundle([(d, n) for d, n in files if d not in generated], plan, prefix="app/")
+        declared = [f"{d['name']} ({d['type']})" for d in artifact.manifest.get("solo5", {}).get("devices", [])]
+        return contents, {"tender": str(TENDER), "devices handed by the tender": ", ".join(declared) or "none"}
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the artifact under the tender with its devices; report a refused system call by name."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.instances import process_start
+from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
@@ -122,6 +124,23 @@ class UnixTarget(Target):
                 from .socket_stack import check_bind_address
 
                 check_bind_address(str(keys.raw("ipv4")))
+
+    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
+        """The zip's payload by kind (sizes unpacked), the bootstrap, the zip itself."""
+        if not artifact.path.is_file():
+            raise RunError(f"{artifact.path} is missing: run `unik build`")
+        with zipfile.ZipFile(artifact.path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            names = {i.filename for i in infos}
+            plan = json.loads(zf.read("payload/plan.json")) if "payload/plan.json" in names else None
+        payload = [(i.filename[len("payload/"):], i.file_size) for i in infos if i.filename.startswith("payload/")]
+        contents = classify_bundle(payload, plan)
+        contents += [Content(i.filename, i.file_size, "generated") for i in infos
+                     if not i.filename.startswith("payload/")]
+        facts = {"zip": f"{artifact.path.name}, {artifact.path.stat().st_size} bytes compressed",
+                 "python": str(artifact.manifest.get("python", "?")),
+                 "unpacks into": f"$XDG_CACHE_HOME/unik/unix/{str(artifact.manifest.get('digest', ''))[:16]}/"}
+        return contents, facts
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the zip with this Python, keys as options; return its exit status."""

@@ -276,9 +276,12 @@ def boot(
                     proc.kill()
             if pressed is not None and stopped is None and (
                     (force is not None and force()) or time.monotonic() - pressed > grace):
-                stopped = stop() if stop is not None else None
-                stopped = stopped or signal.SIGTERM
+                stopped = (stop() if stop is not None else None) or signal.SIGTERM
                 proc.kill()
+                if stderr is not None:
+                    why = "asked again" if force is not None and force() else f"not stopped within {grace:g} s"
+                    stderr.write(f"unik: the guest is killed ({why})\n".encode())
+                    stderr.flush()
             if first is None and stopped is None and time.monotonic() - start > boot_timeout:
                 proc.kill()
                 proc.wait()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from unik.errors import RunError
+from unik.inventory import Content
 from unik.keys import KeyValues
 from unik.lockfile import LockFile
 from unik.plan import Plan
@@ -122,6 +123,12 @@ class VirtioTarget(Target):
                           f"{report.bytes / 1e6:.1f} MB: {len(report.stdlib_modules)} stdlib modules, "
                           f"{len(report.kernel_modules)} kernel modules")
         return Artifact("virtio", out, KERNEL_FILE, manifest)
+
+    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
+        """The kernel, the initramfs's files by kind, the configurations."""
+        from unik_vmimage.inventory import image_contents
+
+        return image_contents(artifact.directory, artifact.manifest)
 
     # -- run ----------------------------------------------------------------------------
 

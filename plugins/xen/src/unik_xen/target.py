@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from unik.errors import BuildError, RunError
+from unik.inventory import Content
 from unik.keys import KeyValues
 from unik.lockfile import LockFile
 from unik.plan import Plan
@@ -203,7 +204,9 @@ class XenTarget(Target):
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
         xen_type = plan_key(plan.keys, XEN_TYPE) or "pvh"
-        modules: list[str] = []
+        # the ACPI power button: --emulate's QEMU presses it to stop the guest (under Xen,
+        # xl shutdown runs /sbin/poweroff instead; the module finds no button there)
+        modules: list[str] = ["button"]
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []
         disks: dict[str, str] = {}
@@ -256,6 +259,12 @@ class XenTarget(Target):
                           f"MB ELF), initramfs {report.bytes / 1e6:.1f} MB with {len(report.kernel_modules)} "
                           f"kernel modules; {out / manifest['xl']}")
         return Artifact("xen", out, manifest["xl"], manifest)
+
+    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
+        """The kernel, the initramfs's files by kind, the configurations."""
+        from unik_vmimage.inventory import image_contents
+
+        return image_contents(artifact.directory, artifact.manifest)
 
     # -- run ----------------------------------------------------------------------------
 
