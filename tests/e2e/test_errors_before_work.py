@@ -166,3 +166,16 @@ def test_a_memory_size_is_checked_at_configure(tmp_path: Path, unik: Unik, targe
     app = copy_example("hello", tmp_path)
     assert error_of(unik("configure", "-t", target, option, cwd=app, check=False)) == message
     assert not (app / "_build" / target).exists()
+
+
+def test_a_misspelt_network_mode(tmp_path: Path, unik: Unik) -> None:
+    app = copy_example("http", tmp_path)
+    assert error_of(unik("configure", "-t", "unix", "--net=tpa", cwd=app, check=False)) == (
+        "--net: 'tpa' is neither `socket`, `tap` nor DEVICE=TAP (e.g. service=tap0) (did you mean 'tap'?)"
+    )
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.unik.targets.unix]\nnet = "sockt"\n')
+    assert error_of(unik("configure", "-t", "unix", cwd=app, check=False)) == (
+        f"{pyproject}: [tool.unik.targets.unix] net: 'sockt' is neither `socket`, `tap` nor DEVICE=TAP "
+        "(e.g. service=tap0) (did you mean 'socket'?)"
+    )

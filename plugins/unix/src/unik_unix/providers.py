@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from unik.errors import BadKey
+from unik.errors import did_you_mean
 from unik.keys import Key, KeyValues
 from unik.provider import Configured, KeyRef, Option, Provider, Request
 
@@ -42,7 +42,8 @@ def net_mode(request: Request) -> str:
     """``socket`` or ``tap``: how the unix target gives the application a network."""
     plain = request.keys.raw("net")
     if plain not in ("socket", "tap"):
-        raise BadKey(f"--net: {plain!r} is neither `socket`, `tap` nor DEVICE=TAP (e.g. service=tap0)")
+        raise request.keys.error("net", f"{plain!r} is neither `socket`, `tap` nor DEVICE=TAP (e.g. service=tap0)"
+                                 f"{did_you_mean(str(plain), ('socket', 'tap'))}")
     return "tap" if request.keys.bindings("net") else plain
 
 
