@@ -179,3 +179,21 @@ def test_a_misspelt_network_mode(tmp_path: Path, unik: Unik) -> None:
         f"{pyproject}: [tool.unik.targets.unix] net: 'sockt' is neither `socket`, `tap` nor DEVICE=TAP "
         "(e.g. service=tap0) (did you mean 'socket'?)"
     )
+
+
+def test_misspelt_options_of_unik_itself_and_of_other_commands(tmp_path: Path, unik: Unik) -> None:
+    app = copy_example("hello", tmp_path)
+    assert error_of(unik("--verison", cwd=app, check=False)) == (
+        "unknown option --verison for `unik` (did you mean '--version'?); see `unik --help`"
+    )
+    assert error_of(unik("--qiet", "targets", cwd=app, check=False)) == (
+        "unknown option --qiet for `unik` (did you mean '--quiet'?); see `unik --help`"
+    )
+    assert error_of(unik("build", "--dsit", "out", cwd=app, check=False)) == (
+        "unknown option --dsit for `unik build` (did you mean '--dist'?); see `unik build --help`"
+    )
+    # Nothing near enough: no guess (the dashes alone do not make --count look like --net).
+    unik("configure", "-t", "unix", cwd=app)
+    assert error_of(unik("run", "--colour=1", cwd=app, check=False)) == (
+        "unknown option --colour for `unik run`; see `unik run --help`"
+    )

@@ -467,30 +467,32 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
     return {}
 
 
-def _unrecognized(parser: argparse.ArgumentParser, pm: PluginManager, peek: _Peek, rest: Sequence[str]) -> None:
+def _unrecognized(parser: argparse.ArgumentParser, pm: PluginManager, peek: _Peek, argv: Sequence[str],
+                  rest: Sequence[str]) -> None:
     """Say what is wrong with an option nobody knows: another target's key, or a misspelt one."""
     options = [a for a in rest if a.startswith("-") and a != "-"]
     if not options:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     option = options[0].split("=", 1)[0]
     command = peek.command or ""
-    sub = _commands(parser).get(command, parser)
-    if command in ("configure", "run"):
+    before = command not in argv or argv.index(options[0]) < argv.index(command)
+    sub = parser if before else _commands(parser).get(command, parser)
+    if command in ("configure", "run") and sub is not parser:
         name = option.lstrip("-").replace("-", "_")
         target = peek.target or ("unix" if command == "configure" else _configured_target(peek.project))
         every = pm.keys(None, run=True)
         if name in every and every[name].internal:
             raise BadKey(f"{option} is set by the target's own machinery, not on the command line")
         others = sorted(t for t in pm.targets() if t != target and name in pm.keys(t, run=True))
-        if others:
+        if others and target:
             raise BadKey(f"{option} is a key of target {', '.join(others)}, not of {target}: "
                          f"see `unik {command} -t {target} --help` for the keys of {target}")
     if sub is not parser and any(option in a.option_strings for a in parser._actions):
         raise UnikError(f"{option} is an option of unik itself: give it before the command (`unik {option} "
                         f"{command} ...`)")
     known = [s for a in sub._actions for s in a.option_strings if a.help != argparse.SUPPRESS]
-    raise BadKey(f"unknown option {option} for `unik {command}`{did_you_mean(option, known)}; "
-                 f"see `unik {command} --help`".replace("unik  ", "unik "))
+    what = f"unik {command}" if sub is not parser else "unik"
+    raise BadKey(f"unknown option {option} for `{what}`{did_you_mean(option, known)}; see `{what} --help`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -506,9 +508,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if peek.command is not None and peek.command not in commands:
             raise UnikError(f"unknown command {peek.command!r}{did_you_mean(peek.command, commands)}; "
                             f"commands: {', '.join(commands)} (see `unik --help`)")
+        if peek.command is None:  # only options: argparse would say a command is missing, not what is wrong
+            top = {s for a in parser._actions for s in a.option_strings}
+            wrong = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in top and a not in commands]
+            if wrong:
+                _unrecognized(parser, pm, peek, argv, wrong)
         ns, rest = parser.parse_known_args(solo5_syntax(argv, keys))
         if rest:
-            _unrecognized(parser, pm, peek, rest)
+            _unrecognized(parser, pm, peek, argv, rest)
         ns.pm = pm
         ns.progress = Progress(quiet=ns.quiet)
         return int(ns.func(ns))

@@ -26,8 +26,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'unix'?)`` for the choice closest to a misspelt ``word``, else ``""``."""
     import difflib  # only when a name is wrong
 
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    # Options are compared without their dashes, which would make --count look like --net.
+    bare = {c.lstrip("-"): c for c in sorted(set(choices))}
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=0.6)
+    return f" (did you mean {bare[close[0]]!r}?)" if close else ""
 
 
 # --- configuration and composition -------------------------------------------------
