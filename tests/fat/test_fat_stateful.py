@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fat_support import HAVE_DOSFSTOOLS, assert_fsck_clean, fat_settings, formatted
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from unik_fat.errors import FatError
+from unik_fat.errors import FatError, NoSpace
 from unik_fat.fs import FatFileSystem
 from unik_fat.image import run
 from unik_fat.names import fold
@@ -92,6 +93,48 @@ class FatModel(RuleBasedStateMachine):
         run(f.close())
         old = self.files[key]
         self.files[key] = old[:size] + bytes(max(0, size - len(old)))
+
+    @rule(data=st.data(), name=NAMES, content=DATA)
+    def replace(self, data: st.DataObject, name: str, content: bytes) -> None:
+        """A whole file written at once (new or existing): ``FatFileSystem.replace``."""
+        parent = data.draw(st.sampled_from(self._parent_choices()))
+        key = f"{parent}/{fold(name)}"
+        if key in self.dirs:
+            return
+        step = data.draw(st.integers(1, 4000))
+        chunks = [content[i:i + step] for i in range(0, len(content), step)]
+        run(self.fs.replace(self._join(parent, name), chunks, data.draw(st.sampled_from([None, len(content)]))))
+        self.files[key] = content
+        self.names.setdefault(key, name)
+
+    @rule(data=st.data(), how=st.sampled_from(["no space, size known", "no space, found while writing",
+                                               "source fails", "over 4 GiB"]))
+    def overwrite_that_fails(self, data: st.DataObject, how: str) -> None:
+        """A replace that fails: the old file (or its absence) stays as it was, nothing leaks."""
+        keys = sorted(self.files)
+        name = data.draw(st.sampled_from(keys)) if keys and data.draw(st.booleans()) else None
+        path = name if name is not None else self._join(data.draw(st.sampled_from(self._parent_choices())),
+                                                        "never created.bin")
+        if name is None and fold(path) in {fold(self.dirs[k]) for k in self.dirs}:
+            return
+        free = self.fs.statvfs()["free_clusters"] - len(self.fs.vol.pending_free)
+        cs = self.fs.vol.cluster_size
+        too_big = (free + 1) * cs
+
+        def fills() -> Iterator[bytes]:
+            yield b"f" * 1000
+            if how == "source fails":
+                raise OSError(5, "the source failed")
+            for _ in range(too_big // 4096 + 1):
+                yield b"f" * 4096
+
+        if how == "no space, found while writing" and too_big > 4 << 20:
+            how = "no space, size known"  # a FAT32 model has too much room to fill it at every step
+        size = {"no space, size known": too_big, "over 4 GiB": 1 << 32}.get(how)
+        with pytest.raises(OSError, match="the source failed") if how == "source fails" else \
+                pytest.raises(NoSpace):
+            run(self.fs.replace(path, fills(), size))
+        assert free == self.fs.statvfs()["free_clusters"] - len(self.fs.vol.pending_free)  # nothing leaked
 
     @rule(data=st.data(), name=NAMES)
     def mkdir(self, data: st.DataObject, name: str) -> None:

@@ -30,6 +30,8 @@ def _size(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``fat`` and its subcommands."""
     fat = subparsers.add_parser("fat", help="inspect and change FAT images (unik-lib-fat)")
+    fat.add_argument("--codepage", default="cp437", metavar="CODEPAGE",
+                     help="OEM code page of 8.3 names (default cp437, as mtools; e.g. cp850)")
     sub = fat.add_subparsers(dest="fat_command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ls", help="list a directory")
@@ -86,7 +88,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _open(ns: argparse.Namespace, read_only: bool = False) -> FatImage:
     from .image import FatImage
 
-    return FatImage(ns.image, read_only=read_only)
+    return FatImage(ns.image, read_only=read_only, codepage=ns.codepage)
+
+
+def _warn_invalid(img: FatImage, path: str) -> None:
+    """Say which entries of ``path`` were skipped because their names are invalid on disk."""
+    for problem in img.invalid_entries(path):
+        print(f"unik fat: warning: skipped {problem} (`unik fat fsck` lists every problem)", file=sys.stderr)
 
 
 def _fmt_time(ns_: int) -> str:
@@ -100,6 +108,7 @@ def cmd_ls(ns: argparse.Namespace) -> int:
         for top in tops:
             if ns.recursive:
                 print(f"{top}:")
+            _warn_invalid(img, top)
             for st in img.scandir(top):
                 if ns.long:
                     kind = "<DIR>" if st.is_dir else f"{st.size:>10}"
@@ -112,7 +121,7 @@ def cmd_ls(ns: argparse.Namespace) -> int:
 def cmd_cat(ns: argparse.Namespace) -> int:
     """Print a file's bytes."""
     with _open(ns, read_only=True) as img:
-        sys.stdout.buffer.write(img.read_bytes(ns.path))
+        img.copy_out(ns.path, sys.stdout.buffer)
         sys.stdout.buffer.flush()
     return 0
 
@@ -125,19 +134,36 @@ def _copy_in(img: FatImage, src: Path, dest: str, recursive: bool) -> None:
         for child in sorted(src.iterdir()):
             _copy_in(img, child, f"{dest.rstrip('/')}/{child.name}", recursive)
     else:
-        img.write_bytes(dest, src.read_bytes())
+        with src.open("rb") as f:
+            img.copy_in(f, dest, os.fstat(f.fileno()).st_size)  # the size is checked before reading
 
 
 def _copy_out(img: FatImage, src: str, dest: Path, recursive: bool) -> None:
-    st = img.stat(src)
-    if st.is_dir:
-        if not recursive:
-            raise UnikError(f"::{src} is a directory (use -r)")
-        dest.mkdir(exist_ok=True)
-        for child in img.listdir(src):
-            _copy_out(img, f"{src.rstrip('/')}/{child}", dest / child, recursive)
-    else:
-        dest.write_bytes(img.read_bytes(src))
+    """Copy ``src`` out of the image; a directory tree iteratively, each directory once."""
+    if not img.stat(src).is_dir:
+        with dest.open("wb") as f:
+            img.copy_out(src, f)
+        return
+    if not recursive:
+        raise UnikError(f"::{src} is a directory (use -r)")
+    seen: set[int] = set()
+    todo = [(src, dest)]
+    while todo:
+        inner, outer = todo.pop()
+        cluster = img.stat(inner).attributes["cluster"]
+        if cluster in seen:
+            raise UnikError(f"::{inner} is a directory already copied (the image's tree loops; "
+                            "`unik fat fsck` says more)")
+        seen.add(cluster)
+        outer.mkdir(exist_ok=True)
+        _warn_invalid(img, inner)
+        for st in img.scandir(inner):
+            child, target = f"{inner.rstrip('/')}/{st.name}", outer / st.name
+            if st.is_dir:
+                todo.append((child, target))
+            else:
+                with target.open("wb") as f:
+                    img.copy_out(child, f)
 
 
 def cmd_cp(ns: argparse.Namespace) -> int:

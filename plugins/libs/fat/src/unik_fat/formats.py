@@ -416,13 +416,17 @@ class DirEntry:
         """The volume label entry (``ATTR_VOLUME_ID`` without the long-name combination)."""
         return self.attr & (ATTR_VOLUME_ID | ATTR_DIRECTORY) == ATTR_VOLUME_ID
 
-    def display_name(self) -> str:
-        """``BASE.EXT`` with NT case bits applied (the name a long-name-less entry shows)."""
+    def display_name(self, codepage: str = "cp437") -> str:
+        """``BASE.EXT`` with NT case bits applied (the name a long-name-less entry shows).
+
+        Bytes of 0x80 and up are characters of the OEM ``codepage`` (cp437 unless the
+        volume was written with another one), as DOS, mtools and Linux read them.
+        """
         raw = bytearray(self.name)
         if raw[0] == KANJI_E5:
             raw[0] = FREE_ENTRY
-        base = raw[:8].decode("latin-1").rstrip(" ")
-        ext = raw[8:].decode("latin-1").rstrip(" ")
+        base = raw[:8].decode(codepage, errors="replace").rstrip(" ")
+        ext = raw[8:].decode(codepage, errors="replace").rstrip(" ")
         if self.nt_res & NTRES_LOWER_BASE:
             base = base.lower()
         if self.nt_res & NTRES_LOWER_EXT:
@@ -457,6 +461,15 @@ def lfn_parts(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, i
     """``(LDIR_Ord, LDIR_Chksum, 13 UCS-2 code units)`` of the long entry at ``offset``."""
     units = [data[offset + o] | data[offset + o + 1] << 8 for o in _LFN_OFFSETS]
     return data[offset], data[offset + 13], units
+
+
+def lfn_padding_ok(units: list[int]) -> bool:
+    """Whether what follows a long name's 0x0000 terminator is 0xFFFF padding only."""
+    try:
+        end = units.index(0)
+    except ValueError:
+        return True
+    return all(u == 0xFFFF for u in units[end + 1:])
 
 
 def lfn_units_to_str(units: list[int]) -> str:

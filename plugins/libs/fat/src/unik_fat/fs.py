@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from .errors import (
     BadDirectory,
     CorruptFilesystem,
     DirectoryNotEmpty,
+    FatError,
     FileExists,
     FileNotFound,
     InvalidName,
@@ -43,7 +44,20 @@ from .errors import (
     NotADirectory,
     ReadOnlyFilesystem,
 )
-from .names import alias, check_long_name, fold, plain_short, short_to_text
+from .names import (
+    DEFAULT_CODEPAGE,
+    alias,
+    check_codepage,
+    check_long_name,
+    fold,
+    long_name_problem,
+    plain_short,
+    short_name_problem,
+    short_to_text,
+)
+
+_DOT = b".          "
+_DOTDOT = b"..         "
 
 _CHAIN_ERRORS = {
     1: "loops (it is longer than the volume has clusters)",
@@ -51,6 +65,20 @@ _CHAIN_ERRORS = {
     3: "runs into a free cluster",
     4: "runs into a bad cluster",
 }
+
+
+#: The largest FAT file: DIR_FileSize is 32 bits.
+MAX_FILE_SIZE = 0xFFFFFFFF
+
+
+async def _each(chunks: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterable[bytes]:
+    """The chunks of a synchronous or asynchronous iterable."""
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
 
 
 def _now_fields(now_ns: int) -> tuple[int, int, int]:
@@ -104,6 +132,11 @@ class _Dir:
     entries: dict[str, _Node] = field(default_factory=dict)
     shorts: dict[bytes, _Node] = field(default_factory=dict)
     tails: dict[str, int] = field(default_factory=dict)  # last "~N" used per basis name
+    #: Entries whose names are invalid on disk (folded name, or "#slot"): what is wrong, for
+    #: errors and warnings; they are never followed.
+    invalid: dict[str, str] = field(default_factory=dict)
+    #: Other problems found while reading it (orphaned long-name entries...): for ``check``.
+    problems: list[str] = field(default_factory=list)
 
 
 class Volume:
@@ -179,6 +212,14 @@ class Volume:
     def release(self, clusters: list[int]) -> None:
         """Free ``clusters`` at the next :meth:`sync`, after the entries that used them."""
         self.pending_free.extend(clusters)
+
+    def unallocate(self, clusters: list[int]) -> None:
+        """Free at once ``clusters`` that no directory entry ever pointed to (a failed write's)."""
+        for c in clusters:
+            self.set(c, 0)
+        self.free += len(clusters)
+        if clusters:
+            self.fsinfo_dirty = True
 
     # --- sectors ---------------------------------------------------------------------
 
@@ -288,9 +329,12 @@ class FatFileSystem:
 
     KIND = "fs"
 
-    def __init__(self, vol: Volume, clock: Callable[[], int] | None = None) -> None:
+    def __init__(self, vol: Volume, clock: Callable[[], int] | None = None,
+                 codepage: str = DEFAULT_CODEPAGE) -> None:
         self.vol = vol
         self._clock = clock or time.time_ns
+        #: The OEM code page of short names (bytes 0x80 and up), cp437 unless told otherwise.
+        self.codepage = codepage
         self._closed = False
         bs = vol.bs
         root_entry = F.DirEntry(name=b"           ", attr=F.ATTR_DIRECTORY,
@@ -303,8 +347,16 @@ class FatFileSystem:
 
     @classmethod
     async def mount(cls, block: Block, *, cache_sectors: int = 4096,
-                    clock: Callable[[], int] | None = None) -> FatFileSystem:
-        """Read the boot sector and the FAT of ``block``; raises :class:`CorruptFilesystem`."""
+                    clock: Callable[[], int] | None = None, codepage: str = DEFAULT_CODEPAGE) -> FatFileSystem:
+        """Read the boot sector and the FAT of ``block``; raises :class:`CorruptFilesystem`.
+
+        ``codepage``: the OEM code page short names are written in (``cp437``, as mtools
+        and Linux assume; ``cp850`` for Western European DOS...).
+        """
+        try:
+            check_codepage(codepage)
+        except ValueError as exc:
+            raise FatError(str(exc)) from None
         if block.sector_size > 4096 or block.sector_size < 512:
             raise CorruptFilesystem(f"unsupported device sector size {block.sector_size}")
         head = await block.read(0, max(1, 512 // block.sector_size))
@@ -344,13 +396,13 @@ class FatFileSystem:
             info = F.FSInfo.parse(await block.read(bs.fs_info_sector * factor, factor))
             if info is not None and 2 <= info.next_free <= bs.max_cluster:
                 vol.next_free = info.next_free
-        fs = cls(vol, clock)
+        fs = cls(vol, clock, codepage)
         await fs._dir(fs._root_node)  # reads and checks the root directory
         return fs
 
     @classmethod
     async def connect(cls, block: Block, *, cache_sectors: int = 4096, format_if_blank: bool = False,
-                      **mkfs_options: Any) -> FatFileSystem:
+                      codepage: str = DEFAULT_CODEPAGE, **mkfs_options: Any) -> FatFileSystem:
         """Mount the filesystem on ``block`` (the device's ``connect`` for generated mains).
 
         With ``format_if_blank``, a device whose first sector is all zeros is formatted
@@ -362,7 +414,7 @@ class FatFileSystem:
                 from .mkfs import mkfs
 
                 await mkfs(block, **mkfs_options)
-        return await cls.mount(block, cache_sectors=cache_sectors)
+        return await cls.mount(block, cache_sectors=cache_sectors, codepage=codepage)
 
     async def disconnect(self) -> None:
         """Flush everything and release the filesystem (the device stays connected)."""
@@ -420,6 +472,13 @@ class FatFileSystem:
         lfn_next = 0
         lfn_start = -1
         ended = False
+        where = self._path_of(node)
+        dots: dict[int, F.DirEntry] = {}
+
+        def orphaned(slot: int) -> None:
+            d.problems.append(f"directory {where!r}: long-name entries from entry {lfn_start} to {slot - 1} "
+                              "belong to no entry (orphaned)")
+
         for si, sector in enumerate(sectors):
             if ended:
                 break
@@ -433,21 +492,32 @@ class FatFileSystem:
                     ended = True
                     break
                 if first == F.FREE_ENTRY:
-                    lfn_next = 0
+                    if lfn_units:
+                        orphaned(slot)
+                    lfn_next, lfn_units = 0, []
                     continue
                 d.used[slot] = 1
                 if F.is_lfn(buf, off):
                     ordv, chk, units = F.lfn_parts(buf, off)
+                    if buf[off + 12] or buf[off + 26] or buf[off + 27]:
+                        d.problems.append(f"directory {where!r}: long-name entry {slot} has a reserved field "
+                                          "set (LDIR_Type and LDIR_FstClusLO must be 0)")
                     if ordv & F.LAST_LONG_ENTRY:
+                        if lfn_units:
+                            orphaned(slot)
                         n = ordv & 0x1F
                         lfn_units = [units]
                         lfn_sum, lfn_next, lfn_start = chk, n - 1, slot
-                        if n == 0:
-                            lfn_next = 0
+                        if not 1 <= n <= 20:  # 20 entries of 13 units hold the longest name
+                            orphaned(slot + 1)
+                            lfn_next, lfn_units = 0, []
                     elif lfn_next and ordv == lfn_next and chk == lfn_sum:
                         lfn_units.append(units)
                         lfn_next -= 1
                     else:
+                        if not lfn_units:
+                            lfn_start = slot
+                        orphaned(slot + 1)
                         lfn_next = 0
                         lfn_units = []
                     continue
@@ -455,20 +525,49 @@ class FatFileSystem:
                 if vol.type != F.FAT32:
                     e.cluster &= 0xFFFF  # DIR_FstClusHI is not used on FAT12/16
                 long = None
+                problem = None
                 if lfn_units and lfn_next == 0 and F.lfn_checksum(e.name) == lfn_sum:
                     flat = [u for part in reversed(lfn_units) for u in part]
                     long = F.lfn_units_to_str(flat)
+                    if not F.lfn_padding_ok(flat):
+                        problem = "the long name has bytes after its NUL terminator"
+                elif lfn_units:
+                    orphaned(slot)
                 nlfn = slot - lfn_start if long else 0
                 lfn_units, lfn_next = [], 0
-                if e.is_volume_label or (e.name[:2] in (b". ", b"..") and e.name[0] == 0x2E):
+                if e.is_volume_label:
                     continue
-                name = long or e.display_name()
+                if e.name in (_DOT, _DOTDOT) and not long:
+                    if node.parent is not None and slot == (0 if e.name == _DOT else 1):
+                        dots[slot] = e
+                        continue  # where FAT puts them: the first two entries of a subdirectory
+                    problem = f"a {short_to_text(e.name)!r} entry outside the first two of a subdirectory"
+                else:
+                    problem = problem or short_name_problem(e.name) or (long_name_problem(long) if long else None)
+                name = long or e.display_name(self.codepage)
                 child = _Node(name, e, d, slot, nlfn)
                 key_name = fold(name)
+                if problem is not None:
+                    where = f"{self._path_of(node).rstrip('/')}/{name!r}"
+                    d.invalid.setdefault(key_name if name else f"#{slot}",
+                                         f"directory entry {slot} of {self._path_of(node)!r} ({where}): {problem}")
+                    d.shorts.setdefault(e.name, child)  # its slots and alias stay taken
+                    continue
                 if key_name in d.entries or not name:
                     continue  # duplicate names: the first wins, like other implementations
                 d.entries[key_name] = child
                 d.shorts[e.name] = child
+        if lfn_units:
+            orphaned(d.end)
+        if node.parent is not None:
+            # "." points at the directory itself, ".." at its parent (0 for the root, even on FAT32).
+            parent = node.parent
+            up = 0 if parent.node.parent is None else parent.cluster
+            for slot, (label, want) in enumerate(((".", cluster), ("..", up))):
+                dot = dots.get(slot)
+                if dot is None or not dot.is_dir or dot.cluster != want:
+                    d.problems.append(f"directory {where!r}: entry {slot} is not a {label!r} entry for cluster "
+                                      f"{want}" + (f" (it points at {dot.cluster})" if dot is not None else ""))
         self._dirs[key] = d
         return d
 
@@ -495,16 +594,24 @@ class FatFileSystem:
             parts.append(p)
         return parts
 
+    @staticmethod
+    def _child(d: _Dir, part: str, path: str) -> _Node:
+        """The entry ``part`` of ``d``; :class:`BadDirectory` if that entry's name is invalid on disk."""
+        key = fold(part)
+        child = d.entries.get(key)
+        if child is None:
+            bad = d.invalid.get(key)
+            if bad is not None:
+                raise BadDirectory(f"{path!r}: {bad}")
+            raise FileNotFound(path)
+        return child
+
     async def _lookup(self, path: str) -> _Node:
         node = self._root_node
         for part in self._split(path):
             if not node.is_dir:
                 raise NotADirectory(path)
-            d = await self._dir(node)
-            child = d.entries.get(fold(part))
-            if child is None:
-                raise FileNotFound(path)
-            node = child
+            node = self._child(await self._dir(node), part, path)
         return node
 
     async def _parent(self, path: str) -> tuple[_Dir, str]:
@@ -515,11 +622,7 @@ class FatFileSystem:
         for part in parts[:-1]:
             if not node.is_dir:
                 raise NotADirectory(path)
-            d = await self._dir(node)
-            child = d.entries.get(fold(part))
-            if child is None:
-                raise FileNotFound(path)
-            node = child
+            node = self._child(await self._dir(node), part, path)
         if not node.is_dir:
             raise NotADirectory(path)
         return await self._dir(node), parts[-1]
@@ -658,7 +761,7 @@ class FatFileSystem:
             "hidden": bool(e.attr & F.ATTR_HIDDEN),
             "system": bool(e.attr & F.ATTR_SYSTEM),
             "archive": bool(e.attr & F.ATTR_ARCHIVE),
-            "short_name": short_to_text(e.name) if node.parent else "",
+            "short_name": short_to_text(e.name, self.codepage) if node.parent else "",
             "cluster": e.cluster,
         }
         return FileStat(node.name, 0 if node.is_dir else e.size, node.is_dir, _to_ns(e.wrt_date, e.wrt_time), attrs,
@@ -697,6 +800,77 @@ class FatFileSystem:
             await f.truncate(0)
         return f
 
+    async def replace(self, path: str, chunks: Iterable[bytes] | AsyncIterable[bytes],
+                      size: int | None = None) -> int:
+        """Write a whole file, atomically with respect to failure; the bytes written.
+
+        The new content goes to newly allocated clusters; only once all of it is there
+        does the directory entry switch to them (a new file's entry is created then),
+        and the old chain is freed after the entry is on the disk (:meth:`flush`).  Any
+        failure before (no space, the 4 GiB - 1 limit, the source failing) leaves the
+        old file byte-identical and no new entry, and frees what was allocated.  With
+        ``size`` given, both limits are checked before anything is read from ``chunks``
+        (the new content needs its own clusters while the old one still holds its own).
+        A crash leaves the old file or the new one, plus lost clusters ``fsck.fat -a``
+        frees.  Open handles of a replaced file read the new content.
+        """
+        self._check_writable()
+        d, name = await self._parent(path)
+        check_long_name(name)
+        key = fold(name)
+        if key in d.invalid:
+            raise BadDirectory(f"{path!r}: {d.invalid[key]}")
+        existing = d.entries.get(key)
+        old_chain: list[int] = []
+        if existing is not None:
+            if existing.is_dir:
+                raise IsADirectory(path)
+            if existing.entry.attr & F.ATTR_READ_ONLY:
+                raise PermissionError(f"{path!r} has the read-only attribute")
+            old_chain = list(self._chain_of(existing))  # a broken old chain fails here, before any work
+        vol = self.vol
+        cs = vol.cluster_size
+        if size is not None:
+            if size > MAX_FILE_SIZE:
+                raise NoSpace(f"{path!r}: {size} bytes; a FAT file is at most 4 GiB - 1 ({MAX_FILE_SIZE}) bytes")
+            need = -(-size // cs)
+            if need > vol.free:
+                raise NoSpace(f"{path!r}: {size} bytes need {need} clusters, {vol.free} are free (the new "
+                              "content is written beside the old one, which is freed once the new one is complete)")
+        chain: list[int] = []
+        total = 0
+        try:
+            async for chunk in _each(chunks):
+                if not chunk:
+                    continue
+                end = total + len(chunk)
+                if end > MAX_FILE_SIZE:
+                    raise NoSpace(f"{path!r}: more than 4 GiB - 1 ({MAX_FILE_SIZE}) bytes, a FAT file's limit")
+                need = -(-end // cs)
+                if need > len(chain):
+                    chain.extend(vol.allocate(need - len(chain), after=chain[-1] if chain else 0))
+                await vol.write_runs(chain, total, chunk, total)
+                total = end
+            if size is not None and total != size:
+                raise FatError(f"{path!r}: the source gave {total} bytes where {size} were announced "
+                               "(did it change while being copied?)")
+            if existing is None:
+                entry = self._new_entry(F.ATTR_ARCHIVE)
+                entry.cluster, entry.size = (chain[0] if chain else 0), total
+                node = await self._add_entry(d, name, entry)
+                node.chain = chain
+                return total
+        except BaseException:
+            vol.unallocate(chain)
+            raise
+        # The switch: one 32-byte entry, written after the FAT holds the new chain (sync's order).
+        existing.entry.cluster, existing.entry.size = (chain[0] if chain else 0), total
+        existing.chain = chain
+        self._touch(existing)
+        await self._store(existing)
+        vol.release(old_chain)
+        return total
+
     async def stat(self, path: str) -> FileStat:
         """Size, kind, modification time and attributes of ``path``."""
         self._check_open()
@@ -715,13 +889,30 @@ class FatFileSystem:
         return [s.name for s in await self.scandir(path)]
 
     async def scandir(self, path: str = "/") -> list[FileStat]:
-        """Stats of the entries of the directory, in on-disk order."""
+        """Stats of the entries of the directory, in on-disk order.
+
+        Entries whose names are invalid on disk are left out (:meth:`invalid_entries`
+        says which).
+        """
         self._check_open()
         node = await self._lookup(path)
         if not node.is_dir:
             raise NotADirectory(path)
         d = await self._dir(node)
         return [self._stat(n) for n in sorted(d.entries.values(), key=lambda n: n.slot)]
+
+    async def invalid_entries(self, path: str = "/") -> list[str]:
+        r"""What is wrong with each entry of the directory whose name is invalid on disk.
+
+        Such entries (named ``.``, ``..``, holding ``/``, ``\\``, NUL or control
+        characters...) are never listed nor followed; listing commands print these as
+        warnings, ``check`` as problems.
+        """
+        self._check_open()
+        node = await self._lookup(path)
+        if not node.is_dir:
+            raise NotADirectory(path)
+        return list((await self._dir(node)).invalid.values())
 
     async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
         """Create a directory (with ``parents``, missing parents too)."""
@@ -937,12 +1128,16 @@ class FatFileSystem:
                 "free_clusters": v.free + len(v.pending_free), "fat_type": v.type}
 
     async def check(self) -> list[str]:
-        """Read every directory and chain; the problems found (empty when clean).
+        r"""Read every directory and chain; the problems found (empty when clean).
 
-        Looks for broken chains, clusters used twice, sizes larger than chains and
-        clusters marked used that no file owns.  Changes nothing.
+        Looks for what ``fsck.fat -n`` reports: the FAT's reserved entries (the media
+        byte), FAT copies that differ, FSInfo's counts, entries whose names are invalid
+        (``.``/``..`` out of place, ``/``, ``\\``, NUL or control characters, bytes after
+        a long name's terminator), directories with a size, broken chains, clusters used
+        twice, sizes larger or smaller than chains, and clusters marked used that no file
+        owns.  Changes nothing.
         """
-        problems: list[str] = []
+        problems: list[str] = await self._check_tables()
         owner: dict[int, str] = {}
         seen_dirs: set[int] = set()
         todo: list[_Node] = [self._root_node]
@@ -963,13 +1158,21 @@ class FatFileSystem:
                 problems.append(f"{self._path_of(node)!r}: directory reached twice")
                 continue
             seen_dirs.add(d.cluster)
+            problems.extend(d.invalid.values())
+            problems.extend(d.problems)
+            problems.extend(await self._after_end(d))
             for child in d.entries.values():
                 path = self._path_of(child)
+                if child.is_dir and child.entry.size:
+                    problems.append(f"{path!r} is a directory with a size ({child.entry.size} bytes; it must be 0)")
                 try:
                     chain = self._chain_of(child)
                 except CorruptFilesystem as exc:
                     problems.append(str(exc))
                     continue
+                if not child.is_dir and len(chain) > -(-child.entry.size // self.vol.cluster_size):
+                    problems.append(f"{path!r} is {child.entry.size} bytes but its chain holds {len(chain)} "
+                                    "clusters (more than it needs)")
                 for c in chain:
                     if c in owner:
                         problems.append(f"{path!r} and {owner[c]!r} share cluster {c}")
@@ -982,6 +1185,57 @@ class FatFileSystem:
         lost = sum(1 for c in self._used_clusters() if c not in owner and c not in pending)
         if lost:
             problems.append(f"{lost} clusters are marked used but belong to no file")
+        return problems
+
+    async def _after_end(self, d: _Dir) -> list[str]:
+        """Entries after a directory's end marker that are not empty (fsck.fat reads them as files)."""
+        found = []
+        for slot in range(d.end + 1, d.nslots):
+            sector, off = self._slot_pos(d, slot)
+            first = (await self.vol.cache.get(sector))[off]
+            if first not in (F.END_ENTRY, F.FREE_ENTRY):
+                found.append(slot)
+        if not found:
+            return []
+        return [f"directory {self._path_of(d.node)!r}: {len(found)} entries after its end marker are not "
+                f"empty (the first is entry {found[0]})"]
+
+    async def _check_tables(self) -> list[str]:
+        """Problems of the FAT's reserved entries, of its copies and of FSInfo."""
+        vol, bs = self.vol, self.vol.bs
+        problems: list[str] = []
+        full = F.EOC_MARK[vol.type]
+        media_entry = full & ~0xFF | bs.media
+        if vol.get(0) != media_entry:
+            problems.append(f"FAT entry 0 is 0x{vol.get(0):x}, not the media entry 0x{media_entry:x} "
+                            f"(media byte 0x{bs.media:02x})")
+        # Entry 1: end of chain, except for the "clean" and "no error" flags (FAT16 bits 15-14, FAT32 27-26).
+        flags = {F.FAT12: 0, F.FAT16: 0xC000, F.FAT32: 0x0C000000}[vol.type]
+        if vol.get(1) | flags != full:
+            problems.append(f"FAT entry 1 is 0x{vol.get(1):x}, not an end-of-chain mark (0x{full:x})")
+        fat_bytes = F.fat_bytes(vol.type, vol.max_cluster + 1)
+        sectors = -(-fat_bytes // vol.bps)
+        async def on_disk(k: int) -> bytes:
+            data = await vol.block.read((bs.first_fat_sector + k * bs.fat_size) * vol.factor, sectors * vol.factor)
+            return data[:fat_bytes]
+
+        if len(vol.fat_copies) > 1:  # with mirroring off, only the active copy is kept up to date
+            reference = await on_disk(0)
+            for k in range(1, bs.num_fats):
+                copy = await on_disk(k)
+                if copy != reference:
+                    first = next(i for i in range(fat_bytes) if copy[i] != reference[i])
+                    problems.append(f"FAT copy {k + 1} differs from copy 1 (first at byte {first})")
+        if vol.type == F.FAT32 and bs.fs_info_sector and not (vol.fsinfo_dirty or vol.fat_dirty):
+            info = F.FSInfo.parse(await vol.block.read(bs.fs_info_sector * vol.factor, vol.factor))
+            if info is None:
+                problems.append(f"the FSInfo sector ({bs.fs_info_sector}) has no valid signatures")
+            else:
+                free = vol.free + len(vol.pending_free)
+                if info.free_count != F.FSI_UNKNOWN and info.free_count != free:
+                    problems.append(f"FSInfo says {info.free_count} free clusters; there are {free}")
+                if info.next_free != F.FSI_UNKNOWN and not 2 <= info.next_free <= vol.max_cluster:
+                    problems.append(f"FSInfo's next free cluster {info.next_free} is outside the volume")
         return problems
 
     def _used_clusters(self) -> Iterator[int]:
@@ -1055,7 +1309,7 @@ class FatFile:
             data = bytes(pos - size) + bytes(data)
             pos = size
         end = pos + len(data)
-        if end > 0xFFFFFFFF:
+        if end > MAX_FILE_SIZE:
             raise NoSpace("a FAT file is at most 4 GiB - 1 bytes")
         chain = fs._chain_of(node)
         need = (end + vol.cluster_size - 1) // vol.cluster_size

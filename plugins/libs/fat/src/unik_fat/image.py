@@ -11,14 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Coroutine, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from unik.devices import Buffer, FileStat
 from unik.errors import DeviceClosed, OutOfRange, ReadOnlyDevice
 
 from .fs import FatFileSystem
+from .names import DEFAULT_CODEPAGE
 
 T = TypeVar("T")
+
+#: Bytes read or written per step when copying between the host and an image.
+COPY_CHUNK = 1 << 20
 
 
 class MemoryBlock:
@@ -162,10 +166,11 @@ class FatImage:
             print(fs.listdir("/docs"))
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, sector_size: int = 512) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, sector_size: int = 512,
+                 codepage: str = DEFAULT_CODEPAGE) -> None:
         self.block = ImageBlock(path, sector_size=sector_size, read_only=read_only)
         try:
-            self.fs = run(FatFileSystem.mount(self.block))
+            self.fs = run(FatFileSystem.mount(self.block, codepage=codepage))
         except BaseException:
             run(self.block.disconnect())
             raise
@@ -210,14 +215,37 @@ class FatImage:
         return run(go())
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Create or replace a file."""
-        async def go() -> None:
-            f = await self.fs.open(path, "wb")
+        """Create or replace a file (the old content survives any failure: see ``replace``)."""
+        run(self.fs.replace(path, (data,), len(data)))
+
+    def copy_in(self, source: BinaryIO, path: str, size: int) -> int:
+        """Create or replace ``path`` with ``size`` bytes read from ``source`` in 1 MiB chunks.
+
+        The size is checked against the file limit and the free space before anything
+        is read; a failure leaves the old file as it was.
+        """
+        def chunks() -> Iterator[bytes]:
+            while chunk := source.read(COPY_CHUNK):
+                yield chunk
+        return run(self.fs.replace(path, chunks(), size))
+
+    def copy_out(self, path: str, dest: BinaryIO) -> int:
+        """Write the file at ``path`` to ``dest`` in 1 MiB chunks; the bytes copied."""
+        async def go() -> int:
+            f = await self.fs.open(path, "rb")
+            total = 0
             try:
-                await f.write(data)
+                while chunk := await f.read(COPY_CHUNK):
+                    dest.write(chunk)
+                    total += len(chunk)
             finally:
                 await f.close()
-        run(go())
+            return total
+        return run(go())
+
+    def invalid_entries(self, path: str = "/") -> list[str]:
+        """What is wrong with the entries of a directory whose names are invalid on disk."""
+        return run(self.fs.invalid_entries(path))
 
     def listdir(self, path: str = "/") -> list[str]:
         """Names in a directory."""

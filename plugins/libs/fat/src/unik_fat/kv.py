@@ -141,13 +141,9 @@ class FatKVRW(FatKVRO):
                     raise NotAValue(key) from exc
                 raise
         try:
-            f = await self.fs.open(path, "wb")
+            await self.fs.replace(path, (value,), len(value))  # the old value survives any failure
         except IsADirectory:
             raise NotAValue(key) from None
-        try:
-            await f.write(value)
-        finally:
-            await f.close()
         await self._done()
 
     async def set_partial(self, key: str, offset: int, data: bytes) -> None:

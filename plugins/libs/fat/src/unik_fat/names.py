@@ -1,10 +1,25 @@
-"""Names: which names need a long-name entry, and the 8.3 alias of those that do.
+"""Names: comparing them, which need a long-name entry, the 8.3 alias of those that do.
 
 The rules are fatgen103's "Name Limits and Character Sets" and "The Basis-Name
 Generation Algorithm" / "The Numeric-Tail Generation Algorithm", with the case rule
-Windows NT and Linux share: an 8.3 name whose base and extension are each entirely
+Windows NT and Linux share: an ASCII 8.3 name whose base and extension are each entirely
 upper or entirely lower case is stored without a long name, its case kept in
-``DIR_NTRes``.
+``DIR_NTRes``.  Every other name gets a long name, so a name is never stored altered.
+
+Case.  Names are compared as Windows' file systems compare them: each UTF-16 code unit
+upper-cased through a one-to-one table (:func:`fold`), never expanded into several
+characters as :meth:`str.upper` does (``"ß".upper() == "SS"``, ``"ﬁ".upper() == "FI"``),
+which made ``straße.txt`` and ``STRASSE.TXT`` one file.  The table is Unicode's upper
+case of each code unit where that is one code unit, except for three characters that
+Windows' table (NTFS's ``$UpCase``, which its FAT driver uses too) keeps as they are:
+U+0131 dotless i and U+017F long s (Unicode maps them into ASCII, onto ``I`` and ``S``)
+and U+00B5 micro sign (onto U+039C Greek capital mu).  Characters outside the Basic
+Multilingual Plane (surrogate pairs) are compared exactly.  mtools folds with the C
+library's ``towupper``, which maps U+0131 and U+017F as well: it takes a dotless-i
+``.txt`` and ``I.TXT`` for one name, Windows and unik for two.
+
+Code pages.  Short names are bytes in an OEM code page (cp437 by default, as mtools and
+Linux's ``codepage=437``): :func:`short_to_text` decodes them with the one given.
 """
 
 from __future__ import annotations
@@ -12,9 +27,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Container
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import InvalidName
 from .formats import KANJI_E5, MAX_LFN_LENGTH, NTRES_LOWER_BASE, NTRES_LOWER_EXT
+
+#: The OEM code page of short names unless told otherwise (mtools' and Linux's default).
+DEFAULT_CODEPAGE = "cp437"
 
 #: Characters never allowed in a name (fatgen103 "Name Limits"): also < 0x20.
 _FORBIDDEN = frozenset('"*/:<>?\\|\x7f')
@@ -54,9 +73,10 @@ class ShortForm:
 def plain_short(name: str) -> ShortForm | None:
     """The 8.3 form of ``name`` when it needs no long name, else ``None``.
 
-    That is a valid 8.3 name whose base and extension each have a single case.
+    That is an ASCII 8.3 name whose base and extension each have a single case: stored
+    as 8.3 alone it reads back exactly as given.
     """
-    if name.startswith(".") or name.count(".") > 1:
+    if not name.isascii() or name.startswith(".") or name.count(".") > 1:
         return None
     base, _, ext = name.partition(".")
     if not base or len(base) > 8 or len(ext) > 3 or (not ext and name.endswith(".")):
@@ -79,11 +99,11 @@ def plain_short(name: str) -> ShortForm | None:
 def basis_name(name: str) -> tuple[str, str, bool]:
     """fatgen103 "Basis-Name Generation": ``(base, ext, lossy)`` for a long name.
 
-    1. upper-case; 2. characters with no short form become "_" (lossy); 3. strip all
-    spaces; 4. strip leading periods; 5. up to 8 characters before the last period;
-    6. up to 3 after it.
+    1. upper-case (:func:`fold`); 2. characters with no short form become "_" (lossy:
+    short names unik writes are ASCII); 3. strip all spaces; 4. strip leading periods;
+    5. up to 8 characters before the last period; 6. up to 3 after it.
     """
-    up = name.upper()
+    up = fold(name)
     lossy = False
     chars = []
     for ch in up:
@@ -148,16 +168,82 @@ def _kanji(short: bytes) -> bytes:
     return bytes([KANJI_E5]) + short[1:] if short[0] == 0xE5 else short
 
 
-def short_to_text(short: bytes) -> str:
-    """``BASE.EXT`` of an 11-byte short name (no case bits applied)."""
+def short_to_text(short: bytes, codepage: str = DEFAULT_CODEPAGE) -> str:
+    """``BASE.EXT`` of an 11-byte short name (no case bits applied), decoded with ``codepage``."""
     raw = bytearray(short)
     if raw[0] == KANJI_E5:
         raw[0] = 0xE5
-    base = raw[:8].decode("latin-1").rstrip(" ")
-    ext = raw[8:].decode("latin-1").rstrip(" ")
+    base = raw[:8].decode(codepage, errors="replace").rstrip(" ")
+    ext = raw[8:].decode(codepage, errors="replace").rstrip(" ")
     return f"{base}.{ext}" if ext else base
 
 
+def check_codepage(codepage: str) -> str:
+    """``codepage`` if Python has it as a single-byte codec; else :class:`ValueError` naming the fix."""
+    import codecs
+
+    try:
+        info = codecs.lookup(codepage)
+        ok = len(bytes(range(0x20, 0x100)).decode(info.name, errors="strict")) == 0xE0
+    except (LookupError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"OEM code page {codepage!r} is not a single-byte codec Python knows: "
+                         "use one such as cp437 (the default), cp850, cp852 or cp866")
+    return codepage
+
+
+#: Code units Windows' upper-case table leaves alone although Unicode upper-cases them to one unit.
+_KEPT = frozenset({0x0131, 0x017F, 0x00B5})
+
+
+@lru_cache(maxsize=1)
+def _upcase_table() -> dict[int, int]:
+    """The one-to-one upper-case table of :func:`fold` (built on the first non-ASCII name)."""
+    table = {unit: unit - 32 for unit in range(ord("a"), ord("z") + 1)}
+    for unit in range(0x80, 0x10000):
+        if 0xD800 <= unit <= 0xDFFF or unit in _KEPT:
+            continue  # surrogates: halves of characters outside the BMP, compared exactly
+        up = chr(unit).upper()
+        if len(up) == 1 and up != chr(unit) and ord(up) < 0x10000:
+            table[unit] = ord(up)
+    return table
+
+
 def fold(name: str) -> str:
-    """The key names are compared by: FAT names are case-insensitive."""
-    return name.upper()
+    """The key names are compared by: each UTF-16 code unit upper-cased one-to-one (see above)."""
+    if name.isascii():
+        return name.upper()
+    return name.translate(_upcase_table())
+
+
+#: Bytes never valid in a short name on disk (fsck.fat's list, with the period outside
+#: the "." and ".." entries), besides those below 0x20 and 0x7F.
+_BAD_SHORT = frozenset(b'*?<>|"\\/:.')
+
+
+def short_name_problem(short: bytes) -> str | None:
+    """Why an 11-byte short name read from disk is invalid, or ``None``."""
+    if short[0] == 0x20:
+        return "the short name starts with a space"
+    for i, b in enumerate(short):
+        if b == 0 and any(short[i:]):
+            return "the short name has bytes after a NUL"
+        if (b < 0x20 and not (i == 0 and b == KANJI_E5)) or b == 0x7F:
+            return f"the short name holds the control byte 0x{b:02x}"
+        if b in _BAD_SHORT:
+            return f"the short name holds {chr(b)!r}"
+    return None
+
+
+def long_name_problem(name: str) -> str | None:
+    r"""Why a long name read from disk is invalid (``.``, ``..``, ``/``, ``\\``, control characters), or ``None``."""
+    if name in (".", ".."):
+        return f"a long name {name!r} (only the first two entries of a subdirectory are . and ..)"
+    for ch in name:
+        if ch in "/\\":
+            return f"the long name holds {ch!r}"
+        if ord(ch) < 0x20 or ch == "\x7f":
+            return f"the long name holds the control character {ch!r}"
+    return None
+
