@@ -697,3 +697,47 @@ def test_keep_alive_exchange_costs_one_segment_each_way() -> None:
         writer.close()
         server.close()
     run(main())
+
+
+@pytest.mark.parametrize("tlp", [True, False], ids=["tlp", "rto-only"])
+def test_lost_tail_acks_are_repaired_by_a_probe(tlp: bool) -> None:
+    """The receiver has everything but the ACKs of the tail are lost (as when a TAP's queue
+    overflows with them): a tail loss probe (RFC 8985 7) brings an ACK back, answered
+    with a D-SACK that says nothing was lost; without probes only the RTO does."""
+    from unik_tcpip import fastpath
+
+    async def main() -> None:
+        wire = Wire()
+        cfg = TcpConfig(tlp=tlp)
+        a, b = await pair(wire, cfg, cfg)
+        flows = await b.tcp.listen(80)
+        _reader, writer = await a.tcp.connect("10.0.0.2", 80)
+        peer_reader, _peer_writer = await flows.get()
+        conn = conn_of(writer)
+        data = _payload(200_000, 7)
+        writer.write(data[:100_000])
+        assert await peer_reader.readexactly(100_000) == data[:100_000]  # an RTT sample first
+        conn.set_nodelay(True)  # all of it leaves at once: no tail held back by Nagle
+        start = conn.tcb.snd_max
+        final = (start + 100_000) & 0xFFFFFFFF
+
+        def lose_the_tail_acks(sender: object, frame: bytes) -> bytes | None:
+            # Every ACK of the second 100 kB, until the sender repairs the tail.
+            fields = fastpath.tcp4_parse(frame, False)
+            repaired = a.stats["tcp.tlp_probes"] if tlp else a.stats["tcp.rto"]
+            if sender is b.network and fields is not None and 0 < (fields.ack - start) & 0xFFFFFFFF <= 100_000 \
+                    and not repaired:
+                return None
+            return frame
+
+        wire.tamper = lose_the_tail_acks
+        writer.write(data[100_000:])
+        assert await peer_reader.readexactly(100_000) == data[100_000:]
+        await settle(2)
+        assert conn.tcb.snd_una == final and wire.dropped >= 1
+        if tlp:
+            assert conn.stats.tlp_probes == 1 and conn.stats.timeouts == 0
+            assert a.stats["tcp.tlp_spurious"] == 1  # the probe's D-SACK: only ACKs were lost
+        else:
+            assert conn.stats.tlp_probes == 0 and conn.stats.timeouts == 1
+    run(main())

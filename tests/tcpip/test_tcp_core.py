@@ -209,8 +209,8 @@ def test_established_zero_window_is_probed() -> None:
     conn = established()
     conn.segment_arrives(seg(IRS + 1, ISS + 1, ACK, window=0), T0)
     conn.send(b"z" * 10, T0)
-    assert not sent(conn) and conn.timers.persist == T0 + 10**9
-    conn.on_timer(T0 + 10**9)
+    assert not sent(conn) and conn.timers.persist == T0 + conn.rtt.rto_ns
+    conn.on_timer(T0 + conn.rtt.rto_ns)
     [probe] = sent(conn)
     assert probe.seq == ISS and not probe.payload  # an old sequence number forces an ACK
     assert conn.counters["tcp.window_probes"] == 1
@@ -236,6 +236,75 @@ def test_established_three_dup_acks_fast_retransmit() -> None:
         conn.segment_arrives(seg(IRS + 1, ISS + 1, ACK, window=65535), T0)
     resent = [s for s in sent(conn) if s.seq == ISS + 1]
     assert resent and conn.in_recovery and conn.stats.fast_retransmits == 1
+
+
+def sack_established() -> Connection:
+    """An active open with SACK and an RTT sample of 2 ms: SND.NXT = ISS + 1, RCV.NXT = IRS + 1."""
+    conn = make()
+    conn.open_active(ISS, T0)
+    conn.segment_arrives(seg(IRS, ISS + 1, SYN | ACK, window=65535,
+                             options=TcpOptions(mss=1000, sack_permitted=True)), T0 + 2 * MS)
+    sent(conn), events(conn)
+    return conn
+
+
+def test_tail_loss_probe_when_the_tail_acks_are_lost() -> None:
+    conn = sack_established()
+    conn.send(b"t" * 3000, T0 + 3 * MS)
+    assert len(sent(conn)) == 3
+    # RFC 8985 7.2: 2 SRTT (floored at 10 ms) after the last transmission, before the RTO.
+    probe_at = conn.timers.probe
+    assert probe_at == T0 + 13 * MS and probe_at < conn.timers.rto
+    conn.on_timer(probe_at)
+    [probe] = sent(conn)  # no new data: the last segment again (RFC 8985 7.3)
+    assert (probe.seq, len(probe.payload)) == (ISS + 2001, 1000) and conn.stats.tlp_probes == 1
+    # The peer had it all: its ACK covers everything and reports the duplicate (D-SACK).
+    conn.segment_arrives(seg(IRS + 1, ISS + 3001, ACK, window=65535,
+                             options=TcpOptions(sack_blocks=((ISS + 2001, ISS + 3001),))), probe_at + 2 * MS)
+    assert conn.counters["tcp.tlp_spurious"] == 1 and conn.stats.timeouts == 0 and conn.snd_una == ISS + 3001
+    assert conn.timers.rto == conn.timers.probe == 0
+
+
+def test_tail_loss_probe_reveals_a_loss_at_once() -> None:
+    conn = sack_established()
+    conn.send(b"t" * 3000, T0 + 3 * MS)
+    sent(conn)
+    conn.on_timer(conn.timers.probe)
+    sent(conn)
+    # The first segment was lost: the probe's SACK reaches the end; RACK's rule sees the hole.
+    conn.segment_arrives(seg(IRS + 1, ISS + 1, ACK, window=65535,
+                             options=TcpOptions(sack_blocks=((ISS + 1001, ISS + 3001),))), T0 + 20 * MS)
+    [resent] = sent(conn)
+    assert (resent.seq, len(resent.payload)) == (ISS + 1, 1000) and conn.stats.fast_retransmits == 1
+    assert conn.stats.timeouts == 0
+
+
+def test_tail_loss_probe_sends_new_data_when_it_can() -> None:
+    conn = sack_established()
+    conn.cwnd = 2000  # two segments in flight; the rest waits for the congestion window
+    conn.send(b"n" * 2500, T0 + 3 * MS)
+    assert len(sent(conn)) == 2
+    conn.on_timer(conn.timers.probe)
+    [probe] = sent(conn)  # RFC 8985 7.3: new data the receive window allows
+    assert probe.seq == ISS + 2001 and len(probe.payload) == 500 and conn.snd_max == ISS + 2501
+
+
+def test_duplicate_data_is_reported_as_a_dsack() -> None:
+    conn = sack_established()
+    conn.segment_arrives(seg(IRS + 1, ISS + 1, ACK, b"a" * 100), T0)
+    sent(conn)
+    conn.segment_arrives(seg(IRS + 1, ISS + 1, ACK, b"a" * 100), T0)  # again
+    [ack] = sent(conn)
+    assert ack.ack == IRS + 101 and ack.options.sack_blocks == ((IRS + 1, IRS + 101),)  # RFC 2883
+
+
+def test_bursts_are_bounded() -> None:
+    conn = established(TcpConfig(max_burst=8))
+    conn.cwnd = conn.snd_wnd = 1 << 20
+    conn.send(b"b" * 100_000, T0)
+    assert len(sent(conn)) == 8 and conn.output_pending  # the driver reads ACKs, then resumes
+    conn.resume_output(T0)
+    assert len(sent(conn)) == 8
 
 
 # -- synchronization checks (RFC 5961, RFC 7323 5.3) ------------------------------------

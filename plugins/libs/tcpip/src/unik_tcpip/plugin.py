@@ -35,6 +35,15 @@ def check_gateway(value: Any, keys: KeyValues) -> None:
         # A bad --ipv4 is reported by its own check.
 
 
+def check_min_rto(value: Any, keys: KeyValues) -> None:
+    """``--tcp-min-rto``: seconds, at least a millisecond and at most the maximum RTO."""
+    from .stack import min_rto_problem
+
+    problem = min_rto_problem(value)
+    if problem:
+        raise ValueError(problem)
+
+
 #: Same definition shape as the unix target's ``ipv4`` key (a plain string, not per device).
 IPV4 = Key(
     "ipv4", "IPv4 address/prefix of the stack, e.g. 10.0.0.2/24 (unik's stack: DHCP when unset)",
@@ -42,6 +51,10 @@ IPV4 = Key(
 )
 IPV4_GATEWAY = Key("ipv4_gateway", "IPv4 default gateway of unik's stack, e.g. 10.0.0.1", metavar="ADDR",
                    check=check_gateway)
+TCP_MIN_RTO = Key(
+    "tcp_min_rto", "the smallest TCP retransmission timeout of unik's stack, in seconds (default 0.2, as Linux)",
+    type="float", metavar="SECONDS", check=check_min_rto,
+)
 
 
 class TcpipStackProvider(Provider):
@@ -58,12 +71,13 @@ class TcpipStackProvider(Provider):
         "sleep": Need("sleep"),
         "random": Need("random"),
     }
-    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY)
+    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """Address and gateway come from ``--ipv4`` and ``--ipv4-gateway`` at run time."""
-        return Configured(key_options={"ipv4": KeyRef("ipv4"), "ipv4_gateway": KeyRef("ipv4_gateway")})
+        """Address, gateway and minimum RTO come from ``--ipv4``, ``--ipv4-gateway``, ``--tcp-min-rto`` at run time."""
+        return Configured(key_options={"ipv4": KeyRef("ipv4"), "ipv4_gateway": KeyRef("ipv4_gateway"),
+                                       "tcp_min_rto": KeyRef("tcp_min_rto")})
 
 
 @hookimpl

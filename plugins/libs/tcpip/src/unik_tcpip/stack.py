@@ -115,6 +115,24 @@ def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
         raise BadKey(f"--{exc.key.replace('_', '-')}: {exc}") from None
 
 
+def with_min_rto(config: TcpConfig, seconds: float) -> TcpConfig:
+    """A copy of ``config`` with the minimum RTO of ``--tcp-min-rto`` (1 ms up to the maximum RTO)."""
+    problem = min_rto_problem(seconds, config.max_rto_ns)
+    if problem:
+        raise BadKey(f"--tcp-min-rto: {problem}")
+    changed = TcpConfig(**{name: getattr(config, name) for name in config._fields})
+    changed.min_rto_ns = int(seconds * 1e9)
+    return changed
+
+
+def min_rto_problem(seconds: float, max_rto_ns: int = TcpConfig().max_rto_ns) -> str | None:
+    """What is wrong with a minimum RTO of ``seconds``, or ``None``."""
+    if not 0.001 <= seconds <= max_rto_ns / 1e9:
+        return (f"{seconds:g} s is outside 0.001..{max_rto_ns / 1e9:g} s (Linux's minimum is 0.2; "
+                "RFC 6298 asks for 1)")
+    return None
+
+
 class TcpipStack:
     """TCP, UDP, ICMP and IPv4 over one Ethernet :class:`unik.devices.Network`.
 
@@ -143,12 +161,16 @@ class TcpipStack:
     @classmethod
     async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
                       ipv4: str | None = None, ipv4_gateway: str | None = None,
-                      tcp_config: TcpConfig | None = None, dhcp_timeout: float = 60.0) -> TcpipStack:
+                      tcp_config: TcpConfig | None = None, dhcp_timeout: float = 60.0,
+                      tcp_min_rto: float | None = None) -> TcpipStack:
         """Start the stack on ``network``: a static address (``--ipv4``), else DHCP.
 
         With DHCP, returns once a lease is bound; raises :class:`DeviceUnavailable` when
-        none is within ``dhcp_timeout`` seconds.
+        none is within ``dhcp_timeout`` seconds.  ``tcp_min_rto`` (seconds, the
+        ``--tcp-min-rto`` key) overrides the configuration's minimum RTO.
         """
+        if tcp_min_rto is not None:
+            tcp_config = with_min_rto(tcp_config or TcpConfig(), tcp_min_rto)
         config = parse_ipv4(ipv4, ipv4_gateway) if ipv4 else None
         if config is None and ipv4_gateway:
             raise BadKey("--ipv4-gateway needs --ipv4 (without --ipv4 the gateway comes from DHCP)")

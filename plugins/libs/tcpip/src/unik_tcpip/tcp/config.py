@@ -16,17 +16,41 @@ class TcpConfig(Record):
     """
 
     __slots__ = (
-        "challenge_ack_rate", "congestion_control", "delayed_ack_ns", "fin_wait_2_ns", "initial_rto_ns",
-        "keepalive", "keepalive_idle_ns", "keepalive_interval_ns", "keepalive_probes", "max_connections",
-        "max_retries", "max_rto_ns", "max_syn_retries", "min_rto_ns", "msl_ns", "nagle", "rcv_buf", "sack",
-        "snd_buf", "syn_backlog", "syn_cookies", "timestamps", "tso", "window_scaling",
+        "challenge_ack_rate",
+        "congestion_control",
+        "delayed_ack_ns",
+        "fin_wait_2_ns",
+        "initial_rto_ns",
+        "keepalive",
+        "keepalive_idle_ns",
+        "keepalive_interval_ns",
+        "keepalive_probes",
+        "max_burst",
+        "max_connections",
+        "max_retries",
+        "max_rto_ns",
+        "max_syn_retries",
+        "min_rto_ns",
+        "msl_ns",
+        "nagle",
+        "rcv_buf",
+        "sack",
+        "snd_buf",
+        "syn_backlog",
+        "syn_cookies",
+        "timestamps",
+        "tlp",
+        "tso",
+        "window_scaling",
     )
     #: Receive buffer: the largest window advertised (scaled per RFC 7323 2).
     rcv_buf: int
     #: Send buffer: ``pause_writing`` above this many unacknowledged/unsent bytes.
     snd_buf: int
-    #: RFC 6298 2.1: initial RTO of 1 s; 2.4: minimum 1 s; 2.5: a maximum of at least 60 s.
+    #: RFC 6298 2.1: initial RTO of 1 s; 2.5: a maximum of at least 60 s.
     initial_rto_ns: int
+    #: RFC 6298 2.4 wants the RTO rounded up to 1 s; like Linux the minimum is 200 ms (the
+    #: ``tcp_min_rto`` key): a lost tail that no probe repairs costs 0.2 s, not 1 s.
     min_rto_ns: int
     max_rto_ns: int
     #: RFC 9293 3.8.3: give up after R2 (at least 100 s of retransmissions) — counted here.
@@ -53,6 +77,12 @@ class TcpConfig(Record):
     sack: bool
     #: Hand segments of up to 64 KiB to the NIC when the network device offers TSO.
     tso: bool
+    #: RFC 8985 7: a tail loss probe 2 SRTT after the last ACK while data is outstanding,
+    #: so that a lost tail (or its lost ACKs) is repaired without waiting for the RTO.
+    tlp: bool
+    #: Segments (MSS-sized; a TSO super-segment counts as many) one call may send before
+    #: it lets the event loop run, so received ACKs are read between bursts.
+    max_burst: int
     #: RFC 9293 3.8.4 / RFC 1122 4.2.3.6: keep-alives are off unless asked for; the idle
     #: time MUST default to no less than two hours.
     keepalive: bool
@@ -67,7 +97,7 @@ class TcpConfig(Record):
         rcv_buf: int = 1 << 20,
         snd_buf: int = 1 << 20,
         initial_rto_ns: int = 1 * _S,
-        min_rto_ns: int = 1 * _S,
+        min_rto_ns: int = 200 * _MS,
         max_rto_ns: int = 60 * _S,
         max_retries: int = 12,
         max_syn_retries: int = 6,
@@ -83,6 +113,8 @@ class TcpConfig(Record):
         timestamps: bool = True,
         sack: bool = True,
         tso: bool = True,
+        tlp: bool = True,
+        max_burst: int = 64,
         keepalive: bool = False,
         congestion_control: str = "newreno",
         keepalive_idle_ns: int = 2 * 3600 * _S,
@@ -108,6 +140,8 @@ class TcpConfig(Record):
         self.timestamps = timestamps
         self.sack = sack
         self.tso = tso
+        self.tlp = tlp
+        self.max_burst = max_burst
         self.keepalive = keepalive
         self.congestion_control = congestion_control
         self.keepalive_idle_ns = keepalive_idle_ns
@@ -119,7 +153,7 @@ class TcpStats(Record):
     """Per-connection counters, readable from the application (``get_extra_info("tcp_stats")``)."""
 
     __slots__ = ("bytes_in", "bytes_out", "challenge_acks", "dup_acks", "fast_retransmits", "out_of_order",
-                 "retransmits", "segments_in", "segments_out", "srtt", "timeouts")
+                 "retransmits", "segments_in", "segments_out", "srtt", "timeouts", "tlp_probes")
     segments_in: int
     segments_out: int
     bytes_in: int
@@ -132,10 +166,13 @@ class TcpStats(Record):
     challenge_acks: int
     #: Smoothed round-trip time in seconds (``None`` before the first sample).
     srtt: float | None
+    #: Tail loss probes sent (RFC 8985 7.3).
+    tlp_probes: int
 
     def __init__(self, segments_in: int = 0, segments_out: int = 0, bytes_in: int = 0, bytes_out: int = 0,
                  retransmits: int = 0, fast_retransmits: int = 0, timeouts: int = 0, dup_acks: int = 0,
-                 out_of_order: int = 0, challenge_acks: int = 0, srtt: float | None = None) -> None:
+                 out_of_order: int = 0, challenge_acks: int = 0, srtt: float | None = None,
+                 tlp_probes: int = 0) -> None:
         self.segments_in = segments_in
         self.segments_out = segments_out
         self.bytes_in = bytes_in
@@ -147,4 +184,5 @@ class TcpStats(Record):
         self.out_of_order = out_of_order
         self.challenge_acks = challenge_acks
         self.srtt = srtt
+        self.tlp_probes = tlp_probes
 

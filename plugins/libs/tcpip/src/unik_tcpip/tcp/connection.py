@@ -41,6 +41,8 @@ _MS = 10**6
 _S = 10**9
 _TS_LEN = 12  # NOP, NOP, Timestamps: the option bytes on every segment once negotiated
 _TSO_MAX = 65535 - 20 - 60  # the largest TCP payload an IPv4 super-frame can carry
+_WC_DEL_ACK = 200 * _MS  # RFC 8985 7.2: the worst-case delayed-ACK time a lone segment waits for
+_PTO_MIN = 10 * _MS  # a floor under 2 SRTT on a fast link (Linux's TCP_TIMEOUT_MIN)
 
 Key = tuple[bytes, int, bytes, int]
 
@@ -140,6 +142,8 @@ class Connection:
         self.ooo = Assembler(config.rcv_buf)
         self.fin_received = False
         self.peer_fin_seq: int | None = None
+        #: A duplicate segment to report first in the next SACK option (RFC 2883 D-SACK).
+        self.dsack: tuple[int, int] | None = None
         self.reading_paused = False
         # Congestion control (RFC 5681, RFC 6582).
         self.cwnd = 0
@@ -151,6 +155,11 @@ class Connection:
         self.cc = cc.make(config.congestion_control)
         self.scoreboard = Scoreboard()
         self.rexmit_next = 0  # in recovery: where the next hole retransmission may start
+        # RFC 8985 7: the tail loss probe in flight (TLPRxtOut, TLPHighRxt).
+        self.tlp_end_seq: int | None = None
+        self.tlp_retransmitted = False
+        #: A bounded burst stopped with more to send: the driver calls :meth:`resume_output` soon.
+        self.output_pending = False
         self.rtt = RttEstimator(config.initial_rto_ns, config.min_rto_ns, config.max_rto_ns)
         self.retries = 0
         self.timers = TimerSet()
@@ -225,11 +234,16 @@ class Connection:
             if self.ts_ok and not flags & RST:
                 # RFC 7323 3.2: once negotiated, every non-RST segment carries timestamps.
                 tsval, tsecr = (self.now // _MS + self.ts_offset) & MASK, self.ts_recent
-            if self.sack_ok and self.ooo and not flags & SYN:
-                # RFC 2018 3: as many blocks as fit beside the data within the MSS.
+            if self.sack_ok and (self.ooo.segments or self.dsack is not None) and not flags & SYN:
+                # RFC 2018 3: as many blocks as fit beside the data within the MSS; a
+                # D-SACK first (RFC 2883 4).
                 space = self.snd_mss - len(data) - (_TS_LEN if self.ts_ok else 0) - 4
                 if space >= 8:
-                    raw_options = sack_option(self.ooo.sack_blocks(3 if self.ts_ok else 4)[:space // 8])
+                    blocks = self.ooo.sack_blocks(3 if self.ts_ok else 4)
+                    if self.dsack is not None:
+                        blocks = (self.dsack, *blocks)
+                    raw_options = sack_option(blocks[:min(space // 8, 3 if self.ts_ok else 4)])
+                self.dsack = None
         else:
             if self.ts_ok and not flags & RST:
                 options.timestamp = (self._ts_value(), self.ts_recent)
@@ -304,6 +318,7 @@ class Connection:
         mss = self.eff_mss
         # With TSO, one send covers as many whole segments as fit in 64 KiB.
         limit = max(_TSO_MAX // mss * mss, mss) if self.path.tso else mss
+        budget = max(self.cfg.max_burst * mss, limit)  # bytes this call may send
         now = self.now
         if self.snd_una == self.snd_max and self.last_send_ns and now - self.last_send_ns > self.rtt.rto_ns:
             # RFC 5681 4.1: after an idle period longer than the RTO, restart from at most
@@ -324,6 +339,10 @@ class Connection:
                 if avail > 0 and self.snd_wnd == 0 and in_flight == 0:
                     self._start_persist()
                 return
+            if budget <= 0:
+                # A bounded burst: let the driver read the ACKs waiting for it first.
+                self.output_pending = True
+                return
             if n < mss and not fin:
                 if n == avail:
                     if in_flight > 0 and not self.nodelay:
@@ -343,6 +362,7 @@ class Connection:
             seq = self.snd_nxt
             retransmit = seq_lt(seq, self.snd_max)
             self._send(flags, seq, data)
+            budget -= max(n, 1)
             self.last_send_ns = now
             if retransmit:
                 self.stats.retransmits += 1
@@ -358,9 +378,17 @@ class Connection:
                 self.rtt.time(seq, now)
             if not self.timers.rto:
                 self._start_rto()
+            if not self.timers.probe:
+                self._arm_probe()
             self.timers.persist = 0
             if fin or (off + n == buffered and not self.fin_queued):
                 return  # the FIN, or all that is buffered, has left
+
+    def resume_output(self, now: int) -> None:
+        """Go on with a burst that :meth:`output` bounded (:attr:`output_pending`)."""
+        self.now = now
+        self.output_pending = False
+        self.output()
 
     def _retransmit_hole(self) -> bool:
         """In recovery, resend the next hole below the highest SACKed byte (RFC 6675 4, NextSeg rule 1)."""
@@ -432,6 +460,8 @@ class Connection:
                 self._destroy()
             elif timer is Timer.RTO:
                 self._on_rto()
+            elif timer is Timer.PROBE:
+                self._on_probe()
             elif timer is Timer.PERSIST:
                 self._on_persist()
             elif timer is Timer.DELAYED_ACK:
@@ -496,6 +526,8 @@ class Connection:
             return
         self.stats.timeouts += 1
         self.counters["tcp.rto"] += 1
+        self.timers.probe = 0
+        self.tlp_end_seq = None
         # RFC 6298 5.5: back off the timer; 5.6: restart it.
         self.rtt.back_off()
         if opening:
@@ -517,6 +549,85 @@ class Connection:
         self.snd_nxt = self.snd_una
         self._start_rto()
         self.output()
+
+    def _arm_probe(self) -> None:
+        """RFC 8985 7.2: a probe timeout of 2 SRTT (more for a lone segment), unless the RTO is sooner.
+
+        Only with SACK (which tells what the probe repaired), outside recovery, with no
+        probe outstanding and no RTO backed off.
+        """
+        self.timers.probe = 0
+        srtt = self.rtt.srtt_ns
+        if not self.cfg.tlp or not self.sack_ok or self.in_recovery or self.tlp_end_seq is not None \
+                or self.retries or srtt is None or self.snd_una == self.snd_max:
+            return
+        pto = 2 * srtt
+        if seq_diff(self.snd_max, self.snd_una) <= self.eff_mss:
+            pto += _WC_DEL_ACK  # the peer may hold its ACK of a lone segment (RFC 9293 3.8.6.3)
+        at = self.now + max(pto, _PTO_MIN)
+        if self.timers.rto and at >= self.timers.rto:
+            return
+        self.timers.probe = at
+        self._schedule(at)
+
+    def _on_probe(self) -> None:
+        """RFC 8985 7.3: send one new segment if the windows allow, else resend the last one."""
+        if self.state not in SYNCHRONIZED or self.snd_una == self.snd_max or self.in_recovery:
+            return
+        mss = self.eff_mss
+        snd = self.snd
+        off = snd.offset(self.snd_nxt)
+        in_flight = seq_diff(self.snd_nxt, self.snd_una)
+        n = min(len(snd) - off, mss, self.snd_wnd - in_flight)
+        self.counters["tcp.tlp_probes"] += 1
+        self.stats.tlp_probes += 1
+        if n > 0 and self.snd_nxt == self.snd_max:
+            data = memoryview(snd.data)[off:off + n]
+            self._send(ACK | (PSH if off + n == len(snd) else 0), self.snd_nxt, data)
+            data.release()
+            self.stats.bytes_out += n
+            self.snd_nxt = self.snd_max = (self.snd_nxt + n) & MASK
+            self.tlp_retransmitted = False
+        else:
+            # The last segment sent: the FIN with it, if the FIN went out.
+            fin = self.fin_seq is not None and self.snd_max == (self.fin_seq + 1) & MASK
+            end = self.fin_seq if fin and self.fin_seq is not None else self.snd_max
+            length = min(mss, max(seq_diff(end, self.snd_una), 0))
+            start = (end - length) & MASK
+            off = snd.offset(start)
+            data = memoryview(snd.data)[off:off + length]
+            self._send(ACK | (FIN if fin else 0), start, data)
+            data.release()
+            self.stats.retransmits += 1
+            self.rtt.discard()
+            self.tlp_retransmitted = True
+        self.tlp_end_seq = self.snd_max
+        self._start_rto()  # RFC 8985 7.3: after the probe, the RTO
+
+    def _probe_answered(self, seg: TcpSegment, ack: int) -> None:
+        """RFC 8985 7.4: the probe's round is over; count a repair or a spurious probe."""
+        self.tlp_end_seq = None
+        blocks = seg.options.sack_blocks
+        if self.tlp_retransmitted and blocks and seq_le(blocks[0][1], ack):
+            # A D-SACK (RFC 2883) for the probe: the original had arrived; only ACKs were lost.
+            self.counters["tcp.tlp_spurious"] += 1
+            return
+        if not self.tlp_retransmitted:
+            return
+        # The probe repaired a loss: respond as fast recovery would (RFC 8985 7.4.2).
+        self.counters["tcp.tlp_recoveries"] += 1
+        flight = seq_diff(self.snd_max, self.snd_una)
+        self.ssthresh = self.cc.on_loss(self.cwnd, flight, self.eff_mss, self.now)
+        self.cwnd = max(self.ssthresh, self.eff_mss)
+
+    def _probe_shows_loss(self) -> bool:
+        """A SACK reaching the probe's end: what lies below SND.UNA's hole was sent an RTT earlier.
+
+        RACK's rule (RFC 8985 6.2) for the one case TLP creates: the probe left last and was
+        delivered, so every segment sent before it and still unacknowledged is lost.
+        """
+        end = self.tlp_end_seq
+        return end is not None and bool(self.scoreboard) and self.scoreboard.ranges[-1][1] == end
 
     def _on_persist(self) -> None:
         """RFC 9293 3.8.6.1: probe a zero window; the reply carries the current window."""
@@ -574,7 +685,7 @@ class Connection:
             if not (self.sack_ok and self._retransmit_hole()):
                 self.cwnd += mss
                 self.output()
-        elif self.dupacks < 3 and self.scoreboard.held() <= 2 * mss:
+        elif self.dupacks < 3 and self.scoreboard.held() <= 2 * mss and not self._probe_shows_loss():
             # RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
             # new segment out, so that small windows still produce three duplicates.
             # (RFC 6675 4 IsLost: more than (DupThresh - 1) * SMSS bytes SACKed above
@@ -700,6 +811,11 @@ class Connection:
                 return True
             self.counters["tcp.unacceptable"] += 1
             if not flags & RST:
+                if payload and self.sack_ok and seq_lt(seq, self.rcv_nxt):
+                    # A duplicate: report it (RFC 2883), which tells a probing sender that
+                    # only ACKs were lost (RFC 8985 7.4).
+                    end = (seq + len(payload)) & MASK
+                    self.dsack = (seq, end if seq_lt(end, self.rcv_nxt) else self.rcv_nxt)
                 self.send_ack()
             return False
         # Trim to the window: drop what precedes RCV.NXT (already received) ...
@@ -874,7 +990,7 @@ class Connection:
 
     def _process_ack(self, seg: TcpSegment, ack: int) -> None:
         """RFC 9293 3.10.7.4, fifth, for the synchronized states."""
-        if self.sack_ok and (seg.options.sack_blocks or self.scoreboard):
+        if self.sack_ok and (seg.options.sack_blocks or self.scoreboard.ranges):
             if seq_lt(self.snd_una, ack):
                 self.scoreboard.prune(ack)
             self.scoreboard.update(seg.options.sack_blocks, self.snd_una, self.snd_max)
@@ -892,12 +1008,15 @@ class Connection:
             elif self.rtt.acked(ack, self.now):
                 self.stats.srtt = (self.rtt.srtt_ns or 0) / 1e9
             self.retries = 0
+            if self.tlp_end_seq is not None and seq_le(self.tlp_end_seq, ack):
+                self._probe_answered(seg, ack)
             self._on_new_ack(acked, ack)
             # RFC 6298 5.2/5.3: stop the timer when all is acknowledged, else restart it.
             if self.snd_una == self.snd_max:
-                self.timers.rto = 0
+                self.timers.rto = self.timers.probe = 0
             else:
                 self._start_rto()
+                self._arm_probe()
         elif ack == self.snd_una and not seg.payload and not seg.flags & (SYN | FIN) \
                 and self.snd_una != self.snd_max and (
                     seg.window << self.snd_wscale == self.snd_wnd or seg.options.sack_blocks):
@@ -930,7 +1049,7 @@ class Connection:
         """Queue in-order data for the application; keep out-of-order data (bounded by the window)."""
         if seq == self.rcv_nxt:
             self._deliver(payload)
-            if self.ooo:
+            if self.ooo.segments:
                 self._merge_ooo()
                 self.unacked_segments = 2  # RFC 5681 4.2: ACK at once when a hole is filled
         else:

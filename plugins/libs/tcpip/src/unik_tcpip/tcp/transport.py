@@ -49,6 +49,7 @@ class TcpConnection(asyncio.Transport):
         self.high_water = tcb.cfg.snd_buf
         self.low_water = tcb.cfg.snd_buf // 4
         self.writing_paused = False
+        self._resuming = False
 
     def __repr__(self) -> str:
         tcb = self.tcb
@@ -120,6 +121,12 @@ class TcpConnection(asyncio.Transport):
         self.tcb.icmp_error(type_, code, next_mtu, self._now())
         self._run()
 
+    def _resume_output(self) -> None:
+        self._resuming = False
+        if self.tcb.output_pending:
+            self.tcb.resume_output(self._now())
+            self._run()
+
     def _on_timer(self, now: int) -> None:
         self.tcb.on_timer(now)
         self._run()
@@ -135,6 +142,10 @@ class TcpConnection(asyncio.Transport):
         if tcb.wake_at:
             self._at(tcb.wake_at, self._on_timer)
             tcb.wake_at = 0
+        if tcb.output_pending and not self._resuming:
+            # A bounded burst: the rest after the event loop has read what waits (ACKs).
+            self._resuming = True
+            asyncio.get_running_loop().call_soon(self._resume_output)
         if tcb.events:
             events, tcb.events = tcb.events, []
             if Event.ESTABLISHED in events:
