@@ -1,5 +1,8 @@
-"""unik-target-solo5's C parts: the in-process sandbox (an extension) and the tender (an executable)."""
+"""unik-target-solo5's C parts: the spt sandbox (an extension), the spt tender, and hvt's monitor and guest runtime."""
 
+import os
+import shlex
+import subprocess
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -7,20 +10,34 @@ from setuptools.command.build_ext import build_ext
 
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 TENDER = "unik-spt"
+MONITOR = "unik-hvt"
+RUNTIME = "hvt/unik-hvt-runtime.o"
+# The guest runtime runs before libc has resolved its ifuncs or set up TLS, and in a
+# system call libc may keep values in SSE registers: no libc calls, no SSE of its own.
+RUNTIME_CFLAGS = ["-O2", "-Wall", "-Wextra", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",
+                  "-fno-stack-protector", "-fno-pie", "-mgeneral-regs-only", "-fcf-protection=none",
+                  "-fno-asynchronous-unwind-tables"]
 
 
 class BuildWithTender(build_ext):
-    """build_ext that also compiles ``tender.c`` into the executable ``unik_solo5/unik-spt``."""
+    """build_ext that also builds ``unik-spt``, ``unik-hvt`` and hvt's guest runtime object beside the package."""
 
     def run(self) -> None:
-        """Build the extension, then the tender beside it."""
+        """Build the extension, then the executables and the runtime object beside it."""
         super().run()
         out_dir = Path(self.get_ext_fullpath("unik_solo5._sandbox")).parent
         out_dir.mkdir(parents=True, exist_ok=True)
-        objects = self.compiler.compile(
-            ["src/unik_solo5/tender.c"], output_dir=self.build_temp, extra_postargs=CFLAGS
-        )
-        self.compiler.link_executable(objects, TENDER, output_dir=str(out_dir))
+        for source, name in (("src/unik_solo5/tender.c", TENDER), ("src/unik_solo5/hvt/monitor.c", MONITOR)):
+            objects = self.compiler.compile([source], output_dir=self.build_temp, extra_postargs=CFLAGS)
+            self.compiler.link_executable(objects, name, output_dir=str(out_dir))
+        cc = shlex.split(os.environ.get("CC", "cc"))
+        src = Path("src/unik_solo5/hvt")
+        tmp = Path(self.build_temp) / "hvt"
+        tmp.mkdir(parents=True, exist_ok=True)
+        subprocess.check_call([*cc, *RUNTIME_CFLAGS, "-c", str(src / "runtime.c"), "-o", str(tmp / "runtime.o")])
+        subprocess.check_call([*cc, "-c", str(src / "boot.S"), "-o", str(tmp / "boot.o")])
+        (out_dir / "hvt").mkdir(exist_ok=True)
+        subprocess.check_call(["ld", "-r", "-o", str(out_dir / RUNTIME), str(tmp / "runtime.o"), str(tmp / "boot.o")])
 
 
 setup(

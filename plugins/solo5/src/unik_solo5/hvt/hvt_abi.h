@@ -1,0 +1,65 @@
+/* The hvt ABI: what unik's KVM monitor (monitor.c) and the guest runtime (runtime.c)
+ * agree on.  Guest-physical addresses equal guest-virtual ones (identity mapping).
+ *
+ * A hypercall is one 32-bit `out` to port HVT_PORT_BASE + number whose value is the
+ * guest-physical address of the call's argument structure (below 4 GiB).  The monitor
+ * checks every address and length against the guest's memory before touching it.
+ */
+#ifndef UNIK_HVT_ABI_H
+#define UNIK_HVT_ABI_H
+
+#include <stdint.h>
+
+#define HVT_PORT_BASE 0x500
+enum hvt_call {
+    HVT_CONSOLE = 0, /* struct hvt_console: write to the host's stdout (fd 1) or stderr (fd 2) */
+    HVT_CLOCK = 1,   /* struct hvt_clock: CLOCK_MONOTONIC and CLOCK_REALTIME, nanoseconds */
+    HVT_POLL = 2,    /* struct hvt_poll: wait until a network device is readable or the deadline */
+    HVT_NET_WRITE = 3,  /* struct hvt_io: send one frame */
+    HVT_NET_READ = 4,   /* struct hvt_io: receive one frame (ret -EAGAIN when none) */
+    HVT_BLOCK_WRITE = 5, /* struct hvt_io: write at offset */
+    HVT_BLOCK_READ = 6,  /* struct hvt_io: read at offset */
+    HVT_EXIT = 7,        /* struct hvt_exit: leave with a status */
+    HVT_NCALLS = 8,
+};
+
+struct hvt_console { uint64_t buf, len; uint32_t fd, pad; };
+struct hvt_clock { uint64_t monotonic_ns, wall_ns; };
+struct hvt_poll { uint64_t deadline_ns; uint64_t ready; /* out: bit i = network device i readable */ };
+struct hvt_io { uint32_t device, pad; uint64_t offset, buf, len; int64_t ret; };
+struct hvt_exit { int32_t status, pad; };
+
+/* Fixed low-memory layout, written by the monitor before the guest starts. */
+#define HVT_GDT 0x1000
+#define HVT_PML4 0x2000
+#define HVT_PDPT 0x3000
+#define HVT_PD 0x4000          /* one 4 KiB page directory per GiB, up to HVT_MAX_GIB */
+#define HVT_MAX_GIB 4
+#define HVT_BOOT_INFO 0x8000
+#define HVT_ARGS 0x9000        /* argv strings, NUL-separated */
+#define HVT_ARGS_END 0x10000
+#define HVT_LOAD_MIN 0x100000  /* no ELF segment below 1 MiB */
+
+#define HVT_MAGIC 0x31747668696e75ULL /* "univht1" */
+#define HVT_MAX_DEVICES 16
+#define HVT_NET 1
+#define HVT_BLOCK 2
+#define HVT_FLAG_TRACE 1 /* the runtime logs every system call to stderr */
+
+struct hvt_device {
+    char name[32];
+    uint32_t type, mtu;
+    uint64_t size;      /* block: bytes */
+    uint8_t mac[6], pad[2];
+};
+
+struct hvt_boot_info {
+    uint64_t magic, mem_size, kernel_end;
+    uint64_t argc, args_len, flags;
+    uint64_t tsc_hz;    /* 0 when the monitor could not tell */
+    uint8_t seed[32];   /* from the host's getrandom: the guest's getrandom key */
+    uint32_t ndevices, pad;
+    struct hvt_device devices[HVT_MAX_DEVICES];
+};
+
+#endif

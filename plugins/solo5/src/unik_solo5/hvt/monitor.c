@@ -1,0 +1,679 @@
+/* unik-hvt: unik's minimal KVM monitor (after solo5's hvt).
+ *
+ *   unik-hvt [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE]
+ *            [--trace] [--] UNIKERNEL.elf [ARG...]
+ *
+ * Loads a static x86_64 ELF into a VM of --mem MiB (default 256), refusing hostile
+ * ELFs before the VM exists; opens exactly the devices given; puts the vCPU straight
+ * into 64-bit long mode (identity-mapped 2 MiB pages, flat GDT, SSE enabled, CPUID
+ * without AVX/XSAVE/CX16/x87-only extensions); serves the hypercalls of hvt_abi.h over
+ * port I/O until the guest exits.  Exit status: the guest's; 125 when the monitor
+ * refuses to start (a sentence on stderr says why); 255 when the guest crashed (the
+ * registers are printed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <elf.h>
+
+#include "hvt_abi.h"
+
+#define REFUSE 125
+#define CRASHED 255
+
+static const char *prog = "unik-hvt";
+
+static void die(int status, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void die(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(status);
+}
+
+/* ---- guest memory ---------------------------------------------------------------- */
+
+static uint8_t *mem;
+static uint64_t mem_size;
+
+/* A pointer to [gpa, gpa+len) in guest memory, or NULL if any of it lies outside. */
+static void *guest(uint64_t gpa, uint64_t len)
+{
+    if (gpa > mem_size || len > mem_size - gpa)
+        return NULL;
+    return mem + gpa;
+}
+
+/* ---- the ELF ------------------------------------------------------------------- */
+
+static uint64_t load_elf(const char *path, uint64_t *kernel_end)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die(REFUSE, "cannot open the unikernel %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        die(REFUSE, "the unikernel %s is not a regular file", path);
+    Elf64_Ehdr eh;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0
+        || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        die(REFUSE, "%s is not a 64-bit little-endian ELF file", path);
+    if (eh.e_machine != EM_X86_64)
+        die(REFUSE, "%s is not an x86_64 ELF (e_machine %u)", path, eh.e_machine);
+    if (eh.e_type != ET_EXEC)
+        die(REFUSE, "%s is not a static executable (ELF type %u; link it with -static -no-pie)", path, eh.e_type);
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64)
+        die(REFUSE, "%s has a malformed program header table", path);
+    Elf64_Phdr ph[64];
+    size_t phlen = (size_t)eh.e_phnum * sizeof(Elf64_Phdr);
+    if (pread(fd, ph, phlen, (off_t)eh.e_phoff) != (ssize_t)phlen)
+        die(REFUSE, "%s: the program headers lie outside the file", path);
+    uint64_t end = 0;
+    int entry_ok = 0;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        if (ph[i].p_type == PT_INTERP || ph[i].p_type == PT_DYNAMIC)
+            die(REFUSE, "%s is dynamically linked: the unikernel must be a static ELF", path);
+        if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
+            continue;
+        const Elf64_Phdr *p = &ph[i];
+        if ((p->p_flags & PF_W) && (p->p_flags & PF_X))
+            die(REFUSE, "%s: segment %d is both writable and executable (refused)", path, i);
+        if (p->p_filesz > p->p_memsz || p->p_offset > (uint64_t)st.st_size
+            || p->p_filesz > (uint64_t)st.st_size - p->p_offset)
+            die(REFUSE, "%s: segment %d's contents lie outside the file", path, i);
+        if (p->p_vaddr < HVT_LOAD_MIN || p->p_vaddr > mem_size || p->p_memsz > mem_size - p->p_vaddr)
+            die(REFUSE, "%s: segment %d [%#lx, %#lx) lies outside guest memory [%#x, %#lx): "
+                "raise --mem or link the unikernel elsewhere", path, i, (unsigned long)p->p_vaddr,
+                (unsigned long)(p->p_vaddr + p->p_memsz), HVT_LOAD_MIN, (unsigned long)mem_size);
+        for (int j = 0; j < i; j++) {
+            const Elf64_Phdr *q = &ph[j];
+            if (q->p_type == PT_LOAD && q->p_memsz && p->p_vaddr < q->p_vaddr + q->p_memsz
+                && q->p_vaddr < p->p_vaddr + p->p_memsz)
+                die(REFUSE, "%s: segments %d and %d overlap (refused)", path, j, i);
+        }
+        if ((p->p_flags & PF_X) && eh.e_entry >= p->p_vaddr && eh.e_entry < p->p_vaddr + p->p_memsz)
+            entry_ok = 1;
+        if (p->p_vaddr + p->p_memsz > end)
+            end = p->p_vaddr + p->p_memsz;
+    }
+    if (!entry_ok)
+        die(REFUSE, "%s: the entry point %#lx is not inside an executable segment (refused)", path,
+            (unsigned long)eh.e_entry);
+    for (int i = 0; i < eh.e_phnum; i++) {
+        const Elf64_Phdr *p = &ph[i];
+        if (p->p_type != PT_LOAD || p->p_filesz == 0)
+            continue;
+        if (pread(fd, mem + p->p_vaddr, p->p_filesz, (off_t)p->p_offset) != (ssize_t)p->p_filesz)
+            die(REFUSE, "%s: cannot read segment %d: %s", path, i, strerror(errno));
+        /* the rest up to p_memsz (.bss) is zero: fresh anonymous memory */
+    }
+    close(fd);
+    *kernel_end = (end + 0xfff) & ~0xfffULL;
+    return eh.e_entry;
+}
+
+/* ---- devices ------------------------------------------------------------------- */
+
+struct device {
+    struct hvt_device d;
+    int fd;
+};
+static struct device devices[HVT_MAX_DEVICES];
+static uint32_t ndevices;
+
+static struct device *add_device(const char *name, uint32_t type)
+{
+    if (strlen(name) >= sizeof devices[0].d.name)
+        die(REFUSE, "device name %s is too long (at most 31 characters)", name);
+    for (uint32_t i = 0; i < ndevices; i++)
+        if (strcmp(devices[i].d.name, name) == 0)
+            die(REFUSE, "device %s is given twice", name);
+    if (ndevices == HVT_MAX_DEVICES)
+        die(REFUSE, "too many devices (at most %d)", HVT_MAX_DEVICES);
+    struct device *dev = &devices[ndevices++];
+    snprintf(dev->d.name, sizeof dev->d.name, "%s", name);
+    dev->d.type = type;
+    return dev;
+}
+
+static void open_tap(struct device *dev, const char *tap)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (strlen(tap) >= IFNAMSIZ)
+        die(REFUSE, "network device %s: TAP name %s is too long", dev->d.name, tap);
+    /* TUNSETIFF would create a missing TAP (as root): attach only to one that exists. */
+    if (if_nametoindex(tap) == 0)
+        die(REFUSE, "network device %s: there is no network interface %s (create the TAP first: "
+            "ip tuntap add %s mode tap)", dev->d.name, tap, tap);
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        die(REFUSE, "network device %s: cannot open /dev/net/tun: %s", dev->d.name, strerror(errno));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    strcpy(ifr.ifr_name, tap);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+        die(REFUSE, "network device %s: cannot attach to TAP %s: %s (create it first: ip tuntap add %s mode tap)",
+            dev->d.name, tap, strerror(errno), tap);
+    dev->fd = fd;
+    dev->d.mtu = 1500;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) {
+        if (ioctl(s, SIOCGIFMTU, &ifr) == 0)
+            dev->d.mtu = (uint32_t)ifr.ifr_mtu;
+        close(s);
+    }
+}
+
+static void open_block(struct device *dev, const char *file)
+{
+    int fd = open(file, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        die(REFUSE, "block device %s: cannot open %s: %s", dev->d.name, file, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        die(REFUSE, "block device %s: %s is not a regular file", dev->d.name, file);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        die(REFUSE, "block device %s: %s is in use by another process (locked)", dev->d.name, file);
+    dev->fd = fd;
+    dev->d.size = (uint64_t)st.st_size;
+}
+
+static void set_mac(const char *name, const char *text)
+{
+    for (uint32_t i = 0; i < ndevices; i++) {
+        if (devices[i].d.type != HVT_NET || strcmp(devices[i].d.name, name) != 0)
+            continue;
+        unsigned m[6];
+        if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+            die(REFUSE, "--net-mac:%s=%s: not a MAC address (e.g. 02:00:00:00:00:01)", name, text);
+        for (int k = 0; k < 6; k++)
+            devices[i].d.mac[k] = (uint8_t)m[k];
+        return;
+    }
+    die(REFUSE, "--net-mac:%s: %s is not a network device given with --net:%s=TAP", name, name, name);
+}
+
+/* ---- the vCPU ------------------------------------------------------------------ */
+
+static int kvm, vm, vcpu;
+static struct kvm_run *run;
+
+static void setup_page_tables(void)
+{
+    uint64_t *pml4 = (uint64_t *)(mem + HVT_PML4), *pdpt = (uint64_t *)(mem + HVT_PDPT);
+    pml4[0] = HVT_PDPT | 3; /* present, writable */
+    uint64_t gib = (mem_size + (1ULL << 30) - 1) >> 30;
+    for (uint64_t g = 0; g < gib; g++) {
+        uint64_t *pd = (uint64_t *)(mem + HVT_PD + g * 0x1000);
+        pdpt[g] = (HVT_PD + g * 0x1000) | 3;
+        for (uint64_t i = 0; i < 512; i++) {
+            uint64_t addr = (g << 30) | (i << 21);
+            if (addr < mem_size)
+                pd[i] = addr | 0x83; /* present, writable, 2 MiB page */
+        }
+    }
+}
+
+static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
+{
+    memset(s, 0, sizeof *s);
+    s->selector = sel;
+    s->type = type;
+    s->present = 1;
+    s->s = 1;
+    s->l = l;
+    s->db = db;
+    s->g = 1;
+    s->limit = 0xffffffff;
+}
+
+static void setup_vcpu(uint64_t entry)
+{
+    uint64_t *gdt = (uint64_t *)(mem + HVT_GDT);
+    gdt[0] = 0;
+    gdt[1] = 0x00af9b000000ffffULL; /* 0x08: 64-bit code, present, DPL 0 */
+    gdt[2] = 0x00cf93000000ffffULL; /* 0x10: data, present, DPL 0 */
+    gdt[3] = 0x00008b0000000067ULL; /* 0x18: a busy 64-bit TSS at 0 (required by VMX, never used) */
+    gdt[4] = 0;
+    setup_page_tables();
+
+    struct kvm_sregs sregs;
+    if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+        die(REFUSE, "KVM_GET_SREGS: %s", strerror(errno));
+    set_segment(&sregs.cs, 0x08, 0xb, 1, 0);
+    set_segment(&sregs.ds, 0x10, 0x3, 0, 1);
+    sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+    memset(&sregs.tr, 0, sizeof sregs.tr);
+    sregs.tr.selector = 0x18;
+    sregs.tr.type = 0xb;
+    sregs.tr.present = 1;
+    sregs.tr.limit = 0x67;
+    sregs.gdt.base = HVT_GDT;
+    sregs.gdt.limit = 5 * 8 - 1;
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0; /* the runtime installs its own; before that a fault is a shutdown */
+    sregs.cr3 = HVT_PML4;
+    sregs.cr4 = (1u << 5) | (1u << 9) | (1u << 10); /* PAE, OSFXSR, OSXMMEXCPT */
+    sregs.cr0 = 0x80000001u | 0x2 | 0x10 | 0x20 | 0x10000; /* PG, PE, MP, ET, NE, WP */
+    sregs.efer = 0x500; /* LME, LMA */
+    if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
+        die(REFUSE, "KVM_SET_SREGS (64-bit long mode): %s", strerror(errno));
+
+    /* The FPU/SSE state as after FNINIT with MXCSR's default: without it SSE instructions
+     * fail under this machine's nested KVM. */
+    struct kvm_fpu fpu;
+    memset(&fpu, 0, sizeof fpu);
+    fpu.fcw = 0x37f;
+    fpu.mxcsr = 0x1f80;
+    if (ioctl(vcpu, KVM_SET_FPU, &fpu) < 0)
+        die(REFUSE, "KVM_SET_FPU: %s", strerror(errno));
+
+    struct kvm_regs regs;
+    memset(&regs, 0, sizeof regs);
+    regs.rip = entry;
+    regs.rflags = 0x2;
+    regs.rsp = HVT_BOOT_INFO; /* a scratch stack below the boot info; the runtime switches at once */
+    regs.rdi = HVT_BOOT_INFO;
+    if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+        die(REFUSE, "KVM_SET_REGS: %s", strerror(errno));
+}
+
+/* CPUID as KVM supports it, without what this machine's nested KVM cannot run (AVX,
+ * XSAVE, CMPXCHG16B; x87 cannot be hidden, the guest must avoid it) so that libc's
+ * ifuncs take their SSE2 paths. */
+static void setup_cpuid(void)
+{
+    int n = 128;
+    struct kvm_cpuid2 *c = NULL;
+    for (;;) {
+        c = realloc(c, sizeof *c + (size_t)n * sizeof c->entries[0]);
+        if (!c)
+            die(REFUSE, "out of memory");
+        c->nent = (uint32_t)n;
+        if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            break;
+        if (errno != E2BIG)
+            die(REFUSE, "KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+        n *= 2;
+    }
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        switch (e->function) {
+        case 1:
+            /* clear FMA(12) CX16(13) XSAVE(26) OSXSAVE(27) AVX(28) F16C(29) */
+            e->ecx &= ~((1u << 12) | (1u << 13) | (1u << 26) | (1u << 27) | (1u << 28) | (1u << 29));
+            break;
+        case 7:
+            if (e->index == 0)
+                e->ebx &= (1u << 9) | (1u << 18); /* keep only ERMS and RDSEED */
+            else
+                e->ebx = 0;
+            e->ecx = 0;
+            e->edx = 0;
+            e->eax = e->index == 0 ? 0 : e->eax & 0; /* no sub-leaves beyond 0 */
+            break;
+        case 0xd: /* XSAVE state enumeration: none */
+            e->eax = e->ebx = e->ecx = e->edx = 0;
+            break;
+        case 0x80000001:
+            e->ecx &= ~((1u << 11) | (1u << 16)); /* XOP, FMA4 */
+            break;
+        default:
+            break;
+        }
+    }
+    if (ioctl(vcpu, KVM_SET_CPUID2, c) < 0)
+        die(REFUSE, "KVM_SET_CPUID2: %s", strerror(errno));
+    free(c);
+}
+
+static void dump_state(const char *what)
+{
+    struct kvm_regs r;
+    struct kvm_sregs s;
+    fprintf(stderr, "%s: the guest %s\n", prog, what);
+    if (ioctl(vcpu, KVM_GET_REGS, &r) == 0 && ioctl(vcpu, KVM_GET_SREGS, &s) == 0) {
+        fprintf(stderr, "  rip=%#llx rsp=%#llx rax=%#llx rbx=%#llx rcx=%#llx rflags=%#llx\n", r.rip, r.rsp, r.rax,
+                r.rbx, r.rcx, r.rflags);
+        fprintf(stderr, "  cr0=%#llx cr2=%#llx cr3=%#llx cr4=%#llx efer=%#llx\n", s.cr0, s.cr2, s.cr3, s.cr4, s.efer);
+        uint8_t *code = guest(r.rip, 16);
+        if (code) {
+            fprintf(stderr, "  code at rip:");
+            for (int i = 0; i < 16; i++)
+                fprintf(stderr, " %02x", code[i]);
+            fputc('\n', stderr);
+        }
+    }
+}
+
+/* ---- hypercalls ---------------------------------------------------------------- */
+
+static uint64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int bad(const char *call)
+{
+    dump_state("");
+    fprintf(stderr, "%s: hypercall %s with an argument outside guest memory\n", prog, call);
+    return CRASHED;
+}
+
+static struct device *io_device(struct hvt_io *io, uint32_t type)
+{
+    if (io->device >= ndevices || devices[io->device].d.type != type)
+        return NULL;
+    return &devices[io->device];
+}
+
+/* Serve one hypercall; returns -1 to continue or the exit status. */
+static int hypercall(unsigned nr, uint32_t arg)
+{
+    switch (nr) {
+    case HVT_CONSOLE: {
+        struct hvt_console *c = guest(arg, sizeof *c);
+        if (!c)
+            return bad("console");
+        char *buf = guest(c->buf, c->len);
+        if (!buf)
+            return bad("console");
+        int fd = c->fd == 2 ? 2 : 1;
+        for (uint64_t done = 0; done < c->len;) {
+            ssize_t n = write(fd, buf + done, c->len - done);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                break; /* the host's console is gone: the guest keeps running */
+            }
+            done += (uint64_t)n;
+        }
+        return -1;
+    }
+    case HVT_CLOCK: {
+        struct hvt_clock *c = guest(arg, sizeof *c);
+        if (!c)
+            return bad("clock");
+        c->monotonic_ns = now_ns(CLOCK_MONOTONIC);
+        c->wall_ns = now_ns(CLOCK_REALTIME);
+        return -1;
+    }
+    case HVT_POLL: {
+        struct hvt_poll *p = guest(arg, sizeof *p);
+        if (!p)
+            return bad("poll");
+        struct pollfd fds[HVT_MAX_DEVICES];
+        uint32_t which[HVT_MAX_DEVICES], n = 0;
+        for (uint32_t i = 0; i < ndevices; i++)
+            if (devices[i].d.type == HVT_NET) {
+                fds[n].fd = devices[i].fd;
+                fds[n].events = POLLIN;
+                which[n++] = i;
+            }
+        p->ready = 0;
+        for (;;) {
+            uint64_t now = now_ns(CLOCK_MONOTONIC);
+            uint64_t wait = p->deadline_ns > now ? p->deadline_ns - now : 0;
+            struct timespec ts = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)};
+            int r = ppoll(fds, n, &ts, NULL);
+            if (r < 0 && errno == EINTR)
+                continue;
+            for (uint32_t k = 0; r > 0 && k < n; k++)
+                if (fds[k].revents & POLLIN)
+                    p->ready |= 1ULL << which[k];
+            return -1;
+        }
+    }
+    case HVT_NET_WRITE:
+    case HVT_NET_READ:
+    case HVT_BLOCK_WRITE:
+    case HVT_BLOCK_READ: {
+        struct hvt_io *io = guest(arg, sizeof *io);
+        if (!io)
+            return bad("io");
+        int is_net = nr == HVT_NET_WRITE || nr == HVT_NET_READ;
+        struct device *dev = io_device(io, is_net ? HVT_NET : HVT_BLOCK);
+        void *buf = guest(io->buf, io->len);
+        if (!buf)
+            return bad("io");
+        if (!dev) {
+            io->ret = -ENODEV;
+            return -1;
+        }
+        ssize_t n;
+        if (nr == HVT_NET_WRITE)
+            n = write(dev->fd, buf, io->len);
+        else if (nr == HVT_NET_READ)
+            n = read(dev->fd, buf, io->len);
+        else if (io->offset > dev->d.size || io->len > dev->d.size - io->offset)
+            n = -1, errno = EINVAL;
+        else if (nr == HVT_BLOCK_WRITE)
+            n = pwrite(dev->fd, buf, io->len, (off_t)io->offset);
+        else
+            n = pread(dev->fd, buf, io->len, (off_t)io->offset);
+        io->ret = n < 0 ? -(int64_t)errno : n;
+        return -1;
+    }
+    case HVT_EXIT: {
+        struct hvt_exit *e = guest(arg, sizeof *e);
+        if (!e)
+            return bad("exit");
+        return e->status & 0xff;
+    }
+    default:
+        dump_state("made an unknown hypercall");
+        return CRASHED;
+    }
+}
+
+static int run_vcpu(void)
+{
+    for (;;) {
+        if (ioctl(vcpu, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            die(CRASHED, "KVM_RUN: %s", strerror(errno));
+        }
+        switch (run->exit_reason) {
+        case KVM_EXIT_IO: {
+            unsigned port = run->io.port;
+            if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 && port >= HVT_PORT_BASE
+                && port < HVT_PORT_BASE + HVT_NCALLS) {
+                uint32_t arg;
+                memcpy(&arg, (uint8_t *)run + run->io.data_offset, 4);
+                int status = hypercall(port - HVT_PORT_BASE, arg);
+                if (status >= 0)
+                    return status;
+                continue;
+            }
+            dump_state("made port I/O outside the hypercall interface");
+            fprintf(stderr, "  port %#x, %s, size %u\n", port, run->io.direction ? "out" : "in", run->io.size);
+            return CRASHED;
+        }
+        case KVM_EXIT_HLT:
+            dump_state("halted (hlt) without the exit hypercall");
+            return CRASHED;
+        case KVM_EXIT_SHUTDOWN:
+            dump_state("crashed: triple fault (KVM_EXIT_SHUTDOWN), before its exception handlers were "
+                       "installed or while handling one");
+            return CRASHED;
+        case KVM_EXIT_INTERNAL_ERROR:
+            dump_state("stopped on a KVM internal error");
+            fprintf(stderr, "  suberror %u%s\n", run->internal.suberror,
+                    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION
+                        ? ": KVM tried to emulate the instruction at rip and could not (its emulator has no x87, "
+                          "AVX, XSAVE, CMPXCHG16B and little SSE)"
+                        : "");
+            if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && access("/sys/module/kvm_pvm", F_OK) == 0)
+                fprintf(stderr, "  this host's KVM is kvm_pvm: a guest that has not entered PVM mode is emulated "
+                                "instruction by instruction, and hvt guests do not speak PVM's ABI yet\n");
+            return CRASHED;
+        case KVM_EXIT_FAIL_ENTRY:
+            fprintf(stderr, "%s: KVM could not enter the guest (hardware reason %#llx)\n", prog,
+                    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+            return CRASHED;
+        case KVM_EXIT_MMIO:
+            dump_state("");
+            fprintf(stderr, "%s: the guest accessed %#llx, outside its %lu MiB of memory\n", prog,
+                    (unsigned long long)run->mmio.phys_addr, (unsigned long)(mem_size >> 20));
+            return CRASHED;
+        default:
+            dump_state("stopped");
+            fprintf(stderr, "%s: unexpected KVM exit reason %u\n", prog, run->exit_reason);
+            return CRASHED;
+        }
+    }
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: %s [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE] [--trace] "
+                    "[--] UNIKERNEL [ARG...]\n", prog);
+    exit(REFUSE);
+}
+
+static int binding(const char *arg, const char *prefix, char *name, size_t size, const char **value)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(arg, prefix, n) != 0)
+        return 0;
+    const char *eq = strchr(arg + n, '=');
+    if (!eq || eq == arg + n || !eq[1] || (size_t)(eq - arg - n) >= size)
+        die(REFUSE, "%s: expected %sNAME=VALUE", arg, prefix);
+    memcpy(name, arg + n, (size_t)(eq - arg - n));
+    name[eq - arg - n] = 0;
+    *value = eq + 1;
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t mib = 256;
+    uint64_t flags = 0;
+    const char *macs[HVT_MAX_DEVICES][2];
+    int nmacs = 0, i = 1;
+    char name[64];
+    const char *value;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else if (strcmp(a, "--mem") == 0 && i + 1 < argc) {
+            char *end;
+            mib = strtoull(argv[++i], &end, 10);
+            if (*end || mib < 8 || mib > HVT_MAX_GIB * 1024)
+                die(REFUSE, "--mem %s: give MiB between 8 and %d", argv[i], HVT_MAX_GIB * 1024);
+        } else if (strcmp(a, "--trace") == 0) {
+            flags |= HVT_FLAG_TRACE;
+        } else if (binding(a, "--net:", name, sizeof name, &value)) {
+            open_tap(add_device(name, HVT_NET), value);
+        } else if (binding(a, "--block:", name, sizeof name, &value)) {
+            open_block(add_device(name, HVT_BLOCK), value);
+        } else if (binding(a, "--net-mac:", name, sizeof name, &value)) {
+            if (nmacs == HVT_MAX_DEVICES)
+                usage();
+            macs[nmacs][0] = strdup(name);
+            macs[nmacs++][1] = value;
+        } else if (a[0] == '-') {
+            usage();
+        } else {
+            break;
+        }
+    }
+    if (i >= argc)
+        usage();
+    for (int k = 0; k < nmacs; k++)
+        set_mac(macs[k][0], macs[k][1]);
+    for (uint32_t k = 0; k < ndevices; k++) {
+        uint8_t *m = devices[k].d.mac;
+        if (devices[k].d.type == HVT_NET && !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5])) {
+            if (getrandom(m, 6, 0) != 6)
+                die(REFUSE, "getrandom: %s", strerror(errno));
+            m[0] = (uint8_t)((m[0] & 0xfe) | 0x02); /* unicast, locally administered */
+        }
+    }
+
+    mem_size = mib << 20;
+    mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED)
+        die(REFUSE, "cannot reserve %lu MiB of guest memory: %s", (unsigned long)mib, strerror(errno));
+    uint64_t kernel_end;
+    uint64_t entry = load_elf(argv[i], &kernel_end);
+
+    struct hvt_boot_info *bi = (struct hvt_boot_info *)(mem + HVT_BOOT_INFO);
+    bi->magic = HVT_MAGIC;
+    bi->mem_size = mem_size;
+    bi->kernel_end = kernel_end;
+    bi->flags = flags;
+    char *args = (char *)mem + HVT_ARGS;
+    size_t used = 0;
+    for (int k = i; k < argc; k++) {
+        size_t n = strlen(argv[k]) + 1;
+        if (used + n > HVT_ARGS_END - HVT_ARGS)
+            die(REFUSE, "the guest's arguments are too long (at most %d bytes)", HVT_ARGS_END - HVT_ARGS);
+        memcpy(args + used, argv[k], n);
+        used += n;
+        bi->argc++;
+    }
+    bi->args_len = used;
+    if (getrandom(bi->seed, sizeof bi->seed, 0) != (ssize_t)sizeof bi->seed)
+        die(REFUSE, "getrandom: %s", strerror(errno));
+    bi->ndevices = ndevices;
+    for (uint32_t k = 0; k < ndevices; k++)
+        bi->devices[k] = devices[k].d;
+
+    kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (kvm < 0)
+        die(REFUSE, "cannot open /dev/kvm: %s (hvt needs KVM: load kvm_intel or kvm_amd, and run as a user "
+            "who may open /dev/kvm)", strerror(errno));
+    if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+        die(REFUSE, "/dev/kvm speaks an unknown KVM API version");
+    vm = ioctl(kvm, KVM_CREATE_VM, 0);
+    if (vm < 0)
+        die(REFUSE, "KVM_CREATE_VM: %s", strerror(errno));
+    struct kvm_userspace_memory_region region = {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = mem_size, .userspace_addr = (uint64_t)(uintptr_t)mem};
+    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        die(REFUSE, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+    vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+    if (vcpu < 0)
+        die(REFUSE, "KVM_CREATE_VCPU: %s", strerror(errno));
+    int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (run_size < (int)sizeof *run)
+        die(REFUSE, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+    run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+    if (run == MAP_FAILED)
+        die(REFUSE, "mmap of the vCPU's run area: %s", strerror(errno));
+    int khz = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
+    bi->tsc_hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
+    setup_cpuid();
+    setup_vcpu(entry);
+    return run_vcpu();
+}

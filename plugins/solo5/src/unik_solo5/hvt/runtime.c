@@ -1,0 +1,1338 @@
+/* unik's hvt guest runtime: what stands in for Linux under a static program.
+ *
+ * Linked into the unikernel ELF with the application (a static program against an
+ * unmodified glibc).  The monitor enters hvt_boot (boot.S) in 64-bit long mode; rt_main
+ * points LSTAR at the system call entry, installs exception handlers, sets up the heap
+ * and the read-only in-memory filesystem, builds a Linux process stack (argv, auxv) and
+ * jumps to libc's _start.  From then on every `syscall` lands in rt_syscall, which
+ * implements the subset below over the hypercalls of hvt_abi.h and answers everything
+ * else with ENOSYS, naming the call once on stderr.  One thread, no processes: clone,
+ * fork and execve are among the refused calls.
+ *
+ * Built with -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns
+ * -fno-stack-protector: it runs before libc has resolved its ifuncs (memcpy) or set up
+ * TLS, so it calls nothing of libc's.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvt_abi.h"
+#include "sysnames.h"
+
+/* ---- Linux constants (x86_64 uapi) ------------------------------------------------ */
+
+enum {
+    EPERM = 1, ENOENT = 2, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+    EFAULT = 14, EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, EMFILE = 24, ENOTTY = 25,
+    ESPIPE = 29, EROFS = 30, EPIPE = 32, ERANGE = 34, ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39,
+    ENODEV = 19, ETIMEDOUT = 110, ENOTSOCK = 88,
+};
+#define O_ACCMODE 3
+#define O_CREAT 0100
+#define O_EXCL 0200
+#define O_TRUNC 01000
+#define O_NONBLOCK 04000
+#define O_DIRECTORY 0200000
+#define O_CLOEXEC 02000000
+#define AT_FDCWD (-100)
+#define AT_EMPTY_PATH 0x1000
+#define S_IFMT 0170000
+#define S_IFDIR 0040000
+#define S_IFREG 0100000
+#define S_IFCHR 0020000
+#define S_IFIFO 0010000
+#define S_IFSOCK 0140000
+#define EPOLLIN 0x001
+#define EPOLLOUT 0x004
+#define EPOLLERR 0x008
+#define EPOLLHUP 0x010
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define PAGE 4096ULL
+
+typedef int64_t i64;
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef uint8_t u8;
+
+struct kstat {
+    u64 dev, ino, nlink;
+    u32 mode, uid, gid, pad0;
+    u64 rdev;
+    i64 size, blksize, blocks;
+    u64 atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns;
+    i64 reserved[3];
+};
+struct kdirent { u64 ino; i64 off; uint16_t reclen; u8 type; char name[]; };
+struct iovec_ { u64 base, len; };
+struct timespec_ { i64 sec, nsec; };
+struct epoll_event_ { u32 events; u64 data; } __attribute__((packed));
+struct pollfd_ { int fd; short events, revents; };
+
+/* ---- basics ------------------------------------------------------------------- */
+
+static struct hvt_boot_info *bi;
+u64 rt_user_rsp;
+u8 rt_kstack[65536] __attribute__((aligned(16)));
+extern u8 rt_kstack_top[] __asm__("rt_kstack_top");
+__asm__(".globl rt_kstack_top\n.set rt_kstack_top, rt_kstack + 65536");
+
+static void hypercall(unsigned nr, void *arg)
+{
+    __asm__ volatile("outl %0, %1" : : "a"((u32)(uintptr_t)arg), "Nd"((uint16_t)(HVT_PORT_BASE + nr)) : "memory");
+}
+
+static void copy(void *dst, const void *src, u64 n)
+{
+    u8 *d = dst;
+    const u8 *s = src;
+    while (n--)
+        *d++ = *s++;
+}
+
+static void zero(void *dst, u64 n)
+{
+    u8 *d = dst;
+    while (n && ((uintptr_t)d & 7))
+        *d++ = 0, n--;
+    for (; n >= 8; n -= 8, d += 8)
+        *(volatile u64 *)d = 0;
+    while (n--)
+        *d++ = 0;
+}
+
+static u64 slen(const char *s)
+{
+    u64 n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+static int scmp(const char *a, u64 alen, const char *b, u64 blen)
+{
+    for (u64 i = 0; i < alen && i < blen; i++)
+        if (a[i] != b[i])
+            return (u8)a[i] - (u8)b[i];
+    return alen < blen ? -1 : alen > blen;
+}
+
+static void console(int fd, const void *buf, u64 len)
+{
+    struct hvt_console c = {(u64)(uintptr_t)buf, len, (u32)fd, 0};
+    hypercall(HVT_CONSOLE, &c);
+}
+
+/* A minimal printf to stderr: %s %d %u %x %c (longs). */
+static void log_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include <stdarg.h>
+static void log_(const char *fmt, ...)
+{
+    char out[512];
+    u64 n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *p = fmt; *p && n < sizeof out - 24; p++) {
+        if (*p != '%') {
+            out[n++] = *p;
+            continue;
+        }
+        p++;
+        if (*p == 'l')
+            p++;
+        if (*p == 's') {
+            const char *s = va_arg(ap, const char *);
+            for (; s && *s && n < sizeof out - 24; s++)
+                out[n++] = *s;
+        } else if (*p == 'c') {
+            out[n++] = (char)va_arg(ap, int);
+        } else if (*p == 'd' || *p == 'u' || *p == 'x') {
+            u64 v = va_arg(ap, u64);
+            unsigned base = *p == 'x' ? 16 : 10;
+            if (*p == 'd' && (i64)v < 0)
+                out[n++] = '-', v = (u64)(-(i64)v);
+            char digits[24];
+            int k = 0;
+            do
+                digits[k++] = "0123456789abcdef"[v % base];
+            while ((v /= base) != 0);
+            while (k)
+                out[n++] = digits[--k];
+        }
+    }
+    va_end(ap);
+    console(2, out, n);
+}
+
+static void __attribute__((noreturn)) halt(int status)
+{
+    struct hvt_exit e = {status, 0};
+    for (;;)
+        hypercall(HVT_EXIT, &e);
+}
+
+static const char *sysname(u64 nr)
+{
+    return nr < HVT_NSYSCALLS && hvt_sysnames[nr] ? hvt_sysnames[nr] : "?";
+}
+
+/* ---- clocks ------------------------------------------------------------------- */
+
+static u64 boot_ns;
+
+static void clocks(u64 *mono, u64 *wall)
+{
+    struct hvt_clock c;
+    hypercall(HVT_CLOCK, &c);
+    if (mono)
+        *mono = c.monotonic_ns;
+    if (wall)
+        *wall = c.wall_ns;
+}
+
+static u64 monotonic(void)
+{
+    u64 m;
+    clocks(&m, NULL);
+    return m;
+}
+
+/* ---- memory ------------------------------------------------------------------- */
+
+#define STACK_SIZE (8ULL << 20)
+#define MAX_PAGES ((u64)HVT_MAX_GIB << 18)
+static u64 bitmap[MAX_PAGES / 64]; /* pages of [heap_lo, heap_hi) in use (brk or mmap) */
+static u64 heap_lo, heap_hi, brk_cur, brk_hwm;
+
+static int used(u64 page) { return (bitmap[page >> 6] >> (page & 63)) & 1; }
+static void mark(u64 first, u64 n, int on)
+{
+    for (u64 p = first; p < first + n; p++) {
+        if (on)
+            bitmap[p >> 6] |= 1ULL << (p & 63);
+        else
+            bitmap[p >> 6] &= ~(1ULL << (p & 63));
+    }
+}
+
+static i64 sys_brk(u64 want)
+{
+    if (want < heap_lo || want > heap_hi)
+        return (i64)brk_cur;
+    u64 first = (brk_cur - heap_lo + PAGE - 1) / PAGE, last = (want - heap_lo + PAGE - 1) / PAGE;
+    if (last > first) {
+        for (u64 p = first; p < last; p++)
+            if (used(p))
+                return (i64)brk_cur; /* an mmap is in the way */
+        mark(first, last - first, 1);
+    } else {
+        mark(last, first - last, 0);
+    }
+    if (want > brk_cur && brk_cur < brk_hwm) /* memory given back earlier may be dirty */
+        zero((void *)brk_cur, (want < brk_hwm ? want : brk_hwm) - brk_cur);
+    brk_cur = want;
+    if (want > brk_hwm)
+        brk_hwm = want;
+    return (i64)want;
+}
+
+/* Highest free run of n pages above the break; returns the address or 0. */
+static u64 find_pages(u64 n)
+{
+    u64 total = (heap_hi - heap_lo) / PAGE, run = 0;
+    for (u64 p = total; p-- > 0;) {
+        if ((p & 63) == 63 && bitmap[p >> 6] == ~0ULL) {
+            run = 0;
+            p -= 63;
+            continue;
+        }
+        if (used(p)) {
+            run = 0;
+            continue;
+        }
+        if (++run == n)
+            return heap_lo + p * PAGE;
+    }
+    return 0;
+}
+
+static const u8 *fs_data(u32 entry, u64 *size);
+
+static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off);
+static i64 sys_munmap(u64 addr, u64 len)
+{
+    if (addr & (PAGE - 1))
+        return -EINVAL;
+    u64 end = addr + ((len + PAGE - 1) & ~(PAGE - 1));
+    if (addr < heap_lo)
+        addr = heap_lo;
+    if (end > heap_hi)
+        end = heap_hi;
+    if (end > addr && addr >= (brk_cur + PAGE - 1) / PAGE * PAGE)
+        mark((addr - heap_lo) / PAGE, (end - addr) / PAGE, 0);
+    return 0;
+}
+
+/* ---- the in-memory filesystem --------------------------------------------------- */
+
+/* The archive (unik_solo5/hvtfs.py): "UNIKFS01", u32 count, u32 0, then count entries
+ * sorted by path; entry 0 is "/". */
+struct fs_entry { u32 path, path_len, mode, parent; u64 data, size, mtime_ns; };
+extern const u8 unik_fs_image[] __attribute__((weak));
+static const struct fs_entry *fs;
+static u32 fs_count;
+static const u8 *fs_base;
+
+static void fs_init(void)
+{
+    static const char magic[8] = "UNIKFS01";
+    static const struct fs_entry root = {0, 1, S_IFDIR | 0555, 0, 0, 0, 0};
+    if (&unik_fs_image[0] != NULL && scmp((const char *)unik_fs_image, 8, magic, 8) == 0) {
+        fs_base = unik_fs_image;
+        fs_count = *(const u32 *)(fs_base + 8);
+        fs = (const struct fs_entry *)(fs_base + 16);
+    } else { /* no archive: an empty root */
+        fs_base = (const u8 *)"/";
+        fs = &root;
+        fs_count = 1;
+    }
+}
+
+static const char *fs_path(u32 e) { return (const char *)fs_base + fs[e].path; }
+static const u8 *fs_data(u32 e, u64 *size) { *size = fs[e].size; return fs_base + fs[e].data; }
+
+static int fs_lookup(const char *path, u64 len)
+{
+    u32 lo = 0, hi = fs_count;
+    while (lo < hi) {
+        u32 mid = (lo + hi) / 2;
+        int c = scmp(fs_path(mid), fs[mid].path_len, path, len);
+        if (c == 0)
+            return (int)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* ---- descriptors ---------------------------------------------------------------- */
+
+enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL };
+#define CHAN_SIZE 8192
+struct chan { u8 buf[CHAN_SIZE]; u32 head, len; int readers, writers; };
+struct epoll { int n, live; struct { int fd; u32 events; u64 data; } r[64]; };
+struct file {
+    int kind, refs;
+    u32 flags;      /* O_NONBLOCK */
+    u32 entry;      /* K_FILE, K_DIR */
+    u64 pos;
+    int console_fd; /* K_CONSOLE: 0, 1 or 2 */
+    int socket;     /* K_PIPE made by socketpair */
+    struct chan *rx, *tx;
+    struct epoll *ep;
+};
+#define MAX_FDS 256
+static struct file files[MAX_FDS];
+static struct file *fds[MAX_FDS];
+static u8 cloexec[MAX_FDS];
+static struct chan chans[16];
+static struct epoll epolls[8];
+static char cwd[256] = "/";
+
+static struct file *new_file(int kind)
+{
+    for (int i = 0; i < MAX_FDS; i++)
+        if (files[i].kind == K_FREE) {
+            zero(&files[i], sizeof files[i]);
+            files[i].kind = kind;
+            return &files[i];
+        }
+    return NULL;
+}
+
+static int install(struct file *f, int min)
+{
+    for (int fd = min; fd < MAX_FDS; fd++)
+        if (!fds[fd]) {
+            fds[fd] = f;
+            f->refs++;
+            cloexec[fd] = 0;
+            return fd;
+        }
+    return -EMFILE;
+}
+
+static struct file *get(i64 fd)
+{
+    return fd >= 0 && fd < MAX_FDS ? fds[fd] : NULL;
+}
+
+static void release(struct file *f)
+{
+    if (--f->refs > 0)
+        return;
+    if (f->kind == K_PIPE) {
+        if (f->rx)
+            f->rx->readers--;
+        if (f->tx)
+            f->tx->writers--;
+    } else if (f->kind == K_EPOLL) {
+        f->ep->live = 0;
+    }
+    f->kind = K_FREE;
+}
+
+static i64 sys_close(i64 fd)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    fds[fd] = NULL;
+    for (int e = 0; e < 8; e++) /* closing a descriptor removes it from every epoll set */
+        if (epolls[e].live)
+            for (int i = 0; i < epolls[e].n; i++)
+                if (epolls[e].r[i].fd == fd)
+                    epolls[e].r[i] = epolls[e].r[--epolls[e].n];
+    release(f);
+    return 0;
+}
+
+/* Normalise dir + "/" + path into out; returns its length or -errno. */
+static i64 resolve(i64 dirfd, const char *path, char *out)
+{
+    char tmp[1024];
+    u64 n = 0, plen = slen(path);
+    if (plen == 0)
+        return -ENOENT;
+    if (path[0] != '/') {
+        const char *base = cwd;
+        u64 blen = slen(cwd);
+        if (dirfd != AT_FDCWD) {
+            struct file *f = get(dirfd);
+            if (!f)
+                return -EBADF;
+            if (f->kind != K_DIR)
+                return -ENOTDIR;
+            base = fs_path(f->entry);
+            blen = fs[f->entry].path_len;
+        }
+        if (blen + 1 + plen >= sizeof tmp)
+            return -ENAMETOOLONG;
+        copy(tmp, base, blen);
+        n = blen;
+        tmp[n++] = '/';
+    } else if (plen >= sizeof tmp) {
+        return -ENAMETOOLONG;
+    }
+    copy(tmp + n, path, plen);
+    n += plen;
+    u64 o = 0;
+    for (u64 i = 0; i < n;) {
+        while (i < n && tmp[i] == '/')
+            i++;
+        u64 start = i;
+        while (i < n && tmp[i] != '/')
+            i++;
+        u64 clen = i - start;
+        if (clen == 0 || (clen == 1 && tmp[start] == '.'))
+            continue;
+        if (clen == 2 && tmp[start] == '.' && tmp[start + 1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+            continue;
+        }
+        if (o + 1 + clen >= 1024)
+            return -ENAMETOOLONG;
+        out[o++] = '/';
+        copy(out + o, tmp + start, clen);
+        o += clen;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = 0;
+    return (i64)o;
+}
+
+static i64 lookup(i64 dirfd, const char *path)
+{
+    char full[1024];
+    i64 n = resolve(dirfd, path, full);
+    if (n < 0)
+        return n;
+    int e = fs_lookup(full, (u64)n);
+    return e < 0 ? -ENOENT : e;
+}
+
+static void fill_stat(struct kstat *st, int kind, u32 entry)
+{
+    zero(st, sizeof *st);
+    st->dev = 1;
+    st->nlink = 1;
+    st->blksize = 4096;
+    if (kind == K_FILE || kind == K_DIR) {
+        st->ino = entry + 1;
+        st->mode = fs[entry].mode;
+        st->size = (i64)fs[entry].size;
+        st->blocks = (st->size + 511) / 512;
+        st->mtime = st->atime = st->ctime = fs[entry].mtime_ns / 1000000000ULL;
+        st->mtime_ns = st->atime_ns = st->ctime_ns = fs[entry].mtime_ns % 1000000000ULL;
+    } else {
+        st->ino = 1000000 + entry;
+        st->mode = kind == K_CONSOLE ? S_IFCHR | 0620 : kind == K_PIPE ? S_IFIFO | 0600 : 0600;
+    }
+}
+
+static i64 sys_openat(i64 dirfd, const char *path, u64 flags)
+{
+    i64 e = lookup(dirfd, path);
+    if (e < 0)
+        return (flags & O_CREAT) ? -EROFS : e;
+    if ((flags & O_ACCMODE) != 0 || (flags & O_TRUNC))
+        return -EROFS;
+    if ((flags & O_CREAT) && (flags & O_EXCL))
+        return -EEXIST;
+    int dir = (fs[e].mode & S_IFMT) == S_IFDIR;
+    if ((flags & O_DIRECTORY) && !dir)
+        return -ENOTDIR;
+    struct file *f = new_file(dir ? K_DIR : K_FILE);
+    if (!f)
+        return -EMFILE;
+    f->entry = (u32)e;
+    f->flags = (u32)(flags & O_NONBLOCK);
+    i64 fd = install(f, 0);
+    if (fd < 0)
+        f->kind = K_FREE;
+    else
+        cloexec[fd] = (flags & O_CLOEXEC) != 0;
+    return fd;
+}
+
+static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != K_DIR)
+        return -ENOTDIR;
+    u32 dir = f->entry;
+    const char *dpath = fs_path(dir);
+    u32 dlen = fs[dir].path_len == 1 ? 0 : fs[dir].path_len; /* "/" is the prefix "" + "/" */
+    u64 out = 0;
+    u32 i = f->pos ? (u32)f->pos : dir + 1;
+    for (; i < fs_count; i++) {
+        const char *p = fs_path(i);
+        if (fs[i].path_len <= dlen || scmp(p, dlen, dpath, dlen) != 0 || p[dlen] != '/')
+            break; /* sorted: past this directory's subtree */
+        if (fs[i].parent != dir)
+            continue;
+        u32 nlen = fs[i].path_len - dlen - 1;
+        u64 reclen = (19 + nlen + 1 + 7) & ~7ULL;
+        if (out + reclen > size) {
+            if (out == 0)
+                return -EINVAL;
+            break;
+        }
+        struct kdirent *d = (struct kdirent *)(buf + out);
+        d->ino = i + 1;
+        d->off = i + 1;
+        d->reclen = (uint16_t)reclen;
+        d->type = (fs[i].mode & S_IFMT) == S_IFDIR ? 4 : 8;
+        copy(d->name, p + dlen + 1, nlen);
+        d->name[nlen] = 0;
+        out += reclen;
+    }
+    f->pos = i;
+    return (i64)out;
+}
+
+/* ---- reading and writing ------------------------------------------------------ */
+
+static u32 chan_space(struct chan *c) { return CHAN_SIZE - c->len; }
+
+static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
+{
+    switch (f->kind) {
+    case K_CONSOLE:
+        return 0; /* no input: end of file */
+    case K_FILE: {
+        u64 size, pos = at >= 0 ? (u64)at : f->pos;
+        const u8 *data = fs_data(f->entry, &size);
+        u64 n = pos >= size ? 0 : (size - pos < len ? size - pos : len);
+        copy(buf, data + pos, n);
+        if (at < 0)
+            f->pos += n;
+        return (i64)n;
+    }
+    case K_DIR:
+        return -EISDIR;
+    case K_PIPE: {
+        struct chan *c = f->rx;
+        if (!c)
+            return -EBADF;
+        if (c->len == 0)
+            return c->writers ? -EAGAIN : 0; /* one thread: a blocking read could never be woken */
+        u64 n = len < c->len ? len : c->len;
+        for (u64 i = 0; i < n; i++)
+            buf[i] = c->buf[(c->head + i) % CHAN_SIZE];
+        c->head = (u32)((c->head + n) % CHAN_SIZE);
+        c->len -= (u32)n;
+        return (i64)n;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+static i64 do_write(struct file *f, const u8 *buf, u64 len)
+{
+    switch (f->kind) {
+    case K_CONSOLE:
+        console(f->console_fd == 2 ? 2 : 1, buf, len);
+        return (i64)len;
+    case K_PIPE: {
+        struct chan *c = f->tx;
+        if (!c)
+            return -EBADF;
+        if (!c->readers)
+            return -EPIPE;
+        u64 n = len < chan_space(c) ? len : chan_space(c);
+        if (n == 0)
+            return -EAGAIN;
+        for (u64 i = 0; i < n; i++)
+            c->buf[(c->head + c->len + i) % CHAN_SIZE] = buf[i];
+        c->len += (u32)n;
+        return (i64)n;
+    }
+    case K_FILE:
+    case K_DIR:
+        return -EBADF; /* opened read-only: the filesystem is read-only */
+    default:
+        return -EINVAL;
+    }
+}
+
+static i64 sys_rw_vec(i64 fd, const struct iovec_ *iov, i64 cnt, int writing)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    i64 total = 0;
+    for (i64 i = 0; i < cnt; i++) {
+        i64 n = writing ? do_write(f, (const u8 *)iov[i].base, iov[i].len)
+                        : do_read(f, (u8 *)iov[i].base, iov[i].len, -1);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+        if ((u64)n < iov[i].len)
+            break;
+    }
+    return total;
+}
+
+/* ---- readiness, poll and epoll ------------------------------------------------ */
+
+static u32 readiness(int fd)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return EPOLLERR;
+    switch (f->kind) {
+    case K_CONSOLE:
+        return f->console_fd == 0 ? 0 : EPOLLOUT;
+    case K_PIPE: {
+        u32 r = 0;
+        if (f->rx && (f->rx->len || !f->rx->writers))
+            r |= EPOLLIN | (f->rx->writers ? 0 : EPOLLHUP);
+        if (f->tx && (chan_space(f->tx) || !f->tx->readers))
+            r |= f->tx->readers ? EPOLLOUT : EPOLLERR;
+        return r;
+    }
+    default:
+        return EPOLLIN | EPOLLOUT;
+    }
+}
+
+/* Sleep until the deadline (monotonic ns) or until a network device is readable. */
+static void wait_until(u64 deadline)
+{
+    struct hvt_poll p = {deadline, 0};
+    hypercall(HVT_POLL, &p);
+}
+
+static u64 deadline_ms(i64 timeout_ms)
+{
+    return timeout_ms < 0 ? ~0ULL : monotonic() + (u64)timeout_ms * 1000000ULL;
+}
+
+static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeout_ms)
+{
+    struct file *f = get(epfd);
+    if (!f || f->kind != K_EPOLL)
+        return -EBADF;
+    if (max <= 0)
+        return -EINVAL;
+    u64 deadline = 0;
+    for (int round = 0;; round++) {
+        struct epoll *ep = f->ep;
+        i64 n = 0;
+        for (int i = 0; i < ep->n && n < max; i++) {
+            u32 r = readiness(ep->r[i].fd) & (ep->r[i].events | EPOLLERR | EPOLLHUP);
+            if (r) {
+                ev[n].events = r;
+                ev[n].data = ep->r[i].data;
+                n++;
+            }
+        }
+        if (n || timeout_ms == 0)
+            return n;
+        if (round == 0)
+            deadline = deadline_ms(timeout_ms);
+        else if (monotonic() >= deadline)
+            return 0;
+        wait_until(deadline);
+    }
+}
+
+static i64 sys_epoll_ctl(i64 epfd, i64 op, i64 fd, const struct epoll_event_ *ev)
+{
+    struct file *f = get(epfd);
+    if (!f || f->kind != K_EPOLL)
+        return -EBADF;
+    if (!get(fd))
+        return -EBADF;
+    struct epoll *ep = f->ep;
+    int i = 0;
+    while (i < ep->n && ep->r[i].fd != fd)
+        i++;
+    if (op == 1) { /* EPOLL_CTL_ADD */
+        if (i < ep->n)
+            return -EEXIST;
+        if (ep->n == 64)
+            return -ENOMEM;
+        ep->n++;
+    } else if (i == ep->n) {
+        return -ENOENT;
+    }
+    if (op == 2) { /* EPOLL_CTL_DEL */
+        ep->r[i] = ep->r[--ep->n];
+        return 0;
+    }
+    if (op != 1 && op != 3)
+        return -EINVAL;
+    ep->r[i].fd = (int)fd;
+    ep->r[i].events = ev->events;
+    ep->r[i].data = ev->data;
+    return 0;
+}
+
+static i64 sys_epoll_create(void)
+{
+    for (int e = 0; e < 8; e++)
+        if (!epolls[e].live) {
+            struct file *f = new_file(K_EPOLL);
+            if (!f)
+                return -EMFILE;
+            zero(&epolls[e], sizeof epolls[e]);
+            epolls[e].live = 1;
+            f->ep = &epolls[e];
+            i64 fd = install(f, 0);
+            if (fd < 0) {
+                epolls[e].live = 0;
+                f->kind = K_FREE;
+            }
+            return fd;
+        }
+    return -EMFILE;
+}
+
+static i64 sys_poll(struct pollfd_ *p, u64 n, i64 timeout_ms)
+{
+    u64 deadline = 0;
+    for (int round = 0;; round++) {
+        i64 ready = 0;
+        for (u64 i = 0; i < n; i++) {
+            p[i].revents = 0;
+            if (p[i].fd < 0)
+                continue;
+            u32 r = readiness(p[i].fd);
+            p[i].revents = (short)(r & ((u32)(uint16_t)p[i].events | EPOLLERR | EPOLLHUP));
+            if (!get(p[i].fd))
+                p[i].revents = 0x20; /* POLLNVAL */
+            if (p[i].revents)
+                ready++;
+        }
+        if (ready || timeout_ms == 0)
+            return ready;
+        if (round == 0)
+            deadline = deadline_ms(timeout_ms);
+        else if (monotonic() >= deadline)
+            return 0;
+        wait_until(deadline);
+    }
+}
+
+static i64 sys_pipe(int *sv, u64 flags, int socket)
+{
+    struct chan *a = NULL, *b = NULL;
+    for (int i = 0; i < 16; i++)
+        if (!chans[i].readers && !chans[i].writers) {
+            if (!a)
+                a = &chans[i];
+            else if (!b && socket) {
+                b = &chans[i];
+                break;
+            } else
+                break;
+        }
+    if (!a || (socket && !b))
+        return -EMFILE;
+    struct file *r = new_file(K_PIPE);
+    if (!r)
+        return -EMFILE;
+    struct file *w = new_file(K_PIPE);
+    if (!w) {
+        r->kind = K_FREE;
+        return -EMFILE;
+    }
+    zero(a, sizeof *a);
+    r->rx = a;
+    w->tx = a;
+    a->readers = a->writers = 1;
+    if (socket) {
+        zero(b, sizeof *b);
+        w->rx = b;
+        r->tx = b;
+        b->readers = b->writers = 1;
+    }
+    r->socket = w->socket = socket;
+    r->flags = w->flags = (u32)(flags & O_NONBLOCK);
+    i64 fr = install(r, 0), fw = fr < 0 ? fr : install(w, 0);
+    if (fw < 0) {
+        if (fr >= 0)
+            sys_close(fr);
+        return -EMFILE;
+    }
+    cloexec[fr] = cloexec[fw] = (flags & O_CLOEXEC) != 0;
+    sv[0] = (int)fr;
+    sv[1] = (int)fw;
+    return 0;
+}
+
+/* ---- randomness: ChaCha20 keyed by the monitor's seed, mixed with RDRAND ---------- */
+
+static u32 rng_key[8];
+static u64 rng_counter;
+static int has_rdrand;
+
+static u32 rotl(u32 v, int n) { return (v << n) | (v >> (32 - n)); }
+#define QR(a, b, c, d) (a += b, d = rotl(d ^ a, 16), c += d, b = rotl(b ^ c, 12), a += b, d = rotl(d ^ a, 8), \
+                        c += d, b = rotl(b ^ c, 7))
+
+static void chacha_block(u32 out[16])
+{
+    u32 x[16] = {0x61707865, 0x3320646e, 0x79622d32, 0x6b206574};
+    for (int i = 0; i < 8; i++)
+        x[4 + i] = rng_key[i];
+    x[12] = (u32)rng_counter;
+    x[13] = (u32)(rng_counter >> 32);
+    x[14] = x[15] = 0;
+    rng_counter++;
+    u32 s[16];
+    for (int i = 0; i < 16; i++)
+        s[i] = x[i];
+    for (int i = 0; i < 10; i++) {
+        QR(s[0], s[4], s[8], s[12]); QR(s[1], s[5], s[9], s[13]);
+        QR(s[2], s[6], s[10], s[14]); QR(s[3], s[7], s[11], s[15]);
+        QR(s[0], s[5], s[10], s[15]); QR(s[1], s[6], s[11], s[12]);
+        QR(s[2], s[7], s[8], s[13]); QR(s[3], s[4], s[9], s[14]);
+    }
+    for (int i = 0; i < 16; i++)
+        out[i] = s[i] + x[i];
+}
+
+static u64 rdrand(void)
+{
+    u64 v = 0;
+    unsigned char ok = 0;
+    for (int tries = 0; has_rdrand && !ok && tries < 10; tries++)
+        __asm__ volatile("rdrand %0; setc %1" : "=r"(v), "=qm"(ok));
+    return ok ? v : 0;
+}
+
+static i64 sys_getrandom(u8 *buf, u64 len)
+{
+    for (u64 done = 0; done < len;) {
+        u32 block[16];
+        chacha_block(block);
+        for (int i = 0; i < 16; i += 2) {
+            u64 r = rdrand();
+            block[i] ^= (u32)r;
+            block[i + 1] ^= (u32)(r >> 32);
+        }
+        /* the first 32 bytes of each block rekey the generator (forward secrecy) */
+        for (int i = 0; i < 8; i++)
+            rng_key[i] = block[i];
+        u64 n = len - done < 32 ? len - done : 32;
+        copy(buf + done, (u8 *)&block[8], n);
+        done += n;
+    }
+    return (i64)len;
+}
+
+/* ---- the system call table ---------------------------------------------------- */
+
+struct rt_regs { u64 rax, rdi, rsi, rdx, r10, r8, r9; };
+static u8 reported[HVT_NSYSCALLS / 8 + 1];
+
+static i64 unsupported(u64 nr)
+{
+    if (nr >= HVT_NSYSCALLS || !(reported[nr / 8] & (1 << (nr % 8)))) {
+        if (nr < HVT_NSYSCALLS)
+            reported[nr / 8] |= (u8)(1 << (nr % 8));
+        log_("unik-hvt: system call %s (%lu) is not supported by the hvt runtime: ENOSYS\n", sysname(nr), nr);
+    }
+    return -ENOSYS;
+}
+
+static void wrmsr(u32 msr, u64 v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
+}
+
+static u64 rdmsr(u32 msr)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((u64)hi << 32) | lo;
+}
+
+static i64 sys_clock(u64 clock, struct timespec_ *ts)
+{
+    u64 mono, wall, v;
+    clocks(&mono, &wall);
+    switch (clock) {
+    case 0: case 5: case 8: /* REALTIME, REALTIME_COARSE, REALTIME_ALARM */
+        v = wall;
+        break;
+    case 1: case 4: case 6: case 7: case 9: /* MONOTONIC, _RAW, _COARSE, BOOTTIME, BOOTTIME_ALARM */
+        v = mono;
+        break;
+    case 2: case 3: /* the process's and thread's CPU time: time since boot (one vCPU, never idle-accounted) */
+        v = mono - boot_ns;
+        break;
+    default:
+        return -EINVAL;
+    }
+    ts->sec = (i64)(v / 1000000000ULL);
+    ts->nsec = (i64)(v % 1000000000ULL);
+    return 0;
+}
+
+static i64 sys_stat_path(i64 dirfd, const char *path, struct kstat *st, u64 flags)
+{
+    if (path[0] == 0 && (flags & AT_EMPTY_PATH)) {
+        struct file *f = get(dirfd);
+        if (!f)
+            return -EBADF;
+        fill_stat(st, f->kind, f->entry);
+        return 0;
+    }
+    i64 e = lookup(dirfd, path);
+    if (e < 0)
+        return e;
+    fill_stat(st, (fs[e].mode & S_IFMT) == S_IFDIR ? K_DIR : K_FILE, (u32)e);
+    return 0;
+}
+
+static i64 sys_fcntl(i64 fd, i64 cmd, u64 arg)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    switch (cmd) {
+    case 0: case 1030: { /* F_DUPFD, F_DUPFD_CLOEXEC */
+        i64 nfd = install(f, (int)arg);
+        if (nfd >= 0)
+            cloexec[nfd] = cmd == 1030;
+        return nfd;
+    }
+    case 1: return cloexec[fd];         /* F_GETFD */
+    case 2: cloexec[fd] = arg & 1; return 0; /* F_SETFD */
+    case 3: return f->flags | (f->kind == K_PIPE || f->kind == K_CONSOLE ? 2 : 0); /* F_GETFL */
+    case 4: f->flags = (u32)(arg & O_NONBLOCK); return 0; /* F_SETFL */
+    default: return -EINVAL;
+    }
+}
+
+static i64 sys_ioctl(i64 fd, u64 req, u64 arg)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    if (req == 0x5421) { /* FIONBIO */
+        f->flags = *(int *)arg ? O_NONBLOCK : 0;
+        return 0;
+    }
+    if (req == 0x5451 || req == 0x5450) /* FIOCLEX, FIONCLEX */
+        return cloexec[fd] = req == 0x5451, 0;
+    return -ENOTTY; /* no terminals */
+}
+
+static i64 sys_uname(char *u)
+{
+    static const char *fields[6] = {"Linux", "unik", "6.1.0-unik-hvt", "#1 unik hvt", "x86_64", "(none)"};
+    zero(u, 65 * 6);
+    for (int i = 0; i < 6; i++)
+        copy(u + 65 * i, fields[i], slen(fields[i]));
+    return 0;
+}
+
+static i64 sys_sleep(const struct timespec_ *req, int absolute, u64 clock)
+{
+    u64 ns = (u64)req->sec * 1000000000ULL + (u64)req->nsec, mono, wall;
+    clocks(&mono, &wall);
+    u64 deadline = !absolute ? mono + ns : clock == 0 ? mono + (ns > wall ? ns - wall : 0) : ns;
+    while (monotonic() < deadline)
+        wait_until(deadline);
+    return 0;
+}
+
+static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off)
+{
+    (void)prot;
+    if (len == 0 || (off & (PAGE - 1)))
+        return -EINVAL;
+    u64 n = (len + PAGE - 1) / PAGE;
+    const u8 *src = NULL;
+    u64 src_len = 0;
+    if (!(flags & MAP_ANONYMOUS)) { /* a private copy of a file of the archive */
+        struct file *f = get(fd);
+        if (!f)
+            return -EBADF;
+        if (f->kind != K_FILE)
+            return -ENODEV;
+        u64 size;
+        const u8 *data = fs_data(f->entry, &size);
+        if (off < size) {
+            src = data + off;
+            src_len = size - off < len ? size - off : len;
+        }
+    }
+    u64 at;
+    if (flags & MAP_FIXED) { /* only over memory this process already mapped */
+        if ((addr & (PAGE - 1)) || addr < (brk_cur + PAGE - 1) / PAGE * PAGE || addr + n * PAGE > heap_hi)
+            return -EINVAL;
+        for (u64 p = (addr - heap_lo) / PAGE; p < (addr - heap_lo) / PAGE + n; p++)
+            if (!used(p))
+                return -EINVAL;
+        at = addr;
+    } else {
+        at = find_pages(n);
+        if (!at)
+            return -ENOMEM;
+        mark((at - heap_lo) / PAGE, n, 1);
+    }
+    zero((void *)at, n * PAGE);
+    if (src)
+        copy((void *)at, src, src_len);
+    return (i64)at;
+}
+
+static i64 dispatch(struct rt_regs *r)
+{
+    u64 a = r->rdi, b = r->rsi, c = r->rdx, d = r->r10, e = r->r8;
+    switch (r->rax) {
+    case 0: { struct file *f = get((i64)a); return f ? do_read(f, (u8 *)b, c, -1) : -EBADF; }
+    case 1: { struct file *f = get((i64)a); return f ? do_write(f, (const u8 *)b, c) : -EBADF; }
+    case 2: return sys_openat(AT_FDCWD, (const char *)a, b);                    /* open */
+    case 3: return sys_close((i64)a);
+    case 4: case 6: return sys_stat_path(AT_FDCWD, (const char *)a, (struct kstat *)b, 0); /* stat, lstat */
+    case 5: return sys_stat_path((i64)a, "", (struct kstat *)b, AT_EMPTY_PATH); /* fstat */
+    case 7: return sys_poll((struct pollfd_ *)a, b, (i64)(int)c);
+    case 8: { /* lseek */
+        struct file *f = get((i64)a);
+        if (!f)
+            return -EBADF;
+        if (f->kind == K_DIR && b == 0 && c == 0)
+            return (i64)(f->pos = 0);
+        if (f->kind != K_FILE)
+            return -ESPIPE;
+        i64 base = c == 0 ? 0 : c == 1 ? (i64)f->pos : c == 2 ? (i64)fs[f->entry].size : -1;
+        if (base < 0 || base + (i64)b < 0)
+            return -EINVAL;
+        return (i64)(f->pos = (u64)(base + (i64)b));
+    }
+    case 9: return sys_mmap(a, b, c, d, (i64)e, r->r9);
+    case 10: return 0; /* mprotect: accepted, not enforced (one address space, CPL 0) */
+    case 11: return sys_munmap(a, b);
+    case 12: return sys_brk(a);
+    case 13: /* rt_sigaction: accepted; no signal is ever delivered */
+        if (c)
+            zero((void *)c, 32);
+        return 0;
+    case 14: /* rt_sigprocmask */
+        if (c)
+            zero((void *)c, 8);
+        return 0;
+    case 16: return sys_ioctl((i64)a, b, c);
+    case 17: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind != K_FILE ? -ESPIPE
+                                                     : do_read(f, (u8 *)b, c, (i64)d); }
+    case 19: return sys_rw_vec((i64)a, (const struct iovec_ *)b, (i64)c, 0); /* readv */
+    case 20: return sys_rw_vec((i64)a, (const struct iovec_ *)b, (i64)c, 1); /* writev */
+    case 21: { i64 ent = lookup(AT_FDCWD, (const char *)a); return ent < 0 ? ent : (b & 2) ? -EROFS : 0; }
+    case 269: case 439: { i64 ent = lookup((i64)a, (const char *)b); return ent < 0 ? ent : (c & 2) ? -EROFS : 0; }
+    case 22: return sys_pipe((int *)a, 0, 0);
+    case 293: return sys_pipe((int *)a, b, 0);
+    case 53: return sys_pipe((int *)d, b, 1); /* socketpair: (domain, type|flags, proto, sv) */
+    case 24: return 0; /* sched_yield */
+    case 25: return -ENOMEM; /* mremap: glibc's realloc then copies */
+    case 28: return 0; /* madvise */
+    case 32: { struct file *f = get((i64)a); return f ? install(f, 0) : -EBADF; } /* dup */
+    case 33: case 292: { /* dup2, dup3 */
+        struct file *f = get((i64)a);
+        if (!f || b >= MAX_FDS)
+            return -EBADF;
+        if (a == b)
+            return r->rax == 33 ? (i64)b : -EINVAL;
+        if (fds[b])
+            sys_close((i64)b);
+        fds[b] = f;
+        f->refs++;
+        cloexec[b] = r->rax == 292 && (c & O_CLOEXEC);
+        return (i64)b;
+    }
+    case 35: return sys_sleep((const struct timespec_ *)a, 0, 1); /* nanosleep */
+    case 39: case 186: return 1;  /* getpid, gettid */
+    case 110: return 0;           /* getppid */
+    case 102: case 104: case 107: case 108: return 0; /* getuid, getgid, geteuid, getegid */
+    case 44: /* sendto */ { struct file *f = get((i64)a); return !f ? -EBADF : f->kind != K_PIPE ? -ENOTSOCK
+                                                                : do_write(f, (const u8 *)b, c); }
+    case 45: /* recvfrom */ { struct file *f = get((i64)a); return !f ? -EBADF : f->kind != K_PIPE ? -ENOTSOCK
+                                                                  : do_read(f, (u8 *)b, c, -1); }
+    case 48: return 0; /* shutdown: the peer sees end of file at close */
+    case 60: case 231: halt((int)a); /* exit, exit_group */
+    case 63: return sys_uname((char *)a);
+    case 72: return sys_fcntl((i64)a, (i64)b, c);
+    case 79: { /* getcwd */
+        u64 n = slen(cwd) + 1;
+        if (b < n)
+            return -ERANGE;
+        copy((void *)a, cwd, n);
+        return (i64)n;
+    }
+    case 80: { /* chdir */
+        char full[1024];
+        i64 n = resolve(AT_FDCWD, (const char *)a, full);
+        if (n < 0)
+            return n;
+        int ent = fs_lookup(full, (u64)n);
+        if (ent < 0)
+            return -ENOENT;
+        if ((fs[ent].mode & S_IFMT) != S_IFDIR)
+            return -ENOTDIR;
+        if ((u64)n >= sizeof cwd)
+            return -ENAMETOOLONG;
+        copy(cwd, full, (u64)n + 1);
+        return 0;
+    }
+    case 89: { i64 ent = lookup(AT_FDCWD, (const char *)a); return ent < 0 ? ent : -EINVAL; } /* readlink */
+    case 267: { i64 ent = lookup((i64)a, (const char *)b); return ent < 0 ? ent : -EINVAL; }  /* readlinkat */
+    case 95: return 022; /* umask */
+    case 96: { /* gettimeofday */
+        struct timespec_ ts;
+        sys_clock(0, &ts);
+        if (a) {
+            ((i64 *)a)[0] = ts.sec;
+            ((i64 *)a)[1] = ts.nsec / 1000;
+        }
+        return 0;
+    }
+    case 97: case 302: { /* getrlimit, prlimit64 */
+        u64 res = r->rax == 97 ? a : b, *old = (u64 *)(r->rax == 97 ? b : d);
+        if (old) {
+            old[0] = old[1] = res == 3 ? STACK_SIZE : res == 7 ? MAX_FDS : ~0ULL; /* STACK, NOFILE */
+        }
+        return 0;
+    }
+    case 131: /* sigaltstack */
+        if (b)
+            zero((void *)b, 24), ((int *)b)[2] = 2; /* SS_DISABLE */
+        return 0;
+    case 158: /* arch_prctl */
+        if (a == 0x1002) { wrmsr(0xC0000100, b); return 0; }  /* ARCH_SET_FS */
+        if (a == 0x1003) { *(u64 *)b = rdmsr(0xC0000100); return 0; } /* ARCH_GET_FS */
+        return -EINVAL;
+    case 201: { struct timespec_ ts; sys_clock(0, &ts); if (a) *(i64 *)a = ts.sec; return ts.sec; } /* time */
+    case 202: { /* futex: one thread, so a wait whose value matches could never be woken */
+        u64 op = b & 127;
+        if (op == 1 || op == 10)
+            return 0; /* WAKE */
+        if (op == 0 || op == 9)
+            return *(volatile u32 *)a != (u32)c ? -EAGAIN : d ? -ETIMEDOUT : -EAGAIN;
+        return -ENOSYS;
+    }
+    case 204: /* sched_getaffinity: one CPU */
+        if (b < 8)
+            return -EINVAL;
+        zero((void *)c, b);
+        *(u8 *)c = 1;
+        return 8;
+    case 217: return sys_getdents64((i64)a, (u8 *)b, c);
+    case 218: return 1; /* set_tid_address */
+    case 228: return sys_clock(a, (struct timespec_ *)b);
+    case 229: if (b) { ((i64 *)b)[0] = 0; ((i64 *)b)[1] = 1; } return 0; /* clock_getres */
+    case 230: return sys_sleep((const struct timespec_ *)c, (b & 1) != 0, a); /* clock_nanosleep */
+    case 213: case 291: return sys_epoll_create();
+    case 232: case 281: return sys_epoll_wait((i64)a, (struct epoll_event_ *)b, (i64)(int)c, (i64)(int)d);
+    case 233: return sys_epoll_ctl((i64)a, (i64)b, (i64)(int)c, (const struct epoll_event_ *)d);
+    case 257: return sys_openat((i64)(int)a, (const char *)b, c);
+    case 262: return sys_stat_path((i64)(int)a, (const char *)b, (struct kstat *)c, d);
+    case 271: { /* ppoll: timeout is a timespec */
+        const struct timespec_ *ts = (const struct timespec_ *)c;
+        i64 ms = ts ? ts->sec * 1000 + (ts->nsec + 999999) / 1000000 : -1;
+        return sys_poll((struct pollfd_ *)a, b, ms);
+    }
+    case 318: return sys_getrandom((u8 *)a, b);
+    /* glibc's start-up registers these when the kernel has them and does without: quiet ENOSYS */
+    case 273: case 334: return -ENOSYS; /* set_robust_list, rseq */
+    default:
+        return unsupported(r->rax);
+    }
+}
+
+i64 rt_syscall(struct rt_regs *r);
+i64 rt_syscall(struct rt_regs *r)
+{
+    if (!(bi->flags & HVT_FLAG_TRACE))
+        return dispatch(r);
+    log_("unik-hvt: %s(%lx, %lx, %lx, %lx)", sysname(r->rax), r->rdi, r->rsi, r->rdx, r->r10);
+    i64 ret = dispatch(r);
+    log_(" = %ld\n", ret);
+    return ret;
+}
+
+/* ---- exceptions --------------------------------------------------------------- */
+
+struct idt_gate { uint16_t off0, sel; u8 ist, type; uint16_t off1; u32 off2, zero; };
+static struct idt_gate idt[32];
+extern const u64 rt_exception_stubs[21];
+static const char *const exc_names[21] = {
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
+    "device not available (x87/SSE state)", "double fault", "coprocessor segment overrun", "invalid TSS",
+    "segment not present", "stack fault", "general protection fault", "page fault", "reserved",
+    "x87 floating-point exception", "alignment check", "machine check", "SIMD floating-point exception",
+    "virtualization exception"};
+
+void rt_exception(u64 *frame);
+void rt_exception(u64 *frame)
+{
+    u64 v = frame[0] < 21 ? frame[0] : 15, cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    log_("unik-hvt: guest exception %lu (%s) at rip=%lx, error code %lx, rsp=%lx, cr2=%lx\n", frame[0],
+         exc_names[v], frame[2], frame[1], frame[5], cr2);
+    halt(255);
+}
+
+static void install_idt(void)
+{
+    for (int i = 0; i < 21; i++) {
+        u64 h = rt_exception_stubs[i];
+        idt[i].off0 = (uint16_t)h;
+        idt[i].sel = 0x08;
+        idt[i].type = 0x8e; /* present, interrupt gate */
+        idt[i].off1 = (uint16_t)(h >> 16);
+        idt[i].off2 = (u32)(h >> 32);
+    }
+    struct __attribute__((packed)) { uint16_t limit; u64 base; } d = {sizeof idt - 1, (u64)(uintptr_t)idt};
+    __asm__ volatile("lidt %0" : : "m"(d));
+}
+
+/* ---- boot --------------------------------------------------------------------- */
+
+void rt_syscall_entry(void);
+void __attribute__((noreturn)) rt_enter(u64 stack, u64 entry);
+extern const u8 __ehdr_start[];
+extern void _start(void);
+
+static u64 *push_bytes(u64 *sp, const void *data, u64 len)
+{
+    u8 *p = (u8 *)(((uintptr_t)sp - len) & ~7ULL);
+    copy(p, data, len);
+    return (u64 *)p;
+}
+
+void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info);
+void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
+{
+    bi = info;
+    if (bi->magic != HVT_MAGIC) {
+        log_("unik-hvt: the boot information is not the monitor's (bad magic)\n");
+        halt(255);
+    }
+    install_idt();
+    wrmsr(0xC0000080, rdmsr(0xC0000080) | 1); /* EFER.SCE */
+    wrmsr(0xC0000081, (u64)0x08 << 32);        /* STAR: CS 0x08, SS 0x10 on entry */
+    wrmsr(0xC0000082, (u64)(uintptr_t)rt_syscall_entry); /* LSTAR */
+    wrmsr(0xC0000084, 0x44700);                /* SFMASK: TF IF DF NT AC cleared on entry */
+    u32 eax = 1, ebx, ecx, edx;
+    __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+    has_rdrand = (ecx >> 30) & 1;
+    clocks(&boot_ns, NULL);
+    for (int i = 0; i < 8; i++)
+        rng_key[i] = ((const u32 *)bi->seed)[i];
+    zero(bi->seed, sizeof bi->seed); /* only the generator keeps it */
+
+    heap_lo = (bi->kernel_end + PAGE - 1) & ~(PAGE - 1);
+    heap_hi = bi->mem_size - STACK_SIZE - PAGE;
+    if (bi->mem_size < heap_lo + STACK_SIZE + PAGE + (4ULL << 20)) {
+        log_("unik-hvt: %lu MiB of memory leave no heap after the %lu MiB image and the 8 MiB stack: "
+             "raise --mem\n", bi->mem_size >> 20, heap_lo >> 20);
+        halt(255);
+    }
+    brk_cur = brk_hwm = heap_lo;
+    fs_init();
+    for (int fd = 0; fd < 3; fd++) {
+        struct file *f = new_file(K_CONSOLE);
+        f->console_fd = fd;
+        install(f, fd);
+    }
+
+    /* The Linux process stack libc's _start expects: argc, argv, envp, auxv. */
+    u64 *sp = (u64 *)bi->mem_size;
+    const char *args = (const char *)(uintptr_t)HVT_ARGS;
+    sp = push_bytes(sp, args, bi->args_len);
+    const char *sargs = (const char *)sp;
+    u8 random[16];
+    sys_getrandom(random, 16);
+    sp = push_bytes(sp, random, 16);
+    u64 at_random = (u64)(uintptr_t)sp;
+    sp = push_bytes(sp, "x86_64", 7);
+    u64 at_platform = (u64)(uintptr_t)sp;
+    const u8 *eh = __ehdr_start;
+    u64 phoff = *(const u64 *)(eh + 32);
+    u64 phnum = *(const uint16_t *)(eh + 56);
+    u64 auxv[][2] = {
+        {3, (u64)(uintptr_t)eh + phoff}, {4, 56}, {5, phnum}, {6, PAGE}, {9, (u64)(uintptr_t)_start},
+        {11, 0}, {12, 0}, {13, 0}, {14, 0}, {16, edx}, {17, 100}, {15, at_platform}, {23, 0},
+        {25, at_random}, {26, 0}, {51, 2048}, {0, 0}};
+    u64 nwords = 1 + bi->argc + 1 + 1 + 2 * (sizeof auxv / sizeof auxv[0]);
+    sp -= nwords;
+    sp = (u64 *)((uintptr_t)sp & ~15ULL);
+    u64 *w = sp;
+    *w++ = bi->argc;
+    for (u64 i = 0, off = 0; i < bi->argc; i++) {
+        *w++ = (u64)(uintptr_t)(sargs + off);
+        off += slen(sargs + off) + 1;
+    }
+    *w++ = 0; /* end of argv */
+    *w++ = 0; /* no environment */
+    for (u64 i = 0; i < sizeof auxv / sizeof auxv[0]; i++) {
+        *w++ = auxv[i][0];
+        *w++ = auxv[i][1];
+    }
+    rt_enter((u64)(uintptr_t)sp, (u64)(uintptr_t)_start);
+}

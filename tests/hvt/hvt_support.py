@@ -1,0 +1,55 @@
+"""Building guests for unik-hvt in the tests: freestanding (no libc, no SSE) so that they
+run on any KVM, this machine's included (which emulates the guest, see plugins/solo5/README)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from unik_solo5.hvtfs import FsFile, link, pack
+
+MONITOR = Path(__import__("unik_solo5").__file__).with_name("unik-hvt")
+GUEST_DIR = Path(__file__).with_name("guest")
+GUEST_CFLAGS = ["-O2", "-ffreestanding", "-mgeneral-regs-only", "-fno-stack-protector", "-fno-pie"]
+
+
+def kvm_missing() -> str | None:
+    """Why no VM can be created here (``None``: /dev/kvm opens read-write)."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as exc:
+        return f"hvt needs /dev/kvm (read-write): {exc.strerror}"
+    return None
+
+
+def needs_kvm() -> None:
+    """Skip the calling test when /dev/kvm cannot be opened."""
+    why = kvm_missing()
+    if why:
+        pytest.skip(why)
+
+
+def asm_guest(tmp: Path, name: str, body: str, data: str = "") -> Path:
+    """A static ELF from an assembly ``body`` at ``_start`` (no runtime: the bare monitor ABI)."""
+    src = tmp / f"{name}.S"
+    src.write_text(f".globl _start\n.text\n_start:\n{body}\n.data\n{data}\n"
+                   '.section .note.GNU-stack, "", @progbits\n')
+    out = tmp / name
+    subprocess.run(["gcc", "-nostdlib", "-static", "-no-pie", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def runtime_guest(tmp: Path, source: Path, files: dict[str, FsFile] | None = None) -> Path:
+    """``source`` (freestanding C with its own ``_start``) linked with hvt's guest runtime and an archive."""
+    obj = tmp / (source.stem + ".o")
+    subprocess.run(["gcc", *GUEST_CFLAGS, "-c", str(source), "-o", str(obj)], check=True)
+    out = tmp / source.stem
+    link([obj], pack(files) if files is not None else None, out, libc=False)
+    return out
+
+
+def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run unik-hvt with ``args``; a silent guest cannot hang the test (``timeout``)."""
+    return subprocess.run([str(MONITOR), *map(str, args)], capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,103 @@
+"""unik-hvt, the monitor: ELF checks before the VM exists, devices, hypercall checks, crashes."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hvt_support import asm_guest, needs_kvm, run
+
+EXIT = "lea exitarg(%rip), %rax\nmov $0x507, %dx\nout %eax, %dx\nhlt"
+EXIT_DATA = "exitarg: .long {status}, 0"
+
+
+def test_console_and_exit_status(tmp_path: Path) -> None:
+    needs_kvm()
+    guest = asm_guest(tmp_path, "hello", "lea msgarg(%rip), %rax\nmov $0x500, %dx\nout %eax, %dx\n" + EXIT,
+                      'msg: .ascii "hi\\n"\nmsgarg: .quad msg, 3\n.long 1, 0\n' + EXIT_DATA.format(status=42))
+    proc = run(guest)
+    assert (proc.returncode, proc.stdout) == (42, "hi\n"), proc.stderr
+
+
+def test_a_triple_fault_is_reported(tmp_path: Path) -> None:
+    needs_kvm()
+    proc = run(asm_guest(tmp_path, "ud2", "ud2"))
+    assert proc.returncode == 255
+    assert "triple fault" in proc.stderr and "rip=0x" in proc.stderr
+
+
+def test_port_io_outside_the_interface_is_refused(tmp_path: Path) -> None:
+    needs_kvm()
+    proc = run(asm_guest(tmp_path, "port", "mov $0x80, %dx\nout %al, %dx\nhlt"))
+    assert proc.returncode == 255
+    assert "port I/O outside the hypercall interface" in proc.stderr and "port 0x80" in proc.stderr
+
+
+def test_a_pointer_outside_guest_memory_is_refused(tmp_path: Path) -> None:
+    needs_kvm()
+    guest = asm_guest(tmp_path, "badptr", "lea msgarg(%rip), %rax\nmov $0x500, %dx\nout %eax, %dx\n" + EXIT,
+                      "msgarg: .quad 0xfffff000, 4096\n.long 1, 0\n" + EXIT_DATA.format(status=0))
+    proc = run("--mem", "16", guest)
+    assert proc.returncode == 255
+    assert "hypercall console with an argument outside guest memory" in proc.stderr
+
+
+def _elf(path: Path, segments: list[tuple[int, int, int]], entry: int, *, interp: bool = False) -> Path:
+    """A minimal x86_64 ET_EXEC with PT_LOAD ``(vaddr, memsz, flags)`` segments (flags: 1 X, 2 W, 4 R)."""
+    phdrs = [(3, 4, 0, 0x400000, 0x400000, 0, 0, 1)] if interp else []
+    phdrs += [(1, flags, 0, vaddr, vaddr, 0, memsz, 0x1000) for vaddr, memsz, flags in segments]
+    head = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 62, 1, entry, 64, 0, 0, 64, 56,
+                       len(phdrs), 64, 0, 0)
+    path.write_bytes(head + b"".join(struct.pack("<IIQQQQQQ", *p) for p in phdrs))
+    return path
+
+
+@pytest.mark.parametrize(("segments", "entry", "message"), [
+    ([(0x400000, 0x1000, 5), (0x401000, 0x1000, 7)], 0x400000, "segment 1 is both writable and executable"),
+    ([(0x400000, 0x2000, 5), (0x401000, 0x1000, 6)], 0x400000, "segments 0 and 1 overlap"),
+    ([(0x400000, 0x1000, 5)], 0x500000, "the entry point 0x500000 is not inside an executable segment"),
+    ([(0x400000, 0x1000, 6)], 0x400000, "is not inside an executable segment"),
+    ([(0x1000, 0x1000, 5)], 0x1000, "lies outside guest memory"),
+    ([(0x400000, 1 << 40, 5)], 0x400000, "lies outside guest memory"),
+])
+def test_hostile_elfs_are_refused_before_the_vm(tmp_path: Path, segments: list[tuple[int, int, int]], entry: int,
+                                                 message: str) -> None:
+    proc = run(_elf(tmp_path / "bad.elf", segments, entry))
+    assert proc.returncode == 125
+    assert message in proc.stderr and "KVM" not in proc.stderr
+
+
+def test_dynamic_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    proc = run(_elf(tmp_path / "dyn.elf", [(0x400000, 0x1000, 5)], 0x400000, interp=True))
+    assert proc.returncode == 125 and "dynamically linked: the unikernel must be a static ELF" in proc.stderr
+    (tmp_path / "text").write_text("#!/bin/sh\n")
+    proc = run(tmp_path / "text")
+    assert proc.returncode == 125 and "is not a 64-bit little-endian ELF file" in proc.stderr
+    proc = run(tmp_path / "absent")
+    assert proc.returncode == 125 and "cannot open the unikernel" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mem", "1"], "--mem 1: give MiB between 8 and 4096"),
+    (["--block:disk=/nonexistent/disk.img"], "block device disk: cannot open /nonexistent/disk.img"),
+    (["--net:service=unik-notap9"], "network device service: there is no network interface unik-notap9"),
+    (["--net-mac:service=02:00:00:00:00:01"], "not a network device given with --net:service=TAP"),
+    (["--bogus"], "usage: unik-hvt"),
+])
+def test_bad_options_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    guest = _elf(tmp_path / "ok.elf", [(0x400000, 0x1000, 5)], 0x400000)
+    proc = run(*args, guest)
+    assert proc.returncode == 125
+    assert message in proc.stderr
+
+
+def test_a_block_file_is_locked(tmp_path: Path) -> None:
+    import fcntl
+
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 4096)
+    with disk.open("rb+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        proc = run(f"--block:disk={disk}", _elf(tmp_path / "ok.elf", [(0x400000, 0x1000, 5)], 0x400000))
+    assert proc.returncode == 125 and "is in use by another process (locked)" in proc.stderr

@@ -1,0 +1,63 @@
+"""hvt's guest runtime: Linux system calls from a guest program, served without Linux."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hvt_support import GUEST_DIR, needs_kvm, run, runtime_guest
+from unik_solo5.hvtfs import FsFile
+
+
+@pytest.fixture(scope="module")
+def shimtest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    files = {"/app/hello.txt": FsFile(b"hello, world!\n", 1_700_000_000_000_000_000),
+             "/app/sub/b.txt": FsFile(b"b\n")}
+    return runtime_guest(tmp_path_factory.mktemp("shim"), GUEST_DIR / "shimtest.c", files)
+
+
+def test_system_calls(shimtest: Path) -> None:
+    needs_kvm()
+    proc = run(shimtest)
+    assert "FAIL" not in proc.stdout, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("writev works\nok writev\n")
+    assert proc.stdout.count("ok ") == 33, proc.stdout
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_unsupported_calls_are_named_once(shimtest: Path) -> None:
+    needs_kvm()
+    err = run(shimtest).stderr
+    assert "system call fork (57) is not supported by the hvt runtime: ENOSYS" in err
+    assert err.count("socket (41)") == 1
+
+
+@pytest.mark.parametrize("status", [0, 3, 255])
+def test_exit_status_passes_through(shimtest: Path, status: int) -> None:
+    needs_kvm()
+    proc = run(shimtest, str(status))
+    assert proc.returncode == status, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_trace_logs_every_call(shimtest: Path) -> None:
+    needs_kvm()
+    proc = run("--trace", shimtest, "5")
+    assert proc.returncode == 5
+    assert "unik-hvt: exit_group(5, " in proc.stderr
+
+
+def test_a_fault_is_reported_with_its_address(tmp_path: Path) -> None:
+    needs_kvm()
+    src = tmp_path / "crash.c"
+    src.write_text('void _start(void) { __asm__ volatile("ud2"); }\n')
+    proc = run(runtime_guest(tmp_path, src))
+    assert proc.returncode == 255
+    assert "guest exception 6 (invalid opcode) at rip=" in proc.stderr
+
+
+def test_too_little_memory_is_refused_by_the_runtime(shimtest: Path) -> None:
+    needs_kvm()
+    proc = run("--mem", "8", shimtest)
+    assert proc.returncode == 255
+    assert "leave no heap" in proc.stderr and "raise --mem" in proc.stderr
