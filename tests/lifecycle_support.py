@@ -32,10 +32,10 @@ def held_kv(dest: Path) -> Path:
 
 
 def unik(cwd: Path, *args: str, state: Path, check: bool = True, timeout: float = 300,
-         ) -> subprocess.CompletedProcess[str]:
-    """Run the real ``unik`` with ``XDG_STATE_HOME=state``."""
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``unik`` with ``XDG_STATE_HOME=state`` (and ``env`` added to the environment)."""
     proc = subprocess.run([UNIK, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, XDG_STATE_HOME=str(state)))
+                          env=dict(os.environ, XDG_STATE_HOME=str(state), **(env or {})))
     if check and proc.returncode != 0:
         raise AssertionError(f"unik {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

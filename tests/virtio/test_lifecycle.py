@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -75,13 +76,26 @@ def test_dry_run_prints_the_qemu_command(kv_vm: Path, tmp_path: Path) -> None:
     assert _ps(kv_vm, state) == {}
 
 
-def test_a_vm_that_cannot_start_reports_why_and_stays_listed(kv_vm: Path, tmp_path: Path) -> None:
+def test_a_missing_disk_is_refused_before_anything_starts(kv_vm: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
     failed = unik(kv_vm, "run", "-d", "--block", "storage=/nonexistent/disk.img", state=state, check=False)
     assert failed.returncode == 1
-    assert "/nonexistent/disk.img does not exist" in failed.stderr
-    assert "ended before it was up" in failed.stderr
+    assert "/nonexistent/disk.img does not exist: create it first" in failed.stderr
+    assert _ps(kv_vm, state) == {}
+
+
+def test_a_vm_that_dies_at_start_stays_listed_with_its_output(kv_vm: Path, tmp_path: Path) -> None:
+    state, qemu = tmp_path / "state", tmp_path / "qemu"
+    qemu.write_text("#!/bin/sh\necho 'qemu-system-x86_64: -drive file=disk.img: Could not open: busy' >&2\nexit 1\n")
+    qemu.chmod(0o755)
+    (kv_vm / "disk.img").touch()
+    unik(kv_vm, "run", "-d", "--block", f"storage={kv_vm / 'disk.img'}", state=state, env={"UNIK_QEMU": str(qemu)})
+    for _ in range(100):  # bounded: 10 s
+        if _ps(kv_vm, state)["kv"]["shown_state"] != "running":
+            break
+        time.sleep(0.1)
     assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (1)"
+    assert "Could not open: busy" in unik(kv_vm, "logs", "kv", state=state).stdout
 
 
 def test_inspect_lists_the_kernel_its_modules_python_and_the_application(kv_vm: Path, tmp_path: Path) -> None:
