@@ -119,9 +119,10 @@ def check_guest_ports(rules: list[Publish], listening: dict[str, int]) -> None:
         if rule.proto == "tcp" and rule.guest_port not in ports:
             keys = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(listening.items()))
             first = next(iter(sorted(ports)))
+            name = next(iter(listening)).replace("_", "-") if len(listening) == 1 else "PORT-KEY"
             raise RunError(f"--publish {rule}: the application listens on {keys}, not on {rule.guest_port}: "
                            f"publish that port (--publish {rule.host_port}:{first}) or run it with "
-                           f"the port key set to {rule.guest_port}")
+                           f"--{name} {rule.guest_port}")
 
 
 def netdev(device: str, rules: list[Publish], ipv4: str | None = None, gateway: str | None = None) -> str:
