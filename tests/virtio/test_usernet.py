@@ -166,3 +166,9 @@ def test_a_published_host_port_in_use_stops_the_run_before_booting(http_app: Pat
     proc = subprocess.run([UNIK, "run", "--accel", "tcg", "--net", "service=user", "--publish", "18080:80"],
                           cwd=http_app, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert proc.returncode != 0 and "the application listens on --port 8080, not on 80" in proc.stderr
+    port = _free_port()
+    proc = subprocess.run([UNIK, "run", "--dry-run", "--accel", "tcg", "--net", "service=user", "--publish",
+                           f"127.0.0.1:{port}:8080"], cwd=http_app, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert f"user,id=net-service,hostfwd=tcp:127.0.0.1:{port}-:8080" in proc.stdout
