@@ -72,9 +72,14 @@ def test_providers() -> None:
     assert FatKVROProvider.applies(_request("kv_ro", {}))
     assert not FatKVROProvider.applies(_request("kv_ro", {"source": "htdocs"}))
     opts = FatKVRWProvider.configure(_request("kv_rw", {"root": "/data", "format_if_blank": True})).options
-    assert opts == {"root": "/data", "cache_sectors": 4096, "format_if_blank": True, "sync": True}
+    assert opts == {"root": "/data", "cache_sectors": 4096, "format_if_blank": True, "sync": True,
+                    "codepage": "cp437"}
     with pytest.raises(Exception, match="fat_type"):
         FatFileSystemProvider.configure(_request("fs", {"fat_type": 14}))
+    # The OEM code page is checked when configuring, and its codec goes into VM images.
+    with pytest.raises(Exception, match=r"codepage.*not a single-byte codec"):
+        FatKVROProvider.configure(_request("kv_ro", {"codepage": "utf-8"}))
+    assert FatFileSystemProvider.configure(_request("fs", {"codepage": "cp850"})).options["codepage"] == "cp850"
 
 
 def test_unik_fat_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,3 +130,13 @@ async def _put(block: MemoryBlock) -> bytes:
         return await kv.get("k")
     finally:
         await kv.disconnect()
+
+
+def test_vm_images_get_the_codec_of_each_code_page_named() -> None:
+    from types import SimpleNamespace
+
+    nodes = [SimpleNamespace(provider="fat.fs", options={"codepage": "cp850"}),
+             SimpleNamespace(provider="fat.kv-rw", options={"codepage": "cp437"})]
+    contents = plugin.unik_image_contents(SimpleNamespace(nodes=nodes))  # type: ignore[arg-type]
+    assert contents is not None and tuple(contents.python_modules) == ("encodings.cp850",)
+    assert plugin.unik_image_contents(SimpleNamespace(nodes=nodes[1:])) is None  # type: ignore[arg-type]

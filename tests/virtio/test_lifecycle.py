@@ -9,6 +9,7 @@ written key on the disk, which fsck.fat and mtools then check.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from pathlib import Path
@@ -64,6 +65,26 @@ def test_stop_presses_the_power_button_and_the_fat_disk_keeps_every_write(kv_vm:
     unik(kv_vm, "rm", "kv", state=state)
 
 
+def test_the_boot_seed_is_in_no_process_list_and_no_artifact(kv_vm: Path, tmp_path: Path) -> None:
+    """A running VM: QEMU's argv (what `ps` shows every local user) holds no seed; the init got its
+    seed from virtio-rng and credited it; nothing seed-like is in the artifact."""
+    state, disk = tmp_path / "state", kv_vm / "blank.img"
+    disk.write_bytes(b"\0" * (8 << 20))
+    unik(kv_vm, "run", "-d", "--block", f"storage={disk}", "--hold", state=state)
+    try:
+        qemu = _ps(kv_vm, state)["kv"]["details"]["qemu_pid"]  # type: ignore[index]
+        argv = Path(f"/proc/{qemu}/cmdline").read_bytes().split(b"\0")
+        log = wait_for_log(kv_vm, "kv", "holding the store open", state, timeout=UP_TIMEOUT_S)
+    finally:
+        unik(kv_vm, "stop", "--timeout", "120", "kv", state=state, check=False)
+    assert any(a.startswith(b"virtio-rng") for a in argv), argv
+    assert not any(b"unik_seed" in a or re.search(rb"[0-9a-fA-F]{32}", a) for a in argv), argv
+    assert "32 seed bytes from the hardware RNG" in log, log
+    for path in (kv_vm / "dist").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".xl", ""):
+            assert b"unik_seed" not in path.read_bytes(), path
+
+
 def test_dry_run_prints_the_qemu_command(kv_vm: Path, tmp_path: Path) -> None:
     state = tmp_path / "state"
     out = unik(kv_vm, "run", "--dry-run", "--block", f"storage={kv_vm / 'disk.img'}", "--key", "a b",
@@ -112,4 +133,4 @@ def test_inspect_lists_the_kernel_its_modules_python_and_the_application(kv_vm: 
     assert "usr/bin/python3" in by_kind["interpreter"]
     assert data["total"]["bytes"] == sum(f["size"] for f in data["files"])
     text = unik(kv_vm, "inspect", state=tmp_path / "state").stdout
-    assert "kernel module: 8 files" in text and "initramfs: initramfs.cpio" in text
+    assert "kernel module: 9 files" in text and "initramfs: initramfs.cpio" in text  # with virtio_rng: the seed

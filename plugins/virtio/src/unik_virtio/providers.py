@@ -106,12 +106,12 @@ class Sleep(_Virtio):
 
 
 class Random(_Virtio):
-    """The guest kernel's CSPRNG, seeded by the host at boot; a CSPRNG library outranks it."""
+    """The guest kernel's CSPRNG, seeded through virtio-rng at boot; a CSPRNG library outranks it."""
 
     PLUGIN_NAME = "virtio.getrandom"
     kind = "random"
     implementation = "unik.posix:GetrandomRandom"
-    description = "the guest kernel's CSPRNG (seeded from the host at every boot, and RDRAND)"
+    description = "the guest kernel's CSPRNG (seeded from the host through virtio-rng at every boot, and RDRAND)"
     priority = -10
 
 
@@ -176,8 +176,9 @@ PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Ra
 #: (q35) and the MMIO one (microvm).
 VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
 #: Modules every image loads: the ACPI power button, which `unik stop` (QEMU's
-#: system_powerdown) presses to stop the application gracefully.
-BASE_MODULES = ("button",)
+#: system_powerdown) presses to stop the application gracefully, and virtio-rng, through
+#: which the init reads the boot seed it credits to the kernel (never the command line).
+BASE_MODULES = ("button", "virtio_rng")
 
 
 def vm_needs(provider: str) -> VmNeeds:

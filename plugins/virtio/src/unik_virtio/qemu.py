@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,11 +32,16 @@ from .qmp import powerdown
 
 QEMU = "qemu-system-x86_64"
 DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
-#: Kernel command line shared by every boot (the seed and the arguments are added per boot).
+#: Kernel command line shared by every boot (the arguments are added per boot).  It holds no
+#: secret: QEMU's argv is in every local user's ``ps``.  The guest's boot seed comes through
+#: virtio-rng instead (:data:`SEED_DEVICE`).
 #: ``cryptomgr.notests``: the kernel's crypto self-tests (unik's guest uses none of those
 #: algorithms) were the biggest initcall of Debian's kernel under TCG, 0.28 s of 1.0 s.
 BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
                 "i8042.dumbkbd", "cryptomgr.notests")
+#: Every boot has a virtio-rng device (QEMU's built-in backend: the host's getrandom): the
+#: init reads its boot seed there, where only the guest can read it, and credits it.
+SEED_DEVICE = "virtio-rng"
 PR_SET_PDEATHSIG = 1
 #: The CPU under TCG: everything QEMU emulates but ERMS.  With ERMS the guest kernel and
 #: glibc copy and clear memory with ``rep movsb``/``rep stosb``, which TCG runs one byte
@@ -121,7 +126,6 @@ class Boot:
     args: Sequence[str] = ()
     devices: Sequence[str] = ()
     extra: Sequence[str] = ()
-    seed: str = field(default_factory=lambda: os.urandom(32).hex())
     #: A QMP socket QEMU serves (:mod:`unik_virtio.qmp`): a stop then presses the power button.
     qmp: Path | None = None
 
@@ -142,7 +146,7 @@ class Boot:
         if self.machine == "microvm" and self.accel == "tcg":
             khz = host_tsc_khz()
             tsc = [f"tsc_early_khz={khz}"] if khz else []
-        return " ".join([*self.cmdline, *tsc, f"unik_seed={self.seed}", *(["--", *args] if args else [])])
+        return " ".join([*self.cmdline, *tsc, *(["--", *args] if args else [])])
 
     def command(self, qemu: str) -> list[str]:
         """The QEMU command line."""
@@ -154,7 +158,8 @@ class Boot:
             "-serial", "stdio", "-device", DEBUG_EXIT,
             "-kernel", str(self.kernel), "-initrd", str(self.initramfs), "-append", self.kernel_cmdline(),
         ]
-        for dev in self.devices:
+        seed = [] if any(d.partition(",")[0] == SEED_DEVICE for d in self.devices) else [SEED_DEVICE]
+        for dev in [*self.devices, *seed]:
             cmd += ["-device", device_arg(dev, self.machine)]
         if self.qmp is not None:
             cmd += qmp_option(self.qmp)

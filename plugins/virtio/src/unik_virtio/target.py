@@ -83,7 +83,7 @@ class VirtioTarget(Target):
         providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
         kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
                              ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
-        modules: list[str] = list(BASE_MODULES)
+        modules: list[str] = [*VIRTIO_TRANSPORTS, *BASE_MODULES]  # BASE_MODULES' virtio_rng carries the boot seed
         mounts: list[tuple[str, str]] = []
         devices: list[dict[str, Any]] = []
         for node in plan.nodes:
@@ -93,8 +93,6 @@ class VirtioTarget(Target):
             devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
                             "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only")),
                             "mac": node.options.get("mac")})
-        if any(d["qemu_device"] for d in devices):
-            modules = [*VIRTIO_TRANSPORTS, *modules]
         kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
         out = ctx.artifact_dir(plan)
         report = write_initramfs(plan, ctx, kernel_build, out, mounts,
@@ -261,9 +259,9 @@ def firecracker_config(
     drive whose ``drive_id`` is the device's name (the guest finds disks by that serial)
     and whose ``path_on_host`` is ``<name>.img`` beside this file, to be created by the
     user; each network device an interface on the TAP configured with ``--net`` (else
-    ``unik-<name>``) with the plan's MAC; an entropy device adds ``entropy``
-    (virtio-rng).  Relative paths are resolved by Firecracker from its working
-    directory: run it in this directory.
+    ``unik-<name>``) with the plan's MAC; ``entropy`` (virtio-rng) is always there: the
+    init reads the guest's boot seed from it.  Relative paths are resolved by Firecracker
+    from its working directory: run it in this directory.
     """
     units = {"K": 1 / 1024, "M": 1, "G": 1024}
     mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
@@ -285,6 +283,5 @@ def firecracker_config(
             for d in devices if d["kind"] == "network" and d.get("qemu_device")
         ],
     }
-    if any(d.get("qemu_device") == "virtio-rng" for d in devices):
-        config["entropy"] = {}
+    config["entropy"] = {}
     return config

@@ -13,6 +13,7 @@ from unik.errors import KeyNotFound, NotAValue
 
 from .errors import FatError, FileNotFound, IsADirectory, NotADirectory
 from .fs import FatFile, FatFileSystem
+from .names import DEFAULT_CODEPAGE
 
 
 class FatKVRO:
@@ -24,9 +25,10 @@ class FatKVRO:
         self._own = own_fs
 
     @classmethod
-    async def connect(cls, block: Block, root: str = "/", cache_sectors: int = 4096) -> FatKVRO:
+    async def connect(cls, block: Block, root: str = "/", cache_sectors: int = 4096,
+                      codepage: str = DEFAULT_CODEPAGE) -> FatKVRO:
         """Mount the FAT filesystem on ``block`` and serve the files under ``root``."""
-        return cls(await FatFileSystem.mount(block, cache_sectors=cache_sectors), root)
+        return cls(await FatFileSystem.mount(block, cache_sectors=cache_sectors, codepage=codepage), root)
 
     async def disconnect(self) -> None:
         """Release the filesystem (and flush it, for the writable store)."""
@@ -112,9 +114,11 @@ class FatKVRW(FatKVRO):
 
     @classmethod
     async def connect(cls, block: Block, root: str = "/", cache_sectors: int = 4096,  # type: ignore[override]
-                      format_if_blank: bool = False, sync: bool = True) -> FatKVRW:
+                      format_if_blank: bool = False, sync: bool = True,
+                      codepage: str = DEFAULT_CODEPAGE) -> FatKVRW:
         """Mount (formatting a blank device with ``format_if_blank``); create ``root``."""
-        fs = await FatFileSystem.connect(block, cache_sectors=cache_sectors, format_if_blank=format_if_blank)
+        fs = await FatFileSystem.connect(block, cache_sectors=cache_sectors, format_if_blank=format_if_blank,
+                                         codepage=codepage)
         kv = cls(fs, root)
         kv.sync = sync
         if kv._root != "/":

@@ -24,6 +24,7 @@ Linux's ``codepage=437``): :func:`short_to_text` decodes them with the one given
 
 from __future__ import annotations
 
+import encodings.cp437  # noqa: F401 - the default code page: VM images keep only the codecs imported
 import itertools
 from collections.abc import Container
 from dataclasses import dataclass

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from unik.hookspecs import hookimpl
+from unik.hookspecs import ImageContents, hookimpl
 from unik.provider import Provider
 
 from .providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from unik.plan import Plan
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
@@ -26,3 +30,16 @@ def unik_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: 
     from .cli import add_parser
 
     add_parser(subparsers)
+
+
+@hookimpl
+def unik_image_contents(plan: Plan) -> ImageContents | None:
+    """In VM images: the codec of each code page a FAT device names (cp437's is always there)."""
+    pages = sorted({str(node.options["codepage"]) for node in plan.nodes
+                    if node.provider.startswith("fat.") and node.options.get("codepage", "cp437") != "cp437"})
+    if not pages:
+        return None
+    import codecs
+
+    return ImageContents(python_modules=tuple(f"encodings.{codecs.lookup(p).name.replace('-', '_')}" for p in pages))
+

@@ -13,6 +13,17 @@ STORAGE: Mapping[str, Need] = {"block": Need("block", "storage")}
 _CACHE = Option("cache_sectors", "metadata sectors kept in memory", "int", default=4096)
 _FORMAT = Option("format_if_blank", "format the device with mkfs.fat's geometry if sector 0 is blank",
                  "bool", default=False)
+_CODEPAGE = Option("codepage", "OEM code page of 8.3 names (cp437 as mtools and Linux; cp850, cp852...)",
+                   default="cp437")
+
+
+def _check_codepage(request: Request, options: dict[str, object]) -> None:
+    from .names import check_codepage
+
+    try:
+        check_codepage(str(options["codepage"]))
+    except ValueError as exc:
+        raise request.error("codepage", str(exc)) from None
 
 
 class FatFileSystemProvider(Provider):
@@ -23,13 +34,14 @@ class FatFileSystemProvider(Provider):
     implementation = "unik_fat.fs:FatFileSystem"
     description = "FAT12/16/32 with long names on a block device"
     needs: ClassVar[Mapping[str, Need]] = STORAGE
-    options = (_CACHE, _FORMAT, Option("label", "volume label when formatting"),
+    options = (_CACHE, _FORMAT, _CODEPAGE, Option("label", "volume label when formatting"),
                Option("fat_type", "FAT type when formatting (12, 16, 32; default: by size)", "int"))
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """Check ``fat_type`` and pass the options to ``FatFileSystem.connect``."""
+        """Check ``fat_type`` and ``codepage``; pass the options to ``FatFileSystem.connect``."""
         options = cls.table_options(request)
+        _check_codepage(request, options)
         if options.get("fat_type") not in (None, 12, 16, 32):
             raise request.error("fat_type", "must be 12, 16 or 32")
         if options["cache_sectors"] < 16:
@@ -45,8 +57,15 @@ class FatKVRWProvider(Provider):
     implementation = "unik_fat.kv:FatKVRW"
     description = "read-write key/value store on a FAT filesystem (keys are paths)"
     needs: ClassVar[Mapping[str, Need]] = STORAGE
-    options = (Option("root", "directory holding the store", default="/"), _CACHE, _FORMAT,
+    options = (Option("root", "directory holding the store", default="/"), _CACHE, _FORMAT, _CODEPAGE,
                Option("sync", "flush after every change", "bool", default=True))
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """Check ``codepage``."""
+        options = cls.table_options(request)
+        _check_codepage(request, options)
+        return Configured(options=options)
 
 
 class FatKVROProvider(Provider):
@@ -57,7 +76,14 @@ class FatKVROProvider(Provider):
     implementation = "unik_fat.kv:FatKVRO"
     description = "read-only key/value store over a FAT image on a block device"
     needs: ClassVar[Mapping[str, Need]] = STORAGE
-    options = (Option("root", "directory holding the store", default="/"), _CACHE)
+    options = (Option("root", "directory holding the store", default="/"), _CACHE, _CODEPAGE)
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """Check ``codepage``."""
+        options = cls.table_options(request)
+        _check_codepage(request, options)
+        return Configured(options=options)
 
     @classmethod
     def applies(cls, request: Request) -> bool:

@@ -1,6 +1,6 @@
 """Randomness inside a unik VM.
 
-The init seeds the guest kernel's pool with a fresh value from the host at every boot,
+The init seeds the guest kernel's pool from virtio-rng (the host's randomness) at every boot,
 and the kernel mixes in RDRAND where the CPU has it, so ``getrandom`` never blocks.
 :class:`VirtioEntropy` reads the host's randomness directly from virtio-rng, XORed with
 the CPU's RDRAND where present (:mod:`unik_vmimage._rdrand`): mixing two independent

@@ -13,8 +13,11 @@
  *   exec PATH ARG...      the program to run; arguments after `--` on the kernel
  *                         command line are appended
  *
- * Before running Python it seeds the kernel's entropy pool with the bytes of
- * unik_seed=HEX from the kernel command line (a fresh value per boot, from the host).
+ * Before running Python it seeds the kernel's entropy pool with 32 bytes read from
+ * /dev/hwrng: the host's randomness through virtio-rng (loaded by then), which only this
+ * guest can read.  Nothing secret travels on the kernel command line: it is in the host's
+ * process list (QEMU's argv) and in /proc/cmdline.  Without a hardware RNG (Xen) nothing
+ * is credited; the kernel's own sources (RDRAND, jitter) seed it.
  * On exit it drains the console, writes the status to QEMU's isa-debug-exit port
  * (0xf4: QEMU then exits with ((status + 1) << 1) | 1) and, if the VM is still running,
  * powers off (or reboots with unik_exit=reboot, for monitors without power-off such as
@@ -186,7 +189,16 @@ static void do_mount(const char *type, const char *dir)
         say("unik-init: cannot mount %s on %s: %s", type, dir, strerror(errno));
 }
 
-static int hexval(char c);
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 
 /* The interface whose MAC address is MAC (aa:bb:cc:dd:ee:ff), or 0. */
 static int find_by_mac(int s, const char *mac, char *ifname)
@@ -246,44 +258,57 @@ static void link_up(const char *which)
     close(s);
 }
 
-static int hexval(char c)
+static void woken(int signum)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    (void)signum;
 }
 
-/* Credit the host's per-boot seed to the kernel's pool, so getrandom never blocks. */
-static void seed_entropy(const char *hex)
+/* Credit 32 bytes of the hardware RNG (virtio-rng: the host's randomness, private to this
+ * guest) to the kernel's pool, so getrandom never blocks.  A read that takes more than two
+ * seconds is given up (SIGALRM interrupts it); no device, nothing credited. */
+static size_t seed_entropy(void)
 {
     struct {
         struct rand_pool_info info;
-        unsigned char buf[256];
+        unsigned char buf[32];
     } seed;
+    int rng = open("/dev/hwrng", O_RDONLY | O_CLOEXEC);
+    if (rng < 0)
+        return 0; /* no hardware RNG (Xen, or a monitor without virtio-rng) */
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = woken; /* no SA_RESTART: the alarm ends a stuck read with EINTR */
+    sigaction(SIGALRM, &act, &old);
+    alarm(2);
     size_t n = 0;
-    for (; hex[0] && hex[1] && n < sizeof seed.buf; hex += 2) {
-        int hi = hexval(hex[0]), lo = hexval(hex[1]);
-        if (hi < 0 || lo < 0)
+    while (n < sizeof seed.buf) {
+        ssize_t got = read(rng, seed.buf + n, sizeof seed.buf - n);
+        if (got <= 0)
             break;
-        seed.buf[n++] = (unsigned char)(hi << 4 | lo);
+        n += (size_t)got;
     }
-    if (n == 0)
-        return;
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    close(rng);
+    if (n < sizeof seed.buf) {
+        say("unik-init: the hardware RNG gave %zu of %zu bytes: nothing credited", n, sizeof seed.buf);
+        memset(&seed, 0, sizeof seed);
+        return 0;
+    }
     seed.info.entropy_count = (int)(n * 8);
     seed.info.buf_size = (int)n;
     int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
         say("unik-init: cannot open /dev/urandom to seed it: %s", strerror(errno));
-        return;
+        memset(&seed, 0, sizeof seed);
+        return 0;
     }
-    if (ioctl(fd, RNDADDENTROPY, &seed) != 0)
+    int ok = ioctl(fd, RNDADDENTROPY, &seed) == 0;
+    if (!ok)
         say("unik-init: cannot seed the entropy pool: %s", strerror(errno));
     close(fd);
     memset(&seed, 0, sizeof seed);
+    return ok ? n : 0;
 }
 
 static char *next_word(char **p)
@@ -516,24 +541,22 @@ int main(int argc, char **argv)
         return 2;
     }
     console();
-    const char *seed = getenv("unik_seed");
     const char *exit_mode = getenv("unik_exit");
     int reboot_instead = exit_mode && strcmp(exit_mode, "reboot") == 0;
     status_on_console = exit_mode && strcmp(exit_mode, "poweroff") == 0;
     if (getenv("unik_probe"))
         finish(42, reboot_instead);
-    if (seed)
-        seed_entropy(seed);
     if (read_config() != 0)
         finish(125, reboot_instead);
+    size_t seeded = seed_entropy(); /* after read_config: virtio_rng is loaded */
     /* Arguments after `--` on the kernel command line go to the program. */
     for (int i = 1; i < argc && py_argc < MAX_ARGS; i++)
         py_argv[py_argc++] = argv[i];
     py_argv[py_argc] = NULL;
     py_env[py_envc] = NULL;
     double up = uptime();
-    say("unik-init: up at %.3f s (kernel %.3f s, init %.3f s), %d modules loaded, starting %s", up, started,
-        up - started, modules_loaded, py_argv[0]);
+    say("unik-init: up at %.3f s (kernel %.3f s, init %.3f s), %d modules loaded, %zu seed bytes from the "
+        "hardware RNG, starting %s", up, started, up - started, modules_loaded, seeded, py_argv[0]);
 
     /* Shutdown requests and the child's end arrive through a signalfd; handlers make
      * sure the kernel does not drop them (PID 1 never gets a signal left at SIG_DFL). */
