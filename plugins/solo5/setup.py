@@ -12,6 +12,7 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 TENDER = "unik-spt"
 MONITOR = "unik-hvt"
 RUNTIME = "hvt/unik-hvt-runtime.o"
+PROBE = "hvt/probe.elf"
 # The guest runtime runs before libc has resolved its ifuncs or set up TLS, and in a
 # system call libc may keep values in SSE registers: no libc calls, no SSE of its own.
 RUNTIME_CFLAGS = ["-O2", "-Wall", "-Wextra", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",
@@ -38,6 +39,8 @@ class BuildWithTender(build_ext):
         subprocess.check_call([*cc, "-c", str(src / "boot.S"), "-o", str(tmp / "boot.o")])
         (out_dir / "hvt").mkdir(exist_ok=True)
         subprocess.check_call(["ld", "-r", "-o", str(out_dir / RUNTIME), str(tmp / "runtime.o"), str(tmp / "boot.o")])
+        subprocess.check_call([*cc, "-nostdlib", "-static", "-no-pie", "-o", str(out_dir / PROBE),
+                               str(src / "probe.S")])
 
 
 setup(

@@ -53,3 +53,24 @@ def runtime_guest(tmp: Path, source: Path, files: dict[str, FsFile] | None = Non
 def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run unik-hvt with ``args``; a silent guest cannot hang the test (``timeout``)."""
     return subprocess.run([str(MONITOR), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+UNIK = str(Path(__import__("sys").executable).parent / "unik")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def unik(app: Path, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the unik command in ``app``."""
+    proc = subprocess.run([UNIK, *args], cwd=app, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"unik {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def needs_build_tools() -> None:
+    """Skip when gcc, the static glibc or Debian's static CPython are missing (naming what)."""
+    from unik_solo5.hvt_target import build_missing
+
+    why = build_missing()
+    if why:
+        pytest.skip(why)

@@ -8,6 +8,8 @@ from unik.hookspecs import hookimpl
 from unik.provider import Provider
 from unik.target import Target
 
+from .hvt_providers import PROVIDERS as HVT_PROVIDERS
+from .hvt_target import HvtTarget
 from .providers import PROVIDERS
 from .target import SptTarget
 
@@ -17,11 +19,11 @@ UNIK_API = ">=1.0,<2"
 
 @hookimpl
 def unik_register_targets() -> Sequence[type[Target]]:
-    """The spt target."""
-    return [SptTarget]
+    """The spt and hvt targets."""
+    return [SptTarget, HvtTarget]
 
 
 @hookimpl
 def unik_register_providers() -> Sequence[type[Provider]]:
-    """The spt target's devices."""
-    return PROVIDERS
+    """The spt and hvt targets' devices."""
+    return [*PROVIDERS, *HVT_PROVIDERS]

@@ -181,14 +181,41 @@ static const char *sysname(u64 nr)
 
 static u64 boot_ns;
 
-static void clocks(u64 *mono, u64 *wall)
+/* Clocks: the clock hypercall anchors them, the TSC interpolates (a hypercall is a VM
+ * exit, and CPython reads the clock thousands of times while it starts).  Re-anchored
+ * after every wait, so the guest's monotonic clock never drifts far from the host's,
+ * whose deadlines the poll hypercall takes. */
+static u64 anchor_mono, anchor_wall, anchor_tsc, tsc_mult; /* ns = (tsc delta * tsc_mult) >> 32 */
+
+static u64 rdtsc(void)
+{
+    u32 lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
+static void anchor(void)
 {
     struct hvt_clock c;
     hypercall(HVT_CLOCK, &c);
+    anchor_tsc = rdtsc();
+    anchor_mono = c.monotonic_ns;
+    anchor_wall = c.wall_ns;
+}
+
+static void clocks(u64 *mono, u64 *wall)
+{
+    u64 delta = 0;
+    if (tsc_mult) {
+        u64 now = rdtsc();
+        delta = now > anchor_tsc ? (u64)(((unsigned __int128)(now - anchor_tsc) * tsc_mult) >> 32) : 0;
+    } else {
+        anchor();
+    }
     if (mono)
-        *mono = c.monotonic_ns;
+        *mono = anchor_mono + delta;
     if (wall)
-        *wall = c.wall_ns;
+        *wall = anchor_wall + delta;
 }
 
 static u64 monotonic(void)
@@ -662,6 +689,7 @@ static void wait_until(u64 deadline)
 {
     struct hvt_poll p = {deadline, 0};
     hypercall(HVT_POLL, &p);
+    anchor();
 }
 
 static u64 deadline_ms(i64 timeout_ms)
@@ -1103,6 +1131,29 @@ static i64 dispatch(struct rt_regs *r)
     case 45: /* recvfrom */ { struct file *f = get((i64)a); return !f ? -EBADF : f->kind != K_PIPE ? -ENOTSOCK
                                                                   : do_read(f, (u8 *)b, c, -1); }
     case 48: return 0; /* shutdown: the peer sees end of file at close */
+    case 51: case 52: { /* getsockname, getpeername: the socketpair's end, AF_UNIX and unnamed */
+        struct file *f = get((i64)a);
+        if (!f)
+            return -EBADF;
+        if (f->kind != K_PIPE || !f->socket)
+            return -ENOTSOCK;
+        if (b && c && *(u32 *)c >= 2)
+            *(uint16_t *)b = 1;
+        if (c)
+            *(u32 *)c = 2;
+        return 0;
+    }
+    case 99: { /* sysinfo */
+        u64 *si = (u64 *)a, mono;
+        zero(si, 112);
+        clocks(&mono, NULL);
+        si[0] = (mono - boot_ns) / 1000000000ULL;
+        si[4] = bi->mem_size;                      /* totalram */
+        si[5] = heap_hi > brk_cur ? heap_hi - brk_cur : 0; /* freeram, roughly */
+        *(uint16_t *)&si[10] = 1;                  /* procs */
+        *(u32 *)&si[13] = 1;                       /* mem_unit */
+        return 0;
+    }
     case 60: case 231: halt((int)a); /* exit, exit_group */
     case 63: return sys_uname((char *)a);
     case 72: return sys_fcntl((i64)a, (i64)b, c);
@@ -1228,6 +1279,9 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
     u32 eax = 1, ebx, ecx, edx;
     __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
     has_rdrand = (ecx >> 30) & 1;
+    if (bi->tsc_hz >= 1000000)
+        tsc_mult = (1000000000ULL << 32) / bi->tsc_hz;
+    anchor();
     clocks(&boot_ns, NULL);
     for (int i = 0; i < 8; i++)
         rng_key[i] = ((const u32 *)bi->seed)[i];

@@ -1,0 +1,58 @@
+"""Device providers of the hvt target: what the guest runtime serves to CPython.
+
+The console is standard output (the console hypercall), the clocks are
+``clock_gettime`` (the clock hypercall) and sleep is asyncio's timers (``epoll_wait``
+on the poll hypercall): the unix target's implementations, unchanged, over hvt's
+Linux-syscall shim.  Network and block devices are not there yet.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from unik.provider import Provider
+
+HVT: frozenset[str] = frozenset({"hvt"})
+
+
+class _Hvt(Provider):
+    targets: ClassVar[frozenset[str] | None] = HVT
+
+
+class Console(_Hvt):
+    """Standard output: the monitor's console hypercall."""
+
+    PLUGIN_NAME = "hvt.console"
+    kind = "console"
+    implementation = "unik_unix.console:StdoutConsole"
+    description = "the monitor's standard output"
+
+
+class MonotonicClock(_Hvt):
+    """CLOCK_MONOTONIC: the host's, by hypercall."""
+
+    PLUGIN_NAME = "hvt.monotonic-clock"
+    kind = "monotonic_clock"
+    implementation = "unik.posix:PosixMonotonicClock"
+    description = "the host's CLOCK_MONOTONIC (clock hypercall)"
+
+
+class WallClock(_Hvt):
+    """CLOCK_REALTIME: the host's, by hypercall."""
+
+    PLUGIN_NAME = "hvt.wall-clock"
+    kind = "wall_clock"
+    implementation = "unik.posix:PosixWallClock"
+    description = "the host's CLOCK_REALTIME (clock hypercall)"
+
+
+class Sleep(_Hvt):
+    """asyncio timers: epoll_wait in the runtime, the poll hypercall with a deadline."""
+
+    PLUGIN_NAME = "hvt.sleep"
+    kind = "sleep"
+    implementation = "unik.posix:PosixSleep"
+    description = "asyncio timers (the poll hypercall with a deadline)"
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep]

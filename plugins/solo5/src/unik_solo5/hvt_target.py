@@ -1,0 +1,176 @@
+"""The hvt target: CPython and the application as one static ELF, run by unik's own KVM monitor.
+
+``unik build`` links ``dist/<name>-hvt/<name>.hvt``: hvt's guest runtime
+(``hvt/runtime.c``, ``hvt/boot.S``), a ``main`` that starts CPython
+(``hvt/pymain.c``), Debian's static ``libpython3.11.a`` and glibc, and the archive of
+the in-memory filesystem (:mod:`unik_solo5.hvtfs`): the standard library at
+``/lib/python3.11`` (with its byte code) and the artifact's runtime files (the generated
+``main.py``, the application, unik and its plugins) at ``/app``.  ``manifest.json``
+beside it is solo5's device manifest.  ``unik run -t hvt`` starts ``unik-hvt`` on it.
+"""
+
+from __future__ import annotations
+
+import json
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from unik.bundle import runtime_files
+from unik.errors import BuildError, RunError
+from unik.instances import process_start
+from unik.keys import Key, KeyValues
+from unik.plan import Plan
+from unik.progress import counted
+from unik.target import Artifact, BuildContext, Check, RunContext, Target
+
+from .hvtfs import FsFile, link, pack, tree
+
+MONITOR = Path(__file__).with_name("unik-hvt")
+PYMAIN = Path(__file__).with_name("hvt") / "pymain.c"
+#: Debian's CPython that the unikernel links (python3.11-dev / libpython3.11-dev).
+PY_VERSION = "3.11"
+STDLIB = Path(f"/usr/lib/python{PY_VERSION}")
+LIBPYTHON_DIR = Path(f"/usr/lib/python{PY_VERSION}/config-{PY_VERSION}-x86_64-linux-gnu")
+PY_INCLUDE = Path(f"/usr/include/python{PY_VERSION}")
+LIBS = ["-lpython3.11", "-lexpat", "-lz", "-lm", "-ldl", "-lpthread", "-lutil"]
+#: Parts of the standard library a unikernel has no use for (tests, GUIs, installers, shared modules).
+STDLIB_SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "distutils",
+               "pydoc_data", "site-packages", "dist-packages", "lib-dynload", f"config-{PY_VERSION}-x86_64-linux-gnu",
+               "__phello__", "venv")
+
+
+def check_mem(value: Any, keys: KeyValues) -> None:
+    """``--mem`` as 256M or 1G (a plain number is MiB), between 64 MiB and 3 GiB."""
+    mib(str(value))
+
+
+def mib(text: str) -> int:
+    """MiB of a size written 256M, 1G or 256 (MiB)."""
+    m = re.fullmatch(r"(\d+)([mMgG]?)", text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a memory size: give one as 256M or 1G")
+    value = int(m.group(1)) * (1024 if m.group(2) in ("g", "G") else 1)
+    if not 64 <= value <= 3072:
+        raise ValueError(f"{text!r}: hvt guests have between 64M and 3G of memory")
+    return value
+
+
+MEM = Key("mem", "memory of the unikernel (256M, 1G; at most 3G)", default="256M", metavar="SIZE", check=check_mem)
+TRACE = Key("trace", "log every system call the application makes (unik-hvt --trace)", "bool")
+
+
+def build_missing() -> str | None:
+    """What linking an hvt unikernel lacks on this host (``None``: nothing)."""
+    if shutil.which("gcc") is None:
+        return "gcc is missing: apt-get install gcc libc6-dev"
+    if not (LIBPYTHON_DIR / "libpython3.11.a").exists() or not (PY_INCLUDE / "Python.h").exists():
+        return (f"Debian's static CPython is missing ({LIBPYTHON_DIR}/libpython3.11.a): "
+                "apt-get install libpython3.11-dev")
+    if not Path("/usr/lib/x86_64-linux-gnu/libc.a").exists():
+        return "the static glibc is missing (/usr/lib/x86_64-linux-gnu/libc.a): apt-get install libc6-dev"
+    for lib in ("libexpat.a", "libz.a"):
+        if not Path("/usr/lib/x86_64-linux-gnu", lib).exists():
+            pkg = "libexpat1-dev" if "expat" in lib else "zlib1g-dev"
+            return f"{lib} is missing: apt-get install {pkg}"
+    if not STDLIB.is_dir():
+        return f"the standard library {STDLIB} is missing: apt-get install libpython3.11-stdlib"
+    return None
+
+
+def _pyc(source: Path, guest: str) -> bytes | None:
+    """``source`` compiled for the guest's CPython (same minor version only), checked by hash, not mtime."""
+    if sys.version_info[:2] != (3, 11):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "x.pyc")
+        try:
+            py_compile.compile(str(source), cfile=str(out), dfile=guest, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        except py_compile.PyCompileError:
+            return None  # the guest reports the syntax error when it imports the module
+        return out.read_bytes()
+
+
+def app_files(files: list[tuple[str, Path]]) -> dict[str, FsFile]:
+    """The artifact's files under ``/app``, each module with its byte code in ``__pycache__``."""
+    tag = sys.implementation.cache_tag
+    out: dict[str, FsFile] = {}
+    for dest, source in files:
+        guest = f"/app/{dest}"
+        st = source.stat()
+        out[guest] = FsFile(source.read_bytes(), st.st_mtime_ns)
+        if dest.endswith(".py"):
+            code = _pyc(source, guest)
+            if code is not None:
+                parent, _, name = guest.rpartition("/")
+                out[f"{parent}/__pycache__/{name[:-3]}.{tag}.pyc"] = FsFile(code, st.st_mtime_ns)
+    return out
+
+
+class HvtTarget(Target):
+    """CPython and the application as a unikernel on unik's own minimal KVM monitor (no Linux inside)."""
+
+    PLUGIN_NAME = "hvt"
+    description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
+    run_keys = (MEM, TRACE)
+
+    def doctor(self) -> list[Check]:
+        """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
+        from .hvt_doctor import doctor_checks
+
+        return doctor_checks()
+
+    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
+        """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
+        why = build_missing()
+        if why:
+            raise BuildError(f"cannot build for hvt: {why}")
+        files = runtime_files(plan, ctx.build_dir)
+        image = tree(STDLIB, f"/lib/python{PY_VERSION}", skip=STDLIB_SKIP)
+        image.update(app_files([(f.dest, Path(f.source)) for f in files]))
+        archive = pack(image)
+        ctx.progress.info(f"linking CPython with {counted(len(files), 'file')} and the standard library "
+                          f"({len(archive) >> 20} MiB of files)")
+        out = ctx.artifact_dir(plan)
+        elf = out / f"{plan.app.name}.hvt"
+        with tempfile.TemporaryDirectory(prefix="unik-hvt-") as tmp:
+            obj = Path(tmp, "pymain.o")
+            proc = subprocess.run(["gcc", "-O2", f"-I{PY_INCLUDE}", "-c", str(PYMAIN), "-o", str(obj)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BuildError(f"compiling {PYMAIN.name} failed:\n{proc.stderr.strip()}")
+            try:
+                link([obj], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS])
+            except (RuntimeError, FileNotFoundError) as exc:
+                raise BuildError(str(exc)) from exc
+        manifest = {"type": "solo5.manifest", "version": 1, "devices": []}
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),
+                                               "size": elf.stat().st_size})
+
+    def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
+        """Run the unikernel under ``unik-hvt`` and return its exit status."""
+        if not MONITOR.exists():
+            raise RunError(f"the monitor {MONITOR} is missing: reinstall unik-target-solo5 (with gcc installed)")
+        opts = ctx.options
+        mem = mib(str(opts.get("mem") if "mem" in opts.keys and opts.get("mem") else "256M"))
+        cmd = [str(MONITOR), "--mem", str(mem)]
+        if "trace" in opts.keys and opts.get("trace"):
+            cmd.append("--trace")
+        cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
+        if ctx.dry_run:
+            return ctx.show_command(cmd)
+        proc = subprocess.Popen(cmd)
+        ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait()
+

@@ -1,0 +1,75 @@
+"""The hvt target end to end: CPython as a unikernel under unik-hvt (configure, build, run, doctor)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+from hvt_support import ROOT, needs_build_tools, needs_kvm, unik
+
+
+def _app(root: Path, name: str, body: str) -> Path:
+    app = root / name
+    pkg = app / "src" / name
+    pkg.mkdir(parents=True)
+    (app / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\n\n'
+                                        f'[tool.unik]\nmain = "{name}:start"\n')
+    (pkg / "__init__.py").write_text("import os\nfrom unik.devices import Console\n\n\n"
+                                     "async def start(console: Console) -> object:\n"
+                                     + textwrap.indent(textwrap.dedent(body), "    "))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    return app
+
+
+def test_hello_runs_under_hvt(tmp_path: Path) -> None:
+    needs_kvm()
+    needs_build_tools()
+    app = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", app, ignore=shutil.ignore_patterns("_build", "dist"))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    out = app / "dist" / "hello-hvt"
+    assert (out / "hello.hvt").read_bytes()[:4] == b"\x7fELF"
+    assert json.loads((out / "manifest.json").read_text()) == {"type": "solo5.manifest", "version": 1, "devices": []}
+    proc = unik(app, "run", "-t", "hvt")
+    assert proc.stdout.splitlines() == ["hello"] * 4
+    proc = unik(app, "run", "-t", "hvt", "--count", "2", "--greeting", "bonjour", "--mem", "128M")
+    assert proc.stdout.splitlines() == ["bonjour", "bonjour"]
+
+
+def test_status_host_isolation_and_refused_calls(tmp_path: Path) -> None:
+    needs_kvm()
+    needs_build_tools()
+    app = _app(tmp_path, "probe", """\
+        try:
+            os.fork()
+        except OSError as exc:
+            console.log(f"fork: {exc.strerror}")
+        for path in ("/etc/passwd", "/proc/self/status", "/app/main.py"):
+            console.log(f"{path}: {os.path.exists(path)}")
+        return 3
+        """)
+    proc = unik(app, "run", "-t", "hvt", check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == ["fork: Function not implemented", "/etc/passwd: False",
+                                        "/proc/self/status: False", "/app/main.py: True"]
+    assert "system call clone (56) is not supported by the hvt runtime: ENOSYS" in proc.stderr  # glibc forks with clone
+
+
+def test_an_exception_exits_1_with_its_traceback(tmp_path: Path) -> None:
+    needs_kvm()
+    needs_build_tools()
+    app = _app(tmp_path, "boom", "raise RuntimeError('boom')\n")
+    proc = unik(app, "run", "-t", "hvt", check=False)
+    assert proc.returncode == 1
+    assert "RuntimeError: boom" in proc.stderr and "__init__.py" in proc.stderr
+
+
+def test_doctor_runs_the_probe_guest(tmp_path: Path) -> None:
+    needs_kvm()
+    proc = unik(tmp_path, "doctor", "-t", "hvt", check=False)
+    assert "the probe guest ran natively" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0
