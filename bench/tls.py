@@ -98,7 +98,7 @@ async def serve(mode: str, port: int, cert: str, key: str, tap: str | None) -> N
         from unik_tcpip.stack import TcpipStack
         from unik_unix.tap import TapNetwork
 
-        network = await TapNetwork.connect("service", tap, offload=True)
+        network = await TapNetwork.connect("service", tap, offload=True, create=True)
         print("tap", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the TAP is in place
         stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),

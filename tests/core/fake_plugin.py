@@ -169,21 +169,26 @@ class HostStackP(_Fake):
         return request.keys.raw("net") == "host"
 
 
+#: A key built into the artifact: a different value at run time builds for that run.
+FLAVOUR = Key("flavour", "what the artifact is built as", default="plain", stage="configure")
+
+
 class FakeTarget(Target):
     PLUGIN_NAME = "fake"
     description = "an in-memory target for tests"
-    keys = (NET,)
+    keys = (NET, FLAVOUR)
     run_keys = (Key("mem", "memory size", default="64M"),)
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         out = ctx.artifact_dir(plan)
         (out / "main.py").write_text((ctx.build_dir / "main.py").read_text())
-        return Artifact("fake", out, "main.py", {"devices": len(plan.nodes)})
+        flavour = plan.keys.raw("flavour") if "flavour" in plan.keys.keys else FLAVOUR.default
+        return Artifact("fake", out, "main.py", {"devices": len(plan.nodes), "flavour": flavour})
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         plan = Plan.loads((ctx.root / "_build" / "fake" / "plan.json").read_text())
         path = os.pathsep.join([str(HERE), *plan.app.source_dirs, os.environ.get("PYTHONPATH", "")])
-        print(f"mem={ctx.options.get('mem')}", flush=True)
+        print(f"mem={ctx.options.get('mem')} flavour={artifact.manifest.get('flavour')}", flush=True)
         cmd = [sys.executable, str(artifact.path), *keys.as_args(), *ctx.extra_args]
         return subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=path)).returncode
 

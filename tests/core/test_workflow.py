@@ -14,7 +14,8 @@ from core_support import MakeApp
 from host_tools import require
 from unik.codegen import generate_main
 from unik.describe import to_dot, to_text
-from unik.errors import NotConfigured
+from unik.errors import NotConfigured, UnknownTarget
+from unik.plan import Plan
 from unik.testing import PluginRegistry
 
 APP = """
@@ -98,14 +99,66 @@ def test_run_with_a_key_that_changes_the_graph_reconfigures(
     registry: PluginRegistry, make_app: MakeApp, capfd: pytest.CaptureFixture[str]
 ) -> None:
     root = make_app(APP)
-    project = registry.project(root)
+    project = registry.project(root, quiet=False)
     project.configure("fake", {"net": ["service=tap0"]})
-    project.build()
+    saved = (root / "_build" / "fake" / "plan.json").read_text()
+    artifact = project.build()
+    stamp = artifact.path.stat().st_mtime_ns
+    capfd.readouterr()
+    # A plain --net at run time replaces configure's per-device binding (it does not lose to it).
     assert project.run(None, {"net": ["host"]}) == 0
-    assert "listening on 127.0.0.1:8080 via host" in capfd.readouterr().out
-    plan = project.configuration(None).plan
-    assert plan.node("stack").provider == "fake.host-stack"
-    assert [n.name for n in plan.nodes] == ["stack", "console"]
+    out, err = capfd.readouterr()
+    assert "listening on 127.0.0.1:8080 via host" in out
+    assert ("unik: these options change the device graph: configuring and building for this run in "
+            "_build/fake/run (the saved configuration is unchanged)") in err
+    assert "building demo for fake (for this run)" in err
+    run_plan = Plan.loads((root / "_build" / "fake" / "run" / "plan.json").read_text())
+    assert run_plan.node("stack").provider == "fake.host-stack"
+    assert [n.name for n in run_plan.nodes] == ["stack", "console"]
+    # The saved configuration and its artifact are as configure and build left them.
+    assert (root / "_build" / "fake" / "plan.json").read_text() == saved
+    assert artifact.path.stat().st_mtime_ns == stamp
+    assert project.configuration(None).plan.node("stack").provider == "fakelib.stack"
+    assert project.run(None, {}) == 0
+    assert "via tap0" in capfd.readouterr().out
+
+
+def test_run_with_a_configure_time_key_builds_for_that_run(
+    registry: PluginRegistry, make_app: MakeApp, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = make_app(APP)
+    project = registry.project(root, quiet=False)
+    project.configure("fake", {})
+    project.build()
+    capfd.readouterr()
+    assert project.run(None, {"flavour": ["spicy"]}) == 0
+    out, err = capfd.readouterr()
+    assert "flavour=spicy" in out
+    assert "unik: --flavour is built into the artifact: configuring and building for this run in _build/fake/run" in err
+    assert "flavour" not in project.configuration(None).plan.keys.values  # not saved
+    assert project.run(None, {}) == 0
+    out, err = capfd.readouterr()
+    assert "flavour=plain" in out and "running demo on fake (configured " in err
+
+
+def test_build_and_run_say_which_target_and_a_failed_configure(
+    registry: PluginRegistry, make_app: MakeApp, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = make_app(APP)
+    project = registry.project(root, quiet=False)
+    project.configure("fake", {})
+    with pytest.raises(UnknownTarget):
+        project.configure("nosuch", {})
+    note = project.configure_failed("nosuch")
+    assert note.startswith("the configuration for fake (made ") and "is still the current one" in note
+    capfd.readouterr()
+    project.build()
+    err = capfd.readouterr().err
+    assert "unik: warning: the last `unik configure -t nosuch` failed: using the fake configuration made " in err
+    assert "unik: building demo for fake (configured " in err
+    project.configure("fake", {})
+    project.build()
+    assert "warning" not in capfd.readouterr().err  # a configure that succeeds clears it
 
 
 def test_stale_configuration_is_redone(registry: PluginRegistry, make_app: MakeApp) -> None:

@@ -75,6 +75,7 @@ def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:
     unik("configure", "-t", "unix", "--net", f"net={ifname}", "--address", address, "--count", "2", cwd=app)
     unik("build", cwd=app, env=env)
     log = tmp_path / "run.log"
+    sh("ip", "tuntap", "add", ifname, "mode", "tap")  # unik run refuses a TAP that does not exist
     with open(log, "wb") as out:
         proc = subprocess.Popen([UNIK, "run"], cwd=app, env=dict(os.environ, **env), stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -84,10 +85,10 @@ def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:
                 return None
             return f"unik run exited {proc.returncode}:\n{log.read_text()}"
 
-        def link_exists() -> bool:
-            return sh("ip", "link", "show", ifname, check=False).returncode == 0
+        def attached() -> bool:  # the application opened the TAP: its carrier is on
+            return "LOWER_UP" in sh("ip", "link", "show", ifname, check=False).stdout
 
-        wait_for(f"TAP {ifname}", link_exists, 30, exited)
+        wait_for(f"the application to open TAP {ifname}", attached, 30, exited)
         sh("ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", check=False)
         sh("ip", "link", "set", ifname, "netns", netns)
         sh("ip", "-n", netns, "addr", "add", f"{host}/24", "dev", ifname)
@@ -125,3 +126,4 @@ def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        sh("ip", "link", "del", ifname, check=False)  # still here only if it never reached the namespace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import socket
@@ -165,3 +166,24 @@ def test_query_main_and_clean(tmp_path: Path, unik: Unik) -> None:
     assert f"removed {app / '_build'}" in cleaned.stderr
     out = unik("describe", cwd=app, check=False)
     assert out.returncode == 1 and "run `unik configure -t TARGET` first" in out.stderr
+
+
+def test_a_failed_configure_does_not_leave_the_old_target_silently_active(tmp_path: Path, unik: Unik) -> None:
+    app = copy_example("hello", tmp_path)
+    unik("configure", "-t", "unix", cwd=app)
+    # A mistake only the virtio configuration has: configure -t virtio fails.
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.unik.targets.virtio]\ninitramfs_compression = "lzma"\n')
+    unik("configure", "-t", "unix", cwd=app)
+    failed = unik("configure", "-t", "virtio", cwd=app, check=False)
+    assert failed.returncode == 1 and "initramfs_compression" in failed.stderr, failed.stderr
+    assert re.search(r"unik: note: the configuration for unix \(made \d+ s ago\) is still the current one: "
+                     r"`unik build` and `unik run` use it until a configure succeeds", failed.stderr), failed.stderr
+    build = unik("build", cwd=app)
+    warning = "unik: warning: the last `unik configure -t virtio` failed: using the unix configuration made "
+    assert warning in build.stderr and "unik: building hello for unix (configured " in build.stderr
+    run = unik("run", "--count", "1", cwd=app)
+    assert warning in run.stderr and "unik: running hello on unix (configured " in run.stderr
+    assert run.stdout == "hello\n"
+    unik("configure", "-t", "unix", cwd=app)
+    assert "warning" not in unik("build", cwd=app).stderr

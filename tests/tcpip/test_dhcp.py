@@ -106,14 +106,16 @@ def test_lease_renew_rebind_expire_and_reacquire() -> None:
     run(main())
 
 
-def test_no_server_times_out() -> None:
+def test_no_server_times_out(capsys: pytest.CaptureFixture[str]) -> None:
     from unik.errors import DeviceUnavailable
 
     async def main() -> None:
         wire = Wire()
-        with pytest.raises(DeviceUnavailable, match="no DHCP lease"):
+        with pytest.raises(DeviceUnavailable, match=r"no DHCP lease within 30 s: .* \(--dhcp-timeout SECONDS\)"):
             await TcpipStack.connect(wire.port(mac(2)), VirtualClock(), LoopSleep(), SeededRandom(1),
                                      dhcp_timeout=30)
         discovers = [f for _, f in wire.log if len(f) > 42 and f[14 + 9] == 17]
         assert 2 <= len(discovers) <= 4  # 4, 8, 16 s back-off (RFC 2131 4.1)
     run(main())
+    # said once, after a moment, that it waits (a VM would otherwise sit silent)
+    assert capsys.readouterr().err.count(": waiting for a DHCP lease on ") == 1

@@ -160,7 +160,7 @@ async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, of
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
     from unik_unix.tap import TapNetwork
 
-    network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload)
+    network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload, create=True)
     if mtu is not None:  # a TAP it creates has the kernel's default MTU: lower both sides
         sh("ip", "link", "set", ns.ifname, "mtu", str(mtu))
         network.mtu = mtu
@@ -406,7 +406,7 @@ def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -
     from unik_unix.tap import TapNetwork
 
     async def main() -> None:
-        network = await TapNetwork.connect("service", netns.ifname)
+        network = await TapNetwork.connect("service", netns.ifname, create=True)
         try:
             netns.adopt()
             async with netns.background(
@@ -456,6 +456,9 @@ def test_unik_run_examples_http_on_a_tap(netns: Namespace, tmp_path: Path) -> No
         assert done.returncode == 0, done.stdout + done.stderr
     assert "unik_tcpip.stack import TcpipStack" in (app / "_build" / "unix" / "main.py").read_text()
 
+    # unik run refuses a TAP that does not exist: make it here, moved into the namespace once open
+    sh("ip", "tuntap", "add", netns.ifname, "mode", "tap")
+
     async def main() -> None:
         proc = await asyncio.create_subprocess_exec(str(unik), "run", cwd=app, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT)
@@ -472,7 +475,10 @@ def test_unik_run_examples_http_on_a_tap(netns: Namespace, tmp_path: Path) -> No
             if proc.returncode is None:
                 proc.terminate()
             await asyncio.wait_for(proc.wait(), 20)
-    run(main())
+    try:
+        run(main())
+    finally:
+        sh("ip", "link", "del", netns.ifname, check=False)  # still here only if it never reached the namespace
 
 
 HOSTILE = r"""

@@ -139,12 +139,14 @@ def test_https_on_unik_tcp_over_a_tap(tmp_path: Path) -> None:
     assert {d["name"]: d["provider"] for d in plan["devices"]}["stack"] == "tcpip.stack"
     unik("build", cwd=app, env=env)
     with network_namespace("unik-tls") as netns:
+        sh("ip", "tuntap", "add", ifname, "mode", "tap")  # unik run refuses a TAP that does not exist
         log = tmp_path / "run.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([UNIK, "run"], cwd=app, env=dict(os.environ, **env), stdout=out,
                                     stderr=subprocess.STDOUT)
         try:
-            wait_for(f"TAP {ifname}", lambda: sh("ip", "link", "show", ifname, check=False).returncode == 0,
+            wait_for(f"the server to open TAP {ifname}",  # its carrier goes on
+                     lambda: "LOWER_UP" in sh("ip", "link", "show", ifname, check=False).stdout,
                      30, proc, log)
             sh("ip", "link", "set", ifname, "netns", netns)
             sh("ip", "-n", netns, "addr", "add", f"{host}/24", "dev", ifname)
@@ -160,6 +162,7 @@ def test_https_on_unik_tcp_over_a_tap(tmp_path: Path) -> None:
             assert both.stdout == "200 1404 0", both.stdout  # keep-alive: one connection
         finally:
             status = stop(proc)
+            sh("ip", "link", "del", ifname, check=False)  # still here only if it never reached the namespace
         assert status == 128 + signal.SIGTERM, log.read_text()
 
 

@@ -436,7 +436,7 @@ def ifname() -> str:
 
 @contextlib.contextmanager
 def opened(name: str, ifname: str, backend: ModuleType, offload: bool = False) -> Iterator[TapNetwork]:
-    dev = TapNetwork.open_sync(name, ifname, offload=offload, io=backend)
+    dev = TapNetwork.open_sync(name, ifname, offload=offload, io=backend, create=True)
     try:
         yield dev
     finally:
@@ -514,7 +514,7 @@ def arp_reply(ours: bytes, theirs: bytes, our_ip: str, their_ip: str) -> bytes:
 @needs_tap
 def test_open_names_and_attributes(backend: ModuleType, ifname: str) -> None:
     for word in (None, "tap", "socket"):
-        dev = run(TapNetwork.connect(ifname, word))
+        dev = run(TapNetwork.connect(ifname, word, create=True))
         assert dev.ifname == ifname and dev._io is backend
         assert f"{ifname}:" in sh("ip", "link", "show", ifname).stdout
         assert ",UP" in sh("ip", "link", "show", ifname).stdout
@@ -557,9 +557,18 @@ def test_open_errors(backend: ModuleType, ifname: str, monkeypatch: pytest.Monke
         TapNetwork.open_sync("net", "a/b", io=backend)
     with pytest.raises(DeviceUnavailable, match="not a TAP device"):
         TapNetwork.open_sync("net", "lo", io=backend)
+    # A TAP that does not exist is refused, not created (it would vanish with us, without an address)
+    with pytest.raises(DeviceUnavailable) as missing:
+        TapNetwork.open_sync("net", ifname, io=backend)
+    assert str(missing.value) == (f"network device net: there is no TAP {ifname} here: create it first (ip tuntap "
+                                  f"add {ifname} mode tap; ip addr add ... dev {ifname}), or let unik make one: "
+                                  f"--net net=auto")
+    assert sh("ip", "link", "show", ifname, check=False).returncode != 0
+    with pytest.raises(DeviceUnavailable, match="=auto is done by `unik run`"):
+        TapNetwork.open_sync("net", "auto", io=backend)
     monkeypatch.setattr(tap_mod, "TUN_PATH", "/nonexistent/tun")
     with pytest.raises(DeviceUnavailable, match=r"/nonexistent/tun does not exist: load the tun module"):
-        TapNetwork.open_sync("net", ifname, io=backend)
+        TapNetwork.open_sync("net", ifname, io=backend, create=True)
 
 
 def _drop_cap_net_admin() -> None:
@@ -584,7 +593,7 @@ def test_no_cap_net_admin(backend: ModuleType, ifname: str) -> None:
         try:
             _drop_cap_net_admin()
             try:
-                TapNetwork.open_sync("net", ifname, io=backend)
+                TapNetwork.open_sync("net", ifname, io=backend, create=True)
             except DeviceUnavailable as exc:
                 os.write(w, str(exc).encode())
                 status = 0

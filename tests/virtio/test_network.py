@@ -84,9 +84,24 @@ def test_net_auto_creates_a_tap_and_says_how_to_reach_the_guest(ping_app: Path, 
     finally:
         responder.kill()
         responder.wait()
-    assert "QEMU creates TAP unik0" in proc.stderr and "ip addr add" in proc.stderr
+    # The application has no IPv4 stack: the TAP gets no address, and is gone after the run.
+    assert ("unik: network device uplink: created TAP unik0 with no address on the host side; it is removed "
+            "when the run ends") in proc.stderr
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reply pong" in proc.stdout.splitlines()
+    gone = subprocess.run(["ip", "-n", empty_netns, "link", "show", "unik0"], capture_output=True, text=True)
+    assert gone.returncode != 0
+
+
+def test_a_tap_that_does_not_exist_is_refused_before_booting(ping_app: Path, empty_netns: str) -> None:
+    proc = subprocess.run(["ip", "netns", "exec", empty_netns, UNIK, "run", "--accel", "tcg",
+                           "--net", "uplink=ukmissing0"], cwd=ping_app, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 1
+    assert ("unik: error: network device uplink: there is no TAP ukmissing0 here: create it first "
+            "(ip tuntap add ukmissing0 mode tap; ip addr add ... dev ukmissing0), or let unik make one: "
+            "--net uplink=auto") in proc.stderr
+    assert "booting" not in proc.stderr
 
 
 @pytest.fixture

@@ -98,6 +98,18 @@ def test_decode_qemu_failure_and_statusless_stop() -> None:
         qemu.decode_status(0, b"Kernel panic", b"")
 
 
+def test_a_guest_that_ran_out_of_memory_or_said_nothing_is_told_apart() -> None:
+    panic = b"[    1.968178] Kernel panic - not syncing: System is deadlocked on memory\r\n[    1.9] CPU: 0\r\n"
+    with pytest.raises(qemu.GuestStopped) as stopped:
+        qemu.decode_status(0, panic, b"")
+    assert str(stopped.value) == ("the guest ran out of memory (its kernel panicked: System is deadlocked on "
+                                  "memory)")
+    assert stopped.value.out_of_memory and not stopped.value.silent
+    with pytest.raises(qemu.GuestStopped) as stopped:
+        qemu.decode_status(0, b"", b"")
+    assert str(stopped.value).startswith("the guest stopped before printing anything") and stopped.value.silent
+
+
 def test_boot_command_line(tmp_path: Path) -> None:
     b = qemu.Boot(tmp_path / "k", tmp_path / "i", "microvm", "tcg", args=["--greeting=hi there", "--count=2"],
                   devices=["virtio-rng"])

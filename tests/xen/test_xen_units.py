@@ -22,8 +22,8 @@ def test_virtual_disk_names_follow_xens_scheme() -> None:
 
 
 def test_memory_sizes_in_mib() -> None:
-    assert (mem_mib("256M"), mem_mib("1G"), mem_mib(str(512 << 20)), mem_mib("65536K")) == (256, 1024, 512, 64)
-    with pytest.raises(BuildError, match="at least 32 MiB"):
+    assert (mem_mib("256M"), mem_mib("1G"), mem_mib(str(512 << 20)), mem_mib("131072K")) == (256, 1024, 512, 128)
+    with pytest.raises(BuildError, match="needs at least 80 MiB for its kernel"):
         mem_mib("16M")
     with pytest.raises(BuildError, match="not a size"):
         mem_mib("lots")

@@ -150,6 +150,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
 
     p = sub.add_parser("targets", help="list available targets and what each provides")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--keys-table", action="store_true",
+                   help="print which keys each target has and when they take effect, as a Markdown table")
     p.set_defaults(func=cmd_targets)
 
     p = sub.add_parser("doctor", help="check this host for what a target needs",
@@ -185,7 +187,13 @@ def cmd_new(ns: argparse.Namespace) -> int:
 def cmd_configure(ns: argparse.Namespace) -> int:
     """``unik configure``."""
     project = _project(ns)
-    config = project.configure(ns.target, _key_args(ns))
+    try:
+        config = project.configure(ns.target, _key_args(ns))
+    except UnikError as exc:
+        still = project.configure_failed(ns.target)
+        if still:  # printed after the error by main()
+            exc.__notes__ = [*getattr(exc, "__notes__", []), still]  # type: ignore[attr-defined]
+        raise
     ns.progress.info(f"configured {config.plan.app.name} for {ns.target}: {counted(len(config.plan.nodes), 'device')}, "
                      f"{config.directory / 'main.py'}")
     return 0
@@ -276,6 +284,11 @@ def _targets_json(pm: PluginManager) -> list[dict[str, Any]]:
 
 def cmd_targets(ns: argparse.Namespace) -> int:
     """``unik targets``."""
+    if ns.keys_table:
+        from .keytable import keys_table
+
+        sys.stdout.write(keys_table(ns.pm))
+        return 0
     rows = _targets_json(ns.pm)
     if ns.json:
         print(json.dumps(rows, indent=2))
@@ -521,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ns.func(ns))
     except UnikError as exc:
         print(f"unik: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"unik: note: {note}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -14,6 +14,13 @@ provider or target declaring the key supplies (unik-lib-tcpip's ``--ipv4`` check
 address/prefix with the parser its stack uses).  A value remembers where it came from
 (the command line, or a ``[tool.unik.targets.X]`` table of a file), so an error names
 the option, or the file, the table and the key.
+
+A key's *stage* says when it takes effect.  A ``run`` key is read when the artifact
+starts: configure saves a default, ``unik run`` may give another.  A ``configure`` key
+is built into the artifact (the kernel, the initramfs compression): ``unik run`` giving
+a different value configures and builds again into a place of its own, as does any
+run-time value that changes the device graph; the saved configuration is never
+rewritten by ``unik run``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ KeyType = Literal["str", "int", "float", "bool"]
 #: A key's check: called with the parsed value and every key value, it raises
 #: :class:`ValueError` whose message says what is wrong (without naming the key).
 KeyCheck = Callable[[Any, "KeyValues"], None]
+#: When a key takes effect: ``configure`` (built into the artifact) or ``run`` (read at start).
+Stage = Literal["configure", "run"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -48,7 +57,7 @@ class Key(FrozenRecord):
     """
 
     __slots__ = ("check", "choices", "default", "help", "internal", "metavar", "name", "per_device", "repeatable",
-                 "type")
+                 "stage", "type")
     name: str
     help: str
     type: KeyType
@@ -59,16 +68,21 @@ class Key(FrozenRecord):
     repeatable: bool
     check: KeyCheck | None
     internal: bool
+    stage: Stage
 
     def __init__(self, name: str, help: str, type: KeyType = "str", default: str | None = None,
                  per_device: bool = False, choices: tuple[str, ...] = (), metavar: str | None = None,
-                 repeatable: bool = False, check: KeyCheck | None = None, internal: bool = False) -> None:
+                 repeatable: bool = False, check: KeyCheck | None = None, internal: bool = False,
+                 stage: Stage = "run") -> None:
         if not re.match(_NAME, name):
             raise BadKey(f"bad key name {name!r}: use lower-case letters, digits and _")
         if repeatable and (per_device or type != "str"):
             raise BadKey(f"key {name!r}: a repeatable key is a plain string key")
+        if stage not in ("configure", "run"):
+            raise BadKey(f"key {name!r}: stage {stage!r} is neither `configure` nor `run`")
         self._set(name=name, help=help, type=type, default=default, per_device=per_device, choices=choices,
-                  metavar=metavar, repeatable=repeatable, check=check, internal=internal)
+                  metavar=metavar, repeatable=repeatable, check=check, internal=internal,
+                  stage=stage)
 
     @property
     def option(self) -> str:
@@ -117,6 +131,8 @@ class Key(FrozenRecord):
             out["repeatable"] = True
         if self.internal:
             out["internal"] = True
+        if self.stage != "run":
+            out["stage"] = self.stage
         return out
 
     @classmethod
@@ -128,6 +144,7 @@ class Key(FrozenRecord):
             choices=tuple(data.get("choices", ())), metavar=data.get("metavar"),
             repeatable=data.get("repeatable", False),
             internal=data.get("internal", False),
+            stage=data.get("stage", "run"),
         )
 
 
@@ -284,6 +301,19 @@ class KeyValues:
             values[name] = KeyValue(value, devices)
         return KeyValues(self.keys.values(), values, origins)
 
+    def layered(self, args: Mapping[str, Iterable[str]]) -> KeyValues:
+        """A copy with a later layer's texts applied (``unik run``'s over configure's).
+
+        Unlike :meth:`with_args`, which combines the texts of one command line, a plain
+        value in ``args`` replaces everything an earlier layer gave for that key, its
+        per-device bindings included: ``unik run --net=socket`` on a build configured
+        with ``--net service=tap0`` means sockets.  Bindings in ``args`` override those
+        of the same devices only.
+        """
+        kept = {n for n in self.values if n not in args or not _has_plain(self.keys.get(n), args[n])}
+        return KeyValues(self.keys.values(), {n: v for n, v in self.values.items() if n in kept},
+                         {at: o for at, o in self.origins.items() if at[0] in kept}).with_args(args)
+
     def restricted(self, names: Iterable[str]) -> KeyValues:
         """Only the keys named (the ones a plan actually uses)."""
         wanted = set(names)
@@ -344,6 +374,26 @@ def _located(name: str, why: str, origin: Origin | None) -> UnikError:
     if origin is not None:
         return ConfigError(origin.file, origin.table, name, why)
     return BadKey(f"--{name.replace('_', '-')}: {why}")
+
+
+def _has_plain(key: Key | None, texts: Iterable[str]) -> bool:
+    """Whether ``texts`` give ``key`` a plain value (not only ``DEVICE=VALUE`` bindings)."""
+    if key is None or not key.per_device:
+        return True
+    return any(not re.match(_BINDING, t) for t in texts)
+
+
+def layer_args(base: Mapping[str, Iterable[str]], over: Mapping[str, Iterable[str]],
+               keys: Mapping[str, Key]) -> dict[str, list[str]]:
+    """Command-line texts of ``over`` layered on ``base`` as :meth:`KeyValues.layered` does."""
+    out = {n: list(t) for n, t in base.items()}
+    for name, texts in over.items():
+        texts = list(texts)
+        if name in out and not _has_plain(keys.get(name), texts):
+            out[name] += texts
+        else:
+            out[name] = texts
+    return out
 
 
 def solo5_syntax(argv: Iterable[str], keys: Mapping[str, Key]) -> list[str]:

@@ -5,12 +5,18 @@
 ``dist/<name>-<target>/``; ``run`` hands that artifact to the target's runner.  A
 configuration made before ``pyproject.toml`` changed is stale and is done again with
 the same options; an artifact older than its sources is rebuilt.
+
+``unik run`` never rewrites the saved configuration: when its keys change the device
+graph or a configure-time key (:attr:`unik.keys.Key.stage`), the application is
+configured and built for that run in ``_build/<target>/run/``.  ``build`` and ``run``
+say which target and configuration they use, and that a later ``configure`` failed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING
 from .application import find_pyproject
 from .cache import metadata_stamp, settled, stat_stamp, write_atomic
 from .errors import ConfigError, NotConfigured, did_you_mean
-from .keys import Key, KeyValues, Origin
+from .keys import Key, KeyValues, Origin, layer_args
 from .plan import Plan
 from .progress import Progress
 from .target import Artifact, BuildContext, RunContext
@@ -40,6 +46,11 @@ BUILD_DIR = "_build"
 DIST_DIR = "dist"
 CURRENT = "current"
 STAMP = "stamp.json"
+#: Where the target of a ``configure`` that failed is remembered (until one succeeds).
+FAILED = "failed-configure"
+#: ``_build/<target>/RUN_DIR``: the configuration and artifact of a ``unik run`` whose keys
+#: change what is built.
+RUN_DIR = "run"
 #: The last inputs digest, with the stat of every file and directory it was made from.
 INPUTS = "inputs.json"
 
@@ -53,6 +64,14 @@ class Configuration:
     plan: Plan
     directory: Path
     key_args: dict[str, list[str]]
+
+    def age(self) -> str:
+        """How long ago it was written, for messages: ``5 min ago``."""
+        try:
+            seconds = time.time() - (self.directory / STAMP).stat().st_mtime
+        except OSError:
+            return "at an unknown time"
+        return _ago(seconds)
 
 
 class Project:
@@ -88,7 +107,34 @@ class Project:
         current = self.root / BUILD_DIR / CURRENT
         if current.is_file():
             return current.read_text().strip()
+        failed = self.failed_configure()
+        if failed:
+            raise NotConfigured(f"`unik configure -t {failed}` failed and no target is configured: "
+                                f"fix what it said and configure again")
         raise NotConfigured("no target configured yet: run `unik configure -t TARGET` first")
+
+    def failed_configure(self) -> str | None:
+        """The target of the last ``configure`` if it failed (and none succeeded since)."""
+        try:
+            return (self.root / BUILD_DIR / FAILED).read_text().strip() or None
+        except OSError:
+            return None
+
+    def configure_failed(self, target: str) -> str:
+        """Remember that ``configure -t target`` failed; what the user should know about it."""
+        try:
+            (self.root / BUILD_DIR).mkdir(exist_ok=True)
+            (self.root / BUILD_DIR / FAILED).write_text(target + "\n")
+        except OSError:
+            pass
+        current = self.root / BUILD_DIR / CURRENT
+        if not current.is_file():
+            return ""
+        previous = current.read_text().strip()
+        stamp = self.build_dir(previous) / STAMP
+        age = _ago(time.time() - stamp.stat().st_mtime) if stamp.is_file() else "earlier"
+        return (f"the configuration for {previous} (made {age}) is still the current one: "
+                f"`unik build` and `unik run` use it until a configure succeeds")
 
     # -- configure ----------------------------------------------------------------
 
@@ -120,7 +166,8 @@ class Project:
         self.check_target_tables(app)
         table = Origin(app.config_file, f"tool.unik.targets.{target}")
         empty = KeyValues(self.all_keys(app, target))
-        keys = empty.with_args(app.key_defaults(target), table).with_args(key_args)
+        # A plain value given replaces the table's bindings for that key (KeyValues.layered).
+        keys = empty.with_args(app.key_defaults(target), table).layered(key_args)
         keys.check(tcls.keys)
         impls = [
             Implementation(cls, self.plugins.distribution("unik_register_providers", name))
@@ -149,19 +196,26 @@ class Project:
                     f"targets: {', '.join(sorted(known))}",
                 )
 
-    def configure(self, target: str, key_args: KeyArgs, fresh: KeyArgs | None = None) -> Configuration:
-        """Compose and write ``plan.json``, ``main.py`` and the stamp (``fresh`` as for :meth:`compose`)."""
+    def configure(self, target: str, key_args: KeyArgs, fresh: KeyArgs | None = None,
+                  directory: Path | None = None) -> Configuration:
+        """Compose and write ``plan.json``, ``main.py`` and the stamp (``fresh`` as for :meth:`compose`).
+
+        Into ``_build/<target>``, which becomes the current configuration; or into
+        ``directory`` (a run's own configuration), which changes nothing else.
+        """
         from .codegen import generate_main
 
         plan = self.compose(target, key_args, fresh)
-        out = self.build_dir(target)
+        out = directory or self.build_dir(target)
         out.mkdir(parents=True, exist_ok=True)
         _write(out / "plan.json", plan.dumps())
         _write(out / "main.py", generate_main(plan))
         stamp = {"pyproject": _digest_file(self.pyproject), "key_args": dict(key_args),
                  "unik": CORE}
         _write(out / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-        (self.root / BUILD_DIR / CURRENT).write_text(target + "\n")
+        if directory is None:
+            (self.root / BUILD_DIR / CURRENT).write_text(target + "\n")
+            (self.root / BUILD_DIR / FAILED).unlink(missing_ok=True)
         _write(self.root / BUILD_DIR / ".gitignore", "*\n")
         return Configuration(plan, out, {k: list(v) for k, v in key_args.items()})
 
@@ -223,6 +277,19 @@ class Project:
               update: Iterable[str] = ()) -> Artifact:
         """Emit the artifact of the current configuration (``update``: pins of ``unik.lock`` to move on)."""
         config = self.configuration(target)
+        self._warn_failed(config)
+        return self._emit(config, dist_dir, update=update)
+
+    def _warn_failed(self, config: Configuration) -> None:
+        """Say so when a ``configure`` failed after the one in use was made."""
+        failed = self.failed_configure()
+        if failed:
+            self.progress.warn(f"the last `unik configure -t {failed}` failed: using the {config.plan.target} "
+                               f"configuration made {config.age()}")
+
+    def _emit(self, config: Configuration, dist_dir: Path | None = None, why: str = "",
+              update: Iterable[str] = ()) -> Artifact:
+        """Emit the artifact of ``config`` into ``dist_dir`` (default ``dist``)."""
         plan = config.plan
         tgt = self.plugins.target(plan.target)
         ctx = BuildContext(
@@ -230,7 +297,8 @@ class Project:
             dist_dir=(dist_dir or self.dist_dir).resolve(), progress=self.progress,
             plugins=self.plugins, update=frozenset(update),
         )
-        with self.progress.step(f"building {plan.app.name} for {plan.target}"):
+        with self.progress.step(f"building {plan.app.name} for {plan.target} "
+                                f"({why or 'configured ' + config.age()})"):
             artifact = tgt.emit(plan, ctx)
         manifest = dict(artifact.manifest, inputs=self.inputs_digest(config))
         artifact = Artifact(artifact.target, artifact.directory, artifact.entry, manifest)
@@ -242,15 +310,18 @@ class Project:
 
     def run(self, target: str | None, key_args: KeyArgs, extra: Iterable[str] = (), *, detach: bool = False,
             name: str | None = None, dry_run: bool = False) -> int:
-        """Run the artifact with ``key_args`` overriding the configured keys.
+        """Run the artifact with ``key_args`` layered over the configured keys.
 
-        If the overrides change the device graph (``--net=socket`` on a TAP build), the
-        application is configured and built again with them, and a notice says so.  The
+        If they change the device graph (``--net=socket`` on a TAP build) or a
+        configure-time key (``--kernel``), the application is configured and built
+        for this run in ``_build/<target>/run/``, and a notice says so; the saved
+        configuration is left as it is.  The
         run is an instance ``unik ps`` lists (:mod:`unik.supervisor`): in the
         foreground, or detached (``detach``) with its console in a log; ``dry_run``
         prints the runner's command instead.
         """
         config = self.configuration(target)
+        self._warn_failed(config)
         plan = config.plan
         tgt = self.plugins.target(plan.target)
         run_names = {k.name for k in tgt.run_keys}
@@ -259,20 +330,23 @@ class Project:
         # here, the others by composing with them.
         run_keys = KeyValues(tgt.run_keys).with_args({k: v for k, v in key_args.items() if k in run_names})
         run_keys.check(tgt.run_keys)
+        dist_dir: Path | None = None
         if app_args:
-            merged = dict(config.key_args)
-            for k, v in app_args.items():
-                merged[k] = list(merged.get(k, [])) + list(v)
+            merged = layer_args(config.key_args, app_args, plan.keys.keys)
             changed = self.compose(plan.target, merged, fresh=app_args)
-            if _structure(changed) != _structure(plan):
-                self.progress.info("these options change the device graph: configuring and building again")
-                config = self.configure(plan.target, merged, fresh=app_args)
+            why = _rebuild_reason(plan, changed)
+            if why:
+                directory = self.build_dir(plan.target) / RUN_DIR
+                self.progress.info(f"{why}: configuring and building for this run in "
+                                   f"{directory.relative_to(self.root)} (the saved configuration is unchanged)")
+                config = self.configure(plan.target, merged, fresh=app_args, directory=directory)
                 plan = config.plan
-        keys = plan.keys.with_args({k: v for k, v in app_args.items() if k in plan.keys.keys})
+                dist_dir = directory / DIST_DIR
+        keys = plan.keys.layered({k: v for k, v in app_args.items() if k in plan.keys.keys})
         ctx = RunContext(root=self.root, progress=self.progress, extra_args=list(extra), options=run_keys,
                          dry_run=dry_run)
         tgt.preflight(plan, keys, ctx)
-        directory = self.artifact_dir(plan)
+        directory = (dist_dir or self.dist_dir) / f"{plan.app.name}-{plan.target}"
         fresh = False
         try:
             artifact = Artifact.load(directory)
@@ -280,7 +354,10 @@ class Project:
         except NotConfigured:
             pass
         if not fresh:
-            artifact = self.build(plan.target)
+            artifact = self._emit(config, dist_dir, "for this run" if dist_dir else "")
+        else:
+            where = "its own configuration" if dist_dir else f"configured {config.age()}"
+            self.progress.info(f"running {plan.app.name} on {plan.target} ({where})")
         if dry_run:
             return tgt.run(artifact, keys, ctx)
         from .instances import Registry
@@ -304,6 +381,34 @@ def _addresses(keys: KeyValues) -> list[str]:
         return []
     values = [keys.raw("ipv4"), *keys.bindings("ipv4").values()]
     return [v for v in dict.fromkeys(values) if v]
+
+
+def _rebuild_reason(saved: Plan, wanted: Plan) -> str:
+    """Why ``wanted`` needs its own build rather than ``saved``'s artifact ("" if it does not)."""
+    if _structure(saved) != _structure(wanted):
+        return "these options change the device graph"
+    for key in wanted.keys.keys.values():
+        if key.stage == "configure" and _given(saved, key) != _given(wanted, key):
+            return f"{key.option} is built into the artifact"
+    return ""
+
+
+def _given(plan: Plan, key: Key) -> tuple[str | None, dict[str, str]]:
+    """What ``plan`` says for ``key``: its value and bindings (the default if it has none)."""
+    if key.name not in plan.keys.keys:
+        return key.default, {}
+    return plan.keys.raw(key.name), plan.keys.bindings(key.name)
+
+
+def _ago(seconds: float) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 days ago``."""
+    if seconds < 90:
+        return f"{max(0, int(seconds))} s ago"
+    if seconds < 90 * 60:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 36 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
 
 
 def _structure(plan: Plan) -> str:

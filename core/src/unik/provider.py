@@ -143,15 +143,43 @@ class Provider:
     @classmethod
     def table_options(cls, request: Request) -> dict[str, Any]:
         """The device table's values for the declared :attr:`options`, checked."""
-        out: dict[str, Any] = {}
-        for opt in cls.options:
-            if opt.name in request.table:
-                out[opt.name] = _check_option(request, opt, request.table[opt.name])
-            elif opt.required:
-                raise request.error(opt.name, f"missing: {opt.help}")
-            elif opt.default is not None:
-                out[opt.name] = opt.default
-        return out
+        return checked_options(request, cls.options)
+
+
+def checked_options(request: Request, options: Sequence[Option]) -> dict[str, Any]:
+    """The device table's values for ``options``, checked, with their defaults."""
+    out: dict[str, Any] = {}
+    for opt in options:
+        if opt.name in request.table:
+            out[opt.name] = _check_option(request, opt, request.table[opt.name])
+        elif opt.required:
+            raise request.error(opt.name, f"missing: {opt.help}")
+        elif opt.default is not None:
+            out[opt.name] = opt.default
+    return out
+
+
+#: The device-table keys of a ``block`` device, the same for every target's provider, so that
+#: an application's ``[tool.unik.devices.NAME]`` configures on each (``unik run --block
+#: NAME=FILE`` overrides ``file``).
+BLOCK_OPTIONS: tuple[Option, ...] = (
+    Option("file", "default backing file, relative to where the application runs (--block DEVICE=FILE "
+           "overrides it)"),
+    Option("read_only", "attach the disk read-only", "bool", default=False),
+    Option("sector_size", "sector size in bytes", "int", default=512),
+)
+#: Sector sizes a block device may declare.
+SECTOR_SIZES = (512, 1024, 2048, 4096)
+
+
+def block_options(request: Request, sector_sizes: Sequence[int] = SECTOR_SIZES, why: str = "") -> dict[str, Any]:
+    """A block device table's :data:`BLOCK_OPTIONS`, checked; ``sector_sizes`` the target supports."""
+    options = checked_options(request, BLOCK_OPTIONS)
+    if options["sector_size"] not in sector_sizes:
+        sizes = ", ".join(map(str, sector_sizes[:-1])) + " or " * (len(sector_sizes) > 1) + str(sector_sizes[-1])
+        raise request.error("sector_size", f"must be {sizes}" + (f" on the {request.target} target ({why})"
+                                                                   if why else ""))
+    return options
 
 
 _PY_TYPES: dict[str, type | tuple[type, ...]] = {

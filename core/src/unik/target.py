@@ -147,13 +147,18 @@ def check_disk_image(device: str, path: str, *, writable: bool) -> None:
 
 
 def check_disk_images(plan: Plan, provider: str, files: Mapping[str, str]) -> None:
-    """Each device of ``plan`` from ``provider`` has a disk image in ``files`` (by device) this user can open."""
+    """Each device of ``plan`` from ``provider`` has a disk image this user can open.
+
+    The image is ``files``' (by device: ``--block``), else its device table's ``file``.
+    """
     for node in plan.nodes:
         if node.provider != provider:
             continue
-        if node.name not in files:
-            raise RunError(f"block device {node.name!r} needs a disk image: unik run --block {node.name}=FILE")
-        check_disk_image(node.name, files[node.name], writable=not node.options.get("read_only"))
+        path = files.get(node.name) or node.options.get("file")
+        if not path:
+            raise RunError(f"block device {node.name!r} needs a disk image: unik run --block {node.name}=FILE "
+                           f"(or file = \"...\" in [tool.unik.devices.{node.name}])")
+        check_disk_image(node.name, str(path), writable=not node.options.get("read_only"))
 
 
 def given_bindings(name: str, keys: KeyValues, ctx: RunContext) -> dict[str, str]:

@@ -16,13 +16,14 @@ from typing import ClassVar
 
 from unik.builtin import BakedKVRO
 from unik.keys import Key
-from unik.provider import Configured, KeyRef, Option, Provider, Request
+from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
 
 SPT: frozenset[str] = frozenset({"spt"})
 
 NET = Key(
-    "net", "TAP device of a network device: DEVICE=TAP (e.g. service=tap0; solo5's --net:service=tap0 "
-    "after --)", per_device=True, metavar="DEVICE=TAP",
+    "net", "TAP device of a network device: DEVICE=TAP, an existing TAP (e.g. service=tap0; solo5's "
+    "--net:service=tap0 after --), or DEVICE=auto for a TAP made for the run", per_device=True,
+    metavar="DEVICE=TAP|auto",
 )
 BLOCK = Key(
     "block", "backing file of a block device: DEVICE=FILE (e.g. storage=disk.img)",
@@ -90,14 +91,12 @@ class Block(_Spt):
     implementation = "unik_unix.block:FileBlock"
     description = "a file opened by the tender (--block:NAME=FILE), pread/pwrite in C on the loop's thread"
     keys = (BLOCK, FD, SIZE)
-    options = (Option("sector_size", "sector size in bytes", "int", default=512),)
+    options = BLOCK_OPTIONS
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """Only the sector size is configurable; the file is the tender's."""
-        options = cls.table_options(request)
-        if options["sector_size"] not in (512, 1024, 2048, 4096):
-            raise request.error("sector_size", "must be 512, 1024, 2048 or 4096")
+        """The tender opens ``--block``'s file, else ``file`` (the runner reads it from the manifest)."""
+        options = block_options(request)
         options["name"] = request.device
         options["inline_limit"] = sys.maxsize  # the filter admits no threads
         return Configured(options=options, key_options={

@@ -8,6 +8,7 @@ the tender must open: ``{"type": "solo5.manifest", "version": 1, "devices": [...
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
+from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.instances import process_start
 from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
@@ -101,12 +103,18 @@ class SptTarget(Target):
         manifest = solo5_manifest(plan)
         (app / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (app / "__spt__.py").write_text(BOOTSTRAP.format(name=plan.app.name))
-        return Artifact("spt", out, ENTRY, {"solo5": manifest, "files": len(files)})
+        block_files = {n.name: n.options["file"] for n in plan.nodes
+                       if n.provider == "spt.block" and n.options.get("file")}
+        return Artifact("spt", out, ENTRY, {"solo5": manifest, "files": len(files), "block_files": block_files})
 
     def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
-        """Every block file is given (``--block`` or solo5's ``--block:NAME=FILE``), exists and can be opened."""
+        """Every block file is given (``--block`` or solo5's ``--block:NAME=FILE``), exists and can be opened.
+
+        TAPs are checked by :meth:`run`, after the device names (building takes a moment only).
+        """
         files = {**given_bindings("block", keys, ctx), **split_args(ctx.extra_args)[0]["block"]}
         check_disk_images(plan, Block.PLUGIN_NAME, files)
+
 
     def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
         """The application directory by kind; the solo5 manifest's devices."""
@@ -130,9 +138,15 @@ class SptTarget(Target):
 
             sys.stdout.write(describe())
             return 0
-        for key, bound in given.items():
+        # Lowest first: the device tables' files, configure's keys, this run's keys, solo5's syntax.
+        layers: dict[str, dict[str, str]] = {"net": {}, "net_mac": {},
+                                             "block": dict(artifact.manifest.get("block_files", {}))}
+        for key, bound in layers.items():
+            if key in keys.keys:
+                bound.update(keys.bindings(key))
             if key in ctx.options.keys:
                 bound.update(ctx.options.bindings(key))
+            given[key] = {**bound, **given[key]}
         nets, macs, blocks = given["net"], given["net_mac"], given["block"]
         manifest = json.loads((artifact.path.parent / "manifest.json").read_text())
         declared = {d["name"]: d["type"] for d in manifest["devices"]}
@@ -155,6 +169,23 @@ class SptTarget(Target):
             raise RunError(f"the spt allowlist is written for x86_64 only, not {platform.machine()}")
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
+        with contextlib.ExitStack() as made:
+            for name, ifname in list(nets.items()):
+                if ifname == AUTO and ctx.dry_run:  # the command as it would run, without making a TAP
+                    continue
+                if ifname == AUTO:
+                    tap = made.enter_context(AutoTap(name, auto_address(name, keys)))
+                    ctx.progress.info(f"network device {name}: {tap.summary}")
+                    nets[name] = tap.ifname
+                    if "net" in keys.keys:
+                        keys = keys.with_args({"net": [f"{name}={tap.ifname}"]})
+                else:
+                    require_tap(name, ifname)
+            return self._start(artifact, keys, ctx, nets, macs, blocks, rest)
+
+    def _start(self, artifact: Artifact, keys: KeyValues, ctx: RunContext, nets: dict[str, str],
+               macs: dict[str, str], blocks: dict[str, str], rest: list[str]) -> int:
+        """Run the tender with the devices; report a refused system call by name."""
         cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
                *[f"--net-mac:{n}={v}" for n, v in macs.items()],
                *[f"--block:{n}={os.path.abspath(v)}" for n, v in blocks.items()],

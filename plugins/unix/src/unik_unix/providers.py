@@ -6,15 +6,16 @@ from typing import Any, ClassVar
 
 from unik.errors import did_you_mean
 from unik.keys import Key, KeyValues
-from unik.provider import Configured, KeyRef, Option, Provider, Request
+from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Option, Provider, Request, block_options
 
 UNIX: frozenset[str] = frozenset({"unix"})
 
 NET = Key(
     "net",
     "network: `socket` for the host's sockets (the default), `tap` for unik's own stack "
-    "on TAP devices named after the network devices, or DEVICE=TAP to give one device a TAP",
-    default="socket", per_device=True, metavar="MODE|DEVICE=TAP",
+    "on existing TAP devices named after the network devices, DEVICE=TAP to give one device an existing TAP, "
+    "or DEVICE=auto for a TAP made for the run (its host side gets an address in --ipv4's subnet)",
+    default="socket", per_device=True, metavar="MODE|DEVICE=TAP|auto",
 )
 BLOCK = Key(
     "block", "block device backing file: DEVICE=FILE (e.g. storage=disk.img)",
@@ -115,18 +116,12 @@ class Block(_Unix):
     implementation = "unik_unix.block:FileBlock"
     description = "a file as a disk (pread/pwrite in C)"
     keys = (BLOCK,)
-    options = (
-        Option("file", "default backing file, relative to where the application runs"),
-        Option("read_only", "open the file read-only", "bool", default=False),
-        Option("sector_size", "sector size in bytes", "int", default=512),
-    )
+    options = BLOCK_OPTIONS
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
         """The file comes from ``--block DEVICE=FILE``, else the table's ``file``."""
-        options = cls.table_options(request)
-        if options["sector_size"] not in (512, 1024, 2048, 4096):
-            raise request.error("sector_size", "must be 512, 1024, 2048 or 4096")
+        options = block_options(request)
         options["name"] = request.device
         return Configured(options=options, key_options={"path": KeyRef("block", per_device=True)})
 

@@ -101,9 +101,13 @@ class TapNetwork:
     @classmethod
     async def connect(
         cls, name: str, ifname: str | None = None, offload: bool = False, fd: int | None = None,
-        mtu: int | None = None, mac: str | bytes | None = None,
+        mtu: int | None = None, mac: str | bytes | None = None, create: bool = False,
     ) -> TapNetwork:
-        """Open (creating if needed) the TAP ``ifname`` (default: ``name``) and bring it up.
+        """Open the existing TAP ``ifname`` (default: ``name``) and bring it up.
+
+        A missing TAP is refused (one created here would vanish with the application and
+        have no address on the host: ``unik run --net DEVICE=auto`` makes a proper one);
+        ``create`` creates it instead, for tools and tests.
 
         ``fd`` adopts a TAP descriptor someone else opened instead (``IFF_TAP | IFF_NO_PI |
         IFF_VNET_HDR`` with a 12-byte header, non-blocking, link up): ``ifname`` and
@@ -111,12 +115,12 @@ class TapNetwork:
         unless ``offload`` asks to negotiate them.  ``mac`` (``02:00:00:00:00:01``) is the
         unik side's address (default: random).
         """
-        return cls.open_sync(name, ifname, offload, fd=fd, mtu=mtu, mac=mac)
+        return cls.open_sync(name, ifname, offload, fd=fd, mtu=mtu, mac=mac, create=create)
 
     @classmethod
     def open_sync(
         cls, name: str, ifname: str | None = None, offload: bool = False, io: ModuleType | None = None,
-        fd: int | None = None, mtu: int | None = None, mac: str | bytes | None = None,
+        fd: int | None = None, mtu: int | None = None, mac: str | bytes | None = None, create: bool = False,
     ) -> TapNetwork:
         """:meth:`connect` without an event loop (for tools and tests); ``io`` picks a backend."""
         io = io or backend
@@ -130,6 +134,13 @@ class TapNetwork:
                 f"network device {name!r}: {ifname!r} is not a valid interface name "
                 f"(1 to {io.IFNAMSIZ - 1} bytes, no '/' or spaces): pass --net {name}=TAP"
             )
+        if ifname == "auto":
+            raise DeviceUnavailable(f"network device {name!r}: --net {name}=auto is done by `unik run`, which "
+                                    f"creates the TAP: run the artifact through it, or give an existing TAP")
+        if not create and not os.path.exists(f"/sys/class/net/{ifname}"):
+            from unik.hostnet import missing_tap  # the message only
+
+            raise DeviceUnavailable(missing_tap(name, ifname))
         fd = _open_tun(name)
         try:
             ifname = _set_iff(io, fd, name, ifname)

@@ -9,7 +9,9 @@ and carry a fixed timestamp.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import signal
@@ -17,10 +19,11 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from unik.bundle import runtime_files
 from unik.errors import RunError
+from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.instances import process_start
 from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
@@ -28,9 +31,24 @@ from unik.plan import Plan
 from unik.progress import counted
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image
 
-from .providers import BLOCK, IPV4, NET, Block, SocketStack
+from .providers import BLOCK, IPV4, NET, Block, SocketStack, Tap
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def tap_names(devices: list[dict[str, Any]], keys: KeyValues) -> dict[str, str]:
+    """The TAP of each network device on a TAP (``auto`` for one the runner creates).
+
+    ``devices`` are the manifest's (``name``, ``provider``); a plain ``--net=tap`` means
+    the TAP named after the device, as :class:`~unik_unix.tap.TapNetwork` reads it.
+    """
+    out: dict[str, str] = {}
+    for d in devices:
+        if d.get("provider") != Tap.PLUGIN_NAME:
+            continue
+        given = keys.raw("net", d["name"]) if "net" in keys.keys else None
+        out[d["name"]] = d["name"] if given in (None, "tap", "socket") else str(given)
+    return out
 
 BOOTSTRAP = '''\
 """Unpack this unik artifact into a cache directory once, then run its main.py."""
@@ -70,25 +88,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
-    zf.writestr(_zip_info(name, mode), data, compresslevel=6)
-
-
-def _zip_info(name: str, mode: int, size: int = 0) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
     info.external_attr = (0o100000 | mode) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
-    info.file_size = size  # lets zipfile choose ZIP64 up front for a file over 2 GiB
-    return info
-
-
-def _zip_file(zf: zipfile.ZipFile, name: str, source: Path, mode: int) -> bytes:
-    """Copy ``source`` into the zip 1 MiB at a time (baked files may be large); its SHA-256."""
-    h = hashlib.sha256()
-    with source.open("rb") as src, zf.open(_zip_info(name, mode, source.stat().st_size), "w") as dst:
-        while block := src.read(1 << 20):
-            h.update(block)
-            dst.write(block)
-    return h.digest()
+    zf.writestr(info, data, compresslevel=6)
 
 
 class UnixTarget(Target):
@@ -102,17 +105,19 @@ class UnixTarget(Target):
         """Write ``dist/<name>-unix/<name>.pyz``."""
         files = runtime_files(plan, ctx.build_dir)
         ctx.progress.info(f"packaging {counted(len(files), 'file')}")
+        payload = io.BytesIO()
         digest = hashlib.sha256()
+        with zipfile.ZipFile(payload, "w") as zf:
+            for f in files:
+                data = f.source.read_bytes()
+                mode = 0o755 if os.access(f.source, os.X_OK) and f.source.suffix == ".so" else 0o644
+                digest.update(f.dest.encode() + b"\0" + hashlib.sha256(data).digest())
+                _zip_entry(zf, "payload/" + f.dest, data, mode)
+            _zip_entry(zf, "__main__.py", BOOTSTRAP.format(digest=digest.hexdigest()[:16]).encode())
         out = ctx.artifact_dir(plan)
         pyz = out / f"{plan.app.name}.pyz"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        with pyz.open("wb") as f:  # written as it goes: the payload is never whole in memory
-            f.write(f"#!/usr/bin/env python{version}\n".encode())
-            with zipfile.ZipFile(f, "w", compresslevel=6) as zf:
-                for bf in files:
-                    mode = 0o755 if os.access(bf.source, os.X_OK) and bf.source.suffix == ".so" else 0o644
-                    digest.update(bf.dest.encode() + b"\0" + _zip_file(zf, "payload/" + bf.dest, bf.source, mode))
-                _zip_entry(zf, "__main__.py", BOOTSTRAP.format(digest=digest.hexdigest()[:16]).encode())
+        pyz.write_bytes(f"#!/usr/bin/env python{version}\n".encode() + payload.getvalue())
         pyz.chmod(0o755)
         manifest = {
             "python": version,
@@ -124,7 +129,10 @@ class UnixTarget(Target):
         return Artifact("unix", out, pyz.name, manifest)
 
     def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
-        """Disk files exist and this user can open them; the socket stack's ``--ipv4`` is the host's."""
+        """Disks exist and can be opened, TAPs named exist, the socket stack's ``--ipv4`` is the host's.
+
+        ``--net DEVICE=auto`` needs ``--ipv4`` (the host side's address comes from it).
+        """
         for node in plan.nodes:
             if node.provider == Block.PLUGIN_NAME:
                 bound = keys.raw("block", device=node.name) if "block" in keys.keys else None
@@ -133,6 +141,12 @@ class UnixTarget(Target):
                     raise RunError(f"block device {node.name!r} needs a file: unik run --block {node.name}=FILE, "
                                    f"or file = \"...\" in [tool.unik.devices.{node.name}]")
                 check_disk_image(node.name, path, writable=not node.options.get("read_only"))
+            elif node.provider == Tap.PLUGIN_NAME:
+                ifname = tap_names([{"name": node.name, "provider": node.provider}], keys)[node.name]
+                if ifname == AUTO:
+                    auto_address(node.name, keys)  # refused before building when it cannot work
+                else:
+                    require_tap(node.name, ifname)
             elif node.provider == SocketStack.PLUGIN_NAME and "ipv4" in keys.keys and keys.raw("ipv4"):
                 from .socket_stack import check_bind_address
 
@@ -156,9 +170,25 @@ class UnixTarget(Target):
         return contents, facts
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
-        """Run the zip with this Python, keys as options; return its exit status."""
+        """Run the zip with this Python, keys as options; return its exit status.
+
+        Each TAP named must exist; ``--net DEVICE=auto`` creates one for the run.
+        """
         if not artifact.path.exists():
             raise RunError(f"{artifact.path} is missing: run `unik build`")
+        if ctx.dry_run:  # the command as it would run, without making TAPs
+            return self._run(artifact, keys, ctx)
+        with contextlib.ExitStack() as taps:
+            for device, ifname in tap_names(artifact.manifest.get("devices", []), keys).items():
+                if ifname == AUTO:
+                    tap = taps.enter_context(AutoTap(device, auto_address(device, keys)))
+                    ctx.progress.info(f"network device {device}: {tap.summary}")
+                    keys = keys.with_args({"net": [f"{device}={tap.ifname}"]})
+                else:
+                    require_tap(device, ifname)
+            return self._run(artifact, keys, ctx)
+
+    def _run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         cmd = [sys.executable, str(artifact.path), *keys.as_args(), *ctx.extra_args]
         if ctx.dry_run:
             return ctx.show_command(cmd, {"UNIK_PROG": artifact.path.name})

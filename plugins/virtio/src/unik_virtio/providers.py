@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from unik.keys import Key, KeyValues
-from unik.provider import Configured, Option, Provider, Request
+from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
 
@@ -21,7 +21,8 @@ VIRTIO: frozenset[str] = frozenset({"virtio"})
 # parses (the core's command line only knows target and provider keys).
 
 NET = Key("net", "host side of a network device: DEVICE=user (QEMU's user network: no root, ports "
-          "published with --publish), DEVICE=TAP (e.g. service=tap0) or DEVICE=auto (QEMU creates a TAP)",
+          "published with --publish), DEVICE=TAP (an existing TAP, e.g. service=tap0) or DEVICE=auto (a TAP made for "
+          "the run, its host side given an address in --ipv4's subnet)",
           per_device=True, metavar="DEVICE=user|TAP|auto")
 PUBLISH = Key("publish", "forward a host port to the guest on --net DEVICE=user, like docker run -p: "
               "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp] (repeatable)", metavar="[IP:]HOST:GUEST[/udp]",
@@ -44,11 +45,11 @@ ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", defau
 BOOT_TIMEOUT = Key("boot_timeout", "seconds to wait for the guest's first console output before "
                    "stopping it (0: 20 under KVM, 90 under TCG)", type="float", default="0", metavar="SECONDS")
 KERNEL = Key("kernel", "kernel provider: debian[:PACKAGE], source, or a kernel image's path",
-             default="debian", metavar="PROVIDER|PATH")
+             default="debian", metavar="PROVIDER|PATH", stage="configure")
 KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a kernel given by path",
-                     metavar="DIR")
+                     metavar="DIR", stage="configure")
 COMPRESSION = Key("initramfs_compression", "initramfs compression (zstd unpacks fastest at boot)",
-                  default="zstd", choices=("zstd", "gzip", "xz", "none"))
+                  default="zstd", choices=("zstd", "gzip", "xz", "none"), stage="configure")
 
 RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
 BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
@@ -134,15 +135,20 @@ class Block(_Virtio):
     implementation = "unik_vmimage.guest.block:VirtioBlock"
     description = "a raw virtio-blk disk backed by a host file (--block DEVICE=FILE)"
     keys = (BLOCK,)
-    options = (Option("read_only", "attach the disk read-only", "bool", default=False),)
+    options = BLOCK_OPTIONS
     vm = VmNeeds(kernel_modules=("virtio_blk",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")),
                  qemu_device="virtio-blk")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """The guest finds the disk by its name; the runner attaches the file given with --block."""
-        options = cls.table_options(request)
-        return Configured(options={"name": request.device, "read_only": options["read_only"]})
+        """The guest finds the disk by its name; the runner attaches ``--block``'s file, else ``file``.
+
+        The sector size becomes the virtio disk's logical and physical block size.
+        """
+        options = block_options(request)
+        return Configured(options={"name": request.device, "read_only": options["read_only"],
+                                   "sector_size": options["sector_size"],
+                                   **({"file": options["file"]} if options.get("file") else {})})
 
 
 def device_mac(device: str) -> str:

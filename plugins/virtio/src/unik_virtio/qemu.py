@@ -188,8 +188,24 @@ class Outcome:
     output: bytes
 
 
+class GuestStopped(RunError):
+    """The guest stopped without reporting an exit status: a panic, or a power-off.
+
+    ``silent``: it printed nothing at all; ``out_of_memory``: its kernel said it ran out.
+    """
+
+    def __init__(self, message: str, silent: bool, out_of_memory: bool) -> None:
+        super().__init__(message)
+        self.silent, self.out_of_memory = silent, out_of_memory
+
+
+#: What the guest kernel prints when it panics for want of memory (``Out of memory and no
+#: killable processes``, ``System is deadlocked on memory`` while unpacking the initramfs).
+_OUT_OF_MEMORY = re.compile(rb"Kernel panic - not syncing: (Out of memory[^\r\n]*|System is deadlocked on memory)")
+
+
 def decode_status(returncode: int, output: bytes, stderr: bytes) -> int:
-    """The application's exit status from QEMU's, or a :class:`RunError`."""
+    """The application's exit status from QEMU's, or a :class:`RunError` (:class:`GuestStopped`)."""
     if returncode < 0:
         return 128 - returncode
     if returncode >= 3 and returncode % 2 == 1:
@@ -200,8 +216,15 @@ def decode_status(returncode: int, output: bytes, stderr: bytes) -> int:
                 return int(found[-1])
         return status
     if returncode == 0:
-        raise RunError("the guest stopped without reporting an exit status (a kernel panic, or it "
-                       "powered itself off): see its console output above")
+        oom = _OUT_OF_MEMORY.search(output)
+        if oom:
+            raise GuestStopped(f"the guest ran out of memory (its kernel panicked: {oom.group(1).decode()})",
+                               False, True)
+        if not output.strip():
+            raise GuestStopped("the guest stopped before printing anything (a kernel panic with the console "
+                               "quiet, or it powered itself off)", True, False)
+        raise GuestStopped("the guest stopped without reporting an exit status (a kernel panic, or it "
+                           "powered itself off): see its console output above", False, False)
     err = stderr.decode(errors="replace").strip()
     raise RunError(f"QEMU failed (exit status {returncode}): {err or 'no message'}")
 

@@ -14,15 +14,17 @@ fields (``boot-source``, ``drives``, ``network-interfaces``, ``machine-config``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from unik.errors import RunError
+from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.inventory import Content
 from unik.keys import KeyValues
 from unik.lockfile import LockFile
@@ -37,6 +39,7 @@ from unik.target import (
     check_disk_images,
     given_bindings,
 )
+from unik_vmimage import memory
 
 from . import qemu, usernet
 from .providers import (
@@ -49,7 +52,6 @@ from .providers import (
     RUN_KEYS,
     VIRTIO_TRANSPORTS,
     Block,
-    Network,
     vm_needs,
 )
 
@@ -92,7 +94,8 @@ class VirtioTarget(Target):
             mounts += [m for m in needs.mounts if m not in mounts]
             devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
                             "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only")),
-                            "mac": node.options.get("mac")})
+                            "mac": node.options.get("mac"), "file": node.options.get("file"),
+                            "sector_size": node.options.get("sector_size")})
         kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
         out = ctx.artifact_dir(plan)
         report = write_initramfs(plan, ctx, kernel_build, out, mounts,
@@ -132,10 +135,14 @@ class VirtioTarget(Target):
     # -- run ----------------------------------------------------------------------------
 
     def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
-        """Every disk image is given, exists and can be opened, before an image is built or booted."""
+        """Every disk image is given, exists and can be opened, every TAP named exists.
+
+        All before an image is built or booted.
+        """
         check_disk_images(plan, Block.PLUGIN_NAME, given_bindings("block", keys, ctx))
-        nics = [n.name for n in plan.nodes if n.provider == Network.PLUGIN_NAME]
-        usernet.preflight(keys, ctx, nics, {k.name for k in self.keys})
+        for device, ifname in given_bindings("net", keys, ctx).items():
+            if ifname not in (AUTO, usernet.USER):
+                require_tap(device, ifname)
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Boot the image under QEMU; the application's exit status is returned."""
@@ -164,11 +171,27 @@ class VirtioTarget(Target):
             [k for k in keys.keys.values() if k.name not in target_keys],
             {n: v for n, v in keys.values.items() if n not in target_keys},
         )
-        publish = usernet.parse_all(option("publish"))  # checked by preflight
+        publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
         static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                   usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
-        qemu_devices, drives, taps = _devices(manifest.get("devices", []), bindings("block"), bindings("net"),
-                                              publish, static)
+        mem = option("mem") or str(manifest.get("mem", "256M"))
+        memory.check_floor(artifact.directory.name.rsplit("-", 1)[0], mem, memory.qemu_mib(mem),
+                           manifest["initramfs"])
+        with contextlib.ExitStack() as made:
+            nets, summaries = ({}, {}) if ctx.dry_run else _host_taps(bindings("net"), app_keys, made)
+            return self._boot(artifact, ctx, option, app_keys, static, bindings("block"),
+                              {**bindings("net"), **nets}, summaries, publish)
+
+    def _boot(
+        self, artifact: Artifact, ctx: RunContext, option: Callable[[str], str | None], app_keys: KeyValues,
+        static: tuple[str | None, str | None], blocks: dict[str, str], nets: dict[str, str],
+        summaries: dict[str, str], publish: list[usernet.Publish],
+    ) -> int:
+        """Boot with the host's side of every device ready (``summaries``: the TAPs made for the run)."""
+        manifest = artifact.manifest
+        kernel = artifact.directory / manifest["kernel"]["file"]
+        initramfs = artifact.directory / manifest["initramfs"]["file"]
+        qemu_devices, drives, taps = _devices(manifest.get("devices", []), blocks, nets, publish, static)
         accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
         machine = qemu.pick_machine(option("machine") or "auto", accel)
         mem = option("mem") or str(manifest.get("mem", "256M"))
@@ -180,34 +203,46 @@ class VirtioTarget(Target):
             if ctx.dry_run:
                 return ctx.show_command(spec.command(qemu.qemu_binary()))
             ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
-            for device, (tap, created) in taps.items():
+            for device, tap in taps.items():
                 if tap == usernet.USER:
                     how = usernet.describe(publish, static[0] is not None)
-                elif created:
-                    how = (f"QEMU creates TAP {tap}; give the host an address on it to reach the guest: "
-                           f"ip addr add 10.0.0.1/24 dev {tap} && ip link set {tap} up")
+                elif device in summaries:
+                    how = summaries[device]
                 else:
                     how = f"on TAP {tap}"
                 ctx.progress.info(f"network device {device}: {how}")
-            with qemu.Stopper() as stopper:
-                outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
-                                    stderr=sys.stderr.buffer, stop=stopper.requested, force=stopper.forced,
-                                    started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
+            try:
+                with qemu.Stopper() as stopper:
+                    outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
+                                        stderr=sys.stderr.buffer, stop=stopper.requested, force=stopper.forced,
+                                        started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
+            except qemu.GuestStopped as exc:
+                raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
+                                                   memory.qemu_mib(mem), manifest["initramfs"])) from None
         return outcome.status
 
 
-def _free_tap() -> str:
-    """The first ``unikN`` interface name not in use on the host."""
-    for i in range(256):
-        if not Path(f"/sys/class/net/unik{i}").exists():
-            return f"unik{i}"
-    raise RunError("no free TAP name unik0..unik255")
+def _host_taps(
+    nets: dict[str, str], app_keys: KeyValues, made: contextlib.ExitStack,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``--net`` with each ``auto`` replaced by a TAP made for the run, and what was made, by device.
+
+    ``made`` removes the TAPs when the run ends; a TAP named must exist.
+    """
+    out, summaries = dict(nets), {}
+    for device, ifname in nets.items():
+        if ifname == AUTO:
+            tap = made.enter_context(AutoTap(device, auto_address(device, app_keys)))
+            out[device], summaries[device] = tap.ifname, tap.summary
+        elif ifname != usernet.USER:
+            require_tap(device, ifname)
+    return out, summaries
 
 
 def _devices(
     devices: list[dict[str, Any]], files: dict[str, str], taps: dict[str, str], publish: list[usernet.Publish],
     static: tuple[str | None, str | None] = (None, None),
-) -> tuple[list[str], list[str], dict[str, tuple[str, bool]]]:
+) -> tuple[list[str], list[str], dict[str, str]]:
     """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used (``user``: QEMU's network)."""
     for kind, given, key in (("block", files, "block"), ("network", taps, "net")):
         unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
@@ -215,35 +250,45 @@ def _devices(
             raise RunError(f"--{key} {unknown[0]}=...: the application has no {kind} device {unknown[0]!r}")
     out: list[str] = []
     args: list[str] = []
-    used: dict[str, tuple[str, bool]] = {}
+    used: dict[str, str] = {}
     for d in devices:
         family, name = d.get("qemu_device"), d["name"]
         if not family:
             continue
         if d["kind"] == "block":
-            if name not in files:
-                raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE")
-            check_disk_image(name, files[name], writable=not d.get("read_only"))
-            path = Path(files[name]).expanduser().resolve()
+            disk = str(files.get(name) or d.get("file") or "")  # --block, else the device table's file
+            if not disk:
+                raise RunError(f"block device {name!r} needs a disk image: unik run --block {name}=FILE "
+                               f"(or file = \"...\" in [tool.unik.devices.{name}])")
+            check_disk_image(name, disk, writable=not d.get("read_only"))
+            path = Path(disk).expanduser().resolve()
             readonly = ",readonly=on" if d.get("read_only") else ""
             args += ["-drive", f"file={path},if=none,id=disk-{name},format=raw,cache=writeback{readonly}"]
-            out.append(f"{family},drive=disk-{name},serial={name}")
+            size = d.get("sector_size") or 512
+            sectors = f",logical_block_size={size},physical_block_size={size}" if size != 512 else ""
+            out.append(f"{family},drive=disk-{name},serial={name}{sectors}")
         elif d["kind"] == "network":
             if name not in taps:
                 raise RunError(f"network device {name!r} needs a host network: unik run --net {name}=user "
                                f"(no root; publish ports with --publish HOST:GUEST) or unik run --net {name}=TAP "
                                f"({name}=auto creates one)")
             if taps[name] == usernet.USER:
-                used[name] = (usernet.USER, False)
+                used[name] = usernet.USER
                 args += ["-netdev", usernet.netdev(name, publish, *static)]
                 out.append(qemu.nic_device(family, name, d["mac"]))
                 continue
-            tap, created = (_free_tap(), True) if taps[name] == "auto" else (taps[name], False)
-            used[name] = (tap, created)
+            tap = used[name] = taps[name]
             args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
             out.append(qemu.nic_device(family, name, d["mac"]))
         else:
             out.append(family)
+    users = [n for n, tap in used.items() if tap == usernet.USER]
+    if publish and not users:
+        raise RunError("--publish forwards host ports to a NIC on QEMU's user network: add --net DEVICE=user "
+                       "(e.g. --net service=user)")
+    if len(users) > 1 and publish:
+        raise RunError(f"--publish: network devices {', '.join(users)} are all on QEMU's user network; "
+                       "forwards would be ambiguous: give the others a TAP")
     return out, args, used
 
 

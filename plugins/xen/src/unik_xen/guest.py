@@ -10,7 +10,6 @@ as the flush (blkfront turns it into a barrier/flush request).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from unik.errors import DeviceUnavailable
@@ -40,17 +39,10 @@ class XenBlock(VirtioBlock):
     """A xen-blkfront disk, found through the image's disk map."""
 
     @classmethod
-    async def connect(cls, name: str, read_only: bool = False, file: str | None = None) -> XenBlock:
+    async def connect(cls, name: str, read_only: bool = False, file: str | None = None,
+                      sector_size: int | None = None) -> XenBlock:
         """Open the disk attached as the xvd name the emitter chose for ``name``.
 
         ``file`` is the control domain's side, written into the xl configuration.
         """
-        dev = find_xen_disk(name)
-        sector_size = int((SYS_BLOCK / dev / "queue" / "logical_block_size").read_text())
-        size_bytes = int((SYS_BLOCK / dev / "size").read_text()) * 512  # sysfs counts 512-byte units
-        ro = read_only or (SYS_BLOCK / dev / "ro").read_text().strip() == "1"
-        try:
-            fd = os.open(f"/dev/{dev}", (os.O_RDONLY if ro else os.O_RDWR) | os.O_CLOEXEC)
-        except OSError as exc:
-            raise DeviceUnavailable(f"cannot open /dev/{dev}: {exc}") from exc
-        return cls(name, fd, size_bytes // sector_size, sector_size, ro)
+        return cls.open_disk(name, find_xen_disk(name), read_only, sector_size)

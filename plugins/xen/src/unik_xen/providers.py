@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from unik.errors import BuildError
 from unik.keys import Key, KeyValues
-from unik.provider import Configured, Option, Provider, Request
+from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
 from unik_virtio.providers import (
     BOOT_TIMEOUT,
     COMPRESSION,
@@ -49,12 +49,13 @@ def check_mem(value: Any, keys: KeyValues) -> None:
 MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
 VCPUS = Key("vcpus", "virtual CPUs of the guest", type="int", default="1", metavar="N")
 XEN_TYPE = Key("xen_type", "guest type: pvh (hardware-assisted, the default) or pv (paravirtualised, no "
-               "hardware virtualisation needed)", default="pvh", choices=("pvh", "pv"))
+               "hardware virtualisation needed)", default="pvh", choices=("pvh", "pv"),
+               stage="configure")
 TSC_MODE = Key("tsc_mode", "xl tsc_mode: native (the guest reads the TSC itself; needed for PVH guests "
                "nested under QEMU TCG, whose emulated SVM lacks NRIPS) or default (Xen decides)",
-               default="native", choices=("native", "default", "always_emulate"))
+               default="native", choices=("native", "default", "always_emulate"), stage="configure")
 ON_CRASH = Key("on_crash", "what Xen does when the guest crashes", default="destroy",
-               choices=("destroy", "preserve", "restart", "coredump-destroy", "coredump-restart"))
+               choices=("destroy", "preserve", "restart", "coredump-destroy", "coredump-restart"), stage="configure")
 EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM) instead of Xen: a quick "
               "check on a host that is not a Xen control domain (no Xen devices then)", type="bool",
               default="false")
@@ -135,16 +136,13 @@ class Block(_Xen):
     implementation = "unik_xen.guest:XenBlock"
     description = "a raw xen-blkfront disk (/dev/xvdX) backed by a file in the control domain (--block DEVICE=FILE)"
     keys = (BLOCK,)
-    options = (
-        Option("file", "default disk image in the control domain (--block DEVICE=FILE overrides)"),
-        Option("read_only", "attach the disk read-only", "bool", default=False),
-    )
+    options = BLOCK_OPTIONS
     xen = XenNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), xl="disk")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
         """The guest looks its disk up by device name in the image's disk map; ``file`` is for the config."""
-        options = cls.table_options(request)
+        options = block_options(request, (512,), "blkback's disks have 512-byte sectors")
         return Configured(options={"name": request.device, "read_only": options["read_only"],
                                    **({"file": options["file"]} if options.get("file") else {})})
 

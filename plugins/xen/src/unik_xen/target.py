@@ -38,6 +38,7 @@ from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 from unik_virtio import qemu, usernet
 from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
+from unik_vmimage import memory
 from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
 
 from .elfnotes import guest_types
@@ -274,16 +275,6 @@ class XenTarget(Target):
         for node in plan.nodes:
             if node.kind == "block" and node.name in files:
                 check_disk_image(node.name, files[node.name], writable=not node.options.get("read_only"))
-        nics = [n.name for n in plan.nodes if n.kind == "network"]
-        if (usernet.run_option("emulate", keys, ctx) or "false").lower() in ("1", "true", "yes", "on"):
-            _check_emulated([n.name for n in plan.nodes if n.kind == "block"], nics, given_bindings("net", keys, ctx))
-            usernet.preflight(keys, ctx, nics, {k.name for k in self.keys})
-            return
-        user = sorted(n for n, v in given_bindings("net", keys, ctx).items() if v == usernet.USER)
-        if usernet.run_option("publish", keys, ctx) or user:
-            what = f"--net {user[0]}=user" if user else "--publish"
-            raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
-                           f"bridge of the control domain (--net DEVICE=BRIDGE)")
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """``xl create -c`` in a control domain, or QEMU's PVH loader with ``--emulate``."""
@@ -307,12 +298,23 @@ class XenTarget(Target):
                              {n: v for n, v in keys.values.items() if n not in target_keys})
         args = [*app_keys.as_args(), *ctx.extra_args]
         timeout = float(option("boot_timeout") or 0)
-        if (option("emulate") or "false").lower() in ("1", "true", "yes", "on"):
-            publish = usernet.parse_all(option("publish"))  # checked by preflight
+        emulate = (option("emulate") or "false").lower() in ("1", "true", "yes", "on")
+        mem = option("mem") or manifest["mem"]
+        try:
+            mib = memory.qemu_mib(mem) if emulate else mem_mib(mem)
+        except BuildError as exc:
+            raise RunError(str(exc)) from None
+        memory.check_floor(artifact.directory.name.rsplit("-", 1)[0], mem, mib, manifest["initramfs"])
+        if emulate:
+            publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
             static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                       usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
-            return self._emulate(artifact, option("mem") or manifest["mem"], args, timeout, ctx,
-                                 bindings("net"), publish, static)
+            return self._emulate(artifact, mem, args, timeout, ctx, bindings("net"), publish, static)
+        user = sorted(n for n, v in bindings("net").items() if v == usernet.USER)
+        if option("publish") or user:
+            what = "--publish" if option("publish") else f"--net {user[0]}=user"
+            raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
+                           f"bridge of the control domain (--net DEVICE=BRIDGE)")
         why = control_domain()
         if why and not ctx.dry_run:
             raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
@@ -348,16 +350,27 @@ class XenTarget(Target):
         finally:
             os.unlink(f.name)
         if outcome.status is None:
-            raise RunError(f"the guest ended without reporting an exit status (xl exited {outcome.returncode}; "
-                           "a crash? see its console output above)")
+            why = (f"the guest ended without reporting an exit status (xl exited {outcome.returncode}; "
+                   "a crash? see its console output above)")
+            raise RunError(memory.explain_stop(why, False, True, mem, mib, manifest["initramfs"]))
         return outcome.status
 
     def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext,
                  nets: dict[str, str], publish: list[usernet.Publish], static: tuple[str | None, str | None]) -> int:
         manifest = artifact.manifest
+        disks = [d["name"] for d in manifest["devices"] if d.get("xl") == "disk"]
+        if disks:
+            raise RunError(f"--emulate boots without Xen, so without its disk front-end: block devices "
+                           f"{', '.join(disks)} need a Xen control domain (xl create)")
         nics = [d for d in manifest["devices"] if d.get("xl") == "vif"]
-        _check_emulated([d["name"] for d in manifest["devices"] if d.get("xl") == "disk"], [d["name"] for d in nics],
-                        nets)
+        elsewhere = [d["name"] for d in nics if nets.get(d["name"]) != usernet.USER]
+        if elsewhere:
+            raise RunError(f"--emulate boots without Xen, so without its bridges: put network device "
+                           f"{elsewhere[0]} on QEMU's user network (--net {elsewhere[0]}=user, no root) or run "
+                           f"under Xen (xl create)")
+        if publish and len(nics) != 1:
+            raise RunError("--publish needs exactly one network device on QEMU's user network "
+                           f"(this image has {len(nics)})")
         netdevs = [arg for d in nics for arg in ("-netdev", usernet.netdev(d["name"], publish, *static))]
         for d in nics:
             ctx.progress.info(f"network device {d['name']}: {usernet.describe(publish, static[0] is not None)}")
@@ -372,11 +385,15 @@ class XenTarget(Target):
                 return ctx.show_command(spec.command(qemu.qemu_binary()))
             ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, "
                               f"{accel.upper()}, {mem}), not under Xen")
-            with qemu.Stopper() as stopper:
-                outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
-                                    console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
-                                    force=stopper.forced,
-                                    started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
+            try:
+                with qemu.Stopper() as stopper:
+                    outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
+                                        console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
+                                        force=stopper.forced,
+                                        started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
+            except qemu.GuestStopped as exc:
+                raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
+                                                   memory.qemu_mib(mem), manifest["initramfs"])) from None
         return outcome.status
 
     # -- doctor -------------------------------------------------------------------------
@@ -384,18 +401,6 @@ class XenTarget(Target):
     def doctor(self) -> Sequence[Check]:
         """What building and running Xen guests needs on this host."""
         return doctor_checks()
-
-
-def _check_emulated(disks: list[str], nics: list[str], nets: dict[str, str]) -> None:
-    """``--emulate`` has no Xen disks, and NICs only on QEMU's user network."""
-    if disks:
-        raise RunError(f"--emulate boots without Xen, so without its disk front-end: block devices "
-                       f"{', '.join(disks)} need a Xen control domain (xl create)")
-    elsewhere = [n for n in nics if nets.get(n) != usernet.USER]
-    if elsewhere:
-        raise RunError(f"--emulate boots without Xen, so without its bridges: put network device "
-                       f"{elsewhere[0]} on QEMU's user network (--net {elsewhere[0]}=user, no root) or run "
-                       f"under Xen (xl create)")
 
 
 def doctor_checks(root: Path = Path("/")) -> list[Check]:

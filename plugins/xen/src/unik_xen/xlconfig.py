@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from unik.errors import BuildError
+from unik_vmimage.memory import BASE_MIB
 
 _UNITS = {"K": 1 / 1024, "M": 1, "G": 1024}
 
@@ -26,8 +27,9 @@ def mem_mib(size: str) -> int:
         mib = int(float(size[:-1]) * _UNITS[unit]) if unit in _UNITS else int(size) >> 20
     except ValueError:
         raise BuildError(f"--mem {size!r}: not a size (256M, 1G)") from None
-    if mib < 32:
-        raise BuildError(f"--mem {size}: a Xen guest needs at least 32 MiB")
+    if mib < BASE_MIB:
+        raise BuildError(f"--mem {size}: a guest of unik's needs at least {BASE_MIB} MiB for its kernel, plus its "
+                         f"initramfs (unik run says how much an image needs)")
     return mib
 
 

@@ -44,6 +44,10 @@ from .errors import (
     NotADirectory,
     ReadOnlyFilesystem,
 )
+
+# mkfs at load, not when a blank disk is found: under spt's sandbox no module file can
+# be read once the application runs (connect runs after the filter is on).
+from .mkfs import mkfs
 from .names import (
     DEFAULT_CODEPAGE,
     alias,
@@ -411,8 +415,6 @@ class FatFileSystem:
         if format_if_blank:
             first = await block.read(0, 1)
             if not any(first):
-                from .mkfs import mkfs
-
                 await mkfs(block, **mkfs_options)
         return await cls.mount(block, cache_sectors=cache_sectors, codepage=codepage)
 

@@ -24,6 +24,7 @@ Linux's ``codepage=437``): :func:`short_to_text` decodes them with the one given
 
 from __future__ import annotations
 
+import codecs
 import encodings.cp437  # noqa: F401 - the default code page: VM images keep only the codecs imported
 import itertools
 from collections.abc import Container
@@ -35,6 +36,11 @@ from .formats import KANJI_E5, MAX_LFN_LENGTH, NTRES_LOWER_BASE, NTRES_LOWER_EXT
 
 #: The OEM code page of short names unless told otherwise (mtools' and Linux's default).
 DEFAULT_CODEPAGE = "cp437"
+# Long names are UTF-16-LE, short ones cp437 by default: codecs CPython imports on first
+# use.  Looked up now, while modules can be read: under spt's sandbox no file can be once
+# the application runs (its devices connect after the filter is on).
+codecs.lookup("utf-16-le")
+codecs.lookup(DEFAULT_CODEPAGE)
 
 #: Characters never allowed in a name (fatgen103 "Name Limits"): also < 0x20.
 _FORBIDDEN = frozenset('"*/:<>?\\|\x7f')

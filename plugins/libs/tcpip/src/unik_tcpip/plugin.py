@@ -55,6 +55,9 @@ TCP_MIN_RTO = Key(
     "tcp_min_rto", "the smallest TCP retransmission timeout of unik's stack, in seconds (default 0.2, as Linux)",
     type="float", metavar="SECONDS", check=check_min_rto,
 )
+#: Its default is the stack's ``DHCP_TIMEOUT_S`` (not imported: configure does not load the stack).
+DHCP_TIMEOUT = Key("dhcp_timeout", "seconds unik's stack waits for a DHCP lease when --ipv4 is not given, "
+                   "before it fails", type="float", default="30", metavar="SECONDS")
 
 
 class TcpipStackProvider(Provider):
@@ -71,13 +74,13 @@ class TcpipStackProvider(Provider):
         "sleep": Need("sleep"),
         "random": Need("random"),
     }
-    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO)
+    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO, DHCP_TIMEOUT)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """Address, gateway and minimum RTO come from ``--ipv4``, ``--ipv4-gateway``, ``--tcp-min-rto`` at run time."""
+        """Address, gateway, minimum RTO and DHCP's patience come from their keys at run time."""
         return Configured(key_options={"ipv4": KeyRef("ipv4"), "ipv4_gateway": KeyRef("ipv4_gateway"),
-                                       "tcp_min_rto": KeyRef("tcp_min_rto")})
+                                       "tcp_min_rto": KeyRef("tcp_min_rto"), "dhcp_timeout": KeyRef("dhcp_timeout")})
 
 
 @hookimpl

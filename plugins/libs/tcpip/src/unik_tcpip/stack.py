@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,12 @@ from .udp import UdpLayer
 
 if TYPE_CHECKING:
     from .dhcp import DhcpClient
+
+
+#: Seconds the stack waits for a DHCP lease by default (``--dhcp-timeout``).
+DHCP_TIMEOUT_S = 30.0
+#: Seconds without a lease after which the stack says it is waiting for one.
+DHCP_NOTICE_S = 2.0
 
 
 def _preload() -> None:
@@ -161,12 +168,13 @@ class TcpipStack:
     @classmethod
     async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
                       ipv4: str | None = None, ipv4_gateway: str | None = None,
-                      tcp_config: TcpConfig | None = None, dhcp_timeout: float = 60.0,
+                      tcp_config: TcpConfig | None = None, dhcp_timeout: float = DHCP_TIMEOUT_S,
                       tcp_min_rto: float | None = None) -> TcpipStack:
         """Start the stack on ``network``: a static address (``--ipv4``), else DHCP.
 
-        With DHCP, returns once a lease is bound; raises :class:`DeviceUnavailable` when
-        none is within ``dhcp_timeout`` seconds.  ``tcp_min_rto`` (seconds, the
+        With DHCP, returns once a lease is bound; says on stderr that it waits when none
+        came within :data:`DHCP_NOTICE_S`, and raises :class:`DeviceUnavailable` when none
+        is within ``dhcp_timeout`` seconds (``--dhcp-timeout``).  ``tcp_min_rto`` (seconds, the
         ``--tcp-min-rto`` key) overrides the configuration's minimum RTO.
         """
         if tcp_min_rto is not None:
@@ -180,20 +188,33 @@ class TcpipStack:
             await stack.start_dhcp(dhcp_timeout)
         return stack
 
-    async def start_dhcp(self, timeout: float = 60.0) -> DhcpClient:
-        """Run the DHCP client (RFC 2131) and wait until it holds a lease."""
+    async def start_dhcp(self, timeout: float = DHCP_TIMEOUT_S, notice_after: float = DHCP_NOTICE_S) -> DhcpClient:
+        """Run the DHCP client (RFC 2131) and wait until it holds a lease.
+
+        A lease that has not come within ``notice_after`` seconds is announced on stderr
+        as awaited (a VM would otherwise sit silent); none within ``timeout`` seconds is a
+        :class:`DeviceUnavailable` saying what to do.
+        """
         # Imported here: a stack with a static address never needs it (start-up cost in a VM).
         from .dhcp import DhcpClient
 
         self.dhcp = DhcpClient(self.iface, self.udp, self.timers, self._random)
         self._tasks.append(asyncio.ensure_future(self.dhcp.run()))
+        bound = asyncio.ensure_future(self.dhcp.bound.wait())
+        name, mac = self.network.name, self.network.mac.hex(":")
         try:
-            await asyncio.wait_for(self.dhcp.bound.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(bound), min(notice_after, timeout))
         except asyncio.TimeoutError:
-            await self.disconnect()
-            raise DeviceUnavailable(
-                f"network {self.network.name!r}: no DHCP lease within {timeout:g} s; is a DHCP server "
-                "on the link? (or give a static address: --ipv4=ADDR/PREFIX)") from None
+            print(f"{name}: waiting for a DHCP lease on {mac} (up to {timeout:g} s, --dhcp-timeout; "
+                  f"--ipv4=ADDR/PREFIX gives a static address) ...", file=sys.stderr, flush=True)
+            try:
+                await asyncio.wait_for(bound, max(0.0, timeout - notice_after))
+            except asyncio.TimeoutError:
+                await self.disconnect()
+                raise DeviceUnavailable(
+                    f"network {name!r}: no DHCP lease within {timeout:g} s: no DHCP server answered on its "
+                    f"link. Give a static address (--ipv4=ADDR/PREFIX), start a DHCP server on the host side "
+                    f"of {name}, or wait longer (--dhcp-timeout SECONDS)") from None
         return self.dhcp
 
     @property

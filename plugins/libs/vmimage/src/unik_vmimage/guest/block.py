@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable, OutOfRange, ReadOnlyDevice, UnsupportedOperation
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _Disk = TypeVar("_Disk", bound="VirtioBlock")
 
 SYS_BLOCK = Path("/sys/block")
 
@@ -45,11 +51,23 @@ class VirtioBlock:
         self._fd: int | None = fd
 
     @classmethod
-    async def connect(cls, name: str, read_only: bool = False) -> VirtioBlock:
-        """Open the disk the host attached with serial ``name``."""
-        dev = find_disk(name)
-        queue = SYS_BLOCK / dev / "queue"
-        sector_size = int((queue / "logical_block_size").read_text())
+    async def connect(cls, name: str, read_only: bool = False, file: str | None = None,
+                      sector_size: int | None = None) -> VirtioBlock:
+        """Open the disk the host attached with serial ``name``.
+
+        ``file`` is the host's side (the runner attaches it); ``sector_size``, when given,
+        must be the disk's logical block size, which the runner set from it.
+        """
+        return cls.open_disk(name, find_disk(name), read_only, sector_size)
+
+    @classmethod
+    def open_disk(cls: type[_Disk], name: str, dev: str, read_only: bool, sector_size: int | None) -> _Disk:
+        """Open ``/dev/<dev>`` as the device ``name`` (its size and sectors from sysfs)."""
+        logical = int((SYS_BLOCK / dev / "queue" / "logical_block_size").read_text())
+        if sector_size is not None and sector_size != logical:
+            raise DeviceUnavailable(f"disk {name}: the host attached it with {logical}-byte sectors, "
+                                    f"not the {sector_size} its device table asks for")
+        sector_size = logical
         size_bytes = int((SYS_BLOCK / dev / "size").read_text()) * 512  # sysfs counts 512-byte units
         ro = read_only or (SYS_BLOCK / dev / "ro").read_text().strip() == "1"
         try:
