@@ -3,14 +3,17 @@
 The console is standard output (the console hypercall), the clocks are
 ``clock_gettime`` (the clock hypercall) and sleep is asyncio's timers (``epoll_wait``
 on the poll hypercall): the unix target's implementations, unchanged, over hvt's
-Linux-syscall shim.  Network and block devices are not there yet.
+Linux-syscall shim.  The network is the unix target's TapNetwork over the runtime's
+network device (:mod:`unik_solo5.hvt_net`).  Block devices are not there yet.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from unik.provider import Provider
+from unik.provider import Configured, KeyRef, Provider, Request
+
+from .providers import NET, NET_MAC
 
 HVT: frozenset[str] = frozenset({"hvt"})
 
@@ -55,4 +58,19 @@ class Sleep(_Hvt):
     description = "asyncio timers (the poll hypercall with a deadline)"
 
 
-PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep]
+class Network(_Hvt):
+    """A TAP the monitor opened (--net NAME=TAP), read and written by hypercalls."""
+
+    PLUGIN_NAME = "hvt.tap"
+    kind = "network"
+    implementation = "unik_solo5.hvt_net:HvtNetwork"
+    description = "a host TAP opened by unik-hvt (--net NAME=TAP): one hypercall per frame"
+    keys = (NET, NET_MAC)
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The device's name; the TAP is the monitor's."""
+        return Configured(options={"name": request.device}, key_options={"ifname": KeyRef("net", per_device=True)})
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Network]

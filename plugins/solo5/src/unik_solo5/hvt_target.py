@@ -27,9 +27,11 @@ from unik.instances import process_start
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, Check, RunContext, Target
+from unik.target import Artifact, BuildContext, Check, RunContext, Target, given_bindings
 
 from .hvtfs import FsFile, link, pack, tree
+from .providers import NET, NET_MAC
+from .target import _wait
 
 MONITOR = Path(__file__).with_name("unik-hvt")
 PYMAIN = Path(__file__).with_name("hvt") / "pymain.c"
@@ -97,11 +99,50 @@ def _pyc(source: Path, guest: str) -> bytes | None:
         return out.read_bytes()
 
 
+EXT_SUFFIX = re.compile(r"\.cpython-\d+[^/]*\.so$|\.abi3\.so$|\.so$")
+
+
+def extension_sources(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """(dotted name, C source) of each extension module among ``files`` whose source lies beside it."""
+    out = []
+    for dest, source in files:
+        if EXT_SUFFIX.search(dest):
+            module = EXT_SUFFIX.sub("", dest)
+            c = source.parent / (Path(module).name + ".c")
+            if c.exists():
+                out.append((module.replace("/", "."), c))
+    return out
+
+
+def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path) -> list[Path]:
+    """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins."""
+    objects, decls, calls = [], [], []
+    for i, (module, source) in enumerate(extensions):
+        obj = tmp / f"ext{i}.o"
+        proc = subprocess.run(["gcc", "-O2", f"-I{PY_INCLUDE}", "-c", str(source), "-o", str(obj)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BuildError(f"compiling {source} as a built-in module failed:\n{proc.stderr.strip()}")
+        init = f"PyInit_{module.rpartition('.')[2]}"
+        subprocess.run(["objcopy", f"--redefine-sym={init}=hvt_builtin_{i}", str(obj)], check=True)
+        objects.append(obj)
+        decls.append(f"extern PyObject *hvt_builtin_{i}(void);")
+        calls.append(f'    PyImport_AppendInittab("{module}", hvt_builtin_{i});')
+    reg = tmp / "builtins.c"
+    reg.write_text("#include <Python.h>\n" + "\n".join(decls) + "\nvoid hvt_register_builtins(void);\n"
+                   "void hvt_register_builtins(void)\n{\n" + "\n".join(calls) + "\n}\n")
+    obj = tmp / "builtins.o"
+    subprocess.run(["gcc", "-O2", f"-I{PY_INCLUDE}", "-c", str(reg), "-o", str(obj)], check=True)
+    return [*objects, obj]
+
+
 def app_files(files: list[tuple[str, Path]]) -> dict[str, FsFile]:
-    """The artifact's files under ``/app``, each module with its byte code in ``__pycache__``."""
+    """The artifact's files under ``/app`` (not shared objects), each module with its byte code in ``__pycache__``."""
     tag = sys.implementation.cache_tag
     out: dict[str, FsFile] = {}
     for dest, source in files:
+        if EXT_SUFFIX.search(dest):
+            continue
         guest = f"/app/{dest}"
         st = source.stat()
         out[guest] = FsFile(source.read_bytes(), st.st_mtime_ns)
@@ -118,7 +159,8 @@ class HvtTarget(Target):
 
     PLUGIN_NAME = "hvt"
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
-    run_keys = (MEM, TRACE)
+    keys = (NET, NET_MAC)
+    run_keys = (MEM, TRACE, NET, NET_MAC)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
@@ -132,10 +174,13 @@ class HvtTarget(Target):
         if why:
             raise BuildError(f"cannot build for hvt: {why}")
         files = runtime_files(plan, ctx.build_dir)
+        pairs = [(f.dest, Path(f.source)) for f in files]
         image = tree(STDLIB, f"/lib/python{PY_VERSION}", skip=STDLIB_SKIP)
-        image.update(app_files([(f.dest, Path(f.source)) for f in files]))
+        image.update(app_files(pairs))
+        extensions = extension_sources(pairs)
         archive = pack(image)
-        ctx.progress.info(f"linking CPython with {counted(len(files), 'file')} and the standard library "
+        ctx.progress.info(f"linking CPython with {counted(len(files), 'file')}, "
+                          f"{counted(len(extensions), 'built-in extension module')} and the standard library "
                           f"({len(archive) >> 20} MiB of files)")
         out = ctx.artifact_dir(plan)
         elf = out / f"{plan.app.name}.hvt"
@@ -145,11 +190,15 @@ class HvtTarget(Target):
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BuildError(f"compiling {PYMAIN.name} failed:\n{proc.stderr.strip()}")
+            builtins = compile_builtins(extensions, Path(tmp))
             try:
-                link([obj], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS])
+                crypto = ["-lcrypto"] if extensions else []  # unik-lib-entropy's _aesctr; unused members are not linked
+                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *crypto])
             except (RuntimeError, FileNotFoundError) as exc:
                 raise BuildError(str(exc)) from exc
-        manifest = {"type": "solo5.manifest", "version": 1, "devices": []}
+        devices = [{"name": n.name, "type": "NET_BASIC"} for n in plan.nodes
+                   if n.kind == "network" and n.provider.startswith("hvt.")]
+        manifest = {"type": "solo5.manifest", "version": 1, "devices": devices}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),
                                                "size": elf.stat().st_size})
@@ -163,14 +212,24 @@ class HvtTarget(Target):
         cmd = [str(MONITOR), "--mem", str(mem)]
         if "trace" in opts.keys and opts.get("trace"):
             cmd.append("--trace")
+        nets = given_bindings("net", keys, ctx)
+        macs = given_bindings("net_mac", keys, ctx)
+        manifest = json.loads((artifact.directory / "manifest.json").read_text())
+        declared = [d["name"] for d in manifest["devices"]]
+        for name in declared:
+            if name not in nets:
+                raise RunError(f"the manifest declares network device {name!r}: give it with --net {name}=TAP")
+        for name in nets:
+            if name not in declared:
+                has = ", ".join(declared) or "none"
+                raise RunError(f"{name!r} is not a device of this application (it has: {has})")
+        cmd += [f"--net:{n}={nets[n]}" for n in declared]
+        cmd += [f"--net-mac:{n}={m}" for n, m in macs.items() if n in nets]
         cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
         if ctx.dry_run:
             return ctx.show_command(cmd)
         proc = subprocess.Popen(cmd)
         ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.terminate()
-            return proc.wait()
+        status = _wait(proc)  # SIGINT and SIGTERM are forwarded: the monitor stops the VM at once
+        return status if status >= 0 else 128 - status
 

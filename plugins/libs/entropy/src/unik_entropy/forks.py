@@ -15,20 +15,26 @@ reseeds before its next output, as after a fork.
 
 from __future__ import annotations
 
-import mmap
 import os
 import sys
+
+try:
+    import mmap
+
+    _HAVE_MMAP = True
+except ImportError:  # a CPython without its mmap module (hvt's unikernel has only the built-in ones)
+    _HAVE_MMAP = False
 
 __all__ = ["epoch", "new_generation", "wipe_on_fork"]
 
 #: Linux's MADV_WIPEONFORK (uapi asm-generic/mman-common.h); Python 3.11 names it only when
 #: the C library's headers did.
-_MADV_WIPEONFORK = getattr(mmap, "MADV_WIPEONFORK", 18)
+_MADV_WIPEONFORK = getattr(mmap, "MADV_WIPEONFORK", 18) if _HAVE_MMAP else 18
 
 
 def _marker_page() -> mmap.mmap | None:
     """One anonymous page holding 1, zeroed in any forked child; ``None`` if the kernel refuses."""
-    if sys.platform != "linux" or not hasattr(mmap.mmap, "madvise"):
+    if not _HAVE_MMAP or sys.platform != "linux" or not hasattr(mmap.mmap, "madvise"):
         return None
     page = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:

@@ -171,11 +171,15 @@ static void open_tap(struct device *dev, const char *tap)
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         die(REFUSE, "network device %s: cannot open /dev/net/tun: %s", dev->d.name, strerror(errno));
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR; /* frames carry virtio-net's 12-byte header */
     strcpy(ifr.ifr_name, tap);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0)
         die(REFUSE, "network device %s: cannot attach to TAP %s: %s (create it first: ip tuntap add %s mode tap)",
             dev->d.name, tap, strerror(errno), tap);
+    int hdr = 12;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0)
+        die(REFUSE, "network device %s: TAP %s: cannot set its virtio-net header: %s", dev->d.name, tap,
+            strerror(errno));
     dev->fd = fd;
     dev->d.mtu = 1500;
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -4,8 +4,10 @@
  * the guest's arguments.  No site, no environment, no bytecode writing, UTF-8 mode.
  *
  * Built-in modules are those Debian links into libpython3.11.a (posix, _io, _socket,
- * select, math, _struct, ...) plus _contextvars, defined here over the core's context
- * types: Debian builds it as a shared module, and asyncio imports it. */
+ * select, math, _struct, ...), _contextvars, defined here over the core's context types
+ * (Debian builds it as a shared module, and asyncio imports it), and the artifact's own
+ * C extension modules, compiled from their sources by unik build and registered by
+ * hvt_register_builtins (a generated file). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -40,6 +42,8 @@ static PyObject *init_contextvars(void)
     return m;
 }
 
+void hvt_register_builtins(void) __attribute__((weak));
+
 static void fail(PyStatus status)
 {
     if (PyStatus_IsExit(status))
@@ -57,6 +61,8 @@ int main(int argc, char **argv)
         fail(status);
     if (PyImport_AppendInittab("_contextvars", init_contextvars) < 0)
         return 120;
+    if (hvt_register_builtins)
+        hvt_register_builtins();
 
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
@@ -80,5 +86,20 @@ int main(int argc, char **argv)
     PyConfig_Clear(&config);
     if (PyStatus_Exception(status))
         fail(status);
+    /* BuiltinImporter finds only top-level built-ins: the artifact's extension modules
+     * live in packages (unik_entropy._aesctr), so a finder ahead of it serves those. */
+    if (PyRun_SimpleString(
+            "def _hvt_builtins():\n"
+            "    import sys, _imp\n"
+            "    from importlib.machinery import BuiltinImporter, ModuleSpec\n"
+            "    class HvtBuiltins:\n"
+            "        @classmethod\n"
+            "        def find_spec(cls, name, path=None, target=None):\n"
+            "            if '.' in name and _imp.is_builtin(name):\n"
+            "                return ModuleSpec(name, BuiltinImporter, origin='built-in')\n"
+            "    sys.meta_path.insert(0, HvtBuiltins)\n"
+            "_hvt_builtins()\n"
+            "del _hvt_builtins\n") != 0)
+        return 120;
     return Py_RunMain();
 }

@@ -346,14 +346,14 @@ static int fs_lookup(const char *path, u64 len)
 
 /* ---- descriptors ---------------------------------------------------------------- */
 
-enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL };
+enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL, K_NET };
 #define CHAN_SIZE 8192
 struct chan { u8 buf[CHAN_SIZE]; u32 head, len; int readers, writers; };
 struct epoll { int n, live; struct { int fd; u32 events; u64 data; } r[64]; };
 struct file {
     int kind, refs;
     u32 flags;      /* O_NONBLOCK */
-    u32 entry;      /* K_FILE, K_DIR */
+    u32 entry;      /* K_FILE, K_DIR; K_NET: the device's index */
     u64 pos;
     int console_fd; /* K_CONSOLE: 0, 1 or 2 */
     int socket;     /* K_PIPE made by socketpair */
@@ -509,12 +509,42 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
         st->mtime_ns = st->atime_ns = st->ctime_ns = fs[entry].mtime_ns % 1000000000ULL;
     } else {
         st->ino = 1000000 + entry;
-        st->mode = kind == K_CONSOLE ? S_IFCHR | 0620 : kind == K_PIPE ? S_IFIFO | 0600 : 0600;
+        st->mode = kind == K_CONSOLE || kind == K_NET ? S_IFCHR | 0620 : kind == K_PIPE ? S_IFIFO | 0600 : 0600;
     }
+}
+
+static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared by EAGAIN, set by the poll hypercall) */
+
+/* /dev/hvt/net/NAME: the network device NAME the monitor opened. */
+static i64 open_device(const char *path, u64 flags)
+{
+    static const char prefix[] = "/dev/hvt/net/";
+    u64 n = sizeof prefix - 1;
+    if (scmp(path, n, prefix, n) != 0)
+        return -ENOENT;
+    for (u32 i = 0; i < bi->ndevices; i++) {
+        const char *name = bi->devices[i].name;
+        if (bi->devices[i].type == HVT_NET && scmp(path + n, slen(path + n), name, slen(name)) == 0) {
+            struct file *f = new_file(K_NET);
+            if (!f)
+                return -EMFILE;
+            f->entry = i;
+            f->flags = (u32)(flags & O_NONBLOCK);
+            i64 fd = install(f, 0);
+            if (fd < 0)
+                f->kind = K_FREE;
+            else
+                cloexec[fd] = (flags & O_CLOEXEC) != 0;
+            return fd;
+        }
+    }
+    return -ENOENT;
 }
 
 static i64 sys_openat(i64 dirfd, const char *path, u64 flags)
 {
+    if (path[0] == '/' && path[1] == 'd' && scmp(path, 9, "/dev/hvt/", 9) == 0)
+        return open_device(path, flags);
     i64 e = lookup(dirfd, path);
     if (e < 0)
         return (flags & O_CREAT) ? -EROFS : e;
@@ -596,6 +626,13 @@ static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
     }
     case K_DIR:
         return -EISDIR;
+    case K_NET: {
+        struct hvt_io io = {f->entry, 0, 0, (u64)(uintptr_t)buf, len, 0};
+        hypercall(HVT_NET_READ, &io);
+        if (io.ret == -EAGAIN)
+            net_ready &= ~(1ULL << f->entry);
+        return io.ret;
+    }
     case K_PIPE: {
         struct chan *c = f->rx;
         if (!c)
@@ -620,6 +657,11 @@ static i64 do_write(struct file *f, const u8 *buf, u64 len)
     case K_CONSOLE:
         console(f->console_fd == 2 ? 2 : 1, buf, len);
         return (i64)len;
+    case K_NET: {
+        struct hvt_io io = {f->entry, 0, 0, (u64)(uintptr_t)buf, len, 0};
+        hypercall(HVT_NET_WRITE, &io);
+        return io.ret;
+    }
     case K_PIPE: {
         struct chan *c = f->tx;
         if (!c)
@@ -642,11 +684,32 @@ static i64 do_write(struct file *f, const u8 *buf, u64 len)
     }
 }
 
+static u8 frame_buf[65536 + 64];
+
 static i64 sys_rw_vec(i64 fd, const struct iovec_ *iov, i64 cnt, int writing)
 {
     struct file *f = get(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == K_NET) { /* one frame: gathered, then one hypercall */
+        u64 n = 0;
+        for (i64 i = 0; i < cnt; i++) {
+            if (n + iov[i].len > sizeof frame_buf)
+                return -EINVAL;
+            if (writing)
+                copy(frame_buf + n, (const u8 *)iov[i].base, iov[i].len);
+            n += iov[i].len;
+        }
+        if (writing)
+            return do_write(f, frame_buf, n);
+        i64 got = do_read(f, frame_buf, n, -1);
+        for (i64 i = 0, off = 0; got > 0 && i < cnt && off < got; i++) {
+            u64 part = (u64)(got - off) < iov[i].len ? (u64)(got - off) : iov[i].len;
+            copy((u8 *)iov[i].base, frame_buf + off, part);
+            off += (i64)part;
+        }
+        return got;
+    }
     i64 total = 0;
     for (i64 i = 0; i < cnt; i++) {
         i64 n = writing ? do_write(f, (const u8 *)iov[i].base, iov[i].len)
@@ -670,6 +733,8 @@ static u32 readiness(int fd)
     switch (f->kind) {
     case K_CONSOLE:
         return f->console_fd == 0 ? 0 : EPOLLOUT;
+    case K_NET:
+        return EPOLLOUT | ((net_ready >> f->entry) & 1 ? EPOLLIN : 0);
     case K_PIPE: {
         u32 r = 0;
         if (f->rx && (f->rx->len || !f->rx->writers))
@@ -688,6 +753,7 @@ static void wait_until(u64 deadline)
 {
     struct hvt_poll p = {deadline, 0};
     hypercall(HVT_POLL, &p);
+    net_ready |= p.ready;
     anchor();
 }
 
@@ -715,8 +781,14 @@ static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeou
                 n++;
             }
         }
-        if (n || timeout_ms == 0)
+        if (n || (timeout_ms == 0 && round > 0))
             return n;
+        if (timeout_ms == 0) {
+            if (!bi->ndevices)
+                return 0;
+            wait_until(0); /* a poll that returns at once: which devices have frames */
+            continue;
+        }
         if (round == 0)
             deadline = deadline_ms(timeout_ms);
         else if (monotonic() >= deadline)
@@ -990,7 +1062,7 @@ static i64 sys_fcntl(i64 fd, i64 cmd, u64 arg)
     }
     case 1: return cloexec[fd];         /* F_GETFD */
     case 2: cloexec[fd] = arg & 1; return 0; /* F_SETFD */
-    case 3: return f->flags | (f->kind == K_PIPE || f->kind == K_CONSOLE ? 2 : 0); /* F_GETFL */
+    case 3: return f->flags | (f->kind == K_PIPE || f->kind == K_CONSOLE || f->kind == K_NET ? 2 : 0); /* F_GETFL */
     case 4: f->flags = (u32)(arg & O_NONBLOCK); return 0; /* F_SETFL */
     default: return -EINVAL;
     }
@@ -1003,6 +1075,15 @@ static i64 sys_ioctl(i64 fd, u64 req, u64 arg)
         return -EBADF;
     if (req == 0x5421) { /* FIONBIO */
         f->flags = *(int *)arg ? O_NONBLOCK : 0;
+        return 0;
+    }
+    if (f->kind == K_NET && req == 0x8921) { /* SIOCGIFMTU: struct ifreq's int after the 16-byte name */
+        *(int *)(arg + 16) = (int)bi->devices[f->entry].mtu;
+        return 0;
+    }
+    if (f->kind == K_NET && req == 0x8927) { /* SIOCGIFHWADDR: sa_family 1 (ARPHRD_ETHER), then the MAC */
+        *(uint16_t *)(arg + 16) = 1;
+        copy((u8 *)(arg + 18), bi->devices[f->entry].mac, 6);
         return 0;
     }
     if (req == 0x5451 || req == 0x5450) /* FIOCLEX, FIONCLEX */
