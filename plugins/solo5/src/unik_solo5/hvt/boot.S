@@ -1,33 +1,23 @@
-/* The guest runtime's entry points: boot, the `syscall` entry (LSTAR) and exception stubs.
- * Everything runs at CPL 0 with interrupts off; see runtime.c. */
+/* The guest runtime's entry points: boot and the `syscall` entry (LSTAR).  Everything
+ * runs at CPL 3 (see hvt_abi.h and runtime.c). */
     .section .note.GNU-stack, "", @progbits
-    .text
+    .section .text.hvt_boot, "ax", @progbits
+    .balign 16
 
-/* hvt_boot(rdi = struct hvt_boot_info *): the ELF's entry point, called by the monitor. */
+/* hvt_boot(rdi = struct hvt_boot_info *): the ELF's entry point, called by the monitor,
+ * which points LSTAR HVT_SYSCALL_OFFSET (16) bytes further, at rt_syscall_entry. */
     .globl hvt_boot
     .type hvt_boot, @function
 hvt_boot:
-    lea rt_kstack_top(%rip), %rsp
-    xor %ebp, %ebp
-    call rt_main
-1:  hlt
-    jmp 1b
+    .byte 0xe9                  /* jmp rel32: a fixed size, so that .org below holds */
+    .long hvt_boot_main - . - 4
+    .org hvt_boot + 16          /* HVT_SYSCALL_OFFSET */
 
-/* rt_enter(rdi = initial stack, rsi = entry): start libc's _start on a Linux process stack. */
-    .globl rt_enter
-    .type rt_enter, @function
-rt_enter:
-    mov %rdi, %rsp
-    xor %edx, %edx      /* no rtld_fini */
-    xor %ebp, %ebp
-    jmp *%rsi
-
-/* The `syscall` instruction lands here (LSTAR), still at CPL 0: rcx = return address,
- * r11 = rflags, rax = number, rdi rsi rdx r10 r8 r9 = arguments.  Like Linux, every
- * register but rax, rcx and r11 is preserved, the SSE registers included (libc keeps
- * values in them across system calls).  `sysretq` would return to CPL 3, so the way
- * back is popfq and an indirect jump on the caller's stack (nothing is pushed there:
- * its red zone is left alone). */
+/* The `syscall` instruction lands here (LSTAR): rcx = return address, r11 = rflags,
+ * rax = number, rdi rsi rdx r10 r8 r9 = arguments.  Like Linux, every register but
+ * rax, rcx and r11 is preserved, the SSE registers included (libc keeps values in them
+ * across system calls).  The way back is popfq and an indirect jump, not `sysretq`
+ * (privileged), with the caller's stack untouched (its red zone is left alone). */
     .globl rt_syscall_entry
     .type rt_syscall_entry, @function
 rt_syscall_entry:
@@ -89,46 +79,18 @@ rt_syscall_entry:
     mov rt_user_rsp(%rip), %rsp
     jmp *%rcx
 
-/* Exception stubs: push (error code or 0, vector) and report; the guest then exits. */
-    .macro EXC n, err
-exc\n:
-    .if \err == 0
-    push $0
-    .endif
-    push $\n
-    jmp exc_common
-    .endm
-    EXC 0,0
-    EXC 1,0
-    EXC 2,0
-    EXC 3,0
-    EXC 4,0
-    EXC 5,0
-    EXC 6,0
-    EXC 7,0
-    EXC 8,1
-    EXC 9,0
-    EXC 10,1
-    EXC 11,1
-    EXC 12,1
-    EXC 13,1
-    EXC 14,1
-    EXC 15,0
-    EXC 16,0
-    EXC 17,1
-    EXC 18,0
-    EXC 19,0
-    EXC 20,0
-exc_common:
-    mov %rsp, %rdi          /* vector, error, rip, cs, rflags, rsp, ss */
-    and $-16, %rsp
-    call rt_exception
-2:  hlt
-    jmp 2b
+/* rt_enter(rdi = initial stack, rsi = entry): start libc's _start on a Linux process stack. */
+    .globl rt_enter
+    .type rt_enter, @function
+rt_enter:
+    mov %rdi, %rsp
+    xor %edx, %edx      /* no rtld_fini */
+    xor %ebp, %ebp
+    jmp *%rsi
 
-    .section .rodata
-    .globl rt_exception_stubs
-rt_exception_stubs:
-    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20
-    .quad exc\n
-    .endr
+hvt_boot_main:
+    lea rt_kstack_top(%rip), %rsp
+    xor %ebp, %ebp
+    call rt_main
+1:  jmp 1b
+

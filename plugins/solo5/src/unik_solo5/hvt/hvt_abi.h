@@ -1,16 +1,25 @@
 /* The hvt ABI: what unik's KVM monitor (monitor.c) and the guest runtime (runtime.c)
  * agree on.  Guest-physical addresses equal guest-virtual ones (identity mapping).
  *
- * A hypercall is one 32-bit `out` to port HVT_PORT_BASE + number whose value is the
- * guest-physical address of the call's argument structure (below 4 GiB).  The monitor
- * checks every address and length against the guest's memory before touching it.
+ * The guest runs in 64-bit mode at CPL 3, the whole of it (runtime and application):
+ * KVM backends that run only user mode natively (kvm_pvm, which emulates a CPL 0 guest
+ * instruction by instruction) run it at full speed, and it needs no privileged
+ * instruction.  The monitor sets EFER.SCE, STAR and LSTAR (= the ELF's entry point +
+ * HVT_SYSCALL_OFFSET), so `syscall` lands in the runtime, which returns with popfq and
+ * an indirect jump; FS is set with wrfsbase.
+ *
+ * A hypercall is one 32-bit store to HVT_MMIO_BASE + 8 * number (a page outside guest
+ * RAM: KVM hands the store to the monitor) whose value is the guest-physical address of
+ * the call's argument structure (below 4 GiB).  The monitor checks every address and
+ * length against the guest's memory before touching it.
  */
 #ifndef UNIK_HVT_ABI_H
 #define UNIK_HVT_ABI_H
 
 #include <stdint.h>
 
-#define HVT_PORT_BASE 0x500
+#define HVT_MMIO_BASE 0xfe000000ULL
+#define HVT_SYSCALL_OFFSET 16
 enum hvt_call {
     HVT_CONSOLE = 0, /* struct hvt_console: write to the host's stdout (fd 1) or stderr (fd 2) */
     HVT_CLOCK = 1,   /* struct hvt_clock: CLOCK_MONOTONIC and CLOCK_REALTIME, nanoseconds */
@@ -34,7 +43,7 @@ struct hvt_exit { int32_t status, pad; };
 #define HVT_PML4 0x2000
 #define HVT_PDPT 0x3000
 #define HVT_PD 0x4000          /* one 4 KiB page directory per GiB, up to HVT_MAX_GIB */
-#define HVT_MAX_GIB 4
+#define HVT_MAX_GIB 3          /* the fourth GiB's directory maps HVT_MMIO_BASE */
 #define HVT_BOOT_INFO 0x8000
 #define HVT_ARGS 0x9000        /* argv strings, NUL-separated */
 #define HVT_ARGS_END 0x10000

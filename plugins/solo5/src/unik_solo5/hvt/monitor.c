@@ -5,9 +5,9 @@
  *
  * Loads a static x86_64 ELF into a VM of --mem MiB (default 256), refusing hostile
  * ELFs before the VM exists; opens exactly the devices given; puts the vCPU straight
- * into 64-bit long mode (identity-mapped 2 MiB pages, flat GDT, SSE enabled, CPUID
- * without AVX/XSAVE/CX16/x87-only extensions); serves the hypercalls of hvt_abi.h over
- * port I/O until the guest exits.  Exit status: the guest's; 125 when the monitor
+ * into 64-bit mode at CPL 3 (identity-mapped 2 MiB pages, flat GDT, SSE enabled,
+ * CPUID without AVX/XSAVE/CX16, LSTAR at the runtime's system call entry); serves the
+ * hypercalls of hvt_abi.h (stores to a page outside RAM) until the guest exits.  Exit status: the guest's; 125 when the monitor
  * refuses to start (a sentence on stderr says why); 255 when the guest crashed (the
  * registers are printed).
  */
@@ -227,17 +227,21 @@ static struct kvm_run *run;
 static void setup_page_tables(void)
 {
     uint64_t *pml4 = (uint64_t *)(mem + HVT_PML4), *pdpt = (uint64_t *)(mem + HVT_PDPT);
-    pml4[0] = HVT_PDPT | 3; /* present, writable */
+    pml4[0] = HVT_PDPT | 7; /* present, writable, user */
     uint64_t gib = (mem_size + (1ULL << 30) - 1) >> 30;
     for (uint64_t g = 0; g < gib; g++) {
         uint64_t *pd = (uint64_t *)(mem + HVT_PD + g * 0x1000);
-        pdpt[g] = (HVT_PD + g * 0x1000) | 3;
+        pdpt[g] = (HVT_PD + g * 0x1000) | 7;
         for (uint64_t i = 0; i < 512; i++) {
             uint64_t addr = (g << 30) | (i << 21);
             if (addr < mem_size)
-                pd[i] = addr | 0x83; /* present, writable, 2 MiB page */
+                pd[i] = addr | 0x87; /* present, writable, user, 2 MiB page */
         }
     }
+    /* the hypercall page: mapped, but outside every memory slot */
+    uint64_t *pd3 = (uint64_t *)(mem + HVT_PD + 3 * 0x1000);
+    pdpt[3] = (HVT_PD + 3 * 0x1000) | 7;
+    pd3[(HVT_MMIO_BASE >> 21) & 511] = HVT_MMIO_BASE | 0x87;
 }
 
 static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
@@ -257,31 +261,34 @@ static void setup_vcpu(uint64_t entry)
 {
     uint64_t *gdt = (uint64_t *)(mem + HVT_GDT);
     gdt[0] = 0;
-    gdt[1] = 0x00af9b000000ffffULL; /* 0x08: 64-bit code, present, DPL 0 */
-    gdt[2] = 0x00cf93000000ffffULL; /* 0x10: data, present, DPL 0 */
-    gdt[3] = 0x00008b0000000067ULL; /* 0x18: a busy 64-bit TSS at 0 (required by VMX, never used) */
-    gdt[4] = 0;
+    gdt[1] = 0x00af9b000000ffffULL; /* 0x08: 64-bit code, DPL 0 (STAR's; unused) */
+    gdt[2] = 0x00cf93000000ffffULL; /* 0x10: data, DPL 0 */
+    gdt[3] = 0x00cff3000000ffffULL; /* 0x18: data, DPL 3: the guest's SS, DS, ES */
+    gdt[4] = 0x00affb000000ffffULL; /* 0x20: 64-bit code, DPL 3: the guest's CS */
+    gdt[5] = 0x00008b0000000067ULL; /* 0x28: a busy 64-bit TSS at 0 (required by VMX, never used) */
+    gdt[6] = 0;
     setup_page_tables();
 
     struct kvm_sregs sregs;
     if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
         die(REFUSE, "KVM_GET_SREGS: %s", strerror(errno));
-    set_segment(&sregs.cs, 0x08, 0xb, 1, 0);
-    set_segment(&sregs.ds, 0x10, 0x3, 0, 1);
+    set_segment(&sregs.cs, 0x23, 0xb, 1, 0);
+    set_segment(&sregs.ds, 0x1b, 0x3, 0, 1);
+    sregs.cs.dpl = sregs.ds.dpl = 3;
     sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
     memset(&sregs.tr, 0, sizeof sregs.tr);
-    sregs.tr.selector = 0x18;
+    sregs.tr.selector = 0x28;
     sregs.tr.type = 0xb;
     sregs.tr.present = 1;
     sregs.tr.limit = 0x67;
     sregs.gdt.base = HVT_GDT;
-    sregs.gdt.limit = 5 * 8 - 1;
+    sregs.gdt.limit = 7 * 8 - 1;
     sregs.idt.base = 0;
-    sregs.idt.limit = 0; /* the runtime installs its own; before that a fault is a shutdown */
+    sregs.idt.limit = 0; /* a guest exception is a triple fault, reported with the registers */
     sregs.cr3 = HVT_PML4;
-    sregs.cr4 = (1u << 5) | (1u << 9) | (1u << 10); /* PAE, OSFXSR, OSXMMEXCPT */
+    sregs.cr4 = (1u << 5) | (1u << 9) | (1u << 10) | (1u << 16); /* PAE, OSFXSR, OSXMMEXCPT, FSGSBASE */
     sregs.cr0 = 0x80000001u | 0x2 | 0x10 | 0x20 | 0x10000; /* PG, PE, MP, ET, NE, WP */
-    sregs.efer = 0x500; /* LME, LMA */
+    sregs.efer = 0x501; /* SCE, LME, LMA */
     if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
         die(REFUSE, "KVM_SET_SREGS (64-bit long mode): %s", strerror(errno));
 
@@ -299,6 +306,21 @@ static void setup_vcpu(uint64_t entry)
     regs.rip = entry;
     regs.rflags = 0x2;
     regs.rsp = HVT_BOOT_INFO; /* a scratch stack below the boot info; the runtime switches at once */
+
+    struct {
+        struct kvm_msrs head;
+        struct kvm_msr_entry e[3];
+    } msrs;
+    memset(&msrs, 0, sizeof msrs);
+    msrs.head.nmsrs = 3;
+    msrs.e[0].index = 0xC0000081; /* STAR */
+    msrs.e[0].data = (0x08ULL << 32) | (0x10ULL << 48);
+    msrs.e[1].index = 0xC0000082; /* LSTAR: the runtime's system call entry */
+    msrs.e[1].data = entry + HVT_SYSCALL_OFFSET;
+    msrs.e[2].index = 0xC0000084; /* SFMASK: TF, DF, AC */
+    msrs.e[2].data = 0x40500;
+    if (ioctl(vcpu, KVM_SET_MSRS, &msrs) != 3)
+        die(REFUSE, "KVM_SET_MSRS (STAR, LSTAR, SFMASK): %s", strerror(errno));
     regs.rdi = HVT_BOOT_INFO;
     if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
         die(REFUSE, "KVM_SET_REGS: %s", strerror(errno));
@@ -503,27 +525,31 @@ static int run_vcpu(void)
             die(CRASHED, "KVM_RUN: %s", strerror(errno));
         }
         switch (run->exit_reason) {
-        case KVM_EXIT_IO: {
-            unsigned port = run->io.port;
-            if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 && port >= HVT_PORT_BASE
-                && port < HVT_PORT_BASE + HVT_NCALLS) {
+        case KVM_EXIT_MMIO: {
+            uint64_t a = run->mmio.phys_addr;
+            if (run->mmio.is_write && run->mmio.len == 4 && a >= HVT_MMIO_BASE
+                && a < HVT_MMIO_BASE + 8 * HVT_NCALLS && (a & 7) == 0) {
                 uint32_t arg;
-                memcpy(&arg, (uint8_t *)run + run->io.data_offset, 4);
-                int status = hypercall(port - HVT_PORT_BASE, arg);
+                memcpy(&arg, run->mmio.data, 4);
+                int status = hypercall((unsigned)((a - HVT_MMIO_BASE) / 8), arg);
                 if (status >= 0)
                     return status;
                 continue;
             }
-            dump_state("made port I/O outside the hypercall interface");
-            fprintf(stderr, "  port %#x, %s, size %u\n", port, run->io.direction ? "out" : "in", run->io.size);
+            dump_state("");
+            fprintf(stderr, "%s: the guest accessed %#llx, outside its %lu MiB of memory and the hypercall page\n",
+                    prog, (unsigned long long)a, (unsigned long)(mem_size >> 20));
             return CRASHED;
         }
+        case KVM_EXIT_IO:
+            dump_state("made port I/O (hvt's hypercalls are stores to its hypercall page)");
+            return CRASHED;
         case KVM_EXIT_HLT:
             dump_state("halted (hlt) without the exit hypercall");
             return CRASHED;
         case KVM_EXIT_SHUTDOWN:
-            dump_state("crashed: triple fault (KVM_EXIT_SHUTDOWN), before its exception handlers were "
-                       "installed or while handling one");
+            dump_state("crashed: an exception (a page fault at cr2 when cr2 is set, an invalid instruction, a "
+                       "general protection fault) ends the guest (KVM_EXIT_SHUTDOWN)");
             return CRASHED;
         case KVM_EXIT_INTERNAL_ERROR:
             dump_state("stopped on a KVM internal error");
@@ -539,11 +565,6 @@ static int run_vcpu(void)
         case KVM_EXIT_FAIL_ENTRY:
             fprintf(stderr, "%s: KVM could not enter the guest (hardware reason %#llx)\n", prog,
                     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-            return CRASHED;
-        case KVM_EXIT_MMIO:
-            dump_state("");
-            fprintf(stderr, "%s: the guest accessed %#llx, outside its %lu MiB of memory\n", prog,
-                    (unsigned long long)run->mmio.phys_addr, (unsigned long)(mem_size >> 20));
             return CRASHED;
         default:
             dump_state("stopped");

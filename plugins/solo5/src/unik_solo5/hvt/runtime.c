@@ -1,10 +1,11 @@
 /* unik's hvt guest runtime: what stands in for Linux under a static program.
  *
  * Linked into the unikernel ELF with the application (a static program against an
- * unmodified glibc).  The monitor enters hvt_boot (boot.S) in 64-bit long mode; rt_main
- * points LSTAR at the system call entry, installs exception handlers, sets up the heap
- * and the read-only in-memory filesystem, builds a Linux process stack (argv, auxv) and
- * jumps to libc's _start.  From then on every `syscall` lands in rt_syscall, which
+ * unmodified glibc).  The monitor enters hvt_boot (boot.S) in 64-bit mode at CPL 3,
+ * with LSTAR at the system call entry; rt_main sets up the heap and the read-only
+ * in-memory filesystem, builds a Linux process stack (argv, auxv) and jumps to libc's
+ * _start.  It uses no privileged instruction (see hvt_abi.h); a guest exception ends
+ * the VM and the monitor reports it.  From then on every `syscall` lands in rt_syscall, which
  * implements the subset below over the hypercalls of hvt_abi.h and answers everything
  * else with ENOSYS, naming the call once on stderr.  One thread, no processes: clone,
  * fork and execve are among the refused calls.
@@ -79,7 +80,7 @@ __asm__(".globl rt_kstack_top\n.set rt_kstack_top, rt_kstack + 65536");
 
 static void hypercall(unsigned nr, void *arg)
 {
-    __asm__ volatile("outl %0, %1" : : "a"((u32)(uintptr_t)arg), "Nd"((uint16_t)(HVT_PORT_BASE + nr)) : "memory");
+    __asm__ volatile("movl %0, (%1)" : : "r"((u32)(uintptr_t)arg), "r"(HVT_MMIO_BASE + 8 * nr) : "memory");
 }
 
 static void copy(void *dst, const void *src, u64 n)
@@ -998,18 +999,6 @@ static i64 unsupported(u64 nr)
     return -ENOSYS;
 }
 
-static void wrmsr(u32 msr, u64 v)
-{
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)));
-}
-
-static u64 rdmsr(u32 msr)
-{
-    u32 lo, hi;
-    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return ((u64)hi << 32) | lo;
-}
-
 static i64 sys_clock(u64 clock, struct timespec_ *ts)
 {
     u64 mono, wall, v;
@@ -1295,8 +1284,8 @@ static i64 dispatch(struct rt_regs *r)
             zero((void *)b, 24), ((int *)b)[2] = 2; /* SS_DISABLE */
         return 0;
     case 158: /* arch_prctl */
-        if (a == 0x1002) { wrmsr(0xC0000100, b); return 0; }  /* ARCH_SET_FS */
-        if (a == 0x1003) { *(u64 *)b = rdmsr(0xC0000100); return 0; } /* ARCH_GET_FS */
+        if (a == 0x1002) { __asm__ volatile("wrfsbase %0" : : "r"(b)); return 0; } /* ARCH_SET_FS */
+        if (a == 0x1003) { __asm__ volatile("rdfsbase %0" : "=r"(*(u64 *)b)); return 0; } /* ARCH_GET_FS */
         return -EINVAL;
     case 201: { struct timespec_ ts; sys_clock(0, &ts); if (a) *(i64 *)a = ts.sec; return ts.sec; } /* time */
     case 202: { /* futex: one thread, so a wait whose value matches could never be woken */
@@ -1347,45 +1336,8 @@ i64 rt_syscall(struct rt_regs *r)
     return ret;
 }
 
-/* ---- exceptions --------------------------------------------------------------- */
-
-struct idt_gate { uint16_t off0, sel; u8 ist, type; uint16_t off1; u32 off2, zero; };
-static struct idt_gate idt[32];
-extern const u64 rt_exception_stubs[21];
-static const char *const exc_names[21] = {
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
-    "device not available (x87/SSE state)", "double fault", "coprocessor segment overrun", "invalid TSS",
-    "segment not present", "stack fault", "general protection fault", "page fault", "reserved",
-    "x87 floating-point exception", "alignment check", "machine check", "SIMD floating-point exception",
-    "virtualization exception"};
-
-void rt_exception(u64 *frame);
-void rt_exception(u64 *frame)
-{
-    u64 v = frame[0] < 21 ? frame[0] : 15, cr2;
-    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-    log_("unik-hvt: guest exception %lu (%s) at rip=%lx, error code %lx, rsp=%lx, cr2=%lx\n", frame[0],
-         exc_names[v], frame[2], frame[1], frame[5], cr2);
-    halt(255);
-}
-
-static void install_idt(void)
-{
-    for (int i = 0; i < 21; i++) {
-        u64 h = rt_exception_stubs[i];
-        idt[i].off0 = (uint16_t)h;
-        idt[i].sel = 0x08;
-        idt[i].type = 0x8e; /* present, interrupt gate */
-        idt[i].off1 = (uint16_t)(h >> 16);
-        idt[i].off2 = (u32)(h >> 32);
-    }
-    struct __attribute__((packed)) { uint16_t limit; u64 base; } d = {sizeof idt - 1, (u64)(uintptr_t)idt};
-    __asm__ volatile("lidt %0" : : "m"(d));
-}
-
 /* ---- boot --------------------------------------------------------------------- */
 
-void rt_syscall_entry(void);
 void __attribute__((noreturn)) rt_enter(u64 stack, u64 entry);
 extern const u8 __ehdr_start[];
 extern void _start(void);
@@ -1405,11 +1357,6 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
         log_("unik-hvt: the boot information is not the monitor's (bad magic)\n");
         halt(255);
     }
-    install_idt();
-    wrmsr(0xC0000080, rdmsr(0xC0000080) | 1); /* EFER.SCE */
-    wrmsr(0xC0000081, (u64)0x08 << 32);        /* STAR: CS 0x08, SS 0x10 on entry */
-    wrmsr(0xC0000082, (u64)(uintptr_t)rt_syscall_entry); /* LSTAR */
-    wrmsr(0xC0000084, 0x44700);                /* SFMASK: TF IF DF NT AC cleared on entry */
     u32 eax = 1, ebx, ecx, edx;
     __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
     has_rdrand = (ecx >> 30) & 1;
