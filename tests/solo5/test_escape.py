@@ -28,12 +28,9 @@ ATTEMPTS: dict[str, tuple[str, str, str | tuple[str, ...]]] = {
     "sigsys-handler": ("import signal", "signal.signal(signal.SIGSYS, signal.SIG_IGN)", "rt_sigaction"),
     # randomness comes from the random device (Fortuna); the host's CSPRNG is out of reach
     "urandom": ("import os", "os.urandom(16)", "getrandom"),
-    # a thread never starts: the first call on the way is refused (which depends on the
-    # Python and glibc versions: gettid for threading's native id, the guard page's
-    # mprotect, clone3; to_thread first imports or stats something for its executor)
-    "thread": ("import threading", "threading.Thread(target=print).start()", ("gettid", "mprotect", "clone3")),
-    "to-thread": ("import asyncio", "await asyncio.to_thread(print)",
-                  ("newfstatat", "openat", "gettid", "mprotect", "clone3")),
+    # a thread never starts, and the report names the attempt (not glibc's first step)
+    "thread": ("import threading", "threading.Thread(target=print).start()", "clone"),
+    "to-thread": ("import asyncio", "await asyncio.to_thread(print)", "clone"),
     "stdout-dup": ("import os", "os.dup(1)", "fcntl"),  # F_DUPFD_CLOEXEC: only F_GETFL on the self-pipe
     "kill-tender": ("import os\nimport signal", "os.kill(0, signal.SIGKILL)", "kill"),
 }

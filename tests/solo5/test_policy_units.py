@@ -14,16 +14,17 @@ from unik_solo5.devices import key_args, parse
 from unik_solo5.policy import (
     AUDIT_ARCH_X86_64,
     SECCOMP_RET_ALLOW,
+    SECCOMP_RET_ERRNO,
     SECCOMP_RET_KILL_PROCESS,
     SECCOMP_RET_TRAP,
-    TRIPWIRE,
     FdSets,
     compile_policy,
+    describe,
 )
 from unik_solo5.syscalls import X86_64
 from unik_solo5.target import split_args
 
-FDS = FdSets(tap=(3,), block=(4,), epoll=(5,), wakeup=(6, 7), report=(9,))
+FDS = FdSets(tap=(3,), block=(4,), epoll=(5,), wakeup=(6, 7))
 
 
 def run_bpf(program: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT_ARCH_X86_64) -> int:
@@ -57,7 +58,7 @@ PROGRAM = compile_policy(FDS)
 @pytest.mark.parametrize(("call", "args", "verdict"), [
     ("write", (1,), SECCOMP_RET_ALLOW),
     ("write", (2,), SECCOMP_RET_ALLOW),
-    ("write", (9,), SECCOMP_RET_ALLOW),
+    ("write", (9,), SECCOMP_RET_TRAP),             # no report pipe: the tender reports
     ("write", (0,), SECCOMP_RET_TRAP),
     ("write", (3,), SECCOMP_RET_TRAP),            # the TAP is written with writev only
     ("write", (1 | 1 << 32,), SECCOMP_RET_ALLOW),  # int argument: the kernel reads 32 bits
@@ -93,7 +94,8 @@ PROGRAM = compile_policy(FDS)
     ("openat", (-100 & 0xFFFFFFFF,), SECCOMP_RET_TRAP),
     ("socket", (2, 1, 0), SECCOMP_RET_TRAP),
     ("clone", (0x11,), SECCOMP_RET_TRAP),
-    ("clone3", (), SECCOMP_RET_TRAP),
+    ("clone3", (), SECCOMP_RET_ERRNO | 38),        # ENOSYS: glibc falls back to clone, refused
+    ("clock_nanosleep", (1, 0, 0, 0), SECCOMP_RET_ALLOW),  # time.sleep
     ("execve", (), SECCOMP_RET_TRAP),
     ("ptrace", (), SECCOMP_RET_TRAP),
     ("exit_group", (0,), SECCOMP_RET_ALLOW),
@@ -105,10 +107,17 @@ def test_filter_verdicts(call: str, args: tuple[int, ...], verdict: int) -> None
     assert run_bpf(PROGRAM, X86_64[call], args) == verdict
 
 
-def test_other_abis_are_killed_and_the_tripwire_traps() -> None:
+def test_other_abis_are_killed_and_unknown_numbers_trap() -> None:
     assert run_bpf(PROGRAM, X86_64["write"], (1,), arch=0x40000003) == SECCOMP_RET_KILL_PROCESS  # i386
     assert run_bpf(PROGRAM, 0x40000000 | X86_64["write"], (1,)) == SECCOMP_RET_KILL_PROCESS  # x32
-    assert run_bpf(PROGRAM, TRIPWIRE) == SECCOMP_RET_TRAP
+    assert run_bpf(PROGRAM, 1023) == SECCOMP_RET_TRAP
+
+
+def test_labels_name_the_constant_of_their_argument() -> None:
+    # PROT_EXEC and MADV_DONTNEED are both 4: each condition names its own.
+    text = describe()
+    assert "prot lacks PROT_EXEC" in text and "advice == MADV_DONTNEED" in text
+    assert "prot lacks MADV_DONTNEED" not in text
 
 
 def test_parse_handed_devices() -> None:

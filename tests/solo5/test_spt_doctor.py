@@ -42,6 +42,10 @@ def test_a_kernel_without_seccomp_is_named(tmp_path: Path) -> None:
     (tmp_path / "proc/sys/kernel/seccomp/actions_avail").write_text("kill_thread errno allow\n")
     seccomp = {c.name.split(" (")[0]: c for c in doctor.doctor_checks(tmp_path)}["seccomp filters"]
     assert seccomp.detail == "the kernel lacks the actions kill_process, trap"
+    (tmp_path / "proc/sys/kernel/yama").mkdir(parents=True)
+    (tmp_path / "proc/sys/kernel/yama/ptrace_scope").write_text("3\n")
+    ptrace = {c.name.split(" (")[0]: c for c in doctor.doctor_checks(tmp_path)}["the tender may trace its child"]
+    assert not ptrace.ok and ptrace.detail == "kernel.yama.ptrace_scope = 3"
 
 
 def test_the_real_host(capfd: pytest.CaptureFixture[str]) -> None:

@@ -2,20 +2,18 @@
  * unik_solo5._sandbox: the inner half of the spt tender, run by the application's own
  * Python process once it has imported everything the plan needs.
  *
- * enter(keep, program, names, report_fd, tripwire, mountpoint) in this order
+ * enter(keep, program, mountpoint) in this order
  *   - closes every descriptor not in `keep`;
  *   - enters new mount, IPC, UTS and network namespaces (the PID namespace was entered
  *     by the tender before Python started) and makes an empty, read-only tmpfs the root;
  *   - makes the process non-dumpable (no core files, no ptrace by others);
- *   - installs the SIGSYS handler that reports a refused system call;
+ *   - puts SIGSYS back to its default action (fatal);
  *   - sets no_new_privs and installs the seccomp-BPF `program` (struct sock_filter[]).
  *
  * The filter answers SECCOMP_RET_TRAP to a refused call, so the kernel delivers SIGSYS
- * with the call's number in si_syscall.  The handler writes "NR NAME\n" to report_fd
- * (or a sentence to stderr when there is none), then makes the `tripwire` call, which
- * the filter refuses too: SIGSYS is blocked inside its own handler, so the kernel resets
- * it to its default action and the process dies of SIGSYS.  The handler can only
- * report; it can never let the refused call or the program go on.
+ * with the call's number in si_syscall.  Nothing in this process reports it: the
+ * tender, which traces the process, reads that siginfo, kills the process and reports
+ * the call (see tender.c); untraced, the process dies of SIGSYS all the same.
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -34,67 +32,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#define MAX_NAMES 1024
-
-static const char *names[MAX_NAMES];
-static int report_fd = -1;
-static long tripwire = -1;
-
-static size_t put(char *buf, size_t at, const char *s)
-{
-    while (*s && at < 255)
-        buf[at++] = *s++;
-    return at;
-}
-
-static size_t put_number(char *buf, size_t at, long v)
-{
-    char digits[24];
-    int n = 0;
-
-    if (v < 0) {
-        buf[at++] = '-';
-        v = -v;
-    }
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v && n < 20);
-    while (n && at < 255)
-        buf[at++] = digits[--n];
-    return at;
-}
-
-/* Async-signal-safe: formats with put()/put_number(), writes once, then dies. */
-static void on_sigsys(int sig, siginfo_t *info, void *ctx)
-{
-    char buf[256];
-    size_t at = 0;
-    int nr = info->si_syscall;
-    const char *name = (nr >= 0 && nr < MAX_NAMES && names[nr]) ? names[nr] : "?";
-    ssize_t ignored;
-
-    (void)sig;
-    (void)ctx;
-    if (report_fd >= 0) {
-        at = put_number(buf, at, nr);
-        at = put(buf, at, " ");
-        at = put(buf, at, name);
-        at = put(buf, at, "\n");
-        ignored = write(report_fd, buf, at);
-    } else {
-        at = put(buf, at, "unik-spt: seccomp refused system call ");
-        at = put(buf, at, name);
-        at = put(buf, at, " (");
-        at = put_number(buf, at, nr);
-        at = put(buf, at, "): the application is killed\n");
-        ignored = write(2, buf, at);
-    }
-    (void)ignored;
-    syscall(tripwire);
-    _exit(128 + SIGSYS); /* not reached: the tripwire is refused and SIGSYS is fatal now */
-}
 
 static PyObject *fail(const char *step)
 {
@@ -144,25 +81,23 @@ static int empty_root(const char *mountpoint)
 }
 
 PyDoc_STRVAR(enter_doc,
-"enter(keep, program, names, report_fd, tripwire, mountpoint, /) -> None\n\n"
+"enter(keep, program, mountpoint, /) -> None\n\n"
 "Close every descriptor but `keep`, enter new mount/IPC/UTS/network namespaces with an\n"
 "empty root (a tmpfs mounted on `mountpoint` then pivoted to), set no_new_privs and\n"
-"install the seccomp `program` (bytes of struct sock_filter).  `names[nr]` names system\n"
-"calls for the report written to `report_fd` (-1: stderr).  Irreversible.");
+"install the seccomp `program` (bytes of struct sock_filter).  Irreversible.");
 
 static PyObject *enter(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *keep_seq, *names_seq, *fast = NULL;
+    PyObject *keep_seq, *fast = NULL;
     Py_buffer prog_buf;
     const char *mountpoint;
-    int fd_report, *keep = NULL;
-    long trip;
+    int *keep = NULL;
     Py_ssize_t n, i;
     struct sock_fprog prog;
     struct sigaction sa;
     struct rlimit no_core = {0, 0};
 
-    if (!PyArg_ParseTuple(args, "Oy*Oils:enter", &keep_seq, &prog_buf, &names_seq, &fd_report, &trip, &mountpoint))
+    if (!PyArg_ParseTuple(args, "Oy*s:enter", &keep_seq, &prog_buf, &mountpoint))
         return NULL;
     if (prog_buf.len == 0 || prog_buf.len % (Py_ssize_t)sizeof(struct sock_filter) ||
         prog_buf.len / (Py_ssize_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
@@ -170,17 +105,6 @@ static PyObject *enter(PyObject *Py_UNUSED(module), PyObject *args)
         return PyErr_Format(PyExc_ValueError, "program is not a whole number of BPF instructions (at most %d)",
                             BPF_MAXINSNS);
     }
-    /* Copy the names into C memory that lives for the rest of the process. */
-    fast = PySequence_Fast(names_seq, "names must be a sequence");
-    if (!fast)
-        goto error;
-    for (i = 0; i < PySequence_Fast_GET_SIZE(fast) && i < MAX_NAMES; i++) {
-        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(fast, i));
-        if (!s)
-            goto error;
-        names[i] = *s ? strdup(s) : NULL;
-    }
-    Py_CLEAR(fast);
     fast = PySequence_Fast(keep_seq, "keep must be a sequence of descriptors");
     if (!fast)
         goto error;
@@ -195,9 +119,6 @@ static PyObject *enter(PyObject *Py_UNUSED(module), PyObject *args)
         if (keep[i] == -1 && PyErr_Occurred())
             goto error;
     }
-    report_fd = fd_report;
-    tripwire = trip;
-
     if (close_others(keep, n) < 0) {
         fail("closing descriptors");
         goto error;
@@ -211,11 +132,10 @@ static PyObject *enter(PyObject *Py_UNUSED(module), PyObject *args)
         goto error;
     }
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigsys;
-    sa.sa_flags = SA_SIGINFO;
-    sigfillset(&sa.sa_mask);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
     if (sigaction(SIGSYS, &sa, NULL) < 0) {
-        fail("installing the SIGSYS handler");
+        fail("making SIGSYS fatal");
         goto error;
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -239,8 +159,21 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(attempt_thread_doc,
+"attempt_thread() -> None\n\n"
+"Ask the kernel for a thread as clone would (the call a thread starts with): under the\n"
+"filter it is refused and the tender names `clone`.  The flags are invalid on purpose\n"
+"(CLONE_THREAD without CLONE_SIGHAND): unsealed, the kernel refuses them (OSError).");
+
+static PyObject *attempt_thread(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(args))
+{
+    syscall(SYS_clone, CLONE_VM | CLONE_THREAD, NULL, NULL, NULL, 0);
+    return fail("clone");
+}
+
 static PyMethodDef methods[] = {
     {"enter", enter, METH_VARARGS, enter_doc},
+    {"attempt_thread", attempt_thread, METH_NOARGS, attempt_thread_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,6 +18,7 @@ devices are disconnected: no loop closing, no interpreter finalization.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import importlib
 import importlib.util
@@ -34,9 +35,9 @@ from unik.errors import UnikError
 from unik.keys import KeyValues
 
 from . import _sandbox, kv
-from .abi import REPORT_ENV
+from .abi import MEM_ENV, OUT_OF_MEMORY
 from .devices import handed, key_args
-from .policy import TRIPWIRE, FdSets, compile_policy, syscall_names
+from .policy import FdSets, compile_policy
 
 #: Standard-library modules that CPython or asyncio import lazily after start-up.
 PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceback", "concurrent.futures")
@@ -94,11 +95,29 @@ def _seed_entropy() -> None:
         raise UnikError("no entropy source answered before the sandbox went on")
 
 
+def _threads_attempt_clone() -> None:
+    """Make starting a thread ask for ``clone`` first, so that the report names it.
+
+    glibc's ``pthread_create`` begins with ``gettid``, ``rt_sigaction`` and ``mprotect``
+    for the new stack, any of which the filter refuses before ``clone`` is reached: the
+    report would name a step, not the attempt.  Under the filter, CPython's thread
+    starters make the ``clone`` call straight away instead (refused: the tender names it).
+    """
+    def refuse(*args: object, **kwargs: object) -> NoReturn:
+        _sandbox.attempt_thread()
+        raise RuntimeError("threads cannot run under spt")  # not reached: clone is refused
+
+    for module, names in ((_thread, ("start_new_thread", "start_new", "start_joinable_thread")),
+                          (sys.modules.get("threading"), ("_start_new_thread", "_start_joinable_thread"))):
+        for name in names:
+            if module is not None and hasattr(module, name):
+                setattr(module, name, refuse)
+
+
 def boot(script: str) -> NoReturn:
     """Run the artifact whose ``__spt__.py`` is ``script`` under the sandbox."""
     root = Path(script).resolve().parent
     prog = os.environ.get("UNIK_PROG", root.parent.name)
-    report_fd = int(os.environ.get(REPORT_ENV, "-1"))
     try:
         check_devices(json.loads((root / "manifest.json").read_text()))
     except UnikError as exc:
@@ -124,15 +143,19 @@ def boot(script: str) -> NoReturn:
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # run_in_executor and to_thread size a default executor from os.cpu_count(), which
+    # reads /sys: made now, a thread attempt reaches its clone (and is named so).
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
     devices = handed().values()
     fds = FdSets(
         tap=tuple(d.fd for d in devices if d.kind == "net"),
         block=tuple(d.fd for d in devices if d.kind == "block"),
         epoll=(loop._selector.fileno(),),  # type: ignore[attr-defined]
         wakeup=(loop._ssock.fileno(), loop._csock.fileno()),  # type: ignore[attr-defined]
-        report=(report_fd,) if report_fd >= 0 else (),
     )
-    program, names = compile_policy(fds), syscall_names()
+    program = compile_policy(fds)
 
     async def sealed(keys: KeyValues) -> object:
         # supervise() installed its SIGINT/SIGTERM handlers before this first step of
@@ -142,12 +165,20 @@ def boot(script: str) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            _sandbox.enter((0, *fds.all()), program, names, report_fd, TRIPWIRE, str(root))
+            _sandbox.enter((0, *fds.all()), program, str(root))
         except OSError as exc:
             print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
             os._exit(125)  # half-sealed: no clean-up is safe
+        _threads_attempt_clone()
         lifecycle.announce(lifecycle.SEALED)
-        return await main.main(keys)
+        try:
+            return await main.main(keys)
+        except MemoryError:
+            # Address space is bounded by --mem (RLIMIT_AS): say so rather than print a
+            # traceback, which may itself need memory.
+            os.write(2, f"{prog}: out of memory: the application reached its memory limit "
+                     f"(--mem {os.environ.get(MEM_ENV, '?')} MiB; give more with unik run --mem SIZE)\n".encode())
+            return OUT_OF_MEMORY
 
     try:
         status = loop.run_until_complete(runtime.supervise(sealed, keys))

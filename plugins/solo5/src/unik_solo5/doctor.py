@@ -2,7 +2,8 @@
 
 Required: an x86_64 host (the allowlist is written for its system calls), the tender and
 the sandbox extension this distribution builds, seccomp filters with the actions the
-policy uses (``kill_process``, ``trap``), and the right to create PID, mount, network,
+policy uses (``kill_process``, ``trap``, ``errno``), tracing of its own child by the tender
+(Yama's ``ptrace_scope`` below 3), and the right to create PID, mount, network,
 IPC and UTS namespaces: the tender and the sandbox make them without a user namespace,
 so that needs root (CAP_SYS_ADMIN).  The last two are probed for real, in a child process
 that does what the sandbox does with an allow-everything filter.  Optional: the TUN
@@ -23,8 +24,9 @@ from unik.target import Check
 
 from .target import TENDER
 
-#: The seccomp actions the policy returns (policy.py): refused calls are trapped, bad arches killed.
-ACTIONS = ("kill_process", "trap")
+#: The seccomp actions the policy returns (policy.py): refused calls are trapped, bad arches
+#: killed, clone3 answered ENOSYS.
+ACTIONS = ("kill_process", "trap", "errno")
 
 #: Run by ``python -I -S -c`` in a child: ``namespaces`` or ``seccomp``, as the sandbox does them.
 PROBE = r"""
@@ -98,6 +100,17 @@ def _built(module: str, what: str) -> Check:
     return Check(what, True, "built")
 
 
+def _ptrace(root: Path) -> Check:
+    """The tender reads a refused call's number as its child's tracer: Yama's scope 3 forbids that."""
+    name = "the tender may trace its child (to read a refused call's number from the kernel)"
+    try:
+        scope = (root / "proc/sys/kernel/yama/ptrace_scope").read_text().strip()
+    except OSError:
+        return Check(name, True, "no Yama: a parent may trace its child")
+    return Check(name, scope != "3", f"kernel.yama.ptrace_scope = {scope}",
+                 fix="ptrace_scope 3 cannot be lowered until reboot: boot without it (sysctl kernel.yama.ptrace_scope)")
+
+
 def doctor_checks(root: Path = Path("/")) -> list[Check]:
     """The spt target's host checks (``root``: where /proc, /dev and /sys are, for tests)."""
     machine = platform.machine()
@@ -108,6 +121,7 @@ def doctor_checks(root: Path = Path("/")) -> list[Check]:
               fix="reinstall unik-target-solo5 (its wheel, or with gcc installed)"),
         _built("unik_solo5._sandbox", "the sandbox extension unik_solo5._sandbox"),
         _seccomp(root),
+        _ptrace(root),
         _namespaces(),
         tun_device("--net DEVICE=TAP: the tender opens an existing TAP", root),
     ]

@@ -1,8 +1,9 @@
 """The spt seccomp allowlist: one table, printed by ``--show-policy`` and compiled to BPF.
 
-Every rule admits one system call, maybe only for some arguments; a call that no rule
-admits gets ``SECCOMP_RET_TRAP`` (the application is killed and the call reported by
-name, see :mod:`unik_solo5._sandbox`).  Descriptor arguments are checked against the
+Every rule admits one system call, maybe only for some arguments (or answers it with an
+error, ``clone3``'s ``ENOSYS``); a call that no rule admits gets ``SECCOMP_RET_TRAP``:
+the kernel sends SIGSYS with the call's number, which the tender (the process's
+tracer) reads, kills the application and reports (see ``tender.c``).  Descriptor arguments are checked against the
 sets known when the filter goes on (:class:`FdSets`): the TAP and block descriptors the
 tender opened, the console, and the event loop's epoll and self-pipe descriptors,
 created before the filter.  Arguments are compared on their low 32 bits — what the
@@ -25,6 +26,9 @@ interpreter's finalization (``futex``, ``close`` of the loop's descriptors) need
 No thread can ever run (``clone`` is refused, and entering the namespaces fails in a
 process with other threads), so glibc's per-thread heaps, which ``mprotect`` grows,
 and CPython's contended locks (``futex``) are never used either.
+
+What the process inherits (environment, working directory, descriptors, resource
+limits) is the tender's choice too: :data:`INHERITED`, printed by ``--show-policy``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from .syscalls import X86_64, X86_64_NAMES
 AUDIT_ARCH_X86_64 = 0xC000003E
 SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_TRAP = 0x00030000
+SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
+ENOSYS = 38
 X32_SYSCALL_BIT = 0x40000000
 _LD_ABS_W = 0x20
 _JEQ = 0x15
@@ -60,9 +66,6 @@ SIG_BLOCK = 0
 MADV_DONTNEED = 4
 MREMAP_MAYMOVE = 1
 
-#: A system call number no rule admits: the SIGSYS handler makes it to die of SIGSYS.
-TRIPWIRE = 1023
-
 
 @dataclass(frozen=True)
 class FdSets:
@@ -73,7 +76,6 @@ class FdSets:
     console: tuple[int, ...] = (1, 2)
     epoll: tuple[int, ...] = ()
     wakeup: tuple[int, ...] = ()
-    report: tuple[int, ...] = ()
 
     def get(self, role: str) -> tuple[int, ...]:
         """The descriptors of ``role`` (a field name)."""
@@ -82,7 +84,7 @@ class FdSets:
 
     def all(self) -> tuple[int, ...]:
         """Every descriptor, sorted (what stays open under the filter, besides stdin)."""
-        fds = {*self.tap, *self.block, *self.console, *self.epoll, *self.wakeup, *self.report}
+        fds = {*self.tap, *self.block, *self.console, *self.epoll, *self.wakeup}
         return tuple(sorted(fds))
 
 
@@ -95,23 +97,16 @@ class Cond:
     op: str
     value: int = 0
     roles: tuple[str, ...] = ()
+    #: The constant's name: values of different arguments collide (PROT_EXEC == MADV_DONTNEED == 4).
+    name: str = ""
 
     def text(self) -> str:
         """The condition as the README's table writes it."""
         if self.op == "fd_in":
             return f"{self.label} in {{{', '.join(self.roles)}}}"
-        if self.op == "set":
-            return f"{self.label} has {_NAMES[self.value]}"
-        if self.op == "clear":
-            return f"{self.label} lacks {_NAMES[self.value]}"
-        word = {"eq": "==", "ne": "!="}[self.op]
-        return f"{self.label} {word} {_NAMES.get(self.value, str(self.value))}"
-
-
-_NAMES = {PROT_EXEC: "PROT_EXEC", MAP_ANONYMOUS: "MAP_ANONYMOUS", SIGSYS: "SIGSYS",
-          AT_EMPTY_PATH: "AT_EMPTY_PATH", F_GETFL: "F_GETFL",
-          FUTEX_PRIVATE_FLAG: "FUTEX_PRIVATE_FLAG", SIG_BLOCK: "SIG_BLOCK",
-          MADV_DONTNEED: "MADV_DONTNEED", MREMAP_MAYMOVE: "MREMAP_MAYMOVE"}
+        value = self.name or str(self.value)
+        word = {"set": "has", "clear": "lacks", "eq": "==", "ne": "!="}[self.op]
+        return f"{self.label} {word} {value}"
 
 
 def fd_in(*roles: str, arg: int = 0, label: str = "fd") -> Cond:
@@ -126,10 +121,16 @@ class Rule:
     syscall: str
     why: str
     conds: tuple[Cond, ...] = field(default=())
+    #: Answer with this errno instead of admitting the call (0: admit it).
+    errno: int = 0
 
     def args_text(self) -> str:
-        """The conditions as one table cell (``any`` when there are none)."""
-        return "; ".join(c.text() for c in self.conds) or "any"
+        """The conditions as one table cell (``any`` when there are none; the errno answered)."""
+        text = "; ".join(c.text() for c in self.conds) or "any"
+        return f"{text}: fails with {_ERRNO_NAMES[self.errno]}" if self.errno else text
+
+
+_ERRNO_NAMES = {ENOSYS: "ENOSYS"}
 
 
 POLICY: tuple[Rule, ...] = (
@@ -141,7 +142,7 @@ POLICY: tuple[Rule, ...] = (
     Rule("pwritev", "write several buffers to a block device at once (Block.writev)", (fd_in("block"),)),
     Rule("fdatasync", "Block.flush makes writes durable", (fd_in("block"),)),
     Rule("write", "the console (stdout, stderr: tracebacks), the loop's wake-up descriptor "
-         "(signal handler), the tender's report pipe", (fd_in("console", "wakeup", "report"),)),
+         "(signal handler)", (fd_in("console", "wakeup"),)),
     # -- waiting on its own descriptors --------------------------------------------------
     Rule("epoll_wait", "asyncio's selector waits for its descriptors and timers", (fd_in("epoll"),)),
     Rule("epoll_ctl", "asyncio (un)registers a device or its self-pipe with its epoll",
@@ -151,38 +152,81 @@ POLICY: tuple[Rule, ...] = (
     Rule("close", "a device closes its descriptor on disconnect", (fd_in("tap", "block", "epoll", "wakeup"),)),
     # -- the clock --------------------------------------------------------
     Rule("clock_gettime", "the clocks, when the vDSO falls back to the system call"),
+    Rule("clock_nanosleep", "time.sleep blocks the process: harmless, it only waits (the loop's "
+         "timers use epoll_wait)"),
     # -- CPython at steady state: memory ----------------------------------------------------
     Rule("mmap", "obmalloc arenas and large malloc blocks: anonymous memory, never executable",
-         (Cond(3, "flags", "set", MAP_ANONYMOUS), Cond(2, "prot", "clear", PROT_EXEC))),
+         (Cond(3, "flags", "set", MAP_ANONYMOUS, name="MAP_ANONYMOUS"),
+          Cond(2, "prot", "clear", PROT_EXEC, name="PROT_EXEC"))),
     Rule("munmap", "free what mmap gave"),
     Rule("mremap", "glibc realloc of a large block grows or moves its mapping (never onto a chosen address)",
-         (Cond(3, "flags", "eq", MREMAP_MAYMOVE),)),
+         (Cond(3, "flags", "eq", MREMAP_MAYMOVE, name="MREMAP_MAYMOVE"),)),
     Rule("brk", "glibc malloc's main heap"),
     Rule("madvise", "glibc free gives the pages of a trimmed heap back to the kernel",
-         (Cond(2, "advice", "eq", MADV_DONTNEED),)),
+         (Cond(2, "advice", "eq", MADV_DONTNEED, name="MADV_DONTNEED"),)),
     # -- CPython at steady state: signals and exit -------------------------------------------
     Rule("rt_sigreturn", "return from a signal handler (SIGINT/SIGTERM from unik run)"),
     Rule("rt_sigprocmask", "the runtime blocks SIGINT/SIGTERM on its way out after the first one; only "
          "blocking (SIGSYS cannot be blocked against seccomp: the kernel forces it)",
-         (Cond(0, "how", "eq", SIG_BLOCK),)),
+         (Cond(0, "how", "eq", SIG_BLOCK, name="SIG_BLOCK"),)),
     Rule("exit_group", "the application's exit status"),
     Rule("getpid", "asyncio checks that the running loop belongs to this process (os.getpid) at every "
          "get_running_loop; no effect"),
+    # -- answered, not admitted ------------------------------------------------------------
+    Rule("clone3", "its arguments are in memory, which a filter cannot read: glibc then falls back "
+         "to clone, which is refused and named", errno=ENOSYS),
+)
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """One thing the application's process gets from the tender rather than from its caller."""
+
+    what: str
+    value: str
+    why: str
+
+
+#: What the tender gives the process before Python starts (``tender.c``), and what stays open under the filter.
+INHERITED: tuple[Inherited, ...] = (
+    Inherited("environment", "UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB",
+              "the devices, the program's name, the memory limit; nothing of the caller's environment"),
+    Inherited("working directory", "/", "then the empty root"),
+    Inherited("stdin", "/dev/null", "an application reads its devices, not a terminal"),
+    Inherited("descriptors", "stdin, stdout, stderr, the devices'",
+              "all others are closed before Python starts; under the filter also the loop's epoll and self-pipe"),
+    Inherited("RLIMIT_AS", "--mem MiB (default 256M)",
+              "address space, CPython's included: a larger allocation fails with MemoryError"),
+    Inherited("RLIMIT_NOFILE", "256", "Python opens its modules one at a time before the filter"),
+    Inherited("RLIMIT_CORE", "0", "no core files (the process is also made non-dumpable)"),
 )
 
 
 def admitted() -> list[str]:
-    """The distinct system calls the policy admits, in table order."""
-    return list(dict.fromkeys(r.syscall for r in POLICY))
+    """The distinct system calls the policy admits, in table order (not those answered with an errno)."""
+    return list(dict.fromkeys(r.syscall for r in POLICY if not r.errno))
 
 
 def describe(policy: Sequence[Rule] = POLICY) -> str:
-    """The allowlist as ``--show-policy`` prints it: one line per rule."""
+    """The allowlist and what the process inherits, as ``--show-policy`` prints them: one line per rule."""
     width = max(len(r.syscall) for r in policy)
     awidth = max(len(r.args_text()) for r in policy)
     lines = [f"spt seccomp allowlist (x86_64): {len(admitted())} system calls; any other kills the application"]
     lines += [f"  {r.syscall:{width}}  {r.args_text():{awidth}}  {r.why}" for r in policy]
+    iwidth = max(len(i.what) for i in INHERITED)
+    vwidth = max(len(i.value) for i in INHERITED)
+    lines += ["", "what the process inherits from the tender:"]
+    lines += [f"  {i.what:{iwidth}}  {i.value:{vwidth}}  {i.why}" for i in INHERITED]
     return "\n".join(lines) + "\n"
+
+
+def markdown() -> str:
+    """The README's two tables (allowlist, inheritance), from the same source as :func:`describe`."""
+    rows = ["| system call | arguments | why |", "|---|---|---|"]
+    rows += [f"| `{r.syscall}` | {r.args_text()} | {r.why} |" for r in POLICY]
+    rows += ["", "| inherited | value | why |", "|---|---|---|"]
+    rows += [f"| {i.what} | {i.value} | {i.why} |" for i in INHERITED]
+    return "\n".join(rows) + "\n"
 
 
 # -- the BPF program ---------------------------------------------------------------------
@@ -247,13 +291,11 @@ def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY) -> bytes:
     """The seccomp-BPF program (``struct sock_filter[]``) of ``policy`` for the descriptors ``fds``.
 
     Another architecture or the x32 ABI is killed outright; an unlisted call, or a listed
-    one whose arguments match none of its rules, traps.
+    one whose arguments match none of its rules, traps; a rule with an ``errno`` fails the call with it.
     """
     by_call: dict[str, list[Rule]] = {}
     for rule in policy:
         by_call.setdefault(rule.syscall, []).append(rule)
-    if X86_64_NAMES.get(TRIPWIRE) in by_call:
-        raise ValueError(f"the tripwire system call {TRIPWIRE} must not be admitted")
     asm = _Asm()
     asm.op(_LD_ABS_W, _OFF_ARCH)
     asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
@@ -269,7 +311,7 @@ def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY) -> bytes:
             fail = asm.label()
             for cond in rule.conds:
                 _cond(asm, cond, fds, fail)
-            asm.op(_RET, SECCOMP_RET_ALLOW)
+            asm.op(_RET, SECCOMP_RET_ERRNO | rule.errno if rule.errno else SECCOMP_RET_ALLOW)
             asm.at(fail)
         asm.op(_RET, SECCOMP_RET_TRAP)
         asm.at(nxt)
@@ -277,6 +319,10 @@ def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY) -> bytes:
     return asm.program()
 
 
-def syscall_names() -> list[str]:
-    """``names[nr]``: the x86_64 name of every number below 1024 ("" where none)."""
-    return [X86_64_NAMES.get(nr, "") for nr in range(1024)]
+def syscall_name(nr: int) -> str:
+    """The x86_64 name of system call ``nr`` (``#nr`` for a number with none)."""
+    return X86_64_NAMES.get(nr, f"#{nr}")
+
+
+if __name__ == "__main__":  # python -m unik_solo5.policy: the README's tables
+    print(markdown(), end="")

@@ -11,11 +11,13 @@ after it by RDSEED, RDRAND, CPU jitter and event timing, which need no system ca
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from unik.builtin import BakedKVRO
-from unik.keys import Key
+from unik.errors import RunError
+from unik.keys import Key, KeyValues
 from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
 
 SPT: frozenset[str] = frozenset({"spt"})
@@ -33,6 +35,33 @@ NET_MAC = Key(
     "net_mac", "MAC address of a network device: DEVICE=MAC (default: random, picked by the tender; "
     "solo5's --net-mac:service=MAC after --)", per_device=True, metavar="DEVICE=MAC",
 )
+_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+#: Below this CPython and the runtime do not start.
+MIN_MEM_MIB = 64
+
+
+def mem_mib(size: str) -> int:
+    """``--mem`` as the VM targets take it (256M, 1G; a plain number is MiB), in MiB."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)", size.strip())
+    if not m:
+        raise RunError(f"--mem {size!r} is not a memory size: give one as 256M or 1G (a plain number is MiB)")
+    mib = int(float(m.group(1)) * _MIB[(m.group(2) or "m").lower()])
+    if mib < MIN_MEM_MIB:
+        raise RunError(f"--mem {size}: an spt application needs at least {MIN_MEM_MIB} MiB "
+                       "(CPython's own address space counts)")
+    return mib
+
+
+def check_mem(value: Any, keys: KeyValues) -> None:
+    """A size the tender can enforce."""
+    try:
+        mem_mib(str(value))
+    except RunError as exc:
+        raise ValueError(str(exc)) from None
+
+
+MEM = Key("mem", "memory limit of the process, CPython included (256M, 1G; a plain number is MiB): its "
+          "address space (RLIMIT_AS)", default="256M", metavar="SIZE", check=check_mem)
 SHOW_POLICY = Key("show_policy", "print the spt seccomp allowlist and exit (solo5's --show-policy)", "bool")
 # Set by the tender when it starts the application, never by users.
 FD = Key("fd", "descriptor the spt tender opened for a device (set by the tender)", "int",

@@ -29,8 +29,9 @@ from unik.plan import Plan
 from unik.progress import counted
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_images, given_bindings
 
-from .abi import REPORT_ENV, SOLO5_TYPES
-from .providers import BLOCK, NET, NET_MAC, SHOW_POLICY, Block
+from .abi import SOLO5_TYPES
+from .providers import BLOCK, MEM, NET, NET_MAC, SHOW_POLICY, Block, mem_mib
+from .syscalls import X86_64_NAMES
 
 TENDER = Path(__file__).with_name("unik-spt")
 ENTRY = "app/__spt__.py"
@@ -82,7 +83,7 @@ class SptTarget(Target):
     PLUGIN_NAME = "spt"
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
     keys = (NET, BLOCK, NET_MAC)
-    run_keys = (NET, BLOCK, NET_MAC, SHOW_POLICY)
+    run_keys = (NET, BLOCK, NET_MAC, MEM, SHOW_POLICY)
 
     def doctor(self) -> Sequence[Check]:
         """What the sandbox needs here: x86_64, seccomp, namespaces (root), the tender."""
@@ -165,6 +166,8 @@ class SptTarget(Target):
             if not os.path.exists(path):
                 raise RunError(f"block device {name!r}: {path} does not exist: create it first "
                                f"(e.g. truncate -s 64M {path})")
+        given_mem = ctx.options.get("mem") if "mem" in ctx.options.keys else None
+        mem_mib(str(given_mem or MEM.default))  # a bad size is refused before a TAP is made
         if platform.machine() != "x86_64":
             raise RunError(f"the spt allowlist is written for x86_64 only, not {platform.machine()}")
         if not TENDER.exists():
@@ -186,25 +189,30 @@ class SptTarget(Target):
     def _start(self, artifact: Artifact, keys: KeyValues, ctx: RunContext, nets: dict[str, str],
                macs: dict[str, str], blocks: dict[str, str], rest: list[str]) -> int:
         """Run the tender with the devices; report a refused system call by name."""
-        cmd = [str(TENDER), *[f"--net:{n}={v}" for n, v in nets.items()],
+        given_mem = ctx.options.get("mem") if "mem" in ctx.options.keys else None
+        mem = mem_mib(str(given_mem or MEM.default))
+        cmd = [str(TENDER), f"--mem={mem}", *[f"--net:{n}={v}" for n, v in nets.items()],
                *[f"--net-mac:{n}={v}" for n, v in macs.items()],
                *[f"--block:{n}={os.path.abspath(v)}" for n, v in blocks.items()],
                "--", sys.executable, "-I", "-S", str(artifact.path), *keys.as_args(), *rest]
         if ctx.dry_run:
             return ctx.show_command(cmd, {"UNIK_PROG": artifact.directory.name})
+        # The tender alone writes to this pipe (the number of a refused call, as the kernel
+        # gave it); the application never holds it. The caller's environment stays here.
         r, w = os.pipe()
-        env = dict(os.environ, UNIK_PROG=artifact.directory.name, **{REPORT_ENV: str(w)})
+        cmd.insert(1, f"--report-fd={w}")
         try:
-            proc = subprocess.Popen(cmd, env=env, pass_fds=(w,))
+            proc = subprocess.Popen(cmd, env={"UNIK_PROG": artifact.directory.name}, pass_fds=(w,))
         finally:
             os.close(w)
         ctx.started(tender_pid=proc.pid, tender_pid_start=process_start(proc.pid))
         with os.fdopen(r, "rb") as report:
             status = _wait(proc)
-            text = report.read(4096).decode(errors="replace").split()
-        if len(text) >= 2:
-            print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {text[1]} "
-                  f"({text[0]}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
+            text = report.read(64).decode(errors="replace").split()
+        if text and text[0].isdigit():
+            nr = int(text[0])
+            print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {X86_64_NAMES.get(nr, '?')} "
+                  f"({nr}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
         return status if status >= 0 else 128 - status
 
 

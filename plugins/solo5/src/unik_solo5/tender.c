@@ -1,7 +1,8 @@
 /*
  * unik-spt: the outer half of unik's sandboxed-process tender (solo5's spt model).
  *
- *   unik-spt [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]... -- PROGRAM [ARG]...
+ *   unik-spt [--mem=MIB] [--report-fd=FD] [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]...
+ *            -- PROGRAM [ARG]...
  *
  * In order, it
  *   1. opens exactly the devices named on its command line and nothing else: an
@@ -12,12 +13,23 @@
  *   2. describes them to the program in UNIK_SPT_DEVICES, one device per line:
  *      "NAME\tnet\tFD\tMTU\tMAC\tIFNAME" or "NAME\tblock\tFD\tBYTES\t-\tPATH";
  *   3. enters a new PID namespace and forks: the child (PID 1 there, killed if the
- *      tender dies) execs PROGRAM -- Python, which adopts the descriptors, imports what
- *      the plan needs and then seals itself (unik_solo5._sandbox: descriptors,
- *      namespaces, empty root, no_new_privs, seccomp);
+ *      tender dies) is traced by the tender (PTRACE_SEIZE, before it execs), takes the
+ *      tender's choices of what a process inherits -- an environment of
+ *      UNIK_SPT_DEVICES, UNIK_PROG and UNIK_SPT_MEM_MIB alone, "/" as working directory, /dev/null as
+ *      stdin, no descriptor but stdin/stdout/stderr and the devices', the resource
+ *      limits below (address space: --mem MiB) -- and execs PROGRAM: Python, which
+ *      adopts the descriptors, imports what the plan needs and then seals itself
+ *      (unik_solo5._sandbox: namespaces, empty root, no_new_privs, seccomp);
  *   4. forwards SIGINT and SIGTERM to the child (SIGHUP as SIGTERM: PID 1 of a namespace
  *      only gets the signals it handles; and SIGTERM when its own parent dies), and exits
  *      with its status (128 + the signal number when it was killed).
+ *
+ * A refused system call: the filter answers SECCOMP_RET_TRAP, so the kernel sends the
+ * child a SIGSYS whose siginfo (si_code SYS_SECCOMP) carries the call's number. The
+ * tender, as the child's tracer, sees that signal before the child does
+ * (PTRACE_GETSIGINFO), kills the child and writes "NR\n" to --report-fd (a pipe from
+ * `unik run` that the child never holds), or a sentence to stderr without one, and
+ * exits 128 + SIGSYS. The report comes from the kernel, not from the application.
  *
  * Every error names the device and the file or TAP, and exits 125.
  */
@@ -34,6 +46,9 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -45,6 +60,9 @@ extern unsigned int if_nametoindex(const char *ifname);
 
 #define MAX_DEVICES 64
 #define VNET_HDR_LEN 12
+#define SYS_SECCOMP_CODE 1 /* si_code of a SIGSYS sent by a seccomp filter (<asm-generic/siginfo.h>) */
+/* Descriptors the child may hold before its seal (Python opens its modules one at a time). */
+#define CHILD_NOFILE 256
 
 static volatile sig_atomic_t child_pid;
 
@@ -57,8 +75,8 @@ static void die(const char *what, const char *arg)
 static void usage(const char *why)
 {
     fprintf(stderr,
-            "unik-spt: %s\nusage: unik-spt [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]... "
-            "-- PROGRAM [ARG]...\n",
+            "unik-spt: %s\nusage: unik-spt [--mem=MIB] [--report-fd=FD] [--net:NAME=TAP [--net-mac:NAME=MAC]]... "
+            "[--block:NAME=FILE]... -- PROGRAM [ARG]...\n",
             why);
     exit(125);
 }
@@ -187,10 +205,100 @@ static const char *mac_option(int argc, char **argv, const char *name)
     return NULL;
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* In the child: what it inherits is the tender's choice, then exec PROGRAM. */
+static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd)
+{
+    static char *envp[4];
+    static char devices[MAX_DEVICES * 4200 + 32], prog[512], mem[48];
+    const char *env = getenv("UNIK_SPT_DEVICES"), *name = getenv("UNIK_PROG");
+    struct rlimit core = {0, 0}, nofile = {CHILD_NOFILE, CHILD_NOFILE};
+    unsigned int lo = 3;
+    char go;
+    int i, null, e = 0;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        die("PR_SET_PDEATHSIG", NULL);
+    /* Wait until the tender traces us: no instruction of PROGRAM runs untraced. */
+    if (read(sync_fd, &go, 1) != 0)
+        die("waiting for the tender", NULL);
+    null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0)
+        die("/dev/null as stdin", NULL);
+    if (chdir("/") < 0)
+        die("chdir /", NULL);
+    qsort(keep, (size_t)n, sizeof *keep, cmp_int);
+    for (i = 0; i < n; i++) {
+        if ((unsigned int)keep[i] > lo && syscall(SYS_close_range, lo, (unsigned int)keep[i] - 1, 0) < 0)
+            die("close_range", NULL);
+        if ((unsigned int)keep[i] + 1 > lo)
+            lo = (unsigned int)keep[i] + 1;
+    }
+    if (syscall(SYS_close_range, lo, ~0U, 0) < 0)
+        die("close_range", NULL);
+    if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+        die("setrlimit", NULL);
+    if (mem_mib > 0) {
+        struct rlimit as = {(rlim_t)mem_mib << 20, (rlim_t)mem_mib << 20};
+        if (setrlimit(RLIMIT_AS, &as) < 0)
+            die("setrlimit RLIMIT_AS", NULL);
+    }
+    /* The environment: the devices, the program's name and its memory limit; nothing of the caller's. */
+    snprintf(devices, sizeof devices, "UNIK_SPT_DEVICES=%s", env ? env : "");
+    envp[e++] = devices;
+    if (name && strlen(name) < sizeof prog - 10) {
+        snprintf(prog, sizeof prog, "UNIK_PROG=%s", name);
+        envp[e++] = prog;
+    }
+    if (mem_mib > 0) {
+        snprintf(mem, sizeof mem, "UNIK_SPT_MEM_MIB=%ld", mem_mib);
+        envp[e++] = mem;
+    }
+    envp[e] = NULL;
+    execve(argv[0], argv, envp);
+    die("cannot run", argv[0]);
+}
+
+/* Wait for the traced child; a seccomp SIGSYS is recorded in *refused and kills it. */
+static int supervise(pid_t pid, long *refused)
+{
+    int status, sig;
+    siginfo_t info;
+
+    for (;;) {
+        if (waitpid(pid, &status, __WALL) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("waitpid", NULL);
+        }
+        if (WIFEXITED(status) || WIFSIGNALED(status))
+            return status;
+        if (!WIFSTOPPED(status))
+            continue;
+        sig = WSTOPSIG(status);
+        if (status >> 16 == PTRACE_EVENT_STOP) { /* a group-stop: the child is not stopped by others */
+            ptrace(PTRACE_CONT, pid, 0, 0);
+            continue;
+        }
+        if (sig == SIGSYS && ptrace(PTRACE_GETSIGINFO, pid, 0, &info) == 0 && info.si_code == SYS_SECCOMP_CODE) {
+            *refused = info.si_syscall;
+            kill(pid, SIGKILL);
+            ptrace(PTRACE_CONT, pid, 0, 0);
+            continue;
+        }
+        ptrace(PTRACE_CONT, pid, 0, sig); /* deliver every other signal as it came */
+    }
+}
+
 int main(int argc, char **argv)
 {
     static char env[MAX_DEVICES * 4200];
-    int fds[MAX_DEVICES], n = 0, i, status, sig;
+    int fds[MAX_DEVICES], n = 0, i, status, sig, report_fd = -1, sync[2];
+    long mem_mib = 0, refused = -1;
     size_t used = 0;
     struct sigaction sa;
     pid_t pid, parent = getppid();
@@ -201,11 +309,23 @@ int main(int argc, char **argv)
     if (getppid() != parent)
         return 128 + SIGTERM;
     for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        char *arg = argv[i], *name, *eq;
+        char *arg = argv[i], *name, *eq, *end;
         int is_net = strncmp(arg, "--net:", 6) == 0, is_block = strncmp(arg, "--block:", 8) == 0;
 
         if (strncmp(arg, "--net-mac:", 10) == 0)
             continue; /* read with its --net: */
+        if (strncmp(arg, "--mem=", 6) == 0) {
+            mem_mib = strtol(arg + 6, &end, 10);
+            if (*end || mem_mib < 1 || mem_mib > (1L << 30))
+                usage("--mem=MIB: the memory limit in MiB, a positive whole number");
+            continue;
+        }
+        if (strncmp(arg, "--report-fd=", 12) == 0) {
+            report_fd = (int)strtol(arg + 12, &end, 10);
+            if (*end || report_fd < 3 || fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0)
+                usage("--report-fd=FD: an open descriptor above 2");
+            continue;
+        }
         if (!is_net && !is_block)
             usage("unknown option");
         if (n == MAX_DEVICES)
@@ -247,16 +367,24 @@ int main(int argc, char **argv)
 
     if (unshare(CLONE_NEWPID) < 0)
         die("cannot enter a new PID namespace (root or CAP_SYS_ADMIN needed)", NULL);
+    if (pipe2(sync, O_CLOEXEC) < 0)
+        die("pipe", NULL);
     pid = fork();
     if (pid < 0)
         die("fork", NULL);
     if (pid == 0) {
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-            die("PR_SET_PDEATHSIG", NULL);
-        execvp(argv[i + 1], argv + i + 1);
-        die("cannot run", argv[i + 1]);
+        close(sync[1]);
+        start_child(argv + i + 1, fds, n, mem_mib, sync[0]);
     }
     child_pid = pid;
+    close(sync[0]);
+    /* Trace the child (it waits for this): the kernel's account of a refused call is
+       read here, where the application cannot reach. EXITKILL: it dies with us. */
+    if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL) < 0) {
+        kill(pid, SIGKILL);
+        die("cannot trace the application (ptrace; kernel.yama.ptrace_scope must be below 3)", NULL);
+    }
+    close(sync[1]);
     for (i = 0; i < n; i++)
         close(fds[i]);
     memset(&sa, 0, sizeof sa);
@@ -265,9 +393,14 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            die("waitpid", NULL);
+    status = supervise(pid, &refused);
+    if (refused >= 0) {
+        char line[32];
+        int len = snprintf(line, sizeof line, "%ld\n", refused);
+        if (report_fd < 0 || write(report_fd, line, (size_t)len) != len)
+            fprintf(stderr, "unik-spt: seccomp refused system call number %ld: the application is killed\n",
+                    refused);
+        return 128 + SIGSYS;
     }
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
