@@ -126,6 +126,14 @@ def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
             return {}, why
         # http and https need a TAP (tests/solo5/test_http.py runs http on one); spt has no TLS yet
         return {"hello": [], "kv": []}, "http and https need a TAP (tests/solo5) and spt has no TLS yet"
+    if target == "hvt":
+        from hvt_support import kvm_missing  # type: ignore[import-not-found]
+
+        why = kvm_missing()
+        if why:
+            return {}, why
+        # http needs a TAP (tests/hvt/test_http.py runs it on one); TLS needs _ssl, a shared module in Debian
+        return {"hello": [], "kv": []}, "http needs a TAP (tests/hvt) and https's _ssl is not built in yet"
     why = missing_vm_tools()
     if why:
         return {}, why
@@ -143,6 +151,7 @@ def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
 def test_every_example_configures_builds_and_boots(target: str, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "solo5"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "hvt"))
     missing_boot = sorted(set(EXAMPLES) - set(BOOTS))
     assert not missing_boot, f"tell this test how to boot {missing_boot} (BOOTS)"
     boots, why_not = boots_here(target)

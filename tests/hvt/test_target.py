@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -73,3 +74,25 @@ def test_doctor_runs_the_probe_guest(tmp_path: Path) -> None:
     proc = unik(tmp_path, "doctor", "-t", "hvt", check=False)
     assert "the probe guest ran natively" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 0
+
+
+def test_kv_keeps_its_fat_disk_across_boots(tmp_path: Path) -> None:
+    needs_kvm()
+    needs_build_tools()
+    app = tmp_path / "kv"
+    shutil.copytree(ROOT / "examples" / "kv", app, ignore=shutil.ignore_patterns("_build", "dist"))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    manifest = json.loads((app / "dist" / "kv-hvt" / "manifest.json").read_text())
+    assert manifest["devices"] == [{"name": "storage", "type": "BLOCK_BASIC", "file": "disk.img"}]
+    disk = tmp_path / "other.img"
+    with disk.open("wb") as f:
+        f.truncate(8 << 20)
+    unik(app, "run", "-t", "hvt", "--block", f"storage={disk}", "--key", "colour", "--value", "blue")
+    out = unik(app, "run", "-t", "hvt", "--block", f"storage={disk}").stdout
+    assert "boot #2" in out and "colour = blue" in out, out
+    if shutil.which("fsck.fat"):
+        check = subprocess.run(["fsck.fat", "-n", str(disk)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    proc = unik(app, "run", "-t", "hvt", "--block", f"storage={tmp_path / 'absent.img'}", check=False)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr

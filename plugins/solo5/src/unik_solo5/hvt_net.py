@@ -1,10 +1,12 @@
-"""hvt's network device: the TAP the monitor opened, as ``/dev/hvt/net/NAME`` inside the guest.
+"""hvt's network and block devices: what the monitor opened, as ``/dev/hvt/{net,block}/NAME`` in the guest.
 
 The guest runtime serves reads and writes of that descriptor with the net hypercalls
 (one frame each, behind virtio-net's 12-byte header, as the monitor opened the TAP
 with ``IFF_VNET_HDR``), its readiness with the poll hypercall, and its MTU and MAC with
 ``SIOCGIFMTU``/``SIOCGIFHWADDR``; the unix target's :class:`~unik_unix.tap.TapNetwork`
-adopts it, without offloads.
+adopts it, without offloads.  A block device's reads, writes and flushes are the block
+hypercalls; the unix target's :class:`~unik_unix.block.FileBlock` adopts it, every request
+on the loop's thread (no threads in the guest).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 
 from unik.errors import DeviceUnavailable
+from unik_unix.block import FileBlock
 from unik_unix.tap import TapNetwork
 
 SIOCGIFMTU = 0x8921
@@ -35,3 +39,19 @@ class HvtNetwork:
         mtu = struct.unpack_from("i", fcntl.ioctl(fd, SIOCGIFMTU, req), 16)[0]
         mac = fcntl.ioctl(fd, SIOCGIFHWADDR, req)[18:24]
         return TapNetwork.open_sync(name, ifname or name, False, fd=fd, mtu=mtu, mac=bytes(mac))
+
+
+class HvtBlock:
+    """Connects a :class:`~unik_unix.block.FileBlock` over the guest runtime's block device."""
+
+    @classmethod
+    async def connect(cls, name: str, path: str | None = None, file: str | None = None, read_only: bool = False,
+                      sector_size: int = 512) -> FileBlock:
+        """Open ``/dev/hvt/block/<name>`` (the file the monitor opened) and adopt it; requests stay inline."""
+        try:
+            fd = os.open(f"/dev/hvt/block/{name}", os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DeviceUnavailable(f"block device {name!r}: the monitor has no such device "
+                                    f"(give it with --block {name}=FILE)") from exc
+        return FileBlock.open_sync(name, path=path or file or name, read_only=read_only, sector_size=sector_size,
+                                   fd=fd, size=os.fstat(fd).st_size, inline_limit=sys.maxsize)

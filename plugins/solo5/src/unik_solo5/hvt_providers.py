@@ -4,16 +4,17 @@ The console is standard output (the console hypercall), the clocks are
 ``clock_gettime`` (the clock hypercall) and sleep is asyncio's timers (``epoll_wait``
 on the poll hypercall): the unix target's implementations, unchanged, over hvt's
 Linux-syscall shim.  The network is the unix target's TapNetwork over the runtime's
-network device (:mod:`unik_solo5.hvt_net`).  Block devices are not there yet.
+network device (:mod:`unik_solo5.hvt_net`), the block device the unix target's FileBlock over
+the runtime's block device.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from unik.provider import Configured, KeyRef, Provider, Request
+from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
 
-from .providers import NET, NET_MAC
+from .providers import BLOCK, NET, NET_MAC
 
 HVT: frozenset[str] = frozenset({"hvt"})
 
@@ -73,4 +74,22 @@ class Network(_Hvt):
         return Configured(options={"name": request.device}, key_options={"ifname": KeyRef("net", per_device=True)})
 
 
-PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Network]
+class Block(_Hvt):
+    """A file the monitor opened (--block NAME=FILE, else the table's ``file``), by hypercalls."""
+
+    PLUGIN_NAME = "hvt.block"
+    kind = "block"
+    implementation = "unik_solo5.hvt_net:HvtBlock"
+    description = "a host file opened by unik-hvt (--block NAME=FILE): one hypercall per request"
+    keys = (BLOCK,)
+    options = BLOCK_OPTIONS
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The table's options; the file is the monitor's (the runner reads ``file`` from the manifest)."""
+        options = block_options(request)
+        options["name"] = request.device
+        return Configured(options=options, key_options={"path": KeyRef("block", per_device=True)})
+
+
+PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Network, Block]

@@ -12,6 +12,7 @@ beside it is solo5's device manifest.  ``unik run -t hvt`` starts ``unik-hvt`` o
 from __future__ import annotations
 
 import json
+import os
 import py_compile
 import re
 import shutil
@@ -27,10 +28,10 @@ from unik.instances import process_start
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.target import Artifact, BuildContext, Check, RunContext, Target, given_bindings
+from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 
 from .hvtfs import FsFile, link, pack, tree
-from .providers import NET, NET_MAC
+from .providers import BLOCK, NET, NET_MAC
 from .target import _wait
 
 MONITOR = Path(__file__).with_name("unik-hvt")
@@ -159,8 +160,8 @@ class HvtTarget(Target):
 
     PLUGIN_NAME = "hvt"
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
-    keys = (NET, NET_MAC)
-    run_keys = (MEM, TRACE, NET, NET_MAC)
+    keys = (NET, BLOCK, NET_MAC)
+    run_keys = (MEM, TRACE, NET, BLOCK, NET_MAC)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
@@ -196,8 +197,13 @@ class HvtTarget(Target):
                 link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *crypto])
             except (RuntimeError, FileNotFoundError) as exc:
                 raise BuildError(str(exc)) from exc
-        devices = [{"name": n.name, "type": "NET_BASIC"} for n in plan.nodes
-                   if n.kind == "network" and n.provider.startswith("hvt.")]
+        devices: list[dict[str, Any]] = []
+        for n in plan.nodes:
+            if n.provider == "hvt.tap":
+                devices.append({"name": n.name, "type": "NET_BASIC"})
+            elif n.provider == "hvt.block":
+                devices.append({"name": n.name, "type": "BLOCK_BASIC", **({"file": str(n.options["file"])}
+                                                                        if n.options.get("file") else {})})
         manifest = {"type": "solo5.manifest", "version": 1, "devices": devices}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),
@@ -213,17 +219,26 @@ class HvtTarget(Target):
         if "trace" in opts.keys and opts.get("trace"):
             cmd.append("--trace")
         nets = given_bindings("net", keys, ctx)
+        blocks = given_bindings("block", keys, ctx)
         macs = given_bindings("net_mac", keys, ctx)
         manifest = json.loads((artifact.directory / "manifest.json").read_text())
-        declared = [d["name"] for d in manifest["devices"]]
-        for name in declared:
-            if name not in nets:
-                raise RunError(f"the manifest declares network device {name!r}: give it with --net {name}=TAP")
-        for name in nets:
+        declared = {d["name"]: d for d in manifest["devices"]}
+        for name, d in declared.items():
+            if d["type"] == "BLOCK_BASIC" and name not in blocks and d.get("file"):
+                blocks[name] = d["file"]
+            given = nets if d["type"] == "NET_BASIC" else blocks
+            if name not in given:
+                opt = "--net" if d["type"] == "NET_BASIC" else "--block"
+                raise RunError(f"the manifest declares {d['type']} device {name!r}: give it with {opt} {name}="
+                               f"{'TAP' if opt == '--net' else 'FILE'}")
+        for name in [*nets, *blocks]:
             if name not in declared:
                 has = ", ".join(declared) or "none"
                 raise RunError(f"{name!r} is not a device of this application (it has: {has})")
-        cmd += [f"--net:{n}={nets[n]}" for n in declared]
+        for name, path in blocks.items():
+            check_disk_image(name, path, writable=True)
+        cmd += [f"--net:{n}={nets[n]}" for n in declared if n in nets]
+        cmd += [f"--block:{n}={os.path.abspath(blocks[n])}" for n in declared if n in blocks]
         cmd += [f"--net-mac:{n}={m}" for n, m in macs.items() if n in nets]
         cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
         if ctx.dry_run:

@@ -26,7 +26,7 @@ enum hvt_call {
     HVT_POLL = 2,    /* struct hvt_poll: wait until a network device is readable or the deadline */
     HVT_NET_WRITE = 3,  /* struct hvt_io: send one frame */
     HVT_NET_READ = 4,   /* struct hvt_io: receive one frame (ret -EAGAIN when none) */
-    HVT_BLOCK_WRITE = 5, /* struct hvt_io: write at offset */
+    HVT_BLOCK_WRITE = 5, /* struct hvt_io: write at offset; len 0: make the writes durable (fdatasync) */
     HVT_BLOCK_READ = 6,  /* struct hvt_io: read at offset */
     HVT_EXIT = 7,        /* struct hvt_exit: leave with a status */
     HVT_NCALLS = 8,

@@ -483,7 +483,7 @@ static int hypercall(unsigned nr, uint32_t arg)
             return bad("io");
         int is_net = nr == HVT_NET_WRITE || nr == HVT_NET_READ;
         struct device *dev = io_device(io, is_net ? HVT_NET : HVT_BLOCK);
-        void *buf = guest(io->buf, io->len);
+        void *buf = io->len ? guest(io->buf, io->len) : mem;
         if (!buf)
             return bad("io");
         if (!dev) {
@@ -495,6 +495,8 @@ static int hypercall(unsigned nr, uint32_t arg)
             n = write(dev->fd, buf, io->len);
         else if (nr == HVT_NET_READ)
             n = read(dev->fd, buf, io->len);
+        else if (nr == HVT_BLOCK_WRITE && io->len == 0) /* a flush */
+            n = fdatasync(dev->fd);
         else if (io->offset > dev->d.size || io->len > dev->d.size - io->offset)
             n = -1, errno = EINVAL;
         else if (nr == HVT_BLOCK_WRITE)

@@ -347,7 +347,7 @@ static int fs_lookup(const char *path, u64 len)
 
 /* ---- descriptors ---------------------------------------------------------------- */
 
-enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL, K_NET };
+enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL, K_NET, K_BLOCK };
 #define CHAN_SIZE 8192
 struct chan { u8 buf[CHAN_SIZE]; u32 head, len; int readers, writers; };
 struct epoll { int n, live; struct { int fd; u32 events; u64 data; } r[64]; };
@@ -508,6 +508,11 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
         st->blocks = (st->size + 511) / 512;
         st->mtime = st->atime = st->ctime = fs[entry].mtime_ns / 1000000000ULL;
         st->mtime_ns = st->atime_ns = st->ctime_ns = fs[entry].mtime_ns % 1000000000ULL;
+    } else if (kind == K_BLOCK) {
+        st->ino = 2000000 + entry;
+        st->mode = S_IFREG | 0600;
+        st->size = (i64)bi->devices[entry].size;
+        st->blocks = (st->size + 511) / 512;
     } else {
         st->ino = 1000000 + entry;
         st->mode = kind == K_CONSOLE || kind == K_NET ? S_IFCHR | 0620 : kind == K_PIPE ? S_IFIFO | 0600 : 0600;
@@ -516,17 +521,21 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
 
 static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared by EAGAIN, set by the poll hypercall) */
 
-/* /dev/hvt/net/NAME: the network device NAME the monitor opened. */
+/* /dev/hvt/net/NAME, /dev/hvt/block/NAME: the devices the monitor opened. */
 static i64 open_device(const char *path, u64 flags)
 {
-    static const char prefix[] = "/dev/hvt/net/";
-    u64 n = sizeof prefix - 1;
-    if (scmp(path, n, prefix, n) != 0)
+    u32 type;
+    u64 n;
+    if (scmp(path, 13, "/dev/hvt/net/", 13) == 0)
+        type = HVT_NET, n = 13;
+    else if (scmp(path, 15, "/dev/hvt/block/", 15) == 0)
+        type = HVT_BLOCK, n = 15;
+    else
         return -ENOENT;
     for (u32 i = 0; i < bi->ndevices; i++) {
         const char *name = bi->devices[i].name;
-        if (bi->devices[i].type == HVT_NET && scmp(path + n, slen(path + n), name, slen(name)) == 0) {
-            struct file *f = new_file(K_NET);
+        if (bi->devices[i].type == type && scmp(path + n, slen(path + n), name, slen(name)) == 0) {
+            struct file *f = new_file(type == HVT_NET ? K_NET : K_BLOCK);
             if (!f)
                 return -EMFILE;
             f->entry = i;
@@ -609,6 +618,8 @@ static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
 
 /* ---- reading and writing ------------------------------------------------------ */
 
+static i64 block_io(struct file *f, u8 *buf, u64 len, u64 off, int writing);
+
 static u32 chan_space(struct chan *c) { return CHAN_SIZE - c->len; }
 
 static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
@@ -627,6 +638,12 @@ static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
     }
     case K_DIR:
         return -EISDIR;
+    case K_BLOCK: {
+        i64 n = block_io(f, buf, len, at >= 0 ? (u64)at : f->pos, 0);
+        if (n > 0 && at < 0)
+            f->pos += (u64)n;
+        return n;
+    }
     case K_NET: {
         struct hvt_io io = {f->entry, 0, 0, (u64)(uintptr_t)buf, len, 0};
         hypercall(HVT_NET_READ, &io);
@@ -663,6 +680,12 @@ static i64 do_write(struct file *f, const u8 *buf, u64 len)
         hypercall(HVT_NET_WRITE, &io);
         return io.ret;
     }
+    case K_BLOCK: {
+        i64 n = block_io(f, (u8 *)buf, len, f->pos, 1);
+        if (n > 0)
+            f->pos += (u64)n;
+        return n;
+    }
     case K_PIPE: {
         struct chan *c = f->tx;
         if (!c)
@@ -683,6 +706,38 @@ static i64 do_write(struct file *f, const u8 *buf, u64 len)
     default:
         return -EINVAL;
     }
+}
+
+/* Block I/O at an offset, clamped to the device's size (a read at the end returns 0). */
+static i64 block_io(struct file *f, u8 *buf, u64 len, u64 off, int writing)
+{
+    u64 size = bi->devices[f->entry].size;
+    if (off >= size)
+        return writing && len ? -28 /* ENOSPC */ : 0;
+    if (len > size - off)
+        len = size - off;
+    struct hvt_io io = {f->entry, 0, off, (u64)(uintptr_t)buf, len, 0};
+    hypercall(writing ? HVT_BLOCK_WRITE : HVT_BLOCK_READ, &io);
+    return io.ret;
+}
+
+static i64 block_vec(i64 fd, const struct iovec_ *iov, i64 cnt, u64 off, int writing)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != K_BLOCK)
+        return -ESPIPE;
+    i64 total = 0;
+    for (i64 i = 0; i < cnt; i++) {
+        i64 n = block_io(f, (u8 *)iov[i].base, iov[i].len, off + (u64)total, writing);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+        if ((u64)n < iov[i].len)
+            break;
+    }
+    return total;
 }
 
 static u8 frame_buf[65536 + 64];
@@ -1051,7 +1106,7 @@ static i64 sys_fcntl(i64 fd, i64 cmd, u64 arg)
     }
     case 1: return cloexec[fd];         /* F_GETFD */
     case 2: cloexec[fd] = arg & 1; return 0; /* F_SETFD */
-    case 3: return f->flags | (f->kind == K_PIPE || f->kind == K_CONSOLE || f->kind == K_NET ? 2 : 0); /* F_GETFL */
+    case 3: return f->flags | (f->kind >= K_PIPE && f->kind != K_EPOLL ? 2 : f->kind == K_CONSOLE ? 2 : 0); /* F_GETFL */
     case 4: f->flags = (u32)(arg & O_NONBLOCK); return 0; /* F_SETFL */
     default: return -EINVAL;
     }
@@ -1157,9 +1212,10 @@ static i64 dispatch(struct rt_regs *r)
             return -EBADF;
         if (f->kind == K_DIR && b == 0 && c == 0)
             return (i64)(f->pos = 0);
-        if (f->kind != K_FILE)
+        if (f->kind != K_FILE && f->kind != K_BLOCK)
             return -ESPIPE;
-        i64 base = c == 0 ? 0 : c == 1 ? (i64)f->pos : c == 2 ? (i64)fs[f->entry].size : -1;
+        i64 end = f->kind == K_BLOCK ? (i64)bi->devices[f->entry].size : (i64)fs[f->entry].size;
+        i64 base = c == 0 ? 0 : c == 1 ? (i64)f->pos : c == 2 ? end : -1;
         if (base < 0 || base + (i64)b < 0)
             return -EINVAL;
         return (i64)(f->pos = (u64)(base + (i64)b));
@@ -1177,8 +1233,22 @@ static i64 dispatch(struct rt_regs *r)
             zero((void *)c, 8);
         return 0;
     case 16: return sys_ioctl((i64)a, b, c);
-    case 17: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind != K_FILE ? -ESPIPE
-                                                     : do_read(f, (u8 *)b, c, (i64)d); }
+    case 17: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind == K_BLOCK ? block_io(f, (u8 *)b, c, d, 0)
+                                                     : f->kind != K_FILE ? -ESPIPE : do_read(f, (u8 *)b, c, (i64)d); }
+    case 18: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind == K_BLOCK ? block_io(f, (u8 *)b, c, d, 1)
+                                                     : f->kind == K_FILE ? -EBADF : -ESPIPE; } /* pwrite64 */
+    case 295: case 327: return block_vec((i64)a, (const struct iovec_ *)b, (i64)c, d, 0); /* preadv(2) */
+    case 296: case 328: return block_vec((i64)a, (const struct iovec_ *)b, (i64)c, d, 1); /* pwritev(2) */
+    case 74: case 75: { /* fsync, fdatasync: the monitor's fdatasync on the file */
+        struct file *f = get((i64)a);
+        if (!f)
+            return -EBADF;
+        if (f->kind != K_BLOCK)
+            return 0;
+        struct hvt_io io = {f->entry, 0, 0, 0, 0, 0};
+        hypercall(HVT_BLOCK_WRITE, &io);
+        return io.ret;
+    }
     case 19: return sys_rw_vec((i64)a, (const struct iovec_ *)b, (i64)c, 0); /* readv */
     case 20: return sys_rw_vec((i64)a, (const struct iovec_ *)b, (i64)c, 1); /* writev */
     case 21: { i64 ent = lookup(AT_FDCWD, (const char *)a); return ent < 0 ? ent : (b & 2) ? -EROFS : 0; }
