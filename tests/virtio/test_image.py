@@ -26,10 +26,14 @@ def _names(root: Path) -> set[str]:
     return {e.name for e in read_initramfs(_image(root))}
 
 
-def test_hello_needs_only_the_power_button_module(hello_app: Path) -> None:
+def test_hello_needs_only_the_power_button_and_the_seed_modules(hello_app: Path) -> None:
     names = _names(hello_app)
-    # the ACPI power button (unik stop presses it): Debian's kernel builds it as a module
-    assert [n for n in names if n.startswith("lib/modules/")] == ["lib/modules/button.ko"]
+    # the ACPI power button (unik stop presses it) and virtio-rng with its transports, through
+    # which the init reads the boot seed (never the command line): modules in Debian's kernel
+    assert {n.rsplit("/", 1)[1] for n in names if n.startswith("lib/modules/")} == {
+        "button.ko", "virtio.ko", "virtio_ring.ko", "virtio-rng.ko", "virtio_pci.ko", "virtio_mmio.ko",
+        "virtio_pci_modern_dev.ko", "virtio_pci_legacy_dev.ko",
+    }
     assert "sbin/poweroff" in names  # Xen's shutdown request runs it: a link to the init
     conf = next(e for e in read_initramfs(_image(hello_app))
                 if e.name == "unik/init.conf").data.decode()
