@@ -1,0 +1,162 @@
+"""Boot benchmark of the hvt target: CPython as a unikernel on unik's own KVM monitor.
+
+* unik: ``examples/hello`` and ``examples/http`` built with ``unik build -t hvt``; the
+  ELF's size; ``unik-hvt`` started directly on hello with ``--count 1`` (one line, then
+  exit) to its exit; the smallest ``--mem`` (MiB, of a fixed list) it runs in; and
+  ``unik run -t hvt --net service=TAP`` of http (on a TAP in a network namespace made
+  here and removed after) from the start to the "serving" line and to the first HTTP
+  response, seen by a prober that starts a TCP connection every 25 ms.
+* peers.c_hello: a static glibc hello on the same runtime and monitor (the floor for a
+  libc program); peers.probe: ``unik doctor``'s probe guest (the monitor's own floor).
+
+Medians of RUNS runs.  Needs /dev/kvm, root (namespace, TAP), gcc and libpython3.11-dev.
+
+    python bench/hvt.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import table, write
+from unik_solo5.hvt_doctor import PROBE
+from unik_solo5.hvt_target import MONITOR
+from unik_solo5.hvtfs import link
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIK = str(Path(sys.executable).parent / "unik")
+RUNS = int(os.environ.get("UNIK_BENCH_RUNS", "5"))
+HOST, GUEST = "10.80.0.1", "10.80.0.2"
+
+
+def timed(cmd: list[str]) -> float:
+    """Seconds ``cmd`` takes (it must succeed)."""
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return time.monotonic() - start
+
+
+def median(cmd: list[str]) -> float:
+    """Median seconds of RUNS runs of ``cmd`` after one warm-up."""
+    timed(cmd)
+    return statistics.median(timed(cmd) for _ in range(RUNS))
+
+
+def build(example: str, tmp: Path, *args: str) -> Path:
+    """``examples/<example>`` configured and built for hvt in ``tmp``; the app's directory."""
+    app = tmp / example
+    shutil.copytree(ROOT / "examples" / example, app, ignore=shutil.ignore_patterns("_build", "dist"))
+    subprocess.run([UNIK, "-q", "configure", "-t", "hvt", *args], cwd=app, check=True, timeout=120)
+    subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=300)
+    return app
+
+
+def memory_floor(elf: Path) -> int:
+    """The smallest of a few --mem values (MiB) hello runs in."""
+    for mib in (64, 96, 128, 192, 256):
+        proc = subprocess.run([str(MONITOR), "--mem", str(mib), str(elf), "--count", "1"], capture_output=True,
+                              timeout=120)
+        if proc.returncode == 0:
+            return mib
+    return 0
+
+
+def http_boot(app: Path, ns: str) -> tuple[float, float]:
+    """Seconds from ``unik run`` to the serving line and to the first HTTP response."""
+    start = time.monotonic()
+    server = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--net", "service=hvt0"], cwd=app,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        serving = time.monotonic() - start
+        if not line.startswith("serving"):
+            raise RuntimeError(f"http did not start: {line!r}")
+        prober = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBER, GUEST],
+                                capture_output=True, text=True, timeout=60)
+        answered = float(prober.stdout.strip() or "nan")
+        return serving, answered - start  # CLOCK_MONOTONIC is the same in every namespace
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+PROBER = r"""
+import socket, sys, time
+deadline = time.monotonic() + 30
+socks = []
+while time.monotonic() < deadline:
+    s = socket.socket(); s.setblocking(False)
+    try:
+        s.connect((sys.argv[1], 8080))
+    except BlockingIOError:
+        pass
+    socks.append(s)
+    time.sleep(0.025)
+    for s in list(socks):
+        try:
+            s.send(b"GET / HTTP/1.0\r\n\r\n")
+            if s.recv(12).startswith(b"HTTP/1."):
+                print(time.monotonic()); sys.exit(0)
+        except (BlockingIOError, OSError):
+            pass
+sys.exit(1)
+"""
+
+
+def main() -> None:
+    """Build, measure, print, write results/hvt.json."""
+    with tempfile.TemporaryDirectory(prefix="unik-bench-hvt-") as tmpdir:
+        tmp = Path(tmpdir)
+        hello = build("hello", tmp)
+        elf = hello / "dist" / "hello-hvt" / "hello.hvt"
+        hello_s = median([str(MONITOR), "--mem", "256", str(elf), "--count", "1"])
+        floor = memory_floor(elf)
+        src = tmp / "c.c"
+        src.write_text('#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n')
+        subprocess.run(["gcc", "-O2", "-c", str(src), "-o", str(tmp / "c.o")], check=True)
+        link([tmp / "c.o"], None, tmp / "c.hvt")
+        c_s = median([str(MONITOR), "--mem", "64", str(tmp / "c.hvt")])
+        probe_s = statistics.median(_probe() for _ in range(RUNS))
+        http = build("http", tmp, f"--ipv4={GUEST}/24")
+        ns = f"unikbenchhvt{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        try:
+            for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
+                        ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
+                        ["link", "set", "lo", "up"]):
+                subprocess.run(["ip", "-n", ns, *cmd], check=True)
+            runs = [http_boot(http, ns) for _ in range(RUNS)]
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        serving = statistics.median(r[0] for r in runs)
+        first = statistics.median(r[1] for r in runs)
+        http_elf = http / "dist" / "http-hvt" / "http.hvt"
+        unik = {"hello_run_s": hello_s, "hello_elf_bytes": elf.stat().st_size, "hello_mem_floor_mib": floor,
+                "http_serving_s": serving, "http_first_response_s": first, "http_elf_bytes": http_elf.stat().st_size}
+        peers = {"c_hello": {"run_s": c_s}, "probe": {"run_s": probe_s}}
+        table([("hello: unik-hvt to exit (one line)", f"{hello_s * 1000:.0f} ms"),
+               ("hello: ELF", f"{elf.stat().st_size / 1e6:.1f} MB"), ("hello: memory floor", f"{floor} MiB"),
+               ("http: unik run to serving", f"{serving * 1000:.0f} ms"),
+               ("http: unik run to first HTTP response", f"{first * 1000:.0f} ms"),
+               ("http: ELF", f"{http_elf.stat().st_size / 1e6:.1f} MB"),
+               ("peer: static C hello", f"{c_s * 1000:.0f} ms"), ("peer: probe guest", f"{probe_s * 1000:.0f} ms")])
+        print(write("hvt", unik, peers, {"hello_over_c": hello_s / c_s}, accelerator="kvm"))
+
+
+def _probe() -> float:
+    """Seconds of one run of the probe guest (it exits 42)."""
+    start = time.monotonic()
+    subprocess.run([str(MONITOR), "--mem", "16", str(PROBE)], capture_output=True, timeout=60)
+    return time.monotonic() - start
+
+
+if __name__ == "__main__":
+    main()
