@@ -6,7 +6,7 @@ and 576.  When unik writes long bursts, the kernel's ACKs can overflow the TAP's
 when the ACKs of a transfer's tail are lost, only a tail loss probe (RFC 8985) or the
 retransmission timeout brings them back.  Per MTU and configuration it prints the
 median time, how many tries took over 0.9 s, and the stack's counters (RTOs, probes,
-frames the device dropped).  The configurations: the defaults (tail loss probes, a
+frames the TAP dropped).  The configurations: the defaults (tail loss probes, a
 200 ms minimum RTO, bursts of 64 segments) and the stack before them (no probes, a 1 s
 minimum RTO, unbounded bursts).  The client checks each download's SHA-256 after its
 clock stopped.
@@ -112,7 +112,8 @@ async def one_configuration(mtu: int, tries: int, config: Any) -> dict[str, Any]
             dropped = subprocess.run(["ip", "netns", "exec", ns, "cat", counter], capture_output=True, text=True,
                                      check=False).stdout.strip()
             return {"times": times, "rto": stats["tcp.rto"], "tlp_probes": stats["tcp.tlp_probes"],
-                    "tlp_spurious": stats["tcp.tlp_spurious"], "kernel_dropped": dropped or "?"}
+                    "tlp_spurious": stats["tcp.tlp_spurious"], "tlp_recoveries": stats["tcp.tlp_recoveries"],
+                    "kernel_dropped": dropped or "?"}
         finally:
             await stack.disconnect()
     finally:
@@ -142,7 +143,8 @@ def main() -> int:
             slow = sum(t > 0.9 for t in times)
             print(f"MTU {mtu:4}, {name}: median {statistics.median(times):.3f} s, max {max(times):.3f} s, "
                   f"{slow} of {len(times)} over 0.9 s; RTOs {r['rto']}, probes {r['tlp_probes']} "
-                  f"({r['tlp_spurious']} answered by a D-SACK); frames the TAP dropped {r['kernel_dropped']}")
+                  f"({r['tlp_spurious']} answered by a D-SACK, {r['tlp_recoveries']} repairing a loss); "
+                  f"frames the TAP dropped {r['kernel_dropped']}")
     return 0
 
 

@@ -38,3 +38,31 @@ def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
         assert fs.read_bytes("/kv/meta/boots") == b"2"
     if HAVE_DOSFSTOOLS:
         assert_fsck_clean(app / "disk.img")
+
+
+def test_kv_example_answers_mistakes_in_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("unik_unix.block", reason="the unix target's FileBlock is not installed")
+    app = tmp_path / "kv"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
+    with open(app / "disk.img", "wb") as f:
+        f.truncate(16 << 20)
+    _unik(app, "configure", "-t", "unix")
+    _unik(app, "build")
+    pyz = [str(app / "dist" / "kv-unix" / "kv.pyz")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *pyz, *args], cwd=app, capture_output=True, text=True, timeout=120)
+
+    orphan = run("--value", "x")
+    assert (orphan.returncode, orphan.stdout) == (2, "--value needs --key: unik run --key NAME --value TEXT\n")
+    bad = run("--key", "a:b", "--value", "x")
+    assert bad.returncode == 1 and bad.stdout.startswith("the store refused: ") and "Traceback" not in bad.stderr
+    gone = run("--delete", "nothing/here")
+    assert gone.returncode == 0 and "nothing/here: no such key, nothing deleted" in gone.stdout
+    big = run("--key", "big", "--value", "x" * 5000)
+    assert f"big = {'x' * 60}... (5000 bytes)\n" in big.stdout
+    with FatImage(app / "disk.img") as fs:
+        fs.write_bytes("/kv/meta/boots", b"garbage")
+    again = run()
+    assert again.returncode == 0
+    assert "meta/boots holds b'garbage', not a number: counting from 1 again\nboot #1\n" in again.stdout

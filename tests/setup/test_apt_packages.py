@@ -99,11 +99,19 @@ def shared_dir() -> Iterator[Path]:
 
 
 def _apt_deps(tmp_path: Path, lines: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run tools/apt-deps on a list of its own, as an unprivileged user when we are root."""
+    """Run tools/apt-deps on a list of its own, as an unprivileged user when we are root.
+
+    The script is copied beside the list: the checkout may sit where that user cannot go (/root).
+    """
     listing = tmp_path / "apt-packages"
     listing.write_text(lines)
     listing.chmod(0o644)
-    cmd = [str(APT_DEPS), *args]
+    script = tmp_path / "tools" / "apt-deps"
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy(APT_DEPS, script)
+    script.chmod(0o755)
+    script.parent.chmod(0o755)
+    cmd = [str(script), *args]
     if os.geteuid() == 0:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60,

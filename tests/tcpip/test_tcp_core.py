@@ -265,6 +265,20 @@ def test_tail_loss_probe_when_the_tail_acks_are_lost() -> None:
     assert conn.timers.rto == conn.timers.probe == 0
 
 
+def test_tail_loss_probe_answer_without_dsack_waits_for_the_next_ack() -> None:
+    conn = sack_established()
+    conn.send(b"t" * 3000, T0 + 3 * MS)
+    sent(conn)
+    conn.on_timer(conn.timers.probe)
+    sent(conn)
+    end = conn.tlp_end_seq
+    conn.segment_arrives(seg(IRS + 1, ISS + 3001, ACK, window=65535), T0 + 20 * MS)
+    assert conn.tlp_end_seq == end  # just reached the end: a D-SACK may still come
+    conn.segment_arrives(seg(IRS + 1, ISS + 3001, ACK, window=65535), T0 + 21 * MS)
+    # A duplicate ACK at the end: the original and the probe both arrived; nothing was lost.
+    assert conn.tlp_end_seq is None and conn.counters["tcp.tlp_recoveries"] == 0
+
+
 def test_tail_loss_probe_reveals_a_loss_at_once() -> None:
     conn = sack_established()
     conn.send(b"t" * 3000, T0 + 3 * MS)

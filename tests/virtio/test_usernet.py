@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 #: The unprivileged user the test becomes when it runs as root.
 USER = "nobody"
 CURL_ATTEMPTS = 10
+#: A file streamed from the guest's store through unik's stack and slirp.
+BIG = 4 << 20
 
 
 def _site_packages() -> str:
@@ -59,6 +61,7 @@ def unprivileged(tools: None) -> Iterator[tuple[list[str], Path, dict[str, str],
     home = Path(tempfile.mkdtemp(prefix="unik-usernet-"))
     try:
         root = copy_example("http", home)
+        (root / "htdocs" / "big.bin").write_bytes(os.urandom(BIG))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
                "XDG_CACHE_HOME": str(home / "cache")}
         if os.geteuid() != 0:
@@ -135,6 +138,10 @@ def test_examples_http_serves_an_unprivileged_user_through_a_published_port(
         assert head.stdout.startswith("HTTP/1.1 200"), head.stdout + head.stderr
         missing = _curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/nothing-here")
         assert missing.stdout == "404", missing.stdout + missing.stderr
+        big = root.parent / "big.download"
+        got = _curl("-o", str(big), "-w", "%{http_code} %{size_download}", f"http://127.0.0.1:{port}/big.bin")
+        assert got.stdout == f"200 {BIG}", got.stdout + got.stderr
+        assert big.read_bytes() == (root / "htdocs" / "big.bin").read_bytes()
     finally:
         guest.terminate()
         try:
@@ -159,3 +166,9 @@ def test_a_published_host_port_in_use_stops_the_run_before_booting(http_app: Pat
     proc = subprocess.run([UNIK, "run", "--accel", "tcg", "--net", "service=user", "--publish", "18080:80"],
                           cwd=http_app, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert proc.returncode != 0 and "the application listens on --port 8080, not on 80" in proc.stderr
+    port = _free_port()
+    proc = subprocess.run([UNIK, "run", "--dry-run", "--accel", "tcg", "--net", "service=user", "--publish",
+                           f"127.0.0.1:{port}:8080"], cwd=http_app, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert f"user,id=net-service,hostfwd=tcp:127.0.0.1:{port}-:8080" in proc.stdout

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from unik.errors import RunError
 from unik.keys import Key, KeyValues
+from unik.progress import Progress
+from unik.target import RunContext
 from unik_virtio import usernet
-from unik_virtio.providers import PUBLISH
+from unik_virtio.providers import PUBLISH, RUN_KEYS
 from unik_virtio.target import _devices
 from unik_virtio.usernet import port_keys
 
@@ -111,8 +114,19 @@ def test_a_nic_on_the_user_network_gets_the_offloads_off_and_no_tap() -> None:
     assert used == {"service": "user"}
 
 
-def test_publish_without_a_user_network_is_refused() -> None:
+def _ctx(**options: list[str]) -> RunContext:
+    return RunContext(root=Path("."), progress=Progress(quiet=True),
+                      options=KeyValues(RUN_KEYS).with_args(options))
+
+
+def test_publish_needs_one_nic_on_the_user_network_before_anything_is_built() -> None:
+    app = KeyValues([Key("port", "", type="int", default="8080")])
     with pytest.raises(RunError, match=r"add --net DEVICE=user \(e.g. --net service=user\)"):
-        _devices([NIC], {}, {"service": "tap0"}, usernet.parse_all("18080:8080"))
+        usernet.preflight(app, _ctx(publish=["18080:8080"], net=["service=tap0"]), ["service"], set())
+    with pytest.raises(RunError, match="all on QEMU's user network"):
+        usernet.preflight(app, _ctx(publish=["18080:8080"], net=["a=user", "b=user"]), ["a", "b"], set())
+    with pytest.raises(RunError, match="listens on --port 8080, not on 80"):
+        usernet.preflight(app, _ctx(publish=["18080:80"], net=["service=user"]), ["service"], set())
+    assert usernet.preflight(app, _ctx(net=["service=user"]), ["service"], set()) == []  # outbound only
     with pytest.raises(RunError, match="unik run --net service=user"):
         _devices([NIC], {}, {}, [])

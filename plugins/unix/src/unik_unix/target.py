@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from unik.bundle import runtime_files
@@ -88,10 +88,25 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    zf.writestr(_zip_info(name, mode), data, compresslevel=6)
+
+
+def _zip_info(name: str, mode: int, size: int = 0) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
     info.external_attr = (0o100000 | mode) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
-    zf.writestr(info, data, compresslevel=6)
+    info.file_size = size  # lets zipfile choose ZIP64 up front for a file over 2 GiB
+    return info
+
+
+def _zip_file(zf: zipfile.ZipFile, name: str, source: Path, mode: int) -> bytes:
+    """Copy ``source`` into the zip 1 MiB at a time (baked files may be large); its SHA-256."""
+    h = hashlib.sha256()
+    with source.open("rb") as src, zf.open(_zip_info(name, mode, source.stat().st_size), "w") as dst:
+        while block := src.read(1 << 20):
+            h.update(block)
+            dst.write(block)
+    return h.digest()
 
 
 class UnixTarget(Target):
@@ -105,19 +120,17 @@ class UnixTarget(Target):
         """Write ``dist/<name>-unix/<name>.pyz``."""
         files = runtime_files(plan, ctx.build_dir)
         ctx.progress.info(f"packaging {counted(len(files), 'file')}")
-        payload = io.BytesIO()
         digest = hashlib.sha256()
-        with zipfile.ZipFile(payload, "w") as zf:
-            for f in files:
-                data = f.source.read_bytes()
-                mode = 0o755 if os.access(f.source, os.X_OK) and f.source.suffix == ".so" else 0o644
-                digest.update(f.dest.encode() + b"\0" + hashlib.sha256(data).digest())
-                _zip_entry(zf, "payload/" + f.dest, data, mode)
-            _zip_entry(zf, "__main__.py", BOOTSTRAP.format(digest=digest.hexdigest()[:16]).encode())
         out = ctx.artifact_dir(plan)
         pyz = out / f"{plan.app.name}.pyz"
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        pyz.write_bytes(f"#!/usr/bin/env python{version}\n".encode() + payload.getvalue())
+        with pyz.open("wb") as f:  # written as it goes: the payload is never whole in memory
+            f.write(f"#!/usr/bin/env python{version}\n".encode())
+            with zipfile.ZipFile(f, "w", compresslevel=6) as zf:
+                for bf in files:
+                    mode = 0o755 if os.access(bf.source, os.X_OK) and bf.source.suffix == ".so" else 0o644
+                    digest.update(bf.dest.encode() + b"\0" + _zip_file(zf, "payload/" + bf.dest, bf.source, mode))
+                _zip_entry(zf, "__main__.py", BOOTSTRAP.format(digest=digest.hexdigest()[:16]).encode())
         pyz.chmod(0o755)
         manifest = {
             "python": version,

@@ -52,6 +52,7 @@ from .providers import (
     RUN_KEYS,
     VIRTIO_TRANSPORTS,
     Block,
+    Network,
     vm_needs,
 )
 
@@ -143,6 +144,8 @@ class VirtioTarget(Target):
         for device, ifname in given_bindings("net", keys, ctx).items():
             if ifname not in (AUTO, usernet.USER):
                 require_tap(device, ifname)
+        nics = [n.name for n in plan.nodes if n.provider == Network.PLUGIN_NAME]
+        usernet.preflight(keys, ctx, nics, {k.name for k in self.keys})
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Boot the image under QEMU; the application's exit status is returned."""
@@ -171,7 +174,7 @@ class VirtioTarget(Target):
             [k for k in keys.keys.values() if k.name not in target_keys],
             {n: v for n, v in keys.values.items() if n not in target_keys},
         )
-        publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
+        publish = usernet.parse_all(option("publish"))  # checked by preflight
         static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                   usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
         mem = option("mem") or str(manifest.get("mem", "256M"))
@@ -282,13 +285,6 @@ def _devices(
             out.append(qemu.nic_device(family, name, d["mac"]))
         else:
             out.append(family)
-    users = [n for n, tap in used.items() if tap == usernet.USER]
-    if publish and not users:
-        raise RunError("--publish forwards host ports to a NIC on QEMU's user network: add --net DEVICE=user "
-                       "(e.g. --net service=user)")
-    if len(users) > 1 and publish:
-        raise RunError(f"--publish: network devices {', '.join(users)} are all on QEMU's user network; "
-                       "forwards would be ambiguous: give the others a TAP")
     return out, args, used
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from unik.errors import RunError
 from unik.keys import KeyValues
+from unik.target import RunContext, given_bindings
 
 #: The ``--net DEVICE=VALUE`` value that selects this network.
 USER = "user"
@@ -119,9 +120,10 @@ def check_guest_ports(rules: list[Publish], listening: dict[str, int]) -> None:
         if rule.proto == "tcp" and rule.guest_port not in ports:
             keys = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(listening.items()))
             first = next(iter(sorted(ports)))
+            name = next(iter(listening)).replace("_", "-") if len(listening) == 1 else "PORT-KEY"
             raise RunError(f"--publish {rule}: the application listens on {keys}, not on {rule.guest_port}: "
                            f"publish that port (--publish {rule.host_port}:{first}) or run it with "
-                           f"the port key set to {rule.guest_port}")
+                           f"--{name} {rule.guest_port}")
 
 
 def netdev(device: str, rules: list[Publish], ipv4: str | None = None, gateway: str | None = None) -> str:
@@ -194,3 +196,30 @@ def describe(rules: list[Publish], static: bool) -> str:
     ports = ", ".join(f"{r.host_ip}:{r.host_port} -> {r.guest_port}/{r.proto}" for r in rules)
     return ("QEMU's user network" + ("" if static else f" (DHCP gives the guest {GUEST_ADDRESS})") + "; "
             + (f"published: {ports}" if ports else "no port published (--publish HOST:GUEST)"))
+
+
+def run_option(name: str, keys: KeyValues, ctx: RunContext) -> str | None:
+    """A runner key's value: given to `unik run`, else configured, else ``None``."""
+    if ctx.options.is_set(name):
+        return ctx.options.raw(name)
+    return keys.raw(name) if name in keys.keys else None
+
+
+def preflight(keys: KeyValues, ctx: RunContext, nics: Sequence[str], target_keys: set[str]) -> list[Publish]:
+    """Check ``--net DEVICE=user`` and ``--publish`` before anything is built or booted (also for ``run -d``).
+
+    ``nics`` are the plan's network devices QEMU can attach; ``target_keys`` the
+    target's own keys (the others are the application's, where its ports are).
+    """
+    nets = given_bindings("net", keys, ctx)
+    users = [n for n in nics if nets.get(n) == USER]
+    rules = parse_all(run_option("publish", keys, ctx))
+    if rules and not users:
+        raise RunError("--publish forwards host ports to a NIC on QEMU's user network: add --net DEVICE=user "
+                       f"(e.g. --net {nics[0] if nics else 'service'}=user)")
+    if rules and len(users) > 1:
+        raise RunError(f"--publish: network devices {', '.join(users)} are all on QEMU's user network; "
+                       "forwards would be ambiguous: give the others a TAP")
+    app_keys = KeyValues([k for k in keys.keys.values() if k.name not in target_keys],
+                         {n: v for n, v in keys.values.items() if n not in target_keys})
+    return prepare(",".join(map(str, rules)), app_keys, ctx.extra_args)

@@ -368,9 +368,15 @@ XL_OWN = ("Parsing config from", "got a tsc mode string", "Failed to read config
 
 
 def xl_create_console(directory: str, config: str, label: str) -> str:
-    """dom0 commands: ``xl create -c`` on ``directory/config``, between markers named ``label``."""
+    """dom0 commands: ``xl create -c`` on ``directory/config``, between markers named ``label``.
+
+    ``xl create -c`` returns when the console closes, which can be before Xen has
+    destroyed the domain: a next guest of the same name would then be refused ("already
+    exists"), so the commands wait (at most 20 s) until only Domain-0 is listed.
+    """
     return (f'cd {directory} && echo "{XL_CREATE} {label}" && xl create -c {config}; '
-            f'echo "{XL_EXIT} {label} $?"\n')
+            f'echo "{XL_EXIT} {label} $?"; '
+            'for i in $(seq 100); do [ "$(xl list | wc -l)" -le 2 ] && break; sleep 0.2; done\n')
 
 
 @dataclass

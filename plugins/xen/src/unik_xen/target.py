@@ -275,6 +275,16 @@ class XenTarget(Target):
         for node in plan.nodes:
             if node.kind == "block" and node.name in files:
                 check_disk_image(node.name, files[node.name], writable=not node.options.get("read_only"))
+        nics = [n.name for n in plan.nodes if n.kind == "network"]
+        if (usernet.run_option("emulate", keys, ctx) or "false").lower() in ("1", "true", "yes", "on"):
+            _check_emulated([n.name for n in plan.nodes if n.kind == "block"], nics, given_bindings("net", keys, ctx))
+            usernet.preflight(keys, ctx, nics, {k.name for k in self.keys})
+            return
+        user = sorted(n for n, v in given_bindings("net", keys, ctx).items() if v == usernet.USER)
+        if usernet.run_option("publish", keys, ctx) or user:
+            what = f"--net {user[0]}=user" if user else "--publish"
+            raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
+                           f"bridge of the control domain (--net DEVICE=BRIDGE)")
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """``xl create -c`` in a control domain, or QEMU's PVH loader with ``--emulate``."""
@@ -306,15 +316,10 @@ class XenTarget(Target):
             raise RunError(str(exc)) from None
         memory.check_floor(artifact.directory.name.rsplit("-", 1)[0], mem, mib, manifest["initramfs"])
         if emulate:
-            publish = usernet.prepare(option("publish"), app_keys, ctx.extra_args)
+            publish = usernet.parse_all(option("publish"))  # checked by preflight
             static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                       usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
             return self._emulate(artifact, mem, args, timeout, ctx, bindings("net"), publish, static)
-        user = sorted(n for n, v in bindings("net").items() if v == usernet.USER)
-        if option("publish") or user:
-            what = "--publish" if option("publish") else f"--net {user[0]}=user"
-            raise RunError(f"{what}: QEMU's user network exists only with --emulate; under Xen the guest is on a "
-                           f"bridge of the control domain (--net DEVICE=BRIDGE)")
         why = control_domain()
         if why and not ctx.dry_run:
             raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
@@ -358,19 +363,9 @@ class XenTarget(Target):
     def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext,
                  nets: dict[str, str], publish: list[usernet.Publish], static: tuple[str | None, str | None]) -> int:
         manifest = artifact.manifest
-        disks = [d["name"] for d in manifest["devices"] if d.get("xl") == "disk"]
-        if disks:
-            raise RunError(f"--emulate boots without Xen, so without its disk front-end: block devices "
-                           f"{', '.join(disks)} need a Xen control domain (xl create)")
         nics = [d for d in manifest["devices"] if d.get("xl") == "vif"]
-        elsewhere = [d["name"] for d in nics if nets.get(d["name"]) != usernet.USER]
-        if elsewhere:
-            raise RunError(f"--emulate boots without Xen, so without its bridges: put network device "
-                           f"{elsewhere[0]} on QEMU's user network (--net {elsewhere[0]}=user, no root) or run "
-                           f"under Xen (xl create)")
-        if publish and len(nics) != 1:
-            raise RunError("--publish needs exactly one network device on QEMU's user network "
-                           f"(this image has {len(nics)})")
+        _check_emulated([d["name"] for d in manifest["devices"] if d.get("xl") == "disk"], [d["name"] for d in nics],
+                        nets)
         netdevs = [arg for d in nics for arg in ("-netdev", usernet.netdev(d["name"], publish, *static))]
         for d in nics:
             ctx.progress.info(f"network device {d['name']}: {usernet.describe(publish, static[0] is not None)}")
@@ -401,6 +396,18 @@ class XenTarget(Target):
     def doctor(self) -> Sequence[Check]:
         """What building and running Xen guests needs on this host."""
         return doctor_checks()
+
+
+def _check_emulated(disks: list[str], nics: list[str], nets: dict[str, str]) -> None:
+    """``--emulate`` has no Xen disks, and NICs only on QEMU's user network."""
+    if disks:
+        raise RunError(f"--emulate boots without Xen, so without its disk front-end: block devices "
+                       f"{', '.join(disks)} need a Xen control domain (xl create)")
+    elsewhere = [n for n in nics if nets.get(n) != usernet.USER]
+    if elsewhere:
+        raise RunError(f"--emulate boots without Xen, so without its bridges: put network device "
+                       f"{elsewhere[0]} on QEMU's user network (--net {elsewhere[0]}=user, no root) or run "
+                       f"under Xen (xl create)")
 
 
 def doctor_checks(root: Path = Path("/")) -> list[Check]:

@@ -158,7 +158,10 @@ class Connection:
         # RFC 8985 7: the tail loss probe in flight (TLPRxtOut, TLPHighRxt).
         self.tlp_end_seq: int | None = None
         self.tlp_retransmitted = False
-        #: A bounded burst stopped with more to send: the driver calls :meth:`resume_output` soon.
+        #: Bytes sent since the driver last called :meth:`resume_output`: the driver calls it
+        #: once per turn of its event loop, so a burst is bounded per turn, across calls.
+        self.burst_used = 0
+        #: The burst stopped with more to send (:meth:`resume_output` goes on).
         self.output_pending = False
         self.rtt = RttEstimator(config.initial_rto_ns, config.min_rto_ns, config.max_rto_ns)
         self.retries = 0
@@ -318,7 +321,9 @@ class Connection:
         mss = self.eff_mss
         # With TSO, one send covers as many whole segments as fit in 64 KiB.
         limit = max(_TSO_MAX // mss * mss, mss) if self.path.tso else mss
-        budget = max(self.cfg.max_burst * mss, limit)  # bytes this call may send
+        # Bytes one turn of the driver's loop may send: max_burst segments, or with TSO
+        # eight super-segments (the NIC's ACKs come coalesced).
+        budget = max(self.cfg.max_burst * mss, 8 * limit if self.path.tso else limit)
         now = self.now
         if self.snd_una == self.snd_max and self.last_send_ns and now - self.last_send_ns > self.rtt.rto_ns:
             # RFC 5681 4.1: after an idle period longer than the RTO, restart from at most
@@ -339,8 +344,8 @@ class Connection:
                 if avail > 0 and self.snd_wnd == 0 and in_flight == 0:
                     self._start_persist()
                 return
-            if budget <= 0:
-                # A bounded burst: let the driver read the ACKs waiting for it first.
+            if self.burst_used >= budget:
+                # A bounded burst: the driver reads the ACKs waiting for it, then resumes.
                 self.output_pending = True
                 return
             if n < mss and not fin:
@@ -362,7 +367,7 @@ class Connection:
             seq = self.snd_nxt
             retransmit = seq_lt(seq, self.snd_max)
             self._send(flags, seq, data)
-            budget -= max(n, 1)
+            self.burst_used += max(n, 1)
             self.last_send_ns = now
             if retransmit:
                 self.stats.retransmits += 1
@@ -385,10 +390,12 @@ class Connection:
                 return  # the FIN, or all that is buffered, has left
 
     def resume_output(self, now: int) -> None:
-        """Go on with a burst that :meth:`output` bounded (:attr:`output_pending`)."""
+        """A new turn of the driver's loop: a new burst budget; go on with what waits."""
         self.now = now
-        self.output_pending = False
-        self.output()
+        self.burst_used = 0
+        if self.output_pending:
+            self.output_pending = False
+            self.output()
 
     def _retransmit_hole(self) -> bool:
         """In recovery, resend the next hole below the highest SACKed byte (RFC 6675 4, NextSeg rule 1)."""
@@ -604,21 +611,31 @@ class Connection:
         self.tlp_end_seq = self.snd_max
         self._start_rto()  # RFC 8985 7.3: after the probe, the RTO
 
-    def _probe_answered(self, seg: TcpSegment, ack: int) -> None:
-        """RFC 8985 7.4: the probe's round is over; count a repair or a spurious probe."""
-        self.tlp_end_seq = None
+    def _probe_answered(self, seg: TcpSegment, ack: int, advanced: bool) -> None:
+        """RFC 8985 7.4: an ACK reached the probe's end; decide whether it repaired a loss.
+
+        As Linux decides: a new-data probe proves nothing; a D-SACK for the probe, or a
+        duplicate ACK at its end (original and probe both arrived), means only ACKs were
+        lost; an ACK beyond the probe without either means the probe repaired a loss.  An
+        ACK that just reached the end waits for the next one, which may carry the D-SACK.
+        """
+        end = self.tlp_end_seq
+        assert end is not None
         blocks = seg.options.sack_blocks
-        if self.tlp_retransmitted and blocks and seq_le(blocks[0][1], ack):
-            # A D-SACK (RFC 2883) for the probe: the original had arrived; only ACKs were lost.
-            self.counters["tcp.tlp_spurious"] += 1
-            return
         if not self.tlp_retransmitted:
-            return
-        # The probe repaired a loss: respond as fast recovery would (RFC 8985 7.4.2).
-        self.counters["tcp.tlp_recoveries"] += 1
-        flight = seq_diff(self.snd_max, self.snd_una)
-        self.ssthresh = self.cc.on_loss(self.cwnd, flight, self.eff_mss, self.now)
-        self.cwnd = max(self.ssthresh, self.eff_mss)
+            self.tlp_end_seq = None
+        elif blocks and seq_le(blocks[0][1], ack):
+            self.tlp_end_seq = None
+            self.counters["tcp.tlp_spurious"] += 1
+        elif seq_lt(end, ack):
+            self.tlp_end_seq = None
+            # The probe repaired a loss: respond as fast recovery would (RFC 8985 7.4.2).
+            self.counters["tcp.tlp_recoveries"] += 1
+            flight = seq_diff(self.snd_max, self.snd_una)
+            self.ssthresh = self.cc.on_loss(self.cwnd, flight, self.eff_mss, self.now)
+            self.cwnd = max(self.ssthresh, self.eff_mss)
+        elif not advanced:
+            self.tlp_end_seq = None
 
     def _probe_shows_loss(self) -> bool:
         """A SACK reaching the probe's end: what lies below SND.UNA's hole was sent an RTT earlier.
@@ -990,6 +1007,8 @@ class Connection:
 
     def _process_ack(self, seg: TcpSegment, ack: int) -> None:
         """RFC 9293 3.10.7.4, fifth, for the synchronized states."""
+        if self.tlp_end_seq is not None and seq_le(self.tlp_end_seq, ack):
+            self._probe_answered(seg, ack, seq_lt(self.snd_una, ack))
         if self.sack_ok and (seg.options.sack_blocks or self.scoreboard.ranges):
             if seq_lt(self.snd_una, ack):
                 self.scoreboard.prune(ack)
@@ -1008,8 +1027,6 @@ class Connection:
             elif self.rtt.acked(ack, self.now):
                 self.stats.srtt = (self.rtt.srtt_ns or 0) / 1e9
             self.retries = 0
-            if self.tlp_end_seq is not None and seq_le(self.tlp_end_seq, ack):
-                self._probe_answered(seg, ack)
             self._on_new_ack(acked, ack)
             # RFC 6298 5.2/5.3: stop the timer when all is acknowledged, else restart it.
             if self.snd_una == self.snd_max:

@@ -123,9 +123,8 @@ class TcpConnection(asyncio.Transport):
 
     def _resume_output(self) -> None:
         self._resuming = False
-        if self.tcb.output_pending:
-            self.tcb.resume_output(self._now())
-            self._run()
+        self.tcb.resume_output(self._now())
+        self._run()
 
     def _on_timer(self, now: int) -> None:
         self.tcb.on_timer(now)
@@ -142,8 +141,9 @@ class TcpConnection(asyncio.Transport):
         if tcb.wake_at:
             self._at(tcb.wake_at, self._on_timer)
             tcb.wake_at = 0
-        if tcb.output_pending and not self._resuming:
-            # A bounded burst: the rest after the event loop has read what waits (ACKs).
+        if tcb.burst_used and not self._resuming:
+            # Bursts are bounded per turn of the event loop: the budget comes back (and what
+            # waits goes out) on the next turn, after the reader has taken the ACKs waiting.
             self._resuming = True
             asyncio.get_running_loop().call_soon(self._resume_output)
         if tcb.events:
