@@ -49,6 +49,8 @@ def _add_key_options(parser: argparse.ArgumentParser, keys: Sequence[Key], shown
             helptext += "; DEVICE=VALUE for one device"
         if key.choices:
             helptext += f"; one of {', '.join(key.choices)}"
+        if key.stage == "configure":
+            helptext += " [built into the artifact: another value given to run builds for that run]"
         if shown is not None and key.name not in shown:
             helptext = argparse.SUPPRESS
         flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
