@@ -12,7 +12,6 @@ control domain (``make test-xen`` boots kv and http under a real Xen).
 from __future__ import annotations
 
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from e2e_support import UNIK
 from example_support import REPO, copy_example, missing_vm_tools
+from host_tools import require
 from unik.plugins import PluginManager
 
 EXAMPLES = sorted(p.name for p in (REPO / "examples").iterdir() if (p / "pyproject.toml").is_file())
@@ -100,8 +100,7 @@ def boot_kv(app: Path, target: str, args: list[str]) -> None:
 
 
 def boot_web(app: Path, target: str, args: list[str]) -> None:
-    if shutil.which("curl") is None:
-        pytest.fail("curl is not installed (apt-get install curl)")
+    require("curl")
     scheme = "https" if app.name == "https" else "http"
     guest_port = 8443 if scheme == "https" else 8080
     port = free_port()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from e2e_support import UNIK, Unik
 from example_support import copy_example
+from host_tools import needs
 from unik.testing import network_namespace, tap_unavailable
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))]
@@ -71,7 +71,7 @@ def test_auto_without_an_address_is_refused_with_the_reason(http_app: Path, netn
     assert "unik0" not in links(netns)
 
 
-@pytest.mark.skipif(shutil.which("ping") is None, reason="ping is not installed (apt-get install iputils-ping)")
+@needs("ping")
 def test_auto_makes_a_tap_in_the_guests_subnet_and_removes_it(http_app: Path, netns: str, unik: Unik) -> None:
     prefix = subnet()
     # The host side is the gateway when one is given, else the subnet's first free address.
