@@ -138,10 +138,6 @@ def boot_web_on_a_new_tap(app: Path, target: str, args: list[str]) -> None:
 
 
 BOOTS: dict[str, Boot] = {"hello": boot_hello, "kv": boot_kv, "http": boot_web, "https": boot_web}
-#: Examples a target cannot host, and what configure must say about it (an error, not silence).
-NOT_HOSTED: dict[tuple[str, str], str] = {
-    ("kv", "hvt"): "has no provider for target 'hvt': target 'hvt' does not provide 'block' devices",
-}
 
 
 def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
@@ -171,11 +167,6 @@ def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
                 "https is built only: one web example under TCG is enough here")
     if target == "xen":
         return {"hello": ["--emulate"]}, "Xen's disks and NICs need a Xen control domain (make test-xen)"
-    if target == "hvt":
-        doctor = subprocess.run([UNIK, "doctor", "-t", "hvt"], capture_output=True, text=True, timeout=TIMEOUT)
-        if doctor.returncode != 0:
-            return {}, "`unik doctor -t hvt` finds this host cannot run hvt guests:\n" + doctor.stdout
-        return {"hello": []}, "tests/hvt boots http on a TAP"
     return {}, f"this test does not know how to boot on {target}"
 
 
@@ -193,11 +184,6 @@ def test_every_example_configures_builds_and_boots(target: str, tmp_path: Path,
         app = copy_example(example, tmp_path)
         if example == "https":
             unik(app, "tls", "selfsigned", "-o", "certs")
-        if (example, target) in NOT_HOSTED:
-            refused = subprocess.run([UNIK, "configure", "-t", target], cwd=app, capture_output=True, text=True,
-                                     timeout=TIMEOUT)
-            assert refused.returncode == 1 and NOT_HOSTED[example, target] in refused.stderr, refused.stderr
-            continue
         unik(app, "configure", "-t", target, *CONFIGURE.get((example, target), []))
         build = unik(app, "build")
         assert f"unik: building {example} for {target} (configured " in build.stderr, build.stderr
