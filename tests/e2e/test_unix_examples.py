@@ -187,3 +187,30 @@ def test_a_failed_configure_does_not_leave_the_old_target_silently_active(tmp_pa
     assert run.stdout == "hello\n"
     unik("configure", "-t", "unix", cwd=app)
     assert "warning" not in unik("build", cwd=app).stderr
+
+
+def test_run_net_socket_on_a_tap_build_uses_sockets_and_keeps_the_configuration(tmp_path: Path, unik: Unik) -> None:
+    require("curl")
+    app = copy_example("http", tmp_path)
+    # configured for unik's stack on a TAP (no TAP needed until it runs there)
+    unik("configure", "-t", "unix", "--net", "service=uknever0", "--ipv4=10.9.8.2/24", cwd=app)
+    saved = (app / "_build" / "unix" / "plan.json").read_text()
+    assert '"tcpip.stack"' in saved
+    port = free_port()
+    server = subprocess.Popen([UNIK, "run", "--net=socket", "--ipv4=127.0.0.1/8", "--port", str(port)], cwd=app,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        line = server.stdout.readline()  # bounded: the server prints it first, or dies
+        assert line == f"serving on 127.0.0.1:{port}\n", server.stderr.read()
+        page = subprocess.run(["curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{port}/"],
+                              capture_output=True, text=True, check=True)
+        assert "<h1>Hello from unik</h1>" in page.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    err = server.stderr.read()
+    assert ("unik: these options change the device graph: configuring and building for this run in _build/unix/run "
+            "(the saved configuration is unchanged)") in err, err
+    assert (app / "_build" / "unix" / "plan.json").read_text() == saved  # unik run rewrote nothing
+    assert '"unix.socket-stack"' in (app / "_build" / "unix" / "run" / "plan.json").read_text()
