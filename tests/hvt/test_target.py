@@ -8,7 +8,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from hvt_support import ROOT, needs_build_tools, needs_kvm, unik
+from hvt_support import MONITOR, ROOT, needs_build_tools, needs_kvm, run, unik
 
 
 def _app(root: Path, name: str, body: str) -> Path:
@@ -39,6 +39,15 @@ def test_hello_runs_under_hvt(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["hello"] * 4
     proc = unik(app, "run", "-t", "hvt", "--count", "2", "--greeting", "bonjour", "--mem", "128M")
     assert proc.stdout.splitlines() == ["bonjour", "bonjour"]
+    # the monitor seals itself with seccomp once the VM exists
+    monitor = subprocess.Popen([str(MONITOR), str(out / "hello.hvt"), "--count", "2"], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert monitor.stdout is not None and monitor.stdout.readline() == "hello\n"
+        status = Path(f"/proc/{monitor.pid}/status").read_text()
+        assert "\nSeccomp:\t2\n" in status and "\nNoNewPrivs:\t1\n" in status
+    finally:
+        assert monitor.wait(timeout=60) == 0
 
 
 def test_status_host_isolation_and_refused_calls(tmp_path: Path) -> None:
@@ -96,3 +105,10 @@ def test_kv_keeps_its_fat_disk_across_boots(tmp_path: Path) -> None:
         assert check.returncode == 0, check.stdout + check.stderr
     proc = unik(app, "run", "-t", "hvt", "--block", f"storage={tmp_path / 'absent.img'}", check=False)
     assert proc.returncode != 0 and "does not exist" in proc.stderr
+
+
+def test_show_policy() -> None:
+    out = run("--show-policy").stdout
+    names = [line.strip() for line in out.splitlines()[1:] if line.startswith("  ")]
+    assert names == ["ioctl", "write", "read", "pread64", "pwrite64", "fdatasync", "ppoll", "clock_gettime",
+                     "exit_group", "rt_sigreturn"]

@@ -33,6 +33,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <elf.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 #include "hvt_abi.h"
 
@@ -221,7 +228,7 @@ static void set_mac(const char *name, const char *text)
 
 /* ---- the vCPU ------------------------------------------------------------------ */
 
-static int kvm, vm, vcpu;
+static int kvm, vm, vcpu, kvm_is_pvm;
 static struct kvm_run *run;
 
 static void setup_page_tables(void)
@@ -560,7 +567,7 @@ static int run_vcpu(void)
                         ? ": KVM tried to emulate the instruction at rip and could not (its emulator has no x87, "
                           "AVX, XSAVE, CMPXCHG16B and little SSE)"
                         : "");
-            if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && access("/sys/module/kvm_pvm", F_OK) == 0)
+            if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && kvm_is_pvm)
                 fprintf(stderr, "  this host's KVM is kvm_pvm: a guest that has not entered PVM mode is emulated "
                                 "instruction by instruction, and hvt guests do not speak PVM's ABI yet\n");
             return CRASHED;
@@ -574,6 +581,66 @@ static int run_vcpu(void)
             return CRASHED;
         }
     }
+}
+
+/* ---- the seal ------------------------------------------------------------------ */
+
+/* What the monitor may do once the VM and its devices exist (seccomp-BPF, x86_64): run
+ * the vCPU and read its registers (ioctl), the console and the TAPs (write, read), the
+ * block files (pread64, pwrite64, fdatasync), wait (ppoll), read the clocks
+ * (clock_gettime), and leave (exit_group).  Anything else traps: the SIGSYS handler names
+ * the call and the monitor exits 125. */
+static const int allowed[] = {
+    SYS_ioctl, SYS_write, SYS_read, SYS_pread64, SYS_pwrite64, SYS_fdatasync, SYS_ppoll, SYS_clock_gettime,
+    SYS_exit_group, SYS_rt_sigreturn,
+};
+static const char *const allowed_names[] = {
+    "ioctl", "write", "read", "pread64", "pwrite64", "fdatasync", "ppoll", "clock_gettime", "exit_group",
+    "rt_sigreturn",
+};
+
+static void refused(int sig, siginfo_t *info, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "unik-hvt: the monitor made system call %d, outside its seccomp policy "
+                     "(unik-hvt --show-policy)\n", info->si_syscall);
+    if (n > 0 && write(2, msg, (size_t)n) < 0)
+        n = 0;
+    syscall(SYS_exit_group, REFUSE);
+}
+
+static void seal(void)
+{
+    struct sock_filter prog[64];
+    unsigned n = 0;
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)allowed[i], 0, 1);
+        prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    }
+    prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP);
+    struct sock_fprog fprog = {(unsigned short)n, prog};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = refused;
+    sa.sa_flags = SA_SIGINFO;
+    if (sigaction(SIGSYS, &sa, NULL) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+        || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) < 0)
+        die(REFUSE, "cannot install the monitor's seccomp filter: %s", strerror(errno));
+}
+
+static void show_policy(void)
+{
+    printf("unik-hvt's seccomp allowlist once the VM and its devices exist (x86_64; anything else: SIGSYS, exit 125):\n");
+    for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        printf("  %s\n", allowed_names[i]);
+    printf("The guest's hypercalls: console, clock, poll, net read/write, block read/write/flush, exit "
+           "(hvt_abi.h); its system calls are served inside the guest by the runtime.\n");
 }
 
 /* ---- main ---------------------------------------------------------------------- */
@@ -617,6 +684,9 @@ int main(int argc, char **argv)
             mib = strtoull(argv[++i], &end, 10);
             if (*end || mib < 8 || mib > HVT_MAX_GIB * 1024)
                 die(REFUSE, "--mem %s: give MiB between 8 and %d", argv[i], HVT_MAX_GIB * 1024);
+        } else if (strcmp(a, "--show-policy") == 0) {
+            show_policy();
+            return 0;
         } else if (strcmp(a, "--trace") == 0) {
             flags |= HVT_FLAG_TRACE;
         } else if (binding(a, "--net:", name, sizeof name, &value)) {
@@ -702,5 +772,7 @@ int main(int argc, char **argv)
     bi->tsc_hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
     setup_cpuid();
     setup_vcpu(entry);
+    kvm_is_pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+    seal();
     return run_vcpu();
 }
