@@ -3,7 +3,7 @@ and booted where the target can run here.
 
 One test per target, so that its images are built once and shared by its boots (xdist spreads the
 targets over workers).  Boots: on unix every example (the web ones on the host's sockets); on spt
-hello, kv and http (in a namespace, on the TAP ``--net service=auto`` makes); on virtio hello, kv
+every example (http and https in a namespace, on the TAP ``--net service=auto`` makes); on virtio hello, kv
 (its FAT disk) and http (QEMU's user network, curled through a published port) under TCG; on xen
 hello through QEMU's PVH loader (``--emulate``): its disks and NICs are Xen devices, which need a Xen
 control domain (``make test-xen`` boots kv and http under a real Xen).
@@ -150,7 +150,7 @@ def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
         why = missing()
         if why:
             return {}, why
-        return {"hello": [], "kv": [], "http": []}, "spt has no TLS yet (its device opens files after the filter)"
+        return {"hello": [], "kv": [], "http": [], "https": []}, ""
     if target == "hvt":
         from hvt_support import kvm_missing  # type: ignore[import-not-found]
 
@@ -188,7 +188,7 @@ def test_every_example_configures_builds_and_boots(target: str, tmp_path: Path,
         build = unik(app, "build")
         assert f"unik: building {example} for {target} (configured " in build.stderr, build.stderr
         if example in boots:
-            boot = boot_web_on_a_new_tap if (example, target) == ("http", "spt") else BOOTS[example]
+            boot = boot_web_on_a_new_tap if target == "spt" and example in ("http", "https") else BOOTS[example]
             boot(app, target, boots[example])
     not_booted = sorted(set(EXAMPLES) - set(boots))
     if not_booted:

@@ -1,4 +1,4 @@
-"""examples/http under spt: curl, from a namespace the test creates, through the TAP, gets the page."""
+"""examples/http and examples/https under spt: curl, from a namespace the test creates, through the TAP."""
 
 from __future__ import annotations
 
@@ -71,6 +71,43 @@ def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
         assert missing.stdout == "404"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=30)
+
+
+def test_examples_https_answers_curl_with_the_certificate_read_before_the_seal(tmp_path: Path,
+                                                                              namespace: str) -> None:
+    app = tmp_path / "https"
+    shutil.copytree(ROOT / "examples" / "https", app, ignore=shutil.ignore_patterns("_build", "dist", "certs"))
+    subprocess.run([UNIK, "-q", "tls", "selfsigned", "-o", "certs", "-n", UNIK_ADDR], cwd=app, check=True,
+                   timeout=60, capture_output=True)
+    subprocess.run([UNIK, "-q", "configure", "-t", "spt", f"--ipv4={UNIK_ADDR}/24"], cwd=app, check=True,
+                   timeout=60)
+    subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=60)
+    server = subprocess.Popen(["ip", "netns", "exec", namespace, UNIK, "run", "--net", "service=spt0"],
+                              cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline().strip()
+        if first != f"serving https on {UNIK_ADDR}:8443":
+            server.kill()
+            _, err = server.communicate(timeout=30)
+            pytest.fail(f"the server did not start: {first!r}\n{err}")
+        got = None
+        for _ in range(10):  # ARP and the first SYN may take a moment
+            got = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-sS", "--max-time", "5",
+                                  "--cacert", str(app / "certs" / "cert.pem"), f"https://{UNIK_ADDR}:8443/"],
+                                 capture_output=True, text=True, timeout=15)
+            if got.returncode == 0:
+                break
+            time.sleep(0.5)
+        assert got is not None and got.returncode == 0, got.stderr if got else ""
+        assert (ROOT / "examples" / "https" / "htdocs" / "index.html").read_text() == got.stdout
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 128 + signal.SIGTERM
+        assert "killed by the sandbox" not in (server.stderr.read() if server.stderr else "")
     finally:
         if server.poll() is None:
             server.kill()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from tls_support import UNIK, Certs, run, socket_tls, tls_server
+from unik import lifecycle
 from unik.errors import ConfigError, DeviceUnavailable
 from unik.kv import BakedKVRO
 from unik.plan import Plan
@@ -124,6 +125,13 @@ def test_connect_from_a_store_with_sni_pairs_and_a_ca(tmp_path: Path, certs: Cer
                 assert await reader.readline() == b"ok\n"
                 writer.close()
         await tls.disconnect()
+        # Before a sandbox seals the process, a device with a CA makes its client context
+        # (reading the CA while it can); one without leaves it to the first connection.
+        fresh = await OpenSSLTLS.connect(stack, BakedKVRO(store))
+        plain = await OpenSSLTLS.connect(stack, tls_cert=str(certs.main.cert), tls_key=str(certs.main.key))
+        lifecycle.announce(lifecycle.BEFORE_SEAL)
+        assert fresh._client_ctx is not None and plain._client_ctx is None
+        lifecycle.reset()
         with pytest.raises(DeviceUnavailable, match=r"holds no cert\.pem"):
             await OpenSSLTLS.connect(stack, BakedKVRO(store / "notes"))
         with pytest.raises(DeviceUnavailable, match="go together"):

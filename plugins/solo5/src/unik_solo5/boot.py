@@ -8,11 +8,13 @@ bind the handed descriptors to the devices' keys (:func:`unik_solo5.devices.key_
 reserve seed material for Fortuna from every entropy source and seal the sources that
 need system calls (:func:`unik_entropy.fortuna.reserve_seed`); create the event loop
 (its epoll and self-pipe descriptors) and start the runtime's supervisor, which
-installs its SIGINT/SIGTERM handlers; then, as the first step of the application's
-task, :func:`unik_solo5._sandbox.enter` closes every other descriptor, enters the
-namespaces with an empty root and installs the filter compiled from
-:mod:`unik_solo5.policy` for exactly these descriptors.  Only then are the devices
-connected and the application run.  The process leaves with ``os._exit`` once the
+installs its SIGINT/SIGTERM handlers; the generated ``main.py`` connects the devices
+(a TLS device reads its certificate and key, OpenSSL its configuration) and announces
+:data:`unik.lifecycle.STARTED`, on which :func:`unik_solo5._sandbox.enter` closes
+every other descriptor, enters the namespaces with an empty root and installs the
+filter compiled from :mod:`unik_solo5.policy` for exactly these descriptors
+(``BEFORE_SEAL`` and ``SEALED`` are announced around it).  Only then does the
+application's ``start`` run.  The process leaves with ``os._exit`` once the
 devices are disconnected: no loop closing, no interpreter finalization.
 """
 
@@ -124,6 +126,10 @@ def boot(script: str) -> NoReturn:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
     runtime.set_root(root)
+    if "devices.started()" not in (root / "main.py").read_text():
+        print(f"{prog}: {root / 'main.py'} does not announce STARTED, where the sandbox seals the process: "
+              "rebuild the artifact with this unik (unik build)", file=sys.stderr)
+        sys.exit(2)
     spec = importlib.util.spec_from_file_location("__unik_main__", root / "main.py")
     assert spec is not None and spec.loader is not None
     main = importlib.util.module_from_spec(spec)
@@ -155,22 +161,30 @@ def boot(script: str) -> NoReturn:
         epoll=(loop._selector.fileno(),),  # type: ignore[attr-defined]
         wakeup=(loop._ssock.fileno(), loop._csock.fileno()),  # type: ignore[attr-defined]
     )
-    program = compile_policy(fds)
+    plan = json.loads((root / "plan.json").read_text()) if (root / "plan.json").is_file() else {}
+    program = compile_policy(fds, kinds={d.get("kind", "") for d in plan.get("devices", [])})
 
-    async def sealed(keys: KeyValues) -> object:
-        # supervise() installed its SIGINT/SIGTERM handlers before this first step of
-        # the application's task (signal.set_wakeup_fd stats and fcntls the loop's
-        # wake-up descriptor, asyncio's sigaction): none of that is needed later.
+    def seal() -> None:
+        # Every device is connected (the generated main.py announces STARTED just before
+        # the application's start): certificates, keys and configuration were read with
+        # the process's rights; from here on nothing more is. supervise() installed its
+        # SIGINT/SIGTERM handlers before (signal.set_wakeup_fd stats and fcntls the
+        # loop's wake-up descriptor, asyncio's sigaction): none of that is needed later.
         lifecycle.announce(lifecycle.BEFORE_SEAL)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             _sandbox.enter((0, *fds.all()), program, str(root))
-        except OSError as exc:
+            _threads_attempt_clone()
+        except BaseException as exc:  # noqa: BLE001 - announce() would go on with the application
             print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
-            os._exit(125)  # half-sealed: no clean-up is safe
-        _threads_attempt_clone()
+            sys.stderr.flush()
+            os._exit(125)  # maybe half-sealed: no clean-up is safe
         lifecycle.announce(lifecycle.SEALED)
+
+    lifecycle.subscribe(lifecycle.STARTED, seal)
+
+    async def run(keys: KeyValues) -> object:
         try:
             return await main.main(keys)
         except MemoryError:
@@ -181,7 +195,7 @@ def boot(script: str) -> NoReturn:
             return OUT_OF_MEMORY
 
     try:
-        status = loop.run_until_complete(runtime.supervise(sealed, keys))
+        status = loop.run_until_complete(runtime.supervise(run, keys))
     except BaseException:  # noqa: BLE001 - e.g. a KeyboardInterrupt before the handlers were in place
         traceback.print_exc()
         status = 1

@@ -123,10 +123,14 @@ class Rule:
     conds: tuple[Cond, ...] = field(default=())
     #: Answer with this errno instead of admitting the call (0: admit it).
     errno: int = 0
+    #: Only when the plan has a device of this kind ("": always).
+    when: str = ""
 
     def args_text(self) -> str:
-        """The conditions as one table cell (``any`` when there are none; the errno answered)."""
+        """The conditions as one table cell (``any`` when there are none; the errno answered; the device kind)."""
         text = "; ".join(c.text() for c in self.conds) or "any"
+        if self.when:
+            text += f" (with a {self.when} device)"
         return f"{text}: fails with {_ERRNO_NAMES[self.errno]}" if self.errno else text
 
 
@@ -172,6 +176,9 @@ POLICY: tuple[Rule, ...] = (
     Rule("exit_group", "the application's exit status"),
     Rule("getpid", "asyncio checks that the running loop belongs to this process (os.getpid) at every "
          "get_running_loop; no effect"),
+    # -- only with some devices -------------------------------------------------------------
+    Rule("getrandom", "OpenSSL's DRBG seeds from the kernel at its first use and reseeds hourly; reading "
+         "the kernel's CSPRNG reveals nothing of the host and changes nothing", when="tls"),
     # -- answered, not admitted ------------------------------------------------------------
     Rule("clone3", "its arguments are in memory, which a filter cannot read: glibc then falls back "
          "to clone, which is refused and named", errno=ENOSYS),
@@ -203,15 +210,19 @@ INHERITED: tuple[Inherited, ...] = (
 
 
 def admitted() -> list[str]:
-    """The distinct system calls the policy admits, in table order (not those answered with an errno)."""
-    return list(dict.fromkeys(r.syscall for r in POLICY if not r.errno))
+    """The distinct system calls the policy always admits, in table order.
+
+    Not those answered with an errno, nor those admitted only with some devices.
+    """
+    return list(dict.fromkeys(r.syscall for r in POLICY if not r.errno and not r.when))
 
 
 def describe(policy: Sequence[Rule] = POLICY) -> str:
     """The allowlist and what the process inherits, as ``--show-policy`` prints them: one line per rule."""
     width = max(len(r.syscall) for r in policy)
     awidth = max(len(r.args_text()) for r in policy)
-    lines = [f"spt seccomp allowlist (x86_64): {len(admitted())} system calls; any other kills the application"]
+    lines = [f"spt seccomp allowlist (x86_64): {len(admitted())} system calls, more with some devices; "
+             "any other kills the application"]
     lines += [f"  {r.syscall:{width}}  {r.args_text():{awidth}}  {r.why}" for r in policy]
     iwidth = max(len(i.what) for i in INHERITED)
     vwidth = max(len(i.value) for i in INHERITED)
@@ -287,14 +298,18 @@ def _cond(asm: _Asm, cond: Cond, fds: FdSets, fail: str) -> None:
         raise ValueError(cond.op)
 
 
-def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY) -> bytes:
+def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY, kinds: Iterable[str] = ()) -> bytes:
     """The seccomp-BPF program (``struct sock_filter[]``) of ``policy`` for the descriptors ``fds``.
 
+    Rules for a device kind (``when``) are in only if the plan has one (``kinds``).
     Another architecture or the x32 ABI is killed outright; an unlisted call, or a listed
     one whose arguments match none of its rules, traps; a rule with an ``errno`` fails the call with it.
     """
     by_call: dict[str, list[Rule]] = {}
+    present = set(kinds)
     for rule in policy:
+        if rule.when and rule.when not in present:
+            continue
         by_call.setdefault(rule.syscall, []).append(rule)
     asm = _Asm()
     asm.op(_LD_ABS_W, _OFF_ARCH)

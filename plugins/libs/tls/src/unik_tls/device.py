@@ -7,7 +7,7 @@ import ssl
 from collections import Counter
 from collections.abc import Sequence
 
-from unik import runtime
+from unik import lifecycle, runtime
 from unik.devices import KVRO, EntryKind, Flow, FlowHandler, FlowReader, FlowWriter, Server, Stack
 from unik.errors import DeviceClosed, DeviceUnavailable, KeyNotFound, TLSError
 
@@ -110,7 +110,18 @@ class OpenSSLTLS:
         config = TLSConfig(pairs=pairs, alpn=[p.strip() for p in alpn.split(",") if p.strip()],
                            handshake_timeout=handshake_timeout, min_version=version, verify=verify,
                            cafile=cafile, cadata=cadata, session_tickets=session_tickets)
-        return cls(config, stack)
+        device = cls(config, stack)
+        lifecycle.subscribe(lifecycle.BEFORE_SEAL, device.before_seal)
+        return device
+
+    def before_seal(self) -> None:
+        """A sandbox (spt) seals the process next: make the client context while its CA file can be read.
+
+        Only for a CA file or store the device was given: the system's CA store is a
+        directory OpenSSL reads at each verification, which no sealed process can.
+        """
+        if self._client_ctx is None and not self._closed and (self.config.cafile or self.config.cadata):
+            self._client_ctx = client_context(self.config)
 
     def _check(self) -> None:
         if self._closed:
