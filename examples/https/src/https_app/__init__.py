@@ -106,14 +106,27 @@ async def _prepare(htdocs: KVRO, method: str, target: str, headers: dict[str, st
     return head, key, (start if method == "GET" else end), end
 
 
-async def _stream(htdocs: KVRO, writer: FlowWriter, key: str, offset: int, end: int) -> None:
-    """Send bytes ``offset`` to ``end`` of ``key``, one chunk in memory at a time."""
+async def _stream(htdocs: KVRO, writer: FlowWriter, head: bytes, key: str, offset: int, end: int) -> None:
+    """Send ``head``, then bytes ``offset`` to ``end`` of ``key``, one chunk in memory at a time.
+
+    The head leaves with the first chunk: written apart, a short body waits for the ACK of
+    the head wherever Nagle's algorithm is on (unik's stack by default; asyncio sets
+    TCP_NODELAY on its sockets), a delayed ACK of up to 40 ms per request.
+    """
     while offset < end:
-        chunk = await htdocs.get_partial(key, offset, min(CHUNK, end - offset))
-        if not chunk:
-            raise DeviceError(f"{key} ended at byte {offset}, before {end}")
-        await _send(writer, chunk)
+        try:
+            chunk = await htdocs.get_partial(key, offset, min(CHUNK, end - offset))
+            if not chunk:
+                raise DeviceError(f"{key} ended at byte {offset}, before {end}")
+        except DeviceError:
+            if head:
+                await _send(writer, head)  # the status went out; the short body tells the rest
+            raise
+        await _send(writer, head + chunk)
+        head = b""
         offset += len(chunk)
+    if head:
+        await _send(writer, head)
 
 
 async def serve(htdocs: KVRO, console: Console, reader: FlowReader, writer: FlowWriter) -> None:
@@ -143,9 +156,8 @@ async def serve(htdocs: KVRO, console: Console, reader: FlowReader, writer: Flow
                 console.log(f"{method} {target}: {exc}")
                 await _send(writer, _header(500, 22, False) + b"internal server error\n")
                 return
-            await _send(writer, head)
             try:
-                await _stream(htdocs, writer, key, offset, end)
+                await _stream(htdocs, writer, head, key, offset, end)
             except DeviceError as exc:  # too late for a status: closing tells the client the body is short
                 console.log(f"{method} {target}: {exc}")
                 return

@@ -158,8 +158,8 @@ class Connection:
         # RFC 8985 7: the tail loss probe in flight (TLPRxtOut, TLPHighRxt).
         self.tlp_end_seq: int | None = None
         self.tlp_retransmitted = False
-        #: Bytes sent since the driver last called :meth:`resume_output`: the driver calls it
-        #: once per turn of its event loop, so a burst is bounded per turn, across calls.
+        #: Bytes sent since the driver last called :meth:`resume_output`, which it does on the
+        #: turn of its event loop after the budget ran out: a burst is bounded per turn.
         self.burst_used = 0
         #: The burst stopped with more to send (:meth:`resume_output` goes on).
         self.output_pending = False
@@ -390,7 +390,7 @@ class Connection:
                 return  # the FIN, or all that is buffered, has left
 
     def resume_output(self, now: int) -> None:
-        """A new turn of the driver's loop: a new burst budget; go on with what waits."""
+        """A later turn of the driver's loop: a new burst budget; go on with what waits."""
         self.now = now
         self.burst_used = 0
         if self.output_pending:

@@ -20,6 +20,7 @@ from .connection import Connection, Event, Key
 from .state import State
 
 if TYPE_CHECKING:
+    from ..wire.tcp import TcpSegment
     from .layer import TcpLayer, TcpListener
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class TcpConnection(asyncio.Transport):
 
     # -- driving the state machine ----------------------------------------------------
 
-    def segment_arrives(self, seg: Any) -> bool:
+    def segment_arrives(self, seg: TcpSegment) -> bool:
         """Feed a segment (``True``: it reopened TIME-WAIT and goes to LISTEN next)."""
         reopen = self.tcb.segment_arrives(seg, self._now())
         self._run()
@@ -104,12 +105,12 @@ class TcpConnection(asyncio.Transport):
         self.tcb.open_active(iss, self._now())
         self._run()
 
-    def open_passive(self, seg: Any, iss: int) -> None:
+    def open_passive(self, seg: TcpSegment, iss: int) -> None:
         """Answer a SYN."""
         self.tcb.open_passive(seg, iss, self._now())
         self._run()
 
-    def open_from_cookie(self, seg: Any, iss: int, irs: int, mss: int) -> None:
+    def open_from_cookie(self, seg: TcpSegment, iss: int, irs: int, mss: int) -> None:
         """Become ESTABLISHED from a SYN-cookie ACK."""
         self._in_backlog = False
         self.listener = None
@@ -141,9 +142,10 @@ class TcpConnection(asyncio.Transport):
         if tcb.wake_at:
             self._at(tcb.wake_at, self._on_timer)
             tcb.wake_at = 0
-        if tcb.burst_used and not self._resuming:
-            # Bursts are bounded per turn of the event loop: the budget comes back (and what
-            # waits goes out) on the next turn, after the reader has taken the ACKs waiting.
+        if tcb.output_pending and not self._resuming:
+            # A spent burst budget comes back (and what waits goes out) on the next turn of
+            # the event loop, after the reader has taken the ACKs waiting: at most one
+            # budget per turn, and no callback per turn while it lasts.
             self._resuming = True
             asyncio.get_running_loop().call_soon(self._resume_output)
         if tcb.events:
