@@ -136,7 +136,7 @@ class VirtioTarget(Target):
     # -- run ----------------------------------------------------------------------------
 
     def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
-        """Every disk image is given, exists and can be opened, every TAP named exists.
+        """Every disk image is given, exists and can be opened, every TAP named exists, ``--publish`` holds.
 
         All before an image is built or booted.
         """
