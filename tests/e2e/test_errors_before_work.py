@@ -99,10 +99,9 @@ def test_a_misspelt_command_and_option_get_the_nearest(tmp_path: Path, unik: Uni
     assert error_of(unik("configure", "--prot", "81", cwd=app, check=False)) == (
         "unknown option --prot for `unik configure` (did you mean '--port'?); see `unik configure --help`"
     )
-    assert error_of(unik("configure", "-t", "unix", "--mem", "1G", cwd=app, check=False)) == (
-        "--mem is a key of target hvt, virtio, xen, not of unix: "
-        "see `unik configure -t unix --help` for the keys of unix"
-    )
+    message = error_of(unik("configure", "-t", "unix", "--mem", "1G", cwd=app, check=False))
+    assert message.startswith("--mem is a key of target ") and "virtio, xen" in message  # and others with --mem
+    assert message.endswith(", not of unix: see `unik configure -t unix --help` for the keys of unix")
     assert not (app / "_build").exists()
 
 
