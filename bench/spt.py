@@ -4,7 +4,10 @@
   examples/http run by ``unik run -t spt`` (tender, namespaces, seccomp filter);
 * ``unik.unix_http_rps``: the same application and stack on the same TAP under
   ``unik run -t unix`` (no sandbox);
-* ``ratios.spt_over_unix``: what the sandbox costs (1.0: nothing).
+* ``ratios.spt_over_unix``: what the sandbox costs (1.0: nothing);
+* ``unik.spt_startup_s``, ``unik.unix_startup_s``: from ``unik run`` to the first HTTP
+  response (curl from the namespace retried every 20 ms: each try costs an ``ip netns
+  exec``, alike for both), and ``ratios.spt_startup_over_unix``.
 
 The two are measured interleaved (spt, unix, unix, spt, spt, unix: each target starts a
 round as often as the other), a fresh server per run, and the median of the runs is
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchlib import table, write
@@ -43,17 +47,34 @@ def missing() -> str | None:
         return "root"
     if not Path("/dev/net/tun").exists():
         return "/dev/net/tun"
-    for tool in ("ip", "wrk"):
+    for tool in ("ip", "wrk", "curl"):
         if shutil.which(tool) is None:
             return tool
     return None
 
 
-def serve_and_measure(app: Path, target: str, ns: str, seconds: int) -> float:
-    """Start the server for ``target`` in ``ns``, run wrk against it, stop it; requests/s."""
+def first_response(ns: str, started: float) -> float:
+    """Seconds from ``started`` until the server in ``ns`` answers an HTTP request (at most 60 s)."""
+    deadline = started + 60
+    while time.monotonic() < deadline:
+        got = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                              f"http://{ADDR}:8080/"], capture_output=True, timeout=30)
+        if got.returncode == 0:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise RuntimeError("no HTTP response within 60 s")
+
+
+def serve_and_measure(app: Path, target: str, ns: str, seconds: int) -> tuple[float, float]:
+    """Start the server for ``target`` in ``ns``, time its first response, run wrk against it, stop it.
+
+    Returns (requests/s, seconds to the first response).
+    """
+    started = time.monotonic()
     server = subprocess.Popen(["ip", "netns", "exec", ns, UNIK_BIN, "run", "-t", target, "--net", "service=spt0"],
                               cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        startup = first_response(ns, started)
         assert server.stdout is not None
         first = server.stdout.readline()
         if not first.startswith("serving on"):
@@ -63,7 +84,7 @@ def serve_and_measure(app: Path, target: str, ns: str, seconds: int) -> float:
         match = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if not match:
             raise RuntimeError(f"{target}: wrk failed: {out}")
-        return float(match.group(1))
+        return float(match.group(1)), startup
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -95,21 +116,32 @@ def main() -> int:
             sh("ip", "-n", ns, "addr", "add", f"{HOST}/24", "dev", "spt0")
             sh("ip", "-n", ns, "link", "set", "spt0", "up")
             runs: dict[str, list[float]] = {"spt": [], "unix": []}
+            starts: dict[str, list[float]] = {"spt": [], "unix": []}
             for i in range(rounds):
                 order = ("spt", "unix") if i % 2 == 0 else ("unix", "spt")
                 for target in order:
-                    runs[target].append(serve_and_measure(app, target, ns, seconds))
+                    rate, startup = serve_and_measure(app, target, ns, seconds)
+                    runs[target].append(rate)
+                    starts[target].append(startup)
         finally:
             subprocess.run(["ip", "netns", "del", ns], check=False, timeout=30)
     rps = {t: statistics.median(v) for t, v in runs.items()}
-    unik = {"spt_http_rps": round(rps["spt"], 1), "unix_http_rps": round(rps["unix"], 1)}
-    ratios = {"spt_over_unix": round(rps["spt"] / rps["unix"], 3)}
+    boot = {t: statistics.median(v) for t, v in starts.items()}
+    unik = {"spt_http_rps": round(rps["spt"], 1), "unix_http_rps": round(rps["unix"], 1),
+            "spt_startup_s": round(boot["spt"], 3), "unix_startup_s": round(boot["unix"], 3)}
+    ratios = {"spt_over_unix": round(rps["spt"] / rps["unix"], 3),
+              "spt_startup_over_unix": round(boot["spt"] / boot["unix"], 3)}
     path = write("spt", unik, {}, ratios)
     table([("spt http (req/s, median)", f"{rps['spt']:.0f}"),
            ("  runs", " ".join(f"{r:.0f}" for r in runs["spt"])),
            ("unix http (req/s, median)", f"{rps['unix']:.0f}"),
            ("  runs", " ".join(f"{r:.0f}" for r in runs["unix"])),
-           ("spt / unix", f"{ratios['spt_over_unix']:.3f}"), ("results", str(path))])
+           ("spt / unix", f"{ratios['spt_over_unix']:.3f}"),
+           ("spt start to first response (s, median)", f"{boot['spt']:.3f}"),
+           ("  runs", " ".join(f"{r:.3f}" for r in starts["spt"])),
+           ("unix start to first response (s, median)", f"{boot['unix']:.3f}"),
+           ("  runs", " ".join(f"{r:.3f}" for r in starts["unix"])),
+           ("spt / unix start-up", f"{ratios['spt_startup_over_unix']:.3f}"), ("results", str(path))])
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,37 @@ def test_escape_is_killed_and_named(tmp_path: Path, name: str) -> None:
     names = (syscall,) if isinstance(syscall, str) else syscall
     assert any(f"system call {name} (" in proc.stderr for name in names), proc.stderr
     assert "escaped" not in proc.stdout + proc.stderr
+
+
+#: name: (module-level code of the application, run when it is imported, and the call named)
+IMPORT_ATTEMPTS: dict[str, tuple[str, str]] = {
+    "fork": ("import os\nos.fork()", "clone"),
+    "socket": ("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM)", "socket"),
+    "write-host-file": ('open("/tmp/unik-spt-escaped", "w").write("x")', "openat"),
+    "execve": ('import os\nos.execv("/bin/sh", ["sh", "-c", "echo escaped"])', "execve"),
+    "unlink": ('import os\nos.unlink("/tmp/unik-spt-never-there")', "unlink"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPORT_ATTEMPTS))
+def test_import_time_escape_is_killed_and_named(tmp_path: Path, name: str) -> None:
+    need_sandbox()
+    attempt, syscall = IMPORT_ATTEMPTS[name]
+    # unik configure imports the application on the host too: attempt only under the tender.
+    header = 'import os\nif "UNIK_SPT_DEVICES" in os.environ:\n' + textwrap.indent(attempt, "    ")
+    app = make_app(tmp_path, f"early-{name}", 'console.log("escaped")\n', header=header)
+    build(app)
+    proc = unik(app, "run", check=False)
+    assert proc.returncode == SIGSYS_STATUS, proc.stderr
+    assert f"killed by the sandbox: system call {syscall} (" in proc.stderr, proc.stderr
+    assert "escaped" not in proc.stdout + proc.stderr
+    assert not Path("/tmp/unik-spt-escaped").exists()
+
+
+def test_import_time_network_is_a_namespace_of_its_own(tmp_path: Path) -> None:
+    need_sandbox()
+    header = ('NET = open("/proc/self/net/dev").read().splitlines()[2:]\n'
+              'LINKS = sorted(line.split(":")[0].strip() for line in NET)\n')
+    app = make_app(tmp_path, "early-net", 'console.log(" ".join(LINKS))\n', header=header)
+    build(app)
+    assert unik(app, "run").stdout == "lo\n"

@@ -159,6 +159,50 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(first_stage_doc,
+"first_stage(program, /) -> None\n\n"
+"Before the application's modules are imported: enter new mount (private), IPC, UTS and\n"
+"network namespaces, set no_new_privs and install the first-stage seccomp `program`.\n"
+"Irreversible; enter() adds the empty root and the final filter later.");
+
+static PyObject *first_stage(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer prog_buf;
+    struct sock_fprog prog;
+    PyObject *result = NULL;
+
+    if (!PyArg_ParseTuple(args, "y*:first_stage", &prog_buf))
+        return NULL;
+    if (prog_buf.len == 0 || prog_buf.len % (Py_ssize_t)sizeof(struct sock_filter) ||
+        prog_buf.len / (Py_ssize_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        PyErr_SetString(PyExc_ValueError, "program is not a whole number of BPF instructions");
+        goto out;
+    }
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) < 0) {
+        fail("entering namespaces");
+        goto out;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        fail("making the mounts private");
+        goto out;
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        fail("PR_SET_NO_NEW_PRIVS");
+        goto out;
+    }
+    prog.len = (unsigned short)(prog_buf.len / (Py_ssize_t)sizeof(struct sock_filter));
+    prog.filter = (struct sock_filter *)prog_buf.buf;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+        fail("installing the first-stage seccomp filter");
+        goto out;
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+out:
+    PyBuffer_Release(&prog_buf);
+    return result;
+}
+
 PyDoc_STRVAR(attempt_thread_doc,
 "attempt_thread() -> None\n\n"
 "Ask the kernel for a thread as clone would (the call a thread starts with): under the\n"
@@ -173,6 +217,7 @@ static PyObject *attempt_thread(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
 
 static PyMethodDef methods[] = {
     {"enter", enter, METH_VARARGS, enter_doc},
+    {"first_stage", first_stage, METH_VARARGS, first_stage_doc},
     {"attempt_thread", attempt_thread, METH_NOARGS, attempt_thread_doc},
     {NULL, NULL, 0, NULL},
 };

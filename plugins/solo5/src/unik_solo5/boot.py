@@ -39,7 +39,7 @@ from unik.keys import KeyValues
 from . import _sandbox, kv
 from .abi import MEM_ENV, OUT_OF_MEMORY
 from .devices import handed, key_args
-from .policy import FdSets, compile_policy
+from .policy import FdSets, compile_first_stage, compile_policy
 
 #: Standard-library modules that CPython or asyncio import lazily after start-up.
 PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceback", "concurrent.futures")
@@ -130,6 +130,15 @@ def boot(script: str) -> NoReturn:
         print(f"{prog}: {root / 'main.py'} does not announce STARTED, where the sandbox seals the process: "
               "rebuild the artifact with this unik (unik build)", file=sys.stderr)
         sys.exit(2)
+    # The first stage, before a module of the application is imported: its own namespaces
+    # (network included), no_new_privs, and a filter refusing process creation, exec,
+    # ptrace, sockets and writes to files. Nothing is compiled to disk from here on.
+    sys.dont_write_bytecode = True
+    try:
+        _sandbox.first_stage(compile_first_stage())
+    except OSError as exc:
+        print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)
+        sys.exit(125)
     spec = importlib.util.spec_from_file_location("__unik_main__", root / "main.py")
     assert spec is not None and spec.loader is not None
     main = importlib.util.module_from_spec(spec)

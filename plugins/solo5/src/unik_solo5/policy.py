@@ -209,6 +209,38 @@ INHERITED: tuple[Inherited, ...] = (
 )
 
 
+# <fcntl.h>: an open for writing, creating or truncating.
+OPEN_WRITE = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000  # O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND
+CLONE_THREAD = 0x10000
+
+#: The first stage, on before the application's modules are imported (a denylist: the
+#: imports need the filesystem; the filter above follows once the devices are connected).
+FIRST_STAGE: tuple[Rule, ...] = (
+    Rule("socket", "no network (the process is in a network namespace of its own, too)"),
+    Rule("fork", "no process creation"),
+    Rule("vfork", "no process creation"),
+    Rule("clone", "no process creation, no thread (entering the namespaces later needs one thread)"),
+    Rule("clone3", "arguments in memory: glibc falls back to clone", errno=ENOSYS),
+    Rule("execve", "no other program"),
+    Rule("execveat", "no other program"),
+    Rule("ptrace", "no tracing"),
+    Rule("process_vm_readv", "no other process's memory"),
+    Rule("process_vm_writev", "no other process's memory"),
+    Rule("kill", "no signals to others"),
+    Rule("tkill", "no signals to others"),
+    Rule("open", "no writes to the host's files (reading modules is allowed)",
+         (Cond(1, "flags", "set", OPEN_WRITE, name="O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND"),)),
+    Rule("openat", "no writes to the host's files (reading modules is allowed)",
+         (Cond(2, "flags", "set", OPEN_WRITE, name="O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND"),)),
+    Rule("openat2", "its flags are in memory, which a filter cannot read"),
+    Rule("creat", "no writes to the host's files"),
+    *(Rule(call, "no changes to the host's files") for call in (
+        "truncate", "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "rmdir",
+        "link", "linkat", "symlink", "symlinkat", "chmod", "fchmodat", "chown", "fchownat", "lchown",
+        "mknod", "mknodat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr")),
+)
+
+
 def admitted() -> list[str]:
     """The distinct system calls the policy always admits, in table order.
 
@@ -229,6 +261,31 @@ def describe(policy: Sequence[Rule] = POLICY) -> str:
     lines += ["", "what the process inherits from the tender:"]
     lines += [f"  {i.what:{iwidth}}  {i.value:{vwidth}}  {i.why}" for i in INHERITED]
     return "\n".join(lines) + "\n"
+
+
+def compile_first_stage(policy: Iterable[Rule] = FIRST_STAGE) -> bytes:
+    """The first stage's seccomp-BPF program: each rule *refuses* its call when its conditions hold.
+
+    A refused call traps (or fails with the rule's errno); every other call is allowed.
+    Other ABIs are killed.
+    """
+    asm = _Asm()
+    asm.op(_LD_ABS_W, _OFF_ARCH)
+    asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    asm.op(_LD_ABS_W, _OFF_NR)
+    asm.op(_JGE, X32_SYSCALL_BIT, 0, 1)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    for rule in policy:
+        nxt = asm.label()
+        asm.op(_LD_ABS_W, _OFF_NR)
+        asm.op(_JEQ, X86_64[rule.syscall], 0, nxt)
+        for cond in rule.conds:
+            _cond(asm, cond, FdSets(), nxt)
+        asm.op(_RET, SECCOMP_RET_ERRNO | rule.errno if rule.errno else SECCOMP_RET_TRAP)
+        asm.at(nxt)
+    asm.op(_RET, SECCOMP_RET_ALLOW)
+    return asm.program()
 
 
 def markdown() -> str:
