@@ -75,9 +75,9 @@ def test_device_import_loads_no_random_base64_hashlib_or_dataclasses() -> None:
 _SEAL = """
 import sys, json
 import unik_entropy.device
-from unik_entropy import sources
+from unik import lifecycle
 before = sorted(m for m in ("base64", "random", "unik_entropy._unikrandom") if m in sys.modules)
-sources.seal()
+lifecycle.announce(lifecycle.BEFORE_SEAL)
 after = sorted(m for m in ("base64", "random", "unik_entropy._unikrandom") if m in sys.modules)
 print(json.dumps([before, after]))
 """

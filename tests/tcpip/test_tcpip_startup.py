@@ -208,16 +208,16 @@ def test_parse_ipv4_and_configure_known_cases(ipv4: str, gateway: str | None) ->
 _SEAL = """
 import sys, json
 import unik_tcpip.stack
-from unik_entropy import sources
+from unik import lifecycle
 lazy = ("unik_tcpip.dhcp", "ipaddress", "unik_tcpip.wire._tcpflags")
 before = [m in sys.modules for m in lazy]
-sources.seal()
+lifecycle.announce(lifecycle.BEFORE_SEAL)
 print(json.dumps([before, [m in sys.modules for m in lazy]]))
 """
 
 
 def test_sealing_the_process_imports_what_loads_on_first_use() -> None:
-    # spt seals the process (unik_entropy.fortuna.reserve_seed) before its filter goes on,
+    # spt announces the runtime's BEFORE_SEAL before its filter goes on,
     # after which nothing can be imported: DHCP and the address fallbacks must be in by then.
     out = subprocess.run([sys.executable, "-c", _SEAL], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == [[False, False, False], [True, True, True]]

@@ -15,8 +15,9 @@ import threading
 from collections.abc import MutableSequence, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from unik import lifecycle
+
 from .fortuna import Fortuna
-from .sources import before_seal
 
 if TYPE_CHECKING:
     from ._unikrandom import UnikRandom  # noqa: F401 - served by __getattr__
@@ -129,7 +130,7 @@ def _preload() -> None:
     from . import _unikrandom  # noqa: F401
 
 
-before_seal(_preload)
+lifecycle.subscribe(lifecycle.BEFORE_SEAL, _preload)
 
 
 def __getattr__(name: str) -> object:

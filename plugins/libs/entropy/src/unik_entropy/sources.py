@@ -34,6 +34,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from unik import lifecycle
+
 from .accel import impl
 from .health import HealthTest, SourceFailure
 
@@ -42,27 +44,24 @@ GETRANDOM, RDSEED, RDRAND, JITTER, HWRNG = 1, 2, 3, 4, 5
 DEVICE_IDS, EVENT_IDS = 6, 16
 
 _sealed = False
-_before_seal: list[Callable[[], object]] = []
 
 
 def before_seal(preload: Callable[[], object]) -> None:
-    """Have :func:`seal` call ``preload`` first, while the process still has its system calls.
+    """Call ``preload`` on the runtime's :data:`unik.lifecycle.BEFORE_SEAL` (subscribe there instead).
 
-    For libraries that import some modules on first use (to start sooner): a sealed
-    process (unik's spt sandbox, whose filter kills it on ``open``) can import nothing
-    more, so ``preload`` imports them all.
+    Kept for libraries written before the runtime owned the life cycle: a sealed process
+    (unik's spt sandbox) can import nothing more, so ``preload`` imports what loads lazily.
     """
-    _before_seal.append(preload)
+    lifecycle.subscribe(lifecycle.BEFORE_SEAL, preload)
 
 
 def seal() -> None:
     """From now on, sources that need system calls stop answering (irreversible).
 
-    The functions given to :func:`before_seal` run first.
+    Only the entropy sources: what libraries load before a sandbox seals the process
+    is the runtime's :data:`unik.lifecycle.BEFORE_SEAL`, announced by the sandbox.
     """
     global _sealed
-    for preload in list(_before_seal):
-        preload()
     _sealed = True
 
 

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from unik import lifecycle
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
@@ -33,12 +34,8 @@ def _preload() -> None:
     from .wire import _tcpflags  # noqa: F401
 
 
-try:  # a process that seals itself (unik's spt sandbox) cannot import anything afterwards
-    from unik_entropy.sources import before_seal
-except ImportError:  # pragma: no cover - the stack works without unik-lib-entropy
-    pass
-else:
-    before_seal(_preload)
+# A process that seals itself (unik's spt sandbox) cannot import anything afterwards.
+lifecycle.subscribe(lifecycle.BEFORE_SEAL, _preload)
 
 
 def _host_part_ok(address: int, prefix: int) -> bool:
