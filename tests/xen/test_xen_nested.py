@@ -34,6 +34,19 @@ pytestmark = [
 
 KV_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff -- --key greeting --value hello"
 
+#: examples/kv held open (--hold), then `xl shutdown -w`: Xen's shutdown request makes the guest's
+#: kernel run /sbin/poweroff (the init), which stops the application; its devices disconnect.
+KV_HOLD_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff -- --key stopped --value gracefully --hold"
+KV_STOP_SCRIPT = f"""\
+cd /guest/kv && echo "UNIK-KV-STOP-CREATE" && xl create kv.xl 'cmdline="{KV_HOLD_CMDLINE}"'
+i=0
+while [ $i -lt 120 ] && ! grep -q 'holding the store open' /var/log/xen/console/guest-kv.log 2>/dev/null; do
+    i=$((i + 1)); sleep 1
+done
+xl shutdown -w kv; echo "UNIK-KV-STOP-SHUTDOWN $?"
+echo "UNIK-KV-STOP-CONSOLE"; cat /var/log/xen/console/guest-kv.log; echo "UNIK-KV-STOP-CONSOLE-END"
+"""
+
 HTTP_SCRIPT = """\
 brctl addbr xenbr0 && ip addr add 10.0.0.1/24 dev xenbr0 && ip link set xenbr0 up
 cd /guest/http && echo "UNIK-HTTP-CREATE" && xl create http.xl; echo "UNIK-HTTP-XL $?"
@@ -44,6 +57,7 @@ while [ $i -lt 90 ]; do
         echo "UNIK-HTTP-ANSWER after $i s"; cat /tmp/page; echo; break
     fi
     i=$((i + 1)); sleep 1
+    [ $((i % 10)) -eq 0 ] && echo "UNIK-HTTP-WAITING $i"
 done
 echo "UNIK-HTTP-CONSOLE"; cat /var/log/xen/console/guest-http.log; echo "UNIK-HTTP-CONSOLE-END"
 xl destroy http
@@ -79,6 +93,8 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
         # application arguments ride on the kernel command line: xl's cmdline= override
         + nested.xl_create_console("/guest/kv", f"kv.xl 'cmdline=\"{KV_CMDLINE}\"'", "kv-set")
         + nested.xl_create_console("/guest/kv", "kv.xl", "kv-again")
+        + KV_STOP_SCRIPT
+        + nested.xl_create_console("/guest/kv", "kv.xl", "kv-after-stop")
         + HTTP_SCRIPT
         + f"ln -s /guest/hello/vmlinux {project}/dist/hello-xen/vmlinux && cd {project}\n"
         + f'echo UNIK-DOCTOR; {unik_cmd} -m unik.cli doctor -t xen; echo "UNIK-DOCTOR-STATUS $?"\n'
@@ -122,6 +138,19 @@ def test_fat_on_a_xen_disk_keeps_its_data_across_boots(xen_run: nested.NestedRun
         "\n".join(first.guest_lines)
     assert {"boot #2", "greeting = hello", "meta/boots = 2", "unik-init: exit status 0"} <= set(second.guest_lines), \
         "\n".join(second.guest_lines)
+
+
+def test_xl_shutdown_stops_the_application_gracefully(xen_run: nested.NestedRun) -> None:
+    text = xen_run.text
+    assert "UNIK-KV-STOP-CONSOLE-END" in text, text[-3000:]
+    assert "UNIK-KV-STOP-SHUTDOWN 0" in text, text[text.index("UNIK-KV-STOP-CREATE"):][-3000:]
+    console = text[text.index("UNIK-KV-STOP-CONSOLE"):text.index("UNIK-KV-STOP-CONSOLE-END")]
+    assert "holding the store open until stopped" in console
+    assert "unik-init: a shutdown request: stopping /usr/bin/python3" in console, console
+    assert "unik-init: exit status 143" in console, console
+    after = nested.section(xen_run, "kv-after-stop")
+    assert after is not None, text[-3000:]
+    assert {"boot #4", "stopped = gracefully"} <= set(after.guest_lines), "\n".join(after.guest_lines)
 
 
 def test_http_answers_dom0_over_the_bridge(xen_run: nested.NestedRun) -> None:

@@ -55,6 +55,8 @@ RUN_DIR = "run"
 INPUTS = "inputs.json"
 
 KeyArgs = Mapping[str, list[str]]
+#: A detached run's runner waits this long for a graceful stop: ``unik stop --timeout`` kills sooner.
+DETACHED_STOP_GRACE_S = 86400.0
 
 
 @dataclass
@@ -371,6 +373,7 @@ class Project:
                         artifact=str(artifact.directory), options={k: list(v) for k, v in key_args.items()},
                         addresses=_addresses(keys))
         if detach:
+            ctx.stop_grace = DETACHED_STOP_GRACE_S
             return run_detached(Registry(), launch, name, runner, self.progress)
         return run_attached(Registry(), launch, name, runner)
 

@@ -107,6 +107,9 @@ class RunContext:
     options: KeyValues = field(default_factory=lambda: KeyValues(()))
     #: ``unik run --dry-run``: print the command (:meth:`show_command`) and start nothing.
     dry_run: bool = False
+    #: Seconds a runner waits for a graceful stop before it kills (``None``: its own default,
+    #: for Ctrl-C in the foreground; a detached run leaves the kill to ``unik stop --timeout``).
+    stop_grace: float | None = None
     #: Told what the runner started once it is up (see :meth:`started`).
     on_started: Callable[[Mapping[str, object]], None] | None = None
 

@@ -218,6 +218,7 @@ class VirtioTarget(Target):
                 with qemu.Stopper() as stopper:
                     outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
                                         stderr=sys.stderr.buffer, stop=stopper.requested, force=stopper.forced,
+                                        grace=ctx.stop_grace or qemu.STOP_GRACE_S,
                                         started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
             except qemu.GuestStopped as exc:
                 raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,

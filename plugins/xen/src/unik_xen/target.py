@@ -351,7 +351,8 @@ class XenTarget(Target):
         try:
             with qemu.Stopper() as stopper:
                 outcome = xl_boot([xl, "create", "-c", f.name], boot_timeout=timeout or XEN_BOOT_TIMEOUT_S,
-                                  console=sys.stdout.buffer, on_timeout=destroy, stop=stopper, on_stop=shutdown)
+                                  console=sys.stdout.buffer, on_timeout=destroy, stop=stopper, on_stop=shutdown,
+                                  grace=ctx.stop_grace or qemu.STOP_GRACE_S)
         finally:
             os.unlink(f.name)
         if outcome.status is None:
@@ -384,7 +385,7 @@ class XenTarget(Target):
                 with qemu.Stopper() as stopper:
                     outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
                                         console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
-                                        force=stopper.forced,
+                                        force=stopper.forced, grace=ctx.stop_grace or qemu.STOP_GRACE_S,
                                         started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
             except qemu.GuestStopped as exc:
                 raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
