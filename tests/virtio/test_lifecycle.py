@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from example_support import copy_example
 from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mdir, mtype, unik, wait_for_log
 from unik.instances import process_start
 
@@ -134,3 +138,35 @@ def test_inspect_lists_the_kernel_its_modules_python_and_the_application(kv_vm: 
     assert data["total"]["bytes"] == sum(f["size"] for f in data["files"])
     text = unik(kv_vm, "inspect", state=tmp_path / "state").stdout
     assert "kernel module: 9 files" in text and "initramfs: initramfs.cpio" in text  # with virtio_rng: the seed
+
+
+@pytest.fixture(scope="module")
+def http_user_vm(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/http for virtio on QEMU's user network (no TAP, no root needed)."""
+    root = copy_example("http", tmp_path_factory.mktemp("http"))
+    unik(root, "configure", "-t", "virtio", "--net", "service=user", state=root / "state")
+    unik(root, "build", state=root / "state")
+    return root
+
+
+def test_http_detached_on_the_user_network_is_listed_with_its_port_and_stopped(
+        http_user_vm: Path, tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed (apt-get install curl)")
+    state = tmp_path / "state"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rule = f"127.0.0.1:{port}:8080"
+    assert unik(http_user_vm, "run", "-d", "--publish", rule, state=state).stdout == "http\n"
+    log = wait_for_log(http_user_vm, "http", "serving on 10.0.2.15:8080", state, timeout=UP_TIMEOUT_S)
+    assert f"published: 127.0.0.1:{port} -> 8080/tcp" in log
+    line = unik(http_user_vm, "ps", state=state).stdout.splitlines()[1].split()
+    assert line[:3] == ["http", "virtio", "running"] and line[-1] == rule
+    page = subprocess.run(["curl", "-sS", "--retry", "5", "--retry-connrefused", "--max-time", "30",
+                           f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=200)
+    assert "Hello from unik" in page.stdout, page.stderr
+    unik(http_user_vm, "stop", "--timeout", "120", "http", state=state)
+    assert _ps(http_user_vm, state)["http"]["shown_state"] == "exited (143)"
+    assert "unik-init: the power button: stopping" in unik(http_user_vm, "logs", "http", state=state).stdout
+    unik(http_user_vm, "rm", "http", state=state)
