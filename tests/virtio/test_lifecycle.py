@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from example_support import copy_example
+from host_tools import require
 from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mdir, mtype, unik, wait_for_log
 from unik.instances import process_start
 
@@ -151,8 +151,7 @@ def http_user_vm(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_http_detached_on_the_user_network_is_listed_with_its_port_and_stopped(
         http_user_vm: Path, tmp_path: Path) -> None:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed (apt-get install curl)")
+    require("curl")
     state = tmp_path / "state"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
