@@ -367,6 +367,8 @@ class Project:
 
         def runner(started: Callable[[Mapping[str, object]], None]) -> int:
             ctx.on_started = started
+            if not tgt.reports_started:
+                started({})
             return tgt.run(artifact, keys, ctx)
 
         launch = Launch(app=plan.app.name, target=plan.target, project=str(self.root),

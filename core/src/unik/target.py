@@ -180,6 +180,9 @@ class Target:
     keys: ClassVar[Sequence[Key]] = ()
     #: Keys the runner itself reads (not passed to the application), e.g. ``mem``.
     run_keys: ClassVar[Sequence[Key]] = ()
+    #: Whether the runner calls ``ctx.started(...)`` once the artifact is up; when not, a
+    #: detached run counts as started when its runner is called.
+    reports_started: ClassVar[bool] = False
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Produce the artifact for ``plan``; slow work reports to ``ctx.progress``."""

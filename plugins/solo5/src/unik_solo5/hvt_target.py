@@ -159,6 +159,7 @@ class HvtTarget(Target):
     """CPython and the application as a unikernel on unik's own minimal KVM monitor (no Linux inside)."""
 
     PLUGIN_NAME = "hvt"
+    reports_started = True
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (MEM, TRACE, NET, BLOCK, NET_MAC)

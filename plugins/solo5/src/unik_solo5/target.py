@@ -81,6 +81,7 @@ class SptTarget(Target):
     """The application as a seccomp-sandboxed process that sees only its declared devices."""
 
     PLUGIN_NAME = "spt"
+    reports_started = True
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (NET, BLOCK, NET_MAC, MEM, SHOW_POLICY)

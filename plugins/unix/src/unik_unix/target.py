@@ -113,6 +113,7 @@ class UnixTarget(Target):
     """The application as a Unix process."""
 
     PLUGIN_NAME = "unix"
+    reports_started = True
     description = "a Unix process: host sockets or a TAP device, files as disks, stdout"
     keys = (NET, BLOCK, IPV4)
 

@@ -64,6 +64,7 @@ class VirtioTarget(Target):
     """The application as a VM for QEMU/KVM (and Firecracker)."""
 
     PLUGIN_NAME = "virtio"
+    reports_started = True
     description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS

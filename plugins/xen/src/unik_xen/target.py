@@ -189,6 +189,7 @@ class XenTarget(Target):
     """The application as a Xen PVH (or PV) guest."""
 
     PLUGIN_NAME = "xen"
+    reports_started = True
     description = "a Xen PVH (or PV) guest: ELF kernel + initramfs and an xl configuration"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS
