@@ -18,6 +18,7 @@ from unik_solo5.policy import (
     SECCOMP_RET_KILL_PROCESS,
     SECCOMP_RET_TRAP,
     FdSets,
+    compile_first_stage,
     compile_policy,
     describe,
 )
@@ -171,3 +172,16 @@ def test_memory_kv(tmp_path: Path) -> None:
         assert await s.size("index.html") == 11
 
     asyncio.run(check())
+
+
+def test_first_stage_refuses_only_its_calls() -> None:
+    first = compile_first_stage()
+    assert run_bpf(first, X86_64["openat"], (-100 & 0xFFFFFFFF, 0, 0o2000000)) == SECCOMP_RET_ALLOW  # O_CLOEXEC read
+    assert run_bpf(first, X86_64["openat"], (-100 & 0xFFFFFFFF, 0, 0o1 | 0o100)) == SECCOMP_RET_TRAP  # create
+    assert run_bpf(first, X86_64["openat"], (-100 & 0xFFFFFFFF, 0, 0o2)) == SECCOMP_RET_TRAP  # O_RDWR
+    assert run_bpf(first, X86_64["open"], (0, 0o1000)) == SECCOMP_RET_TRAP  # O_TRUNC
+    assert run_bpf(first, X86_64["socket"], (2, 1, 0)) == SECCOMP_RET_TRAP
+    assert run_bpf(first, X86_64["clone3"]) == SECCOMP_RET_ERRNO | 38
+    for call in ("read", "mmap", "unshare", "mount", "pivot_root", "seccomp", "socketpair", "newfstatat"):
+        assert run_bpf(first, X86_64[call]) == SECCOMP_RET_ALLOW, call  # the imports and the seal go on
+    assert run_bpf(first, X86_64["read"], arch=0x40000003) == SECCOMP_RET_KILL_PROCESS

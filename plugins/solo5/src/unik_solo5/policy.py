@@ -260,6 +260,10 @@ def describe(policy: Sequence[Rule] = POLICY) -> str:
     vwidth = max(len(i.value) for i in INHERITED)
     lines += ["", "what the process inherits from the tender:"]
     lines += [f"  {i.what:{iwidth}}  {i.value:{vwidth}}  {i.why}" for i in INHERITED]
+    fwidth = max(len(r.syscall) for r in FIRST_STAGE)
+    fawidth = max(len(r.args_text()) for r in FIRST_STAGE)
+    lines += ["", "first stage, before the application's modules are imported: refused (any other call goes on):"]
+    lines += [f"  {r.syscall:{fwidth}}  {r.args_text():{fawidth}}  {r.why}" for r in FIRST_STAGE]
     return "\n".join(lines) + "\n"
 
 
@@ -289,11 +293,13 @@ def compile_first_stage(policy: Iterable[Rule] = FIRST_STAGE) -> bytes:
 
 
 def markdown() -> str:
-    """The README's two tables (allowlist, inheritance), from the same source as :func:`describe`."""
+    """The README's three tables (allowlist, inheritance, first stage), from the same source as :func:`describe`."""
     rows = ["| system call | arguments | why |", "|---|---|---|"]
     rows += [f"| `{r.syscall}` | {r.args_text()} | {r.why} |" for r in POLICY]
     rows += ["", "| inherited | value | why |", "|---|---|---|"]
     rows += [f"| {i.what} | {i.value} | {i.why} |" for i in INHERITED]
+    rows += ["", "| refused in the first stage | arguments | why |", "|---|---|---|"]
+    rows += [f"| `{r.syscall}` | {r.args_text()} | {r.why} |" for r in FIRST_STAGE]
     return "\n".join(rows) + "\n"
 
 
