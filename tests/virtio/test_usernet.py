@@ -2,11 +2,13 @@
 
 No TAP, no namespace, no root: the host reaches the guest through the port published
 on 127.0.0.1.  As root the test drops to ``nobody`` (setpriv) in a private copy of the
-example it owns; as any other user it runs as that user.
+example it owns; as any other user it runs as that user.  The VM runs detached
+(`unik run -d`) and is listed, read, stopped by its power button and removed by that user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -108,32 +110,39 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
 def test_examples_http_serves_an_unprivileged_user_through_a_published_port(
     unprivileged: tuple[list[str], Path, dict[str, str], int],
 ) -> None:
+    """The whole life of a VM without root: run -d, ps, logs, curl, a graceful stop, rm."""
     command, root, env, uid = unprivileged
     assert uid != 0
-    for step in (["configure", "-t", "virtio", "--net", "service=user"], ["build"]):
-        done = subprocess.run([*command, *step], cwd=root, env=env, capture_output=True, text=True,
+    env = {**env, "XDG_STATE_HOME": str(root.parent / "state")}
+
+    def unik(*args: str) -> str:
+        done = subprocess.run([*command, *args], cwd=root, env=env, capture_output=True, text=True,
                               timeout=RUN_TIMEOUT_S)
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == 0, f"unik {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    unik("configure", "-t", "virtio", "--net", "service=user")
+    unik("build")
     port = _free_port()
-    guest = subprocess.Popen([*command, "run", "--accel", "tcg", "--publish", f"127.0.0.1:{port}:8080"],
-                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    console: list[str] = []
+    rule = f"127.0.0.1:{port}:8080"
+    assert unik("run", "-d", "--accel", "tcg", "--publish", rule) == "http\n"
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        assert guest.stdout is not None
-        while not console or not console[-1].startswith("serving on"):
-            line = guest.stdout.readline()
-            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
-            console.append(line)
-        children = Path(f"/proc/{guest.pid}/task/{guest.pid}/children").read_text().split()
-        assert children, "QEMU is not running"
-        for pid in (guest.pid, *map(int, children)):  # unik, and QEMU, ran as the user
-            assert _uid(pid) == uid, Path(f"/proc/{pid}/cmdline").read_bytes()
+        log = ""
+        while "serving on" not in log:  # bounded by RUN_TIMEOUT_S
+            assert time.monotonic() < deadline, "the guest never served:\n" + log
+            time.sleep(0.5)
+            log = unik("logs", "http")
         # slirp's DHCP server gave unik's stack its address; the runner said what it published
-        assert console[-1] == "serving on 10.0.2.15:8080\n", console
-        assert any(f"published: 127.0.0.1:{port} -> 8080/tcp" in line for line in console), console
+        assert "serving on 10.0.2.15:8080\n" in log, log
+        assert f"published: 127.0.0.1:{port} -> 8080/tcp" in log, log
+        record = next(i for i in json.loads(unik("ps", "--json")) if i["name"] == "http")
+        assert record["target"] == "virtio" and record["state"] == "running", record
+        assert _uid(record["pid"]) == uid and _uid(record["details"]["qemu_pid"]) == uid, record  # no root
+        line = unik("ps").splitlines()[1].split()
+        assert line[:3] == ["http", "virtio", "running"] and line[-1] == rule, line
         page = _curl(f"http://127.0.0.1:{port}/")
-        assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
+        assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + log
         head = _curl("-I", f"http://127.0.0.1:{port}/index.html")
         assert head.stdout.startswith("HTTP/1.1 200"), head.stdout + head.stderr
         missing = _curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/nothing-here")
@@ -142,13 +151,14 @@ def test_examples_http_serves_an_unprivileged_user_through_a_published_port(
         got = _curl("-o", str(big), "-w", "%{http_code} %{size_download}", f"http://127.0.0.1:{port}/big.bin")
         assert got.stdout == f"200 {BIG}", got.stdout + got.stderr
         assert big.read_bytes() == (root / "htdocs" / "big.bin").read_bytes()
+        unik("stop", "--timeout", "120", "http")  # the power button: the application stops itself
+        record = next(i for i in json.loads(unik("ps", "--json")) if i["name"] == "http")
+        assert record["shown_state"] == "exited (143)", record
+        assert "unik-init: the power button: stopping" in unik("logs", "http")
+        unik("rm", "http")
+        assert "http" not in unik("ps")
     finally:
-        guest.terminate()
-        try:
-            guest.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            guest.kill()
-            guest.wait()
+        subprocess.run([*command, "rm", "-f", "http"], cwd=root, env=env, capture_output=True, timeout=RUN_TIMEOUT_S)
 
 
 def test_a_published_host_port_in_use_stops_the_run_before_booting(http_app: Path) -> None:
