@@ -23,11 +23,12 @@ import asyncio
 import hashlib
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
 from typing import Any
+
+from unik.testing import tap_unavailable
 
 PREFIX = "10.213.9"
 HOST, UNIK = f"{PREFIX}.1", f"{PREFIX}.2"
@@ -47,19 +48,6 @@ for _ in range(tries):
     body = b"".join(chunks)
     print(f"{elapsed:.4f} {len(body)} {hashlib.sha256(body).hexdigest()}", flush=True)
 """
-
-
-def missing() -> str | None:
-    """Why this benchmark cannot run here, or ``None``."""
-    if os.geteuid() != 0:
-        return "needs root for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs /dev/net/tun ({exc.strerror})"
-    if shutil.which("ip") is None:
-        return "needs `ip` (apt-get install iproute2)"
-    return None
 
 
 def sh(*args: str) -> None:
@@ -125,7 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tries", type=int, default=20)
     args = parser.parse_args()
-    why = missing()
+    why = tap_unavailable()
     if why:
         print(f"bench/tcp_tail.py: skipped: {why}")
         return 0

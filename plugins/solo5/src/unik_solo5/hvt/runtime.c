@@ -521,6 +521,22 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
 
 static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared by EAGAIN, set by the poll hypercall) */
 
+/* A new descriptor for entry `entry` of kind `kind`, with openat's O_NONBLOCK and O_CLOEXEC. */
+static i64 open_file(int kind, u32 entry, u64 flags)
+{
+    struct file *f = new_file(kind);
+    if (!f)
+        return -EMFILE;
+    f->entry = entry;
+    f->flags = (u32)(flags & O_NONBLOCK);
+    i64 fd = install(f, 0);
+    if (fd < 0)
+        f->kind = K_FREE;
+    else
+        cloexec[fd] = (flags & O_CLOEXEC) != 0;
+    return fd;
+}
+
 /* /dev/hvt/net/NAME, /dev/hvt/block/NAME: the devices the monitor opened. */
 static i64 open_device(const char *path, u64 flags)
 {
@@ -535,17 +551,7 @@ static i64 open_device(const char *path, u64 flags)
     for (u32 i = 0; i < bi->ndevices; i++) {
         const char *name = bi->devices[i].name;
         if (bi->devices[i].type == type && scmp(path + n, slen(path + n), name, slen(name)) == 0) {
-            struct file *f = new_file(type == HVT_NET ? K_NET : K_BLOCK);
-            if (!f)
-                return -EMFILE;
-            f->entry = i;
-            f->flags = (u32)(flags & O_NONBLOCK);
-            i64 fd = install(f, 0);
-            if (fd < 0)
-                f->kind = K_FREE;
-            else
-                cloexec[fd] = (flags & O_CLOEXEC) != 0;
-            return fd;
+            return open_file(type == HVT_NET ? K_NET : K_BLOCK, i, flags);
         }
     }
     return -ENOENT;
@@ -565,17 +571,7 @@ static i64 sys_openat(i64 dirfd, const char *path, u64 flags)
     int dir = (fs[e].mode & S_IFMT) == S_IFDIR;
     if ((flags & O_DIRECTORY) && !dir)
         return -ENOTDIR;
-    struct file *f = new_file(dir ? K_DIR : K_FILE);
-    if (!f)
-        return -EMFILE;
-    f->entry = (u32)e;
-    f->flags = (u32)(flags & O_NONBLOCK);
-    i64 fd = install(f, 0);
-    if (fd < 0)
-        f->kind = K_FREE;
-    else
-        cloexec[fd] = (flags & O_CLOEXEC) != 0;
-    return fd;
+    return open_file(dir ? K_DIR : K_FILE, (u32)e, flags);
 }
 
 static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
