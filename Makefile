@@ -24,7 +24,11 @@ all: test
 
 # deps-venv comes first (order-only): on a fresh machine it installs python3 itself, and
 # $(PYTHON) is expanded only when this recipe starts, after it.
-$(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py)) | deps-venv
+# The C sources too: an editable install compiles its extensions in place once, so after a pull
+# or rebase that changes one, the old .so would keep running until this reinstalls (and rebuilds).
+C_SOURCES := $(shell find $(foreach d,$(DISTS),$(d)/src) \( -name '*.c' -o -name '*.h' -o -name '*.S' \) 2>/dev/null)
+
+$(VENV)/.installed: requirements-dev.txt $(foreach d,$(DISTS),$(d)/pyproject.toml) $(wildcard $(foreach d,$(DISTS),$(d)/setup.py)) $(C_SOURCES) | deps-venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The core was the distribution `unik` before it became `unik-core`: drop an old install
