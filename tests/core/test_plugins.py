@@ -151,6 +151,38 @@ def test_registrations_are_checked() -> None:
         PluginRegistry().add(Plug(), "p").targets()
 
 
+def test_a_misspelt_hook_is_an_error_naming_the_plugin_and_the_hook(site: Path) -> None:
+    class Typo:
+        UNIK_API = ">=1"
+
+        @staticmethod
+        @hookimpl
+        def unik_register_provider() -> list[type]:  # missing its s: pluggy's check_pending refuses it
+            return []
+
+    class WrongArgument:
+        UNIK_API = ">=1"
+
+        @staticmethod
+        @hookimpl
+        def unik_configure(plann: object) -> None:
+            return None
+
+    with pytest.raises(PluginError) as err:
+        PluginRegistry().add(Typo(), "typo")
+    assert str(err.value).startswith("plugin 'typo' implements unknown hook(s): unik_register_provider "
+                                     "(did you mean 'unik_register_providers'?)")
+    with pytest.raises(PluginError, match=r"plugin 'wrong': .*unik_configure.*plann"):
+        PluginRegistry().add(WrongArgument(), "wrong")
+    # Installed, the plugin is reported and skipped like any broken one (fatal when strict).
+    (site / "typo_plugin.py").write_text(GOOD.replace("def unik_register_targets", "def unik_register_target"))
+    install_entry_point(site, "unik-typo", "typo", "typo_plugin")
+    pm, warnings = manager(UNIK_DISABLE_PLUGINS="broken,old")
+    assert [f.name for f in pm.failures] == ["typo"] and "typo" not in pm.plugins
+    assert any("plugin 'typo' (unik-typo) failed to load" in w and "unik_register_target " in w for w in warnings)
+    assert "good" in pm.targets()
+
+
 def test_unknown_target_says_what_to_install(registry: PluginRegistry) -> None:
     expected = r"target 'xen' is not installed \(installed: fake\); install it with `pip install unik-target-xen`"
     with pytest.raises(UnknownTarget, match=expected):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -123,18 +124,25 @@ def test_keys_round_trip_and_bindings() -> None:
     assert flag.with_args({"verbose": ["yes"]}).get("verbose") is True
 
 
-def test_solo5_option_syntax_and_bare_bool_flags() -> None:
-    from unik.keys import solo5_syntax
+def test_bare_bool_flags_and_a_target_dialect() -> None:
+    def colon(argv: Sequence[str], keys: Mapping[str, Key]) -> list[str]:  # a target's dialect: --net:DEV=V
+        out: list[str] = []
+        for arg in argv:
+            option, _, binding = arg.partition(":")
+            out += [option, binding] if binding else [arg]
+        return out
 
-    keys = {"net": Key("net", "n", per_device=True), "port": Key("port", "p", type="int")}
-    argv = ["--net:service=tap0", "--port:8080", "--net=socket", "--", "--net:x=y"]
-    assert solo5_syntax(argv, keys) == ["--net", "service=tap0", "--port:8080", "--net=socket", "--", "--net:x=y"]
+    net = Key("net", "n", per_device=True)
     parsed = runtime.parse_args(
-        KeyValues([keys["net"], Key("verbose", "v", type="bool", default="false")]),
-        ["--net:service=tap1", "--verbose"], "prog",
+        KeyValues([net, Key("verbose", "v", type="bool", default="false")]),
+        ["--net", "service=tap1", "--verbose"], "prog",
     )
     assert parsed.get("net", device="service") == "tap1"
     assert parsed.get("verbose") is True
+    parsed = runtime.parse_args(KeyValues([net]), ["--net:service=tap2"], "prog", syntax=colon)
+    assert parsed.get("net", device="service") == "tap2"
+    with pytest.raises(SystemExit):  # the core itself carries no target's dialect
+        runtime.parse_args(KeyValues([net]), ["--net:service=tap2"], "prog")
 
 
 def test_lifecycle_events_are_checked_announced_once_and_isolated(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from .errors import BadKey, UnikError, did_you_mean
 from .instances_cli import add_commands as add_instance_commands
-from .keys import Key, solo5_syntax
+from .keys import Key
 from .plugins import PluginManager
 from .progress import Progress, counted
 from .version import API_VERSION, __version__
@@ -381,7 +381,7 @@ _OPTIONS = frozenset({"-C", "--project", "-q", "--quiet", "--version", "-t", "--
                       "--name", "--dry-run"})
 
 
-def _known_options(argv: Sequence[str], keys: dict[str, Key]) -> bool:
+def _known_options(pm: PluginManager, argv: Sequence[str], keys: dict[str, Key]) -> bool:
     """Whether every option in ``argv`` (up to ``--``) is spelt out and none is an application key's.
 
     ``unik run`` then parses the same without the application's keys, and skips
@@ -389,7 +389,7 @@ def _known_options(argv: Sequence[str], keys: dict[str, Key]) -> bool:
     abbreviation or an unknown option loads them.
     """
     known = _OPTIONS | {k.option for k in keys.values()}
-    for arg in solo5_syntax(argv, keys):
+    for arg in pm.rewrite_argv(argv, keys):
         if arg == "--":
             break
         if arg.startswith("-") and arg != "-" and arg.split("=", 1)[0] not in known:
@@ -468,7 +468,7 @@ def _command_keys(pm: PluginManager, peek: _Peek, argv: Sequence[str]) -> tuple[
     if target is not None:
         pm.target(target)  # an unknown target is the first thing to say
     keys = {n: k for n, k in pm.keys(target, run=run).items() if not k.internal}
-    if not run or not _known_options(argv, keys):
+    if not run or not _known_options(pm, argv, keys):
         keys.update({k.name: k for k in _app_keys(peek.project)})
     shown = _plan_keys(pm, peek.project, target, run) if peek.help and target else None
     return keys, shown
@@ -528,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wrong = [a for a in argv if a.startswith("-") and a.split("=", 1)[0] not in top and a not in commands]
             if wrong:
                 _unrecognized(parser, pm, peek, argv, wrong)
-        ns, rest = parser.parse_known_args(solo5_syntax(argv, keys))
+        ns, rest = parser.parse_known_args(pm.rewrite_argv(argv, keys))
         if rest:
             _unrecognized(parser, pm, peek, argv, rest)
         ns.pm = pm

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .keys import ArgvSyntax
     from .plan import Plan
     from .provider import Provider
     from .target import Target
@@ -93,6 +94,19 @@ def unik_configure(plan: Plan) -> Mapping[str, Any] | None:
     The answer is stored in ``plan.json`` under ``contributions.<plugin>``.
 
     :param plan: the composed plan.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def unik_argv_syntax() -> ArgvSyntax | None:
+    """Return a rewriter of this plugin's command-line dialect into unik's, or ``None``.
+
+    solo5's targets write ``--net:service=tap0`` for ``--net service=tap0``; the core
+    carries no target's dialect. ``unik`` applies every plugin's rewriter, in
+    registration order, before it parses a command line; a target's run-time code
+    passes its own to :func:`unik.runtime.parse_args` (``syntax=``).
 
     .. versionadded:: 0.1
     """

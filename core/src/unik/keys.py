@@ -26,7 +26,7 @@ rewritten by ``unik run``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .errors import BadKey, ConfigError, UnikError, did_you_mean
@@ -396,21 +396,6 @@ def layer_args(base: Mapping[str, Iterable[str]], over: Mapping[str, Iterable[st
     return out
 
 
-def solo5_syntax(argv: Iterable[str], keys: Mapping[str, Key]) -> list[str]:
-    """Rewrite solo5's ``--net:service=tap0`` into ``--net service=tap0`` (up to ``--``).
-
-    Only per-device keys are rewritten; anything else is left for the parser to judge.
-    """
-    out: list[str] = []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--":
-            out += [arg, *args]
-            break
-        option, colon, binding = arg.partition(":")
-        name = option[2:].replace("-", "_")
-        if arg.startswith("--") and colon and name in keys and keys[name].per_device and "=" in binding:
-            out += [option, binding]
-        else:
-            out.append(arg)
-    return out
+#: A target's own command-line dialect, rewritten into unik's: ``syntax(argv, keys) -> argv``.
+#: A target contributes one with the ``unik_argv_syntax`` hook (spt's ``--net:service=tap0``).
+ArgvSyntax = Callable[[Sequence[str], Mapping[str, Key]], list[str]]

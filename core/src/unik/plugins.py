@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -34,7 +34,7 @@ from .version import API_VERSION, DISTRIBUTION, __version__
 
 if TYPE_CHECKING:
     from .hookspecs import ImageContents
-    from .keys import Key
+    from .keys import ArgvSyntax, Key
     from .plan import Plan
 
 # importlib.metadata and packaging are imported where they are needed: together they
@@ -126,7 +126,17 @@ class PluginManager:
                 version = metadata.version(distribution)
             except metadata.PackageNotFoundError:
                 version = ""
-        self._pm.register(plugin, name=name)
+        try:
+            self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # a hook implementation whose arguments the spec lacks
+            why = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            raise PluginError(f"plugin {name!r}: {why}; see unik.hookspecs for the hooks and their arguments") from exc
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            why = _unknown_hooks(name, self._pm, plugin)
+            self._pm.unregister(plugin)
+            raise PluginError(why) from exc
         hooks = sorted(
             h.name for h in self._pm.get_hookcallers(plugin) or () if h.name.startswith("unik_")
         )
@@ -273,6 +283,16 @@ class PluginManager:
                 out[impl.plugin_name] = dict(contribution)
         return dict(sorted(out.items()))
 
+    def rewrite_argv(self, argv: Sequence[str], keys: Mapping[str, Key]) -> list[str]:
+        """``argv`` in unik's syntax: every plugin's dialect (``unik_argv_syntax``) rewritten."""
+        self.load()
+        out = list(argv)
+        for impl in self._pm.hook.unik_argv_syntax.get_hookimpls():
+            syntax = cast("ArgvSyntax | None", impl.function())
+            if syntax is not None:
+                out = syntax(out, keys)
+        return out
+
     def add_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         """Let plugins add subcommands."""
         self.load()
@@ -336,6 +356,15 @@ def entry_points() -> list[EntryPoint]:
         except OSError:  # only a cache
             pass
     return found
+
+
+def _unknown_hooks(name: str, pm: pluggy.PluginManager, plugin: object) -> str:
+    """Why ``plugin`` was refused by pluggy's ``check_pending``: the hooks no spec declares."""
+    unknown = sorted(h.name for h in pm.get_hookcallers(plugin) or () if not h.has_spec())
+    known = sorted(n for n in dir(hookspecs) if n.startswith("unik_"))
+    what = "; ".join(f"{hook}{did_you_mean(hook, known) or ' is not a unik hook'}" for hook in unknown)
+    return (f"plugin {name!r} implements unknown hook(s): {what} (the hooks are {', '.join(known)}; "
+            f"mark a hook of another project's with its own HookimplMarker, or optionalhook=True)")
 
 
 def _check_api(name: str, api: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from . import lifecycle
 from .errors import DeviceUnavailable, UnikError, UserError, did_you_mean
-from .keys import KeyValues, solo5_syntax
+from .keys import ArgvSyntax, KeyValues
 
 # Paths are strings here: pathlib (with urllib.parse and ipaddress behind it) would add
 # a twentieth to a unikernel's start-up under emulation.
@@ -132,11 +132,13 @@ class Devices:
 
 
 def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
-               devices: Mapping[str, Sequence[str]] | None = None) -> KeyValues:
+               devices: Mapping[str, Sequence[str]] | None = None, *,
+               syntax: ArgvSyntax | None = None) -> KeyValues:
     """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``.
 
     ``devices`` names, per per-device key, the devices that read it: a binding to any
     other device (``--block stroage=disk.img``) is a :class:`BadKey`, not ignored.
+    ``syntax`` rewrites a target's own dialect first (spt's ``--net:service=tap1``).
     """
     if not argv:
         return keys
@@ -155,7 +157,7 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
         flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
         parser.add_argument(key.option, dest=key.name, action="append", help=helptext,
                             metavar=key.metavar or key.type.upper(), **flag)
-    ns = parser.parse_args(solo5_syntax(argv, keys.keys))
+    ns = parser.parse_args(argv if syntax is None else syntax(argv, keys.keys))
     given = {name: texts for name, texts in vars(ns).items() if texts}
     keys = keys.with_args(given)
     for name, takers in (devices or {}).items():

@@ -40,6 +40,7 @@ from . import _sandbox, kv
 from .abi import MEM_ENV, OUT_OF_MEMORY
 from .devices import handed, key_args
 from .policy import FdSets, compile_first_stage, compile_policy
+from .syntax import solo5_syntax
 
 #: Standard-library modules that CPython or asyncio import lazily after start-up.
 PRELOAD = ("asyncio.runners", "asyncio.base_futures", "encodings.idna", "traceback", "concurrent.futures")
@@ -149,7 +150,7 @@ def boot(script: str) -> NoReturn:
     kv.preload(root)
     _keep_sources(root)
     try:
-        keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog)
+        keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog, syntax=solo5_syntax)
         keys = keys.with_args(key_args(handed(), set(keys.keys)))
         _seed_entropy()
     except UnikError as exc:

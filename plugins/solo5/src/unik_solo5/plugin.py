@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from unik.hookspecs import hookimpl
+from unik.keys import ArgvSyntax
 from unik.provider import Provider
 from unik.target import Target
 
 from .hvt_providers import PROVIDERS as HVT_PROVIDERS
 from .hvt_target import HvtTarget
 from .providers import PROVIDERS
+from .syntax import solo5_syntax
 from .target import SptTarget
 
 #: The core API range this plugin supports.
@@ -27,3 +29,9 @@ def unik_register_targets() -> Sequence[type[Target]]:
 def unik_register_providers() -> Sequence[type[Provider]]:
     """The spt and hvt targets' devices."""
     return [*PROVIDERS, *HVT_PROVIDERS]
+
+
+@hookimpl
+def unik_argv_syntax() -> ArgvSyntax:
+    """solo5's ``--net:service=tap0`` on ``unik``'s command line."""
+    return solo5_syntax
