@@ -20,6 +20,7 @@ from unik.errors import DeviceClosed, DeviceError
 from . import arp as arp_cache
 from . import fastpath
 from .errors import Malformed
+from .ip import IpError
 from .reassembly import Reassembler
 from .timers import Timers
 from .wire import arp as wire_arp
@@ -208,6 +209,19 @@ class Interface:
         if dst in (LIMITED_BROADCAST, self.broadcast) or self.on_link(dst):
             return dst
         return self.gateway
+
+    def owns(self, address: bytes) -> bool:
+        """Whether ``address`` is ours (connections are accepted to it)."""
+        return address == self.address and address != ANY
+
+    def source_for(self, dst: bytes) -> bytes | None:
+        """Our address (``0.0.0.0`` before DHCP bound one: its own messages are sent from it)."""
+        return self.address
+
+    def port_unreachable(self, ip: IpDatagram) -> None:
+        """ICMP port unreachable about ``ip`` (RFC 1122 4.1.3.1), within :meth:`send_unreachable`'s limits."""
+        assert isinstance(ip, Ipv4Packet)
+        self.send_unreachable(ip, wire_icmp.PORT_UNREACHABLE)
 
     def is_local(self, dst: bytes) -> bool:
         """Whether a datagram to ``dst`` is for this host."""
@@ -418,7 +432,9 @@ class Interface:
                 return
             transport = self.tcp if inner[9] == Protocol.TCP else self.udp if inner[9] == Protocol.UDP else None
             if transport is not None:
-                transport.icmp_error(msg, inner)
+                header_len = (inner[0] & 15) * 4
+                transport.transport_error(IpError(bytes(inner[12:16]), bytes(inner[16:20]), inner[header_len:],
+                                                  msg.type, msg.code, (msg.rest[2] << 8) | msg.rest[3]))
         else:
             self.stats["icmp.ignored"] += 1
 
@@ -610,7 +626,7 @@ class Interface:
 
 
 if TYPE_CHECKING:
-    from .ip import IpLayer, TcpTransport, Transport
+    from .ip import IpDatagram, IpLayer, TcpTransport, Transport
 
     def _is_an_ip_layer(iface: Interface) -> IpLayer:  # mypy checks the structural match
         return iface

@@ -1,20 +1,21 @@
-"""What the transports (TCP, UDP) need from the network layer below them.
+"""What the transports (TCP, UDP) need from the network layers below them.
 
-:class:`IpLayer` is the seam where IPv6 joins: today :class:`unik_tcpip.iface.Interface`
-(Ethernet + ARP + IPv4 + ICMPv4) is the only implementation.  A ``StackV4V6`` adds an
-IPv6 interface (ICMPv6, NDP, SLAAC) implementing the same attributes and methods, with
-16-byte addresses; the transports keep no IPv4 constants of their own:
+There is one :class:`IpLayer` per address family: :class:`unik_tcpip.iface.Interface`
+(Ethernet, ARP, IPv4, ICMPv4) and :class:`unik_tcpip.ipv6.Ipv6Layer` (IPv6, ICMPv6,
+NDP, SLAAC) on the same link.  The transports pick the layer by the length of an
+address (4 or 16 bytes) and keep no constants of either family:
 
 * segments are demultiplexed by :meth:`unik_tcpip.tcp.TcpLayer.segment_input` from
   ``(src, dst, segment)`` whatever the address length (:class:`TcpTransport`);
-* checksums use :func:`unik_tcpip.checksum.pseudo_header_sum`, and
+* checksums use :func:`unik_tcpip.checksum.pseudo_header_sum` and
   :func:`unik_tcpip.fastpath.tcp_segment`, which take 4- or 16-byte addresses
   (RFC 9293 3.1 / RFC 8200 8.1);
 * header room, the MSS ceiling and the virtio-net GSO type come from the layer
-  (``headroom``, ``max_mss``, ``gso_tcp``), as does routing (``ip_output``).
-
-What remains IPv4-only in the transports is the textual address API (``ip_bytes`` /
-``ip_text``) and the ICMPv4 error path, each a small per-family function.
+  (``headroom``, ``max_mss``, ``gso_tcp``), as do routing, source address selection
+  and output;
+* ICMP errors reach them as an :class:`IpError` in ICMPv4's terms: the IPv6 layer
+  maps ICMPv6's (RFC 7915 5.2), so TCP's reactions (RFC 1122 4.2.3.9, RFC 5927, path
+  MTU discovery) are written once.
 """
 
 from __future__ import annotations
@@ -24,19 +25,44 @@ from typing import TYPE_CHECKING, Protocol
 from unik.devices import TxOffload
 
 if TYPE_CHECKING:
-    from .wire.icmp import IcmpPacket
-    from .wire.ipv4 import Ipv4Packet
     from .wire.tcp import TcpSegment
 
 
-class Transport(Protocol):
-    """What the network layer hands received datagrams to (UDP; TCP is a :class:`TcpTransport`)."""
+class IpDatagram(Protocol):
+    """A received datagram as a transport sees it (:class:`unik_tcpip.wire.ipv4.Ipv4Packet`, IPv6's)."""
 
-    def input(self, ip: Ipv4Packet) -> None:
+    #: Source and destination address (4 or 16 bytes).
+    src: bytes
+    dst: bytes
+
+    @property
+    def payload(self) -> memoryview:
+        """The transport's bytes (after every IPv6 extension header)."""
+
+
+class IpError:
+    """An ICMP error about a datagram we sent, in ICMPv4's terms (RFC 792; ICMPv6 mapped per RFC 7915 5.2).
+
+    ``header`` holds at least the first 8 bytes of the quoted transport header
+    (ports, and TCP's sequence number); ``mtu`` is the next hop's MTU of a
+    "fragmentation needed" / "packet too big" (0: not given).
+    """
+
+    __slots__ = ("code", "header", "local", "mtu", "remote", "type")
+
+    def __init__(self, local: bytes, remote: bytes, header: memoryview, type_: int, code: int, mtu: int = 0) -> None:
+        self.local, self.remote, self.header = local, remote, header
+        self.type, self.code, self.mtu = type_, code, mtu
+
+
+class Transport(Protocol):
+    """What a network layer hands received datagrams to (UDP; TCP is a :class:`TcpTransport`)."""
+
+    def input(self, ip: IpDatagram) -> None:
         """A whole datagram addressed to us, carrying this transport."""
 
-    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
-        """An ICMP error quoting (``quoted``: IP header and 8 bytes) a datagram of ours."""
+    def transport_error(self, error: IpError) -> None:
+        """An ICMP error quoting a datagram of ours."""
 
 
 class TcpTransport(Transport, Protocol):
@@ -49,8 +75,6 @@ class TcpTransport(Transport, Protocol):
 class IpLayer(Protocol):
     """The network layer of one address family, as the transports see it."""
 
-    #: Our address (4 bytes for IPv4, 16 for IPv6).
-    address: bytes
     mtu: int
     #: Bytes a transport leaves in front of its header (link and IP headers).
     headroom: int
@@ -65,9 +89,20 @@ class IpLayer(Protocol):
     def max_mss(self) -> int:
         """The largest TCP segment payload one MTU carries (the MSS we announce)."""
 
+    def owns(self, address: bytes) -> bool:
+        """Whether ``address`` is one of ours that connections may use (not tentative, not multicast)."""
+
+    def source_for(self, dst: bytes) -> bytes | None:
+        """The address to send from to ``dst`` (RFC 6724's rules for IPv6), or ``None``: none fits."""
+
     def route(self, dst: bytes) -> bytes | None:
         """The next hop for ``dst``, or ``None``: no route."""
 
     def ip_output(self, dst: bytes, proto: int, packet: bytearray, *, src: bytes | None = None,
                   df: bool = False, ttl: int = 64, offload: TxOffload | None = None) -> bool:
         """Send the transport data after ``headroom`` bytes of ``packet`` to ``dst``."""
+
+    def port_unreachable(self, ip: IpDatagram) -> None:
+        """Tell the sender of ``ip`` that no port takes it (ICMP, rate-limited)."""
+
+

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING
 from unik.devices import Datagram
 from unik.errors import DeviceClosed
 
-from .iface import Interface, ip_bytes, ip_text
-from .wire import icmp as wire_icmp
-from .wire.icmp import IcmpPacket
-from .wire.ipv4 import Ipv4Packet, Protocol
+from .addr import ip_bytes, ip_text, sockaddr
+from .errors import Malformed
+from .wire.ipv4 import Protocol
 from .wire.udp import UdpDatagram
 
 if TYPE_CHECKING:
     from unik.devices import Random
+
+    from .ip import IpDatagram, IpError, IpLayer
 
 EPHEMERAL = range(49152, 65536)
 MAX_PAYLOAD = 65535 - 20 - 8
@@ -57,7 +58,7 @@ class UdpEndpoint:
         return self._queue.popleft()
 
     async def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
-        """Send one datagram to ``(address, port)``."""
+        """Send one datagram to ``(address, port)`` (an IPv6 address: ``(address, port[, flow, scope])``)."""
         if self.closed:
             raise DeviceClosed(f"UDP port {self.port} is closed")
         self._layer.send(self.port, data, destination)
@@ -72,10 +73,17 @@ class UdpEndpoint:
 
 
 class UdpLayer:
-    """UDP for one interface (:class:`unik.devices.UDP`)."""
+    """UDP for one interface, both families (:class:`unik.devices.UDP`).
 
-    def __init__(self, iface: Interface, random: Random, stats: Counter[str], queue_limit: int = 1024) -> None:
+    A bound port takes datagrams of both; a received one's source is ``(address, port)``
+    for IPv4 and ``(address, port, flowinfo, scope_id)`` for IPv6, as sockets say it.
+    """
+
+    def __init__(self, iface: IpLayer, random: Random, stats: Counter[str], queue_limit: int = 1024,
+                 ipv6: IpLayer | None = None) -> None:
         self.iface = iface
+        #: The network layer of each family, by address length.
+        self.nets: dict[int, IpLayer] = {4: iface} if ipv6 is None else {4: iface, 16: ipv6}
         self.random = random
         self.stats = stats
         self.queue_limit = queue_limit
@@ -100,29 +108,43 @@ class UdpLayer:
                 return port
         raise OSError(errno.EADDRINUSE, "no free UDP port")
 
-    def send(self, src_port: int, data: bytes, destination: tuple[str, int]) -> None:
-        """Build and route one datagram."""
+    def net(self, address: bytes) -> IpLayer:
+        """The network layer of ``address``'s family (``OSError`` when the stack has none)."""
+        net = self.nets.get(len(address))
+        if net is None:
+            raise OSError(errno.EAFNOSUPPORT, f"no IPv6 on this stack for {ip_text(address)}")
+        return net
+
+    def send(self, src_port: int, data: bytes, destination: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        """Build and route one datagram (to an IPv4 or IPv6 address)."""
         if len(data) > MAX_PAYLOAD:
             raise OSError(errno.EMSGSIZE, f"UDP payload of {len(data)} bytes is too long")
-        host, port = destination
+        host, port = destination[0], destination[1]
         dst = ip_bytes(host)
-        dgram = UdpDatagram.build(self.iface.address, dst, src_port, port, data, headroom=self.iface.headroom)
-        if not self.iface.ip_output(dst, Protocol.UDP, dgram):
+        net = self.net(dst)
+        src = net.source_for(dst)
+        if src is None:
+            raise OSError(errno.EADDRNOTAVAIL, f"no address of ours can reach {host}")
+        dgram = UdpDatagram.build(src, dst, src_port, port, data, headroom=net.headroom)
+        if not net.ip_output(dst, Protocol.UDP, dgram, src=src):
             raise OSError(errno.ENETUNREACH, f"no route to {host}")
         self.stats["udp.tx"] += 1
 
-    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
+    def transport_error(self, error: IpError) -> None:
         """An ICMP error quoting one of our datagrams: counted (UDP keeps no state to fail)."""
         self.stats["udp.icmp_errors"] += 1
 
-    def input(self, ip: Ipv4Packet) -> None:
+    def input(self, ip: IpDatagram) -> None:
         """Deliver a received datagram to its port (port unreachable when none is bound)."""
-        dgram = UdpDatagram.parse(ip.payload, ip.src, ip.dst, self.iface.verify_rx_checksum)
+        dgram = UdpDatagram.parse(ip.payload, ip.src, ip.dst, self.net(ip.src).verify_rx_checksum)
+        if len(ip.src) == 16 and dgram.checksum == 0:
+            # RFC 8200 8.1: IPv6 has no header checksum, so UDP's is mandatory.
+            raise Malformed("udp.ipv6_zero_checksum")
         endpoint = self.ports.get(dgram.dst_port)
         if endpoint is None:
             self.stats["udp.no_port"] += 1
-            # RFC 1122 4.1.3.1: SHOULD send ICMP port unreachable.
-            self.iface.send_unreachable(ip, wire_icmp.PORT_UNREACHABLE)
+            # RFC 1122 4.1.3.1 (RFC 4443 3.1 for IPv6): SHOULD send ICMP port unreachable.
+            self.net(ip.src).port_unreachable(ip)
             return
         self.stats["udp.rx"] += 1
-        endpoint._deliver(Datagram(bytes(dgram.payload), (ip_text(ip.src), dgram.src_port)))
+        endpoint._deliver(Datagram(bytes(dgram.payload), sockaddr(ip.src, dgram.src_port)))  # type: ignore[arg-type]

@@ -25,7 +25,8 @@ from unik.devices import TxOffload
 from unik.record import Record
 
 from .. import cc, fastpath
-from ..iface import TokenBucket, ip_text
+from ..addr import ip_text
+from ..iface import TokenBucket
 from ..wire import icmp as wire_icmp
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, sack_option
 from .assembler import Assembler
@@ -526,7 +527,7 @@ class Connection:
             # RFC 9293 3.8.3: R2 exceeded: close the connection.
             self.counters["tcp.timeouts_aborted"] += 1
             why = "" if self.soft_error is None else \
-                f" (last ICMP error: type {self.soft_error[0]} code {self.soft_error[1]})"
+                f" (last ICMP error, in ICMPv4's terms: type {self.soft_error[0]} code {self.soft_error[1]})"
             self._abort(TimeoutError(
                 f"TCP connection to {ip_text(self.remote[0])}:{self.remote[1]} timed out{why}"),
                 send_rst=self.state != State.SYN_SENT)

@@ -15,20 +15,24 @@ import errno
 import struct
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
 from .. import cc
-from ..iface import Interface, TokenBucket, ip_bytes
+from ..addr import AF_INET, AF_INET6, ip_bytes
+from ..iface import Interface, TokenBucket
 from ..timers import Timers
-from ..wire.icmp import IcmpPacket
-from ..wire.ipv4 import Ipv4Packet, Protocol
+from ..wire.ipv4 import Protocol
 from ..wire.tcp import ACK, RST, SYN, TcpOptions, TcpSegment
 from .config import TcpConfig
 from .connection import Connection, Key, Path
 from .seq import MASK, seq_le, seq_lt
 from .state import State
 from .transport import TcpConnection
+
+if TYPE_CHECKING:
+    from ..ip import IpDatagram, IpError, IpLayer
 
 try:  # hashlib itself loads six hash modules as it is imported; only BLAKE2s is used here
     from _blake2 import blake2s
@@ -37,16 +41,23 @@ except ImportError:  # pragma: no cover - an interpreter without the built-in mo
 
 EPHEMERAL = range(49152, 65536)
 _S = 10**9
+#: Address lengths a listener of each family accepts (0: both, as a dual-stack socket).
+_LENGTHS = {0: frozenset((4, 16)), AF_INET: frozenset((4,)), AF_INET6: frozenset((16,))}
 
 
 class TcpListener:
     """A port in LISTEN with its protocol factory and SYN backlog."""
 
-    def __init__(self, port: int, factory: Callable[[], asyncio.BaseProtocol], backlog: int) -> None:
+    def __init__(self, port: int, factory: Callable[[], asyncio.BaseProtocol], backlog: int,
+                 family: int = 0) -> None:
         self.port = port
         self.factory = factory
         self.backlog = backlog
         self.half_open = 0
+        #: ``0`` (both families), :data:`socket.AF_INET` or :data:`socket.AF_INET6`.
+        self.family = family
+        #: The address lengths it accepts connections to.
+        self.lengths = _LENGTHS[family]
 
 
 class TcpServer:
@@ -90,11 +101,17 @@ class TcpServer:
 
 
 class TcpLayer:
-    """TCP for one interface: demultiplexing, listeners, ISNs (:class:`unik.devices.TCP`)."""
+    """TCP for one interface and both families: demultiplexing, listeners, ISNs (:class:`unik.devices.TCP`).
+
+    ``iface`` is the IPv4 layer (it owns the device), ``ipv6`` the IPv6 one on the same
+    link; connections and listeners pick theirs by the length of an address.
+    """
 
     def __init__(self, iface: Interface, timers: Timers, random: Random, stats: Counter[str],
-                 config: TcpConfig | None = None) -> None:
+                 config: TcpConfig | None = None, ipv6: IpLayer | None = None) -> None:
         self.iface = iface
+        #: The network layer of each family, by address length (4, 16).
+        self.nets: dict[int, IpLayer] = {4: iface} if ipv6 is None else {4: iface, 16: ipv6}
         self.timers = timers
         self.random = random
         self.stats = stats
@@ -125,11 +142,11 @@ class TcpLayer:
         ).digest()
         return (m + int.from_bytes(digest, "big")) & MASK
 
-    def _free_port(self, remote: tuple[bytes, int]) -> int:
+    def _free_port(self, local: bytes, remote: tuple[bytes, int]) -> int:
         start = int.from_bytes(self.random.generate(2), "big") % len(EPHEMERAL)
         for i in range(len(EPHEMERAL)):
             port = EPHEMERAL[(start + i) % len(EPHEMERAL)]
-            if port not in self.listeners and (self.iface.address, port, *remote) not in self.connections:
+            if port not in self.listeners and (local, port, *remote) not in self.connections:
                 return port
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
 
@@ -137,24 +154,30 @@ class TcpLayer:
                                 port: int, *, local_port: int = 0) -> tuple[TcpConnection, asyncio.BaseProtocol]:
         """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``).
 
-        ``local_port`` 0 picks a free ephemeral port.
+        ``host`` is an IPv4 or IPv6 address; ``local_port`` 0 picks a free ephemeral port.
         """
         try:
             dst = ip_bytes(host)
         except ValueError:
-            raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 address (unik's stack has no resolver)") \
-                from None
+            raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address (unik's stack has no "
+                          "resolver)") from None
         if not 0 < port < 65536:
             raise OSError(errno.EINVAL, f"bad port {port}")
-        if self.iface.route(dst) is None:
+        net = self.nets.get(len(dst))
+        if net is None:
+            raise OSError(errno.EAFNOSUPPORT, f"no IPv6 on this stack for {host}")
+        if net.route(dst) is None:
             raise OSError(errno.ENETUNREACH, f"no route to {host}")
+        src = net.source_for(dst)
+        if src is None:
+            raise OSError(errno.EADDRNOTAVAIL, f"no address of ours can reach {host}")
         if len(self.connections) >= self.config.max_connections:
             raise OSError(errno.EMFILE, "too many TCP connections")
         if local_port == 0:
-            local_port = self._free_port((dst, port))
-        elif (self.iface.address, local_port, dst, port) in self.connections:
+            local_port = self._free_port(src, (dst, port))
+        elif (src, local_port, dst, port) in self.connections:
             raise OSError(errno.EADDRINUSE, f"a connection from port {local_port} to {host}:{port} exists")
-        conn = self._new_connection((self.iface.address, local_port), (dst, port), protocol_factory, None)
+        conn = self._new_connection((src, local_port), (dst, port), protocol_factory, None)
         conn.open_active(self.isn(conn.key))
         try:
             await asyncio.shield(conn.established)
@@ -174,26 +197,37 @@ class TcpLayer:
         return Flow(reader, writer)
 
     async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int,
-                            backlog: int | None = None) -> TcpServer:
-        """Listen on ``port``, running ``protocol_factory()`` per connection."""
+                            backlog: int | None = None, *, family: int = 0) -> TcpServer:
+        """Listen on ``port``, running ``protocol_factory()`` per connection.
+
+        ``family`` 0 listens on both IPv4 and IPv6 (a dual-stack socket), ``socket.AF_INET``
+        or ``socket.AF_INET6`` on one; a transport's ``peername`` says the peer's family.
+        """
         if not 0 < port < 65536:
             raise OSError(errno.EINVAL, f"bad port {port}")
+        if family not in _LENGTHS:
+            raise OSError(errno.EAFNOSUPPORT, f"family {family}: listen on 0 (both), AF_INET or AF_INET6")
         if port in self.listeners:
             raise OSError(errno.EADDRINUSE, f"TCP port {port} is already listening")
-        listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog)
+        listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog, family)
         self.listeners[port] = listener
         return TcpServer(self, listener)
 
     async def start_server(self, handler: FlowHandler, port: int, *, limit: int = 2**16,
-                           backlog: int | None = None) -> TcpServer:
-        """Call ``handler(reader, writer)`` for each connection (like ``asyncio.start_server``)."""
+                           backlog: int | None = None, family: int = 0) -> TcpServer:
+        """Call ``handler(reader, writer)`` for each connection (like ``asyncio.start_server``).
+
+        Both families unless ``family`` is ``socket.AF_INET`` or ``socket.AF_INET6``;
+        ``writer.get_extra_info("peername")`` is ``(host, port)`` for an IPv4 peer and
+        ``(host, port, flowinfo, scope_id)`` for an IPv6 one, as asyncio's sockets give.
+        """
         loop = asyncio.get_running_loop()
 
         def factory() -> asyncio.BaseProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
             return asyncio.StreamReaderProtocol(reader, handler, loop=loop)  # type: ignore[arg-type]
 
-        return await self.create_server(factory, port, backlog)
+        return await self.create_server(factory, port, backlog, family=family)
 
     async def listen(self, port: int, backlog: int | None = None,
                      limit: int = 2**16) -> asyncio.Queue[Flow]:
@@ -208,11 +242,13 @@ class TcpLayer:
 
     # -- input ---------------------------------------------------------------------
 
-    def icmp_error(self, msg: IcmpPacket, quoted: memoryview) -> None:
-        """An ICMP error about one of our segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191)."""
-        header_len = (quoted[0] & 15) * 4
-        sport, dport, seq = struct.unpack_from("!HHI", quoted, header_len)
-        key = (bytes(quoted[12:16]), sport, bytes(quoted[16:20]), dport)
+    def transport_error(self, error: IpError) -> None:
+        """An ICMP error about one of our segments (RFC 1122 4.2.3.9, RFC 5927, RFC 1191, RFC 8201)."""
+        if len(error.header) < 8:
+            self.stats["tcp.icmp_truncated"] += 1
+            return
+        sport, dport, seq = struct.unpack_from("!HHI", error.header)
+        key = (error.local, sport, error.remote, dport)
         conn = self.connections.get(key)
         if conn is None:
             self.stats["tcp.icmp_no_connection"] += 1
@@ -224,11 +260,12 @@ class TcpLayer:
             self.stats["tcp.icmp_out_of_window"] += 1
             return
         self.stats["tcp.icmp_errors"] += 1
-        conn.icmp_error(msg.type, msg.code, (msg.rest[2] << 8) | msg.rest[3])
+        conn.icmp_error(error.type, error.code, error.mtu)
 
-    def input(self, ip: Ipv4Packet) -> None:
+    def input(self, ip: IpDatagram) -> None:
         """A datagram carrying TCP, from the full parsers: parse the segment and demultiplex it."""
-        self.segment_input(ip.src, ip.dst, TcpSegment.parse(ip.payload, ip.src, ip.dst, self.iface.verify_rx_checksum))
+        verify = self.nets[len(ip.src)].verify_rx_checksum
+        self.segment_input(ip.src, ip.dst, TcpSegment.parse(ip.payload, ip.src, ip.dst, verify))
 
     def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         """Demultiplex a parsed segment from ``src`` to ``dst`` (RFC 9293 3.10.7).
@@ -246,7 +283,7 @@ class TcpLayer:
         """RFC 9293 3.10.7.1 (CLOSED) and 3.10.7.2 (LISTEN)."""
         flags = seg.flags
         listener = self.listeners.get(key[1])
-        if listener is None or key[0] != self.iface.address:
+        if listener is None or len(key[0]) not in listener.lengths or not self.nets[len(key[0])].owns(key[0]):
             # 3.10.7.1: no connection: answer everything but a RST with a RST.
             self.stats["tcp.no_connection"] += 1
             if not flags & RST:
@@ -296,16 +333,17 @@ class TcpLayer:
 
     def _cookie_syn_ack(self, key: Key, seg: TcpSegment) -> None:
         """Answer a SYN statelessly when the backlog is full; the ISS encodes what we need."""
+        net = self.nets[len(key[0])]
         peer_mss = seg.options.mss or 536
-        own = min(peer_mss, self.iface.max_mss)
+        own = min(peer_mss, net.max_mss)
         index = max((i for i, m in enumerate(self.COOKIE_MSS) if m <= own), default=0)
         iss = self._cookie(key, seg.seq, self._cookie_slot(), index)
         self.stats["tcp.syncookies_sent"] += 1
         # No window scale, timestamps or SACK: nothing remembers them (RFC 4987 3.6).
         segment = TcpSegment.build(key[0], key[2], key[1], key[3], iss, (seg.seq + 1) & MASK, SYN | ACK,
-                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=self.iface.max_mss).to_bytes(),
-                                   headroom=self.iface.headroom)
-        self.output(key[2], segment)
+                                   min(self.config.rcv_buf, 0xFFFF), TcpOptions(mss=net.max_mss).to_bytes(),
+                                   headroom=net.headroom)
+        self.output(key[2], segment, None, key[0])
 
     def _cookie_ack(self, key: Key, seg: TcpSegment, listener: TcpListener) -> bool:
         """Complete a handshake whose SYN-ACK was a cookie; ``False`` if the ACK carries none."""
@@ -327,24 +365,28 @@ class TcpLayer:
 
     # -- output --------------------------------------------------------------------
 
-    def output(self, dst: bytes, segment: bytearray, offload: TxOffload | None = None) -> None:
-        """Route a built segment (headroom included); DF is set (RFC 1191 path MTU discovery)."""
+    def output(self, dst: bytes, segment: bytearray, offload: TxOffload | None = None,
+               src: bytes | None = None) -> None:
+        """Route a built segment (headroom included) from ``src`` (whose address its checksum covers).
+
+        DF is set (RFC 1191 path MTU discovery; IPv6 routers never fragment).
+        """
         self.stats["tcp.tx"] += 1
-        self.iface.ip_output(dst, Protocol.TCP, segment, df=True, offload=offload)
+        self.nets[len(dst)].ip_output(dst, Protocol.TCP, segment, src=src, df=True, offload=offload)
 
     def send_rst(self, key: Key, seq: int, ack: int, flags: int) -> None:
         """A reset for ``key`` (local address/port, remote address/port)."""
         self.stats["tcp.resets_sent"] += 1
         segment = TcpSegment.build(key[0], key[2], key[1], key[3], seq, ack, flags, 0,
-                                   headroom=self.iface.headroom)
-        self.output(key[2], segment)
+                                   headroom=self.nets[len(key[0])].headroom)
+        self.output(key[2], segment, None, key[0])
 
     def _new_connection(self, local: tuple[bytes, int], remote: tuple[bytes, int],
                         factory: Callable[[], asyncio.BaseProtocol] | None,
                         listener: TcpListener | None) -> TcpConnection:
         """A connection in CLOSED, entered in the table; its caller opens it."""
-        iface = self.iface
-        path = Path(iface.headroom, iface.max_mss, iface.ip_header_len, iface.gso_tcp, self.tso)
+        net = self.nets[len(local[0])]
+        path = Path(net.headroom, net.max_mss, net.ip_header_len, net.gso_tcp, self.tso)
         tcb = Connection(self.config, path, local, remote, counters=self.stats, challenge=self.challenge_bucket,
                          ts_offset=int.from_bytes(self.random.generate(4), "big"), rcv_wscale=self.rcv_wscale,
                          passive=listener is not None)

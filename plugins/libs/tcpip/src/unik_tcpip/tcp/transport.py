@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..iface import ip_text
+from ..addr import family, ip_text, sockaddr
 from .config import TcpStats
 from .connection import Connection, Event, Key
 from .state import State
@@ -32,7 +32,7 @@ class TcpConnection(asyncio.Transport):
     def __init__(self, layer: TcpLayer, tcb: Connection, protocol_factory: Callable[[], asyncio.BaseProtocol] | None,
                  listener: TcpListener | None = None) -> None:
         super().__init__({
-            "peername": (ip_text(tcb.remote[0]), tcb.remote[1]), "sockname": (ip_text(tcb.local[0]), tcb.local[1]),
+            "peername": sockaddr(*tcb.remote), "sockname": sockaddr(*tcb.local), "family": family(tcb.remote[0]),
             "socket": None,
         })
         self.layer = layer
@@ -136,9 +136,9 @@ class TcpConnection(asyncio.Transport):
         tcb = self.tcb
         if tcb.outbox:
             out, tcb.outbox = tcb.outbox, []
-            output, dst = self.layer.output, tcb.remote[0]
+            output, dst, src = self.layer.output, tcb.remote[0], tcb.local[0]
             for segment, offload in out:
-                output(dst, segment, offload)
+                output(dst, segment, offload, src)
         if tcb.wake_at:
             self._at(tcb.wake_at, self._on_timer)
             tcb.wake_at = 0
@@ -305,7 +305,11 @@ class TcpConnection(asyncio.Transport):
         self._run()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``peername``, ``sockname``, ``tcp_stats`` (a :class:`TcpStats`) and ``tcp_connection``."""
+        """``peername``, ``sockname``, ``family``, ``tcp_stats`` (a :class:`TcpStats`), ``tcp_connection``.
+
+        ``peername``/``sockname`` are 4-tuples for IPv6, as its sockets give; ``family`` is
+        ``socket.AF_INET`` or ``socket.AF_INET6``.
+        """
         if name == "tcp_stats":
             return self.tcb.stats
         if name == "tcp_connection":

@@ -14,10 +14,12 @@ _HDR = struct.Struct("!HHHH")
 class UdpDatagram:
     """A view of a UDP datagram."""
 
-    __slots__ = ("buf", "dst_port", "length", "src_port")
+    __slots__ = ("buf", "checksum", "dst_port", "length", "src_port")
 
-    def __init__(self, buf: memoryview, src_port: int, dst_port: int, length: int) -> None:
+    def __init__(self, buf: memoryview, src_port: int, dst_port: int, length: int, checksum: int = 0) -> None:
         self.buf, self.src_port, self.dst_port, self.length = buf, src_port, dst_port, length
+        #: The checksum field as received (0: the IPv4 sender computed none).
+        self.checksum = checksum
 
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview, src: bytes, dst: bytes,
@@ -35,7 +37,7 @@ class UdpDatagram:
             raise Malformed("udp.bad_checksum")
         if dst_port == 0:
             raise Malformed("udp.zero_port")
-        return cls(buf, src_port, dst_port, length)
+        return cls(buf, src_port, dst_port, length, csum)
 
     @property
     def payload(self) -> memoryview:
