@@ -162,6 +162,49 @@ def test_lifecycle_events_are_checked_announced_once_and_isolated(capsys: pytest
     assert not lifecycle.announced(lifecycle.BEFORE_SEAL)
 
 
+def test_resumed_is_announced_each_time_and_unsubscribes() -> None:
+    from unik import lifecycle
+
+    lifecycle.reset()
+    seen: list[str] = []
+
+    def renew() -> None:
+        seen.append("renew")
+
+    lifecycle.subscribe(lifecycle.RESUMED, renew)
+    lifecycle.announce(lifecycle.RESUMED)
+    lifecycle.announce(lifecycle.RESUMED)
+    assert seen == ["renew", "renew"] and lifecycle.announced(lifecycle.RESUMED)
+    lifecycle.unsubscribe(lifecycle.RESUMED, renew)
+    lifecycle.announce(lifecycle.RESUMED)
+    assert seen == ["renew", "renew"]
+    lifecycle.reset()
+
+
+def test_event_timings_reach_subscribers_without_either_side_importing_the_other() -> None:
+    from unik import lifecycle
+
+    stream = lifecycle.timings("test.core.timings")
+    assert lifecycle.timings("test.core.timings") is stream
+    got: list[tuple[str, bytes]] = []
+
+    def sink(s: lifecycle.Timings, data: bytes) -> None:
+        got.append((s.name, data))
+
+    for i in range(16):  # nobody subscribed: nothing is kept
+        stream.tick(i)
+    assert stream.events == 0 and not got
+    lifecycle.subscribe_timings(sink)
+    lifecycle.subscribe_timings(sink)  # once per sink
+    try:
+        for i in range(32):
+            stream.tick(i)
+    finally:
+        lifecycle.unsubscribe_timings(sink)
+    assert stream.events == 2 and [n for n, _ in got] == ["test.core.timings"] * 2
+    assert all(len(data) == lifecycle.TIMING_BYTES for _, data in got)
+
+
 REFUSED = """
 from unik import runtime
 from unik.errors import DeviceUnavailable

@@ -84,3 +84,25 @@ def test_ent_on_live_pipe() -> None:
     fields = res.stdout.decode().splitlines()[1].split(",")
     entropy, mean, serial = float(fields[2]), float(fields[4]), float(fields[6])
     assert entropy > 7.999 and abs(mean - 127.5) < 0.5 and abs(serial) < 0.01, res.stdout
+
+
+def test_resumed_makes_a_connected_generator_reseed() -> None:
+    """The runtime's RESUMED (a snapshot restored) renews the generators' epoch while a device is connected."""
+    from unik import lifecycle
+    from unik_entropy import forks
+
+    async def main() -> None:
+        device = await FortunaRandom.connect(None)
+        try:
+            before = forks.epoch()
+            lifecycle.announce(lifecycle.RESUMED)
+            assert forks.epoch() != before
+            first = device.generate(16)
+            assert len(first) == 16
+        finally:
+            await device.disconnect()
+        after = forks.epoch()
+        lifecycle.announce(lifecycle.RESUMED)
+        assert forks.epoch() == after  # disconnected: no longer subscribed
+
+    asyncio.run(main())

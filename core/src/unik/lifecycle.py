@@ -11,14 +11,25 @@ with ``at_enter_iter``) instead of importing one another; unik's runtime does th
 * ``SHUTDOWN_REQUESTED`` — a stop was asked for (SIGTERM or SIGINT; inside a VM the
   init turns the power button or Xen's shutdown request into SIGTERM): the
   application's task is cancelled next, then its devices disconnect in reverse order.
+* ``RESUMED`` — the artifact runs again after its memory was saved and restored (a VM
+  snapshot, issue 20): what must not be shared between two copies of this memory
+  (a random generator's state) is renewed.  Unlike the others it can happen many times.
 
 Callbacks run in subscription order, synchronously, in the event loop's thread; one
 that fails is reported on stderr and the others still run.
+
+The runtime also carries *event timings*, as MirageOS's runtime hands the RNG the
+times of its event loop's iterations: a library that sees events an attacker cannot
+time exactly (frames arriving) ticks a named :class:`Timings` stream; a subscriber
+(unik-lib-entropy's Fortuna, :func:`subscribe_timings`) receives the collected bytes.
+Neither side imports the other.
 """
 
 from __future__ import annotations
 
+import _thread
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
@@ -26,7 +37,10 @@ STARTED = "started"
 BEFORE_SEAL = "before_seal"
 SEALED = "sealed"
 SHUTDOWN_REQUESTED = "shutdown_requested"
-EVENTS = (STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED)
+RESUMED = "resumed"
+EVENTS = (STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED, RESUMED)
+#: Events announced at most once per process (the others each time they happen).
+ONCE = frozenset({STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED})
 
 _subscribers: dict[str, list[Callable[[], object]]] = {event: [] for event in EVENTS}
 _announced: set[str] = set()
@@ -39,11 +53,18 @@ def subscribe(event: str, callback: Callable[[], object]) -> None:
     _subscribers[event].append(callback)
 
 
+def unsubscribe(event: str, callback: Callable[[], object]) -> None:
+    """Undo one :func:`subscribe` of ``callback`` to ``event`` (nothing if it is not subscribed)."""
+    callbacks = _subscribers.get(event, [])
+    if callback in callbacks:
+        callbacks.remove(callback)
+
+
 def announce(event: str) -> None:
-    """Announce ``event``: run its subscribers (each once per process and event)."""
+    """Announce ``event``: run its subscribers (once per process, but ``RESUMED`` each time)."""
     if event not in _subscribers:
         raise ValueError(f"unknown life-cycle event {event!r} (one of {', '.join(EVENTS)})")
-    if event in _announced:
+    if event in _announced and event in ONCE:
         return
     _announced.add(event)
     for callback in list(_subscribers[event]):
@@ -60,7 +81,73 @@ def announced(event: str) -> bool:
 
 
 def reset() -> None:
-    """Forget subscribers and announcements (for tests)."""
+    """Forget subscribers and announcements (for tests); timing streams and their subscribers stay."""
     for callbacks in _subscribers.values():
         callbacks.clear()
     _announced.clear()
+
+
+# -- event timings -----------------------------------------------------------------------
+
+#: Bytes a :class:`Timings` stream collects before it hands them over (16 ticks).
+TIMING_BYTES = 32
+
+TimingSink = Callable[["Timings", bytes], object]
+_sinks: list[TimingSink] = []
+_streams: dict[str, Timings] = {}
+_streams_lock = _thread.allocate_lock()
+
+
+class Timings:
+    """A named stream of event times (get it with :func:`timings`); :meth:`tick` on each event.
+
+    A tick keeps the low 16 bits of ``perf_counter_ns`` (xor a value such as a frame's
+    length); every 16 ticks the 32 bytes go to every subscriber.  With no subscriber a
+    tick returns at once and keeps nothing.
+    """
+
+    __slots__ = ("_buf", "events", "index", "name")
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name = name
+        #: Order of creation in this process (0, 1, ...): a subscriber's compact id for the stream.
+        self.index = index
+        self._buf = bytearray()
+        #: How many batches of :data:`TIMING_BYTES` were handed over.
+        self.events = 0
+
+    def tick(self, value: int = 0) -> None:
+        """Record that an event happened now (``value`` is mixed into the time)."""
+        if not _sinks:
+            return
+        self._buf += ((time.perf_counter_ns() ^ value) & 0xFFFF).to_bytes(2, "little")
+        if len(self._buf) >= TIMING_BYTES:
+            data = bytes(self._buf)
+            self._buf.clear()
+            self.events += 1
+            for sink in list(_sinks):
+                sink(self, data)
+
+    def __repr__(self) -> str:
+        return f"<Timings {self.name} index={self.index} events={self.events}>"
+
+
+def timings(name: str) -> Timings:
+    """The event-timing stream called ``name`` (``"tcpip.rx"``): the same object for the same name."""
+    with _streams_lock:
+        found = _streams.get(name)
+        if found is None:
+            found = _streams[name] = Timings(name, len(_streams))
+        return found
+
+
+def subscribe_timings(sink: TimingSink) -> None:
+    """Call ``sink(stream, data)`` with every stream's collected timings from now on (once per sink)."""
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def unsubscribe_timings(sink: TimingSink) -> None:
+    """Stop calling ``sink``."""
+    if sink in _sinks:
+        _sinks.remove(sink)

@@ -6,7 +6,9 @@ RDRAND, CPU jitter, ``/dev/hwrng``).  On connect it seeds the generator straight
 all of them, so the device is usable at once; then a task feeds every source into
 the pools each ``reseed_interval`` seconds (mirage-crypto-rng's periodic reseeding),
 and Fortuna's rules decide when the pools reseed the generator.  Event timings from
-other libraries (:mod:`unik_entropy.events`) go into the pools as they come.
+other libraries (the runtime's, :mod:`unik_entropy.events`) go into the pools as they
+come; the runtime's :data:`unik.lifecycle.RESUMED` (a VM snapshot restored) makes every
+generator reseed before its next output (:func:`unik_entropy.forks.new_generation`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from unik import lifecycle
 from unik.devices import EntropySource
 from unik.errors import DeviceClosed, NotSeeded
 
-from . import events, helpers
+from . import events, forks, helpers
 from .fortuna import Fortuna
 from .health import HealthTest, SourceFailure
 from .sources import DEVICE_IDS, Source
@@ -60,6 +63,7 @@ class FortunaRandom:
         first = await self._read_device(64)
         self.rng.bootstrap(extra=first)
         events.attach(self.rng)
+        lifecycle.subscribe(lifecycle.RESUMED, forks.new_generation)
         helpers.install(self)
         self._task = asyncio.get_running_loop().create_task(self._reseed_loop(), name="unik-entropy-reseed")
         return self
@@ -70,6 +74,7 @@ class FortunaRandom:
             return
         self._closed = True
         events.detach(self.rng)
+        lifecycle.unsubscribe(lifecycle.RESUMED, forks.new_generation)
         helpers.uninstall(self)
         if self._task is not None:
             self._task.cancel()

@@ -1,84 +1,65 @@
-"""Event timing: other libraries feed the arrival times of their events into Fortuna.
+"""Event timing: the arrival times of other libraries' events go into Fortuna's pools.
 
-unik-lib-tcpip (or any library) asks once for a source and ticks it per event::
+Libraries do not import this module: they tick a stream of the runtime's
+(:func:`unik.lifecycle.timings`), as unik-lib-tcpip does for each batch of frames::
 
-    try:
-        from unik_entropy import events
-        rx_timing = events.source("tcpip.rx")
-    except ImportError:
-        rx_timing = None
+    from unik import lifecycle
+    rx_timing = lifecycle.timings("tcpip.rx")
     ...
-    if rx_timing is not None:
-        rx_timing.tick()                 # a frame batch arrived
+    rx_timing.tick(len(frame))           # a frame batch arrived
 
-A tick records the low 16 bits of ``perf_counter_ns`` (xor an optional value, such as
-a frame's length); every 16 ticks the 32 collected bytes go as one event into the
-pools of every connected Fortuna device.  Nothing is credited (Fortuna needs no
-estimate), so timings an attacker can observe cannot make the generator weaker; the
-ones it cannot observe make it stronger.  With no device connected a tick returns at
-once and keeps nothing.
+While a Fortuna device is connected (:func:`attach`) this module subscribes to those
+timings (:func:`unik.lifecycle.subscribe_timings`): every 16 ticks of a stream the 32
+collected bytes go as one event into the pools of every attached generator, from source
+id ``16 + the stream's index``.  Nothing is credited (Fortuna needs no estimate), so
+timings an attacker can observe cannot make the generator weaker; the ones it cannot
+observe make it stronger.  With no generator attached a tick returns at once.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import weakref
 from typing import TYPE_CHECKING
+
+from unik import lifecycle
+from unik.lifecycle import Timings as EventSource
 
 from .sources import EVENT_IDS
 
 if TYPE_CHECKING:
     from .fortuna import Fortuna
 
+__all__ = ["EVENT_BYTES", "EventSource", "attach", "detach", "source"]
+
 _SINKS: weakref.WeakSet[Fortuna] = weakref.WeakSet()
-_SOURCES: dict[str, EventSource] = {}
-_LOCK = threading.Lock()
 #: Bytes collected before they are added to the pools (one event).
-EVENT_BYTES = 32
-
-
-class EventSource:
-    """One stream of events; get it with :func:`source`."""
-
-    __slots__ = ("_buf", "events", "name", "source_id")
-
-    def __init__(self, name: str, source_id: int) -> None:
-        self.name = name
-        self.source_id = source_id
-        self._buf = bytearray()
-        self.events = 0
-
-    def tick(self, value: int = 0) -> None:
-        """Record that an event happened now (``value`` is mixed into the timestamp)."""
-        if not _SINKS:
-            return
-        self._buf += ((time.perf_counter_ns() ^ value) & 0xFFFF).to_bytes(2, "little")
-        if len(self._buf) >= EVENT_BYTES:
-            data = bytes(self._buf)
-            self._buf.clear()
-            self.events += 1
-            for rng in list(_SINKS):
-                rng.add(self.source_id, data)
+EVENT_BYTES = lifecycle.TIMING_BYTES
+#: Source ids run from EVENT_IDS to 255.
+_MAX_INDEX = 255 - EVENT_IDS
 
 
 def source(name: str) -> EventSource:
-    """The event source called ``name`` (the same object for the same name)."""
-    with _LOCK:
-        found = _SOURCES.get(name)
-        if found is None:
-            source_id = EVENT_IDS + len(_SOURCES)
-            if source_id > 255:
-                raise ValueError("too many event sources (at most 240)")
-            found = _SOURCES[name] = EventSource(name, source_id)
-        return found
+    """The runtime's timing stream called ``name`` (see :func:`unik.lifecycle.timings`)."""
+    found = lifecycle.timings(name)
+    if found.index > _MAX_INDEX:
+        raise ValueError(f"too many event sources (at most {_MAX_INDEX + 1})")
+    return found
+
+
+def _feed(stream: EventSource, data: bytes) -> None:
+    if stream.index <= _MAX_INDEX:
+        for rng in list(_SINKS):
+            rng.add(EVENT_IDS + stream.index, data)
 
 
 def attach(rng: Fortuna) -> None:
     """Send events to ``rng`` from now on."""
     _SINKS.add(rng)
+    lifecycle.subscribe_timings(_feed)
 
 
 def detach(rng: Fortuna) -> None:
     """Stop sending events to ``rng``."""
     _SINKS.discard(rng)
+    if not _SINKS:
+        lifecycle.unsubscribe_timings(_feed)

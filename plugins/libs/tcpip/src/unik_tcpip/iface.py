@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from unik import lifecycle
 from unik.devices import IPv4Config, Network, PollableNetwork, TxOffload
 from unik.errors import DeviceClosed, DeviceError
 
@@ -33,12 +34,8 @@ from .wire.tcp import TcpSegment
 
 log = logging.getLogger(__name__)
 
-try:  # frame arrival times feed unik-lib-entropy's pools when it is installed
-    from unik_entropy import events as _entropy_events
-except ImportError:  # pragma: no cover - the stack works without it
-    _rx_timing = None
-else:
-    _rx_timing = _entropy_events.source("tcpip.rx")
+#: Frame arrival times, for whoever subscribes to the runtime's timings (unik-lib-entropy's pools).
+_rx_timing = lifecycle.timings("tcpip.rx")
 
 #: Bytes an L4 builder leaves in front of its header for Ethernet and IPv4.
 HEADROOM = ETH_LEN + IP_LEN
@@ -292,8 +289,7 @@ class Interface:
 
     def receive_batch(self, frames: list[bytes]) -> None:
         """Process a batch of frames read together (and time its arrival for the entropy pools)."""
-        if _rx_timing is not None:
-            _rx_timing.tick(len(frames[0]) if frames else 0)
+        _rx_timing.tick(len(frames[0]) if frames else 0)
         receive = self.receive
         for frame in frames:
             receive(frame)
