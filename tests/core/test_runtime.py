@@ -264,3 +264,28 @@ def test_the_artifact_refuses_a_binding_to_a_device_it_does_not_have() -> None:
     with pytest.raises(BadKey, match=r"^--block: stroage=\.\.\.: this application has no device 'stroage' "
                                      r"\(did you mean 'storage'\?\) \(devices that take it: storage\)$"):
         runtime.parse_args(keys, ["--block", "stroage=a.img"], "app", takers)
+
+
+def test_one_switch_for_every_c_and_pure_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from unik import accel
+
+    (tmp_path / "unik_test_twin_c.py").write_text("NAME = 'c'\n")
+    (tmp_path / "unik_test_twin_py.py").write_text("NAME = 'pure'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("UNIK_PURE", raising=False)
+    seen: list[str] = []
+    pair = accel.twin("unik_test_twin_c", "unik_test_twin_py", lambda m: seen.append(m.NAME))
+    assert accel.twin("unik_test_twin_c", "unik_test_twin_py") is pair and accel.twins()["unik_test_twin_c"] is pair
+    assert pair.implementation() == "c" and seen == ["c"]
+    with accel.pure_twins():
+        assert pair.implementation() == "pure" and seen == ["c", "pure"]
+    assert pair.implementation() == "c" and seen == ["c", "pure", "c"]
+    try:
+        monkeypatch.setenv("UNIK_PURE", "1")
+        accel.use_pure(None)  # back to what UNIK_PURE says
+        assert pair.implementation() == "pure"
+        accel.use_pure(False)  # C even so: a parity test compares both
+        assert pair.implementation() == "c"
+    finally:
+        monkeypatch.undo()  # the environment this run began with, then every pair as it says
+        accel.use_pure(None)

@@ -82,7 +82,7 @@ def test_cutoffs_match_sp800_90b_table() -> None:
 
 @pytest.mark.parametrize("twin", TWINS, ids=lambda m: m.__name__)
 def test_stuck_source_is_rejected(twin: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("unik_entropy.health.impl", twin)
+    monkeypatch.setattr("unik_entropy.accel.impl", twin)  # what health.py reads
     stuck = Source("stuck", 9, 8.0, lambda n: b"\x2a" * n)
     rng = Fortuna(sources=[stuck])
     with pytest.raises(NotSeeded):

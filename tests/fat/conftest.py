@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +8,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import unik_fat._accel_py as pure_accel
-import unik_fat.fs as fat_fs
+from unik import accel as unik_accel
+from unik_fat import accel as fat_accel
 
 
 def _c_module() -> object | None:
@@ -22,13 +21,12 @@ def _c_module() -> object | None:
 
 
 @pytest.fixture(params=["c", "pure"])
-def accel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run the test with the C accelerator and with its pure-Python twin."""
-    if request.param == "c":
-        mod = _c_module()
-        if mod is None or os.environ.get("UNIK_PURE"):
-            pytest.skip("C accelerator not built (or UNIK_PURE set)")
-        monkeypatch.setattr(fat_fs, "accel", mod)
-    else:
-        monkeypatch.setattr(fat_fs, "accel", pure_accel)
-    yield request.param
+def accel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test with the C accelerator and with its pure-Python twin (switched by unik.accel)."""
+    if request.param == "c" and (_c_module() is None or unik_accel.pure()):
+        pytest.skip("C accelerator not built (or UNIK_PURE set)")
+    fat_accel.TWIN.select(request.param == "pure")
+    try:
+        yield request.param
+    finally:
+        fat_accel.TWIN.select(None)

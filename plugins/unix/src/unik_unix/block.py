@@ -39,7 +39,15 @@ from unik.errors import (
 __all__ = ["FileBlock", "INLINE_LIMIT", "backend"]
 
 #: The I/O functions in use: the C module, or the pure twin (``UNIK_PURE=1`` or no C).
-backend: ModuleType = accel.load("unik_unix._block", "unik_unix._block_pure")
+backend: ModuleType
+
+
+def _use_backend(module: ModuleType) -> None:
+    global backend
+    backend = module
+
+
+accel.twin("unik_unix._block", "unik_unix._block_pure", _use_backend)
 
 #: Requests larger than this many bytes run in a worker thread.
 INLINE_LIMIT = 128 * 1024

@@ -35,7 +35,15 @@ from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
 __all__ = ["TapNetwork", "backend", "parse_mac", "random_mac"]
 
 #: The data-path functions in use: the C module, or the pure twin.
-backend: ModuleType = accel.load("unik_unix._tap", "unik_unix._tap_pure")
+backend: ModuleType
+
+
+def _use_backend(module: ModuleType) -> None:
+    global backend
+    backend = module
+
+
+accel.twin("unik_unix._tap", "unik_unix._tap_pure", _use_backend)
 
 TUN_PATH = "/dev/net/tun"
 #: Plain ``--net`` mode words that mean "a TAP named after the device".

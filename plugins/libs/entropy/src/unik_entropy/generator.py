@@ -35,7 +35,15 @@ else:
         from hashlib import sha256
 
 #: ``unik_entropy._aesctr`` (libcrypto) when built and not disabled, else ``_aesctr_py``.
-aes: ModuleType = _accel.load("unik_entropy._aesctr", "unik_entropy._aesctr_py")
+aes: ModuleType
+
+
+def _use_aes(module: ModuleType) -> None:
+    global aes
+    aes = module
+
+
+_accel.twin("unik_entropy._aesctr", "unik_entropy._aesctr_py", _use_aes)
 
 BLOCK = 16
 KEY_SIZE = 32

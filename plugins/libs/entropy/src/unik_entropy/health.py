@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from unik.errors import DeviceError
 
-from .accel import impl
+from . import accel
 
 #: The false-alarm probability of both tests: 2^-20, as SP 800-90B recommends.
 ALPHA_LOG2 = 20
@@ -92,7 +92,7 @@ class HealthTest:
         """Test ``data``; raise :class:`SourceFailure` if this source is (or was) unhealthy."""
         if self.failed:
             raise SourceFailure(self.source, self.failed, "the source was disabled earlier")
-        code, index, *state = impl.health_scan(data, self._state, self.rct, self.apt, WINDOW)
+        code, index, *state = accel.impl.health_scan(data, self._state, self.rct, self.apt, WINDOW)
         self._state = (state[0], state[1], state[2], state[3], state[4])
         self.samples += len(data)
         if code == 1:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from unik import lifecycle
 
-from .accel import impl
+from . import accel
 from .health import HealthTest, SourceFailure
 
 GETRANDOM, RDSEED, RDRAND, JITTER, HWRNG = 1, 2, 3, 4, 5
@@ -144,12 +144,12 @@ def builtin_sources(*, hwrng: bool | None = None) -> list[Source]:
     found: list[Source] = []
     if hasattr(os, "getrandom") and not _sealed:
         found.append(Source("getrandom", GETRANDOM, 8.0, _getrandom, syscalls=True))
-    has_rdrand, has_rdseed = impl.cpu_features()
+    has_rdrand, has_rdseed = accel.impl.cpu_features()
     if has_rdseed:
-        found.append(Source("rdseed", RDSEED, 4.0, impl.rdseed))
+        found.append(Source("rdseed", RDSEED, 4.0, accel.impl.rdseed))
     if has_rdrand:
-        found.append(Source("rdrand", RDRAND, 2.0, impl.rdrand))
-    found.append(Source("jitter", JITTER, 0.5, impl.jitter))
+        found.append(Source("rdrand", RDRAND, 2.0, accel.impl.rdrand))
+    found.append(Source("jitter", JITTER, 0.5, accel.impl.jitter))
     if not _sealed and (hwrng or (hwrng is None and hwrng_present())):
         found.append(Source("hwrng", HWRNG, 4.0, _hwrng, syscalls=True))
     return found

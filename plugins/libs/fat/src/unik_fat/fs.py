@@ -26,8 +26,8 @@ from typing import Any
 from unik.devices import Block, FileStat
 from unik.errors import DeviceClosed
 
+from . import accel as _accel
 from . import formats as F
-from .accel import impl as accel
 from .cache import SectorCache
 from .errors import (
     BadBootSector,
@@ -160,7 +160,7 @@ class Volume:
         self.cache.on_pressure = self.sync
         self.fat_dirty: dict[int, None] = {}
         self.pending_free: list[int] = []
-        self.free = accel.count_free(fat, self.type, self.max_cluster)
+        self.free = _accel.impl.count_free(fat, self.type, self.max_cluster)
         self.next_free = 2
         self.fsinfo_dirty = False
         self.read_only = block.read_only
@@ -182,7 +182,7 @@ class Volume:
 
     def chain(self, first: int, what: str) -> list[int]:
         """The cluster chain from ``first``; :class:`BadChain` if it is broken."""
-        clusters, status = accel.walk_chain(self.fat, self.type, first, self.max_cluster)
+        clusters, status = _accel.impl.walk_chain(self.fat, self.type, first, self.max_cluster)
         if status:
             raise BadChain(f"the cluster chain of {what} (from cluster {first}) {_CHAIN_ERRORS[status]}")
         return list(clusters)
@@ -194,7 +194,7 @@ class Volume:
         if count > self.free:
             raise NoSpace(f"no space left: need {count} clusters, {self.free} free")
         hint = after + 1 if after else self.next_free
-        got: list[int] = accel.alloc(self.fat, self.type, hint, count, self.max_cluster)
+        got: list[int] = _accel.impl.alloc(self.fat, self.type, hint, count, self.max_cluster)
         if len(got) != count:
             raise NoSpace(f"no space left: need {count} clusters")
         w = self.bps * 2 // 3 if self.type == F.FAT12 else self.bps // (self.type // 8)
@@ -238,7 +238,7 @@ class Volume:
         end = offset + length
         while offset < end:
             ci = offset // cs
-            cj = accel.contiguous(clusters, ci, (end - 1) // cs)  # extend over adjacent clusters
+            cj = _accel.impl.contiguous(clusters, ci, (end - 1) // cs)  # extend over adjacent clusters
             run_start = ci * cs
             run_end = min((cj + 1) * cs, end)
             s0 = (offset - run_start) // self.bps
@@ -262,7 +262,7 @@ class Volume:
         pos, end = offset, offset + len(data)
         while pos < end:
             ci = pos // cs
-            cj = accel.contiguous(clusters, ci, (end - 1) // cs)
+            cj = _accel.impl.contiguous(clusters, ci, (end - 1) // cs)
             run_start = ci * cs
             run_end = min((cj + 1) * cs, end)
             s0 = (pos - run_start) // bps
@@ -701,7 +701,7 @@ class FatFileSystem:
         else:
             entry.name = alias(name, d.shorts, d.tails)
             entry.nt_res = 0
-            lfn = accel.lfn_entries(name.encode("utf-16-le"), F.lfn_checksum(entry.name))
+            lfn = _accel.impl.lfn_entries(name.encode("utf-16-le"), F.lfn_checksum(entry.name))
         n = len(lfn) // 32
         start = await self._take_slots(d, n + 1)
         for k in range(n):

@@ -1,7 +1,8 @@
 """The Internet checksum (RFC 1071, RFC 1624): C when built, else the pure twin.
 
-Callers use the module-level functions; :func:`use_pure` switches every caller at
-once (the tests run the stack both ways).  ``UNIK_PURE=1`` selects the twin at import.
+Callers use the module-level functions; :func:`use_pure` (or :func:`unik.accel.use_pure`)
+switches every caller at once (the tests run the stack both ways).  ``UNIK_PURE=1``
+selects the twin at import.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from unik import accel
 #: What the functions take (the same alias as the twin's, which is imported only when used).
 BytesLike = bytes | bytearray | memoryview
 
-_PURE = "unik_tcpip._checksum_py"
-_impl: ModuleType = accel.load("unik_tcpip._checksum", _PURE)
+_impl: ModuleType
+
+
+def _use(module: ModuleType) -> None:
+    global _impl
+    _impl = module
+
+
+#: The pair (:mod:`unik.accel`): C when built, else the pure twin.
+TWIN = accel.twin("unik_tcpip._checksum", "unik_tcpip._checksum_py", _use)
 
 __all__ = ["BytesLike", "checksum", "implementation", "pseudo_header_sum", "sum16", "update16", "use_pure"]
 
@@ -49,21 +58,15 @@ def pseudo_header_sum(src: bytes, dst: bytes, proto: int, length: int) -> int:
 
 def implementation() -> str:
     """``"c"`` or ``"pure"``: which one is in use."""
-    return "pure" if _impl.__name__ == _PURE else "c"
+    return TWIN.implementation()
 
 
 def use_pure(pure: bool) -> None:
-    """Select the pure twins (``True``) or the C modules (``False``, if built).
+    """Select the pure twins (``True``) or the default (``False``: C if built, unless ``UNIK_PURE``).
 
     Switches the frame fast paths (:mod:`unik_tcpip.fastpath`) too.
     """
-    global _impl
     from . import fastpath
 
-    fastpath.use_pure(pure)
-    if pure:
-        from . import _checksum_py
-
-        _impl = _checksum_py
-    else:
-        _impl = accel.load("unik_tcpip._checksum", _PURE)
+    for pair in (TWIN, fastpath.TWIN):
+        pair.select(True if pure else None)

@@ -3,8 +3,9 @@
 The interface tries :func:`tcp4_parse` on every received frame before the full parsers
 of :mod:`unik_tcpip.wire`; TCP builds its segments with :func:`tcp_segment` and the
 interface its IPv4 headers with :func:`ipv4_header`.  Callers use the module attributes
-(``fastpath.tcp4_parse(...)``), which :func:`use_pure` rebinds; ``UNIK_PURE=1`` selects
-the twin at import, and :func:`unik_tcpip.checksum.use_pure` switches both modules.
+(``fastpath.tcp4_parse(...)``), which a switch of the pair (:func:`use_pure`,
+:func:`unik.accel.use_pure`) rebinds; ``UNIK_PURE=1`` selects the twin at import, and
+:func:`unik_tcpip.checksum.use_pure` switches both modules.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["implementation", "ipv4_header", "tcp4_parse", "tcp_segment", "use_pure"]
 
-_PURE = "unik_tcpip._fastpath_py"
 _impl: ModuleType
 #: A named record (:class:`unik_tcpip._fastpath_py.Tcp4Fields`; in C a struct sequence of the same fields).
 tcp4_parse: Callable[[Any, bool], Tcp4Fields | None]
@@ -28,22 +28,21 @@ tcp_segment: Callable[..., bytearray]
 ipv4_header: Callable[..., None]
 
 
+def _use(module: ModuleType) -> None:
+    global _impl, tcp4_parse, tcp_segment, ipv4_header
+    _impl = module
+    tcp4_parse, tcp_segment, ipv4_header = module.tcp4_parse, module.tcp_segment, module.ipv4_header
+
+
+#: The pair (:mod:`unik.accel`); the twin is imported only when selected (one module less as a VM boots).
+TWIN = accel.twin("unik_tcpip._fastpath", "unik_tcpip._fastpath_py", _use)
+
+
 def implementation() -> str:
     """``"c"`` or ``"pure"``: which one is in use."""
-    return "pure" if _impl.__name__ == _PURE else "c"
+    return TWIN.implementation()
 
 
 def use_pure(pure: bool) -> None:
-    """Select the pure twin (``True``) or the C module (``False``, if built)."""
-    global _impl, tcp4_parse, tcp_segment, ipv4_header
-    if pure:
-        # Imported only when selected: with C in use, one module less to load as a VM boots.
-        from . import _fastpath_py
-
-        _impl = _fastpath_py
-    else:
-        _impl = accel.load("unik_tcpip._fastpath", _PURE)
-    tcp4_parse, tcp_segment, ipv4_header = _impl.tcp4_parse, _impl.tcp_segment, _impl.ipv4_header
-
-
-use_pure(accel.pure())
+    """Select the pure twin (``True``) or the default (``False``: C if built, unless ``UNIK_PURE``)."""
+    TWIN.select(True if pure else None)

@@ -20,7 +20,15 @@ from unik import accel
 from unik.devices import Buffer, NetworkStats, Offloads, TxOffload
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
 
-backend: ModuleType = accel.load("unik_vmimage._packet", "unik_vmimage._packet_pure")
+backend: ModuleType
+
+
+def _use_backend(module: ModuleType) -> None:
+    global backend
+    backend = module
+
+
+accel.twin("unik_vmimage._packet", "unik_vmimage._packet_pure", _use_backend)
 
 #: Ring geometry: 64 blocks of 64 KiB (4 MiB), 2 KiB frame slots; a block is handed over
 #: after at most 2 ms even when not full, so latency stays low.

@@ -20,7 +20,15 @@ HWRNG = "/dev/hwrng"
 #: /dev/hwrng cannot be polled: a read that finds no data yet (EAGAIN) is retried after
 #: these many seconds, doubling up to the cap (virtio-rng answers within a millisecond).
 RETRY_FIRST_S, RETRY_MAX_S = 0.0005, 0.05
-rdrand: ModuleType = accel.load("unik_vmimage._rdrand", "unik_vmimage._rdrand_pure")
+rdrand: ModuleType
+
+
+def _use_rdrand(module: ModuleType) -> None:
+    global rdrand
+    rdrand = module
+
+
+accel.twin("unik_vmimage._rdrand", "unik_vmimage._rdrand_pure", _use_rdrand)
 
 
 class VirtioEntropy:
