@@ -57,8 +57,8 @@ def sh(*args: str) -> None:
 async def one_configuration(mtu: int, tries: int, config: Any) -> dict[str, Any]:
     """``tries`` downloads over a fresh namespace and TAP with ``config``; times and counters."""
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
+    from unik_fdio.tap import TapNetwork
     from unik_tcpip.stack import TcpipStack
-    from unik_unix.tap import TapNetwork
 
     ns, ifname = f"unik-tail-{os.getpid()}-{secrets.token_hex(2)}", f"ukt{secrets.token_hex(4)}"
     body = os.urandom(SIZE)

@@ -321,9 +321,9 @@ def http_app() -> Any:
 async def unik_figures(quick: bool, offload: bool, rounds: int) -> dict[str, Any]:
     """Bulk both ways, then HTTP: wrk alternates ``rounds`` times between unik and asyncio."""
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
+    from unik_fdio.tap import TapNetwork
     from unik_tcpip.stack import TcpipStack
     from unik_unix.socket_stack import SocketStack
-    from unik_unix.tap import TapNetwork
 
     ns = f"unik-bench-{secrets.token_hex(3)}"
     ifname = f"ukb{secrets.token_hex(4)}"

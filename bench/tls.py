@@ -95,8 +95,8 @@ async def serve(mode: str, port: int, cert: str, key: str, tap: str | None) -> N
         stack: Any = await SocketStack.connect("127.0.0.1/8")
     else:
         from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
+        from unik_fdio.tap import TapNetwork
         from unik_tcpip.stack import TcpipStack
-        from unik_unix.tap import TapNetwork
 
         network = await TapNetwork.connect("service", tap, offload=True, create=True)
         print("tap", flush=True)

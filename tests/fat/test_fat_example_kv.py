@@ -22,7 +22,7 @@ def _unik(cwd: Path, *args: str) -> str:
 
 
 def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
-    pytest.importorskip("unik_unix.block", reason="the unix target's FileBlock is not installed")
+    pytest.importorskip("unik_fdio.block", reason="unik-lib-fdio's FileBlock is not installed")
     app = tmp_path / "kv"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
     with open(app / "disk.img", "wb") as f:
@@ -41,7 +41,7 @@ def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
 
 
 def test_kv_example_answers_mistakes_in_one_line(tmp_path: Path) -> None:
-    pytest.importorskip("unik_unix.block", reason="the unix target's FileBlock is not installed")
+    pytest.importorskip("unik_fdio.block", reason="unik-lib-fdio's FileBlock is not installed")
     app = tmp_path / "kv"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
     with open(app / "disk.img", "wb") as f:

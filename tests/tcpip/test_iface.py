@@ -351,7 +351,7 @@ def test_a_network_without_the_fast_path_is_visibly_slow(caplog: pytest.LogCaptu
 
 def test_the_vm_packet_ring_declares_the_fast_path() -> None:
     from unik.devices import PollableNetwork
-    from unik_vmimage.guest.network import PacketNetwork
+    from unik_fdio.packet import PacketNetwork
 
     class Ring:
         def __init__(self) -> None:

@@ -37,9 +37,9 @@ def _unavailable() -> str | None:
     if problem:
         return problem
     try:
-        import unik_unix.tap  # noqa: F401
+        import unik_fdio.tap  # noqa: F401
     except ImportError:
-        return "needs unik-target-unix (unik_unix.tap.TapNetwork)"
+        return "needs unik-lib-fdio (unik_fdio.tap.TapNetwork)"
     return None
 
 
@@ -158,7 +158,7 @@ async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, of
                      mtu: int | None = None, **kw: Any) -> AsyncIterator[TcpipStack]:
     """unik's stack on a new TAP (with virtio-net offloads if asked) whose kernel side sits in ``ns``."""
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
-    from unik_unix.tap import TapNetwork
+    from unik_fdio.tap import TapNetwork
 
     network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload, create=True)
     if mtu is not None:  # a TAP it creates has the kernel's default MTU: lower both sides
@@ -403,7 +403,7 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace, offload: bool
 @needs("dnsmasq")
 def test_dhcp_lease_and_renewal_from_dnsmasq(netns: Namespace, tmp_path: Path) -> None:
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
-    from unik_unix.tap import TapNetwork
+    from unik_fdio.tap import TapNetwork
 
     async def main() -> None:
         network = await TapNetwork.connect("service", netns.ifname, create=True)

@@ -12,8 +12,8 @@ from unik.errors import BadKey, DeviceClosed
 from unik.keys import KeyValues
 from unik.posix import GetrandomEntropy, GetrandomRandom, PosixMonotonicClock, PosixSleep, PosixWallClock
 from unik.provider import Request
+from unik_fdio.console import StdoutConsole
 from unik_unix import providers
-from unik_unix.console import StdoutConsole
 
 
 def test_console_writes_lines_and_bytes(capfd: pytest.CaptureFixture[str]) -> None:

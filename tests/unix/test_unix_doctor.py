@@ -59,7 +59,7 @@ def test_the_real_host(capfd: pytest.CaptureFixture[str]) -> None:
     out = capfd.readouterr().out.splitlines()
     assert out[0] == "unix:"
     assert any(line.startswith("  [ok] Python >= 3.10 (runs the .pyz): ") for line in out)
-    assert any("C accelerators of unik-target-unix (_tap, _block)" in line for line in out)
+    assert any("C accelerators of unik-lib-fdio (_tap, _block)" in line for line in out)
     if os.geteuid() == 0:
         assert "  [ok] CAP_NET_ADMIN (creating TAP devices for --net DEVICE=TAP): held: TAP devices can be " \
                "created and set up" in out

@@ -34,7 +34,7 @@ def test_fresh_venv_installs_from_wheels_alone_and_runs_hello(wheelhouse: Wheelh
     assert installed["unik-core"] == version_of(wheelhouse.core)
     assert installed["unik-target-unix"] == version_of(wheelhouse.unix)
     # Installed from the wheels, not from this checkout's sources, C accelerators included.
-    where = run([py, "-c", "import unik, unik_unix._block as b; print(unik.__file__); print(b.__file__)"],
+    where = run([py, "-c", "import unik, unik_fdio._block as b; print(unik.__file__); print(b.__file__)"],
                 env=env, cwd=tmp_path).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
     assert where[1].endswith(".so")
@@ -69,13 +69,14 @@ def test_fresh_venv_builds_an_application_offline_with_build_from_the_wheelhouse
     assert proc.stdout.splitlines() == ["hello"] * 4
 
 
-def test_unix_wheel_is_manylinux_with_its_c_extensions(wheelhouse: Wheelhouse) -> None:
+def test_fdio_wheel_is_manylinux_with_its_c_extensions(wheelhouse: Wheelhouse) -> None:
     assert wheelhouse.core.name.endswith("-py3-none-any.whl")
-    shown = " ".join(run([sys.executable, "-m", "auditwheel", "show", wheelhouse.unix]).stdout.split())
+    assert wheelhouse.unix.name.endswith("-py3-none-any.whl")  # its C data paths are unik-lib-fdio's
+    shown = " ".join(run([sys.executable, "-m", "auditwheel", "show", wheelhouse.fdio]).stdout.split())
     tag = re.search(r'is consistent with the following platform tag: "(manylinux_[^"]+)"', shown)
     assert tag, shown
-    assert tag.group(1) in wheelhouse.unix.name  # the repaired tag is the one auditwheel vouches for
-    with zipfile.ZipFile(wheelhouse.unix) as zf:
+    assert tag.group(1) in wheelhouse.fdio.name  # the repaired tag is the one auditwheel vouches for
+    with zipfile.ZipFile(wheelhouse.fdio) as zf:
         names = zf.namelist()
-    for ext in ("_tap", "_block"):
-        assert any(re.fullmatch(rf"unik_unix/{ext}\.cpython-[^/]+\.so", n) for n in names), names
+    for ext in ("_tap", "_block", "_packet"):
+        assert any(re.fullmatch(rf"unik_fdio/{ext}\.cpython-[^/]+\.so", n) for n in names), names

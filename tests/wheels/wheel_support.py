@@ -1,8 +1,8 @@
 """Helpers for the wheel tests: a wheelhouse of this checkout, built once and cached.
 
-The wheelhouse (the core's and the unix plugin's wheels plus their third-party
-dependencies and setuptools, made by ``tools/wheelhouse.py``, as ``make wheels`` does)
-lives in ``build/test-wheelhouse/<digest>/``, where the digest covers the sources it is
+The wheelhouse (the wheels of the core, unik-lib-fdio and the unix plugin, plus their
+third-party dependencies and setuptools, made by ``tools/wheelhouse.py``, as ``make
+wheels`` does) lives in ``build/test-wheelhouse/<digest>/``, where the digest covers the sources it is
 built from and the Python version.  A file lock makes concurrent pytest-xdist workers
 build it once; a changed source tree gets a new directory, and directories unused for
 an hour are removed.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DISTS = ("core", "plugins/unix")
+DISTS = ("core", "plugins/libs/fdio", "plugins/unix")
 TOOL = REPO / "tools" / "wheelhouse.py"
 CACHE = REPO / "build" / "test-wheelhouse"
 _SKIP_DIRS = {"build", "dist", "_build", "__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -37,6 +37,7 @@ class Wheelhouse:
 
     path: Path
     core: Path
+    fdio: Path
     unix: Path
 
 
@@ -56,8 +57,9 @@ def _source_digest() -> str:
 
 def _ours(path: Path) -> Wheelhouse:
     (core,) = path.glob("unik_core-*.whl")
+    (fdio,) = path.glob("unik_lib_fdio-*.whl")
     (unix,) = path.glob("unik_target_unix-*.whl")
-    return Wheelhouse(path, core, unix)
+    return Wheelhouse(path, core, fdio, unix)
 
 
 def cached_wheelhouse() -> Wheelhouse:

@@ -6,7 +6,7 @@ device request, picks the one with the highest ``priority``, and asks it to
 :meth:`~Provider.configure` the device: which options to pass to the implementation's
 ``connect``, which keys to read at run time, which files to bake into the artifact.
 Providers are never imported into the running application: ``implementation`` names
-the class (``"unik_unix.console:StdoutConsole"``) that the generated ``main.py`` imports.
+the class (``"unik_fdio.console:StdoutConsole"``) that the generated ``main.py`` imports.
 """
 
 from __future__ import annotations

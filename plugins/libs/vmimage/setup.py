@@ -32,7 +32,6 @@ class BuildPyWithInit(build_py):
 setup(
     cmdclass={"build_py": BuildPyWithInit},
     ext_modules=[
-        Extension("unik_vmimage._packet", ["src/unik_vmimage/_packet.c"], extra_compile_args=EXT_CFLAGS),
         Extension("unik_vmimage._rdrand", ["src/unik_vmimage/_rdrand.c"], extra_compile_args=EXT_CFLAGS),
     ],
 )

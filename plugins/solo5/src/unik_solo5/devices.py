@@ -1,9 +1,9 @@
-"""The devices the spt tender opened, and how they reach the unix target's implementations.
+"""The devices the spt tender opened, and how they reach unik-lib-fdio's devices.
 
 The tender (``unik-spt``) opens the TAP and block files before Python starts and
 describes them in ``UNIK_SPT_DEVICES``; :func:`handed` parses that.  The devices are
-the unix target's own :class:`~unik_unix.tap.TapNetwork` and
-:class:`~unik_unix.block.FileBlock`, which adopt an open descriptor (``fd=``): the spt
+unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork` and
+:class:`~unik_fdio.block.FileBlock` (the unix target's too), which adopt an open descriptor (``fd=``): the spt
 providers bind their ``fd``, ``mtu``/``net_mac`` and ``size`` options to per-device keys,
 and :func:`key_args` gives those keys the tender's values before the application
 starts.  Given all of them, adopting a device makes no system call, so it works under

@@ -3,9 +3,9 @@
 The guest runtime serves reads and writes of that descriptor with the net hypercalls
 (one frame each, behind virtio-net's 12-byte header, as the monitor opened the TAP
 with ``IFF_VNET_HDR``), its readiness with the poll hypercall, and its MTU and MAC with
-``SIOCGIFMTU``/``SIOCGIFHWADDR``; the unix target's :class:`~unik_unix.tap.TapNetwork`
+``SIOCGIFMTU``/``SIOCGIFHWADDR``; unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork`
 adopts it, without offloads.  A block device's reads, writes and flushes are the block
-hypercalls; the unix target's :class:`~unik_unix.block.FileBlock` adopts it, every request
+hypercalls; unik-lib-fdio's :class:`~unik_fdio.block.FileBlock` adopts it, every request
 on the loop's thread (no threads in the guest).
 """
 
@@ -17,8 +17,8 @@ import struct
 import sys
 
 from unik.errors import DeviceUnavailable
-from unik_unix.block import FileBlock
-from unik_unix.tap import TapNetwork
+from unik_fdio.block import FileBlock
+from unik_fdio.tap import TapNetwork
 
 SIOCGIFMTU = 0x8921
 SIOCGIFHWADDR = 0x8927
@@ -42,7 +42,7 @@ class HvtNetwork:
 
 
 class HvtBlock:
-    """Connects a :class:`~unik_unix.block.FileBlock` over the guest runtime's block device."""
+    """Connects a :class:`~unik_fdio.block.FileBlock` over the guest runtime's block device."""
 
     @classmethod
     async def connect(cls, name: str, path: str | None = None, file: str | None = None, read_only: bool = False,

@@ -2,9 +2,9 @@
 
 The console is standard output (the console hypercall), the clocks are
 ``clock_gettime`` (the clock hypercall) and sleep is asyncio's timers (``epoll_wait``
-on the poll hypercall): the unix target's implementations, unchanged, over hvt's
-Linux-syscall shim.  The network is the unix target's TapNetwork over the runtime's
-network device (:mod:`unik_solo5.hvt_net`), the block device the unix target's FileBlock over
+on the poll hypercall): unik-lib-fdio's console and the core's POSIX devices, unchanged, over hvt's
+Linux-syscall shim.  The network is unik-lib-fdio's TapNetwork over the runtime's
+network device (:mod:`unik_solo5.hvt_net`), the block device its FileBlock over
 the runtime's block device.
 """
 
@@ -28,7 +28,7 @@ class Console(_Hvt):
 
     PLUGIN_NAME = "hvt.console"
     kind = "console"
-    implementation = "unik_unix.console:StdoutConsole"
+    implementation = "unik_fdio.console:StdoutConsole"
     description = "the monitor's standard output"
 
 

@@ -1,9 +1,10 @@
-"""Device providers of the spt target: the unix target's implementations, sandbox-ready.
+"""Device providers of the spt target: unik-lib-fdio's devices, sandbox-ready.
 
-Console, clocks and sleep are the unix target's classes as they are (they use only
-calls the policy admits: write, clock_gettime, epoll_wait).  The network and block
-devices are the unix target's :class:`~unik_unix.tap.TapNetwork` and
-:class:`~unik_unix.block.FileBlock` adopting the descriptors the tender opened (see
+The console (unik-lib-fdio's), clocks and sleep (the core's) are the unix target's
+classes as they are (they use only calls the policy admits: write, clock_gettime,
+epoll_wait).  The network and block
+devices are unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork` and
+:class:`~unik_fdio.block.FileBlock` adopting the descriptors the tender opened (see
 :mod:`unik_solo5.devices`).  ``random`` and ``entropy`` come from unik-lib-entropy:
 Fortuna, seeded before the filter from every source (getrandom included) and fed
 after it by RDSEED, RDRAND, CPU jitter and event timing, which need no system call.
@@ -81,7 +82,7 @@ class Console(_Spt):
 
     PLUGIN_NAME = "spt.console"
     kind = "console"
-    implementation = "unik_unix.console:StdoutConsole"
+    implementation = "unik_fdio.console:StdoutConsole"
     description = "standard output"
 
 
@@ -113,11 +114,11 @@ class Sleep(_Spt):
 
 
 class Block(_Spt):
-    """A block file the tender opened (BLOCK_BASIC), adopted by the unix target's FileBlock."""
+    """A block file the tender opened (BLOCK_BASIC), adopted by unik-lib-fdio's FileBlock."""
 
     PLUGIN_NAME = "spt.block"
     kind = "block"
-    implementation = "unik_unix.block:FileBlock"
+    implementation = "unik_fdio.block:FileBlock"
     description = "a file opened by the tender (--block:NAME=FILE), pread/pwrite in C on the loop's thread"
     keys = (BLOCK, FD, SIZE)
     options = BLOCK_OPTIONS
@@ -136,11 +137,11 @@ class Block(_Spt):
 
 
 class Tap(_Spt):
-    """A TAP the tender opened (NET_BASIC), adopted by the unix target's TapNetwork."""
+    """A TAP the tender opened (NET_BASIC), adopted by unik-lib-fdio's TapNetwork."""
 
     PLUGIN_NAME = "spt.tap"
     kind = "network"
-    implementation = "unik_unix.tap:TapNetwork"
+    implementation = "unik_fdio.tap:TapNetwork"
     description = "a TAP opened by the tender (--net:NAME=TAP), batched reads and writev in C"
     keys = (NET, FD, MTU, NET_MAC)
 

@@ -26,6 +26,6 @@ def doctor_checks(root: Path = Path("/")) -> list[Check]:
               f"{sys.executable} {version}", fix="apt-get install python3"),
         tun_device("TAP networking: --net DEVICE=TAP", root),
         tap_privilege("creating TAP devices for --net DEVICE=TAP", root),
-        accelerators(["unik_unix._tap", "unik_unix._block"], "unik-target-unix"),
+        accelerators(["unik_fdio._tap", "unik_fdio._block"], "unik-lib-fdio"),
     ]
     return checks

@@ -57,7 +57,7 @@ class Console(_Unix):
 
     PLUGIN_NAME = "unix.console"
     kind = "console"
-    implementation = "unik_unix.console:StdoutConsole"
+    implementation = "unik_fdio.console:StdoutConsole"
     description = "standard output"
 
 
@@ -113,7 +113,7 @@ class Block(_Unix):
 
     PLUGIN_NAME = "unix.file-block"
     kind = "block"
-    implementation = "unik_unix.block:FileBlock"
+    implementation = "unik_fdio.block:FileBlock"
     description = "a file as a disk (pread/pwrite in C)"
     keys = (BLOCK,)
     options = BLOCK_OPTIONS
@@ -131,7 +131,7 @@ class Tap(_Unix):
 
     PLUGIN_NAME = "unix.tap"
     kind = "network"
-    implementation = "unik_unix.tap:TapNetwork"
+    implementation = "unik_fdio.tap:TapNetwork"
     description = "a TAP device (TUNSETIFF, IFF_VNET_HDR offloads, batched reads in C)"
     keys = (NET,)
     options = (Option("offload", "negotiate checksum/TSO/GRO offloads with the host", "bool", default=True),)

@@ -40,7 +40,7 @@ def tap_names(devices: list[dict[str, Any]], keys: KeyValues) -> dict[str, str]:
     """The TAP of each network device on a TAP (``auto`` for one the runner creates).
 
     ``devices`` are the manifest's (``name``, ``provider``); a plain ``--net=tap`` means
-    the TAP named after the device, as :class:`~unik_unix.tap.TapNetwork` reads it.
+    the TAP named after the device, as :class:`~unik_fdio.tap.TapNetwork` reads it.
     """
     out: dict[str, str] = {}
     for d in devices:

@@ -164,7 +164,7 @@ class Network(_Virtio):
 
     PLUGIN_NAME = "virtio.virtio-net"
     kind = "network"
-    implementation = "unik_vmimage.guest.network:PacketNetwork"
+    implementation = "unik_fdio.packet:PacketNetwork"
     description = ("a virtio-net NIC on QEMU's user network or a host TAP (--net DEVICE=user|TAP|auto), "
                    "through a TPACKET_V3 ring (C)")
     keys = (NET,)

@@ -152,7 +152,7 @@ class Network(_Xen):
 
     PLUGIN_NAME = "xen.netfront"
     kind = "network"
-    implementation = "unik_vmimage.guest.network:PacketNetwork"
+    implementation = "unik_fdio.packet:PacketNetwork"
     description = ("a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), "
                    "through a TPACKET_V3 ring")
     keys = (NET,)

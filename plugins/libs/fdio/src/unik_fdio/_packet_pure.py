@@ -1,4 +1,4 @@
-"""Pure-Python twin of :mod:`unik_vmimage._packet`: the same API over plain ``recv``.
+"""Pure-Python twin of :mod:`unik_fdio._packet`: the same API over plain ``recv``.
 
 Used with ``UNIK_PURE=1`` or when the C module is not built.  There is no shared ring:
 each :meth:`Ring.read` receives frames one system call at a time.

@@ -35,8 +35,8 @@ from unik import accel
 from unik.devices import Network, NetworkStats, Offloads, TxOffload
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
 from unik.testing import network_namespace, tap_unavailable
-from unik_unix import tap as tap_mod
-from unik_unix.tap import TapNetwork, random_mac
+from unik_fdio import tap as tap_mod
+from unik_fdio.tap import TapNetwork, random_mac
 
 T = TypeVar("T")
 VNET = 12
@@ -53,7 +53,7 @@ def run(coro: Awaitable[T], timeout: float = 20) -> T:
 @pytest.fixture(params=["c", "pure"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The data-path module under test, also the one TapNetwork.connect uses."""
-    name = "unik_unix._tap" if request.param == "c" else "unik_unix._tap_pure"
+    name = "unik_fdio._tap" if request.param == "c" else "unik_fdio._tap_pure"
     module = importlib.import_module(name)
     monkeypatch.setattr(tap_mod, "backend", module)
     return module
@@ -115,16 +115,16 @@ def vnet_header(flags: int = 0, gso: int = 0, hdr_len: int = 0, gso_size: int = 
 def test_c_module_is_loaded_without_unik_pure(monkeypatch: pytest.MonkeyPatch) -> None:
     pure_run = accel.pure()
     monkeypatch.delenv("UNIK_PURE", raising=False)
-    module = accel.load("unik_unix._tap", "unik_unix._tap_pure")
-    assert module.__name__ == "unik_unix._tap"
+    module = accel.load("unik_fdio._tap", "unik_fdio._tap_pure")
+    assert module.__name__ == "unik_fdio._tap"
     assert module.__file__ is not None and module.__file__.endswith(".so")
     if not pure_run:
         assert tap_mod.backend is module
 
 
 def test_twins_agree_on_names_and_constants() -> None:
-    c = importlib.import_module("unik_unix._tap")
-    pure = importlib.import_module("unik_unix._tap_pure")
+    c = importlib.import_module("unik_fdio._tap")
+    pure = importlib.import_module("unik_fdio._tap_pure")
     public = {n for n in dir(c) if not n.startswith("_")}
     assert {"read_frames", "write_frame", "complete_checksum", "internet_checksum"} <= public
     assert public <= set(dir(pure))
@@ -138,8 +138,8 @@ def test_twins_agree_on_names_and_constants() -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=300))
 def test_internet_checksum_matches_reference(data: bytes) -> None:
-    c = importlib.import_module("unik_unix._tap")
-    pure = importlib.import_module("unik_unix._tap_pure")
+    c = importlib.import_module("unik_fdio._tap")
+    pure = importlib.import_module("unik_fdio._tap_pure")
     expected = reference_checksum(data)
     assert c.internet_checksum(data) == expected
     assert pure.internet_checksum(bytearray(data)) == expected

@@ -1,12 +1,11 @@
-"""The NIC of a unik VM as a :class:`unik.devices.Network`: an AF_PACKET TPACKET_V3 ring.
+"""A NIC of the kernel unik runs on as a :class:`unik.devices.Network`: an AF_PACKET TPACKET_V3 ring.
 
-The init brings the interface up without an IP address, so the guest kernel's IP stack
-never answers; unik's TCP/IP stack sees every frame through the ring
-(:mod:`unik_vmimage._packet`, or its twin with ``UNIK_PURE=1``) and sends with
-``send(2)``.  Offloads are not offered.  :class:`PacketNetwork` is a
+The VM targets' guests read their NIC (virtio-net, Xen's netfront) this way.  The init
+brings the interface up without an IP address, so the guest kernel's IP stack never
+answers; unik's TCP/IP stack sees every frame through the ring (:mod:`unik_fdio._packet`,
+or its twin with ``UNIK_PURE=1``) and sends with ``send(2)``.  Offloads are not offered.  :class:`PacketNetwork` is a
 :class:`unik.devices.PollableNetwork`: the stack polls the ring's descriptor and takes
-its frames in batches, the same fast path as the unix target's TAP (Xen's netfront is
-read through the same ring).
+its frames in batches, the same fast path as :class:`unik_fdio.tap.TapNetwork`.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ def _use_backend(module: ModuleType) -> None:
     backend = module
 
 
-accel.twin("unik_vmimage._packet", "unik_vmimage._packet_pure", _use_backend)
+accel.twin("unik_fdio._packet", "unik_fdio._packet_pure", _use_backend)
 
 #: Ring geometry: 64 blocks of 64 KiB (4 MiB), 2 KiB frame slots; a block is handed over
 #: after at most 2 ms even when not full, so latency stays low.

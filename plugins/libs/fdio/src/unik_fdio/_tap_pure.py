@@ -1,4 +1,4 @@
-"""Pure-Python twin of :mod:`unik_unix._tap` (selected by ``UNIK_PURE=1``).
+"""Pure-Python twin of :mod:`unik_fdio._tap` (selected by ``UNIK_PURE=1``).
 
 Same functions, results and exceptions as the C module.  The constants are those of
 the kernel's uapi headers; the ioctl numbers use the generic ``_IOC`` encoding of

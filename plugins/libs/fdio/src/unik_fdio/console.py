@@ -1,4 +1,4 @@
-"""The console on Unix: standard output."""
+"""A console on standard output (unix, spt and hvt: the monitor's console hypercall serves it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 /*
- * unik_vmimage._packet: an AF_PACKET TPACKET_V3 memory-mapped receive ring bound to
+ * unik_fdio._packet: an AF_PACKET TPACKET_V3 memory-mapped receive ring bound to
  * one NIC, for unik's own TCP/IP stack inside a VM (pure twin: _packet_pure.py).
  *
  * The kernel fills blocks of frames in a ring shared with us; a block whose status has
@@ -277,7 +277,7 @@ static PyMethodDef ring_methods[] = {
 
 static PyTypeObject RingType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "unik_vmimage._packet.Ring",
+    .tp_name = "unik_fdio._packet.Ring",
     .tp_basicsize = sizeof(Ring),
     .tp_dealloc = (destructor)ring_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -292,7 +292,7 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "unik_vmimage._packet", "AF_PACKET TPACKET_V3 rings (C).", -1, module_methods,
+    PyModuleDef_HEAD_INIT, "unik_fdio._packet", "AF_PACKET TPACKET_V3 rings (C).", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };
 

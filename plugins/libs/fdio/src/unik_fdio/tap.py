@@ -5,7 +5,7 @@ the fd behind a 12-byte virtio-net header that carries checksum and segmentation
 offload instructions.  The control plane (``TUNSETIFF``, offloads, bringing the link
 up) is a few ``ioctl`` calls here; the data path — draining a batch of frames in one
 call, completing partial checksums, sending header and frame with one ``writev`` — is
-C (:mod:`unik_unix._tap`, twin :mod:`unik_unix._tap_pure` with ``UNIK_PURE=1``).
+C (:mod:`unik_fdio._tap`, twin :mod:`unik_fdio._tap_pure` with ``UNIK_PURE=1``).
 
 The link is brought up without an IP address: the host's IP stack has nothing to do
 with unik's, which owns the frames.  The unik side gets its own locally administered
@@ -43,7 +43,7 @@ def _use_backend(module: ModuleType) -> None:
     backend = module
 
 
-accel.twin("unik_unix._tap", "unik_unix._tap_pure", _use_backend)
+accel.twin("unik_fdio._tap", "unik_fdio._tap_pure", _use_backend)
 
 TUN_PATH = "/dev/net/tun"
 #: Plain ``--net`` mode words that mean "a TAP named after the device".

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.root
 
 SCRIPT = r'''
 import asyncio, socket, sys
-from unik_vmimage.guest import network
-print(network.backend.__name__)
+from unik_fdio import packet
+print(packet.backend.__name__)
 peer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
 peer.bind(("vb", 0x88B5))
 peer.settimeout(5)
@@ -22,7 +22,7 @@ peer_mac = open("/sys/class/net/vb/address").read().strip()
 
 async def main():
     mac = open("/sys/class/net/va/address").read().strip()
-    nic = await network.PacketNetwork.connect("uplink", mac)
+    nic = await packet.PacketNetwork.connect("uplink", mac)
     assert nic.ifname == "va" and nic.mtu == 1500, (nic.ifname, nic.mtu)
     for i in range(100):  # more frames than one read returns, fewer than the ring holds
         peer.send(nic.mac + bytes.fromhex(peer_mac.replace(":", "")) + b"\x88\xb5" + i.to_bytes(2, "big") * 23)
@@ -74,5 +74,5 @@ def test_ring_receives_in_order_and_sends(veth: str, pure: str) -> None:
                           capture_output=True, text=True, timeout=60, env=dict(os.environ, UNIK_PURE=pure))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     backend, result = proc.stdout.split()[0], proc.stdout.split()[1]
-    assert backend == ("unik_vmimage._packet_pure" if pure == "1" else "unik_vmimage._packet")
+    assert backend == ("unik_fdio._packet_pure" if pure == "1" else "unik_fdio._packet")
     assert result == "ok"

@@ -1,8 +1,8 @@
 """A file (or a host block device) as a unik :class:`unik.devices.Block`.
 
 Sectors map to byte offsets ``sector * sector_size``; every request is one
-positioned read or write done entirely in C (:mod:`unik_unix._block`, or its twin
-:mod:`unik_unix._block_pure` with ``UNIK_PURE=1``).  Requests up to
+positioned read or write done entirely in C (:mod:`unik_fdio._block`, or its twin
+:mod:`unik_fdio._block_pure` with ``UNIK_PURE=1``).  Requests up to
 :data:`INLINE_LIMIT` bytes run on the event loop's thread — a page-cache hit takes
 microseconds, less than a hop to a worker thread — and larger ones, as well as
 ``flush``, run in the default executor with the GIL released.
@@ -47,7 +47,7 @@ def _use_backend(module: ModuleType) -> None:
     backend = module
 
 
-accel.twin("unik_unix._block", "unik_unix._block_pure", _use_backend)
+accel.twin("unik_fdio._block", "unik_fdio._block_pure", _use_backend)
 
 #: Requests larger than this many bytes run in a worker thread.
 INLINE_LIMIT = 128 * 1024

@@ -1,5 +1,5 @@
 /*
- * unik_unix._block: whole-request positioned I/O for FileBlock.
+ * unik_fdio._block: whole-request positioned I/O for FileBlock.
  *
  * Each function does a complete request in one call: it loops over short reads and
  * writes, retries on EINTR (after giving Python a chance to run signal handlers) and
@@ -324,8 +324,8 @@ static PyMethodDef block_methods[] = {
 
 static struct PyModuleDef block_module = {
     PyModuleDef_HEAD_INIT,
-    "unik_unix._block",
-    "Whole-request pread/pwrite loops for FileBlock (C; twin: unik_unix._block_pure).",
+    "unik_fdio._block",
+    "Whole-request pread/pwrite loops for FileBlock (C; twin: unik_fdio._block_pure).",
     -1,
     block_methods,
     NULL,

@@ -1,4 +1,4 @@
-"""Pure-Python twin of :mod:`unik_unix._block` (selected by ``UNIK_PURE=1``).
+"""Pure-Python twin of :mod:`unik_fdio._block` (selected by ``UNIK_PURE=1``).
 
 Same functions, same results, same exceptions: :class:`OSError` when a system call
 fails, :class:`EOFError` when the file ends before a read is satisfied.  ``os.pread``

@@ -1,5 +1,5 @@
 /*
- * unik_unix._tap: the data path of TapNetwork, a Linux TAP device opened with
+ * unik_fdio._tap: the data path of TapNetwork, a Linux TAP device opened with
  * IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, so every frame read or written is preceded by a
  * 12-byte virtio-net header (TUNSETVNETHDRSZ 12).
  *
@@ -274,8 +274,8 @@ static PyMethodDef tap_methods[] = {
 
 static struct PyModuleDef tap_module = {
     PyModuleDef_HEAD_INIT,
-    "unik_unix._tap",
-    "The TAP data path for TapNetwork (C; twin: unik_unix._tap_pure).",
+    "unik_fdio._tap",
+    "The TAP data path for TapNetwork (C; twin: unik_fdio._tap_pure).",
     -1,
     tap_methods,
     NULL,

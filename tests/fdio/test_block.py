@@ -27,8 +27,8 @@ from unik.errors import (
     ReadOnlyDevice,
     UnsupportedOperation,
 )
-from unik_unix import block as block_mod
-from unik_unix.block import INLINE_LIMIT, FileBlock
+from unik_fdio import block as block_mod
+from unik_fdio.block import INLINE_LIMIT, FileBlock
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def run(coro: Awaitable[T]) -> T:
 @pytest.fixture(params=["c", "pure"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The I/O module under test, also installed as the one FileBlock.connect uses."""
-    name = "unik_unix._block" if request.param == "c" else "unik_unix._block_pure"
+    name = "unik_fdio._block" if request.param == "c" else "unik_fdio._block_pure"
     module = importlib.import_module(name)
     monkeypatch.setattr(block_mod, "backend", module)
     return module
@@ -74,8 +74,8 @@ def connect(path: Path | str, **kw: Any) -> FileBlock:
 def test_c_module_is_loaded_without_unik_pure(monkeypatch: pytest.MonkeyPatch) -> None:
     pure_run = accel.pure()  # the whole suite may run with UNIK_PURE=1
     monkeypatch.delenv("UNIK_PURE", raising=False)
-    module = accel.load("unik_unix._block", "unik_unix._block_pure")
-    assert module.__name__ == "unik_unix._block"
+    module = accel.load("unik_fdio._block", "unik_fdio._block_pure")
+    assert module.__name__ == "unik_fdio._block"
     assert module.__file__ is not None
     assert module.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
     if not pure_run:  # then the module-level choice FileBlock uses by default is C too
@@ -84,13 +84,13 @@ def test_c_module_is_loaded_without_unik_pure(monkeypatch: pytest.MonkeyPatch) -
 
 def test_unik_pure_selects_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UNIK_PURE", "1")
-    module = accel.load("unik_unix._block", "unik_unix._block_pure")
-    assert module.__name__ == "unik_unix._block_pure"
+    module = accel.load("unik_fdio._block", "unik_fdio._block_pure")
+    assert module.__name__ == "unik_fdio._block_pure"
 
 
 def test_twins_have_the_same_functions() -> None:
-    c = importlib.import_module("unik_unix._block")
-    pure = importlib.import_module("unik_unix._block_pure")
+    c = importlib.import_module("unik_fdio._block")
+    pure = importlib.import_module("unik_fdio._block_pure")
     public = {n for n in dir(c) if not n.startswith("_")}
     assert public == {"pread_exact", "pread_into", "pwrite_all", "pwritev_all", "punch_hole"}
     assert public <= set(dir(pure))
