@@ -96,13 +96,15 @@ fuzz-fat: venv
 	FAT_HYPOTHESIS_PROFILE=fat-fuzz FAT_CRASH_SEEDS=40 FAT_CRASH_CUTS=25 \
 		$(BIN)/python -m pytest -n 2 -p no:cacheprovider --timeout 3600 $(PYTEST_ARGS) tests/fat
 
-# Coverage-guided fuzzing (atheris) of unik-lib-tcpip's frame parsers and input path for
-# FUZZ_SECONDS (default 10 minutes); the corpus grows in build/fuzz/tcpip across runs.
+# Coverage-guided fuzzing (atheris) of unik-lib-tcpip's frame parsers and input path, then of
+# its DNS codec, each for FUZZ_SECONDS (default 10 minutes); the corpora grow in build/fuzz/.
 FUZZ_SECONDS ?= 600
 fuzz: venv
 	$(BIN)/python -m pip install -q atheris
 	$(BIN)/python tests/tcpip/fuzz_frames.py --seed build/fuzz/tcpip build/fuzz/tcpip \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+	$(BIN)/python tests/tcpip/fuzz_dns.py --seed build/fuzz/dns build/fuzz/dns \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=1500 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build

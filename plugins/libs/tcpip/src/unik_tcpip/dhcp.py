@@ -13,6 +13,7 @@ import enum
 import ipaddress
 import logging
 import struct
+from collections import Counter
 from collections.abc import Callable
 
 from unik.devices import IPv4Config, Random
@@ -37,6 +38,7 @@ DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = range(1, 9)
 OPT_PAD, OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME = 0, 1, 3, 6, 12
 OPT_REQUESTED_IP, OPT_LEASE, OPT_MSG_TYPE, OPT_SERVER_ID, OPT_PARAMS = 50, 51, 53, 54, 55
 OPT_T1, OPT_T2, OPT_CLIENT_ID, OPT_END = 58, 59, 61, 255
+OPT_DOMAIN_NAME, OPT_DOMAIN_SEARCH = 15, 119  # RFC 2132 3.17, RFC 3397
 
 
 class DhcpMessage(Record):
@@ -134,7 +136,7 @@ class DhcpState(enum.Enum):
 class Lease(Record):
     """What a DHCPACK granted."""
 
-    __slots__ = ("acquired_ns", "config", "dns", "lease_s", "server", "t1_s", "t2_s")
+    __slots__ = ("acquired_ns", "config", "dns", "lease_s", "search", "server", "t1_s", "t2_s")
     config: IPv4Config
     server: bytes
     lease_s: int
@@ -142,11 +144,37 @@ class Lease(Record):
     t2_s: int
     dns: tuple[str, ...]
     acquired_ns: int
+    #: Search domains: option 119 (RFC 3397), else option 15's domain name.
+    search: tuple[str, ...]
 
     def __init__(self, config: IPv4Config, server: bytes, lease_s: int, t1_s: int, t2_s: int,
-                 dns: tuple[str, ...], acquired_ns: int) -> None:
+                 dns: tuple[str, ...], acquired_ns: int, search: tuple[str, ...] = ()) -> None:
         self.config, self.server, self.lease_s, self.t1_s, self.t2_s = config, server, lease_s, t1_s, t2_s
-        self.dns, self.acquired_ns = dns, acquired_ns
+        self.dns, self.acquired_ns, self.search = dns, acquired_ns, search
+
+
+def search_domains(options: dict[int, bytes], stats: Counter[str]) -> tuple[str, ...]:
+    """The search list of option 119 (RFC 3397), else option 15's domain name.
+
+    Option 119 holds DNS names compressed within the option (RFC 3397 2); a malformed
+    one is counted (``dhcp.bad_search``) and ignored.
+    """
+    from .dns.wire import name_text, read_name
+
+    raw = options.get(OPT_DOMAIN_SEARCH)
+    if raw:
+        names: list[str] = []
+        offset = 0
+        try:
+            while offset < len(raw) and len(names) < 16:
+                name, offset = read_name(raw, offset)
+                names.append(name_text(name))
+        except Malformed:
+            stats["dhcp.bad_search"] += 1
+            return ()
+        return tuple(n for n in names if n)
+    domain = options.get(OPT_DOMAIN_NAME, b"").rstrip(b"\0").decode("ascii", "replace").strip(". ")
+    return (domain.lower(),) if domain and " " not in domain else ()
 
 
 class DhcpClient:
@@ -177,7 +205,8 @@ class DhcpClient:
             OPT_MSG_TYPE: bytes((msg_type,)),
             OPT_CLIENT_ID: b"\x01" + self.iface.mac,  # RFC 2132 9.14: type 1, Ethernet
             OPT_HOSTNAME: self.hostname.encode(),
-            OPT_PARAMS: bytes((OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_LEASE, OPT_T1, OPT_T2)),
+            OPT_PARAMS: bytes((OPT_SUBNET, OPT_ROUTER, OPT_DNS, OPT_DOMAIN_NAME, OPT_DOMAIN_SEARCH, OPT_LEASE,
+                               OPT_T1, OPT_T2)),
         }
         options.update(extra or {})
         # RFC 2131 4.1: set BROADCAST when we cannot receive unicast before configuration.
@@ -279,7 +308,7 @@ class DhcpClient:
         dns = tuple(ip_text(dns_raw[i:i + 4]) for i in range(0, len(dns_raw) - len(dns_raw) % 4, 4))
         config = IPv4Config(ip_text(ack.yiaddr), prefix, ip_text(router) if router else None)
         lease = Lease(config, ack.addr_option(OPT_SERVER_ID) or server, lease_s, t1, t2, dns,
-                      self.timers.now_ns())
+                      self.timers.now_ns(), search_domains(ack.options or {}, self.iface.stats))
         changed = self.lease is None or self.lease.config != config
         self.lease = lease
         self.state = DhcpState.BOUND

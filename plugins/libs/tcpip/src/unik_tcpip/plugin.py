@@ -44,6 +44,27 @@ def check_min_rto(value: Any, keys: KeyValues) -> None:
         raise ValueError(problem)
 
 
+def check_dns(value: Any, keys: KeyValues) -> None:
+    """``--dns=ADDR[,ADDR]``: addresses of recursive DNS servers."""
+    from .dns.config import parse_servers
+
+    parse_servers(value)
+
+
+def check_dns_search(value: Any, keys: KeyValues) -> None:
+    """``--dns-search=DOMAIN[,DOMAIN]``: valid domain names."""
+    from .dns.config import parse_search
+
+    parse_search(value)
+
+
+def check_hosts(value: Any, keys: KeyValues) -> None:
+    """``--hosts NAME=ADDR``: a valid name and an address literal."""
+    from .dns.config import parse_hosts
+
+    parse_hosts(value)
+
+
 #: Same definition shape as the unix target's ``ipv4`` key (a plain string, not per device).
 IPV4 = Key(
     "ipv4", "IPv4 address/prefix of the stack, e.g. 10.0.0.2/24 (unik's stack: DHCP when unset)",
@@ -58,6 +79,12 @@ TCP_MIN_RTO = Key(
 #: Its default is the stack's ``DHCP_TIMEOUT_S`` (not imported: configure does not load the stack).
 DHCP_TIMEOUT = Key("dhcp_timeout", "seconds unik's stack waits for a DHCP lease when --ipv4 is not given, "
                    "before it fails", type="float", default="30", metavar="SECONDS")
+DNS = Key("dns", "recursive DNS servers of unik's resolver, e.g. 10.0.0.1 (default: DHCP's, else IPv6 RDNSS)",
+          metavar="ADDR[,ADDR]", check=check_dns)
+DNS_SEARCH = Key("dns_search", "search domains unik's resolver appends to short names (DHCP's are added)",
+                 metavar="DOMAIN[,DOMAIN]", check=check_dns_search)
+HOSTS = Key("hosts", "a static name for unik's resolver, answered without asking DNS (repeatable)",
+            metavar="NAME=ADDR", repeatable=True, check=check_hosts)
 
 
 class TcpipStackProvider(Provider):
@@ -74,13 +101,15 @@ class TcpipStackProvider(Provider):
         "sleep": Need("sleep"),
         "random": Need("random"),
     }
-    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO, DHCP_TIMEOUT)
+    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO, DHCP_TIMEOUT, DNS, DNS_SEARCH, HOSTS)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """Address, gateway, minimum RTO and DHCP's patience come from their keys at run time."""
+        """Address, gateway, minimum RTO, DHCP's patience and the resolver's keys come at run time."""
         return Configured(key_options={"ipv4": KeyRef("ipv4"), "ipv4_gateway": KeyRef("ipv4_gateway"),
-                                       "tcp_min_rto": KeyRef("tcp_min_rto"), "dhcp_timeout": KeyRef("dhcp_timeout")})
+                                       "tcp_min_rto": KeyRef("tcp_min_rto"), "dhcp_timeout": KeyRef("dhcp_timeout"),
+                                       "dns": KeyRef("dns"), "dns_search": KeyRef("dns_search"),
+                                       "hosts": KeyRef("hosts")})
 
 
 @hookimpl

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from unik import lifecycle
@@ -18,6 +20,7 @@ from .udp import UdpLayer
 
 if TYPE_CHECKING:
     from .dhcp import DhcpClient
+    from .dns.resolver import Resolver, ResolverConfig
 
 
 #: Seconds the stack waits for a DHCP lease by default (``--dhcp-timeout``).
@@ -31,6 +34,7 @@ def _preload() -> None:
     import ipaddress  # noqa: F401
 
     from . import dhcp  # noqa: F401
+    from .dns import happy, resolver  # noqa: F401
     from .wire import _tcpflags  # noqa: F401
 
 
@@ -119,6 +123,21 @@ def parse_ipv4(ipv4: str, gateway: str | None) -> IPv4Config:
         raise BadKey(f"--{exc.key.replace('_', '-')}: {exc}") from None
 
 
+def resolver_keys(dns: str | None, dns_search: str | None, hosts: str | None) -> ResolverConfig:
+    """``--dns``, ``--dns-search`` and ``--hosts`` as a resolver configuration, or :class:`BadKey`."""
+    from .dns.config import parse_hosts, parse_search, parse_servers
+    from .dns.resolver import ResolverConfig
+
+    parsed: list[Any] = []
+    for key, parse, value in (("dns", parse_servers, dns), ("dns-search", parse_search, dns_search),
+                              ("hosts", parse_hosts, hosts)):
+        try:
+            parsed.append(parse(value))  # type: ignore[operator]
+        except ValueError as exc:
+            raise BadKey(f"--{key}: {exc}") from None
+    return ResolverConfig(parsed[0], parsed[1], parsed[2])
+
+
 def with_min_rto(config: TcpConfig, seconds: float) -> TcpConfig:
     """A copy of ``config`` with the minimum RTO of ``--tcp-min-rto`` (1 ms up to the maximum RTO)."""
     problem = min_rto_problem(seconds, config.max_rto_ns)
@@ -146,7 +165,8 @@ class TcpipStack:
     """
 
     def __init__(self, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
-                 config: IPv4Config | None, tcp_config: TcpConfig | None = None) -> None:
+                 config: IPv4Config | None, tcp_config: TcpConfig | None = None,
+                 resolver_config: ResolverConfig | None = None) -> None:
         self.network = network
         self.stats: Counter[str] = Counter()
         self.timers = Timers(clock, sleep)
@@ -155,19 +175,27 @@ class TcpipStack:
         self.iface.configure(config)
         self.udp = UdpLayer(self.iface, random, self.stats)
         self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config)
-        # The one place the layers meet: the interface hands each transport its datagrams.
+        # The one place the layers meet: the interface hands each transport its datagrams,
+        # and TCP hands names to the resolver (through Happy Eyeballs).
         self.iface.bind(self.tcp, self.udp)
+        self.tcp.bind_names(self._connect_by_name)
         self._tasks: list[asyncio.Future[Any]] = []
         self._closed = False
         self._random = random
         self.dhcp: DhcpClient | None = None
+        self._resolver_config = resolver_config
+        self._resolver: Resolver | None = None
 
     @classmethod
     async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
                       ipv4: str | None = None, ipv4_gateway: str | None = None,
                       tcp_config: TcpConfig | None = None, dhcp_timeout: float = DHCP_TIMEOUT_S,
-                      tcp_min_rto: float | None = None) -> TcpipStack:
+                      tcp_min_rto: float | None = None, dns: str | None = None, dns_search: str | None = None,
+                      hosts: str | None = None) -> TcpipStack:
         """Start the stack on ``network``: a static address (``--ipv4``), else DHCP.
+
+        ``dns``, ``dns_search`` and ``hosts`` are the resolver's keys (``--dns=ADDR[,ADDR]``,
+        ``--dns-search=DOMAIN[,DOMAIN]``, ``--hosts NAME=ADDR``, repeated ones comma-separated).
 
         With DHCP, returns once a lease is bound; says on stderr that it waits when none
         came within :data:`DHCP_NOTICE_S`, and raises :class:`DeviceUnavailable` when none
@@ -179,7 +207,10 @@ class TcpipStack:
         config = parse_ipv4(ipv4, ipv4_gateway) if ipv4 else None
         if config is None and ipv4_gateway:
             raise BadKey("--ipv4-gateway needs --ipv4 (without --ipv4 the gateway comes from DHCP)")
-        stack = cls(network, clock, sleep, random, config, tcp_config)
+        resolver_config = None
+        if dns or dns_search or hosts:
+            resolver_config = resolver_keys(dns, dns_search, hosts)
+        stack = cls(network, clock, sleep, random, config, tcp_config, resolver_config)
         stack.start()
         if config is None:
             await stack.start_dhcp(dhcp_timeout)
@@ -213,6 +244,66 @@ class TcpipStack:
                     f"link. Give a static address (--ipv4=ADDR/PREFIX), start a DHCP server on the host side "
                     f"of {name}, or wait longer (--dhcp-timeout SECONDS)") from None
         return self.dhcp
+
+    # -- names ----------------------------------------------------------------------
+
+    @property
+    def resolver(self) -> Resolver:
+        """The stub resolver (made on first use: a stack that never looks a name up never imports it)."""
+        if self._resolver is None:
+            from .dns.resolver import Resolver, ResolverConfig
+
+            self._resolver = Resolver(self._resolver_config or ResolverConfig(), self.udp.bind, self.tcp.connect,
+                                      self._random, self.timers.now_ns, self.stats, servers=self.dns_servers,
+                                      families=self.families, search=self._dhcp_search)
+        return self._resolver
+
+    def dns_servers(self) -> tuple[str, ...]:
+        """The servers the resolver asks: ``--dns``, else the DHCP lease's (option 6)."""
+        configured = self._resolver_config.servers if self._resolver_config else ()
+        if configured:
+            return configured
+        lease = self.dhcp.lease if self.dhcp is not None else None
+        return lease.dns if lease is not None else ()
+
+    def _dhcp_search(self) -> tuple[str, ...]:
+        lease = self.dhcp.lease if self.dhcp is not None else None
+        return lease.search if lease is not None else ()
+
+    def families(self) -> tuple[int, ...]:
+        """The address families the stack can reach: IPv4 (IPv6 joins here with StackV4V6)."""
+        return (socket.AF_INET,)
+
+    async def resolve(self, name: str, family: int = 0) -> list[str]:
+        """The addresses of ``name`` (A, and AAAA once the stack has IPv6), or a :class:`socket.gaierror`."""
+        self._check()
+        return await self.resolver.resolve(name, family)
+
+    async def getaddrinfo(self, host: str | None, port: int | str | None, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> list[tuple[int, int, int, str, tuple[Any, ...]]]:
+        """:meth:`asyncio.loop.getaddrinfo` answered by the stack's resolver."""
+        self._check()
+        return await self.resolver.getaddrinfo(host, port, family, type, proto, flags)
+
+    async def _connect_by_name(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
+                               port: int) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """TCP to a name: Happy Eyeballs (RFC 8305) over the families the stack reaches."""
+        from .dns import happy
+
+        self._check()
+        resolver = self.resolver
+
+        async def addresses(family: int) -> Sequence[str]:
+            return (await resolver.lookup(host, family)).addresses
+
+        async def attempt(address: str) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+            return await self.tcp.create_connection(protocol_factory, address, port)
+
+        def close(connection: tuple[asyncio.BaseTransport, asyncio.BaseProtocol]) -> None:
+            connection[0].abort()  # type: ignore[attr-defined]
+
+        families = resolver.families_for(0)
+        return await happy.connect([(f, addresses(f)) for f in families], attempt, close)
 
     @property
     def ipv4(self) -> IPv4Config:

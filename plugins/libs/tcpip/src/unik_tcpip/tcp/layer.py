@@ -14,7 +14,7 @@ import asyncio
 import errno
 import struct
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
@@ -100,6 +100,11 @@ class TcpServer:
         await self.wait_closed()
 
 
+#: How a connection to a name is made (the stack's resolver and Happy Eyeballs).
+ByName = Callable[[Callable[[], asyncio.BaseProtocol], str, int],
+                  Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
+
+
 class TcpLayer:
     """TCP for one interface and both families: demultiplexing, listeners, ISNs (:class:`unik.devices.TCP`).
 
@@ -121,6 +126,7 @@ class TcpLayer:
         cc.make(self.config.congestion_control)  # an unknown name fails here, not per connection
         self.connections: dict[Key, TcpConnection] = {}
         self.listeners: dict[int, TcpListener] = {}
+        self._by_name: ByName | None = None
         # RFC 6528: a secret key for the ISN hash, from the Random device (and one for cookies).
         self._secret = random.generate(16)
         self._cookie_secret = random.generate(16)
@@ -132,6 +138,10 @@ class TcpLayer:
         self.rcv_wscale = shift
 
     # -- the application's API ----------------------------------------------------
+
+    def bind_names(self, by_name: ByName) -> None:
+        """Connect to names (not address literals) through ``by_name`` (the stack's resolver)."""
+        self._by_name = by_name
 
     def isn(self, key: Key) -> int:
         """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey)."""
@@ -154,13 +164,15 @@ class TcpLayer:
                                 port: int, *, local_port: int = 0) -> tuple[TcpConnection, asyncio.BaseProtocol]:
         """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``).
 
-        ``host`` is an IPv4 or IPv6 address; ``local_port`` 0 picks a free ephemeral port.
+        ``host`` is an IPv4 or IPv6 address, or a name the stack resolves (connecting by
+        Happy Eyeballs); ``local_port`` 0 picks a free ephemeral port.
         """
         try:
             dst = ip_bytes(host)
         except ValueError:
-            raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address (unik's stack has no "
-                          "resolver)") from None
+            if self._by_name is None or local_port:
+                raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address") from None
+            return await self._by_name(protocol_factory, host, port)  # type: ignore[return-value]
         if not 0 < port < 65536:
             raise OSError(errno.EINVAL, f"bad port {port}")
         net = self.nets.get(len(dst))
