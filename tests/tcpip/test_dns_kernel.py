@@ -181,8 +181,8 @@ def test_forged_answers_are_counted_and_dropped(netns: Namespace, tmp_path: Path
 def test_servers_and_search_domain_from_dhcp(netns: Namespace, tmp_path: Path) -> None:
     """dnsmasq's lease names itself as the DNS server (option 6) and test. as the domain (option 15)."""
     from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
-    from unik_tcpip.stack import TcpipStack
     from unik_fdio.tap import TapNetwork
+    from unik_tcpip.stack import TcpipStack
 
     async def main() -> None:
         network = await TapNetwork.connect("service", netns.ifname, create=True)
