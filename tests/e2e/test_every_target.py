@@ -4,7 +4,8 @@ and booted where the target can run here.
 One test per target, so that its images are built once and shared by its boots (xdist spreads the
 targets over workers).  Boots: on unix every example (the web ones on the host's sockets); on spt
 every example (http and https in a namespace, on the TAP ``--net service=auto`` makes); on virtio hello, kv
-(its FAT disk) and http (QEMU's user network, curled through a published port) under TCG; on xen
+(its FAT disk) and http (QEMU's user network, curled through a published port) under TCG (fetch: a
+VM by name, tests/e2e/test_fetch_example.py); on xen
 hello through QEMU's PVH loader (``--emulate``): its disks and NICs are Xen devices, which need a Xen
 control domain (``make test-xen`` boots kv and http under a real Xen).
 """
@@ -137,7 +138,50 @@ def boot_web_on_a_new_tap(app: Path, target: str, args: list[str]) -> None:
             guest.wait(timeout=30)
 
 
-BOOTS: dict[str, Boot] = {"hello": boot_hello, "kv": boot_kv, "http": boot_web, "https": boot_web}
+def prepare_fetch(app: Path) -> None:
+    """A certificate for localhost in ``certs/``, trusted by the example (baked as ``ca.pem``)."""
+    unik(app, "tls", "selfsigned", "-o", "certs", "-n", "localhost")
+    (app / "ca.pem").write_bytes((app / "certs" / "cert.pem").read_bytes())
+    toml = app / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('# ca = "ca.pem"', 'ca = "ca.pem"'))
+
+
+def boot_fetch(app: Path, target: str, args: list[str]) -> None:
+    """Fetch https://localhost:PORT/ from a TLS server in this process; the body's digest printed."""
+    import hashlib
+    import http.server
+    import ssl
+    import threading
+
+    body = b"<h1>fetched</h1>\n" * 100
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(app / "certs" / "cert.pem", app / "certs" / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}/"
+        out = unik(app, "run", "-t", target, *args, f"--url={url}").stdout
+        assert f"{len(body)} bytes sha256={hashlib.sha256(body).hexdigest()}" in out, out
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+BOOTS: dict[str, Boot] = {"hello": boot_hello, "kv": boot_kv, "http": boot_web, "https": boot_web,
+                          "fetch": boot_fetch}
 
 
 def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
@@ -184,6 +228,8 @@ def test_every_example_configures_builds_and_boots(target: str, tmp_path: Path,
         app = copy_example(example, tmp_path)
         if example == "https":
             unik(app, "tls", "selfsigned", "-o", "certs")
+        if example == "fetch":
+            prepare_fetch(app)
         unik(app, "configure", "-t", target, *CONFIGURE.get((example, target), []))
         build = unik(app, "build")
         assert f"unik: building {example} for {target} (configured " in build.stderr, build.stderr

@@ -129,3 +129,16 @@ def test_asyncio_protocols_run_unchanged() -> None:
         return bytes(got)
 
     assert run(main()) == b"PROTOCOL"
+
+
+def test_resolve_and_getaddrinfo_ask_the_hosts_resolver() -> None:
+    """The same calls as unik-lib-tcpip's stack, answered by the host (localhost: no network)."""
+    import socket
+
+    async def main() -> None:
+        stack = await SocketStack.connect("127.0.0.1/8")
+        assert "127.0.0.1" in await stack.resolve("localhost", socket.AF_INET)
+        infos = await stack.getaddrinfo("127.0.0.1", 443, type=socket.SOCK_STREAM)
+        assert infos[0][0] == socket.AF_INET and infos[0][4] == ("127.0.0.1", 443)
+        await stack.disconnect()
+    run(main())

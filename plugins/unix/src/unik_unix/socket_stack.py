@@ -188,6 +188,20 @@ class SocketStack:
         if self._closed:
             raise DeviceClosed("socket stack is disconnected")
 
+    async def resolve(self, name: str, family: int = 0) -> list[str]:
+        """The addresses of ``name`` from the host's resolver (as unik-lib-tcpip's ``stack.resolve``)."""
+        self._check()
+        infos = await asyncio.get_running_loop().getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def getaddrinfo(self, host: str | None, port: int | str | None, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> list[tuple[int, int, int, str, tuple[Any, ...]]]:
+        """The host's :meth:`asyncio.loop.getaddrinfo` (as unik-lib-tcpip's ``stack.getaddrinfo``)."""
+        self._check()
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=type, proto=proto,
+                                                             flags=flags)
+        return [(int(f), int(t), p, c, tuple(a)) for f, t, p, c, a in infos]
+
     async def disconnect(self) -> None:
         """Close every server and UDP endpoint opened through this stack."""
         self._closed = True
