@@ -59,6 +59,10 @@ class UdpEndpoint:
 
     async def sendto(self, data: bytes, destination: tuple[str, int]) -> None:
         """Send one datagram to ``(address, port)`` (an IPv6 address: ``(address, port[, flow, scope])``)."""
+        self.send(data, destination)
+
+    def send(self, data: bytes, destination: tuple[str, int]) -> None:
+        """Send one datagram now, as :meth:`sendto` (:class:`OSError` when it cannot leave)."""
         if self.closed:
             raise DeviceClosed(f"UDP port {self.port} is closed")
         self._layer.send(self.port, data, destination)

@@ -46,10 +46,10 @@ _LENGTHS = {0: frozenset((4, 16)), AF_INET: frozenset((4,)), AF_INET6: frozenset
 
 
 class TcpListener:
-    """A port in LISTEN with its protocol factory and SYN backlog."""
+    """A port in LISTEN with its protocol factory, SYN backlog and Nagle choice for its connections."""
 
     def __init__(self, port: int, factory: Callable[[], asyncio.BaseProtocol], backlog: int,
-                 family: int = 0) -> None:
+                 family: int = 0, nodelay: bool | None = None) -> None:
         self.port = port
         self.factory = factory
         self.backlog = backlog
@@ -58,6 +58,8 @@ class TcpListener:
         self.family = family
         #: The address lengths it accepts connections to.
         self.lengths = _LENGTHS[family]
+        #: ``True``: Nagle off on accepted connections; ``None``: the configuration's default.
+        self.nodelay = nodelay
 
 
 class TcpServer:
@@ -161,11 +163,13 @@ class TcpLayer:
         raise OSError(errno.EADDRNOTAVAIL, "no free TCP port")
 
     async def create_connection(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
-                                port: int, *, local_port: int = 0) -> tuple[TcpConnection, asyncio.BaseProtocol]:
+                                port: int, *, local_port: int = 0,
+                                nodelay: bool | None = None) -> tuple[TcpConnection, asyncio.BaseProtocol]:
         """Open a connection running ``protocol_factory()`` (like ``loop.create_connection``).
 
         ``host`` is an IPv4 or IPv6 address, or a name the stack resolves (connecting by
-        Happy Eyeballs); ``local_port`` 0 picks a free ephemeral port.
+        Happy Eyeballs); ``local_port`` 0 picks a free ephemeral port; ``nodelay``
+        ``True`` switches Nagle's algorithm off from the first byte (``None``: the configuration's default).
         """
         try:
             dst = ip_bytes(host)
@@ -189,7 +193,7 @@ class TcpLayer:
             local_port = self._free_port(src, (dst, port))
         elif (src, local_port, dst, port) in self.connections:
             raise OSError(errno.EADDRINUSE, f"a connection from port {local_port} to {host}:{port} exists")
-        conn = self._new_connection((src, local_port), (dst, port), protocol_factory, None)
+        conn = self._new_connection((src, local_port), (dst, port), protocol_factory, None, nodelay)
         conn.open_active(self.isn(conn.key))
         try:
             await asyncio.shield(conn.established)
@@ -198,6 +202,14 @@ class TcpLayer:
             raise
         assert conn.protocol is not None
         return conn, conn.protocol
+
+    def _free_listen_port(self) -> int:
+        start = int.from_bytes(self.random.generate(2), "big") % len(EPHEMERAL)
+        for i in range(len(EPHEMERAL)):
+            port = EPHEMERAL[(start + i) % len(EPHEMERAL)]
+            if port not in self.listeners and not any(key[1] == port for key in self.connections):
+                return port
+        raise OSError(errno.EADDRINUSE, "no free TCP port to listen on")
 
     async def connect(self, host: str, port: int, *, limit: int = 2**16) -> Flow:
         """Open a connection and return its reader and writer (like ``asyncio.open_connection``)."""
@@ -209,19 +221,23 @@ class TcpLayer:
         return Flow(reader, writer)
 
     async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol], port: int,
-                            backlog: int | None = None, *, family: int = 0) -> TcpServer:
-        """Listen on ``port``, running ``protocol_factory()`` per connection.
+                            backlog: int | None = None, *, family: int = 0,
+                            nodelay: bool | None = None) -> TcpServer:
+        """Listen on ``port`` (0: a free ephemeral port), running ``protocol_factory()`` per connection.
 
         ``family`` 0 listens on both IPv4 and IPv6 (a dual-stack socket), ``socket.AF_INET``
         or ``socket.AF_INET6`` on one; a transport's ``peername`` says the peer's family.
+        ``nodelay`` as for :meth:`create_connection`, for every accepted connection.
         """
+        if port == 0:
+            port = self._free_listen_port()
         if not 0 < port < 65536:
             raise OSError(errno.EINVAL, f"bad port {port}")
         if family not in _LENGTHS:
             raise OSError(errno.EAFNOSUPPORT, f"family {family}: listen on 0 (both), AF_INET or AF_INET6")
         if port in self.listeners:
             raise OSError(errno.EADDRINUSE, f"TCP port {port} is already listening")
-        listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog, family)
+        listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog, family, nodelay)
         self.listeners[port] = listener
         return TcpServer(self, listener)
 
@@ -395,13 +411,17 @@ class TcpLayer:
 
     def _new_connection(self, local: tuple[bytes, int], remote: tuple[bytes, int],
                         factory: Callable[[], asyncio.BaseProtocol] | None,
-                        listener: TcpListener | None) -> TcpConnection:
+                        listener: TcpListener | None, nodelay: bool | None = None) -> TcpConnection:
         """A connection in CLOSED, entered in the table; its caller opens it."""
         net = self.nets[len(local[0])]
         path = Path(net.headroom, net.max_mss, net.ip_header_len, net.gso_tcp, self.tso)
         tcb = Connection(self.config, path, local, remote, counters=self.stats, challenge=self.challenge_bucket,
                          ts_offset=int.from_bytes(self.random.generate(4), "big"), rcv_wscale=self.rcv_wscale,
                          passive=listener is not None)
+        if listener is not None:
+            nodelay = listener.nodelay
+        if nodelay is not None:
+            tcb.nodelay = nodelay
         conn = TcpConnection(self, tcb, factory, listener)
         self.connections[tcb.key] = conn
         return conn

@@ -27,7 +27,16 @@ log = logging.getLogger(__name__)
 
 
 class TcpConnection(asyncio.Transport):
-    """One TCP connection as a transport; its protocol state is :attr:`tcb`."""
+    """One TCP connection as a transport; its protocol state is :attr:`tcb`.
+
+    Its protocol may be an :class:`asyncio.Protocol` or an :class:`asyncio.BufferedProtocol`
+    (asyncio's TLS layer is one: ``loop.start_tls`` runs on it).  As on asyncio's own
+    transports, ``connection_lost(None)`` follows :meth:`close` once the buffered data
+    and the FIN are acknowledged, and :meth:`abort` at once.
+    """
+
+    #: ``loop.start_tls`` accepts this transport (asyncio checks the attribute).
+    _start_tls_compatible = True
 
     def __init__(self, layer: TcpLayer, tcb: Connection, protocol_factory: Callable[[], asyncio.BaseProtocol] | None,
                  listener: TcpListener | None = None) -> None:
@@ -44,6 +53,11 @@ class TcpConnection(asyncio.Transport):
         self._in_backlog = listener is not None
         self._protocol_factory = protocol_factory
         self.protocol: asyncio.BaseProtocol | None = None
+        #: Hands received bytes to the protocol (``data_received`` or the buffered protocol's pair).
+        self._feed: Callable[[bytes], None] | None = None
+        self._aborted = False
+        #: ``resume_reading`` was called; the held data goes to the protocol on the next turn.
+        self._resume_pending = False
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost = False
         self.eof_pending = False
@@ -169,14 +183,18 @@ class TcpConnection(asyncio.Transport):
             self._deliver()
         if self.writing_paused and len(tcb.snd) <= self.low_water:
             self._resume_writing()
+        if tcb.app_closed and not self.lost and tcb.state is State.FIN_WAIT_2:
+            # Closed, and everything it sent (its FIN too) acknowledged: the application's
+            # connection is over even while the peer keeps its side open.
+            self._connection_lost(None)
         if tcb.events or tcb.outbox:
             self._run()  # a protocol callback's reaction (an abort) left more to do
 
     def _deliver(self) -> None:
         tcb = self.tcb
-        protocol = self.protocol
         chunks = tcb.rcv.take()
-        if not isinstance(protocol, asyncio.Protocol) or tcb.app_closed:
+        feed = self._feed
+        if feed is None or tcb.app_closed:
             return
         for i, data in enumerate(chunks):
             if tcb.reading_paused:
@@ -184,7 +202,7 @@ class TcpConnection(asyncio.Transport):
                 tcb.rcv.held += b"".join(chunks[i:])
                 return
             try:
-                protocol.data_received(data)
+                feed(data)
             except Exception as exc:  # noqa: BLE001 - the application's bug ends its connection only
                 self._protocol_failed(exc)
                 return
@@ -206,6 +224,7 @@ class TcpConnection(asyncio.Transport):
                 self.tcb.abort(ConnectionAbortedError("protocol factory failed"), self._now())
                 return
         if self.protocol is not None:
+            self._feed = _feeder(self.protocol)
             try:
                 self.protocol.connection_made(self)
             except Exception as exc:  # noqa: BLE001
@@ -229,10 +248,11 @@ class TcpConnection(asyncio.Transport):
 
     def _eof_to_protocol(self) -> None:
         self.eof_pending = False
-        if self.tcb.app_closed or self.lost or not isinstance(self.protocol, asyncio.Protocol):
+        protocol = self.protocol
+        if self.tcb.app_closed or self.lost or not isinstance(protocol, (asyncio.Protocol, asyncio.BufferedProtocol)):
             return
         try:
-            keep_open = self.protocol.eof_received()
+            keep_open = protocol.eof_received()
         except Exception as exc:  # noqa: BLE001
             self._protocol_failed(exc)
             return
@@ -243,6 +263,8 @@ class TcpConnection(asyncio.Transport):
         if self.lost:
             return
         self.lost = True
+        if self._aborted:
+            exc = None  # asyncio: connection_lost(None) after the application's abort()
         if not self.established.done():
             if self.listener is not None:
                 self.established.cancel()  # nobody waits on a passive open
@@ -300,8 +322,20 @@ class TcpConnection(asyncio.Transport):
         return self.tcb.app_closed or self.lost
 
     def abort(self) -> None:
-        """Reset the connection now (RFC 9293 3.10.5 ABORT)."""
+        """Reset the connection now (RFC 9293 3.10.5 ABORT); ``connection_lost(None)`` follows."""
+        self._aborted = True
         self.tcb.abort(ConnectionAbortedError("aborted"), self._now())
+        self._run()
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """Reset now and hand ``exc`` to ``connection_lost``.
+
+        asyncio's transports have this private method; its TLS protocol calls it on a fatal error.
+        """
+        if exc is None:
+            self.abort()
+            return
+        self.tcb.abort(exc, self._now())
         self._run()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -317,8 +351,9 @@ class TcpConnection(asyncio.Transport):
         return super().get_extra_info(name, default)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        """Replace the protocol."""
+        """Replace the protocol (``loop.start_tls`` puts its TLS protocol here)."""
         self.protocol = protocol
+        self._feed = _feeder(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """The protocol."""
@@ -327,17 +362,29 @@ class TcpConnection(asyncio.Transport):
 
     def pause_reading(self) -> None:
         """Stop delivering data; the advertised window closes as the buffer fills."""
+        self._resume_pending = False
         self.tcb.pause_reading()
 
     def resume_reading(self) -> None:
-        """Deliver held data and reopen the window."""
+        """Deliver held data (on the next turn of the event loop) and reopen the window.
+
+        Like asyncio's transports, nothing reaches the protocol from within this call:
+        ``StreamReader`` resumes reading just before it waits for data, and data handed
+        over synchronously would arrive before its waiter exists.
+        """
+        if self.tcb.reading_paused and not self._resume_pending:
+            self._resume_pending = True
+            asyncio.get_running_loop().call_soon(self._resume_reading_now)
+
+    def _resume_reading_now(self) -> None:
         tcb = self.tcb
-        if not tcb.reading_paused:
+        if not self._resume_pending or not tcb.reading_paused:
             return
+        self._resume_pending = False
         data = tcb.resume_reading(self._now())
-        if data and isinstance(self.protocol, asyncio.Protocol) and not tcb.app_closed:
+        if data and self._feed is not None and not tcb.app_closed:
             try:
-                self.protocol.data_received(data)
+                self._feed(data)
             except Exception as exc:  # noqa: BLE001
                 self._protocol_failed(exc)
         if self.eof_pending and not tcb.reading_paused and not tcb.rcv.held:
@@ -346,7 +393,7 @@ class TcpConnection(asyncio.Transport):
 
     def is_reading(self) -> bool:
         """Whether data is delivered as it arrives."""
-        return not self.tcb.reading_paused
+        return not self.tcb.reading_paused or self._resume_pending
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """Flow control thresholds for ``pause_writing``/``resume_writing``."""
@@ -379,6 +426,29 @@ class TcpConnection(asyncio.Transport):
                 self.protocol.resume_writing()
             except Exception:
                 log.exception("resume_writing failed")
+
+
+def _feeder(protocol: asyncio.BaseProtocol) -> Callable[[bytes], None] | None:
+    """How received bytes reach ``protocol``: ``data_received``, or ``get_buffer``/``buffer_updated``."""
+    if isinstance(protocol, asyncio.BufferedProtocol):
+        return _buffered_feeder(protocol)
+    if isinstance(protocol, asyncio.Protocol):
+        return protocol.data_received
+    return None
+
+
+def _buffered_feeder(protocol: asyncio.BufferedProtocol) -> Callable[[bytes], None]:
+    def feed(data: bytes) -> None:
+        view, offset, size = memoryview(data), 0, len(data)
+        while offset < size:
+            buffer = memoryview(protocol.get_buffer(size - offset))
+            n = min(len(buffer), size - offset)
+            if not n:
+                raise RuntimeError(f"{protocol!r}.get_buffer() returned an empty buffer")
+            buffer[:n] = view[offset:offset + n]
+            offset += n
+            protocol.buffer_updated(n)
+    return feed
 
 
 def _notify_lost(protocol: asyncio.BaseProtocol, exc: BaseException | None) -> None:

@@ -1,0 +1,106 @@
+"""``getaddrinfo``/``getnameinfo`` for the unik event loop: address literals, and names through a resolver.
+
+A name is looked up only by a stack that declares a resolver (:class:`Resolving`: the
+stub resolver of issue 15 gives :class:`unik_tcpip.stack.TcpipStack` a ``getaddrinfo``);
+without one, a name is a :class:`socket.gaierror` that says so and asks for an address.
+Nothing here calls the host's resolver: inside a unikernel there is none.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Protocol, runtime_checkable
+
+#: What :func:`getaddrinfo` returns: ``(family, type, proto, canonname, sockaddr)``.
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+@runtime_checkable
+class Resolving(Protocol):
+    """A stack that looks names up (unik-lib-tcpip's with its DNS stub resolver)."""
+
+    async def getaddrinfo(self, host: str | None, port: int | str | None, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> list[AddrInfo]:
+        """:meth:`asyncio.loop.getaddrinfo`, answered by the stack's resolver."""
+
+
+def literal_family(host: str) -> int | None:
+    """``AF_INET`` or ``AF_INET6`` when ``host`` is an address literal, else ``None``."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host.partition("%")[0] if family == socket.AF_INET6 else host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
+
+
+def port_number(port: int | str | bytes | None) -> int:
+    """A port as an integer: numbers and digit strings (service names need ``/etc/services``, absent here)."""
+    if port is None:
+        return 0
+    if isinstance(port, bytes):
+        port = port.decode("ascii", "replace")
+    if isinstance(port, str):
+        if not port.isdigit():
+            raise socket.gaierror(socket.EAI_SERVICE, f"service {port!r}: unik resolves no service names, "
+                                                      f"give the port number")
+        port = int(port)
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise socket.gaierror(socket.EAI_SERVICE, f"bad port {port!r}")
+    return port
+
+
+def literal_infos(address: str, port: int, family: int, type: int, proto: int, flags: int) -> list[AddrInfo]:
+    """The 5-tuples of an address literal, one per socket type (stream and datagram when ``type`` is 0)."""
+    found = literal_family(address)
+    assert found is not None
+    if family not in (0, socket.AF_UNSPEC, found):
+        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{address} is not an address of family {family!r}")
+    sockaddr: tuple[Any, ...] = (address, port) if found == socket.AF_INET else (address, port, 0, 0)
+    types = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
+    out: list[AddrInfo] = []
+    for kind in types:
+        number = proto or (socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP)
+        out.append((found, kind, number, address if flags & socket.AI_CANONNAME and not out else "", sockaddr))
+    return out
+
+
+def no_resolver(host: str) -> socket.gaierror:
+    """The error for a name on a stack without a resolver."""
+    return socket.gaierror(
+        socket.EAI_NONAME,
+        f"{host!r} is a name, and this unik stack looks up no names (its DNS resolver, issue 15, is not in "
+        f"this unik-lib-tcpip): give an IP address")
+
+
+async def getaddrinfo(stack: object, host: str | bytes | None, port: int | str | bytes | None, family: int = 0,
+                      type: int = 0, proto: int = 0, flags: int = 0) -> list[AddrInfo]:
+    """:meth:`asyncio.loop.getaddrinfo` on ``stack``: literals here, names by its resolver."""
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    number = port_number(port)
+    if host is None or host == "":
+        wildcard = flags & socket.AI_PASSIVE
+        if family == socket.AF_INET6:
+            return literal_infos("::" if wildcard else "::1", number, family, type, proto, flags)
+        return literal_infos("0.0.0.0" if wildcard else "127.0.0.1", number, family, type, proto, flags)
+    if literal_family(host) is not None:
+        return literal_infos(host, number, family, type, proto, flags)
+    if flags & socket.AI_NUMERICHOST:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not a numeric address (AI_NUMERICHOST)")
+    if isinstance(stack, Resolving):
+        return await stack.getaddrinfo(host, number, family, type, proto, flags)
+    raise no_resolver(host)
+
+
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+    """:meth:`asyncio.loop.getnameinfo`: numeric always (unik has no reverse lookups nor service names)."""
+    if not isinstance(sockaddr, tuple) or len(sockaddr) not in (2, 4):
+        raise TypeError(f"getnameinfo() argument 1 must be an address tuple, not {sockaddr!r}")
+    host, port = sockaddr[0], sockaddr[1]
+    if not isinstance(host, str) or literal_family(host) is None:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not an IP address")
+    if flags & socket.NI_NAMEREQD:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host}: unik has no reverse lookups (NI_NAMEREQD)")
+    return host, str(port_number(port))

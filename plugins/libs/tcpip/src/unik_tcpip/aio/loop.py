@@ -1,0 +1,305 @@
+""":class:`UnikEventLoop`: asyncio's selector loop whose network methods use unik's TCP/IP stack."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl as ssl_module
+import sys
+from asyncio import sslproto
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..stack import TcpipStack
+from .addresses import AddrInfo, getaddrinfo, getnameinfo, literal_family
+from .datagram import UdpTransport
+from .server import UnikServer
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+_WILDCARDS = (None, "", "0.0.0.0")
+
+
+class NoStack(RuntimeError):
+    """A network method of a :class:`UnikEventLoop` was called before a stack was attached."""
+
+
+class UnikEventLoop(asyncio.SelectorEventLoop):
+    """asyncio's selector event loop whose network methods use unik's TCP/IP stack.
+
+    ``create_server``, ``create_connection``, ``create_datagram_endpoint``,
+    ``getaddrinfo`` and ``getnameinfo`` go to the attached stack.  Timers, tasks,
+    subprocesses, pipes and signals are asyncio's own, and so are the calls given a host
+    socket (``sock=``, ``sock_*``).  Until :meth:`attach` gives it a stack, the network
+    methods raise :class:`NoStack`.  Connections are made with Nagle's algorithm off, as
+    asyncio sets ``TCP_NODELAY`` on its sockets (the stack's own default stays Nagle on,
+    as RFC 9293 3.7.4 asks).
+    """
+
+    def __init__(self, selector: Any = None) -> None:
+        super().__init__(selector)
+        self._stack: TcpipStack | None = None
+
+    # -- the stack --------------------------------------------------------------------
+
+    def attach(self, stack: TcpipStack) -> None:
+        """Send this loop's network methods to ``stack`` (the generated ``main.py`` does this)."""
+        self._stack = stack
+
+    @classmethod
+    def attach_running(cls, stack: TcpipStack) -> None:
+        """:meth:`attach` ``stack`` to the running loop, which must be a :class:`UnikEventLoop`."""
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, cls):
+            raise RuntimeError(
+                f"the running event loop is {type(loop).__name__}, not unik's: run the application with "
+                f"unik_tcpip.aio.run(...) or asyncio.run(..., loop_factory=unik_tcpip.aio.UnikEventLoop)")
+        loop.attach(stack)
+
+    @property
+    def stack(self) -> TcpipStack:
+        """The attached stack (:class:`NoStack` when none is)."""
+        if self._stack is None:
+            raise NoStack("this unik event loop has no TCP/IP stack yet: its network methods work once "
+                          "UnikEventLoop.attach(stack) was called (the generated main.py does it after connecting "
+                          "the stack device)")
+        return self._stack
+
+    # -- names --------------------------------------------------------------------------
+
+    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,  # type: ignore[override]
+                          proto: int = 0, flags: int = 0) -> list[AddrInfo]:
+        """Address literals as the C library gives them; names through the stack's resolver."""
+        return await getaddrinfo(self.stack, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        """The numeric host and port of ``sockaddr``."""
+        return getnameinfo(sockaddr, flags)
+
+    async def _addresses(self, host: str, family: int, kind: int) -> list[str]:
+        infos = await self.getaddrinfo(host, 0, family=family, type=kind)
+        return list(dict.fromkeys(info[4][0] for info in infos))
+
+    def _check_reachable(self, address: str) -> None:
+        if literal_family(address) == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, f"{address}: unik's stack has no IPv6 yet (issue 15)")
+
+    # -- TCP ----------------------------------------------------------------------------
+
+    async def create_connection(  # type: ignore[override]
+            self, protocol_factory: ProtocolFactory, host: str | None = None, port: int | str | None = None, *,
+            ssl: ssl_module.SSLContext | bool | None = None, family: int = 0, proto: int = 0, flags: int = 0,
+            sock: socket.socket | None = None, local_addr: tuple[str, int] | None = None,
+            server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None, happy_eyeballs_delay: float | None = None,
+            interleave: int | None = None, all_errors: bool = False,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Connect to ``host:port`` on unik's stack (``sock=``: asyncio's own, on a host socket)."""
+        if sock is not None:
+            kwargs: dict[str, Any] = {"ssl_shutdown_timeout": ssl_shutdown_timeout} if sys.version_info >= (3, 11) \
+                else {}
+            return await super().create_connection(  # type: ignore[no-any-return]
+                protocol_factory, ssl=ssl, sock=sock, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout, **kwargs)
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError("You must set server_hostname when using ssl without a host")
+            server_hostname = host
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if host is None or port is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        number = _port(port)
+        local_port = self._local_port(local_addr)
+        stack = self.stack
+        errors: list[OSError] = []
+        for address in await self._addresses(host, family, socket.SOCK_STREAM):
+            try:
+                self._check_reachable(address)
+                if ssl:
+                    return await self._connect_tls(stack, protocol_factory, address, number, local_port, ssl,
+                                                   server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+                transport, protocol = await stack.tcp.create_connection(
+                    protocol_factory, address, number, local_port=local_port, nodelay=True)
+                return transport, protocol
+            except OSError as exc:
+                errors.append(exc)
+        if len(errors) == 1 or (not all_errors and len({str(e) for e in errors}) == 1):
+            raise errors[0]
+        if all_errors and sys.version_info >= (3, 11):
+            raise ExceptionGroup("create_connection failed", errors)  # noqa: F821 - a builtin from Python 3.11
+        raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    def _local_port(self, local_addr: tuple[str, int] | None) -> int:
+        if local_addr is None:
+            return 0
+        address, port = local_addr[0], local_addr[1]
+        if address not in _WILDCARDS and address != self.stack.ipv4.address:
+            raise OSError(errno.EADDRNOTAVAIL, f"cannot bind to {address}: it is not this stack's address "
+                                               f"({self.stack.ipv4.address})")
+        return _port(port)
+
+    async def _connect_tls(self, stack: TcpipStack, protocol_factory: ProtocolFactory, address: str, port: int,
+                           local_port: int, ssl: ssl_module.SSLContext | bool, server_hostname: str | None,
+                           handshake_timeout: float | None,
+                           shutdown_timeout: float | None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Asyncio's TLS protocol (``ssl.SSLObject`` over memory BIOs) on a plain connection of the stack."""
+        context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
+        app_protocol = protocol_factory()
+        waiter = self.create_future()
+        tls = self._tls_protocol(app_protocol, context, waiter, False, server_hostname, handshake_timeout,
+                                 shutdown_timeout)
+        transport, _ = await stack.tcp.create_connection(lambda: tls, address, port, local_port=local_port,
+                                                         nodelay=True)
+        try:
+            await waiter
+        except BaseException:
+            transport.abort()
+            raise
+        return tls._app_transport, app_protocol
+
+    def _tls_protocol(self, app_protocol: asyncio.BaseProtocol, context: ssl_module.SSLContext,
+                      waiter: asyncio.Future[Any], server_side: bool, server_hostname: str | None,
+                      handshake_timeout: float | None, shutdown_timeout: float | None) -> sslproto.SSLProtocol:
+        kwargs: dict[str, Any] = {"ssl_shutdown_timeout": shutdown_timeout} if sys.version_info >= (3, 11) else {}
+        return sslproto.SSLProtocol(self, app_protocol, context, waiter, server_side=server_side,
+                                    server_hostname=server_hostname,
+                                    ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+                                    **kwargs)
+
+    async def create_server(  # type: ignore[override]
+            self, protocol_factory: ProtocolFactory, host: str | Sequence[str] | None = None,
+            port: int | str | None = None, *, family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
+            sock: socket.socket | None = None, backlog: int = 100, ssl: ssl_module.SSLContext | None = None,
+            reuse_address: bool | None = None, reuse_port: bool | None = None,
+            ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
+            start_serving: bool = True,
+    ) -> asyncio.AbstractServer:
+        """Listen on ``port`` of unik's stack (``sock=``: asyncio's own, on a host socket).
+
+        ``host`` may be ``None``, ``""``, ``"0.0.0.0"`` or the stack's address (or a list
+        of those): the stack has one address, and a port listens on it.  ``reuse_address``
+        needs nothing (a port with connections in TIME-WAIT can always listen again);
+        ``reuse_port`` shares no port between listeners: a second one is ``EADDRINUSE``.
+        ``backlog`` bounds the half-open connections (SYN-RECEIVED), beyond which SYN
+        cookies answer.
+        """
+        if sock is not None:
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            kwargs: dict[str, Any] = {"ssl_shutdown_timeout": ssl_shutdown_timeout} if sys.version_info >= (3, 11) \
+                else {}
+            return await super().create_server(
+                protocol_factory, sock=sock, backlog=backlog, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
+                start_serving=start_serving, **kwargs)
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and ssl is None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        stack = self.stack
+        address = await self._listen_address(host, family)
+        factory = protocol_factory
+        if ssl is not None:
+            factory = self._tls_server_factory(protocol_factory, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        number = _port(port)
+        if number == 0:
+            number = stack.tcp._free_listen_port()
+        elif number in stack.tcp.listeners:
+            raise OSError(errno.EADDRINUSE, f"error while attempting to bind on address ({address!r}, {number}): "
+                                            f"port {number} already listens on unik's stack"
+                                            + (" (reuse_port shares no port here)" if reuse_port else ""))
+        server = UnikServer(self, stack.tcp, factory, number, address, backlog or None)
+        if start_serving:
+            await server.start_serving()
+        return server
+
+    async def _listen_address(self, host: str | Sequence[str] | None, family: int) -> str:
+        """The address a server listens on: the wildcard or the stack's own (one stack, one address)."""
+        hosts: Iterable[str | None] = [host] if host is None or isinstance(host, str) else host
+        own = self.stack.ipv4.address
+        chosen = "0.0.0.0"
+        for name in dict.fromkeys(hosts):
+            if name in _WILDCARDS:
+                continue
+            assert name is not None
+            for address in await self._addresses(name, family, socket.SOCK_STREAM):
+                if address in ("::", "::0"):
+                    raise OSError(errno.EAFNOSUPPORT, f"cannot listen on {name!r}: unik's stack has no IPv6 yet "
+                                                      f"(issue 15): listen on 0.0.0.0")
+                if address != own:
+                    loopback = " (unik's stack has no loopback interface)" if address.startswith("127.") else ""
+                    raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {name!r}: {address} is not this stack's "
+                                                       f"address {own}{loopback}: listen on 0.0.0.0 or {own}")
+                chosen = own
+        return chosen
+
+    def _tls_server_factory(self, protocol_factory: ProtocolFactory, context: ssl_module.SSLContext,
+                            handshake_timeout: float | None, shutdown_timeout: float | None) -> ProtocolFactory:
+        def factory() -> asyncio.BaseProtocol:
+            waiter = self.create_future()
+            waiter.add_done_callback(_consume)
+            return self._tls_protocol(protocol_factory(), context, waiter, True, None, handshake_timeout,
+                                      shutdown_timeout)
+        return factory
+
+    # -- UDP ----------------------------------------------------------------------------
+
+    async def create_datagram_endpoint(  # type: ignore[override]
+            self, protocol_factory: Callable[[], asyncio.DatagramProtocol],
+            local_addr: tuple[str, int] | None = None, remote_addr: tuple[str, int] | None = None, *,
+            family: int = 0, proto: int = 0, flags: int = 0, reuse_address: bool | None = None,
+            reuse_port: bool | None = None, allow_broadcast: bool | None = None, sock: socket.socket | None = None,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        """A UDP port of unik's stack (``sock=``: asyncio's own, on a host socket)."""
+        if sock is not None:
+            return await super().create_datagram_endpoint(protocol_factory, sock=sock)  # type: ignore[return-value]
+        if reuse_address:
+            raise ValueError("Passing `reuse_address=True` is no longer supported, as the usage of SO_REUSEPORT "
+                             "in UDP poses a significant security concern.")
+        if family == socket.AF_UNIX or (isinstance(local_addr, str) or isinstance(remote_addr, str)):
+            raise OSError(errno.EAFNOSUPPORT, "unik's stack has no UNIX-domain datagram sockets")
+        stack = self.stack
+        peer: tuple[str, int] | None = None
+        if remote_addr is not None:
+            addresses = await self._addresses(remote_addr[0], family, socket.SOCK_DGRAM)
+            self._check_reachable(addresses[0])
+            peer = (addresses[0], _port(remote_addr[1]))
+        local_port = 0
+        if local_addr is not None:
+            local_port = self._local_port(local_addr)
+        endpoint = await stack.udp.bind(local_port)
+        transport: UdpTransport | None = None
+        try:
+            protocol = protocol_factory()
+            transport = UdpTransport(self, endpoint, protocol, (stack.ipv4.address, endpoint.port), peer)
+            waiter = self.create_future()
+            transport.start(waiter)
+            await waiter
+        except BaseException:
+            if transport is not None:
+                transport.close()
+            else:
+                endpoint.close()
+            raise
+        return transport, protocol
+
+
+def _port(port: int | str | None) -> int:
+    if port is None:
+        return 0
+    number = int(port)
+    if not 0 <= number < 65536:
+        raise OverflowError(f"port must be 0-65535, not {port!r}")
+    return number
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve a server-side TLS handshake's outcome (asyncio's TLS protocol logs failures itself)."""
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,317 @@
+"""The unik event loop (unik_tcpip.aio): asyncio's network methods on unik's stack.
+
+Most tests join two stacks on a simulated wire in real time: the loop's stack (A,
+10.0.0.1) and a peer stack (B, 10.0.0.2) used through its own API.  The tests of
+test_aio_kernel.py put the loop's stack on a TAP whose kernel side is in a
+namespace the test makes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tcpip_support import Wire, pair
+from unik_tcpip.aio import NoStack, UnikEventLoop, run
+from unik_tcpip.stack import TcpipStack
+
+TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def two_stacks() -> AsyncIterator[tuple[TcpipStack, TcpipStack]]:
+    """A (attached to the running unik loop) and B on a simulated wire, in real time."""
+    a, b = await pair(Wire(keep_log=False))
+    UnikEventLoop.attach_running(a)
+    try:
+        yield a, b
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+
+
+def run_unik(coro: Any) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, TIMEOUT)
+    return run(bounded())
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):  # a test may end with the connection open
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+# -- names ---------------------------------------------------------------------------
+
+
+def test_getaddrinfo_answers_literals_and_refuses_names_until_a_resolver_exists() -> None:
+    async def main() -> None:
+        async with two_stacks():
+            loop = asyncio.get_running_loop()
+            infos = await loop.getaddrinfo("10.0.0.2", 80)
+            assert infos == [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.2", 80)),
+                             (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("10.0.0.2", 80))]
+            assert await loop.getaddrinfo("10.0.0.2", "443", type=socket.SOCK_STREAM) == [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.2", 443))]
+            assert (await loop.getaddrinfo(None, 0, flags=socket.AI_PASSIVE))[0][4] == ("0.0.0.0", 0)
+            assert (await loop.getaddrinfo("::1", 5, family=socket.AF_INET6))[0][4] == ("::1", 5, 0, 0)
+            with pytest.raises(socket.gaierror, match=r"is a name.*give an IP address"):
+                await loop.getaddrinfo("example.com", 80)
+            with pytest.raises(socket.gaierror, match="service 'http'"):
+                await loop.getaddrinfo("10.0.0.2", "http")
+            with pytest.raises(socket.gaierror, match="is a name"):
+                await asyncio.open_connection("example.com", 80)
+            assert await loop.getnameinfo(("10.0.0.2", 80)) == ("10.0.0.2", "80")
+            with pytest.raises(socket.gaierror, match="reverse"):
+                await loop.getnameinfo(("10.0.0.2", 80), socket.NI_NAMEREQD)
+    run_unik(main())
+
+
+def test_network_methods_say_when_no_stack_is_attached() -> None:
+    async def main() -> None:
+        with pytest.raises(NoStack, match=r"UnikEventLoop\.attach"):
+            await asyncio.open_connection("10.0.0.2", 80)
+        with pytest.raises(NoStack):
+            await asyncio.start_server(echo, None, 80)
+    run_unik(main())
+
+
+def test_attach_running_refuses_asyncio_s_own_loop() -> None:
+    async def main() -> None:
+        a, b = await pair(Wire(keep_log=False))
+        try:
+            with pytest.raises(RuntimeError, match="not unik's"):
+                UnikEventLoop.attach_running(a)
+        finally:
+            await a.disconnect()
+            await b.disconnect()
+    asyncio.run(main())
+
+
+# -- TCP -----------------------------------------------------------------------------
+
+
+def test_start_server_serves_the_peer_with_nagle_off() -> None:
+    async def main() -> None:
+        async with two_stacks() as (a, b):
+            server = await asyncio.start_server(echo, None, 7000)
+            assert server.is_serving()
+            [sock] = server.sockets
+            assert sock.getsockname() == ("0.0.0.0", 7000) and sock.fileno() == -1
+            assert sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM
+            reader, writer = await b.tcp.connect("10.0.0.1", 7000)
+            for size in (1, 100, 200_000):
+                payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+                writer.write(payload)
+                assert await reader.readexactly(len(payload)) == payload
+            [accepted] = [c for c in a.tcp.connections.values() if c.local[1] == 7000]
+            assert accepted.tcb.nodelay, "asyncio sets TCP_NODELAY on accepted sockets; so does unik's loop"
+            assert not writer.transport.get_extra_info("tcp_connection").tcb.nodelay, "the stack's default is Nagle"
+            writer.close()
+            assert await reader.read() == b""
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), 5)
+            assert not server.is_serving() and server.sockets == ()
+            with pytest.raises(ConnectionRefusedError):
+                await b.tcp.connect("10.0.0.1", 7000)
+    run_unik(main())
+
+
+def test_open_connection_reaches_the_peer_with_nagle_off() -> None:
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            await b.tcp.start_server(echo, 7001)
+            reader, writer = await asyncio.open_connection("10.0.0.2", 7001)
+            assert writer.get_extra_info("peername") == ("10.0.0.2", 7001)
+            assert writer.get_extra_info("sockname")[0] == "10.0.0.1"
+            assert writer.get_extra_info("socket") is None
+            assert writer.transport.get_extra_info("tcp_connection").tcb.nodelay
+            # Two small writes in a row both leave at once (Nagle would hold the second).
+            writer.write(b"a")
+            writer.write(b"b")
+            assert await reader.readexactly(2) == b"ab"
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection("10.0.0.2", 7002)
+            _r, w2 = await asyncio.open_connection("10.0.0.2", 7001, local_addr=("0.0.0.0", 40001))
+            assert w2.get_extra_info("sockname") == ("10.0.0.1", 40001)
+            w2.close()
+            with pytest.raises(OSError, match="not this stack's address"):
+                await asyncio.open_connection("10.0.0.2", 7001, local_addr=("10.9.9.9", 0))
+            with pytest.raises(OSError, match="no IPv6"):
+                await asyncio.open_connection("::1", 7001)
+    run_unik(main())
+
+
+def test_create_server_addresses_ports_and_start_serving() -> None:
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            loop = asyncio.get_running_loop()
+            own = await asyncio.start_server(echo, "10.0.0.1", 0)
+            port = own.sockets[0].getsockname()[1]
+            assert own.sockets[0].getsockname() == ("10.0.0.1", port) and 49152 <= port < 65536
+            with pytest.raises(OSError, match="already listens") as info:
+                await asyncio.start_server(echo, None, port, reuse_port=True)
+            assert info.value.errno == 98  # EADDRINUSE
+            with pytest.raises(OSError, match="no loopback interface"):
+                await asyncio.start_server(echo, "127.0.0.1", 7003)
+            with pytest.raises(OSError, match="not this stack's address"):
+                await asyncio.start_server(echo, "10.0.0.7", 7003)
+            both = await asyncio.start_server(echo, ["0.0.0.0", "10.0.0.1"], 7004, reuse_address=True)
+            assert both.sockets[0].getsockname() == ("10.0.0.1", 7004)
+            lazy = await loop.create_server(asyncio.Protocol, None, 7005, start_serving=False)
+            assert not lazy.is_serving()
+            with pytest.raises(ConnectionRefusedError):
+                await b.tcp.connect("10.0.0.1", 7005)
+            await lazy.start_serving()
+            _r, w = await b.tcp.connect("10.0.0.1", 7005)
+            w.close()
+            for server in (own, both, lazy):
+                server.close()
+    run_unik(main())
+
+
+def test_serve_forever_is_cancelled_and_wait_closed_waits_for_connections() -> None:
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            server = await asyncio.start_server(echo, None, 7006, start_serving=False)
+            forever = asyncio.ensure_future(server.serve_forever())
+            await asyncio.sleep(0.01)
+            assert server.is_serving()
+            reader, writer = await b.tcp.connect("10.0.0.1", 7006)
+            writer.write(b"ping")
+            assert await reader.readexactly(4) == b"ping"
+            forever.cancel()
+            closing = asyncio.ensure_future(server.wait_closed())
+            await asyncio.sleep(0.1)
+            assert not server.is_serving() and not closing.done(), "an accepted connection is still open"
+            writer.close()
+            await asyncio.wait_for(closing, 5)
+            with pytest.raises(asyncio.CancelledError):
+                await forever
+    run_unik(main())
+
+
+def test_close_clients_and_abort_clients() -> None:
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            server: Any = await asyncio.start_server(echo, None, 7007)
+            flows = [await b.tcp.connect("10.0.0.1", 7007) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            server.close()
+            server.close_clients()
+            for reader, _writer in flows:
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+            server2: Any = await asyncio.start_server(echo, None, 7008)
+            reader, _writer = await b.tcp.connect("10.0.0.1", 7008)
+            await asyncio.sleep(0.05)
+            server2.abort_clients()
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(reader.read(), 5)
+            server2.close()
+            await asyncio.wait_for(server2.wait_closed(), 5)
+    run_unik(main())
+
+
+# -- UDP -----------------------------------------------------------------------------
+
+
+class Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+        self.errors: list[Exception] = []
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.got.put_nowait((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(exc)
+
+
+def test_datagram_endpoint_sends_and_receives() -> None:
+    async def main() -> None:
+        async with two_stacks() as (a, b):
+            loop = asyncio.get_running_loop()
+            peer = await b.udp.bind(5300)
+            transport, proto = await loop.create_datagram_endpoint(Collect, local_addr=("0.0.0.0", 5301))
+            assert transport.get_extra_info("sockname") == ("10.0.0.1", 5301)
+            assert transport.get_extra_info("peername") is None
+            transport.sendto(b"hello", ("10.0.0.2", 5300))
+            dgram = await peer.recvfrom()
+            assert dgram.data == b"hello" and dgram.source == ("10.0.0.1", 5301)
+            await peer.sendto(b"back", ("10.0.0.1", 5301))
+            assert await proto.got.get() == (b"back", ("10.0.0.2", 5300))
+            transport.sendto(b"x" * 70000, ("10.0.0.2", 5300))
+            assert proto.errors and proto.errors[0].errno == 90  # EMSGSIZE, to error_received
+            with pytest.raises(ValueError, match="needs an address"):
+                transport.sendto(b"x")
+            transport.close()
+            assert transport.is_closing() and await proto.lost is None
+            assert 5301 not in a.udp.ports
+            # Connected: only the peer is heard; sendto needs no address.
+            connected, cproto = await loop.create_datagram_endpoint(Collect, remote_addr=("10.0.0.2", 5300))
+            assert connected.get_extra_info("peername") == ("10.0.0.2", 5300)
+            connected.sendto(b"to peer")
+            dgram = await peer.recvfrom()
+            other = await b.udp.bind(5302)
+            await other.sendto(b"stranger", dgram.source)
+            await peer.sendto(b"peer", dgram.source)
+            assert await cproto.got.get() == (b"peer", ("10.0.0.2", 5300))
+            with pytest.raises(ValueError, match="Invalid address"):
+                connected.sendto(b"x", ("10.0.0.2", 1))
+            connected.close()
+    run_unik(main())
+
+
+# -- TLS over asyncio's SSLProtocol ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    from unik_tls.certs import selfsigned, write_pair
+
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = selfsigned(["unik.test", "10.0.0.1"])
+    write_pair(cert, key, directory / "cert.pem", directory / "key.pem")
+    yield directory / "cert.pem", directory / "key.pem"
+
+
+def test_tls_server_and_client_through_ssl_contexts(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> None:
+        async with two_stacks() as (_a, _b):
+            server = await asyncio.start_server(echo, None, 7443, ssl=server_ctx)
+            # Client and server are both on the loop's stack: a connection to its own address is
+            # looped back inside the stack (the kernel tests below use a kernel peer).
+            reader, writer = await asyncio.open_connection("10.0.0.1", 7443, ssl=client_ctx,
+                                                           server_hostname="unik.test")
+            assert writer.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
+            assert writer.get_extra_info("peercert")["subjectAltName"]
+            big = b"0123456789abcdef" * 40_000
+            writer.write(big)
+            assert await reader.readexactly(len(big)) == big
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await asyncio.open_connection("10.0.0.1", 7443, ssl=client_ctx, server_hostname="other.test")
+            server.close()
+    run_unik(main())
+
