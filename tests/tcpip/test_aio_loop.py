@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tcpip_support import Wire, pair
+from tcpip_support import LoopSleep, SeededRandom, VirtualClock, Wire, mac, make_stack, pair
 from unik_tcpip.aio import NoStack, UnikEventLoop, run
-from unik_tcpip.stack import TcpipStack
+from unik_tcpip.stack import TcpipStack, parse_ipv4, resolver_keys
 
 TIMEOUT = 30.0
 
 
 @contextlib.asynccontextmanager
 async def two_stacks() -> AsyncIterator[tuple[TcpipStack, TcpipStack]]:
-    """A (attached to the running unik loop) and B on a simulated wire, in real time."""
-    a, b = await pair(Wire(keep_log=False))
+    """A (attached to the running unik loop, knowing B as ``peer.test``) and B on a simulated wire, in real time."""
+    wire = Wire(keep_log=False)
+    a = TcpipStack(wire.port(mac(1), name="stack1"), VirtualClock(), LoopSleep(), SeededRandom(1),
+                   parse_ipv4("10.0.0.1/24", None), resolver_config=resolver_keys(None, None, "peer.test=10.0.0.2"))
+    a.start()
+    b = await make_stack(wire, 2, "10.0.0.2/24")
     UnikEventLoop.attach_running(a)
     try:
         yield a, b
@@ -53,7 +57,7 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 # -- names ---------------------------------------------------------------------------
 
 
-def test_getaddrinfo_answers_literals_and_refuses_names_until_a_resolver_exists() -> None:
+def test_getaddrinfo_answers_literals_and_asks_the_stack_s_resolver_for_names() -> None:
     async def main() -> None:
         async with two_stacks():
             loop = asyncio.get_running_loop()
@@ -64,11 +68,12 @@ def test_getaddrinfo_answers_literals_and_refuses_names_until_a_resolver_exists(
                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.2", 443))]
             assert (await loop.getaddrinfo(None, 0, flags=socket.AI_PASSIVE))[0][4] == ("0.0.0.0", 0)
             assert (await loop.getaddrinfo("::1", 5, family=socket.AF_INET6))[0][4] == ("::1", 5, 0, 0)
-            with pytest.raises(socket.gaierror, match=r"is a name.*give an IP address"):
+            assert (await loop.getaddrinfo("peer.test", 80, type=socket.SOCK_STREAM))[0][4] == ("10.0.0.2", 80)
+            with pytest.raises(socket.gaierror, match="no DNS server is known"):
                 await loop.getaddrinfo("example.com", 80)
             with pytest.raises(socket.gaierror, match="service 'http'"):
                 await loop.getaddrinfo("10.0.0.2", "http")
-            with pytest.raises(socket.gaierror, match="is a name"):
+            with pytest.raises(socket.gaierror, match="no DNS server"):
                 await asyncio.open_connection("example.com", 80)
             assert await loop.getnameinfo(("10.0.0.2", 80)) == ("10.0.0.2", "80")
             with pytest.raises(socket.gaierror, match="reverse"):
@@ -148,8 +153,14 @@ def test_open_connection_reaches_the_peer_with_nagle_off() -> None:
             w2.close()
             with pytest.raises(OSError, match="not this stack's address"):
                 await asyncio.open_connection("10.0.0.2", 7001, local_addr=("10.9.9.9", 0))
-            with pytest.raises(OSError, match="no IPv6"):
+            with pytest.raises(OSError, match="no IPv6 address"):
                 await asyncio.open_connection("::1", 7001)
+            # A name the stack's resolver knows (--hosts here).
+            r3, w3 = await asyncio.open_connection("peer.test", 7001)
+            assert w3.get_extra_info("peername") == ("10.0.0.2", 7001)
+            w3.write(b"by name")
+            assert await r3.readexactly(7) == b"by name"
+            w3.close()
     run_unik(main())
 
 
@@ -167,6 +178,8 @@ def test_create_server_addresses_ports_and_start_serving() -> None:
                 await asyncio.start_server(echo, "127.0.0.1", 7003)
             with pytest.raises(OSError, match="not this stack's address"):
                 await asyncio.start_server(echo, "10.0.0.7", 7003)
+            with pytest.raises(OSError, match=r"10\.0\.0\.2 is not this stack.s address"):
+                await asyncio.start_server(echo, "peer.test", 7003)
             both = await asyncio.start_server(echo, ["0.0.0.0", "10.0.0.1"], 7004, reuse_address=True)
             assert both.sockets[0].getsockname() == ("10.0.0.1", 7004)
             lazy = await loop.create_server(asyncio.Protocol, None, 7005, start_serving=False)

@@ -28,14 +28,13 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .addresses import Resolving
 from .datagram import UdpTransport
 from .loop import NoStack, UnikEventLoop
 from .server import StackSocket, UnikServer
 
 T = TypeVar("T")
 
-__all__ = ["NoStack", "Resolving", "StackSocket", "UdpTransport", "UnikEventLoop", "UnikServer", "run"]
+__all__ = ["NoStack", "StackSocket", "UdpTransport", "UnikEventLoop", "UnikServer", "run"]
 
 
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:

@@ -1,27 +1,20 @@
-"""``getaddrinfo``/``getnameinfo`` for the unik event loop: address literals, and names through a resolver.
+"""``getaddrinfo``/``getnameinfo`` for the unik event loop: address literals here, names by the stack's resolver.
 
-A name is looked up only by a stack that declares a resolver (:class:`Resolving`: the
-stub resolver of issue 15 gives :class:`unik_tcpip.stack.TcpipStack` a ``getaddrinfo``);
-without one, a name is a :class:`socket.gaierror` that says so and asks for an address.
-Nothing here calls the host's resolver: inside a unikernel there is none.
+Names go to :meth:`unik_tcpip.stack.TcpipStack.getaddrinfo` (its DNS stub resolver,
+``--dns``/``--hosts``/DHCP); nothing here calls the host's resolver: inside a unikernel
+there is none.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..stack import TcpipStack
 
 #: What :func:`getaddrinfo` returns: ``(family, type, proto, canonname, sockaddr)``.
 AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
-
-
-@runtime_checkable
-class Resolving(Protocol):
-    """A stack that looks names up (unik-lib-tcpip's with its DNS stub resolver)."""
-
-    async def getaddrinfo(self, host: str | None, port: int | str | None, family: int = 0, type: int = 0,
-                          proto: int = 0, flags: int = 0) -> list[AddrInfo]:
-        """:meth:`asyncio.loop.getaddrinfo`, answered by the stack's resolver."""
 
 
 def literal_family(host: str) -> int | None:
@@ -66,15 +59,7 @@ def literal_infos(address: str, port: int, family: int, type: int, proto: int, f
     return out
 
 
-def no_resolver(host: str) -> socket.gaierror:
-    """The error for a name on a stack without a resolver."""
-    return socket.gaierror(
-        socket.EAI_NONAME,
-        f"{host!r} is a name, and this unik stack looks up no names (its DNS resolver, issue 15, is not in "
-        f"this unik-lib-tcpip): give an IP address")
-
-
-async def getaddrinfo(stack: object, host: str | bytes | None, port: int | str | bytes | None, family: int = 0,
+async def getaddrinfo(stack: TcpipStack, host: str | bytes | None, port: int | str | bytes | None, family: int = 0,
                       type: int = 0, proto: int = 0, flags: int = 0) -> list[AddrInfo]:
     """:meth:`asyncio.loop.getaddrinfo` on ``stack``: literals here, names by its resolver."""
     if isinstance(host, bytes):
@@ -89,9 +74,7 @@ async def getaddrinfo(stack: object, host: str | bytes | None, port: int | str |
         return literal_infos(host, number, family, type, proto, flags)
     if flags & socket.AI_NUMERICHOST:
         raise socket.gaierror(socket.EAI_NONAME, f"{host!r} is not a numeric address (AI_NUMERICHOST)")
-    if isinstance(stack, Resolving):
-        return await stack.getaddrinfo(host, number, family, type, proto, flags)
-    raise no_resolver(host)
+    return await stack.getaddrinfo(host, number, family, type, proto, flags)
 
 
 def getnameinfo(sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from .datagram import UdpTransport
 from .server import UnikServer
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-_WILDCARDS = (None, "", "0.0.0.0")
+_WILDCARDS = (None, "", "0.0.0.0", "::")
 
 
 class NoStack(RuntimeError):
@@ -81,8 +81,10 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         return list(dict.fromkeys(info[4][0] for info in infos))
 
     def _check_reachable(self, address: str) -> None:
-        if literal_family(address) == socket.AF_INET6:
-            raise OSError(errno.EAFNOSUPPORT, f"{address}: unik's stack has no IPv6 yet (issue 15)")
+        family = literal_family(address)
+        if family not in self.stack.families():
+            raise OSError(errno.EAFNOSUPPORT, f"{address}: this unik stack has no "
+                                              f"{'IPv6' if family == socket.AF_INET6 else 'IPv4'} address")
 
     # -- TCP ----------------------------------------------------------------------------
 
@@ -229,9 +231,6 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                 continue
             assert name is not None
             for address in await self._addresses(name, family, socket.SOCK_STREAM):
-                if address in ("::", "::0"):
-                    raise OSError(errno.EAFNOSUPPORT, f"cannot listen on {name!r}: unik's stack has no IPv6 yet "
-                                                      f"(issue 15): listen on 0.0.0.0")
                 if address != own:
                     loopback = " (unik's stack has no loopback interface)" if address.startswith("127.") else ""
                     raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {name!r}: {address} is not this stack's "
