@@ -8,5 +8,6 @@ setup(
     ext_modules=[
         Extension("unik_tcpip._checksum", ["src/unik_tcpip/_checksum.c"], extra_compile_args=CFLAGS),
         Extension("unik_tcpip._fastpath", ["src/unik_tcpip/_fastpath.c"], extra_compile_args=CFLAGS),
+        Extension("unik_tcpip.tcp._predict", ["src/unik_tcpip/tcp/_predict.c"], extra_compile_args=CFLAGS),
     ]
 )

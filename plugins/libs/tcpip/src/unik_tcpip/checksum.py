@@ -64,9 +64,11 @@ def implementation() -> str:
 def use_pure(pure: bool) -> None:
     """Select the pure twins (``True``) or the default (``False``: C if built, unless ``UNIK_PURE``).
 
-    Switches the frame fast paths (:mod:`unik_tcpip.fastpath`) too.
+    Switches the frame fast paths (:mod:`unik_tcpip.fastpath`) and TCP's header prediction
+    (:mod:`unik_tcpip.tcp.predict`) too.
     """
     from . import fastpath
+    from .tcp import predict
 
-    for pair in (TWIN, fastpath.TWIN):
+    for pair in (TWIN, fastpath.TWIN, predict.TWIN):
         pair.select(True if pure else None)

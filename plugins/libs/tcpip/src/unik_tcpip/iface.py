@@ -30,7 +30,6 @@ from .wire.ethernet import BROADCAST, EthernetFrame, EtherType
 from .wire.ethernet import HEADER_LEN as ETH_LEN
 from .wire.ipv4 import MIN_HEADER_LEN as IP_LEN
 from .wire.ipv4 import Ipv4Packet, Protocol
-from .wire.tcp import TcpSegment
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +314,7 @@ class Interface:
             if fields.dst_mac == self.mac and fields.dst == self.address and src != self.address \
                     and src[0] < 224 and self.tcp is not None:
                 self.stats["ipv4.rx"] += 1
-                self.tcp.segment_input(src, fields.dst, TcpSegment.from_fast(frame, fields))
+                self.tcp.frame_input(src, fields.dst, frame, fields)
                 return
         eth = EthernetFrame.parse(frame)
         if eth.dst != self.mac and not eth.dst[0] & 1:

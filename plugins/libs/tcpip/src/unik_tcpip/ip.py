@@ -6,8 +6,10 @@ NDP, SLAAC) on the same link.  The transports pick the layer by the length of an
 address (4 or 16 bytes) and keep no constants of either family:
 
 * segments are demultiplexed by :meth:`unik_tcpip.tcp.TcpLayer.segment_input` from
-  ``(src, dst, segment)`` whatever the address length (:class:`TcpTransport`);
-* checksums use :func:`unik_tcpip.checksum.pseudo_header_sum` and
+  ``(src, dst, segment)`` whatever the address length (:class:`TcpTransport`); a
+  frame parser's record goes to :meth:`unik_tcpip.tcp.TcpLayer.frame_input`, whose header
+  prediction reads only its TCP fields;
+* checksums use :func:`unik_tcpip.checksum.pseudo_header_sum`, and
   :func:`unik_tcpip.fastpath.tcp_segment`, which take 4- or 16-byte addresses
   (RFC 9293 3.1 / RFC 8200 8.1);
 * header room, the MSS ceiling and the virtio-net GSO type come from the layer
@@ -20,7 +22,7 @@ address (4 or 16 bytes) and keep no constants of either family:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from unik.devices import TxOffload
 
@@ -70,6 +72,9 @@ class TcpTransport(Transport, Protocol):
 
     def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         """A parsed segment from ``src`` to ``dst`` (4- or 16-byte addresses)."""
+
+    def frame_input(self, src: bytes, dst: bytes, frame: bytes | bytearray | memoryview, fields: Any) -> None:
+        """A segment the frame parser found in ``frame`` (``fields``: a :class:`Tcp4Fields`-like record)."""
 
 
 class IpLayer(Protocol):

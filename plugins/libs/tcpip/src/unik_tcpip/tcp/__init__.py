@@ -2,6 +2,10 @@
 
 A segment's path, from the interface to the application:
 
+* :meth:`layer.TcpLayer.frame_input` takes what the frame parser found; an established
+  connection's next in-order segment is processed there by header prediction
+  (:mod:`.predict`: ``_predict.c`` or its pure twin), with the result ``segment_arrives``
+  would give; every other segment is parsed and goes on:
 * :meth:`layer.TcpLayer.segment_input` finds the connection by its four-tuple (or runs
   CLOSED and LISTEN processing, SYN cookies included);
 * :meth:`transport.TcpConnection.segment_arrives` feeds it to the connection's state

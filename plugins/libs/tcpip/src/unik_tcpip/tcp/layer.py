@@ -15,7 +15,7 @@ import errno
 import struct
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
@@ -294,6 +294,22 @@ class TcpLayer:
         """A datagram carrying TCP, from the full parsers: parse the segment and demultiplex it."""
         verify = self.nets[len(ip.src)].verify_rx_checksum
         self.segment_input(ip.src, ip.dst, TcpSegment.parse(ip.payload, ip.src, ip.dst, verify))
+
+    def frame_input(self, src: bytes, dst: bytes, frame: bytes | bytearray | memoryview, fields: Any) -> None:
+        """A segment the frame parser found (:func:`unik_tcpip.fastpath.tcp4_parse`'s record).
+
+        An established connection's predicted segment (in order, data and/or a new ACK:
+        :mod:`unik_tcpip.tcp.predict`) is processed straight from the record; any other
+        is parsed and goes to :meth:`segment_input` like every segment.  Counted as
+        ``tcp.predicted`` (the rest under ``tcp.rx`` alone), on every NIC alike.
+        """
+        conn = self.connections.get((dst, fields.dport, src, fields.sport))
+        if conn is not None and conn.frame_arrives(frame, fields):
+            stats = self.stats
+            stats["tcp.rx"] += 1
+            stats["tcp.predicted"] += 1
+            return
+        self.segment_input(src, dst, TcpSegment.from_fast(frame, fields))
 
     def segment_input(self, src: bytes, dst: bytes, seg: TcpSegment) -> None:
         """Demultiplex a parsed segment from ``src`` to ``dst`` (RFC 9293 3.10.7).

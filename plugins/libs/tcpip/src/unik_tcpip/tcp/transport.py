@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..addr import family, ip_text, sockaddr
+from . import predict
 from .config import TcpStats
 from .connection import Connection, Event, Key
 from .state import State
@@ -113,6 +114,13 @@ class TcpConnection(asyncio.Transport):
         reopen = self.tcb.segment_arrives(seg, self._now())
         self._run()
         return reopen
+
+    def frame_arrives(self, frame: bytes | bytearray | memoryview, fields: Any) -> bool:
+        """Header prediction (:mod:`.predict`): ``True`` when it processed the segment (else nothing changed)."""
+        if predict.established(self.tcb, frame, fields, self._now()):
+            self._run()
+            return True
+        return False
 
     def open_active(self, iss: int) -> None:
         """Send the SYN."""
