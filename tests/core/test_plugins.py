@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,3 +216,32 @@ def test_image_contents_and_configure_hooks(registry: PluginRegistry, make_app: 
     plan = registry.project(root).compose("fake", {})
     assert plan.contributions == {"lib": {"answer": 42}}
     assert registry.image_contents(plan)["lib"].kernel_modules == ["virtio_net"]
+
+
+def test_runtime_modules_are_declared_and_checked() -> None:
+    import types
+
+    from unik.provider import Provider
+
+    class Console(Provider):
+        PLUGIN_NAME = "mine.console"
+        kind = "console"
+        implementation = "mine.other:Console"
+
+    def plugin(runtime: object) -> types.ModuleType:
+        module = types.ModuleType("mine.plugin")
+        module.UNIK_API = ">=1"  # type: ignore[attr-defined]
+        module.UNIK_RUNTIME = runtime  # type: ignore[attr-defined]
+        module.unik_register_providers = hookimpl(lambda: [Console])  # type: ignore[attr-defined]
+        return module
+
+    reg = PluginRegistry().add(plugin(("mine.device",)), "mine")
+    assert reg.plugins["mine"].runtime == ["mine.device"]
+    assert {r["name"]: r for r in reg.describe()}["mine"]["runtime"] == ["mine.device"]
+    expected = ("provider 'mine.console' is implemented by mine.other, which its UNIK_RUNTIME does not list: "
+                "add 'mine.other' to UNIK_RUNTIME in mine.plugin")
+    with pytest.raises(PluginError, match=re.escape(expected)):
+        reg.providers()
+    assert "mine.console" in PluginRegistry().add(plugin(("mine.device", "mine.other")), "mine").providers()
+    with pytest.raises(PluginError, match=r"UNIK_RUNTIME must be a tuple of module names"):
+        PluginRegistry().add(plugin("mine.device"), "bad")

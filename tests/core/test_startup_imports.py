@@ -131,3 +131,47 @@ def test_inputs_digest_is_remembered_and_invalidated(
     assert added not in (digest, changed)
     (config.directory / project_module.INPUTS).unlink()
     assert project.inputs_digest(config) == added  # the same as computed from scratch
+
+
+LAZY = '''
+from unik.hookspecs import hookimpl
+UNIK_API = ">=1.0,<2"
+'''
+LAZY_COMMAND = LAZY + '''
+@hookimpl
+def unik_add_commands(subparsers):
+    subparsers.add_parser("lazy-hello", help="a command of the lazy plugin")
+'''
+
+
+def test_help_loads_only_the_plugins_that_add_commands(tmp_path: Path) -> None:
+    """Which hooks each plugin implements is remembered: `unik --help` imports no target's plugin."""
+    for needed in ("unik_unix", "unik_virtio", "unik_fat", "unik_tls"):
+        pytest.importorskip(needed, reason=f"needs {needed} installed (make venv installs every plugin)")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = "from unik.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    first = modules_after(code, env)  # nothing remembered yet: every plugin loads
+    assert {"unik_unix.plugin", "unik_virtio.plugin", "unik_fat.plugin"} <= first
+    second = modules_after(code, env)
+    assert "unik_fat.plugin" in second and "unik_tls.plugin" in second  # they add `unik fat`, `unik tls`
+    assert not {m for m in second if m.split(".")[0] in ("unik_unix", "unik_virtio", "unik_xen", "unik_solo5")}
+
+
+def test_a_changed_plugin_is_loaded_again(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    module = site / "lazy_plugin.py"
+    module.write_text(LAZY)
+    install_entry_point(site, "unik-lazy", "lazy", "lazy_plugin")
+    past = time.time() - 60
+    for path in [site, *site.rglob("*")]:
+        os.utime(path, (past, past))
+    env = {"PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "cache"), "UNIK_LOAD_PLUGINS": "lazy"}
+    code = "from unik.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    assert "lazy_plugin" in modules_after(code, env)  # not remembered yet
+    assert "lazy_plugin" not in modules_after(code, env)  # remembered: it adds no command
+    module.write_text(LAZY_COMMAND)  # edited in place, as in an editable install
+    os.utime(module, (past + 1, past + 1))
+    out = subprocess.run([sys.executable, "-m", "unik.cli", "--help"], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert "lazy-hello" in out.stdout, out.stderr

@@ -8,6 +8,9 @@ from pathlib import Path
 from .hookspecs import hookimpl
 from .provider import BakedFile, Configured, Option, Provider, Request
 
+#: The core's modules that run inside an artifact (the generated main.py imports the runtime).
+UNIK_RUNTIME = ("unik.runtime", "unik.kv", "unik.posix", "unik.devices", "unik.lifecycle", "unik.accel")
+
 
 class BakedKVRO(Provider):
     """A read-only key/value store whose files are baked into the artifact (``crunch``)."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .kernel import KernelProvider
     from .keys import ArgvSyntax
     from .plan import Plan
     from .provider import Provider
@@ -69,8 +70,11 @@ def unik_register_providers() -> Sequence[type[Provider]]:  # type: ignore[empty
 
 
 @hookspec
-def unik_register_kernels() -> Sequence[type[Any]]:  # type: ignore[empty-body]
+def unik_register_kernels() -> Sequence[type[KernelProvider]]:  # type: ignore[empty-body]
     """Return kernel provider classes for the VM targets (each with ``PLUGIN_NAME``).
+
+    :return: classes satisfying :class:`unik.kernel.KernelProvider` (the VM toolkit's,
+        unik-lib-vmimage, do).
 
     .. versionadded:: 0.1
     """

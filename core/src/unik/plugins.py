@@ -20,13 +20,14 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import pluggy
 
 from . import builtin, hookspecs
-from .cache import cache_dir, metadata_stamp, settled, write_atomic
+from .cache import cache_dir, metadata_stamp, settled, stat_stamp, write_atomic
 from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget, did_you_mean
 from .provider import Provider
 from .target import Target
@@ -34,6 +35,7 @@ from .version import API_VERSION, DISTRIBUTION, __version__
 
 if TYPE_CHECKING:
     from .hookspecs import ImageContents
+    from .kernel import KernelProvider
     from .keys import ArgvSyntax, Key
     from .plan import Plan
 
@@ -65,6 +67,8 @@ class PluginInfo:
     api: str = ""
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
+    #: The modules it declares run inside an artifact (``UNIK_RUNTIME``; ``None``: not declared).
+    runtime: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -72,6 +76,8 @@ class PluginInfo:
             "name": self.name, "module": self.module, "distribution": self.distribution,
             "version": self.version, "api": self.api, "hooks": self.hooks,
         }
+        if self.runtime is not None:
+            out["runtime"] = self.runtime
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -100,6 +106,11 @@ class PluginManager:
         self._use_entry_points = entry_points
         self._warn = warn or (lambda msg: print(f"unik: warning: {msg}", file=sys.stderr))
         self._loaded = False
+        self._eps: list[EntryPoint] | None = None
+        self._tried: set[str] = set()
+        self._index = _HookIndex({})
+        #: Plugins by position: the entry points' sorted order, then direct registrations.
+        self._order: dict[str, int] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
         self._cache: dict[str, Any] = {}
@@ -119,6 +130,7 @@ class PluginManager:
         api = getattr(plugin, "UNIK_API", "")
         if name != "unik":
             _check_api(name, api)
+        runtime = _runtime_modules(name, plugin)
         if not version and distribution:
             from importlib import metadata
 
@@ -140,28 +152,33 @@ class PluginManager:
         hooks = sorted(
             h.name for h in self._pm.get_hookcallers(plugin) or () if h.name.startswith("unik_")
         )
+        self._order.setdefault(name, 0 if name == "unik" else 1_000_000 + len(self._order))
         module = getattr(plugin, "__name__", type(plugin).__name__)
-        self.plugins[name] = PluginInfo(name, module, distribution, version, api, hooks)
+        self.plugins[name] = PluginInfo(name, module, distribution, version, api, hooks, runtime=runtime)
         self._cache.clear()
 
-    def load(self) -> PluginManager:
-        """Load entry-point plugins (once); return ``self``."""
-        if self._loaded:
+    def load(self, hook: str | None = None) -> PluginManager:
+        """Load the entry-point plugins (each once) that may implement ``hook`` (all: ``None``); return ``self``.
+
+        Commands load plugins lazily: which hooks an installed plugin implements is
+        remembered (:class:`_HookIndex`), so ``unik --help`` imports the plugins that add
+        commands and not every target's.  A plugin not remembered, or whose module changed,
+        is loaded.  Each plugin is still imported and registered on its own here rather than
+        by pluggy's ``load_setuptools_entrypoints``: one that fails to import or declares an
+        incompatible ``UNIK_API`` must be reported and skipped without taking down the
+        others, and the entry points come from a cache instead of importlib.metadata.
+        """
+        if self._loaded or not self._use_entry_points:
+            self._loaded = True
             return self
-        self._loaded = True
-        if not self._use_entry_points:
-            return self
-        only = _names(self._env, "UNIK_LOAD_PLUGINS")
-        skip = _names(self._env, "UNIK_DISABLE_PLUGINS") or set()
-        seen: set[str] = set()
-        for ep in sorted(entry_points(), key=lambda e: e.name):
-            if ep.name in seen:  # the same distribution found twice on sys.path
+        if self._eps is None:
+            self._eps = self._wanted_entry_points()
+            self._index = _HookIndex.read()
+        for ep in self._eps:
+            if ep.name in self._tried or (hook is not None and self._index.lacks(ep, hook)):
                 continue
-            seen.add(ep.name)
+            self._tried.add(ep.name)
             dist, version = ep.dist, ep.version
-            names = {ep.name, dist}
-            if (only is not None and not names & only) or names & skip:
-                continue
             try:
                 module = ep.load()
                 self.register(module, name=ep.name, distribution=dist, version=version)
@@ -177,20 +194,47 @@ class PluginManager:
                     f"{why}; set UNIK_DISABLE_PLUGINS={ep.name} to silence this, or "
                     f"UNIK_STRICT_PLUGINS=1 to make it fatal"
                 )
+            else:
+                self._index.remember(ep, module, self.plugins[ep.name].hooks)
+        self._loaded = hook is None or len(self._tried) == len(self._eps)
+        self._index.save()
         return self
+
+    def _wanted_entry_points(self) -> list[EntryPoint]:
+        """The installed entry points, by name, once each, less those the switches leave out."""
+        only = _names(self._env, "UNIK_LOAD_PLUGINS")
+        skip = _names(self._env, "UNIK_DISABLE_PLUGINS") or set()
+        seen: set[str] = set()
+        wanted: list[EntryPoint] = []
+        for ep in sorted(entry_points(), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            names = {ep.name, ep.dist}
+            if (only is not None and not names & only) or names & skip:
+                continue
+            wanted.append(ep)
+        self._order.update({ep.name: i for i, ep in enumerate(wanted, start=1)})
+        return wanted
+
+    def _impls(self, hook: str) -> list[Any]:
+        """``hook``'s implementations, its plugins loaded, in entry-point order whatever order they loaded in."""
+        self.load(hook)
+        impls = getattr(self._pm.hook, hook).get_hookimpls()
+        return sorted(impls, key=lambda impl: self._order.get(impl.plugin_name, 0))
 
     # -- registration hooks -------------------------------------------------------
 
     def _collect(self, hook: str, what: str, check: Callable[[str, Any], None]) -> dict[str, Any]:
         if hook in self._cache:
             return dict(self._cache[hook])
-        self.load()
         found: dict[str, Any] = {}
         owner: dict[str, str] = {}
-        caller = getattr(self._pm.hook, hook)
-        for impl in caller.get_hookimpls():  # registration order
+        for impl in self._impls(hook):
             for cls in impl.function() or ():
                 check(impl.plugin_name, cls)
+                if hook == "unik_register_providers":
+                    _check_runtime(self.plugins[impl.plugin_name], cls)
                 name = cls.PLUGIN_NAME
                 if name in found:
                     raise DuplicateName(what, name, owner[name], impl.plugin_name)
@@ -213,7 +257,7 @@ class PluginManager:
         """Installed device providers by name."""
         return self._collect("unik_register_providers", "provider", _check_provider)
 
-    def kernels(self) -> dict[str, type[Any]]:
+    def kernels(self) -> dict[str, type[KernelProvider]]:
         """Installed kernel providers (for VM targets) by name."""
         return self._collect("unik_register_kernels", "kernel provider", _check_named)
 
@@ -265,9 +309,8 @@ class PluginManager:
 
     def image_contents(self, plan: Plan) -> dict[str, ImageContents]:
         """What each plugin needs inside a VM image, by plugin name."""
-        self.load()
         out: dict[str, ImageContents] = {}
-        for impl in self._pm.hook.unik_image_contents.get_hookimpls():
+        for impl in self._impls("unik_image_contents"):
             answer = cast("ImageContents | None", impl.function(plan=plan))
             if answer is not None:
                 out[impl.plugin_name] = answer
@@ -275,9 +318,8 @@ class PluginManager:
 
     def configure(self, plan: Plan) -> dict[str, Any]:
         """Contributions of ``unik_configure`` hooks, by plugin name."""
-        self.load()
         out: dict[str, Any] = {}
-        for impl in self._pm.hook.unik_configure.get_hookimpls():
+        for impl in self._impls("unik_configure"):
             contribution = cast("Mapping[str, Any] | None", impl.function(plan=plan))
             if contribution is not None:
                 out[impl.plugin_name] = dict(contribution)
@@ -285,9 +327,10 @@ class PluginManager:
 
     def rewrite_argv(self, argv: Sequence[str], keys: Mapping[str, Key]) -> list[str]:
         """``argv`` in unik's syntax: every plugin's dialect (``unik_argv_syntax``) rewritten."""
-        self.load()
         out = list(argv)
-        for impl in self._pm.hook.unik_argv_syntax.get_hookimpls():
+        if not keys:  # a dialect spells keys: no plugin need load for a command without them
+            return out
+        for impl in self._impls("unik_argv_syntax"):
             syntax = cast("ArgvSyntax | None", impl.function())
             if syntax is not None:
                 out = syntax(out, keys)
@@ -295,8 +338,8 @@ class PluginManager:
 
     def add_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         """Let plugins add subcommands."""
-        self.load()
-        self._pm.hook.unik_add_commands(subparsers=subparsers)
+        for impl in reversed(self._impls("unik_add_commands")):  # pluggy's call order, as before
+            impl.function(subparsers=subparsers)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin, loaded or failed, as JSON (``unik plugins``)."""
@@ -321,6 +364,62 @@ class EntryPoint(NamedTuple):
         module = importlib.import_module(match.group("module"))
         attrs = filter(None, (match.group("attr") or "").split("."))
         return functools.reduce(getattr, attrs, module)
+
+
+class _HookIndex:
+    """Which hooks each installed plugin implements, remembered from the last time it loaded.
+
+    Kept in ``$XDG_CACHE_HOME/unik/plugin-hooks.json``; a record counts only for the same
+    entry point (name, value, distribution and version) whose module file has the same
+    ``[path, mtime_ns, size, inode]``, so an upgraded or edited plugin is loaded again.
+    """
+
+    def __init__(self, records: dict[str, Any]) -> None:
+        self.records = records
+        self._changed = False
+
+    @classmethod
+    def read(cls) -> _HookIndex:
+        """The index in the cache (empty if missing or unreadable)."""
+        try:
+            records = json.loads(_hook_index_path().read_text())
+            return cls(records if isinstance(records, dict) else {})
+        except (OSError, ValueError):
+            return cls({})
+
+    def lacks(self, ep: EntryPoint, hook: str) -> bool:
+        """Whether ``ep``'s plugin is known not to implement ``hook`` (then it need not load for it)."""
+        record = self.records.get(ep.name)
+        if not isinstance(record, dict) or record.get("entry_point") != list(ep):
+            return False
+        if not record.get("file") or stat_stamp([record["file"][0]]) != [record["file"]]:
+            return False
+        return hook not in record.get("hooks", ())
+
+    def remember(self, ep: EntryPoint, module: object, hooks: list[str]) -> None:
+        """Record the hooks of ``ep``'s plugin, just loaded from ``module``."""
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            return
+        file = stat_stamp([path])[0]
+        record = {"entry_point": list(ep), "file": file, "hooks": sorted(hooks)}
+        if self.records.get(ep.name) != record and settled([file]):
+            self.records[ep.name] = record
+            self._changed = True
+
+    def save(self) -> None:
+        """Write the index if it changed (only a cache: a failure is ignored)."""
+        if self._changed:
+            self._changed = False
+            try:
+                write_atomic(_hook_index_path(), json.dumps(self.records, sort_keys=True))
+            except OSError:
+                pass
+
+
+def _hook_index_path() -> Path:
+    where = sys.executable + "\0" + "\0".join(sys.path)
+    return cache_dir() / f"plugin-hooks-{zlib.crc32(where.encode()):08x}.json"
 
 
 #: ``module[:attr[.attr]][extras]``, as importlib.metadata reads an entry point's value.
@@ -415,6 +514,28 @@ def _api_in(api: str) -> bool | None:
         return Version(API_VERSION) in SpecifierSet(api)
     except InvalidSpecifier:
         return None
+
+
+def _runtime_modules(name: str, plugin: object) -> list[str] | None:
+    """The plugin's ``UNIK_RUNTIME``: the modules of it that run inside an artifact."""
+    declared = getattr(plugin, "UNIK_RUNTIME", None)
+    if declared is None:
+        return None
+    if isinstance(declared, str) or not all(isinstance(m, str) and m for m in declared):
+        raise PluginError(f"plugin {name!r}: UNIK_RUNTIME must be a tuple of module names "
+                          f"(e.g. ('my_plugin.device',)), not {declared!r}")
+    return list(declared)
+
+
+def _check_runtime(info: PluginInfo, cls: Any) -> None:
+    """A provider's implementation runs inside the artifact: its module must be declared so."""
+    module = cls.implementation.split(":")[0]
+    if info.runtime is None or module in info.runtime or not module.startswith(info.module.split(".")[0] + "."):
+        return  # undeclared, declared, or another distribution's module (a target reusing a library's device)
+    raise PluginError(
+        f"plugin {info.name!r}: provider {cls.PLUGIN_NAME!r} is implemented by {module}, which its UNIK_RUNTIME "
+        f"does not list: add {module!r} to UNIK_RUNTIME in {info.module}"
+    )
 
 
 def _check_named(plugin: str, cls: Any) -> None:

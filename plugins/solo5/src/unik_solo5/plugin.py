@@ -17,6 +17,8 @@ from .target import SptTarget
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
+#: The modules that run inside an artifact (with what they import); the rest is build-time code.
+UNIK_RUNTIME = ("unik_solo5.boot", "unik_solo5.devices", "unik_solo5.hvt_net", "unik_solo5.kv", "unik_solo5.syntax")
 
 
 @hookimpl

@@ -13,6 +13,8 @@ from .target import VirtioTarget
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
+#: The modules that run inside an artifact: none (its devices are unik-lib-vmimage's and the core's).
+UNIK_RUNTIME = ()
 
 
 @hookimpl

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
+#: The modules that run inside an artifact (with what they import); the rest is build-time code.
+UNIK_RUNTIME = ("unik_entropy.device", "unik_entropy.helpers")
 
 
 @hookimpl
