@@ -14,7 +14,7 @@ from .target import UnixTarget
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
 #: The modules that run inside an artifact (with what they import); the rest is build-time code.
-UNIK_RUNTIME = ("unik_unix.block", "unik_unix.console", "unik_unix.socket_stack", "unik_unix.tap")
+UNIK_RUNTIME = ("unik_unix.socket_stack",)
 
 
 @hookimpl

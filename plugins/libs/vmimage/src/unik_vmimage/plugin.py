@@ -12,12 +12,7 @@ from .kernels import KERNEL_PROVIDERS
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
 #: The modules that run inside an artifact (with what they import); the rest is build-time code.
-UNIK_RUNTIME = (
-    "unik_vmimage.guest.block",
-    "unik_vmimage.guest.console",
-    "unik_vmimage.guest.network",
-    "unik_vmimage.guest.random",
-)
+UNIK_RUNTIME = ("unik_vmimage.guest.block", "unik_vmimage.guest.console", "unik_vmimage.guest.random")
 
 
 @hookimpl
