@@ -47,8 +47,7 @@ from typing import IO
 
 from benchlib import table, write
 from unik.progress import Progress
-from unik_virtio import qemu
-from unik_vmimage import cpio
+from unik_vmimage import cpio, qemu
 from unik_vmimage.initramfs import Interpreter, read_initramfs
 from unik_vmimage.kernels import DebianKernel
 

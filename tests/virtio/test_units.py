@@ -16,8 +16,7 @@ from example_support import missing_vm_tools as missing_tools
 from host_tools import needs
 from unik.errors import BuildError, RunError
 from unik.progress import Progress
-from unik_virtio import qemu
-from unik_vmimage import cpio
+from unik_vmimage import cpio, qemu
 from unik_vmimage.imports import find_modules
 from unik_vmimage.initbin import SOURCE, compile_init
 from unik_vmimage.kernels import (
@@ -297,7 +296,7 @@ def test_import_finder_rules(tmp_path: Path) -> None:
 def test_qemu_dies_with_a_killed_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_qemu(tmp_path, "echo up; exec sleep 60", monkeypatch)
     code = (
-        "import sys; from pathlib import Path; from unik_virtio import qemu; "
+        "import sys; from pathlib import Path; from unik_vmimage import qemu; "
         "qemu.boot(qemu.Boot(Path('k'), Path('i'), 'q35', 'tcg'), boot_timeout=30, console=sys.stdout.buffer)"
     )
     runner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from unik.cli import main
-from unik_virtio import doctor, qemu
+from unik_virtio import doctor
+from unik_vmimage import qemu
 
 
 def test_without_qemu_on_path_doctor_names_it_and_its_package(

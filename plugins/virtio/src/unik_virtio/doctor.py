@@ -19,8 +19,7 @@ from unik.cache import cache_dir
 from unik.doctor import command, tap_privilege, tun_device
 from unik.errors import RunError
 from unik.target import Check
-
-from . import qemu
+from unik_vmimage import qemu
 
 KVM_FIX = ("load the KVM module (modprobe kvm_intel or kvm_amd), enable virtualisation in the firmware, "
            "add this user to group kvm, or give the container the device (docker run --device /dev/kvm)")

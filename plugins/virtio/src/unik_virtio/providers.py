@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from unik.keys import Key, KeyValues
 from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
+from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, device_mac
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
 
@@ -24,11 +25,6 @@ NET = Key("net", "host side of a network device: DEVICE=user (QEMU's user networ
           "published with --publish), DEVICE=TAP (an existing TAP, e.g. service=tap0) or DEVICE=auto (a TAP made for "
           "the run, its host side given an address in --ipv4's subnet)",
           per_device=True, metavar="DEVICE=user|TAP|auto")
-PUBLISH = Key("publish", "forward a host port to the guest on --net DEVICE=user, like docker run -p: "
-              "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp] (repeatable)", metavar="[IP:]HOST:GUEST[/udp]",
-              repeatable=True)
-BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
-            per_device=True, metavar="DEVICE=FILE")
 
 
 def check_mem(value: Any, keys: KeyValues) -> None:
@@ -42,17 +38,7 @@ MACHINE = Key("machine", "QEMU machine: auto is microvm under KVM and q35 under 
               choices=("auto", "microvm", "q35"))
 ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", default="auto",
             choices=("auto", "kvm", "tcg"))
-BOOT_TIMEOUT = Key("boot_timeout", "seconds to wait for the guest's first console output before "
-                   "stopping it (0: 20 under KVM, 90 under TCG)", type="float", default="0", metavar="SECONDS")
-KERNEL = Key("kernel", "kernel provider: debian[:PACKAGE], source, or a kernel image's path",
-             default="debian", metavar="PROVIDER|PATH", stage="configure")
-KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a kernel given by path",
-                     metavar="DIR", stage="configure")
-COMPRESSION = Key("initramfs_compression", "initramfs compression (zstd unpacks fastest at boot)",
-                  default="zstd", choices=("zstd", "gzip", "xz", "none"), stage="configure")
-
 RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
-BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
 
 
 @dataclass(frozen=True)
@@ -151,14 +137,6 @@ class Block(_Virtio):
                                    **({"file": options["file"]} if options.get("file") else {})})
 
 
-def device_mac(device: str) -> str:
-    """A stable, locally administered MAC address for a network device (QEMU's 52:54:00 prefix)."""
-    import hashlib  # here: only configure needs it, and every command imports this module
-
-    tail = hashlib.sha256(device.encode()).digest()[:3]
-    return "52:54:00:" + tail.hex(":")
-
-
 class Network(_Virtio):
     """A virtio-net NIC, read through an AF_PACKET TPACKET_V3 ring."""
 
@@ -178,9 +156,6 @@ class Network(_Virtio):
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Network]
 
-#: Kernel modules every virtio device needs, whatever the machine: the PCI transport
-#: (q35) and the MMIO one (microvm).
-VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
 #: Modules every image loads: the ACPI power button, which `unik stop` (QEMU's
 #: system_powerdown) presses to stop the application gracefully, and virtio-rng, through
 #: which the init reads the boot seed it credits to the kernel (never the command line).

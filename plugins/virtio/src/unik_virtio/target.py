@@ -39,22 +39,10 @@ from unik.target import (
     check_disk_images,
     given_bindings,
 )
-from unik_vmimage import memory
+from unik_vmimage import memory, qemu, usernet
+from unik_vmimage.keys import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, VIRTIO_TRANSPORTS
 
-from . import qemu, usernet
-from .providers import (
-    BASE_MODULES,
-    BUILD_KEYS,
-    COMPRESSION,
-    KERNEL,
-    KERNEL_MODULES,
-    MEM,
-    RUN_KEYS,
-    VIRTIO_TRANSPORTS,
-    Block,
-    Network,
-    vm_needs,
-)
+from .providers import BASE_MODULES, MEM, RUN_KEYS, Block, Network, vm_needs
 
 KERNEL_FILE = "vmlinuz"
 VMLINUX_FILE = "vmlinux"

@@ -15,15 +15,8 @@ from typing import Any, ClassVar
 from unik.errors import BuildError
 from unik.keys import Key, KeyValues
 from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
-from unik_virtio.providers import (
-    BOOT_TIMEOUT,
-    COMPRESSION,
-    KERNEL,
-    KERNEL_MODULES,
-    PUBLISH,
-    VIRTIO_TRANSPORTS,
-    device_mac,
-)
+from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, VIRTIO_TRANSPORTS, device_mac
+from unik_vmimage.keys import BUILD_KEYS as VM_BUILD_KEYS
 
 XEN: frozenset[str] = frozenset({"xen"})
 
@@ -32,8 +25,6 @@ XEN: frozenset[str] = frozenset({"xen"})
 NET = Key("net", "host side of a network device: DEVICE=BRIDGE in the control domain (default xenbr0); "
           "with --emulate DEVICE=user (QEMU's user network, ports published with --publish)",
           per_device=True, metavar="DEVICE=BRIDGE|user")
-BLOCK = Key("block", "disk image backing a block device: DEVICE=FILE (e.g. storage=disk.img)",
-            per_device=True, metavar="DEVICE=FILE")
 
 
 def check_mem(value: Any, keys: KeyValues) -> None:
@@ -61,7 +52,7 @@ EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM
               default="false")
 
 RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
-BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION, XEN_TYPE, TSC_MODE, ON_CRASH)
+BUILD_KEYS = (*VM_BUILD_KEYS, XEN_TYPE, TSC_MODE, ON_CRASH)
 
 #: Where the emitter writes the block device -> xvd name map inside the image.
 DISKS_FILE = "unik/xen-disks.json"

@@ -36,10 +36,9 @@ from unik.keys import KeyValues
 from unik.lockfile import LockFile
 from unik.plan import Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
-from unik_virtio import qemu, usernet
-from unik_virtio.providers import COMPRESSION, KERNEL, KERNEL_MODULES
-from unik_vmimage import memory
+from unik_vmimage import memory, qemu, usernet
 from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
+from unik_vmimage.keys import COMPRESSION, KERNEL, KERNEL_MODULES
 
 from .elfnotes import guest_types
 from .providers import (

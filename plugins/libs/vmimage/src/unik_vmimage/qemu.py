@@ -126,7 +126,7 @@ class Boot:
     args: Sequence[str] = ()
     devices: Sequence[str] = ()
     extra: Sequence[str] = ()
-    #: A QMP socket QEMU serves (:mod:`unik_virtio.qmp`): a stop then presses the power button.
+    #: A QMP socket QEMU serves (:mod:`unik_vmimage.qmp`): a stop then presses the power button.
     qmp: Path | None = None
 
     def kernel_cmdline(self) -> str:
@@ -343,8 +343,8 @@ def _probe_initramfs(directory: Path) -> Path:
     path = directory / "probe-initramfs.cpio"
     if not path.is_file():
         # image tools, imported here: most runs find the probe's answer cached
-        from unik_vmimage import cpio
-        from unik_vmimage.initbin import init_binary
+        from . import cpio
+        from .initbin import init_binary
 
         directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
