@@ -143,7 +143,7 @@ def test_formerr_to_edns_asks_again_without_it() -> None:
     resolver, _, stats = make(server)
     assert run(resolver.resolve("old.example")) == ["192.0.2.1"]
     assert seen == [wire.EDNS_PAYLOAD, None] and stats["dns.edns_refused"] == 1
-    resolver.cache.clear()
+    resolver.flush()
     run(resolver.resolve("old.example"))
     assert seen[-1] is None and len(seen) == 3  # remembered
 

@@ -55,6 +55,10 @@ class Cache:
         self.hits += 1
         return entry
 
+    def peek(self, name: bytes, qtype: int) -> CacheEntry | None:
+        """The entry for ``name``/``qtype`` as it is (live or not), without counting or reordering."""
+        return self._entries.get((name, qtype))
+
     def put(self, name: bytes, qtype: int, kind: str, addresses: tuple[str, ...], canonical: bytes,
             ttl: int, now_ns: int) -> None:
         """Remember an answer for ``ttl`` seconds (capped by kind); a TTL of 0 is not kept."""

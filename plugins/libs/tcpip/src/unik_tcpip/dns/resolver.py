@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -130,6 +130,9 @@ class Resolver:
         self._servers, self.families, self._dynamic_search = servers, families, search
         self.cache = Cache(config.cache_entries)
         self._no_edns: set[str] = set()
+        #: Answers by the name as asked (search list applied), until their cache entry expires:
+        #: a cached lookup is then one dictionary look-up and a clock reading.
+        self._answers: OrderedDict[tuple[str, int], tuple[int, Answer]] = OrderedDict()
         self._inflight: dict[tuple[bytes, int], asyncio.Future[_Outcome]] = {}
 
     # -- the application's API ----------------------------------------------------
@@ -144,6 +147,11 @@ class Resolver:
         seen.update(dict.fromkeys(s.strip(".").lower() for s in self._dynamic_search() if s.strip(".")))
         return tuple(seen)
 
+    def flush(self) -> None:
+        """Forget every cached answer (positive and negative)."""
+        self.cache.clear()
+        self._answers.clear()
+
     async def resolve(self, name: str, family: int = 0) -> list[str]:
         """The addresses of ``name`` (IPv6 first when the stack has it), or a :class:`ResolveError`.
 
@@ -151,6 +159,8 @@ class Resolver:
         ``AF_INET6`` for one.  Address literals come back as they are.
         """
         families = self.families_for(family)
+        if len(families) == 1:  # no task for a single family: the cached case stays cheap
+            return list((await self.lookup(name, families[0])).addresses)
         results = await asyncio.gather(*(self.lookup(name, f) for f in families), return_exceptions=True)
         addresses: list[str] = []
         errors: list[BaseException] = []
@@ -175,6 +185,12 @@ class Resolver:
         Short names (fewer than ``ndots`` dots, no trailing dot) try the search domains
         first, others try the name as given first (as resolv.conf's ``ndots``).
         """
+        remembered = self._answers.get((name, family))
+        if remembered is not None:
+            if remembered[0] > self._now_ns():
+                self.stats["dns.cache_hits"] += 1
+                return remembered[1]
+            del self._answers[(name, family)]
         qtype = _QTYPE.get(family)
         if qtype is None:
             raise ValueError(f"family {family!r}: only AF_INET and AF_INET6 have addresses")
@@ -192,7 +208,13 @@ class Resolver:
         for candidate in candidates:
             outcome = await self._lookup_wire(candidate, qtype)
             if outcome.kind == POSITIVE:
-                return Answer(outcome.addresses, wire.name_text(outcome.canonical))
+                answer = Answer(outcome.addresses, wire.name_text(outcome.canonical))
+                entry = self.cache.peek(candidate, qtype)
+                if entry is not None:
+                    self._answers[(name, family)] = (entry.expires_ns, answer)
+                    while len(self._answers) > self.cache.limit:
+                        self._answers.popitem(last=False)
+                return answer
             if outcome.kind == NXDOMAIN:
                 missing = missing if isinstance(missing, NoAddress) else NameNotFound(
                     f"{name}: no such name (NXDOMAIN{self._tried(candidates)})")
