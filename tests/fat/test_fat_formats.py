@@ -80,7 +80,7 @@ def test_names_that_need_a_long_entry(name: str) -> None:
     (".bashrc", set(), b"BASHRC~1   "),  # leading period stripped: lossy
     ("a+b.c", set(), b"A_B~1   C  "),
     ("archive.tar.gz", set(), b"ARCHIV~1GZ "),
-    ("ünï.txt", set(), b"_N_~1   TXT"),
+    ("ünï.txt", set(), b"\x9aN_~1   TXT"),  # cp437 (the default): Ü is 0x9A, it has no Ï
 ])
 def test_alias_generation(name: str, taken: set[bytes], expect: bytes) -> None:
     assert alias(name, taken) == expect

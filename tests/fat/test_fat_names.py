@@ -49,8 +49,10 @@ def test_fold_is_one_to_one_per_code_unit() -> None:
 def test_non_ascii_names_always_keep_a_long_name() -> None:
     for name in ("straße.txt", "\u017f.txt", "\u0131.txt", "ärger.txt", "Ä.TXT"):
         assert plain_short(name) is None, name
-    assert alias("straße.txt", set()) == b"STRA_E~1TXT"
+    # The 8.3 alias is in the OEM code page (cp437: ß is 0xE1); what it lacks becomes "_" with a tail.
+    assert alias("straße.txt", set()) == b"STRA\xe1E  TXT"
     assert alias("\u017f.txt", set()) == b"_~1     TXT"
+    assert alias("日本.txt", set()) == b"__~1    TXT"
 
 
 def _write_pairs(path: Path) -> dict[str, bytes]:
@@ -133,3 +135,75 @@ def test_mount_refuses_an_unknown_code_page() -> None:
 
     with pytest.raises(FatError, match="not a single-byte codec"):
         run(FatFileSystem.mount(formatted(1 << 20), codepage="no-such-page"))
+
+
+#: Names whose 8.3 form mtools and unik agree on, per code page (str: as each page decodes it).
+AGREED = {
+    "cp437": {"ärger.txt": "ÄRGER.TXT", "Straße.txt": "STRAßE.TXT", "café au lait.txt": "CAFÉAU~1.TXT",
+              "Ñandu.txt": "ÑANDU.TXT"},
+    "cp850": {"ärger.txt": "ÄRGER.TXT", "Straße.txt": "STRAßE.TXT", "café au lait.txt": "CAFÉAU~1.TXT",
+              "Ñandu.txt": "ÑANDU.TXT", "Øre.txt": "ØRE.TXT", "Õlu.txt": "ÕLU.TXT", "Ünïcode.txt": "ÜNÏCODE.TXT"},
+}
+
+
+def _short_names(path: Path, codepage: str) -> dict[str, str]:
+    with FatImage(path, read_only=True, codepage=codepage) as img:
+        return {st.name: st.attributes["short_name"] for st in img.scandir("/")}
+
+
+@needs_dosfstools
+@needs_mtools
+@pytest.mark.parametrize("codepage", ["cp437", "cp850"])
+def test_8_3_names_are_written_in_the_oem_code_page_as_mtools_writes_them(tmp_path: Path, codepage: str) -> None:
+    """Issue 21 case 4: the 8.3 names unik writes are the code page's bytes mtools writes for the same names.
+
+    mtools' default code page is 850; an ``mtoolsrc`` with ``DEFAULT_CODEPAGE=437`` gives 437.
+    """
+    rc = tmp_path / "mtoolsrc"
+    rc.write_text(f"DEFAULT_CODEPAGE={codepage[2:]}\n")
+    env = {**MTOOLS_ENV, "MTOOLSRC": str(rc), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    names = AGREED[codepage]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in names:
+        (src / name).write_bytes(name.encode())
+    theirs, ours = tmp_path / "mtools.img", tmp_path / "unik.img"
+    for img_path in (theirs, ours):
+        mkfs_fat(img_path, 4 << 20)
+    subprocess.run(["mcopy", "-i", str(theirs), *[str(src / n) for n in names], "::/"], check=True, env=env,
+                   capture_output=True)
+    with FatImage(ours, codepage=codepage) as img:
+        for name in names:
+            img.write_bytes(f"/{name}", name.encode())
+        img.write_bytes("/日本.txt", b"no cp437 or cp850 character")
+    assert _short_names(theirs, codepage) == names
+    assert _short_names(ours, codepage) == {**names, "日本.txt": "__~1.TXT"}
+    assert_fsck_clean(ours)
+    # mtools lists unik's 8.3 names decoded as it decodes its own, and the long names beside them.
+    listing = subprocess.run(["mdir", "-i", str(ours), "::/"], check=True, env=env, capture_output=True,
+                             text=True).stdout
+    for name, short in names.items():
+        base, _, ext = short.partition(".")
+        assert any(line.startswith(f"{base:<8} {ext:<3}") and line.endswith(name) for line in listing.splitlines()), \
+            (name, listing)
+    for name in names:
+        assert mcopy_out(ours, f"/{name}", tmp_path / "out") == name.encode()
+    # Read back under the wrong code page, unik's long names still give every name exactly.
+    other = "cp850" if codepage == "cp437" else "cp437"
+    assert set(_short_names(ours, other)) == {*names, "日本.txt"}
+
+
+def test_the_alias_follows_the_mounted_code_page() -> None:
+    """Ø is 0x9D in cp850 and absent from cp437; Õ is 0xE5 in cp850, stored as 0x05 (fatgen103's KANJI)."""
+    from fat_support import formatted
+
+    async def go(codepage: str) -> dict[str, tuple[bytes, str]]:
+        fs = await FatFileSystem.mount(formatted(1 << 20), codepage=codepage)
+        for name in ("Øre.txt", "Õlu.txt"):
+            await (await fs.open(f"/{name}", "wb")).close()
+        root = await fs._dir(fs._root_node)
+        return {st.name: (root.entries[fold(st.name)].entry.name, st.attributes["short_name"])
+                for st in await fs.scandir("/")}
+
+    assert run(go("cp850")) == {"Øre.txt": (b"\x9dRE     TXT", "ØRE.TXT"), "Õlu.txt": (b"\x05LU     TXT", "ÕLU.TXT")}
+    assert run(go("cp437")) == {"Øre.txt": (b"_RE~1   TXT", "_RE~1.TXT"), "Õlu.txt": (b"_LU~1   TXT", "_LU~1.TXT")}

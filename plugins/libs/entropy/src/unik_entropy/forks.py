@@ -76,6 +76,14 @@ def epoch() -> int:
 
 
 def new_generation() -> None:
-    """Say that this memory may run again elsewhere (a VM snapshot restored): generators reseed."""
+    """Say that this memory may run again elsewhere (a VM snapshot restored): generators reseed.
+
+    Issue 21 asks generators to check the process *and a generation* on every request,
+    as OpenSSL does; :func:`epoch` is that check, and this is how a generation moves.
+    Nothing in unik restores a snapshot yet, so nothing calls it yet: the restore of
+    issue 20 is to call it (from the runtime's resume event) before the application runs
+    again, and ``tests/entropy/test_entropy_forks.py`` checks that every generator then
+    reseeds.
+    """
     global _epoch
     _epoch += 1

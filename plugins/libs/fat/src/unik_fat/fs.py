@@ -21,6 +21,7 @@ import calendar
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from unik.devices import Block, FileStat
@@ -97,12 +98,24 @@ def _now_fields(now_ns: int) -> tuple[int, int, int]:
 def _to_ns(date: int, tm: int, tenth: int = 0) -> int:
     if date == 0:
         return 0
-    y, mo, d, h, mi, s = F.decode_datetime(date, tm)
-    try:
-        secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
-    except (ValueError, OverflowError):
+    secs = _fat_seconds(date, tm)
+    if secs is None:
         return 0
     return secs * 1_000_000_000 + min(tenth, 199) * 10_000_000
+
+
+@lru_cache(maxsize=4096)
+def _fat_seconds(date: int, tm: int) -> int | None:
+    """Seconds since the epoch of a FAT date and time (``None`` if out of range).
+
+    Cached: a directory's entries share few distinct stamps, and ``calendar.timegm``
+    is the largest cost of a ``stat`` without it.
+    """
+    y, mo, d, h, mi, s = F.decode_datetime(date, tm)
+    try:
+        return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
 
 
 @dataclass(eq=False)
@@ -597,23 +610,22 @@ class FatFileSystem:
         return parts
 
     @staticmethod
-    def _child(d: _Dir, part: str, path: str) -> _Node:
-        """The entry ``part`` of ``d``; :class:`BadDirectory` if that entry's name is invalid on disk."""
-        key = fold(part)
-        child = d.entries.get(key)
-        if child is None:
-            bad = d.invalid.get(key)
-            if bad is not None:
-                raise BadDirectory(f"{path!r}: {bad}")
-            raise FileNotFound(path)
-        return child
+    def _missing(d: _Dir, key: str, path: str) -> FatError:
+        """Why entry ``key`` of ``d`` cannot be followed: invalid on disk (named) or absent."""
+        bad = d.invalid.get(key)
+        return BadDirectory(f"{path!r}: {bad}") if bad is not None else FileNotFound(path)
 
     async def _lookup(self, path: str) -> _Node:
         node = self._root_node
         for part in self._split(path):
             if not node.is_dir:
                 raise NotADirectory(path)
-            node = self._child(await self._dir(node), part, path)
+            d = await self._dir(node)
+            key = fold(part)
+            child = d.entries.get(key)
+            if child is None:
+                raise self._missing(d, key, path)
+            node = child
         return node
 
     async def _parent(self, path: str) -> tuple[_Dir, str]:
@@ -624,7 +636,12 @@ class FatFileSystem:
         for part in parts[:-1]:
             if not node.is_dir:
                 raise NotADirectory(path)
-            node = self._child(await self._dir(node), part, path)
+            d = await self._dir(node)
+            key = fold(part)
+            child = d.entries.get(key)
+            if child is None:
+                raise self._missing(d, key, path)
+            node = child
         if not node.is_dir:
             raise NotADirectory(path)
         return await self._dir(node), parts[-1]
@@ -699,7 +716,7 @@ class FatFileSystem:
             entry.name, entry.nt_res = form.short, form.nt_res
             lfn = b""
         else:
-            entry.name = alias(name, d.shorts, d.tails)
+            entry.name = alias(name, d.shorts, d.tails, self.codepage)
             entry.nt_res = 0
             lfn = _accel.impl.lfn_entries(name.encode("utf-16-le"), F.lfn_checksum(entry.name))
         n = len(lfn) // 32
@@ -782,19 +799,24 @@ class FatFileSystem:
         if writing:
             self._check_writable()
         try:
-            node = await self._lookup(path)
+            d, name = await self._parent(path)  # one walk, whether the file exists or not
+        except InvalidName:
+            raise IsADirectory(path) from None  # the root
+        key = fold(name)
+        found = d.entries.get(key)
+        if found is None:
+            if "r" in m or key in d.invalid:
+                raise self._missing(d, key, path)
+            node = await self._add_entry(d, name, self._new_entry(F.ATTR_ARCHIVE))
+            node.chain = []
+        else:
+            node = found
             if "x" in m:
                 raise FileExists(path)
             if node.is_dir:
                 raise IsADirectory(path)
             if writing and node.entry.attr & F.ATTR_READ_ONLY:
                 raise PermissionError(f"{path!r} has the read-only attribute")
-        except FileNotFound:
-            if "r" in m:
-                raise
-            d, name = await self._parent(path)
-            node = await self._add_entry(d, name, self._new_entry(F.ATTR_ARCHIVE))
-            node.chain = []
         f = FatFile(self, node, path, readable="r" in m or "+" in m, writable=writing, append="a" in m)
         node.opened += 1
         self._open_nodes.add(node)

@@ -19,7 +19,13 @@ library's ``towupper``, which maps U+0131 and U+017F as well: it takes a dotless
 ``.txt`` and ``I.TXT`` for one name, Windows and unik for two.
 
 Code pages.  Short names are bytes in an OEM code page (cp437 by default, as mtools and
-Linux's ``codepage=437``): :func:`short_to_text` decodes them with the one given.
+Linux's ``codepage=437``): :func:`short_to_text` decodes them with the one given, and
+:func:`alias` encodes with it: ``ärger.txt`` gets the short name ``ÄRGER.TXT`` (0x8E in
+cp437), as mtools and Windows write it; a character the code page lacks becomes ``_``
+and the alias gets a numeric tail (``日本.txt`` -> ``__~1.TXT``).  Unlike mtools and
+Windows, which store ``ärger.txt`` as that short name alone with the NT lower-case bits,
+unik also writes a long name for every non-ASCII name: the short name alone would read
+back differently under another code page, and a name is never stored altered.
 """
 
 from __future__ import annotations
@@ -103,12 +109,21 @@ def plain_short(name: str) -> ShortForm | None:
     return ShortForm(bytes(raw), nt, False)
 
 
-def basis_name(name: str) -> tuple[str, str, bool]:
+def _oem_char(ch: str, codepage: str) -> bool:
+    """Whether the non-ASCII ``ch`` is one byte (0x80 and up) of the OEM ``codepage``."""
+    try:
+        return ch.encode(codepage)[0] >= 0x80
+    except UnicodeEncodeError:
+        return False
+
+
+def basis_name(name: str, codepage: str = DEFAULT_CODEPAGE) -> tuple[str, str, bool]:
     """fatgen103 "Basis-Name Generation": ``(base, ext, lossy)`` for a long name.
 
-    1. upper-case (:func:`fold`); 2. characters with no short form become "_" (lossy:
-    short names unik writes are ASCII); 3. strip all spaces; 4. strip leading periods;
-    5. up to 8 characters before the last period; 6. up to 3 after it.
+    1. upper-case (:func:`fold`); 2. characters with no short form become "_" (lossy;
+    a non-ASCII character has one when the OEM ``codepage`` holds it); 3. strip all
+    spaces; 4. strip leading periods; 5. up to 8 characters before the last period;
+    6. up to 3 after it.
     """
     up = fold(name)
     lossy = False
@@ -117,7 +132,7 @@ def basis_name(name: str) -> tuple[str, str, bool]:
         if ch == " ":
             lossy = True  # "strip all leading and embedded spaces"
             continue
-        if ch == "." or _short_char(ch):
+        if ch == "." or _short_char(ch) or (ch >= "\x80" and _oem_char(ch, codepage)):
             chars.append(ch)
         else:
             chars.append("_")
@@ -140,8 +155,11 @@ def basis_name(name: str) -> tuple[str, str, bool]:
     return base, ext, lossy
 
 
-def alias(name: str, taken: Container[bytes], tails: dict[str, int] | None = None) -> bytes:
+def alias(name: str, taken: Container[bytes], tails: dict[str, int] | None = None,
+          codepage: str = DEFAULT_CODEPAGE) -> bytes:
     """The 11-byte 8.3 alias for a long name, unique among ``taken`` short names.
+
+    Encoded with the OEM ``codepage`` (see :func:`basis_name`).
 
     fatgen103 "Numeric-Tail Generation": a "~N" tail is added when the conversion was
     lossy or the basis name is taken, with N counting up from 1 and the base cut so
@@ -150,19 +168,19 @@ def alias(name: str, taken: Container[bytes], tails: dict[str, int] | None = Non
     one basis does not retry every earlier tail; the result is still checked against
     ``taken``.
     """
-    base, ext, lossy = basis_name(name)
+    base, ext, lossy = basis_name(name, codepage)
     if not base:
         base = "_"  # e.g. ".bashrc" -> "BASHRC"; a name of only periods/spaces is refused earlier
-    ext_b = f"{ext:<3}".encode("ascii")
+    ext_b = f"{ext:<3}".encode(codepage)
     if not lossy:
-        plain = f"{base:<8}".encode("ascii") + ext_b
+        plain = f"{base:<8}".encode(codepage) + ext_b
         if plain not in taken:
             return _kanji(plain)
     key = f"{base}.{ext}"
     first = tails.get(key, 0) + 1 if tails is not None else 1
     for n in itertools.chain(range(first, 1_000_000), range(1, first)):
         tail = f"~{n}"
-        cand = f"{base[:8 - len(tail)]}{tail}".ljust(8).encode("ascii") + ext_b
+        cand = f"{base[:8 - len(tail)]}{tail}".ljust(8).encode(codepage) + ext_b
         cand = _kanji(cand)
         if cand not in taken:
             if tails is not None:
@@ -177,11 +195,14 @@ def _kanji(short: bytes) -> bytes:
 
 def short_to_text(short: bytes, codepage: str = DEFAULT_CODEPAGE) -> str:
     """``BASE.EXT`` of an 11-byte short name (no case bits applied), decoded with ``codepage``."""
-    raw = bytearray(short)
-    if raw[0] == KANJI_E5:
-        raw[0] = 0xE5
-    base = raw[:8].decode(codepage, errors="replace").rstrip(" ")
-    ext = raw[8:].decode(codepage, errors="replace").rstrip(" ")
+    if short.isascii() and short[0] != KANJI_E5:  # code pages agree on ASCII: CPython's fast decoder
+        base, ext = short[:8].decode("ascii").rstrip(" "), short[8:].decode("ascii").rstrip(" ")
+    else:
+        raw = bytearray(short)
+        if raw[0] == KANJI_E5:
+            raw[0] = 0xE5
+        base = raw[:8].decode(codepage, errors="replace").rstrip(" ")
+        ext = raw[8:].decode(codepage, errors="replace").rstrip(" ")
     return f"{base}.{ext}" if ext else base
 
 
