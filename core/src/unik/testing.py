@@ -9,7 +9,11 @@ Use in a ``conftest.py``::
         assert "mine" in unik_plugins.targets()
 
 The fixture's manager loads no entry points unless asked, so a test sees exactly the
-plugins it registered (plus the core's own providers).  To test discovery itself —
+plugins it registered (plus the core's own providers).
+
+A provider is checked against its device protocol by a conformance suite
+(:mod:`unik.conformance`, re-exported here): ``class TestMine(BlockConformance)`` with an
+``async def connect(self)`` runs every check of the ``Block`` protocol against it.  To test discovery itself —
 or a plugin that must be found by the ``unik`` command — :func:`install_entry_point`
 writes distribution metadata that ``importlib.metadata`` finds, without pip.
 """
@@ -28,9 +32,36 @@ from typing import Any
 
 import pytest
 
+from .conformance import (
+    BlockConformance,
+    ConsoleConformance,
+    DeviceConformance,
+    EntropySourceConformance,
+    FileSystemConformance,
+    KVROConformance,
+    KVRWConformance,
+    MonotonicClockConformance,
+    NetworkConformance,
+    NetworkPeer,
+    RandomConformance,
+    SleepConformance,
+    StackConformance,
+    StackPair,
+    TLSConformance,
+    TLSPair,
+    WallClockConformance,
+)
 from .plugins import PluginManager
 from .progress import Progress
 from .project import Project
+
+__all__ = [
+    "BlockConformance", "ConsoleConformance", "DeviceConformance", "EntropySourceConformance",
+    "FileSystemConformance", "KVROConformance", "KVRWConformance", "MonotonicClockConformance",
+    "NetworkConformance", "NetworkPeer", "PluginRegistry", "RandomConformance", "SleepConformance",
+    "StackConformance", "StackPair", "TLSConformance", "TLSPair", "WallClockConformance",
+    "install_entry_point", "network_namespace", "tap_unavailable", "unik_installed_plugins", "unik_plugins",
+]
 
 
 class PluginRegistry(PluginManager):
