@@ -328,3 +328,12 @@ def test_tls_server_and_client_through_ssl_contexts(tls_files: tuple[Path, Path]
             server.close()
     run_unik(main())
 
+
+
+def test_the_stack_provider_names_the_loop_for_the_generated_main() -> None:
+    import importlib
+
+    from unik_tcpip.plugin import TcpipStackProvider
+
+    module, cls = TcpipStackProvider.event_loop.split(":")
+    assert getattr(importlib.import_module(module), cls) is UnikEventLoop

@@ -51,7 +51,7 @@ def _keys_literal(plan: Plan) -> str:
 
 def generate_main(plan: Plan) -> str:
     """The source of ``main.py`` for ``plan``."""
-    taken = {"runtime", "KeyValues", "KEYS", "main", "keys", "devices"}
+    taken = {"runtime", "KeyValues", "KEYS", "EVENT_LOOP", "main", "keys", "devices"}
     imports: dict[str, str] = {}  # implementation -> local class name
     by_module: dict[str, list[str]] = {}
     for node in plan.nodes:
@@ -61,6 +61,12 @@ def generate_main(plan: Plan) -> str:
         local = _identifier(cls, taken)
         imports[node.implementation] = local
         by_module.setdefault(module, []).append(cls if local == cls else f"{cls} as {local}")
+    loop_node = next((node for node in plan.nodes if node.event_loop), None)
+    event_loop = "None"
+    if loop_node is not None:
+        module, cls = loop_node.event_loop.split(":")
+        event_loop = _identifier(cls, taken)
+        by_module.setdefault(module, []).append(cls if event_loop == cls else f"{cls} as {event_loop}")
     entry = _identifier(plan.app.function, taken)
     alias = f" as {entry}" if entry != plan.app.function else ""
     lines_import = [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
@@ -73,6 +79,8 @@ def generate_main(plan: Plan) -> str:
         variables[node.name] = var
         body.append(f"        # {node.name}: {node.kind} from {node.distribution} ({node.provider})")
         body.append(_call(f"{var} = await devices.connect", _args(node, imports, variables), "        "))
+        if node is loop_node:
+            body.append(f"        {event_loop}.attach_running({var})  # asyncio's network methods now use {var}")
     body.append("        devices.started()  # every device connected: the life-cycle's STARTED")
     call_args = [f"{param}={variables[dev]}" for param, dev in plan.app.devices]
     call_args += [f"{param}=keys.get({key!r})" for param, key in plan.app.settings]
@@ -97,18 +105,37 @@ def generate_main(plan: Plan) -> str:
         "",
         "# Keys as configured; `python main.py --help` lists them, options override them.",
         f"KEYS = {_keys_literal(plan)}",
+        *_event_loop_lines(plan, loop_node, event_loop),
         "",
         "",
         "async def main(keys: KeyValues) -> object:",
         '    """Connect the devices in dependency order, then run the application."""',
+        *_host_network_lines(plan),
         "    async with runtime.Devices() as devices:",
         *body,
         "",
         "",
         'if __name__ == "__main__":',
-        _call("    runtime.main", ["main", "KEYS", "__file__", f"devices={_takers(plan)!r}"], ""),
+        _call("    runtime.main", ["main", "KEYS", "__file__", f"devices={_takers(plan)!r}", "event_loop=EVENT_LOOP"],
+              ""),
         "",
     ])
+
+
+def _event_loop_lines(plan: Plan, node: Node | None, local: str) -> list[str]:
+    """``EVENT_LOOP = ...``: the loop the application runs on, with a comment saying whose it is."""
+    if node is None:
+        return ["# The event loop: asyncio's own (no device of this plan brings one).", "EVENT_LOOP = None"]
+    return [f"# The event loop: asyncio's, with its network methods on device {node.name!r} "
+            f"({node.distribution}: {node.event_loop}).",
+            f"EVENT_LOOP = {local}"]
+
+
+def _host_network_lines(plan: Plan) -> list[str]:
+    """The call refusing the host's sockets on a target without a host network (:mod:`unik.hostsockets`)."""
+    if plan.host_network:
+        return []
+    return [f"    runtime.refuse_host_sockets({plan.target!r})  # no host network: the socket module's calls fail"]
 
 
 def _takers(plan: Plan) -> dict[str, tuple[str, ...]]:

@@ -61,6 +61,8 @@ class TargetRef:
 
     name: str
     distribution: str
+    #: Whether its artifacts can use the host's sockets (:attr:`unik.target.Target.host_network`).
+    host_network: bool = True
 
 
 @dataclass
@@ -140,6 +142,7 @@ def compose(
         files=tuple(walk.files[d] for d in sorted(walk.files)),
         distributions=tuple(sorted(d for d in dists if d)),
         unik_version=__version__,
+        host_network=target.host_network,
     )
 
 
@@ -199,7 +202,7 @@ def _resolve(walk: _Walk, name: str, kind: str, needed_by: str) -> None:
         distribution=impl.distribution, implementation=provider.implementation,
         deps=deps, options=_sorted(configured.options),
         key_options=dict(sorted(configured.key_options.items())),
-        notes=tuple(configured.notes),
+        notes=tuple(configured.notes), event_loop=provider.event_loop,
     )
     walk.order.append(name)
 

@@ -137,6 +137,14 @@ class NotConfigured(UnikError):
 # --- devices -----------------------------------------------------------------------
 
 
+class HostNetworkUnavailable(UnikError):
+    """The host's sockets were reached for on a target that has none (:mod:`unik.hostsockets`).
+
+    Deliberately not an :class:`OSError`: a library catching those to retry or fall back
+    would hide it; the message names the call and the event-loop method to use.
+    """
+
+
 class DeviceError(UnikError):
     """A device operation failed."""
 

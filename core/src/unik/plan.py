@@ -32,6 +32,8 @@ class Node:
     key_options: dict[str, KeyRef] = field(default_factory=dict)
     needed_by: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: The provider's :attr:`unik.provider.Provider.event_loop` (``""``: none).
+    event_loop: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -41,6 +43,7 @@ class Node:
             "deps": dict(self.deps), "options": dict(self.options),
             "key_options": {k: v.to_json() for k, v in self.key_options.items()},
             "needed_by": list(self.needed_by), "notes": list(self.notes),
+            **({"event_loop": self.event_loop} if self.event_loop else {}),
         }
 
     @classmethod
@@ -52,6 +55,7 @@ class Node:
             deps=dict(d.get("deps", {})), options=dict(d.get("options", {})),
             key_options={k: KeyRef(**v) for k, v in d.get("key_options", {}).items()},
             needed_by=tuple(d.get("needed_by", ())), notes=tuple(d.get("notes", ())),
+            event_loop=d.get("event_loop", ""),
         )
 
 
@@ -108,6 +112,8 @@ class Plan:
     distributions: tuple[str, ...] = ()
     contributions: dict[str, Any] = field(default_factory=dict)
     unik_version: str = ""
+    #: Whether the target's artifact can use the host's sockets (:attr:`unik.target.Target.host_network`).
+    host_network: bool = True
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -133,6 +139,7 @@ class Plan:
             "files": [{"source": f.source, "dest": f.dest} for f in self.files],
             "distributions": list(self.distributions),
             "contributions": self.contributions,
+            **({} if self.host_network else {"host_network": False}),
         }
 
     def dumps(self) -> str:
@@ -152,6 +159,7 @@ class Plan:
             distributions=tuple(d.get("distributions", ())),
             contributions=dict(d.get("contributions", {})),
             unik_version=d.get("unik_version", ""),
+            host_network=d.get("host_network", True),
         )
 
     @classmethod

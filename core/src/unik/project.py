@@ -175,7 +175,8 @@ class Project:
             Implementation(cls, self.plugins.distribution("unik_register_providers", name))
             for name, cls in self.plugins.providers().items()
         ]
-        ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME))
+        ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME),
+                        host_network=tcls.host_network)
         plan = compose(app, app.devices, impls, target=ref, keys=keys)
         check_bindings(empty.with_args(app.key_defaults(target), table).with_args(
             key_args if fresh is None else fresh), plan)

@@ -124,6 +124,10 @@ class Provider:
     keys: ClassVar[Sequence[Key]] = ()
     #: Keys it accepts in its device table.
     options: ClassVar[Sequence[Option]] = ()
+    #: ``"module:Class"`` of an asyncio event loop whose network methods use this device (a
+    #: stack's): the generated ``main.py`` runs on it and attaches the device once connected
+    #: (``Class.attach_running(device)``); ``""``: asyncio's own loop.
+    event_loop: ClassVar[str] = ""
 
     @classmethod
     def serves(cls, target: str) -> bool:

@@ -7,14 +7,16 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from . import lifecycle
 from .errors import DeviceUnavailable, UnikError, UserError, did_you_mean
 from .keys import ArgvSyntax, KeyValues
+
+T = TypeVar("T")
 
 # Paths are strings here: pathlib (with urllib.parse and ipaddress behind it) would add
 # a twentieth to a unikernel's start-up under emulation.
@@ -173,6 +175,7 @@ def main(
     main_file: str,
     argv: Sequence[str] | None = None,
     devices: Mapping[str, Sequence[str]] | None = None,
+    event_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> NoReturn:
     """Run the generated ``main`` coroutine and exit with the application's status.
 
@@ -180,7 +183,9 @@ def main(
     exception prints its traceback and exits 1; SIGINT and SIGTERM announce
     :data:`unik.lifecycle.SHUTDOWN_REQUESTED`, cancel the application, disconnect its
     devices in reverse connect order and exit 128 + the signal number (a second signal,
-    a second or more later, exits at once).  ``devices`` is as for :func:`parse_args`.
+    a second or more later, exits at once).  ``devices`` is as for :func:`parse_args`;
+    ``event_loop`` makes the loop it runs on (``None``: asyncio's own), as
+    ``asyncio.run(loop_factory=...)``.
     """
     set_root(os.path.dirname(os.path.abspath(main_file)))
     prog = os.environ.get("UNIK_PROG", os.path.basename(sys.argv[0]))
@@ -189,7 +194,33 @@ def main(
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(supervise(entry, keys)))
+    sys.exit(run(supervise(entry, keys), event_loop))
+
+
+def run(coro: Coroutine[Any, Any, T], event_loop: Callable[[], asyncio.AbstractEventLoop] | None = None) -> T:
+    """``asyncio.run(coro)``, on a loop made by ``event_loop`` when given (any Python from 3.10)."""
+    if event_loop is None:
+        return asyncio.run(coro)
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=event_loop) as runner:
+            return runner.run(coro)
+    loop = event_loop()  # pragma: no cover - Python 3.10: asyncio.run without its loop_factory
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def refuse_host_sockets(target: str) -> None:
+    """Make the host's sockets fail at once, naming the loop method to use (:mod:`unik.hostsockets`)."""
+    from .hostsockets import refuse
+
+    refuse(target)
 
 
 async def supervise(entry: Callable[[KeyValues], Awaitable[object]], keys: KeyValues) -> int:

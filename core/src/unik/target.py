@@ -183,6 +183,10 @@ class Target:
     #: Whether the runner calls ``ctx.started(...)`` once the artifact is up; when not, a
     #: detached run counts as started when its runner is called.
     reports_started: ClassVar[bool] = False
+    #: Whether the artifact may use the host's sockets.  ``False`` (a VM, a sandbox): there
+    #: is no host network inside, and :mod:`unik.hostsockets` makes the socket module's
+    #: calls fail at once, naming the event-loop method to use instead.
+    host_network: ClassVar[bool] = True
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Produce the artifact for ``plan``; slow work reports to ``ctx.progress``."""

@@ -157,7 +157,8 @@ def boot(script: str) -> NoReturn:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
 
-    loop = asyncio.new_event_loop()
+    # unik's loop (unik_tcpip.aio) when the plan has unik's stack; a selector loop either way.
+    loop: Any = (main.EVENT_LOOP or asyncio.new_event_loop)()
     asyncio.set_event_loop(loop)
     # run_in_executor and to_thread size a default executor from os.cpu_count(), which
     # reads /sys: made now, a thread attempt reaches its clone (and is named so).

@@ -160,6 +160,7 @@ class HvtTarget(Target):
 
     PLUGIN_NAME = "hvt"
     reports_started = True
+    host_network = False  # no Linux inside: no sockets at all
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (MEM, TRACE, NET, BLOCK, NET_MAC)

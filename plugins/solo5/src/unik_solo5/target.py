@@ -82,6 +82,7 @@ class SptTarget(Target):
 
     PLUGIN_NAME = "spt"
     reports_started = True
+    host_network = False  # sealed: the first stage of its filter refuses sockets
     description = "a seccomp-sandboxed process seeing only its declared devices (solo5's spt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (NET, BLOCK, NET_MAC, MEM, SHOW_POLICY)

@@ -53,6 +53,7 @@ class VirtioTarget(Target):
 
     PLUGIN_NAME = "virtio"
     reports_started = True
+    host_network = False  # the guest kernel has no address: the network is unik's stack
     description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS

@@ -189,6 +189,7 @@ class XenTarget(Target):
 
     PLUGIN_NAME = "xen"
     reports_started = True
+    host_network = False  # the guest kernel has no address: the network is unik's stack
     description = "a Xen PVH (or PV) guest: ELF kernel + initramfs and an xl configuration"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS

@@ -95,6 +95,8 @@ class TcpipStackProvider(Provider):
     PLUGIN_NAME = "tcpip.stack"
     kind = "stack"
     implementation = "unik_tcpip.stack:TcpipStack"
+    #: asyncio's own network calls (start_server, open_connection...) use this stack.
+    event_loop = "unik_tcpip.aio:UnikEventLoop"
     description = "unik's own TCP/IP stack (Ethernet, ARP, IPv4, ICMP, UDP, TCP) on a network device"
     priority = 0
     needs: ClassVar[Mapping[str, Need]] = {

@@ -23,10 +23,10 @@ connected.  By hand::
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from unik import runtime
 
 from .datagram import UdpTransport
 from .loop import NoStack, UnikEventLoop
@@ -37,20 +37,6 @@ T = TypeVar("T")
 __all__ = ["NoStack", "StackSocket", "UdpTransport", "UnikEventLoop", "UnikServer", "run"]
 
 
-def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
+def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)`` on a new :class:`UnikEventLoop` (any Python from 3.10)."""
-    if sys.version_info >= (3, 11):
-        with asyncio.Runner(debug=debug, loop_factory=UnikEventLoop) as runner:
-            return runner.run(main)
-    loop = UnikEventLoop()  # pragma: no cover - Python 3.10
-    try:
-        asyncio.set_event_loop(loop)
-        if debug is not None:
-            loop.set_debug(debug)
-        return loop.run_until_complete(main)
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    return runtime.run(main, UnikEventLoop)

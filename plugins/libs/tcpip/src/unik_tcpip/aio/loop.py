@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-import ssl as ssl_module
 import sys
 from asyncio import sslproto
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..stack import TcpipStack
 from .addresses import AddrInfo, getaddrinfo, getnameinfo, literal_family
 from .datagram import UdpTransport
 from .server import UnikServer
+
+if TYPE_CHECKING:
+    import ssl as ssl_module  # imported when TLS is asked for: hvt's CPython has no ssl module
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 _WILDCARDS = (None, "", "0.0.0.0", "::")
@@ -150,6 +152,8 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                            handshake_timeout: float | None,
                            shutdown_timeout: float | None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Asyncio's TLS protocol (``ssl.SSLObject`` over memory BIOs) on a plain connection of the stack."""
+        import ssl as ssl_module
+
         context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
         app_protocol = protocol_factory()
         waiter = self.create_future()
@@ -202,8 +206,11 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and ssl is None:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
-            raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        if ssl is not None:
+            import ssl as ssl_module
+
+            if not isinstance(ssl, ssl_module.SSLContext):
+                raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
         stack = self.stack
         address = await self._listen_address(host, family)
         factory = protocol_factory

@@ -1,0 +1,73 @@
+"""Refusing the host's sockets inside an artifact whose target has no host network.
+
+In a VM (virtio, xen), under spt's sandbox or on hvt there is no host network: the
+guest kernel's interface has no address (the network is unik's own stack), the sandbox
+refuses the system calls, hvt has no kernel at all.  A library that reaches for the
+``socket`` module there would wait for a connection that never comes, be killed by the
+filter, or fail with a misleading ``ENETUNREACH``.  :func:`refuse` makes every such call
+fail at once instead, with a :class:`unik.errors.HostNetworkUnavailable` that names the
+call and the asyncio event-loop method to use: the loop's network methods use unik's
+stack.  It is one audit hook (:func:`sys.addaudithook`), installed by the generated
+``main.py`` of those targets (:attr:`unik.target.Target.host_network`); socket pairs and
+UNIX-domain sockets (asyncio's own wake-up pipe) stay allowed.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+from .errors import HostNetworkUnavailable
+
+#: What to use instead of each refused call (audit event -> event-loop method).
+INSTEAD = {
+    "socket.__new__": "asyncio.open_connection / loop.create_connection to connect, asyncio.start_server / "
+                      "loop.create_server to listen, loop.create_datagram_endpoint for UDP",
+    "socket.getaddrinfo": "await loop.getaddrinfo(...), and asyncio.open_connection / loop.create_connection "
+                          "rather than socket.create_connection",
+    "socket.gethostbyname": "await loop.getaddrinfo(...)",
+    "socket.gethostbyname_ex": "await loop.getaddrinfo(...)",
+    "socket.gethostbyaddr": "await loop.getnameinfo(...)",
+    "socket.getnameinfo": "await loop.getnameinfo(...)",
+}
+_INET = (socket.AF_INET, socket.AF_INET6)
+_target: str | None = None
+
+
+def refused() -> str | None:
+    """The target whose artifact refuses host sockets, or ``None`` when they are allowed."""
+    return _target
+
+
+def _describe(event: str, args: tuple[Any, ...]) -> str:
+    if event == "socket.__new__":
+        family, kind = args[1], args[2]
+        names = [_name(socket.AddressFamily, family, "AF_"), _name(socket.SocketKind, kind & 0xF, "SOCK_")]
+        return f"socket.socket({', '.join(names)})"
+    return f"{event}({', '.join(repr(a) for a in args[:2])})"
+
+
+def _name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum(value).name)
+    except ValueError:
+        return f"{prefix}{value}"
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if not event.startswith("socket.") or event not in INSTEAD:
+        return
+    if event == "socket.__new__" and args[1] not in _INET:
+        return
+    raise HostNetworkUnavailable(
+        f"{_describe(event, args)}: the {_target} target has no host network; this application's network is "
+        f"unik's TCP/IP stack, reached through asyncio's event loop: use {INSTEAD[event]} instead")
+
+
+def refuse(target: str) -> None:
+    """Make the host's IPv4/IPv6 sockets and name lookups fail at once on ``target`` (for good)."""
+    global _target
+    if _target is None:
+        sys.addaudithook(_hook)
+    _target = target
