@@ -28,7 +28,8 @@ async def start(stack: Stack) -> int:
 def test_main_runs_on_the_stack_s_event_loop_and_attaches_the_stack(
         registry: PluginRegistry, make_app: MakeApp, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    root = make_app(APP)
+    root = make_app(APP, name="loopdemo")
+    monkeypatch.delitem(sys.modules, "loopdemo_app", raising=False)
     config = registry.add(loop_plugin, "loop").project(root).configure("fake", {"net": ["service=tap0"]})
     [stack] = [n for n in config.plan.nodes if n.kind == "stack"]
     assert stack.event_loop == "loop_plugin:FakeLoop"
@@ -48,14 +49,14 @@ def test_main_runs_on_the_stack_s_event_loop_and_attaches_the_stack(
 
 
 def test_main_without_such_a_device_runs_on_asyncio_s_loop(registry: PluginRegistry, make_app: MakeApp) -> None:
-    config = registry.project(make_app(APP)).configure("fake", {"net": ["service=tap0"]})
+    config = registry.project(make_app(APP, name="loopdemo")).configure("fake", {"net": ["service=tap0"]})
     main = generate_main(config.plan)
     assert "EVENT_LOOP = None\n" in main and "attach_running" not in main
 
 
 def test_a_target_without_host_network_refuses_host_sockets_first(registry: PluginRegistry,
                                                                    make_app: MakeApp) -> None:
-    plan = registry.project(make_app(APP)).configure("fake", {"net": ["service=tap0"]}).plan
+    plan = registry.project(make_app(APP, name="loopdemo")).configure("fake", {"net": ["service=tap0"]}).plan
     sealed = dataclasses.replace(plan, host_network=False)
     assert Plan.loads(sealed.dumps()).host_network is False
     main = generate_main(sealed)

@@ -12,7 +12,7 @@ from unik.provider import Configured, KeyRef, Need, Provider, Request
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
 #: The modules that run inside an artifact (with what they import); the rest is build-time code.
-UNIK_RUNTIME = ("unik_tcpip.stack",)
+UNIK_RUNTIME = ("unik_tcpip.stack", "unik_tcpip.aio")
 
 
 def check_ipv4(value: Any, keys: KeyValues) -> None:
