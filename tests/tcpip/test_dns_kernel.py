@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from test_kernel import Namespace, run, unik_stack
+from test_kernel import REPO, Namespace, _Console, htdocs, run, unik_stack
 from unik.testing import network_namespace
 from unik_tcpip.dns.resolver import NameNotFound, NoAddress
 
@@ -155,10 +155,18 @@ while True:
 '''
 
 
-@needs("ss")
+@needs("ss", "curl")
 def test_forged_answers_are_counted_and_dropped(netns: Namespace, tmp_path: Path) -> None:
+    """Each forgery counted by its reason and dropped, the real answer taken, curl served throughout."""
     script = tmp_path / "hostile.py"
     script.write_text(HOSTILE)
+    src = REPO / "examples" / "http" / "src"
+    sys.path.insert(0, str(src))
+    try:
+        import http_app
+    finally:
+        sys.path.remove(str(src))
+    (tmp_path / "www").mkdir()
     forgeries = {"wrongid": "dns.wrong_id", "mismatch": "dns.question_mismatch", "loop": "dns.pointer_loop",
                  "toolong": "dns.name_too_long", "forward": "dns.pointer_forward", "source": "dns.wrong_source"}
 
@@ -166,10 +174,15 @@ def test_forged_answers_are_counted_and_dropped(netns: Namespace, tmp_path: Path
         async with unik_stack(netns, dns=netns.host) as stack, netns.background(
                 sys.executable, str(script), netns.host):
             await wait_port(netns, 53)
+            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path / "www", {"index.html": b"up\n"}),
+                                                       _Console(), port=8080))
             started = time.monotonic()
             for label, reason in forgeries.items():
                 assert await stack.resolve(f"{label}.test") == ["10.9.8.7"], label
                 assert stack.stats[reason] == 1, (label, dict(stack.stats))
+                status, out, err = await netns.run("curl", "-sS", "--max-time", "10", f"http://{netns.unik}:8080/")
+                assert status == 0 and out == b"up\n", err.decode()
+            app.cancel()
             assert stack.stats["dns.queries"] == len(forgeries)  # one query each: no retry was needed
             assert stack.stats["dns.timeouts"] == 0
             assert time.monotonic() - started < 10

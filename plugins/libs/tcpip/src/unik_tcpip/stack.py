@@ -286,8 +286,13 @@ class TcpipStack:
         return await self.resolver.getaddrinfo(host, port, family, type, proto, flags)
 
     async def _connect_by_name(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
-                               port: int) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-        """TCP to a name: Happy Eyeballs (RFC 8305) over the families the stack reaches."""
+                               port: int, nodelay: bool | None = None,
+                               ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        """TCP to a name: Happy Eyeballs (RFC 8305) over the families the stack reaches.
+
+        The attempts run :class:`.dns.happy.Pending` protocols; ``protocol_factory`` is
+        called once, for the winner.
+        """
         from .dns import happy
 
         self._check()
@@ -297,13 +302,17 @@ class TcpipStack:
             return (await resolver.lookup(host, family)).addresses
 
         async def attempt(address: str) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
-            return await self.tcp.create_connection(protocol_factory, address, port)
+            return await self.tcp.create_connection(happy.Pending, address, port, nodelay=nodelay)
 
         def close(connection: tuple[asyncio.BaseTransport, asyncio.BaseProtocol]) -> None:
             connection[0].abort()  # type: ignore[attr-defined]
 
         families = resolver.families_for(0)
-        return await happy.connect([(f, addresses(f)) for f in families], attempt, close)
+        transport, pending = await happy.connect([(f, addresses(f)) for f in families], attempt, close)
+        assert isinstance(pending, happy.Pending)
+        protocol = protocol_factory()
+        happy.hand_over(transport, pending, protocol)
+        return transport, protocol
 
     @property
     def ipv4(self) -> IPv4Config:

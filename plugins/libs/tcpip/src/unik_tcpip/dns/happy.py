@@ -9,6 +9,11 @@ code runs with IPv4 alone (one lookup, attempts in order) and with both families
 * 5: a new attempt starts every Connection Attempt Delay (250 ms) or as soon as the
   previous one fails; the first connection wins and the others are cancelled (and
   closed, should one complete meanwhile).
+
+Attempts connect with a :class:`Pending` protocol and only the winner is handed to the
+application's protocol (:func:`hand_over`), as asyncio makes its protocol only once a
+socket has connected: a factory returning one shared protocol (``lambda: protocol``, as
+``open_connection`` does) never sees two connections.
 """
 
 from __future__ import annotations
@@ -24,6 +29,50 @@ T = TypeVar("T")
 
 RESOLUTION_DELAY_S = 0.05
 CONNECTION_ATTEMPT_DELAY_S = 0.25
+
+
+class Pending(asyncio.Protocol):
+    """The protocol of an attempt: keeps what arrives until the winner is handed over."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        """Kept for the application's protocol."""
+        self.data.append(bytes(data))
+
+    def eof_received(self) -> bool:
+        """Kept half-open: the application's protocol decides what the EOF does."""
+        self.eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Passed on once the application's protocol has the transport."""
+        self.lost = (exc,)
+
+
+def hand_over(transport: asyncio.BaseTransport, pending: Pending, protocol: asyncio.BaseProtocol) -> None:
+    """Give the winning ``transport`` to ``protocol``: ``connection_made``, then what arrived meanwhile."""
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    for chunk in pending.data:
+        if isinstance(protocol, asyncio.BufferedProtocol):
+            view = memoryview(chunk)
+            while view:
+                buffer = memoryview(protocol.get_buffer(len(view)))
+                n = min(len(buffer), len(view))
+                buffer[:n] = view[:n]
+                protocol.buffer_updated(n)
+                view = view[n:]
+        elif isinstance(protocol, asyncio.Protocol):
+            protocol.data_received(chunk)
+    if pending.eof and isinstance(protocol, (asyncio.Protocol, asyncio.BufferedProtocol)) \
+            and not protocol.eof_received():
+        transport.close()
+    if pending.lost is not None:
+        protocol.connection_lost(pending.lost[0])
 
 
 class _Race(Generic[T]):

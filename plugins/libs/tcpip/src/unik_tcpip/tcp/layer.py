@@ -103,7 +103,8 @@ class TcpServer:
 
 
 #: How a connection to a name is made (the stack's resolver and Happy Eyeballs).
-ByName = Callable[[Callable[[], asyncio.BaseProtocol], str, int],
+#: ``(protocol_factory, host, port, nodelay)``.
+ByName = Callable[[Callable[[], asyncio.BaseProtocol], str, int, "bool | None"],
                   Awaitable[tuple[asyncio.BaseTransport, asyncio.BaseProtocol]]]
 
 
@@ -176,7 +177,7 @@ class TcpLayer:
         except ValueError:
             if self._by_name is None or local_port:
                 raise OSError(errno.EINVAL, f"{host!r} is not an IPv4 or IPv6 address") from None
-            return await self._by_name(protocol_factory, host, port)  # type: ignore[return-value]
+            return await self._by_name(protocol_factory, host, port, nodelay)  # type: ignore[return-value]
         if not 0 < port < 65536:
             raise OSError(errno.EINVAL, f"bad port {port}")
         net = self.nets.get(len(dst))
