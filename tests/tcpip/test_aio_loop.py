@@ -54,6 +54,14 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
+def unsent(writer: asyncio.StreamWriter) -> int:
+    """Bytes written on a unik connection but not yet sent."""
+    from unik_tcpip.tcp import seq_diff
+
+    tcb = writer.transport.get_extra_info("tcp_connection").tcb
+    return len(tcb.snd) - seq_diff(tcb.snd_nxt, tcb.snd_una)
+
+
 # -- names ---------------------------------------------------------------------------
 
 
@@ -134,16 +142,29 @@ def test_start_server_serves_the_peer_with_nagle_off() -> None:
 def test_open_connection_reaches_the_peer_with_nagle_off() -> None:
     async def main() -> None:
         async with two_stacks() as (_a, b):
-            await b.tcp.start_server(echo, 7001)
+            accepted: list[tuple[Any, Any]] = []
+
+            async def keep(reader: Any, writer: Any) -> None:
+                accepted.append((reader, writer))
+                await echo(reader, writer)
+
+            await b.tcp.start_server(keep, 7001)
             reader, writer = await asyncio.open_connection("10.0.0.2", 7001)
             assert writer.get_extra_info("peername") == ("10.0.0.2", 7001)
             assert writer.get_extra_info("sockname")[0] == "10.0.0.1"
             assert writer.get_extra_info("socket") is None
             assert writer.transport.get_extra_info("tcp_connection").tcb.nodelay
-            # Two small writes in a row both leave at once (Nagle would hold the second).
+            # Two small writes in a row both leave at once; Nagle would hold the second until the
+            # first is acknowledged (as the peer's own connection, on the stack's default, does).
             writer.write(b"a")
             writer.write(b"b")
+            assert unsent(writer) == 0
             assert await reader.readexactly(2) == b"ab"
+            [(_peer_reader, peer_writer)] = accepted
+            peer_writer.write(b"c")
+            peer_writer.write(b"d")
+            assert unsent(peer_writer) > 0, "the stack's default (Nagle) holds small segments while data is in flight"
+            assert await reader.readexactly(2) == b"cd"
             writer.close()
             await writer.wait_closed()
             with pytest.raises(ConnectionRefusedError):
