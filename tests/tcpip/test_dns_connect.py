@@ -83,3 +83,38 @@ def test_tls_style_flow_by_name_through_tcp_connect() -> None:
         await a.disconnect()
         await b.disconnect()
     run(main())
+
+
+def test_the_unik_loops_open_connection_by_name_uses_happy_eyeballs() -> None:
+    """``asyncio.open_connection(name)`` on the unik event loop: the same staggered attempts, one protocol."""
+    from tcpip_support import LoopSleep, SeededRandom, VirtualClock, mac
+    from unik_tcpip.aio import UnikEventLoop
+    from unik_tcpip.aio import run as run_unik
+    from unik_tcpip.stack import TcpipStack, parse_ipv4, resolver_keys
+
+    async def main() -> float:
+        wire = Wire(keep_log=False)
+        a = TcpipStack(wire.port(mac(1), name="stack1"), VirtualClock(), LoopSleep(), SeededRandom(1),
+                       parse_ipv4("10.0.0.1/24", None),
+                       resolver_config=resolver_keys(None, None, "svc.test=10.0.0.9,svc.test=10.0.0.2"))
+        a.start()
+        b = await make_stack(wire, 2, "10.0.0.2/24")
+        UnikEventLoop.attach_running(a)
+
+        async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"hi\n")
+            await writer.drain()
+            writer.close()
+        await b.tcp.start_server(greet, 7002)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("svc.test", 7002), 10)
+        took = loop.time() - t0
+        assert await reader.readline() == b"hi\n"
+        assert writer.get_extra_info("peername")[0] == "10.0.0.2"
+        writer.close()
+        await a.disconnect()
+        await b.disconnect()
+        return took
+    took = run_unik(main())
+    assert 0.2 <= took < 5, took

@@ -10,6 +10,7 @@ from asyncio import sslproto
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..dns import happy
 from ..stack import TcpipStack
 from .addresses import AddrInfo, getaddrinfo, getnameinfo, literal_family
 from .datagram import UdpTransport
@@ -121,17 +122,40 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         local_port = self._local_port(local_addr)
         stack = self.stack
         errors: list[OSError] = []
-        for address in await self._addresses(host, family, socket.SOCK_STREAM):
+        addresses = await self._addresses(host, family, socket.SOCK_STREAM)
+
+        async def given() -> list[str]:
+            return addresses
+
+        async def attempt(address: str) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
             try:
                 self._check_reachable(address)
-                if ssl:
-                    return await self._connect_tls(stack, protocol_factory, address, number, local_port, ssl,
-                                                   server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
-                transport, protocol = await stack.tcp.create_connection(
-                    protocol_factory, address, number, local_port=local_port, nodelay=True)
-                return transport, protocol
+                return await stack.tcp.create_connection(happy.Pending, address, number, local_port=local_port,
+                                                         nodelay=True)
             except OSError as exc:
                 errors.append(exc)
+                raise
+
+        def abort(connection: tuple[asyncio.Transport, asyncio.BaseProtocol]) -> None:
+            connection[0].abort()
+
+        # RFC 8305 5 over the addresses (IPv6 first, the families alternating): a new attempt every
+        # happy_eyeballs_delay (250 ms unless given) or as soon as one fails; the first connection wins,
+        # and only it meets the application's protocol (happy.hand_over).
+        delay = happy.CONNECTION_ATTEMPT_DELAY_S if happy_eyeballs_delay is None else happy_eyeballs_delay
+        try:
+            transport, pending = await happy.connect([(0, given())], attempt, abort, attempt_delay=delay)
+        except OSError:
+            if not errors:
+                raise
+        else:
+            assert isinstance(pending, happy.Pending)
+            if ssl:
+                return await self._connect_tls(transport, pending, protocol_factory, ssl, server_hostname,
+                                               ssl_handshake_timeout, ssl_shutdown_timeout)
+            protocol = protocol_factory()
+            happy.hand_over(transport, pending, protocol)
+            return transport, protocol
         if len(errors) == 1 or (not all_errors and len({str(e) for e in errors}) == 1):
             raise errors[0]
         if all_errors and sys.version_info >= (3, 11):
@@ -147,11 +171,11 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                                                f"({self.stack.ipv4.address})")
         return _port(port)
 
-    async def _connect_tls(self, stack: TcpipStack, protocol_factory: ProtocolFactory, address: str, port: int,
-                           local_port: int, ssl: ssl_module.SSLContext | bool, server_hostname: str | None,
-                           handshake_timeout: float | None,
+    async def _connect_tls(self, transport: asyncio.Transport, pending: happy.Pending,
+                           protocol_factory: ProtocolFactory, ssl: ssl_module.SSLContext | bool,
+                           server_hostname: str | None, handshake_timeout: float | None,
                            shutdown_timeout: float | None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-        """Asyncio's TLS protocol (``ssl.SSLObject`` over memory BIOs) on a plain connection of the stack."""
+        """Asyncio's TLS protocol (``ssl.SSLObject`` over memory BIOs) on the connection Happy Eyeballs made."""
         import ssl as ssl_module
 
         context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
@@ -159,8 +183,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         waiter = self.create_future()
         tls = self._tls_protocol(app_protocol, context, waiter, False, server_hostname, handshake_timeout,
                                  shutdown_timeout)
-        transport, _ = await stack.tcp.create_connection(lambda: tls, address, port, local_port=local_port,
-                                                         nodelay=True)
+        happy.hand_over(transport, pending, tls)
         try:
             await waiter
         except BaseException:
