@@ -90,7 +90,10 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
     parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("new", help="create a new application", description="Create NAME/ with a runnable application.")
+    p = sub.add_parser("new", help="create a new application (or, with --plugin, a plugin)",
+                       description="Create NAME/ with a runnable application; with --plugin, a plugin distribution "
+                       "(entry point, UNIK_API, a provider with a C part, tests on the conformance suite).")
+    p.add_argument("--plugin", action="store_true", help="create a plugin distribution instead of an application")
     p.add_argument("name")
     p.set_defaults(func=cmd_new)
 
@@ -179,6 +182,12 @@ def _project(ns: argparse.Namespace) -> Project:
 
 def cmd_new(ns: argparse.Namespace) -> int:
     """``unik new``."""
+    if ns.plugin:
+        from .scaffold_plugin import new_plugin
+
+        root = new_plugin(ns.name, Path(ns.project or "."))
+        print(f"created {root}\nnext: cd {root} && pip install '.[test]' && pytest && python -m build --wheel")
+        return 0
     from .scaffold import new_application
 
     root = new_application(ns.name, Path(ns.project or "."))
