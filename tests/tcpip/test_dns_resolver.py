@@ -354,3 +354,29 @@ def test_happy_eyeballs_reports_the_lookup_error_or_every_failure() -> None:
         run(happy.connect([(socket.AF_INET, _after(0, NameNotFound("x: no such name")))], refuse, lambda c: None))
     with pytest.raises(OSError, match=r"refused by 192\.0\.2\.1.*refused by 192\.0\.2\.2"):
         run(happy.connect([(socket.AF_INET, _after(0, ["192.0.2.1", "192.0.2.2"]))], refuse, lambda c: None))
+
+
+def test_a_cancelled_lookup_leaves_the_shared_query_to_the_others() -> None:
+    resolver, _, stats = make(lambda addr, q: reply(q, [a(name_of(q), "192.0.2.4")]))
+    real_bind = resolver._udp_bind
+
+    async def slow_bind(port: int) -> Any:  # answers arrive 20 ms after the query (the timeout is 50 ms)
+        endpoint = await real_bind(port)
+        receive = endpoint.recvfrom
+
+        async def later() -> Datagram:
+            datagram = await receive()
+            await asyncio.sleep(0.02)
+            return datagram  # type: ignore[no-any-return]
+        endpoint.recvfrom = later
+        return endpoint
+    resolver._udp_bind = slow_bind
+
+    async def main() -> list[str]:
+        first = asyncio.ensure_future(resolver.resolve("shared.example"))
+        second = asyncio.ensure_future(resolver.resolve("shared.example"))
+        await asyncio.sleep(0.005)
+        first.cancel()
+        return await second
+    assert run(main()) == ["192.0.2.4"]
+    assert stats["dns.queries"] == 1 and stats["dns.shared_queries"] == 1

@@ -320,26 +320,21 @@ class Resolver:
         raise ResolverUnavailable(f"{wire.name_text(name)}: a CNAME chain longer than {MAX_CNAME} links")
 
     async def _query_shared(self, name: bytes, qtype: int) -> _Outcome:
-        """:meth:`_query`, shared by concurrent lookups of the same name and type."""
+        """:meth:`_query` in a task of its own, shared by concurrent lookups of the same name and type.
+
+        A caller that is cancelled (Happy Eyeballs dropping a lookup it no longer needs)
+        leaves the query running for the others, and for the cache.
+        """
         key = (name, qtype)
-        pending = self._inflight.get(key)
-        if pending is not None:
-            self.stats["dns.shared_queries"] += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            outcome = await self._query(name, qtype)
-        except BaseException as exc:
-            if not future.cancelled():
-                future.set_exception(exc)
-                future.exception()  # retrieved here: other waiters may not exist
-            raise
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._query(name, qtype))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._inflight.pop(key, None))
+            task.add_done_callback(_retrieve)
         else:
-            future.set_result(outcome)
-            return outcome
-        finally:
-            del self._inflight[key]
+            self.stats["dns.shared_queries"] += 1
+        return await asyncio.shield(task)
 
     async def _query(self, name: bytes, qtype: int) -> _Outcome:
         message = await self._exchange(wire.Question(name, qtype))
@@ -487,6 +482,12 @@ def interpret(name: bytes, qtype: int, message: wire.Message, stats: Counter[str
         return _Outcome(NODATA, (), current, ttl, follow=current)
     stats["dns.nodata"] += 1
     return _Outcome(NODATA, (), current, min(ttl, negative_ttl))
+
+
+def _retrieve(task: asyncio.Future[_Outcome]) -> None:
+    """Mark a shared query's failure as seen (its callers may all have gone)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def interleave(addresses: Sequence[str]) -> list[str]:
