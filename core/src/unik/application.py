@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ProjectNotFound
+from .errors import ConfigError, ProjectNotFound, did_you_mean
 from .keys import Key, KeyType
 
 if TYPE_CHECKING:
@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 #: Keys of a device table that the composer reads itself (the rest go to the provider).
 RESERVED_DEVICE_KEYS = ("kind", "provider", "use")
-_TOP_KEYS = {"name", "main", "devices", "targets", "source"}
+_TOP_KEYS = {"name", "main", "asgi", "aiohttp", "devices", "targets", "source"}
+#: The keys of [tool.unik] naming what runs: exactly one is given.
+_ENTRY_KEYS = ("main", "asgi", "aiohttp")
 _SETTING_TYPES: dict[type, KeyType] = {int: "int", str: "str", float: "float", bool: "bool"}
 
 
@@ -80,6 +82,9 @@ class Application:
     settings: tuple[Setting, ...]
     tables: Mapping[str, Mapping[str, Any]]
     targets: Mapping[str, Mapping[str, Any]]
+    #: ``asgi`` or ``aiohttp`` for an application served by :mod:`unik.serve` (``module:function``
+    #: then names the application object), ``""`` for an entry function.
+    served: str = ""
 
     @property
     def config_file(self) -> str:
@@ -130,7 +135,7 @@ class Application:
         if not isinstance(tool, dict):
             raise ProjectNotFound(
                 f"{pyproject} has no [tool.unik] table: run `unik new NAME` to start an "
-                f"application, or add [tool.unik] with `main = \"package:function\"`"
+                f"application, or add [tool.unik] with `main = \"package:function\"` (or `asgi = \"package:app\"`)"
             )
         for key in tool:
             if key not in _TOP_KEYS:
@@ -139,9 +144,11 @@ class Application:
         name = tool.get("name") or project.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError(where, "tool.unik", "name", "missing: the application's name")
-        main = tool.get("main")
-        if not isinstance(main, str) or ":" not in main:
-            raise ConfigError(where, "tool.unik", "main", 'missing or not "module:function"')
+        entry_key = _entry_key(where, tool)
+        main = tool[entry_key]
+        what = "module:function" if entry_key == "main" else "module:attribute"
+        if not isinstance(main, str) or main.count(":") != 1 or not all(main.split(":")):
+            raise ConfigError(where, "tool.unik", entry_key, f'missing or not "{what}": {main!r}')
         module, function = main.split(":", 1)
         root = pyproject.parent
         source = tool.get("source")
@@ -151,14 +158,23 @@ class Application:
             source_dirs = (root / "src",) if (root / "src").is_dir() else (root,)
         tables = _tables(where, tool.get("devices", {}), "tool.unik.devices")
         targets = _tables(where, tool.get("targets", {}), "tool.unik.targets")
-        params = _entry_parameters(where, source_dirs, module, function)
-        devices, settings = _classify(where, main, params, tables, name)
         deps = project.get("dependencies", [])
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise ConfigError(where, "project", "dependencies", "must be a list of requirement strings")
+        from .pydeps import check
+
+        check(where, deps)
+        if entry_key == "main":
+            params = _entry_parameters(where, source_dirs, module, function)
+            devices, settings = _classify(where, main, params, tables, name)
+        else:
+            _check_served(where, entry_key, source_dirs, module, function)
+            devices, settings = _served_devices(entry_key, tables)
         return cls(
             name=name, root=root, pyproject=pyproject, module=module, function=function,
             source_dirs=source_dirs, version=str(project.get("version", "0")),
             dependencies=tuple(deps), devices=devices, settings=settings,
-            tables=tables, targets=targets,
+            tables=tables, targets=targets, served="" if entry_key == "main" else entry_key,
         )
 
 
@@ -188,6 +204,68 @@ def _tables(where: str, value: Any, table: str) -> dict[str, dict[str, Any]]:
         if not isinstance(sub, dict):
             raise ConfigError(where, f"{table}.{key}", None, "must be a table")
     return {k: dict(v) for k, v in value.items()}
+
+
+def _entry_key(where: str, tool: Mapping[str, Any]) -> str:
+    """Which of ``main``, ``asgi`` and ``aiohttp`` the table gives (exactly one)."""
+    given = [k for k in _ENTRY_KEYS if k in tool]
+    if len(given) > 1:
+        raise ConfigError(where, "tool.unik", given[1],
+                          f"give one of {', '.join(given)}: {given[0]} already says what runs")
+    if not given:
+        raise ConfigError(where, "tool.unik", "main",
+                          'missing: main = "module:function" (an entry function), asgi = "module:app" (an ASGI '
+                          'application, served by uvicorn) or aiohttp = "module:make_app" (an aiohttp application)')
+    return given[0]
+
+
+def _check_served(where: str, key: str, source_dirs: tuple[Path, ...], module: str, attribute: str) -> None:
+    """The module named by ``[tool.unik] asgi``/``aiohttp`` exists in the sources and binds ``attribute``.
+
+    It is read, not imported: its imports (FastAPI, aiohttp) are the application's
+    dependencies, which pip installs for the artifact, not into the environment running unik.
+    """
+    import ast
+
+    parts = module.split(".")
+    if not all(p.isidentifier() for p in parts) or not attribute.isidentifier():
+        raise ConfigError(where, "tool.unik", key, f"{module}:{attribute} is not a module and a name in it")
+    candidates = [d.joinpath(*parts[:-1], f"{parts[-1]}.py") for d in source_dirs]
+    candidates += [d.joinpath(*parts, "__init__.py") for d in source_dirs]
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        dirs = ", ".join(str(d) for d in source_dirs)
+        raise ConfigError(where, "tool.unik", key, f"there is no module {module!r} in {dirs}")
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError as exc:
+        raise ConfigError(where, "tool.unik", key, f"{path} is not valid Python: {exc}") from None
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in node.names):
+                return  # whatever the star brings: the import at run time will tell
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif not isinstance(node, ast.Expr):
+            return  # bound under an if or a try: too dynamic to judge here
+    if attribute not in bound:
+        raise ConfigError(where, "tool.unik", key,
+                          f"{path} does not define {attribute!r} at its top level{did_you_mean(attribute, bound)}")
+
+
+def _served_devices(
+    key: str, tables: Mapping[str, Mapping[str, Any]]
+) -> tuple[tuple[DeviceSpec, ...], tuple[Setting, ...]]:
+    """The devices and keys of an application served by :mod:`unik.serve`."""
+    from .serve import DEVICES, keys_for
+
+    devices = tuple(DeviceSpec(name, kind, tables.get(name, {})) for name, kind in DEVICES.items())
+    return devices, tuple(Setting(k.name, k) for k in keys_for(key))
 
 
 def _entry_parameters(

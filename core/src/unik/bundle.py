@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,8 @@ class BundleFile:
 
     dest: str
     source: Path
+    #: The distribution it belongs to (the application's name for its own files), for size reports.
+    distribution: str = field(default="", compare=False)
 
 
 def normalise(name: str) -> str:
@@ -85,7 +87,8 @@ def distribution_closure(names: Iterable[str]) -> list[str]:
     return sorted(seen)
 
 
-def _package_files(top: str, origin: Path | None = None, dirs: list[Path] | None = None) -> list[BundleFile]:
+def _package_files(top: str, origin: Path | None = None, dirs: list[Path] | None = None,
+                   distribution: str = "") -> list[BundleFile]:
     if origin is None:
         spec = importlib.util.find_spec(top)
         if spec is None:
@@ -97,7 +100,7 @@ def _package_files(top: str, origin: Path | None = None, dirs: list[Path] | None
         else:
             raise BuildError(f"package {top!r} has no files on disk (namespace package?)")
     if origin.is_file():
-        return [BundleFile(origin.name, origin)]
+        return [BundleFile(origin.name, origin, distribution)]
     files = []
     if dirs is not None:
         dirs.append(origin)
@@ -111,7 +114,7 @@ def _package_files(top: str, origin: Path | None = None, dirs: list[Path] | None
             continue
         if path.suffix in _SKIP_SUFFIXES:
             continue
-        files.append(BundleFile(f"{top}/{rel.as_posix()}", path))
+        files.append(BundleFile(f"{top}/{rel.as_posix()}", path, distribution))
     return files
 
 
@@ -122,10 +125,10 @@ def _app_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
             pkg, mod = Path(d) / top, Path(d) / f"{top}.py"
             dirs.append(Path(d))
             if pkg.is_dir():
-                files += _package_files(top, pkg, dirs)
+                files += _package_files(top, pkg, dirs, plan.app.name)
                 break
             if mod.is_file():
-                files += _package_files(top, mod, dirs)
+                files += _package_files(top, mod, dirs, plan.app.name)
                 break
         else:
             raise BuildError(f"application package {top!r} not found in {', '.join(plan.app.source_dirs)}")
@@ -133,10 +136,13 @@ def _app_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
 
 
 def runtime_distributions(plan: Plan) -> list[str]:
-    """Every distribution the running application imports from."""
-    from packaging.requirements import Requirement
+    """Every distribution of the host the running application imports from: unik's and their needs.
 
-    deps = [Requirement(d).name for d in plan.app.dependencies]
+    The application's other dependencies are pip's to install (:mod:`unik.pydeps`).
+    """
+    from .pydeps import is_unik, requirement_name
+
+    deps = [name for name in map(requirement_name, plan.app.dependencies) if is_unik(name)]
     return distribution_closure([*plan.distributions, *deps])
 
 
@@ -166,6 +172,70 @@ def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[
         for top in sorted(tops.get(dist, ())):
             if top.startswith("__editable__"):  # finders of editable installs
                 continue
-            add(_package_files(top, dirs=dirs))
-    add(BundleFile(f.dest, Path(f.source)) for f in plan.files)
+            add(_package_files(top, dirs=dirs, distribution=dist))
+    add(_site_files(plan, dirs))
+    add(BundleFile(f.dest, Path(f.source), BAKED) for f in plan.files)
     return [files[d] for d in sorted(files)], dirs
+
+
+#: The size report's name for the files the plan bakes in.
+BAKED = "(baked files)"
+
+
+def _site_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
+    """The application's third-party dependencies, as pip installed them (:func:`unik.pydeps.ensure`)."""
+    from .pydeps import ensure
+
+    site = ensure(plan.app.dependencies)
+    if site is None:
+        return []
+    owner = site.distribution_of()
+    files: list[BundleFile] = []
+    for entry in site.entries():
+        dist = owner.get(entry.name, "")
+        if entry.is_dir():
+            files += _package_files(entry.name, entry, dirs, dist)
+        elif entry.suffix not in _SKIP_SUFFIXES:
+            files.append(BundleFile(entry.name, entry, dist))
+    return files
+
+
+def dependency_modules(files: Iterable[BundleFile]) -> list[str]:
+    """Every module of the application's third-party dependencies among ``files``, sorted.
+
+    They import one another by name at run time (uvicorn picks its protocol modules
+    with ``importlib``), so image builders that trim the standard library follow the
+    imports of them all, not only of those ``main.py`` reaches.
+    """
+    from .pydeps import is_unik
+
+    out = set()
+    for f in files:
+        if not f.distribution or is_unik(f.distribution) or f.distribution in (BAKED,) or not f.dest.endswith(".py"):
+            continue
+        parts = f.dest[:-3].split("/")
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts and all(p.isidentifier() for p in parts):
+            out.add(".".join(parts))
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class DistributionSize:
+    """What one distribution adds to an artifact, as bundled (before compiling or compressing)."""
+
+    name: str
+    files: int
+    bytes: int
+
+
+def size_report(files: Iterable[BundleFile]) -> list[DistributionSize]:
+    """The artifact's files grouped by distribution, largest first."""
+    sizes: dict[str, list[int]] = {}
+    for f in files:
+        entry = sizes.setdefault(f.distribution or "(generated)", [0, 0])
+        entry[0] += 1
+        entry[1] += f.source.stat().st_size
+    return sorted((DistributionSize(name, n, size) for name, (n, size) in sizes.items()),
+                  key=lambda d: (-d.bytes, d.name))

@@ -95,6 +95,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
                        "(entry point, UNIK_API, a provider with a C part, tests on the conformance suite).")
     p.add_argument("--plugin", action="store_true", help="create a plugin distribution instead of an application")
     p.add_argument("name")
+    p.add_argument("--template", default="hello", metavar="NAME",
+                   help="hello (an entry function, the default) or asgi (a FastAPI application under uvicorn)")
     p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("configure", help="compose the device graph for a target",
@@ -190,8 +192,10 @@ def cmd_new(ns: argparse.Namespace) -> int:
         return 0
     from .scaffold import new_application
 
-    root = new_application(ns.name, Path(ns.project or "."))
-    print(f"created {root}\nnext: cd {root} && unik configure -t unix && unik build && unik run")
+    root = new_application(ns.name, Path(ns.project or "."), ns.template)
+    run = "unik run --publish 127.0.0.1:8000:8000" if ns.template == "asgi" else "unik run"
+    target = "virtio" if ns.template == "asgi" else "unix"
+    print(f"created {root}\nnext: cd {root} && unik configure -t {target} && unik build && {run}")
     return 0
 
 

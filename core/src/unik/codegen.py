@@ -15,6 +15,7 @@ from pathlib import Path
 from .plan import Node, Plan
 from .project import BUILD_DIR
 from .provider import KeyRef
+from .serve import server_class
 
 
 def _identifier(name: str, taken: set[str]) -> str:
@@ -67,10 +68,15 @@ def generate_main(plan: Plan) -> str:
         module, cls = loop_node.event_loop.split(":")
         event_loop = _identifier(cls, taken)
         by_module.setdefault(module, []).append(cls if event_loop == cls else f"{cls} as {event_loop}")
-    entry = _identifier(plan.app.function, taken)
+    entry = _identifier("application" if plan.app.served else plan.app.function, taken)
     alias = f" as {entry}" if entry != plan.app.function else ""
+    if plan.app.served:
+        server_cls = server_class(plan.app.served, plan.keys)
+        by_module.setdefault("unik.serve", []).append(server_cls)
+        server = _identifier("server", taken)
     lines_import = [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
-    lines_import.append(f"from {plan.app.module} import {plan.app.function}{alias}")
+    comment = f"  # the {plan.app.served} application ([tool.unik] {plan.app.served})" if plan.app.served else ""
+    lines_import.append(f"from {plan.app.module} import {plan.app.function}{alias}{comment}")
 
     variables: dict[str, str] = {}
     body: list[str] = []
@@ -83,8 +89,16 @@ def generate_main(plan: Plan) -> str:
             body.append(f"        {event_loop}.attach_running({var})  # asyncio's network methods now use {var}")
     body.append("        devices.started()  # every device connected: the life-cycle's STARTED")
     call_args = [f"{param}={variables[dev]}" for param, dev in plan.app.devices]
-    call_args += [f"{param}=keys.get({key!r})" for param, key in plan.app.settings]
-    body.append(_call(f"return await {entry}", call_args, "        "))
+    settings = [f"{param}=keys.get({key!r})" for param, key in plan.app.settings if key != "server"]
+    prologue: list[str] = []
+    if plan.app.served:
+        prologue = [
+            "    # The server, and what it loads lazily, made before the devices connect (a sandbox seals then).",
+            _call(f"{server} = {server_cls}", [entry, *settings], "    "),
+        ]
+        body.append(_call(f"return await {server}.serve", call_args, "        "))
+    else:
+        body.append(_call(f"return await {entry}", call_args + settings, "        "))
 
     header = (
         f'"""{plan.app.name} for the {plan.target} target.\n\n'
@@ -111,6 +125,7 @@ def generate_main(plan: Plan) -> str:
         "async def main(keys: KeyValues) -> object:",
         '    """Connect the devices in dependency order, then run the application."""',
         *_host_network_lines(plan),
+        *prologue,
         "    async with runtime.Devices() as devices:",
         *body,
         "",

@@ -134,6 +134,7 @@ def compose(
             dependencies=application.dependencies,
             devices=tuple((d.name, d.name) for d in dependencies),
             settings=tuple((s.param, s.key.name) for s in application.settings),
+            served=application.served,
         ),
         target=target.name,
         target_distribution=target.distribution,

@@ -75,6 +75,8 @@ class AppInfo:
     devices: tuple[tuple[str, str], ...] = ()
     #: Keyword-only parameters that became keys: (parameter, key name).
     settings: tuple[tuple[str, str], ...] = ()
+    #: ``asgi`` or ``aiohttp``: ``module:function`` names an application :mod:`unik.serve` serves.
+    served: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -85,6 +87,7 @@ class AppInfo:
             "dependencies": list(self.dependencies),
             "devices": [list(p) for p in self.devices],
             "settings": [list(p) for p in self.settings],
+            **({"served": self.served} if self.served else {}),
         }
 
     @classmethod
@@ -96,6 +99,7 @@ class AppInfo:
             version=d.get("version", "0"), dependencies=tuple(d.get("dependencies", ())),
             devices=tuple((a, b) for a, b in d.get("devices", ())),
             settings=tuple((a, b) for a, b in d.get("settings", ())),
+            served=d.get("served", ""),
         )
 
 

@@ -27,7 +27,7 @@ from .cache import metadata_stamp, settled, stat_stamp, write_atomic
 from .errors import ConfigError, NotConfigured, did_you_mean
 from .keys import Key, KeyValues, Origin, layer_args
 from .plan import Plan
-from .progress import Progress
+from .progress import Progress, counted
 from .target import Artifact, BuildContext, RunContext
 from .version import DISTRIBUTION, __version__
 
@@ -36,6 +36,7 @@ CORE = f"{DISTRIBUTION} {__version__}"
 
 if TYPE_CHECKING:
     from .application import Application
+    from .bundle import BundleFile
     from .plugins import PluginManager
 
 # The composer, the code generator and the application loader are imported by
@@ -171,6 +172,7 @@ class Project:
         # A plain value given replaces the table's bindings for that key (KeyValues.layered).
         keys = empty.with_args(app.key_defaults(target), table).layered(key_args)
         keys.check(tcls.keys)
+        keys.check(s.key for s in app.settings)
         impls = [
             Implementation(cls, self.plugins.distribution("unik_register_providers", name))
             for name, cls in self.plugins.providers().items()
@@ -300,14 +302,34 @@ class Project:
             dist_dir=(dist_dir or self.dist_dir).resolve(), progress=self.progress,
             plugins=self.plugins, update=frozenset(update),
         )
+        from .bundle import runtime_files
+        from .pydeps import ensure
+
+        ensure(plan.app.dependencies, self.progress)  # pip's work shown as a step of its own
         with self.progress.step(f"building {plan.app.name} for {plan.target} "
                                 f"({why or 'configured ' + config.age()})"):
             artifact = tgt.emit(plan, ctx)
-        manifest = dict(artifact.manifest, inputs=self.inputs_digest(config))
+        sizes = self._report_sizes(runtime_files(plan, config.directory))
+        manifest = dict(artifact.manifest, inputs=self.inputs_digest(config), distributions=sizes)
         artifact = Artifact(artifact.target, artifact.directory, artifact.entry, manifest)
         artifact.save()
         self.progress.info(f"built {artifact.path}")
         return artifact
+
+    def _report_sizes(self, files: list[BundleFile]) -> dict[str, dict[str, int]]:
+        """Print what each distribution adds to the artifact; the same as JSON for its manifest."""
+        from .bundle import size_report
+
+        report = size_report(files)
+        width = max(len(d.name) for d in report)
+        self.progress.info("what the artifact carries, by distribution (as bundled, before compiling "
+                           "and compressing):")
+        for d in report:
+            self.progress.info(f"  {d.name:<{width}} {_megabytes(d.bytes):>9} {counted(d.files, 'file'):>12}")
+        total = sum(d.bytes for d in report)
+        self.progress.info(f"  {'total':<{width}} {_megabytes(total):>9} "
+                           f"{counted(sum(d.files for d in report), 'file'):>12}")
+        return {d.name: {"files": d.files, "bytes": d.bytes} for d in report}
 
     # -- run --------------------------------------------------------------------------
 
@@ -404,6 +426,11 @@ def _given(plan: Plan, key: Key) -> tuple[str | None, dict[str, str]]:
     if key.name not in plan.keys.keys:
         return key.default, {}
     return plan.keys.raw(key.name), plan.keys.bindings(key.name)
+
+
+def _megabytes(n: int) -> str:
+    """``1.25 MB``, ``312 kB``: sizes in the build's report."""
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _ago(seconds: float) -> str:

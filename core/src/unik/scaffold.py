@@ -68,6 +68,105 @@ unik describe --dot | dot -Tsvg > graph.svg
 '''
 
 
+ASGI_PYPROJECT = '''\
+[build-system]
+requires = ["setuptools>=68", "{distribution}>={version}"]
+build-backend = "unik.build_meta"
+
+[project]
+name = "{name}"
+version = "0.1.0"
+description = "A FastAPI application on unik"
+requires-python = ">=3.10"
+# pip installs these (and what they need) into every artifact, C extensions included.
+dependencies = ["fastapi", "uvicorn", "httptools"]
+
+[tool.unik]
+# An ASGI application, served by uvicorn on unik's TCP/IP stack (keys: --port, --access-log).
+asgi = "{package}.app:app"
+
+# Per-target defaults for keys: in a VM, QEMU's user network (no root); publish the port
+# with `unik run --publish 127.0.0.1:8000:8000`.
+[tool.unik.targets.virtio]
+net = "service=user"
+
+# On unix, the host's sockets (`--net tap` puts unik's stack on a TAP instead).
+[tool.unik.targets.unix]
+net = "socket"
+ipv4 = "127.0.0.1/8"
+'''
+
+ASGI_INIT = '''\
+"""{name}: a FastAPI application served by uvicorn on unik's TCP/IP stack."""
+'''
+
+ASGI_APP = '''\
+"""The application: FastAPI, unchanged from how it runs anywhere else."""
+
+from fastapi import BackgroundTasks, FastAPI
+from pydantic import BaseModel
+
+app = FastAPI(title="{name}")
+orders: list[str] = []
+
+
+class Item(BaseModel):
+    """An item to order: pydantic checks the JSON body."""
+
+    name: str
+    price: float
+    quantity: int = 1
+
+
+@app.get("/")
+async def hello() -> dict[str, str]:
+    """A JSON greeting."""
+    return {{"hello": "{name}"}}
+
+
+@app.post("/orders")
+async def order(item: Item, background: BackgroundTasks) -> dict[str, object]:
+    """Price an order; record it after the response is sent (a background task)."""
+    background.add_task(record, item)
+    return {{"name": item.name, "total": item.price * item.quantity}}
+
+
+@app.get("/orders")
+async def recorded() -> list[str]:
+    """The orders recorded so far."""
+    return orders
+
+
+async def record(item: Item) -> None:
+    """Record an order (``async``: a unikernel runs one thread)."""
+    orders.append(item.name)
+'''
+
+ASGI_README = '''\
+# {name}
+
+A FastAPI application on [unik](https://github.com/unik): uvicorn serves it on unik's own
+TCP/IP stack, in a VM or as a process.
+
+```
+unik configure -t virtio      # a VM on QEMU's user network (see [tool.unik.targets.virtio])
+unik build                    # pip installs fastapi, uvicorn... into the image; sizes by distribution
+unik run --publish 127.0.0.1:8000:8000 &
+curl http://127.0.0.1:8000/
+curl -H 'content-type: application/json' -d '{{"name": "tea", "price": 2.5, "quantity": 2}}' http://127.0.0.1:8000/orders
+```
+
+`src/{package}/app.py` holds the application; `[project] dependencies` what it needs.
+'''
+
+#: ``unik new --template NAME``: the files of each template (path -> text, formatted).
+TEMPLATES = {
+    "hello": {"pyproject.toml": PYPROJECT, "src/{package}/__init__.py": INIT, "README.md": README},
+    "asgi": {"pyproject.toml": ASGI_PYPROJECT, "src/{package}/__init__.py": ASGI_INIT,
+             "src/{package}/app.py": ASGI_APP, "README.md": ASGI_README},
+}
+
+
 def package_name(name: str) -> str:
     """The import package of the application ``name``; raise if it cannot be one.
 
@@ -94,8 +193,13 @@ def package_name(name: str) -> str:
     return package
 
 
-def new_application(name: str, parent: Path) -> Path:
-    """Create ``parent/name`` with a runnable application; return its directory."""
+def new_application(name: str, parent: Path, template: str = "hello") -> Path:
+    """Create ``parent/name`` with a runnable application from ``template``; return its directory."""
+    if template not in TEMPLATES:
+        from .errors import did_you_mean
+
+        raise UnikError(f"there is no template {template!r}{did_you_mean(template, TEMPLATES)} "
+                        f"(templates: {', '.join(TEMPLATES)})")
     package = package_name(name)
     if not parent.is_dir():
         raise UnikError(f"{parent} is not a directory: create it first, or pass -C DIR naming one")
@@ -104,8 +208,7 @@ def new_application(name: str, parent: Path) -> Path:
         raise UnikError(f"{root} already exists: choose another name or remove it")
     (root / "src" / package).mkdir(parents=True)
     values = {"name": name, "package": package, "version": __version__, "distribution": DISTRIBUTION}
-    (root / "pyproject.toml").write_text(PYPROJECT.format(**values))
-    (root / "src" / package / "__init__.py").write_text(INIT.format(**values))
-    (root / "README.md").write_text(README.format(**values))
+    for path, text in TEMPLATES[template].items():
+        (root / path.format(**values)).write_text(text.format(**values))
     (root / ".gitignore").write_text("_build/\ndist/\n*.egg-info/\n")
     return root

@@ -173,11 +173,23 @@ class HvtTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
+        if plan.app.served:
+            raise BuildError(f"hvt cannot serve an {plan.app.served} application ([tool.unik] {plan.app.served}): "
+                             f"its CPython is linked statically, without a dynamic loader, so neither the standard "
+                             f"library's ssl module (which uvicorn and aiohttp import) nor the C extensions of "
+                             f"their dependencies can load; build it for virtio, xen or spt")
+        files = runtime_files(plan, ctx.build_dir)
+        pairs = [(f.dest, Path(f.source)) for f in files]
+        built_in = {dest for dest, _ in extension_sources(pairs)}
+        shared = sorted({f"{f.distribution} ({f.dest})" for f in files
+                         if EXT_SUFFIX.search(f.dest) and EXT_SUFFIX.sub("", f.dest).replace("/", ".") not in built_in})
+        if shared:
+            raise BuildError(f"hvt links extension modules into CPython from their C sources, and these come "
+                             f"without one (no dynamic loader can load them): {', '.join(shared)}; "
+                             f"build for virtio, xen or spt, or drop the dependency")
         why = build_missing()
         if why:
             raise BuildError(f"cannot build for hvt: {why}")
-        files = runtime_files(plan, ctx.build_dir)
-        pairs = [(f.dest, Path(f.source)) for f in files]
         image = tree(STDLIB, f"/lib/python{PY_VERSION}", skip=STDLIB_SKIP)
         image.update(app_files(pairs))
         extensions = extension_sources(pairs)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unik.bundle import runtime_files
+from unik.bundle import dependency_modules, runtime_files
 from unik.hookspecs import ImageContents
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
@@ -86,7 +86,8 @@ def write_initramfs(plan: Plan, ctx: BuildContext, kernel_build: KernelBuild, ou
     files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(NOT_IN_IMAGE)]
     spec = ImageSpec(
         app_files=files,
-        python_modules=sorted({m for c in contents.values() for m in c.python_modules}),
+        python_modules=sorted({m for c in contents.values() for m in c.python_modules}
+                              | set(dependency_modules(files))),
         kernel_modules=kernel_build.module_files, mounts=mounts,
         extra_files={**{dest: src for c in contents.values() for dest, src in c.files.items()},
                      **(extra_files or {})},

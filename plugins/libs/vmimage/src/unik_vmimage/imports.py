@@ -224,7 +224,14 @@ class ImportFinder:
             locations = self._locations.get(parent)
             if locations is None:
                 return None
-            spec = PathFinder.find_spec(name, locations)
+            try:
+                spec = PathFinder.find_spec(name, locations)
+            except KeyError:
+                # A namespace package inside a namespace package (opentelemetry.context):
+                # importlib looks its parent up in sys.modules, where nothing is imported here.
+                leaf = name.rpartition(".")[2]
+                dirs = [str(Path(loc) / leaf) for loc in locations if (Path(loc) / leaf).is_dir()]
+                return (None, dirs) if dirs else None
         else:
             spec = PathFinder.find_spec(name, self.path)
         if spec is None:

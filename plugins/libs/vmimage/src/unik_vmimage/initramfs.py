@@ -159,6 +159,12 @@ def find_stdlib(main: Path, search: Sequence[Path], extra: Iterable[str], interp
     extra = list(extra)
     found = find_modules(main, search, [*ALWAYS, *startup_modules(interp.executable), *extra],
                          lazy_roots=[interp.stdlib])
+    data = sysconfig._get_sysconfigdata_name()  # type: ignore[attr-defined]
+    if "sysconfig" in found.modules and data not in found.modules:
+        # sysconfig imports its data module by a name it computes (zoneinfo, reached by pydantic, needs it)
+        extra.append(data)
+        found = find_modules(main, search, [*ALWAYS, *startup_modules(interp.executable), *extra],
+                             lazy_roots=[interp.stdlib])
     missing = sorted(set(extra) & set(found.missing))
     if missing:
         raise BuildError(f"modules needed in the image cannot be found: {', '.join(missing)}")

@@ -1,0 +1,1 @@
+"""A FastAPI application served by uvicorn on unik's TCP/IP stack."""

@@ -1,0 +1,153 @@
+"""Applications served by unik (``[tool.unik] asgi``/``aiohttp``) for the suites that run them.
+
+Three real applications on real libraries, which pip installs into their artifacts:
+
+* ``starlette``: a Starlette application under uvicorn (``/`` text, ``/json``);
+* ``examples/fastapi``: FastAPI with a pydantic model and a background task;
+* ``aiohttp``: an aiohttp ``web.Application`` made by a function, with a websocket echo.
+
+And the kernel-side clients that drive them: curl, and aiohttp's websocket client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+from example_support import copy_example
+
+STARLETTE_APP = '''\
+"""A Starlette application: text, JSON and a path parameter."""
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello from starlette\\n")
+
+
+async def double(request: Request) -> JSONResponse:
+    n = int(request.path_params["n"])
+    return JSONResponse({"n": n, "double": 2 * n, "client": request.client.host if request.client else None})
+
+
+app = Starlette(routes=[Route("/", hello), Route("/double/{n:int}", double)])
+'''
+
+AIOHTTP_APP = '''\
+"""An aiohttp application made by a function: a text page and a websocket that echoes in upper case."""
+
+from aiohttp import WSMsgType, web
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello from aiohttp\\n")
+
+
+async def echo(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            await ws.send_str(msg.data.upper())
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_bytes(msg.data[::-1])
+    return ws
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app.add_routes([web.get("/", hello), web.get("/ws", echo)])
+    return app
+'''
+
+
+def _app(dest: Path, name: str, package: str, module: str, key: str, ref: str, deps: list[str]) -> Path:
+    root = dest / name
+    (root / "src" / package).mkdir(parents=True)
+    (root / "src" / package / "__init__.py").write_text("")
+    (root / "src" / package / "app.py").write_text(module)
+    (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "{name}"
+        version = "0.1.0"
+        dependencies = {json.dumps(deps)}
+
+        [tool.unik]
+        {key} = "{ref}"
+    """))
+    return root
+
+
+def starlette_app(dest: Path) -> Path:
+    """The Starlette application under uvicorn, in ``dest/starlette``."""
+    return _app(dest, "starlette", "star_app", STARLETTE_APP, "asgi", "star_app.app:app", ["starlette", "uvicorn"])
+
+
+def aiohttp_app(dest: Path) -> Path:
+    """The aiohttp application with its websocket, in ``dest/wsapp``."""
+    return _app(dest, "wsapp", "ws_app", AIOHTTP_APP, "aiohttp", "ws_app.app:make_app", ["aiohttp"])
+
+
+def fastapi_app(dest: Path) -> Path:
+    """A copy of examples/fastapi under ``dest``."""
+    return copy_example("fastapi", dest)
+
+
+def curl(url: str, *args: str, timeout: float = 20) -> str:
+    """The body curl gets from ``url`` (it fails on an HTTP error)."""
+    proc = subprocess.run(["curl", "-sS", "--fail-with-body", "-m", str(timeout), *args, url],
+                          capture_output=True, text=True, timeout=timeout + 5)
+    assert proc.returncode == 0, f"curl {url}: {proc.returncode} {proc.stderr} {proc.stdout}"
+    return proc.stdout
+
+
+def wait_http(url: str, deadline_s: float, alive: object = None) -> None:
+    """Poll ``url`` with curl until it answers (bounded by ``deadline_s``; ``alive()`` false stops early)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if callable(alive) and not alive():
+            raise AssertionError(f"the server exited before {url} answered")
+        proc = subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", "3", url], capture_output=True, timeout=10)
+        if proc.returncode == 0:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {deadline_s:.0f} s")
+
+
+def fastapi_checks(base: str) -> None:
+    """Drive examples/fastapi: JSON, a pydantic-validated body (and a refused one), the background task."""
+    assert json.loads(curl(f"{base}/")) == {"hello": "unik", "server": "uvicorn"}
+    body = json.loads(curl(f"{base}/orders", "-H", "content-type: application/json",
+                           "-d", '{"name": "tea", "price": 2.5, "quantity": 2}'))
+    assert body == {"name": "tea", "total": 5.0}
+    proc = subprocess.run(["curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/orders",
+                           "-H", "content-type: application/json", "-d", '{"name": "tea", "quantity": 0}'],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.stdout == "422", proc
+    assert json.loads(curl(f"{base}/orders")) == [{"name": "tea", "quantity": 2}]
+
+
+def websocket_exchange(url: str, texts: list[str], timeout: float = 30) -> list[str]:
+    """Send ``texts`` over a websocket to ``url`` (aiohttp's client, on the kernel's sockets); the replies."""
+    import aiohttp
+
+    async def talk() -> list[str]:
+        replies = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+                session.ws_connect(url) as ws:
+            for text in texts:
+                await ws.send_str(text)
+                replies.append(await ws.receive_str())
+            await ws.send_bytes(b"\x01\x02\x03")
+            assert await ws.receive_bytes() == b"\x03\x02\x01"
+        return replies
+
+    return asyncio.run(talk())
