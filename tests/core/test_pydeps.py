@@ -55,9 +55,13 @@ def test_pip_failure_says_what_pip_said(tmp_path: Path, monkeypatch: pytest.Monk
         pydeps.install(["h11"])
 
 
-def test_size_report_and_dependency_modules(tmp_path: Path) -> None:
+def test_size_report_and_dependency_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "unik" / "deps").mkdir(parents=True)
+
     def file(dest: str, size: int, dist: str) -> BundleFile:
-        path = tmp_path / dest.replace("/", "_")
+        where = tmp_path if dist.startswith("unik") or not dist else tmp_path / "unik" / "deps"
+        path = where / dest.replace("/", "_")
         path.write_bytes(b"x" * size)
         return BundleFile(dest, path, dist)
 

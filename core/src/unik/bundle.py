@@ -201,17 +201,18 @@ def _site_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
 
 
 def dependency_modules(files: Iterable[BundleFile]) -> list[str]:
-    """Every module of the application's third-party dependencies among ``files``, sorted.
+    """Every module of the application's third-party dependencies (as pip installed them) among ``files``, sorted.
 
     They import one another by name at run time (uvicorn picks its protocol modules
     with ``importlib``), so image builders that trim the standard library follow the
     imports of them all, not only of those ``main.py`` reaches.
     """
-    from .pydeps import is_unik
+    from .pydeps import deps_root
 
+    root = deps_root()
     out = set()
     for f in files:
-        if not f.distribution or is_unik(f.distribution) or f.distribution in (BAKED,) or not f.dest.endswith(".py"):
+        if not f.dest.endswith(".py") or not f.source.is_relative_to(root):
             continue
         parts = f.dest[:-3].split("/")
         if parts[-1] == "__init__":

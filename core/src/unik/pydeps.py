@@ -119,11 +119,16 @@ def _interpreter_tag() -> dict[str, str]:
             "machine": platform.machine(), "version": platform.python_version()}
 
 
+def deps_root() -> Path:
+    """The directory of every installation (``~/.cache/unik/deps``)."""
+    return cache_dir() / "deps"
+
+
 def site_path(requirements: Sequence[str]) -> Path:
     """Where the requirements' installation for this interpreter lives (it may not exist yet)."""
     data = {"format": FORMAT, "requirements": sorted(requirements), "python": _interpreter_tag()}
     key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_dir() / "deps" / key
+    return deps_root() / key
 
 
 def installed(requirements: Sequence[str]) -> Site | None:
