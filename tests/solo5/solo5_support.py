@@ -73,3 +73,19 @@ def build(app: Path) -> None:
     """Configure and build ``app`` for spt."""
     unik(app, "-q", "configure", "-t", "spt")
     unik(app, "-q", "build")
+
+
+def sandboxed_pid(marker: str) -> int:
+    """The pid of the Python process running the artifact whose path contains ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline[0].endswith(b"unik-spt"):  # the tender, not the application
+            continue
+        if any(marker.encode() in part and part.endswith(b"__spt__.py") for part in cmdline):
+            return int(entry.name)
+    raise AssertionError(f"no process runs {marker}")

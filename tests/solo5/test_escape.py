@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-from solo5_support import build, make_app, need_sandbox, unik
+from solo5_support import UNIK, build, make_app, need_sandbox, sandboxed_pid, unik
 
 SIGSYS_STATUS = 128 + 31
 
@@ -77,10 +83,59 @@ def test_import_time_escape_is_killed_and_named(tmp_path: Path, name: str) -> No
     assert not Path("/tmp/unik-spt-escaped").exists()
 
 
-def test_import_time_network_is_a_namespace_of_its_own(tmp_path: Path) -> None:
+#: Module-level code that, under the tender, lists every file it can see, checks whether the
+#: root and the artifact are read-only, then waits a moment for the test to look at it.
+LOOK_AROUND = """\
+import os
+import time
+SEEN, READ_ONLY = [], []
+if "UNIK_SPT_DEVICES" in os.environ:
+    for top, dirs, files in os.walk("/"):
+        SEEN += [os.path.join(top, f) for f in files]
+    READ_ONLY = [bool(os.statvfs(p).f_flag & os.ST_RDONLY) for p in ("/", os.path.dirname(__file__))]
+    time.sleep(3)
+"""
+
+
+def test_import_time_code_sees_only_the_artifacts_read_only_root(tmp_path: Path) -> None:
+    """Issue 19: an empty root with only the artifact's read-only tree before any of its code runs."""
     need_sandbox()
-    header = ('NET = open("/proc/self/net/dev").read().splitlines()[2:]\n'
-              'LINKS = sorted(line.split(":")[0].strip() for line in NET)\n')
-    app = make_app(tmp_path, "early-net", 'console.log(" ".join(LINKS))\n', header=header)
+    app = make_app(tmp_path, "early-root", 'console.log(repr((READ_ONLY, SEEN)))\n', header=LOOK_AROUND)
     build(app)
-    assert unik(app, "run").stdout == "lo\n"
+    art = app / "dist" / "early-root-spt" / "app"
+    proc = subprocess.Popen([UNIK, "run"], cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        for _ in range(100):  # the application imports, then sleeps 3 s at import time
+            try:
+                pid = sandboxed_pid(str(app))
+                if os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                    break
+            except (AssertionError, OSError):
+                pass
+            time.sleep(0.05)
+        assert pid is not None
+        # From the host, while its modules import: namespaces of its own, its network only lo.
+        for ns in ("mnt", "net", "ipc", "uts", "pid"):
+            assert os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"), ns
+        links = [line.split(":")[0].strip() for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]]
+        assert links == ["lo"]
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    read_only, seen = ast.literal_eval(out.strip())
+    assert read_only == [True, True]
+    # Every file it saw is the artifact's, the interpreter's standard library, or one of the
+    # shared libraries and loader files listed at build time: nothing else of the host's.
+    stdlib = subprocess.run([sys.executable, "-I", "-S", "-c", "import sys; print(*sys.path[1:], sep='\\n')"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    listed = json.loads((art / "sandbox-root.json").read_text())["read_only"]
+    allowed_trees = [str(art.resolve()), *stdlib]
+    allowed_files = {os.path.realpath(p) for p in listed} | {"/etc/ld.so.cache"}
+    strays = [p for p in seen if os.path.realpath(p) not in allowed_files
+              and not any(p.startswith(t.rstrip("/") + "/") for t in allowed_trees)]
+    assert strays == [], strays[:20]
+    assert any(p.endswith("/early_root/__init__.py") for p in seen)
+    assert not any(p.startswith(("/etc/passwd", "/proc/", "/home/", str(app / "src"))) for p in seen)

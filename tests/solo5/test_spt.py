@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from solo5_support import UNIK, build, make_app, need_sandbox, unik
+from solo5_support import UNIK, build, make_app, need_sandbox, sandboxed_pid, unik
 from unik_solo5.policy import POLICY, admitted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,22 +29,6 @@ def test_hello_runs_under_spt(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["bonjour", "bonjour"]
 
 
-def _sandboxed_pid(marker: str) -> int:
-    """The pid of the Python process running the artifact whose path contains ``marker``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmdline[0].endswith(b"unik-spt"):  # the tender, not the application
-            continue
-        if any(marker.encode() in part and part.endswith(b"__spt__.py") for part in cmdline):
-            return int(entry.name)
-    raise AssertionError(f"no process runs {marker}")
-
-
 def test_the_running_application_is_sealed(tmp_path: Path) -> None:
     need_sandbox()
     app = make_app(tmp_path, "sealed", 'console.log("ready")\nawait sleep.sleep(60)\n',
@@ -54,7 +38,7 @@ def test_the_running_application_is_sealed(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
-        pid = _sandboxed_pid(str(app))
+        pid = sandboxed_pid(str(app))
         status = Path(f"/proc/{pid}/status").read_text()
         assert re.search(r"^Seccomp:\s+2$", status, re.M), status
         assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status

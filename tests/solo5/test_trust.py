@@ -53,7 +53,8 @@ def test_a_real_refusal_is_reported_even_when_the_application_lies_first(tmp_pat
 def test_the_callers_environment_does_not_reach_the_application(tmp_path: Path) -> None:
     need_sandbox()
     canary = f"canary-{os.getpid()}-a8f3"
-    header = ('import os\nAT_IMPORT = open("/proc/self/environ", "rb").read()\n'
+    # At import time: the environment as execve gave it (no /proc under the read-only root).
+    header = ('import os\nAT_IMPORT = b"\\0".join(k + b"=" + v for k, v in os.environb.items())\n'
               'CWD = os.getcwd()\n')
     body = (f'console.log("import " + ("LEAKED" if b"{canary}" in AT_IMPORT else "clean"))\n'
             f'console.log("sealed " + ("LEAKED" if any("{canary}" in v for v in os.environ.values()) else "clean"))\n'
@@ -100,7 +101,8 @@ def test_show_policy_lists_what_the_process_inherits_and_the_readme_has_the_same
     app = make_app(tmp_path, "pol2", "return 0")
     build(app)
     out = unik(app, "run", "--show-policy").stdout
-    assert re.search(r"^  environment\s+UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB\s", out, re.M), out
+    env = r"^  environment\s+UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB, UNIK_SPT_FILES\s"
+    assert re.search(env, out, re.M), out
     assert re.search(r"^  RLIMIT_AS\s+--mem MiB", out, re.M), out
     assert "prot lacks PROT_EXEC" in out and "advice == MADV_DONTNEED" in out
     assert re.search(r"^  clone3\s+any: fails with ENOSYS", out, re.M), out

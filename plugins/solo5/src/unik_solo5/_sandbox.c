@@ -2,7 +2,11 @@
  * unik_solo5._sandbox: the inner half of the spt tender, run by the application's own
  * Python process once it has imported everything the plan needs.
  *
- * enter(keep, program, mountpoint) in this order
+ * Before the application's modules are imported: isolate() (namespaces), a new root
+ * built from mount_tmpfs(), bind_readonly() and pivot() (unik_solo5.root decides what
+ * goes in it), then first_stage(program) (no_new_privs, the first filter).
+ *
+ * enter(keep, program, mountpoint), once the devices are connected, in this order
  *   - closes every descriptor not in `keep`;
  *   - enters new mount, IPC, UTS and network namespaces (the PID namespace was entered
  *     by the tender before Python started) and makes an empty, read-only tmpfs the root;
@@ -159,11 +163,88 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(isolate_doc,
+"isolate() -> None\n\n"
+"Before the application's modules are imported: enter new mount (every mount made\n"
+"private), IPC, UTS and network namespaces.  Irreversible.");
+
+static PyObject *isolate(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(args))
+{
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) < 0)
+        return fail("entering namespaces");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return fail("making the mounts private");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mount_tmpfs_doc,
+"mount_tmpfs(path, /) -> None\n\n"
+"Mount an empty, writable tmpfs (nosuid, nodev, noexec; 1 MiB) on `path`: the new root,\n"
+"filled with mount points and symbolic links, then made read-only by pivot().");
+
+static PyObject *mount_tmpfs(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *path;
+
+    if (!PyArg_ParseTuple(args, "s:mount_tmpfs", &path))
+        return NULL;
+    if (mount("unik-spt-root", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755") < 0)
+        return fail("mounting the new root's tmpfs");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(bind_readonly_doc,
+"bind_readonly(fd, target, /) -> None\n\n"
+"Bind the file or directory open as `fd` (O_PATH is enough, so the source may be hidden\n"
+"by then) on `target`, read-only and nosuid, nodev; not noexec: shared libraries and\n"
+"extension modules are mapped executable from it.");
+
+static PyObject *bind_readonly(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd;
+    const char *target;
+    char source[64];
+
+    if (!PyArg_ParseTuple(args, "is:bind_readonly", &fd, &target))
+        return NULL;
+    snprintf(source, sizeof source, "/proc/self/fd/%d", fd);
+    if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+        return fail("binding a file of the new root");
+    if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+        return fail("making a file of the new root read-only");
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(pivot_doc,
+"pivot(path, /) -> None\n\n"
+"Make the mount on `path` the root (the old one is detached: nothing of it stays in\n"
+"reach) and remount it read-only; the working directory becomes the new \"/\".");
+
+static PyObject *pivot(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    const char *path;
+
+    if (!PyArg_ParseTuple(args, "s:pivot", &path))
+        return NULL;
+    if (chdir(path) < 0)
+        return fail("entering the new root");
+    /* pivot_root(".", "."): the old root is stacked on the new one, then detached. */
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return fail("pivot_root");
+    if (umount2(".", MNT_DETACH) < 0)
+        return fail("detaching the old root");
+    if (chdir("/") < 0)
+        return fail("chdir /");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        return fail("making the new root read-only");
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(first_stage_doc,
 "first_stage(program, /) -> None\n\n"
-"Before the application's modules are imported: enter new mount (private), IPC, UTS and\n"
-"network namespaces, set no_new_privs and install the first-stage seccomp `program`.\n"
-"Irreversible; enter() adds the empty root and the final filter later.");
+"Before the application's modules are imported, after isolate() and the new root:\n"
+"set no_new_privs and install the first-stage seccomp `program`.  Irreversible;\n"
+"enter() adds the empty root and the final filter later.");
 
 static PyObject *first_stage(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -176,14 +257,6 @@ static PyObject *first_stage(PyObject *Py_UNUSED(module), PyObject *args)
     if (prog_buf.len == 0 || prog_buf.len % (Py_ssize_t)sizeof(struct sock_filter) ||
         prog_buf.len / (Py_ssize_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
         PyErr_SetString(PyExc_ValueError, "program is not a whole number of BPF instructions");
-        goto out;
-    }
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) < 0) {
-        fail("entering namespaces");
-        goto out;
-    }
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        fail("making the mounts private");
         goto out;
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
@@ -217,6 +290,10 @@ static PyObject *attempt_thread(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
 
 static PyMethodDef methods[] = {
     {"enter", enter, METH_VARARGS, enter_doc},
+    {"isolate", isolate, METH_NOARGS, isolate_doc},
+    {"mount_tmpfs", mount_tmpfs, METH_VARARGS, mount_tmpfs_doc},
+    {"bind_readonly", bind_readonly, METH_VARARGS, bind_readonly_doc},
+    {"pivot", pivot, METH_VARARGS, pivot_doc},
     {"first_stage", first_stage, METH_VARARGS, first_stage_doc},
     {"attempt_thread", attempt_thread, METH_NOARGS, attempt_thread_doc},
     {NULL, NULL, 0, NULL},

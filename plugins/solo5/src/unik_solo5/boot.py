@@ -37,6 +37,7 @@ from unik.errors import UnikError
 from unik.keys import KeyValues
 
 from . import _sandbox, kv
+from . import root as sandbox_root
 from .abi import MEM_ENV, OUT_OF_MEMORY
 from .devices import handed, key_args
 from .policy import FdSets, compile_first_stage, compile_policy
@@ -132,10 +133,13 @@ def boot(script: str) -> NoReturn:
               "rebuild the artifact with this unik (unik build)", file=sys.stderr)
         sys.exit(2)
     # The first stage, before a module of the application is imported: its own namespaces
-    # (network included), no_new_privs, and a filter refusing process creation, exec,
+    # (network included), a read-only root holding only what the artifact reads
+    # (unik_solo5.root), no_new_privs, and a filter refusing process creation, exec,
     # ptrace, sockets and writes to files. Nothing is compiled to disk from here on.
     sys.dont_write_bytecode = True
     try:
+        _sandbox.isolate()
+        sandbox_root.enter(root, [f for f in os.environ.get(sandbox_root.FILES_ENV, "").split("\n") if f])
         _sandbox.first_stage(compile_first_stage())
     except OSError as exc:
         print(f"{prog}: cannot seal the process: {exc}", file=sys.stderr)

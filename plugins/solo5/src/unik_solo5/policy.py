@@ -196,9 +196,13 @@ class Inherited:
 
 #: What the tender gives the process before Python starts (``tender.c``), and what stays open under the filter.
 INHERITED: tuple[Inherited, ...] = (
-    Inherited("environment", "UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB",
-              "the devices, the program's name, the memory limit; nothing of the caller's environment"),
-    Inherited("working directory", "/", "then the empty root"),
+    Inherited("environment", "UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB, UNIK_SPT_FILES",
+              "the devices, the program's name, the memory limit, the run's host files (--tls-cert...); "
+              "nothing of the caller's environment"),
+    Inherited("root", "read-only: app/, the standard library, the libraries they load",
+              "from before the imports (unik_solo5.root): with /etc/ld.so.cache, OpenSSL's configuration "
+              "(a tls device) and the run's host files; nothing else of the host's. Empty from the seal"),
+    Inherited("working directory", "/", "of that root"),
     Inherited("stdin", "/dev/null", "an application reads its devices, not a terminal"),
     Inherited("descriptors", "stdin, stdout, stderr, the devices'",
               "all others are closed before Python starts; under the filter also the loop's epoll and self-pipe"),

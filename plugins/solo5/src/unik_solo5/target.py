@@ -31,6 +31,7 @@ from unik.target import Artifact, BuildContext, Check, RunContext, Target, check
 
 from .abi import SOLO5_TYPES
 from .providers import BLOCK, MEM, NET, NET_MAC, SHOW_POLICY, Block, mem_mib
+from .root import FILES_ENV, ROOT_FILE, write_root_file
 from .syscalls import X86_64_NAMES
 
 TENDER = Path(__file__).with_name("unik-spt")
@@ -106,6 +107,9 @@ class SptTarget(Target):
         manifest = solo5_manifest(plan)
         (app / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (app / "__spt__.py").write_text(BOOTSTRAP.format(name=plan.app.name))
+        # The host files its imports load (shared libraries, OpenSSL's configuration): its
+        # root holds those and nothing else of the host's (unik_solo5.root).
+        write_root_file(app, tls=any(n.kind == "tls" for n in plan.nodes))
         block_files = {n.name: n.options["file"] for n in plan.nodes
                        if n.provider == "spt.block" and n.options.get("file")}
         return Artifact("spt", out, ENTRY, {"solo5": manifest, "files": len(files), "block_files": block_files})
@@ -127,7 +131,7 @@ class SptTarget(Target):
         files = [(p.relative_to(app).as_posix(), p.stat().st_size) for p in sorted(app.rglob("*")) if p.is_file()]
         plan_file = app / "plan.json"
         plan = json.loads(plan_file.read_text()) if plan_file.is_file() else None
-        generated = {"manifest.json", "__spt__.py"}
+        generated = {"manifest.json", "__spt__.py", ROOT_FILE}
         contents = [Content(f"app/{d}", n, "generated") for d, n in files if d in generated]
         contents += classify_bundle([(d, n) for d, n in files if d not in generated], plan, prefix="app/")
         declared = [f"{d['name']} ({d['type']})" for d in artifact.manifest.get("solo5", {}).get("devices", [])]
@@ -203,8 +207,12 @@ class SptTarget(Target):
         # gave it); the application never holds it. The caller's environment stays here.
         r, w = os.pipe()
         cmd.insert(1, f"--report-fd={w}")
+        env = {"UNIK_PROG": artifact.directory.name}
+        files = host_files(keys)
+        if files:
+            env[FILES_ENV] = "\n".join(files)
         try:
-            proc = subprocess.Popen(cmd, env={"UNIK_PROG": artifact.directory.name}, pass_fds=(w,))
+            proc = subprocess.Popen(cmd, env=env, pass_fds=(w,))
         finally:
             os.close(w)
         ctx.started(tender_pid=proc.pid, tender_pid_start=process_start(proc.pid))
@@ -216,6 +224,19 @@ class SptTarget(Target):
             print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {X86_64_NAMES.get(nr, '?')} "
                   f"({nr}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
         return status if status >= 0 else 128 - status
+
+
+def host_files(keys: KeyValues) -> list[str]:
+    """The host files the run's keys name (keys whose metavar is ``FILE``: ``--tls-cert``), absolute.
+
+    The application's read-only root holds these besides the artifact's own files.
+    """
+    files = []
+    for name, key in keys.keys.items():
+        value = keys.raw(name) if key.metavar == "FILE" and not key.per_device else None
+        if value:
+            files.append(os.path.abspath(value))
+    return sorted(set(files))
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> int:

@@ -15,7 +15,7 @@
  *   3. enters a new PID namespace and forks: the child (PID 1 there, killed if the
  *      tender dies) is traced by the tender (PTRACE_SEIZE, before it execs), takes the
  *      tender's choices of what a process inherits -- an environment of
- *      UNIK_SPT_DEVICES, UNIK_PROG and UNIK_SPT_MEM_MIB alone, "/" as working directory, /dev/null as
+ *      UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB and UNIK_SPT_FILES alone, "/" as working directory, /dev/null as
  *      stdin, no descriptor but stdin/stdout/stderr and the devices', the resource
  *      limits below (address space: --mem MiB) -- and execs PROGRAM: Python, which
  *      adopts the descriptors, imports what the plan needs and then seals itself
@@ -213,9 +213,9 @@ static int cmp_int(const void *a, const void *b)
 /* In the child: what it inherits is the tender's choice, then exec PROGRAM. */
 static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd)
 {
-    static char *envp[4];
-    static char devices[MAX_DEVICES * 4200 + 32], prog[512], mem[48];
-    const char *env = getenv("UNIK_SPT_DEVICES"), *name = getenv("UNIK_PROG");
+    static char *envp[5];
+    static char devices[MAX_DEVICES * 4200 + 32], prog[512], mem[48], files[8192];
+    const char *env = getenv("UNIK_SPT_DEVICES"), *name = getenv("UNIK_PROG"), *given = getenv("UNIK_SPT_FILES");
     struct rlimit core = {0, 0}, nofile = {CHILD_NOFILE, CHILD_NOFILE};
     unsigned int lo = 3;
     char go;
@@ -257,6 +257,16 @@ static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd
     if (mem_mib > 0) {
         snprintf(mem, sizeof mem, "UNIK_SPT_MEM_MIB=%ld", mem_mib);
         envp[e++] = mem;
+    }
+    /* Host files the run names (--tls-cert...): the only ones besides the artifact's that
+       its read-only root will hold (unik_solo5.root). */
+    if (given && *given) {
+        if (strlen(given) >= sizeof files - 16) {
+            errno = ENAMETOOLONG;
+            die("UNIK_SPT_FILES", NULL);
+        }
+        snprintf(files, sizeof files, "UNIK_SPT_FILES=%s", given);
+        envp[e++] = files;
     }
     envp[e] = NULL;
     execve(argv[0], argv, envp);
