@@ -197,3 +197,18 @@ def test_misspelt_options_of_unik_itself_and_of_other_commands(tmp_path: Path, u
     assert error_of(unik("run", "--colour=1", cwd=app, check=False)) == (
         "unknown option --colour for `unik run`; see `unik run --help`"
     )
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("--dns=dns.example", "--dns: 'dns.example' is not an IPv4 or IPv6 address: give servers as --dns=ADDR[,ADDR] "
+                          "(e.g. --dns=10.0.0.1)"),
+    ("--hosts=api.example", "--hosts: 'api.example' is not NAME=ADDR (e.g. --hosts api.example=10.0.0.5)"),
+    ("--hosts=api.example=10.0.0.300", "--hosts: 'api.example=10.0.0.300': '10.0.0.300' is not an IPv4 or IPv6 "
+                                       "address"),
+    ("--dns-search=a..b", "--dns-search: search domain 'a..b' has an empty label (two dots in a row, or a leading "
+                          "dot)"),
+])
+def test_configure_refuses_bad_resolver_keys(tmp_path: Path, unik: Unik, option: str, message: str) -> None:
+    app = copy_example("http", tmp_path)
+    assert error_of(unik("configure", "-t", "virtio", option, cwd=app, check=False)) == message
+    assert not (app / "_build" / "virtio").exists()

@@ -189,3 +189,7 @@ def test_fetch_by_name_in_a_virtio_vm(site: Site, tmp_path: Path) -> None:
         pytest.skip(f"the virtio VM needs QEMU and apt: {why}")
     app = fetch_app(tmp_path, "virtio", "--net", f"service={site.tap}")
     check_fetched(site, run_fetch(site, app, "https://web.test/blob.bin", "--accel", "tcg"))
+    # run keys reach the guest's resolver: a static name, asking dnsmasq nothing about it
+    check_fetched(site, run_fetch(site, app, "https://alias.test/blob.bin", "--accel", "tcg",
+                                  f"--hosts=alias.test={site.host}", f"--dns={site.host}"))
+    assert "alias.test" not in site.dnsmasq_log.read_text()

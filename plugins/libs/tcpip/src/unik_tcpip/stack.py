@@ -30,11 +30,14 @@ DHCP_NOTICE_S = 2.0
 
 
 def _preload() -> None:
-    """What the stack imports on first use: :mod:`.dhcp`, :mod:`ipaddress` (unusual addresses), TcpFlags."""
+    """What the stack imports on first use: DHCP, ipaddress, TcpFlags, the resolver, the IDNA codec."""
     import ipaddress  # noqa: F401
 
     from . import dhcp  # noqa: F401
     from .dns import happy, resolver  # noqa: F401
+    from .dns.wire import encode_name
+
+    encode_name("bücher.example")  # the idna codec, and what it loads, for non-ASCII names
     from .wire import _tcpflags  # noqa: F401
 
 

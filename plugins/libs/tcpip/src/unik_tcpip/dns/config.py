@@ -74,10 +74,10 @@ def parse_hosts(value: str | None) -> dict[str, tuple[str, ...]]:
         try:
             encode_name(name)
         except InvalidName as exc:
-            raise ValueError(f"--hosts {entry!r}: {exc}") from None
+            raise ValueError(f"{entry!r}: {exc}") from None
         try:
             canonical = _address(address.strip())
         except ValueError:
-            raise ValueError(f"--hosts {entry!r}: {address.strip()!r} is not an IPv4 or IPv6 address") from None
+            raise ValueError(f"{entry!r}: {address.strip()!r} is not an IPv4 or IPv6 address") from None
         hosts[name] = tuple(dict.fromkeys((*hosts.get(name, ()), canonical)))
     return hosts

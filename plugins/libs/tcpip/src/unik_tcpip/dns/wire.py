@@ -112,6 +112,9 @@ def encode_name(text: str) -> bytes:
     over 63 octets or a name over 255 raise :class:`InvalidName`.
     """
     if not text.isascii():
+        # Imported by name, so that a VM image's import scan takes the codec (and stringprep) along.
+        from encodings import idna  # noqa: F401
+
         try:
             text = text.encode("idna").decode("ascii")
         except UnicodeError as exc:
