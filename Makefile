@@ -18,7 +18,7 @@ BIN    := $(VENV)/bin
 DISTS  := core plugins/libs/fdio plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/xen plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
-.PHONY: all deps deps-venv venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz
+.PHONY: all deps deps-venv venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz docs-graph
 
 all: test
 
@@ -105,6 +105,12 @@ fuzz: venv
 		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 	$(BIN)/python tests/tcpip/fuzz_dns.py --seed build/fuzz/dns build/fuzz/dns \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=1500 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+# The distributions' dependency graph in docs/architecture.md, drawn from the sources (graphviz's dot;
+# tests/setup/test_docs_graph.py fails when the committed DOT no longer matches the code).
+docs-graph: deps
+	$(PYTHON) tools/depgraph.py --dot docs/dependencies.dot
+	dot -Tsvg docs/dependencies.dot -o docs/dependencies.svg
 
 clean:
 	rm -rf $(VENV) .venvs wheelhouse build

@@ -193,6 +193,17 @@ def package_name(name: str) -> str:
     return package
 
 
+def new_root(name: str, parent: Path) -> tuple[str, Path]:
+    """The package and the directory ``parent/name`` of a new project, checked before anything is written."""
+    package = package_name(name)
+    if not parent.is_dir():
+        raise UnikError(f"{parent} is not a directory: create it first, or pass -C DIR naming one")
+    root = parent / name
+    if root.exists():
+        raise UnikError(f"{root} already exists: choose another name or remove it")
+    return package, root
+
+
 def new_application(name: str, parent: Path, template: str = "hello") -> Path:
     """Create ``parent/name`` with a runnable application from ``template``; return its directory."""
     if template not in TEMPLATES:
@@ -200,12 +211,7 @@ def new_application(name: str, parent: Path, template: str = "hello") -> Path:
 
         raise UnikError(f"there is no template {template!r}{did_you_mean(template, TEMPLATES)} "
                         f"(templates: {', '.join(TEMPLATES)})")
-    package = package_name(name)
-    if not parent.is_dir():
-        raise UnikError(f"{parent} is not a directory: create it first, or pass -C DIR naming one")
-    root = parent / name
-    if root.exists():
-        raise UnikError(f"{root} already exists: choose another name or remove it")
+    package, root = new_root(name, parent)
     (root / "src" / package).mkdir(parents=True)
     values = {"name": name, "package": package, "version": __version__, "distribution": DISTRIBUTION}
     for path, text in TEMPLATES[template].items():

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UnikError
-from .scaffold import package_name
+from .scaffold import new_root
 from .version import API_VERSION, DISTRIBUTION, __version__
 
 PYPROJECT = '''\
@@ -299,12 +298,7 @@ sectors = 2048
 
 def new_plugin(name: str, parent: Path) -> Path:
     """Create ``parent/name``: a plugin distribution with a provider, its C part and its tests."""
-    package = package_name(name)
-    if not parent.is_dir():
-        raise UnikError(f"{parent} is not a directory: create it first, or pass -C DIR naming one")
-    root = parent / name
-    if root.exists():
-        raise UnikError(f"{root} already exists: choose another name or remove it")
+    package, root = new_root(name, parent)
     major = int(API_VERSION.split(".")[0])
     values = {"name": name, "package": package, "version": __version__, "distribution": DISTRIBUTION,
               "api": API_VERSION, "next_api": major + 1}

@@ -66,3 +66,32 @@ class DeviceConformance:
                 await device.disconnect()
 
         self.check(body)
+
+
+class ServerClientConformance(DeviceConformance):
+    """A suite whose device under test serves a client device: :meth:`pair` gives both.
+
+    The pair (a named tuple with ``server`` and ``client``) is kept in ``self.pair_``;
+    the client is disconnected after each check unless it is the server itself.
+    """
+
+    async def pair(self) -> Any:
+        """The device under test (``server``), its ``client`` and what the suite needs to reach it."""
+        raise NotImplementedError(f"{type(self).__name__} must define `async def pair(self)`")
+
+    async def connect(self) -> Any:
+        """The server of :meth:`pair`."""
+        self.pair_ = await self.pair()
+        return self.pair_.server
+
+    def check(self, body: Callable[[Any], Awaitable[object]]) -> None:
+        """As the base's; the client is disconnected too when it is another device."""
+
+        async def with_client(server: Any) -> None:
+            try:
+                await body(server)
+            finally:
+                if self.pair_.client is not server:
+                    await self.pair_.client.disconnect()
+
+        super().check(with_client)

@@ -7,7 +7,7 @@ import os
 from typing import Any, NamedTuple
 
 from ..devices import TCP, UDP, IPv4Config, Stack
-from .base import DeviceConformance
+from .base import ServerClientConformance
 
 
 class StackPair(NamedTuple):
@@ -18,7 +18,7 @@ class StackPair(NamedTuple):
     server_address: str
 
 
-class StackConformance(DeviceConformance):
+class StackConformance(ServerClientConformance):
     """Streams with asyncio's semantics (data both ways, EOF, many connections) and datagrams.
 
     Define :meth:`pair`.  The client may be the server itself (the host's sockets reach
@@ -33,22 +33,11 @@ class StackConformance(DeviceConformance):
         """The stack under test, a client stack and the server's address."""
         raise NotImplementedError(f"{type(self).__name__} must define `async def pair(self)`")
 
-    async def connect(self) -> Any:
-        """The server of :meth:`pair` (the pair is kept in ``self.stacks``)."""
-        self.stacks = await self.pair()
-        return self.stacks.server
-
-    def check(self, body: Any) -> None:
-        """As the base's; the client is disconnected after the server when it is another stack."""
-
-        async def with_client(server: Any) -> None:
-            try:
-                await body(server)
-            finally:
-                if self.stacks.client is not server:
-                    await self.stacks.client.disconnect()
-
-        super().check(with_client)
+    @property
+    def stacks(self) -> StackPair:
+        """The pair of the running check."""
+        pair: StackPair = self.pair_
+        return pair
 
     def test_identity(self) -> None:
         """Identity."""

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from ..devices import TLS, Flow
 from ..errors import TLSError
-from .base import DeviceConformance
+from .base import ServerClientConformance
 
 
 class TLSPair(NamedTuple):
@@ -30,7 +30,7 @@ async def flow_pair() -> tuple[Flow, Flow]:
     return ends[0], ends[1]
 
 
-class TLSConformance(DeviceConformance):
+class TLSConformance(ServerClientConformance):
     """A client and a server handshake over a plain flow and exchange data; a wrong name fails typed.
 
     Define :meth:`pair`.
@@ -42,22 +42,11 @@ class TLSConformance(DeviceConformance):
         """The server device under test, a client device trusting its certificate, and the name in it."""
         raise NotImplementedError(f"{type(self).__name__} must define `async def pair(self)`")
 
-    async def connect(self) -> Any:
-        """The server of :meth:`pair` (the pair is kept in ``self.tls``)."""
-        self.tls = await self.pair()
-        return self.tls.server
-
-    def check(self, body: Any) -> None:
-        """As the base's; the client device is disconnected too."""
-
-        async def with_client(server: Any) -> None:
-            try:
-                await body(server)
-            finally:
-                if self.tls.client is not server:
-                    await self.tls.client.disconnect()
-
-        super().check(with_client)
+    @property
+    def tls(self) -> TLSPair:
+        """The pair of the running check."""
+        pair: TLSPair = self.pair_
+        return pair
 
     def test_handshake_and_data_both_ways(self) -> None:
         """Handshake and data both ways."""
