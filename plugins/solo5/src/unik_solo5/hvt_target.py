@@ -28,6 +28,7 @@ from unik.instances import process_start
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.progress import counted
+from unik.pydeps import deps_root
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 
 from .hvtfs import FsFile, link, pack, tree
@@ -181,8 +182,10 @@ class HvtTarget(Target):
         files = runtime_files(plan, ctx.build_dir)
         pairs = [(f.dest, Path(f.source)) for f in files]
         built_in = {dest for dest, _ in extension_sources(pairs)}
-        shared = sorted({f"{f.distribution} ({f.dest})" for f in files
-                         if EXT_SUFFIX.search(f.dest) and EXT_SUFFIX.sub("", f.dest).replace("/", ".") not in built_in})
+        pip = deps_root()  # the application's own dependencies (unik's plugins bring theirs with C sources)
+        shared = sorted({f"{f.distribution} ({f.dest})" for f in files if EXT_SUFFIX.search(f.dest)
+                         and f.source.is_relative_to(pip)
+                         and EXT_SUFFIX.sub("", f.dest).replace("/", ".") not in built_in})
         if shared:
             raise BuildError(f"hvt links extension modules into CPython from their C sources, and these come "
                              f"without one (no dynamic loader can load them): {', '.join(shared)}; "
