@@ -23,7 +23,8 @@ class Timer(enum.Enum):
     __hash__ = object.__hash__
 
 
-_ORDER = tuple(Timer)
+#: Each timer with its attribute name, in service order (an enum's ``.value`` is a descriptor call).
+_ORDER = tuple((timer, timer.value) for timer in Timer)
 
 
 class TimerSet:
@@ -47,10 +48,10 @@ class TimerSet:
     def expire(self, now: int) -> list[Timer]:
         """The timers due at ``now``, in service order; each is switched off."""
         due = []
-        for timer in _ORDER:
-            at = getattr(self, timer.value)
+        for timer, name in _ORDER:
+            at = getattr(self, name)
             if at and at <= now:
-                setattr(self, timer.value, 0)
+                setattr(self, name, 0)
                 due.append(timer)
         return due
 
