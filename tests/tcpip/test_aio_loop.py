@@ -152,7 +152,15 @@ def test_open_connection_reaches_the_peer_with_nagle_off() -> None:
             reader, writer = await asyncio.open_connection("10.0.0.2", 7001)
             assert writer.get_extra_info("peername") == ("10.0.0.2", 7001)
             assert writer.get_extra_info("sockname")[0] == "10.0.0.1"
-            assert writer.get_extra_info("socket") is None
+            sock = writer.get_extra_info("socket")
+            assert sock.fileno() == -1 and sock.getpeername() == ("10.0.0.2", 7001)
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            assert writer.transport.get_extra_info("tcp_connection").tcb.keepalive
+            with pytest.raises(OSError, match="no host descriptor"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            with pytest.raises(OSError, match="no host descriptor"):
+                sock.recv(10)
             assert writer.transport.get_extra_info("tcp_connection").tcb.nodelay
             # Two small writes in a row both leave at once; Nagle would hold the second until the
             # first is acknowledged (as the peer's own connection, on the stack's default, does).
@@ -358,3 +366,45 @@ def test_the_stack_provider_names_the_loop_for_the_generated_main() -> None:
 
     module, cls = TcpipStackProvider.event_loop.split(":")
     assert getattr(importlib.import_module(module), cls) is UnikEventLoop
+
+
+def test_sock_connect_connects_unconnected_sockets_through_the_stack() -> None:
+    """What aiohttp does (aiohappyeyeballs): sock_connect a fresh socket, then create_connection(sock=)."""
+    from unik_tcpip.aio import StackSocket, stack_socket
+
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            await b.tcp.start_server(echo, 7010)
+            loop = asyncio.get_running_loop()
+            for sock in (socket.socket(socket.AF_INET, socket.SOCK_STREAM), stack_socket()):
+                sock.setblocking(False)
+                await loop.sock_connect(sock, ("10.0.0.2", 7010))
+                transport, proto = await loop.create_connection(Recorder, sock=sock)
+                assert transport.get_extra_info("peername") == ("10.0.0.2", 7010)
+                assert transport.get_extra_info("tcp_connection").tcb.nodelay
+                transport.write(b"through the stack")
+                await asyncio.wait_for(proto.done.wait(), 5)
+                assert bytes(proto.data) == b"through the stack"
+                transport.close()
+                if isinstance(sock, socket.socket):
+                    assert sock.fileno() == -1, "the host socket was only a handle, and is closed"
+                else:
+                    assert isinstance(sock, StackSocket) and sock.handed_over
+            # A connection made and never handed over is reset when its socket closes.
+            spare = stack_socket()
+            await loop.sock_connect(spare, ("10.0.0.2", 7010))
+            conn = spare.connection
+            spare.close()
+            assert conn is not None and conn.lost
+    run_unik(main())
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.done = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if len(self.data) >= 17:
+            self.done.set()

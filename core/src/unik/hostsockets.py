@@ -23,7 +23,8 @@ from .errors import HostNetworkUnavailable
 #: What to use instead of each refused call (audit event -> event-loop method).
 INSTEAD = {
     "socket.__new__": "asyncio.open_connection / loop.create_connection to connect, asyncio.start_server / "
-                      "loop.create_server to listen, loop.create_datagram_endpoint for UDP",
+                      "loop.create_server to listen, loop.create_datagram_endpoint for UDP (aiohttp's client: "
+                      "aiohttp.TCPConnector(socket_factory=unik_tcpip.aio.stack_socket))",
     "socket.getaddrinfo": "await loop.getaddrinfo(...), and asyncio.open_connection / loop.create_connection "
                           "rather than socket.create_connection",
     "socket.gethostbyname": "await loop.getaddrinfo(...)",

@@ -28,13 +28,14 @@ from typing import Any, TypeVar
 
 from unik import runtime
 
+from ..tcp.stacksocket import StackSocket, stack_socket
 from .datagram import UdpTransport
 from .loop import NoStack, UnikEventLoop
-from .server import StackSocket, UnikServer
+from .server import UnikServer
 
 T = TypeVar("T")
 
-__all__ = ["NoStack", "StackSocket", "UdpTransport", "UnikEventLoop", "UnikServer", "run"]
+__all__ = ["NoStack", "StackSocket", "UdpTransport", "UnikEventLoop", "UnikServer", "run", "stack_socket"]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

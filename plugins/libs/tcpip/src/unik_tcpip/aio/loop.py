@@ -6,12 +6,15 @@ import asyncio
 import errno
 import socket
 import sys
+import weakref
 from asyncio import sslproto
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..dns import happy
 from ..stack import TcpipStack
+from ..tcp import TcpConnection
+from ..tcp.stacksocket import StackSocket
 from .addresses import AddrInfo, getaddrinfo, getnameinfo, literal_family
 from .datagram import UdpTransport
 from .server import UnikServer
@@ -34,7 +37,10 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
     ``getaddrinfo`` and ``getnameinfo`` go to the attached stack.  Timers, tasks,
     subprocesses, pipes and signals are asyncio's own, and so are the calls given a host
     socket (``sock=``, ``sock_*``).  Until :meth:`attach` gives it a stack, the network
-    methods raise :class:`NoStack`.  Connections are made with Nagle's algorithm off, as
+    methods raise :class:`NoStack`.  ``sock_connect`` of an unconnected TCP socket (a
+    :class:`StackSocket`, or a host socket that was neither bound nor connected: aiohttp's
+    connector makes one) connects it through the stack too, and ``create_connection(sock=)``
+    then runs the protocol on that connection.  Connections are made with Nagle's algorithm off, as
     asyncio sets ``TCP_NODELAY`` on its sockets (the stack's own default stays Nagle on,
     as RFC 9293 3.7.4 asks).
     """
@@ -42,6 +48,8 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
     def __init__(self, selector: Any = None) -> None:
         super().__init__(selector)
         self._stack: TcpipStack | None = None
+        #: Host sockets that ``sock_connect`` connected through the stack, and their connections.
+        self._through_stack: weakref.WeakKeyDictionary[socket.socket, TcpConnection] = weakref.WeakKeyDictionary()
 
     # -- the stack --------------------------------------------------------------------
 
@@ -99,7 +107,15 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             ssl_shutdown_timeout: float | None = None, happy_eyeballs_delay: float | None = None,
             interleave: int | None = None, all_errors: bool = False,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-        """Connect to ``host:port`` on unik's stack (``sock=``: asyncio's own, on a host socket)."""
+        """Connect to ``host:port`` on unik's stack.
+
+        ``sock=``: a socket ``sock_connect`` connected through the stack, else asyncio's own
+        (a connected host socket).
+        """
+        connection = self._connected_through_stack(sock)
+        if connection is not None:
+            return await self._take_over(connection, protocol_factory, ssl, server_hostname, ssl_handshake_timeout,
+                                         ssl_shutdown_timeout)
         if sock is not None:
             kwargs: dict[str, Any] = {"ssl_shutdown_timeout": ssl_shutdown_timeout} if sys.version_info >= (3, 11) \
                 else {}
@@ -161,6 +177,82 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         if all_errors and sys.version_info >= (3, 11):
             raise ExceptionGroup("create_connection failed", errors)  # noqa: F821 - a builtin from Python 3.11
         raise OSError(f"Multiple exceptions: {', '.join(str(e) for e in errors)}")
+
+    # -- sockets connected through the stack ----------------------------------------------
+
+    def _unconnected_host_socket(self, sock: Any) -> bool:
+        if not isinstance(sock, socket.socket) or sock.type != socket.SOCK_STREAM \
+                or sock.family not in (socket.AF_INET, socket.AF_INET6) or self._stack is None:
+            return False
+        try:
+            sock.getpeername()
+        except OSError:
+            return True
+        return False
+
+    async def sock_connect(self, sock: Any, address: Any) -> None:
+        """Connect ``sock`` through unik's stack when it is an unconnected TCP socket (else asyncio's own).
+
+        The connection waits, reading paused, for ``create_connection(sock=sock)``.
+        """
+        stacked = isinstance(sock, StackSocket)
+        if not stacked and not self._unconnected_host_socket(sock):
+            return await super().sock_connect(sock, address)  # type: ignore[no-any-return]
+        host, port = address[0], address[1]
+        local = sock.getsockname()
+        local_port = local[1] if local and local[0] in (*_WILDCARDS, self.stack.ipv4.address) else 0
+        self._check_reachable(host)
+        conn, _ = await self.stack.tcp.create_connection(_Held, host, _port(port), local_port=local_port,
+                                                         nodelay=True)
+        assert isinstance(conn, TcpConnection)
+        if stacked:
+            sock.adopt(conn)
+        else:
+            self._through_stack[sock] = conn
+
+    def _connected_through_stack(self, sock: Any) -> TcpConnection | None:
+        if isinstance(sock, StackSocket):
+            if sock.connection is None or sock.handed_over:
+                raise OSError(errno.EINVAL, f"{sock!r} is not a connection made by this loop's sock_connect")
+            sock.handed_over = True
+            return sock.connection
+        if sock is None or not isinstance(sock, socket.socket):
+            return None
+        conn = self._through_stack.pop(sock, None)
+        if conn is not None:
+            sock.close()  # a handle only: its connection is the stack's
+        return conn
+
+    async def _take_over(self, conn: TcpConnection, protocol_factory: ProtocolFactory,
+                         ssl: ssl_module.SSLContext | bool | None, server_hostname: str | None,
+                         handshake_timeout: float | None,
+                         shutdown_timeout: float | None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Run ``protocol_factory()`` (over TLS with ``ssl``) on a connection ``sock_connect`` made."""
+        if conn.lost:
+            raise conn.error if isinstance(conn.error, OSError) else ConnectionResetError("the connection ended")
+        app_protocol = protocol_factory()
+        if not ssl:
+            conn.set_protocol(app_protocol)
+            app_protocol.connection_made(conn)
+            conn.resume_reading()
+            return conn, app_protocol
+        import ssl as ssl_module
+
+        if server_hostname is None:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
+        waiter = self.create_future()
+        tls = self._tls_protocol(app_protocol, context, waiter, False, server_hostname, handshake_timeout,
+                                 shutdown_timeout)
+        conn.set_protocol(tls)
+        tls.connection_made(conn)
+        conn.resume_reading()
+        try:
+            await waiter
+        except BaseException:
+            conn.abort()
+            raise
+        return tls._app_transport, app_protocol
 
     def _local_port(self, local_addr: tuple[str, int] | None) -> int:
         if local_addr is None:
@@ -317,6 +409,16 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                 endpoint.close()
             raise
         return transport, protocol
+
+
+class _Held(asyncio.Protocol):
+    """A connection ``sock_connect`` made, until ``create_connection(sock=...)`` takes it: reading paused."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+
+    def eof_received(self) -> bool:
+        return True  # the protocol it is handed to hears of it
 
 
 def _port(port: int | str | None) -> int:

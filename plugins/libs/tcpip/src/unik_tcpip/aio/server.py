@@ -3,58 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..tcp import TcpConnection, TcpLayer, TcpServer
+from ..tcp.stacksocket import StackSocket
 
 if TYPE_CHECKING:
     from .loop import UnikEventLoop
 
 #: How often :meth:`UnikServer.wait_closed` looks whether the server's connections are gone.
 _POLL_S = 0.02
-
-
-class StackSocket:
-    """What ``Server.sockets`` holds on unik's stack: a listening port, not a host socket.
-
-    There is no descriptor behind it (``fileno()`` is -1): ``family``, ``type``,
-    ``proto`` and ``getsockname()`` answer as a socket's would (uvicorn prints its
-    address from them); anything else raises an :class:`OSError` that says so.
-    """
-
-    family = socket.AF_INET
-    type = socket.SOCK_STREAM
-    proto = socket.IPPROTO_TCP
-
-    def __init__(self, address: str, port: int) -> None:
-        self._address = (address, port)
-
-    def __repr__(self) -> str:
-        return f"<unik StackSocket listening on {self._address[0]}:{self._address[1]}>"
-
-    def getsockname(self) -> tuple[str, int]:
-        """The listening address and port."""
-        return self._address
-
-    def fileno(self) -> int:
-        """-1: a port of unik's stack has no host descriptor."""
-        return -1
-
-    def getpeername(self) -> tuple[str, int]:
-        """A listening port has no peer."""
-        raise OSError(errno.ENOTCONN, "a listening port has no peer")
-
-    def setsockopt(self, *args: Any) -> None:
-        """Refused: unik's listening ports take no socket options."""
-        raise OSError(errno.EOPNOTSUPP, f"setsockopt{args!r} on {self!r}: a port of unik's stack is not a host "
-                                        f"socket; the loop already sets what asyncio sets (TCP_NODELAY)")
-
-    def getsockopt(self, *args: Any) -> int:
-        """Refused, as :meth:`setsockopt`."""
-        raise OSError(errno.EOPNOTSUPP, f"getsockopt{args!r} on {self!r}: a port of unik's stack is not a host socket")
 
 
 class UnikServer(asyncio.AbstractServer):
@@ -89,7 +48,7 @@ class UnikServer(asyncio.AbstractServer):
     @property
     def sockets(self) -> tuple[StackSocket, ...]:
         """One :class:`StackSocket` while not closed (asyncio: the listening sockets)."""
-        return () if self._closed else (StackSocket(self._address, self._port),)
+        return () if self._closed else (StackSocket((self._address, self._port), listening=True),)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop the server runs on."""

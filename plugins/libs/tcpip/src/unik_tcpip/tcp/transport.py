@@ -18,6 +18,7 @@ from ..addr import family, ip_text, sockaddr
 from . import predict
 from .config import TcpStats
 from .connection import Connection, Event, Key
+from .stacksocket import StackSocket
 from .state import State
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ class TcpConnection(asyncio.Transport):
                  listener: TcpListener | None = None) -> None:
         super().__init__({
             "peername": sockaddr(*tcb.remote), "sockname": sockaddr(*tcb.local), "family": family(tcb.remote[0]),
-            "socket": None,
         })
         self.layer = layer
         #: The transmission control block: the state machine this transport drives.
@@ -59,6 +59,7 @@ class TcpConnection(asyncio.Transport):
         self._aborted = False
         #: ``resume_reading`` was called; the held data goes to the protocol on the next turn.
         self._resume_pending = False
+        self._socket: StackSocket | None = None
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost = False
         self.eof_pending = False
@@ -347,11 +348,16 @@ class TcpConnection(asyncio.Transport):
         self._run()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``peername``, ``sockname``, ``family``, ``tcp_stats`` (a :class:`TcpStats`), ``tcp_connection``.
+        """``peername``, ``sockname``, ``family``, ``socket``, ``tcp_stats`` (a :class:`TcpStats`), ``tcp_connection``.
 
         ``peername``/``sockname`` are 4-tuples for IPv6, as its sockets give; ``family`` is
-        ``socket.AF_INET`` or ``socket.AF_INET6``.
+        ``socket.AF_INET`` or ``socket.AF_INET6``; ``socket`` is a :class:`StackSocket` (no
+        host descriptor: the addresses, ``TCP_NODELAY`` and ``SO_KEEPALIVE``).
         """
+        if name == "socket":
+            if self._socket is None:
+                self._socket = StackSocket(connection=self, family=family(self.tcb.remote[0]))
+            return self._socket
         if name == "tcp_stats":
             return self.tcb.stats
         if name == "tcp_connection":
