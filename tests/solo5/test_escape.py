@@ -19,7 +19,8 @@ SIGSYS_STATUS = 128 + 31
 #: name: (module-level set-up, the attempt, the system call reported, or the ones it may be)
 ATTEMPTS: dict[str, tuple[str, str, str | tuple[str, ...]]] = {
     "passwd": ("", 'open("/etc/passwd").read()', "openat"),
-    "socket": ("import socket", "socket.socket(socket.AF_INET, socket.SOCK_STREAM)", "socket"),
+    # libc's socket(): below unik.hostsockets' audit-hook refusal of the socket module (issue 16), the filter
+    "socket": ("import ctypes\nSOCKET = ctypes.CDLL(None).socket", "SOCKET(2, 1, 0)  # AF_INET, SOCK_STREAM", "socket"),
     "execve": ("import os", 'os.execv("/bin/sh", ["sh", "-c", "echo escaped"])', "execve"),
     "fork": ("import os", "os.fork()", "clone"),
     "ptrace": ("import ctypes\nPTRACE = ctypes.CDLL(None).ptrace", "PTRACE(0, 0, 0, 0)", "ptrace"),

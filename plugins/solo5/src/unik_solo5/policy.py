@@ -206,7 +206,10 @@ INHERITED: tuple[Inherited, ...] = (
     Inherited("stdin", "/dev/null", "an application reads its devices, not a terminal"),
     Inherited("descriptors", "stdin, stdout, stderr, the devices'",
               "all others are closed before Python starts; under the filter also the loop's epoll and self-pipe"),
-    Inherited("RLIMIT_AS", "--mem MiB (default 256M)",
+    Inherited("memory cgroup", "--mem MiB (default 256M)",
+              "resident memory: cgroup v2 memory.max where delegated, else cgroup v1 memory.limit_in_bytes "
+              "(and memsw); the kernel stops the application there and unik run reports its oom_kill count"),
+    Inherited("RLIMIT_AS", "--mem MiB, twice that behind a memory cgroup",
               "address space, CPython's included: a larger allocation fails with MemoryError"),
     Inherited("RLIMIT_NOFILE", "256", "Python opens its modules one at a time before the filter"),
     Inherited("RLIMIT_CORE", "0", "no core files (the process is also made non-dumpable)"),

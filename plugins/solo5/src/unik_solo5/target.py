@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from unik.plan import Plan
 from unik.progress import counted
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_images, given_bindings
 
-from .abi import SOLO5_TYPES
+from . import memory
+from .abi import OUT_OF_MEMORY, SOLO5_TYPES
 from .providers import BLOCK, MEM, NET, NET_MAC, SHOW_POLICY, Block, mem_mib
 from .root import FILES_ENV, ROOT_FILE, write_root_file
 from .syscalls import X86_64_NAMES
@@ -203,12 +205,37 @@ class SptTarget(Target):
                "--", sys.executable, "-I", "-S", str(artifact.path), *keys.as_args(), *rest]
         if ctx.dry_run:
             return ctx.show_command(cmd, {"UNIK_PROG": artifact.directory.name})
+        # --mem bounds resident memory through a memory cgroup where the host lets us make
+        # one (unik_solo5.memory); RLIMIT_AS is set in every case.
+        name = artifact.directory.name
+        cgroup, how = memory.make(mem, f"{os.getpid()}-{time.monotonic_ns()}")
+        if cgroup is None:
+            ctx.progress.info(f"--mem {mem} MiB bounds the address space only (RLIMIT_AS): {how}")
+            cmd.insert(1, f"--as={memory.address_space_mib(mem, None)}")
+        else:
+            cmd[1:1] = [f"--cgroup={cgroup.path}", f"--as={memory.address_space_mib(mem, cgroup)}"]
+        try:
+            status, refused = self._tender(cmd, name, host_files(keys), ctx)
+            if refused is not None:
+                print(f"unik: {name}: killed by the sandbox: system call {X86_64_NAMES.get(refused, '?')} "
+                      f"({refused}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
+            elif cgroup is not None and status in (128 + signal.SIGKILL, -signal.SIGKILL) and cgroup.oom_kills():
+                print(f"unik: {name}: out of memory: the application reached its memory limit (--mem {mem} MiB, "
+                      f"{how}: the kernel stopped it); give more with unik run --mem SIZE", file=sys.stderr)
+                return OUT_OF_MEMORY
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+        return status if status >= 0 else 128 - status
+
+    @staticmethod
+    def _tender(cmd: list[str], name: str, files: list[str], ctx: RunContext) -> tuple[int, int | None]:
+        """Run the tender; its status and the number of the system call the kernel refused, if any."""
         # The tender alone writes to this pipe (the number of a refused call, as the kernel
         # gave it); the application never holds it. The caller's environment stays here.
         r, w = os.pipe()
-        cmd.insert(1, f"--report-fd={w}")
-        env = {"UNIK_PROG": artifact.directory.name}
-        files = host_files(keys)
+        cmd = [cmd[0], f"--report-fd={w}", *cmd[1:]]
+        env = {"UNIK_PROG": name}
         if files:
             env[FILES_ENV] = "\n".join(files)
         try:
@@ -219,11 +246,7 @@ class SptTarget(Target):
         with os.fdopen(r, "rb") as report:
             status = _wait(proc)
             text = report.read(64).decode(errors="replace").split()
-        if text and text[0].isdigit():
-            nr = int(text[0])
-            print(f"unik: {artifact.directory.name}: killed by the sandbox: system call {X86_64_NAMES.get(nr, '?')} "
-                  f"({nr}) is not in the spt allowlist (unik run -t spt --show-policy)", file=sys.stderr)
-        return status if status >= 0 else 128 - status
+        return status, int(text[0]) if text and text[0].isdigit() else None
 
 
 def host_files(keys: KeyValues) -> list[str]:

@@ -1,8 +1,8 @@
 /*
  * unik-spt: the outer half of unik's sandboxed-process tender (solo5's spt model).
  *
- *   unik-spt [--mem=MIB] [--report-fd=FD] [--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]...
- *            -- PROGRAM [ARG]...
+ *   unik-spt [--mem=MIB] [--as=MIB] [--cgroup=DIR] [--report-fd=FD] [--net:NAME=TAP [--net-mac:NAME=MAC]]...
+ *            [--block:NAME=FILE]... -- PROGRAM [ARG]...
  *
  * In order, it
  *   1. opens exactly the devices named on its command line and nothing else: an
@@ -17,7 +17,9 @@
  *      tender's choices of what a process inherits -- an environment of
  *      UNIK_SPT_DEVICES, UNIK_PROG, UNIK_SPT_MEM_MIB and UNIK_SPT_FILES alone, "/" as working directory, /dev/null as
  *      stdin, no descriptor but stdin/stdout/stderr and the devices', the resource
- *      limits below (address space: --mem MiB) -- and execs PROGRAM: Python, which
+ *      limits below (address space: --as MiB, else --mem MiB), and, with --cgroup, the
+ *      memory cgroup `unik run` made (it joins it before it runs: cgroup.procs) --
+ *      and execs PROGRAM: Python, which
  *      adopts the descriptors, imports what the plan needs and then seals itself
  *      (unik_solo5._sandbox: namespaces, empty root, no_new_privs, seccomp);
  *   4. forwards SIGINT and SIGTERM to the child (SIGHUP as SIGTERM: PID 1 of a namespace
@@ -75,8 +77,8 @@ static void die(const char *what, const char *arg)
 static void usage(const char *why)
 {
     fprintf(stderr,
-            "unik-spt: %s\nusage: unik-spt [--mem=MIB] [--report-fd=FD] [--net:NAME=TAP [--net-mac:NAME=MAC]]... "
-            "[--block:NAME=FILE]... -- PROGRAM [ARG]...\n",
+            "unik-spt: %s\nusage: unik-spt [--mem=MIB] [--as=MIB] [--cgroup=DIR] [--report-fd=FD] "
+            "[--net:NAME=TAP [--net-mac:NAME=MAC]]... [--block:NAME=FILE]... -- PROGRAM [ARG]...\n",
             why);
     exit(125);
 }
@@ -211,7 +213,7 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* In the child: what it inherits is the tender's choice, then exec PROGRAM. */
-static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd)
+static void start_child(char **argv, int *keep, int n, long mem_mib, long as_mib, int sync_fd)
 {
     static char *envp[5];
     static char devices[MAX_DEVICES * 4200 + 32], prog[512], mem[48], files[8192];
@@ -242,8 +244,9 @@ static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd
         die("close_range", NULL);
     if (setrlimit(RLIMIT_CORE, &core) < 0 || setrlimit(RLIMIT_NOFILE, &nofile) < 0)
         die("setrlimit", NULL);
-    if (mem_mib > 0) {
-        struct rlimit as = {(rlim_t)mem_mib << 20, (rlim_t)mem_mib << 20};
+    if (as_mib > 0 || mem_mib > 0) {
+        rlim_t bytes = (rlim_t)(as_mib > 0 ? as_mib : mem_mib) << 20;
+        struct rlimit as = {bytes, bytes};
         if (setrlimit(RLIMIT_AS, &as) < 0)
             die("setrlimit RLIMIT_AS", NULL);
     }
@@ -271,6 +274,22 @@ static void start_child(char **argv, int *keep, int n, long mem_mib, int sync_fd
     envp[e] = NULL;
     execve(argv[0], argv, envp);
     die("cannot run", argv[0]);
+}
+
+/* Write `pid` to DIR/cgroup.procs: the process joins that cgroup (v1 and v2 alike). */
+static int join_cgroup(const char *dir, pid_t pid)
+{
+    char path[4096], line[32];
+    int fd, len, ok;
+
+    snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    len = snprintf(line, sizeof line, "%d\n", (int)pid);
+    ok = write(fd, line, (size_t)len) == len;
+    close(fd);
+    return ok ? 0 : -1;
 }
 
 /* Wait for the traced child; a seccomp SIGSYS is recorded in *refused and kills it. */
@@ -308,7 +327,8 @@ int main(int argc, char **argv)
 {
     static char env[MAX_DEVICES * 4200];
     int fds[MAX_DEVICES], n = 0, i, status, sig, report_fd = -1, sync[2];
-    long mem_mib = 0, refused = -1;
+    long mem_mib = 0, as_mib = 0, refused = -1;
+    const char *cgroup = NULL;
     size_t used = 0;
     struct sigaction sa;
     pid_t pid, parent = getppid();
@@ -328,6 +348,18 @@ int main(int argc, char **argv)
             mem_mib = strtol(arg + 6, &end, 10);
             if (*end || mem_mib < 1 || mem_mib > (1L << 30))
                 usage("--mem=MIB: the memory limit in MiB, a positive whole number");
+            continue;
+        }
+        if (strncmp(arg, "--as=", 5) == 0) {
+            as_mib = strtol(arg + 5, &end, 10);
+            if (*end || as_mib < 1 || as_mib > (1L << 30))
+                usage("--as=MIB: the address-space limit in MiB, a positive whole number");
+            continue;
+        }
+        if (strncmp(arg, "--cgroup=", 9) == 0) {
+            cgroup = arg + 9;
+            if (*cgroup != '/' || strlen(cgroup) > 3800)
+                usage("--cgroup=DIR: the absolute path of a cgroup directory");
             continue;
         }
         if (strncmp(arg, "--report-fd=", 12) == 0) {
@@ -384,10 +416,15 @@ int main(int argc, char **argv)
         die("fork", NULL);
     if (pid == 0) {
         close(sync[1]);
-        start_child(argv + i + 1, fds, n, mem_mib, sync[0]);
+        start_child(argv + i + 1, fds, n, mem_mib, as_mib, sync[0]);
     }
     child_pid = pid;
     close(sync[0]);
+    /* Into the run's memory cgroup before a single instruction of PROGRAM runs. */
+    if (cgroup && join_cgroup(cgroup, pid) < 0) {
+        kill(pid, SIGKILL);
+        die("cannot put the application in its memory cgroup", cgroup);
+    }
     /* Trace the child (it waits for this): the kernel's account of a refused call is
        read here, where the application cannot reach. EXITKILL: it dies with us. */
     if (ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_EXITKILL) < 0) {
