@@ -125,6 +125,8 @@ class Interface:
                  ident_seed: int = 0, tx_queue: int = 4096) -> None:
         self.network = network
         self.mac = bytes(network.mac)
+        #: The Ethernet header's source address and EtherType (IPv4) of every IPv4 frame sent.
+        self._eth_tail = self.mac + EtherType.IPV4.to_bytes(2, "big")
         self.mtu = network.mtu
         self.timers = timers
         self.stats = stats
@@ -202,8 +204,9 @@ class Interface:
 
     def route(self, dst: bytes) -> bytes | None:
         """The next hop for ``dst``: itself when on-link, else the gateway (``None``: no route)."""
-        if dst in (LIMITED_BROADCAST, self.broadcast) or self.on_link(dst):
-            return dst
+        if (self.address != ANY and (int.from_bytes(dst, "big") & self._mask) == self._net) \
+                or dst == LIMITED_BROADCAST or dst == self.broadcast:
+            return dst  # on-link (the common case, tested first), or a broadcast
         return self.gateway
 
     def owns(self, address: bytes) -> bool:
@@ -527,16 +530,18 @@ class Interface:
             log.exception("error processing a looped-back datagram")
 
     def _link_output(self, hop: bytes, frame: bytearray, offload: TxOffload | None = None) -> None:
-        EthernetFrame.emit(frame, BROADCAST, self.mac, EtherType.IPV4)
-        if hop in (LIMITED_BROADCAST, self.broadcast):
+        # The Ethernet header in one write: the next hop's address, ours, IPv4.
+        if hop == self.broadcast or hop == LIMITED_BROADCAST:
+            frame[0:14] = BROADCAST + self._eth_tail
             self._queue(frame, offload)
             return
         now = self.timers.now_ns()
         mac = self.arp.lookup(hop, now)
         if mac is None:
+            frame[0:14] = BROADCAST + self._eth_tail  # the destination is written when the reply comes
             self.arp.enqueue(hop, (frame, offload), now, self._arp_request)
             return
-        frame[0:6] = mac
+        frame[0:14] = mac + self._eth_tail
         self._queue(frame, offload)
 
     def _arp_request(self, ip: bytes) -> None:
