@@ -140,12 +140,14 @@ def websocket_exchange(url: str, texts: list[str], timeout: float = 30) -> list[
     import aiohttp
 
     async def talk() -> list[str]:
-        replies = []
+        replies: list[str] = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
                 session.ws_connect(url) as ws:
             for text in texts:
                 await ws.send_str(text)
-                replies.append(await ws.receive_str())
+                reply = await ws.receive_str()
+                assert isinstance(reply, str)  # aiohttp types it str | bytes
+                replies.append(reply)
             await ws.send_bytes(b"\x01\x02\x03")
             assert await ws.receive_bytes() == b"\x03\x02\x01"
         return replies

@@ -34,9 +34,9 @@ async def fat_image(path: Path, files: Mapping[str, bytes], size: int = 8 << 20)
             parent = "/" + "/".join(key.split("/")[:-1])
             if parent != "/":
                 await fs.mkdir(parent, parents=True, exist_ok=True)
-            f = await fs.open("/" + key, "wb")
-            await f.write(value)
-            await f.close()
+            file = await fs.open("/" + key, "wb")
+            await file.write(value)
+            await file.close()
         await fs.disconnect()
     finally:
         await block.disconnect()

@@ -103,7 +103,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        (tmp / "cache").exists() and shutil.rmtree(tmp / "cache")
+        if (tmp / "cache").exists():
+            shutil.rmtree(tmp / "cache")
         os.unlink(app / "htdocs" / "big.bin")
 
 

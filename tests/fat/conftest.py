@@ -17,7 +17,8 @@ def _c_module() -> object | None:
         import unik_fat._accel as c_accel
     except ImportError:
         return None
-    return c_accel
+    module: object = c_accel
+    return module
 
 
 @pytest.fixture(params=["c", "pure"])

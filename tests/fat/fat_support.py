@@ -9,13 +9,17 @@ import shutil
 import subprocess
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from host_tools import needs
+from unik.devices import Buffer
 from unik_fat.fs import FatFileSystem
 from unik_fat.image import MemoryBlock
 from unik_fat.image import run as run_now
 from unik_fat.mkfs import mkfs
+
+if TYPE_CHECKING:
+    from hypothesis import settings
 
 T = TypeVar("T")
 
@@ -46,7 +50,7 @@ class FileBlock:
         assert sector >= 0 and sector + count <= self.sectors, (sector, count, self.sectors)
         return os.pread(self.fd, count * self.sector_size, sector * self.sector_size)
 
-    async def write(self, sector: int, data: bytes) -> None:
+    async def write(self, sector: int, data: Buffer) -> None:
         assert not self.read_only
         assert len(data) % self.sector_size == 0
         assert sector >= 0 and sector + len(data) // self.sector_size <= self.sectors
@@ -77,8 +81,9 @@ class CrashBlock(MemoryBlock):
         self.count = 0
         self.rng = random.Random(seed)
 
-    async def write(self, sector: int, data: bytes) -> None:
+    async def write(self, sector: int, data: Buffer) -> None:
         await super().write(sector, data)
+        data = memoryview(data).cast("B")
         n = len(data) // self.sector_size
         if self.cut is None or self.count < self.cut:
             keep = n
@@ -158,7 +163,7 @@ def mcopy_in(path: Path, src: Path, inner: str) -> None:
                    capture_output=True, env=MTOOLS_ENV)
 
 
-def fat_settings() -> Any:
+def fat_settings() -> settings:
     """Hypothesis settings: short in CI, long with FAT_HYPOTHESIS_PROFILE=fat-fuzz."""
     from hypothesis import HealthCheck, settings
 

@@ -73,7 +73,7 @@ class Image:
     def cluster_of(self, short: bytes) -> int:
         at = self.entry(short)
         hi, lo = struct.unpack_from("<H", self.data, at + 20)[0], struct.unpack_from("<H", self.data, at + 26)[0]
-        return (hi << 16 | lo) if self.bs.fat_type == FAT32 else lo
+        return int((hi << 16 | lo) if self.bs.fat_type == FAT32 else lo)
 
 
 def _lfn_of(img: Image, short: bytes) -> int:

@@ -112,7 +112,8 @@ class FatModel(RuleBasedStateMachine):
     def overwrite_that_fails(self, data: st.DataObject, how: str) -> None:
         """A replace that fails: the old file (or its absence) stays as it was, nothing leaks."""
         keys = sorted(self.files)
-        name = data.draw(st.sampled_from(keys)) if keys and data.draw(st.booleans()) else None
+        pick: bool = bool(keys) and data.draw(st.booleans())  # drawn first, as before
+        name: str | None = data.draw(st.sampled_from(keys)) if pick else None
         path = name if name is not None else self._join(data.draw(st.sampled_from(self._parent_choices())),
                                                         "never created.bin")
         if name is None and fold(path) in {fold(self.dirs[k]) for k in self.dirs}:

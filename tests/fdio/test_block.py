@@ -616,8 +616,8 @@ def test_adopt_with_a_size_makes_no_system_call(
         raise AssertionError("adopting with size= made a system call")
 
     for name in ("fstat", "lseek", "open"):
-        monkeypatch.setattr(block_mod.os, name, refused)
-    monkeypatch.setattr(block_mod.fcntl, "flock", refused)
+        monkeypatch.setattr(f"{block_mod.__name__}.os.{name}", refused)
+    monkeypatch.setattr(f"{block_mod.__name__}.fcntl.flock", refused)
     dev = run(FileBlock.connect("storage", path=str(disk), fd=fd, size=64 * 512, sector_size=4096))
     monkeypatch.undo()
     try:
@@ -661,7 +661,7 @@ def test_inline_limit_keeps_large_requests_on_the_loop_thread(backend: ModuleTyp
         def no_threads(*args: object) -> None:
             raise AssertionError("a request went to a worker thread")
 
-        loop.run_in_executor = no_threads  # type: ignore[method-assign]
+        loop.run_in_executor = no_threads  # type: ignore[method-assign,assignment]
         await dev.write(0, payload)
         assert await dev.read(0, len(payload) // 512) == payload
         await dev.flush()

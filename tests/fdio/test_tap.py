@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import fcntl
 import importlib
 import ipaddress
 import os
@@ -750,9 +751,9 @@ def test_adopt_with_name_mtu_and_mac_makes_no_system_call(
     def refused(*args: object) -> None:
         raise AssertionError("adopting a described TAP made a system call")
 
-    monkeypatch.setattr(tap_mod.fcntl, "ioctl", refused)
-    monkeypatch.setattr(tap_mod.os, "getrandom", refused)
-    monkeypatch.setattr(tap_mod.socket, "socket", refused)
+    monkeypatch.setattr(f"{tap_mod.__name__}.fcntl.ioctl", refused)
+    monkeypatch.setattr(f"{tap_mod.__name__}.os.getrandom", refused)
+    monkeypatch.setattr(f"{tap_mod.__name__}.socket.socket", refused)
     dev = TapNetwork.open_sync("net", "tap7", fd=a.fileno(), mtu=1400, mac="02:00:00:00:00:07", io=backend)
     monkeypatch.undo()
     assert (dev.ifname, dev.mtu, dev.mac, dev.offloads) == ("tap7", 1400, bytes.fromhex("020000000007"), Offloads())
@@ -784,7 +785,7 @@ def test_adopt_an_open_tap_asks_the_kernel_its_name_and_mtu(backend: ModuleType,
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     try:
         flags = backend.IFF_TAP | backend.IFF_NO_PI | backend.IFF_VNET_HDR
-        fcntl_ioctl = tap_mod.fcntl.ioctl
+        fcntl_ioctl = fcntl.ioctl
         fcntl_ioctl(fd, backend.TUNSETIFF, struct.pack("16sH", ifname.encode(), flags).ljust(40, b"\0"))
         fcntl_ioctl(fd, backend.TUNSETVNETHDRSZ, struct.pack("i", VNET))
         sh("ip", "link", "set", ifname, "mtu", "1280")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from unik_solo5.hvtfs import FsFile, link, pack
 
-MONITOR = Path(__import__("unik_solo5").__file__).with_name("unik-hvt")
+MONITOR = Path(str(__import__("unik_solo5").__file__)).with_name("unik-hvt")
 GUEST_DIR = Path(__file__).with_name("guest")
 GUEST_CFLAGS = ["-O2", "-ffreestanding", "-mgeneral-regs-only", "-fno-stack-protector", "-fno-pie"]
 

@@ -47,7 +47,7 @@ def run_bpf(program: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUD
         elif code == 0x05:
             pc += k
         elif code == 0x06:
-            return k
+            return int(k)
         else:
             raise AssertionError(f"unknown opcode {code:#x}")
     raise AssertionError("fell off the program")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from solo5_support import UNIK, build, make_app, need_sandbox, unik
 
-TENDER = Path(__import__("unik_solo5").__file__).with_name("unik-spt")
+TENDER = Path(str(__import__("unik_solo5").__file__)).with_name("unik-spt")
 
 RANDOM_APP = '''\
 from unik_entropy import sources

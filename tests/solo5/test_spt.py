@@ -178,7 +178,7 @@ def test_the_tender_alone_names_the_refused_call(tmp_path: Path) -> None:
     need_sandbox()
     app = make_app(tmp_path, "alone", "import os\nos.getppid()\n")
     build(app)
-    tender = Path(__import__("unik_solo5").__file__).with_name("unik-spt")
+    tender = Path(str(__import__("unik_solo5").__file__)).with_name("unik-spt")
     entry = app / "dist" / "alone-spt" / "app" / "__spt__.py"
     proc = subprocess.run([str(tender), "--", sys.executable, "-I", "-S", str(entry)], capture_output=True,
                           text=True, timeout=60)

@@ -90,9 +90,9 @@ def test_failed_client_handshakes_and_truncated_flows_leave_nothing_behind(certs
                 try:
                     await reader.read(100)
                 except TLSTruncated as exc:
-                    assert reader.exception() is not exc and type(reader.exception()) is TLSTruncated
-                    assert reader.exception().__traceback__ is None  # type: ignore[union-attr]
-            kept.append(reader.exception())  # type: ignore[arg-type]
+                    assert reader.exception() is not exc and type(reader.exception()) is TLSTruncated  # type: ignore[attr-defined]
+                    assert reader.exception().__traceback__ is None  # type: ignore[attr-defined]
+            kept.append(reader.exception())  # type: ignore[attr-defined]
         finally:
             writer.close()
 

@@ -192,7 +192,7 @@ class MemoryNetwork:
         while not self._rx:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        out = []
+        out: list[bytes] = []
         while self._rx and len(out) < limit:
             out.append(self._rx.popleft())
         return out

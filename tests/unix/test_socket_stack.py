@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from unik.devices import Flow, FlowReader, FlowWriter, Stack, UDPEndpoint
@@ -56,7 +57,7 @@ def test_udp_round_trip() -> None:
         await stack.disconnect()
         return data, source[1]
 
-    data, port = run(main())  # type: ignore[misc]
+    data, port = cast("tuple[bytes, int]", run(main()))
     assert data == b"ping" and port > 0
 
 

@@ -49,7 +49,7 @@ def test_entropy_brings_exactly_virtio_rng_and_its_dependencies(status_app: Path
         "virtio_pci_modern_dev.ko", "virtio_pci_legacy_dev.ko", "button.ko",
     }
     manifest = _manifest(status_app)
-    devices = {d["name"]: d for d in manifest["devices"]}  # type: ignore[index, union-attr]
+    devices = {d["name"]: d for d in manifest["devices"]}  # type: ignore[index, union-attr, attr-defined]
     assert devices["entropy"]["qemu_device"] == "virtio-rng"
 
 

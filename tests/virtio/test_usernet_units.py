@@ -11,9 +11,10 @@ from unik.errors import RunError
 from unik.keys import Key, KeyValues
 from unik.progress import Progress
 from unik.target import RunContext
-from unik_virtio.providers import PUBLISH, RUN_KEYS
+from unik_virtio.providers import RUN_KEYS
 from unik_virtio.target import _devices
 from unik_vmimage import usernet
+from unik_vmimage.keys import PUBLISH
 from unik_vmimage.usernet import port_keys
 
 NIC = {"name": "service", "kind": "network", "qemu_device": "virtio-net", "mac": "52:54:00:aa:bb:cc"}

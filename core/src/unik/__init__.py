@@ -33,7 +33,11 @@ _LAZY = {
     "Artifact": "target", "BuildContext": "target", "RunContext": "target", "Target": "target",
 }
 
-__all__ = ["API_VERSION", "__version__", *sorted(_LAZY)]
+__all__ = [  # the names of _LAZY, spelt out for type checkers
+    "API_VERSION", "Application", "Artifact", "BuildContext", "Configured", "DeviceSpec", "ImageContents",
+    "Implementation", "KeyRef", "Need", "Option", "Plan", "Provider", "Request", "RunContext", "Target",
+    "TargetRef", "__version__", "compose", "hookimpl",
+]
 
 
 def __getattr__(name: str) -> Any:

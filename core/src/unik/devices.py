@@ -96,9 +96,13 @@ class Sleep(Device, Protocol):
 class EntropySource(Device, Protocol):
     """A raw source of unpredictable bytes, with an estimate of its quality."""
 
-    name: str
-    #: Estimated bits of min-entropy per output byte, 0.0 to 8.0.
-    quality: float
+    @property
+    def name(self) -> str:
+        """The source's name (in health-test reports)."""
+
+    @property
+    def quality(self) -> float:
+        """Estimated bits of min-entropy per output byte, 0.0 to 8.0."""
 
     async def read(self, n: int) -> bytes:
         """Return exactly ``n`` raw bytes from the source."""
@@ -173,11 +177,26 @@ class TxOffload(NamedTuple):
 class Network(Device, Protocol):
     """An Ethernet interface: raw frames in and out."""
 
-    name: str
-    mac: bytes
-    mtu: int
-    offloads: Offloads
-    stats: NetworkStats
+    # Read-only members: a device may keep them in attributes or compute them.
+    @property
+    def name(self) -> str:
+        """The device's name."""
+
+    @property
+    def mac(self) -> bytes:
+        """Its Ethernet address (6 bytes)."""
+
+    @property
+    def mtu(self) -> int:
+        """The largest IP packet a frame carries."""
+
+    @property
+    def offloads(self) -> Offloads:
+        """What the NIC does for the stack."""
+
+    @property
+    def stats(self) -> NetworkStats:
+        """Its counters."""
 
     async def read(self, limit: int = 64) -> list[bytes]:
         """Wait for at least one frame and return up to ``limit`` frames."""
@@ -214,9 +233,17 @@ class PollableNetwork(Network, Protocol):
 class Block(Device, Protocol):
     """A disk: fixed-size sectors addressed from 0."""
 
-    sector_size: int
-    sectors: int
-    read_only: bool
+    @property
+    def sector_size(self) -> int:
+        """Bytes per sector."""
+
+    @property
+    def sectors(self) -> int:
+        """How many sectors the disk has."""
+
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused."""
 
     async def read(self, sector: int, count: int) -> bytes:
         """Read ``count`` sectors starting at ``sector``."""
@@ -425,11 +452,23 @@ class IPv4Config(FrozenRecord):
 
 @runtime_checkable
 class Stack(Device, Protocol):
-    """A TCP/UDP/IPv4 stack: unik's own over a :class:`Network`, or the host's sockets."""
+    """A TCP/UDP/IPv4 stack: unik's own over a :class:`Network`, or the host's sockets.
 
-    tcp: TCP
-    udp: UDP
-    ipv4: IPv4Config
+    The members are read-only here, so that a stack may keep its own classes in them (a
+    ``SocketTCP`` is a :class:`TCP`) and still be a ``Stack`` to a type checker.
+    """
+
+    @property
+    def tcp(self) -> TCP:
+        """TCP on this stack."""
+
+    @property
+    def udp(self) -> UDP:
+        """UDP on this stack."""
+
+    @property
+    def ipv4(self) -> IPv4Config:
+        """The interface's IPv4 configuration."""
 
 
 # --- filesystem and TLS ------------------------------------------------------------

@@ -20,7 +20,7 @@ from unik import lifecycle
 from .fortuna import Fortuna
 
 if TYPE_CHECKING:
-    from ._unikrandom import UnikRandom  # noqa: F401 - served by __getattr__
+    from ._unikrandom import UnikRandom as UnikRandom  # served by __getattr__
 
 T = TypeVar("T")
 
