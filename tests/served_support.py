@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -101,38 +103,55 @@ def fastapi_app(dest: Path) -> Path:
     return copy_example("fastapi", dest)
 
 
-def curl(url: str, *args: str, timeout: float = 20) -> str:
-    """The body curl gets from ``url`` (it fails on an HTTP error)."""
-    proc = subprocess.run(["curl", "-sS", "--fail-with-body", "-m", str(timeout), *args, url],
+def in_netns(netns: str | None, cmd: list[str]) -> list[str]:
+    """``cmd`` run in the network namespace ``netns`` (``None``: this one)."""
+    return ["ip", "netns", "exec", netns, *cmd] if netns else cmd
+
+
+def curl(url: str, *args: str, timeout: float = 20, netns: str | None = None) -> str:
+    """The body curl gets from ``url`` (it fails on an HTTP error), from the namespace ``netns``."""
+    proc = subprocess.run(in_netns(netns, ["curl", "-sS", "--fail-with-body", "-m", str(timeout), *args, url]),
                           capture_output=True, text=True, timeout=timeout + 5)
     assert proc.returncode == 0, f"curl {url}: {proc.returncode} {proc.stderr} {proc.stdout}"
     return proc.stdout
 
 
-def wait_http(url: str, deadline_s: float, alive: object = None) -> None:
+def wait_http(url: str, deadline_s: float, alive: object = None, netns: str | None = None) -> None:
     """Poll ``url`` with curl until it answers (bounded by ``deadline_s``; ``alive()`` false stops early)."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if callable(alive) and not alive():
             raise AssertionError(f"the server exited before {url} answered")
-        proc = subprocess.run(["curl", "-s", "-o", "/dev/null", "-m", "3", url], capture_output=True, timeout=10)
+        proc = subprocess.run(in_netns(netns, ["curl", "-s", "-o", "/dev/null", "-m", "3", url]),
+                              capture_output=True, timeout=10)
         if proc.returncode == 0:
             return
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {deadline_s:.0f} s")
 
 
-def fastapi_checks(base: str) -> None:
+def fastapi_checks(base: str, netns: str | None = None) -> None:
     """Drive examples/fastapi: JSON, a pydantic-validated body (and a refused one), the background task."""
-    assert json.loads(curl(f"{base}/")) == {"hello": "unik", "server": "uvicorn"}
+    assert json.loads(curl(f"{base}/", netns=netns)) == {"hello": "unik", "server": "uvicorn"}
     body = json.loads(curl(f"{base}/orders", "-H", "content-type: application/json",
-                           "-d", '{"name": "tea", "price": 2.5, "quantity": 2}'))
+                           "-d", '{"name": "tea", "price": 2.5, "quantity": 2}', netns=netns))
     assert body == {"name": "tea", "total": 5.0}
-    proc = subprocess.run(["curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/orders",
-                           "-H", "content-type: application/json", "-d", '{"name": "tea", "quantity": 0}'],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(in_netns(netns, [
+        "curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", f"{base}/orders",
+        "-H", "content-type: application/json", "-d", '{"name": "tea", "quantity": 0}']),
+        capture_output=True, text=True, timeout=30)
     assert proc.stdout == "422", proc
-    assert json.loads(curl(f"{base}/orders")) == [{"name": "tea", "quantity": 2}]
+    assert json.loads(curl(f"{base}/orders", netns=netns)) == [{"name": "tea", "quantity": 2}]
+
+
+def websocket_exchange_in(netns: str, url: str, texts: list[str], timeout: float = 30) -> list[str]:
+    """:func:`websocket_exchange` from a process in the network namespace ``netns``."""
+    code = (f"import json, served_support; "
+            f"print(json.dumps(served_support.websocket_exchange({url!r}, {texts!r}, {timeout!r})))")
+    proc = subprocess.run(in_netns(netns, [sys.executable, "-c", code]), capture_output=True, text=True,
+                          timeout=timeout + 30, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout))
 
 
 def websocket_exchange(url: str, texts: list[str], timeout: float = 30) -> list[str]:

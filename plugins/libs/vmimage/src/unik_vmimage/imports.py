@@ -241,6 +241,11 @@ class ImportFinder:
 
     def add(self, name: str, why: str = "", optional_ok: bool = True) -> bool:
         """Include ``name`` and what it imports; whether it was found."""
+        parent = name.rpartition(".")[0]
+        if parent and parent not in self._done:
+            # The parent first, as importing does: its own imports may reach ``name``'s siblings,
+            # which must then find it located (anyio/__init__ imports anyio.abc._tasks).
+            self.add(parent, why=name)
         if name in self._done:
             return name in self._locations
         self._done.add(name)
