@@ -53,12 +53,52 @@ class Env:
         """A peer server running ``handler`` per connection; its address."""
         raise NotImplementedError
 
+    async def peer_udp(self) -> PeerUdp:
+        """A peer UDP endpoint."""
+        raise NotImplementedError
+
     def peer_reset(self, writer: asyncio.StreamWriter) -> None:
         """Reset the peer's connection (a RST, not a FIN)."""
         sock = writer.get_extra_info("socket")
         if sock is not None and sock.fileno() != -1:  # a kernel socket: SO_LINGER 0 sends a RST (unik's abort does)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    """Queues what arrives."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, tuple[Any, ...]]] = asyncio.Queue()
+        self.errors: list[Exception] = []
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.queue.put_nowait((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class PeerUdp:
+    """The peer's UDP endpoint: ``send``, ``recv`` and its ``address``, whatever it runs on."""
+
+    def __init__(self, address: tuple[str, int], send: Callable[[bytes, tuple[str, int]], Awaitable[None]],
+                 recv: Callable[[], Awaitable[tuple[bytes, tuple[Any, ...]]]]) -> None:
+        self.address, self.send, self.recv = address, send, recv
+
+
+async def asyncio_udp(**kw: Any) -> PeerUdp:
+    """A peer endpoint on asyncio's datagram transport (``local_addr`` or ``sock``)."""
+    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(Datagrams, **kw)
+
+    async def send(data: bytes, addr: tuple[str, int]) -> None:
+        transport.sendto(data, addr)
+    return PeerUdp(transport.get_extra_info("sockname")[:2], send, proto.queue.get)
 
 
 class AsyncioEnv(Env):
@@ -72,6 +112,9 @@ class AsyncioEnv(Env):
     async def peer_server(self, handler: Handler) -> tuple[str, int]:
         server = await asyncio.start_server(handler, self.host, 0)
         return server.sockets[0].getsockname()[:2]  # type: ignore[no-any-return]
+
+    async def peer_udp(self) -> PeerUdp:
+        return await asyncio_udp(local_addr=(self.host, 0))
 
 
 class UnikPeerEnv(Env):
@@ -88,6 +131,14 @@ class UnikPeerEnv(Env):
     async def peer_server(self, handler: Handler) -> tuple[str, int]:
         server = await self.peer.tcp.start_server(handler, 0)
         return "10.0.0.2", server.port
+
+    async def peer_udp(self) -> PeerUdp:
+        endpoint = await self.peer.udp.bind(0)
+
+        async def recv() -> tuple[bytes, tuple[Any, ...]]:
+            dgram = await endpoint.recvfrom()
+            return dgram.data, dgram.source
+        return PeerUdp(("10.0.0.2", endpoint.port), endpoint.sendto, recv)
 
 
 _CLONE_NEWNET = 0x40000000
@@ -138,6 +189,14 @@ class KernelPeerEnv(Env):
         sock = await asyncio.wrap_future(in_netns(self.ns.name, make))
         await asyncio.start_server(handler, sock=sock)
         return sock.getsockname()[:2]  # type: ignore[no-any-return]
+
+    async def peer_udp(self) -> PeerUdp:
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((self.ns.host, 0))
+            sock.setblocking(False)
+            return sock
+        return await asyncio_udp(sock=await asyncio.wrap_future(in_netns(self.ns.name, make)))
 
 
 @contextlib.asynccontextmanager
@@ -586,5 +645,56 @@ def test_streams_drain_under_a_slow_reader(env: Any) -> None:
         await sending
         writer.close()
         await writer.wait_closed()
+
+    env(check)
+
+
+# -- DatagramTransport -----------------------------------------------------------------------
+
+
+def test_datagram_endpoint_sends_receives_and_closes(env: Any) -> None:
+    """sendto() reaches the peer, its reply is datagram_received(data, addr); close(): connection_lost(None)."""
+
+    async def check(env: Env) -> None:
+        peer = await env.peer_udp()
+        transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+            Datagrams, local_addr=(env.host, 0))
+        sockname = transport.get_extra_info("sockname")
+        assert sockname[0] == env.host and sockname[1] > 0
+        assert transport.get_extra_info("peername") is None
+        assert transport.get_write_buffer_size() == 0
+        # (No empty datagram: asyncio sends those only from Python 3.13; unik's loop always does.)
+        for payload in (b"ping", os.urandom(1400)):
+            transport.sendto(payload, peer.address)
+            data, source = await peer.recv()
+            assert data == payload and source[:2] == sockname[:2]
+            await peer.send(payload[::-1], source[:2])
+            data, source = await proto.queue.get()
+            assert data == payload[::-1] and source[:2] == peer.address
+        assert not transport.is_closing()
+        transport.close()
+        assert transport.is_closing()
+        assert await asyncio.wait_for(proto.lost, 10) is None
+
+    env(check)
+
+
+def test_connected_datagram_endpoint(env: Any) -> None:
+    """With remote_addr: sendto(data) needs no address, another address is a ValueError; peername is the peer."""
+
+    async def check(env: Env) -> None:
+        peer = await env.peer_udp()
+        transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+            Datagrams, remote_addr=peer.address)
+        assert transport.get_extra_info("peername")[:2] == peer.address
+        transport.sendto(b"to my peer")
+        data, source = await peer.recv()
+        assert data == b"to my peer"
+        with pytest.raises(ValueError):
+            transport.sendto(b"elsewhere", (peer.address[0], peer.address[1] + 1))
+        await peer.send(b"back", source[:2])
+        assert (await proto.queue.get())[0] == b"back"
+        transport.abort()
+        assert await asyncio.wait_for(proto.lost, 10) is None
 
     env(check)

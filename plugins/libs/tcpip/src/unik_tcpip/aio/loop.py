@@ -91,6 +91,10 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         infos = await self.getaddrinfo(host, 0, family=family, type=kind)
         return list(dict.fromkeys(info[4][0] for info in infos))
 
+    def _own_addresses(self) -> tuple[str, ...]:
+        """The stack's addresses (its IPv6 ones join here once the stack has them)."""
+        return (self.stack.ipv4.address,)
+
     def _check_reachable(self, address: str) -> None:
         family = literal_family(address)
         if family not in self.stack.families():
@@ -200,7 +204,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             return await super().sock_connect(sock, address)  # type: ignore[no-any-return]
         host, port = address[0], address[1]
         local = sock.getsockname()
-        local_port = local[1] if local and local[0] in (*_WILDCARDS, self.stack.ipv4.address) else 0
+        local_port = local[1] if local and (local[0] in _WILDCARDS or local[0] in self._own_addresses()) else 0
         self._check_reachable(host)
         conn, _ = await self.stack.tcp.create_connection(_Held, host, _port(port), local_port=local_port,
                                                          nodelay=True)
@@ -258,9 +262,9 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         if local_addr is None:
             return 0
         address, port = local_addr[0], local_addr[1]
-        if address not in _WILDCARDS and address != self.stack.ipv4.address:
+        if address not in _WILDCARDS and address not in self._own_addresses():
             raise OSError(errno.EADDRNOTAVAIL, f"cannot bind to {address}: it is not this stack's address "
-                                               f"({self.stack.ipv4.address})")
+                                               f"({', '.join(self._own_addresses())})")
         return _port(port)
 
     async def _connect_tls(self, transport: asyncio.Transport, pending: happy.Pending,
@@ -344,20 +348,23 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         return server
 
     async def _listen_address(self, host: str | Sequence[str] | None, family: int) -> str:
-        """The address a server listens on: the wildcard or the stack's own (one stack, one address)."""
+        """The address a server listens on: the wildcard or one of the stack's own.
+
+        A port listens on every address of the stack: naming one checks it is the stack's.
+        """
         hosts: Iterable[str | None] = [host] if host is None or isinstance(host, str) else host
-        own = self.stack.ipv4.address
+        own = ", ".join(self._own_addresses())
         chosen = "0.0.0.0"
         for name in dict.fromkeys(hosts):
             if name in _WILDCARDS:
                 continue
             assert name is not None
             for address in await self._addresses(name, family, socket.SOCK_STREAM):
-                if address != own:
+                if address not in self._own_addresses():
                     loopback = " (unik's stack has no loopback interface)" if address.startswith("127.") else ""
                     raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {name!r}: {address} is not this stack's "
                                                        f"address {own}{loopback}: listen on 0.0.0.0 or {own}")
-                chosen = own
+                chosen = address
         return chosen
 
     def _tls_server_factory(self, protocol_factory: ProtocolFactory, context: ssl_module.SSLContext,
