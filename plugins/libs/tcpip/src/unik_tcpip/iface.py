@@ -142,6 +142,8 @@ class Interface:
         #: The transports above, set once by :meth:`bind` (``TcpipStack`` wires the layers).
         self.tcp: TcpTransport | None = None
         self.udp: Transport | None = None
+        #: The IPv6 layer on this link, which gets every IPv6 frame (set by :meth:`bind`).
+        self.ipv6: Ipv6Layer | None = None
         self._ident = ident_seed & 0xFFFF
         self._txq: deque[tuple[bytearray | bytes, TxOffload | None]] = deque()
         self._tx_limit = tx_queue
@@ -162,9 +164,10 @@ class Interface:
 
     # -- configuration --------------------------------------------------------------
 
-    def bind(self, tcp: TcpTransport, udp: Transport) -> None:
-        """The transports that received datagrams (and ICMP errors quoting theirs) go to."""
+    def bind(self, tcp: TcpTransport, udp: Transport, ipv6: Ipv6Layer | None = None) -> None:
+        """The transports that received datagrams (and ICMP errors quoting theirs) go to, and IPv6's layer."""
         self.tcp, self.udp = tcp, udp
+        self.ipv6 = ipv6
 
     def configure(self, config: IPv4Config | None) -> None:
         """Set (or with ``None`` clear) the address, prefix and gateway."""
@@ -327,6 +330,8 @@ class Interface:
             self._ipv4_input(Ipv4Packet.parse(eth.payload, self.verify_rx_checksum), eth)
         elif eth.ethertype == EtherType.ARP:
             self._arp_input(wire_arp.ArpPacket.parse(eth.payload), eth)
+        elif eth.ethertype == EtherType.IPV6 and self.ipv6 is not None:
+            self.ipv6.input(eth)
         else:
             self.stats["ethernet.unknown_ethertype"] += 1
 
@@ -559,6 +564,10 @@ class Interface:
             self.stats["arp.gratuitous_sent"] += 1
             self._send_arp(arp_cache.request_packet(self.mac, self.address, self.address), BROADCAST)
 
+    def queue(self, frame: bytearray | bytes, offload: TxOffload | None = None) -> None:
+        """Send a whole frame (the IPv6 layer's way out), at the end of this turn of the event loop."""
+        self._queue(frame, offload)
+
     def _queue(self, frame: bytearray | bytes, offload: TxOffload | None = None) -> None:
         if len(self._txq) >= self._tx_limit:
             self.stats["tx.queue_full"] += 1
@@ -627,6 +636,7 @@ class Interface:
 
 if TYPE_CHECKING:
     from .ip import IpDatagram, IpLayer, TcpTransport, Transport
+    from .ipv6.layer import Ipv6Layer
 
     def _is_an_ip_layer(iface: Interface) -> IpLayer:  # mypy checks the structural match
         return iface

@@ -37,6 +37,26 @@ def check_gateway(value: Any, keys: KeyValues) -> None:
         # A bad --ipv4 is reported by its own check.
 
 
+def check_ipv6(value: Any, keys: KeyValues) -> None:
+    """``--ipv6``: ADDR/PREFIX of a global or unique-local unicast address."""
+    from .ipv6.config import ipv6_config
+
+    ipv6_config(value, None)
+
+
+def check_ipv6_gateway(value: Any, keys: KeyValues) -> None:
+    """``--ipv6-gateway``: link-local, or inside the prefix of ``--ipv6``."""
+    from .ipv6.config import InvalidIPv6, ipv6_config
+
+    ipv6 = keys.raw("ipv6") if "ipv6" in keys.keys else None
+    try:
+        ipv6_config(ipv6 or "", value)
+    except InvalidIPv6 as exc:
+        if exc.key == "ipv6_gateway":
+            raise
+        # A bad --ipv6 is reported by its own check.
+
+
 def check_min_rto(value: Any, keys: KeyValues) -> None:
     """``--tcp-min-rto``: seconds, at least a millisecond and at most the maximum RTO."""
     from .stack import min_rto_problem
@@ -74,6 +94,10 @@ IPV4 = Key(
 )
 IPV4_GATEWAY = Key("ipv4_gateway", "IPv4 default gateway of unik's stack, e.g. 10.0.0.1", metavar="ADDR",
                    check=check_gateway)
+IPV6 = Key("ipv6", "a static IPv6 address/prefix of unik's stack beside its link-local and SLAAC ones, "
+           "e.g. 2001:db8::2/64", metavar="ADDR/PREFIX", check=check_ipv6)
+IPV6_GATEWAY = Key("ipv6_gateway", "IPv6 default router of unik's stack (link-local, or in --ipv6's prefix); "
+                   "router advertisements give one otherwise", metavar="ADDR", check=check_ipv6_gateway)
 TCP_MIN_RTO = Key(
     "tcp_min_rto", "the smallest TCP retransmission timeout of unik's stack, in seconds (default 0.2, as Linux)",
     type="float", metavar="SECONDS", check=check_min_rto,
@@ -97,7 +121,7 @@ class TcpipStackProvider(Provider):
     implementation = "unik_tcpip.stack:TcpipStack"
     #: asyncio's own network calls (start_server, open_connection...) use this stack.
     event_loop = "unik_tcpip.aio:UnikEventLoop"
-    description = "unik's own TCP/IP stack (Ethernet, ARP, IPv4, ICMP, UDP, TCP) on a network device"
+    description = "unik's own TCP/IP stack (Ethernet, ARP, IPv4, IPv6, ICMP, UDP, TCP) on a network device"
     priority = 0
     needs: ClassVar[Mapping[str, Need]] = {
         "network": Need("network", "service"),
@@ -105,12 +129,14 @@ class TcpipStackProvider(Provider):
         "sleep": Need("sleep"),
         "random": Need("random"),
     }
-    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, TCP_MIN_RTO, DHCP_TIMEOUT, DNS, DNS_SEARCH, HOSTS)
+    keys: ClassVar[Sequence[Key]] = (IPV4, IPV4_GATEWAY, IPV6, IPV6_GATEWAY, TCP_MIN_RTO, DHCP_TIMEOUT, DNS,
+                                     DNS_SEARCH, HOSTS)
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
         """Address, gateway, minimum RTO, DHCP's patience and the resolver's keys come at run time."""
         return Configured(key_options={"ipv4": KeyRef("ipv4"), "ipv4_gateway": KeyRef("ipv4_gateway"),
+                                       "ipv6": KeyRef("ipv6"), "ipv6_gateway": KeyRef("ipv6_gateway"),
                                        "tcp_min_rto": KeyRef("tcp_min_rto"), "dhcp_timeout": KeyRef("dhcp_timeout"),
                                        "dns": KeyRef("dns"), "dns_search": KeyRef("dns_search"),
                                        "hosts": KeyRef("hosts")})

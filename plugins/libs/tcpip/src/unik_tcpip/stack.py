@@ -13,7 +13,10 @@ from unik import lifecycle
 from unik.devices import IPv4Config, MonotonicClock, Network, Random, Sleep
 from unik.errors import BadKey, DeviceClosed, DeviceUnavailable
 
+from .addr import ip_bytes
 from .iface import Interface, parse_quad, prefix_mask
+from .ipv6.config import InvalidIPv6, ipv6_config
+from .ipv6.layer import Ipv6Layer
 from .tcp import TcpConfig, TcpLayer
 from .timers import Timers
 from .udp import UdpLayer
@@ -141,6 +144,14 @@ def resolver_keys(dns: str | None, dns_search: str | None, hosts: str | None) ->
     return ResolverConfig(parsed[0], parsed[1], parsed[2])
 
 
+def parse_ipv6(ipv6: str | None, gateway: str | None) -> tuple[tuple[bytes, int] | None, bytes | None]:
+    """``--ipv6=2001:db8::2/64 --ipv6-gateway=fe80::1`` as ``((address, prefix), gateway)``, or :class:`BadKey`."""
+    try:
+        return ipv6_config(ipv6 or "", gateway)
+    except InvalidIPv6 as exc:
+        raise BadKey(f"--{exc.key.replace('_', '-')}: {exc}") from None
+
+
 def with_min_rto(config: TcpConfig, seconds: float) -> TcpConfig:
     """A copy of ``config`` with the minimum RTO of ``--tcp-min-rto`` (1 ms up to the maximum RTO)."""
     problem = min_rto_problem(seconds, config.max_rto_ns)
@@ -160,27 +171,36 @@ def min_rto_problem(seconds: float, max_rto_ns: int = TcpConfig().max_rto_ns) ->
 
 
 class TcpipStack:
-    """TCP, UDP, ICMP and IPv4 over one Ethernet :class:`unik.devices.Network`.
+    """TCP, UDP, ICMP, IPv4 and IPv6 (dual stack) over one Ethernet :class:`unik.devices.Network`.
 
     ``stats`` counts packets and drops by reason (``"ipv4.bad_checksum"``,
-    ``"tcp.syn_backlog_full"``...); per-connection counters are in each writer's
-    ``get_extra_info("tcp_stats")``.
+    ``"ipv6.frag_overlap"``, ``"tcp.syn_backlog_full"``...); per-connection counters are
+    in each writer's ``get_extra_info("tcp_stats")``.  ``ipv6`` is the IPv6 layer: its
+    addresses (``ipv6.address_list()``), and the DNS servers and search domains routers
+    advertise (``ipv6.dns``, RFC 8106).
     """
 
     def __init__(self, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
                  config: IPv4Config | None, tcp_config: TcpConfig | None = None,
-                 resolver_config: ResolverConfig | None = None) -> None:
+                 resolver_config: ResolverConfig | None = None, *,
+                 ipv6: tuple[bytes, int] | None = None, ipv6_gateway: bytes | None = None,
+                 ipv6_options: dict[str, Any] | None = None) -> None:
         self.network = network
         self.stats: Counter[str] = Counter()
         self.timers = Timers(clock, sleep)
         ident = int.from_bytes(random.generate(2), "big")
         self.iface = Interface(network, self.timers, self.stats, ident_seed=ident)
         self.iface.configure(config)
-        self.udp = UdpLayer(self.iface, random, self.stats)
-        self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config)
+        #: IPv6 on the same link (link-local always; ``--ipv6``, SLAAC).
+        self.ipv6 = Ipv6Layer(self.iface, self.timers, self.stats, random, static=ipv6, gateway=ipv6_gateway,
+                              **(ipv6_options or {}))
+        self.udp = UdpLayer(self.iface, random, self.stats, ipv6=self.ipv6)
+        self.tcp = TcpLayer(self.iface, self.timers, random, self.stats, tcp_config, ipv6=self.ipv6)
         # The one place the layers meet: the interface hands each transport its datagrams,
-        # and TCP hands names to the resolver (through Happy Eyeballs).
-        self.iface.bind(self.tcp, self.udp)
+        # and IPv6 frames to the IPv6 layer, which hands it what it sends; TCP hands names
+        # to the resolver (through Happy Eyeballs).
+        self.iface.bind(self.tcp, self.udp, self.ipv6)
+        self.ipv6.bind(self.tcp, self.udp)
         self.tcp.bind_names(self._connect_by_name)
         self._tasks: list[asyncio.Future[Any]] = []
         self._closed = False
@@ -194,11 +214,15 @@ class TcpipStack:
                       ipv4: str | None = None, ipv4_gateway: str | None = None,
                       tcp_config: TcpConfig | None = None, dhcp_timeout: float = DHCP_TIMEOUT_S,
                       tcp_min_rto: float | None = None, dns: str | None = None, dns_search: str | None = None,
-                      hosts: str | None = None) -> TcpipStack:
+                      hosts: str | None = None, ipv6: str | None = None,
+                      ipv6_gateway: str | None = None) -> TcpipStack:
         """Start the stack on ``network``: a static address (``--ipv4``), else DHCP.
 
         ``dns``, ``dns_search`` and ``hosts`` are the resolver's keys (``--dns=ADDR[,ADDR]``,
         ``--dns-search=DOMAIN[,DOMAIN]``, ``--hosts NAME=ADDR``, repeated ones comma-separated).
+        IPv6 always has its link-local address and takes addresses, routers and DNS servers
+        from router advertisements; ``--ipv6``/``--ipv6-gateway`` add a static address and
+        default router.
 
         With DHCP, returns once a lease is bound; says on stderr that it waits when none
         came within :data:`DHCP_NOTICE_S`, and raises :class:`DeviceUnavailable` when none
@@ -213,7 +237,9 @@ class TcpipStack:
         resolver_config = None
         if dns or dns_search or hosts:
             resolver_config = resolver_keys(dns, dns_search, hosts)
-        stack = cls(network, clock, sleep, random, config, tcp_config, resolver_config)
+        static6, gateway6 = parse_ipv6(ipv6, ipv6_gateway)
+        stack = cls(network, clock, sleep, random, config, tcp_config, resolver_config, ipv6=static6,
+                    ipv6_gateway=gateway6)
         stack.start()
         if config is None:
             await stack.start_dhcp(dhcp_timeout)
@@ -262,23 +288,31 @@ class TcpipStack:
         return self._resolver
 
     def dns_servers(self) -> tuple[str, ...]:
-        """The servers the resolver asks: ``--dns``, else the DHCP lease's (option 6)."""
+        """The servers the resolver asks: ``--dns``, else the DHCP lease's (option 6) and RDNSS's (RFC 8106)."""
         configured = self._resolver_config.servers if self._resolver_config else ()
         if configured:
             return configured
         lease = self.dhcp.lease if self.dhcp is not None else None
-        return lease.dns if lease is not None else ()
+        dhcp = lease.dns if lease is not None else ()
+        return tuple(dict.fromkeys((*dhcp, *self.ipv6.dns.servers())))
 
     def _dhcp_search(self) -> tuple[str, ...]:
+        """Search domains from the DHCP lease (options 119/15) and router advertisements (DNSSL)."""
         lease = self.dhcp.lease if self.dhcp is not None else None
-        return lease.search if lease is not None else ()
+        dhcp = lease.search if lease is not None else ()
+        return tuple(dict.fromkeys((*dhcp, *self.ipv6.dns.search_domains())))
 
     def families(self) -> tuple[int, ...]:
-        """The address families the stack can reach: IPv4 (IPv6 joins here with StackV4V6)."""
-        return (socket.AF_INET,)
+        """The address families the stack can reach: IPv4 with an address, IPv6 with a global one."""
+        out = []
+        if self.iface.address != b"\x00\x00\x00\x00":
+            out.append(socket.AF_INET)
+        if any(a.state != "tentative" and a.origin != "link-local" for a in self.ipv6.addresses):
+            out.append(socket.AF_INET6)
+        return tuple(out) or (socket.AF_INET,)
 
     async def resolve(self, name: str, family: int = 0) -> list[str]:
-        """The addresses of ``name`` (A, and AAAA once the stack has IPv6), or a :class:`socket.gaierror`."""
+        """The addresses of ``name`` (A, and AAAA when the stack has a global IPv6 address), or :class:`socket.gaierror`."""
         self._check()
         return await self.resolver.resolve(name, family)
 
@@ -329,12 +363,15 @@ class TcpipStack:
             asyncio.ensure_future(self.iface.run_tx()),
             asyncio.ensure_future(self.timers.run()),
         ]
+        self.ipv6.start()
         # RFC 5227 2.3 / RFC 826: a gratuitous ARP on start refreshes neighbours' caches.
         self.iface.gratuitous_arp()
 
     async def ping(self, host: str, *, seq: int = 0, data: bytes = b"unik", timeout: float = 1.0) -> float:
-        """Send an ICMP echo request; return the round-trip time in seconds."""
+        """Send an ICMP (IPv4) or ICMPv6 echo request; return the round-trip time in seconds."""
         self._check()
+        if ":" in host:
+            return await self.ipv6.ping(ip_bytes(host), seq=seq, data=data, timeout=timeout)
         return await self.iface.ping(host, seq=seq, data=data, timeout=timeout)
 
     def _check(self) -> None:
