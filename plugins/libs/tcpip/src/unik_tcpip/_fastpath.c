@@ -12,6 +12,9 @@
  *       (dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent,
  *        tcp_start, tcp_end, header_len, tsval, tsecr); tsval is -1 without
  *       timestamps.
+ *   tcp6_parse(frame, verify_checksum) -> Tcp4Fields | None
+ *       The same for IPv6 without extension headers (src and dst are 16 bytes; tcp_start
+ *       is 54).
  *   tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr,
  *               options, payload, headroom, partial) -> bytearray
  *       A TCP segment after headroom zero bytes: the NOP, NOP, Timestamps option when
@@ -29,6 +32,7 @@
 #define ETH_LEN 14
 #define IP_LEN 20
 #define TCP_LEN 20
+#define IP6_LEN 40
 
 static unsigned
 be16(const unsigned char *p)
@@ -101,8 +105,8 @@ static PyTypeObject *Tcp4Fields;
 
 static PyStructSequence_Field tcp4_fields[] = {
     {"dst_mac", "the destination MAC address (6 bytes)"},
-    {"src", "the source IPv4 address (4 bytes)"},
-    {"dst", "the destination IPv4 address (4 bytes)"},
+    {"src", "the source address (4 bytes from tcp4_parse, 16 from tcp6_parse)"},
+    {"dst", "the destination address (4 or 16 bytes)"},
     {"sport", "the source port"},
     {"dport", "the destination port"},
     {"seq", "the sequence number"},
@@ -120,9 +124,61 @@ static PyStructSequence_Field tcp4_fields[] = {
 
 static PyStructSequence_Desc tcp4_desc = {
     "unik_tcpip._fastpath.Tcp4Fields",
-    "The fields of a plain TCP/IPv4 frame that tcp4_parse found.",
+    "The fields of a plain TCP frame that tcp4_parse (IPv4) or tcp6_parse (IPv6) found.",
     tcp4_fields, 15,
 };
+
+/* The record both parsers return (a new reference, or NULL with an exception set). */
+static PyObject *
+tcp_fields(const unsigned char *f, const unsigned char *src, const unsigned char *dst, Py_ssize_t alen,
+           const unsigned char *tcp, Py_ssize_t start, Py_ssize_t end, unsigned hlen, long tsval, long tsecr)
+{
+    PyObject *items[15] = {
+        PyBytes_FromStringAndSize((const char *)f, 6),
+        PyBytes_FromStringAndSize((const char *)src, alen),
+        PyBytes_FromStringAndSize((const char *)dst, alen),
+        PyLong_FromUnsignedLong(be16(tcp)), PyLong_FromUnsignedLong(be16(tcp + 2)),
+        PyLong_FromUnsignedLong(be32(tcp + 4)), PyLong_FromUnsignedLong(be32(tcp + 8)),
+        PyLong_FromUnsignedLong(tcp[13]), PyLong_FromUnsignedLong(be16(tcp + 14)),
+        PyLong_FromUnsignedLong(be16(tcp + 18)),
+        PyLong_FromSsize_t(start), PyLong_FromSsize_t(end),
+        PyLong_FromUnsignedLong(hlen), PyLong_FromLong(tsval), PyLong_FromLong(tsecr),
+    };
+    PyObject *result = PyStructSequence_New(Tcp4Fields);
+    for (int i = 0; i < 15; i++) {
+        if (items[i] == NULL || result == NULL) {
+            for (int j = i; j < 15; j++)
+                Py_XDECREF(items[j]);
+            Py_XDECREF(result);
+            return NULL;
+        }
+        PyStructSequence_SET_ITEM(result, i, items[i]);
+    }
+    return result;
+}
+
+/* The TCP header's checks shared by both families: a header length inside the segment,
+ * non-zero ports, no SYN with FIN or RST, and no option but NOP, NOP, Timestamps.
+ * Returns 0 (and the header length and timestamps) when the segment may take the fast
+ * path. */
+static int
+tcp_header_ok(const unsigned char *tcp, Py_ssize_t tcp_len, unsigned *hlen, long *tsval, long *tsecr)
+{
+    *hlen = (tcp[12] >> 4) * 4u;
+    unsigned flags = tcp[13];
+    if (*hlen < TCP_LEN || (Py_ssize_t)*hlen > tcp_len)
+        return -1;
+    if (be16(tcp) == 0 || be16(tcp + 2) == 0 || ((flags & 0x02) && (flags & 0x05)))
+        return -1;
+    *tsval = *tsecr = -1;
+    if (*hlen == TCP_LEN + 12 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) {
+        *tsval = (long)be32(tcp + 24);
+        *tsecr = (long)be32(tcp + 28);
+    }
+    else if (*hlen != TCP_LEN)
+        return -1;
+    return 0;
+}
 
 PyDoc_STRVAR(tcp4_parse_doc,
 "tcp4_parse(frame, verify_checksum, /) -> Tcp4Fields | None\n\n"
@@ -152,44 +208,53 @@ tcp4_parse(PyObject *Py_UNUSED(module), PyObject *args)
         goto slow;
     const unsigned char *tcp = ip + IP_LEN;
     Py_ssize_t tcp_len = (Py_ssize_t)total - IP_LEN;
-    unsigned hlen = (tcp[12] >> 4) * 4u;
-    unsigned flags = tcp[13];
-    if (hlen < TCP_LEN || (Py_ssize_t)hlen > tcp_len)
-        goto slow;
-    unsigned sport = be16(tcp), dport = be16(tcp + 2);
-    if (sport == 0 || dport == 0 || ((flags & 0x02) && (flags & 0x05)))
-        goto slow;
-    long tsval = -1, tsecr = -1;
-    if (hlen == TCP_LEN + 12 && tcp[20] == 1 && tcp[21] == 1 && tcp[22] == 8 && tcp[23] == 10) {
-        tsval = (long)be32(tcp + 24);
-        tsecr = (long)be32(tcp + 28);
-    }
-    else if (hlen != TCP_LEN)
+    unsigned hlen;
+    long tsval, tsecr;
+    if (tcp_header_ok(tcp, tcp_len, &hlen, &tsval, &tsecr) < 0)
         goto slow;
     if (verify && fold(sum_be(pseudo_sum(ip + 12, ip + 16, 4, 6, tcp_len), tcp, tcp_len)) != 0xffff)
         goto slow;
-    PyObject *items[15] = {
-        PyBytes_FromStringAndSize((const char *)f, 6),
-        PyBytes_FromStringAndSize((const char *)ip + 12, 4),
-        PyBytes_FromStringAndSize((const char *)ip + 16, 4),
-        PyLong_FromUnsignedLong(sport), PyLong_FromUnsignedLong(dport),
-        PyLong_FromUnsignedLong(be32(tcp + 4)), PyLong_FromUnsignedLong(be32(tcp + 8)),
-        PyLong_FromUnsignedLong(flags), PyLong_FromUnsignedLong(be16(tcp + 14)),
-        PyLong_FromUnsignedLong(be16(tcp + 18)),
-        PyLong_FromSsize_t(ETH_LEN + IP_LEN), PyLong_FromSsize_t(ETH_LEN + (Py_ssize_t)total),
-        PyLong_FromUnsignedLong(hlen), PyLong_FromLong(tsval), PyLong_FromLong(tsecr),
-    };
+    result = tcp_fields(f, ip + 12, ip + 16, 4, tcp, ETH_LEN + IP_LEN, ETH_LEN + (Py_ssize_t)total, hlen, tsval,
+                        tsecr);
     PyBuffer_Release(&view);
-    result = PyStructSequence_New(Tcp4Fields);
-    for (int i = 0; i < 15; i++) {
-        if (items[i] == NULL || result == NULL) {
-            for (int j = i; j < 15; j++)
-                Py_XDECREF(items[j]);
-            Py_XDECREF(result);
-            return NULL;
-        }
-        PyStructSequence_SET_ITEM(result, i, items[i]);
-    }
+    return result;
+slow:
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(tcp6_parse_doc,
+"tcp6_parse(frame, verify_checksum, /) -> Tcp4Fields | None\n\n"
+"The fields of a plain TCP/IPv6 frame (16-byte src and dst), or None for anything the full parsers\n"
+"must see: extension headers, a payload length past the frame, a bad checksum, unusual options.");
+
+static PyObject *
+tcp6_parse(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer view;
+    int verify;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*p:tcp6_parse", &view, &verify))
+        return NULL;
+    const unsigned char *f = view.buf;
+    Py_ssize_t n = view.len;
+    if (n < ETH_LEN + IP6_LEN + TCP_LEN || be16(f + 12) != 0x86dd)
+        goto slow;
+    const unsigned char *ip = f + ETH_LEN;
+    Py_ssize_t tcp_len = (Py_ssize_t)be16(ip + 4);
+    /* Version 6, next header TCP (no extension headers), a payload inside the frame. */
+    if ((ip[0] >> 4) != 6 || ip[6] != 6 || tcp_len < TCP_LEN || tcp_len > n - ETH_LEN - IP6_LEN)
+        goto slow;
+    const unsigned char *tcp = ip + IP6_LEN;
+    unsigned hlen;
+    long tsval, tsecr;
+    if (tcp_header_ok(tcp, tcp_len, &hlen, &tsval, &tsecr) < 0)
+        goto slow;
+    if (verify && fold(sum_be(pseudo_sum(ip + 8, ip + 24, 16, 6, tcp_len), tcp, tcp_len)) != 0xffff)
+        goto slow;
+    result = tcp_fields(f, ip + 8, ip + 24, 16, tcp, ETH_LEN + IP6_LEN, ETH_LEN + IP6_LEN + tcp_len, hlen, tsval,
+                        tsecr);
+    PyBuffer_Release(&view);
     return result;
 slow:
     PyBuffer_Release(&view);
@@ -319,6 +384,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"tcp4_parse", tcp4_parse, METH_VARARGS, tcp4_parse_doc},
+    {"tcp6_parse", tcp6_parse, METH_VARARGS, tcp6_parse_doc},
     {"tcp_segment", tcp_segment, METH_VARARGS, tcp_segment_doc},
     {"ipv4_header", ipv4_header, METH_VARARGS, ipv4_header_doc},
     {NULL, NULL, 0, NULL},

@@ -4,7 +4,7 @@ Same functions, same results (the tests compare the two on random and hostile in
 
 * :func:`tcp4_parse`: the fields of a plain TCP/IPv4 frame in one call, or ``None``
   for anything the full parsers of :mod:`unik_tcpip.wire` must see (they name the
-  reason for a drop);
+  reason for a drop); :func:`tcp6_parse` the same for TCP/IPv6 without extension headers;
 * :func:`tcp_segment`: a TCP segment with its checksum after some headroom;
 * :func:`ipv4_header`: a 20-byte IPv4 header with its checksum.
 """
@@ -26,7 +26,10 @@ _MIN = 14 + 20 + 20
 
 
 class Tcp4Fields(NamedTuple):
-    """The fields of a plain TCP/IPv4 frame that :func:`tcp4_parse` found (C: a struct sequence)."""
+    """The fields of a plain TCP frame that :func:`tcp4_parse` or :func:`tcp6_parse` found (C: a struct sequence).
+
+    ``src`` and ``dst`` are 4 bytes from the IPv4 parser, 16 from the IPv6 one.
+    """
 
     dst_mac: bytes
     src: bytes
@@ -76,6 +79,37 @@ def tcp4_parse(frame: BytesLike, verify_checksum: bool) -> Tcp4Fields | None:
     if verify_checksum and checksum(view[34:34 + tcp_len], sum16(_PSEUDO.pack(src, dst, 6, tcp_len))) != 0:
         return None
     return Tcp4Fields(dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent, 34, 14 + total, hlen, tsval,
+                      tsecr)
+
+
+_ETH_IP6 = struct.Struct("!6s6sHIHBB16s16s")
+_MIN6 = 14 + 40 + 20
+
+
+def tcp6_parse(frame: BytesLike, verify_checksum: bool) -> Tcp4Fields | None:
+    """The fields of an Ethernet/IPv6/TCP frame without extension headers on the fast path, else ``None``."""
+    n = len(frame)
+    if n < _MIN6:
+        return None
+    dst_mac, _src_mac, ethertype, word, tcp_len, next_header, _hops, src, dst = _ETH_IP6.unpack_from(frame)
+    if ethertype != 0x86DD or word >> 28 != 6 or next_header != 6 or tcp_len < 20 or tcp_len > n - 54:
+        return None
+    sport, dport, seq, ack, off, flags, window, _tsum, urgent = _TCP.unpack_from(frame, 54)
+    hlen = (off >> 4) * 4
+    if hlen < 20 or hlen > tcp_len or sport == 0 or dport == 0 or (flags & 0x02 and flags & 0x05):
+        return None
+    tsval = tsecr = -1
+    if hlen == 32:
+        nop1, nop2, kind, length, ts1, ts2 = _NOP_TS.unpack_from(frame, 74)
+        if nop1 != 1 or nop2 != 1 or kind != 8 or length != 10:
+            return None
+        tsval, tsecr = ts1, ts2
+    elif hlen != 20:
+        return None
+    if verify_checksum and checksum(memoryview(frame)[54:54 + tcp_len],
+                                    sum16(src + dst + (tcp_len + (6 << 32)).to_bytes(8, "big"))) != 0:
+        return None
+    return Tcp4Fields(dst_mac, src, dst, sport, dport, seq, ack, flags, window, urgent, 54, 54 + tcp_len, hlen, tsval,
                       tsecr)
 
 

@@ -1,7 +1,7 @@
 """Frame parsing and building fast paths: ``_fastpath.c`` when built, else the pure twin.
 
-The interface tries :func:`tcp4_parse` on every received frame before the full parsers
-of :mod:`unik_tcpip.wire`; TCP builds its segments with :func:`tcp_segment` and the
+The interface tries :func:`tcp4_parse` (then :func:`tcp6_parse`) on every received frame
+before the full parsers of :mod:`unik_tcpip.wire`; TCP builds its segments with :func:`tcp_segment` and the
 interface its IPv4 headers with :func:`ipv4_header`.  Callers use the module attributes
 (``fastpath.tcp4_parse(...)``), which a switch of the pair (:func:`use_pure`,
 :func:`unik.accel.use_pure`) rebinds; ``UNIK_PURE=1`` selects the twin at import, and
@@ -19,19 +19,22 @@ from unik import accel
 if TYPE_CHECKING:
     from ._fastpath_py import Tcp4Fields
 
-__all__ = ["implementation", "ipv4_header", "tcp4_parse", "tcp_segment", "use_pure"]
+__all__ = ["implementation", "ipv4_header", "tcp4_parse", "tcp6_parse", "tcp_segment", "use_pure"]
 
 _impl: ModuleType
 #: A named record (:class:`unik_tcpip._fastpath_py.Tcp4Fields`; in C a struct sequence of the same fields).
 tcp4_parse: Callable[[Any, bool], Tcp4Fields | None]
+#: The same for TCP over IPv6 without extension headers (16-byte ``src`` and ``dst``).
+tcp6_parse: Callable[[Any, bool], Tcp4Fields | None]
 tcp_segment: Callable[..., bytearray]
 ipv4_header: Callable[..., None]
 
 
 def _use(module: ModuleType) -> None:
-    global _impl, tcp4_parse, tcp_segment, ipv4_header
+    global _impl, tcp4_parse, tcp6_parse, tcp_segment, ipv4_header
     _impl = module
-    tcp4_parse, tcp_segment, ipv4_header = module.tcp4_parse, module.tcp_segment, module.ipv4_header
+    tcp4_parse, tcp6_parse = module.tcp4_parse, module.tcp6_parse
+    tcp_segment, ipv4_header = module.tcp_segment, module.ipv4_header
 
 
 #: The pair (:mod:`unik.accel`); the twin is imported only when selected (one module less as a VM boots).

@@ -322,6 +322,16 @@ class Interface:
                 self.stats["ipv4.rx"] += 1
                 self.tcp.frame_input(src, fields.dst, frame, fields)
                 return
+        elif self.ipv6 is not None and (fields := fastpath.tcp6_parse(frame, self.verify_rx_checksum)) is not None:
+            # The same for TCP over IPv6 without extension headers: to one of our addresses
+            # past DAD, from a unicast address not ours.
+            src, entries = fields.src, self.ipv6.addresses.entries
+            entry = entries.get(fields.dst)
+            if fields.dst_mac == self.mac and entry is not None and entry.state != "tentative" \
+                    and src[0] != 0xFF and src not in entries and self.tcp is not None:
+                self.stats["ipv6.rx"] += 1
+                self.tcp.segment_input(src, fields.dst, TcpSegment.from_fast(frame, fields))
+                return
         eth = EthernetFrame.parse(frame)
         if eth.dst != self.mac and not eth.dst[0] & 1:
             self.stats["ethernet.not_for_us"] += 1

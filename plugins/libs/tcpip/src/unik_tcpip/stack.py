@@ -312,7 +312,7 @@ class TcpipStack:
         return tuple(out) or (socket.AF_INET,)
 
     async def resolve(self, name: str, family: int = 0) -> list[str]:
-        """The addresses of ``name`` (A, and AAAA when the stack has a global IPv6 address), or :class:`socket.gaierror`."""
+        """The addresses of ``name`` (A; AAAA when the stack has a global IPv6 address), or a ``gaierror``."""
         self._check()
         return await self.resolver.resolve(name, family)
 
