@@ -60,6 +60,9 @@ class TcpConnection(asyncio.Transport):
         #: ``resume_reading`` was called; the held data goes to the protocol on the next turn.
         self._resume_pending = False
         self._socket: StackSocket | None = None
+        #: ``connection_lost``'s argument, held back while the application has data or the end of
+        #: file still to read (it paused reading): a socket's reader reads them after the close too.
+        self._lost_pending: tuple[BaseException | None] | None = None
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost = False
         self.eof_pending = False
@@ -258,7 +261,8 @@ class TcpConnection(asyncio.Transport):
     def _eof_to_protocol(self) -> None:
         self.eof_pending = False
         protocol = self.protocol
-        if self.tcb.app_closed or self.lost or not isinstance(protocol, (asyncio.Protocol, asyncio.BufferedProtocol)):
+        if self.tcb.app_closed or (self.lost and self._lost_pending is None) or not isinstance(
+                protocol, (asyncio.Protocol, asyncio.BufferedProtocol)):
             return
         try:
             keep_open = protocol.eof_received()
@@ -281,6 +285,17 @@ class TcpConnection(asyncio.Transport):
                 self.established.set_exception(exc or ConnectionAbortedError("connection closed"))
             return
         if self.protocol is not None:
+            if (self.tcb.rcv.held or self.eof_pending) and not self.tcb.app_closed:
+                self._lost_pending = (exc,)  # told once the held data and the EOF are read
+            else:
+                asyncio.get_running_loop().call_soon(_notify_lost, self.protocol, exc)
+
+    def _lost_after_reading(self) -> None:
+        """Tell the protocol its connection is gone, once nothing it must read is held back."""
+        tcb = self.tcb
+        if self._lost_pending is not None and self.protocol is not None and (
+                tcb.app_closed or (not tcb.reading_paused and not tcb.rcv.held and not self.eof_pending)):
+            (exc,), self._lost_pending = self._lost_pending, None
             asyncio.get_running_loop().call_soon(_notify_lost, self.protocol, exc)
 
     # -- the asyncio.Transport interface ------------------------------------------
@@ -325,6 +340,7 @@ class TcpConnection(asyncio.Transport):
             return
         self.tcb.close(self._now(), established=self.established.done())
         self._run()
+        self._lost_after_reading()
 
     def is_closing(self) -> bool:
         """Whether :meth:`close` or :meth:`abort` was called, or the connection is gone."""
@@ -335,6 +351,9 @@ class TcpConnection(asyncio.Transport):
         self._aborted = True
         self.tcb.abort(ConnectionAbortedError("aborted"), self._now())
         self._run()
+        if self._lost_pending is not None:
+            self._lost_pending = (None,)  # asyncio: connection_lost(None) after the application's abort()
+        self._lost_after_reading()
 
     def _force_close(self, exc: BaseException | None) -> None:
         """Reset now and hand ``exc`` to ``connection_lost``.
@@ -403,6 +422,7 @@ class TcpConnection(asyncio.Transport):
                 self._protocol_failed(exc)
         if self.eof_pending and not tcb.reading_paused and not tcb.rcv.held:
             self._eof_to_protocol()
+        self._lost_after_reading()
         self._run()
 
     def is_reading(self) -> bool:
