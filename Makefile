@@ -107,8 +107,9 @@ fuzz-fat: venv
 	FAT_HYPOTHESIS_PROFILE=fat-fuzz FAT_CRASH_SEEDS=40 FAT_CRASH_CUTS=25 \
 		$(BIN)/python -m pytest -n 2 -p no:cacheprovider --timeout 3600 $(PYTEST_ARGS) tests/fat
 
-# Coverage-guided fuzzing (atheris) of unik-lib-tcpip's frame parsers and input path, then of
-# its DNS codec, each for FUZZ_SECONDS (default 10 minutes); the corpora grow in build/fuzz/.
+# Coverage-guided fuzzing (atheris) of unik-lib-tcpip's frame parsers and input path, of
+# its DNS codec, then of its IPv6 parsers and input path, each for FUZZ_SECONDS (default 10
+# minutes); the corpora grow in build/fuzz/.
 FUZZ_SECONDS ?= 600
 fuzz: venv
 	$(BIN)/python -m pip install -q atheris
@@ -116,6 +117,8 @@ fuzz: venv
 		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 	$(BIN)/python tests/tcpip/fuzz_dns.py --seed build/fuzz/dns build/fuzz/dns \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=1500 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+	$(BIN)/python tests/tcpip/fuzz_ipv6.py --seed build/fuzz/ipv6 build/fuzz/ipv6 \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 # The distributions' dependency graph in docs/architecture.md, drawn from the sources (graphviz's dot;
 # tests/setup/test_docs_graph.py fails when the committed DOT no longer matches the code).

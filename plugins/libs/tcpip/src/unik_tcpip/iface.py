@@ -330,7 +330,7 @@ class Interface:
             if fields.dst_mac == self.mac and entry is not None and entry.state != "tentative" \
                     and src[0] != 0xFF and src not in entries and self.tcp is not None:
                 self.stats["ipv6.rx"] += 1
-                self.tcp.segment_input(src, fields.dst, TcpSegment.from_fast(frame, fields))
+                self.tcp.frame_input(src, fields.dst, frame, fields)
                 return
         eth = EthernetFrame.parse(frame)
         if eth.dst != self.mac and not eth.dst[0] & 1:

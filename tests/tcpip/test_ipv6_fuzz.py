@@ -1,0 +1,57 @@
+"""The IPv6 fuzz target (fuzz_ipv6.py), briefly: its seeds, atheris for ~12 s, and hypothesis.
+
+``make fuzz`` runs the atheris target for longer (FUZZ_SECONDS, 10 minutes by default).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import fuzz_ipv6
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+HERE = Path(__file__).parent
+
+try:
+    import atheris  # noqa: F401
+except ImportError:
+    ATHERIS: str | None = "needs atheris (pip install atheris: wheels for CPython <= 3.11 on x86_64)"
+else:
+    ATHERIS = None
+
+
+def test_ipv6_seeds_pass_the_target() -> None:
+    for data in fuzz_ipv6.seeds().values():
+        fuzz_ipv6.one_input(data)
+
+
+@pytest.mark.skipif(ATHERIS is not None, reason=str(ATHERIS))
+def test_ipv6_atheris_briefly(tmp_path: Path) -> None:
+    """Coverage-guided fuzzing for a bounded time; a crash fails with libFuzzer's report."""
+    corpus = tmp_path / "corpus"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # As in test_fuzz.py: libFuzzer's RSS bound counts from this worker's peak.
+    rss_limit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 1024
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "fuzz_ipv6.py"), "--seed", str(corpus), str(corpus), "-max_total_time=12",
+         "-max_len=2048", "-timeout=10", f"-rss_limit_mb={rss_limit}", "-print_final_stats=1"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = [line for line in proc.stderr.splitlines() if "stat::number_of_executed_units" in line]
+    assert runs and int(runs[0].split(":")[-1]) > 500, proc.stderr[-2000:]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=200)), max_size=6))
+def test_ipv6_hypothesis_frames(parts: list[tuple[int, bytes]]) -> None:
+    """The same target driven by hypothesis (runs where atheris has no wheel too)."""
+    data = b"".join(bytes((kind, (len(body) + 7) // 8)) + body.ljust((len(body) + 7) // 8 * 8, b"\0")
+                    for kind, body in parts)
+    fuzz_ipv6.one_input(data)
