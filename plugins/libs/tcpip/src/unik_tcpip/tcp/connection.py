@@ -201,17 +201,36 @@ class Connection:
 
     def _window_field(self) -> int:
         """The window to advertise, scaled (RFC 7323 2.3), never shrinking (RFC 9293 3.8.6)."""
-        wnd = min(self.rcv.window(), 0xFFFF << self.rcv_wscale)
+        # (Runs for every segment sent: plain comparisons rather than min/max and seq_* calls.)
+        shift = self.rcv_wscale
+        top = 0xFFFF << shift
+        rcv_buf = self.cfg.rcv_buf
+        rcv_nxt = self.rcv_nxt
+        wnd = self.rcv.capacity - len(self.rcv.held)  # the free receive buffer
+        if wnd < 0:
+            wnd = 0
+        elif wnd > top:
+            wnd = top
+        # What is advertised already: RCV.ADV - RCV.NXT, at least 0, at most the buffer.
+        current = (self.rcv_adv - rcv_nxt) & MASK
+        if current > 0x7FFFFFFF:
+            current = 0
+        elif current > rcv_buf:
+            current = rcv_buf
         # RFC 9293 3.8.6.2.2: receiver SWS avoidance: open the window only in steps of
         # min(buffer / 2, MSS).
-        current = min(max(seq_diff(self.rcv_adv, self.rcv_nxt), 0), self.cfg.rcv_buf)
-        if wnd > current and wnd - current < min(self.cfg.rcv_buf // 2, self.snd_mss):
-            wnd = max(current, 0)
+        if wnd > current and wnd - current < min(rcv_buf // 2, self.snd_mss):
+            wnd = current
         # RFC 9293 3.8.6: the right edge does not move left.
-        wnd = min(max(wnd, current), 0xFFFF << self.rcv_wscale)
-        field_ = min(wnd >> self.rcv_wscale, 0xFFFF)
-        edge = (self.rcv_nxt + (field_ << self.rcv_wscale)) & MASK
-        if seq_lt(self.rcv_adv, edge):
+        if wnd < current:
+            wnd = current
+        if wnd > top:
+            wnd = top
+        field_ = wnd >> shift
+        if field_ > 0xFFFF:
+            field_ = 0xFFFF
+        edge = (rcv_nxt + (field_ << shift)) & MASK
+        if ((self.rcv_adv - edge) & MASK) > 0x7FFFFFFF:
             self.rcv_adv = edge
         return field_
 
@@ -264,7 +283,7 @@ class Connection:
             self.unacked_segments = 0
         local, remote, path = self.local, self.remote, self.path
         self.stats.segments_out += 1
-        if len(data) > self.eff_mss:
+        if len(data) > self.snd_mss - (_TS_LEN if self.ts_ok else 0):  # eff_mss
             # A super-segment: the NIC cuts it into MSS-sized segments and completes every
             # checksum (TSO through the virtio-net header; the kernel's own GSO does the same).
             segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
@@ -319,12 +338,13 @@ class Connection:
         snd = self.snd
         if not self.fin_queued and ((self.snd_nxt - snd.seq) & MASK) == len(snd.data):
             return  # everything buffered has been sent (the common case after an ACK)
-        mss = self.eff_mss
+        mss = self.snd_mss - (_TS_LEN if self.ts_ok else 0)  # eff_mss
+        tso = self.path.tso
         # With TSO, one send covers as many whole segments as fit in 64 KiB.
-        limit = max(_TSO_MAX // mss * mss, mss) if self.path.tso else mss
+        limit = max(_TSO_MAX // mss * mss, mss) if tso else mss
         # Bytes one turn of the driver's loop may send: max_burst segments, or with TSO
         # eight super-segments (the NIC's ACKs come coalesced).
-        budget = max(self.cfg.max_burst * mss, 8 * limit if self.path.tso else limit)
+        budget = max(self.cfg.max_burst * mss, 8 * limit if tso else limit)
         now = self.now
         if self.snd_una == self.snd_max and self.last_send_ns and now - self.last_send_ns > self.rtt.rto_ns:
             # RFC 5681 4.1: after an idle period longer than the RTO, restart from at most
@@ -332,14 +352,22 @@ class Connection:
             self.cwnd = min(self.cwnd, min(4 * mss, max(2 * mss, 4380)))
         while True:
             buffered = len(snd.data)
-            off = seq_diff(self.snd_nxt, snd.seq)
+            snd_nxt = self.snd_nxt
+            off = seq_diff(snd_nxt, snd.seq)
             avail = buffered - off
-            if self.fin_seq is not None and not seq_lt(self.snd_nxt, (self.fin_seq + 1) & MASK):
+            if self.fin_seq is not None and not seq_lt(snd_nxt, (self.fin_seq + 1) & MASK):
                 return  # everything, FIN included, has been sent
-            in_flight = seq_diff(self.snd_nxt, self.snd_una)
-            wnd = min(self.snd_wnd, self.cwnd + self.limited_transmit)
-            usable = wnd - in_flight
-            n = max(0, min(avail, usable, limit))
+            in_flight = seq_diff(snd_nxt, self.snd_una)
+            wnd = self.cwnd + self.limited_transmit
+            if self.snd_wnd < wnd:
+                wnd = self.snd_wnd
+            n = wnd - in_flight  # usable
+            if avail < n:
+                n = avail
+            if limit < n:
+                n = limit
+            if n < 0:
+                n = 0
             fin = self.fin_queued and off + n == buffered
             if n == 0 and not fin:
                 if avail > 0 and self.snd_wnd == 0 and in_flight == 0:
@@ -364,17 +392,20 @@ class Connection:
                 flags |= PSH
             if fin:
                 flags |= FIN
-            data = memoryview(snd.data)[off:off + n]
-            seq = self.snd_nxt
+            seq = snd_nxt
             retransmit = seq_lt(seq, self.snd_max)
-            self._send(flags, seq, data)
-            self.burst_used += max(n, 1)
+            if n > 4096:
+                data = memoryview(snd.data)[off:off + n]  # a super-segment: no copy before the C builder's
+                self._send(flags, seq, data)
+                data.release()
+            else:
+                self._send(flags, seq, snd.data[off:off + n])
+            self.burst_used += n or 1
             self.last_send_ns = now
             if retransmit:
                 self.stats.retransmits += 1
             else:
                 self.stats.bytes_out += n
-            data.release()
             if fin:
                 self.fin_seq = snd.end
             self.snd_nxt = (seq + n + (1 if fin else 0)) & MASK
