@@ -93,6 +93,14 @@ def starlette_app(dest: Path) -> Path:
     return _app(dest, "starlette", "star_app", STARLETTE_APP, "asgi", "star_app.app:app", ["starlette", "uvicorn"])
 
 
+def hypercorn_app(dest: Path) -> Path:
+    """The Starlette application under hypercorn (``--server hypercorn``), in ``dest/hyper``."""
+    root = _app(dest, "hyper", "hyper_app", STARLETTE_APP, "asgi", "hyper_app.app:app", ["starlette", "hypercorn"])
+    with (root / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.unik.targets.unix]\nserver = "hypercorn"\n')
+    return root
+
+
 def aiohttp_app(dest: Path) -> Path:
     """The aiohttp application with its websocket, in ``dest/wsapp``."""
     return _app(dest, "wsapp", "ws_app", AIOHTTP_APP, "aiohttp", "ws_app.app:make_app", ["aiohttp"])

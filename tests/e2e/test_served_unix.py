@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 from e2e_support import UNIK
 from host_tools import needs
-from served_support import aiohttp_app, curl, fastapi_app, fastapi_checks, starlette_app, wait_http, websocket_exchange
+from served_support import (
+    aiohttp_app,
+    curl,
+    fastapi_app,
+    fastapi_checks,
+    hypercorn_app,
+    starlette_app,
+    wait_http,
+    websocket_exchange,
+)
 
 pytestmark = [needs("curl"), pytest.mark.timeout(600)]
 
@@ -42,7 +51,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
     """The three applications, configured for unix on the host's sockets and built: root, build output."""
     base = tmp_path_factory.mktemp("served")
     out = {}
-    for name, make in (("starlette", starlette_app), ("fastapi", fastapi_app), ("aiohttp", aiohttp_app)):
+    for name, make in (("starlette", starlette_app), ("fastapi", fastapi_app), ("aiohttp", aiohttp_app),
+                       ("hypercorn", hypercorn_app)):
         root = make(base)
         _unik("configure", "-t", "unix", "--net", "socket", "--ipv4", "127.0.0.1/8", cwd=root)
         out[name] = (root, _unik("build", cwd=root))
@@ -50,11 +60,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str
 
 
 @contextmanager
-def _running(root: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def _running(root: Path, port: int, *args: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     log = root / f"run-{port}.log"
     with log.open("w") as f:
-        proc = subprocess.Popen([UNIK, "run", "--port", str(port)], cwd=root, stdout=f, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen([UNIK, "run", "--port", str(port), *args], cwd=root, stdout=f,
+                                stderr=subprocess.STDOUT, text=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/", 60, alive=lambda: proc.poll() is None)
         yield proc, log
@@ -112,3 +122,30 @@ def test_workers_refused_with_the_reason(built: dict[str, tuple[Path, str]]) -> 
     proc = subprocess.run([UNIK, "run", "--workers", "4"], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "--workers" in proc.stderr and "one process" in proc.stderr, proc.stderr
+
+
+def test_starlette_under_hypercorn_on_the_host_sockets(built: dict[str, tuple[Path, str]]) -> None:
+    root, output = built["hypercorn"]
+    assert "hypercorn" in output and "uvicorn" not in output
+    port = _free_port()
+    with _running(root, port) as (_, log):
+        assert curl(f"http://127.0.0.1:{port}/") == "hello from starlette\n"
+        assert json.loads(curl(f"http://127.0.0.1:{port}/double/4"))["double"] == 8
+    assert f"Running on http://127.0.0.1:{port}" in log.read_text() and '"GET /double/4 1.1" 200' in log.read_text()
+
+
+def test_hypercorn_on_unik_stack_is_refused_before_any_work(built: dict[str, tuple[Path, str]]) -> None:
+    root, _ = built["hypercorn"]
+    proc = subprocess.run([UNIK, "configure", "-t", "unix", "--net", "tap"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "[tool.unik] asgi: --server hypercorn cannot listen on unik's stack" in proc.stderr, proc.stderr
+
+
+def test_access_log_off(built: dict[str, tuple[Path, str]]) -> None:
+    root, _ = built["starlette"]
+    port = _free_port()
+    with _running(root, port, "--access-log", "false") as (_, log):
+        assert curl(f"http://127.0.0.1:{port}/double/5")
+    text = log.read_text()
+    assert "Uvicorn running on" in text and "GET /double/5" not in text

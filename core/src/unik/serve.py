@@ -72,6 +72,18 @@ def server_class(served: str, keys: KeyValues) -> str:
     return servers[str(choice)]
 
 
+def check_plan(config_file: str, served: str, keys: KeyValues, event_loop: str) -> None:
+    """Refuse, before any work, a server that cannot listen on the plan's stack (``event_loop``: its loop)."""
+    from .errors import ConfigError
+
+    if event_loop and server_class(served, keys) == "Hypercorn":
+        raise ConfigError(
+            config_file, "tool.unik", served,
+            "--server hypercorn cannot listen on unik's stack: hypercorn binds host sockets itself and hands them "
+            "to loop.create_server(sock=...), which unik's event loop serves only on the host's network; use "
+            "uvicorn (the default), or the host's sockets (--net socket on unix)")
+
+
 class ConsoleLog(logging.Handler):
     """A logging handler writing each record as one line on the console device."""
 
@@ -135,7 +147,7 @@ def _uvicorn_server() -> type:
 class Uvicorn:
     """An ASGI application under uvicorn, on the running loop: ``loop="none"``, no signal handlers of its own."""
 
-    LOGGERS = ("uvicorn.error", "uvicorn.access")
+    LOGGERS = ("uvicorn.error",)
 
     def __init__(self, app: Any, *, port: int = 8000, workers: int = 1, access_log: bool = True) -> None:
         _refuse_workers(workers)
@@ -154,7 +166,8 @@ class Uvicorn:
     async def serve(self, stack: Any, console: Any) -> int:
         """Serve on ``stack``'s address until cancelled (then shut down gracefully) or uvicorn exits."""
         self.config.host = stack.ipv4.address
-        with ConsoleLog(console).attached(*self.LOGGERS):
+        access = ("uvicorn.access",) if self.config.access_log else ()  # uvicorn logs requests when it has a handler
+        with ConsoleLog(console).attached(*self.LOGGERS, *access):
             try:
                 await self.server.serve()
             except asyncio.CancelledError:
@@ -170,7 +183,7 @@ class Uvicorn:
 class Hypercorn:
     """An ASGI application under hypercorn, on the running loop."""
 
-    LOGGERS = ("hypercorn.error", "hypercorn.access")
+    LOGGERS = ("hypercorn.error",)
 
     def __init__(self, app: Any, *, port: int = 8000, workers: int = 1, access_log: bool = True) -> None:
         _refuse_workers(workers)
@@ -191,7 +204,8 @@ class Hypercorn:
         """Serve on ``stack``'s address until cancelled (then shut down gracefully)."""
         self.config.bind = [f"{stack.ipv4.address}:{self.port}"]
         stop = asyncio.Event()
-        with ConsoleLog(console).attached(*self.LOGGERS):
+        access = ("hypercorn.access",) if self.config.accesslog else ()
+        with ConsoleLog(console).attached(*self.LOGGERS, *access):
             task = asyncio.ensure_future(self._serve(self.app, self.config, shutdown_trigger=stop.wait))
             try:
                 await asyncio.shield(task)
@@ -205,7 +219,7 @@ class Hypercorn:
 class AioHttp:
     """An aiohttp ``web.Application`` (or a function, maybe async, making one) under aiohttp's runner."""
 
-    LOGGERS = ("aiohttp.access", "aiohttp.server", "aiohttp.web")
+    LOGGERS = ("aiohttp.server", "aiohttp.web")
 
     def __init__(self, app: Any, *, port: int = 8080, workers: int = 1, access_log: bool = True) -> None:
         _refuse_workers(workers)
@@ -232,7 +246,8 @@ class AioHttp:
 
     async def serve(self, stack: Any, console: Any) -> int:
         """Serve on ``stack``'s address until cancelled, then clean up (``on_shutdown``, ``on_cleanup``)."""
-        with ConsoleLog(console).attached(*self.LOGGERS):
+        requests = ("aiohttp.access",) if self.access_log else ()
+        with ConsoleLog(console).attached(*self.LOGGERS, *requests):
             app = await self.application()
             access = logging.getLogger("aiohttp.access") if self.access_log else None
             runner = self.web.AppRunner(app, handle_signals=False, access_log=access, shutdown_timeout=GRACE_S)
