@@ -15,7 +15,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Every distribution of the repository, in dependency order.
-DISTS  := core plugins/libs/fdio plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmimage plugins/virtio plugins/xen plugins/solo5 plugins/libs/entropy plugins/libs/tls
+DISTS  := core plugins/libs/fdio plugins/unix plugins/libs/tcpip plugins/libs/fat plugins/libs/vmguest plugins/libs/vmimage plugins/virtio plugins/xen plugins/solo5 plugins/libs/entropy plugins/libs/tls
 PYTEST_ARGS ?=
 
 .PHONY: all deps deps-venv venv demo test lint bench wheels test-pythons clean fuzz-fat test-kernel test-xen fuzz docs-graph

@@ -66,6 +66,13 @@ def test_stdlib_is_trimmed_and_precompiled(hello_app: Path) -> None:
     assert "app/unik_vmimage/init/unik-init" not in names  # build tools stay out
 
 
+def test_the_image_carries_the_guest_code_and_none_of_the_host_code(hello_app: Path) -> None:
+    names = _names(hello_app)
+    assert "app/unik_vmguest/console.py" in names and "app/unik_fdio/packet.py" in names  # what runs in the guest
+    # the image builder, the QEMU runner and the target's own package stay on the host
+    assert not [n for n in names if n.startswith(("app/unik_vmimage/", "app/unik_virtio/"))]
+
+
 def test_two_builds_are_byte_identical(status_app: Path, tmp_path: Path) -> None:
     first = next((status_app / "dist").glob("*-virtio"))
     unik("build", "--dist", str(tmp_path / "again"), cwd=status_app)

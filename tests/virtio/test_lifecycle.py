@@ -133,7 +133,7 @@ def test_inspect_lists_the_kernel_its_modules_python_and_the_application(kv_vm: 
     assert by_kind["init"] == {"init"}
     assert {"asyncio", "_socket"} <= by_kind["standard library"]
     assert by_kind["application"] == {"kv_app"}
-    assert {"unik", "unik_fat", "unik_virtio"} <= by_kind["library"]
+    assert {"unik", "unik_fat", "unik_vmguest", "unik_fdio"} <= by_kind["library"]
     assert "usr/bin/python3" in by_kind["interpreter"]
     assert data["total"]["bytes"] == sum(f["size"] for f in data["files"])
     text = unik(kv_vm, "inspect", state=tmp_path / "state").stdout

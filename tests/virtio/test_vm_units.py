@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import lzma
 import shutil
 import struct
@@ -17,6 +18,7 @@ import pytest
 from host_tools import needs, require
 from unik.errors import BuildError
 from unik.progress import Progress
+from unik_virtio.firecracker import FirecrackerConfig
 from unik_virtio.target import firecracker_config
 from unik_vmimage import cpio, initramfs, source_kernel
 from unik_vmimage.imports import find_modules
@@ -134,7 +136,7 @@ def test_firecracker_config_carries_the_plans_drives_and_nics() -> None:
         {"name": "service", "kind": "network", "qemu_device": "virtio-net-device", "mac": "52:54:00:12:34:56"},
         {"name": "entropy", "kind": "entropy", "qemu_device": "virtio-rng"},
     ]
-    config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "192M", devices, {"service": "tap7"})
+    config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "192M", devices, {"service": "tap7"}).to_json()
     validate_firecracker(config)
     assert config["boot-source"]["kernel_image_path"] == "vmlinux"
     assert config["boot-source"]["initrd_path"] == "initramfs.cpio.zst"
@@ -145,13 +147,38 @@ def test_firecracker_config_carries_the_plans_drives_and_nics() -> None:
     assert config["network-interfaces"] == [{"iface_id": "service", "host_dev_name": "tap7",
                                              "guest_mac": "52:54:00:12:34:56"}]
     assert config["entropy"] == {}
-    bare = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "1G", devices[:1], {})
+    bare = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "1G", devices[:1], {}).to_json()
     validate_firecracker(bare)
     # virtio-rng always: the init reads the boot seed there
     assert bare["drives"] == [] and bare["network-interfaces"] == [] and bare["entropy"] == {}
     assert bare["machine-config"]["mem_size_mib"] == 1024
     with pytest.raises(AssertionError):
         validate_firecracker({**bare, "drives": [{"drive_id": "x"}]})  # is_root_device is required
+
+
+def test_firecracker_records_read_back_and_refuse_what_firecracker_would() -> None:
+    devices: list[dict[str, Any]] = [
+        {"name": "storage", "kind": "block", "qemu_device": "virtio-blk", "read_only": False},
+        {"name": "service", "kind": "network", "qemu_device": "virtio-net", "mac": "52:54:00:12:34:56"},
+    ]
+    config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "256M", devices, {})
+    written = json.loads(json.dumps(config.to_json()))
+    assert FirecrackerConfig.from_json(written) == config  # what is written reads back the same
+    refused = [
+        ({**written, "logger": {}}, "unknown section 'logger'"),
+        ({**written, "boot-source": {**written["boot-source"], "initrd": "x"}}, "boot-source has no field 'initrd'"),
+        ({**written, "machine-config": {"vcpu_count": "1", "mem_size_mib": 256}}, r"vcpu_count is '1', not a int"),
+        ({**written, "machine-config": {"vcpu_count": 64, "mem_size_mib": 256}}, "not within 1..32"),
+        ({**written, "drives": [{"drive_id": "x", "path_on_host": "x.img"}]},
+         r"drives\[0\] lacks the field 'is_root_device'"),
+        ({**written, "drives": [{**written["drives"][0], "cache_type": "Fast"}]}, "cache_type 'Fast'"),
+        ({**written, "network-interfaces": [{**written["network-interfaces"][0], "iface_id": "storage"}]},
+         "'storage' names two devices"),
+        ({"machine-config": written["machine-config"]}, "'boot-source' is missing"),
+    ]
+    for data, message in refused:
+        with pytest.raises(BuildError, match=message):
+            FirecrackerConfig.from_json(data)
 
 
 # -- zstd initramfs -------------------------------------------------------------------------

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import struct
 import time
 from pathlib import Path
 
 import pytest
-from unik.errors import BuildError, DeviceUnavailable, RunError
+from unik.errors import BuildError, RunError
 from unik_xen.elfnotes import XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_PHYS32_ENTRY, guest_types, pvh_entry, xen_notes
-from unik_xen.guest import find_xen_disk
 from unik_xen.target import control_domain, doctor_checks, xl_boot
 from unik_xen.xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
 
@@ -46,6 +44,27 @@ def test_config_text_carries_every_setting_and_refuses_what_xl_cannot_read() -> 
         DomainConfig("a", "pvh", "k", "r", 64, "two\nlines").text()
     with pytest.raises(BuildError, match="not a MAC"):
         Vif("52:54:00:aa:bb", "br1").spec()
+
+
+def test_config_records_check_their_values_when_made() -> None:
+    with pytest.raises(BuildError, match="not a MAC"):
+        Vif("52:54:00:aa:bb", "br1")  # refused when made, not when written
+    with pytest.raises(BuildError, match="not a MAC address and an interface name"):
+        Vif("52:54:00:aa:bb:cc", "a bridge with spaces")
+    with pytest.raises(BuildError, match="not a Xen virtual disk name"):
+        Disk("sda", "/d/a.img")
+    with pytest.raises(BuildError, match="no target file"):
+        Disk("xvda", "")
+    with pytest.raises(BuildError, match="pvh or pv"):
+        DomainConfig("a", "hvm", "k", "r", 64, "c")
+    with pytest.raises(BuildError, match="on_crash 'reboot'"):
+        DomainConfig("a", "pvh", "k", "r", 64, "c", on_crash="reboot")
+    with pytest.raises(BuildError, match="tsc_mode 'fast'"):
+        DomainConfig("a", "pvh", "k", "r", 64, "c", tsc_mode="fast")
+    with pytest.raises(BuildError, match="0 vCPUs"):
+        DomainConfig("a", "pvh", "k", "r", 64, "c", vcpus=0)
+    with pytest.raises(TypeError):
+        DomainConfig("a", "pvh", "k", "r", 64, "c", maxmem=128)  # type: ignore[call-arg]  # no such setting
 
 
 def _elf_with_notes(notes: list[tuple[bytes, int, bytes]]) -> bytes:
@@ -98,17 +117,6 @@ def test_doctor_names_what_is_missing_on_a_bare_host(tmp_path: Path) -> None:
     checks = {c.name.split(" (")[0]: c for c in doctor_checks(tmp_path)}
     assert checks["Xen control domain"].ok and checks["bridge xenbr0"].ok
 
-
-def test_guest_finds_its_disk_through_the_image_map(tmp_path: Path) -> None:
-    disks = tmp_path / "xen-disks.json"
-    disks.write_text(json.dumps({"storage": "xvdb"}))
-    (tmp_path / "sys" / "xvda").mkdir(parents=True)
-    with pytest.raises(DeviceUnavailable, match=r"no disk xvdb in the guest \(found: xvda\)"):
-        find_xen_disk("storage", disks, tmp_path / "sys")
-    (tmp_path / "sys" / "xvdb").mkdir()
-    assert find_xen_disk("storage", disks, tmp_path / "sys") == "xvdb"
-    with pytest.raises(DeviceUnavailable, match="not in the image's disk map"):
-        find_xen_disk("other", disks, tmp_path / "sys")
 
 
 def _fake_xl(tmp_path: Path, body: str) -> list[str]:

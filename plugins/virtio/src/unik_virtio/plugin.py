@@ -13,7 +13,7 @@ from .target import VirtioTarget
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
-#: The modules that run inside an artifact: none (its devices are unik-lib-vmimage's and the core's).
+#: The modules that run inside an artifact: none (its devices are unik-lib-vmguest's, unik-lib-fdio's and the core's).
 UNIK_RUNTIME = ()
 
 

@@ -1,19 +1,21 @@
 """Device providers and keys of the virtio target.
 
-The implementations live in :mod:`unik_vmimage.guest` (shared by the VM targets); each
-provider also says what the image and the VM need for it (:class:`VmNeeds`): kernel
-modules, mounts and QEMU devices.
+The console, clocks, sleep and random are unik-lib-vmimage's guest providers; the
+implementations run in the guest (:mod:`unik_vmguest`, :mod:`unik_fdio`); each provider
+also says what the image and the VM need for it (:class:`~unik_vmimage.target.VmNeeds`):
+kernel modules, mounts and the QEMU device the runner attaches.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from unik.keys import Key, KeyValues
 from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
 from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, device_mac
+from unik_vmimage.providers import guest_providers
+from unik_vmimage.target import GuestProvider, VmNeeds
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
 
@@ -41,65 +43,16 @@ ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", defau
 RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
 
 
-@dataclass(frozen=True)
-class VmNeeds:
-    """What a device needs from the image and the VM."""
-
-    kernel_modules: tuple[str, ...] = ()
-    mounts: tuple[tuple[str, str], ...] = ()
-    #: QEMU device model family (``virtio-rng``); the bus suffix depends on the machine.
-    qemu_device: str | None = None
-
-
-class _Virtio(Provider):
+class _Virtio(GuestProvider):
     targets: ClassVar[frozenset[str] | None] = VIRTIO
-    vm: ClassVar[VmNeeds] = VmNeeds()
 
 
-class Console(_Virtio):
-    """The serial port."""
-
-    PLUGIN_NAME = "virtio.serial-console"
-    kind = "console"
-    implementation = "unik_vmimage.guest.console:SerialConsole"
-    description = "the VM's serial port (ttyS0), shown by `unik run`"
-
-
-class MonotonicClock(_Virtio):
-    """The guest's CLOCK_MONOTONIC."""
-
-    PLUGIN_NAME = "virtio.monotonic-clock"
-    kind = "monotonic_clock"
-    implementation = "unik.posix:PosixMonotonicClock"
-    description = "the guest kernel's CLOCK_MONOTONIC (kvm-clock or TSC)"
-
-
-class WallClock(_Virtio):
-    """The guest's CLOCK_REALTIME."""
-
-    PLUGIN_NAME = "virtio.wall-clock"
-    kind = "wall_clock"
-    implementation = "unik.posix:PosixWallClock"
-    description = "the guest kernel's CLOCK_REALTIME, set from the RTC at boot"
-
-
-class Sleep(_Virtio):
-    """asyncio timers in the guest."""
-
-    PLUGIN_NAME = "virtio.sleep"
-    kind = "sleep"
-    implementation = "unik.posix:PosixSleep"
-    description = "asyncio timers on the guest's monotonic clock"
-
-
-class Random(_Virtio):
-    """The guest kernel's CSPRNG, seeded through virtio-rng at boot; a CSPRNG library outranks it."""
-
-    PLUGIN_NAME = "virtio.getrandom"
-    kind = "random"
-    implementation = "unik.posix:GetrandomRandom"
-    description = "the guest kernel's CSPRNG (seeded from the host through virtio-rng at every boot, and RDRAND)"
-    priority = -10
+Console, MonotonicClock, WallClock, Sleep, Random = guest_providers(_Virtio, "virtio", "serial-console", {
+    "console": "the VM's serial port (ttyS0), shown by `unik run`",
+    "monotonic_clock": "the guest kernel's CLOCK_MONOTONIC (kvm-clock or TSC)",
+    "wall_clock": "the guest kernel's CLOCK_REALTIME, set from the RTC at boot",
+    "random": "the guest kernel's CSPRNG (seeded from the host through virtio-rng at every boot, and RDRAND)",
+})
 
 
 class Entropy(_Virtio):
@@ -107,10 +60,10 @@ class Entropy(_Virtio):
 
     PLUGIN_NAME = "virtio.virtio-rng"
     kind = "entropy"
-    implementation = "unik_vmimage.guest.random:VirtioEntropy"
+    implementation = "unik_vmguest.random:VirtioEntropy"
     description = "virtio-rng (/dev/hwrng), the host's /dev/urandom"
     priority = -10
-    vm = VmNeeds(kernel_modules=("virtio_rng",), mounts=(("devtmpfs", "/dev"),), qemu_device="virtio-rng")
+    vm = VmNeeds(kernel_modules=("virtio_rng",), mounts=(("devtmpfs", "/dev"),), attach="virtio-rng")
 
 
 class Block(_Virtio):
@@ -118,12 +71,12 @@ class Block(_Virtio):
 
     PLUGIN_NAME = "virtio.virtio-blk"
     kind = "block"
-    implementation = "unik_vmimage.guest.block:VirtioBlock"
+    implementation = "unik_vmguest.block:VirtioBlock"
     description = "a raw virtio-blk disk backed by a host file (--block DEVICE=FILE)"
     keys = (BLOCK,)
     options = BLOCK_OPTIONS
     vm = VmNeeds(kernel_modules=("virtio_blk",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")),
-                 qemu_device="virtio-blk")
+                 attach="virtio-blk")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
@@ -146,7 +99,7 @@ class Network(_Virtio):
     description = ("a virtio-net NIC on QEMU's user network or a host TAP (--net DEVICE=user|TAP|auto), "
                    "through a TPACKET_V3 ring (C)")
     keys = (NET,)
-    vm = VmNeeds(kernel_modules=("virtio_net",), qemu_device="virtio-net")
+    vm = VmNeeds(kernel_modules=("virtio_net",), attach="virtio-net")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
@@ -161,10 +114,3 @@ PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Ra
 #: which the init reads the boot seed it credits to the kernel (never the command line).
 BASE_MODULES = ("button", "virtio_rng")
 
-
-def vm_needs(provider: str) -> VmNeeds:
-    """What the provider called ``provider`` needs from the image (nothing if unknown)."""
-    for cls in PROVIDERS:
-        if provider == cls.PLUGIN_NAME and issubclass(cls, _Virtio):
-            return cls.vm
-    return VmNeeds()

@@ -17,46 +17,41 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from unik.errors import RunError
 from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
-from unik.inventory import Content
 from unik.keys import KeyValues
-from unik.lockfile import LockFile
-from unik.plan import Plan
-from unik.target import (
-    Artifact,
-    BuildContext,
-    Check,
-    RunContext,
-    Target,
-    check_disk_image,
-    check_disk_images,
-    given_bindings,
-)
+from unik.plan import Node, Plan
+from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, check_disk_images, given_bindings
 from unik_vmimage import memory, qemu, usernet
-from unik_vmimage.keys import BUILD_KEYS, COMPRESSION, KERNEL, KERNEL_MODULES, VIRTIO_TRANSPORTS
+from unik_vmimage.keys import BUILD_KEYS, VIRTIO_TRANSPORTS
+from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget
 
-from .providers import BASE_MODULES, MEM, RUN_KEYS, Block, Network, vm_needs
+from .firecracker import BootSource, Drive, Entropy, FirecrackerConfig, MachineConfig, NetworkInterface
+from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
+
+if TYPE_CHECKING:
+    from unik_vmimage.initramfs import ImageReport
+    from unik_vmimage.kernels import Kernel
 
 KERNEL_FILE = "vmlinuz"
 VMLINUX_FILE = "vmlinux"
+FIRECRACKER_FILE = "firecracker.json"
 
 
-class VirtioTarget(Target):
+class VirtioTarget(VmTarget):
     """The application as a VM for QEMU/KVM (and Firecracker)."""
 
     PLUGIN_NAME = "virtio"
-    reports_started = True
-    host_network = False  # the guest kernel has no address: the network is unik's stack
     description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS
+    providers = PROVIDERS
+    base_modules = (*VIRTIO_TRANSPORTS, *BASE_MODULES)  # BASE_MODULES' virtio_rng carries the boot seed
+    cmdline = qemu.BASE_CMDLINE
 
     def doctor(self) -> Sequence[Check]:
         """What building and booting VM images needs here: QEMU, the kernel's tools, KVM or TCG."""
@@ -66,62 +61,32 @@ class VirtioTarget(Target):
 
     # -- emit ---------------------------------------------------------------------------
 
-    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
-        """Write the kernel, the initramfs, ``firecracker.json`` and the manifest."""
-        # build tools, imported here so that `unik run` starts sooner
-        from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
-        from unik_vmimage.kernels import KernelProvider, find_kernel
+    def device_record(self, node: Node, needs: VmNeeds) -> dict[str, Any]:
+        """The QEMU device the runner attaches, and a disk's sector size."""
+        return {**super().device_record(node, needs), "qemu_device": needs.attach,
+                "sector_size": node.options.get("sector_size")}
+
+    def finish(self, plan: Plan, ctx: BuildContext, kernel: Kernel, out: Path, report: ImageReport,
+               image: ImageDevices, manifest: dict[str, Any]) -> str:
+        """``vmlinuz``, ``vmlinux`` and ``firecracker.json``."""
+        from unik_vmimage.emit import link_or_copy
         from unik_vmimage.vmlinux import extract_vmlinux
 
-        providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
-        kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
-                             ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
-        modules: list[str] = [*VIRTIO_TRANSPORTS, *BASE_MODULES]  # BASE_MODULES' virtio_rng carries the boot seed
-        mounts: list[tuple[str, str]] = []
-        devices: list[dict[str, Any]] = []
-        for node in plan.nodes:
-            needs = vm_needs(node.provider)
-            modules += needs.kernel_modules
-            mounts += [m for m in needs.mounts if m not in mounts]
-            devices.append({"name": node.name, "kind": node.kind, "provider": node.provider,
-                            "qemu_device": needs.qemu_device, "read_only": bool(node.options.get("read_only")),
-                            "mac": node.options.get("mac"), "file": node.options.get("file"),
-                            "sector_size": node.options.get("sector_size")})
-        kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
-        out = ctx.artifact_dir(plan)
-        report = write_initramfs(plan, ctx, kernel_build, out, mounts,
-                                 [d["mac"] for d in devices if d["kind"] == "network"])
         shutil.copyfile(kernel.image, out / KERNEL_FILE)
         with ctx.progress.step("extracting vmlinux for Firecracker"):
             link_or_copy(extract_vmlinux(kernel.image), out / VMLINUX_FILE)
-        cmdline = " ".join(qemu.BASE_CMDLINE)
-        mem = plan_key(plan.keys, MEM) or "256M"
         taps = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
-        (out / "firecracker.json").write_text(json.dumps(
-            firecracker_config(report.path.name, cmdline, mem, devices, taps), indent=2, sort_keys=True) + "\n")
+        config = firecracker_config(report.path.name, manifest["cmdline"], manifest["mem"], image.devices, taps)
+        (out / FIRECRACKER_FILE).write_text(json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
         kernel_bytes = (out / KERNEL_FILE).stat().st_size
         built = getattr(kernel, "built", None)  # a kernel built from source: its options and build time
-        manifest = {
-            "kernel": {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
-                       "bytes": kernel_bytes, "vmlinux": VMLINUX_FILE,
-                       **({"build": built} if built else {})},
-            "initramfs": report.to_json(),
-            "devices": devices,
-            "mem": mem,
-            "cmdline": cmdline,
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "firecracker": "firecracker.json",
-        }
         ctx.progress.info(f"kernel {kernel.version} ({kernel_bytes / 1e6:.1f} MB), initramfs "
                           f"{report.bytes / 1e6:.1f} MB: {len(report.stdlib_modules)} stdlib modules, "
                           f"{len(report.kernel_modules)} kernel modules")
-        return Artifact("virtio", out, KERNEL_FILE, manifest)
-
-    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
-        """The kernel, the initramfs's files by kind, the configurations."""
-        from unik_vmimage.inventory import image_contents
-
-        return image_contents(artifact.directory, artifact.manifest)
+        manifest["kernel"] = {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
+                              "bytes": kernel_bytes, "vmlinux": VMLINUX_FILE, **({"build": built} if built else {})}
+        manifest["firecracker"] = FIRECRACKER_FILE
+        return KERNEL_FILE
 
     # -- run ----------------------------------------------------------------------------
 
@@ -139,63 +104,27 @@ class VirtioTarget(Target):
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Boot the image under QEMU; the application's exit status is returned."""
-        manifest = artifact.manifest
-        kernel = artifact.directory / manifest["kernel"]["file"]
-        initramfs = artifact.directory / manifest["initramfs"]["file"]
-        for path in (kernel, initramfs):
-            if not path.is_file():
-                raise RunError(f"{path} is missing: run `unik build`")
-
-        def option(name: str) -> str | None:
-            if ctx.options.is_set(name):
-                return ctx.options.raw(name)
-            if name in keys.keys and keys.is_set(name):
-                return keys.raw(name)
-            return next(k.default for k in RUN_KEYS if k.name == name)
-
-        def bindings(name: str) -> dict[str, str]:
-            return given_bindings(name, keys, ctx)
-
-        if option("net") is not None:
+        self.check_built(artifact)
+        if self.run_option("net", keys, ctx) is not None:
             raise RunError("--net takes DEVICE=TAP, DEVICE=auto or DEVICE=user on the virtio target "
                            "(e.g. --net service=user)")
-        target_keys = {k.name for k in self.keys}
-        app_keys = KeyValues(
-            [k for k in keys.keys.values() if k.name not in target_keys],
-            {n: v for n, v in keys.values.items() if n not in target_keys},
-        )
-        publish = usernet.parse_all(option("publish"))  # checked by preflight
+        app_keys = self.app_keys(keys)
+        publish = usernet.parse_all(self.run_option("publish", keys, ctx))  # checked by preflight
         static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                   usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
-        mem = option("mem") or str(manifest.get("mem", "256M"))
+        mem = self.run_option("mem", keys, ctx) or str(artifact.manifest.get("mem", "256M"))
         memory.check_floor(artifact.directory.name.rsplit("-", 1)[0], mem, memory.qemu_mib(mem),
-                           manifest["initramfs"])
+                           artifact.manifest["initramfs"])
+        nets = given_bindings("net", keys, ctx)
         with contextlib.ExitStack() as made:
-            nets, summaries = ({}, {}) if ctx.dry_run else _host_taps(bindings("net"), app_keys, made)
-            return self._boot(artifact, ctx, option, app_keys, static, bindings("block"),
-                              {**bindings("net"), **nets}, summaries, publish)
-
-    def _boot(
-        self, artifact: Artifact, ctx: RunContext, option: Callable[[str], str | None], app_keys: KeyValues,
-        static: tuple[str | None, str | None], blocks: dict[str, str], nets: dict[str, str],
-        summaries: dict[str, str], publish: list[usernet.Publish],
-    ) -> int:
-        """Boot with the host's side of every device ready (``summaries``: the TAPs made for the run)."""
-        manifest = artifact.manifest
-        kernel = artifact.directory / manifest["kernel"]["file"]
-        initramfs = artifact.directory / manifest["initramfs"]["file"]
-        qemu_devices, drives, taps = _devices(manifest.get("devices", []), blocks, nets, publish, static)
-        accel = qemu.choose_accel(option("accel") or "auto", kernel, ctx.progress)
-        machine = qemu.pick_machine(option("machine") or "auto", accel)
-        mem = option("mem") or str(manifest.get("mem", "256M"))
-        timeout = float(option("boot_timeout") or 0) or qemu.DEFAULT_BOOT_TIMEOUT_S[accel]
-        with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
-            spec = qemu.Boot(kernel, initramfs, machine, accel, mem=mem,
-                             args=[*app_keys.as_args(), *ctx.extra_args], devices=qemu_devices, extra=drives,
-                             qmp=Path(control) / "qmp.sock")
-            if ctx.dry_run:
-                return ctx.show_command(spec.command(qemu.qemu_binary()))
-            ctx.progress.info(f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})")
+            made_taps, summaries = ({}, {}) if ctx.dry_run else _host_taps(nets, app_keys, made)
+            qemu_devices, drives, taps = _devices(artifact.manifest.get("devices", []),
+                                                  given_bindings("block", keys, ctx), {**nets, **made_taps},
+                                                  publish, static)
+            kernel = artifact.directory / artifact.manifest["kernel"]["file"]
+            accel = qemu.choose_accel(self.run_option("accel", keys, ctx) or "auto", kernel, ctx.progress)
+            machine = qemu.pick_machine(self.run_option("machine", keys, ctx) or "auto", accel)
+            notes = []
             for device, tap in taps.items():
                 if tap == usernet.USER:
                     how = usernet.describe(publish, static[0] is not None)
@@ -203,17 +132,12 @@ class VirtioTarget(Target):
                     how = summaries[device]
                 else:
                     how = f"on TAP {tap}"
-                ctx.progress.info(f"network device {device}: {how}")
-            try:
-                with qemu.Stopper() as stopper:
-                    outcome = qemu.boot(spec, boot_timeout=timeout, console=sys.stdout.buffer,
-                                        stderr=sys.stderr.buffer, stop=stopper.requested, force=stopper.forced,
-                                        grace=ctx.stop_grace or qemu.STOP_GRACE_S,
-                                        started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
-            except qemu.GuestStopped as exc:
-                raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
-                                                   memory.qemu_mib(mem), manifest["initramfs"])) from None
-        return outcome.status
+                notes.append(f"network device {device}: {how}")
+            return self.boot_qemu(
+                artifact, ctx, accel=accel, machine=machine, mem=mem, args=[*app_keys.as_args(), *ctx.extra_args],
+                devices=qemu_devices, extra=drives, timeout=float(self.run_option("boot_timeout", keys, ctx) or 0),
+                booting=f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})",
+                notes=notes)
 
 
 def _host_taps(
@@ -281,7 +205,7 @@ def _devices(
 
 def firecracker_config(
     initramfs: str, cmdline: str, mem: str, devices: list[dict[str, Any]], taps: dict[str, str],
-) -> dict[str, Any]:
+) -> FirecrackerConfig:
     """A Firecracker VM configuration (``firecracker --no-api --config-file firecracker.json``).
 
     Firecracker boots the uncompressed ELF kernel (``vmlinux``, extracted from
@@ -297,23 +221,16 @@ def firecracker_config(
     """
     units = {"K": 1 / 1024, "M": 1, "G": 1024}
     mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
-    config: dict[str, Any] = {
-        "boot-source": {
-            "kernel_image_path": VMLINUX_FILE,
-            "initrd_path": initramfs,
-            "boot_args": f"{cmdline} reboot=k pci=off unik_exit=reboot",
-        },
-        "drives": [
-            {"drive_id": d["name"], "path_on_host": f"{d['name']}.img", "is_root_device": False,
-             "is_read_only": bool(d.get("read_only")), "cache_type": "Writeback"}
-            for d in devices if d["kind"] == "block" and d.get("qemu_device")
-        ],
-        "machine-config": {"vcpu_count": 1, "mem_size_mib": mib, "smt": False},
-        "network-interfaces": [
-            {"iface_id": d["name"], "host_dev_name": taps.get(d["name"], f"unik-{d['name']}"),
-             "guest_mac": d["mac"]}
-            for d in devices if d["kind"] == "network" and d.get("qemu_device")
-        ],
-    }
-    config["entropy"] = {}
-    return config
+    return FirecrackerConfig(
+        boot_source=BootSource(kernel_image_path=VMLINUX_FILE, initrd_path=initramfs,
+                               boot_args=f"{cmdline} reboot=k pci=off unik_exit=reboot"),
+        machine_config=MachineConfig(vcpu_count=1, mem_size_mib=mib, smt=False),
+        drives=tuple(Drive(drive_id=d["name"], path_on_host=f"{d['name']}.img", is_root_device=False,
+                           is_read_only=bool(d.get("read_only")), cache_type="Writeback")
+                     for d in devices if d["kind"] == "block" and d.get("qemu_device")),
+        network_interfaces=tuple(NetworkInterface(iface_id=d["name"],
+                                                  host_dev_name=taps.get(d["name"], f"unik-{d['name']}"),
+                                                  guest_mac=d["mac"])
+                                 for d in devices if d["kind"] == "network" and d.get("qemu_device")),
+        entropy=Entropy(),
+    )

@@ -13,8 +13,8 @@ from .target import XenTarget
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
-#: The modules that run inside an artifact (with what they import); the rest is build-time code.
-UNIK_RUNTIME = ("unik_xen.guest",)
+#: The modules that run inside an artifact: none (its devices are unik-lib-vmguest's, unik-lib-fdio's and the core's).
+UNIK_RUNTIME = ()
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """Device providers and keys of the xen target.
 
-The guest side is the VM guest code of unik-lib-vmimage, unchanged: the console is the
-init's standard output (``hvc0``, Xen's console ring, shown by ``xl console``), the NIC
+The guest side is unik's VM guest code, unchanged: the console is the init's standard
+output (``hvc0``, Xen's console ring, shown by ``xl console``), the NIC
 (``xen-netfront``) is read through the AF_PACKET TPACKET_V3 ring, and disks
 (``xen-blkfront``, ``/dev/xvdX``) are raw block devices found by the virtual device name
 the emitter gave them in ``<name>.xl``.
@@ -9,7 +9,6 @@ the emitter gave them in ``<name>.xl``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from unik.errors import BuildError
@@ -17,6 +16,11 @@ from unik.keys import Key, KeyValues
 from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
 from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, VIRTIO_TRANSPORTS, device_mac
 from unik_vmimage.keys import BUILD_KEYS as VM_BUILD_KEYS
+from unik_vmimage.providers import guest_providers
+from unik_vmimage.target import GuestProvider, VmNeeds
+
+from .xlconfig import GUEST_TYPES, TSC_MODES
+from .xlconfig import ON_CRASH as ON_CRASH_CHOICES
 
 XEN: frozenset[str] = frozenset({"xen"})
 
@@ -40,13 +44,13 @@ def check_mem(value: Any, keys: KeyValues) -> None:
 MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
 VCPUS = Key("vcpus", "virtual CPUs of the guest", type="int", default="1", metavar="N")
 XEN_TYPE = Key("xen_type", "guest type: pvh (hardware-assisted, the default) or pv (paravirtualised, no "
-               "hardware virtualisation needed)", default="pvh", choices=("pvh", "pv"),
+               "hardware virtualisation needed)", default="pvh", choices=GUEST_TYPES,
                stage="configure")
 TSC_MODE = Key("tsc_mode", "xl tsc_mode: native (the guest reads the TSC itself; needed for PVH guests "
                "nested under QEMU TCG, whose emulated SVM lacks NRIPS) or default (Xen decides)",
-               default="native", choices=("native", "default", "always_emulate"), stage="configure")
+               default="native", choices=TSC_MODES, stage="configure")
 ON_CRASH = Key("on_crash", "what Xen does when the guest crashes", default="destroy",
-               choices=("destroy", "preserve", "restart", "coredump-destroy", "coredump-restart"), stage="configure")
+               choices=ON_CRASH_CHOICES, stage="configure")
 EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM) instead of Xen: a quick "
               "check on a host that is not a Xen control domain (no Xen devices then)", type="bool",
               default="false")
@@ -58,65 +62,16 @@ BUILD_KEYS = (*VM_BUILD_KEYS, XEN_TYPE, TSC_MODE, ON_CRASH)
 DISKS_FILE = "unik/xen-disks.json"
 
 
-@dataclass(frozen=True)
-class XenNeeds:
-    """What a device needs from the image and the domain configuration."""
-
-    kernel_modules: tuple[str, ...] = ()
-    mounts: tuple[tuple[str, str], ...] = ()
-    #: The xl configuration list the device goes into (``vif``, ``disk``).
-    xl: str | None = None
-
-
-class _Xen(Provider):
+class _Xen(GuestProvider):
     targets: ClassVar[frozenset[str] | None] = XEN
-    xen: ClassVar[XenNeeds] = XenNeeds()
 
 
-class Console(_Xen):
-    """Xen's console ring, hvc0."""
-
-    PLUGIN_NAME = "xen.hvc-console"
-    kind = "console"
-    implementation = "unik_vmimage.guest.console:SerialConsole"
-    description = "Xen's console (hvc0), shown by `xl create -c` / `xl console`"
-
-
-class MonotonicClock(_Xen):
-    """The guest's CLOCK_MONOTONIC."""
-
-    PLUGIN_NAME = "xen.monotonic-clock"
-    kind = "monotonic_clock"
-    implementation = "unik.posix:PosixMonotonicClock"
-    description = "the guest kernel's CLOCK_MONOTONIC (the Xen clocksource or the TSC)"
-
-
-class WallClock(_Xen):
-    """The guest's CLOCK_REALTIME."""
-
-    PLUGIN_NAME = "xen.wall-clock"
-    kind = "wall_clock"
-    implementation = "unik.posix:PosixWallClock"
-    description = "the guest kernel's CLOCK_REALTIME, from Xen's shared wallclock"
-
-
-class Sleep(_Xen):
-    """asyncio timers in the guest."""
-
-    PLUGIN_NAME = "xen.sleep"
-    kind = "sleep"
-    implementation = "unik.posix:PosixSleep"
-    description = "asyncio timers on the guest's monotonic clock"
-
-
-class Random(_Xen):
-    """The guest kernel's CSPRNG (RDRAND-seeded); a CSPRNG library outranks it."""
-
-    PLUGIN_NAME = "xen.getrandom"
-    kind = "random"
-    implementation = "unik.posix:GetrandomRandom"
-    description = "the guest kernel's CSPRNG (seeded by RDRAND/RDSEED, which Xen passes through)"
-    priority = -10
+Console, MonotonicClock, WallClock, Sleep, Random = guest_providers(_Xen, "xen", "hvc-console", {
+    "console": "Xen's console (hvc0), shown by `xl create -c` / `xl console`",
+    "monotonic_clock": "the guest kernel's CLOCK_MONOTONIC (the Xen clocksource or the TSC)",
+    "wall_clock": "the guest kernel's CLOCK_REALTIME, from Xen's shared wallclock",
+    "random": "the guest kernel's CSPRNG (seeded by RDRAND/RDSEED, which Xen passes through)",
+})
 
 
 class Block(_Xen):
@@ -124,11 +79,11 @@ class Block(_Xen):
 
     PLUGIN_NAME = "xen.blkfront"
     kind = "block"
-    implementation = "unik_xen.guest:XenBlock"
+    implementation = "unik_vmguest.xen:XenBlock"
     description = "a raw xen-blkfront disk (/dev/xvdX) backed by a file in the control domain (--block DEVICE=FILE)"
     keys = (BLOCK,)
     options = BLOCK_OPTIONS
-    xen = XenNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), xl="disk")
+    vm = VmNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), attach="disk")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
@@ -148,7 +103,7 @@ class Network(_Xen):
                    "through a TPACKET_V3 ring")
     keys = (NET,)
     #: virtio-net too: `unik run --emulate --net DEVICE=user` boots the image under QEMU.
-    xen = XenNeeds(kernel_modules=("xen_netfront", *VIRTIO_TRANSPORTS, "virtio_net"), xl="vif")
+    vm = VmNeeds(kernel_modules=("xen_netfront", *VIRTIO_TRANSPORTS, "virtio_net"), attach="vif")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
@@ -158,10 +113,3 @@ class Network(_Xen):
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Block, Network]
 
-
-def xen_needs(provider: str) -> XenNeeds:
-    """What the provider called ``provider`` needs (nothing if it is not one of these)."""
-    for cls in PROVIDERS:
-        if provider == cls.PLUGIN_NAME and issubclass(cls, _Xen):
-            return cls.xen
-    return XenNeeds()

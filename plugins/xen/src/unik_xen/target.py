@@ -28,31 +28,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from unik.errors import BuildError, RunError
-from unik.inventory import Content
 from unik.keys import KeyValues
-from unik.lockfile import LockFile
-from unik.plan import Plan
-from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
+from unik.plan import Node, Plan
+from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, given_bindings
 from unik_vmimage import memory, qemu, usernet
-from unik_vmimage.emit import link_or_copy, plan_key, prepare_kernel, write_initramfs
-from unik_vmimage.keys import COMPRESSION, KERNEL, KERNEL_MODULES
+from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget, plan_value
 
 from .elfnotes import guest_types
-from .providers import (
-    BUILD_KEYS,
-    DISKS_FILE,
-    MEM,
-    ON_CRASH,
-    RUN_KEYS,
-    TSC_MODE,
-    VCPUS,
-    XEN_TYPE,
-    xen_needs,
-)
+from .providers import BUILD_KEYS, DISKS_FILE, ON_CRASH, PROVIDERS, RUN_KEYS, TSC_MODE, VCPUS, XEN_TYPE
 from .xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
+
+if TYPE_CHECKING:
+    from unik_vmimage.initramfs import ImageReport
+    from unik_vmimage.kernels import Kernel
 
 VMLINUX_FILE = "vmlinux"
 #: The guest's kernel command line under Xen: Xen's console, and the init prints the
@@ -184,45 +175,38 @@ def xl_boot(
     return XlOutcome(int(found[-1]) if found else None, returncode, first, bytes(out))
 
 
-class XenTarget(Target):
+class XenTarget(VmTarget):
     """The application as a Xen PVH (or PV) guest."""
 
     PLUGIN_NAME = "xen"
-    reports_started = True
-    host_network = False  # the guest kernel has no address: the network is unik's stack
     description = "a Xen PVH (or PV) guest: ELF kernel + initramfs and an xl configuration"
     keys = (*RUN_KEYS, *BUILD_KEYS)
     run_keys = RUN_KEYS
+    providers = PROVIDERS
+    # the ACPI power button: --emulate's QEMU presses it to stop the guest (under Xen,
+    # xl shutdown runs /sbin/poweroff instead; the module finds no button there)
+    base_modules = ("button",)
+    cmdline = XEN_CMDLINE
 
     # -- emit ---------------------------------------------------------------------------
 
-    def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
-        """Write ``vmlinux``, the initramfs, ``<name>.xl`` and the manifest."""
-        # build tools, imported here so that `unik run` starts sooner
-        from unik_vmimage.kernels import KernelProvider, find_kernel
+    def device_record(self, node: Node, needs: VmNeeds) -> dict[str, Any]:
+        """The xl list the device goes into (``disk``, ``vif``)."""
+        return {**super().device_record(node, needs), "xl": needs.attach}
+
+    def image_devices(self, plan: Plan) -> ImageDevices:
+        """Each disk gets its Xen virtual device name (``xvda``...), in the plan's order."""
+        image = super().image_devices(plan)
+        disks = [d for d in image.devices if d["xl"] == "disk"]
+        for index, device in enumerate(disks):
+            device["vdev"] = vdev(index)
+        return image
+
+    def image_files(self, plan: Plan, ctx: BuildContext, kernel: Kernel, image: ImageDevices) -> dict[str, str]:
+        """The kernel must boot as the ``--xen-type`` asked; the image gets the disk map."""
         from unik_vmimage.vmlinux import extract_vmlinux
 
-        providers = cast("dict[str, type[KernelProvider]]", ctx.plugins.kernels())
-        kernel = find_kernel(plan_key(plan.keys, KERNEL) or "debian", providers, plan_key(plan.keys, KERNEL_MODULES),
-                             ctx.progress, LockFile(ctx.root), "kernel" in ctx.update)
-        xen_type = plan_key(plan.keys, XEN_TYPE) or "pvh"
-        # the ACPI power button: --emulate's QEMU presses it to stop the guest (under Xen,
-        # xl shutdown runs /sbin/poweroff instead; the module finds no button there)
-        modules: list[str] = ["button"]
-        mounts: list[tuple[str, str]] = []
-        devices: list[dict[str, Any]] = []
-        disks: dict[str, str] = {}
-        for node in plan.nodes:
-            needs = xen_needs(node.provider)
-            modules += needs.kernel_modules
-            mounts += [m for m in needs.mounts if m not in mounts]
-            device: dict[str, Any] = {"name": node.name, "kind": node.kind, "provider": node.provider,
-                                      "xl": needs.xl, "read_only": bool(node.options.get("read_only")),
-                                      "mac": node.options.get("mac"), "file": node.options.get("file")}
-            if needs.xl == "disk":
-                device["vdev"] = disks[node.name] = vdev(len(disks))
-            devices.append(device)
-        kernel_build = prepare_kernel(plan, ctx, kernel, modules, plan_key(plan.keys, COMPRESSION) or "zstd")
+        xen_type = plan_value(plan, XEN_TYPE.name, "pvh")
         with ctx.progress.step("extracting vmlinux (the ELF kernel Xen loads)"):
             vmlinux = extract_vmlinux(kernel.image)
             types = guest_types(vmlinux)
@@ -232,41 +216,37 @@ class XenTarget(Target):
             raise BuildError(f"kernel {kernel.version} lacks {what}: it cannot boot as a {xen_type.upper()} "
                              f"guest (it can as: {', '.join(types) or 'neither'}); choose another --kernel"
                              + (" or --xen-type pv" if "pv" in types else ""))
+        image.found.update(vmlinux=vmlinux, guest_types=types, xen_type=xen_type)
         ctx.build_dir.mkdir(parents=True, exist_ok=True)
         disk_map = ctx.build_dir / "xen-disks.json"
+        disks = {d["name"]: d["vdev"] for d in image.devices if d["xl"] == "disk"}
         disk_map.write_text(json.dumps(disks, sort_keys=True) + "\n")
-        out = ctx.artifact_dir(plan)
-        report = write_initramfs(plan, ctx, kernel_build, out, mounts,
-                                 [d["mac"] for d in devices if d["kind"] == "network"], {DISKS_FILE: str(disk_map)})
-        link_or_copy(vmlinux, out / VMLINUX_FILE)
-        manifest: dict[str, Any] = {
+        return {DISKS_FILE: str(disk_map)}
+
+    def finish(self, plan: Plan, ctx: BuildContext, kernel: Kernel, out: Path, report: ImageReport,
+               image: ImageDevices, manifest: dict[str, Any]) -> str:
+        """``vmlinux`` and ``<name>.xl``."""
+        from unik_vmimage.emit import link_or_copy
+
+        link_or_copy(image.found["vmlinux"], out / VMLINUX_FILE)
+        xen_type = image.found["xen_type"]
+        manifest.update({
             "name": plan.app.name,
             "kernel": {"file": VMLINUX_FILE, "provider": kernel.provider, "version": kernel.version,
-                       "bytes": (out / VMLINUX_FILE).stat().st_size, "guest_types": types},
-            "initramfs": report.to_json(),
-            "devices": devices,
-            "mem": plan_key(plan.keys, MEM) or "256M",
-            "vcpus": int(plan_key(plan.keys, VCPUS) or 1),
+                       "bytes": (out / VMLINUX_FILE).stat().st_size, "guest_types": image.found["guest_types"]},
+            "vcpus": int(plan_value(plan, VCPUS.name, "1")),
             "xen_type": xen_type,
-            "tsc_mode": plan_key(plan.keys, TSC_MODE) or "native",
-            "on_crash": plan_key(plan.keys, ON_CRASH) or "destroy",
-            "cmdline": " ".join(XEN_CMDLINE),
-            "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "tsc_mode": plan_value(plan, TSC_MODE.name, "native"),
+            "on_crash": plan_value(plan, ON_CRASH.name, "destroy"),
             "xl": f"{plan.app.name}.xl",
-        }
+        })
         nets = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
         blocks = plan.keys.bindings("block") if "block" in plan.keys.keys else {}
         (out / manifest["xl"]).write_text(domain_config(manifest, None, nets, blocks).text())
         ctx.progress.info(f"{xen_type.upper()} guest: kernel {kernel.version} ({manifest['kernel']['bytes'] / 1e6:.1f} "
                           f"MB ELF), initramfs {report.bytes / 1e6:.1f} MB with {len(report.kernel_modules)} "
                           f"kernel modules; {out / manifest['xl']}")
-        return Artifact("xen", out, manifest["xl"], manifest)
-
-    def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
-        """The kernel, the initramfs's files by kind, the configurations."""
-        from unik_vmimage.inventory import image_contents
-
-        return image_contents(artifact.directory, artifact.manifest)
+        return str(manifest["xl"])
 
     # -- run ----------------------------------------------------------------------------
 
@@ -290,23 +270,15 @@ class XenTarget(Target):
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """``xl create -c`` in a control domain, or QEMU's PVH loader with ``--emulate``."""
         manifest = artifact.manifest
-        for name in (manifest["kernel"]["file"], manifest["initramfs"]["file"]):
-            if not (artifact.directory / name).is_file():
-                raise RunError(f"{artifact.directory / name} is missing: run `unik build`")
+        self.check_built(artifact)
 
         def option(name: str) -> str | None:
-            if ctx.options.is_set(name):
-                return ctx.options.raw(name)
-            if name in keys.keys and keys.is_set(name):
-                return keys.raw(name)
-            return next(k.default for k in RUN_KEYS if k.name == name)
+            return self.run_option(name, keys, ctx)
 
         def bindings(name: str) -> dict[str, str]:
             return given_bindings(name, keys, ctx)
 
-        target_keys = {k.name for k in self.keys}
-        app_keys = KeyValues([k for k in keys.keys.values() if k.name not in target_keys],
-                             {n: v for n, v in keys.values.items() if n not in target_keys})
+        app_keys = self.app_keys(keys)
         args = [*app_keys.as_args(), *ctx.extra_args]
         timeout = float(option("boot_timeout") or 0)
         emulate = (option("emulate") or "false").lower() in ("1", "true", "yes", "on")
@@ -371,27 +343,13 @@ class XenTarget(Target):
         netdevs = [arg for d in nics for arg in ("-netdev", usernet.netdev(d["name"], publish, *static))]
         for d in nics:
             ctx.progress.info(f"network device {d['name']}: {usernet.describe(publish, static[0] is not None)}")
-        kernel = artifact.directory / manifest["kernel"]["file"]
-        accel = qemu.choose_accel("auto", kernel, ctx.progress)
+        accel = qemu.choose_accel("auto", artifact.directory / manifest["kernel"]["file"], ctx.progress)
         machine = qemu.pick_machine("auto", accel)
-        with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
-            spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
-                             args=args, devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics],
-                             extra=netdevs, qmp=Path(control) / "qmp.sock")
-            if ctx.dry_run:
-                return ctx.show_command(spec.command(qemu.qemu_binary()))
-            ctx.progress.info(f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, "
-                              f"{accel.upper()}, {mem}), not under Xen")
-            try:
-                with qemu.Stopper() as stopper:
-                    outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
-                                        console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
-                                        force=stopper.forced, grace=ctx.stop_grace or qemu.STOP_GRACE_S,
-                                        started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
-            except qemu.GuestStopped as exc:
-                raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
-                                                   memory.qemu_mib(mem), manifest["initramfs"])) from None
-        return outcome.status
+        return self.boot_qemu(
+            artifact, ctx, accel=accel, machine=machine, mem=mem, args=args,
+            devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics], extra=netdevs,
+            timeout=timeout, booting=f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, "
+                                     f"{accel.upper()}, {mem}), not under Xen")
 
     # -- doctor -------------------------------------------------------------------------
 

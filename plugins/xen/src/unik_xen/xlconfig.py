@@ -1,7 +1,11 @@
-"""The ``xl`` domain configuration of a unik guest.
+"""The ``xl`` domain configuration of a unik guest, as typed records.
 
-Written in xl's configuration syntax (``xl.cfg(5)``): ``name = "value"`` settings,
-integers, and lists of strings for ``vif`` and ``disk``.  Paths of the kernel and the
+:class:`DomainConfig`, :class:`Vif` and :class:`Disk` are frozen records of exactly the
+settings unik writes; each checks its values when it is made (a guest type xl knows, a
+MAC address, a bridge's interface name, a virtual disk name, strings xl can quote), so
+a configuration that exists can be written.  They are written in xl's configuration
+syntax (``xl.cfg(5)``): ``name = "value"`` settings, integers, and lists of strings for
+``vif`` and ``disk``.  Paths of the kernel and the
 initramfs are relative to the configuration's directory (the emitter's output), so the
 file is run from there — ``cd dist/hello-xen && xl create -c hello.xl`` — or rewritten
 by ``unik run -t xen`` with absolute paths.
@@ -40,28 +44,42 @@ def _string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@dataclass
+#: xl's guest types, and what it may do when a guest crashes and with its TSC.
+GUEST_TYPES = ("pvh", "pv")
+ON_CRASH = ("destroy", "preserve", "restart", "coredump-destroy", "coredump-restart")
+TSC_MODES = ("native", "default", "always_emulate")
+
+
+@dataclass(frozen=True)
 class Vif:
     """One ``vif`` entry: the guest's MAC on a bridge of the control domain."""
 
     mac: str
     bridge: str = "xenbr0"
 
-    def spec(self) -> str:
-        """The entry (``mac=...,bridge=...``)."""
+    def __post_init__(self) -> None:
         mac_ok = re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", self.mac)
         if not mac_ok or not re.fullmatch(r"[\w.-]{1,15}", self.bridge):
             raise BuildError(f"vif mac={self.mac} bridge={self.bridge}: not a MAC address and an interface name")
+
+    def spec(self) -> str:
+        """The entry (``mac=...,bridge=...``)."""
         return f"mac={self.mac},bridge={self.bridge},type=vif"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Disk:
     """One ``disk`` entry: a raw file of the control domain as a Xen virtual disk."""
 
     vdev: str
     target: str
     read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"xvd[a-z]+", self.vdev):
+            raise BuildError(f"disk vdev={self.vdev!r}: not a Xen virtual disk name (xvda, xvdb, ...)")
+        if not self.target:
+            raise BuildError(f"disk {self.vdev}: no target file")
 
     def spec(self) -> str:
         """The entry; ``target=`` comes last, as xl-disk-configuration(5) allows commas in it.
@@ -73,7 +91,7 @@ class Disk:
         return f"format=raw,vdev={self.vdev},access={access},backendtype=phy,script=block,target={self.target}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DomainConfig:
     """Everything ``<name>.xl`` says."""
 
@@ -89,10 +107,18 @@ class DomainConfig:
     on_crash: str = "destroy"
     tsc_mode: str | None = "native"
 
+    def __post_init__(self) -> None:
+        if self.type not in GUEST_TYPES:
+            raise BuildError(f"xen guest type {self.type!r}: pvh or pv")
+        if self.on_crash not in ON_CRASH:
+            raise BuildError(f"xen on_crash {self.on_crash!r}: one of {', '.join(ON_CRASH)}")
+        if self.tsc_mode is not None and self.tsc_mode not in TSC_MODES:
+            raise BuildError(f"xen tsc_mode {self.tsc_mode!r}: one of {', '.join(TSC_MODES)}")
+        if self.vcpus < 1 or self.memory_mib < 1:
+            raise BuildError(f"xen guest {self.name}: {self.vcpus} vCPUs and {self.memory_mib} MiB cannot boot")
+
     def text(self) -> str:
         """The configuration file."""
-        if self.type not in ("pvh", "pv"):
-            raise BuildError(f"xen guest type {self.type!r}: pvh or pv")
         lines = [
             f"# xl domain configuration written by unik-target-xen ({self.type.upper()} guest)",
             f"name = {_string(self.name)}",

@@ -6,7 +6,10 @@ A target (virtio, xen) walks the plan for its own devices, then calls, in order:
     ...                                 # its own checks on the (now specialised) kernel
     report = write_initramfs(plan, ctx, kernel_build, out, mounts, links)
 
-Build tools (the init's C source) are not guest code and stay out of the image.
+What builds and boots the image is not guest code and stays out of it: unik-lib-vmimage
+itself (the image builder, the QEMU runner, the init's C source) and the target's own
+package (``host_packages``); the guest's devices are unik-lib-vmguest's and
+unik-lib-fdio's.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ if TYPE_CHECKING:  # the image builder loads when a target emits, not when `unik
 
 #: The initramfs file's suffix for each compression.
 SUFFIXES = {"zstd": ".zst", "gzip": ".gz", "xz": ".xz", "none": ""}
-#: Directories of unik-lib-vmimage that are build tools, not guest code.
-NOT_IN_IMAGE = ("unik_vmimage/init/",)
+#: The image builder's own package: host code, never in the image.
+NOT_IN_IMAGE = ("unik_vmimage/",)
 
 
 def plan_key(keys: KeyValues, key: Key) -> str | None:
@@ -78,12 +81,16 @@ def prepare_kernel(plan: Plan, ctx: BuildContext, kernel: Kernel, modules: list[
 
 def write_initramfs(plan: Plan, ctx: BuildContext, kernel_build: KernelBuild, out: Path,
                     mounts: Sequence[tuple[str, str]], links: Sequence[str],
-                    extra_files: dict[str, str] | None = None) -> ImageReport:
-    """Write ``out/initramfs.cpio<suffix>`` (removing one of another compression) with the application."""
+                    extra_files: dict[str, str] | None = None, host_packages: Sequence[str] = ()) -> ImageReport:
+    """Write ``out/initramfs.cpio<suffix>`` (removing one of another compression) with the application.
+
+    The packages named in ``host_packages`` (the target's own) stay out, as unik-lib-vmimage does.
+    """
     from .initramfs import ImageSpec, build_initramfs
 
     contents = kernel_build.contents
-    files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(NOT_IN_IMAGE)]
+    host = (*NOT_IN_IMAGE, *(f"{package}/" for package in host_packages))
+    files = [f for f in runtime_files(plan, ctx.build_dir) if not f.dest.startswith(host)]
     spec = ImageSpec(
         app_files=files,
         python_modules=sorted({m for c in contents.values() for m in c.python_modules}

@@ -11,8 +11,8 @@ from .kernels import KERNEL_PROVIDERS
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
-#: The modules that run inside an artifact (with what they import); the rest is build-time code.
-UNIK_RUNTIME = ("unik_vmimage.guest.block", "unik_vmimage.guest.console", "unik_vmimage.guest.random")
+#: The modules that run inside an artifact: none (the image builder; the guest's are unik-lib-vmguest's).
+UNIK_RUNTIME = ()
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Pure-Python twin of :mod:`unik_vmimage._rdrand`: Python cannot execute RDRAND."""
+"""Pure-Python twin of :mod:`unik_vmguest._rdrand`: Python cannot execute RDRAND."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ def read(n: int) -> bytes:
     """Always fails: the instruction needs the C module."""
     if n < 0:
         raise ValueError("n must not be negative")
-    raise OSError("RDRAND needs the C module unik_vmimage._rdrand")
+    raise OSError("RDRAND needs the C module unik_vmguest._rdrand")

@@ -3,7 +3,7 @@
 The init seeds the guest kernel's pool from virtio-rng (the host's randomness) at every boot,
 and the kernel mixes in RDRAND where the CPU has it, so ``getrandom`` never blocks.
 :class:`VirtioEntropy` reads the host's randomness directly from virtio-rng, XORed with
-the CPU's RDRAND where present (:mod:`unik_vmimage._rdrand`): mixing two independent
+the CPU's RDRAND where present (:mod:`unik_vmguest._rdrand`): mixing two independent
 sources this way is never weaker than the better of them.
 """
 
@@ -28,7 +28,7 @@ def _use_rdrand(module: ModuleType) -> None:
     rdrand = module
 
 
-accel.twin("unik_vmimage._rdrand", "unik_vmimage._rdrand_pure", _use_rdrand)
+accel.twin("unik_vmguest._rdrand", "unik_vmguest._rdrand_pure", _use_rdrand)
 
 
 class VirtioEntropy:

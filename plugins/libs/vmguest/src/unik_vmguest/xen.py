@@ -2,8 +2,8 @@
 
 The emitter names each disk of the plan with a Xen virtual device (``xvda``, ``xvdb``...,
 in the order of the plan) in ``<name>.xl`` and writes the same map into the image
-(:data:`unik_xen.providers.DISKS_FILE`); the I/O is that of the virtio disk
-(:class:`unik_vmimage.guest.block.VirtioBlock`): positioned reads and writes, ``fsync``
+(the xen target's ``unik/xen-disks.json``); the I/O is that of the virtio disk
+(:class:`unik_vmguest.block.VirtioBlock`): positioned reads and writes, ``fsync``
 as the flush (blkfront turns it into a barrier/flush request).
 """
 
@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from unik.errors import DeviceUnavailable
-from unik_vmimage.guest.block import SYS_BLOCK, VirtioBlock
+
+from .block import SYS_BLOCK, VirtioBlock
 
 DISKS_FILE = Path("/unik/xen-disks.json")
 

@@ -1,5 +1,5 @@
 /*
- * unik_vmimage._rdrand: the CPU's RDRAND instruction as an entropy source
+ * unik_vmguest._rdrand: the CPU's RDRAND instruction as an entropy source
  * (pure twin: _rdrand_pure.py, which reports it unavailable).
  */
 #define PY_SSIZE_T_CLEAN
@@ -79,7 +79,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "unik_vmimage._rdrand", "RDRAND (C).", -1, methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "unik_vmguest._rdrand", "RDRAND (C).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__rdrand(void)

@@ -1,1 +1,0 @@
-"""Device implementations that run inside a unik VM (imported by the generated ``main.py``)."""
