@@ -16,8 +16,8 @@ from unik.testing import (
 )
 from unik_entropy.device import BuiltinEntropy, FortunaRandom
 from unik_fdio.console import StdoutConsole
-from unik_vmimage.guest.console import SerialConsole
-from unik_vmimage.guest.random import VirtioEntropy
+from unik_vmguest.console import SerialConsole
+from unik_vmguest.random import VirtioEntropy
 
 
 class CapturedConsole(ConsoleConformance):

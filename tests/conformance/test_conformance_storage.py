@@ -19,8 +19,8 @@ from unik_fat.kv import FatKVRO, FatKVRW
 from unik_fat.mkfs import mkfs
 from unik_fdio.block import FileBlock
 from unik_solo5 import kv as spt_kv
-from unik_vmimage.guest.block import VirtioBlock
-from unik_xen.guest import XenBlock
+from unik_vmguest.block import VirtioBlock
+from unik_vmguest.xen import XenBlock
 
 SECTORS = 64
 
