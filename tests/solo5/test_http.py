@@ -77,8 +77,10 @@ def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
             server.wait(timeout=30)
 
 
-def test_examples_https_answers_curl_with_the_certificate_read_before_the_seal(tmp_path: Path,
-                                                                              namespace: str) -> None:
+@pytest.mark.parametrize("pair", ["baked", "host files"])
+def test_examples_https_answers_curl_with_the_certificate_read_before_the_seal(tmp_path: Path, namespace: str,
+                                                                              pair: str) -> None:
+    """The pair baked into the artifact, or host files named by --tls-cert/--tls-key (in its read-only root)."""
     app = tmp_path / "https"
     shutil.copytree(ROOT / "examples" / "https", app, ignore=shutil.ignore_patterns("_build", "dist", "certs"))
     subprocess.run([UNIK, "-q", "tls", "selfsigned", "-o", "certs", "-n", UNIK_ADDR], cwd=app, check=True,
@@ -86,7 +88,13 @@ def test_examples_https_answers_curl_with_the_certificate_read_before_the_seal(t
     subprocess.run([UNIK, "-q", "configure", "-t", "spt", f"--ipv4={UNIK_ADDR}/24"], cwd=app, check=True,
                    timeout=60)
     subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=60)
-    server = subprocess.Popen(["ip", "netns", "exec", namespace, UNIK, "run", "--net", "service=spt0"],
+    trusted, extra = app / "certs" / "cert.pem", []
+    if pair == "host files":  # another pair, outside the artifact: only the run names it
+        subprocess.run([UNIK, "-q", "tls", "selfsigned", "-o", str(tmp_path / "host"), "-n", UNIK_ADDR], check=True,
+                       timeout=60, capture_output=True)
+        trusted = tmp_path / "host" / "cert.pem"
+        extra = [f"--tls-cert={trusted}", f"--tls-key={tmp_path / 'host' / 'key.pem'}"]
+    server = subprocess.Popen(["ip", "netns", "exec", namespace, UNIK, "run", "--net", "service=spt0", *extra],
                               cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
@@ -98,7 +106,7 @@ def test_examples_https_answers_curl_with_the_certificate_read_before_the_seal(t
         got = None
         for _ in range(10):  # ARP and the first SYN may take a moment
             got = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-sS", "--max-time", "5",
-                                  "--cacert", str(app / "certs" / "cert.pem"), f"https://{UNIK_ADDR}:8443/"],
+                                  "--cacert", str(trusted), f"https://{UNIK_ADDR}:8443/"],
                                  capture_output=True, text=True, timeout=15)
             if got.returncode == 0:
                 break

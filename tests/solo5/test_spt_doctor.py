@@ -57,3 +57,4 @@ def test_the_real_host(capfd: pytest.CaptureFixture[str]) -> None:
         assert status == 0, out
         assert "[ok] PID, mount, network, IPC and UTS namespaces (the tender and the sandbox make them): " \
                "created in a probe" in out
+        assert "--mem as a memory cgroup (resident memory; RLIMIT_AS is set in any case): cgroup v" in out

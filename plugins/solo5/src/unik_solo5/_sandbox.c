@@ -8,8 +8,9 @@
  *
  * enter(keep, program, mountpoint), once the devices are connected, in this order
  *   - closes every descriptor not in `keep`;
- *   - enters new mount, IPC, UTS and network namespaces (the PID namespace was entered
- *     by the tender before Python started) and makes an empty, read-only tmpfs the root;
+ *   - enters a new mount namespace (the PID namespace was entered by the tender before
+ *     Python started; network, IPC and UTS by isolate()) and makes an empty, read-only
+ *     tmpfs the root;
  *   - makes the process non-dumpable (no core files, no ptrace by others);
  *   - puts SIGSYS back to its default action (fatal);
  *   - sets no_new_privs and installs the seccomp-BPF `program` (struct sock_filter[]).
@@ -63,10 +64,13 @@ static int close_others(int *keep, Py_ssize_t n)
     return (int)syscall(SYS_close_range, lo, ~0U, 0);
 }
 
-/* New mount/IPC/UTS/network namespaces; an empty read-only tmpfs becomes "/". */
+/* A new mount namespace in which an empty read-only tmpfs becomes "/".  The network, IPC
+   and UTS namespaces are the first stage's (isolate()): new already, and nothing could
+   be added to them since (no socket under the first filter); a second network namespace
+   would only cost its creation and teardown. */
 static int empty_root(const char *mountpoint)
 {
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET) < 0)
+    if (unshare(CLONE_NEWNS) < 0)
         return -1;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return -1;
@@ -86,8 +90,8 @@ static int empty_root(const char *mountpoint)
 
 PyDoc_STRVAR(enter_doc,
 "enter(keep, program, mountpoint, /) -> None\n\n"
-"Close every descriptor but `keep`, enter new mount/IPC/UTS/network namespaces with an\n"
-"empty root (a tmpfs mounted on `mountpoint` then pivoted to), set no_new_privs and\n"
+"Close every descriptor but `keep`, enter a new mount namespace with an empty root (a\n"
+"tmpfs mounted on `mountpoint` then pivoted to), set no_new_privs and\n"
 "install the seccomp `program` (bytes of struct sock_filter).  Irreversible.");
 
 static PyObject *enter(PyObject *Py_UNUSED(module), PyObject *args)

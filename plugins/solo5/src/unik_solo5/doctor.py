@@ -111,6 +111,19 @@ def _ptrace(root: Path) -> Check:
                  fix="ptrace_scope 3 cannot be lowered until reboot: boot without it (sysctl kernel.yama.ptrace_scope)")
 
 
+def _memory(root: Path) -> Check:
+    """Whether ``--mem`` can bound resident memory with a cgroup here (a probe made and removed)."""
+    from . import memory
+
+    name = "--mem as a memory cgroup (resident memory; RLIMIT_AS is set in any case)"
+    cgroup, how = memory.make(64, f"doctor-{os.getpid()}", root=root)
+    if cgroup is not None:
+        cgroup.remove()
+    return Check(name, cgroup is not None, how, required=False,
+                 fix="run unik as root on a host with cgroup v1's memory controller, or in a cgroup v2 subtree "
+                     "delegated to it with the memory controller (systemd: Delegate=yes)")
+
+
 def doctor_checks(root: Path = Path("/")) -> list[Check]:
     """The spt target's host checks (``root``: where /proc, /dev and /sys are, for tests)."""
     machine = platform.machine()
@@ -123,5 +136,6 @@ def doctor_checks(root: Path = Path("/")) -> list[Check]:
         _seccomp(root),
         _ptrace(root),
         _namespaces(),
+        _memory(root),
         tun_device("--net DEVICE=TAP: the tender opens an existing TAP", root),
     ]
