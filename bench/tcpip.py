@@ -62,7 +62,7 @@ HOST, UNIK = f"{PREFIX}.1", f"{PREFIX}.2"
 SINK = r"""
 import hashlib, socket, sys
 host, port, mode, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-srv = socket.create_server((host, port))
+srv = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
 srv.settimeout(60)
 print("ready", flush=True)
 conn, _ = srv.accept()
@@ -226,7 +226,7 @@ class _Collect(asyncio.Protocol):
             self.done.set_exception(exc or ConnectionError("closed before the end of the data"))
 
 
-async def bulk(stack: Any, ns: str, size: int, send: bool, port: int) -> float:
+async def bulk(stack: Any, ns: str, size: int, send: bool, port: int, host: str = HOST) -> float:
     """Gbit/s of one transfer of ``size`` bytes, unik sending (``send``) or receiving.
 
     The data's integrity is checked outside the timed path: its digest is computed before
@@ -234,12 +234,12 @@ async def bulk(stack: Any, ns: str, size: int, send: bool, port: int) -> float:
     after; unik's receiver keeps the chunks and hashes them once the clock stopped.
     """
     want = pattern_digest(size)
-    peer = await start_in(ns, sys.executable, "-c", SINK, HOST, str(port), "sink" if send else "source",
+    peer = await start_in(ns, sys.executable, "-c", SINK, host, str(port), "sink" if send else "source",
                           str(size))
     assert peer.stdout is not None
     await asyncio.wait_for(peer.stdout.readline(), 10)
     if send:
-        reader, writer = await stack.tcp.connect(HOST, port)
+        reader, writer = await stack.tcp.connect(host, port)
         start = time.perf_counter()
         view = memoryview(BLOCK)
         sent = 0
@@ -256,7 +256,7 @@ async def bulk(stack: Any, ns: str, size: int, send: bool, port: int) -> float:
             raise RuntimeError(f"the kernel received something else: {answer!r}")
         writer.close()
     else:
-        transport, collect = await stack.tcp.create_connection(_Collect, HOST, port)
+        transport, collect = await stack.tcp.create_connection(_Collect, host, port)
         start = time.perf_counter()
         await asyncio.wait_for(collect.done, 120)
         elapsed = time.perf_counter() - start

@@ -92,8 +92,9 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         return list(dict.fromkeys(info[4][0] for info in infos))
 
     def _own_addresses(self) -> tuple[str, ...]:
-        """The stack's addresses (its IPv6 ones join here once the stack has them)."""
-        return (self.stack.ipv4.address,)
+        """The stack's addresses: IPv4's and every IPv6 one past duplicate address detection."""
+        ipv6 = (address for address, _prefix, _origin, state in self.stack.ipv6.address_list() if state != "tentative")
+        return (self.stack.ipv4.address, *ipv6)
 
     def _check_reachable(self, address: str) -> None:
         family = literal_family(address)

@@ -81,6 +81,8 @@ class Ipv6Layer:
                  retrans_ns: int = _S, solicit_delay_ns: int = _S) -> None:
         self.link = link
         self.mac = link.mac
+        #: The Ethernet header's source address and EtherType, written after each next hop's address.
+        self._src_type = self.mac + _ETHERTYPE
         #: The link MTU for IPv6 (a router advertisement's MTU option may lower it).
         self.mtu = link.mtu
         self.timers = timers
@@ -161,7 +163,7 @@ class Ipv6Layer:
 
     def route(self, dst: bytes) -> bytes | None:
         """The next hop: ``dst`` on-link (link-local, multicast, an on-link prefix), else the default router."""
-        if wire.is_multicast(dst) or self.slaac.on_link(dst):
+        if dst[0] == 0xFF or self.slaac.on_link(dst):
             return dst
         return self.slaac.default_router()
 
@@ -590,7 +592,9 @@ class Ipv6Layer:
             wire.emit(packet, ETH_LEN, src, dst, proto, payload_len, hop_limit)
             asyncio.get_running_loop().call_soon(self._loopback, bytes(packet[ETH_LEN:]))
             return True
-        if wire.HEADER_LEN + payload_len <= self.path_mtu(dst) or (offload is not None and offload.gso_type):
+        learnt = self.pmtu.get(dst) if self.pmtu else None
+        if wire.HEADER_LEN + payload_len <= (self.mtu if learnt is None else learnt[0]) or (
+                offload is not None and offload.gso_type):
             wire.emit(packet, ETH_LEN, src, dst, proto, payload_len, hop_limit)
             self._link_output(hop, dst, packet, offload)
             return True
@@ -615,23 +619,20 @@ class Ipv6Layer:
             log.exception("error processing a looped-back IPv6 datagram")
 
     def _link_output(self, hop: bytes, dst: bytes, frame: bytearray, offload: TxOffload | None) -> None:
-        if wire.is_multicast(dst):
+        if dst[0] == 0xFF:
             self._emit_link(frame, wire.multicast_mac(dst), offload)
             return
         now = self.timers.now_ns()
         mac = self.neighbours.resolve(hop, now)
-        frame[6:12] = self.mac
-        frame[12:14] = _ETHERTYPE
         if mac is None:
+            frame[6:14] = self._src_type
             self.neighbours.enqueue(hop, (frame, offload), now, self._solicit)
             return
-        frame[0:6] = mac
+        frame[0:14] = mac + self._src_type  # the Ethernet header in one write
         self.link.queue(frame, offload)
 
     def _emit_link(self, frame: bytearray, dst_mac: bytes, offload: TxOffload | None = None) -> None:
-        frame[0:6] = dst_mac
-        frame[6:12] = self.mac
-        frame[12:14] = _ETHERTYPE
+        frame[0:14] = dst_mac + self._src_type
         self.link.queue(frame, offload)
 
     # -- timers ---------------------------------------------------------------------------
