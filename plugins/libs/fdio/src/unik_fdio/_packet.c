@@ -96,6 +96,14 @@ static PyObject *ring_open(PyObject *Py_UNUSED(module), PyObject *args)
     /* Best effort: older kernels lack them, and the ring works without. */
     (void)setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
     (void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);
+    /* Every multicast frame too: the kernel's own stack joins no group on this NIC (IPv6 is
+     * off in the guest), and IPv6 neighbour discovery, router advertisements and MLD are
+     * multicast, so the NIC's filter must let them through to unik's stack. */
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = addr.sll_ifindex;
+    mr.mr_type = PACKET_MR_ALLMULTI;
+    (void)setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr);
     size_t size = (size_t)block_size * block_count;
     void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, fd, 0);
     if (map == MAP_FAILED)

@@ -14,6 +14,8 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_IGNORE_OUTGOING = 23
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_ALLMULTI = 2
 SIOCGIFHWADDR = 0x8927
 SIOCGIFMTU = 0x8921
 _FRAME_MAX = 65536
@@ -80,6 +82,12 @@ def open(ifname: str, block_size: int, block_count: int, frame_size: int, timeou
         except OSError:
             pass
         sock.bind((ifname, ETH_P_ALL))
+        # Every multicast frame too (see _packet.c): IPv6's neighbour discovery is multicast.
+        mreq = struct.pack("iHH8s", socket.if_nametoindex(ifname), PACKET_MR_ALLMULTI, 0, b"")
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        except OSError:
+            pass
     except BaseException:
         sock.close()
         raise

@@ -37,8 +37,12 @@ DEBUG_EXIT = "isa-debug-exit,iobase=0xf4,iosize=0x01"
 #: virtio-rng instead (:data:`SEED_DEVICE`).
 #: ``cryptomgr.notests``: the kernel's crypto self-tests (unik's guest uses none of those
 #: algorithms) were the biggest initcall of Debian's kernel under TCG, 0.28 s of 1.0 s.
+#: ``ipv6.disable_ipv6=1``: the guest kernel configures no IPv6 on any interface (its AF_INET6
+#: sockets still work), so unik's stack alone speaks IPv6 on the NIC: the kernel would
+#: otherwise make the same link-local and SLAAC addresses from the same MAC, answer their
+#: neighbour solicitations and reset TCP connections to them.
 BASE_CMDLINE = ("console=ttyS0", "quiet", "panic=-1", "i8042.noaux", "i8042.nomux", "i8042.nopnp",
-                "i8042.dumbkbd", "cryptomgr.notests")
+                "i8042.dumbkbd", "cryptomgr.notests", "ipv6.disable_ipv6=1")
 #: Every boot has a virtio-rng device (QEMU's built-in backend: the host's getrandom): the
 #: init reads its boot seed there, where only the guest can read it, and credits it.
 SEED_DEVICE = "virtio-rng"
