@@ -12,7 +12,9 @@ Each round measures both families back to back, alternating which goes first:
   same server: it listens on both families).
 
 The ratios (IPv6 / IPv4) are the medians of the rounds' ratios; issue 15's target is at
-least 90 %.  Results in ``bench/results/tcpip_ipv6.json``.  Needs root, /dev/net/tun,
+least 90 %.  Beside them, the CPU this process (the whole stack) spends per GiB and per
+request for each family, and their ratio (IPv4's over IPv6's), which a loaded machine
+moves far less than the throughputs.  Results in ``bench/results/tcpip_ipv6.json``.  Needs root, /dev/net/tun,
 iproute2 and wrk (it says what is missing and exits 0 otherwise).
 
     python bench/tcpip_ipv6.py [--quick] [--rounds N]
@@ -23,6 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import secrets
 import statistics
 import sys
@@ -70,17 +74,27 @@ async def figures(quick: bool, rounds: int) -> dict[str, Any]:
             seconds = 2 if quick else 3
             runs: dict[str, dict[str, list[float]]] = {
                 fam: {"send": [], "recv": [], "http": [], "http_c100": []} for fam in ("ipv4", "ipv6")}
+            # CPU this process (the whole stack) spends: per GiB moved, per request.
+            cpu: dict[str, dict[str, list[float]]] = {
+                fam: {"send": [], "recv": [], "http": [], "http_c100": []} for fam in ("ipv4", "ipv6")}
+
+            async def timed_bulk(fam: str, send: bool, port: int) -> None:
+                before = _cpu()
+                runs[fam]["send" if send else "recv"].append(await tcpip.bulk(stack, ns, size, send, port, hosts[fam]))
+                cpu[fam]["send" if send else "recv"].append((_cpu() - before) / (size / 2**30))
             urls = {"ipv4": f"http://{tcpip.UNIK}:8080/", "ipv6": f"http://[{UNIK6}]:8080/"}
             hosts = {"ipv4": tcpip.HOST, "ipv6": HOST6}
             port = 9100
             try:
                 for i in range(rounds):
                     for fam in ("ipv4", "ipv6") if i % 2 == 0 else ("ipv6", "ipv4"):
-                        runs[fam]["send"].append(await tcpip.bulk(stack, ns, size, True, port, hosts[fam]))
-                        runs[fam]["recv"].append(await tcpip.bulk(stack, ns, size, False, port + 1, hosts[fam]))
+                        await timed_bulk(fam, True, port)
+                        await timed_bulk(fam, False, port + 1)
                         port += 2
-                        runs[fam]["http"].append((await tcpip.wrk(urls[fam], ns, seconds))[0])
-                        runs[fam]["http_c100"].append((await tcpip.wrk(urls[fam], ns, seconds, 100))[0])
+                        for key, conns in (("http", 10), ("http_c100", 100)):
+                            rps, us = await tcpip.wrk(urls[fam], ns, seconds, conns)
+                            runs[fam][key].append(rps)
+                            cpu[fam][key].append(us)
             finally:
                 server.cancel()
             out: dict[str, Any] = {}
@@ -90,6 +104,13 @@ async def figures(quick: bool, rounds: int) -> dict[str, Any]:
             out["ratios"] = {k: round(statistics.median(
                 six / four for six, four in zip(runs["ipv6"][k], runs["ipv4"][k], strict=True)), 4)
                 for k in runs["ipv4"]}
+            # CPU: IPv4's cost over IPv6's (>= 1: IPv6 costs no more), hardly moved by the machine's load.
+            unit = {"send": "cpu_s_per_gib", "recv": "cpu_s_per_gib", "http": "cpu_us_per_request",
+                    "http_c100": "cpu_us_per_request"}
+            out["cpu"] = {fam: {f"{k}_{unit[k]}": round(statistics.median(v), 3) for k, v in values.items()}
+                          for fam, values in cpu.items()}
+            out["cpu_ratios"] = {k: round(statistics.median(cpu["ipv4"][k]) / statistics.median(cpu["ipv6"][k]), 4)
+                                 for k in cpu["ipv4"]}
             out["round_ratios"] = {k: [round(six / four, 3) for six, four in
                                        zip(runs["ipv6"][k], runs["ipv4"][k], strict=True)] for k in runs["ipv4"]}
             out["stats"] = {k: v for k, v in stack.stats.items() if k in (
@@ -100,6 +121,11 @@ async def figures(quick: bool, rounds: int) -> dict[str, Any]:
     finally:
         await network.disconnect()
         tcpip.sh("ip", "netns", "del", ns, check=False)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -114,18 +140,24 @@ def main() -> int:
     rounds = args.rounds or (3 if args.quick else 5)
     data = asyncio.run(figures(args.quick, rounds))
     data.update({"machine": machine(), "notes": {
-        "rounds": rounds, "target": "issue 15: IPv6 >= 90 % of IPv4 on the same stack (bulk both ways, HTTP)"}})
+        "rounds": rounds, "target": "issue 15: IPv6 >= 90 % of IPv4 on the same stack (bulk both ways, HTTP)",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}})
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tcpip_ipv6.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    v4, v6, r = data["ipv4"], data["ipv6"], data["ratios"]
+    v4, v6, r, c = data["ipv4"], data["ipv6"], data["ratios"], data["cpu_ratios"]
     print("IPv6 against IPv4 on one unik stack over a TAP (offloads on), the kernel as the peer")
     table([
-        ("send", f"IPv6 {v6['send_gbps']:.3f} Gbit/s, IPv4 {v4['send_gbps']:.3f}  ({r['send']:.1%})"),
-        ("receive", f"IPv6 {v6['recv_gbps']:.3f} Gbit/s, IPv4 {v4['recv_gbps']:.3f}  ({r['recv']:.1%})"),
-        ("HTTP -c10", f"IPv6 {v6['http_rps']:.0f} req/s, IPv4 {v4['http_rps']:.0f}  ({r['http']:.1%})"),
+        ("send", f"IPv6 {v6['send_gbps']:.3f} Gbit/s, IPv4 {v4['send_gbps']:.3f}  ({r['send']:.1%}; "
+                 f"CPU IPv4/IPv6 {c['send']:.1%})"),
+        ("receive", f"IPv6 {v6['recv_gbps']:.3f} Gbit/s, IPv4 {v4['recv_gbps']:.3f}  ({r['recv']:.1%}; "
+                    f"CPU {c['recv']:.1%})"),
+        ("HTTP -c10", f"IPv6 {v6['http_rps']:.0f} req/s, IPv4 {v4['http_rps']:.0f}  ({r['http']:.1%}; "
+                      f"CPU {c['http']:.1%})"),
         ("HTTP -c100", f"IPv6 {v6['http_c100_rps']:.0f} req/s, IPv4 {v4['http_c100_rps']:.0f}  "
-                       f"({r['http_c100']:.1%})"),
+                       f"({r['http_c100']:.1%}; CPU {c['http_c100']:.1%})"),
     ])
+    print(f"  (medians of {rounds} rounds; load average {data['notes']['load_average']}: the per-round "
+          f"ratios in the JSON show how much the machine's load moves them)")
     return 0
 
 
