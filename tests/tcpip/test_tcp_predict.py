@@ -153,6 +153,48 @@ def test_bulk_acks_grow_cubic_and_rearm_the_timers_as_segment_arrives(impl: Any)
     assert taken > 20 and conn.timers.rto == 0 and conn.cwnd > 4 * 1448
 
 
+@pytest.mark.parametrize("impl", TWINS)
+@pytest.mark.parametrize("how", ["shutdown", "close"])
+def test_acks_after_the_application_closed_are_predicted_until_the_fin_leaves(impl: Any, how: str) -> None:
+    """FIN-WAIT-1 with the FIN queued behind data in flight: ACKs as in ESTABLISHED."""
+    conn = make()
+    now = T0 + 2 * MS
+    conn.send(bytes(200_000), now)
+    conn.shutdown(now) if how == "shutdown" else conn.close(now)
+    conn.outbox.clear()
+    assert conn.state is State.FIN_WAIT_1 and conn.fin_seq is None
+    taken = 0
+    while conn.fin_seq is None:
+        now += MS
+        ack = min(conn.snd_una + 2 * 1448, conn.snd_max)
+        raw = frame(conn.rcv_nxt, ack, ACK, 1000, conn.ts_recent + 1, (now // MS + 6) & 0xFFFFFFFF)
+        twin = copy.deepcopy(conn)
+        assert impl.established(conn, raw, fields(raw), now)
+        twin.segment_arrives(parsed(raw), now)
+        assert state(conn) == state(twin)
+        taken += 1
+        conn.outbox.clear()
+        conn.resume_output(now)
+        conn.outbox.clear()
+    raw = frame(conn.rcv_nxt, conn.snd_una + 1448, ACK, 1000, conn.ts_recent + 1, 0)
+    assert taken > 10 and not impl.established(conn, raw, fields(raw), now)  # the FIN left: not predicted
+
+
+@pytest.mark.parametrize("impl", TWINS)
+def test_acks_in_close_wait_are_predicted(impl: Any) -> None:
+    conn = make()
+    conn.segment_arrives(parsed(frame(conn.rcv_nxt, conn.snd_una, ACK | FIN, 512, conn.ts_recent + 1, 0)), T0 + MS)
+    now = T0 + 2 * MS
+    conn.send(bytes(5000), now)
+    conn.outbox.clear()
+    assert conn.state is State.CLOSE_WAIT
+    raw = frame(conn.rcv_nxt, conn.snd_una + 1448, ACK, 512, conn.ts_recent + 1, 0)
+    twin = copy.deepcopy(conn)
+    assert impl.established(conn, raw, fields(raw), now)
+    twin.segment_arrives(parsed(raw), now)
+    assert state(conn) == state(twin)
+
+
 def _unpredicted(conn: Connection) -> list[tuple[str, bytearray]]:
     """Segments the prediction must leave to segment_arrives, each with why."""
     seq, una, ts = conn.rcv_nxt, conn.snd_una, conn.ts_recent
@@ -216,20 +258,21 @@ SEGMENT = st.tuples(
     st.sampled_from([512, 512, 65535, 0, 1]),  # window field
     st.sampled_from([1, 1, 1, 0, -1, -(2**31)]),  # tsval step from TS.Recent
     st.sampled_from([0, 1, 1448, 5000]),  # bytes the application sends after the segment
+    st.sampled_from([""] * 12 + ["shutdown", "close"]),  # the application's call after that
 )
 
 
 @needs_c
 @settings(max_examples=150, deadline=None)
 @given(st.lists(SEGMENT, min_size=1, max_size=25), st.booleans())
-def test_c_and_pure_twin_agree_on_segment_sequences(steps: list[tuple[int, ...]], ts: bool) -> None:
+def test_c_and_pure_twin_agree_on_segment_sequences(steps: list[tuple[Any, ...]], ts: bool) -> None:
     """Both twins take (or leave) the same segments and leave the same state, step by step,
 
     and what they take ends as ``segment_arrives`` would have left it.
     """
     a, b = make(ts), make(ts)
     now = T0 + 2 * MS
-    for seq_off, acked, flags, n, window, ts_step, send in steps:
+    for seq_off, acked, flags, n, window, ts_step, send, call in steps:
         now += MS
         tsval = (a.ts_recent + ts_step) & 0xFFFFFFFF if ts else -1
         ack = a.snd_una + (acked * 1448 if acked >= 0 else -10)
@@ -248,6 +291,10 @@ def test_c_and_pure_twin_agree_on_segment_sequences(steps: list[tuple[int, ...]]
             got.append(taken)
             if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT) and send:
                 conn.send(bytes(send), now)
+            if call == "shutdown":
+                conn.shutdown(now)
+            elif call == "close":
+                conn.close(now)
             conn.rcv.take()
             conn.resume_output(now)
         assert got[0] == got[1]

@@ -2,7 +2,8 @@
  * _predict_py.py, whose docstring states the rules; the two give the same result on
  * the same connection and segment (tests/tcpip/test_tcp_predict.py compares every field).
  *
- *   established(tcb, frame, fields, now) -> bool
+ *   established(tcb, frame, fields, now) -> bool   (ESTABLISHED; FIN-WAIT-1 and CLOSE-WAIT
+ *                                                    before our FIN left)
  *       tcb: a unik_tcpip.tcp.connection.Connection; frame: the received frame (any
  *       buffer); fields: a record with the attributes seq, ack, flags, window,
  *       tcp_start, tcp_end, header_len, tsval, tsecr (Tcp4Fields; nothing here depends
@@ -34,7 +35,7 @@ enum {
     N_MAX_RTO_NS, N_SRTT, N_ACKED, N_RETRIES, N_CWND, N_CC, N_ON_ACK, N_SSTHRESH, N_SND_MSS,
     N_LIMITED_TRANSMIT, N_TIMERS, N_RTO, N_PROBE, N_ARM_PROBE, N_SND_WL1, N_SND_WL2, N_MAX_SND_WND,
     N_LAST_ACK_SENT, N_BYTES_IN, N_UNACKED_SEGMENTS, N_SEND_ACK, N_DELAYED_ACK, N_CFG, N_DELAYED_ACK_NS,
-    N_ARMED, N_WAKE_AT, N_FIN_QUEUED, N_OUTPUT, N_COUNT
+    N_ARMED, N_WAKE_AT, N_FIN_QUEUED, N_OUTPUT, N_FIN_SEQ, N_COUNT
 };
 
 static const char *const names[N_COUNT] = {
@@ -46,11 +47,13 @@ static const char *const names[N_COUNT] = {
     "max_rto_ns", "srtt", "acked", "retries", "cwnd", "cc", "on_ack", "ssthresh", "snd_mss",
     "limited_transmit", "timers", "rto", "probe", "_arm_probe", "snd_wl1", "snd_wl2", "max_snd_wnd",
     "last_ack_sent", "bytes_in", "unacked_segments", "send_ack", "delayed_ack", "cfg", "delayed_ack_ns",
-    "_armed", "wake_at", "fin_queued", "output",
+    "_armed", "wake_at", "fin_queued", "output", "fin_seq",
 };
 
 static PyObject *N[N_COUNT];
-static PyObject *ESTABLISHED; /* State.ESTABLISHED, fetched on first use */
+/* State.ESTABLISHED, FIN_WAIT_1 and CLOSE_WAIT, fetched on first use: where the prediction
+ * applies before our FIN is sent (in CLOSE-WAIT to ACKs only). */
+static PyObject *ESTABLISHED, *FIN_WAIT_1, *CLOSE_WAIT;
 
 /* An attribute as a 64-bit integer; -1 with an exception set on failure (check PyErr_Occurred). */
 static int
@@ -214,13 +217,16 @@ predict(PyObject *tcb, PyObject *fields, Py_ssize_t frame_len, Seg *s)
     if (state == NULL)
         return -1;
     Py_DECREF(state); /* the enum member lives on in its class */
-    if (state != ESTABLISHED)
+    if (state != ESTABLISHED && state != FIN_WAIT_1 && state != CLOSE_WAIT)
         return 0;
     long long hlen;
     if (get_ll(fields, N_FLAGS, &s->flags) < 0)
         return -1;
     if ((s->flags & CONTROL) != ACK)
         return 0;
+    int t;
+    if ((t = is_none(tcb, N_FIN_SEQ)) != 1)
+        return t < 0 ? -1 : 0; /* our FIN left: segment_arrives moves the states */
     if (get_ll(fields, N_SEQ, &s->seq) < 0 || get_ll(fields, N_ACK, &s->ack) < 0
             || get_ll(fields, N_TSVAL, &s->tsval) < 0 || get_ll(tcb, N_RCV_NXT, &s->rcv_nxt) < 0)
         return -1;
@@ -254,8 +260,10 @@ predict(PyObject *tcb, PyObject *fields, Py_ssize_t frame_len, Seg *s)
         if (get_ll(tcb, N_RCV_ADV, &s->rcv_adv) < 0 || get_ll(tcb, N_TS_RECENT, &s->ts_recent) < 0)
             return -1;
         long long room = (s->rcv_adv - s->seq) & MASK;
-        if (n > (room > HALF ? 0 : room) || (s->ts_ok && seq_lt(s->tsval, s->ts_recent)))
+        if (n > (room > HALF ? 0 : room) || (s->ts_ok && seq_lt(s->tsval, s->ts_recent)) || state == CLOSE_WAIT)
             return 0;
+        if ((t = get_true(tcb, N_APP_CLOSED)) != 0)
+            return t < 0 ? -1 : 0; /* data nobody reads: segment_arrives drops it */
     }
     else if (!ahead && s->una != s->snd_max)
         return 0;
@@ -265,15 +273,14 @@ predict(PyObject *tcb, PyObject *fields, Py_ssize_t frame_len, Seg *s)
     s->window <<= s->wscale;
     if (!s->window || !s->snd_wnd || s->snd_nxt != s->snd_max)
         return 0;
-    /* Recovery, SACK state, a probe, held or refused data: segment_arrives decides. */
-    int t;
+    /* Recovery, SACK state, a probe, held data: segment_arrives decides. */
     if ((t = get_true(tcb, N_IN_RECOVERY)) != 0 || (t = get_true(tcb, N_DUPACKS)) != 0)
         return t < 0 ? -1 : 0;
     if ((t = is_none(tcb, N_TLP_END_SEQ)) != 1 || (t = is_none(tcb, N_DSACK)) != 1)
         return t < 0 ? -1 : 0;
     if ((t = get_inner_true(tcb, N_SCOREBOARD, N_RANGES)) != 0 || (t = get_inner_true(tcb, N_OOO, N_SEGMENTS)) != 0)
         return t < 0 ? -1 : 0;
-    if ((t = get_true(tcb, N_READING_PAUSED)) != 0 || (t = get_true(tcb, N_APP_CLOSED)) != 0)
+    if ((t = get_true(tcb, N_READING_PAUSED)) != 0)
         return t < 0 ? -1 : 0;
     if ((t = get_inner_true(tcb, N_RCV, N_HELD)) != 0)
         return t < 0 ? -1 : 0;
@@ -473,9 +480,14 @@ established(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         PyObject *cls = mod == NULL ? NULL : PyObject_GetAttrString(mod, "State");
         Py_XDECREF(mod);
         ESTABLISHED = cls == NULL ? NULL : PyObject_GetAttrString(cls, "ESTABLISHED");
+        FIN_WAIT_1 = ESTABLISHED == NULL ? NULL : PyObject_GetAttrString(cls, "FIN_WAIT_1");
+        CLOSE_WAIT = FIN_WAIT_1 == NULL ? NULL : PyObject_GetAttrString(cls, "CLOSE_WAIT");
         Py_XDECREF(cls);
-        if (ESTABLISHED == NULL)
+        if (CLOSE_WAIT == NULL) {
+            Py_CLEAR(ESTABLISHED);
+            Py_CLEAR(FIN_WAIT_1);
             return NULL;
+        }
     }
     Py_buffer view;
     if (PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE) < 0)

@@ -1,13 +1,15 @@
-"""Header prediction for the ESTABLISHED state in pure Python: the twin of ``_predict.c``.
+"""Header prediction for established connections in pure Python: the twin of ``_predict.c``.
 
-:func:`established` handles the common case of an established connection — the next
-segment in order, carrying data and/or acknowledging new data, with the timestamps
-negotiated — in one pass, with exactly the result that
-:meth:`unik_tcpip.tcp.connection.Connection.segment_arrives` gives it (the tests run
-both on the same segments and compare every field).  Anything else (``False``, nothing
-changed) goes to ``segment_arrives``: a SYN, FIN or RST, data out of order or beyond the
-window, a duplicate ACK, a PAWS suspect, recovery, SACK state, a zero window, a paused
-or closed reader.  This is Van Jacobson's header prediction (RFC 1323's predecessor, as
+:func:`established` handles the common case of a connection in ESTABLISHED (or in
+FIN-WAIT-1 or CLOSE-WAIT before our FIN left: the ACKs of a transfer the application
+already closed, or sent after the peer's FIN) — the next segment in order, carrying
+data and/or acknowledging new data, with the timestamps negotiated — in one pass, with
+exactly the result that :meth:`unik_tcpip.tcp.connection.Connection.segment_arrives`
+gives it (the tests run both on the same segments and compare every field).  Anything
+else (``False``, nothing changed) goes to ``segment_arrives``: a SYN, FIN or RST, data
+out of order or beyond the window, a duplicate ACK, a PAWS suspect, recovery, SACK
+state, a zero window, a paused reader, data after the peer's FIN or for a closed
+application, anything once our FIN left.  This is Van Jacobson's header prediction (as
 in BSD's ``tcp_input`` and Linux's ``tcp_rcv_established``) for unik's state machine.
 
 ``fields`` is any record with the attributes of
@@ -29,6 +31,10 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x7FFFFFFF
 _MS = 10**6
 _ESTABLISHED = State.ESTABLISHED
+_CLOSE_WAIT = State.CLOSE_WAIT
+#: Where the prediction applies before our FIN is sent: data both ways, the sending side
+#: closed by the application (FIN queued behind the data), or the peer's side closed (ACKs only).
+_SENDING = (State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT)
 #: FIN, SYN, RST, ACK and URG: of these only ACK may be set (PSH, ECE and CWR are ignored).
 _CONTROL = 0x37
 _ACK = 0x10
@@ -36,7 +42,9 @@ _ACK = 0x10
 
 def established(tcb: Connection, frame: Any, fields: Any, now: int) -> bool:
     """Process ``fields`` (a segment in ``frame``) if it is the predicted case; else ``False``."""
-    if tcb.state is not _ESTABLISHED or fields.flags & _CONTROL != _ACK:
+    state = tcb.state
+    if (state is not _ESTABLISHED and state not in _SENDING) or fields.flags & _CONTROL != _ACK \
+            or tcb.fin_seq is not None:
         return False
     seq, ack, tsval = fields.seq, fields.ack, fields.tsval
     ts_ok = tcb.ts_ok
@@ -50,14 +58,15 @@ def established(tcb: Connection, frame: Any, fields: Any, now: int) -> bool:
     n = fields.tcp_end - start
     if n:
         room = (tcb.rcv_adv - seq) & _MASK
-        if n > (0 if room > _HALF else room) or (ts_ok and ((tsval - tcb.ts_recent) & _MASK) > _HALF):
-            return False  # beyond the window, or PAWS (RFC 7323 5.3) would reject it
+        if n > (0 if room > _HALF else room) or (ts_ok and ((tsval - tcb.ts_recent) & _MASK) > _HALF) \
+                or state is _CLOSE_WAIT or tcb.app_closed:
+            return False  # beyond the window, PAWS (RFC 7323 5.3), or data nobody reads
     elif not ahead and una != snd_max:
         return False  # a duplicate ACK (RFC 5681 2)
     window = fields.window << tcb.snd_wscale
     if not window or not tcb.snd_wnd or tcb.snd_nxt != snd_max or tcb.in_recovery or tcb.dupacks \
             or tcb.tlp_end_seq is not None or tcb.dsack is not None or tcb.scoreboard.ranges \
-            or tcb.ooo.segments or tcb.reading_paused or tcb.app_closed or tcb.rcv.held:
+            or tcb.ooo.segments or tcb.reading_paused or tcb.rcv.held:
         return False
     # Predicted: RFC 9293 3.10.7.4's steps, as segment_arrives takes them for this segment.
     tcb.now = now
