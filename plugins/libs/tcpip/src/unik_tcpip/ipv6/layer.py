@@ -235,8 +235,10 @@ class Ipv6Layer:
         src, dst = pkt.src, pkt.dst
         if wire.is_multicast(src) or src == wire.LOOPBACK:
             raise Malformed("ipv6.bad_source")
-        if src != wire.UNSPECIFIED and src in self.addresses.entries:
-            raise Malformed("ipv6.own_source")  # our address used by someone else (or a loop)
+        if self.addresses.owns(src):
+            # Our address used by someone else (or a loop).  A tentative one is not ours yet:
+            # another node's advertisement defending it is how DAD learns so (RFC 4862 5.4.4).
+            raise Malformed("ipv6.own_source")
         if wire.is_multicast(dst):
             if dst != wire.ALL_NODES and dst not in self.groups:
                 self.stats["ipv6.multicast_not_joined"] += 1
