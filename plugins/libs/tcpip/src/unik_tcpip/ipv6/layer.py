@@ -26,7 +26,7 @@ from ..wire.ethernet import HEADER_LEN as ETH_LEN
 from . import icmpv6, wire
 from .addresses import DEPRECATED, FOREVER, PREFERRED, TENTATIVE, Address, AddressTable
 from .frag import Reassembler6, fragments
-from .ndp import NeighbourCache
+from .ndp import REACHABLE, NeighbourCache
 from .slaac import RaDns, Slaac
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEADROOM = ETH_LEN + wire.HEADER_LEN
+_HDR = struct.Struct("!IHBB16s16s")
 MIN_MTU = 1280
 _S = 10**9
 _MS = 10**6
@@ -115,6 +116,9 @@ class Ipv6Layer:
         self._static = static
         if gateway is not None:
             self.slaac.static_gateway = gateway
+        #: Next hops by destination, valid while ``slaac.generation`` is unchanged (:meth:`route`).
+        self._routes: dict[bytes, bytes] = {}
+        self._routes_generation = -1
         self._started = False
 
     # -- wiring and configuration -------------------------------------------------------
@@ -134,6 +138,7 @@ class Ipv6Layer:
             address, prefix_len = self._static
             self._start_dad(Address(address, prefix_len, "static", FOREVER, FOREVER), first=True)
             self.slaac.prefixes[(_mask(address, prefix_len), prefix_len)] = FOREVER
+            self.slaac.generation += 1
         self._rs_left = MAX_RTR_SOLICITATIONS
         self._rs_at = now + self._delay()
         self.timers.after(_TICK_NS, self._tick)
@@ -162,10 +167,21 @@ class Ipv6Layer:
         return self.addresses.source_for(dst)
 
     def route(self, dst: bytes) -> bytes | None:
-        """The next hop: ``dst`` on-link (link-local, multicast, an on-link prefix), else the default router."""
-        if dst[0] == 0xFF or self.slaac.on_link(dst):
-            return dst
-        return self.slaac.default_router()
+        """The next hop: ``dst`` on-link (link-local, multicast, an on-link prefix), else the default router.
+
+        Answers are remembered per destination until the routers or prefixes change.
+        """
+        slaac = self.slaac
+        if self._routes_generation != slaac.generation:
+            self._routes.clear()
+            self._routes_generation = slaac.generation
+        hop = self._routes.get(dst)
+        if hop is not None:
+            return hop
+        hop = dst if dst[0] == 0xFF or slaac.on_link(dst) else slaac.default_router()
+        if hop is not None and len(self._routes) < 1024:
+            self._routes[dst] = hop
+        return hop
 
     # -- DAD and MLD ----------------------------------------------------------------------
 
@@ -452,6 +468,7 @@ class Ipv6Layer:
                                              router=router)
         if not router and target in self.slaac.routers:
             del self.slaac.routers[target]  # 7.2.5: it stopped being a router
+            self.slaac.generation += 1
         mac = self.neighbours.entries[target].mac if target in self.neighbours.entries else None
         for frame, offload in flushed:
             if mac is not None:
@@ -590,15 +607,16 @@ class Ipv6Layer:
         payload_len = len(packet) - HEADROOM
         hop_limit = self.hop_limit if ttl is None else ttl
         self.stats["ipv6.tx"] += 1
+        learnt = self.pmtu.get(dst) if self.pmtu else None
+        if (wire.HEADER_LEN + payload_len <= (self.mtu if learnt is None else learnt[0]) or (
+                offload is not None and offload.gso_type)) and dst not in self.addresses.entries:
+            # The common case: one frame to a neighbour, the header written in one call.
+            _HDR.pack_into(packet, ETH_LEN, 0x60000000, payload_len, proto, hop_limit, src, dst)
+            self._link_output(hop, dst, packet, offload)
+            return True
         if dst in self.addresses.entries:
             wire.emit(packet, ETH_LEN, src, dst, proto, payload_len, hop_limit)
             asyncio.get_running_loop().call_soon(self._loopback, bytes(packet[ETH_LEN:]))
-            return True
-        learnt = self.pmtu.get(dst) if self.pmtu else None
-        if wire.HEADER_LEN + payload_len <= (self.mtu if learnt is None else learnt[0]) or (
-                offload is not None and offload.gso_type):
-            wire.emit(packet, ETH_LEN, src, dst, proto, payload_len, hop_limit)
-            self._link_output(hop, dst, packet, offload)
             return True
         if offload is not None:  # a checksum left to the NIC cannot be split across fragments
             _complete_checksum(packet, offload)
@@ -625,7 +643,11 @@ class Ipv6Layer:
             self._emit_link(frame, wire.multicast_mac(dst), offload)
             return
         now = self.timers.now_ns()
-        mac = self.neighbours.resolve(hop, now)
+        entry = self.neighbours.entries.get(hop)
+        if entry is not None and entry.state is REACHABLE and now < entry.deadline_ns:
+            mac: bytes | None = entry.mac  # the common case, without a call
+        else:
+            mac = self.neighbours.resolve(hop, now)
         if mac is None:
             frame[6:14] = self._src_type
             self.neighbours.enqueue(hop, (frame, offload), now, self._solicit)

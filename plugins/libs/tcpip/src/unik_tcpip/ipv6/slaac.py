@@ -130,6 +130,8 @@ class Slaac:
         #: On-link prefixes ``(prefix, length)`` -> expiry.
         self.prefixes: dict[tuple[bytes, int], int] = {}
         self.static_gateway: bytes | None = None
+        #: Bumped whenever routers or prefixes change (routes computed before are stale).
+        self.generation = 0
 
     def default_router(self) -> bytes | None:
         """The router for off-link destinations: the static gateway, else the first unexpired one."""
@@ -143,6 +145,7 @@ class Slaac:
 
     def router_advertised(self, src: bytes, lifetime_s: int, opts: NdpOptions, now_ns: int) -> None:
         """Apply one advertisement from ``src`` (already validated, RFC 4861 6.1.2)."""
+        self.generation += 1
         if lifetime_s == 0:
             if self.routers.pop(src, None) is not None:
                 self.stats["ra.router_withdrawn"] += 1
@@ -213,8 +216,10 @@ class Slaac:
         for router in [r for r, until in self.routers.items() if until <= now_ns]:
             del self.routers[router]
             self.stats["ra.router_expired"] += 1
+            self.generation += 1
         for key in [k for k, until in self.prefixes.items() if until <= now_ns]:
             del self.prefixes[key]
+            self.generation += 1
 
 
 def _masked(prefix: bytes, length: int) -> bytes:
