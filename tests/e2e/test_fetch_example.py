@@ -31,7 +31,7 @@ from unik.testing import network_namespace, tap_unavailable, write_ca_and_leaf
 
 REPO = Path(__file__).resolve().parents[2]
 UNIK = str(Path(sys.executable).with_name("unik"))
-RUN_TIMEOUT_S = 240.0
+RUN_TIMEOUT_S = 420.0
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))]
 
@@ -116,7 +116,9 @@ def fetch_app(tmp_path: Path, target: str, *configure: str) -> Path:
 
 
 def run_fetch(site: Site, app: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", "netns", "exec", site.ns, UNIK, "run", *extra, f"--url={url}"], cwd=app,
+    # --timeout: a loaded machine slows a TCG guest's TLS handshake and transfer well past the default 30 s
+    return subprocess.run(["ip", "netns", "exec", site.ns, UNIK, "run", *extra, f"--url={url}", "--timeout=180"],
+                          cwd=app,
                           capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
 
 

@@ -106,3 +106,19 @@ def test_responses_must_match_the_query() -> None:
         with pytest.raises(Malformed) as info:
             wire.check_response(wire.parse_message(data), ident, q)
         assert info.value.reason == reason
+
+
+def test_a_non_ascii_name_without_the_idna_codec_says_what_to_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VM images leave encodings.idna (and unicodedata) out: such a name is refused with its fix."""
+    import importlib
+
+    real = importlib.import_module
+
+    def without_idna(name: str, package: str | None = None) -> object:
+        if name == "encodings.idna":
+            raise ImportError(name)
+        return real(name, package)
+    monkeypatch.setattr(importlib, "import_module", without_idna)
+    with pytest.raises(wire.InvalidName, match="xn--"):
+        wire.encode_name("bücher.example")
+    assert wire.encode_name("xn--bcher-kva.example") == b"\x0dxn--bcher-kva\x07example\x00"

@@ -108,11 +108,11 @@ async def start(stack: Stack, tls: TLS, console: Console, *, url: str = "https:/
     """
     try:
         status, reason, size, digest, peer = await asyncio.wait_for(fetch(stack, tls, url), timeout)
-    except (FetchError, TLSError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-        console.log(f"fetch {url}: {exc}")
-        return 2
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError:  # before OSError: from Python 3.11 it is the builtin TimeoutError, an OSError
         console.log(f"fetch {url}: no complete response within {timeout:g} s (--timeout)")
+        return 2
+    except (FetchError, TLSError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        console.log(f"fetch {url}: {exc or type(exc).__name__}")
         return 2
     console.log(f"{status} {reason} from {peer}")
     console.log(f"{size} bytes sha256={digest}")

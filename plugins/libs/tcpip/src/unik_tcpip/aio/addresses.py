@@ -63,7 +63,13 @@ async def getaddrinfo(stack: TcpipStack, host: str | bytes | None, port: int | s
                       type: int = 0, proto: int = 0, flags: int = 0) -> list[AddrInfo]:
     """:meth:`asyncio.loop.getaddrinfo` on ``stack``: literals here, names by its resolver."""
     if isinstance(host, bytes):
-        host = host.decode("idna")
+        # A DNS name in bytes is already its ASCII (xn--) form, which the resolver takes as it is; the
+        # "idna" codec would also bring unicodedata (1 MB) into every VM image (tests/virtio/test_image).
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host!r}: a name in bytes must be ASCII (its xn-- form)") \
+                from None
     number = port_number(port)
     if host is None or host == "":
         wildcard = flags & socket.AI_PASSIVE

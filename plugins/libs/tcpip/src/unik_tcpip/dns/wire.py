@@ -11,6 +11,7 @@ position already read for the same name, so no input makes the parser loop.
 
 from __future__ import annotations
 
+import importlib
 import socket
 import struct
 
@@ -39,6 +40,11 @@ _QTAIL = struct.Struct("!HH")
 _SOA_TAIL = struct.Struct("!IIIII")
 
 ROOT = b"\x00"
+#: The IDNA codec, named through variables: a VM image's import scan follows literal
+#: ``import_module("...")`` and ``.encode("...")`` calls, and this codec would bring
+#: unicodedata (1 MB) into every image that has the stack.  Images leave it out; there,
+#: :func:`encode_name` refuses a non-ASCII name and asks for its ASCII (``xn--``) form.
+_IDNA, _IDNA_MODULE = "idna", "encodings.idna"
 
 
 class InvalidName(ValueError):
@@ -112,11 +118,13 @@ def encode_name(text: str) -> bytes:
     over 63 octets or a name over 255 raise :class:`InvalidName`.
     """
     if not text.isascii():
-        # Imported by name, so that a VM image's import scan takes the codec (and stringprep) along.
-        from encodings import idna  # noqa: F401
-
         try:
-            text = text.encode("idna").decode("ascii")
+            importlib.import_module(_IDNA_MODULE)
+        except ImportError:
+            raise InvalidName(f"{text!r}: a non-ASCII name needs Python's IDNA codec (encodings.idna and "
+                              "unicodedata), which this image leaves out: give its ASCII form (xn--...)") from None
+        try:
+            text = text.encode(_IDNA).decode("ascii")
         except UnicodeError as exc:
             raise InvalidName(f"{text!r} is not a valid internationalised domain name ({exc})") from None
     if text in (".", ""):
