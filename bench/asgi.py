@@ -240,6 +240,8 @@ def first_response(root: Path, runs: int) -> tuple[float, str]:
         try:
             wait_http(None, f"http://127.0.0.1:{port}/", 300, vm)
             times.append(time.monotonic() - start)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{root.name}: {exc}:\n{log.read_text()}") from None
         finally:
             stop(vm)
         accel = "tcg" if "TCG" in log.read_text() else "kvm"
@@ -272,6 +274,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs")
     parser.add_argument("--rounds", type=int, default=0, help="A/B rounds (default 5, 3 with --quick)")
     parser.add_argument("--no-image", dest="image", action="store_false", help="skip the VM image part")
+    parser.add_argument("--no-throughput", dest="throughput", action="store_false", help="only the VM image part")
     args = parser.parse_args()
     problem = missing(args.image)
     if problem:
@@ -280,7 +283,7 @@ def main() -> int:
     rounds = args.rounds or (3 if args.quick else 5)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="unik-bench-asgi-") as tmp:
-        out = throughput(Path(tmp), args.quick, rounds)
+        out = throughput(Path(tmp), args.quick, rounds) if args.throughput else {}
         vm = image(Path(tmp), args.quick) if args.image else {}
     unik = {k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("unik.")}
     kernel = {k.split(".", 1)[1]: v for k, v in out.items() if k.startswith("kernel.")}

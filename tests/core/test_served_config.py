@@ -90,7 +90,8 @@ def test_generated_main_makes_the_server_before_connecting_devices(registry: Plu
     assert "from api_app.web import app as application  # the asgi application ([tool.unik] asgi)" in text
     made = text.index("    server = Uvicorn(\n        application,\n        port=keys.get('port'),")
     assert made < text.index("async with runtime.Devices() as devices:")
-    assert "        return await server.serve(stack=stack, console=console)" in text
+    assert "        return await server.serve(stack=stack, console=console, started=devices.started)" in text
+    assert "        devices.started()  #" not in text  # the server calls it once it listens
     text = registry.project(root).configure("fake", {"server": ["hypercorn"]}).directory.joinpath("main.py").read_text()
     assert "from unik.serve import Hypercorn" in text and "server = Hypercorn(" in text
 

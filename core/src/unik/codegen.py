@@ -87,7 +87,11 @@ def generate_main(plan: Plan) -> str:
         body.append(_call(f"{var} = await devices.connect", _args(node, imports, variables), "        "))
         if node is loop_node:
             body.append(f"        {event_loop}.attach_running({var})  # asyncio's network methods now use {var}")
-    body.append("        devices.started()  # every device connected: the life-cycle's STARTED")
+    if plan.app.served:
+        body.append("        # devices.started() (the life-cycle's STARTED: spt seals the process then) is called")
+        body.append("        # by the server once it listens, after the application's start-up (which may import).")
+    else:
+        body.append("        devices.started()  # every device connected: the life-cycle's STARTED")
     call_args = [f"{param}={variables[dev]}" for param, dev in plan.app.devices]
     settings = [f"{param}=keys.get({key!r})" for param, key in plan.app.settings if key != "server"]
     prologue: list[str] = []
@@ -96,7 +100,7 @@ def generate_main(plan: Plan) -> str:
             "    # The server, and what it loads lazily, made before the devices connect (a sandbox seals then).",
             _call(f"{server} = {server_cls}", [entry, *settings], "    "),
         ]
-        body.append(_call(f"return await {server}.serve", call_args, "        "))
+        body.append(_call(f"return await {server}.serve", [*call_args, "started=devices.started"], "        "))
     else:
         body.append(_call(f"return await {entry}", call_args + settings, "        "))
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
-from functools import cache
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import UserError
@@ -42,6 +42,10 @@ SERVER_DISTRIBUTIONS = {"Uvicorn": "uvicorn", "Hypercorn": "hypercorn", "AioHttp
 DEVICES = {"stack": "stack", "console": "console"}
 WORKERS_WHY = ("a unik application is one process on one event loop, so there is one worker: run more "
                "instances (unik run -d) behind a load balancer to use more cores")
+
+
+def _nothing() -> None:
+    """The default ``started`` callback."""
 
 
 def check_workers(value: Any, keys: KeyValues) -> None:
@@ -131,21 +135,12 @@ def _missing(server: str, exc: ImportError) -> Exception:
                      f"in pyproject.toml and build again")
 
 
-@cache
-def _uvicorn_server() -> type:
-    import uvicorn  # type: ignore[import-not-found, unused-ignore]  # the application's dependency, not unik's
-
-    class Server(uvicorn.Server):  # type: ignore[misc, unused-ignore]
-        """uvicorn's server, leaving the signals to unik's runtime (a stop cancels :meth:`Uvicorn.serve`)."""
-
-        def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-            return contextlib.nullcontext()
-
-    return Server
-
-
 class Uvicorn:
-    """An ASGI application under uvicorn, on the running loop: ``loop="none"``, no signal handlers of its own."""
+    """An ASGI application under uvicorn, on the running loop: ``loop="none"``, no signal handlers of its own.
+
+    :meth:`serve` takes uvicorn's ``serve`` in its steps (``startup``, ``main_loop``,
+    ``shutdown``) to announce STARTED between the first two.
+    """
 
     LOGGERS = ("uvicorn.error",)
 
@@ -161,19 +156,31 @@ class Uvicorn:
         self.config = uvicorn.Config(app, port=port, loop="none", log_config=None, log_level="info",
                                      access_log=access_log, timeout_graceful_shutdown=GRACE_S)
         self.config.load()  # imports the protocols uvicorn picks (httptools or h11, websockets...)
-        self.server = _uvicorn_server()(self.config)
+        self.server = uvicorn.Server(self.config)  # its serve() would install signal handlers: unik's runtime has them
 
-    async def serve(self, stack: Any, console: Any) -> int:
-        """Serve on ``stack``'s address until cancelled (then shut down gracefully) or uvicorn exits."""
+    async def serve(self, stack: Any, console: Any, started: Callable[[], None] = _nothing) -> int:
+        """Serve on ``stack``'s address until cancelled (then shut down gracefully) or uvicorn exits.
+
+        ``started()`` is called once uvicorn listens, after the application's start-up (what
+        uvicorn's ``serve`` does, in its steps).
+        """
         self.config.host = stack.ipv4.address
         access = ("uvicorn.access",) if self.config.access_log else ()  # uvicorn logs requests when it has a handler
+        server = self.server
         with ConsoleLog(console).attached(*self.LOGGERS, *access):
             try:
-                await self.server.serve()
+                server.lifespan = self.config.lifespan_class(self.config)
+                logging.getLogger("uvicorn.error").info("Started server process [%d]", os.getpid())
+                await server.startup()
+                started()
+                if not server.should_exit:
+                    await server.main_loop()
+                if server.started:
+                    await server.shutdown()
             except asyncio.CancelledError:
-                if self.server.started:
-                    self.server.should_exit = True
-                    await self.server.shutdown()
+                if server.started:
+                    server.should_exit = True
+                    await server.shutdown()
                 raise
             except SystemExit as exc:  # uvicorn exits 3 when it cannot start (a port in use, lifespan failed)
                 return exc.code if isinstance(exc.code, int) else 1
@@ -200,8 +207,9 @@ class Hypercorn:
         self.config.graceful_timeout = GRACE_S
         self._serve = hypercorn.asyncio.serve
 
-    async def serve(self, stack: Any, console: Any) -> int:
+    async def serve(self, stack: Any, console: Any, started: Callable[[], None] = _nothing) -> int:
         """Serve on ``stack``'s address until cancelled (then shut down gracefully)."""
+        started()  # hypercorn's start-up runs inside its serve: a sandbox seals before it
         self.config.bind = [f"{stack.ipv4.address}:{self.port}"]
         stop = asyncio.Event()
         access = ("hypercorn.access",) if self.config.accesslog else ()
@@ -244,8 +252,11 @@ class AioHttp:
                             f"name an aiohttp web.Application or a function returning one")
         return app
 
-    async def serve(self, stack: Any, console: Any) -> int:
-        """Serve on ``stack``'s address until cancelled, then clean up (``on_shutdown``, ``on_cleanup``)."""
+    async def serve(self, stack: Any, console: Any, started: Callable[[], None] = _nothing) -> int:
+        """Serve on ``stack``'s address until cancelled, then clean up (``on_shutdown``, ``on_cleanup``).
+
+        ``started()`` is called once the site listens, after the application's ``on_startup``.
+        """
         requests = ("aiohttp.access",) if self.access_log else ()
         with ConsoleLog(console).attached(*self.LOGGERS, *requests):
             app = await self.application()
@@ -256,6 +267,7 @@ class AioHttp:
                 site = self.web.TCPSite(runner, stack.ipv4.address, self.port)
                 await site.start()
                 console.log(f"serving on http://{stack.ipv4.address}:{self.port}")
+                started()
                 await asyncio.Event().wait()  # until cancelled: a stop
             finally:
                 await runner.cleanup()

@@ -137,6 +137,12 @@ def boot(script: str) -> NoReturn:
     # (unik_solo5.root), no_new_privs, and a filter refusing process creation, exec,
     # ptrace, sockets and writes to files. Nothing is compiled to disk from here on.
     sys.dont_write_bytecode = True
+    # sysconfig's variables, now: it finds the user's base directory with os.path.expanduser, which
+    # without HOME asks glibc's getpwuid, whose NSS tries nscd's socket, which the first stage
+    # refuses (zoneinfo, which pydantic imports, asks sysconfig for TZPATH).
+    import sysconfig
+
+    sysconfig.get_config_vars()
     try:
         _sandbox.isolate()
         sandbox_root.enter(root, [f for f in os.environ.get(sandbox_root.FILES_ENV, "").split("\n") if f])
