@@ -174,6 +174,28 @@ def test_established_delayed_ack_timer() -> None:
     assert ack.ack == IRS + 2
 
 
+def test_a_left_over_timer_call_asks_for_no_new_one() -> None:
+    """The driver's timers cannot be cancelled: a call for a deadline since replaced is a no-op."""
+    conn = established()
+    conn.wake_at = 0
+    conn.send(b"r" * 100, T0)  # an RTO deadline: asked for
+    rto = conn.timers.rto
+    assert conn.wake_at == rto
+    conn.wake_at = 0  # (the driver took the request)
+    # The peer's request acknowledges it and waits for a delayed ACK: an earlier deadline, asked for.
+    conn.segment_arrives(seg(IRS + 1, ISS + 101, ACK | PSH, b"q"), T0 + MS)
+    assert conn.timers.rto == 0 and conn.wake_at == T0 + 41 * MS
+    conn.wake_at = 0
+    conn.send(b"s" * 100, T0 + 2 * MS)  # the answer carries the ACK; its RTO is later than the one asked for
+    sent(conn)
+    assert conn.wake_at == 0
+    conn.on_timer(T0 + 41 * MS)  # the delayed ACK's call: nothing due; the RTO is asked for anew
+    assert not sent(conn) and conn.wake_at == conn.timers.rto
+    conn.wake_at = 0
+    conn.on_timer(rto)  # the first RTO's left-over call, before the current RTO: nothing to ask
+    assert not sent(conn) and conn.wake_at == 0 and conn.timers.rto > rto
+
+
 def test_established_send_and_ack() -> None:
     conn = established()
     conn.send(b"y" * 2500, T0)
