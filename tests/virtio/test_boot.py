@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from virtio_support import unik
+from vm_support import unik
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from example_support import copy_example
 from host_tools import require
 from unik_vmimage.initramfs import read_initramfs
-from virtio_support import build, unik, validate_firecracker
+from virtio_support import build, validate_firecracker
+from vm_support import unik
 
 
 def _manifest(root: Path) -> dict[str, object]:

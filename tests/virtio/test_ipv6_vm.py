@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from host_tools import needs
 from test_network import http_netns
-from virtio_support import RUN_TIMEOUT_S, UNIK, unik
+from vm_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 __all__ = ["http_netns"]  # the fixture, imported for pytest

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from unik.cache import cache_dir
 from unik.lockfile import LockFile
-from virtio_support import UNIK
+from vm_support import UNIK
 
 
 def _build(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

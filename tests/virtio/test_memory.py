@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from unik.errors import RunError
 from unik_vmimage import memory
-from virtio_support import RUN_TIMEOUT_S, UNIK
+from vm_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = pytest.mark.slow
 

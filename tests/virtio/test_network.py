@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs, require
-from virtio_support import RESPONDER, RUN_TIMEOUT_S, UNIK, unik
+from virtio_support import RESPONDER
+from vm_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 

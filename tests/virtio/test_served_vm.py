@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from host_tools import needs
 from served_support import aiohttp_app, curl, fastapi_app, fastapi_checks, starlette_app, wait_http, websocket_exchange
-from virtio_support import RUN_TIMEOUT_S, UNIK
+from vm_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = [pytest.mark.slow, needs("curl"), pytest.mark.timeout(1200)]
 APPS: dict[str, Callable[[Path], Path]] = {"starlette": starlette_app, "fastapi": fastapi_app,

@@ -18,7 +18,7 @@ from example_support import copy_example
 from example_support import missing_vm_tools as missing_tools
 from unik_vmimage.initramfs import read_initramfs
 from unik_vmimage.source_kernel import missing_tools as kernel_tools_missing
-from virtio_support import unik
+from vm_support import unik
 
 pytestmark = [
     pytest.mark.slow,

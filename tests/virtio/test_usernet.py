@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from example_support import copy_example
 from host_tools import needs, require
-from virtio_support import RUN_TIMEOUT_S, UNIK
+from vm_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = pytest.mark.slow
 

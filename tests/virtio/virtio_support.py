@@ -1,16 +1,14 @@
-"""Helpers shared by the virtio tests: building applications and booting them."""
+"""Helpers of the virtio tests: their applications, a frame responder, Firecracker's schema.
+
+Running `unik` and building are :mod:`vm_support`'s, shared with tests/xen.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-UNIK = str(Path(sys.executable).with_name("unik"))
-#: A boot under TCG takes a few seconds; this bounds a whole `unik run` in the tests.
-RUN_TIMEOUT_S = 240.0
+from vm_support import build_for
 
 #: An application that reports its entropy source and exits with a chosen status, or crashes.
 STATUS_APP = '''\
@@ -100,20 +98,9 @@ while time.monotonic() < deadline:
 '''
 
 
-def unik(*args: str, cwd: Path, timeout: float = RUN_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the `unik` command; ``check`` raises with its output when it fails."""
-    proc = subprocess.run([UNIK, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ))
-    if check and proc.returncode != 0:
-        raise AssertionError(f"unik {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def build(root: Path, *configure_args: str) -> Path:
     """Configure for virtio and build; the artifact directory."""
-    unik("configure", "-t", "virtio", *configure_args, cwd=root)
-    unik("build", cwd=root)
-    return next((root / "dist").glob("*-virtio"))
+    return build_for("virtio", root, *configure_args)
 
 
 #: Firecracker's VM configuration file, as its API specification (firecracker.yaml) documents

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+import xen_nested as nested
 from unik_vmimage.initramfs import read_initramfs
-from unik_xen import nested
 from unik_xen.elfnotes import guest_types, pvh_entry
-from xen_support import build, unik, xl_parse
+from vm_support import unik
+from xen_support import build, xl_parse
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+import xen_nested as nested
 from example_support import copy_example
-from unik_xen import nested
 from xen_support import DOM0_PLUGINS, build, unik_for_dom0
 
 pytestmark = [

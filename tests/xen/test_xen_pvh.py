@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from xen_support import RUN_TIMEOUT_S, UNIK, unik
+from vm_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = pytest.mark.slow
 

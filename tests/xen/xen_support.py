@@ -1,4 +1,7 @@
-"""Helpers shared by the xen tests: building applications, running `unik`, xl's parser."""
+"""Helpers of the xen tests: their applications, xl's parser, what dom0 needs to run `unik`.
+
+Running `unik` and building are :mod:`vm_support`'s, shared with tests/virtio.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vm_support import build_for
+
 REPO = Path(__file__).resolve().parents[2]
-UNIK = str(Path(sys.executable).with_name("unik"))
-#: A boot under TCG takes seconds; this bounds a whole `unik` command in the tests.
-RUN_TIMEOUT_S = 240.0
 XL_PARSE = Path(__file__).with_name("xl_parse.py")
 
 #: An application that prints a line and exits with --status.
@@ -39,21 +41,9 @@ async def start(console: Console, uplink: Network, storage: Block) -> None:
 '''
 
 
-def unik(*args: str, cwd: Path, timeout: float = RUN_TIMEOUT_S, check: bool = True,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the `unik` command (``env``: extra variables); ``check`` raises with its output when it fails."""
-    proc = subprocess.run([UNIK, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"unik {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def build(root: Path, *configure_args: str, env: dict[str, str] | None = None) -> Path:
     """Configure for xen and build; the artifact directory."""
-    unik("configure", "-t", "xen", *configure_args, cwd=root, env=env)
-    unik("build", cwd=root, env=env)
-    return next((root / "dist").glob("*-xen"))
+    return build_for("xen", root, *configure_args, env=env)
 
 
 def xl_parse(config: Path, libdir: Path) -> dict[str, Any]:
@@ -67,10 +57,12 @@ def xl_parse(config: Path, libdir: Path) -> dict[str, Any]:
 
 
 #: The plugins `unik` loads in dom0, and when building what it runs there (the plans must agree).
-DOM0_PLUGINS = {"UNIK_LOAD_PLUGINS": "xen,virtio,vmimage"}
-#: The distributions `unik run -t xen` needs in dom0 (UNIK_LOAD_PLUGINS keeps the others out).
+DOM0_PLUGINS = {"UNIK_LOAD_PLUGINS": "xen,vmimage"}
+#: The distributions `unik run -t xen` needs in dom0 (UNIK_LOAD_PLUGINS keeps the others out): the
+#: xen target and the libraries it depends on, not the virtio target.
 DOM0_DISTRIBUTIONS = {"unik_core": "core/src", "unik_target_xen": "plugins/xen/src",
-                      "unik_target_virtio": "plugins/virtio/src", "unik_lib_vmimage": "plugins/libs/vmimage/src"}
+                      "unik_lib_vmimage": "plugins/libs/vmimage/src", "unik_lib_vmguest": "plugins/libs/vmguest/src",
+                      "unik_lib_fdio": "plugins/libs/fdio/src"}
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
                    "__pycache__", "unittest", "pydoc_data"}
 
@@ -106,6 +98,7 @@ def unik_for_dom0() -> tuple[dict[str, Path], list[Path], str]:
         info = next(site.glob(f"{dep}-*.dist-info"))
         files.update(_tree(info, f"{site}/{info.name}"))
     binaries = [python, *sorted((stdlib / "lib-dynload").glob("*.so"))]
-    env = (f"env PYTHONPATH={':'.join(paths)} PYTHONDONTWRITEBYTECODE=1 UNIK_LOAD_PLUGINS=xen,virtio,vmimage "
+    plugins = DOM0_PLUGINS["UNIK_LOAD_PLUGINS"]
+    env = (f"env PYTHONPATH={':'.join(paths)} PYTHONDONTWRITEBYTECODE=1 UNIK_LOAD_PLUGINS={plugins} "
            f"HOME=/tmp {python}")
     return files, binaries, env

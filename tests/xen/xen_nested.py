@@ -1,5 +1,7 @@
 """A real Xen under QEMU: Xen 4.17 and a dom0 from Debian's packages, for tests and benchmarks.
 
+Test infrastructure (tests/xen, and bench/boot.py --xen), not part of the xen target's wheel.
+
 QEMU loads Xen by multiboot (the gunzipped ``xen-4.17-amd64`` ELF) with dom0's kernel
 (Debian's generic ``linux-image-amd64``: the cloud kernel lacks ``CONFIG_XEN_DOM0``)
 and an initramfs (uncompressed: nothing to inflate under TCG) as modules.  The dom0
@@ -32,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from host_tools import missing
 from unik.cache import cache_dir
 from unik.errors import BuildError, RunError
 from unik.progress import Progress
@@ -315,7 +318,7 @@ def boot(host: XenHost, dom0: Path, *, time_limit: float, silent_limit: float = 
     """Boot Xen and dom0 under QEMU until dom0 says it is done (or ``time_limit``); QEMU is always killed."""
     qemu = shutil.which(os.environ.get("UNIK_QEMU", "qemu-system-x86_64"))
     if qemu is None:
-        raise RunError("qemu-system-x86_64 is not installed: apt-get install qemu-system-x86")
+        raise RunError(missing("qemu-system-x86_64") or "qemu-system-x86_64 is not installed")
     start = time.monotonic()
     proc = subprocess.Popen(qemu_command(host, dom0, qemu), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
