@@ -60,8 +60,8 @@ LAZY_SKIPPED = frozenset({
     "multiprocessing", "concurrent.futures.process", "importlib.metadata", "importlib.resources",
     "importlib.readers", "email", "tarfile", "zipfile", "gzip", "unicodedata", "pickle", "_pickle", "tracemalloc",
     "ctypes", "_ctypes", "decimal", "_decimal", "_pydecimal", "fractions", "statistics", "csv", "_csv",
-    # host names to IDNA, reached lazily by asyncio's and socket's getaddrinfo helpers (with stringprep
-    # it pulls in unicodedata); unik-lib-tcpip's resolver imports the codec itself, so its images have it
+    # host names to IDNA (asyncio's and socket's getaddrinfo helpers; unik's stack resolves nothing
+    # through them): with stringprep it pulls in unicodedata
     "encodings.idna", "encodings.punycode", "stringprep",
 })
 
