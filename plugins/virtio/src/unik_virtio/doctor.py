@@ -5,7 +5,7 @@ Required: QEMU, and what the default kernel provider uses to fetch Debian's kern
 a static libc to build it).  Optional: KVM (else TCG emulation, slower), ``zstd`` (else a
 gzip initramfs), QEMU's user network (``--net DEVICE=user``), and for ``--net DEVICE=TAP``
 the TUN device and CAP_NET_ADMIN.  Whether KVM really boots a guest is answered by the
-probe ``unik run`` uses (:func:`unik_virtio.qemu.probe_kvm`), on a kernel already fetched.
+probe ``unik run`` uses (:func:`unik_vmimage.qemu.probe_kvm`), on a kernel already fetched.
 """
 
 from __future__ import annotations
