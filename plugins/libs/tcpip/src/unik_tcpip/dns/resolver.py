@@ -420,7 +420,8 @@ class Resolver:
                 if remaining <= 0:
                     raise asyncio.TimeoutError
                 datagram = await asyncio.wait_for(endpoint.recvfrom(), remaining)
-                if datagram.source != (server, DNS_PORT):
+                # (address, port), and for IPv6 the flow information and scope after them
+                if datagram.source[:2] != (server, DNS_PORT):
                     self.stats["dns.wrong_source"] += 1
                     continue
                 try:
