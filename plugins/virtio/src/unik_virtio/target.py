@@ -30,12 +30,13 @@ from unik_vmimage import memory, qemu, usernet
 from unik_vmimage.keys import BUILD_KEYS, VIRTIO_TRANSPORTS
 from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget
 
-from .firecracker import BootSource, Drive, Entropy, FirecrackerConfig, MachineConfig, NetworkInterface
 from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # build-time modules, imported where they are used so that `unik run` starts sooner
     from unik_vmimage.initramfs import ImageReport
     from unik_vmimage.kernels import Kernel
+
+    from .firecracker import FirecrackerConfig
 
 KERNEL_FILE = "vmlinuz"
 VMLINUX_FILE = "vmlinux"
@@ -219,6 +220,8 @@ def firecracker_config(
     init reads the guest's boot seed from it.  Relative paths are resolved by Firecracker
     from its working directory: run it in this directory.
     """
+    from .firecracker import BootSource, Drive, Entropy, FirecrackerConfig, MachineConfig, NetworkInterface
+
     units = {"K": 1 / 1024, "M": 1, "G": 1024}
     mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
     return FirecrackerConfig(
