@@ -86,7 +86,7 @@ def _need(target: str) -> None:
             pytest.skip(f"virtio needs QEMU and apt: {why}")
     if target == "spt":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "solo5"))
-        from solo5_support import need_sandbox
+        from solo5_support import need_sandbox  # type: ignore[import-not-found]
 
         need_sandbox()
 
