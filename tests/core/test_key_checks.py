@@ -63,6 +63,10 @@ def test_did_you_mean_only_when_close() -> None:
     assert did_you_mean("zzz", ["unix", "virtio"]) == ""
 
 
+def test_did_you_mean_names_every_equally_close_choice() -> None:
+    assert did_you_mean("--ipv5", ["--ipv6", "--ipv4", "--net"]) == " (did you mean '--ipv4' or '--ipv6'?)"
+
+
 class Checked(Provider):
     """A fake stack whose key has a check hook, as unik-lib-tcpip's --ipv4 does."""
 

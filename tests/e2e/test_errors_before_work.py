@@ -94,7 +94,7 @@ def test_a_misspelt_command_and_option_get_the_nearest(tmp_path: Path, unik: Uni
     message = error_of(unik("confgure", "-t", "unix", cwd=app, check=False))
     assert message.startswith("unknown command 'confgure' (did you mean 'configure'?); commands: new, configure")
     assert error_of(unik("configure", "--ipv5=10.0.0.2/24", cwd=app, check=False)) == (
-        "unknown option --ipv5 for `unik configure` (did you mean '--ipv4'?); see `unik configure --help`"
+        "unknown option --ipv5 for `unik configure` (did you mean '--ipv4' or '--ipv6'?); see `unik configure --help`"
     )
     assert error_of(unik("configure", "--prot", "81", cwd=app, check=False)) == (
         "unknown option --prot for `unik configure` (did you mean '--port'?); see `unik configure --help`"

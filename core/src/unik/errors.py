@@ -23,13 +23,24 @@ class UserError(UnikError):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'unix'?)`` for the choice closest to a misspelt ``word``, else ``""``."""
+    """`` (did you mean 'unix'?)`` for the choice closest to a misspelt ``word``, else ``""``.
+
+    Choices equally close are all named, in order (``--ipv5``: ``'--ipv4' or '--ipv6'``).
+    """
     import difflib  # only when a name is wrong
 
     # Options are compared without their dashes, which would make --count look like --net.
     bare = {c.lstrip("-"): c for c in sorted(set(choices))}
-    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=0.6)
-    return f" (did you mean {bare[close[0]]!r}?)" if close else ""
+    matcher = difflib.SequenceMatcher(b=word.lstrip("-"))
+    scores: dict[str, float] = {}
+    for choice in bare:
+        matcher.set_seq1(choice)
+        scores[choice] = matcher.ratio()
+    best = max(scores.values(), default=0.0)
+    if best < 0.6:
+        return ""
+    close = [repr(bare[c]) for c in bare if scores[c] == best][:3]
+    return f" (did you mean {' or '.join(close)}?)"
 
 
 # --- configuration and composition -------------------------------------------------
