@@ -151,6 +151,10 @@ class OpenSSLTLS:
         The name goes out as SNI (unless it is an IP address) and is checked against the
         certificate; a session from an earlier connection to the same name is resumed.
         """
+        # ssl encodes server_hostname with the "idna" codec (ssl._encode_hostname), a lazy
+        # standard-library import a VM image's import scan does not follow: named here, it does.
+        import encodings.idna  # noqa: F401
+
         self._check()
         if self._client_ctx is None:
             self._client_ctx = client_context(self.config)
