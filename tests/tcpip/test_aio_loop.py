@@ -408,3 +408,29 @@ class Recorder(asyncio.Protocol):
         self.data += data
         if len(self.data) >= 17:
             self.done.set()
+
+
+def test_tls_through_a_unik_lib_tls_device(tls_files: tuple[Path, Path]) -> None:
+    """ssl= takes unik-lib-tls's device: its certificate serves, its CAs verify, and ALPN is negotiated."""
+    from unik_tls.config import CertPair
+    from unik_tls.device import OpenSSLTLS
+
+    cert, key = tls_files
+    server_tls = OpenSSLTLS.create(pairs=[CertPair.from_files(cert, key)], alpn=["h2", "http/1.1"])
+    client_tls = OpenSSLTLS.create(cafile=str(cert), alpn=["http/1.1"])
+
+    async def main() -> None:
+        async with two_stacks():
+            server = await asyncio.start_server(echo, None, 7444, ssl=server_tls)
+            reader, writer = await asyncio.open_connection("10.0.0.1", 7444, ssl=client_tls,
+                                                           server_hostname="unik.test")
+            assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "http/1.1"
+            writer.write(b"via the TLS device")
+            assert await reader.readexactly(18) == b"via the TLS device"
+            writer.close()
+            server.close()
+            with pytest.raises(TypeError, match="SSLContext or a TLS device"):
+                await asyncio.start_server(echo, None, 7445, ssl="yes")
+            with pytest.raises(Exception, match="no certificate configured"):
+                await asyncio.start_server(echo, None, 7446, ssl=client_tls)
+    run_unik(main())

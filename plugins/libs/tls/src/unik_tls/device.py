@@ -127,6 +127,21 @@ class OpenSSLTLS:
         if self._closed:
             raise DeviceClosed("the TLS device is disconnected")
 
+    def ssl_context(self, server_side: bool) -> ssl.SSLContext:
+        """The :class:`ssl.SSLContext` of this device's server (its certificates, SNI, ALPN) or client side.
+
+        For asyncio's ``ssl=``: unik's event loop (``unik_tcpip.aio``) takes the device itself
+        (``asyncio.start_server(handler, None, 443, ssl=tls)``).
+        """
+        self._check()
+        if not server_side:
+            if self._client_ctx is None:
+                self._client_ctx = client_context(self.config)
+            return self._client_ctx
+        if self._server_ctx is None:
+            raise DeviceUnavailable("TLS server: no certificate configured (cert/key, --tls-cert, or a certs store)")
+        return self._server_ctx
+
     async def server(self, flow: Flow, *, limit: int = STREAM_LIMIT) -> Flow:
         """Run a server handshake over ``flow``; the plaintext flow, or a :class:`TLSError`."""
         self._check()

@@ -9,7 +9,7 @@ import sys
 import weakref
 from asyncio import sslproto
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..dns import happy
 from ..stack import TcpipStack
@@ -24,6 +24,27 @@ if TYPE_CHECKING:
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 _WILDCARDS = (None, "", "0.0.0.0", "::")
+
+
+@runtime_checkable
+class ContextSource(Protocol):
+    """What ``ssl=`` also takes: a TLS device of unik-lib-tls (its certificates, SNI, ALPN; its CAs)."""
+
+    def ssl_context(self, server_side: bool) -> ssl_module.SSLContext:
+        """The context of the server (``True``) or client side."""
+
+
+def tls_context(ssl: Any, server_side: bool) -> ssl_module.SSLContext:
+    """``ssl=`` as an :class:`ssl.SSLContext`: one given, a TLS device's, or (a client's ``True``) the default."""
+    import ssl as ssl_module
+
+    if isinstance(ssl, ssl_module.SSLContext):
+        return ssl
+    if isinstance(ssl, ContextSource):
+        return ssl.ssl_context(server_side)
+    if ssl is True and not server_side:
+        return ssl_module.create_default_context()
+    raise TypeError(f"ssl argument must be an SSLContext or a TLS device (unik-lib-tls), not {ssl!r}")
 
 
 class NoStack(RuntimeError):
@@ -106,7 +127,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
 
     async def create_connection(  # type: ignore[override]
             self, protocol_factory: ProtocolFactory, host: str | None = None, port: int | str | None = None, *,
-            ssl: ssl_module.SSLContext | bool | None = None, family: int = 0, proto: int = 0, flags: int = 0,
+            ssl: ssl_module.SSLContext | bool | Any = None, family: int = 0, proto: int = 0, flags: int = 0,
             sock: socket.socket | None = None, local_addr: tuple[str, int] | None = None,
             server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
             ssl_shutdown_timeout: float | None = None, happy_eyeballs_delay: float | None = None,
@@ -241,11 +262,9 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             app_protocol.connection_made(conn)
             conn.resume_reading()
             return conn, app_protocol
-        import ssl as ssl_module
-
         if server_hostname is None:
             raise ValueError("You must set server_hostname when using ssl without a host")
-        context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
+        context = tls_context(ssl, server_side=False)
         waiter = self.create_future()
         tls = self._tls_protocol(app_protocol, context, waiter, False, server_hostname, handshake_timeout,
                                  shutdown_timeout)
@@ -273,9 +292,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                            server_hostname: str | None, handshake_timeout: float | None,
                            shutdown_timeout: float | None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Asyncio's TLS protocol (``ssl.SSLObject`` over memory BIOs) on the connection Happy Eyeballs made."""
-        import ssl as ssl_module
-
-        context = ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
+        context = tls_context(ssl, server_side=False)
         app_protocol = protocol_factory()
         waiter = self.create_future()
         tls = self._tls_protocol(app_protocol, context, waiter, False, server_hostname, handshake_timeout,
@@ -300,7 +317,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
     async def create_server(  # type: ignore[override]
             self, protocol_factory: ProtocolFactory, host: str | Sequence[str] | None = None,
             port: int | str | None = None, *, family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
-            sock: socket.socket | None = None, backlog: int = 100, ssl: ssl_module.SSLContext | None = None,
+            sock: socket.socket | None = None, backlog: int = 100, ssl: ssl_module.SSLContext | Any = None,
             reuse_address: bool | None = None, reuse_port: bool | None = None,
             ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
             start_serving: bool = True,
@@ -326,16 +343,13 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and ssl is None:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if ssl is not None:
-            import ssl as ssl_module
-
-            if not isinstance(ssl, ssl_module.SSLContext):
-                raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        context = None if ssl is None else tls_context(ssl, server_side=True)
         stack = self.stack
         address = await self._listen_address(host, family)
         factory = protocol_factory
-        if ssl is not None:
-            factory = self._tls_server_factory(protocol_factory, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if context is not None:
+            factory = self._tls_server_factory(protocol_factory, context, ssl_handshake_timeout,
+                                               ssl_shutdown_timeout)
         number = _port(port)
         if number == 0:
             number = stack.tcp._free_listen_port()
