@@ -70,3 +70,30 @@ def test_sockets_are_allowed_where_the_target_has_a_host_network() -> None:
                              "from unik import hostsockets; print(hostsockets.refused())"],
                             capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "None\n"), result.stderr
+
+
+def test_refused_where_the_image_leaves_the_idna_codec_out() -> None:
+    # VM images leave encodings.idna out (it brings unicodedata), and CPython encodes a host
+    # name with it before the audit event: the refusal must still come, not a LookupError.
+    blocker = """
+        import importlib.abc, sys
+        class NoIdna(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name in ("encodings.idna", "stringprep", "unicodedata"):
+                    raise ModuleNotFoundError(name)
+        sys.meta_path.insert(0, NoIdna())
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(blocker) + PRELUDE + textwrap.dedent("""
+        for call in (lambda: socket.create_connection(("10.0.0.1", 80), timeout=5),
+                     lambda: socket.gethostbyname("example.com")):
+            try:
+                call()
+            except HostNetworkUnavailable as exc:
+                print(str(exc).split(":")[0])
+        try:
+            "bücher.example".encode("idna")
+        except UnicodeError as exc:
+            print("non-ASCII:", "xn--" in str(exc))
+    """)], capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == [
+        "socket.getaddrinfo('10.0.0.1', 80)", "socket.gethostbyname('example.com')", "non-ASCII: True"], result.stderr
