@@ -32,11 +32,12 @@ pytestmark = [
                        reason="boots Xen under QEMU TCG (minutes): needs UNIK_TEST_XEN=1, which `make test-xen` sets"),
 ]
 
-KV_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff -- --key greeting --value hello"
+KV_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff ipv6.disable_ipv6=1 -- --key greeting --value hello"
 
 #: examples/kv held open (--hold), then `xl shutdown -w`: Xen's shutdown request makes the guest's
 #: kernel run /sbin/poweroff (the init), which stops the application; its devices disconnect.
-KV_HOLD_CMDLINE = "console=hvc0 quiet panic=-1 unik_exit=poweroff -- --key stopped --value gracefully --hold"
+KV_HOLD_CMDLINE = ("console=hvc0 quiet panic=-1 unik_exit=poweroff ipv6.disable_ipv6=1 "
+                   "-- --key stopped --value gracefully --hold")
 KV_STOP_SCRIPT = f"""\
 cd /guest/kv && echo "UNIK-KV-STOP-CREATE" && xl create kv.xl 'cmdline="{KV_HOLD_CMDLINE}"'
 i=0
