@@ -10,11 +10,16 @@ and delay.
 from __future__ import annotations
 
 import asyncio
+import os
 import random as pyrandom
+import resource
 import selectors
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from unik.devices import NetworkStats, Offloads, TxOffload
@@ -250,3 +255,26 @@ async def pair(wire: Wire, tcp_a: TcpConfig | None = None, tcp_b: TcpConfig | No
 async def settle(seconds: float = 1.0) -> None:
     """Let virtual time pass."""
     await asyncio.sleep(seconds)
+
+
+def atheris_briefly(target: Path, tmp_path: Path, seconds: int, max_len: int) -> tuple[int, str]:
+    """Run the atheris target ``target`` for ``seconds``: libFuzzer's exit status and stderr.
+
+    libFuzzer checks the peak RSS (ru_maxrss), which a child inherits from the process that
+    spawned it (Linux records the old memory's peak at exec): this pytest worker may already
+    have peaked well above a target's 56 MB, so the bound is 1 GiB of growth above that peak.
+    """
+    corpus = tmp_path / "corpus"
+    rss_limit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 1024
+    proc = subprocess.run(
+        [sys.executable, str(target), "--seed", str(corpus), str(corpus), f"-max_total_time={seconds}",
+         f"-max_len={max_len}", "-timeout=10", f"-rss_limit_mb={rss_limit}", "-print_final_stats=1"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONHASHSEED": "0"}, cwd=tmp_path,
+    )
+    return proc.returncode, proc.stderr
+
+
+def executed_units(stderr: str) -> int:
+    """The number of inputs libFuzzer ran, from its final statistics (0 when it printed none)."""
+    runs = [line for line in stderr.splitlines() if "stat::number_of_executed_units" in line]
+    return int(runs[0].split(":")[-1]) if runs else 0

@@ -5,16 +5,13 @@
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import fuzz_dns
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tcpip_support import atheris_briefly, executed_units
 
 HERE = Path(__file__).parent
 
@@ -34,17 +31,9 @@ def test_dns_seeds_pass_the_target() -> None:
 @pytest.mark.skipif(ATHERIS is not None, reason=str(ATHERIS))
 def test_dns_atheris_briefly(tmp_path: Path) -> None:
     """Coverage-guided fuzzing for a bounded time; a crash fails with libFuzzer's report."""
-    corpus = tmp_path / "corpus"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    rss_limit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 1024  # see test_fuzz.py
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "fuzz_dns.py"), "--seed", str(corpus), str(corpus), "-max_total_time=10",
-         "-max_len=1500", "-timeout=10", f"-rss_limit_mb={rss_limit}", "-print_final_stats=1"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    runs = [line for line in proc.stderr.splitlines() if "stat::number_of_executed_units" in line]
-    assert runs and int(runs[0].split(":")[-1]) > 1000, proc.stderr[-2000:]
+    status, stderr = atheris_briefly(HERE / "fuzz_dns.py", tmp_path, seconds=10, max_len=1500)
+    assert status == 0, stderr[-4000:]
+    assert executed_units(stderr) > 1000, stderr[-2000:]
 
 
 def _mutations() -> st.SearchStrategy[bytes]:
