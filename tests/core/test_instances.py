@@ -40,7 +40,8 @@ def test_a_taken_or_malformed_name_is_refused_with_the_fix(tmp_path: Path) -> No
 
 def _record(registry: Registry, name: str, pid: int, start: int | None, **fields: object) -> Instance:
     registry.reserve(name, "app")
-    instance = Instance(name=name, app="app", target="unix", project="/p", artifact="/p/dist", detached=True,
+    fields.setdefault("detached", True)
+    instance = Instance(name=name, app="app", target="unix", project="/p", artifact="/p/dist",
                         pid=pid, pid_start=start or 0, boot_id=boot_id(), state="running", **fields)  # type: ignore[arg-type]
     registry.write(instance)
     return instance
@@ -99,3 +100,18 @@ def test_process_start_reads_names_with_spaces_and_parentheses(tmp_path: Path) -
         child.kill()
         child.wait()
     assert process_start(child.pid) is None
+
+
+def test_a_killed_foreground_run_gives_its_name_back(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid now names no process: a `unik run` killed before it could remove its record
+    _record(registry, "app", child.pid, 12345, detached=False)
+    _record(registry, "kept", child.pid, 12345)  # detached: kept for `unik logs` until `unik rm`
+    _record(registry, "starting", 0, None, detached=False)  # no pid yet: still starting, left alone
+    assert registry.reserve(None, "app").name == "app"  # not app-2
+    assert not (tmp_path / "instances" / "app" / "instance.json").exists()  # the new run's, to be written
+    assert sorted(i.name for i in registry.all()) == ["kept", "starting"]
+    _record(registry, "gone", child.pid, 12345, detached=False)
+    assert "gone" not in [i.name for i in registry.all()]
+    assert not (tmp_path / "instances" / "gone").exists()

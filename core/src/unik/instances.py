@@ -155,11 +155,13 @@ class Registry:
         base = re.sub(r"[^a-z0-9_.-]", "-", app.lower()).strip("-.") or "app"
         for n in range(1, 1000):
             candidate = base if n == 1 else f"{base}-{n}"
-            try:
-                (self.root / candidate).mkdir()
-                return self.root / candidate
-            except FileExistsError:
-                continue
+            for _ in range(2):
+                try:
+                    (self.root / candidate).mkdir()
+                    return self.root / candidate
+                except FileExistsError:
+                    if not self._forget_if_stale(candidate):
+                        break
         raise InstanceError(f"no free instance name {base}-N: remove exited ones with `unik rm`")
 
     @contextlib.contextmanager
@@ -169,7 +171,7 @@ class Registry:
         try:
             fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
-            raise InstanceError(f"no instance {name!r} (see `unik ps -a`)") from None
+            raise InstanceError(f"no instance {name!r} (see `unik ps`)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield directory
@@ -218,7 +220,7 @@ class Registry:
         return instance
 
     def all(self) -> list[Instance]:
-        """Every instance with a readable record, by start time."""
+        """Every instance with a readable record, by start time (stale foreground records are forgotten)."""
         out: list[Instance] = []
         if not self.root.is_dir():
             return out
@@ -226,10 +228,30 @@ class Registry:
             if entry.name.startswith(".") or not (entry / RECORD).is_file():
                 continue
             try:
-                out.append(self.get(entry.name))
+                instance = self.get(entry.name)
             except InstanceError:
                 continue
+            if not _stale_foreground(instance):
+                out.append(instance)
+            else:
+                self._forget_if_stale(instance.name)
         return sorted(out, key=lambda i: (i.started, i.name))
+
+    def _forget_if_stale(self, name: str) -> bool:
+        """Remove ``name`` if it is a foreground run whose ``unik run`` was killed; whether it was.
+
+        A foreground run is listed only while it runs and removes its record at the end;
+        one killed outright (SIGKILL, a crashed terminal) cannot, and its name would stay
+        taken by a record nobody asked to keep, unlike a detached run's, kept for ``logs``.
+        """
+        try:
+            with self.locked(name):
+                if not _stale_foreground(self.get(name)):
+                    return False
+                self.remove(name)
+                return True
+        except InstanceError:
+            return False
 
     def remove(self, name: str) -> None:
         """Delete ``name``'s directory: renamed away first, so no command sees half of it."""
@@ -240,6 +262,11 @@ class Registry:
         except FileNotFoundError:
             raise InstanceError(f"no instance {name!r}") from None
         shutil.rmtree(grave, ignore_errors=True)
+
+
+def _stale_foreground(instance: Instance) -> bool:
+    """A foreground run whose supervisor has a pid on record and is gone (not one still starting)."""
+    return not instance.detached and bool(instance.pid) and not instance.alive()
 
 
 def signal_instance(instance: Instance, signum: int) -> bool:

@@ -119,7 +119,9 @@ def cmd_logs(ns: argparse.Namespace) -> int:
 def stop(instance: Instance, timeout: float) -> str:
     """Stop ``instance`` gracefully, killing it after ``timeout`` seconds; what happened, in words."""
     if not signal_instance(instance, signal.SIGTERM):
-        return f"{instance.name} is not running ({instance.shown_state()})"
+        running = [i.name for i in Registry().all() if i.app == instance.app and i.alive()]
+        hint = f"; running instances of {instance.app}: {', '.join(running)}" if running else ""
+        return f"{instance.name} is not running ({instance.shown_state()}){hint}"
     if wait_gone(instance, timeout):
         return f"{instance.name} stopped"
     kill_instance(instance)
