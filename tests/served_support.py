@@ -2,7 +2,8 @@
 
 Three real applications on real libraries, which pip installs into their artifacts:
 
-* ``starlette``: a Starlette application under uvicorn (``/`` text, ``/json``);
+* ``starlette``: a Starlette application under uvicorn (``/`` text, ``/json``), and the
+  same under hypercorn (``hyper``);
 * ``examples/fastapi``: FastAPI with a pydantic model and a background task;
 * ``aiohttp``: an aiohttp ``web.Application`` made by a function, with a websocket echo.
 
@@ -94,10 +95,11 @@ def starlette_app(dest: Path) -> Path:
 
 
 def hypercorn_app(dest: Path) -> Path:
-    """The Starlette application under hypercorn (``--server hypercorn``), in ``dest/hyper``."""
+    """The Starlette application under hypercorn (``server = "hypercorn"`` for every target), in ``dest/hyper``."""
     root = _app(dest, "hyper", "hyper_app", STARLETTE_APP, "asgi", "hyper_app.app:app", ["starlette", "hypercorn"])
     with (root / "pyproject.toml").open("a") as f:
-        f.write('\n[tool.unik.targets.unix]\nserver = "hypercorn"\n')
+        for target in ("unix", "spt", "virtio", "xen"):
+            f.write(f'\n[tool.unik.targets.{target}]\nserver = "hypercorn"\n')
     return root
 
 

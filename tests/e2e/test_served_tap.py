@@ -4,7 +4,8 @@ Each application runs in a network namespace of its own, on the TAP ``--net
 service=auto`` makes there (its kernel side gets the subnet's first address); curl and
 aiohttp's websocket client, run in the namespace, drive it through the kernel's TCP/IP.
 uvicorn and aiohttp listen through unik's event loop (``loop.create_server`` on unik's
-stack), unmodified.
+stack), unmodified; hypercorn binds a socket of unik's stack first and hands it to
+``create_server(sock=...)``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from served_support import (
     curl,
     fastapi_app,
     fastapi_checks,
+    hypercorn_app,
     starlette_app,
     wait_http,
     websocket_exchange_in,
@@ -34,7 +36,7 @@ from unik.testing import network_namespace, tap_unavailable
 
 pytestmark = [needs("curl"), pytest.mark.timeout(900)]
 APPS: dict[str, Callable[[Path], Path]] = {"starlette": starlette_app, "fastapi": fastapi_app,
-                                           "aiohttp": aiohttp_app}
+                                           "aiohttp": aiohttp_app, "hypercorn": hypercorn_app}
 PORT = 8000
 
 
@@ -102,6 +104,17 @@ def test_starlette_under_uvicorn_on_unik_stack(apps: Callable[[str, str], Path],
         assert json.loads(curl(f"{base}/double/21", netns=netns)) == {"n": 21, "double": 42, "client": client}
     text = log.read_text()
     assert f"Uvicorn running on {base}" in text and f'{client}:' in text and '"GET /double/21 HTTP/1.1" 200' in text
+
+
+@pytest.mark.parametrize("target", ["unix", "spt"])
+def test_starlette_under_hypercorn_on_unik_stack(apps: Callable[[str, str], Path], target: str) -> None:
+    """hypercorn binds its socket before serving it: a socket of unik's stack, which the unik loop listens on."""
+    with _serving(apps("hypercorn", target), target) as (netns, base, log):
+        assert curl(f"{base}/", netns=netns) == "hello from starlette\n"
+        client = base.split("//")[1].rsplit(".", 1)[0] + ".1"
+        assert json.loads(curl(f"{base}/double/8", netns=netns)) == {"n": 8, "double": 16, "client": client}
+    text = log.read_text()
+    assert f"Running on {base}" in text and '"GET /double/8 1.1" 200' in text, text
 
 
 # Not spt: FastAPI looks each endpoint's source file up (inspect.getsourcefile: a stat) at its first

@@ -134,14 +134,6 @@ def test_starlette_under_hypercorn_on_the_host_sockets(built: dict[str, tuple[Pa
     assert f"Running on http://127.0.0.1:{port}" in log.read_text() and '"GET /double/4 1.1" 200' in log.read_text()
 
 
-def test_hypercorn_on_unik_stack_is_refused_before_any_work(built: dict[str, tuple[Path, str]]) -> None:
-    root, _ = built["hypercorn"]
-    proc = subprocess.run([UNIK, "configure", "-t", "unix", "--net", "tap"], cwd=root, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "[tool.unik] asgi: --server hypercorn cannot listen on unik's stack" in proc.stderr, proc.stderr
-
-
 def test_access_log_off(built: dict[str, tuple[Path, str]]) -> None:
     root, _ = built["starlette"]
     port = _free_port()

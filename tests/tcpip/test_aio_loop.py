@@ -223,6 +223,50 @@ def test_create_server_addresses_ports_and_start_serving() -> None:
     run_unik(main())
 
 
+def test_create_server_listens_on_a_bound_stack_socket() -> None:
+    """What hypercorn does: bind sockets first, then serve them with start_server(sock=...)."""
+    from unik.serve import StackLoop
+
+    async def main() -> None:
+        async with two_stacks() as (_a, b):
+            loop = asyncio.get_running_loop()
+            assert isinstance(loop, StackLoop)
+            sock = loop.stack_socket()
+            sock.bind(("10.0.0.1", 7020))
+            server = await asyncio.start_server(echo, sock=sock, backlog=10)
+            assert server.sockets == (sock,) and sock.listening and sock.getsockname() == ("10.0.0.1", 7020)
+            reader, writer = await b.tcp.connect("10.0.0.1", 7020)
+            writer.write(b"bound first")
+            assert await reader.readexactly(11) == b"bound first"
+            writer.close()
+            with pytest.raises(OSError, match="only an unconnected socket can listen"):
+                await loop.create_server(asyncio.Protocol, sock=sock)
+            with pytest.raises(ValueError, match="host/port and sock"):
+                await loop.create_server(asyncio.Protocol, None, 7021, sock=loop.stack_socket())
+            any_port = loop.stack_socket(socket.AF_INET6)  # unbound: the wildcard and a free port
+            wildcard = await loop.create_server(asyncio.Protocol, sock=any_port)
+            assert any_port.getsockname()[0] == "::" and 49152 <= any_port.getsockname()[1] < 65536
+            taken, elsewhere = loop.stack_socket(), loop.stack_socket()
+            taken.bind(("0.0.0.0", 7020))
+            with pytest.raises(OSError, match="already listens") as info:
+                await loop.create_server(asyncio.Protocol, sock=taken)
+            assert info.value.errno == 98  # EADDRINUSE, as a host socket's listen
+            elsewhere.bind(("10.0.0.9", 7022))
+            with pytest.raises(OSError, match="not this stack's address") as info:
+                await loop.create_server(asyncio.Protocol, sock=elsewhere)
+            assert info.value.errno == 99  # EADDRNOTAVAIL, as a host socket's bind
+            for each in (server, wildcard):
+                each.close()
+                await each.wait_closed()
+            assert sock.closed and server.sockets == ()
+    run_unik(main())
+    plain = asyncio.new_event_loop()
+    try:
+        assert not isinstance(plain, StackLoop), "asyncio's own loop binds host sockets"
+    finally:
+        plain.close()
+
+
 def test_serve_forever_is_cancelled_and_wait_closed_waits_for_connections() -> None:
     async def main() -> None:
         async with two_stacks() as (_a, b):

@@ -1,6 +1,6 @@
 """Served applications in a virtio VM (QEMU TCG) on unik's own TCP/IP stack, on QEMU's user network.
 
-Starlette under uvicorn, examples/fastapi (pydantic-core and httptools: C extensions in
+Starlette under uvicorn and under hypercorn, examples/fastapi (pydantic-core and httptools: C extensions in
 the image) and an aiohttp application with a websocket, each built once into an image
 (gzip: quicker to build than zstd, for the test), booted, and driven by curl and
 aiohttp's websocket client through the port QEMU publishes on 127.0.0.1.  A stop
@@ -19,13 +19,22 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from served_support import aiohttp_app, curl, fastapi_app, fastapi_checks, starlette_app, wait_http, websocket_exchange
+from served_support import (
+    aiohttp_app,
+    curl,
+    fastapi_app,
+    fastapi_checks,
+    hypercorn_app,
+    starlette_app,
+    wait_http,
+    websocket_exchange,
+)
 from vm_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = [pytest.mark.slow, needs("curl"), pytest.mark.timeout(1200)]
 APPS: dict[str, Callable[[Path], Path]] = {"starlette": starlette_app, "fastapi": fastapi_app,
-                                           "aiohttp": aiohttp_app}
-GUEST_PORT = {"starlette": 8000, "fastapi": 8000, "aiohttp": 8080}
+                                           "aiohttp": aiohttp_app, "hypercorn": hypercorn_app}
+GUEST_PORT = {"starlette": 8000, "fastapi": 8000, "aiohttp": 8080, "hypercorn": 8000}
 
 
 def _free_port() -> int:
@@ -86,6 +95,16 @@ def test_starlette_under_uvicorn_in_a_vm(images: Callable[[str], Path]) -> None:
     text = log.read_text()
     assert "Uvicorn running on http://10.0.2.15:8000" in text and '"GET /double/21 HTTP/1.1" 200' in text
     assert "Application shutdown complete" in text
+
+
+def test_starlette_under_hypercorn_in_a_vm(images: Callable[[str], Path]) -> None:
+    with _booted(images("hypercorn"), GUEST_PORT["hypercorn"]) as (base, vm, log):
+        assert curl(f"{base}/") == "hello from starlette\n"
+        assert json.loads(curl(f"{base}/double/4"))["double"] == 8
+        vm.send_signal(signal.SIGTERM)
+        assert vm.wait(timeout=60) == 143
+    text = log.read_text()
+    assert "Running on http://10.0.2.15:8000" in text and '"GET /double/4 1.1" 200' in text, text
 
 
 def test_fastapi_example_in_a_vm(images: Callable[[str], Path]) -> None:

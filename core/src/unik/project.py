@@ -180,11 +180,6 @@ class Project:
         ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME),
                         host_network=tcls.host_network)
         plan = compose(app, app.devices, impls, target=ref, keys=keys)
-        if app.served:
-            from .serve import check_plan
-
-            check_plan(app.config_file, app.served, plan.keys, next((n.event_loop for n in plan.nodes
-                                                                      if n.event_loop), ""))
         check_bindings(empty.with_args(app.key_defaults(target), table).with_args(
             key_args if fresh is None else fresh), plan)
         return plan.with_contributions(self.plugins.configure(plan))

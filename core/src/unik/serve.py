@@ -10,7 +10,9 @@ whatever the server loads lazily is loaded while the process may still open file
 spt sandbox seals it once the devices are connected) — then awaits
 ``server.serve(stack=..., console=...)``.  The server listens through the running event
 loop (``loop.create_server``), which is unik's loop on unik's stack, or asyncio's on the
-host's sockets (``--net socket``); it logs, requests included, to the console.
+host's sockets (``--net socket``); it logs, requests included, to the console.  hypercorn
+binds its sockets before it serves: on a loop with a stack of its own (:class:`StackLoop`)
+they are that stack's sockets, which the loop's ``create_server(sock=...)`` listens on.
 
 A stop (SIGTERM, a VM's power button) closes the listener, lets requests in flight
 finish for :data:`GRACE_S` seconds and runs the application's shutdown (ASGI lifespan,
@@ -23,8 +25,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import UserError
 from .keys import Key, KeyValues
@@ -42,6 +45,18 @@ SERVER_DISTRIBUTIONS = {"Uvicorn": "uvicorn", "Hypercorn": "hypercorn", "AioHttp
 DEVICES = {"stack": "stack", "console": "console"}
 WORKERS_WHY = ("a unik application is one process on one event loop, so there is one worker: run more "
                "instances (unik run -d) behind a load balancer to use more cores")
+
+
+@runtime_checkable
+class StackLoop(Protocol):
+    """An event loop serving on a TCP/IP stack of its own (unik-lib-tcpip's ``UnikEventLoop``).
+
+    Its ``create_server(sock=...)`` listens on the address a socket of :meth:`stack_socket`
+    was bound to, where a host socket would be bound on the host's network (or refused).
+    """
+
+    def stack_socket(self, family: int = socket.AF_INET) -> Any:
+        """An unconnected TCP socket of the loop's stack (bind it, then hand it to ``create_server(sock=)``)."""
 
 
 def _nothing() -> None:
@@ -74,18 +89,6 @@ def server_class(served: str, keys: KeyValues) -> str:
     servers = SERVED[served]
     choice = keys.get("server") if "server" in keys.keys else next(iter(servers))
     return servers[str(choice)]
-
-
-def check_plan(config_file: str, served: str, keys: KeyValues, event_loop: str) -> None:
-    """Refuse, before any work, a server that cannot listen on the plan's stack (``event_loop``: its loop)."""
-    from .errors import ConfigError
-
-    if event_loop and server_class(served, keys) == "Hypercorn":
-        raise ConfigError(
-            config_file, "tool.unik", served,
-            "--server hypercorn cannot listen on unik's stack: hypercorn binds host sockets itself and hands them "
-            "to loop.create_server(sock=...), which unik's event loop serves only on the host's network; use "
-            "uvicorn (the default), or the host's sockets (--net socket on unix)")
 
 
 class ConsoleLog(logging.Handler):
@@ -188,7 +191,13 @@ class Uvicorn:
 
 
 class Hypercorn:
-    """An ASGI application under hypercorn, on the running loop."""
+    """An ASGI application under hypercorn (its ``serve``), on the running loop.
+
+    hypercorn binds its sockets itself (``Config.create_sockets``) after the application's
+    start-up, then serves them with ``asyncio.start_server(sock=...)``: its configuration
+    here binds sockets of the loop's stack instead when the loop has one (:class:`StackLoop`),
+    and ``started()`` is called once they are bound, right before they listen.
+    """
 
     LOGGERS = ("hypercorn.error",)
 
@@ -201,7 +210,7 @@ class Hypercorn:
             raise _missing("hypercorn", exc) from None
         self.app = app
         self.port = port
-        self.config = hypercorn.config.Config()
+        self.config = _hypercorn_config(hypercorn.config)
         self.config.accesslog = logging.getLogger("hypercorn.access") if access_log else None
         self.config.errorlog = logging.getLogger("hypercorn.error")
         self.config.graceful_timeout = GRACE_S
@@ -209,8 +218,11 @@ class Hypercorn:
 
     async def serve(self, stack: Any, console: Any, started: Callable[[], None] = _nothing) -> int:
         """Serve on ``stack``'s address until cancelled (then shut down gracefully)."""
-        started()  # hypercorn's start-up runs inside its serve: a sandbox seals before it
-        self.config.bind = [f"{stack.ipv4.address}:{self.port}"]
+        address = stack.ipv4.address
+        self.config.bind = [f"{address}:{self.port}"]
+        loop = asyncio.get_running_loop()
+        self.config.unik_stack_loop = loop if isinstance(loop, StackLoop) else None
+        self.config.unik_started = started
         stop = asyncio.Event()
         access = ("hypercorn.access",) if self.config.accesslog else ()
         with ConsoleLog(console).attached(*self.LOGGERS, *access):
@@ -222,6 +234,35 @@ class Hypercorn:
                 await task
                 raise
         return 0
+
+
+def _hypercorn_config(module: Any) -> Any:
+    """A hypercorn ``Config`` whose ``create_sockets`` binds on the loop's stack when it has one.
+
+    ``unik_stack_loop`` (a :class:`StackLoop`, or ``None`` for the host's sockets) and
+    ``unik_started`` are set by :meth:`Hypercorn.serve`.
+    """
+
+    class StackConfig(module.Config):  # type: ignore[misc, name-defined]
+        unik_stack_loop: StackLoop | None = None
+        unik_started: Callable[[], None] = staticmethod(_nothing)
+
+        def create_sockets(self) -> Any:
+            if self.unik_stack_loop is None:
+                sockets = super().create_sockets()
+            else:
+                bound = []
+                for bind in self.bind:
+                    host, _, port = bind.rpartition(":")
+                    host = host.strip("[]")
+                    sock = self.unik_stack_loop.stack_socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+                    sock.bind((host, int(port)))
+                    bound.append(sock)
+                sockets = module.Sockets([], bound, [])
+            self.unik_started()
+            return sockets
+
+    return StackConfig()
 
 
 class AioHttp:

@@ -97,6 +97,14 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
                           "the stack device)")
         return self._stack
 
+    def stack_socket(self, family: int = socket.AF_INET) -> StackSocket:
+        """An unconnected TCP socket of the stack: ``bind`` it, then ``create_server(sock=)`` it or ``sock_connect`` it.
+
+        What ``socket.socket()`` is to asyncio's loop, for code that makes its sockets
+        before it hands them over (hypercorn binds them before serving).
+        """
+        return StackSocket(family=family)
+
     # -- names --------------------------------------------------------------------------
 
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,  # type: ignore[override]
@@ -322,18 +330,27 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
             start_serving: bool = True,
     ) -> asyncio.AbstractServer:
-        """Listen on ``port`` of unik's stack (``sock=``: asyncio's own, on a host socket).
+        """Listen on ``port`` of unik's stack (``sock=``: a :class:`StackSocket`'s bound address, else asyncio's own).
 
         ``host`` may be ``None``, ``""``, ``"0.0.0.0"`` or the stack's address (or a list
         of those): the stack has one address, and a port listens on it.  ``reuse_address``
         needs nothing (a port with connections in TIME-WAIT can always listen again);
         ``reuse_port`` shares no port between listeners: a second one is ``EADDRINUSE``.
         ``backlog`` bounds the half-open connections (SYN-RECEIVED), beyond which SYN
-        cookies answer.
+        cookies answer.  ``sock=`` a :class:`StackSocket` (:meth:`stack_socket`, bound or
+        not) listens on its address, as a bound host socket would (hypercorn hands over
+        the sockets it binds); it becomes the server's socket.  Any other ``sock`` is a
+        host socket, served by asyncio's own code on the host's network.
         """
+        if sock is not None and (host is not None or port is not None):
+            raise ValueError("host/port and sock can not be specified at the same time")
+        bound: StackSocket | None = None
+        if isinstance(sock, StackSocket):
+            if sock.connection is not None or sock.listening or sock.closed:
+                raise OSError(errno.EINVAL, f"cannot listen on {sock!r}: only an unconnected socket can listen")
+            bound, sock = sock, None
+            host, port = bound.getsockname()[0], bound.getsockname()[1]
         if sock is not None:
-            if host is not None or port is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
             kwargs: dict[str, Any] = {"ssl_shutdown_timeout": ssl_shutdown_timeout} if sys.version_info >= (3, 11) \
                 else {}
             return await super().create_server(
@@ -357,7 +374,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
             raise OSError(errno.EADDRINUSE, f"error while attempting to bind on address ({address!r}, {number}): "
                                             f"port {number} already listens on unik's stack"
                                             + (" (reuse_port shares no port here)" if reuse_port else ""))
-        server = UnikServer(self, stack.tcp, factory, number, address, backlog or None)
+        server = UnikServer(self, stack.tcp, factory, number, address, backlog or None, sock=bound)
         if start_serving:
             await server.start_serving()
         return server

@@ -19,19 +19,22 @@ _POLL_S = 0.02
 class UnikServer(asyncio.AbstractServer):
     """What the unik loop's ``create_server`` returns: :class:`asyncio.Server`'s interface on one port.
 
-    ``close()`` stops listening (accepted connections go on); ``wait_closed()`` returns
+    Its one socket (:attr:`sockets`) is the :class:`StackSocket` given to ``create_server(sock=)``
+    or one made for the port.  ``close()`` stops listening (accepted connections go on); ``wait_closed()`` returns
     once it is closed and every connection it accepted has ended; ``close_clients()``
     and ``abort_clients()`` end them (Python 3.13's additions).
     """
 
     def __init__(self, loop: UnikEventLoop, layer: TcpLayer, factory: Callable[[], asyncio.BaseProtocol],
-                 port: int, address: str, backlog: int | None) -> None:
+                 port: int, address: str, backlog: int | None, sock: StackSocket | None = None) -> None:
         self._loop = loop
         self._layer = layer
         self._factory = factory
         self._port = port
         self._address = address
         self._backlog = backlog
+        self._socket = sock if sock is not None else StackSocket()
+        self._socket.listening_on(address, port)
         self._listening: TcpServer | None = None
         self._closed = False
         self._closed_waiter: asyncio.Future[None] = loop.create_future()
@@ -47,8 +50,8 @@ class UnikServer(asyncio.AbstractServer):
 
     @property
     def sockets(self) -> tuple[StackSocket, ...]:
-        """One :class:`StackSocket` while not closed (asyncio: the listening sockets)."""
-        return () if self._closed else (StackSocket((self._address, self._port), listening=True),)
+        """Its :class:`StackSocket` while not closed (asyncio: the listening sockets)."""
+        return () if self._closed else (self._socket,)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """The loop the server runs on."""
@@ -93,6 +96,7 @@ class UnikServer(asyncio.AbstractServer):
         if self._closed:
             return
         self._closed = True
+        self._socket.close()
         if self._listening is not None:
             self._listening.close()
         self._closed_waiter.set_result(None)

@@ -10,7 +10,8 @@ can: its family and type, ``getsockname``/``getpeername``, ``TCP_NODELAY`` and
 
 An unconnected one (:func:`stack_socket`, a ``socket_factory`` for aiohttp's
 ``TCPConnector``) is connected by the unik event loop's ``sock_connect`` through the stack
-and then handed to ``create_connection(sock=...)`` (:mod:`unik_tcpip.aio`).
+and then handed to ``create_connection(sock=...)``; or bound and handed to
+``create_server(sock=...)``, which listens on its address (:mod:`unik_tcpip.aio`).
 """
 
 from __future__ import annotations
@@ -67,10 +68,22 @@ class StackSocket:
         return self.connection.get_extra_info("peername")  # type: ignore[no-any-return]
 
     def bind(self, address: tuple[Any, ...]) -> None:
-        """Remember the local address a ``sock_connect`` connects from (its port; the stack has one address)."""
+        """Remember the local address: the one ``create_server(sock=)`` listens on, or ``sock_connect`` connects from.
+
+        The address is checked when it is used (an address not the stack's is ``EADDRNOTAVAIL``,
+        a port that already listens ``EADDRINUSE``).
+        """
         if self.connection is not None or self.listening:
             raise OSError(errno.EINVAL, "the socket is already connected or listening")
         self._address = address
+
+    def listening_on(self, address: str, port: int) -> None:
+        """Become the socket of a server listening on ``address``:``port`` (the loop's ``create_server``)."""
+        if self.family == socket.AF_INET6:
+            self._address = ("::" if address == "0.0.0.0" else address, port, 0, 0)
+        else:
+            self._address = (address, port)
+        self.listening = True
 
     # -- what a connected socket of the stack can change ---------------------------------
 
