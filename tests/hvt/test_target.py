@@ -58,14 +58,27 @@ def test_status_host_isolation_and_refused_calls(tmp_path: Path) -> None:
             os.fork()
         except OSError as exc:
             console.log(f"fork: {exc.strerror}")
-        for path in ("/etc/passwd", "/proc/self/status", "/app/main.py"):
+        for path in ("/etc/passwd", "/proc/self/status", "/app/main.py", "/dev/hvt/net/service"):
             console.log(f"{path}: {os.path.exists(path)}")
+        import _socket
+        for family, family_name in ((_socket.AF_INET, "AF_INET"), (_socket.AF_UNIX, "AF_UNIX")):
+            try:
+                _socket.socket(family, _socket.SOCK_STREAM)
+            except Exception as exc:  # unik's refusal; beneath it the runtime answers ENOSYS (test_hvt_runtime)
+                why = exc.strerror if type(exc) is OSError else type(exc).__name__
+                console.log(f"socket {family_name}: {why}")
+        try:
+            os.open("/etc/hosts", os.O_WRONLY | os.O_CREAT)
+        except OSError as exc:
+            console.log(f"create: {exc.strerror}")
         return 3
         """)
     proc = unik(app, "run", "-t", "hvt", check=False)
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.splitlines() == ["fork: Function not implemented", "/etc/passwd: False",
-                                        "/proc/self/status: False", "/app/main.py: True"]
+                                        "/proc/self/status: False", "/app/main.py: True",
+                                        "/dev/hvt/net/service: False", "socket AF_INET: HostNetworkUnavailable",
+                                        "socket AF_UNIX: Function not implemented", "create: Read-only file system"]
     assert "system call clone (56) is not supported by the hvt runtime: ENOSYS" in proc.stderr  # glibc forks with clone
 
 

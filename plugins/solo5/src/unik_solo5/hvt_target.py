@@ -6,7 +6,8 @@
 the in-memory filesystem (:mod:`unik_solo5.hvtfs`): the standard library at
 ``/lib/python3.11`` (with its byte code) and the artifact's runtime files (the generated
 ``main.py``, the application, unik and its plugins) at ``/app``.  ``manifest.json``
-beside it is solo5's device manifest.  ``unik run -t hvt`` starts ``unik-hvt`` on it.
+beside it is solo5's device manifest; the same devices are a note in the ELF, which
+``unik-hvt`` enforces (it refuses any other device).  ``unik run -t hvt`` starts ``unik-hvt`` on it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from unik.progress import counted
 from unik.pydeps import deps_root
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 
-from .hvtfs import FsFile, link, pack, tree
+from .hvtfs import BLOCK as BLOCK_DEVICE
+from .hvtfs import NET as NET_DEVICE
+from .hvtfs import FsError, FsFile, link, pack, tree
 from .providers import BLOCK, NET, NET_MAC
 from .target import _wait
 
@@ -200,6 +203,13 @@ class HvtTarget(Target):
         ctx.progress.info(f"linking CPython with {counted(len(files), 'file')}, "
                           f"{counted(len(extensions), 'built-in extension module')} and the standard library "
                           f"({len(archive) >> 20} MiB of files)")
+        devices: list[dict[str, Any]] = []
+        for n in plan.nodes:
+            if n.provider == "hvt.tap":
+                devices.append({"name": n.name, "type": "NET_BASIC"})
+            elif n.provider == "hvt.block":
+                devices.append({"name": n.name, "type": "BLOCK_BASIC", **({"file": str(n.options["file"])}
+                                                                        if n.options.get("file") else {})})
         out = ctx.artifact_dir(plan)
         elf = out / f"{plan.app.name}.hvt"
         with tempfile.TemporaryDirectory(prefix="unik-hvt-") as tmp:
@@ -211,16 +221,11 @@ class HvtTarget(Target):
             builtins = compile_builtins(extensions, Path(tmp))
             try:
                 crypto = ["-lcrypto"] if extensions else []  # unik-lib-entropy's _aesctr; unused members are not linked
-                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *crypto])
-            except (RuntimeError, FileNotFoundError) as exc:
+                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *crypto],
+                     devices=[(d["name"], NET_DEVICE if d["type"] == "NET_BASIC" else BLOCK_DEVICE)
+                              for d in devices])
+            except (RuntimeError, FileNotFoundError, FsError) as exc:
                 raise BuildError(str(exc)) from exc
-        devices: list[dict[str, Any]] = []
-        for n in plan.nodes:
-            if n.provider == "hvt.tap":
-                devices.append({"name": n.name, "type": "NET_BASIC"})
-            elif n.provider == "hvt.block":
-                devices.append({"name": n.name, "type": "BLOCK_BASIC", **({"file": str(n.options["file"])}
-                                                                        if n.options.get("file") else {})})
         manifest = {"type": "solo5.manifest", "version": 1, "devices": devices}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),

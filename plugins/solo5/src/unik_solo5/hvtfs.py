@@ -29,6 +29,9 @@ ENTRY = struct.Struct("<IIIIQQQ")
 S_IFDIR = 0o040000
 S_IFREG = 0o100000
 RUNTIME = Path(__file__).with_name("hvt") / "unik-hvt-runtime.o"
+#: Device types of the manifest note (hvt_abi.h's HVT_NET, HVT_BLOCK).
+NET, BLOCK = 1, 2
+MANIFEST_NOTE = 0x31544D46  # HVT_NOTE_MANIFEST
 
 
 class FsError(ValueError):
@@ -95,12 +98,26 @@ def tree(root: Path, under: str, skip: Sequence[str] = ()) -> dict[str, FsFile]:
     return out
 
 
+def manifest_note(devices: Sequence[tuple[str, int]]) -> str:
+    """Assembly for the ELF note declaring ``devices`` ((name, :data:`NET` or :data:`BLOCK`)), read by unik-hvt."""
+    desc = struct.pack("<II", 1, len(devices))
+    for name, kind in devices:
+        raw = name.encode()
+        if not raw or len(raw) > 31 or kind not in (NET, BLOCK):
+            raise FsError(f"device {name!r}: hvt device names have 1 to 31 bytes")
+        desc += struct.pack("<32sII", raw, kind, 0)
+    data = b"UNIK\0\0\0\0" + desc
+    return (f'.section .note.unik.manifest, "a", @note\n.balign 4\n.long 5, {len(desc)}, {MANIFEST_NOTE:#x}\n'
+            f'.byte {", ".join(map(str, data))}\n')
+
+
 def link(objects: Sequence[Path], archive: bytes | None, out: Path, *, libs: Sequence[str] = (),
-         libc: bool = True, cc: str = "gcc") -> None:
+         libc: bool = True, cc: str = "gcc", devices: Sequence[tuple[str, int]] = ()) -> None:
     """Link ``objects``, hvt's guest runtime and ``archive`` into the static unikernel ELF ``out``.
 
     With ``libc`` the program is linked against the static glibc (its ``_start`` runs
     after the runtime's boot); without it the objects bring their own ``_start``.
+    ``devices`` is the manifest: the only devices unik-hvt gives the unikernel.
     """
     if not RUNTIME.exists():
         raise FileNotFoundError(f"hvt's guest runtime {RUNTIME} is missing: reinstall unik-target-solo5")
@@ -117,6 +134,9 @@ def link(objects: Sequence[Path], archive: bytes | None, out: Path, *, libs: Seq
                 f'.incbin "{image}"\n.section .note.GNU-stack, "", @progbits\n'
             )
             extra.append(str(asm))
+        note = Path(tmp, "manifest.S")
+        note.write_text(manifest_note(devices) + '.section .note.GNU-stack, "", @progbits\n')
+        extra.append(str(note))
         flags = ["-static", "-no-pie", "-Wl,-e,hvt_boot", "-Wl,-z,noexecstack", "-Wl,-z,separate-code"]
         if not libc:
             flags += ["-nostdlib", "-nostartfiles"]

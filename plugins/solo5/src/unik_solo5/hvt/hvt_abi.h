@@ -62,6 +62,16 @@ struct hvt_device {
     uint8_t mac[6], pad[2];
 };
 
+/* The manifest: which devices the unikernel may use, a note in its ELF (in a PT_NOTE
+ * segment: name "UNIK", type HVT_NOTE_MANIFEST, this descriptor).  The monitor refuses
+ * a device given on its command line that the manifest does not declare, and one the
+ * manifest declares that is not given.  An ELF without the note declares no device. */
+#define HVT_NOTE_NAME "UNIK"
+#define HVT_NOTE_MANIFEST 0x31544d46 /* "FMT1" */
+struct hvt_manifest_entry { char name[32]; uint32_t type, pad; };
+struct hvt_manifest { uint32_t version, count; struct hvt_manifest_entry entries[]; };
+#define HVT_MANIFEST_VERSION 1
+
 struct hvt_boot_info {
     uint64_t magic, mem_size, kernel_end;
     uint64_t argc, args_len, flags;

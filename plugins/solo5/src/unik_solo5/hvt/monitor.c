@@ -2,12 +2,15 @@
  *
  *   unik-hvt [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE]
  *            [--trace] [--] UNIKERNEL.elf [ARG...]
+ *   unik-hvt --show-policy [UNIKERNEL.elf]
  *
  * Loads a static x86_64 ELF into a VM of --mem MiB (default 256), refusing hostile
- * ELFs before the VM exists; opens exactly the devices given; puts the vCPU straight
+ * ELFs before the VM exists; opens exactly the devices given, which must be those the
+ * ELF's manifest note declares (hvt_abi.h); puts the vCPU straight
  * into 64-bit mode at CPL 3 (identity-mapped 2 MiB pages, flat GDT, SSE enabled,
  * CPUID without AVX/XSAVE/CX16, LSTAR at the runtime's system call entry); serves the
- * hypercalls of hvt_abi.h (stores to a page outside RAM) until the guest exits.  Exit status: the guest's; 125 when the monitor
+ * hypercalls of hvt_abi.h (stores to a page outside RAM) until the guest exits.
+ * Exit status: the guest's; 125 when the monitor
  * refuses to start (a sentence on stderr says why); 255 when the guest crashed (the
  * registers are printed).
  */
@@ -75,9 +78,78 @@ static void *guest(uint64_t gpa, uint64_t len)
 
 /* ---- the ELF ------------------------------------------------------------------- */
 
-static uint64_t load_elf(const char *path, uint64_t *kernel_end)
+static struct {
+    const char *path;
+    int fd;
+    uint64_t entry, end;
+    int nph;
+    Elf64_Phdr ph[64];
+} elf;
+
+/* What the unikernel may use: its manifest note (hvt_abi.h); none without one. */
+static struct hvt_manifest_entry manifest[HVT_MAX_DEVICES];
+static uint32_t nmanifest;
+
+static const char *type_name(uint32_t type)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    return type == HVT_NET ? "network" : type == HVT_BLOCK ? "block" : "unknown";
+}
+
+/* The manifest note among the notes of PT_NOTE segment p (every field checked). */
+static void read_manifest(const Elf64_Phdr *p, uint64_t file_size)
+{
+    const char *path = elf.path;
+    if (p->p_filesz > 65536 || p->p_offset > file_size || p->p_filesz > file_size - p->p_offset)
+        die(REFUSE, "%s: a note segment lies outside the file or is too large", path);
+    uint8_t buf[65536];
+    if (pread(elf.fd, buf, p->p_filesz, (off_t)p->p_offset) != (ssize_t)p->p_filesz)
+        die(REFUSE, "%s: cannot read its notes", path);
+    for (uint64_t at = 0; at + sizeof(Elf64_Nhdr) <= p->p_filesz;) {
+        Elf64_Nhdr nh;
+        memcpy(&nh, buf + at, sizeof nh);
+        uint64_t name_at = at + sizeof nh, desc_at = name_at + ((nh.n_namesz + 3ULL) & ~3ULL);
+        uint64_t next = desc_at + ((nh.n_descsz + 3ULL) & ~3ULL);
+        if (next > p->p_filesz)
+            die(REFUSE, "%s: a malformed note (its sizes run past its segment)", path);
+        if (nh.n_namesz == sizeof HVT_NOTE_NAME && memcmp(buf + name_at, HVT_NOTE_NAME, sizeof HVT_NOTE_NAME) == 0
+            && nh.n_type == HVT_NOTE_MANIFEST) {
+            struct hvt_manifest m;
+            if (nh.n_descsz < sizeof m)
+                die(REFUSE, "%s: its manifest note is truncated", path);
+            memcpy(&m, buf + desc_at, sizeof m);
+            if (m.version != HVT_MANIFEST_VERSION)
+                die(REFUSE, "%s: its manifest is version %u, this monitor reads version %u (rebuild the unikernel "
+                    "with this unik)", path, m.version, HVT_MANIFEST_VERSION);
+            if (m.count > HVT_MAX_DEVICES || nh.n_descsz != sizeof m + m.count * sizeof manifest[0])
+                die(REFUSE, "%s: its manifest declares %u devices in %u bytes (at most %d devices)", path, m.count,
+                    nh.n_descsz, HVT_MAX_DEVICES);
+            if (nmanifest)
+                die(REFUSE, "%s: it has two manifest notes", path);
+            memcpy(manifest, buf + desc_at + sizeof m, m.count * sizeof manifest[0]);
+            for (uint32_t i = 0; i < m.count; i++) {
+                struct hvt_manifest_entry *e = &manifest[i];
+                if (!memchr(e->name, 0, sizeof e->name) || !e->name[0])
+                    die(REFUSE, "%s: manifest entry %u has no name (or one without its NUL)", path, i);
+                if (e->type != HVT_NET && e->type != HVT_BLOCK)
+                    die(REFUSE, "%s: manifest device %s has an unknown type %u", path, e->name, e->type);
+                for (uint32_t j = 0; j < i; j++)
+                    if (strcmp(manifest[j].name, e->name) == 0)
+                        die(REFUSE, "%s: its manifest declares device %s twice", path, e->name);
+            }
+            nmanifest = m.count;
+        }
+        at = next;
+    }
+}
+
+/* Check the ELF at path before anything else exists: a static x86_64 executable whose
+ * loadable segments fit guest memory (mem_size; 0: not known yet), do not overlap and
+ * are not writable and executable at once, with the entry point in an executable one.
+ * Reads its manifest. */
+static void check_elf(const char *path)
+{
+    elf.path = path;
+    int fd = elf.fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         die(REFUSE, "cannot open the unikernel %s: %s", path, strerror(errno));
     struct stat st;
@@ -93,15 +165,18 @@ static uint64_t load_elf(const char *path, uint64_t *kernel_end)
         die(REFUSE, "%s is not a static executable (ELF type %u; link it with -static -no-pie)", path, eh.e_type);
     if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64)
         die(REFUSE, "%s has a malformed program header table", path);
-    Elf64_Phdr ph[64];
+    Elf64_Phdr *ph = elf.ph;
+    elf.nph = eh.e_phnum;
     size_t phlen = (size_t)eh.e_phnum * sizeof(Elf64_Phdr);
     if (pread(fd, ph, phlen, (off_t)eh.e_phoff) != (ssize_t)phlen)
         die(REFUSE, "%s: the program headers lie outside the file", path);
-    uint64_t end = 0;
+    uint64_t end = 0, limit = mem_size ? mem_size : (uint64_t)HVT_MAX_GIB << 30;
     int entry_ok = 0;
     for (int i = 0; i < eh.e_phnum; i++) {
         if (ph[i].p_type == PT_INTERP || ph[i].p_type == PT_DYNAMIC)
             die(REFUSE, "%s is dynamically linked: the unikernel must be a static ELF", path);
+        if (ph[i].p_type == PT_NOTE)
+            read_manifest(&ph[i], (uint64_t)st.st_size);
         if (ph[i].p_type != PT_LOAD || ph[i].p_memsz == 0)
             continue;
         const Elf64_Phdr *p = &ph[i];
@@ -110,10 +185,10 @@ static uint64_t load_elf(const char *path, uint64_t *kernel_end)
         if (p->p_filesz > p->p_memsz || p->p_offset > (uint64_t)st.st_size
             || p->p_filesz > (uint64_t)st.st_size - p->p_offset)
             die(REFUSE, "%s: segment %d's contents lie outside the file", path, i);
-        if (p->p_vaddr < HVT_LOAD_MIN || p->p_vaddr > mem_size || p->p_memsz > mem_size - p->p_vaddr)
+        if (p->p_vaddr < HVT_LOAD_MIN || p->p_vaddr > limit || p->p_memsz > limit - p->p_vaddr)
             die(REFUSE, "%s: segment %d [%#lx, %#lx) lies outside guest memory [%#x, %#lx): "
                 "raise --mem or link the unikernel elsewhere", path, i, (unsigned long)p->p_vaddr,
-                (unsigned long)(p->p_vaddr + p->p_memsz), HVT_LOAD_MIN, (unsigned long)mem_size);
+                (unsigned long)(p->p_vaddr + p->p_memsz), HVT_LOAD_MIN, (unsigned long)limit);
         for (int j = 0; j < i; j++) {
             const Elf64_Phdr *q = &ph[j];
             if (q->p_type == PT_LOAD && q->p_memsz && p->p_vaddr < q->p_vaddr + q->p_memsz
@@ -128,17 +203,21 @@ static uint64_t load_elf(const char *path, uint64_t *kernel_end)
     if (!entry_ok)
         die(REFUSE, "%s: the entry point %#lx is not inside an executable segment (refused)", path,
             (unsigned long)eh.e_entry);
-    for (int i = 0; i < eh.e_phnum; i++) {
-        const Elf64_Phdr *p = &ph[i];
+    elf.entry = eh.e_entry;
+    elf.end = (end + 0xfff) & ~0xfffULL;
+}
+
+/* Copy the checked ELF's segments into guest memory (the rest of each, .bss, is zero). */
+static void load_segments(void)
+{
+    for (int i = 0; i < elf.nph; i++) {
+        const Elf64_Phdr *p = &elf.ph[i];
         if (p->p_type != PT_LOAD || p->p_filesz == 0)
             continue;
-        if (pread(fd, mem + p->p_vaddr, p->p_filesz, (off_t)p->p_offset) != (ssize_t)p->p_filesz)
-            die(REFUSE, "%s: cannot read segment %d: %s", path, i, strerror(errno));
-        /* the rest up to p_memsz (.bss) is zero: fresh anonymous memory */
+        if (pread(elf.fd, mem + p->p_vaddr, p->p_filesz, (off_t)p->p_offset) != (ssize_t)p->p_filesz)
+            die(REFUSE, "%s: cannot read segment %d: %s", elf.path, i, strerror(errno));
     }
-    close(fd);
-    *kernel_end = (end + 0xfff) & ~0xfffULL;
-    return eh.e_entry;
+    close(elf.fd);
 }
 
 /* ---- devices ------------------------------------------------------------------- */
@@ -634,21 +713,29 @@ static void seal(void)
         die(REFUSE, "cannot install the monitor's seccomp filter: %s", strerror(errno));
 }
 
-static void show_policy(void)
+/* What the guest may call and what the monitor may; with a unikernel, also its manifest. */
+static void show_policy(const char *unikernel)
 {
     printf("unik-hvt's seccomp allowlist once the VM and its devices exist (x86_64; anything else: SIGSYS, exit 125):\n");
     for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         printf("  %s\n", allowed_names[i]);
     printf("The guest's hypercalls: console, clock, poll, net read/write, block read/write/flush, exit "
            "(hvt_abi.h); its system calls are served inside the guest by the runtime.\n");
+    if (!unikernel)
+        return;
+    check_elf(unikernel);
+    printf("%s's manifest: %s\n", unikernel, nmanifest ? "" : "no device");
+    for (uint32_t i = 0; i < nmanifest; i++)
+        printf("  %s device %s (%s)\n", type_name(manifest[i].type), manifest[i].name,
+               manifest[i].type == HVT_NET ? "--net:NAME=TAP" : "--block:NAME=FILE");
 }
 
 /* ---- main ---------------------------------------------------------------------- */
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: %s [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE] [--trace] "
-                    "[--] UNIKERNEL [ARG...]\n", prog);
+    fprintf(stderr, "usage: %s --show-policy [UNIKERNEL]\n       %s [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE] [--trace] "
+                    "[--] UNIKERNEL [ARG...]\n", prog, prog);
     exit(REFUSE);
 }
 
@@ -664,6 +751,63 @@ static int binding(const char *arg, const char *prefix, char *name, size_t size,
     name[eq - arg - n] = 0;
     *value = eq + 1;
     return 1;
+}
+
+/* The devices the command line gives, checked against the manifest before any is opened. */
+static struct {
+    char name[64];
+    const char *value;
+    uint32_t type;
+} given[HVT_MAX_DEVICES];
+static uint32_t ngiven;
+
+static void give(const char *name, const char *value, uint32_t type)
+{
+    if (ngiven == HVT_MAX_DEVICES)
+        die(REFUSE, "too many devices (at most %d)", HVT_MAX_DEVICES);
+    snprintf(given[ngiven].name, sizeof given[ngiven].name, "%s", name);
+    given[ngiven].value = value;
+    given[ngiven++].type = type;
+}
+
+/* Refuse a device the manifest does not declare (or declares as the other type) and a
+ * declared device that is not given; then open each. */
+static void open_devices(void)
+{
+    for (uint32_t i = 0; i < ngiven; i++) {
+        uint32_t k = 0;
+        while (k < nmanifest && strcmp(manifest[k].name, given[i].name) != 0)
+            k++;
+        if (k == nmanifest) {
+            char names[HVT_MAX_DEVICES * 34] = "";
+            for (uint32_t j = 0; j < nmanifest; j++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "",
+                         manifest[j].name);
+            die(REFUSE, "%s device %s is not in %s's manifest (it declares: %s): the unikernel may use only "
+                "the devices it was built with", type_name(given[i].type), given[i].name, elf.path,
+                nmanifest ? names : "none");
+        }
+        if (manifest[k].type != given[i].type)
+            die(REFUSE, "device %s is a %s device in %s's manifest, given as a %s device (use --%s:%s=...)",
+                given[i].name, type_name(manifest[k].type), elf.path, type_name(given[i].type),
+                manifest[k].type == HVT_NET ? "net" : "block", given[i].name);
+    }
+    for (uint32_t k = 0; k < nmanifest; k++) {
+        uint32_t i = 0;
+        while (i < ngiven && strcmp(manifest[k].name, given[i].name) != 0)
+            i++;
+        if (i == ngiven)
+            die(REFUSE, "%s's manifest declares %s device %s: give it with --%s:%s=%s", elf.path,
+                type_name(manifest[k].type), manifest[k].name, manifest[k].type == HVT_NET ? "net" : "block",
+                manifest[k].name, manifest[k].type == HVT_NET ? "TAP" : "FILE");
+    }
+    for (uint32_t i = 0; i < ngiven; i++) {
+        struct device *dev = add_device(given[i].name, given[i].type);
+        if (given[i].type == HVT_NET)
+            open_tap(dev, given[i].value);
+        else
+            open_block(dev, given[i].value);
+    }
 }
 
 int main(int argc, char **argv)
@@ -685,14 +829,14 @@ int main(int argc, char **argv)
             if (*end || mib < 8 || mib > HVT_MAX_GIB * 1024)
                 die(REFUSE, "--mem %s: give MiB between 8 and %d", argv[i], HVT_MAX_GIB * 1024);
         } else if (strcmp(a, "--show-policy") == 0) {
-            show_policy();
+            show_policy(i + 1 < argc ? argv[i + 1] : NULL);
             return 0;
         } else if (strcmp(a, "--trace") == 0) {
             flags |= HVT_FLAG_TRACE;
         } else if (binding(a, "--net:", name, sizeof name, &value)) {
-            open_tap(add_device(name, HVT_NET), value);
+            give(name, value, HVT_NET);
         } else if (binding(a, "--block:", name, sizeof name, &value)) {
-            open_block(add_device(name, HVT_BLOCK), value);
+            give(name, value, HVT_BLOCK);
         } else if (binding(a, "--net-mac:", name, sizeof name, &value)) {
             if (nmacs == HVT_MAX_DEVICES)
                 usage();
@@ -706,6 +850,9 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         usage();
+    mem_size = mib << 20;
+    check_elf(argv[i]);
+    open_devices();
     for (int k = 0; k < nmacs; k++)
         set_mac(macs[k][0], macs[k][1]);
     for (uint32_t k = 0; k < ndevices; k++) {
@@ -717,12 +864,11 @@ int main(int argc, char **argv)
         }
     }
 
-    mem_size = mib << 20;
     mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED)
         die(REFUSE, "cannot reserve %lu MiB of guest memory: %s", (unsigned long)mib, strerror(errno));
-    uint64_t kernel_end;
-    uint64_t entry = load_elf(argv[i], &kernel_end);
+    load_segments();
+    uint64_t kernel_end = elf.end, entry = elf.entry;
 
     struct hvt_boot_info *bi = (struct hvt_boot_info *)(mem + HVT_BOOT_INFO);
     bi->magic = HVT_MAGIC;
