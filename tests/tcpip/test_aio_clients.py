@@ -9,8 +9,6 @@ The host's own network cannot reach the namespace: an answer came through unik's
 from __future__ import annotations
 
 import asyncio
-import random
-import secrets
 import ssl
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kernel import Namespace, unik_stack
-from unik.testing import network_namespace, tap_unavailable, write_ca_and_leaf
+from kernel_support import Namespace, kernel_namespace, unik_stack
+from unik.testing import tap_unavailable, write_ca_and_leaf
 from unik_tcpip.aio import UnikEventLoop, run, stack_socket
 from unik_tcpip.stack import TcpipStack
 
@@ -48,8 +46,8 @@ server.serve_forever()
 
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
-    with network_namespace("unik-cli") as name:
-        yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}", f"ukh{secrets.token_hex(5)}")
+    with kernel_namespace("unik-cli", tap="ukh") as ns:
+        yield ns
 
 
 @pytest.fixture

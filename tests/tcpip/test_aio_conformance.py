@@ -20,8 +20,6 @@ import concurrent.futures
 import contextlib
 import ctypes
 import os
-import random
-import secrets
 import socket
 import struct
 import threading
@@ -30,7 +28,7 @@ from typing import Any
 
 import pytest
 from tcpip_support import Wire, pair
-from unik.testing import network_namespace, tap_unavailable
+from unik.testing import tap_unavailable
 from unik_tcpip.aio import UnikEventLoop, run
 
 TIMEOUT = 30.0
@@ -232,11 +230,9 @@ def env(request: pytest.FixtureRequest) -> Iterator[Callable[[Callable[[Env], Aw
         problem = tap_unavailable()
         if problem:
             pytest.skip(problem)
-        from test_kernel import Namespace, unik_stack
+        from kernel_support import kernel_namespace, unik_stack
 
-        with network_namespace("unik-conf") as name:
-            ns = Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}",
-                           f"ukc{secrets.token_hex(5)}")
+        with kernel_namespace("unik-conf", tap="ukc") as ns:
 
             @contextlib.asynccontextmanager
             async def kernel() -> AsyncIterator[Env]:

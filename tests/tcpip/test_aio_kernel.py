@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import secrets
 import ssl
 import sys
 from collections.abc import Iterator
@@ -19,8 +17,8 @@ from typing import Any
 
 import pytest
 from host_tools import needs
-from test_kernel import Namespace, unik_stack
-from unik.testing import network_namespace, tap_unavailable
+from kernel_support import Namespace, kernel_namespace, unik_stack
+from unik.testing import tap_unavailable
 from unik_tcpip.aio import UnikEventLoop, run
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(tap_unavailable() is not None, reason=str(tap_unavailable()))]
@@ -29,8 +27,8 @@ TIMEOUT = 60.0
 
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
-    with network_namespace("unik-aio") as name:
-        yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}", f"uka{secrets.token_hex(5)}")
+    with kernel_namespace("unik-aio", tap="uka") as ns:
+        yield ns
 
 
 def run_unik(coro: Any) -> Any:

@@ -11,8 +11,6 @@ black hole.  Needs root, /dev/net/tun and dnsmasq.
 from __future__ import annotations
 
 import asyncio
-import random
-import secrets
 import socket
 import sys
 import time
@@ -21,9 +19,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from test_ipv6_kernel import Namespace6, unik_stack6, wait_for
-from test_kernel import run
-from unik.testing import network_namespace
+from kernel_support import Namespace6, kernel_namespace6, run, unik_stack6, wait_for
 
 ECHO6 = """
 import socket
@@ -37,9 +33,7 @@ while True:
 
 @pytest.fixture
 def ns6() -> Iterator[Namespace6]:
-    with network_namespace("unik-dns6", ipv6=True) as name:
-        ns = Namespace6(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}", f"ukd{secrets.token_hex(5)}")
-        ns.prefix6 = f"2001:db8:{random.randint(1, 0xFFFF):x}"
+    with kernel_namespace6("unik-dns6", tap="ukd") as ns:
         yield ns
 
 

@@ -12,8 +12,6 @@ and dnsmasq.
 from __future__ import annotations
 
 import asyncio
-import random
-import secrets
 import socket
 import sys
 import time
@@ -22,8 +20,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from test_kernel import REPO, Namespace, _Console, htdocs, run, unik_stack
-from unik.testing import network_namespace
+from kernel_support import Namespace, kernel_namespace, run, serve_http, unik_stack
 from unik_tcpip.dns.resolver import NameNotFound, NoAddress
 
 BIG = 120
@@ -31,8 +28,8 @@ BIG = 120
 
 @pytest.fixture
 def netns() -> Iterator[Namespace]:
-    with network_namespace("unik-dns") as name:
-        yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}", f"ukd{secrets.token_hex(5)}")
+    with kernel_namespace("unik-dns", tap="ukd") as ns:
+        yield ns
 
 
 def dnsmasq_args(ns: Namespace, tmp_path: Path) -> list[str]:
@@ -160,12 +157,6 @@ def test_forged_answers_are_counted_and_dropped(netns: Namespace, tmp_path: Path
     """Each forgery counted by its reason and dropped, the real answer taken, curl served throughout."""
     script = tmp_path / "hostile.py"
     script.write_text(HOSTILE)
-    src = REPO / "examples" / "http" / "src"
-    sys.path.insert(0, str(src))
-    try:
-        import http_app
-    finally:
-        sys.path.remove(str(src))
     (tmp_path / "www").mkdir()
     forgeries = {"wrongid": "dns.wrong_id", "mismatch": "dns.question_mismatch", "loop": "dns.pointer_loop",
                  "toolong": "dns.name_too_long", "forward": "dns.pointer_forward", "source": "dns.wrong_source"}
@@ -174,8 +165,7 @@ def test_forged_answers_are_counted_and_dropped(netns: Namespace, tmp_path: Path
         async with unik_stack(netns, dns=netns.host) as stack, netns.background(
                 sys.executable, str(script), netns.host):
             await wait_port(netns, 53)
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path / "www", {"index.html": b"up\n"}),
-                                                       _Console(), port=8080))
+            app = serve_http(stack, tmp_path / "www", {"index.html": b"up\n"})
             started = time.monotonic()
             for label, reason in forgeries.items():
                 assert await stack.resolve(f"{label}.test") == ["10.9.8.7"], label

@@ -11,30 +11,17 @@ still serve curl afterwards.  (test_kernel.py keeps a raw-socket variant without
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_kernel import REPO, Namespace, _Console, _unavailable, htdocs, needs, netns, run, unik_stack
+from host_tools import needs
+from kernel_support import KERNEL, Namespace, http_app, run, scapy_missing, serve_http, unik_stack
 from unik_tcpip.stack import TcpipStack
 
-try:
-    import scapy  # noqa: F401
-except ImportError:
-    SCAPY: str | None = "needs scapy (pip install scapy; it is in requirements-dev.txt)"
-else:
-    SCAPY = None
-
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable())),
-    pytest.mark.skipif(SCAPY is not None, reason=str(SCAPY)),
-]
-__all__ = ["netns"]  # the fixture, imported for pytest
+pytestmark = [*KERNEL, pytest.mark.skipif(scapy_missing() is not None, reason=str(scapy_missing()))]
 
 GARBAGE = r"""
 import json, random, sys
@@ -151,31 +138,6 @@ except ConnectionResetError:
 """
 
 
-def _http_app() -> Any:
-    src = REPO / "examples" / "http" / "src"
-    if not (src / "http_app" / "__init__.py").exists():
-        pytest.skip("needs examples/http")
-    sys.path.insert(0, str(src))
-    try:
-        import http_app
-    finally:
-        sys.path.remove(str(src))
-    return http_app
-
-
-@contextlib.asynccontextmanager
-async def _client(ns: Namespace, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A command in the namespace whose output we read; killed on exit."""
-    proc = await asyncio.create_subprocess_exec("ip", "netns", "exec", ns.name, *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-
-
 def _params(stack: TcpipStack, ns: Namespace, **more: Any) -> str:
     return json.dumps({"iface": ns.ifname, "mac": stack.iface.mac.hex(":"), "unik": ns.unik, "host": ns.host,
                        **more})
@@ -188,12 +150,11 @@ async def _curl(ns: Namespace) -> None:
 
 @needs("curl")
 def test_scapy_garbage_is_counted_and_dropped_and_curl_still_works(netns: Namespace, tmp_path: Path) -> None:
-    http_app = _http_app()
+    http_app()  # skips without examples/http
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),
-                                                       port=8080))
+            app = serve_http(stack, tmp_path, {"index.html": b"ok\n"})
             await asyncio.sleep(0.1)
             await _curl(netns)  # the host's ARP entry is now cached: spoofs must not replace it
             host_mac = stack.iface.arp.entries[bytes(map(int, netns.host.split(".")))][0]
@@ -231,14 +192,14 @@ def test_scapy_garbage_is_counted_and_dropped_and_curl_still_works(netns: Namesp
 def test_scapy_resets_rfc5961(netns: Namespace, tmp_path: Path) -> None:
     """RFC 5961 3.2: a RST outside the window is dropped, one inside it but not at RCV.NXT
     draws a (rate-limited) challenge ACK, and only the exact one resets the connection."""
-    http_app = _http_app()
+    http_app()  # skips without examples/http
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),
-                                                       port=8080))
+            app = serve_http(stack, tmp_path, {"index.html": b"ok\n"})
             await asyncio.sleep(0.1)
-            async with _client(netns, sys.executable, "-c", CLIENT, netns.unik) as client:
+            async with netns.background(sys.executable, "-c", CLIENT, netns.unik,
+                                        stdout=asyncio.subprocess.PIPE) as client:
                 assert client.stdout is not None
                 sport = int(await asyncio.wait_for(client.stdout.readline(), 20))
                 conns = [c for c in stack.tcp.connections.values() if c.remote[1] == sport]

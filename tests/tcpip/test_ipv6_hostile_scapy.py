@@ -17,23 +17,10 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
-from test_ipv6_kernel import Namespace6, _http_app, link_local, netns6, unik_stack6
-from test_kernel import _Console, _unavailable, htdocs, run
+from kernel_support import KERNEL, Namespace6, http_app, link_local, run, scapy_missing, serve_http, unik_stack6
 from unik_tcpip.stack import TcpipStack
 
-try:
-    import scapy  # noqa: F401
-except ImportError:
-    SCAPY: str | None = "needs scapy (pip install scapy; it is in requirements-dev.txt)"
-else:
-    SCAPY = None
-
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable())),
-    pytest.mark.skipif(SCAPY is not None, reason=str(SCAPY)),
-]
-__all__ = ["netns6"]  # the fixture, imported for pytest
+pytestmark = [*KERNEL, pytest.mark.skipif(scapy_missing() is not None, reason=str(scapy_missing()))]
 
 GARBAGE6 = r"""
 import json, random, sys
@@ -167,12 +154,11 @@ def _host_link_local(ns: Namespace6) -> str:
 
 @needs("curl")
 def test_scapy_ipv6_garbage_is_counted_and_dropped_and_curl6_still_works(netns6: Namespace6, tmp_path: Path) -> None:
-    http_app = _http_app()
+    http_app()  # skips without examples/http
 
     async def main() -> None:
         async with unik_stack6(netns6) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),
-                                                       port=8080))
+            app = serve_http(stack, tmp_path, {"index.html": b"ok\n"})
             await asyncio.sleep(0.1)
             await _curl6(netns6)
             params = json.dumps({"iface": netns6.ifname, "mac": stack.iface.mac.hex(":"), "unik6": netns6.unik6,

@@ -8,184 +8,32 @@ stack owns the other side as .2/24.  Needs root, /dev/net/tun and iproute2; each
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
-import random
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from host_tools import needs
-from unik.kv import BakedKVRO
-from unik.testing import network_namespace, tap_unavailable
+from kernel_support import (
+    KERNEL,
+    REPO,
+    Namespace,
+    bulk_both_ways,
+    fetch_from_http_server,
+    http_app,
+    run,
+    serve_http,
+    sh,
+    udp_echo_with_socat,
+    unik_stack,
+)
 from unik_tcpip import checksum
 from unik_tcpip.stack import TcpipStack
 
-TIMEOUT = 30.0
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _unavailable() -> str | None:
-    problem = tap_unavailable()
-    if problem:
-        return problem
-    try:
-        import unik_fdio.tap  # noqa: F401
-    except ImportError:
-        return "needs unik-lib-fdio (unik_fdio.tap.TapNetwork)"
-    return None
-
-
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_unavailable() is not None, reason=str(_unavailable()))]
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=15)
-
-
-@dataclass
-class Namespace:
-    name: str
-    prefix: str
-    ifname: str
-
-    @property
-    def host(self) -> str:
-        return f"{self.prefix}.1"
-
-    @property
-    def unik(self) -> str:
-        return f"{self.prefix}.2"
-
-    def adopt(self) -> None:
-        sh("ip", "link", "set", self.ifname, "netns", self.name)
-        sh("ip", "-n", self.name, "addr", "add", f"{self.host}/24", "dev", self.ifname)
-        sh("ip", "-n", self.name, "link", "set", self.ifname, "up")
-        sh("ip", "-n", self.name, "link", "set", "lo", "up")
-
-    async def run(self, *args: str, timeout: float = TIMEOUT, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
-        """Run a command in the namespace; (status, stdout, stderr); killed after ``timeout``."""
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", self.name, *args, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
-        return proc.returncode or 0, out, err
-
-    @contextlib.asynccontextmanager
-    async def background(self, *args: str, cwd: str | None = None) -> AsyncIterator[asyncio.subprocess.Process]:
-        """A long-running command in the namespace, killed on exit."""
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", self.name, *args, cwd=cwd,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            yield proc
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-
-
-@pytest.fixture
-def netns() -> Iterator[Namespace]:
-    with network_namespace("unik-tcpip") as name:
-        yield Namespace(name, f"10.{random.randint(100, 250)}.{random.randint(0, 255)}",
-                        f"ukn{secrets.token_hex(5)}")
-
-
-class LossyNetwork:
-    """Wraps a Network: drops and reorders frames both ways (for kernels without sch_netem)."""
-
-    def __init__(self, inner: Any, loss: float, reorder: float, seed: int = 1) -> None:
-        self.inner = inner
-        self.name, self.mac, self.mtu = inner.name, inner.mac, inner.mtu
-        self.offloads, self.stats = inner.offloads, inner.stats
-        self.loss, self.reorder = loss, reorder
-        self.rng = random.Random(seed)
-        self.held: tuple[bytes, Any] | None = None
-        self.dropped = self.reordered = 0
-        self.flushing: set[asyncio.Future[None]] = set()
-
-    async def read(self, limit: int = 64) -> list[bytes]:
-        while True:
-            frames = [f for f in await self.inner.read(limit) if self.rng.random() >= self.loss]
-            if len(frames) > 1 and self.rng.random() < self.reorder:
-                frames[0], frames[1] = frames[1], frames[0]
-                self.reordered += 1
-            if frames:
-                return frames
-
-    async def write(self, frame: bytes, offload: Any = None) -> None:
-        if self.rng.random() < self.loss:
-            self.dropped += 1
-            return
-        if self.held is None and self.rng.random() < self.reorder:
-            self.held = (frame, offload)  # sent after the next frame, or 2 ms later at the latest
-            self.reordered += 1
-            asyncio.get_running_loop().call_later(0.002, self._flush)
-            return
-        await self.inner.write(frame, offload)
-        if self.held is not None:
-            held, self.held = self.held, None
-            await self.inner.write(*held)
-
-    def _flush(self) -> None:
-        if self.held is not None:
-            held, self.held = self.held, None
-            task = asyncio.ensure_future(self.inner.write(*held))
-            self.flushing.add(task)
-            task.add_done_callback(self.flushing.discard)
-
-    async def disconnect(self) -> None:
-        await self.inner.disconnect()
-
-
-@contextlib.asynccontextmanager
-async def unik_stack(ns: Namespace, lossy: tuple[float, float] | None = None, offload: bool = False,
-                     mtu: int | None = None, **kw: Any) -> AsyncIterator[TcpipStack]:
-    """unik's stack on a new TAP (with virtio-net offloads if asked) whose kernel side sits in ``ns``."""
-    from unik.posix import GetrandomRandom, PosixMonotonicClock, PosixSleep
-    from unik_fdio.tap import TapNetwork
-
-    network: Any = await TapNetwork.connect("service", ns.ifname, offload=offload, create=True)
-    if mtu is not None:  # a TAP it creates has the kernel's default MTU: lower both sides
-        sh("ip", "link", "set", ns.ifname, "mtu", str(mtu))
-        network.mtu = mtu
-    if offload:
-        assert network.offloads.tso, "the TAP did not grant TSO"
-    if lossy is not None:
-        network = LossyNetwork(network, *lossy)
-    try:
-        ns.adopt()
-        stack = await TcpipStack.connect(network, PosixMonotonicClock(), PosixSleep(), GetrandomRandom(),
-                                         ipv4=f"{ns.unik}/24", ipv4_gateway=ns.host, **kw)
-        # The TAP declares the fast path (a PollableNetwork); the lossy wrapper does not.
-        assert (stack.iface.polled is None) == (lossy is not None) == ("iface.slow_path" in stack.stats)
-        try:
-            yield stack
-        finally:
-            await stack.disconnect()
-    finally:
-        await network.disconnect()
-
-
-def run(coro: Any, timeout: float = 90) -> Any:
-    async def main() -> Any:
-        return await asyncio.wait_for(coro, timeout)
-    return asyncio.run(main())
+pytestmark = KERNEL
 
 
 @needs("ping")
@@ -201,36 +49,17 @@ def test_ping_both_ways(netns: Namespace) -> None:
     run(main())
 
 
-def htdocs(directory: Path, files: dict[str, bytes]) -> BakedKVRO:
-    """examples/http's store: ``files`` written under ``directory``, read through core's KVRO."""
-    for name, data in files.items():
-        (directory / name).write_bytes(data)
-    return BakedKVRO(directory)
-
-
-class _Console:
-    def log(self, message: str) -> None:
-        pass
-
-
 @needs("curl")
 @pytest.mark.parametrize(("pure", "offload"), [(False, False), (True, False), (False, True)],
                          ids=["c-checksum", "pure-checksum", "offloads"])
 def test_curl_to_examples_http_on_unik(netns: Namespace, tmp_path: Path, pure: bool, offload: bool) -> None:
-    src = REPO / "examples" / "http" / "src"
-    if not (src / "http_app" / "__init__.py").exists():
-        pytest.skip("needs examples/http")
-    sys.path.insert(0, str(src))
-    try:
-        import http_app
-    finally:
-        sys.path.remove(str(src))
+    http_app()  # skips without examples/http
     body = os.urandom(3 << 20)
     files = {"index.html": b"<h1>unik</h1>\n", "big.bin": body}
 
     async def main() -> None:
         async with unik_stack(netns, offload=offload) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, files), _Console(), port=8080))  # type: ignore[arg-type]
+            app = serve_http(stack, tmp_path, files)
             await asyncio.sleep(0.1)
             status, out, err = await netns.run("curl", "-sS", "--max-time", "20", f"http://{netns.unik}:8080/")
             assert status == 0, err.decode()
@@ -252,26 +81,10 @@ def test_curl_to_examples_http_on_unik(netns: Namespace, tmp_path: Path, pure: b
 @pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
 def test_unik_client_fetches_from_python_http_server(netns: Namespace, tmp_path: Path, offload: bool) -> None:
     body = os.urandom(5 << 20)
-    (tmp_path / "blob").write_bytes(body)
 
     async def main() -> None:
-        async with unik_stack(netns, offload=offload) as stack, netns.background(
-                sys.executable, "-m", "http.server", "8000", "--bind", netns.host, cwd=str(tmp_path)):
-            for _attempt in range(50):  # the server needs a moment to listen
-                try:
-                    reader, writer = await stack.tcp.connect(netns.host, 8000)
-                    break
-                except ConnectionRefusedError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("http.server never listened")
-            writer.write(f"GET /blob HTTP/1.1\r\nHost: {netns.host}\r\nConnection: close\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
-            got = await reader.read()
-            writer.close()
-            await writer.wait_closed()
-            assert len(got) == len(body) and hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
+        async with unik_stack(netns, offload=offload) as stack:
+            await fetch_from_http_server(stack, netns, netns.host, tmp_path, body)
     run(main())
 
 
@@ -279,59 +92,9 @@ def test_unik_client_fetches_from_python_http_server(netns: Namespace, tmp_path:
 def test_udp_echo_with_socat(netns: Namespace) -> None:
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            # unik echoes; socat in the namespace sends and prints the answer.
-            server = await stack.udp.bind(7777)
-
-            async def echo() -> None:
-                while True:
-                    data, source = await server.recvfrom()
-                    await server.sendto(data, source)
-            task = asyncio.ensure_future(echo())
-            status, out, err = await netns.run("socat", "-T", "3", "-", f"UDP4:{netns.unik}:7777",
-                                               stdin=b"hello unik\n")
-            assert status == 0, err.decode()
-            assert out == b"hello unik\n"
-            task.cancel()
-            # socat echoes in the namespace; unik sends and receives.
-            async with netns.background("socat", "-T", "10", f"UDP4-LISTEN:7778,bind={netns.host}", "PIPE"):
-                client = await stack.udp.bind()
-                for _attempt in range(50):
-                    await client.sendto(b"ping from unik", (netns.host, 7778))
-                    try:
-                        got = await asyncio.wait_for(client.recvfrom(), 0.2)
-                        break
-                    except asyncio.TimeoutError:
-                        continue
-                else:
-                    raise AssertionError("no UDP echo from socat")
-                assert got.data == b"ping from unik" and got.source == (netns.host, 7778)
+            # unik echoes; socat in the namespace sends and prints the answer; then the reverse.
+            await udp_echo_with_socat(stack, netns, netns.unik, netns.host)
     run(main())
-
-
-SINK = r"""
-import hashlib, socket, sys
-host, port, mode, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-srv = socket.create_server((host, port))
-srv.settimeout(60)
-conn, _ = srv.accept()
-conn.settimeout(60)
-if mode == "sink":
-    h, n = hashlib.sha256(), 0
-    while chunk := conn.recv(1 << 20):
-        h.update(chunk)
-        n += len(chunk)
-    conn.sendall(f"{n} {h.hexdigest()}".encode())
-else:
-    block = hashlib.sha256(b"unik").digest() * 32768  # 1 MiB
-    sent = 0
-    while sent < size:
-        piece = block[: min(len(block), size - sent)]
-        conn.sendall(piece)
-        sent += len(piece)
-conn.shutdown(socket.SHUT_WR)
-conn.recv(1)
-conn.close()
-"""
 
 
 def _has_netem(ns: Namespace) -> bool:
@@ -354,16 +117,6 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace, offload: bool
     `tc qdisc add ... netem` answers "Specified qdisc kind is unknown", so there the
     wrapper (LossyNetwork) impairs the frames instead."""
     size = 50 << 20
-    block = hashlib.sha256(b"unik").digest() * 32768
-
-    async def connect(stack: TcpipStack, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        for _attempt in range(100):
-            try:
-                return await stack.tcp.connect(netns.host, port)  # type: ignore[return-value]
-            except ConnectionRefusedError:
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"nothing listens on {netns.host}:{port}")
-
     netem = _has_netem(netns)
 
     async def main() -> None:
@@ -372,29 +125,7 @@ def test_50mb_both_ways_with_loss_and_reordering(netns: Namespace, offload: bool
                 status, _out, err = await netns.run("tc", "qdisc", "add", "dev", netns.ifname, "root", "netem",
                                                     "delay", "1ms", "loss", "0.5%", "reorder", "10%", "50%")
                 assert status == 0, err.decode()
-            # unik sends, the kernel checksums.
-            async with netns.background(sys.executable, "-c", SINK, netns.host, "9000", "sink", "0"):
-                reader, writer = await connect(stack, 9000)
-                want = hashlib.sha256()
-                for sent in range(0, size, len(block)):
-                    piece = block[: min(len(block), size - sent)]
-                    want.update(piece)
-                    writer.write(piece)
-                    await writer.drain()
-                writer.write_eof()
-                answer = await asyncio.wait_for(reader.read(), 120)
-                assert answer.decode() == f"{size} {want.hexdigest()}"
-                up = writer.get_extra_info("tcp_stats")
-                writer.close()
-            # The kernel sends, unik checksums.
-            async with netns.background(sys.executable, "-c", SINK, netns.host, "9001", "source", str(size)):
-                reader, writer = await connect(stack, 9001)
-                got, n = hashlib.sha256(), 0
-                while chunk := await asyncio.wait_for(reader.read(1 << 20), 60):
-                    got.update(chunk)
-                    n += len(chunk)
-                writer.close()
-                assert n == size and got.hexdigest() == want.hexdigest()
+            up = await bulk_both_ways(stack, netns, netns.host, size)
             assert up.retransmits > 0  # the loss was repaired
             assert stack.stats["tcp.out_of_order"] > 0  # and the reordering absorbed
     run(main(), timeout=240)
@@ -562,19 +293,11 @@ print(sent)
 
 @needs("curl")
 def test_hostile_traffic_is_counted_and_curl_still_works(netns: Namespace, tmp_path: Path) -> None:
-    src = REPO / "examples" / "http" / "src"
-    if not (src / "http_app" / "__init__.py").exists():
-        pytest.skip("needs examples/http")
-    sys.path.insert(0, str(src))
-    try:
-        import http_app
-    finally:
-        sys.path.remove(str(src))
+    http_app()  # skips without examples/http
 
     async def main() -> None:
         async with unik_stack(netns) as stack:
-            app = asyncio.ensure_future(http_app.start(stack, htdocs(tmp_path, {"index.html": b"ok\n"}), _Console(),  # type: ignore[arg-type]
-                                                       port=8080))
+            app = serve_http(stack, tmp_path, {"index.html": b"ok\n"})
             await asyncio.sleep(0.1)
             status, out, err = await netns.run(sys.executable, "-c", HOSTILE, netns.ifname,
                                                stack.iface.mac.hex(), netns.host, netns.unik)
