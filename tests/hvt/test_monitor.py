@@ -74,6 +74,7 @@ def _elf(path: Path, segments: list[tuple[int, int, int]], entry: int, *, interp
 @pytest.mark.parametrize(("segments", "entry", "message"), [
     ([(0x400000, 0x1000, 5), (0x401000, 0x1000, 7)], 0x400000, "segment 1 is both writable and executable"),
     ([(0x400000, 0x2000, 5), (0x401000, 0x1000, 6)], 0x400000, "segments 0 and 1 overlap"),
+    ([(0x400000, 0x800, 5), (0x400800, 0x800, 6)], 0x400000, "segments 0 and 1 share a page, one writable and one"),
     ([(0x400000, 0x1000, 5)], 0x500000, "the entry point 0x500000 is not inside an executable segment"),
     ([(0x400000, 0x1000, 6)], 0x400000, "is not inside an executable segment"),
     ([(0x1000, 0x1000, 5)], 0x1000, "lies outside guest memory"),

@@ -47,7 +47,17 @@ struct hvt_exit { int32_t status, pad; };
 #define HVT_BOOT_INFO 0x8000
 #define HVT_ARGS 0x9000        /* argv strings, NUL-separated */
 #define HVT_ARGS_END 0x10000
+#define HVT_PT 0x10000         /* page tables of 4 KiB pages, up to HVT_LOAD_MIN */
 #define HVT_LOAD_MIN 0x100000  /* no ELF segment below 1 MiB */
+#define HVT_STACK_SIZE (8ULL << 20) /* the stack: the top of memory; an unmapped guard page below it */
+
+/* The page tables the monitor builds (supervisor-only, so the CPL 3 guest can neither read
+ * nor change them): page 0 unmapped (a null pointer faults); the GDT and the tables
+ * supervisor-only; the boot information and arguments read-write; the ELF's segments
+ * with their own rights (text read-only and executable, read-only data read-only,
+ * data and .bss read-write; pages between them unmapped); the rest of memory (heap,
+ * stack) read-write; the page below the stack unmapped.  Nothing writable is
+ * executable (EFER.NXE and the NX bit). */
 
 #define HVT_MAGIC 0x31747668696e75ULL /* "univht1" */
 #define HVT_MAX_DEVICES 16

@@ -194,6 +194,12 @@ static void check_elf(const char *path)
             if (q->p_type == PT_LOAD && q->p_memsz && p->p_vaddr < q->p_vaddr + q->p_memsz
                 && q->p_vaddr < p->p_vaddr + p->p_memsz)
                 die(REFUSE, "%s: segments %d and %d overlap (refused)", path, j, i);
+            /* page tables give rights per 4 KiB page: a page may not hold writing and executing segments */
+            if (q->p_type == PT_LOAD && q->p_memsz && ((p->p_flags | q->p_flags) & PF_W)
+                && ((p->p_flags | q->p_flags) & PF_X) && (p->p_vaddr & ~0xfffULL) < q->p_vaddr + q->p_memsz
+                && (q->p_vaddr & ~0xfffULL) < p->p_vaddr + p->p_memsz)
+                die(REFUSE, "%s: segments %d and %d share a page, one writable and one executable (refused: link "
+                    "with -z separate-code)", path, j, i);
         }
         if ((p->p_flags & PF_X) && eh.e_entry >= p->p_vaddr && eh.e_entry < p->p_vaddr + p->p_memsz)
             entry_ok = 1;
@@ -310,24 +316,73 @@ static void set_mac(const char *name, const char *text)
 static int kvm, vm, vcpu, kvm_is_pvm;
 static struct kvm_run *run;
 
+#define PTE_P 1ULL
+#define PTE_W 2ULL
+#define PTE_U 4ULL
+#define PTE_PS 0x80ULL
+#define PTE_NX (1ULL << 63)
+#define PTE_HEAP (PTE_P | PTE_W | PTE_U | PTE_NX)
+
+static uint64_t guard_page(void) { return mem_size - HVT_STACK_SIZE - 0x1000; }
+
+/* The page-table entry's rights for the 4 KiB page at addr (0: unmapped). */
+static uint64_t page_rights(uint64_t addr)
+{
+    if (addr < HVT_GDT)
+        return 0; /* a null pointer faults */
+    if (addr < HVT_BOOT_INFO || (addr >= HVT_ARGS_END && addr < HVT_LOAD_MIN))
+        return PTE_P | PTE_W | PTE_NX; /* the GDT and page tables: supervisor-only */
+    if (addr < HVT_ARGS_END)
+        return PTE_HEAP; /* the boot information and the arguments */
+    if (addr < elf.end) {
+        uint64_t rights = 0;
+        for (int i = 0; i < elf.nph; i++) {
+            const Elf64_Phdr *p = &elf.ph[i];
+            if (p->p_type != PT_LOAD || !p->p_memsz || addr + 0x1000 <= p->p_vaddr || addr >= p->p_vaddr + p->p_memsz)
+                continue;
+            rights |= PTE_P | PTE_U | (p->p_flags & PF_W ? PTE_W : 0) | (p->p_flags & PF_X ? 0 : PTE_NX);
+        }
+        return rights; /* a page shared by two segments has both's rights (never W and X: check_elf) */
+    }
+    if (addr == guard_page())
+        return 0;
+    return PTE_HEAP;
+}
+
 static void setup_page_tables(void)
 {
     uint64_t *pml4 = (uint64_t *)(mem + HVT_PML4), *pdpt = (uint64_t *)(mem + HVT_PDPT);
-    pml4[0] = HVT_PDPT | 7; /* present, writable, user */
+    uint64_t next_pt = HVT_PT;
+    pml4[0] = HVT_PDPT | PTE_P | PTE_W | PTE_U; /* the leaves decide */
     uint64_t gib = (mem_size + (1ULL << 30) - 1) >> 30;
     for (uint64_t g = 0; g < gib; g++) {
         uint64_t *pd = (uint64_t *)(mem + HVT_PD + g * 0x1000);
-        pdpt[g] = (HVT_PD + g * 0x1000) | 7;
+        pdpt[g] = (HVT_PD + g * 0x1000) | PTE_P | PTE_W | PTE_U;
         for (uint64_t i = 0; i < 512; i++) {
             uint64_t addr = (g << 30) | (i << 21);
-            if (addr < mem_size)
-                pd[i] = addr | 0x87; /* present, writable, user, 2 MiB page */
+            if (addr >= mem_size)
+                break;
+            uint64_t guard = guard_page();
+            if (addr >= elf.end && !(guard >= addr && guard < addr + (2ULL << 20))) {
+                pd[i] = addr | PTE_HEAP | PTE_PS; /* heap or stack: one 2 MiB page */
+                continue;
+            }
+            if (next_pt >= HVT_LOAD_MIN)
+                die(REFUSE, "%s is too large to map with 4 KiB pages below 1 MiB (at most %d MiB)", elf.path,
+                    (HVT_LOAD_MIN - HVT_PT) / 8);
+            uint64_t *pt = (uint64_t *)(mem + next_pt);
+            for (uint64_t k = 0; k < 512; k++) {
+                uint64_t page = addr + (k << 12), rights = page < mem_size ? page_rights(page) : 0;
+                pt[k] = rights ? page | rights : 0;
+            }
+            pd[i] = next_pt | PTE_P | PTE_W | PTE_U;
+            next_pt += 0x1000;
         }
     }
     /* the hypercall page: mapped, but outside every memory slot */
     uint64_t *pd3 = (uint64_t *)(mem + HVT_PD + 3 * 0x1000);
-    pdpt[3] = (HVT_PD + 3 * 0x1000) | 7;
-    pd3[(HVT_MMIO_BASE >> 21) & 511] = HVT_MMIO_BASE | 0x87;
+    pdpt[3] = (HVT_PD + 3 * 0x1000) | PTE_P | PTE_W | PTE_U;
+    pd3[(HVT_MMIO_BASE >> 21) & 511] = HVT_MMIO_BASE | PTE_HEAP | PTE_PS;
 }
 
 static void set_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
@@ -374,7 +429,7 @@ static void setup_vcpu(uint64_t entry)
     sregs.cr3 = HVT_PML4;
     sregs.cr4 = (1u << 5) | (1u << 9) | (1u << 10) | (1u << 16); /* PAE, OSFXSR, OSXMMEXCPT, FSGSBASE */
     sregs.cr0 = 0x80000001u | 0x2 | 0x10 | 0x20 | 0x10000; /* PG, PE, MP, ET, NE, WP */
-    sregs.efer = 0x501; /* SCE, LME, LMA */
+    sregs.efer = 0xd01; /* SCE, LME, LMA, NXE */
     if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
         die(REFUSE, "KVM_SET_SREGS (64-bit long mode): %s", strerror(errno));
 
@@ -391,7 +446,7 @@ static void setup_vcpu(uint64_t entry)
     memset(&regs, 0, sizeof regs);
     regs.rip = entry;
     regs.rflags = 0x2;
-    regs.rsp = HVT_BOOT_INFO; /* a scratch stack below the boot info; the runtime switches at once */
+    regs.rsp = mem_size; /* the top of the stack; the runtime switches to its own at once */
 
     struct {
         struct kvm_msrs head;
@@ -478,6 +533,32 @@ static void dump_state(const char *what)
             fputc('\n', stderr);
         }
     }
+}
+
+/* Name what a page fault at cr2 means in hvt's memory layout (after dump_state). */
+static void explain_fault(void)
+{
+    struct kvm_regs r;
+    struct kvm_sregs sr;
+    if (ioctl(vcpu, KVM_GET_REGS, &r) < 0 || ioctl(vcpu, KVM_GET_SREGS, &sr) < 0 || !sr.cr2)
+        return;
+    uint64_t cr2 = sr.cr2, page = cr2 & ~0xfffULL, rights = cr2 < mem_size ? page_rights(page) : 0;
+    if (page == guard_page())
+        fprintf(stderr, "%s: the guest's stack overflowed: cr2 %#llx is in the guard page %#llx below its %llu MiB "
+                "stack (deep recursion, or a large array on the stack)\n", prog, (unsigned long long)cr2,
+                (unsigned long long)page, HVT_STACK_SIZE >> 20);
+    else if (cr2 < 0x1000)
+        fprintf(stderr, "%s: the guest dereferenced a null pointer (cr2 %#llx)\n", prog, (unsigned long long)cr2);
+    else if (cr2 == r.rip && (rights & PTE_NX))
+        fprintf(stderr, "%s: the guest jumped to %#llx, which is not executable (data, heap or stack: W^X)\n", prog,
+                (unsigned long long)cr2);
+    else if ((rights & PTE_U) && !(rights & PTE_W))
+        fprintf(stderr, "%s: the guest wrote to %#llx, in its read-only %s (W^X)\n", prog, (unsigned long long)cr2,
+                rights & PTE_NX ? "data" : "text");
+    else if (!(rights & PTE_U))
+        fprintf(stderr, "%s: the guest touched %#llx, which is not mapped for it (%s)\n", prog,
+                (unsigned long long)cr2, cr2 >= mem_size ? "beyond its memory" : rights ? "the monitor's page tables"
+                                                                              : "between the unikernel's segments");
 }
 
 /* ---- hypercalls ---------------------------------------------------------------- */
@@ -638,6 +719,7 @@ static int run_vcpu(void)
         case KVM_EXIT_SHUTDOWN:
             dump_state("crashed: an exception (a page fault at cr2 when cr2 is set, an invalid instruction, a "
                        "general protection fault) ends the guest (KVM_EXIT_SHUTDOWN)");
+            explain_fault();
             return CRASHED;
         case KVM_EXIT_INTERNAL_ERROR:
             dump_state("stopped on a KVM internal error");

@@ -12,7 +12,7 @@ handler:
     popfq
     jmp *%rcx
 start:
-    mov $0x7000, %rsp
+    /* the stack: the top of memory, as the monitor left rsp */
     mov $5, %rax
     movq %rax, %xmm0
     paddd %xmm0, %xmm1

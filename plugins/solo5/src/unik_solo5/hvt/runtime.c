@@ -227,7 +227,7 @@ static u64 monotonic(void)
 
 /* ---- memory ------------------------------------------------------------------- */
 
-#define STACK_SIZE (8ULL << 20)
+#define STACK_SIZE HVT_STACK_SIZE
 #define MAX_PAGES ((u64)HVT_MAX_GIB << 18)
 static u64 bitmap[MAX_PAGES / 64]; /* pages of [heap_lo, heap_hi) in use (brk or mmap) */
 static u64 heap_lo, heap_hi, brk_cur, brk_hwm;
@@ -1217,7 +1217,7 @@ static i64 dispatch(struct rt_regs *r)
         return (i64)(f->pos = (u64)(base + (i64)b));
     }
     case 9: return sys_mmap(a, b, c, d, (i64)e, r->r9);
-    case 10: return 0; /* mprotect: accepted, not enforced (one address space, CPL 0) */
+    case 10: return 0; /* mprotect: accepted; the rights are the monitor's page tables (W^X), not the guest's */
     case 11: return sys_munmap(a, b);
     case 12: return sys_brk(a);
     case 13: /* rt_sigaction: accepted; no signal is ever delivered */

@@ -1,0 +1,50 @@
+"""The guest's memory as the monitor maps it: W^X by page tables, a null page, a stack guard page."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hvt_support import needs_kvm, run, runtime_guest
+
+GUESTS = {
+    "overflow": """
+        static int depth(int n) { volatile char pad[1024]; pad[0] = (char)n; return depth(n + 1) + pad[0]; }
+        void _start(void) { depth(0); }
+    """,
+    "write_text": "void _start(void) { *(volatile char *)_start = 0; }",
+    "run_data": """
+        static unsigned char code[16] = {0xc3}; /* ret, in .data */
+        void _start(void) { ((void (*)(void))code)(); }
+    """,
+    "run_stack": """
+        void _start(void) { volatile unsigned char code[16] = {0xc3}; ((void (*)(void))code)(); }
+    """,
+    "null": "void _start(void) { *(volatile int *)8 = 1; }",
+    "page_tables": "void _start(void) { *(volatile long *)0x2000 = 0; }",
+    "rodata": """
+        static const char text[] = "constant";
+        void _start(void) { *(volatile char *)text = 'C'; }
+    """,
+}
+
+
+@pytest.mark.parametrize(("guest", "message"), [
+    # --mem 64: the stack is the top 8 MiB, the guard page the one below (0x37ff000)
+    ("overflow", r"the guest's stack overflowed: cr2 0x37ff[0-9a-f]{3} is in the guard page 0x37ff000 below its "
+                 r"8 MiB stack"),
+    ("write_text", r"the guest wrote to 0x[0-9a-f]+, in its read-only text \(W\^X\)"),
+    ("run_data", r"the guest jumped to 0x[0-9a-f]+, which is not executable \(data, heap or stack: W\^X\)"),
+    ("run_stack", r"the guest jumped to 0x3[0-9a-f]{6}, which is not executable"),
+    ("null", r"the guest dereferenced a null pointer \(cr2 0x8\)"),
+    ("page_tables", r"the guest touched 0x2000, which is not mapped for it \(the monitor's page tables\)"),
+    ("rodata", r"the guest wrote to 0x[0-9a-f]+, in its read-only data \(W\^X\)"),
+])
+def test_a_fault_is_named(tmp_path: Path, guest: str, message: str) -> None:
+    needs_kvm()
+    source = tmp_path / f"{guest}.c"
+    source.write_text(GUESTS[guest])
+    proc = run("--mem", "64", runtime_guest(tmp_path, source))
+    assert proc.returncode == 255
+    assert "rip=0x" in proc.stderr and re.search(message, proc.stderr), proc.stderr
