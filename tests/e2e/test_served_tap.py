@@ -117,9 +117,7 @@ def test_starlette_under_hypercorn_on_unik_stack(apps: Callable[[str, str], Path
     assert f"Running on {base}" in text and '"GET /double/8 1.1" 200' in text, text
 
 
-# Not spt: FastAPI looks each endpoint's source file up (inspect.getsourcefile: a stat) at its first
-# request, which spt's filter refuses once sealed (the start-up, lazy imports included, runs before the seal).
-@pytest.mark.parametrize("target", ["unix"])
+@pytest.mark.parametrize("target", ["unix", "spt"])
 def test_fastapi_on_unik_stack(apps: Callable[[str, str], Path], target: str) -> None:
     with _serving(apps("fastapi", target), target) as (netns, base, _):
         fastapi_checks(base, netns=netns)

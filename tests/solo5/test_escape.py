@@ -32,7 +32,8 @@ ATTEMPTS: dict[str, tuple[str, str, str | tuple[str, ...]]] = {
     ),
     "mmap-exec": ("import mmap", "mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)",
                   "mmap"),
-    "late-import": ("", "import xml.dom.minidom", "newfstatat"),
+    # the directory's stat is answered ENOENT (the root is empty); listing it again is the escape
+    "late-import": ("", "import xml.dom.minidom", "openat"),
     "sigsys-handler": ("import signal", "signal.signal(signal.SIGSYS, signal.SIG_IGN)", "rt_sigaction"),
     # randomness comes from the random device (Fortuna); the host's CSPRNG is out of reach
     "urandom": ("import os", "os.urandom(16)", "getrandom"),

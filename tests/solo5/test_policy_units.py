@@ -77,7 +77,9 @@ PROGRAM = compile_policy(FDS)
     ("rt_sigaction", (2,), SECCOMP_RET_TRAP),       # asyncio's handlers go in before the filter
     ("rt_sigaction", (31,), SECCOMP_RET_TRAP),
     ("futex", (0, 129), SECCOMP_RET_TRAP),          # no thread to wait for
-    ("newfstatat", (7, 0, 0, 0x1000), SECCOMP_RET_TRAP),
+    ("newfstatat", (7, 0, 0, 0x1000), SECCOMP_RET_TRAP),      # fstat of a descriptor (AT_EMPTY_PATH)
+    ("newfstatat", (-100 & 0xFFFFFFFF, 0, 0, 0), SECCOMP_RET_ERRNO | 2),  # os.stat(path): ENOENT, the root is empty
+    ("newfstatat", (-100 & 0xFFFFFFFF, 0, 0, 0x100), SECCOMP_RET_ERRNO | 2),  # lstat (AT_SYMLINK_NOFOLLOW)
     ("fcntl", (7, 3), SECCOMP_RET_TRAP),
     ("close", (3,), SECCOMP_RET_ALLOW),
     ("close", (6,), SECCOMP_RET_ALLOW),

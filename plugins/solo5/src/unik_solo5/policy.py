@@ -1,8 +1,8 @@
 """The spt seccomp allowlist: one table, printed by ``--show-policy`` and compiled to BPF.
 
 Every rule admits one system call, maybe only for some arguments (or answers it with an
-error, ``clone3``'s ``ENOSYS``); a call that no rule admits gets ``SECCOMP_RET_TRAP``:
-the kernel sends SIGSYS with the call's number, which the tender (the process's
+error: ``clone3``'s ``ENOSYS``, a path's ``newfstatat``'s ``ENOENT``); a call that no rule
+admits gets ``SECCOMP_RET_TRAP``: the kernel sends SIGSYS with the call's number, which the tender (the process's
 tracer) reads, kills the application and reports (see ``tender.c``).  Descriptor arguments are checked against the
 sets known when the filter goes on (:class:`FdSets`): the TAP and block descriptors the
 tender opened, the console, and the event loop's epoll and self-pipe descriptors,
@@ -46,6 +46,7 @@ SECCOMP_RET_TRAP = 0x00030000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 ENOSYS = 38
+ENOENT = 2
 X32_SYSCALL_BIT = 0x40000000
 _LD_ABS_W = 0x20
 _JEQ = 0x15
@@ -134,7 +135,7 @@ class Rule:
         return f"{text}: fails with {_ERRNO_NAMES[self.errno]}" if self.errno else text
 
 
-_ERRNO_NAMES = {ENOSYS: "ENOSYS"}
+_ERRNO_NAMES = {ENOSYS: "ENOSYS", ENOENT: "ENOENT"}
 
 
 POLICY: tuple[Rule, ...] = (
@@ -182,6 +183,10 @@ POLICY: tuple[Rule, ...] = (
     # -- answered, not admitted ------------------------------------------------------------
     Rule("clone3", "its arguments are in memory, which a filter cannot read: glibc then falls back "
          "to clone, which is refused and named", errno=ENOSYS),
+    Rule("newfstatat", "a path's status (os.stat, os.path.exists: inspect.getsourcefile, which FastAPI calls at "
+         "an endpoint's first request): the root is empty from the seal, so no path is there; a descriptor's "
+         "status (fstat) stays refused", (Cond(3, "flags", "clear", AT_EMPTY_PATH, name="AT_EMPTY_PATH"),),
+         errno=ENOENT),
 )
 
 
