@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
@@ -167,18 +167,22 @@ class FatImage:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, sector_size: int = 512,
-                 codepage: str = DEFAULT_CODEPAGE) -> None:
+                 codepage: str = DEFAULT_CODEPAGE, clock: Callable[[], int] | None = None) -> None:
         self.block = ImageBlock(path, sector_size=sector_size, read_only=read_only)
         try:
-            self.fs = run(FatFileSystem.mount(self.block, codepage=codepage))
+            self.fs = run(FatFileSystem.mount(self.block, clock=clock, codepage=codepage))
         except BaseException:
             run(self.block.disconnect())
             raise
 
     @classmethod
     def format(cls, path: str | os.PathLike[str], size: int, *, sector_size: int = 512,
-               **options: Any) -> FatImage:
-        """Create (or overwrite) an image file of ``size`` bytes, format it and open it."""
+               clock: Callable[[], int] | None = None, **options: Any) -> FatImage:
+        """Create (or overwrite) an image file of ``size`` bytes, format it and open it.
+
+        ``clock`` (nanoseconds since the epoch) stamps what is written afterwards: a fixed
+        one makes the same files give the same image.  ``options`` go to :func:`~unik_fat.mkfs.mkfs`.
+        """
         with open(path, "wb") as f:
             f.truncate(size)
         block = ImageBlock(path, sector_size=sector_size)
@@ -188,7 +192,7 @@ class FatImage:
             run(mkfs(block, **options))
         finally:
             run(block.disconnect())
-        return cls(path, sector_size=sector_size)
+        return cls(path, sector_size=sector_size, clock=clock)
 
     def __enter__(self) -> FatImage:
         return self

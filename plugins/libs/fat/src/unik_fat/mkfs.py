@@ -81,10 +81,12 @@ def geometry(
     label: str = "",
     media: int | None = None,
     total_sectors: int | None = None,
+    hidden_sectors: int = 0,
 ) -> Geometry:
     """The boot sector ``mkfs.fat`` would write on a device of ``size_bytes``.
 
-    ``total_sectors`` (default: all the device) limits the volume to fewer sectors.
+    ``total_sectors`` (default: all the device) limits the volume to fewer sectors;
+    ``hidden_sectors`` is the volume's first sector on its disk (a partition's start).
     """
     if sector_size not in F.VALID_SECTOR_SIZES:
         raise MkfsError(f"sector size {sector_size} is not 512, 1024, 2048 or 4096")
@@ -183,7 +185,7 @@ def geometry(
         oem_name=b"mkfs.fat", bytes_per_sector=sector_size, sectors_per_cluster=cluster,
         reserved_sectors=reserved, num_fats=num_fats, root_entries=0 if bits == 32 else root,
         total_sectors=num_sectors, media=media if media is not None else med, fat_size=fat_len,
-        sectors_per_track=spt, heads=heads, hidden_sectors=0, root_cluster=2 if bits == 32 else 0,
+        sectors_per_track=spt, heads=heads, hidden_sectors=hidden_sectors, root_cluster=2 if bits == 32 else 0,
         fs_info_sector=1 if bits == 32 else 0, backup_boot_sector=backup,
         drive_number=0x80 if (media if media is not None else med) == 0xF8 else 0,
         volume_id=volume_id, volume_label=label_b, is_fat32_layout=bits == 32,
@@ -204,8 +206,13 @@ async def mkfs(
     root_entries: int | None = None,
     label: str = "",
     volume_id: int | None = None,
+    hidden_sectors: int = 0,
 ) -> F.BootSector:
-    """Format ``block`` (default logical sector size: the device's); returns the boot sector."""
+    """Format ``block`` (default logical sector size: the device's); returns the boot sector.
+
+    ``hidden_sectors``: where the volume starts on its disk, for a partition (the BPB's
+    ``BPB_HiddSec``; 0 for a whole-disk volume).
+    """
     if block.read_only:
         raise ReadOnlyFilesystem("cannot format a read-only device")
     ss = sector_size or max(block.sector_size, 512)
@@ -216,7 +223,7 @@ async def mkfs(
     geo = geometry(
         block.sectors * block.sector_size, sector_size=ss, fat_type=fat_type,
         sectors_per_cluster=sectors_per_cluster, reserved_sectors=reserved_sectors, num_fats=num_fats,
-        root_entries=root_entries, volume_id=vid, label=label,
+        root_entries=root_entries, volume_id=vid, label=label, hidden_sectors=hidden_sectors,
     )
     bs = geo.boot
     ftype = bs.fat_type
