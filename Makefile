@@ -72,13 +72,10 @@ test-xen: deps venv
 	UNIK_TEST_XEN=1 $(BIN)/python -m pytest -p no:cacheprovider -s $(PYTEST_ARGS) tests/xen/test_xen_nested.py
 
 # mypy --strict covers tests/ too, one directory at a time: a suite imports its support modules
-# (fat_support, tls_support...) by bare name from its own directory, where pytest puts them on
-# sys.path, and every directory has a conftest.py.  Not yet tests/tcpip (66 errors): half come
-# from one API question, handlers written for asyncio's StreamReader/StreamWriter (what unik's
-# stack passes) against FlowHandler's FlowReader/FlowWriter protocols, which is a core API
-# change of its own; the suite is also being rewritten by issues 15 and 17 right now.
+# (fat_support, tls_support, kernel_support...) by bare name from its own directory, where pytest
+# puts them on sys.path, and every directory has a conftest.py.
 MYPY_SRC = $$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :)
-TYPED_TEST_DIRS = $(filter-out tests/tcpip/,$(wildcard tests/*/))
+TYPED_TEST_DIRS = $(wildcard tests/*/)
 
 lint: venv
 	$(BIN)/ruff check core plugins examples tests bench tools

@@ -17,7 +17,7 @@ import random
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -300,7 +300,8 @@ def http_app() -> ModuleType:
 
 def serve_http(stack: Any, directory: Path, files: dict[str, bytes], port: int = 8080) -> asyncio.Future[Any]:
     """examples/http serving ``files`` (written under ``directory``) on ``stack``, as a task to cancel."""
-    return asyncio.ensure_future(http_app().start(stack, htdocs(directory, files), Console(), port=port))
+    start: Callable[..., Coroutine[Any, Any, None]] = http_app().start
+    return asyncio.ensure_future(start(stack, htdocs(directory, files), Console(), port=port))
 
 
 # --- exchanges with the kernel's sockets, over either family -------------------------------

@@ -152,12 +152,12 @@ class SimNetwork:
         while not self._rx:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
-        out = []
+        out: list[bytes] = []
         while self._rx and len(out) < limit:
             out.append(self._rx.popleft())
         return out
 
-    async def write(self, frame: bytes, offload: TxOffload | None = None) -> None:
+    async def write(self, frame: bytes | bytearray | memoryview, offload: TxOffload | None = None) -> None:
         if offload is not None:
             raise AssertionError("the simulated wire offers no offloads")
         if len(frame) > self.mtu + 14:

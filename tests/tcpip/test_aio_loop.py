@@ -128,6 +128,7 @@ def test_start_server_serves_the_peer_with_nagle_off() -> None:
                 assert await reader.readexactly(len(payload)) == payload
             [accepted] = [c for c in a.tcp.connections.values() if c.local[1] == 7000]
             assert accepted.tcb.nodelay, "asyncio sets TCP_NODELAY on accepted sockets; so does unik's loop"
+            assert isinstance(writer, asyncio.StreamWriter)
             assert not writer.transport.get_extra_info("tcp_connection").tcb.nodelay, "the stack's default is Nagle"
             writer.close()
             assert await reader.read() == b""
@@ -258,7 +259,7 @@ def test_create_server_listens_on_a_bound_stack_socket() -> None:
             for each in (server, wildcard):
                 each.close()
                 await each.wait_closed()
-            assert sock.closed and server.sockets == ()
+            assert sock.closed and server.sockets == ()  # type: ignore[comparison-overlap]
     run_unik(main())
     plain = asyncio.new_event_loop()
     try:
@@ -342,7 +343,8 @@ def test_datagram_endpoint_sends_and_receives() -> None:
             await peer.sendto(b"back", ("10.0.0.1", 5301))
             assert await proto.got.get() == (b"back", ("10.0.0.2", 5300))
             transport.sendto(b"x" * 70000, ("10.0.0.2", 5300))
-            assert proto.errors and proto.errors[0].errno == 90  # EMSGSIZE, to error_received
+            error = proto.errors[0] if proto.errors else None
+            assert isinstance(error, OSError) and error.errno == 90  # EMSGSIZE, to error_received
             with pytest.raises(ValueError, match="needs an address"):
                 transport.sendto(b"x")
             transport.close()
@@ -420,10 +422,12 @@ def test_sock_connect_connects_unconnected_sockets_through_the_stack() -> None:
         async with two_stacks() as (_a, b):
             await b.tcp.start_server(echo, 7010)
             loop = asyncio.get_running_loop()
+            assert isinstance(loop, UnikEventLoop)
             for sock in (socket.socket(socket.AF_INET, socket.SOCK_STREAM), stack_socket()):
                 sock.setblocking(False)
                 await loop.sock_connect(sock, ("10.0.0.2", 7010))
                 transport, proto = await loop.create_connection(Recorder, sock=sock)
+                assert isinstance(proto, Recorder)
                 assert transport.get_extra_info("peername") == ("10.0.0.2", 7010)
                 assert transport.get_extra_info("tcp_connection").tcb.nodelay
                 transport.write(b"through the stack")

@@ -12,7 +12,7 @@ from unik import accel
 from unik_tcpip import _checksum_py, checksum
 
 try:
-    from unik_tcpip import _checksum as _checksum_c
+    import unik_tcpip._checksum as _checksum_c
 except ImportError:  # pragma: no cover - the C module is built by `pip install -e`
     _checksum_c = None
 

@@ -88,7 +88,7 @@ def test_lease_renew_rebind_expire_and_reacquire() -> None:
         # The server goes quiet: RENEWING, then REBINDING at T2, then expiry drops the address.
         server.answering = False
         await settle(31 + 60 * 7 // 8 - 30 + 1)
-        assert client.dhcp.state == DhcpState.REBINDING
+        assert client.dhcp.state == DhcpState.REBINDING  # type: ignore[comparison-overlap]
         await settle(60)
         assert client.stats["dhcp.lease_lost"] == 1 and client.iface.address == ANY
         # It comes back: a new lease from INIT.

@@ -368,7 +368,7 @@ def test_a_cancelled_lookup_leaves_the_shared_query_to_the_others() -> None:
             datagram = await receive()
             await asyncio.sleep(0.02)
             return datagram  # type: ignore[no-any-return]
-        endpoint.recvfrom = later
+        endpoint.recvfrom = later  # type: ignore[method-assign]
         return endpoint
     resolver._udp_bind = slow_bind
 

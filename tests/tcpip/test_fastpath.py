@@ -15,7 +15,7 @@ from unik_tcpip.errors import Malformed
 from unik_tcpip.wire import EthernetFrame, Ipv4Packet, TcpSegment
 
 try:
-    from unik_tcpip import _fastpath as _fastpath_c
+    import unik_tcpip._fastpath as _fastpath_c
 except ImportError:  # pragma: no cover - a build without the C extension
     _fastpath_c = None
 
@@ -28,7 +28,7 @@ MACS = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
 
 def _frame(impl: object, rng: random.Random, tsval: int = -1, options: bytes = b"", payload: bytes = b"",
            flags: int = 0x18) -> bytearray:
-    seg = impl.tcp_segment(SRC, DST, rng.randrange(1, 65536), rng.randrange(1, 65536), rng.randrange(2**32),  # type: ignore[attr-defined]
+    seg: bytearray = impl.tcp_segment(SRC, DST, rng.randrange(1, 65536), rng.randrange(1, 65536), rng.randrange(2**32),  # type: ignore[attr-defined]
                            rng.randrange(2**32), flags, rng.randrange(65536), tsval, rng.randrange(2**32), options,
                            payload, 34, False)
     impl.ipv4_header(seg, 14, SRC, DST, 6, len(seg) - 34, rng.randrange(65536), 64, True)  # type: ignore[attr-defined]

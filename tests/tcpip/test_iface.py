@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tcpip_support import Impairment, Wire, make_stack, pair, run, settle
+from unik.devices import TxOffload
 from unik_tcpip.iface import HEADROOM, ip_bytes
 from unik_tcpip.wire import ArpPacket, EthernetFrame, IcmpPacket, Ipv4Packet, UdpDatagram, arp, icmp
 from unik_tcpip.wire.ethernet import BROADCAST
@@ -327,7 +328,7 @@ def test_device_errors_do_not_kill_the_stack() -> None:
         await settle(0.1)
         assert await b.ping("10.0.0.1") > 0 and a.stats["rx.read_errors"] == 2
 
-        async def closed_write(frame: bytes, offload: object = None) -> None:
+        async def closed_write(frame: bytes | bytearray | memoryview, offload: TxOffload | None = None) -> None:
             raise DeviceClosed("gone")
 
         net.write = closed_write  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from typing import Any
 
 import pytest
 from tcpip_support import Impairment, LoopSleep, SeededRandom, VirtualClock, Wire, mac, run, settle
@@ -50,7 +51,7 @@ def test_a_duplicate_address_is_detected_and_not_used() -> None:
 def test_a_dual_listener_sees_each_peers_family_and_a_single_family_one_refuses_the_other() -> None:
     async def main() -> None:
         a, b = await pair6(Wire())
-        peers: list[tuple[object, int]] = []
+        peers: list[tuple[tuple[Any, ...], int]] = []
 
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peers.append((writer.get_extra_info("peername"), writer.get_extra_info("family")))
@@ -64,7 +65,7 @@ def test_a_dual_listener_sees_each_peers_family_and_a_single_family_one_refuses_
             assert await reader.read() == b"hello"
             writer.close()
         assert [family for _peer, family in peers] == [socket.AF_INET, socket.AF_INET6]
-        assert peers[1][0][:2] == (A6, peers[1][0][1]) and len(peers[1][0]) == 4  # type: ignore[index]
+        assert peers[1][0][:2] == (A6, peers[1][0][1]) and len(peers[1][0]) == 4
         await b.tcp.start_server(handler, 81, family=socket.AF_INET)
         with pytest.raises(ConnectionRefusedError):
             await a.tcp.connect(B6, 81)

@@ -468,7 +468,7 @@ def test_time_wait_timeout() -> None:
     conn.on_timer(T0 + 2 * TcpConfig().msl_ns - 1)
     assert conn.state is State.TIME_WAIT
     conn.on_timer(T0 + 2 * TcpConfig().msl_ns)
-    assert conn.state is State.CLOSED
+    assert conn.state is State.CLOSED  # type: ignore[comparison-overlap]
 
 
 def test_time_wait_retransmitted_fin_is_acked_again() -> None:

@@ -25,7 +25,7 @@ from unik_tcpip.tcp import _predict_py as predict_py
 from unik_tcpip.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
 
 try:
-    from unik_tcpip.tcp import _predict as predict_c
+    import unik_tcpip.tcp._predict as predict_c
 except ImportError:  # pragma: no cover - a build without the C extension
     predict_c = None
 

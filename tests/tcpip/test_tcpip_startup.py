@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
@@ -57,19 +58,21 @@ def test_record_classes_behave_like_the_dataclasses_they_replace(cls: type[TcpCo
     assert cls(**{p.name: p.default for p in params}) == default
     inner = ", ".join(f"{p.name}={p.default!r}" for p in params)
     assert repr(default) == f"{cls.__name__}({inner})"
-    changed = cls(**{params[0].name: 12345})
+    first: dict[str, Any] = {params[0].name: 12345}
+    changed = cls(**first)
     assert changed != default and getattr(changed, params[0].name) == 12345
     assert default.__eq__(object()) is NotImplemented
     with pytest.raises(TypeError):
         hash(default)
     with pytest.raises(AttributeError):
-        default.no_such_field = 1  # type: ignore[attr-defined]
+        default.no_such_field = 1  # type: ignore[union-attr]
     setattr(default, params[-1].name, 7)
     assert getattr(default, params[-1].name) == 7
 
 
 def test_dhcp_records_behave_like_the_dataclasses_they_replace() -> None:
-    from unik_tcpip.dhcp import ANY, DhcpMessage, Lease
+    from unik_tcpip.dhcp import DhcpMessage, Lease
+    from unik_tcpip.iface import ANY
 
     for cls in (DhcpMessage, Lease):
         assert [p.name for p in inspect.signature(cls).parameters.values()] == list(cls._fields)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -25,7 +27,7 @@ SRC, DST = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
 MAC1, MAC2 = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 
 
-def ipv4(payload: bytes, proto: int = 17, **kw: object) -> bytearray:
+def ipv4(payload: bytes, proto: int = 17, **kw: Any) -> bytearray:
     buf = bytearray(60 + len(payload))
     hl = Ipv4Packet.emit(buf, 0, src=SRC, dst=DST, proto=proto, payload_len=len(payload), ident=7, **kw)
     buf[hl:hl + len(payload)] = payload
@@ -191,7 +193,7 @@ def test_tcp_header_checks() -> None:
 
 @given(st.binary(max_size=120))
 def test_parsers_raise_only_malformed(data: bytes) -> None:
-    parsers = [
+    parsers: list[Callable[[], object]] = [
         lambda: EthernetFrame.parse(data), lambda: ArpPacket.parse(data),
         lambda: Ipv4Packet.parse(data), lambda: Ipv4Packet.parse(data, verify_checksum=False),
         lambda: IcmpPacket.parse(data, verify_checksum=False),

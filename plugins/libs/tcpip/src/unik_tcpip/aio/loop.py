@@ -136,7 +136,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
     async def create_connection(  # type: ignore[override]
             self, protocol_factory: ProtocolFactory, host: str | None = None, port: int | str | None = None, *,
             ssl: ssl_module.SSLContext | bool | Any = None, family: int = 0, proto: int = 0, flags: int = 0,
-            sock: socket.socket | None = None, local_addr: tuple[str, int] | None = None,
+            sock: socket.socket | StackSocket | None = None, local_addr: tuple[str, int] | None = None,
             server_hostname: str | None = None, ssl_handshake_timeout: float | None = None,
             ssl_shutdown_timeout: float | None = None, happy_eyeballs_delay: float | None = None,
             interleave: int | None = None, all_errors: bool = False,
@@ -150,7 +150,7 @@ class UnikEventLoop(asyncio.SelectorEventLoop):
         if connection is not None:
             return await self._take_over(connection, protocol_factory, ssl, server_hostname, ssl_handshake_timeout,
                                          ssl_shutdown_timeout)
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # (a StackSocket was taken over or refused above)
             kwargs: dict[str, Any] = {"ssl_shutdown_timeout": ssl_shutdown_timeout} if sys.version_info >= (3, 11) \
                 else {}
             return await super().create_connection(  # type: ignore[no-any-return]

@@ -104,6 +104,10 @@ class TcpServer:
         await self.wait_closed()
 
 
+#: A handler written for asyncio's streams, which :meth:`TcpLayer.start_server` passes: it
+#: takes those as well as a :data:`unik.devices.FlowHandler` (the protocols' subset of them).
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
 #: How a connection to a name is made (the stack's resolver and Happy Eyeballs).
 #: ``(protocol_factory, host, port, nodelay)``.
 ByName = Callable[[Callable[[], asyncio.BaseProtocol], str, int, "bool | None"],
@@ -244,7 +248,7 @@ class TcpLayer:
         self.listeners[port] = listener
         return TcpServer(self, listener)
 
-    async def start_server(self, handler: FlowHandler, port: int, *, limit: int = 2**16,
+    async def start_server(self, handler: FlowHandler | StreamHandler, port: int, *, limit: int = 2**16,
                            backlog: int | None = None, family: int = 0) -> TcpServer:
         """Call ``handler(reader, writer)`` for each connection (like ``asyncio.start_server``).
 
@@ -256,7 +260,7 @@ class TcpLayer:
 
         def factory() -> asyncio.BaseProtocol:
             reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, handler, loop=loop)  # type: ignore[arg-type]
+            return asyncio.StreamReaderProtocol(reader, handler, loop=loop)
 
         return await self.create_server(factory, port, backlog, family=family)
 
@@ -268,7 +272,7 @@ class TcpLayer:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             await queue.put(Flow(reader, writer))
 
-        await self.start_server(accept, port, limit=limit, backlog=backlog)  # type: ignore[arg-type]
+        await self.start_server(accept, port, limit=limit, backlog=backlog)
         return queue
 
     # -- input ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from ..errors import Malformed
 
 if TYPE_CHECKING:
     from .._fastpath_py import Tcp4Fields
-    from ._tcpflags import TcpFlags  # noqa: F401 - served by __getattr__
+    from ._tcpflags import TcpFlags as TcpFlags  # served by __getattr__
 
 MIN_HEADER_LEN = 20
 _HDR = struct.Struct("!HHIIBBHHH")
