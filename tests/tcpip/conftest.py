@@ -18,6 +18,13 @@ def netns() -> Iterator[Namespace]:
         yield ns
 
 
+@pytest.fixture(params=["ipv4", "ipv6"])
+def either_ns(request: pytest.FixtureRequest) -> Iterator[Namespace]:
+    """:func:`netns` and :func:`netns6` in turn: a test of both families (``kernel_support.stack_on``)."""
+    with kernel_namespace("unik-tcpip") if request.param == "ipv4" else kernel_namespace6("unik-ip6") as ns:
+        yield ns
+
+
 @pytest.fixture
 def netns6() -> Iterator[Namespace6]:
     """A fresh namespace with IPv6 on, for the kernel's side of a TAP (see kernel_support)."""

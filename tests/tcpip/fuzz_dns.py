@@ -26,7 +26,6 @@ from __future__ import annotations
 import struct
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 IDENT = 0x1234
@@ -102,25 +101,7 @@ def seeds() -> dict[str, bytes]:
     }
 
 
-def write_seeds(directory: Path) -> None:
-    """The seed corpus into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in seeds().items():
-        (directory / f"seed-{name}").write_bytes(data)
-
-
-def main(argv: list[str]) -> None:
-    """``[--seed DIR] [libFuzzer arguments]``."""
-    if len(argv) > 2 and argv[1] == "--seed":
-        write_seeds(Path(argv[2]))
-        argv = [argv[0], *argv[3:]]
-    import atheris
-
-    with atheris.instrument_imports(include=["unik_tcpip"]):
-        _instrumented()
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    from fuzz_support import fuzz_main
+
+    fuzz_main(sys.argv, one_input, seeds, _instrumented, seed_prefix="seed-")

@@ -22,18 +22,28 @@ wheel for every Python/architecture), :mod:`tests/tcpip/test_fuzz.py` drives
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-MAC = b"\x02\x00\x00\x00\x00\x02"
-PEER_MAC = b"\x02\x00\x00\x00\x00\x01"
+from fuzz_support import (
+    MAC,
+    PEER_MAC,
+    CountingRandom,
+    FakeNetwork,
+    FixedClock,
+    NoSleep,
+    fuzz_main,
+    l4_checksummed,
+    run_frames,
+    seed_item,
+    serve_and_feed,
+)
+from fuzz_support import TCP_HEADER as _TCP
+
 ADDR = bytes((10, 0, 0, 2))
 PEER = bytes((10, 0, 0, 1))
-_TCP = struct.Struct("!HHIIBBHHH")
 
 
 def _instrumented() -> Any:
@@ -42,66 +52,6 @@ def _instrumented() -> Any:
     from unik_tcpip.errors import Malformed  # noqa: F401
     from unik_tcpip.stack import TcpipStack  # noqa: F401
     return sys.modules["unik_tcpip"]
-
-
-class FakeNetwork:
-    """A :class:`unik.devices.Network` that never receives and keeps what is sent."""
-
-    name = "fuzz"
-    mac = MAC
-    mtu = 1500
-
-    def __init__(self) -> None:
-        from unik.devices import NetworkStats, Offloads
-        self.offloads = Offloads()
-        self.stats = NetworkStats()
-        self.sent = 0
-
-    async def read(self, limit: int = 64) -> list[bytes]:
-        await asyncio.Event().wait()
-        return []
-
-    async def write(self, frame: Any, offload: Any = None) -> None:
-        self.sent += 1
-
-    async def disconnect(self) -> None:
-        return None
-
-
-class FixedClock:
-    def __init__(self) -> None:
-        self.now = 10**12
-
-    def now_ns(self) -> int:
-        return self.now
-
-    async def disconnect(self) -> None:
-        return None
-
-
-class NoSleep:
-    async def sleep_ns(self, ns: int) -> None:
-        await asyncio.sleep(0)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
-
-    async def disconnect(self) -> None:
-        return None
-
-
-class CountingRandom:
-    """Deterministic bytes (so ISNs and cookies repeat from run to run)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def generate(self, n: int) -> bytes:
-        self.n += 1
-        return bytes((self.n + i) & 0xFF for i in range(n))
-
-    async def disconnect(self) -> None:
-        return None
 
 
 def _csum(data: bytes, initial: int = 0) -> int:
@@ -117,11 +67,7 @@ def _ipv4(proto: int, payload: bytes, flags_frag: int = 0, ident: int = 1) -> by
 
 
 def _l4(proto: int, segment: bytearray, csum_at: int) -> bytes:
-    from unik_tcpip import checksum
-    segment[csum_at:csum_at + 2] = b"\0\0"
-    value = _csum(bytes(segment), checksum.pseudo_header_sum(PEER, ADDR, proto, len(segment)))
-    segment[csum_at:csum_at + 2] = value.to_bytes(2, "big")
-    return bytes(segment)
+    return l4_checksummed(proto, segment, csum_at, PEER, ADDR)
 
 
 def frame_from(kind: int, body: bytes) -> bytes:
@@ -210,14 +156,6 @@ def check_parsers(frame: bytes) -> None:
             pass
 
 
-class _Echo(asyncio.Protocol):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.transport.write(data)  # type: ignore[attr-defined]
-
-
 async def _feed(frames: list[bytes]) -> None:
     from unik.devices import IPv4Config
     from unik_tcpip.stack import TcpipStack
@@ -225,16 +163,7 @@ async def _feed(frames: list[bytes]) -> None:
     stack = TcpipStack(FakeNetwork(), FixedClock(), NoSleep(), CountingRandom(),  # type: ignore[arg-type]
                        IPv4Config("10.0.0.2", 24, "10.0.0.1"))
     stack.iface.arp.insert(PEER, PEER_MAC, stack.timers.now_ns())
-    await stack.tcp.create_server(_Echo, 80)
-    await stack.udp.bind(53)
-    for frame in frames:
-        stack.iface.receive(frame)
-        stack.timers.clock.now += 10**8  # type: ignore[attr-defined]
-        stack.timers.run_due()
-    await asyncio.sleep(0)  # let the connections' callbacks run
-    stats = stack.stats
-    assert stats["rx.internal_error"] == 0, dict(stats)
-    assert stack.timers.errors == 0
+    await serve_and_feed(stack, frames)
     tcp, arp, reasm = stack.tcp, stack.iface.arp, stack.iface.reassembler
     assert len(tcp.connections) <= tcp.config.max_connections
     assert all(listener.half_open <= listener.backlog for listener in tcp.listeners.values())
@@ -243,26 +172,14 @@ async def _feed(frames: list[bytes]) -> None:
     stack.tcp.close_all()
 
 
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
 def one_input(data: bytes) -> None:
     """The fuzz target: raises (an AssertionError or anything else) only on a bug."""
-    global _LOOP
-    frames = list(split(data))
-    for frame in frames:
-        check_parsers(frame)
-    if _LOOP is None:
-        _LOOP = asyncio.new_event_loop()
-    _LOOP.run_until_complete(_feed(frames))
+    run_frames(list(split(data)), check_parsers, _feed)
 
 
 def seeds() -> dict[str, bytes]:
     """Valid inputs to start from: one per frame kind, and a TCP handshake."""
-    def item(kind: int, body: bytes) -> bytes:
-        body = body.ljust((len(body) + 7) // 8 * 8, b"\0")
-        return bytes((kind, len(body) // 8)) + body
-
+    item = seed_item
     syn = _TCP.pack(40000, 80, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
     syn_opts = _TCP.pack(40001, 80, 1000, 0, 10 << 4, 0x02, 65535, 0, 0) + bytes(
         (2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7))
@@ -279,23 +196,5 @@ def seeds() -> dict[str, bytes]:
     }
 
 
-def write_seeds(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in seeds().items():
-        (directory / name).write_bytes(data)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 2 and argv[1] == "--seed":
-        write_seeds(Path(argv[2]))
-        argv = [argv[0], *argv[3:]]
-    import atheris
-
-    with atheris.instrument_imports(include=["unik_tcpip"]):
-        _instrumented()
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    fuzz_main(sys.argv, one_input, seeds, _instrumented)

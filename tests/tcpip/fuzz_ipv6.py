@@ -19,20 +19,30 @@ and with hypothesis.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from fuzz_frames import MAC, PEER_MAC, CountingRandom, FakeNetwork, FixedClock, NoSleep, _Echo
+from fuzz_support import (
+    MAC,
+    PEER_MAC,
+    CountingRandom,
+    FakeNetwork,
+    FixedClock,
+    NoSleep,
+    fuzz_main,
+    l4_checksummed,
+    run_frames,
+    seed_item,
+    serve_and_feed,
+)
+from fuzz_support import TCP_HEADER as _TCP
 
 ADDR = bytes.fromhex("20010db8000000000000000000000002")
 PEER = bytes.fromhex("20010db8000000000000000000000001")
 PEER_LL = bytes.fromhex("fe800000000000000000000000000001")
 ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
-_TCP = struct.Struct("!HHIIBBHHH")
 
 
 def _instrumented() -> Any:
@@ -44,14 +54,6 @@ def _instrumented() -> Any:
 
 def _ipv6(next_header: int, payload: bytes, src: bytes = PEER, dst: bytes = ADDR, hop_limit: int = 64) -> bytes:
     return struct.pack("!IHBB16s16s", 6 << 28, len(payload), next_header, hop_limit, src, dst) + payload
-
-
-def _l4(proto: int, body: bytearray, csum_at: int, src: bytes, dst: bytes) -> bytes:
-    from unik_tcpip import checksum
-    body[csum_at:csum_at + 2] = b"\0\0"
-    value = checksum.checksum(bytes(body), checksum.pseudo_header_sum(src, dst, proto, len(body)))
-    body[csum_at:csum_at + 2] = value.to_bytes(2, "big")
-    return bytes(body)
 
 
 def frame_from(kind: int, body: bytes) -> bytes:
@@ -69,15 +71,15 @@ def frame_from(kind: int, body: bytes) -> bytes:
         msg = bytearray(body[:8].ljust(8, b"\0")) + body[8:]
         if kind == 3:
             msg[0] = 133 + msg[0] % 5
-        return eth + _ipv6(58, _l4(58, msg, 2, src, dst), src, dst, 255)
+        return eth + _ipv6(58, l4_checksummed(58, msg, 2, src, dst), src, dst, 255)
     if kind == 4:
         seg = bytearray(body[:60].ljust(20, b"\0")) + body[60:]
         seg[2:4] = (80).to_bytes(2, "big")
-        return eth + _ipv6(6, _l4(6, seg, 16, PEER, ADDR))
+        return eth + _ipv6(6, l4_checksummed(6, seg, 16, PEER, ADDR))
     if kind == 5:
         dgram = bytearray(body[:8].ljust(8, b"\0")) + body[8:]
         dgram[4:6] = len(dgram).to_bytes(2, "big")
-        return eth + _ipv6(17, _l4(17, dgram, 6, PEER, ADDR))
+        return eth + _ipv6(17, l4_checksummed(17, dgram, 6, PEER, ADDR))
     if kind == 6:
         # A fragment: a fuzzed fragment header (next header, offset, M, small identification).
         head = bytearray(body[:8].ljust(8, b"\0"))
@@ -85,7 +87,7 @@ def frame_from(kind: int, body: bytes) -> bytes:
         return eth + _ipv6(44, bytes(head) + body[8:])
     # Router advertisement options after a fixed RA header.
     ra = bytearray(struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)) + body
-    return eth + _ipv6(58, _l4(58, ra, 2, PEER_LL, ALL_NODES), PEER_LL, ALL_NODES, 255)
+    return eth + _ipv6(58, l4_checksummed(58, ra, 2, PEER_LL, ALL_NODES), PEER_LL, ALL_NODES, 255)
 
 
 def split(data: bytes) -> Iterator[bytes]:
@@ -139,16 +141,7 @@ async def _feed(frames: list[bytes]) -> None:
     stack.ipv6.start()
     neighbours = stack.ipv6.neighbours
     neighbours.entries[PEER] = ndp.Neighbour(ndp.REACHABLE, PEER_MAC, stack.timers.now_ns() + 10**12)
-    await stack.tcp.create_server(_Echo, 80)
-    await stack.udp.bind(53)
-    for frame in frames:
-        stack.iface.receive(frame)
-        stack.timers.clock.now += 10**8  # type: ignore[attr-defined]
-        stack.timers.run_due()
-    await asyncio.sleep(0)
-    stats = stack.stats
-    assert stats["rx.internal_error"] == 0, dict(stats)
-    assert stack.timers.errors == 0
+    await serve_and_feed(stack, frames)
     ipv6 = stack.ipv6
     assert len(neighbours.entries) <= neighbours.size and neighbours.incomplete <= neighbours.max_incomplete
     reasm = ipv6.reassembler
@@ -159,26 +152,14 @@ async def _feed(frames: list[bytes]) -> None:
     stack.tcp.close_all()
 
 
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
 def one_input(data: bytes) -> None:
     """The fuzz target: raises only on a bug."""
-    global _LOOP
-    frames = list(split(data))
-    for frame in frames:
-        check_parsers(frame)
-    if _LOOP is None:
-        _LOOP = asyncio.new_event_loop()
-    _LOOP.run_until_complete(_feed(frames))
+    run_frames(list(split(data)), check_parsers, _feed)
 
 
 def seeds() -> dict[str, bytes]:
     """Valid inputs to start from: one per frame kind."""
-    def item(kind: int, body: bytes) -> bytes:
-        body = body.ljust((len(body) + 7) // 8 * 8, b"\0")
-        return bytes((kind, len(body) // 8)) + body
-
+    item = seed_item
     syn = _TCP.pack(40000, 80, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
     ack = _TCP.pack(40000, 80, 1001, 0, 8 << 4, 0x18, 502, 0, 0) + bytes((1, 1, 8, 10)) + bytes(8) + b"GET /"
     udp = struct.pack("!HHHH", 5000, 53, 0, 0) + b"query"
@@ -190,7 +171,7 @@ def seeds() -> dict[str, bytes]:
     prefix += bytes(6)
     rdnss = bytes((25, 3, 0, 0)) + struct.pack("!I", 600) + PEER
     dnssl = bytes((31, 2, 0, 0)) + struct.pack("!I", 600) + b"\x04test\x00\x00"
-    raw = MAC + PEER_MAC + b"\x86\xdd" + _ipv6(6, _l4(6, bytearray(syn), 16, PEER, ADDR))
+    raw = MAC + PEER_MAC + b"\x86\xdd" + _ipv6(6, l4_checksummed(6, bytearray(syn), 16, PEER, ADDR))
     return {
         "raw-syn": item(0, raw), "dest-options": item(1, bytes((60,)) + dest_opts), "echo": item(2, echo),
         "ns": item(3, ns), "syn": item(4, syn), "handshake": item(4, syn) + item(4, ack), "udp": item(5, udp),
@@ -198,23 +179,5 @@ def seeds() -> dict[str, bytes]:
     }
 
 
-def write_seeds(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in seeds().items():
-        (directory / name).write_bytes(data)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 2 and argv[1] == "--seed":
-        write_seeds(Path(argv[2]))
-        argv = [argv[0], *argv[3:]]
-    import atheris
-
-    with atheris.instrument_imports(include=["unik_tcpip"]):
-        _instrumented()
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    fuzz_main(sys.argv, one_input, seeds, _instrumented)

@@ -255,6 +255,20 @@ async def unik_stack6(ns: Namespace6, *, static: bool = True, lossy: tuple[float
         yield stack
 
 
+@contextlib.asynccontextmanager
+async def stack_on(ns: Namespace, offload: bool = False) -> AsyncIterator[tuple[TcpipStack, str]]:
+    """unik's stack in ``ns``, dual (:func:`unik_stack6`) when ``ns`` is a :class:`Namespace6`.
+
+    Yields the stack and the kernel's address of that family.
+    """
+    if isinstance(ns, Namespace6):
+        async with unik_stack6(ns, offload=offload) as stack:
+            yield stack, ns.host6
+    else:
+        async with unik_stack(ns, offload=offload) as stack:
+            yield stack, ns.host
+
+
 def link_local(stack: TcpipStack) -> str:
     """The stack's link-local IPv6 address, as text."""
     address = stack.ipv6.addresses.link_local()

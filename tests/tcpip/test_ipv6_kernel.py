@@ -13,33 +13,20 @@ import hashlib
 import os
 from pathlib import Path
 
+import kernel_support as kernel
 import pytest
 from host_tools import needs
-from kernel_support import (
-    KERNEL,
-    Namespace6,
-    bulk_both_ways,
-    fetch_from_http_server,
-    http_app,
-    link_local,
-    run,
-    serve_http,
-    udp_echo_with_socat,
-    udp_echoed,
-    unik_stack6,
-    wait_for,
-)
 from unik_tcpip import checksum
 from unik_tcpip.addr import ip_bytes
 
-pytestmark = KERNEL
+pytestmark = kernel.KERNEL
 
 
 @needs("ping")
-def test_ping6_both_ways_global_and_link_local(netns6: Namespace6) -> None:
+def test_ping6_both_ways_global_and_link_local(netns6: kernel.Namespace6) -> None:
     async def main() -> None:
-        async with unik_stack6(netns6) as stack:
-            for target in (netns6.unik6, f"{link_local(stack)}%{netns6.ifname}"):
+        async with kernel.unik_stack6(netns6) as stack:
+            for target in (netns6.unik6, f"{kernel.link_local(stack)}%{netns6.ifname}"):
                 status, out, err = await netns6.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", target)
                 assert status == 0, (out + err).decode()
                 assert b"3 received" in out
@@ -49,21 +36,21 @@ def test_ping6_both_ways_global_and_link_local(netns6: Namespace6) -> None:
             # The kernel resolved us by NDP, and we learnt it from its solicitation.
             assert stack.stats["ndp.solicits_received"] >= 1
             assert stack.ipv6.neighbours.entries[ip_bytes(netns6.host6)].mac is not None
-    run(main())
+    kernel.run(main())
 
 
 @needs("curl")
 @pytest.mark.parametrize(("pure", "offload"), [(False, False), (True, False), (False, True)],
                          ids=["c-checksum", "pure-checksum", "offloads"])
-def test_curl6_to_examples_http_on_both_families(netns6: Namespace6, tmp_path: Path, pure: bool,
+def test_curl6_to_examples_http_on_both_families(netns6: kernel.Namespace6, tmp_path: Path, pure: bool,
                                                  offload: bool) -> None:
-    http_app()  # skips without examples/http
+    kernel.http_app()  # skips without examples/http
     body = os.urandom(3 << 20)
     files = {"index.html": b"<h1>unik</h1>\n", "big.bin": body}
 
     async def main() -> None:
-        async with unik_stack6(netns6, offload=offload) as stack:
-            app = serve_http(stack, tmp_path, files)
+        async with kernel.unik_stack6(netns6, offload=offload) as stack:
+            app = kernel.serve_http(stack, tmp_path, files)
             await asyncio.sleep(0.1)
             url6 = f"http://[{netns6.unik6}]:8080"
             status, out, err = await netns6.run("curl", "-6", "-sS", "--max-time", "20", f"{url6}/")
@@ -78,46 +65,37 @@ def test_curl6_to_examples_http_on_both_families(netns6: Namespace6, tmp_path: P
             assert status == 0 and out == files["index.html"], err.decode()
             status, out, err = await netns6.run(
                 "curl", "-6", "-sS", "--max-time", "20", "--interface", netns6.ifname,
-                f"http://[{link_local(stack)}%25{netns6.ifname}]:8080/")
+                f"http://[{kernel.link_local(stack)}%25{netns6.ifname}]:8080/")
             assert status == 0 and out == files["index.html"], err.decode()
             assert stack.stats["tcp.passive_opens"] == 4
             app.cancel()
     checksum.use_pure(pure)
     try:
-        run(main())
+        kernel.run(main())
     finally:
         checksum.use_pure(False)
 
 
-@pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
-def test_unik_client_fetches_over_ipv6_from_python_http_server(netns6: Namespace6, tmp_path: Path,
-                                                               offload: bool) -> None:
-    body = os.urandom(5 << 20)
-
-    async def main() -> None:
-        async with unik_stack6(netns6, offload=offload) as stack:
-            await fetch_from_http_server(stack, netns6, netns6.host6, tmp_path, body)
-    run(main())
+# The http.server download and socat's UDP echo over IPv6 are test_kernel.py's, run on both families.
 
 
 @needs("socat")
-def test_udp6_echo_with_socat(netns6: Namespace6) -> None:
+def test_udp6_fragmented_datagram_echo(netns6: kernel.Namespace6) -> None:
+    """A datagram bigger than the MTU leaves in fragments the kernel reassembles (RFC 8200 4.5)."""
     async def main() -> None:
-        async with unik_stack6(netns6) as stack:
-            await udp_echo_with_socat(stack, netns6, netns6.unik6, netns6.host6)
-            # A datagram bigger than the MTU leaves in fragments the kernel reassembles (RFC 8200 4.5).
-            async with netns6.background("socat", "-T", "10", f"UDP6-LISTEN:7779,bind=[{netns6.host6}]", "PIPE"):
-                client = await stack.udp.bind()
-                big = os.urandom(6000)
-                got = await udp_echoed(client, big, (netns6.host6, 7779), 0.3, "no echo of a fragmented datagram")
-                assert got.data == big
-                assert stack.stats["ipv6.fragments_sent"] >= 5 and stack.stats["ipv6.reassembled"] >= 1
-    run(main())
+        async with kernel.unik_stack6(netns6) as stack, netns6.background(
+                "socat", "-T", "10", f"UDP6-LISTEN:7779,bind=[{netns6.host6}]", "PIPE"):
+            client = await stack.udp.bind()
+            big = os.urandom(6000)
+            got = await kernel.udp_echoed(client, big, (netns6.host6, 7779), 0.3, "no echo of a fragmented datagram")
+            assert got.data == big
+            assert stack.stats["ipv6.fragments_sent"] >= 5 and stack.stats["ipv6.reassembled"] >= 1
+    kernel.run(main())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
-def test_50mb_over_ipv6_both_ways_with_loss_and_reordering(netns6: Namespace6, offload: bool) -> None:
+def test_50mb_over_ipv6_both_ways_with_loss_and_reordering(netns6: kernel.Namespace6, offload: bool) -> None:
     """50 MiB each way over IPv6, checksummed, through a lossy, reordering wrapper of unik's TAP.
 
     (This machine's kernel has no sch_netem, see tests/tcpip/test_kernel.py; the wrapper
@@ -126,21 +104,21 @@ def test_50mb_over_ipv6_both_ways_with_loss_and_reordering(netns6: Namespace6, o
     size = 50 << 20
 
     async def main() -> None:
-        async with unik_stack6(netns6, lossy=(0.005, 0.05), offload=offload) as stack:
-            up = await bulk_both_ways(stack, netns6, netns6.host6, size)
+        async with kernel.unik_stack6(netns6, lossy=(0.005, 0.05), offload=offload) as stack:
+            up = await kernel.bulk_both_ways(stack, netns6, netns6.host6, size)
             assert up.retransmits > 0
             assert stack.stats["tcp.out_of_order"] > 0
-    run(main(), timeout=240)
+    kernel.run(main(), timeout=240)
 
 
 @needs("dnsmasq")
 @needs("curl")
-def test_slaac_and_rdnss_from_dnsmasq_router_advertisements(netns6: Namespace6, tmp_path: Path) -> None:
+def test_slaac_and_rdnss_from_dnsmasq_router_advertisements(netns6: kernel.Namespace6, tmp_path: Path) -> None:
     """dnsmasq advertises a prefix (SLAAC), itself as router, a DNS server and a search domain (RFC 8106)."""
-    http_app()  # skips without examples/http
+    kernel.http_app()  # skips without examples/http
 
     async def main() -> None:
-        async with unik_stack6(netns6, static=False) as stack, netns6.background(
+        async with kernel.unik_stack6(netns6, static=False) as stack, netns6.background(
                 "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root",
                 f"--interface={netns6.ifname}", "--bind-interfaces", f"--pid-file={tmp_path}/pid",
                 "--enable-ra", f"--dhcp-range={netns6.prefix6}::,ra-only,64,10m",
@@ -148,18 +126,20 @@ def test_slaac_and_rdnss_from_dnsmasq_router_advertisements(netns6: Namespace6, 
                 "--dhcp-option=option6:domain-search,example.test",
                 f"--ra-param={netns6.ifname},4"):
             slaac = [a for a in stack.ipv6.addresses if a.origin == "slaac"]
-            await wait_for(lambda: any(a.state == "preferred" for a in stack.ipv6.addresses if a.origin == "slaac"),
-                           "no SLAAC address", timeout=20)
+            await kernel.wait_for(
+                lambda: any(a.state == "preferred" for a in stack.ipv6.addresses if a.origin == "slaac"),
+                "no SLAAC address", timeout=20)
             slaac = [a for a in stack.ipv6.addresses if a.origin == "slaac"]
             address = str(__import__("ipaddress").IPv6Address(slaac[0].address))
             assert address.startswith(netns6.prefix6 + ":")
-            await wait_for(lambda: stack.ipv6.dns.servers() and stack.ipv6.dns.search_domains(), "no RDNSS/DNSSL")
+            await kernel.wait_for(lambda: stack.ipv6.dns.servers() and stack.ipv6.dns.search_domains(),
+                                  "no RDNSS/DNSSL")
             assert stack.ipv6.dns.servers() == [f"{netns6.prefix6}::53"]
             assert stack.ipv6.dns.search_domains() == ["example.test"]
             assert stack.ipv6.slaac.default_router() is not None
-            app = serve_http(stack, tmp_path, {"index.html": b"slaac\n"})
+            app = kernel.serve_http(stack, tmp_path, {"index.html": b"slaac\n"})
             await asyncio.sleep(0.1)
             status, out, err = await netns6.run("curl", "-6", "-sS", "--max-time", "20", f"http://[{address}]:8080/")
             assert status == 0 and out == b"slaac\n", err.decode()
             app.cancel()
-    run(main())
+    kernel.run(main())

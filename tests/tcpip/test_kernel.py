@@ -21,12 +21,14 @@ from kernel_support import (
     KERNEL,
     REPO,
     Namespace,
+    Namespace6,
     bulk_both_ways,
     fetch_from_http_server,
     http_app,
     run,
     serve_http,
     sh,
+    stack_on,
     udp_echo_with_socat,
     unik_stack,
 )
@@ -79,21 +81,23 @@ def test_curl_to_examples_http_on_unik(netns: Namespace, tmp_path: Path, pure: b
 
 
 @pytest.mark.parametrize("offload", [False, True], ids=["plain", "offloads"])
-def test_unik_client_fetches_from_python_http_server(netns: Namespace, tmp_path: Path, offload: bool) -> None:
+def test_unik_client_fetches_from_python_http_server(either_ns: Namespace, tmp_path: Path, offload: bool) -> None:
+    """Over IPv4, and over IPv6 on the dual stack."""
     body = os.urandom(5 << 20)
 
     async def main() -> None:
-        async with unik_stack(netns, offload=offload) as stack:
-            await fetch_from_http_server(stack, netns, netns.host, tmp_path, body)
+        async with stack_on(either_ns, offload=offload) as (stack, host):
+            await fetch_from_http_server(stack, either_ns, host, tmp_path, body)
     run(main())
 
 
 @needs("socat")
-def test_udp_echo_with_socat(netns: Namespace) -> None:
+def test_udp_echo_with_socat(either_ns: Namespace) -> None:
+    """unik echoes, socat in the namespace sends and prints the answer; then the reverse (both families)."""
     async def main() -> None:
-        async with unik_stack(netns) as stack:
-            # unik echoes; socat in the namespace sends and prints the answer; then the reverse.
-            await udp_echo_with_socat(stack, netns, netns.unik, netns.host)
+        async with stack_on(either_ns) as (stack, host):
+            unik = either_ns.unik6 if isinstance(either_ns, Namespace6) else either_ns.unik
+            await udp_echo_with_socat(stack, either_ns, unik, host)
     run(main())
 
 
