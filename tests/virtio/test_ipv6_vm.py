@@ -8,6 +8,7 @@ takes multicast frames, while the guest kernel keeps IPv6 off (``ipv6.disable_ip
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 from host_tools import needs
 from test_network import http_netns
-from vm_support import RUN_TIMEOUT_S, UNIK, unik
+from unik_vmimage.keys import instance_mac
+from vm_support import RUN_TIMEOUT_S, UNIK
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 __all__ = ["http_netns"]  # the fixture, imported for pytest
@@ -39,7 +41,9 @@ def test_examples_http_in_the_guest_answers_curl6_at_its_slaac_address(http_app:
          "--interface=tapv0", "--bind-interfaces", f"--pid-file={tmp_path}/pid", "--enable-ra",
          f"--dhcp-range={PREFIX},ra-only,64,10m", "--ra-param=tapv0,4"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    guest = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--accel", "tcg", "--", "--ipv4", "10.97.0.2/24"],
+    name = f"ipv6-{os.getpid()}"
+    guest = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--accel", "tcg", "--name", name,
+                              "--", "--ipv4", "10.97.0.2/24"],
                              cwd=http_app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert guest.stdout is not None
@@ -49,8 +53,7 @@ def test_examples_http_in_the_guest_answers_curl6_at_its_slaac_address(http_app:
             line = guest.stdout.readline()
             assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
             console.append(line)
-        mac = next(line for line in unik("query", "plan", cwd=http_app).stdout.splitlines() if '"mac"' in line)
-        address = slaac_address(mac.split('"')[3])
+        address = slaac_address(instance_mac(name, "service"))  # the instance's own MAC
         page = None
         for _ in range(60):  # router solicitation, the advertisement, DAD: a few seconds under TCG
             page = subprocess.run(["ip", "netns", "exec", ns, "curl", "-6", "-sS", "--max-time", "5",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs, require
+from unik_vmimage.keys import instance_mac
 from virtio_support import RESPONDER
 from vm_support import RUN_TIMEOUT_S, UNIK, unik
 
@@ -37,14 +38,15 @@ def test_frames_go_both_ways_through_a_tap(ping_app: Path, netns: str) -> None:
                                  stdout=subprocess.PIPE, text=True)
     try:
         assert responder.stdout is not None and responder.stdout.readline().strip() == "ready"
-        proc = subprocess.run(["ip", "netns", "exec", netns, UNIK, "run", "--accel", "tcg", "--net", "uplink=tapv0"],
-                              cwd=ping_app, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        name = f"ping-{os.getpid()}"
+        proc = subprocess.run(["ip", "netns", "exec", netns, UNIK, "run", "--accel", "tcg", "--net", "uplink=tapv0",
+                               "--name", name], cwd=ping_app, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     finally:
         responder.kill()
         responder.wait()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reply pong" in proc.stdout.splitlines()
-    assert "nic 52:54:00:" in proc.stdout  # the runner's MAC, found by the guest
+    assert f"nic {instance_mac(name, 'uplink')}" in proc.stdout  # the instance's MAC, found by the guest
     assert "counters rx " in proc.stdout
 
 
@@ -169,14 +171,14 @@ def test_examples_http_gets_its_address_from_dnsmasq(http_app: Path, http_netns:
          f"--dhcp-leasefile={leases}", "--dhcp-range=10.97.0.50,10.97.0.60,2m", "--dhcp-option=option:router,10.97.0.1",
          "--log-dhcp"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _, console = _serve_and_curl(http_app, http_netns)
+        name = f"dhcp-{os.getpid()}"
+        _, console = _serve_and_curl(http_app, http_netns, "--name", name)
         assert dnsmasq.poll() is None, "dnsmasq exited early"
     finally:
         dnsmasq.terminate()
         log = dnsmasq.communicate(timeout=30)[0]
     address = console[-1].split()[-1].rsplit(":", 1)[0]
     assert address.startswith("10.97.0.") and 50 <= int(address.rsplit(".", 1)[1]) <= 60, console
-    mac = next(line for line in unik("query", "plan", cwd=http_app).stdout.splitlines() if '"mac"' in line)
-    mac = mac.split('"')[3]
+    mac = instance_mac(name, "service")  # the instance's own
     assert f"DHCPACK(tapv0) {address} {mac}" in log, log  # the lease went to the guest's NIC
     assert address in leases.read_text() and mac in leases.read_text()

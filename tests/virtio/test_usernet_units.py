@@ -108,7 +108,8 @@ def test_the_netdev_forwards_to_slirps_dhcp_address_or_a_static_one() -> None:
 
 
 def test_a_nic_on_the_user_network_gets_the_offloads_off_and_no_tap() -> None:
-    devices, args, used = _devices([NIC], {}, {"service": "user"}, usernet.parse_all("18080:8080"))
+    devices, args, used = _devices([NIC], {}, {"service": "user"}, usernet.parse_all("18080:8080"), (None, None),
+                                  {"service": "52:54:00:aa:bb:cc"})
     assert args == ["-netdev", "user,id=net-service,hostfwd=tcp:0.0.0.0:18080-:8080"]
     assert devices == ["virtio-net,netdev=net-service,mac=52:54:00:aa:bb:cc,guest_csum=off,guest_tso4=off,"
                        "guest_tso6=off,guest_ecn=off,guest_ufo=off"]
@@ -130,4 +131,4 @@ def test_publish_needs_one_nic_on_the_user_network_before_anything_is_built() ->
         usernet.preflight(app, _ctx(publish=["18080:80"], net=["service=user"]), ["service"], set())
     assert usernet.preflight(app, _ctx(net=["service=user"]), ["service"], set()) == []  # outbound only
     with pytest.raises(RunError, match="unik run --net service=user"):
-        _devices([NIC], {}, {}, [])
+        _devices([NIC], {}, {}, [], (None, None), {"service": "52:54:00:aa:bb:cc"})

@@ -133,19 +133,23 @@ def test_firecracker_config_carries_the_plans_drives_and_nics() -> None:
     devices: list[dict[str, Any]] = [
         {"name": "console", "kind": "console", "qemu_device": None},
         {"name": "storage", "kind": "block", "qemu_device": "virtio-blk-device", "read_only": True},
-        {"name": "service", "kind": "network", "qemu_device": "virtio-net-device", "mac": "52:54:00:12:34:56"},
+        {"name": "service", "kind": "network", "qemu_device": "virtio-net-device"},
         {"name": "entropy", "kind": "entropy", "qemu_device": "virtio-rng"},
     ]
-    config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "192M", devices, {"service": "tap7"}).to_json()
+    config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "192M", devices, {"service": "tap7"},
+                                {"service": "02:00:00:12:34:56"}).to_json()
     validate_firecracker(config)
     assert config["boot-source"]["kernel_image_path"] == "vmlinux"
     assert config["boot-source"]["initrd_path"] == "initramfs.cpio.zst"
     assert "unik_exit=reboot" in config["boot-source"]["boot_args"]
+    # the guest finds its NIC by the address Firecracker gives it: the command line names it too
+    assert config["boot-source"]["boot_args"].endswith(" -- --net-mac service=02:00:00:12:34:56")
+    assert "unik_seed" not in config["boot-source"]["boot_args"]  # the seed comes through virtio-rng
     assert config["machine-config"]["mem_size_mib"] == 192
     assert config["drives"] == [{"drive_id": "storage", "path_on_host": "storage.img", "is_root_device": False,
                                  "is_read_only": True, "cache_type": "Writeback"}]
     assert config["network-interfaces"] == [{"iface_id": "service", "host_dev_name": "tap7",
-                                             "guest_mac": "52:54:00:12:34:56"}]
+                                             "guest_mac": "02:00:00:12:34:56"}]
     assert config["entropy"] == {}
     bare = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "1G", devices[:1], {}).to_json()
     validate_firecracker(bare)
@@ -159,7 +163,7 @@ def test_firecracker_config_carries_the_plans_drives_and_nics() -> None:
 def test_firecracker_records_read_back_and_refuse_what_firecracker_would() -> None:
     devices: list[dict[str, Any]] = [
         {"name": "storage", "kind": "block", "qemu_device": "virtio-blk", "read_only": False},
-        {"name": "service", "kind": "network", "qemu_device": "virtio-net", "mac": "52:54:00:12:34:56"},
+        {"name": "service", "kind": "network", "qemu_device": "virtio-net"},
     ]
     config = firecracker_config("initramfs.cpio.zst", "console=ttyS0", "256M", devices, {})
     written = json.loads(json.dumps(config.to_json()))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import xen_nested as nested
 from unik_vmimage.initramfs import read_initramfs
+from unik_vmimage.keys import instance_mac
 from unik_xen.elfnotes import guest_types, pvh_entry
 from vm_support import unik
 from xen_support import build, xl_parse
@@ -54,12 +55,14 @@ def test_xl_parses_the_config_and_it_matches_the_plan(devices_xen: Path, xen_hos
     parsed = xl_parse(config, xen_host.root / "usr/lib/x86_64-linux-gnu")
     assert parsed["returncode"] == 0 and parsed["readfile"] == 0, parsed
     manifest = _manifest(devices_xen)
-    mac = next(d["mac"] for d in manifest["devices"] if d["name"] == "uplink")
+    mac = instance_mac("devices", "uplink")  # the build's instance is named after the application
     assert parsed["name"] == "devices" and parsed["type"] == "pvh"
     assert parsed["kernel"] == "vmlinux" and parsed["ramdisk"] == "initramfs.cpio.zst"
     assert parsed["memory"] == 256 and parsed["vcpus"] == 1
     assert parsed["tsc_mode"] == "native" and parsed["on_crash"] == "destroy"
     assert parsed["cmdline"].startswith("console=hvc0") and "unik_exit=poweroff" in parsed["cmdline"]
+    assert parsed["cmdline"].endswith(f" -- --net-mac uplink={mac}")  # the guest finds its NIC by it
+    assert "mac" not in str(manifest["devices"])  # the image names no MAC: each instance has its own
     assert parsed["vif"] == [f"mac={mac},bridge=br7,type=vif"]  # --net uplink=br7
     disk = devices_xen / "disk.img"
     assert parsed["parsed_disks"] == [{"rc": 0, "target": str(disk), "vdev": "xvda"}]  # --block storage=FILE
@@ -113,6 +116,7 @@ def test_the_runners_config_has_absolute_paths_and_the_runs_options(
     assert parsed["readfile"] == 0, parsed
     assert parsed["kernel"] == str(out / "vmlinux") and parsed["ramdisk"] == str(out / "initramfs.cpio.zst")
     assert (parsed["memory"], parsed["vcpus"]) == (512, 2)
-    assert parsed["cmdline"].endswith(' -- "--greeting=hi there" --count=2')  # the kernel's quoting
+    assert parsed["cmdline"].endswith(' "--greeting=hi there" --count=2')  # the kernel's quoting
+    assert f" -- --net-mac uplink={instance_mac('devices', 'uplink')} " in parsed["cmdline"]
     assert parsed["vif"][0].endswith(",bridge=br9,type=vif")
     assert parsed["parsed_disks"] == [{"rc": 0, "target": str(tmp_path / "d.img"), "vdev": "xvda"}]

@@ -20,10 +20,10 @@ def test_virtual_disk_names_follow_xens_scheme() -> None:
 
 
 def test_memory_sizes_in_mib() -> None:
-    assert (mem_mib("256M"), mem_mib("1G"), mem_mib(str(512 << 20)), mem_mib("131072K")) == (256, 1024, 512, 128)
+    assert (mem_mib("256M"), mem_mib("1G"), mem_mib("512"), mem_mib("131072K")) == (256, 1024, 512, 128)  # MiB
     with pytest.raises(BuildError, match="needs at least 80 MiB for its kernel"):
         mem_mib("16M")
-    with pytest.raises(BuildError, match="not a size"):
+    with pytest.raises(BuildError, match="not a memory size"):
         mem_mib("lots")
 
 

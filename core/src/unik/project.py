@@ -384,12 +384,13 @@ class Project:
             where = "its own configuration" if dist_dir else f"configured {config.age()}"
             self.progress.info(f"running {plan.app.name} on {plan.target} ({where})")
         if dry_run:
+            ctx.instance = name or plan.app.name
             return tgt.run(artifact, keys, ctx)
         from .instances import Registry
         from .supervisor import Launch, run_attached, run_detached
 
-        def runner(started: Callable[[Mapping[str, object]], None]) -> int:
-            ctx.on_started = started
+        def runner(instance: str, started: Callable[[Mapping[str, object]], None]) -> int:
+            ctx.on_started, ctx.instance = started, instance
             if not tgt.reports_started:
                 started({})
             return tgt.run(artifact, keys, ctx)

@@ -23,7 +23,8 @@ from .errors import UnikError
 from .instances import LOG, Instance, InstanceError, Registry, boot_id, process_start
 from .progress import Progress
 
-Runner = Callable[[Callable[[Mapping[str, object]], None]], int]
+#: A runner: called with the instance's name and the callback its target reports the start to.
+Runner = Callable[[str, Callable[[Mapping[str, object]], None]], int]
 
 
 @dataclass
@@ -57,7 +58,7 @@ def run_attached(registry: Registry, launch: Launch, name: str | None, runner: R
         registry.update(instance.name, state="running", details=dict(details))
 
     try:
-        return runner(started)
+        return runner(instance.name, started)
     finally:
         try:
             registry.remove(instance.name)
@@ -114,7 +115,7 @@ def _supervise(registry: Registry, name: str, log: os.PathLike[str], runner: Run
             except OSError:  # reported already
                 pass
 
-        status = runner(started)
+        status = runner(name, started)
     except UnikError as exc:
         print(f"unik: error: {exc}", file=sys.stderr)
     except BaseException:  # noqa: BLE001 - whatever happens, the record gets its end

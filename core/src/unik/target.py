@@ -112,6 +112,10 @@ class RunContext:
     stop_grace: float | None = None
     #: Told what the runner started once it is up (see :meth:`started`).
     on_started: Callable[[Mapping[str, object]], None] | None = None
+    #: The instance's name (``unik ps``; the application's for ``--dry-run`` without ``--name``):
+    #: what is the same at every start of an instance but differs between instances of one
+    #: image derives from it, such as the MAC addresses of its NICs.
+    instance: str = ""
 
     def started(self, **details: object) -> None:
         """Report that the artifact is running, with what ``unik ps`` and ``unik stop`` use.

@@ -8,12 +8,11 @@ kernel modules, mounts and the QEMU device the runner attaches.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
-from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, device_mac
+from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
+from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, NET_MAC, PUBLISH
 from unik_vmimage.providers import guest_providers
 from unik_vmimage.target import GuestProvider, VmNeeds
 
@@ -30,17 +29,19 @@ NET = Key("net", "host side of a network device: DEVICE=user (QEMU's user networ
 
 
 def check_mem(value: Any, keys: KeyValues) -> None:
-    """``--mem`` in QEMU's ``-m`` syntax: MiB, or a number with a k/M/G/T suffix."""
-    if not re.fullmatch(r"(\d+(\.\d+)?)[kKmMgGtT]?", str(value)) or not float(re.sub(r"\D$", "", str(value))):
-        raise ValueError(f"{value!r} is not a memory size: give one as 256M or 1G (a plain number is MiB)")
+    """``--mem``: MiB, or a number with a binary unit (:func:`unik_vmimage.memory.parse_mib`)."""
+    from unik_vmimage.memory import parse_mib
+
+    parse_mib(str(value))
 
 
-MEM = Key("mem", "memory of the VM (QEMU syntax: 256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
+MEM = Key("mem", "memory of the VM in MiB (256), or with a unit (256M, 1G)", default="256M", metavar="SIZE",
+          check=check_mem)
 MACHINE = Key("machine", "QEMU machine: auto is microvm under KVM and q35 under TCG", default="auto",
               choices=("auto", "microvm", "q35"))
 ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", default="auto",
             choices=("auto", "kvm", "tcg"))
-RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
+RUN_KEYS = (NET, NET_MAC, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
 
 
 class _Virtio(GuestProvider):
@@ -98,13 +99,13 @@ class Network(_Virtio):
     implementation = "unik_fdio.packet:PacketNetwork"
     description = ("a virtio-net NIC on QEMU's user network or a host TAP (--net DEVICE=user|TAP|auto), "
                    "through a TPACKET_V3 ring (C)")
-    keys = (NET,)
+    keys = (NET, NET_MAC)
     vm = VmNeeds(kernel_modules=("virtio_net",), attach="virtio-net")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """The guest finds the NIC by the MAC address the runner gives it."""
-        return Configured(options={"name": request.device, "mac": device_mac(request.device)})
+        """The guest finds the NIC by the MAC address the runner gives it and passes it (``--net-mac``)."""
+        return Configured(options={"name": request.device}, key_options={"mac": KeyRef("net_mac", per_device=True)})
 
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Network]

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unik.errors import RunError
+from unik.errors import BuildError, RunError
 from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.keys import KeyValues
 from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, check_disk_images, given_bindings
 from unik_vmimage import memory, qemu, usernet
-from unik_vmimage.keys import BUILD_KEYS, VIRTIO_TRANSPORTS
+from unik_vmimage.keys import BUILD_KEYS, VIRTIO_TRANSPORTS, mac_args, nic_macs
 from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget
 
 from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
@@ -77,7 +77,9 @@ class VirtioTarget(VmTarget):
         with ctx.progress.step("extracting vmlinux for Firecracker"):
             link_or_copy(extract_vmlinux(kernel.image), out / VMLINUX_FILE)
         taps = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
-        config = firecracker_config(report.path.name, manifest["cmdline"], manifest["mem"], image.devices, taps)
+        macs = nic_macs(image.devices, plan.app.name, plan.keys.bindings("net_mac") if "net_mac" in plan.keys.keys
+                        else {})
+        config = firecracker_config(report.path.name, manifest["cmdline"], manifest["mem"], image.devices, taps, macs)
         (out / FIRECRACKER_FILE).write_text(json.dumps(config.to_json(), indent=2, sort_keys=True) + "\n")
         kernel_bytes = (out / KERNEL_FILE).stat().st_size
         built = getattr(kernel, "built", None)  # a kernel built from source: its options and build time
@@ -117,11 +119,12 @@ class VirtioTarget(VmTarget):
         memory.check_floor(artifact.directory.name.rsplit("-", 1)[0], mem, memory.qemu_mib(mem),
                            artifact.manifest["initramfs"])
         nets = given_bindings("net", keys, ctx)
+        macs = self.instance_macs(artifact, keys, ctx)
         with contextlib.ExitStack() as made:
             made_taps, summaries = ({}, {}) if ctx.dry_run else _host_taps(nets, app_keys, made)
             qemu_devices, drives, taps = _devices(artifact.manifest.get("devices", []),
                                                   given_bindings("block", keys, ctx), {**nets, **made_taps},
-                                                  publish, static)
+                                                  publish, static, macs)
             kernel = artifact.directory / artifact.manifest["kernel"]["file"]
             accel = qemu.choose_accel(self.run_option("accel", keys, ctx) or "auto", kernel, ctx.progress)
             machine = qemu.pick_machine(self.run_option("machine", keys, ctx) or "auto", accel)
@@ -135,7 +138,8 @@ class VirtioTarget(VmTarget):
                     how = f"on TAP {tap}"
                 notes.append(f"network device {device}: {how}")
             return self.boot_qemu(
-                artifact, ctx, accel=accel, machine=machine, mem=mem, args=[*app_keys.as_args(), *ctx.extra_args],
+                artifact, ctx, accel=accel, machine=machine, mem=mem,
+                args=[*app_keys.as_args(), *mac_args(macs), *ctx.extra_args],
                 devices=qemu_devices, extra=drives, timeout=float(self.run_option("boot_timeout", keys, ctx) or 0),
                 booting=f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})",
                 notes=notes)
@@ -160,9 +164,12 @@ def _host_taps(
 
 def _devices(
     devices: list[dict[str, Any]], files: dict[str, str], taps: dict[str, str], publish: list[usernet.Publish],
-    static: tuple[str | None, str | None] = (None, None),
+    static: tuple[str | None, str | None], macs: dict[str, str],
 ) -> tuple[list[str], list[str], dict[str, str]]:
-    """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used (``user``: QEMU's network)."""
+    """QEMU ``-device`` values, other arguments (drives, netdevs) and the TAPs used (``user``: QEMU's network).
+
+    Each NIC gets its MAC from ``macs`` (by device name).
+    """
     for kind, given, key in (("block", files, "block"), ("network", taps, "net")):
         unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
         if unknown:
@@ -194,11 +201,11 @@ def _devices(
             if taps[name] == usernet.USER:
                 used[name] = usernet.USER
                 args += ["-netdev", usernet.netdev(name, publish, *static)]
-                out.append(qemu.nic_device(family, name, d["mac"]))
+                out.append(qemu.nic_device(family, name, macs[name]))
                 continue
             tap = used[name] = taps[name]
             args += ["-netdev", f"tap,id=net-{name},ifname={tap},script=no,downscript=no"]
-            out.append(qemu.nic_device(family, name, d["mac"]))
+            out.append(qemu.nic_device(family, name, macs[name]))
         else:
             out.append(family)
     return out, args, used
@@ -206,34 +213,46 @@ def _devices(
 
 def firecracker_config(
     initramfs: str, cmdline: str, mem: str, devices: list[dict[str, Any]], taps: dict[str, str],
+    macs: dict[str, str] | None = None,
 ) -> FirecrackerConfig:
     """A Firecracker VM configuration (``firecracker --no-api --config-file firecracker.json``).
 
     Firecracker boots the uncompressed ELF kernel (``vmlinux``, extracted from
-    ``vmlinuz`` at build time), places virtio devices on MMIO (announced on the kernel
-    command line, which the init passes to ``virtio_mmio``) and has no power-off: the
-    init reboots instead (``unik_exit=reboot``).  Each block device of the plan becomes a
+    ``vmlinuz`` at build time) and places virtio devices on MMIO.  It announces them in
+    two ways: ``virtio_mmio.device=`` on the kernel command line, which only a kernel with
+    ``CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES`` reads (Debian's cloud kernel lacks it, so the
+    init's ``virtio_mmio`` module ignores them), and, from Firecracker 1.10 on x86_64,
+    ACPI tables (``LNRO0005`` devices), which Debian's ``virtio_mmio`` module does match.
+    With Debian's kernel the devices are therefore found only under a Firecracker with
+    ACPI.  Firecracker has no
+    power-off: the init reboots instead (``unik_exit=reboot``).  Each block device of the plan becomes a
     drive whose ``drive_id`` is the device's name (the guest finds disks by that serial)
     and whose ``path_on_host`` is ``<name>.img`` beside this file, to be created by the
     user; each network device an interface on the TAP configured with ``--net`` (else
-    ``unik-<name>``) with the plan's MAC; ``entropy`` (virtio-rng) is always there: the
-    init reads the guest's boot seed from it.  Relative paths are resolved by Firecracker
+    ``unik-<name>``) with its MAC from ``macs`` (the build's: the application's name as
+    the instance's), passed to the guest on the command line too (``--net-mac``);
+    ``entropy`` (virtio-rng) is always there: the init reads the guest's boot seed from
+    it, so the configuration carries none.  Relative paths are resolved by Firecracker
     from its working directory: run it in this directory.
     """
     from .firecracker import BootSource, Drive, Entropy, FirecrackerConfig, MachineConfig, NetworkInterface
 
-    units = {"K": 1 / 1024, "M": 1, "G": 1024}
-    mib = int(float(mem[:-1]) * units[mem[-1].upper()]) if mem[-1:].upper() in units else int(mem) >> 20
+    macs = macs if macs is not None else nic_macs(devices, "unik", {})
+    try:
+        mib = memory.parse_mib(mem)
+    except ValueError as exc:
+        raise BuildError(f"--mem {exc}") from None
     return FirecrackerConfig(
         boot_source=BootSource(kernel_image_path=VMLINUX_FILE, initrd_path=initramfs,
-                               boot_args=f"{cmdline} reboot=k pci=off unik_exit=reboot"),
+                               boot_args=" ".join([cmdline, "reboot=k", "pci=off", "unik_exit=reboot",
+                                                   *(["--", *mac_args(macs)] if macs else [])])),
         machine_config=MachineConfig(vcpu_count=1, mem_size_mib=mib, smt=False),
         drives=tuple(Drive(drive_id=d["name"], path_on_host=f"{d['name']}.img", is_root_device=False,
                            is_read_only=bool(d.get("read_only")), cache_type="Writeback")
                      for d in devices if d["kind"] == "block" and d.get("qemu_device")),
         network_interfaces=tuple(NetworkInterface(iface_id=d["name"],
                                                   host_dev_name=taps.get(d["name"], f"unik-{d['name']}"),
-                                                  guest_mac=d["mac"])
+                                                  guest_mac=macs[d["name"]])
                                  for d in devices if d["kind"] == "network" and d.get("qemu_device")),
         entropy=Entropy(),
     )

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from unik.errors import BuildError
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, Provider, Request, block_options
-from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, PUBLISH, VIRTIO_TRANSPORTS, device_mac
+from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
+from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, NET_MAC, PUBLISH, VIRTIO_TRANSPORTS
 from unik_vmimage.keys import BUILD_KEYS as VM_BUILD_KEYS
 from unik_vmimage.providers import guest_providers
 from unik_vmimage.target import GuestProvider, VmNeeds
@@ -38,10 +38,11 @@ def check_mem(value: Any, keys: KeyValues) -> None:
     try:
         mem_mib(str(value))
     except BuildError as exc:
-        raise ValueError(str(exc).partition(": ")[2]) from None
+        raise ValueError(str(exc).removeprefix("--mem ")) from None
 
 
-MEM = Key("mem", "memory of the guest (256M, 1G)", default="256M", metavar="SIZE", check=check_mem)
+MEM = Key("mem", "memory of the guest in MiB (256), or with a unit (256M, 1G)", default="256M", metavar="SIZE",
+          check=check_mem)
 VCPUS = Key("vcpus", "virtual CPUs of the guest", type="int", default="1", metavar="N")
 XEN_TYPE = Key("xen_type", "guest type: pvh (hardware-assisted, the default) or pv (paravirtualised, no "
                "hardware virtualisation needed)", default="pvh", choices=GUEST_TYPES,
@@ -55,7 +56,7 @@ EMULATE = Key("emulate", "boot the PVH image under QEMU's PVH loader (TCG or KVM
               "check on a host that is not a Xen control domain (no Xen devices then)", type="bool",
               default="false")
 
-RUN_KEYS = (NET, PUBLISH, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
+RUN_KEYS = (NET, NET_MAC, PUBLISH, BLOCK, MEM, VCPUS, EMULATE, BOOT_TIMEOUT)
 BUILD_KEYS = (*VM_BUILD_KEYS, XEN_TYPE, TSC_MODE, ON_CRASH)
 
 #: Where the emitter writes the block device -> xvd name map inside the image.
@@ -101,14 +102,14 @@ class Network(_Xen):
     implementation = "unik_fdio.packet:PacketNetwork"
     description = ("a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), "
                    "through a TPACKET_V3 ring")
-    keys = (NET,)
+    keys = (NET, NET_MAC)
     #: virtio-net too: `unik run --emulate --net DEVICE=user` boots the image under QEMU.
     vm = VmNeeds(kernel_modules=("xen_netfront", *VIRTIO_TRANSPORTS, "virtio_net"), attach="vif")
 
     @classmethod
     def configure(cls, request: Request) -> Configured:
-        """The guest finds the NIC by the MAC address the vif line gives it."""
-        return Configured(options={"name": request.device, "mac": device_mac(request.device)})
+        """The guest finds the NIC by the MAC address the vif line gives it, passed on too (``--net-mac``)."""
+        return Configured(options={"name": request.device}, key_options={"mac": KeyRef("net_mac", per_device=True)})
 
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Block, Network]

@@ -35,6 +35,7 @@ from unik.keys import KeyValues
 from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, given_bindings
 from unik_vmimage import memory, qemu, usernet
+from unik_vmimage.keys import mac_args, nic_macs
 from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget, plan_value
 
 from .elfnotes import guest_types
@@ -70,8 +71,14 @@ def control_domain(capabilities: Path = Path("/proc/xen/capabilities")) -> str |
 
 
 def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[str, str], blocks: dict[str, str],
-                  mem: str | None = None, vcpus: int | None = None, args: Sequence[str] = ()) -> DomainConfig:
-    """The xl configuration of an artifact; file names are made absolute under ``directory`` if given."""
+                  mem: str | None = None, vcpus: int | None = None, args: Sequence[str] = (),
+                  macs: dict[str, str] | None = None, name: str | None = None) -> DomainConfig:
+    """The xl configuration of an artifact; file names are made absolute under ``directory`` if given.
+
+    The domain is called ``name`` (the instance's; the application's when ``None``); each
+    vif gets its MAC from ``macs`` (by device; the domain's own when ``None``), which the
+    command line passes to the guest too.
+    """
     def where(name: str) -> str:
         return str(directory / name) if directory is not None else name
 
@@ -80,7 +87,10 @@ def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[s
         unknown = sorted(set(given) - {d["name"] for d in devices if d["kind"] == kind})
         if unknown:
             raise BuildError(f"--{key} {unknown[0]}=...: the application has no {kind} device {unknown[0]!r}")
-    vifs = [Vif(d["mac"], nets.get(d["name"], DEFAULT_BRIDGE)) for d in devices if d.get("xl") == "vif"]
+    name = name or manifest["name"]
+    macs = macs if macs is not None else nic_macs(devices, name, {})
+    vifs = [Vif(macs[d["name"]], nets.get(d["name"], DEFAULT_BRIDGE)) for d in devices if d.get("xl") == "vif"]
+    args = [*mac_args(macs), *args]
     disks = []
     for d in devices:
         if d.get("xl") == "disk":
@@ -95,7 +105,7 @@ def domain_config(manifest: dict[str, Any], directory: Path | None, nets: dict[s
     quoted = [f'"{a}"' if " " in a else a for a in args]  # the kernel's quoting
     cmdline = " ".join([manifest["cmdline"], *(["--", *quoted] if quoted else [])])
     return DomainConfig(
-        name=manifest["name"], type=manifest["xen_type"], kernel=where(manifest["kernel"]["file"]),
+        name=name, type=manifest["xen_type"], kernel=where(manifest["kernel"]["file"]),
         ramdisk=where(manifest["initramfs"]["file"]), memory_mib=mem_mib(mem or manifest["mem"]),
         cmdline=cmdline, vcpus=vcpus or int(manifest.get("vcpus", 1)), vifs=vifs, disks=disks,
         on_crash=manifest["on_crash"], tsc_mode=manifest.get("tsc_mode"),
@@ -244,7 +254,9 @@ class XenTarget(VmTarget):
         })
         nets = plan.keys.bindings("net") if "net" in plan.keys.keys else {}
         blocks = plan.keys.bindings("block") if "block" in plan.keys.keys else {}
-        (out / manifest["xl"]).write_text(domain_config(manifest, None, nets, blocks).text())
+        macs = nic_macs(image.devices, plan.app.name,
+                        plan.keys.bindings("net_mac") if "net_mac" in plan.keys.keys else {})
+        (out / manifest["xl"]).write_text(domain_config(manifest, None, nets, blocks, macs=macs).text())
         ctx.progress.info(f"{xen_type.upper()} guest: kernel {kernel.version} ({manifest['kernel']['bytes'] / 1e6:.1f} "
                           f"MB ELF), initramfs {report.bytes / 1e6:.1f} MB with {len(report.kernel_modules)} "
                           f"kernel modules; {out / manifest['xl']}")
@@ -294,7 +306,8 @@ class XenTarget(VmTarget):
             publish = usernet.parse_all(option("publish"))  # checked by preflight
             static = (usernet.app_option(app_keys, ctx.extra_args, "ipv4"),
                       usernet.app_option(app_keys, ctx.extra_args, "ipv4_gateway"))
-            return self._emulate(artifact, mem, args, timeout, ctx, bindings("net"), publish, static)
+            return self._emulate(artifact, mem, args, timeout, ctx, bindings("net"), publish, static,
+                                 self.instance_macs(artifact, keys, ctx))
         why = control_domain()
         if why and not ctx.dry_run:
             raise RunError(f"unik run -t xen needs a Xen control domain (dom0) with the xl toolstack: {why}. "
@@ -312,7 +325,8 @@ class XenTarget(VmTarget):
 
         try:
             config = domain_config(manifest, artifact.directory.resolve(), bindings("net"), bindings("block"),
-                                   option("mem"), int(option("vcpus") or 0) or None, args)
+                                   option("mem"), int(option("vcpus") or 0) or None, args,
+                                   self.instance_macs(artifact, keys, ctx), ctx.instance or None)
         except BuildError as exc:
             raise RunError(str(exc)) from None
         if ctx.dry_run:  # the configuration this run would use, kept beside the artifact
@@ -337,7 +351,8 @@ class XenTarget(VmTarget):
         return outcome.status
 
     def _emulate(self, artifact: Artifact, mem: str, args: list[str], timeout: float, ctx: RunContext,
-                 nets: dict[str, str], publish: list[usernet.Publish], static: tuple[str | None, str | None]) -> int:
+                 nets: dict[str, str], publish: list[usernet.Publish], static: tuple[str | None, str | None],
+                 macs: dict[str, str]) -> int:
         manifest = artifact.manifest
         nics = [d for d in manifest["devices"] if d.get("xl") == "vif"]
         _check_emulated([d["name"] for d in manifest["devices"] if d.get("xl") == "disk"], [d["name"] for d in nics],
@@ -348,8 +363,8 @@ class XenTarget(VmTarget):
         accel = qemu.choose_accel("auto", artifact.directory / manifest["kernel"]["file"], ctx.progress)
         machine = qemu.pick_machine("auto", accel)
         return self.boot_qemu(
-            artifact, ctx, accel=accel, machine=machine, mem=mem, args=args,
-            devices=[qemu.nic_device("virtio-net", d["name"], d["mac"]) for d in nics], extra=netdevs,
+            artifact, ctx, accel=accel, machine=machine, mem=mem, args=[*mac_args(macs), *args],
+            devices=[qemu.nic_device("virtio-net", d["name"], macs[d["name"]]) for d in nics], extra=netdevs,
             timeout=timeout, booting=f"booting {artifact.directory.name} through QEMU's PVH entry ({machine}, "
                                      f"{accel.upper()}, {mem}), not under Xen")
 

@@ -18,19 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from unik.errors import BuildError
-from unik_vmimage.memory import BASE_MIB
-
-_UNITS = {"K": 1 / 1024, "M": 1, "G": 1024}
+from unik_vmimage.memory import BASE_MIB, parse_mib
 
 
 def mem_mib(size: str) -> int:
-    """``256M``/``1G``/bytes as MiB (xl's ``memory`` unit)."""
-    size = size.strip()
+    """``--mem`` as MiB (xl's ``memory`` unit): a plain number is MiB, as on every target."""
     try:
-        unit = size[-1:].upper()
-        mib = int(float(size[:-1]) * _UNITS[unit]) if unit in _UNITS else int(size) >> 20
-    except ValueError:
-        raise BuildError(f"--mem {size!r}: not a size (256M, 1G)") from None
+        mib = parse_mib(size)
+    except ValueError as exc:
+        raise BuildError(f"--mem {exc}") from None
     if mib < BASE_MIB:
         raise BuildError(f"--mem {size}: a guest of unik's needs at least {BASE_MIB} MiB for its kernel, plus its "
                          f"initramfs (unik run says how much an image needs)")

@@ -103,8 +103,16 @@ class PacketNetwork:
         self._offload = offload
 
     @classmethod
-    async def connect(cls, name: str, mac: str) -> PacketNetwork:
-        """Open the ring on the NIC whose address is ``mac`` (the init brought it up)."""
+    async def connect(cls, name: str, mac: str | None) -> PacketNetwork:
+        """Open the ring on the NIC whose address is ``mac`` (the init brought it up).
+
+        The host gives each instance's NICs their own addresses and the guest the same
+        ones (``--net-mac DEVICE=MAC`` on the kernel command line, after ``--``).
+        """
+        if not mac:
+            raise DeviceUnavailable(f"network device {name!r}: no MAC address was given: the host that boots "
+                                    f"the image passes --net-mac {name}=MAC after -- on the kernel command line "
+                                    "(unik run, unik deploy and the engine configurations unik writes do)")
         ifname, mtu = find_interface(name, mac)
         try:
             ring = backend.open(ifname, BLOCK_SIZE, BLOCK_COUNT, FRAME_SIZE, RETIRE_MS)

@@ -80,7 +80,7 @@ def prepare_kernel(plan: Plan, ctx: BuildContext, kernel: Kernel, modules: list[
 
 
 def write_initramfs(plan: Plan, ctx: BuildContext, kernel_build: KernelBuild, out: Path,
-                    mounts: Sequence[tuple[str, str]], links: Sequence[str],
+                    mounts: Sequence[tuple[str, str]], links: int,
                     extra_files: dict[str, str] | None = None, host_packages: Sequence[str] = ()) -> ImageReport:
     """Write ``out/initramfs.cpio<suffix>`` (removing one of another compression) with the application.
 

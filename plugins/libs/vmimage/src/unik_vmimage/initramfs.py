@@ -101,8 +101,9 @@ class ImageSpec:
     kernel_modules: Sequence[Path] = ()
     #: ``(type, directory)`` pseudo filesystems to mount (``("devtmpfs", "/dev")``).
     mounts: Sequence[tuple[str, str]] = ()
-    #: Network interfaces to bring up without an address.
-    links: Sequence[str] = ()
+    #: How many network interfaces to bring up without an address (all but lo: the image
+    #: names no MAC, each instance has its own).
+    links: int = 0
     #: More files: absolute path inside the image -> path on the host.
     extra_files: Mapping[str, str] = field(default_factory=dict)
     compression: str = "gzip"
@@ -135,7 +136,7 @@ def init_conf(spec: ImageSpec, interp: Interpreter, modules: Sequence[str]) -> s
     lines = ["# unik-init configuration, written by unik-lib-vmimage"]
     lines += [f"mount {kind} {where}" for kind, where in spec.mounts]
     lines += [f"module /{m}" for m in modules]
-    lines += [f"link {name}" for name in spec.links]
+    lines += [f"links {spec.links}"] if spec.links else []
     lines += [
         f"env PYTHONHOME=/{PREFIX}", "env PYTHONUTF8=1", "env PYTHONDONTWRITEBYTECODE=1",
         "env HOME=/", "env TERM=linux", f"chdir /{APP}",

@@ -8,7 +8,12 @@ knows only target and provider keys).
 
 from __future__ import annotations
 
-from unik.keys import Key
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from unik.errors import RunError
+from unik.keys import Key, KeyValues
 
 PUBLISH = Key("publish", "forward a host port to the guest on --net DEVICE=user, like docker run -p: "
               "[HOST_IP:]HOST_PORT:GUEST_PORT[/tcp|/udp] (repeatable)", metavar="[IP:]HOST:GUEST[/udp]",
@@ -32,9 +37,51 @@ BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
 VIRTIO_TRANSPORTS = ("virtio_pci", "virtio_mmio")
 
 
-def device_mac(device: str) -> str:
-    """A stable, locally administered MAC address for a network device (QEMU's 52:54:00 prefix)."""
-    import hashlib  # here: only configure needs it, and every command imports this module
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
-    tail = hashlib.sha256(device.encode()).digest()[:3]
-    return "52:54:00:" + tail.hex(":")
+
+def check_mac(value: Any, keys: KeyValues) -> None:
+    """A unicast MAC address written ``aa:bb:cc:dd:ee:ff``."""
+    text = str(value).lower()
+    if not _MAC.fullmatch(text):
+        raise ValueError(f"{value!r} is not a MAC address: give six hexadecimal bytes, e.g. 02:00:00:00:00:01")
+    if int(text[:2], 16) & 1:
+        raise ValueError(f"{value} is a multicast address: a NIC needs a unicast one (the first byte even)")
+
+
+NET_MAC = Key("net_mac", "MAC address of a network device: DEVICE=MAC (default: its own for each instance, "
+              "derived from the instance's name and the device's)", per_device=True, metavar="DEVICE=MAC",
+              check=check_mac)
+
+
+def instance_mac(instance: str, device: str) -> str:
+    """The MAC address of network device ``device`` of instance ``instance``: locally administered, unicast.
+
+    Each instance of an image gets its own (two instances on one bridge must not share
+    one), the same every time the instance starts; 46 of its bits come from a hash of
+    both names, so distinct instances collide with a chance of about n² / 2⁴⁷.
+    """
+    import hashlib  # here: every command imports this module
+
+    digest = bytearray(hashlib.sha256(f"{instance}\0{device}".encode()).digest()[:6])
+    digest[0] = (digest[0] & 0xFC) | 0x02  # locally administered, unicast
+    return digest.hex(":")
+
+
+def nic_macs(devices: Sequence[Mapping[str, Any]], instance: str, given: Mapping[str, str]) -> dict[str, str]:
+    """Each network device's MAC (by name): ``--net-mac``'s, else the instance's own (:func:`instance_mac`).
+
+    ``devices`` are a VM manifest's entries; a ``--net-mac`` for a device that is not a
+    network device of the application is refused.
+    """
+    nics = [str(d["name"]) for d in devices if d["kind"] == "network"]
+    unknown = sorted(set(given) - set(nics))
+    if unknown:
+        raise RunError(f"--net-mac {unknown[0]}=...: the application has no network device {unknown[0]!r}"
+                       + (f" (it has: {', '.join(nics)})" if nics else ""))
+    return {name: given[name].lower() if name in given else instance_mac(instance, name) for name in nics}
+
+
+def mac_args(macs: Mapping[str, str]) -> list[str]:
+    """The guest's ``--net-mac DEVICE=MAC`` arguments: it finds each NIC by the address its host gave it."""
+    return [arg for name, mac in macs.items() for arg in ("--net-mac", f"{name}={mac}")]

@@ -27,16 +27,34 @@ MIB = 1 << 20
 BASE_MIB = 80
 #: A guest that stops silently with less than this many times its floor likely ran out of memory.
 SUSPECT_FACTOR = 1.5
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT]?)")
+#: ``--mem``: a number of MiB, or with a binary unit (``M`` = ``MB`` = ``MiB``; k, M, G, T).
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kKmMgGtT])(?:i?[bB])?)?")
 _UNITS = {"": 1.0, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
+SIZE_HELP = "MiB, or a number with a binary unit: 256, 256M, 256MB, 256MiB, 1G"
+
+
+def parse_mib(size: str) -> int:
+    """``--mem`` as MiB, the unit of every engine's configuration; a :class:`ValueError` says why not.
+
+    A plain number is MiB on every target (``--mem 256``); ``K``, ``M``, ``G`` and ``T``
+    are binary units, with or without ``B`` or ``iB`` (``512MB`` is 512 MiB, as QEMU's
+    ``-m`` reads ``512M``).  Less than 1 MiB is refused.
+    """
+    match = _SIZE.fullmatch(str(size).strip())
+    if not match:
+        raise ValueError(f"{size!r} is not a memory size: give {SIZE_HELP}")
+    mib = int(float(match.group(1)) * _UNITS[(match.group(2) or "").upper()])
+    if mib < 1:
+        raise ValueError(f"{size!r} is less than 1 MiB: give {SIZE_HELP}")
+    return mib
 
 
 def qemu_mib(size: str) -> int:
-    """``--mem`` in QEMU's ``-m`` syntax (``256M``, ``1G``; a plain number is MiB) as MiB."""
-    match = _SIZE.fullmatch(size.strip())
-    if not match:
-        raise RunError(f"--mem {size!r} is not a memory size: give one as 256M or 1G")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    """``--mem`` as MiB (:func:`parse_mib`), a :class:`RunError` naming the key when it is not a size."""
+    try:
+        return parse_mib(size)
+    except ValueError as exc:
+        raise RunError(f"--mem {exc}") from None
 
 
 def floor_mib(initramfs: Mapping[str, Any]) -> int | None:

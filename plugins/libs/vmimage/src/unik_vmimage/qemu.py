@@ -27,6 +27,7 @@ from unik.cache import cache_dir, settled, write_atomic
 from unik.errors import RunError
 from unik.progress import Progress
 
+from .memory import qemu_mib
 from .qmp import option as qmp_option
 from .qmp import powerdown
 
@@ -160,7 +161,7 @@ class Boot:
         machine = "microvm,x-option-roms=off,rtc=on,isa-serial=on" if self.machine == "microvm" else self.machine
         cpu = "host" if self.accel == "kvm" else TCG_CPU
         cmd = [
-            qemu, "-M", machine, "-accel", self.accel, "-cpu", cpu, "-m", self.mem, "-smp", "1",
+            qemu, "-M", machine, "-accel", self.accel, "-cpu", cpu, "-m", f"{qemu_mib(self.mem)}M", "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", "stdio", "-device", DEBUG_EXIT,
             "-kernel", str(self.kernel), "-initrd", str(self.initramfs), "-append", self.kernel_cmdline(),

@@ -34,10 +34,10 @@ from unik.inventory import Content
 from unik.keys import KeyValues
 from unik.plan import Node, Plan
 from unik.provider import Provider
-from unik.target import Artifact, BuildContext, RunContext, Target
+from unik.target import Artifact, BuildContext, RunContext, Target, given_bindings
 
 from . import memory, qemu
-from .keys import COMPRESSION, KERNEL, KERNEL_MODULES
+from .keys import COMPRESSION, KERNEL, KERNEL_MODULES, nic_macs
 
 if TYPE_CHECKING:  # the image builder loads when a target emits, not when `unik run` starts
     from .initramfs import ImageReport
@@ -72,9 +72,9 @@ class ImageDevices:
     #: What the target's :meth:`VmTarget.image_files` found, for its :meth:`VmTarget.finish`.
     found: dict[str, Any] = field(default_factory=dict)
 
-    def macs(self) -> list[str]:
-        """The MAC addresses of the network devices (the init brings those interfaces up)."""
-        return [d["mac"] for d in self.devices if d["kind"] == "network"]
+    def nics(self) -> int:
+        """How many network devices there are (the init brings that many interfaces up)."""
+        return sum(d["kind"] == "network" for d in self.devices)
 
 
 def plan_value(plan: Plan, name: str, default: str) -> str:
@@ -110,7 +110,7 @@ class VmTarget(Target):
     def device_record(self, node: Node, needs: VmNeeds) -> dict[str, Any]:
         """The manifest's entry for ``node``: what the runner and the configurations need of it."""
         return {"name": node.name, "kind": node.kind, "provider": node.provider,
-                "read_only": bool(node.options.get("read_only")), "mac": node.options.get("mac"),
+                "read_only": bool(node.options.get("read_only")),
                 "file": node.options.get("file")}
 
     def image_devices(self, plan: Plan) -> ImageDevices:
@@ -151,7 +151,7 @@ class VmTarget(Target):
         kernel_build = prepare_kernel(plan, ctx, kernel, image.modules, plan_key(plan.keys, COMPRESSION) or "zstd")
         extra = self.image_files(plan, ctx, kernel, image)
         out = ctx.artifact_dir(plan)
-        report = write_initramfs(plan, ctx, kernel_build, out, image.mounts, image.macs(), extra,
+        report = write_initramfs(plan, ctx, kernel_build, out, image.mounts, image.nics(), extra,
                                  host_packages=(type(self).__module__.split(".")[0],))
         manifest: dict[str, Any] = {
             "initramfs": report.to_json(),
@@ -184,6 +184,11 @@ class VmTarget(Target):
         if name in keys.keys and keys.is_set(name):
             return keys.raw(name)
         return next((k.default for k in self.run_keys if k.name == name), None)
+
+    def instance_macs(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> dict[str, str]:
+        """Each NIC's MAC for this run: ``--net-mac``'s, else the instance's own (:func:`~.keys.instance_mac`)."""
+        instance = ctx.instance or artifact.directory.name.rsplit("-", 1)[0]
+        return nic_macs(artifact.manifest.get("devices", []), instance, given_bindings("net_mac", keys, ctx))
 
     def app_keys(self, keys: KeyValues) -> KeyValues:
         """The application's and libraries' keys: those the guest parses, not the target's own."""

@@ -8,6 +8,9 @@
  *   module PATH           load a kernel module (finit_module); parameters given on
  *                         the kernel command line as NAME.PARAM=VALUE are passed on
  *   link IFNAME|MAC       bring a network interface up, with no IP address
+ *   links N               bring every interface but lo up, with no IP address, once N
+ *                         are there (each instance of an image has its own MACs, given
+ *                         to the program at boot: the image names none)
  *   env NAME=VALUE        set a variable in Python's (otherwise empty) environment
  *   chdir DIR             Python's working directory
  *   exec PATH ARG...      the program to run; arguments after `--` on the kernel
@@ -258,6 +261,45 @@ static void link_up(const char *which)
     close(s);
 }
 
+/* Bring every interface but the loopback up, with no address, once WANT of them exist
+ * (they may take a moment to appear; 2 s at most). */
+static void links_up(int want)
+{
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        say("unik-init: socket: %s", strerror(errno));
+        return;
+    }
+    int found = 0;
+    for (int tries = 0; tries < 200; tries++) { /* 2 s at most */
+        struct if_nameindex *all = if_nameindex(), *p;
+        found = 0;
+        for (p = all; p && p->if_index; p++)
+            found += strcmp(p->if_name, "lo") != 0;
+        if (found >= want || tries == 199) {
+            for (p = all; p && p->if_index; p++) {
+                struct ifreq ifr;
+                memset(&ifr, 0, sizeof ifr);
+                strncpy(ifr.ifr_name, p->if_name, IFNAMSIZ - 1);
+                if (strcmp(p->if_name, "lo") == 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
+                    continue;
+                ifr.ifr_flags |= IFF_UP;
+                if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+                    say("unik-init: cannot bring %s up: %s", ifr.ifr_name, strerror(errno));
+            }
+            if (all)
+                if_freenameindex(all);
+            break;
+        }
+        if (all)
+            if_freenameindex(all);
+        usleep(10000);
+    }
+    if (found < want)
+        say("unik-init: %d of %d network interfaces found", found, want);
+    close(s);
+}
+
 static void woken(int signum)
 {
     (void)signum;
@@ -359,6 +401,10 @@ static int read_config(void)
             char *ifname = next_word(&p);
             if (ifname)
                 link_up(ifname);
+        } else if (strcmp(verb, "links") == 0) {
+            char *count = next_word(&p);
+            if (count)
+                links_up(atoi(count));
         } else if (strcmp(verb, "env") == 0) {
             char *kv = next_word(&p);
             if (kv && py_envc < MAX_ENV)
