@@ -89,6 +89,9 @@ struct hvt_boot_info {
     uint8_t seed[32];   /* from the host's getrandom: the guest's getrandom key */
     uint32_t ndevices, pad;
     struct hvt_device devices[HVT_MAX_DEVICES];
+    /* Signals for the guest (bit n - 1: signal n, as in Linux's sigset_t), set by the monitor when it receives SIGTERM
+     * or SIGINT (unik stop, Ctrl-C) and taken by the runtime at its next system call. */
+    volatile uint64_t signals;
 };
 
 #endif

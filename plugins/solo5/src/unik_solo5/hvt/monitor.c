@@ -561,6 +561,49 @@ static void explain_fault(void)
                                                                               : "between the unikernel's segments");
 }
 
+/* ---- stopping ------------------------------------------------------------------ */
+
+/* SIGTERM and SIGINT (unik stop, Ctrl-C) reach the guest as signals: the handler sets
+ * the signal's bit in the boot information, which the runtime takes at its next system
+ * call and delivers to the application's handler (CPython's: SHUTDOWN_REQUESTED, the
+ * devices disconnect in reverse order) or default action.  Both are blocked in the
+ * monitor except inside KVM_RUN (KVM_SET_SIGNAL_MASK) and the poll hypercall's ppoll,
+ * so a signal interrupts the guest or its wait, never a hypercall half done.  A guest
+ * that does not stop is killed by whoever asked (unik stop, after its timeout). */
+static volatile uint64_t *guest_signals;
+static sigset_t run_mask; /* the monitor's mask without SIGTERM and SIGINT */
+
+static void on_stop_signal(int sig)
+{
+    if (guest_signals)
+        __atomic_fetch_or(guest_signals, 1ULL << (sig - 1), __ATOMIC_SEQ_CST);
+}
+
+static void forward_stop_signals(volatile uint64_t *signals)
+{
+    guest_signals = signals;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: ppoll returns EINTR */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0
+        || sigprocmask(SIG_BLOCK, &stop, &run_mask) < 0)
+        die(REFUSE, "cannot set up the stop signals: %s", strerror(errno));
+    sigdelset(&run_mask, SIGTERM);
+    sigdelset(&run_mask, SIGINT);
+    struct {
+        struct kvm_signal_mask head;
+        uint8_t set[8];
+    } kmask;
+    kmask.head.len = 8; /* the kernel's sigset_t */
+    memcpy(kmask.set, &run_mask, 8);
+    if (ioctl(vcpu, KVM_SET_SIGNAL_MASK, &kmask) < 0)
+        die(REFUSE, "KVM_SET_SIGNAL_MASK: %s", strerror(errno));
+}
+
 /* ---- hypercalls ---------------------------------------------------------------- */
 
 static uint64_t now_ns(clockid_t clock)
@@ -629,10 +672,12 @@ static int hypercall(unsigned nr, uint32_t arg)
             }
         p->ready = 0;
         for (;;) {
+            if (*guest_signals) /* a stop for the guest: it takes it when the call returns */
+                return -1;
             uint64_t now = now_ns(CLOCK_MONOTONIC);
             uint64_t wait = p->deadline_ns > now ? p->deadline_ns - now : 0;
             struct timespec ts = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)};
-            int r = ppoll(fds, n, &ts, NULL);
+            int r = ppoll(fds, n, &ts, &run_mask);
             if (r < 0 && errno == EINTR)
                 continue;
             for (uint32_t k = 0; r > 0 && k < n; k++)
@@ -689,7 +734,13 @@ static int run_vcpu(void)
 {
     for (;;) {
         if (ioctl(vcpu, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR) {
+                /* a stop signal made KVM_RUN return, but stays pending (blocked again): take it */
+                struct timespec zero = {0, 0};
+                ppoll(NULL, 0, &zero, &run_mask);
+                continue;
+            }
+            if (errno == EAGAIN)
                 continue;
             die(CRASHED, "KVM_RUN: %s", strerror(errno));
         }
@@ -1000,6 +1051,7 @@ int main(int argc, char **argv)
     bi->tsc_hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
     setup_cpuid();
     setup_vcpu(entry);
+    forward_stop_signals(&bi->signals);
     kvm_is_pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
     seal();
     return run_vcpu();

@@ -775,6 +775,153 @@ static i64 sys_rw_vec(i64 fd, const struct iovec_ *iov, i64 cnt, int writing)
     return total;
 }
 
+/* ---- signals ------------------------------------------------------------------ */
+
+/* The saved state of the system call entry (boot.S): the registers it pushed, the
+ * caller's SSE registers 264 bytes below them, the caller's stack in rt_user_rsp. */
+struct rt_regs { u64 rax, rdi, rsi, rdx, r10, r8, r9, r11, rcx; };
+#define XMM_SAVE 256
+#define XMM_OFFSET 264
+
+/* Signals, as Linux delivers them to a single-threaded process, at system call exits
+ * only: the monitor sets bi->signals (SIGTERM, SIGINT), kill/tgkill on the process
+ * itself set them too.  A handler runs on the caller's stack below its red zone, with
+ * the signal blocked, and returns through its sa_restorer (glibc's: rt_sigreturn),
+ * which restores the interrupted call's registers, its result and the mask.  A blocking
+ * call that a deliverable signal interrupts returns EINTR.  The default actions:
+ * terminate with status 128 + signal, or nothing for SIGCHLD, SIGURG and SIGWINCH. */
+struct k_sigaction { u64 handler, flags, restorer, mask; };
+#define SIG_DFL 0
+#define SIG_IGN 1
+#define SA_NODEFER 0x40000000ULL
+#define SA_RESETHAND 0x80000000ULL
+#define SA_RESTORER 0x04000000ULL
+#define SIGBIT(sig) (1ULL << ((sig) - 1)) /* Linux's sigset_t: signal n is bit n - 1 */
+#define UNBLOCKABLE (SIGBIT(9) | SIGBIT(19)) /* SIGKILL, SIGSTOP */
+#define DEFAULT_IGNORED (SIGBIT(17) | SIGBIT(23) | SIGBIT(28)) /* SIGCHLD, SIGURG, SIGWINCH */
+static struct k_sigaction actions[65];
+static u64 sig_pending, sig_blocked;
+
+struct sigframe {
+    u64 restorer;       /* the handler's return address */
+    struct { int signo, errno_, code, pad; u8 rest[112]; } info;
+    u64 uc[8];          /* a ucontext-sized stand-in: not Linux's layout (handlers here do not read it) */
+    u64 rip, rsp, rflags, rax, rdi, rsi, rdx, r10, r8, r9, mask;
+    u8 xmm[XMM_SAVE];
+};
+
+static int ignored(int sig)
+{
+    return actions[sig].handler == SIG_IGN
+        || (actions[sig].handler == SIG_DFL && (DEFAULT_IGNORED & SIGBIT(sig)));
+}
+
+/* Whether a signal that is neither blocked nor ignored is pending (taking the monitor's). */
+static int signal_pending(void)
+{
+    if (bi->signals)
+        sig_pending |= __atomic_exchange_n(&bi->signals, 0, __ATOMIC_SEQ_CST);
+    if (!sig_pending)
+        return 0;
+    for (int sig = 1; sig <= 64; sig++)
+        if ((sig_pending & ~sig_blocked & SIGBIT(sig)) && ignored(sig))
+            sig_pending &= ~SIGBIT(sig);
+    return (sig_pending & ~sig_blocked) != 0;
+}
+
+/* At a system call's exit: run the first deliverable signal's handler before the caller
+ * sees ret (saved in the frame), or take its default action. */
+static i64 deliver(struct rt_regs *r, i64 ret)
+{
+    if (!signal_pending())
+        return ret;
+    int sig = __builtin_ctzll(sig_pending & ~sig_blocked) + 1;
+    sig_pending &= ~SIGBIT(sig);
+    struct k_sigaction *act = &actions[sig];
+    if (act->handler == SIG_DFL)
+        halt(128 + sig); /* terminated by the signal */
+    if (!(act->flags & SA_RESTORER)) {
+        log_("unik-hvt: signal %d's handler has no sa_restorer to return through: terminated\n", sig);
+        halt(128 + sig);
+    }
+    u64 sp = ((rt_user_rsp - 128 - sizeof(struct sigframe)) & ~15ULL) - 8; /* below the red zone; rsp+8 aligned */
+    struct sigframe *f = (struct sigframe *)sp;
+    zero(f, sizeof *f);
+    f->restorer = act->restorer;
+    f->info.signo = sig;
+    f->rip = r->rcx, f->rflags = r->r11, f->rsp = rt_user_rsp, f->rax = (u64)ret;
+    f->rdi = r->rdi, f->rsi = r->rsi, f->rdx = r->rdx, f->r10 = r->r10, f->r8 = r->r8, f->r9 = r->r9;
+    f->mask = sig_blocked;
+    copy(f->xmm, (u8 *)r - XMM_OFFSET, XMM_SAVE);
+    sig_blocked |= act->mask | (act->flags & SA_NODEFER ? 0 : SIGBIT(sig));
+    sig_blocked &= ~UNBLOCKABLE;
+    u64 handler = act->handler;
+    if (act->flags & SA_RESETHAND)
+        act->handler = SIG_DFL;
+    r->rcx = handler;
+    r->r11 &= ~0x400ULL; /* DF clear, as the ABI wants on entry */
+    r->rdi = (u64)sig, r->rsi = (u64)(uintptr_t)&f->info, r->rdx = (u64)(uintptr_t)f->uc;
+    rt_user_rsp = sp;
+    return sig;
+}
+
+/* rt_sigreturn: the handler returned into its restorer, which called this with the
+ * frame right above the stack pointer. */
+static i64 sys_sigreturn(struct rt_regs *r)
+{
+    struct sigframe *f = (struct sigframe *)(uintptr_t)(rt_user_rsp - 8);
+    r->rcx = f->rip, r->r11 = f->rflags, rt_user_rsp = f->rsp;
+    r->rdi = f->rdi, r->rsi = f->rsi, r->rdx = f->rdx, r->r10 = f->r10, r->r8 = f->r8, r->r9 = f->r9;
+    sig_blocked = f->mask & ~UNBLOCKABLE;
+    copy((u8 *)r - XMM_OFFSET, f->xmm, XMM_SAVE);
+    return (i64)f->rax;
+}
+
+static i64 sys_sigaction(u64 sig, const struct k_sigaction *act, struct k_sigaction *old, u64 size)
+{
+    if (sig < 1 || sig > 64 || size != 8)
+        return -EINVAL;
+    if (act && (UNBLOCKABLE & SIGBIT(sig)))
+        return -EINVAL;
+    if (old)
+        *old = actions[sig];
+    if (act)
+        actions[sig] = *act;
+    return 0;
+}
+
+static i64 sys_sigprocmask(u64 how, const u64 *set, u64 *old, u64 size)
+{
+    if (size != 8)
+        return -EINVAL;
+    if (old)
+        *old = sig_blocked;
+    if (!set)
+        return 0;
+    if (how == 0)
+        sig_blocked |= *set;
+    else if (how == 1)
+        sig_blocked &= ~*set;
+    else if (how == 2)
+        sig_blocked = *set;
+    else
+        return -EINVAL;
+    sig_blocked &= ~UNBLOCKABLE;
+    return 0;
+}
+
+/* kill, tkill, tgkill: only this process (pid 1) exists */
+static i64 sys_kill(i64 pid, u64 sig)
+{
+    if (pid != 1 && pid != 0 && pid != -1)
+        return -3; /* ESRCH */
+    if (sig > 64)
+        return -EINVAL;
+    if (sig)
+        sig_pending |= SIGBIT(sig);
+    return 0;
+}
+
 /* ---- readiness, poll and epoll ------------------------------------------------ */
 
 static u32 readiness(int fd)
@@ -845,6 +992,8 @@ static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeou
             deadline = deadline_ms(timeout_ms);
         else if (monotonic() >= deadline)
             return 0;
+        if (signal_pending())
+            return -EINTR;
         wait_until(deadline);
     }
 }
@@ -923,6 +1072,8 @@ static i64 sys_poll(struct pollfd_ *p, u64 n, i64 timeout_ms)
             deadline = deadline_ms(timeout_ms);
         else if (monotonic() >= deadline)
             return 0;
+        if (signal_pending())
+            return -EINTR;
         wait_until(deadline);
     }
 }
@@ -1037,7 +1188,6 @@ static i64 sys_getrandom(u8 *buf, u64 len)
 
 /* ---- the system call table ---------------------------------------------------- */
 
-struct rt_regs { u64 rax, rdi, rsi, rdx, r10, r8, r9; };
 static u8 reported[HVT_NSYSCALLS / 8 + 1];
 
 static i64 unsupported(u64 nr)
@@ -1145,8 +1295,11 @@ static i64 sys_sleep(const struct timespec_ *req, int absolute, u64 clock)
     u64 ns = (u64)req->sec * 1000000000ULL + (u64)req->nsec, mono, wall;
     clocks(&mono, &wall);
     u64 deadline = !absolute ? mono + ns : clock == 0 ? mono + (ns > wall ? ns - wall : 0) : ns;
-    while (monotonic() < deadline)
+    while (monotonic() < deadline) {
+        if (signal_pending())
+            return -EINTR;
         wait_until(deadline);
+    }
     return 0;
 }
 
@@ -1220,14 +1373,18 @@ static i64 dispatch(struct rt_regs *r)
     case 10: return 0; /* mprotect: accepted; the rights are the monitor's page tables (W^X), not the guest's */
     case 11: return sys_munmap(a, b);
     case 12: return sys_brk(a);
-    case 13: /* rt_sigaction: accepted; no signal is ever delivered */
-        if (c)
-            zero((void *)c, 32);
+    case 13: return sys_sigaction(a, (const struct k_sigaction *)b, (struct k_sigaction *)c, d);
+    case 14: return sys_sigprocmask(a, (const u64 *)b, (u64 *)c, d);
+    case 15: return sys_sigreturn(r);
+    case 127: /* rt_sigpending */
+        signal_pending();
+        if (b != 8)
+            return -EINVAL;
+        *(u64 *)a = sig_pending & sig_blocked;
         return 0;
-    case 14: /* rt_sigprocmask */
-        if (c)
-            zero((void *)c, 8);
-        return 0;
+    case 62: return sys_kill((i64)(int)a, b);
+    case 200: return sys_kill((i64)(int)a, b);        /* tkill: the thread is the process */
+    case 234: return sys_kill((i64)(int)b, c);        /* tgkill */
     case 16: return sys_ioctl((i64)a, b, c);
     case 17: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind == K_BLOCK ? block_io(f, (u8 *)b, c, d, 0)
                                                      : f->kind != K_FILE ? -ESPIPE : do_read(f, (u8 *)b, c, (i64)d); }
@@ -1395,11 +1552,11 @@ i64 rt_syscall(struct rt_regs *r);
 i64 rt_syscall(struct rt_regs *r)
 {
     if (!(bi->flags & HVT_FLAG_TRACE))
-        return dispatch(r);
+        return deliver(r, dispatch(r));
     log_("unik-hvt: %s(%lx, %lx, %lx, %lx)", sysname(r->rax), r->rdi, r->rsi, r->rdx, r->r10);
     i64 ret = dispatch(r);
     log_(" = %ld\n", ret);
-    return ret;
+    return deliver(r, ret);
 }
 
 /* ---- boot --------------------------------------------------------------------- */
