@@ -6,6 +6,7 @@ import random
 import struct
 
 import pytest
+from fastpath_support import assert_same_segment, c_and_pure, tcp_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tcpip_support import Wire, pair, run
@@ -14,26 +15,13 @@ from unik_tcpip import _fastpath_py, checksum, fastpath
 from unik_tcpip.errors import Malformed
 from unik_tcpip.wire import EthernetFrame, Ipv4Packet, TcpSegment
 
-try:
-    import unik_tcpip._fastpath as _fastpath_c
-except ImportError:  # pragma: no cover - a build without the C extension
-    _fastpath_c = None
-
-needs_c = pytest.mark.skipif(_fastpath_c is None, reason="needs the C extension unik_tcpip._fastpath "
-                                                          "(pip install -e plugins/libs/tcpip builds it)")
-TWINS = [pytest.param(_fastpath_c, id="c", marks=needs_c), pytest.param(_fastpath_py, id="pure")]
+_fastpath_c, needs_c, TWINS = c_and_pure("unik_tcpip._fastpath", _fastpath_py)
 SRC, DST = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2))
-MACS = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
 
 
 def _frame(impl: object, rng: random.Random, tsval: int = -1, options: bytes = b"", payload: bytes = b"",
            flags: int = 0x18) -> bytearray:
-    seg: bytearray = impl.tcp_segment(SRC, DST, rng.randrange(1, 65536), rng.randrange(1, 65536), rng.randrange(2**32),  # type: ignore[attr-defined]
-                           rng.randrange(2**32), flags, rng.randrange(65536), tsval, rng.randrange(2**32), options,
-                           payload, 34, False)
-    impl.ipv4_header(seg, 14, SRC, DST, 6, len(seg) - 34, rng.randrange(65536), 64, True)  # type: ignore[attr-defined]
-    seg[0:14] = MACS + b"\x08\x00"
-    return seg
+    return tcp_frame(impl, rng, SRC, DST, tsval, options, payload, flags)
 
 
 @pytest.mark.parametrize("impl", TWINS)
@@ -55,8 +43,7 @@ def test_built_frames_parse_back_with_the_full_parsers(impl: object) -> None:
         assert fields is not None
         fast = TcpSegment.from_fast(frame, fields)
         assert (fields.src, fields.dst) == (ip.src, ip.dst) and fields.dst_mac == frame[0:6]
-        for name in ("src_port", "dst_port", "seq", "ack", "flags", "window", "urgent", "header_len"):
-            assert getattr(fast, name) == getattr(seg, name), name
+        assert_same_segment(fast, seg)
         assert bytes(fast.payload) == payload and fast.options.timestamp == seg.options.timestamp
 
 

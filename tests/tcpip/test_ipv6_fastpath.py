@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from fastpath_support import assert_same_segment, c_and_pure, tcp_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unik_tcpip import _fastpath_py
@@ -13,27 +14,14 @@ from unik_tcpip.errors import Malformed
 from unik_tcpip.ipv6 import wire
 from unik_tcpip.wire import EthernetFrame, TcpSegment
 
-try:
-    import unik_tcpip._fastpath as _fastpath_c
-except ImportError:  # pragma: no cover - a build without the C extension
-    _fastpath_c = None
-
-needs_c = pytest.mark.skipif(_fastpath_c is None, reason="needs the C extension unik_tcpip._fastpath "
-                                                          "(pip install -e plugins/libs/tcpip builds it)")
-TWINS = [pytest.param(_fastpath_c, id="c", marks=needs_c), pytest.param(_fastpath_py, id="pure")]
+_fastpath_c, needs_c, TWINS = c_and_pure("unik_tcpip._fastpath", _fastpath_py)
 SRC = bytes.fromhex("20010db8000000000000000000000001")
 DST = bytes.fromhex("20010db8000000000000000000000002")
-MACS = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01"
 
 
 def _frame(impl: object, rng: random.Random, tsval: int = -1, options: bytes = b"", payload: bytes = b"",
            flags: int = 0x18) -> bytearray:
-    seg: bytearray = impl.tcp_segment(SRC, DST, rng.randrange(1, 65536), rng.randrange(1, 65536), rng.randrange(2**32),  # type: ignore[attr-defined]
-                           rng.randrange(2**32), flags, rng.randrange(65536), tsval, rng.randrange(2**32), options,
-                           payload, 54, False)
-    wire.emit(seg, 14, SRC, DST, wire.TCP, len(seg) - 54)
-    seg[0:14] = MACS + b"\x86\xdd"
-    return seg
+    return tcp_frame(impl, rng, SRC, DST, tsval, options, payload, flags)
 
 
 @pytest.mark.parametrize("impl", TWINS)
@@ -55,8 +43,7 @@ def test_built_ipv6_frames_parse_back_with_the_full_parsers(impl: object) -> Non
         assert fields is not None and impl.tcp4_parse(bytes(frame), True) is None  # type: ignore[attr-defined]
         fast = TcpSegment.from_fast(frame, fields)
         assert (fields.src, fields.dst, fields.tcp_start) == (SRC, DST, 54)
-        for name in ("src_port", "dst_port", "seq", "ack", "flags", "window", "urgent", "header_len"):
-            assert getattr(fast, name) == getattr(seg, name), name
+        assert_same_segment(fast, seg)
         assert bytes(fast.payload) == payload and fast.options.timestamp == seg.options.timestamp
 
 

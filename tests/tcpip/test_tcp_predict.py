@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastpath_support import c_and_pure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unik_tcpip import _fastpath_py
@@ -24,14 +26,7 @@ from unik_tcpip.tcp import Connection, Path, State, TcpConfig, predict
 from unik_tcpip.tcp import _predict_py as predict_py
 from unik_tcpip.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment
 
-try:
-    import unik_tcpip.tcp._predict as predict_c
-except ImportError:  # pragma: no cover - a build without the C extension
-    predict_c = None
-
-needs_c = pytest.mark.skipif(predict_c is None, reason="needs the C extension unik_tcpip.tcp._predict "
-                                                        "(pip install -e plugins/libs/tcpip builds it)")
-TWINS = [pytest.param(predict_c, id="c", marks=needs_c), pytest.param(predict_py, id="pure")]
+predict_c, needs_c, TWINS = c_and_pure("unik_tcpip.tcp._predict", predict_py)
 LOCAL = (bytes([10, 0, 0, 1]), 8080)
 REMOTE = (bytes([10, 0, 0, 2]), 40000)
 ISS, IRS = 1000, 5000
@@ -131,16 +126,13 @@ def test_requests_in_order_are_predicted_as_segment_arrives_would(impl: Any, ts:
     assert conn.stats.segments_in == 21 and conn.stats.srtt is not None
 
 
-@pytest.mark.parametrize("impl", TWINS)
-def test_bulk_acks_grow_cubic_and_rearm_the_timers_as_segment_arrives(impl: Any) -> None:
-    conn = make(cc="cubic")
-    now = T0 + 2 * MS
-    conn.send(bytes(range(256)) * 400, now)
-    conn.outbox.clear()
+def acks_predicted(impl: Any, conn: Connection, now: int, segments: int, more: Callable[[], bool]) -> tuple[int, int]:
+    """While ``more()``: ACK ``segments`` full segments 1 ms later, each predicted by ``impl`` and
+    leaving the state ``segment_arrives`` leaves on a copy; then resume output.  (ACKs, the time.)"""
     taken = 0
-    while conn.snd_una != conn.snd_max:
+    while more():
         now += MS
-        ack = min(conn.snd_una + 1448, conn.snd_max)
+        ack = min(conn.snd_una + segments * 1448, conn.snd_max)
         raw = frame(conn.rcv_nxt, ack, ACK, 1000, conn.ts_recent + 1, (now // MS + 6) & 0xFFFFFFFF)
         twin = copy.deepcopy(conn)
         assert impl.established(conn, raw, fields(raw), now)
@@ -150,6 +142,16 @@ def test_bulk_acks_grow_cubic_and_rearm_the_timers_as_segment_arrives(impl: Any)
         conn.outbox.clear()
         conn.resume_output(now)
         conn.outbox.clear()
+    return taken, now
+
+
+@pytest.mark.parametrize("impl", TWINS)
+def test_bulk_acks_grow_cubic_and_rearm_the_timers_as_segment_arrives(impl: Any) -> None:
+    conn = make(cc="cubic")
+    now = T0 + 2 * MS
+    conn.send(bytes(range(256)) * 400, now)
+    conn.outbox.clear()
+    taken, now = acks_predicted(impl, conn, now, 1, lambda: conn.snd_una != conn.snd_max)
     assert taken > 20 and conn.timers.rto == 0 and conn.cwnd > 4 * 1448
 
 
@@ -163,19 +165,7 @@ def test_acks_after_the_application_closed_are_predicted_until_the_fin_leaves(im
     conn.shutdown(now) if how == "shutdown" else conn.close(now)
     conn.outbox.clear()
     assert conn.state is State.FIN_WAIT_1 and conn.fin_seq is None
-    taken = 0
-    while conn.fin_seq is None:
-        now += MS
-        ack = min(conn.snd_una + 2 * 1448, conn.snd_max)
-        raw = frame(conn.rcv_nxt, ack, ACK, 1000, conn.ts_recent + 1, (now // MS + 6) & 0xFFFFFFFF)
-        twin = copy.deepcopy(conn)
-        assert impl.established(conn, raw, fields(raw), now)
-        twin.segment_arrives(parsed(raw), now)
-        assert state(conn) == state(twin)
-        taken += 1
-        conn.outbox.clear()
-        conn.resume_output(now)
-        conn.outbox.clear()
+    taken, now = acks_predicted(impl, conn, now, 2, lambda: conn.fin_seq is None)
     raw = frame(conn.rcv_nxt, conn.snd_una + 1448, ACK, 1000, conn.ts_recent + 1, 0)
     assert taken > 10 and not impl.established(conn, raw, fields(raw), now)  # the FIN left: not predicted
 
