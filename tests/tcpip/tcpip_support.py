@@ -16,13 +16,13 @@ import resource
 import selectors
 import subprocess
 import sys
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from unik.devices import NetworkStats, Offloads, TxOffload
+from netdev_support import QueuedNetwork
+from unik.devices import TxOffload
 from unik_tcpip.stack import TcpipStack, parse_ipv4
 from unik_tcpip.tcp import TcpConfig
 
@@ -128,34 +128,12 @@ class Impairment:
     reorder_delay: float = 0.003
 
 
-class SimNetwork:
+class SimNetwork(QueuedNetwork):
     """One port of a :class:`Wire`: a :class:`unik.devices.Network`."""
 
     def __init__(self, wire: Wire, mac: bytes, mtu: int, name: str) -> None:
+        super().__init__(name, mac, mtu)
         self.wire = wire
-        self.name = name
-        self.mac = mac
-        self.mtu = mtu
-        self.offloads = Offloads()
-        self.stats = NetworkStats()
-        self._rx: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def deliver(self, frame: bytes) -> None:
-        self.stats.rx_frames += 1
-        self.stats.rx_bytes += len(frame)
-        self._rx.append(frame)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def read(self, limit: int = 64) -> list[bytes]:
-        while not self._rx:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        out: list[bytes] = []
-        while self._rx and len(out) < limit:
-            out.append(self._rx.popleft())
-        return out
 
     async def write(self, frame: bytes | bytearray | memoryview, offload: TxOffload | None = None) -> None:
         if offload is not None:
@@ -165,9 +143,6 @@ class SimNetwork:
         self.stats.tx_frames += 1
         self.stats.tx_bytes += len(frame)
         self.wire.transmit(self, bytes(frame))
-
-    async def disconnect(self) -> None:
-        return None
 
 
 @dataclass

@@ -8,13 +8,13 @@ import datetime
 import socket
 import subprocess
 import sys
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unik.devices import FlowReader, FlowWriter, NetworkStats, Offloads, TxOffload
+from netdev_support import QueuedNetwork
+from unik.devices import FlowReader, FlowWriter, TxOffload
 from unik_tls.certs import selfsigned, write_pair
 from unik_tls.config import CertPair
 from unik_tls.device import OpenSSLTLS
@@ -171,41 +171,21 @@ def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
 # --- a memory link between two of unik's own TCP/IP stacks ---------------------------------
 
 
-class MemoryNetwork:
+class MemoryNetwork(QueuedNetwork):
     """One end of a lossless in-memory Ethernet link: a :class:`unik.devices.Network`."""
 
     def __init__(self, name: str, mac: bytes) -> None:
-        self.name, self.mac, self.mtu = name, mac, 1500
-        self.offloads, self.stats = Offloads(), NetworkStats()
+        super().__init__(name, mac)
         self.peer: MemoryNetwork | None = None
-        self._rx: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
         #: Called on every frame this end sends; returns the frame to deliver.
         self.tamper: Callable[[bytes], bytes] | None = None
-
-    def _deliver(self, frame: bytes) -> None:
-        self._rx.append(frame)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def read(self, limit: int = 64) -> list[bytes]:
-        while not self._rx:
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        out: list[bytes] = []
-        while self._rx and len(out) < limit:
-            out.append(self._rx.popleft())
-        return out
 
     async def write(self, frame: Any, offload: TxOffload | None = None) -> None:
         assert offload is None and self.peer is not None
         data = bytes(frame)
         if self.tamper is not None:
             data = self.tamper(data)
-        asyncio.get_running_loop().call_soon(self.peer._deliver, data)
-
-    async def disconnect(self) -> None:
-        return None
+        asyncio.get_running_loop().call_soon(self.peer.deliver, data)
 
 
 def memory_link() -> tuple[MemoryNetwork, MemoryNetwork]:
