@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def machine() -> dict[str, Any]:
@@ -58,3 +61,85 @@ def table(rows: list[tuple[str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value}")
+
+
+def load_average() -> list[float]:
+    """The host's 1, 5 and 15-minute load averages (the machine may be shared: say how busy it was)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def baseline_unik(rev: str) -> tuple[str, Path]:
+    """The ``unik`` command of unik at git revision ``rev``: (its short hash, the command's path).
+
+    The revision's tree (``git archive``) gets a virtual environment of its own with every
+    distribution installed as that revision's ``make venv`` does, under
+    ``build/bench-baseline/<hash>/`` and reused by later runs (about two minutes the first time).
+    """
+    parsed = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", f"{rev}^{{commit}}"],
+                            capture_output=True, text=True)
+    if parsed.returncode:
+        raise SystemExit(f"--baseline {rev}: not a revision of {REPO}: {parsed.stderr.strip()}")
+    short = parsed.stdout.strip()
+    tree = REPO / "build" / "bench-baseline" / short
+    unik = tree / ".venv" / "bin" / "unik"
+    if not unik.exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", short], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        print(f"  (installing unik {short} into {tree}/.venv with its make venv)")
+        made = subprocess.run(["make", "-C", str(tree), "venv"], capture_output=True, text=True)
+        if made.returncode or not unik.exists():
+            raise SystemExit(f"--baseline {rev}: make venv in {tree} failed:\n"
+                             f"{made.stdout[-2000:]}{made.stderr[-2000:]}")
+    return short, unik
+
+
+def alternate(measures: Mapping[str, Callable[[], float | None]], rounds: int) -> dict[str, list[float | None]]:
+    """Each of ``measures`` once per round, in turn, the order reversed every other round.
+
+    Two versions measured this way in one run see the same neighbours on a shared machine.
+    """
+    names = list(measures)
+    got: dict[str, list[float | None]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names if i % 2 == 0 else reversed(names):
+            got[name].append(measures[name]())
+    return got
+
+
+def median_of(values: list[float | None]) -> float | None:
+    """The median of ``values`` to the millisecond, or ``None`` if any run failed."""
+    got = [v for v in values if v is not None]
+    return round(statistics.median(got), 4) if got and len(got) == len(values) else None
+
+
+def merge(name: str, key: str, section: Mapping[str, Any]) -> Path:
+    """Put ``section`` under ``key`` of ``results/<name>.json``, keeping the file's other keys."""
+    path = RESULTS / f"{name}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[key] = dict(section)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def head_revision() -> str:
+    """The checkout's short hash, with ``+changes`` when its tracked files differ from it."""
+    short = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"]).returncode
+    return short + ("+changes" if dirty else "")
+
+
+def example_copy(example: str, source: Path, dest: Path) -> Path:
+    """``examples/<example>`` of the tree ``source`` copied to ``dest`` (without build outputs)."""
+    shutil.copytree(source / "examples" / example, dest,
+                    ignore=shutil.ignore_patterns("_build", "dist", "__pycache__", "*.egg-info"))
+    return dest
+
+
+def timed_command(cmd: list[str], cwd: Path | None = None) -> float | None:
+    """Seconds ``cmd`` takes to exit, its output discarded; ``None`` if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start if done.returncode == 0 else None

@@ -24,7 +24,14 @@ so the figures are not rounded up to the one-second timeouts of ping and curl.
 Figures are medians of RUNS boots, on the accelerator `unik run` picks (KVM if a probe
 boots, else TCG).  Needs root (namespace, TAP) and qemu-system-x86.
 
-    python bench/boot.py
+``--baseline REV`` measures instead examples/hello's boot under TCG, today's unik against
+unik at git revision REV (installed into a virtual environment of its own under
+``build/bench-baseline/``), alternately in one run: from ``unik run`` to the first console
+line and to hello's first line, each tree building its own examples/hello with the same
+cached Debian kernel.  Medians go under ``baseline`` in ``results/boot.json`` (the other
+keys kept) with the load average before and after.
+
+    python bench/boot.py [--xen | --baseline REV [--rounds N]]
 """
 
 from __future__ import annotations
@@ -45,7 +52,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from benchlib import table, write
+from benchlib import (
+    alternate,
+    baseline_unik,
+    head_revision,
+    load_average,
+    median_of,
+    merge,
+    table,
+    write,
+)
 from unik.progress import Progress
 from unik_vmimage import cpio, qemu
 from unik_vmimage.initramfs import Interpreter, read_initramfs
@@ -128,11 +144,14 @@ time.sleep(0.3)
 """
 
 
-def build(example: str, dest: Path, *configure: str, name: str | None = None) -> Path:
+def build(example: str, dest: Path, *configure: str, name: str | None = None, unik: str = UNIK,
+          source: Path = REPO) -> Path:
+    """``examples/<example>`` of the tree ``source`` built for virtio by ``unik`` under ``dest``."""
     root = dest / (name or example)
-    shutil.copytree(REPO / "examples" / example, root, ignore=shutil.ignore_patterns("_build", "dist", "__pycache__"))
+    shutil.copytree(source / "examples" / example, root,
+                    ignore=shutil.ignore_patterns("_build", "dist", "__pycache__"))
     for args in (["configure", "-t", "virtio", *configure], ["build"]):
-        subprocess.run([UNIK, "-q", *args], cwd=root, check=True)
+        subprocess.run([unik, "-q", *args], cwd=root, check=True)
     return root
 
 
@@ -142,12 +161,13 @@ def image(directory: Path) -> Path:
 
 
 def stdout_times(cmd: list[str], marks: list[bytes], cwd: Path | None = None,
-                 poll: Callable[[], bool] | None = None, limit: float = LIMIT_S,
+                 poll: Callable[[], bool] | None = None, limit: float = LIMIT_S, env: dict[str, str] | None = None,
                  ) -> tuple[list[float | None], float | None]:
     """Seconds from start to the first output line and to lines containing each of ``marks``;
     and to the first time ``poll()`` is true (polled while waiting)."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=env)
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     seen: list[float | None] = [None] * (len(marks) + 1)
@@ -428,6 +448,57 @@ def xen_only() -> None:
     print(f"wrote {path}")
 
 
+def boot_against(rev: str, rounds: int) -> None:
+    """``--baseline REV``: examples/hello's virtio boot under TCG, today's unik and REV's in turn."""
+    short, old = baseline_unik(rev)
+    sides = {"head": (UNIK, REPO), short: (str(old), old.parents[2])}
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="unik-bench-boot-baseline-") as tmp:
+        apps = {label: (unik, build("hello", Path(tmp) / label, unik=unik, source=tree))
+                for label, (unik, tree) in sides.items()}
+        hello_lines: dict[str, list[float | None]] = {label: [] for label in sides}
+        to_qemu: dict[str, list[float | None]] = {label: [] for label in sides}
+        wrapper, stamp = Path(tmp) / "qemu.sh", Path(tmp) / "qemu-started"
+        wrapper.write_text(QEMU_WRAPPER.format(qemu=qemu.qemu_binary()))
+        wrapper.chmod(0o755)
+        env = {**os.environ, "UNIK_QEMU": str(wrapper), "UNIK_BENCH_QEMU_STAMP": str(stamp)}
+
+        def booter(label: str) -> Callable[[], float | None]:
+            unik, hello = apps[label]
+
+            def boot() -> float | None:
+                stamp.unlink(missing_ok=True)
+                t0 = time.time()
+                (first, hello_line), _ = stdout_times([unik, "run", "--accel", "tcg", "--count", "1"], [b"hello"],
+                                                      cwd=hello, env=env)
+                hello_lines[label].append(hello_line)
+                to_qemu[label].append(float(stamp.read_text()) - t0 if stamp.is_file() else None)
+                return first
+            return boot
+
+        measures = {label: booter(label) for label in sides}
+        alternate(measures, 1)  # warm: the page cache, each side's first run
+        for lines in (*hello_lines.values(), *to_qemu.values()):
+            lines.clear()
+        first_lines_s = alternate(measures, rounds)
+    # `unik run`'s own start (imports, plugins, staleness, the image's checks) before QEMU runs, then the
+    # guest: the kernel to the init's first console line, Python to hello's line.
+    figures = {label: {"unik_run_to_qemu_s": median_of(to_qemu[label]),
+                       "boot_first_line_s": median_of(first_lines_s[label]),
+                       "boot_first_app_line_s": median_of(hello_lines[label])} for label in sides}
+    head, base = figures["head"], figures[short]
+    ratios = {k: round(v / b, 3) if v and (b := base[k]) else None for k, v in head.items()}
+    load_after, revision = load_average(), head_revision()
+    section = {"head": revision, "baseline": short, "rounds": rounds, "accelerator": "tcg",
+               "head_figures": head, "baseline_figures": base, "ratios_head_over_baseline": ratios,
+               "load_average_before": load_before, "load_average_after": load_after}
+    path = merge("boot", "baseline", section)
+    print(f"examples/hello on virtio under TCG, unik {revision} against {short} (medians of {rounds} "
+          f"alternating boots; load {load_before[0]} before, {load_after[0]} after):")
+    table([(name, f"{head[name]} s  vs  {base[name]} s  ratio {ratios[name]}") for name in head])
+    print(f"wrote {path}")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unik-bench-boot-") as tmp:
         work = Path(tmp)
@@ -516,4 +587,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    xen_only() if sys.argv[1:] == ["--xen"] else main()
+    if sys.argv[1:] == ["--xen"]:
+        xen_only()
+    elif sys.argv[1:2] == ["--baseline"] and len(sys.argv) in (3, 5):
+        boot_against(sys.argv[2], int(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--rounds" else RUNS)
+    elif sys.argv[1:]:
+        sys.exit("usage: python bench/boot.py [--xen | --baseline REV [--rounds N]]")
+    else:
+        main()

@@ -4,17 +4,41 @@ DESIGN.md asks for compose to be pure and fast: a 50-device graph in under 50 ms
 The peer is that budget (mirage's configure is OCaml and not runnable here), so the
 ratio printed is time / budget (below 1.0 is within it).
 
-    python bench/compose.py
+``--baseline REV`` measures instead the commands a user waits for, today's unik against
+unik at git revision REV (installed into a virtual environment of its own under
+``build/bench-baseline/``), alternately in one run: ``unik --help``, ``unik configure -t
+unix`` of examples/hello (each tree's own), and ``unik run --count 1`` of it to its exit.
+Medians go under ``baseline`` in ``results/compose.json`` with the load average before and
+after (the machine may be shared).
+
+    python bench/compose.py [--baseline REV [--rounds N]]
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from benchlib import median_seconds, table, write
+from benchlib import (
+    REPO,
+    alternate,
+    baseline_unik,
+    example_copy,
+    head_revision,
+    load_average,
+    median_of,
+    median_seconds,
+    merge,
+    table,
+    timed_command,
+    write,
+)
 from unik.application import Application
 from unik.compose import Implementation, TargetRef, compose
 from unik.hookspecs import hookimpl
@@ -82,6 +106,39 @@ def application(root: Path) -> Path:
     return root / "pyproject.toml"
 
 
+def startup_against(rev: str, rounds: int) -> None:
+    """``--baseline REV``: the commands' start-up, today's unik and REV's in turn."""
+    short, old = baseline_unik(rev)
+    sides = {"head": (Path(sys.executable).with_name("unik"), REPO), short: (old, old.parents[2])}
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="unik-bench-startup-") as tmp:
+        measures: dict[str, Callable[[], float | None]] = {}
+        for label, (unik, tree) in sides.items():
+            hello = example_copy("hello", tree, Path(tmp) / label / "hello")
+            configure = [str(unik), "-q", "configure", "-t", "unix"]
+            for step in (configure, [str(unik), "-q", "build"]):  # a built artifact, before any timing
+                if timed_command(step, hello) is None:
+                    raise SystemExit(f"{label}: {' '.join(step)} failed in {hello}")
+            measures[f"{label}.help_s"] = partial(timed_command, [str(unik), "--help"])
+            measures[f"{label}.configure_hello_unix_s"] = partial(timed_command, configure, hello)
+            measures[f"{label}.run_hello_unix_s"] = partial(timed_command, [str(unik), "run", "--count", "1"], hello)
+        alternate(measures, 1)  # warm: caches of plugins and entry points, the unpacked .pyz
+        got = alternate(measures, rounds)
+    figures = {name: median_of(values) for name, values in got.items()}
+    head = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith("head.")}
+    base = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith(f"{short}.")}
+    ratios = {k: round(v / b, 3) if v and (b := base.get(k)) else None for k, v in head.items()}
+    load_after, revision = load_average(), head_revision()
+    section = {"head": revision, "baseline": short, "rounds": rounds, "head_figures": head,
+               "baseline_figures": base, "ratios_head_over_baseline": ratios,
+               "load_average_before": load_before, "load_average_after": load_after}
+    path = merge("compose", "baseline", section)
+    print(f"command start-up, unik {revision} against {short} (medians of {rounds} alternating rounds; "
+          f"load {load_before[0]} before, {load_after[0]} after):")
+    table([(name, f"{head[name]} s  vs  {base[name]} s  ratio {ratios[name]}") for name in head])
+    print(f"wrote {path}")
+
+
 def main() -> None:
     class Bench(Target):
         PLUGIN_NAME = "bench"
@@ -129,4 +186,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--baseline", metavar="REV", help="command start-up against unik at git revision REV")
+    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds with --baseline (default 15)")
+    args = parser.parse_args()
+    startup_against(args.baseline, args.rounds) if args.baseline else main()
