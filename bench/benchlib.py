@@ -143,3 +143,19 @@ def timed_command(cmd: list[str], cwd: Path | None = None) -> float | None:
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start if done.returncode == 0 else None
+
+
+def report_baseline(name: str, title: str, short: str, rounds: int, head: Mapping[str, float | None],
+                    base: Mapping[str, float | None], load_before: list[float], **extra: object) -> None:
+    """Today's medians against the baseline's, their ratios and the load average: printed, and
+    merged under ``baseline`` into ``results/<name>.json``."""
+    ratios = {k: round(v / b, 3) if v and (b := base.get(k)) else None for k, v in head.items()}
+    load_after, revision = load_average(), head_revision()
+    section = {"head": revision, "baseline": short, "rounds": rounds, **extra, "head_figures": dict(head),
+               "baseline_figures": dict(base), "ratios_head_over_baseline": ratios,
+               "load_average_before": load_before, "load_average_after": load_after}
+    path = merge(name, "baseline", section)
+    print(f"{title}, unik {revision} against {short} (medians of {rounds} alternating rounds; "
+          f"load {load_before[0]} before, {load_after[0]} after):")
+    table([(k, f"{head[k]} s  vs  {base.get(k)} s  ratio {ratios[k]}") for k in head])
+    print(f"wrote {path}")

@@ -55,10 +55,9 @@ from typing import IO
 from benchlib import (
     alternate,
     baseline_unik,
-    head_revision,
     load_average,
     median_of,
-    merge,
+    report_baseline,
     table,
     write,
 )
@@ -486,17 +485,8 @@ def boot_against(rev: str, rounds: int) -> None:
     figures = {label: {"unik_run_to_qemu_s": median_of(to_qemu[label]),
                        "boot_first_line_s": median_of(first_lines_s[label]),
                        "boot_first_app_line_s": median_of(hello_lines[label])} for label in sides}
-    head, base = figures["head"], figures[short]
-    ratios = {k: round(v / b, 3) if v and (b := base[k]) else None for k, v in head.items()}
-    load_after, revision = load_average(), head_revision()
-    section = {"head": revision, "baseline": short, "rounds": rounds, "accelerator": "tcg",
-               "head_figures": head, "baseline_figures": base, "ratios_head_over_baseline": ratios,
-               "load_average_before": load_before, "load_average_after": load_after}
-    path = merge("boot", "baseline", section)
-    print(f"examples/hello on virtio under TCG, unik {revision} against {short} (medians of {rounds} "
-          f"alternating boots; load {load_before[0]} before, {load_after[0]} after):")
-    table([(name, f"{head[name]} s  vs  {base[name]} s  ratio {ratios[name]}") for name in head])
-    print(f"wrote {path}")
+    report_baseline("boot", "examples/hello on virtio under TCG", short, rounds, figures["head"], figures[short],
+                    load_before, accelerator="tcg")
 
 
 def main() -> None:

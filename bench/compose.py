@@ -30,11 +30,10 @@ from benchlib import (
     alternate,
     baseline_unik,
     example_copy,
-    head_revision,
     load_average,
     median_of,
     median_seconds,
-    merge,
+    report_baseline,
     table,
     timed_command,
     write,
@@ -127,16 +126,7 @@ def startup_against(rev: str, rounds: int) -> None:
     figures = {name: median_of(values) for name, values in got.items()}
     head = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith("head.")}
     base = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith(f"{short}.")}
-    ratios = {k: round(v / b, 3) if v and (b := base.get(k)) else None for k, v in head.items()}
-    load_after, revision = load_average(), head_revision()
-    section = {"head": revision, "baseline": short, "rounds": rounds, "head_figures": head,
-               "baseline_figures": base, "ratios_head_over_baseline": ratios,
-               "load_average_before": load_before, "load_average_after": load_after}
-    path = merge("compose", "baseline", section)
-    print(f"command start-up, unik {revision} against {short} (medians of {rounds} alternating rounds; "
-          f"load {load_before[0]} before, {load_after[0]} after):")
-    table([(name, f"{head[name]} s  vs  {base[name]} s  ratio {ratios[name]}") for name in head])
-    print(f"wrote {path}")
+    report_baseline("compose", "command start-up", short, rounds, head, base, load_before)
 
 
 def main() -> None:
