@@ -31,7 +31,6 @@ import os
 import re
 import resource
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchlib import table, write
+from benchlib import tap_missing, unik_kernel_table, veth_between, write
 
 CLIENT_NET, SERVER_NET = "10.213.21", "10.213.22"
 HTTP_PORT, ECHO_PORT = 8080, 8081
@@ -106,16 +105,7 @@ print(n / (time.perf_counter() - start))
 
 def missing() -> str | None:
     """Why this benchmark cannot run here, or ``None``."""
-    if os.geteuid() != 0:
-        return "needs root for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs /dev/net/tun ({exc.strerror})"
-    for tool in ("ip", "wrk"):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` (apt-get install {'iproute2' if tool == 'ip' else tool})"
-    return None
+    return tap_missing("wrk")
 
 
 def sh(*args: str) -> None:
@@ -174,13 +164,7 @@ async def figures(quick: bool, rounds: int) -> dict[str, Any]:
     network = None
     kernel: asyncio.subprocess.Process | None = None
     try:
-        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
-        sh("ip", "link", "set", veth, "netns", client_ns)
-        sh("ip", "link", "set", f"{veth}p", "netns", server_ns)
-        sh("ip", "-n", client_ns, "addr", "add", f"{SERVER_NET}.1/24", "dev", veth)
-        sh("ip", "-n", server_ns, "addr", "add", f"{kernel_host}/24", "dev", f"{veth}p")
-        for ns, dev in ((client_ns, veth), (server_ns, f"{veth}p"), (client_ns, "lo"), (server_ns, "lo")):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+        veth_between(client_ns, server_ns, veth, f"{SERVER_NET}.1/24", f"{kernel_host}/24")
         network = await TapNetwork.connect("service", tap, offload=True, create=True)
         sh("ip", "link", "set", tap, "netns", client_ns)
         sh("ip", "-n", client_ns, "addr", "add", f"{CLIENT_NET}.1/24", "dev", tap)
@@ -269,11 +253,7 @@ def main() -> int:
                      "how": "unik: UnikEventLoop + unik's stack on a TAP (offloads on); kernel: asyncio.run on the "
                             "kernel's sockets behind a veth pair; clients in the namespace between them"}
     path.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-    table([(f"unik {k}", str(v)) for k, v in sorted(unik.items())]
-          + [(f"kernel {k}", str(v)) for k, v in sorted(kernel.items())]
-          + [(f"unik/kernel {k}", str(v)) for k, v in sorted(ratios.items())]
-          + [(f"CPU per request unik/kernel {k}", str(v)) for k, v in sorted(cpu.items())]
-          + [("load average", " ".join(f"{x:.1f}" for x in os.getloadavg()))])
+    unik_kernel_table(unik, kernel, ratios, ("CPU per request unik/kernel", cpu))
     print(f"  ({time.perf_counter() - started:.0f} s; {path})")
     return 0
 

@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchlib import table, write
+from benchlib import tap_missing, unik_kernel_table, veth_between, write
 
 REPO = Path(__file__).resolve().parents[1]
 UNIK = str(Path(sys.executable).with_name("unik"))
@@ -85,18 +85,7 @@ asgi = "bench_app.app:app"
 
 def missing(image: bool) -> str | None:
     """Why this benchmark cannot run here, or ``None``."""
-    if os.geteuid() != 0:
-        return "needs root for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs /dev/net/tun ({exc.strerror})"
-    tools = ["ip", "wrk", "curl"] + (["qemu-system-x86_64"] if image else [])
-    for tool in tools:
-        if shutil.which(tool) is None:
-            package = {"ip": "iproute2", "qemu-system-x86_64": "qemu-system-x86"}.get(tool, tool)
-            return f"needs `{tool}` (apt-get install {package})"
-    return None
+    return tap_missing("wrk", "curl", *(["qemu-system-x86_64"] if image else []))
 
 
 def sh(*args: str, cwd: Path | None = None, timeout: float = 900) -> str:
@@ -175,16 +164,10 @@ def throughput(work: Path, quick: bool, rounds: int) -> dict[str, Any]:
     sh("ip", "netns", "add", client_ns)
     sh("ip", "netns", "add", server_ns)
     try:
-        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
-        sh("ip", "link", "set", veth, "netns", client_ns)
-        sh("ip", "link", "set", f"{veth}p", "netns", server_ns)
-        sh("ip", "-n", client_ns, "addr", "add", f"{SERVER_NET}.1/24", "dev", veth)
-        sh("ip", "-n", server_ns, "addr", "add", f"{kernel_host}/24", "dev", f"{veth}p")
+        veth_between(client_ns, server_ns, veth, f"{SERVER_NET}.1/24", f"{kernel_host}/24")
         sh("ip", "-n", client_ns, "tuntap", "add", tap, "mode", "tap")
         sh("ip", "-n", client_ns, "addr", "add", f"{CLIENT_NET}.1/24", "dev", tap)
-        for ns, dev in ((client_ns, veth), (server_ns, f"{veth}p"), (client_ns, "lo"), (server_ns, "lo"),
-                        (client_ns, tap)):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", client_ns, "link", "set", tap, "up")
         unik = subprocess.Popen(["ip", "netns", "exec", client_ns, sys.executable, str(work / "unik.pyz"),
                                  "--net", f"service={tap}", "--port", str(PORT)], stdout=subprocess.DEVNULL)
         servers.append(unik)
@@ -309,10 +292,7 @@ def main() -> int:
                             "stack on a TAP, offloads on) vs --net socket (asyncio's loop on the kernel's "
                             "sockets behind a veth pair); wrk -t1 in the namespace between them"}
     path.write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
-    table([(f"unik {k}", str(v)) for k, v in sorted(unik.items())]
-          + [(f"kernel {k}", str(v)) for k, v in sorted(kernel.items())]
-          + [(f"unik/kernel {k}", str(v)) for k, v in sorted(ratios.items())]
-          + [("load average", " ".join(f"{x:.1f}" for x in os.getloadavg()))])
+    unik_kernel_table(unik, kernel, ratios)
     print(f"  ({time.perf_counter() - started:.0f} s; {path})")
     return 0
 

@@ -159,3 +159,45 @@ def report_baseline(name: str, title: str, short: str, rounds: int, head: Mappin
           f"load {load_before[0]} before, {load_after[0]} after):")
     table([(k, f"{head[k]} s  vs  {base.get(k)} s  ratio {ratios[k]}") for k in head])
     print(f"wrote {path}")
+
+
+#: The Debian package of each tool a benchmark may need, where it is not the tool's own name.
+PACKAGES = {"ip": "iproute2", "qemu-system-x86_64": "qemu-system-x86"}
+
+
+def tap_missing(*tools: str) -> str | None:
+    """Why a benchmark on TAP devices in network namespaces cannot run here (root, a usable
+    /dev/net/tun, iproute2, then each of ``tools``), or ``None``."""
+    from unik.testing import tap_unavailable
+
+    problem = tap_unavailable()
+    if problem:
+        return problem
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return f"needs `{tool}` (apt-get install {PACKAGES.get(tool, tool)})"
+    return None
+
+
+def unik_kernel_table(unik: Mapping[str, object], kernel: Mapping[str, object], ratios: Mapping[str, object],
+                      *more: tuple[str, Mapping[str, object]]) -> None:
+    """Print unik's figures, the kernel's, their ratios and any ``(label, figures)`` more, then the load."""
+    rows = [(f"unik {k}", str(v)) for k, v in sorted(unik.items())]
+    rows += [(f"kernel {k}", str(v)) for k, v in sorted(kernel.items())]
+    for label, figures in (("unik/kernel", ratios), *more):
+        rows += [(f"{label} {k}", str(v)) for k, v in sorted(figures.items())]
+    table([*rows, ("load average", " ".join(f"{x:.1f}" for x in os.getloadavg()))])
+
+
+def veth_between(client_ns: str, server_ns: str, veth: str, client_addr: str, server_addr: str) -> None:
+    """A veth pair from ``client_ns`` (``veth``, ``client_addr``) to ``server_ns`` (``veth``p,
+    ``server_addr``), both ends and both namespaces' loopbacks up: the kernel's side of a peer."""
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=60)
+    ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
+    ip("link", "set", veth, "netns", client_ns)
+    ip("link", "set", f"{veth}p", "netns", server_ns)
+    ip("-n", client_ns, "addr", "add", client_addr, "dev", veth)
+    ip("-n", server_ns, "addr", "add", server_addr, "dev", f"{veth}p")
+    for ns, dev in ((client_ns, veth), (server_ns, f"{veth}p"), (client_ns, "lo"), (server_ns, "lo")):
+        ip("-n", ns, "link", "set", dev, "up")

@@ -43,7 +43,6 @@ import os
 import re
 import resource
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchlib import RESULTS, machine, table
+from benchlib import RESULTS, machine, table, tap_missing
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "10.213.7"
@@ -174,16 +173,7 @@ conn.recv(1)
 
 def missing() -> str | None:
     """Why this benchmark cannot run here, or ``None``."""
-    if os.geteuid() != 0:
-        return "needs root for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs /dev/net/tun ({exc.strerror})"
-    for tool in ("ip", "wrk"):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` (apt-get install {'iproute2' if tool == 'ip' else tool})"
-    return None
+    return tap_missing("wrk")
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

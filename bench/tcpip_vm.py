@@ -41,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from benchlib import RESULTS, machine, table
+from benchlib import RESULTS, machine, table, tap_missing
 
 REPO = Path(__file__).resolve().parent.parent
 UNIK = str(Path(sys.executable).with_name("unik"))
@@ -114,17 +114,7 @@ async def start(net: Network, htdocs: KVRO, console: Console, *, port: int = 808
 
 def missing() -> str | None:
     """Why this benchmark cannot run here, or ``None``."""
-    if os.geteuid() != 0:
-        return "needs root for TAP devices and network namespaces"
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return f"needs /dev/net/tun ({exc.strerror})"
-    for tool, package in (("ip", "iproute2"), ("wrk", "wrk"), ("curl", "curl"),
-                          ("qemu-system-x86_64", "qemu-system-x86")):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` (apt-get install {package})"
-    return None
+    return tap_missing("wrk", "curl", "qemu-system-x86_64")
 
 
 def sh(*args: str, cwd: Path | None = None, timeout: float = 600) -> str:
