@@ -59,3 +59,19 @@ def require(*tools: str) -> None:
     reason = missing(*tools)
     if reason:
         pytest.skip(reason)
+
+
+def missing_file(path: Path, package: str) -> str | None:
+    """Why ``path``, a file of the Debian ``package`` in the list, is not here (``None``: it is)."""
+    if package not in packages():
+        raise LookupError(f"{APT_PACKAGES} does not list {package}: add it")
+    if path.exists():
+        return None
+    return f"{path} is missing (apt-get install {package}, or `make deps` as root)"
+
+
+def require_file(path: Path, package: str) -> None:
+    """Inside a test: skip it, naming the package, unless ``path`` (a file ``package`` installs) exists."""
+    reason = missing_file(path, package)
+    if reason:
+        pytest.skip(reason)

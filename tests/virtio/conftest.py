@@ -45,3 +45,11 @@ def http_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ping_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An app with a network device (virtio-net, the TPACKET_V3 ring)."""
     return built_app(TARGET, "ping", PING_APP, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def deploy_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/http built once with every --image form and a static address (deploy_support's 10.97.0.2)."""
+    from deploy_support import GUEST
+
+    return built_example(TARGET, "http", tmp_path_factory, "--ipv4", f"{GUEST}/24", "--image", "disk,qcow2,gce")

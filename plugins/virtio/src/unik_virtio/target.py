@@ -27,8 +27,8 @@ from unik.keys import KeyValues
 from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, check_disk_images, given_bindings
 from unik_vmimage import memory, qemu, usernet
-from unik_vmimage.keys import BUILD_KEYS, VIRTIO_TRANSPORTS, mac_args, nic_macs
-from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget
+from unik_vmimage.keys import BUILD_KEYS, IMAGE, VIRTIO_TRANSPORTS, mac_args, nic_macs
+from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget, plan_value
 
 from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
 
@@ -48,7 +48,7 @@ class VirtioTarget(VmTarget):
 
     PLUGIN_NAME = "virtio"
     description = "a bootable VM image (Linux kernel + initramfs) for QEMU/KVM and Firecracker"
-    keys = (*RUN_KEYS, *BUILD_KEYS)
+    keys = (*RUN_KEYS, *BUILD_KEYS, IMAGE)
     run_keys = RUN_KEYS
     providers = PROVIDERS
     base_modules = (*VIRTIO_TRANSPORTS, *BASE_MODULES)  # BASE_MODULES' virtio_rng carries the boot seed
@@ -89,7 +89,30 @@ class VirtioTarget(VmTarget):
         manifest["kernel"] = {"file": KERNEL_FILE, "provider": kernel.provider, "version": kernel.version,
                               "bytes": kernel_bytes, "vmlinux": VMLINUX_FILE, **({"build": built} if built else {})}
         manifest["firecracker"] = FIRECRACKER_FILE
+        from unik_vmimage.disk.images import parse_formats
+
+        formats = parse_formats(plan_value(plan, IMAGE.name, ""))
+        if formats:
+            manifest["images"] = self.write_images(plan, ctx, out, report, formats, macs)
         return KERNEL_FILE
+
+    def write_images(self, plan: Plan, ctx: BuildContext, out: Path, report: ImageReport,
+                     formats: tuple[str, ...], macs: dict[str, str]) -> dict[str, Any]:
+        """The ``--image`` forms: the bootable disk (raw, qcow2, GCE's) with a command line of its own.
+
+        A disk boots without a runner: its command line carries the configured keys of
+        the application and its libraries (``--ipv4``...) and each NIC's MAC (``--net-mac``
+        as configured, else the one ``firecracker.json`` gives: the VM's NIC must carry
+        it), never anything per boot (the boot seed comes from virtio-rng).
+        """
+        from unik.version import __version__
+        from unik_vmimage.disk.images import DiskSpec, write_images
+        from unik_vmimage.disk.uki import os_release
+
+        cmdline = qemu.kernel_cmdline(self.cmdline, [*self.app_keys(plan.keys).as_args(), *mac_args(macs)])
+        spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline,
+                        os_release(plan.app.name, __version__))
+        return {**write_images(formats, spec, out, ctx.progress), "macs": macs}
 
     # -- run ----------------------------------------------------------------------------
 

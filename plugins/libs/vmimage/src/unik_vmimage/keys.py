@@ -29,6 +29,20 @@ KERNEL_MODULES = Key("kernel_modules", "modules tree (/lib/modules/VERSION) of a
 COMPRESSION = Key("initramfs_compression", "initramfs compression (zstd unpacks fastest at boot)",
                   default="zstd", choices=("zstd", "gzip", "xz", "none"), stage="configure")
 
+
+
+def check_image(value: Any, keys: KeyValues) -> None:
+    """``--image``: formats of :data:`unik_vmimage.disk.images.FORMATS`, comma-separated."""
+    from .disk.images import parse_formats  # only configure and build check it
+
+    parse_formats(str(value))
+
+
+IMAGE = Key("image", "also write the image in these forms (comma-separated): disk (<name>.raw, a GPT disk that "
+            "UEFI firmware boots: no -kernel), qcow2, gce (disk.raw in <name>.gce.tar.gz), oci (an OCI image "
+            "layout for KubeVirt and urunc, and <name>.kubevirt.yaml); none by default",
+            metavar="FORMAT[,FORMAT]", stage="configure", check=check_image)
+
 #: The build keys of every VM target.
 BUILD_KEYS = (KERNEL, KERNEL_MODULES, COMPRESSION)
 

@@ -121,6 +121,19 @@ def device_arg(device: str, machine: str) -> str:
     return (f"{family}-device" if machine == "microvm" else f"{family}-pci") + sep + props
 
 
+def kernel_cmdline(options: Sequence[str], args: Sequence[str]) -> str:
+    """The kernel's ``options``, then ``--`` and the application's ``args`` (quoted where they hold a space).
+
+    An argument holding a double quote, a newline or a NUL, or an empty one, cannot be
+    carried: :class:`RunError`.
+    """
+    for arg in args:
+        if any(c in arg for c in '"\n\0') or not arg:
+            raise RunError(f"argument {arg!r} cannot travel on the kernel command line")
+    quoted = [f'"{a}"' if " " in a else a for a in args]
+    return " ".join([*options, *(["--", *quoted] if quoted else [])])
+
+
 @dataclass
 class Boot:
     """Everything one boot needs."""
@@ -146,15 +159,11 @@ class Boot:
         back on — the kernel then hangs before printing anything (4 boots in 10 with the
         host's CPU loaded; 0 in 8 with the frequency given).
         """
-        for arg in self.args:
-            if any(c in arg for c in '"\n\0') or not arg:
-                raise RunError(f"argument {arg!r} cannot travel on the kernel command line")
-        args = [f'"{a}"' if " " in a else a for a in self.args]
         tsc: list[str] = []
         if self.machine == "microvm" and self.accel == "tcg":
             khz = host_tsc_khz()
             tsc = [f"tsc_early_khz={khz}"] if khz else []
-        return " ".join([*self.cmdline, *tsc, *(["--", *args] if args else [])])
+        return kernel_cmdline([*self.cmdline, *tsc], self.args)
 
     def command(self, qemu: str) -> list[str]:
         """The QEMU command line."""

@@ -18,6 +18,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from unik.errors import BuildError
+
 #: The removable-media boot path on x86-64 (UEFI 2.10, table 3.6).
 BOOT_PATH = "/EFI/BOOT/BOOTX64.EFI"
 #: The smallest ESP: FAT32 with 512-byte clusters needs 65525 of them (32 MiB of data)
@@ -49,7 +51,11 @@ def write_esp(path: Path, files: Mapping[str, Path], *, start_lba: int = 0, size
     ``start_lba`` is the partition's first sector on its disk (the boot sector's hidden
     sectors).  Directories are made as needed.
     """
-    from unik_fat.image import FatImage
+    try:
+        from unik_fat.image import FatImage
+    except ImportError:
+        raise BuildError("a bootable disk's EFI system partition is written by unik-lib-fat: "
+                         "pip install 'unik-lib-vmimage[disk]'") from None
 
     payload = sum(f.stat().st_size for f in files.values())
     size = size or esp_size(payload)
