@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def test_trace_logs_every_call(shimtest: Path) -> None:
     needs_kvm()
     proc = run("--trace", shimtest, "5")
     assert proc.returncode == 5
-    assert "unik-hvt: exit_group(5, " in proc.stderr
+    assert re.search(r"unik-hvt: \d+\.\d{3} exit_group\(5, ", proc.stderr), proc.stderr
 
 
 def test_a_fault_is_reported_with_its_address(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_a_fault_is_reported_with_its_address(tmp_path: Path) -> None:
 
 def test_too_little_memory_is_refused_by_the_runtime(shimtest: Path) -> None:
     needs_kvm()
-    proc = run("--mem", "8", shimtest)
+    proc = run("--mem", "16", shimtest)  # the ELF ends past 8 MiB (2 MiB-aligned segments)
     assert proc.returncode == 255
     assert "leave no heap" in proc.stderr and "raise --mem" in proc.stderr
 
@@ -75,3 +76,14 @@ def test_a_static_glibc_program(tmp_path: Path) -> None:
     assert "from the archive" in proc.stdout and "1.5 * argc = 3.000" in proc.stdout
     assert "malloc 64 MiB: ok" in proc.stdout
     assert proc.returncode == 7, proc.stderr
+
+
+def test_profile_says_where_the_time_went(shimtest: Path) -> None:
+    needs_kvm()
+    proc = run("--profile", shimtest, "4")
+    assert proc.returncode == 4
+    assert re.search(r"unik-hvt profile: \d+ system calls in \d+ ms since the runtime started", proc.stderr)
+    assert re.search(r"\n  exit_group 1\n", proc.stderr), proc.stderr
+    assert re.search(r"unik-hvt profile: [\d.]+ ms from the monitor's start to the guest's exit: [\d.]+ ms loading "
+                     r"the ELF and creating the VM, [\d.]+ ms in the guest", proc.stderr)
+    assert re.search(r"\n  console \d+ \([\d.]+ ms\)\n", proc.stderr), proc.stderr

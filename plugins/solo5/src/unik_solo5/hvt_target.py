@@ -70,6 +70,7 @@ def mib(text: str) -> int:
 
 MEM = Key("mem", "memory of the unikernel (256M, 1G; at most 3G)", default="256M", metavar="SIZE", check=check_mem)
 TRACE = Key("trace", "log every system call the application makes (unik-hvt --trace)", "bool")
+PROFILE = Key("profile", "at exit, say where the run's time went (unik-hvt --profile)", "bool")
 
 
 def build_missing() -> str | None:
@@ -167,7 +168,7 @@ class HvtTarget(Target):
     host_network = False  # no Linux inside: no sockets at all
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
-    run_keys = (MEM, TRACE, NET, BLOCK, NET_MAC)
+    run_keys = (MEM, TRACE, PROFILE, NET, BLOCK, NET_MAC)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
@@ -238,8 +239,9 @@ class HvtTarget(Target):
         opts = ctx.options
         mem = mib(str(opts.get("mem") if "mem" in opts.keys and opts.get("mem") else "256M"))
         cmd = [str(MONITOR), "--mem", str(mem)]
-        if "trace" in opts.keys and opts.get("trace"):
-            cmd.append("--trace")
+        for flag in ("trace", "profile"):
+            if flag in opts.keys and opts.get(flag):
+                cmd.append(f"--{flag}")
         nets = given_bindings("net", keys, ctx)
         blocks = given_bindings("block", keys, ctx)
         macs = given_bindings("net_mac", keys, ctx)

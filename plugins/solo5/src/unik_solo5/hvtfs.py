@@ -137,7 +137,8 @@ def link(objects: Sequence[Path], archive: bytes | None, out: Path, *, libs: Seq
         note = Path(tmp, "manifest.S")
         note.write_text(manifest_note(devices) + '.section .note.GNU-stack, "", @progbits\n')
         extra.append(str(note))
-        flags = ["-static", "-no-pie", "-Wl,-e,hvt_boot", "-Wl,-z,noexecstack", "-Wl,-z,separate-code"]
+        flags = ["-static", "-no-pie", "-Wl,-e,hvt_boot", "-Wl,-z,noexecstack", "-Wl,-z,separate-code",
+                 "-Wl,-z,max-page-size=0x200000"]
         if not libc:
             flags += ["-nostdlib", "-nostartfiles"]
         cmd = [cc, *flags, "-o", str(out), *map(str, objects), str(RUNTIME), *extra, *libs]

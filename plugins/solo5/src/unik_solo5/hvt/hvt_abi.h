@@ -64,6 +64,7 @@ struct hvt_exit { int32_t status, pad; };
 #define HVT_NET 1
 #define HVT_BLOCK 2
 #define HVT_FLAG_TRACE 1 /* the runtime logs every system call to stderr */
+#define HVT_FLAG_PROFILE 2 /* at exit, where the time went: the monitor's and the runtime's counts on stderr */
 
 struct hvt_device {
     char name[32];
