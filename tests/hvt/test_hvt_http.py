@@ -6,19 +6,15 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from host_tools import require
 from hvt_support import ROOT, UNIK, needs_build_tools, needs_kvm
+from tap_support import curl_in, serving, status_in, tap_namespace
 
 HOST, UNIK_ADDR = "10.79.0.1", "10.79.0.2"
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=15)
 
 
 @pytest.fixture
@@ -29,16 +25,8 @@ def namespace() -> Iterator[str]:
     require("ip", "curl")
     if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
         pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
-    name = f"unikhvthttp{os.getpid()}"
-    ip("netns", "add", name)
-    try:
-        ip("-n", name, "tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr")
-        ip("-n", name, "addr", "add", f"{HOST}/24", "dev", "hvt0")
-        ip("-n", name, "link", "set", "hvt0", "up")
-        ip("-n", name, "link", "set", "lo", "up")
+    with tap_namespace(f"unikhvthttp{os.getpid()}", "hvt0", HOST) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False, timeout=15)
 
 
 def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
@@ -49,34 +37,12 @@ def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
     subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=120)
     manifest = (app / "dist" / "http-hvt" / "manifest.json").read_text()
     assert '"name": "service"' in manifest and '"NET_BASIC"' in manifest
-    server = subprocess.Popen(["ip", "netns", "exec", namespace, UNIK, "run", "--net", "service=hvt0"],
-                              cwd=app, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        first = server.stdout.readline().strip()
-        if first != f"serving on {UNIK_ADDR}:8080":
-            server.kill()
-            _, err = server.communicate(timeout=30)
-            pytest.fail(f"the server did not start: {first!r}\n{err}")
-        page = ""
-        for _ in range(10):  # ARP and the first SYN may take a moment
-            got = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-sS", "--max-time", "5",
-                                  f"http://{UNIK_ADDR}:8080/"], capture_output=True, text=True, timeout=15)
-            if got.returncode == 0:
-                page = got.stdout
-                break
-            time.sleep(0.5)
-        assert (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text() == page
-        missing = subprocess.run(["ip", "netns", "exec", namespace, "curl", "-s", "-o", "/dev/null", "-w",
-                                  "%{http_code}", "--max-time", "5", f"http://{UNIK_ADDR}:8080/nope"],
-                                 capture_output=True, text=True, timeout=15)
-        assert missing.stdout == "404"
+    with serving(namespace, app, f"serving on {UNIK_ADDR}:8080", "--net", "service=hvt0") as server:
+        got = curl_in(namespace, f"http://{UNIK_ADDR}:8080/")
+        assert (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text() == got.stdout
+        assert status_in(namespace, f"http://{UNIK_ADDR}:8080/nope") == "404"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) in (128 + signal.SIGTERM, 143)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait(timeout=30)
 
 
 def test_an_undeclared_or_missing_device_is_refused(tmp_path: Path) -> None:
