@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from example_support import copy_example, missing_vm_tools, write_app
@@ -51,3 +52,30 @@ def built_app(target: str, name: str, source: str, factory: pytest.TempPathFacto
     root = write_app(factory.mktemp(name), name, source)
     build_for(target, root, *configure_args)
     return root
+
+
+# --- the suites' session fixtures, declared in their conftest.py by these factories ---------
+
+
+def tools_fixture(suite: str) -> Any:
+    """The session fixture ``tools``: skips, naming what is missing, without QEMU or the Debian tools."""
+    @pytest.fixture(scope="session", name="tools")
+    def tools() -> None:
+        require_vm_tools(suite)
+    return tools
+
+
+def example_fixture(name: str, target: str, example: str, *configure_args: str) -> Any:
+    """A session fixture ``name``: ``examples/<example>`` configured and built for ``target``, once."""
+    @pytest.fixture(scope="session", name=name)
+    def built(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return built_example(target, example, tmp_path_factory, *configure_args)
+    return built
+
+
+def app_fixture(name: str, target: str, app: str, source: str, *configure_args: str) -> Any:
+    """A session fixture ``name``: the small application ``app`` (``source``) built for ``target``, once."""
+    @pytest.fixture(scope="session", name=name)
+    def built(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return built_app(target, app, source, tmp_path_factory, *configure_args)
+    return built

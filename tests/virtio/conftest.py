@@ -1,4 +1,12 @@
-"""The virtio suite's applications, each built once per session (vm_support, shared with tests/xen)."""
+"""The virtio suite's applications, each built once per session (vm_support, shared with tests/xen).
+
+* ``hello_app``: examples/hello;
+* ``status_app``: an app with an entropy device (virtio-rng: modules, devtmpfs) that exits with --status;
+* ``disk_app``: an app with a block device (virtio-blk: modules, devtmpfs, sysfs);
+* ``http_app``: examples/http on TAP tapv0, with no --ipv4 (DHCP; tests give --ipv4 to `unik run`);
+* ``ping_app``: an app with a network device (virtio-net, the TPACKET_V3 ring);
+* ``deploy_app``: examples/http with every --image form (below: its address comes from deploy_support).
+"""
 
 from __future__ import annotations
 
@@ -6,45 +14,16 @@ from pathlib import Path
 
 import pytest
 from virtio_support import DISK_APP, PING_APP, STATUS_APP
-from vm_support import built_app, built_example, require_vm_tools
+from vm_support import app_fixture, built_example, example_fixture, tools_fixture
 
 TARGET = "virtio"
 
-
-@pytest.fixture(scope="session")
-def tools() -> None:
-    """Skip when QEMU or the Debian tools are missing."""
-    require_vm_tools("virtio boot")
-
-
-@pytest.fixture(scope="session")
-def hello_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/hello configured and built for virtio (once per session)."""
-    return built_example(TARGET, "hello", tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def status_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An app with an entropy device (virtio-rng: modules, devtmpfs) that exits with --status."""
-    return built_app(TARGET, "status", STATUS_APP, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def disk_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An app with a block device (virtio-blk: modules, devtmpfs, sysfs)."""
-    return built_app(TARGET, "disk", DISK_APP, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def http_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/http for virtio on TAP tapv0, with no --ipv4 (DHCP; tests give --ipv4 to `unik run`)."""
-    return built_example(TARGET, "http", tmp_path_factory, "--net", "service=tapv0")
-
-
-@pytest.fixture(scope="session")
-def ping_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An app with a network device (virtio-net, the TPACKET_V3 ring)."""
-    return built_app(TARGET, "ping", PING_APP, tmp_path_factory)
+tools = tools_fixture("virtio boot")
+hello_app = example_fixture("hello_app", TARGET, "hello")
+status_app = app_fixture("status_app", TARGET, "status", STATUS_APP)
+disk_app = app_fixture("disk_app", TARGET, "disk", DISK_APP)
+http_app = example_fixture("http_app", TARGET, "http", "--net", "service=tapv0")
+ping_app = app_fixture("ping_app", TARGET, "ping", PING_APP)
 
 
 @pytest.fixture(scope="session")

@@ -8,28 +8,14 @@ import pytest
 import xen_nested as nested
 from example_support import write_app
 from unik.progress import Progress
-from vm_support import build_for, built_app, built_example, require_vm_tools
+from vm_support import app_fixture, build_for, example_fixture, tools_fixture
 from xen_support import DEVICES_APP, STATUS_APP
 
 TARGET = "xen"
 
-
-@pytest.fixture(scope="session")
-def tools() -> None:
-    """Skip when QEMU or the Debian tools are missing."""
-    require_vm_tools("xen")
-
-
-@pytest.fixture(scope="session")
-def hello_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/hello configured and built for xen (once per session)."""
-    return built_example(TARGET, "hello", tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def status_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An application that exits with --status, built for xen."""
-    return built_app(TARGET, "status", STATUS_APP, tmp_path_factory)
+tools = tools_fixture("xen")
+hello_xen = example_fixture("hello_xen", TARGET, "hello")
+status_xen = app_fixture("status_xen", TARGET, "status", STATUS_APP)  # exits with --status
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +27,8 @@ def devices_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def http_xen(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/http built for xen with its NIC on bridge br7 (--emulate puts it on QEMU's user network)."""
-    return built_example(TARGET, "http", tmp_path_factory, "--net", "service=br7")
+#: examples/http built for xen with its NIC on bridge br7 (--emulate puts it on QEMU's user network).
+http_xen = example_fixture("http_xen", TARGET, "http", "--net", "service=br7")
 
 
 @pytest.fixture(scope="session")
