@@ -20,6 +20,11 @@ RUNTIME_CFLAGS = ["-O2", "-Wall", "-Wextra", "-ffreestanding", "-fno-builtin", "
                   "-fno-asynchronous-unwind-tables"]
 
 
+VDSO_FLAGS = ["-O2", "-Wall", "-Wextra", "-fPIC", "-ffreestanding", "-fno-stack-protector", "-mgeneral-regs-only",
+              "-fcf-protection=none", "-fno-asynchronous-unwind-tables", "-nostdlib", "-shared",
+              "-Wl,-soname=linux-vdso.so.1", "-Wl,--hash-style=both", "-Wl,--build-id=none", "-Wl,-z,noexecstack"]
+
+
 class BuildWithTender(build_ext):
     """build_ext that also builds ``unik-spt``, ``unik-hvt`` and hvt's guest runtime object beside the package."""
 
@@ -37,8 +42,14 @@ class BuildWithTender(build_ext):
         tmp.mkdir(parents=True, exist_ok=True)
         subprocess.check_call([*cc, *RUNTIME_CFLAGS, "-c", str(src / "runtime.c"), "-o", str(tmp / "runtime.o")])
         subprocess.check_call([*cc, "-c", str(src / "boot.S"), "-o", str(tmp / "boot.o")])
+        # the vDSO (clock_gettime without a system call) and the object that embeds it
+        subprocess.check_call([*cc, *VDSO_FLAGS, f"-Wl,-T,{src / 'vdso.lds'}", "-o", str(tmp / "vdso.so"),
+                               str(src / "vdso.c")])
+        subprocess.check_call([*cc, f'-DVDSO_SO="{tmp / "vdso.so"}"', "-c", str(src / "vdso_image.S"), "-o",
+                               str(tmp / "vdso_image.o")])
         (out_dir / "hvt").mkdir(exist_ok=True)
-        subprocess.check_call(["ld", "-r", "-o", str(out_dir / RUNTIME), str(tmp / "runtime.o"), str(tmp / "boot.o")])
+        subprocess.check_call(["ld", "-r", "-o", str(out_dir / RUNTIME), str(tmp / "runtime.o"), str(tmp / "boot.o"),
+                               str(tmp / "vdso_image.o")])
         subprocess.check_call([*cc, "-nostdlib", "-static", "-no-pie", "-o", str(out_dir / PROBE),
                                str(src / "probe.S")])
 

@@ -87,3 +87,17 @@ def test_profile_says_where_the_time_went(shimtest: Path) -> None:
     assert re.search(r"unik-hvt profile: [\d.]+ ms from the monitor's start to the guest's exit: [\d.]+ ms loading "
                      r"the ELF and creating the VM, [\d.]+ ms in the guest", proc.stderr)
     assert re.search(r"\n  console \d+ \([\d.]+ ms\)\n", proc.stderr), proc.stderr
+
+
+def test_the_clocks_need_no_system_call(tmp_path: Path) -> None:
+    """glibc finds the runtime's vDSO (AT_SYSINFO_EHDR): 100,000 clock reads, no clock_gettime trap."""
+    needs_kvm()
+    obj = tmp_path / "clocks.o"
+    subprocess.run(["gcc", "-O2", "-c", str(GUEST_DIR / "clocks.c"), "-o", str(obj)], check=True)
+    link([obj], None, tmp_path / "clocks")
+    proc = run("--profile", tmp_path / "clocks")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["monotonic went back 0 times", "gettimeofday, CLOCK_REALTIME and time agree: 1",
+                                        "a 20 ms sleep took at least 20 ms: 1", "CPU time: 1"]
+    calls = dict(re.findall(r"\n  (\w+) (\d+)(?=\n)", proc.stderr))
+    assert int(calls.get("clock_gettime", 0)) <= 2, proc.stderr  # the CPU-time clock, not in the vDSO

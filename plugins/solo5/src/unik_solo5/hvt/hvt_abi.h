@@ -93,6 +93,11 @@ struct hvt_boot_info {
     /* Signals for the guest (bit n - 1: signal n, as in Linux's sigset_t), set by the monitor when it receives SIGTERM
      * or SIGINT (unik stop, Ctrl-C) and taken by the runtime at its next system call. */
     volatile uint64_t signals;
+    /* The clock the runtime's vDSO reads (AT_SYSINFO_EHDR: glibc's clock_gettime,
+     * gettimeofday and time without a system call, each a trap under kvm_pvm): the
+     * runtime re-anchors it at every clock hypercall.  ns = monotonic_ns (or wall_ns) +
+     * ((rdtsc - tsc) * mult >> 32); mult 0: the TSC rate is unknown, use the system call. */
+    struct hvt_vclock { uint64_t tsc, monotonic_ns, wall_ns, mult; } vclock;
 };
 
 #endif

@@ -201,6 +201,10 @@ static void anchor(void)
     anchor_tsc = rdtsc();
     anchor_mono = c.monotonic_ns;
     anchor_wall = c.wall_ns;
+    bi->vclock.tsc = anchor_tsc; /* the vDSO's clock (vdso.c) */
+    bi->vclock.monotonic_ns = anchor_mono;
+    bi->vclock.wall_ns = anchor_wall;
+    bi->vclock.mult = tsc_mult;
 }
 
 static void clocks(u64 *mono, u64 *wall)
@@ -1599,6 +1603,7 @@ i64 rt_syscall(struct rt_regs *r)
 
 void __attribute__((noreturn)) rt_enter(u64 stack, u64 entry);
 extern const u8 __ehdr_start[];
+extern const u8 hvt_vdso[]; /* vdso_image.S: AT_SYSINFO_EHDR */
 extern void _start(void);
 
 static u64 *push_bytes(u64 *sp, const void *data, u64 len)
@@ -1659,7 +1664,7 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
     u64 auxv[][2] = {
         {3, (u64)(uintptr_t)eh + phoff}, {4, 56}, {5, phnum}, {6, PAGE}, {9, (u64)(uintptr_t)_start},
         {11, 0}, {12, 0}, {13, 0}, {14, 0}, {16, edx}, {17, 100}, {15, at_platform}, {23, 0},
-        {25, at_random}, {26, 0}, {51, 2048}, {0, 0}};
+        {25, at_random}, {26, 0}, {51, 2048}, {33, (u64)(uintptr_t)hvt_vdso}, {0, 0}};
     u64 nwords = 1 + bi->argc + 1 + 1 + 2 * (sizeof auxv / sizeof auxv[0]);
     sp -= nwords;
     sp = (u64 *)((uintptr_t)sp & ~15ULL);
