@@ -10,11 +10,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
+from deploy_support import GUEST
 from virtio_support import DISK_APP, PING_APP, STATUS_APP
-from vm_support import app_fixture, built_example, example_fixture, tools_fixture
+from vm_support import app_fixture, example_fixture, tools_fixture
 
 TARGET = "virtio"
 
@@ -25,10 +23,4 @@ disk_app = app_fixture("disk_app", TARGET, "disk", DISK_APP)
 http_app = example_fixture("http_app", TARGET, "http", "--net", "service=tapv0")
 ping_app = app_fixture("ping_app", TARGET, "ping", PING_APP)
 
-
-@pytest.fixture(scope="session")
-def deploy_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """examples/http built once with every --image form and a static address (deploy_support's 10.97.0.2)."""
-    from deploy_support import GUEST
-
-    return built_example(TARGET, "http", tmp_path_factory, "--ipv4", f"{GUEST}/24", "--image", "disk,qcow2,gce")
+deploy_app = example_fixture("deploy_app", TARGET, "http", "--ipv4", f"{GUEST}/24", "--image", "disk,qcow2,gce,oci")

@@ -107,12 +107,19 @@ class VirtioTarget(VmTarget):
         """
         from unik.version import __version__
         from unik_vmimage.disk.images import DiskSpec, write_images
-        from unik_vmimage.disk.uki import os_release
 
         cmdline = qemu.kernel_cmdline(self.cmdline, [*self.app_keys(plan.keys).as_args(), *mac_args(macs)])
-        spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline,
-                        os_release(plan.app.name, __version__))
-        return {**write_images(formats, spec, out, ctx.progress), "macs": macs}
+        spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline, __version__)
+        images = {**write_images(formats, spec, out, ctx.progress), "macs": macs}
+        if "oci" in formats:
+            from unik_vmimage.disk import kubevirt
+            from unik_vmimage.memory import parse_mib
+
+            name = f"{plan.app.name}.kubevirt.yaml"
+            images["kubevirt"] = {"file": name, "ports": app_ports(plan),
+                                  "memory_mib": parse_mib(plan_value(plan, "mem", "256"))}
+            (out / name).write_text(kubevirt.render(plan.app.name, images))
+        return images
 
     # -- run ----------------------------------------------------------------------------
 
@@ -166,6 +173,17 @@ class VirtioTarget(VmTarget):
                 devices=qemu_devices, extra=drives, timeout=float(self.run_option("boot_timeout", keys, ctx) or 0),
                 booting=f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})",
                 notes=notes)
+
+
+def app_ports(plan: Plan) -> dict[str, int]:
+    """The application's ports: its integer keys named ``port`` or ``*_port``, as configured, else their defaults."""
+    ports = {}
+    for name, key in sorted(plan.keys.keys.items()):
+        if key.type == "int" and (name == "port" or name.endswith("_port")):
+            raw = plan.keys.raw(name)
+            if raw is not None:
+                ports[name] = int(str(raw), 0)
+    return ports
 
 
 def _host_taps(

@@ -1,7 +1,8 @@
-"""The plugin module registered under the entry-point group ``unik``: kernel providers."""
+"""The plugin module registered under the entry-point group ``unik``: kernel providers, ``unik push``."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from unik.hookspecs import hookimpl
@@ -19,3 +20,11 @@ UNIK_RUNTIME = ()
 def unik_register_kernels() -> Sequence[type[KernelProvider]]:
     """The ``debian``, ``path`` and ``source`` kernel providers."""
     return KERNEL_PROVIDERS
+
+
+@hookimpl
+def unik_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``unik push REF``: the built OCI image to a registry."""
+    from .push import add_parser
+
+    add_parser(subparsers)

@@ -9,6 +9,8 @@ boot entries and no ``-kernel``:
   ``dd`` to a volume);
 * ``qcow2`` — ``<name>.qcow2``, made by ``qemu-img convert`` (libvirt, OpenStack, KubeVirt's
   containerDisk);
+* ``oci`` — ``<name>.oci/``, an OCI image layout (:mod:`.oci`: the qcow2 disk as a KubeVirt
+  containerDisk, the kernel and the initramfs for ``kernelBoot`` and urunc);
 * ``gce`` — ``<name>.gce.tar.gz``: ``disk.raw`` sized to whole GiB (GCE's importer takes
   no other size) in a tar archive, owner 0, mtime 0, gzip's mtime 0.
 
@@ -36,7 +38,7 @@ from unik.progress import Progress
 
 from . import gpt
 from .esp import BOOT_PATH, esp_size, write_esp
-from .uki import UkiParts, write_uki
+from .uki import UkiParts, os_release, write_uki
 
 #: What ``--image`` may ask for, in the order they are made.
 FORMATS = ("disk", "qcow2", "gce", "oci")
@@ -55,7 +57,8 @@ class DiskSpec:
     kernel: Path
     initramfs: Path
     cmdline: str
-    os_release: str
+    #: unik's version, for the UKI's os-release and urunc's labels.
+    version: str
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -140,28 +143,29 @@ def disk_layout(name: str, esp_bytes: int, uki_digest: str, size_multiple: int =
 def write_images(formats: Iterable[str], spec: DiskSpec, out: Path, progress: Progress) -> dict[str, Any]:
     """Write the unified kernel image and the disk forms asked for into ``out``; the manifest's entries.
 
-    ``oci`` needs the raw disk (its containerDisk); it is packed by :mod:`unik_vmimage.oci`.
+    ``oci`` packs the qcow2 disk (written for it) with the kernel and the initramfs (:mod:`.oci`).
     """
     wanted = tuple(formats)
     uki = out / f"{spec.name}.efi"
     with progress.step("writing the unified kernel image (kernel, initramfs, command line)"):
-        write_uki(UkiParts(spec.kernel, spec.initramfs, spec.cmdline, spec.os_release), uki)
+        write_uki(UkiParts(spec.kernel, spec.initramfs, spec.cmdline, os_release(spec.name, spec.version)), uki)
     uki_digest = file_digest(uki)
     entries: dict[str, Any] = {"uki": {"file": uki.name, "digest": uki_digest, "bytes": uki.stat().st_size},
                                "cmdline": spec.cmdline}
     raw = out / f"{spec.name}.raw"
     for stale in (raw, out / f"{spec.name}.qcow2", out / f"{spec.name}.gce.tar.gz"):
         stale.unlink(missing_ok=True)
+    shutil.rmtree(out / f"{spec.name}.oci", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="unik-disk-", dir=out) as tmp:
         size = esp_size(uki.stat().st_size)
         layout = disk_layout(spec.name, size, uki_digest)
         esp = Path(tmp) / "esp.img"
         with progress.step(f"writing the EFI system partition ({size >> 20} MiB, FAT32, unik-lib-fat)"):
             write_esp(esp, {BOOT_PATH: uki}, start_lba=layout.partitions[0].first_lba, size=size)
-        disk = raw if {"disk", "oci"} & set(wanted) else Path(tmp) / "disk.raw"
+        disk = raw if "disk" in wanted else Path(tmp) / "disk.raw"
         write_disk(disk, layout, {0: esp})
         made = {"disk": disk} if disk == raw else {}
-        if "qcow2" in wanted:
+        if {"qcow2", "oci"} & set(wanted):
             with progress.step("converting the disk to qcow2 (qemu-img)"):
                 write_qcow2(disk, out / f"{spec.name}.qcow2")
             made["qcow2"] = out / f"{spec.name}.qcow2"
@@ -174,4 +178,10 @@ def write_images(formats: Iterable[str], spec: DiskSpec, out: Path, progress: Pr
     for form, path in made.items():
         entries[form] = {"file": path.name, "digest": file_digest(path), "bytes": path.stat().st_size}
     entries["esp"] = {"offset": layout.partitions[0].offset, "bytes": size}
+    if "oci" in wanted:
+        from .oci import OciContents, write_layout
+
+        with progress.step("writing the OCI image layout (containerDisk, kernel, initramfs, urunc's labels)"):
+            entries["oci"] = write_layout(OciContents(spec.name, spec.version, made["qcow2"], spec.kernel,
+                                                      spec.initramfs, spec.cmdline), out / f"{spec.name}.oci")
     return entries
