@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 import subprocess
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -94,6 +94,25 @@ class CrashBlock(MemoryBlock):
         off = sector * self.sector_size
         self.persisted[off:off + keep * self.sector_size] = data[:keep * self.sector_size]
         self.count += 1
+
+
+def every_crash_cut(base: MemoryBlock, operation: Callable[[CrashBlock], Coroutine[Any, Any, None]],
+                    check: Callable[[MemoryBlock, int], Coroutine[Any, Any, None]], images: Path, label: str) -> None:
+    """Crash ``operation`` on a copy of ``base`` at every one of its writes in turn.
+
+    After each cut, fsck.fat -a repairs the image and finds it clean after, then ``check``
+    reads the repaired image (and the cut, for its messages).
+    """
+    total = CrashBlock(base, None)
+    run(operation(total))
+    for cut in range(total.count + 1):
+        block = CrashBlock(base, cut, seed=cut)
+        run(operation(block))
+        img = images / f"{label}-{cut}.img"
+        img.write_bytes(bytes(block.persisted))
+        fsck(img, "-a", "-w")
+        assert_fsck_clean(img)
+        run(check(MemoryBlock(base.sectors, base.sector_size, img.read_bytes()), cut))
 
 
 def formatted(size: int, sector_size: int = 512, **options: Any) -> MemoryBlock:

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fat_support import CrashBlock, assert_fsck_clean, formatted, fsck, needs_dosfstools
+from fat_support import CrashBlock, assert_fsck_clean, every_crash_cut, formatted, fsck, needs_dosfstools
 from unik_fat.fs import FatFileSystem
 from unik_fat.image import MemoryBlock, run
 
@@ -146,23 +146,13 @@ def test_rename_never_loses_a_flushed_file(tmp_path: Path, fat: int) -> None:
         await fs.rename("/The Original Name.bin", "/dest/The New Name.bin")
         await fs.flush()
 
+    async def check(after: MemoryBlock, cut: int) -> None:
+        fs = await FatFileSystem.mount(after)
+        found = [p for p in ("/The Original Name.bin", "/dest/The New Name.bin") if await fs.exists(p)]
+        assert found, f"the file is gone after a cut at write {cut}"
+        f = await fs.open(found[0], "rb")
+        assert await f.read() == data
+        await f.close()
+
     run(setup())
-    total = CrashBlock(base, None)
-    run(move(total))
-    for cut in range(total.count + 1):
-        block = CrashBlock(base, cut, seed=cut)
-        run(move(block))
-        img = tmp_path / f"rename-{cut}.img"
-        img.write_bytes(bytes(block.persisted))
-        fsck(img, "-a", "-w")
-        assert_fsck_clean(img)
-
-        async def check(after: MemoryBlock, cut: int) -> None:
-            fs = await FatFileSystem.mount(after)
-            found = [p for p in ("/The Original Name.bin", "/dest/The New Name.bin") if await fs.exists(p)]
-            assert found, f"the file is gone after a cut at write {cut}"
-            f = await fs.open(found[0], "rb")
-            assert await f.read() == data
-            await f.close()
-
-        run(check(MemoryBlock(base.sectors, base.sector_size, img.read_bytes()), cut))
+    every_crash_cut(base, move, check, tmp_path, "rename")

@@ -21,7 +21,8 @@ def _unik(cwd: Path, *args: str) -> str:
     return r.stdout
 
 
-def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
+def _built_kv(tmp_path: Path) -> Path:
+    """examples/kv with an empty 16 MiB disk.img, built for unix."""
     pytest.importorskip("unik_fdio.block", reason="unik-lib-fdio's FileBlock is not installed")
     app = tmp_path / "kv"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
@@ -29,6 +30,11 @@ def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
         f.truncate(16 << 20)
     _unik(app, "configure", "-t", "unix")
     _unik(app, "build")
+    return app
+
+
+def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
+    app = _built_kv(tmp_path)
     out1 = _unik(app, "run", "--key", "notes/Long File Name.txt", "--value", "hello")
     out2 = _unik(app, "run", "--delete", "meta/none")
     assert "boot #1" in out1 and "boot #2" in out2
@@ -41,13 +47,7 @@ def test_kv_example_keeps_its_data_on_fat(tmp_path: Path) -> None:
 
 
 def test_kv_example_answers_mistakes_in_one_line(tmp_path: Path) -> None:
-    pytest.importorskip("unik_fdio.block", reason="unik-lib-fdio's FileBlock is not installed")
-    app = tmp_path / "kv"
-    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("_build", "dist", "*.img"))
-    with open(app / "disk.img", "wb") as f:
-        f.truncate(16 << 20)
-    _unik(app, "configure", "-t", "unix")
-    _unik(app, "build")
+    app = _built_kv(tmp_path)
     pyz = [str(app / "dist" / "kv-unix" / "kv.pyz")]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fat_support import CrashBlock, assert_fsck_clean, formatted, fsck, mkfs_fat, needs_dosfstools, run
+from fat_support import CrashBlock, every_crash_cut, formatted, mkfs_fat, needs_dosfstools, run
 from unik.cli import main as unik_main
 from unik_fat.errors import FatError, NoSpace
 from unik_fat.fs import FatFileSystem
@@ -108,21 +108,11 @@ def test_a_crash_anywhere_in_a_replace_leaves_the_old_file_or_the_new(tmp_path: 
         await fs.replace("/keep.bin", [new[:3000], new[3000:]])
         await fs.flush()
 
-    total = CrashBlock(base, None)
-    run(replace(total))
-    for cut in range(total.count + 1):
-        block = CrashBlock(base, cut, seed=cut)
-        run(replace(block))
-        img = tmp_path / f"replace-{cut}.img"
-        img.write_bytes(bytes(block.persisted))
-        fsck(img, "-a", "-w")
-        assert_fsck_clean(img)
+    async def check(after: MemoryBlock, cut: int) -> None:
+        fs = await FatFileSystem.mount(after)
+        assert await _read(fs, "/keep.bin") in (OLD, new), f"neither version after a cut at write {cut}"
 
-        async def check(after: MemoryBlock, cut: int) -> None:
-            fs = await FatFileSystem.mount(after)
-            assert await _read(fs, "/keep.bin") in (OLD, new), f"neither version after a cut at write {cut}"
-
-        run(check(MemoryBlock(base.sectors, base.sector_size, img.read_bytes()), cut))
+    every_crash_cut(base, replace, check, tmp_path, "replace")
 
 
 class CountingReader(io.RawIOBase):
