@@ -1,8 +1,9 @@
-"""A TAP in a network namespace for the suites whose artifact opens it itself (spt, hvt).
+"""Network namespaces the tests make, with their TAPs, bridges or veth pairs.
 
-The namespace holds a persistent TAP with a virtio-net header and the host's address;
-``unik run`` is started inside it, its first line is the application's "serving" line,
-and curl asks from the same namespace.
+``netns_with`` makes a namespace and runs ``ip -n NAME ...`` commands in it; for the suites
+whose artifact opens a TAP itself (spt, hvt), ``tap_namespace`` holds a persistent TAP
+with a virtio-net header and the host's address, ``unik run`` is started inside it, its
+first line is the application's "serving" line, and curl asks from the same namespace.
 """
 
 from __future__ import annotations
@@ -25,17 +26,22 @@ def ip(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def tap_namespace(name: str, tap: str, host: str) -> Iterator[str]:
-    """A network namespace ``name`` holding a persistent TAP ``tap`` (virtio-net header) at ``host``/24."""
+def netns_with(name: str, *commands: list[str]) -> Iterator[str]:
+    """A network namespace ``name`` set up by ``ip -n NAME COMMAND`` for each of ``commands``; deleted after."""
     ip("netns", "add", name)
     try:
-        ip("-n", name, "tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr")
-        ip("-n", name, "addr", "add", f"{host}/24", "dev", tap)
-        ip("-n", name, "link", "set", tap, "up")
-        ip("-n", name, "link", "set", "lo", "up")
+        for command in commands:
+            ip("-n", name, *command)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False, timeout=15)
+
+
+def tap_namespace(name: str, tap: str, host: str) -> contextlib.AbstractContextManager[str]:
+    """A network namespace ``name`` holding a persistent TAP ``tap`` (virtio-net header) at ``host``/24."""
+    return netns_with(name, ["tuntap", "add", "dev", tap, "mode", "tap", "vnet_hdr"],
+                      ["addr", "add", f"{host}/24", "dev", tap], ["link", "set", tap, "up"],
+                      ["link", "set", "lo", "up"])
 
 
 @contextlib.contextmanager

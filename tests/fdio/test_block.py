@@ -9,12 +9,13 @@ import importlib.machinery
 import os
 import resource
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from fdio_support import backend_fixture, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from unik import accel
@@ -30,23 +31,8 @@ from unik.errors import (
 from unik_fdio import block as block_mod
 from unik_fdio.block import INLINE_LIMIT, FileBlock
 
-T = TypeVar("T")
-
-
-def run(coro: Awaitable[T]) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(coro, 20)
-
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["c", "pure"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The I/O module under test, also installed as the one FileBlock.connect uses."""
-    name = "unik_fdio._block" if request.param == "c" else "unik_fdio._block_pure"
-    module = importlib.import_module(name)
-    monkeypatch.setattr(block_mod, "backend", module)
-    return module
+#: The I/O module under test, also installed as the one FileBlock.connect uses.
+backend = backend_fixture(block_mod, "unik_fdio._block", "unik_fdio._block_pure")
 
 
 def make_disk(tmp_path: Path, size: int = 64 * 512, data: bytes | None = None) -> Path:

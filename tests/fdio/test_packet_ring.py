@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from tap_support import netns_with
 
 pytestmark = pytest.mark.root
 
@@ -57,15 +58,9 @@ def veth() -> Iterator[str]:
     """A namespace with a veth pair va <-> vb, both up, removed afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
-    name = f"unik-ring-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["link", "add", "va", "type", "veth", "peer", "name", "vb"],
-                    ["link", "set", "va", "up"], ["link", "set", "vb", "up"]):
-            subprocess.run(["ip", "-n", name, *cmd], check=True)
+    with netns_with(f"unik-ring-{os.getpid()}", ["link", "add", "va", "type", "veth", "peer", "name", "vb"],
+                    ["link", "set", "va", "up"], ["link", "set", "vb", "up"]) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.mark.parametrize("pure", ["0", "1"])

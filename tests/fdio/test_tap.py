@@ -24,12 +24,12 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TypeVar
 
 import pytest
+from fdio_support import backend_fixture, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unik import accel
@@ -39,25 +39,12 @@ from unik.testing import network_namespace, tap_unavailable
 from unik_fdio import tap as tap_mod
 from unik_fdio.tap import TapNetwork, random_mac
 
-T = TypeVar("T")
 VNET = 12
 TIMEOUT = 5.0
 
 
-def run(coro: Awaitable[T], timeout: float = 20) -> T:
-    async def main() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(main())
-
-
-@pytest.fixture(params=["c", "pure"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The data-path module under test, also the one TapNetwork.connect uses."""
-    name = "unik_fdio._tap" if request.param == "c" else "unik_fdio._tap_pure"
-    module = importlib.import_module(name)
-    monkeypatch.setattr(tap_mod, "backend", module)
-    return module
+#: The data-path module under test, also the one TapNetwork.connect uses.
+backend = backend_fixture(tap_mod, "unik_fdio._tap", "unik_fdio._tap_pure")
 
 
 # --- an independent implementation of the checksums, for checking ---------------------
