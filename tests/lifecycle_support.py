@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,27 @@ def held_kv(dest: Path) -> Path:
     with open(root / "disk.img", "wb") as f:
         f.truncate(16 << 20)
     return root
+
+
+def built_held_kv(dest: Path, target: str) -> Path:
+    """:func:`held_kv` configured and built for ``target`` (with the state directory ``dest/state``)."""
+    root = held_kv(dest)
+    unik(root, "configure", "-t", target, state=root / "state")
+    unik(root, "build", state=root / "state")
+    return root
+
+
+def blank_disk(app: Path, name: str) -> Path:
+    """A blank 16 MiB disk image ``name`` in ``app``."""
+    disk = app / name
+    with open(disk, "wb") as f:
+        f.truncate(16 << 20)
+    return disk
+
+
+def instances(app: Path, state: Path) -> dict[str, dict[str, object]]:
+    """``unik ps --json``, by instance name."""
+    return {i["name"]: i for i in json.loads(unik(app, "ps", "--json", state=state).stdout)}
 
 
 def unik(cwd: Path, *args: str, state: Path, check: bool = True, timeout: float = 300,

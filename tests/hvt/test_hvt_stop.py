@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 from hvt_support import needs_build_tools, needs_kvm
-from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mtype, on_disk, unik, wait_for_log
+from lifecycle_support import (
+    blank_disk,
+    built_held_kv,
+    fat_tools_missing,
+    fsck_clean,
+    mtype,
+    on_disk,
+    unik,
+    wait_for_log,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,22 +35,11 @@ def kv_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     why = fat_tools_missing()
     if why:
         pytest.skip(why)
-    root = held_kv(tmp_path_factory.mktemp("kv"))
-    state = root / "state"
-    unik(root, "configure", "-t", "hvt", state=state)
-    unik(root, "build", state=state)
-    return root
-
-
-def _disk(app: Path, name: str) -> Path:
-    disk = app / name
-    with open(disk, "wb") as f:
-        f.truncate(16 << 20)
-    return disk
+    return built_held_kv(tmp_path_factory.mktemp("kv"), "hvt")
 
 
 def test_unik_stop_is_graceful_inside_the_unikernel(kv_app: Path, tmp_path: Path) -> None:
-    state, disk = tmp_path / "state", _disk(kv_app, "graceful.img")
+    state, disk = tmp_path / "state", blank_disk(kv_app, "graceful.img")
     unik(kv_app, "run", "-d", "--name", "store", "--block", f"storage={disk}", "--hold", "--key", "greeting",
          "--value", "hello there", state=state)
     log = wait_for_log(kv_app, "store", "holding the store open", state, timeout=60)
@@ -57,7 +55,7 @@ def test_unik_stop_is_graceful_inside_the_unikernel(kv_app: Path, tmp_path: Path
 
 def test_a_killed_unikernel_loses_its_unflushed_writes(kv_app: Path, tmp_path: Path) -> None:
     """The control: SIGKILL on the monitor gives the guest no chance to flush."""
-    state, disk = tmp_path / "state", _disk(kv_app, "killed.img")
+    state, disk = tmp_path / "state", blank_disk(kv_app, "killed.img")
     unik(kv_app, "run", "-d", "--name", "lost", "--block", f"storage={disk}", "--hold", "--key", "greeting",
          "--value", "lost", state=state)
     wait_for_log(kv_app, "lost", "holding the store open", state, timeout=60)

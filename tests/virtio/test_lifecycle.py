@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from example_support import copy_example
 from host_tools import require
-from lifecycle_support import fat_tools_missing, fsck_clean, held_kv, mdir, mtype, unik, wait_for_log
+from lifecycle_support import built_held_kv, fat_tools_missing, fsck_clean, instances, mdir, mtype, unik, wait_for_log
 from unik.instances import process_start
 
 #: Boot, Python's start and the first writes under TCG, with other tests running.
@@ -29,14 +29,7 @@ UP_TIMEOUT_S = 180.0
 @pytest.fixture(scope="module")
 def kv_vm(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/kv (flushed only on disconnect) built for virtio."""
-    root = held_kv(tmp_path_factory.mktemp("kv"))
-    unik(root, "configure", "-t", "virtio", state=root / "state")
-    unik(root, "build", state=root / "state")
-    return root
-
-
-def _ps(app: Path, state: Path) -> dict[str, dict[str, object]]:
-    return {i["name"]: i for i in json.loads(unik(app, "ps", "--json", state=state).stdout)}
+    return built_held_kv(tmp_path_factory.mktemp("kv"), "virtio")
 
 
 def test_stop_presses_the_power_button_and_the_fat_disk_keeps_every_write(kv_vm: Path, tmp_path: Path) -> None:
@@ -47,7 +40,7 @@ def test_stop_presses_the_power_button_and_the_fat_disk_keeps_every_write(kv_vm:
     name = unik(kv_vm, "run", "-d", "--block", f"storage={disk}", "--hold", "--key", "notes/Long Name.txt",
                 "--value", "kept by the power button", state=state).stdout.strip()
     assert name == "kv"
-    record = _ps(kv_vm, state)["kv"]
+    record = instances(kv_vm, state)["kv"]
     assert record["target"] == "virtio" and record["state"] == "running"
     qemu = record["details"]["qemu_pid"]  # type: ignore[index]
     assert process_start(qemu) is not None
@@ -60,7 +53,7 @@ def test_stop_presses_the_power_button_and_the_fat_disk_keeps_every_write(kv_vm:
     assert "asking the guest to stop (ACPI power button)" in log
     assert "unik-init: the power button: stopping" in log
     assert "exit status 143" in log
-    assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (143)"
+    assert instances(kv_vm, state)["kv"]["shown_state"] == "exited (143)"
     assert process_start(qemu) is None
     fsck_clean(disk)
     assert mtype(disk, "/kv/notes/Long Name.txt") == "kept by the power button"
@@ -76,7 +69,7 @@ def test_the_boot_seed_is_in_no_process_list_and_no_artifact(kv_vm: Path, tmp_pa
     disk.write_bytes(b"\0" * (8 << 20))
     unik(kv_vm, "run", "-d", "--block", f"storage={disk}", "--hold", state=state)
     try:
-        qemu = _ps(kv_vm, state)["kv"]["details"]["qemu_pid"]  # type: ignore[index]
+        qemu = instances(kv_vm, state)["kv"]["details"]["qemu_pid"]  # type: ignore[index]
         argv = Path(f"/proc/{qemu}/cmdline").read_bytes().split(b"\0")
         log = wait_for_log(kv_vm, "kv", "holding the store open", state, timeout=UP_TIMEOUT_S)
     finally:
@@ -98,7 +91,7 @@ def test_dry_run_prints_the_qemu_command(kv_vm: Path, tmp_path: Path) -> None:
     assert words[words.index("-kernel") + 1] == str(kv_vm / "dist" / "kv-virtio" / "vmlinuz")
     assert "-qmp" in words and any(w.startswith("file=") and "disk.img" in w for w in words)
     assert words[words.index("-append") + 1].endswith('-- "--key=a b"')
-    assert _ps(kv_vm, state) == {}
+    assert instances(kv_vm, state) == {}
 
 
 def test_a_missing_disk_is_refused_before_anything_starts(kv_vm: Path, tmp_path: Path) -> None:
@@ -106,7 +99,7 @@ def test_a_missing_disk_is_refused_before_anything_starts(kv_vm: Path, tmp_path:
     failed = unik(kv_vm, "run", "-d", "--block", "storage=/nonexistent/disk.img", state=state, check=False)
     assert failed.returncode == 1
     assert "/nonexistent/disk.img does not exist: create it first" in failed.stderr
-    assert _ps(kv_vm, state) == {}
+    assert instances(kv_vm, state) == {}
 
 
 def test_a_vm_that_dies_at_start_stays_listed_with_its_output(kv_vm: Path, tmp_path: Path) -> None:
@@ -116,10 +109,10 @@ def test_a_vm_that_dies_at_start_stays_listed_with_its_output(kv_vm: Path, tmp_p
     (kv_vm / "disk.img").touch()
     unik(kv_vm, "run", "-d", "--block", f"storage={kv_vm / 'disk.img'}", state=state, env={"UNIK_QEMU": str(qemu)})
     for _ in range(100):  # bounded: 10 s
-        if _ps(kv_vm, state)["kv"]["shown_state"] != "running":
+        if instances(kv_vm, state)["kv"]["shown_state"] != "running":
             break
         time.sleep(0.1)
-    assert _ps(kv_vm, state)["kv"]["shown_state"] == "exited (1)"
+    assert instances(kv_vm, state)["kv"]["shown_state"] == "exited (1)"
     assert "Could not open: busy" in unik(kv_vm, "logs", "kv", state=state).stdout
 
 
@@ -166,6 +159,6 @@ def test_http_detached_on_the_user_network_is_listed_with_its_port_and_stopped(
                            f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=200)
     assert "Hello from unik" in page.stdout, page.stderr
     unik(http_user_vm, "stop", "--timeout", "120", "http", state=state)
-    assert _ps(http_user_vm, state)["http"]["shown_state"] == "exited (143)"
+    assert instances(http_user_vm, state)["http"]["shown_state"] == "exited (143)"
     assert "unik-init: the power button: stopping" in unik(http_user_vm, "logs", "http", state=state).stdout
     unik(http_user_vm, "rm", "http", state=state)
