@@ -34,7 +34,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,8 +44,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suites' served_support
 
 from benchlib import tap_missing, unik_kernel_table, veth_between, write
+from served_support import stop
 
 REPO = Path(__file__).resolve().parents[1]
 UNIK = str(Path(sys.executable).with_name("unik"))
@@ -132,16 +133,6 @@ def wait_http(ns: str | None, url: str, deadline_s: float, proc: subprocess.Pope
             return
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {deadline_s:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def throughput(work: Path, quick: bool, rounds: int) -> dict[str, Any]:

@@ -19,7 +19,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from example_support import copy_example
 
@@ -116,6 +119,53 @@ def fastapi_app(dest: Path) -> Path:
 def in_netns(netns: str | None, cmd: list[str]) -> list[str]:
     """``cmd`` run in the network namespace ``netns`` (``None``: this one)."""
     return ["ip", "netns", "exec", netns, *cmd] if netns else cmd
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM ``proc`` if it runs (a `unik run`: it stops its guest gracefully), SIGKILL after ``timeout``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_serving(proc: subprocess.Popen[str], timeout: float, what: str = "the guest",
+                 prefix: str = "serving") -> list[str]:
+    """The console of ``proc`` up to its first line starting with ``prefix`` (bounded by ``timeout``)."""
+    assert proc.stdout is not None
+    console: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not (console and console[-1].startswith(prefix)):
+        line = proc.stdout.readline()
+        assert line and time.monotonic() < deadline, f"{what} never served:\n" + "".join(console)
+        console.append(line)
+    return console
+
+
+@contextmanager
+def serving(cmd: list[str], cwd: Path, timeout: float, netns: str | None = None, what: str = "the guest",
+            prefix: str = "serving") -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``cmd`` (a `unik run`) in ``netns``, once its console says it serves: it and its console; stopped on exit."""
+    proc = subprocess.Popen(in_netns(netns, cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        yield proc, wait_serving(proc, timeout, what, prefix)
+    finally:
+        stop(proc)
+
+
+def curl_while_starting(url: str, *args: str, netns: str | None = None) -> subprocess.CompletedProcess[str]:
+    """curl ``url``, again (10 tries, 1 s apart) while the connection is refused, empty or reset."""
+    for _ in range(10):
+        page = subprocess.run(in_netns(netns, ["curl", "-sS", "--max-time", "20", *args, url]),
+                              capture_output=True, text=True)
+        if page.returncode not in (7, 52, 56):  # refused, empty reply, reset: the guest is still starting
+            break
+        time.sleep(1.0)
+    return page
 
 
 def curl(url: str, *args: str, timeout: float = 20, netns: str | None = None) -> str:

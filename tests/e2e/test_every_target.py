@@ -16,7 +16,6 @@ import random
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from e2e_support import UNIK
 from example_support import REPO, copy_example, missing_vm_tools
 from host_tools import require
-from served_support import fastapi_checks, wait_http
+from served_support import curl_while_starting, fastapi_checks, serving, wait_http
 from unik.plugins import PluginManager
 
 EXAMPLES = sorted(p.name for p in (REPO / "examples").iterdir() if (p / "pyproject.toml").is_file())
@@ -55,30 +54,10 @@ def free_port() -> int:
 
 def serve_and_curl(app: Path, url: str, *run_args: str) -> str:
     """``unik run`` until the application says it serves, then curl ``url`` (bounded retries); the page."""
-    guest = subprocess.Popen([UNIK, "run", *run_args], cwd=app, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    console: list[str] = []
-    try:
-        assert guest.stdout is not None
-        deadline = time.monotonic() + TIMEOUT
-        while not console or not console[-1].startswith("serving"):
-            line = guest.stdout.readline()
-            assert line and time.monotonic() < deadline, f"{app.name} never served:\n" + "".join(console)
-            console.append(line)
-        for _ in range(10):
-            page = subprocess.run(["curl", "-sSk", "--max-time", "20", url], capture_output=True, text=True)
-            if page.returncode not in (7, 52, 56):  # refused, empty reply, reset: the guest is still starting
-                break
-            time.sleep(1.0)
+    with serving([UNIK, "run", *run_args], app, TIMEOUT, what=app.name) as (_guest, console):
+        page = curl_while_starting(url, "-k")
         assert page.returncode == 0, page.stderr + "".join(console)
         return page.stdout
-    finally:
-        guest.terminate()
-        try:
-            guest.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            guest.kill()
-            guest.wait()
 
 
 # -- how each example is booted: (app, target, run args for the target) -> None ----------------
@@ -120,24 +99,11 @@ def boot_web_on_a_new_tap(app: Path, target: str, args: list[str]) -> None:
     from unik.testing import network_namespace
 
     prefix = f"10.{random.randint(100, 250)}.{random.randint(0, 255)}"
-    with network_namespace("unik-every") as netns:
-        guest = subprocess.Popen(["ip", "netns", "exec", netns, UNIK, "run", "-t", target, *args,
-                                  "--net", "service=auto", f"--ipv4={prefix}.2/24"], cwd=app,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        console: list[str] = []
-        try:
-            assert guest.stdout is not None
-            deadline = time.monotonic() + TIMEOUT
-            while not console or not console[-1].startswith("serving"):
-                line = guest.stdout.readline()
-                assert line and time.monotonic() < deadline, f"{app.name} never served:\n" + "".join(console)
-                console.append(line)
-            ping = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "2", "-i", "0.2", "-W", "2",
-                                   f"{prefix}.2"], capture_output=True, text=True, timeout=TIMEOUT)
-            assert ping.returncode == 0, ping.stdout + ping.stderr + "".join(console)
-        finally:
-            guest.terminate()
-            guest.wait(timeout=30)
+    run = [UNIK, "run", "-t", target, *args, "--net", "service=auto", f"--ipv4={prefix}.2/24"]
+    with network_namespace("unik-every") as netns, serving(run, app, TIMEOUT, netns, what=app.name) as (_, console):
+        ping = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "2", "-i", "0.2", "-W", "2",
+                               f"{prefix}.2"], capture_output=True, text=True, timeout=TIMEOUT)
+        assert ping.returncode == 0, ping.stdout + ping.stderr + "".join(console)
 
 
 def prepare_fetch(app: Path) -> None:

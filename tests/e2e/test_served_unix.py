@@ -27,6 +27,7 @@ from served_support import (
     fastapi_checks,
     hypercorn_app,
     starlette_app,
+    stop,
     wait_http,
     websocket_exchange,
 )
@@ -69,13 +70,7 @@ def _running(root: Path, port: int, *args: str) -> Iterator[tuple[subprocess.Pop
         wait_http(f"http://127.0.0.1:{port}/", 60, alive=lambda: proc.poll() is None)
         yield proc, log
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def test_starlette_under_uvicorn(built: dict[str, tuple[Path, str]]) -> None:

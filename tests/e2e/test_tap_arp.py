@@ -13,7 +13,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import UNIK, Unik
+from served_support import stop
 from unik.testing import network_namespace, tap_unavailable
 
 APP = Path(__file__).parent / "apps" / "arp_responder"
@@ -119,11 +119,5 @@ def test_arp_responder_on_a_tap(tmp_path: Path, netns: str, unik: Unik) -> None:
         assert status == 0, output
         assert output.count(f"that {address} is {mac}") == 2, output
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=10)
         sh("ip", "link", "del", ifname, check=False)  # still here only if it never reached the namespace

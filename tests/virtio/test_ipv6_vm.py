@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from host_tools import needs
+from served_support import serving, stop
 from test_network import http_netns
 from unik_vmimage.keys import instance_mac
 from vm_support import RUN_TIMEOUT_S, UNIK
@@ -42,35 +43,21 @@ def test_examples_http_in_the_guest_answers_curl6_at_its_slaac_address(http_app:
          f"--dhcp-range={PREFIX},ra-only,64,10m", "--ra-param=tapv0,4"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     name = f"ipv6-{os.getpid()}"
-    guest = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--accel", "tcg", "--name", name,
-                              "--", "--ipv4", "10.97.0.2/24"],
-                             cwd=http_app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert guest.stdout is not None
-        console: list[str] = []
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not (console and console[-1].startswith("serving on ")):
-            line = guest.stdout.readline()
-            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
-            console.append(line)
-        address = slaac_address(instance_mac(name, "service"))  # the instance's own MAC
-        page = None
-        for _ in range(60):  # router solicitation, the advertisement, DAD: a few seconds under TCG
-            page = subprocess.run(["ip", "netns", "exec", ns, "curl", "-6", "-sS", "--max-time", "5",
-                                   f"http://[{address}]:8080/"], capture_output=True, text=True)
-            if page.returncode == 0:
-                break
-            time.sleep(1)
-        assert page is not None and "<h1>Hello from unik</h1>" in page.stdout, (page and page.stderr, console)
-        # And IPv4 on the same server, at the same time.
-        page4 = subprocess.run(["ip", "netns", "exec", ns, "curl", "-4", "-sS", "--max-time", "10",
-                                "http://10.97.0.2:8080/"], capture_output=True, text=True)
-        assert "<h1>Hello from unik</h1>" in page4.stdout, page4.stderr
+        with serving([UNIK, "run", "--accel", "tcg", "--name", name, "--", "--ipv4", "10.97.0.2/24"], http_app,
+                     RUN_TIMEOUT_S, ns, prefix="serving on ") as (_guest, console):
+            address = slaac_address(instance_mac(name, "service"))  # the instance's own MAC
+            page = None
+            for _ in range(60):  # router solicitation, the advertisement, DAD: a few seconds under TCG
+                page = subprocess.run(["ip", "netns", "exec", ns, "curl", "-6", "-sS", "--max-time", "5",
+                                       f"http://[{address}]:8080/"], capture_output=True, text=True)
+                if page.returncode == 0:
+                    break
+                time.sleep(1)
+            assert page is not None and "<h1>Hello from unik</h1>" in page.stdout, (page and page.stderr, console)
+            # And IPv4 on the same server, at the same time.
+            page4 = subprocess.run(["ip", "netns", "exec", ns, "curl", "-4", "-sS", "--max-time", "10",
+                                    "http://10.97.0.2:8080/"], capture_output=True, text=True)
+            assert "<h1>Hello from unik</h1>" in page4.stdout, page4.stderr
     finally:
-        for proc in (guest, dnsmasq):
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(dnsmasq)

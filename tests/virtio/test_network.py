@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from host_tools import needs, require
+from served_support import serving
+from tap_support import netns_with
 from unik_vmimage.keys import instance_mac
 from virtio_support import RESPONDER
 from vm_support import RUN_TIMEOUT_S, UNIK, unik
@@ -23,14 +24,9 @@ def netns() -> Iterator[str]:
     """A network namespace holding a TAP ``tapv0``, removed afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
-    name = f"unik-virtio-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "tuntap", "add", "dev", "tapv0", "mode", "tap"], check=True)
-        subprocess.run(["ip", "-n", name, "link", "set", "tapv0", "up"], check=True)
+    with netns_with(f"unik-virtio-{os.getpid()}", ["tuntap", "add", "dev", "tapv0", "mode", "tap"],
+                    ["link", "set", "tapv0", "up"]) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_frames_go_both_ways_through_a_tap(ping_app: Path, netns: str) -> None:
@@ -61,12 +57,8 @@ def empty_netns() -> Iterator[str]:
     """A network namespace with nothing in it, removed afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
-    name = f"unik-virtio-auto-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with netns_with(f"unik-virtio-auto-{os.getpid()}") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_net_auto_creates_a_tap_and_says_how_to_reach_the_guest(ping_app: Path, empty_netns: str) -> None:
@@ -113,41 +105,20 @@ def http_netns() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
     require("curl")
-    name = f"unik-virtio-http-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["tuntap", "add", "dev", "tapv0", "mode", "tap"], ["addr", "add", "10.97.0.1/24", "dev", "tapv0"],
-                    ["link", "set", "tapv0", "up"]):
-            subprocess.run(["ip", "-n", name, *cmd], check=True)
+    with netns_with(f"unik-virtio-http-{os.getpid()}", ["tuntap", "add", "dev", "tapv0", "mode", "tap"],
+                    ["addr", "add", "10.97.0.1/24", "dev", "tapv0"], ["link", "set", "tapv0", "up"]) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _serve_and_curl(app: Path, netns: str, *run_args: str) -> tuple[str, list[str]]:
     """Boot examples/http in ``netns``, wait for "serving on ADDR:8080", curl it: (page, console)."""
-    guest = subprocess.Popen(["ip", "netns", "exec", netns, UNIK, "run", "--accel", "tcg", *run_args], cwd=app,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert guest.stdout is not None
-        console: list[str] = []
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while not (console and console[-1].startswith("serving on ")):
-            line = guest.stdout.readline()
-            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
-            console.append(line)
+    with serving([UNIK, "run", "--accel", "tcg", *run_args], app, RUN_TIMEOUT_S, netns,
+                 prefix="serving on ") as (_guest, console):
         address = console[-1].split()[-1]
         page = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sS", "--max-time", "20", "--retry", "3",
                                f"http://{address}/"], capture_output=True, text=True)
         assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
         return page.stdout, console
-    finally:
-        guest.terminate()
-        try:
-            guest.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            guest.kill()
-            guest.wait()
 
 
 def test_examples_http_in_the_guest_answers_curl(http_app: Path, http_netns: str) -> None:

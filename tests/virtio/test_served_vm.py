@@ -26,6 +26,7 @@ from served_support import (
     fastapi_checks,
     hypercorn_app,
     starlette_app,
+    stop,
     wait_http,
     websocket_exchange,
 )
@@ -76,13 +77,7 @@ def _booted(root: Path, guest_port: int) -> Iterator[tuple[str, subprocess.Popen
             raise AssertionError(f"{exc}:\n{log.read_text()}") from None
         yield f"http://127.0.0.1:{port}", vm, log
     finally:
-        if vm.poll() is None:
-            vm.send_signal(signal.SIGTERM)
-            try:
-                vm.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                vm.kill()
-                vm.wait()
+        stop(vm, timeout=60)
 
 
 def test_starlette_under_uvicorn_in_a_vm(images: Callable[[str], Path]) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from host_tools import require
+from served_support import stop, wait_serving
+from tap_support import netns_with
 from unik_vmimage.keys import instance_mac
 from vm_support import RUN_TIMEOUT_S, UNIK
 
@@ -22,19 +23,12 @@ def bridge_netns() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces, a bridge and TAP devices)")
     require("curl")
-    name = f"unik-two-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["link", "add", "br0", "type", "bridge"], ["addr", "add", "10.98.0.1/24", "dev", "br0"],
-                    ["link", "set", "br0", "up"]):
-            subprocess.run(["ip", "-n", name, *cmd], check=True)
-        for tap in ("tapa", "tapb"):
-            for cmd in (["tuntap", "add", "dev", tap, "mode", "tap"], ["link", "set", tap, "master", "br0"],
-                        ["link", "set", tap, "up"]):
-                subprocess.run(["ip", "-n", name, *cmd], check=True)
+    taps = [cmd for tap in ("tapa", "tapb") for cmd in (["tuntap", "add", "dev", tap, "mode", "tap"],
+                                                        ["link", "set", tap, "master", "br0"],
+                                                        ["link", "set", tap, "up"])]
+    with netns_with(f"unik-two-{os.getpid()}", ["link", "add", "br0", "type", "bridge"],
+                    ["addr", "add", "10.98.0.1/24", "dev", "br0"], ["link", "set", "br0", "up"], *taps) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _start(app: Path, netns: str, name: str, tap: str, address: str) -> subprocess.Popen[str]:
@@ -44,14 +38,7 @@ def _start(app: Path, netns: str, name: str, tap: str, address: str) -> subproce
 
 
 def _wait_serving(guest: subprocess.Popen[str]) -> list[str]:
-    assert guest.stdout is not None
-    console: list[str] = []
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not (console and console[-1].startswith("serving on ")):
-        line = guest.stdout.readline()
-        assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
-        console.append(line)
-    return console
+    return wait_serving(guest, RUN_TIMEOUT_S, prefix="serving on ")
 
 
 def test_two_instances_of_one_image_on_one_bridge_both_answer(http_app: Path, bridge_netns: str) -> None:
@@ -77,9 +64,4 @@ def test_two_instances_of_one_image_on_one_bridge_both_answer(http_app: Path, br
             assert f"{address} lladdr {instance_mac(name, 'service')}" in neighbours, neighbours
     finally:
         for guest in guests:
-            guest.terminate()
-            try:
-                guest.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                guest.kill()
-                guest.wait()
+            stop(guest)

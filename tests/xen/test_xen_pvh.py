@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from host_tools import needs
+from served_support import curl_while_starting, serving
 from vm_support import RUN_TIMEOUT_S, UNIK, unik
 
 pytestmark = pytest.mark.slow
@@ -67,28 +66,8 @@ def test_examples_http_answers_through_a_published_port(http_xen: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    guest = subprocess.Popen([UNIK, "run", "--emulate", "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080"],
-                             cwd=http_xen, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    console: list[str] = []
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        assert guest.stdout is not None
-        while not console or not console[-1].startswith("serving on"):
-            line = guest.stdout.readline()
-            assert line and time.monotonic() < deadline, "the guest never served:\n" + "".join(console)
-            console.append(line)
+    cmd = [UNIK, "run", "--emulate", "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080"]
+    with serving(cmd, http_xen, RUN_TIMEOUT_S, prefix="serving on") as (_guest, console):
         assert console[-1] == "serving on 10.0.2.15:8080\n" and any("through QEMU's PVH entry" in c for c in console)
-        for _ in range(10):  # bounded: the first connection may race the listener
-            page = subprocess.run(["curl", "-sS", "--max-time", "20", f"http://127.0.0.1:{port}/"],
-                                  capture_output=True, text=True)
-            if page.returncode not in (7, 52, 56):
-                break
-            time.sleep(1.0)
+        page = curl_while_starting(f"http://127.0.0.1:{port}/")  # the first connection may race the listener
         assert "<h1>Hello from unik</h1>" in page.stdout, page.stderr + "".join(console)
-    finally:
-        guest.terminate()
-        try:
-            guest.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            guest.kill()
-            guest.wait()
