@@ -51,41 +51,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests" / "tcpip"))  # the kernel suites' SINK
 
 from benchlib import RESULTS, machine, table, tap_missing
+from kernel_support import SINK
+from kernel_support import SOURCE_BLOCK as BLOCK
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "10.213.7"
 HOST, UNIK = f"{PREFIX}.1", f"{PREFIX}.2"
 
-SINK = r"""
-import hashlib, socket, sys
-host, port, mode, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-srv = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-srv.settimeout(60)
-print("ready", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(60)
-if mode == "sink":
-    # Into one buffer as it comes (no hashing, no allocation per read); the end of the
-    # data is answered at once, and the digest after, outside the sender's timed path.
-    buf = memoryview(bytearray(size + 1))
-    n = 0
-    while got := conn.recv_into(buf[n:]):
-        n += got
-    conn.sendall(b"E")
-    conn.sendall(f"{n} {hashlib.sha256(buf[:n]).hexdigest()}".encode())
-else:
-    block = bytes(range(256)) * 4096
-    sent = 0
-    while sent < size:
-        piece = block[: min(len(block), size - sent)]
-        conn.sendall(piece)
-        sent += len(piece)
-conn.shutdown(socket.SHUT_WR)
-conn.recv(1)
-conn.close()
-"""
 
 VETH_SEND = r"""
 import socket, sys, time
@@ -183,9 +158,6 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 async def start_in(ns: str, *args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec("ip", "netns", "exec", ns, *args,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-BLOCK = bytes(range(256)) * 4096
 
 
 def pattern_digest(size: int) -> str:

@@ -387,23 +387,28 @@ async def udp_echo_with_socat(stack: TcpipStack, ns: Namespace, unik: str, host:
         assert got.data == b"ping from unik" and got.source[:2] == (host, 7778)
 
 
-#: The kernel's end of a bulk transfer: ``sink`` answers ``<bytes> <sha256>``, ``source`` sends ``size`` bytes of
-#: :data:`SOURCE_BLOCK`; on IPv6 when ``host`` is an IPv6 address.
+#: The kernel's end of a bulk transfer (bench/tcpip.py's too), on IPv6 when ``host`` is an IPv6 address:
+#: ``sink`` reads ``size`` bytes into one buffer, answers ``E`` at their end, then ``<bytes> <sha256>``;
+#: ``source`` sends ``size`` bytes of :data:`SOURCE_BLOCK`.  It prints ``ready`` once it listens.
 SINK = r"""
 import hashlib, socket, sys
 host, port, mode, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 srv = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
 srv.settimeout(60)
+print("ready", flush=True)
 conn, _ = srv.accept()
 conn.settimeout(60)
 if mode == "sink":
-    h, n = hashlib.sha256(), 0
-    while chunk := conn.recv(1 << 20):
-        h.update(chunk)
-        n += len(chunk)
-    conn.sendall(f"{n} {h.hexdigest()}".encode())
+    # Into one buffer as it comes (no hashing, no allocation per read); the end of the
+    # data is answered at once, and the digest after, outside the sender's timed path.
+    buf = memoryview(bytearray(size + 1))
+    n = 0
+    while got := conn.recv_into(buf[n:]):
+        n += got
+    conn.sendall(b"E")
+    conn.sendall(f"{n} {hashlib.sha256(buf[:n]).hexdigest()}".encode())
 else:
-    block = hashlib.sha256(b"unik").digest() * 32768  # 1 MiB
+    block = bytes(range(256)) * 4096
     sent = 0
     while sent < size:
         piece = block[: min(len(block), size - sent)]
@@ -413,7 +418,7 @@ conn.shutdown(socket.SHUT_WR)
 conn.recv(1)
 conn.close()
 """
-SOURCE_BLOCK = hashlib.sha256(b"unik").digest() * 32768
+SOURCE_BLOCK = bytes(range(256)) * 4096
 
 
 async def bulk_both_ways(stack: TcpipStack, ns: Namespace, host: str, size: int) -> TcpStats:
@@ -423,7 +428,7 @@ async def bulk_both_ways(stack: TcpipStack, ns: Namespace, host: str, size: int)
     """
     block = SOURCE_BLOCK
     # unik sends, the kernel checksums.
-    async with ns.background(sys.executable, "-c", SINK, host, "9000", "sink", "0"):
+    async with ns.background(sys.executable, "-c", SINK, host, "9000", "sink", str(size)):
         reader, writer = await connect_retry(stack, host, 9000)
         want = hashlib.sha256()
         for sent in range(0, size, len(block)):
@@ -433,7 +438,7 @@ async def bulk_both_ways(stack: TcpipStack, ns: Namespace, host: str, size: int)
             await writer.drain()
         writer.write_eof()
         answer = await asyncio.wait_for(reader.read(), 120)
-        assert answer.decode() == f"{size} {want.hexdigest()}"
+        assert answer.decode() == f"E{size} {want.hexdigest()}"
         up: TcpStats = writer.get_extra_info("tcp_stats")
         writer.close()
     # The kernel sends, unik checksums.
