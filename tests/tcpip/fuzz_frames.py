@@ -39,6 +39,7 @@ from fuzz_support import (
     run_frames,
     seed_item,
     serve_and_feed,
+    split_frames,
 )
 from fuzz_support import TCP_HEADER as _TCP
 
@@ -110,14 +111,7 @@ def frame_from(kind: int, body: bytes) -> bytes:
 
 def split(data: bytes) -> Iterator[bytes]:
     """Up to eight frames: [kind][length][body]..."""
-    i = 0
-    for _ in range(8):
-        if i + 2 > len(data):
-            return
-        kind, length = data[i], data[i + 1] * 8
-        body = data[i + 2:i + 2 + length]
-        i += 2 + length
-        yield frame_from(kind, body)
+    return split_frames(data, frame_from)
 
 
 def check_parsers(frame: bytes) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,19 @@ def run_frames(frames: list[bytes], check: Callable[[bytes], None],
     if _LOOP is None:
         _LOOP = asyncio.new_event_loop()
     _LOOP.run_until_complete(feed(frames))
+
+
+def split_frames(data: bytes, frame_from: Callable[[int, bytes], bytes]) -> Iterator[bytes]:
+    """A frame target's input cut into up to eight frames, ``[kind][length in 8-byte words][body]``
+    each, and made into frames by ``frame_from(kind, body)``."""
+    i = 0
+    for _ in range(8):
+        if i + 2 > len(data):
+            return
+        kind, length = data[i], data[i + 1] * 8
+        body = data[i + 2:i + 2 + length]
+        i += 2 + length
+        yield frame_from(kind, body)
 
 
 def seed_item(kind: int, body: bytes) -> bytes:
