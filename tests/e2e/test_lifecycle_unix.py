@@ -177,7 +177,7 @@ def test_logs_follow_until_the_instance_ends(tmp_path: Path) -> None:
     assert unik(app, "rm", "hello", state=state).returncode == 0
 
 
-def test_an_application_that_fails_at_once_shows_its_error_in_logs_andinstances(kv_app: Path, tmp_path: Path) -> None:
+def test_an_application_that_fails_at_once_shows_its_error_in_logs_and_ps(kv_app: Path, tmp_path: Path) -> None:
     state, empty = tmp_path / "state", kv_app / "empty.img"
     empty.write_bytes(b"")  # there, so `unik run` starts it; empty, so the application fails as it connects
     unik(kv_app, "run", "-d", "--block", f"storage={empty}", state=state)
