@@ -115,6 +115,7 @@ def generate_main(plan: Plan) -> str:
         header,
         "from unik import runtime",
         "from unik.keys import KeyValues",
+        *_startup_lines(plan),
         "",
         "# Tracebacks name these files, where they were built from, rather than their copies here.",
         _call("runtime.name_sources", ["__file__", repr(_sources(plan))], ""),
@@ -148,6 +149,11 @@ def _event_loop_lines(plan: Plan, node: Node | None, local: str) -> list[str]:
     return [f"# The event loop: asyncio's, with its network methods on device {node.name!r} "
             f"({node.distribution}: {node.event_loop}).",
             f"EVENT_LOOP = {local}"]
+
+
+def _startup_lines(plan: Plan) -> list[str]:
+    """The target's start-up modules (:attr:`unik.target.Target.startup`), one commented import each."""
+    return [f"import {module}  # noqa: F401 - {plan.target} target: {why}" for module, why in plan.startup]
 
 
 def _host_network_lines(plan: Plan) -> list[str]:

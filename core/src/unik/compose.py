@@ -63,6 +63,8 @@ class TargetRef:
     distribution: str
     #: Whether its artifacts can use the host's sockets (:attr:`unik.target.Target.host_network`).
     host_network: bool = True
+    #: Its run-time modules ``main.py`` imports first (:attr:`unik.target.Target.startup`).
+    startup: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -144,6 +146,7 @@ def compose(
         distributions=tuple(sorted(d for d in dists if d)),
         unik_version=__version__,
         host_network=target.host_network,
+        startup=target.startup,
     )
 
 

@@ -11,12 +11,22 @@ with ``at_enter_iter``) instead of importing one another; unik's runtime does th
 * ``SHUTDOWN_REQUESTED`` — a stop was asked for (SIGTERM or SIGINT; inside a VM the
   init turns the power button or Xen's shutdown request into SIGTERM): the
   application's task is cancelled next, then its devices disconnect in reverse order.
+* ``READY`` — the application serves: it opened its first listening socket (unik-lib-tcpip's
+  ``start_server``/``create_server``/``listen`` announce it; an application that serves
+  otherwise calls ``lifecycle.announce(lifecycle.READY)`` itself).  A VM booted to be
+  snapshotted (``unik snapshot``) is saved at this point.
+* ``BEFORE_SNAPSHOT`` — the artifact's memory is about to be saved (a VM snapshot): write
+  back what is cached (a FAT disk's dirty sectors), so that the disk holds it.
 * ``RESUMED`` — the artifact runs again after its memory was saved and restored (a VM
-  snapshot, issue 20): what must not be shared between two copies of this memory
-  (a random generator's state) is renewed.  Unlike the others it can happen many times.
+  snapshot): what must not be shared between two copies of this memory is renewed — a
+  random generator's state, a NIC's MAC address, ARP/NDP caches and DHCP leases, what a
+  disk's reader cached.  :func:`resumed` says how (the host's MAC addresses for this
+  instance).  Like ``BEFORE_SNAPSHOT`` it can happen many times.
 
 Callbacks run in subscription order, synchronously, in the event loop's thread; one
-that fails is reported on stderr and the others still run.
+that fails is reported on stderr and the others still run.  A callback may return an
+awaitable (a FAT filesystem writing its dirty sectors back): :func:`announce_and_wait`,
+which the VM snapshot agent uses, awaits those in turn; :func:`announce` drops them.
 
 The runtime also carries *event timings*, as MirageOS's runtime hands the RNG the
 times of its event loop's iterations: a library that sees events an attacker cannot
@@ -31,16 +41,19 @@ import _thread
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import NamedTuple
 
 STARTED = "started"
 BEFORE_SEAL = "before_seal"
 SEALED = "sealed"
 SHUTDOWN_REQUESTED = "shutdown_requested"
+READY = "ready"
+BEFORE_SNAPSHOT = "before_snapshot"
 RESUMED = "resumed"
-EVENTS = (STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED, RESUMED)
+EVENTS = (STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED, READY, BEFORE_SNAPSHOT, RESUMED)
 #: Events announced at most once per process (the others each time they happen).
-ONCE = frozenset({STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED})
+ONCE = frozenset({STARTED, BEFORE_SEAL, SEALED, SHUTDOWN_REQUESTED, READY})
 
 _subscribers: dict[str, list[Callable[[], object]]] = {event: [] for event in EVENTS}
 _announced: set[str] = set()
@@ -60,19 +73,70 @@ def unsubscribe(event: str, callback: Callable[[], object]) -> None:
         callbacks.remove(callback)
 
 
+class Resume(NamedTuple):
+    """What the host said when it restored this memory (:data:`RESUMED`)."""
+
+    #: How many times this memory was restored in this instance's line (1 for the first).
+    generation: int = 1
+    #: The new MAC address of each network interface, by its address in the snapshot
+    #: (``"52:54:00:12:34:56"``, lower case): the guest's kernel interface has it already.
+    macs: Mapping[str, str] = {}
+
+
+_resume = Resume(0)
+
+
+def resumed() -> Resume:
+    """How the last :data:`RESUMED` came (generation 0: never restored)."""
+    return _resume
+
+
+async def announce_resumed(resume: Resume) -> None:
+    """Record ``resume`` (:func:`resumed`), then announce :data:`RESUMED` and await its subscribers."""
+    global _resume
+    _resume = resume
+    await announce_and_wait(RESUMED)
+
+
 def announce(event: str) -> None:
     """Announce ``event``: run its subscribers (once per process, but ``RESUMED`` each time)."""
+    for pending in _run(event):
+        close = getattr(pending, "close", None)
+        if close is not None:  # a coroutine nobody awaits: closed, not left to warn
+            close()
+
+
+async def announce_and_wait(event: str) -> None:
+    """:func:`announce` ``event`` and await, in order, the awaitables its subscribers return."""
+    for pending in _run(event):
+        try:
+            await pending
+        except Exception:  # noqa: BLE001 - as in announce
+            _failed(event)
+
+
+def _run(event: str) -> list[Awaitable[object]]:
+    """Run ``event``'s subscribers; the awaitables they returned."""
     if event not in _subscribers:
         raise ValueError(f"unknown life-cycle event {event!r} (one of {', '.join(EVENTS)})")
     if event in _announced and event in ONCE:
-        return
+        return []
     _announced.add(event)
+    pending: list[Awaitable[object]] = []
     for callback in list(_subscribers[event]):
         try:
-            callback()
+            result = callback()
         except Exception:  # noqa: BLE001 - one subscriber's failure must not stop the others
-            print(f"unik: a {event} subscriber failed:", file=sys.stderr)
-            traceback.print_exc()
+            _failed(event)
+            continue
+        if hasattr(result, "__await__"):
+            pending.append(result)  # type: ignore[arg-type]
+    return pending
+
+
+def _failed(event: str) -> None:
+    print(f"unik: a {event} subscriber failed:", file=sys.stderr)
+    traceback.print_exc()
 
 
 def announced(event: str) -> bool:
@@ -82,9 +146,11 @@ def announced(event: str) -> bool:
 
 def reset() -> None:
     """Forget subscribers and announcements (for tests); timing streams and their subscribers stay."""
+    global _resume
     for callbacks in _subscribers.values():
         callbacks.clear()
     _announced.clear()
+    _resume = Resume(0)
 
 
 # -- event timings -----------------------------------------------------------------------

@@ -118,6 +118,8 @@ class Plan:
     unik_version: str = ""
     #: Whether the target's artifact can use the host's sockets (:attr:`unik.target.Target.host_network`).
     host_network: bool = True
+    #: The target's run-time modules ``main.py`` imports first, with what each is for.
+    startup: tuple[tuple[str, str], ...] = ()
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -144,6 +146,7 @@ class Plan:
             "distributions": list(self.distributions),
             "contributions": self.contributions,
             **({} if self.host_network else {"host_network": False}),
+            **({"startup": [list(s) for s in self.startup]} if self.startup else {}),
         }
 
     def dumps(self) -> str:
@@ -164,6 +167,7 @@ class Plan:
             contributions=dict(d.get("contributions", {})),
             unik_version=d.get("unik_version", ""),
             host_network=d.get("host_network", True),
+            startup=tuple((str(m), str(why)) for m, why in d.get("startup", ())),
         )
 
     @classmethod

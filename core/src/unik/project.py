@@ -178,7 +178,7 @@ class Project:
             for name, cls in self.plugins.providers().items()
         ]
         ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME),
-                        host_network=tcls.host_network)
+                        host_network=tcls.host_network, startup=tcls.startup)
         plan = compose(app, app.devices, impls, target=ref, keys=keys)
         check_bindings(empty.with_args(app.key_defaults(target), table).with_args(
             key_args if fresh is None else fresh), plan)

@@ -191,6 +191,9 @@ class Target:
     #: is no host network inside, and :mod:`unik.hostsockets` makes the socket module's
     #: calls fail at once, naming the event-loop method to use instead.
     host_network: ClassVar[bool] = True
+    #: Run-time modules the generated ``main.py`` imports first, each with what it is for
+    #: (a VM target's snapshot agent: readiness to the host, the restore's renewals).
+    startup: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Produce the artifact for ``plan``; slow work reports to ``ctx.progress``."""

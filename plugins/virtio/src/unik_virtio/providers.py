@@ -41,7 +41,11 @@ MACHINE = Key("machine", "QEMU machine: auto is microvm under KVM and q35 under 
               choices=("auto", "microvm", "q35"))
 ACCEL = Key("accel", "accelerator: auto probes KVM and falls back to TCG", default="auto",
             choices=("auto", "kvm", "tcg"))
-RUN_KEYS = (NET, NET_MAC, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT)
+SAVE_SNAPSHOT = Key("save_snapshot", "boot cold, save a snapshot beside the image once the application serves, "
+                    "and stop: later runs with the same options start from it", type="bool", default="false")
+NO_SNAPSHOT = Key("no_snapshot", "boot cold even when the image has a snapshot matching the run", type="bool",
+                  default="false")
+RUN_KEYS = (NET, NET_MAC, PUBLISH, BLOCK, MEM, MACHINE, ACCEL, BOOT_TIMEOUT, SAVE_SNAPSHOT, NO_SNAPSHOT)
 
 
 class _Virtio(GuestProvider):

@@ -35,6 +35,7 @@ from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
 if TYPE_CHECKING:  # build-time modules, imported where they are used so that `unik run` starts sooner
     from unik_vmimage.initramfs import ImageReport
     from unik_vmimage.kernels import Kernel
+    from unik_vmimage.snapshot import Session
 
     from .firecracker import FirecrackerConfig
 
@@ -158,6 +159,15 @@ class VirtioTarget(VmTarget):
             kernel = artifact.directory / artifact.manifest["kernel"]["file"]
             accel = qemu.choose_accel(self.run_option("accel", keys, ctx) or "auto", kernel, ctx.progress)
             machine = qemu.pick_machine(self.run_option("machine", keys, ctx) or "auto", accel)
+            session = self._snapshot_session(artifact, keys, ctx, machine=machine, accel=accel, mem=mem,
+                                             devices=qemu_devices, extra=drives,
+                                             args=[*app_keys.as_args(), *ctx.extra_args], macs=macs,
+                                             private_links=frozenset(d for d, t in taps.items() if t == usernet.USER))
+            if session is not None and session.manifest is not None:  # restoring: QEMU's NICs as saved
+                macs = dict(session.manifest.macs)
+                qemu_devices, drives, taps = _devices(artifact.manifest.get("devices", []),
+                                                      given_bindings("block", keys, ctx), {**nets, **made_taps},
+                                                      publish, static, macs)
             notes = []
             for device, tap in taps.items():
                 if tap == usernet.USER:
@@ -167,12 +177,66 @@ class VirtioTarget(VmTarget):
                 else:
                     how = f"on TAP {tap}"
                 notes.append(f"network device {device}: {how}")
+            restoring = session is not None and session.mode == "restore"
+            doing = "restoring" if restoring else "booting"
             return self.boot_qemu(
                 artifact, ctx, accel=accel, machine=machine, mem=mem,
                 args=[*app_keys.as_args(), *mac_args(macs), *ctx.extra_args],
                 devices=qemu_devices, extra=drives, timeout=float(self.run_option("boot_timeout", keys, ctx) or 0),
-                booting=f"booting {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})",
-                notes=notes)
+                booting=f"{doing} {artifact.directory.name} under QEMU ({machine}, {accel.upper()}, {mem})"
+                        + (" to save a snapshot once it serves" if session is not None and not restoring else ""),
+                notes=notes, session=session)
+
+    def _snapshot_session(self, artifact: Artifact, keys: KeyValues, ctx: RunContext, *, machine: str, accel: str,
+                          mem: str, devices: list[str], extra: list[str], args: list[str], macs: dict[str, str],
+                          private_links: frozenset[str] = frozenset()) -> Session | None:
+        """The snapshot to save (``--save-snapshot``) or to restore (one matching the run), or ``None``.
+
+        A snapshot that does not match the run is refused, saying what differs: the run
+        boots cold.  ``macs`` are this instance's NICs' MAC addresses: saved as the
+        snapshot's, or given to the restored guest (except on QEMU's user network, a link
+        private to the instance, where the snapshot's stay).
+        """
+        save = _flag(self.run_option("save_snapshot", keys, ctx))
+        cold = _flag(self.run_option("no_snapshot", keys, ctx))
+        if save and cold:
+            raise RunError("--save-snapshot boots cold and saves; --no-snapshot only boots cold: give one of them")
+        if cold:
+            return None
+        from unik_vmimage import snapshot
+
+        saved = None if save else snapshot.load(artifact.directory)
+        if not save and saved is None:
+            return None
+        drives = [extra[i + 1] for i in range(len(extra) - 1) if extra[i] == "-drive"]
+        disks = []
+        for drive in drives:
+            parts = dict(p.split("=", 1) for p in drive.split(",") if "=" in p)
+            disks.append((parts["id"].removeprefix("disk-"), Path(parts["file"]).stat().st_size))
+        manifest = artifact.manifest
+        binding = snapshot.session_binding(
+            kernel=artifact.directory / manifest["kernel"]["file"],
+            initramfs=artifact.directory / manifest["initramfs"]["file"],
+            kernel_version=str(manifest["kernel"].get("version", "")), qemu=qemu.qemu_binary(), machine=machine,
+            accel=accel, mem=mem, devices=devices, drives=drives, args=args, disks=disks)
+        if save:
+            return snapshot.Session("save", artifact.directory, binding, ctx.progress, macs=macs,
+                                    private_links=private_links,
+                                    ready_timeout=float(self.run_option("boot_timeout", keys, ctx) or 0) or 300.0)
+        assert saved is not None
+        differs = snapshot.mismatch(saved.binding, binding)
+        if differs:
+            ctx.progress.warn(f"the snapshot in {snapshot.snapshot_dir(artifact.directory)} does not match this run: "
+                              f"{'; '.join(differs)} differ. Booting cold (unik run --save-snapshot saves one "
+                              f"for these options)")
+            return None
+        return snapshot.Session("restore", artifact.directory, binding, ctx.progress, macs=macs,
+                                manifest=saved, private_links=private_links)
+
+
+def _flag(value: str | None) -> bool:
+    """A boolean run key's value."""
+    return (value or "false").lower() in ("1", "true", "yes", "on")
 
 
 def app_ports(plan: Plan) -> dict[str, int]:

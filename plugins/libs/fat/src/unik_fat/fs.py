@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from unik import lifecycle
 from unik.devices import Block, FileStat
 from unik.errors import DeviceClosed
 
@@ -415,7 +416,32 @@ class FatFileSystem:
                 vol.next_free = info.next_free
         fs = cls(vol, clock, codepage)
         await fs._dir(fs._root_node)  # reads and checks the root directory
+        # A VM snapshot: everything written back before it, everything read again after a restore.
+        lifecycle.subscribe(lifecycle.BEFORE_SNAPSHOT, fs._before_snapshot)
+        lifecycle.subscribe(lifecycle.RESUMED, fs._resumed)
         return fs
+
+    def _before_snapshot(self) -> Awaitable[None] | None:
+        """:data:`unik.lifecycle.BEFORE_SNAPSHOT`: write every change back (a snapshot holds no dirty sector)."""
+        return None if self._closed or self.vol.read_only else self.flush()
+
+    async def _resumed(self) -> None:
+        """:data:`unik.lifecycle.RESUMED`: forget what was read before the snapshot and mount again.
+
+        The disk may have changed while the snapshot waited (another instance wrote it, the
+        user replaced it): its boot sector, FAT and directories are read anew.  Files open
+        across the snapshot keep their old entries.
+        """
+        if self._closed:
+            return
+        fresh = await type(self).mount(self.vol.block, cache_sectors=self.vol.cache.capacity,
+                                       codepage=self.codepage)
+        fresh._unsubscribe()
+        self.vol, self._root_node, self._dirs = fresh.vol, fresh._root_node, fresh._dirs
+
+    def _unsubscribe(self) -> None:
+        lifecycle.unsubscribe(lifecycle.BEFORE_SNAPSHOT, self._before_snapshot)
+        lifecycle.unsubscribe(lifecycle.RESUMED, self._resumed)
 
     @classmethod
     async def connect(cls, block: Block, *, cache_sectors: int = 4096, format_if_blank: bool = False,
@@ -437,6 +463,7 @@ class FatFileSystem:
             return
         await self.flush()
         self._closed = True
+        self._unsubscribe()
 
     # --- internals: directories ----------------------------------------------------------
 

@@ -11,6 +11,10 @@ unik's stack sends one frame where it would build and send up to 44 (the ``tx_cs
 and ``tso`` offloads).  :class:`PacketNetwork` is a
 :class:`unik.devices.PollableNetwork`: the stack polls the ring's descriptor and takes
 its frames in batches, the same fast path as :class:`unik_fdio.tap.TapNetwork`.
+
+After a VM snapshot is restored (:data:`unik.lifecycle.RESUMED`) the NIC may carry
+another MAC address (each instance of a snapshot has its own, set by the guest's
+snapshot agent): :attr:`PacketNetwork.mac` is read again from the interface.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import struct
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from unik import accel
+from unik import accel, lifecycle
 from unik.devices import Buffer, NetworkStats, Offloads, TxOffload
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable
 
@@ -101,6 +105,13 @@ class PacketNetwork:
         self.stats = NetworkStats()
         self._ring: object | None = ring
         self._offload = offload
+        lifecycle.subscribe(lifecycle.RESUMED, self._resumed)
+
+    def _resumed(self) -> None:
+        """:data:`unik.lifecycle.RESUMED`: take the interface's MAC address now (the instance's own)."""
+        if self._ring is not None:
+            hw, _ = backend.interface(self.ifname)
+            self.mac = bytes(hw)
 
     @classmethod
     async def connect(cls, name: str, mac: str | None) -> PacketNetwork:
@@ -200,6 +211,7 @@ class PacketNetwork:
         if self._offload is not None:
             self._offload.close()
             self._offload = None
+        lifecycle.unsubscribe(lifecycle.RESUMED, self._resumed)
 
 
 if TYPE_CHECKING:

@@ -169,6 +169,21 @@ class Interface:
         self.tcp, self.udp = tcp, udp
         self.ipv6 = ipv6
 
+    def renew_link(self) -> None:
+        """A restored VM snapshot: take the NIC's MAC address again and forget every neighbour.
+
+        Another instance of the same snapshot may run beside this one with the MAC and
+        the ARP cache this memory remembers: the device's address now (its own) replaces
+        the first, a new cache the second; a gratuitous ARP tells the link who holds the
+        address from now on (RFC 5227 2.3).
+        """
+        self.mac = bytes(self.network.mac)
+        self._eth_tail = self.mac + EtherType.IPV4.to_bytes(2, "big")
+        self.arp = arp_cache.ArpCache(self.stats)
+        self._pings.clear()
+        self.stats["iface.renewed"] += 1
+        self.gratuitous_arp()
+
     def configure(self, config: IPv4Config | None) -> None:
         """Set (or with ``None`` clear) the address, prefix and gateway."""
         if config is None:

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from unik import lifecycle
@@ -208,6 +208,40 @@ class TcpipStack:
         self.dhcp: DhcpClient | None = None
         self._resolver_config = resolver_config
         self._resolver: Resolver | None = None
+        self._dhcp_task: asyncio.Future[Any] | None = None
+        self._dhcp_timeout = DHCP_TIMEOUT_S
+        lifecycle.subscribe(lifecycle.RESUMED, self._resumed)
+
+    def _resumed(self) -> Awaitable[None] | None:
+        """:data:`unik.lifecycle.RESUMED` (a VM snapshot restored): a new instance on the link.
+
+        The NIC's new MAC address replaces the snapshot's, ARP and NDP caches are dropped,
+        IPv6 addresses are made again (they derive from the MAC), TCP's ISN and SYN-cookie
+        secrets are drawn again (from the Random device, reseeded first), and a DHCP lease taken
+        when the snapshot booted is given up for a new one on this instance's network
+        (awaited, up to ``--dhcp-timeout``, before the application runs on).  A static
+        address stays, announced by a gratuitous ARP from the new MAC.
+        """
+        if self._closed:
+            return None
+        self.iface.renew_link()
+        self.ipv6.renew()
+        self.tcp.renew_secrets()
+        self.stats["stack.resumed"] += 1
+        return self._renew_dhcp() if self.dhcp is not None else None
+
+    async def _renew_dhcp(self) -> None:
+        """Drop the lease and acquire one anew (INIT: this instance is a new client, RFC 2131 4.4.1)."""
+        if self._dhcp_task is not None:
+            self._dhcp_task.cancel()
+            await asyncio.gather(self._dhcp_task, return_exceptions=True)
+        self.iface.configure(None)
+        self.dhcp = None
+        try:
+            await self.start_dhcp(self._dhcp_timeout, keep_trying=True)
+        except asyncio.TimeoutError:
+            print(f"{self.network.name}: no DHCP lease within {self._dhcp_timeout:g} s after the restore; "
+                  f"still asking", file=sys.stderr, flush=True)
 
     @classmethod
     async def connect(cls, network: Network, clock: MonotonicClock, sleep: Sleep, random: Random,
@@ -245,18 +279,22 @@ class TcpipStack:
             await stack.start_dhcp(dhcp_timeout)
         return stack
 
-    async def start_dhcp(self, timeout: float = DHCP_TIMEOUT_S, notice_after: float = DHCP_NOTICE_S) -> DhcpClient:
+    async def start_dhcp(self, timeout: float = DHCP_TIMEOUT_S, notice_after: float = DHCP_NOTICE_S, *,
+                         keep_trying: bool = False) -> DhcpClient:
         """Run the DHCP client (RFC 2131) and wait until it holds a lease.
 
         A lease that has not come within ``notice_after`` seconds is announced on stderr
         as awaited (a VM would otherwise sit silent); none within ``timeout`` seconds is a
-        :class:`DeviceUnavailable` saying what to do.
+        :class:`DeviceUnavailable` saying what to do (``keep_trying``: an
+        ``asyncio.TimeoutError``, the client still running).
         """
         # Imported here: a stack with a static address never needs it (start-up cost in a VM).
         from .dhcp import DhcpClient
 
+        self._dhcp_timeout = timeout
         self.dhcp = DhcpClient(self.iface, self.udp, self.timers, self._random)
-        self._tasks.append(asyncio.ensure_future(self.dhcp.run()))
+        self._dhcp_task = asyncio.ensure_future(self.dhcp.run())
+        self._tasks.append(self._dhcp_task)
         bound = asyncio.ensure_future(self.dhcp.bound.wait())
         name, mac = self.network.name, self.network.mac.hex(":")
         try:
@@ -267,6 +305,8 @@ class TcpipStack:
             try:
                 await asyncio.wait_for(bound, max(0.0, timeout - notice_after))
             except asyncio.TimeoutError:
+                if keep_trying:
+                    raise
                 await self.disconnect()
                 raise DeviceUnavailable(
                     f"network {name!r}: no DHCP lease within {timeout:g} s: no DHCP server answered on its "
@@ -383,6 +423,7 @@ class TcpipStack:
         if self._closed:
             return
         self._closed = True
+        lifecycle.unsubscribe(lifecycle.RESUMED, self._resumed)
         self.tcp.close_all()
         for endpoint in list(self.udp.ports.values()):
             endpoint.close()

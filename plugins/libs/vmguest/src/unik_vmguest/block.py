@@ -5,14 +5,21 @@ The host names each disk with its device name as the virtio serial
 ``/sys/block/vd*/serial``, so disks never depend on probe order.  Requests are
 positioned reads and writes on ``/dev/vdX``; ``flush`` is ``fsync``, which the guest
 kernel turns into a virtio flush.
+
+Around a VM snapshot (:mod:`unik_vmguest.snapshot`) the disk is flushed before the
+memory is saved, and after a restore the guest kernel's cache of the disk is dropped
+(``BLKFLSBUF``): the disk may have changed while the snapshot waited, and reads must
+see what it holds now, not what the snapshot's memory remembers.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from unik import lifecycle
 from unik.errors import DeviceClosed, DeviceError, DeviceUnavailable, OutOfRange, ReadOnlyDevice, UnsupportedOperation
 
 if TYPE_CHECKING:
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
     _Disk = TypeVar("_Disk", bound="VirtioBlock")
 
 SYS_BLOCK = Path("/sys/block")
+#: ``BLKFLSBUF`` (linux/fs.h): write back and drop a block device's buffer cache.
+BLKFLSBUF = 0x1261
 
 
 def find_disk(serial: str, sys_block: Path = SYS_BLOCK) -> str:
@@ -49,6 +58,18 @@ class VirtioBlock:
         self.sector_size = sector_size
         self.read_only = read_only
         self._fd: int | None = fd
+        lifecycle.subscribe(lifecycle.BEFORE_SNAPSHOT, self._before_snapshot)
+        lifecycle.subscribe(lifecycle.RESUMED, self._resumed)
+
+    def _before_snapshot(self) -> None:
+        """:data:`unik.lifecycle.BEFORE_SNAPSHOT`: completed writes reach the host's file."""
+        if self._fd is not None and not self.read_only:
+            os.fsync(self._fd)
+
+    def _resumed(self) -> None:
+        """:data:`unik.lifecycle.RESUMED`: drop what the guest kernel cached of the disk."""
+        if self._fd is not None:
+            fcntl.ioctl(self._fd, BLKFLSBUF)
 
     @classmethod
     async def connect(cls, name: str, read_only: bool = False, file: str | None = None,
@@ -125,3 +146,5 @@ class VirtioBlock:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+        lifecycle.unsubscribe(lifecycle.BEFORE_SNAPSHOT, self._before_snapshot)
+        lifecycle.unsubscribe(lifecycle.RESUMED, self._resumed)

@@ -4,7 +4,7 @@ Layout inside the image::
 
     /init                       the static C init (unik-init)
     /unik/init.conf             what the init does (modules, mounts, links, the command)
-    /dev/{console,null,urandom,hwrng} the nodes needed before anything is mounted
+    /dev/{console,null,urandom,hwrng,ttyS1} the nodes needed before anything is mounted
     /lib/modules/NAME.ko        the kernel modules the plan needs, in load order
     /usr/bin/python3            this host's CPython (the one running unik)
     <library paths>             the shared libraries it and its extensions load, at their
@@ -379,6 +379,8 @@ def _with_directories(files: Mapping[str, tuple[bytes, int]], extra: Iterable[st
         cpio.Entry.chardev("dev/console", 5, 1), cpio.Entry.chardev("dev/null", 1, 3, 0o666),
         cpio.Entry.chardev("dev/urandom", 1, 9, 0o666),
         cpio.Entry.chardev("dev/hwrng", 10, 183, 0o600),  # the boot seed (init.c), before any mount
+        # COM2: the host's channel to a VM booted for a snapshot (unik_vmguest.snapshot).
+        cpio.Entry.chardev("dev/ttyS1", 4, 65, 0o600),
         # Xen's shutdown request runs /sbin/poweroff in the guest: the init, which then
         # asks PID 1 to stop the application.
         cpio.Entry.symlink("sbin/poweroff", "/init"),

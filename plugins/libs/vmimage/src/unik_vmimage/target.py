@@ -42,6 +42,7 @@ from .keys import COMPRESSION, KERNEL, KERNEL_MODULES, nic_macs
 if TYPE_CHECKING:  # the image builder loads when a target emits, not when `unik run` starts
     from .initramfs import ImageReport
     from .kernels import Kernel
+    from .snapshot import Session
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class VmTarget(Target):
     base_modules: ClassVar[tuple[str, ...]] = ()
     #: The kernel command line (the application's arguments are added per boot).
     cmdline: ClassVar[tuple[str, ...]] = ()
+    startup = (("unik_vmguest.snapshot", "VM snapshots (readiness to the host, a restore's renewals)"),)
 
     # -- emit ---------------------------------------------------------------------------
 
@@ -198,31 +200,83 @@ class VmTarget(Target):
 
     def boot_qemu(self, artifact: Artifact, ctx: RunContext, *, accel: str, machine: str, mem: str,
                   args: Sequence[str], devices: Sequence[str], extra: Sequence[str], timeout: float,
-                  booting: str, notes: Sequence[str] = ()) -> int:
+                  booting: str, notes: Sequence[str] = (), session: Session | None = None) -> int:
         """Boot the artifact under QEMU and return the application's exit status.
 
         ``booting`` is said before the guest starts, then ``notes``; ``--dry-run`` prints
         the command instead.  A signal presses the guest's power button, a second one (or
         the grace period) kills QEMU; a guest that stopped without a status is explained,
-        memory named when it is the likely cause.
+        memory named when it is the likely cause.  With a snapshot ``session`` the boot
+        saves a snapshot once the application is ready (then QEMU quits: status 0), or
+        restores one (:mod:`unik_vmimage.snapshot`).
         """
+        from . import snapshot
+
         manifest = artifact.manifest
         kernel = artifact.directory / manifest["kernel"]["file"]
         with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
+            qmp_path = Path(control) / "qmp.sock"
+            cmdline: Sequence[str] = self.cmdline or qemu.BASE_CMDLINE
+            if session is not None:
+                cmdline = (*cmdline, snapshot.CMDLINE_FLAG)
+                devices = list(devices)
+                extra = [*extra, *snapshot.generation_id_args(machine), *session.prepare(Path(control), qmp_path)]
             spec = qemu.Boot(kernel, artifact.directory / manifest["initramfs"]["file"], machine, accel, mem=mem,
-                             args=args, devices=devices, extra=extra, qmp=Path(control) / "qmp.sock")
+                             cmdline=cmdline, args=args, devices=devices, extra=extra, qmp=qmp_path)
             if ctx.dry_run:
+                if session is not None:
+                    session.join()
                 return ctx.show_command(spec.command(qemu.qemu_binary()))
             ctx.progress.info(booting)
             for note in notes:
                 ctx.progress.info(note)
+
+            def started(pid: int) -> None:
+                ctx.started(**qemu.started_details(pid, accel))
+                if session is not None:
+                    session.started(pid, lambda: _kill(pid))
+
+            restoring = session is not None and session.mode == "restore"
             try:
                 with qemu.Stopper() as stopper:
-                    outcome = qemu.boot(spec, boot_timeout=timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
+                    outcome = qemu.boot(spec, boot_timeout=float("inf") if restoring else
+                                        timeout or qemu.DEFAULT_BOOT_TIMEOUT_S[accel],
                                         console=sys.stdout.buffer, stderr=sys.stderr.buffer, stop=stopper.requested,
                                         force=stopper.forced, grace=ctx.stop_grace or qemu.STOP_GRACE_S,
-                                        started=lambda pid: ctx.started(**qemu.started_details(pid, accel)))
+                                        started=started)
             except qemu.GuestStopped as exc:
+                if session is not None:
+                    session.join()
+                    if session.saved is not None:
+                        return self._saved(session, ctx)
+                    if session.error:
+                        raise RunError(f"saving the snapshot failed: {session.error}") from None
                 raise RunError(memory.explain_stop(str(exc), exc.out_of_memory, exc.silent, mem,
                                                    memory.qemu_mib(mem), manifest["initramfs"])) from None
+            if session is not None:
+                session.join()
+                if session.error:
+                    what = "saving the snapshot" if session.mode == "save" else "restoring the snapshot"
+                    raise RunError(f"{what} failed: {session.error}"
+                                   + ("; unik run --no-snapshot boots cold" if restoring else ""))
         return outcome.status
+
+    def _saved(self, session: Session, ctx: RunContext) -> int:
+        """Say what was saved; the run's status (0)."""
+        saved = session.saved
+        assert saved is not None
+        ctx.progress.info(f"snapshot saved in {session.image / 'snapshot'}: {saved.state_bytes / 1e6:.0f} MB, "
+                          f"ready after {saved.ready_s:.2f} s, saved in {saved.save_s:.2f} s; "
+                          f"`unik run` now starts from it (--no-snapshot boots cold)")
+        return 0
+
+
+def _kill(pid: int) -> None:
+    """End QEMU at once (a snapshot exchange failed)."""
+    import os
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

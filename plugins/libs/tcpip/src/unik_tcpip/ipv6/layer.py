@@ -127,8 +127,11 @@ class Ipv6Layer:
         """The transports received datagrams (and ICMPv6 errors about theirs) go to."""
         self.tcp, self.udp = tcp, udp
 
-    def start(self) -> None:
-        """Configure the link-local (and static) address, start DAD, solicit routers (RFC 4862 5.3, RFC 4861 6.3.7)."""
+    def start(self, *, tick: bool = True) -> None:
+        """Configure the link-local (and static) address, start DAD, solicit routers (RFC 4862 5.3, RFC 4861 6.3.7).
+
+        ``tick``: start the layer's timer (``False`` when :meth:`renew` starts it again).
+        """
         if self._started:
             return
         self._started = True
@@ -141,7 +144,33 @@ class Ipv6Layer:
             self.slaac.generation += 1
         self._rs_left = MAX_RTR_SOLICITATIONS
         self._rs_at = now + self._delay()
-        self.timers.after(_TICK_NS, self._tick)
+        if tick:
+            self.timers.after(_TICK_NS, self._tick)
+
+    def renew(self) -> None:
+        """A restored VM snapshot: the link's MAC now, and nothing learnt before it.
+
+        Addresses made from the old MAC (link-local, SLAAC), neighbours, routers, prefixes,
+        DNS servers, path MTUs and groups are dropped; the link-local and static addresses
+        go through DAD again and routers are solicited, as on a new link (RFC 4862 5.3).
+        """
+        self.mac = self.link.mac
+        self._src_type = self.mac + _ETHERTYPE
+        gateway = self.slaac.static_gateway
+        self.addresses = AddressTable()
+        self.neighbours = NeighbourCache(self.stats, retrans_ns=self.retrans_ns)
+        self.slaac = Slaac(self.stats, self.addresses, wire.interface_id(self.mac), self._start_dad)
+        self.slaac.static_gateway = gateway
+        self.dns = RaDns(self.timers.now_ns)
+        self.pmtu.clear()
+        self.groups.clear()
+        self._mld_pending.clear()
+        self._pings.clear()
+        self._routes.clear()
+        self._routes_generation = -1
+        if self._started:
+            self._started = False
+            self.start(tick=False)
 
     def _delay(self) -> int:
         """A random delay up to :attr:`solicit_delay_ns` (RFC 4861 6.3.7, RFC 4862 5.4.2)."""

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from unik import lifecycle
 from unik.devices import Flow, FlowHandler, Random, TxOffload
 
 from .. import cc
@@ -136,15 +137,23 @@ class TcpLayer:
         self.connections: dict[Key, TcpConnection] = {}
         self.listeners: dict[int, TcpListener] = {}
         self._by_name: ByName | None = None
-        # RFC 6528: a secret key for the ISN hash, from the Random device (and one for cookies).
-        self._secret = random.generate(16)
-        self._cookie_secret = random.generate(16)
+        self._random = random
+        self.renew_secrets()
         self.challenge_bucket = TokenBucket(self.config.challenge_ack_rate, int(self.config.challenge_ack_rate))
         # RFC 7323 2.3: the smallest shift that lets the window cover the buffer.
         shift = 0
         while (0xFFFF << shift) < self.config.rcv_buf and shift < 14:
             shift += 1
         self.rcv_wscale = shift
+
+    def renew_secrets(self) -> None:
+        """RFC 6528: a secret key for the ISN hash, from the Random device (and one for SYN cookies).
+
+        Made again when a VM snapshot is restored: instances of one snapshot must not
+        share the secret, or one's ISNs would predict another's.
+        """
+        self._secret = self._random.generate(16)
+        self._cookie_secret = self._random.generate(16)
 
     # -- the application's API ----------------------------------------------------
 
@@ -235,6 +244,8 @@ class TcpLayer:
         ``family`` 0 listens on both IPv4 and IPv6 (a dual-stack socket), ``socket.AF_INET``
         or ``socket.AF_INET6`` on one; a transport's ``peername`` says the peer's family.
         ``nodelay`` as for :meth:`create_connection`, for every accepted connection.
+        The first listener of the process announces the runtime's :data:`unik.lifecycle.READY`
+        (the application serves: a VM booted for a snapshot is saved then).
         """
         if port == 0:
             port = self._free_listen_port()
@@ -246,6 +257,7 @@ class TcpLayer:
             raise OSError(errno.EADDRINUSE, f"TCP port {port} is already listening")
         listener = TcpListener(port, protocol_factory, backlog or self.config.syn_backlog, family, nodelay)
         self.listeners[port] = listener
+        lifecycle.announce(lifecycle.READY)
         return TcpServer(self, listener)
 
     async def start_server(self, handler: FlowHandler | StreamHandler, port: int, *, limit: int = 2**16,

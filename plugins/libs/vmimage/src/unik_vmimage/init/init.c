@@ -29,6 +29,9 @@
  * isa-debug-exit) every status is printed and the VM powers off.
  *
  * With unik_probe=1 it exits at once with status 42 (the host's KVM probe).
+ * With unik_snapshot=1 (a boot to be snapshotted) Python's environment says so
+ * (UNIK_SNAPSHOT=1): unik_vmguest.snapshot then waits for the host on COM2 once the
+ * application serves.
  *
  * A shutdown request reaches the program as SIGTERM, so that its devices disconnect
  * (a FAT disk is flushed) before the VM powers off: an ACPI power-button press (QEMU's
@@ -595,6 +598,9 @@ int main(int argc, char **argv)
     if (read_config() != 0)
         finish(125, reboot_instead);
     size_t seeded = seed_entropy(); /* after read_config: virtio_rng is loaded */
+    const char *snapshot = getenv("unik_snapshot");
+    if (snapshot && strcmp(snapshot, "1") == 0 && py_envc < MAX_ENV)
+        py_env[py_envc++] = "UNIK_SNAPSHOT=1";
     /* Arguments after `--` on the kernel command line go to the program. */
     for (int i = 1; i < argc && py_argc < MAX_ARGS; i++)
         py_argv[py_argc++] = argv[i];
