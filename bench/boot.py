@@ -31,7 +31,12 @@ line and to hello's first line, each tree building its own examples/hello with t
 cached Debian kernel.  Medians go under ``baseline`` in ``results/boot.json`` (the other
 keys kept) with the load average before and after.
 
-    python bench/boot.py [--xen | --baseline REV [--rounds N]]
+The snapshot figures (issue 20: restore to first response against cold boot and the bare
+kernel, the snapshot's size, QEMU's memory, what saving adds to a build) are
+``bench/boot_snapshot.py``'s: added by the full run as root (UNIK_BENCH_SNAPSHOT=0 leaves them
+out), or alone with ``--snapshot``.
+
+    python bench/boot.py [--xen | --snapshot | --baseline REV [--rounds N]]
 """
 
 from __future__ import annotations
@@ -565,6 +570,12 @@ def main() -> None:
             src_response = num(src["boot_first_response_s"])
             ratios["first_response_from_qemu_source_kernel_over_bare_init"] = ratio(
                 src_response - src_host if src_response is not None and src_host is not None else None, bare_s)
+        if net and os.environ.get("UNIK_BENCH_SNAPSHOT") != "0":
+            from boot_snapshot import snapshot_part
+
+            snap, snap_ratios = snapshot_part(http, accel, bare_s, net, http_figures)
+            unik_figures.update(snap)
+            ratios.update(snap_ratios)
         path = write("boot", unik_figures, peers, ratios, accelerator=accel)
         print(f"boot ({accel.upper()}; medians of {RUNS} boots):")
         rows = [(f"unik.{k}", str(v)) for k, v in unik_figures.items()]
@@ -579,9 +590,13 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--xen"]:
         xen_only()
+    elif sys.argv[1:] == ["--snapshot"]:
+        from boot_snapshot import snapshot_only
+
+        snapshot_only()
     elif sys.argv[1:2] == ["--baseline"] and len(sys.argv) in (3, 5):
         boot_against(sys.argv[2], int(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--rounds" else RUNS)
     elif sys.argv[1:]:
-        sys.exit("usage: python bench/boot.py [--xen | --baseline REV [--rounds N]]")
+        sys.exit("usage: python bench/boot.py [--xen | --snapshot | --baseline REV [--rounds N]]")
     else:
         main()
