@@ -1,7 +1,8 @@
 """The files a running application needs, for emitters to package.
 
 :func:`runtime_files` lists, for a plan, every file an artifact must carry: the
-generated ``main.py`` and ``plan.json``, the application's package, the Python
+generated ``main.py`` and ``plan.json`` (its paths relative to the project's directory:
+:func:`artifact_plan`), the application's package, the Python
 packages of every distribution in the plan and of the application's dependencies
 (their closure), and the baked files.  Targets package them their own way (a zipapp,
 an initramfs).  The order is sorted and stable, so artifacts are reproducible.
@@ -165,7 +166,7 @@ def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[
         for f in items:
             files.setdefault(f.dest, f)
 
-    add([BundleFile("main.py", build_dir / "main.py"), BundleFile("plan.json", build_dir / "plan.json")])
+    add([BundleFile("main.py", build_dir / "main.py"), BundleFile("plan.json", artifact_plan(plan, build_dir))])
     add(_app_files(plan, dirs))
     tops = _top_level_by_distribution()
     for dist in runtime_distributions(plan):
@@ -177,6 +178,21 @@ def runtime_inputs(plan: Plan, build_dir: Path) -> tuple[list[BundleFile], list[
     add(BundleFile(f.dest, Path(f.source), BAKED) for f in plan.files)
     return [files[d] for d in sorted(files)], dirs
 
+
+def artifact_plan(plan: Plan, build_dir: Path) -> Path:
+    """``plan.json`` as the artifact carries it (:meth:`~unik.plan.Plan.portable`), written beside the plan.
+
+    Rewritten only when its text changes, so that its time stamp says when it last did.
+    """
+    path = build_dir / ARTIFACT_PLAN
+    text = plan.portable().dumps()
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+#: The file in ``_build/<target>/`` holding the artifact's ``plan.json``.
+ARTIFACT_PLAN = "plan.artifact.json"
 
 #: The size report's name for the files the plan bakes in.
 BAKED = "(baked files)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import PurePath
 from typing import Any
 
 from .keys import KeyValues
@@ -131,6 +132,22 @@ class Plan:
     def with_contributions(self, contributions: dict[str, Any]) -> Plan:
         """A copy carrying what ``unik_configure`` hooks contributed."""
         return replace(self, contributions=contributions)
+
+    def portable(self) -> Plan:
+        """The plan as an artifact carries it: the project's paths relative to its directory (``root`` is ".").
+
+        The same project built from another directory gives the same artifact; a path
+        outside the project stays as it is.
+        """
+        root = PurePath(self.app.root)
+
+        def inside(path: str) -> str:
+            p = PurePath(path)
+            return (p.relative_to(root).as_posix() or ".") if p.is_relative_to(root) else path
+
+        app = replace(self.app, root=".", source_dirs=tuple(inside(d) for d in self.app.source_dirs))
+        files = tuple(BakedFile(inside(f.source), f.dest) for f in self.files)
+        return replace(self, app=app, files=files)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form (the content of ``plan.json``)."""

@@ -32,7 +32,9 @@ def name_sources(main_file: str, sources: dict[str, str]) -> None:
     """Make tracebacks name the user's files, not their copies in the artifact.
 
     ``sources`` maps a top-level name beside ``main_file`` (the application's package,
-    ``main.py``) to its path on the host that built the artifact.  Paths are mapped when
+    ``main.py``) to its path in the project that built the artifact, relative to the
+    project's directory: ``UNIK_PROJECT_ROOT`` (which ``unik run`` sets where the artifact
+    can read it) makes them absolute.  Paths are mapped when
     a traceback is printed, not when the code is compiled: the lines shown are read
     from the copy that ran (so they are what ran, and they exist inside a VM, where the
     host's paths do not), while the names are the ones the user edits.  Uncaught
@@ -40,7 +42,8 @@ def name_sources(main_file: str, sources: dict[str, str]) -> None:
     """
     global _sources_root
     _sources_root = os.path.dirname(os.path.realpath(main_file))
-    _sources.update(sources)
+    project = os.environ.get("UNIK_PROJECT_ROOT", "")
+    _sources.update({name: os.path.join(project, path) for name, path in sources.items()})
     sys.excepthook = _excepthook
 
 

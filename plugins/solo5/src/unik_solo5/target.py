@@ -28,6 +28,7 @@ from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
+from unik.reproducible import normalised_elf
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_images, given_bindings
 
 from . import memory
@@ -105,7 +106,11 @@ class SptTarget(Target):
         for f in files:
             dest = app / f.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f.source, dest)
+            if f.source.suffix == ".so":  # stripped, a build ID of its content: not where it was compiled
+                dest.write_bytes(normalised_elf(f.source))
+                shutil.copystat(f.source, dest)
+            else:
+                shutil.copy2(f.source, dest)
         manifest = solo5_manifest(plan)
         (app / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (app / "__spt__.py").write_text(BOOTSTRAP.format(name=plan.app.name))

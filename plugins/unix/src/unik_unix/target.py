@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +30,13 @@ from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
+from unik.reproducible import normalised_elf, source_date_epoch
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image
 
 from .providers import BLOCK, IPV4, NET, Block, SocketStack, Tap
 
-_EPOCH = (1980, 1, 1, 0, 0, 0)
+#: The earliest time a zip entry can carry (1980-01-01), in seconds since 1970.
+_ZIP_EPOCH_S = 315532800
 
 
 def tap_names(devices: list[dict[str, Any]], keys: KeyValues) -> dict[str, str]:
@@ -91,8 +94,14 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -
     zf.writestr(_zip_info(name, mode), data, compresslevel=6)
 
 
+def _zip_time() -> tuple[int, int, int, int, int, int]:
+    """The time every entry carries: ``SOURCE_DATE_EPOCH`` (UTC), not before 1980 (zip's first year)."""
+    t = time.gmtime(max(source_date_epoch(), _ZIP_EPOCH_S))
+    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
+
+
 def _zip_info(name: str, mode: int, size: int = 0) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info = zipfile.ZipInfo(name, date_time=_zip_time())
     info.external_attr = (0o100000 | mode) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
     info.file_size = size  # lets zipfile choose ZIP64 up front for a file over 2 GiB
@@ -100,8 +109,16 @@ def _zip_info(name: str, mode: int, size: int = 0) -> zipfile.ZipInfo:
 
 
 def _zip_file(zf: zipfile.ZipFile, name: str, source: Path, mode: int) -> bytes:
-    """Copy ``source`` into the zip 1 MiB at a time (baked files may be large); its SHA-256."""
+    """Copy ``source`` into the zip 1 MiB at a time (baked files may be large); its SHA-256.
+
+    A C extension goes in stripped, with a build ID of its content (:mod:`unik.reproducible`):
+    its debugging data would name the directory it was compiled in.
+    """
     h = hashlib.sha256()
+    if source.suffix == ".so":
+        data = normalised_elf(source)
+        _zip_entry(zf, name, data, mode)
+        return hashlib.sha256(data).digest()
     with source.open("rb") as src, zf.open(_zip_info(name, mode, source.stat().st_size), "w") as dst:
         while block := src.read(1 << 20):
             h.update(block)
@@ -204,9 +221,11 @@ class UnixTarget(Target):
 
     def _run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         cmd = [sys.executable, str(artifact.path), *keys.as_args(), *ctx.extra_args]
+        # UNIK_PROJECT_ROOT: tracebacks name the project's files by their full paths (unik.runtime.name_sources)
+        names = {"UNIK_PROG": artifact.path.name, "UNIK_PROJECT_ROOT": str(ctx.root)}
         if ctx.dry_run:
-            return ctx.show_command(cmd, {"UNIK_PROG": artifact.path.name})
-        env = dict(os.environ, UNIK_PROG=artifact.path.name)
+            return ctx.show_command(cmd, names)
+        env = dict(os.environ, **names)
         proc = subprocess.Popen(cmd, env=env)
         ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
         forwarded = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}

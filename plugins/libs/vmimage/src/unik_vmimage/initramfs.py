@@ -8,14 +8,17 @@ Layout inside the image::
     /lib/modules/NAME.ko        the kernel modules the plan needs, in load order
     /usr/bin/python3            this host's CPython (the one running unik)
     <library paths>             the shared libraries it and its extensions load, at their
-                                host paths (so RUNPATHs resolve), stripped
+                                host paths in the loader's own directories, others (an
+                                interpreter's libpython) in /usr/lib; stripped
     /usr/lib/pythonX.Y/         the standard-library modules the application reaches
                                 (:mod:`unik_vmimage.imports`), precompiled, sourceless
     /app/                       main.py, plan.json, the application, unik and its plugins,
                                 baked files; .py kept beside unchecked-hash .pyc files
 
-Everything is sorted and timestamped 0, compiled with a fixed hash seed and compressed
-without timestamps: the same inputs give the same bytes.
+Everything is sorted and timestamped ``SOURCE_DATE_EPOCH`` (else 0), compiled with a
+fixed hash seed, ELF files stripped with a build ID of their content
+(:mod:`unik.reproducible`), compressed without other timestamps: the same inputs give
+the same bytes, wherever the project, the checkout and the interpreter are.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from unik.bundle import BundleFile
 from unik.cache import cache_dir
 from unik.errors import BuildError
 from unik.progress import Progress
+from unik.reproducible import normalised_elf, source_date_epoch
 
 from . import cpio
 from .imports import find_modules
@@ -181,6 +185,24 @@ def find_stdlib(main: Path, search: Sequence[Path], extra: Iterable[str], interp
 _LDD_LINE = re.compile(r"^\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
 
 
+#: Where the dynamic loader looks without RUNPATH or ld.so.cache (Debian's x86_64 glibc: ``ld.so --help``).
+SYSTEM_LIBRARY_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/lib", "/usr/lib")
+
+
+def image_library_path(lib: Path) -> str:
+    """Where the host's shared library ``lib`` goes in the image (no leading slash).
+
+    A library in a directory the loader searches by itself keeps its path; any other (an
+    interpreter's own ``libpython``, found through its RUNPATH on the host) goes to
+    ``/usr/lib``, where the loader finds it once the RUNPATH's directory is not there: the
+    image does not depend on where the host's interpreter is installed.
+    """
+    text = lib.as_posix()
+    if str(lib.parent) in SYSTEM_LIBRARY_DIRS:
+        return text.lstrip("/")
+    return f"usr/lib/{lib.name}"
+
+
 def shared_libraries(binaries: Iterable[Path]) -> list[Path]:
     """Every shared library ``binaries`` load (``ldd``), as host paths, sorted."""
     libs: set[Path] = set()
@@ -210,19 +232,11 @@ def _cached(kind: str, key: str, make: Callable[[Path], None]) -> bytes:
 
 
 def stripped(path: Path) -> bytes:
-    """The bytes of an ELF file without debugging symbols (cached by content)."""
-    data = path.read_bytes()
-    strip = shutil.which("strip")
-    if strip is None:
-        return data
-    key = hashlib.sha256(b"strip-unneeded\0" + data).hexdigest()
+    """The bytes of an ELF file without debugging data, with a build ID of its content.
 
-    def make(tmp: Path) -> None:
-        proc = subprocess.run([strip, "--strip-unneeded", "-o", str(tmp), str(path)], capture_output=True)
-        if proc.returncode != 0:
-            tmp.write_bytes(data)
-
-    return _cached("strip", key, make)
+    :func:`unik.reproducible.normalised_elf`, cached by content.
+    """
+    return normalised_elf(path)
 
 
 def compile_sources(interp: Interpreter, jobs: Sequence[tuple[Path, str]]) -> list[bytes]:
@@ -279,7 +293,7 @@ def _compress(data: bytes, how: str) -> bytes:
     if how == "zstd":
         return _zstd(data)
     if how == "gzip":
-        return gzip.compress(data, compresslevel=9, mtime=0)
+        return gzip.compress(data, compresslevel=9, mtime=source_date_epoch())
     if how == "xz":  # the kernel's xz decoder wants CRC32 checks
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
                              filters=[{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 6}])
@@ -346,14 +360,17 @@ def build_initramfs(spec: ImageSpec, out: Path, progress: Progress, interp: Inte
             add(dest, pyc)
     add(f"{PREFIX}/bin/python3", stripped(interp.executable), 0o755)
     libraries = shared_libraries(binaries)
+    image_libraries = []
     for lib in libraries:
-        add(lib.as_posix(), stripped(lib.resolve()), 0o755)
+        dest = image_library_path(lib)
+        image_libraries.append(dest)
+        add(dest, stripped(lib.resolve()), 0o755)
     for dest, source in spec.extra_files.items():
         add(dest, Path(source).read_bytes())
 
     entries = _with_directories(files, [f"{interp.image_stdlib}/lib-dynload"])
     raw = io.BytesIO()
-    writer = cpio.Writer(raw)
+    writer = cpio.Writer(raw, mtime=source_date_epoch())
     for entry in entries:
         writer.add(entry)
     writer.close()
@@ -363,7 +380,7 @@ def build_initramfs(spec: ImageSpec, out: Path, progress: Progress, interp: Inte
     out.write_bytes(packed)
     return ImageReport(
         path=out, bytes=len(packed), uncompressed_bytes=len(data), entries=len(entries),
-        stdlib_modules=sorted(stdlib), libraries=[p.as_posix() for p in libraries],
+        stdlib_modules=sorted(stdlib), libraries=sorted(f"/{d}" for d in image_libraries),
         kernel_modules=[Path(m).stem for m in module_names],
         digest=hashlib.sha256(packed).hexdigest(),
     )
