@@ -14,11 +14,11 @@ partition.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from unik.errors import BuildError
+from unik.reproducible import source_date_epoch
 
 #: The removable-media boot path on x86-64 (UEFI 2.10, table 3.6).
 BOOT_PATH = "/EFI/BOOT/BOOTX64.EFI"
@@ -31,12 +31,8 @@ LABEL = "UNIK-ESP"
 
 
 def build_time() -> int:
-    """Seconds since the epoch to stamp files with: ``SOURCE_DATE_EPOCH``, else FAT's epoch."""
-    try:
-        wanted = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-    except ValueError:
-        wanted = 0
-    return max(wanted, FAT_EPOCH)
+    """Seconds since the epoch to stamp files with: ``SOURCE_DATE_EPOCH``, not before FAT's epoch."""
+    return max(source_date_epoch(), FAT_EPOCH)
 
 
 def esp_size(payload: int) -> int:
