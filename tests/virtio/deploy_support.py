@@ -66,15 +66,18 @@ def base_command(mem: str) -> list[str]:
             "-device", qemu.DEBUG_EXIT, "-device", "virtio-rng-pci"]
 
 
-def uefi_args(tmp: Path, disk: Path, fmt: str) -> list[str]:
-    """OVMF (its code read-only, a private copy of its variables) and the disk as the only boot device."""
+def uefi_args(tmp: Path, disk: Path, fmt: str, snapshot: bool = True) -> list[str]:
+    """OVMF (its code read-only, a private copy of its variables) and the disk as the only boot device.
+
+    ``snapshot``: the guest's writes go to a temporary overlay, not the disk.
+    """
     for path in (OVMF_CODE, OVMF_VARS):
         require_file(path, "ovmf")
     variables = tmp / "OVMF_VARS.fd"
     shutil.copyfile(OVMF_VARS, variables)
     return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
-            "-drive", f"file={disk},if=none,id=boot,format={fmt},snapshot=on",
+            "-drive", f"file={disk},if=none,id=boot,format={fmt},snapshot={'on' if snapshot else 'off'}",
             "-device", "virtio-blk-pci,drive=boot,bootindex=1"]
 
 

@@ -94,23 +94,28 @@ class VirtioTarget(VmTarget):
 
         formats = parse_formats(plan_value(plan, IMAGE.name, ""))
         if formats:
-            manifest["images"] = self.write_images(plan, ctx, out, report, formats, macs)
+            data = tuple((str(d["name"]), (ctx.root / str(d["file"])).resolve()) for d in image.devices
+                         if d["kind"] == "block" and d.get("qemu_device") and d.get("file"))
+            manifest["images"] = self.write_images(plan, ctx, out, report, formats, macs, data)
         return KERNEL_FILE
 
     def write_images(self, plan: Plan, ctx: BuildContext, out: Path, report: ImageReport,
-                     formats: tuple[str, ...], macs: dict[str, str]) -> dict[str, Any]:
+                     formats: tuple[str, ...], macs: dict[str, str],
+                     data: tuple[tuple[str, Path], ...] = ()) -> dict[str, Any]:
         """The ``--image`` forms: the bootable disk (raw, qcow2, GCE's) with a command line of its own.
 
         A disk boots without a runner: its command line carries the configured keys of
         the application and its libraries (``--ipv4``...) and each NIC's MAC (``--net-mac``
         as configured, else the one ``firecracker.json`` gives: the VM's NIC must carry
-        it), never anything per boot (the boot seed comes from virtio-rng).
+        it), never anything per boot (the boot seed comes from virtio-rng).  ``data``: the
+        block devices whose device table names a ``file``, carried as partitions named
+        after them (the guest finds a partition by its name when no disk has its serial).
         """
         from unik.version import __version__
         from unik_vmimage.disk.images import DiskSpec, write_images
 
         cmdline = qemu.kernel_cmdline(self.cmdline, [*self.app_keys(plan.keys).as_args(), *mac_args(macs)])
-        spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline, __version__)
+        spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline, __version__, data)
         images = {**write_images(formats, spec, out, ctx.progress), "macs": macs}
         if "oci" in formats:
             from unik_vmimage.disk import kubevirt

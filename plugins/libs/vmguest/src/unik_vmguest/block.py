@@ -2,7 +2,10 @@
 
 The host names each disk with its device name as the virtio serial
 (``-device virtio-blk-pci,serial=storage``); the guest finds it in
-``/sys/block/vd*/serial``, so disks never depend on probe order.  Requests are
+``/sys/block/vd*/serial``, so disks never depend on probe order.  A disk image
+written by ``unik build --image disk`` carries the plan's data disks as GPT partitions
+named after their devices instead: a device with no disk of its serial is the
+partition whose name (``PARTNAME`` in its uevent) is the device's, on any disk.  Requests are
 positioned reads and writes on ``/dev/vdX``; ``flush`` is ``fsync``, which the guest
 kernel turns into a virtio flush.
 
@@ -30,10 +33,24 @@ if TYPE_CHECKING:
 SYS_BLOCK = Path("/sys/block")
 #: ``BLKFLSBUF`` (linux/fs.h): write back and drop a block device's buffer cache.
 BLKFLSBUF = 0x1261
+#: Every block device, partitions included (each a link into its disk's sysfs directory).
+SYS_CLASS_BLOCK = Path("/sys/class/block")
 
 
-def find_disk(serial: str, sys_block: Path = SYS_BLOCK) -> str:
-    """The ``/dev`` name of the virtio disk whose serial is ``serial``."""
+def find_partition(name: str, sys_class_block: Path = SYS_CLASS_BLOCK) -> str | None:
+    """The ``/dev`` name of the GPT partition named ``name`` (its uevent's ``PARTNAME``), if there is one."""
+    for entry in sorted(sys_class_block.iterdir()) if sys_class_block.is_dir() else ():
+        try:
+            uevent = (entry / "uevent").read_text().splitlines()
+        except OSError:
+            continue
+        if "DEVTYPE=partition" in uevent and f"PARTNAME={name}" in uevent:
+            return entry.name
+    return None
+
+
+def find_disk(serial: str, sys_block: Path = SYS_BLOCK, sys_class_block: Path = SYS_CLASS_BLOCK) -> str:
+    """The ``/dev`` name of the virtio disk whose serial is ``serial``, else of the partition named so."""
     seen = []
     for entry in sorted(sys_block.glob("vd*")):
         try:
@@ -43,8 +60,11 @@ def find_disk(serial: str, sys_block: Path = SYS_BLOCK) -> str:
         seen.append(f"{entry.name}={value}")
         if value == serial:
             return entry.name
+    partition = find_partition(serial, sys_class_block)
+    if partition is not None:
+        return partition
     raise DeviceUnavailable(
-        f"no virtio disk with serial {serial!r} (found: {', '.join(seen) or 'none'}); "
+        f"no virtio disk with serial {serial!r} (found: {', '.join(seen) or 'none'}) and no partition named so; "
         f"give one with `unik run --block {serial}=disk.img`"
     )
 
@@ -83,14 +103,20 @@ class VirtioBlock:
 
     @classmethod
     def open_disk(cls: type[_Disk], name: str, dev: str, read_only: bool, sector_size: int | None) -> _Disk:
-        """Open ``/dev/<dev>`` as the device ``name`` (its size and sectors from sysfs)."""
-        logical = int((SYS_BLOCK / dev / "queue" / "logical_block_size").read_text())
+        """Open ``/dev/<dev>`` as the device ``name`` (its size and sectors from sysfs).
+
+        A partition has no ``queue`` of its own: its disk's (the parent directory) says
+        the sector size.
+        """
+        sysfs = SYS_CLASS_BLOCK / dev if (SYS_CLASS_BLOCK / dev).exists() else SYS_BLOCK / dev
+        queue = sysfs / "queue" if (sysfs / "queue").is_dir() else sysfs.resolve().parent / "queue"
+        logical = int((queue / "logical_block_size").read_text())
         if sector_size is not None and sector_size != logical:
             raise DeviceUnavailable(f"disk {name}: the host attached it with {logical}-byte sectors, "
                                     f"not the {sector_size} its device table asks for")
         sector_size = logical
-        size_bytes = int((SYS_BLOCK / dev / "size").read_text()) * 512  # sysfs counts 512-byte units
-        ro = read_only or (SYS_BLOCK / dev / "ro").read_text().strip() == "1"
+        size_bytes = int((sysfs / "size").read_text()) * 512  # sysfs counts 512-byte units
+        ro = read_only or (sysfs / "ro").read_text().strip() == "1"
         try:
             fd = os.open(f"/dev/{dev}", (os.O_RDONLY if ro else os.O_RDWR) | os.O_CLOEXEC)
         except OSError as exc:

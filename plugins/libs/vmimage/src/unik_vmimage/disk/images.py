@@ -1,8 +1,9 @@
 r"""The image as a bootable disk, for clouds and image-based engines: raw, qcow2 and GCE's ``.tar.gz``.
 
-Every form is the same disk: a GPT (:mod:`.gpt`) with one EFI system partition
+Every form is the same disk: a GPT (:mod:`.gpt`) with an EFI system partition
 (:mod:`.esp`, written by unik-lib-fat) holding the unified kernel image (:mod:`.uki`)
-at ``\EFI\BOOT\BOOTX64.EFI``.  UEFI firmware (OVMF, the clouds') boots it with no
+at ``\EFI\BOOT\BOOTX64.EFI``, then the plan's data disks (block devices whose device
+table names a ``file``) as partitions named after their devices.  UEFI firmware (OVMF, the clouds') boots it with no
 boot entries and no ``-kernel``:
 
 * ``disk`` — ``<name>.raw``, the disk as bytes (OpenStack Glance, AWS import-snapshot,
@@ -28,7 +29,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ class DiskSpec:
     cmdline: str
     #: unik's version, for the UKI's os-release and urunc's labels.
     version: str
+    #: The plan's data disks to carry as partitions: (device name, the disk image's file).
+    data: tuple[tuple[str, Path], ...] = ()
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
@@ -134,10 +137,16 @@ def write_gce_tarball(raw: Path, out: Path) -> None:
         tar.addfile(info, data)
 
 
-def disk_layout(name: str, esp_bytes: int, uki_digest: str, size_multiple: int = 1 << 20) -> gpt.Layout:
-    """The disk: one EFI system partition; GUIDs derived from the name and the UKI's digest."""
-    return gpt.plan_layout([gpt.Wanted(ESP_NAME, esp_bytes, gpt.ESP_TYPE, gpt.stable_guid(name, uki_digest, "esp"))],
-                           gpt.stable_guid(name, uki_digest, "disk"), size_multiple=size_multiple)
+def disk_layout(name: str, esp_bytes: int, uki_digest: str, data: Sequence[tuple[str, int]] = (),
+                size_multiple: int = 1 << 20) -> gpt.Layout:
+    """The disk: the EFI system partition, then a partition per data disk (device name, bytes), named after it.
+
+    GUIDs are derived from the name and the UKI's digest.
+    """
+    wanted = [gpt.Wanted(ESP_NAME, esp_bytes, gpt.ESP_TYPE, gpt.stable_guid(name, uki_digest, "esp"))]
+    wanted += [gpt.Wanted(device, size, gpt.LINUX_DATA_TYPE, gpt.stable_guid(name, uki_digest, "data", device))
+               for device, size in data]
+    return gpt.plan_layout(wanted, gpt.stable_guid(name, uki_digest, "disk"), size_multiple=size_multiple)
 
 
 def write_images(formats: Iterable[str], spec: DiskSpec, out: Path, progress: Progress) -> dict[str, Any]:
@@ -158,12 +167,19 @@ def write_images(formats: Iterable[str], spec: DiskSpec, out: Path, progress: Pr
     shutil.rmtree(out / f"{spec.name}.oci", ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="unik-disk-", dir=out) as tmp:
         size = esp_size(uki.stat().st_size)
-        layout = disk_layout(spec.name, size, uki_digest)
+        for device, source in spec.data:
+            if not source.is_file() or not source.stat().st_size:
+                raise BuildError(f"block device {device}: its disk image {source} is missing or empty: create it "
+                                 f"(truncate -s 64M {source}) before building --image disk, which carries it as a "
+                                 "partition")
+        data = [(device, source.stat().st_size) for device, source in spec.data]
+        layout = disk_layout(spec.name, size, uki_digest, data)
         esp = Path(tmp) / "esp.img"
+        contents = {0: esp, **{i + 1: source for i, (_, source) in enumerate(spec.data)}}
         with progress.step(f"writing the EFI system partition ({size >> 20} MiB, FAT32, unik-lib-fat)"):
             write_esp(esp, {BOOT_PATH: uki}, start_lba=layout.partitions[0].first_lba, size=size)
         disk = raw if "disk" in wanted else Path(tmp) / "disk.raw"
-        write_disk(disk, layout, {0: esp})
+        write_disk(disk, layout, contents)
         made = {"disk": disk} if disk == raw else {}
         if {"qcow2", "oci"} & set(wanted):
             with progress.step("converting the disk to qcow2 (qemu-img)"):
@@ -171,13 +187,15 @@ def write_images(formats: Iterable[str], spec: DiskSpec, out: Path, progress: Pr
             made["qcow2"] = out / f"{spec.name}.qcow2"
         if "gce" in wanted:
             gce_raw = Path(tmp) / GCE_MEMBER
-            write_disk(gce_raw, disk_layout(spec.name, size, uki_digest, GCE_MULTIPLE), {0: esp})
+            write_disk(gce_raw, disk_layout(spec.name, size, uki_digest, data, GCE_MULTIPLE), contents)
             with progress.step("packing disk.raw for GCE (whole GiB, gzip'd tar)"):
                 write_gce_tarball(gce_raw, out / f"{spec.name}.gce.tar.gz")
             made["gce"] = out / f"{spec.name}.gce.tar.gz"
     for form, path in made.items():
         entries[form] = {"file": path.name, "digest": file_digest(path), "bytes": path.stat().st_size}
     entries["esp"] = {"offset": layout.partitions[0].offset, "bytes": size}
+    if spec.data:
+        entries["partitions"] = {p.name: {"offset": p.offset, "bytes": p.size} for p in layout.partitions[1:]}
     if "oci" in wanted:
         from .oci import OciContents, write_layout
 
