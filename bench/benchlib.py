@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -138,11 +139,21 @@ def example_copy(example: str, source: Path, dest: Path) -> Path:
     return dest
 
 
-def timed_command(cmd: list[str], cwd: Path | None = None) -> float | None:
-    """Seconds ``cmd`` takes to exit, its output discarded; ``None`` if it fails."""
+def timed_command(cmd: list[str], cwd: Path | None = None, cpu: list[float | None] | None = None) -> float | None:
+    """Seconds ``cmd`` takes to exit, its output discarded; ``None`` if it fails.
+
+    ``cpu`` gets the CPU seconds (user and system) ``cmd`` and its children used: a figure a
+    busy neighbour on a shared machine hardly moves, unlike the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start if done.returncode == 0 else None
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu is not None:
+        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        cpu.append(used if done.returncode == 0 else None)
+    return elapsed if done.returncode == 0 else None
 
 
 def report_baseline(name: str, title: str, short: str, rounds: int, head: Mapping[str, float | None],

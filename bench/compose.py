@@ -7,9 +7,10 @@ ratio printed is time / budget (below 1.0 is within it).
 ``--baseline REV`` measures instead the commands a user waits for, today's unik against
 unik at git revision REV (installed into a virtual environment of its own under
 ``build/bench-baseline/``), alternately in one run: ``unik --help``, ``unik configure -t
-unix`` of examples/hello (each tree's own), and ``unik run --count 1`` of it to its exit.
-Medians go under ``baseline`` in ``results/compose.json`` with the load average before and
-after (the machine may be shared).
+unix`` of examples/hello (each tree's own), and ``unik run --count 1`` of it to its exit:
+the wall time of each and the CPU time it used (``*_cpu_s``, which a busy neighbour hardly
+moves).  Medians go under ``baseline`` in ``results/compose.json`` with the load average
+before and after (the machine may be shared).
 
     python bench/compose.py [--baseline REV [--rounds N]]
 """
@@ -112,18 +113,22 @@ def startup_against(rev: str, rounds: int) -> None:
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="unik-bench-startup-") as tmp:
         measures: dict[str, Callable[[], float | None]] = {}
+        cpu: dict[str, list[float | None]] = {}
         for label, (unik, tree) in sides.items():
             hello = example_copy("hello", tree, Path(tmp) / label / "hello")
             configure = [str(unik), "-q", "configure", "-t", "unix"]
             for step in (configure, [str(unik), "-q", "build"]):  # a built artifact, before any timing
                 if timed_command(step, hello) is None:
                     raise SystemExit(f"{label}: {' '.join(step)} failed in {hello}")
-            measures[f"{label}.help_s"] = partial(timed_command, [str(unik), "--help"])
-            measures[f"{label}.configure_hello_unix_s"] = partial(timed_command, configure, hello)
-            measures[f"{label}.run_hello_unix_s"] = partial(timed_command, [str(unik), "run", "--count", "1"], hello)
+            for name, cmd in (("help", [str(unik), "--help"]), ("configure_hello_unix", configure),
+                              ("run_hello_unix", [str(unik), "run", "--count", "1"])):
+                cpu[f"{label}.{name}_cpu_s"] = []
+                measures[f"{label}.{name}_s"] = partial(timed_command, cmd, hello, cpu[f"{label}.{name}_cpu_s"])
         alternate(measures, 1)  # warm: caches of plugins and entry points, the unpacked .pyz
+        for values in cpu.values():
+            values.clear()
         got = alternate(measures, rounds)
-    figures = {name: median_of(values) for name, values in got.items()}
+    figures = {name: median_of(values) for name, values in {**got, **cpu}.items()}
     head = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith("head.")}
     base = {k.split(".", 1)[1]: v for k, v in figures.items() if k.startswith(f"{short}.")}
     report_baseline("compose", "command start-up", short, rounds, head, base, load_before)
