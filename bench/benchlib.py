@@ -125,10 +125,10 @@ def merge(name: str, key: str, section: Mapping[str, Any]) -> Path:
 
 
 def head_revision() -> str:
-    """The checkout's short hash, with ``+changes`` when its tracked files differ from it."""
+    """The checkout's short hash, with ``+changes`` when its tracked files (results aside) differ from it."""
     short = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"]).returncode
+    dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", ".", ":!bench/results"]).returncode
     return short + ("+changes" if dirty else "")
 
 
