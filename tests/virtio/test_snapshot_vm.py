@@ -295,3 +295,15 @@ def test_two_instances_side_by_side_on_their_own_taps(snapshot_app: Path, two_ta
     for mac, address in zip(macs, addresses, strict=True):
         assert f"{address} {mac}" in log, log  # its lease went to its own MAC
     assert reports[0]["random"] != reports[1]["random"]
+
+
+def test_a_detached_run_restores_too(snapshot_app: Path, tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    port = _free_port()
+    name = unik("run", "-d", "--accel", "tcg", "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080",
+                "--block", f"storage={_disk_copy(snapshot_app, tmp_path)}", cwd=snapshot_app, env=env).stdout.strip()
+    try:
+        assert _get(f"http://127.0.0.1:{port}/")["generation"] == 1
+        assert "restored from the snapshot" in unik("logs", name, cwd=snapshot_app, env=env).stdout
+    finally:
+        unik("stop", name, cwd=snapshot_app, env=env, check=False)
