@@ -19,18 +19,19 @@ def copy_example(name: str, dest: Path) -> Path:
     return target
 
 
-def write_app(dest: Path, name: str, source: str) -> Path:
-    """An application ``name`` under ``dest/name`` whose package ``<name>_app`` holds ``source``."""
+def write_app(dest: Path, name: str, source: str, package: str | None = None) -> Path:
+    """An application ``name`` under ``dest/name`` whose package (``<name>_app`` unless named) holds ``source``."""
+    package = package or f"{name}_app"
     root = dest / name
-    (root / "src" / f"{name}_app").mkdir(parents=True)
-    (root / "src" / f"{name}_app" / "__init__.py").write_text(source)
+    (root / "src" / package).mkdir(parents=True)
+    (root / "src" / package / "__init__.py").write_text(source)
     (root / "pyproject.toml").write_text(textwrap.dedent(f"""\
         [project]
         name = "{name}"
         version = "0.1.0"
 
         [tool.unik]
-        main = "{name}_app:start"
+        main = "{package}:start"
     """))
     return root
 

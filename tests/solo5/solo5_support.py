@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from example_support import write_app
 
 UNIK = str(Path(sys.executable).parent / "unik")
 TIMEOUT = 60
@@ -42,23 +43,11 @@ def need_sandbox() -> None:
 def make_app(root: Path, name: str, body: str, *, params: str = "console: Console",
              header: str = "", imports: str = "Console") -> Path:
     """An application ``name`` whose ``start(params)`` runs ``body``."""
-    app = root / name
-    pkg = app / "src" / name.replace("-", "_")
-    pkg.mkdir(parents=True)
-    (app / "pyproject.toml").write_text(textwrap.dedent(f"""\
-        [project]
-        name = "{name}"
-        version = "0.1.0"
-
-        [tool.unik]
-        main = "{name.replace('-', '_')}:start"
-        """))
     source = (
         f"from unik.devices import {imports}\n{textwrap.dedent(header)}\n\n"
         f"async def start({params}) -> object:\n{textwrap.indent(textwrap.dedent(body), '    ')}\n"
     )
-    (pkg / "__init__.py").write_text(source)
-    return app
+    return write_app(root, name, source, package=name.replace("-", "_"))
 
 
 def unik(app: Path, *args: str, timeout: float = TIMEOUT, check: bool = True) -> subprocess.CompletedProcess[str]:
