@@ -307,3 +307,10 @@ def test_a_detached_run_restores_too(snapshot_app: Path, tmp_path: Path) -> None
         assert "restored from the snapshot" in unik("logs", name, cwd=snapshot_app, env=env).stdout
     finally:
         unik("stop", name, cwd=snapshot_app, env=env, check=False)
+
+
+def test_an_application_that_never_serves_is_not_snapshotted(hello_app: Path) -> None:
+    proc = unik("run", "--accel", "tcg", "--mem", "192M", "--save-snapshot", cwd=hello_app, check=False)
+    assert proc.returncode != 0
+    assert "saving the snapshot failed" in proc.stderr and "the application never served" in proc.stderr, proc.stderr
+    assert not list((hello_app / "dist").glob("*/snapshot/snapshot.json"))

@@ -386,7 +386,13 @@ class Session:
     def _save(self) -> None:
         assert self._channel is not None and self._qmp is not None
         self._channel.accept(10.0)
-        line = self._channel.read_line(self.ready_timeout)
+        try:
+            line = self._channel.read_line(self.ready_timeout)
+        except RunError as exc:
+            raise RunError(f"{exc}: the application never served. A snapshot is saved when it opens its first "
+                           f"listening socket (unik.lifecycle.READY, which unik-lib-tcpip's start_server and "
+                           f"create_server announce; an application that serves otherwise announces it), within "
+                           f"--boot-timeout seconds (default 300 here)") from None
         if line != READY:
             raise RunError(f"the guest said {line!r} on the snapshot channel, not {READY.decode()!r}")
         ready = time.monotonic() - self._start

@@ -216,7 +216,7 @@ class VmTarget(Target):
         kernel = artifact.directory / manifest["kernel"]["file"]
         with tempfile.TemporaryDirectory(prefix="unik-qemu-") as control:
             qmp_path = Path(control) / "qmp.sock"
-            cmdline: Sequence[str] = self.cmdline or qemu.BASE_CMDLINE
+            cmdline: Sequence[str] = qemu.BASE_CMDLINE  # QEMU's console, whatever the target boots with elsewhere
             if session is not None:
                 cmdline = (*cmdline, snapshot.CMDLINE_FLAG)
                 devices = list(devices)
