@@ -40,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suites' served_support
 
 from benchlib import RESULTS, machine, table, tap_missing
+from served_support import stop
 
 REPO = Path(__file__).resolve().parent.parent
 UNIK = str(Path(sys.executable).with_name("unik"))
@@ -215,12 +217,7 @@ class Guest:
         return _cpu_seconds(self.qemu)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc, timeout=60)
 
 
 def wrk(ns: str, guest: Guest, conns: int, seconds: int) -> tuple[float, float]:

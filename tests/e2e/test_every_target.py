@@ -23,7 +23,7 @@ import pytest
 from e2e_support import UNIK
 from example_support import REPO, copy_example, missing_vm_tools
 from host_tools import require
-from served_support import curl_while_starting, fastapi_checks, serving, wait_http
+from served_support import curl_while_starting, fastapi_checks, serving, stop, wait_http
 from unik.plugins import PluginManager
 
 EXAMPLES = sorted(p.name for p in (REPO / "examples").iterdir() if (p / "pyproject.toml").is_file())
@@ -158,12 +158,7 @@ def boot_fastapi(app: Path, target: str, args: list[str]) -> None:
         wait_http(f"http://127.0.0.1:{port}/", TIMEOUT, alive=lambda: guest.poll() is None)
         fastapi_checks(f"http://127.0.0.1:{port}")
     finally:
-        guest.terminate()
-        try:
-            guest.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            guest.kill()
-            guest.wait()
+        stop(guest)
 
 
 BOOTS: dict[str, Boot] = {"hello": boot_hello, "kv": boot_kv, "http": boot_web, "https": boot_web,
