@@ -5,7 +5,9 @@ emitted ``hello.xl`` (xl's own parser and domain builder's checks, with a hyperv
 then ``xl create -c`` on examples/hello as a PVH guest and as a PV guest, examples/kv
 twice on a file-backed xvd disk (unik-lib-fat on blkfront: the second boot finds what the
 first wrote), then examples/http as a PVH guest on bridge xenbr0 (unik's TCP/IP stack on
-netfront through the AF_PACKET ring), asked for its page by dom0, and last `unik doctor -t
+netfront through the AF_PACKET ring), asked for its page by dom0, examples/fastapi the same
+way (uvicorn on unik's event loop: JSON, a pydantic-validated order, the background task's
+record, then `xl shutdown`), and last `unik doctor -t
 xen` and `unik run -t xen` themselves (this CPython, its standard library and unik's
 distributions are in dom0's initramfs).  Assertions are on console output, not on xl's
 status (``xl create -c`` returns 0 when a guest crashes).
@@ -66,6 +68,46 @@ xl destroy http
 """
 
 
+#: examples/fastapi (uvicorn, pydantic-core and httptools: C extensions) as a PVH guest on xenbr0, after
+#: http: dom0's CPython asks for its JSON, posts a pydantic-validated order and reads the background
+#: task's record (FASTAPI_CLIENT; busybox's nc leaves at the end of its input, before a slower server's
+#: answer, and its wget crashes in this dom0), then `xl shutdown` stops it gracefully.
+FASTAPI_CLIENT = """\
+import time
+import urllib.request
+
+BASE = "http://10.0.0.3:8000"
+
+
+def ask(path, body=None):
+    request = urllib.request.Request(BASE + path, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as reply:
+        return f"{reply.status} {reply.read().decode()}"
+
+
+start = time.monotonic()
+while True:
+    try:
+        answer = ask("/")
+        break
+    except OSError as exc:
+        if time.monotonic() - start > 240:
+            print(f"UNIK-FASTAPI-GAVE-UP {exc}")
+            raise SystemExit(1)
+        time.sleep(1)
+print(f"UNIK-FASTAPI-ANSWER after {time.monotonic() - start:.0f} s: {answer}")
+print("UNIK-FASTAPI-POST " + ask("/orders", b'{"name": "tea", "price": 2.5, "quantity": 2}'))
+print("UNIK-FASTAPI-ORDERS " + ask("/orders"))
+"""
+FASTAPI_SCRIPT = """\
+cd /guest/fastapi && echo "UNIK-FASTAPI-CREATE" && xl create fastapi-example.xl; echo "UNIK-FASTAPI-XL $?"
+{python} /guest/fastapi/client.py; echo "UNIK-FASTAPI-CLIENT $?"
+xl shutdown -w fastapi-example; echo "UNIK-FASTAPI-SHUTDOWN $?"
+echo "UNIK-FASTAPI-CONSOLE"; cat /var/log/xen/console/guest-fastapi-example.log; echo "UNIK-FASTAPI-CONSOLE-END"
+xl destroy fastapi-example 2>/dev/null
+"""
+
+
 @pytest.fixture(scope="module")
 def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) -> nested.NestedRun:
     work = tmp_path_factory.mktemp("nested")
@@ -73,11 +115,15 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
     hello_pv = build(copy_example("hello", work / "pv"), "--xen-type", "pv")
     http = build(copy_example("http", work / "http"), "--net", "service=xenbr0", "--ipv4", "10.0.0.2/24")
     kv = build(copy_example("kv", work / "kv"), "--block", "storage=/guest/kv/disk.img")
+    fastapi = build(copy_example("fastapi", work / "fastapi"), "--net", "service=xenbr0", "--ipv4", "10.0.0.3/24")
     files = {f"/guest/hello/{p.name}": p for p in hello.iterdir()}
     files["/guest/hello-pv/hello.xl"] = hello_pv / "hello.xl"
     files["/guest/hello-pv/initramfs.cpio.zst"] = hello_pv / "initramfs.cpio.zst"
     files.update({f"/guest/http/{p.name}": p for p in http.iterdir()})
     files.update({f"/guest/kv/{p.name}": p for p in kv.iterdir() if p.name != "vmlinux"})
+    files.update({f"/guest/fastapi/{p.name}": p for p in fastapi.iterdir() if p.name != "vmlinux"})
+    (work / "fastapi-client.py").write_text(FASTAPI_CLIENT)
+    files["/guest/fastapi/client.py"] = work / "fastapi-client.py"
     # `unik run -t xen` and `unik doctor -t xen` themselves, in dom0: CPython, unik, the plugins, and
     # the hello project at its host path, which its plan records (its configuration and artifact;
     # the kernel is linked in by the script).
@@ -98,6 +144,8 @@ def xen_run(xen_host: nested.XenHost, tmp_path_factory: pytest.TempPathFactory) 
         + KV_STOP_SCRIPT
         + nested.xl_create_console("/guest/kv", "kv.xl", "kv-after-stop")
         + HTTP_SCRIPT
+        + "ln -s /guest/hello/vmlinux /guest/fastapi/vmlinux\n"
+        + FASTAPI_SCRIPT.format(python=unik_cmd)
         + f"ln -s /guest/hello/vmlinux {project}/dist/hello-xen/vmlinux && cd {project}\n"
         + f'echo UNIK-DOCTOR; {unik_cmd} -m unik.cli doctor -t xen; echo "UNIK-DOCTOR-STATUS $?"\n'
         + f'echo UNIK-RUN; {unik_cmd} -m unik.cli run -t xen --greeting=bonjour --count=2; echo "UNIK-RUN-STATUS $?"\n'
@@ -165,6 +213,22 @@ def test_http_answers_dom0_over_the_bridge(xen_run: nested.NestedRun) -> None:
     # xen-netfront, virtio-rng and virtio_net (for --emulate) with their dependencies, and the ACPI
     # power button (--emulate's stop presses it): 12, as two nested runs printed
     assert "serving on 10.0.0.2:8080" in console and "12 modules loaded" in console
+
+
+def test_fastapi_example_answers_dom0_and_stops_gracefully(xen_run: nested.NestedRun) -> None:
+    text = xen_run.text
+    assert "UNIK-FASTAPI-CONSOLE-END" in text, text[-3000:]
+    part = text[text.index("UNIK-FASTAPI-CREATE"):text.index("UNIK-FASTAPI-CONSOLE-END")]
+    assert "UNIK-FASTAPI-CLIENT 0" in part, part[-3000:]
+    lines = part.splitlines()
+    [answer] = [line for line in lines if line.startswith("UNIK-FASTAPI-ANSWER")]
+    assert answer.endswith(': 200 {"hello":"unik","server":"uvicorn"}'), answer
+    assert 'UNIK-FASTAPI-POST 200 {"name":"tea","total":5.0}' in lines, part  # pydantic validated the body
+    assert 'UNIK-FASTAPI-ORDERS 200 [{"name":"tea","quantity":2}]' in lines, part  # the background task ran
+    assert "UNIK-FASTAPI-SHUTDOWN 0" in part, part[-3000:]
+    console = part[part.index("UNIK-FASTAPI-CONSOLE"):]
+    assert "Uvicorn running on http://10.0.0.3:8000" in console and '"POST /orders HTTP/1.1" 200' in console
+    assert "Application shutdown complete" in console and "unik-init: exit status 143" in console, console
 
 
 def test_unik_run_and_doctor_in_dom0(xen_run: nested.NestedRun) -> None:

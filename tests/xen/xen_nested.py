@@ -55,7 +55,7 @@ DOM0_MODULES = ("xen-evtchn", "xenfs", "xen-privcmd", "xen-gntdev", "xen-gntallo
 XEN_BIN = f"usr/lib/xen-{XEN_VERSION}/bin"
 #: Programs dom0 runs (xl execs xenconsole for ``-c``), from xen-utils.
 PROGRAMS = ("xl", "xenconsole", "xenconsoled", "xenstored", "xen-init-dom0")
-XEN_CMDLINE = "console=com1 com1=115200 dom0_mem=768M dom0_max_vcpus=1 noreboot smap=0"
+XEN_CMDLINE = "console=com1 com1=115200 dom0_mem=1024M dom0_max_vcpus=1 noreboot smap=0"
 DOM0_CMDLINE = "console=hvc0 quiet"
 READY = "UNIK-DOM0-READY"
 DONE = "UNIK-DOM0-DONE"
