@@ -534,6 +534,59 @@ def test_write_flow_control(env: Any) -> None:
     env(check)
 
 
+def test_write_buffer_limits_are_checked_and_defaulted(env: Any) -> None:
+    """set_write_buffer_limits: high >= low >= 0 or ValueError; one mark given, the other follows it."""
+
+    async def check(env: Env) -> None:
+        proto = Recorder()
+        transport, (_reader, writer) = await connected(env, proto)
+        for high, low in ((100, 200), (None, -1), (-5, None)):
+            with pytest.raises(ValueError):
+                transport.set_write_buffer_limits(high=high, low=low)
+        transport.set_write_buffer_limits(low=100_000)
+        low, high = transport.get_write_buffer_limits()
+        assert low == 100_000 and high >= low, "only the low mark: the high one is at least as high"
+        transport.set_write_buffer_limits(high=1000)
+        low, high = transport.get_write_buffer_limits()
+        assert high == 1000 and 0 <= low <= 1000, "only the high mark: the low one is at most as high"
+        transport.set_write_buffer_limits(high=0)
+        assert transport.get_write_buffer_limits() == (0, 0), "a high mark of 0 forces the low one to 0"
+        assert proto.paused == 0, "an empty buffer does not pause"
+        transport.close()
+        writer.close()
+
+    env(check)
+
+
+def test_lowering_the_high_water_mark_below_the_buffer_pauses_at_once(env: Any) -> None:
+    """Limits set under what is buffered call pause_writing() right away; the buffer drained, resume_writing()."""
+
+    async def check(env: Env) -> None:
+        proto = Recorder()
+        transport, (reader, writer) = await connected(env, proto)
+        transport.set_write_buffer_limits(high=1 << 30)
+        chunk = os.urandom(64 * 1024)
+        sent = 0
+        while transport.get_write_buffer_size() == 0:  # the kernel's socket buffers fill first
+            transport.write(chunk)
+            sent += len(chunk)
+            assert sent < 1 << 28, "writes to a peer that reads nothing never filled the transport's buffer"
+            await asyncio.sleep(0)
+        assert proto.paused == 0
+        transport.set_write_buffer_limits(high=1)
+        assert proto.paused == 1 and proto.resumed == 0, "pause_writing() is called by set_write_buffer_limits"
+        assert len(await reader.readexactly(sent)) == sent
+        for _ in range(500):
+            if proto.resumed:
+                break
+            await asyncio.sleep(0.01)
+        assert proto.resumed == 1 and transport.get_write_buffer_size() == 0
+        transport.close()
+        writer.close()
+
+    env(check)
+
+
 # -- BufferedProtocol ----------------------------------------------------------------------
 
 

@@ -311,7 +311,12 @@ class TcpConnection(asyncio.Transport):
             return
         tcb.send(data, self._now())
         self._run()
-        if not self.writing_paused and len(tcb.snd) > self.high_water and self.protocol is not None:
+        if not self.writing_paused and len(tcb.snd) > self.high_water:
+            self._pause_writing()
+
+    def _pause_writing(self) -> None:
+        """``pause_writing()``: more than the high-water mark is buffered."""
+        if self.protocol is not None:
             self.writing_paused = True
             try:
                 self.protocol.pause_writing()
@@ -430,9 +435,21 @@ class TcpConnection(asyncio.Transport):
         return not self.tcb.reading_paused or self._resume_pending
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Flow control thresholds for ``pause_writing``/``resume_writing``."""
-        self.high_water = self.tcb.cfg.snd_buf if high is None else high
-        self.low_water = self.high_water // 4 if low is None else low
+        """Flow control thresholds for ``pause_writing``/``resume_writing``, as asyncio's transports take them.
+
+        ``high`` defaults to the send buffer's size (at least ``low``), ``low`` to a quarter
+        of ``high``; ``high >= low >= 0`` or :class:`ValueError`.  Limits under what is
+        already buffered pause the protocol at once.
+        """
+        if high is None:
+            high = self.tcb.cfg.snd_buf if low is None else max(self.tcb.cfg.snd_buf, low)
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self.high_water, self.low_water = high, low
+        if not self.writing_paused and len(self.tcb.snd) > high:
+            self._pause_writing()
 
     def get_write_buffer_size(self) -> int:
         """Bytes written but not yet acknowledged."""
