@@ -6,6 +6,10 @@
   ``unik run -t hvt --net service=TAP`` of http (on a TAP in a network namespace made
   here and removed after) from the start to the "serving" line and to the first HTTP
   response, seen by a prober that starts a TCP connection every 25 ms.
+* hello_profile: where one boot of hello goes, from ``unik-hvt --profile`` (the monitor's
+  start-up, the guest's time, the runtime's system calls by name: each is a trap here).
+* http_rps: ``wrk -t1 -c10 -d3s`` against examples/http under hvt, and peers.unix_http
+  against examples/http on the unix target (unik's stack over the same TAP).
 * peers.c_hello: a static glibc hello on the same runtime and monitor (the floor for a
   libc program); peers.probe: ``unik doctor``'s probe guest (the monitor's own floor).
 
@@ -17,6 +21,7 @@ Medians of RUNS runs.  Needs /dev/kvm, root (namespace, TAP), gcc and libpython3
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import table, write
+from benchlib import merge, table, write
 from unik_solo5.hvt_doctor import PROBE
 from unik_solo5.hvt_target import MONITOR
 from unik_solo5.hvtfs import link
@@ -111,6 +116,83 @@ sys.exit(1)
 """
 
 
+def http_boots(http: Path, runs: int) -> list[tuple[float, float]]:
+    """``runs`` boots of built examples/http on a TAP in a namespace made here: (serving, first response) seconds."""
+    ns = f"unikbenchhvt{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
+                    ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
+                    ["link", "set", "lo", "up"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+        return [http_boot(http, ns) for _ in range(runs)]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def rate(ns: str, seconds: int = 3, conns: int = 10) -> float:
+    """Requests per second ``wrk -t1 -c<conns>`` gets from examples/http at GUEST in ``ns``."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s",
+                          f"http://{GUEST}:8080/"], capture_output=True, text=True, timeout=seconds + 60).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    return float(found.group(1))
+
+
+def served_rates(apps: dict[str, list[str]], cwd: dict[str, Path]) -> dict[str, float]:
+    """wrk's req/s against each ``unik run`` command of ``apps`` (name: command), one after the other, on the
+    same TAP in a namespace made here (each serves GUEST:8080)."""
+    ns = f"unikbenchhvtrps{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    rates: dict[str, float] = {}
+    try:
+        for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
+                    ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
+                    ["link", "set", "lo", "up"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+        for name, command in apps.items():
+            server = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, *command], cwd=cwd[name],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                assert server.stdout is not None
+                if not server.stdout.readline().startswith("serving"):
+                    raise RuntimeError(f"{name}: examples/http did not start")
+                rate(ns, 1)  # warm-up: ARP, the first connections
+                rates[name] = rate(ns)
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    return rates
+
+
+def c_hello(tmp: Path) -> Path:
+    """A static glibc hello linked with hvt's runtime (the floor for a libc program under unik-hvt)."""
+    src = tmp / "c.c"
+    src.write_text('#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n')
+    subprocess.run(["gcc", "-O2", "-c", str(src), "-o", str(tmp / "c.o")], check=True)
+    link([tmp / "c.o"], None, tmp / "c.hvt")
+    return tmp / "c.hvt"
+
+
+def profile(elf: Path, *args: str) -> dict[str, object]:
+    """Where one run of ``elf`` spends its time, from ``unik-hvt --profile``: the monitor's start-up, the guest's
+    time, the runtime's system calls (count, time inside the runtime, the most made)."""
+    err = subprocess.run([str(MONITOR), "--profile", str(elf), *args], capture_output=True, text=True,
+                         timeout=120).stderr
+    monitor = re.search(r"([\d.]+) ms from the monitor's start to the guest's exit: ([\d.]+) ms loading the ELF and "
+                        r"creating the VM, ([\d.]+) ms in the guest", err)
+    runtime = re.search(r"(\d+) system calls in \d+ ms since the runtime started, ([\d.]+) ms of it inside", err)
+    if not monitor or not runtime:
+        raise RuntimeError(f"no profile from unik-hvt --profile:\n{err}")
+    calls = dict(re.findall(r"\n  ([a-z_0-9]+) (\d+)(?=\n)", err))
+    return {"total_ms": float(monitor.group(1)), "monitor_start_ms": float(monitor.group(2)),
+            "guest_ms": float(monitor.group(3)), "system_calls": int(runtime.group(1)),
+            "inside_runtime_ms": float(runtime.group(2)), "calls": {k: int(v) for k, v in calls.items()}}
+
+
 def main() -> None:
     """Build, measure, print, write results/hvt.json."""
     with tempfile.TemporaryDirectory(prefix="unik-bench-hvt-") as tmpdir:
@@ -119,36 +201,39 @@ def main() -> None:
         elf = hello / "dist" / "hello-hvt" / "hello.hvt"
         hello_s = median([str(MONITOR), "--mem", "256", str(elf), "--count", "1"])
         floor = memory_floor(elf)
-        src = tmp / "c.c"
-        src.write_text('#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n')
-        subprocess.run(["gcc", "-O2", "-c", str(src), "-o", str(tmp / "c.o")], check=True)
-        link([tmp / "c.o"], None, tmp / "c.hvt")
-        c_s = median([str(MONITOR), "--mem", "64", str(tmp / "c.hvt")])
+        c_s = median([str(MONITOR), "--mem", "64", str(c_hello(tmp))])
         probe_s = statistics.median(_probe() for _ in range(RUNS))
+        where = profile(elf, "--count", "1")
         http = build("http", tmp, f"--ipv4={GUEST}/24")
-        ns = f"unikbenchhvt{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        try:
-            for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
-                        ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
-                        ["link", "set", "lo", "up"]):
-                subprocess.run(["ip", "-n", ns, *cmd], check=True)
-            runs = [http_boot(http, ns) for _ in range(RUNS)]
-        finally:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+        runs = http_boots(http, RUNS)
         serving = statistics.median(r[0] for r in runs)
         first = statistics.median(r[1] for r in runs)
         http_elf = http / "dist" / "http-hvt" / "http.hvt"
+        unix = tmp / "unix"
+        unix.mkdir()
+        unix_http = unix / "http"
+        shutil.copytree(ROOT / "examples" / "http", unix_http, ignore=shutil.ignore_patterns("_build", "dist"))
+        subprocess.run([UNIK, "-q", "configure", "-t", "unix", f"--ipv4={GUEST}/24"], cwd=unix_http, check=True)
+        subprocess.run([UNIK, "-q", "build"], cwd=unix_http, check=True, timeout=300)
+        rates = served_rates({"hvt": ["run", "--net", "service=hvt0"], "unix": ["run", "--net", "service=hvt0"]},
+                             {"hvt": http, "unix": unix_http})
         unik = {"hello_run_s": hello_s, "hello_elf_bytes": elf.stat().st_size, "hello_mem_floor_mib": floor,
-                "http_serving_s": serving, "http_first_response_s": first, "http_elf_bytes": http_elf.stat().st_size}
-        peers = {"c_hello": {"run_s": c_s}, "probe": {"run_s": probe_s}}
+                "http_serving_s": serving, "http_first_response_s": first, "http_elf_bytes": http_elf.stat().st_size,
+                "http_rps": rates["hvt"]}
+        peers = {"c_hello": {"run_s": c_s}, "probe": {"run_s": probe_s}, "unix_http": {"rps": rates["unix"]}}
         table([("hello: unik-hvt to exit (one line)", f"{hello_s * 1000:.0f} ms"),
                ("hello: ELF", f"{elf.stat().st_size / 1e6:.1f} MB"), ("hello: memory floor", f"{floor} MiB"),
+               ("hello: --profile", f"{where['monitor_start_ms']} ms monitor start, {where['guest_ms']} ms guest, "
+                                    f"{where['system_calls']} system calls"),
                ("http: unik run to serving", f"{serving * 1000:.0f} ms"),
                ("http: unik run to first HTTP response", f"{first * 1000:.0f} ms"),
                ("http: ELF", f"{http_elf.stat().st_size / 1e6:.1f} MB"),
+               ("http: req/s (wrk -c10), hvt", f"{rates['hvt']:.0f}"),
+               ("http: req/s (wrk -c10), unix target on unik's stack", f"{rates['unix']:.0f}"),
                ("peer: static C hello", f"{c_s * 1000:.0f} ms"), ("peer: probe guest", f"{probe_s * 1000:.0f} ms")])
-        print(write("hvt", unik, peers, {"hello_over_c": hello_s / c_s}, accelerator="kvm"))
+        ratios = {"hello_over_c": hello_s / c_s, "http_rps_hvt_over_unix": rates["hvt"] / rates["unix"]}
+        write("hvt", unik, peers, ratios, accelerator="kvm")
+        print(merge("hvt", "hello_profile", where))
 
 
 def _probe() -> float:

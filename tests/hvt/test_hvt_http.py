@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,12 +38,17 @@ def test_examples_http_answers_curl(tmp_path: Path, namespace: str) -> None:
     subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=120)
     manifest = (app / "dist" / "http-hvt" / "manifest.json").read_text()
     assert '"name": "service"' in manifest and '"NET_BASIC"' in manifest
-    with serving(namespace, app, f"serving on {UNIK_ADDR}:8080", "--net", "service=hvt0") as server:
+    with serving(namespace, app, f"serving on {UNIK_ADDR}:8080", "--net", "service=hvt0", "--profile") as server:
         got = curl_in(namespace, f"http://{UNIK_ADDR}:8080/")
         assert (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text() == got.stdout
         assert status_in(namespace, f"http://{UNIK_ADDR}:8080/nope") == "404"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) in (128 + signal.SIGTERM, 143)
+        # frames travel in batches: no exit carried a single frame (--profile's hypercalls by kind)
+        profile = server.stderr.read() if server.stderr else ""
+        calls = dict(re.findall(r"\n  (net [a-z ]+) (\d+) ", profile))
+        assert int(calls.get("net read many", 0)) > 0 and int(calls.get("net write many", 0)) > 0, profile
+        assert "net read" not in calls and "net write" not in calls, profile
 
 
 def test_an_undeclared_or_missing_device_is_refused(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ class Network(_Hvt):
     PLUGIN_NAME = "hvt.tap"
     kind = "network"
     implementation = "unik_solo5.hvt_net:HvtNetwork"
-    description = "a host TAP opened by unik-hvt (--net NAME=TAP): one hypercall per frame"
+    description = "a host TAP opened by unik-hvt (--net NAME=TAP): frames in batches, up to 32 per exit"
     keys = (NET, NET_MAC)
 
     @classmethod

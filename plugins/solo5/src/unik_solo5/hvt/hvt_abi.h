@@ -29,7 +29,9 @@ enum hvt_call {
     HVT_BLOCK_WRITE = 5, /* struct hvt_io: write at offset; len 0: make the writes durable (fdatasync) */
     HVT_BLOCK_READ = 6,  /* struct hvt_io: read at offset */
     HVT_EXIT = 7,        /* struct hvt_exit: leave with a status */
-    HVT_NCALLS = 8,
+    HVT_NET_WRITE_MANY = 8, /* struct hvt_net_batch: send count frames in one exit */
+    HVT_NET_READ_MANY = 9,  /* struct hvt_net_batch: receive up to count frames in one exit (done: how many) */
+    HVT_NCALLS = 10,
 };
 
 struct hvt_console { uint64_t buf, len; uint32_t fd, pad; };
@@ -37,6 +39,12 @@ struct hvt_clock { uint64_t monotonic_ns, wall_ns; };
 struct hvt_poll { uint64_t deadline_ns; uint64_t ready; /* out: bit i = network device i readable */ };
 struct hvt_io { uint32_t device, pad; uint64_t offset, buf, len; int64_t ret; };
 struct hvt_exit { int32_t status, pad; };
+/* A batch of frames for one network device: an array of count (at most HVT_BATCH_MAX)
+ * struct hvt_frame at frames; the monitor sets each frame's ret (bytes or -errno) and
+ * done (frames sent, or received before the TAP ran dry or the batch filled). */
+struct hvt_frame { uint64_t buf, len; int64_t ret; };
+struct hvt_net_batch { uint32_t device, count; uint64_t frames; uint32_t done, pad; };
+#define HVT_BATCH_MAX 64
 
 /* Fixed low-memory layout, written by the monitor before the guest starts. */
 #define HVT_GDT 0x1000

@@ -736,6 +736,33 @@ static int hypercall(unsigned nr, uint32_t arg)
         io->ret = n < 0 ? -(int64_t)errno : n;
         return -1;
     }
+    case HVT_NET_WRITE_MANY:
+    case HVT_NET_READ_MANY: {
+        struct hvt_net_batch *b = guest(arg, sizeof *b);
+        if (!b || b->count > HVT_BATCH_MAX)
+            return bad("net batch");
+        struct hvt_frame *fr = guest(b->frames, (uint64_t)b->count * sizeof *fr);
+        if (!fr)
+            return bad("net batch");
+        struct hvt_io io = {b->device, 0, 0, 0, 0, 0};
+        struct device *dev = io_device(&io, HVT_NET);
+        b->done = 0;
+        for (uint32_t i = 0; i < b->count; i++) {
+            void *buf = guest(fr[i].buf, fr[i].len);
+            if (!buf || !fr[i].len)
+                return bad("net batch");
+            if (!dev) {
+                fr[i].ret = -ENODEV;
+                break;
+            }
+            ssize_t n = nr == HVT_NET_WRITE_MANY ? write(dev->fd, buf, fr[i].len) : read(dev->fd, buf, fr[i].len);
+            fr[i].ret = n < 0 ? -(int64_t)errno : n;
+            if (n < 0 && nr == HVT_NET_READ_MANY)
+                break; /* dry (EAGAIN) or failed: done says how many came */
+            b->done++;
+        }
+        return -1;
+    }
     case HVT_EXIT: {
         struct hvt_exit *e = guest(arg, sizeof *e);
         if (!e)
@@ -750,7 +777,8 @@ static int hypercall(unsigned nr, uint32_t arg)
 
 /* --profile: the monitor's side of where a run's time goes */
 static const char *const call_names[HVT_NCALLS] = {"console", "clock", "poll", "net write", "net read",
-                                                   "block write", "block read", "exit"};
+                                                   "block write", "block read", "exit", "net write many",
+                                                   "net read many"};
 static uint64_t profile_calls[HVT_NCALLS], profile_ns[HVT_NCALLS], profile_start, profile_entered;
 
 static void profile_report(void)
@@ -894,7 +922,7 @@ static void show_policy(const char *unikernel)
     printf("unik-hvt's seccomp allowlist once the VM and its devices exist (x86_64; anything else: SIGSYS, exit 125):\n");
     for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         printf("  %s\n", allowed_names[i]);
-    printf("The guest's hypercalls: console, clock, poll, net read/write, block read/write/flush, exit "
+    printf("The guest's hypercalls: console, clock, poll, net read/write (a frame or a batch), block read/write/flush, exit "
            "(hvt_abi.h); its system calls are served inside the guest by the runtime.\n");
     if (!unikernel)
         return;

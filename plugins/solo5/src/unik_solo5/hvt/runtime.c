@@ -83,10 +83,15 @@ static void hypercall(unsigned nr, void *arg)
     __asm__ volatile("movl %0, (%1)" : : "r"((u32)(uintptr_t)arg), "r"(HVT_MMIO_BASE + 8 * nr) : "memory");
 }
 
+typedef u64 __attribute__((may_alias)) u64_alias;
+
 static void copy(void *dst, const void *src, u64 n)
 {
     u8 *d = dst;
     const u8 *s = src;
+    if ((((uintptr_t)d | (uintptr_t)s) & 7) == 0) /* files and frames: word by word */
+        for (; n >= 8; n -= 8, d += 8, s += 8)
+            *(u64_alias *)d = *(const u64_alias *)s;
     while (n--)
         *d++ = *s++;
 }
@@ -523,7 +528,6 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
     }
 }
 
-static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared by EAGAIN, set by the poll hypercall) */
 
 /* A new descriptor for entry `entry` of kind `kind`, with openat's O_NONBLOCK and O_CLOEXEC. */
 static i64 open_file(int kind, u32 entry, u64 flags)
@@ -541,6 +545,8 @@ static i64 open_file(int kind, u32 entry, u64 flags)
     return fd;
 }
 
+static i64 netq_open(u32 i);
+
 /* /dev/hvt/net/NAME, /dev/hvt/block/NAME: the devices the monitor opened. */
 static i64 open_device(const char *path, u64 flags)
 {
@@ -555,6 +561,9 @@ static i64 open_device(const char *path, u64 flags)
     for (u32 i = 0; i < bi->ndevices; i++) {
         const char *name = bi->devices[i].name;
         if (bi->devices[i].type == type && scmp(path + n, slen(path + n), name, slen(name)) == 0) {
+            i64 err = type == HVT_NET ? netq_open(i) : 0;
+            if (err < 0)
+                return err;
             return open_file(type == HVT_NET ? K_NET : K_BLOCK, i, flags);
         }
     }
@@ -616,6 +625,103 @@ static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
     return (i64)out;
 }
 
+/* ---- network batches ------------------------------------------------------------ */
+
+/* Each hypercall is a VM exit (about 100 us under kvm_pvm), so frames travel in batches:
+ * a read that finds the device's receive ring empty fetches up to NET_RING frames in one
+ * exit, and the reads after it take them from the ring; a write queues its frame, and the
+ * queue goes out in one exit when it is full and before the guest waits or polls
+ * (epoll_wait, poll, sleep: the event loop's turn ends there) or exits.  A frame larger
+ * than a slot (an MTU beyond NET_SLOT_MAX) travels alone. */
+#define NET_RING 32
+#define NET_SLOT_MAX 16384
+struct netq {
+    u8 *rx_buf, *tx_buf;
+    u32 slot, rx_head, rx_count, tx_count;
+    struct hvt_frame rx[NET_RING], tx[NET_RING];
+};
+static struct netq netqs[HVT_MAX_DEVICES];
+static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared when it runs dry, set by the poll hypercall) */
+
+/* The rings of network device i, made when it is first opened; -ENOMEM without memory. */
+static i64 netq_open(u32 i)
+{
+    struct netq *q = &netqs[i];
+    if (q->rx_buf)
+        return 0;
+    u64 slot = (bi->devices[i].mtu + 14 + 4 + 12 + 63) & ~63ULL;
+    q->slot = (u32)(slot < 2048 ? 2048 : slot > NET_SLOT_MAX ? 0 : slot); /* 0: no batches */
+    if (!q->slot)
+        return 0;
+    i64 at = sys_mmap(0, 2ULL * NET_RING * q->slot, 3, MAP_ANONYMOUS, -1, 0);
+    if (at < 0)
+        return at;
+    q->rx_buf = (u8 *)(uintptr_t)at;
+    q->tx_buf = q->rx_buf + (u64)NET_RING * q->slot;
+    return 0;
+}
+
+static void net_flush(u32 i)
+{
+    struct netq *q = &netqs[i];
+    if (!q->tx_count)
+        return;
+    struct hvt_net_batch b = {i, q->tx_count, (u64)(uintptr_t)q->tx, 0, 0};
+    hypercall(HVT_NET_WRITE_MANY, &b);
+    q->tx_count = 0;
+}
+
+static void net_flush_all(void)
+{
+    for (u32 i = 0; i < bi->ndevices; i++)
+        net_flush(i);
+}
+
+static i64 net_read(u32 i, u8 *buf, u64 len)
+{
+    struct netq *q = &netqs[i];
+    if (!q->slot) {
+        struct hvt_io io = {i, 0, 0, (u64)(uintptr_t)buf, len, 0};
+        hypercall(HVT_NET_READ, &io);
+        if (io.ret == -EAGAIN)
+            net_ready &= ~(1ULL << i);
+        return io.ret;
+    }
+    if (!q->rx_count) {
+        for (u32 k = 0; k < NET_RING; k++)
+            q->rx[k] = (struct hvt_frame){(u64)(uintptr_t)(q->rx_buf + (u64)k * q->slot), q->slot, 0};
+        struct hvt_net_batch b = {i, NET_RING, (u64)(uintptr_t)q->rx, 0, 0};
+        hypercall(HVT_NET_READ_MANY, &b);
+        if (b.done < NET_RING)
+            net_ready &= ~(1ULL << i); /* the TAP ran dry: the ring says the rest */
+        if (!b.done)
+            return q->rx[0].ret < 0 ? q->rx[0].ret : -EAGAIN;
+        q->rx_head = 0;
+        q->rx_count = b.done;
+    }
+    struct hvt_frame *fr = &q->rx[q->rx_head++];
+    q->rx_count--;
+    u64 n = (u64)fr->ret < len ? (u64)fr->ret : len; /* a short buffer truncates, as TAP's read does */
+    copy(buf, (const u8 *)(uintptr_t)fr->buf, n);
+    return (i64)n;
+}
+
+static i64 net_write(u32 i, const u8 *buf, u64 len)
+{
+    struct netq *q = &netqs[i];
+    if (!q->slot || len > q->slot || len == 0) {
+        struct hvt_io io = {i, 0, 0, (u64)(uintptr_t)buf, len, 0};
+        hypercall(HVT_NET_WRITE, &io);
+        return io.ret;
+    }
+    if (q->tx_count == NET_RING)
+        net_flush(i);
+    u8 *slot = q->tx_buf + (u64)q->tx_count * q->slot;
+    copy(slot, buf, len);
+    q->tx[q->tx_count++] = (struct hvt_frame){(u64)(uintptr_t)slot, len, 0};
+    return (i64)len;
+}
+
 /* ---- reading and writing ------------------------------------------------------ */
 
 static i64 block_io(struct file *f, u8 *buf, u64 len, u64 off, int writing);
@@ -644,13 +750,8 @@ static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
             f->pos += (u64)n;
         return n;
     }
-    case K_NET: {
-        struct hvt_io io = {f->entry, 0, 0, (u64)(uintptr_t)buf, len, 0};
-        hypercall(HVT_NET_READ, &io);
-        if (io.ret == -EAGAIN)
-            net_ready &= ~(1ULL << f->entry);
-        return io.ret;
-    }
+    case K_NET:
+        return net_read(f->entry, buf, len);
     case K_PIPE: {
         struct chan *c = f->rx;
         if (!c)
@@ -675,11 +776,8 @@ static i64 do_write(struct file *f, const u8 *buf, u64 len)
     case K_CONSOLE:
         console(f->console_fd == 2 ? 2 : 1, buf, len);
         return (i64)len;
-    case K_NET: {
-        struct hvt_io io = {f->entry, 0, 0, (u64)(uintptr_t)buf, len, 0};
-        hypercall(HVT_NET_WRITE, &io);
-        return io.ret;
-    }
+    case K_NET:
+        return net_write(f->entry, buf, len);
     case K_BLOCK: {
         i64 n = block_io(f, (u8 *)buf, len, f->pos, 1);
         if (n > 0)
@@ -937,7 +1035,7 @@ static u32 readiness(int fd)
     case K_CONSOLE:
         return f->console_fd == 0 ? 0 : EPOLLOUT;
     case K_NET:
-        return EPOLLOUT | ((net_ready >> f->entry) & 1 ? EPOLLIN : 0);
+        return EPOLLOUT | (netqs[f->entry].rx_count || ((net_ready >> f->entry) & 1) ? EPOLLIN : 0);
     case K_PIPE: {
         u32 r = 0;
         if (f->rx && (f->rx->len || !f->rx->writers))
@@ -954,6 +1052,7 @@ static u32 readiness(int fd)
 /* Sleep until the deadline (monotonic ns) or until a network device is readable. */
 static void wait_until(u64 deadline)
 {
+    net_flush_all(); /* the frames queued before the wait go out first */
     struct hvt_poll p = {deadline, 0};
     hypercall(HVT_POLL, &p);
     net_ready |= p.ready;
@@ -967,6 +1066,7 @@ static u64 deadline_ms(i64 timeout_ms)
 
 static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeout_ms)
 {
+    net_flush_all(); /* the end of an event loop's turn: its frames go out together */
     struct file *f = get(epfd);
     if (!f || f->kind != K_EPOLL)
         return -EBADF;
@@ -1056,6 +1156,7 @@ static i64 sys_epoll_create(void)
 
 static i64 sys_poll(struct pollfd_ *p, u64 n, i64 timeout_ms)
 {
+    net_flush_all();
     u64 deadline = 0;
     for (int round = 0;; round++) {
         i64 ready = 0;
@@ -1462,7 +1563,7 @@ static i64 dispatch(struct rt_regs *r)
         *(u32 *)&si[13] = 1;                       /* mem_unit */
         return 0;
     }
-    case 60: case 231: halt((int)a); /* exit, exit_group */
+    case 60: case 231: net_flush_all(); halt((int)a); /* exit, exit_group: queued frames go out first */
     case 63: return sys_uname((char *)a);
     case 72: return sys_fcntl((i64)a, (i64)b, c);
     case 79: { /* getcwd */
