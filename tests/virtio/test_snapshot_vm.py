@@ -35,7 +35,7 @@ import ssl
 import time
 
 from unik import lifecycle
-from unik.devices import Console, FileSystem, Random, Stack
+from unik.devices import KVRO, Console, FileSystem, Random, Stack
 
 
 async def _read(files: FileSystem, path: str) -> str:
@@ -48,7 +48,13 @@ async def _read(files: FileSystem, path: str) -> str:
     return data.decode()
 
 
-async def start(stack: Stack, random: Random, files: FileSystem, console: Console, *, port: int = 8080) -> None:
+async def start(stack: Stack, random: Random, files: FileSystem, certs: KVRO, console: Console, *,
+                port: int = 8080, tls_port: int = 8443) -> None:
+    for name in ("cert.pem", "key.pem"):
+        with open(f"/tmp/{name}", "wb") as out:
+            out.write(await certs.get(name))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain("/tmp/cert.pem", "/tmp/key.pem")
     f = await files.open("before.txt", "wb")  # not flushed: the snapshot must write it back
     await f.write(b"written before the snapshot")
     await f.close()
@@ -77,6 +83,12 @@ async def start(stack: Stack, random: Random, files: FileSystem, console: Consol
         await writer.drain()
         writer.close()
 
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello over TLS\\n")
+        await writer.drain()
+        writer.close()
+
+    await asyncio.start_server(hello, port=tls_port, ssl=tls)  # a handshake's random and key share: OpenSSL's
     server = await stack.tcp.start_server(handle, port)
     console.log(f"serving on {stack.ipv4.address}:{port}")
     await server.serve_forever()
@@ -85,6 +97,10 @@ async def start(stack: Stack, random: Random, files: FileSystem, console: Consol
 DEVICES = '''
 [tool.unik.devices.files]
 kind = "fs"
+
+[tool.unik.devices.certs]
+kind = "kv_ro"
+source = "certs"
 
 [tool.unik.devices.storage]
 kind = "block"
@@ -96,12 +112,16 @@ RESTORE_TIMEOUT_S = 120.0
 @pytest.fixture(scope="session")
 def snapshot_app(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reporting application built for virtio, its FAT disk, and a snapshot saved on QEMU's user network."""
-    why = missing("mkfs.fat", "mcopy", "mtype")
+    why = missing("mkfs.fat", "mcopy", "mtype", "openssl")
     if why:
         pytest.skip(why)
     root = write_app(tmp_path_factory.mktemp("snapshot"), "snapper", APP)
     with open(root / "pyproject.toml", "a") as f:
         f.write(DEVICES)
+    (root / "certs").mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(root / "certs" / "key.pem"), "-out", str(root / "certs" / "cert.pem"), "-days", "2",
+                    "-subj", "/CN=snapper"], check=True, capture_output=True)
     build_for("virtio", root)
     disk = root / "disk.img"
     with open(disk, "wb") as f:
@@ -183,11 +203,31 @@ def _get(url: str, netns: str | None = None) -> dict[str, object]:
     return report
 
 
-def _restored_on_user_net(app: Path, disk: Path) -> tuple[Instance, int]:
-    port = _free_port()
-    inst = Instance(app, "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080", "--block", f"storage={disk}")
+def _restored_on_user_net(app: Path, disk: Path) -> tuple[Instance, int, int]:
+    """A restored instance, the host ports of its HTTP and TLS servers."""
+    port, tls_port = _free_port(), _free_port()
+    inst = Instance(app, "--net", "service=user", "--publish", f"127.0.0.1:{port}:8080", "--publish",
+                    f"127.0.0.1:{tls_port}:8443", "--block", f"storage={disk}")
     inst.wait_for("resumed 1 on 10.0.2.15")
-    return inst, port
+    return inst, port, tls_port
+
+
+def _server_random(port: int) -> str:
+    """The ServerHello's random (hex) of a TLS handshake with 127.0.0.1:``port`` (openssl s_client -msg)."""
+    for _ in range(10):
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-msg"], input="",
+                             capture_output=True, text=True, timeout=60).stdout
+        lines = out.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("<<<") and line.endswith("ServerHello"):
+                tokens: list[str] = []
+                for more in lines[i + 1:]:
+                    if not more.startswith(" "):
+                        break
+                    tokens += more.split()
+                return "".join(tokens[6:38])  # type (1), length (3), version (2), then 32 random bytes
+        time.sleep(1)
+    raise AssertionError(f"no ServerHello from port {port}")
 
 
 def test_the_snapshot_holds_the_disk_writes_made_before_it(snapshot_app: Path) -> None:
@@ -205,9 +245,10 @@ def test_two_restores_share_no_randomness_and_step_the_clock(snapshot_app: Path,
     time.sleep(max(0.0, created["created"] + 3 - time.time()))  # the snapshot's clock is behind by 3 s at least
     instances = [_restored_on_user_net(snapshot_app, _disk_copy(snapshot_app, tmp_path)) for _ in range(2)]
     try:
-        reports = [(inst, _get(f"http://127.0.0.1:{port}/")) for inst, port in instances]
+        randoms = [_server_random(tls_port) for _, _, tls_port in instances]  # each one's first handshake
+        reports = [(inst, _get(f"http://127.0.0.1:{port}/")) for inst, port, _ in instances]
     finally:
-        for inst, _ in instances:
+        for inst, _, _ in instances:
             inst.stop()
     (_, a), (_, b) = reports
     for inst, report in reports:
@@ -219,11 +260,12 @@ def test_two_restores_share_no_randomness_and_step_the_clock(snapshot_app: Path,
     assert a["random"] != b["random"]  # Fortuna reseeded on RESUMED
     assert a["isn_hash"] != b["isn_hash"]  # the ISN secret was drawn again
     assert a["openssl"] != b["openssl"]  # OpenSSL's generator (TLS randoms, key shares) reseeded
+    assert len(randoms[0]) == 64 and randoms[0] != randoms[1]  # and so the TLS handshakes' randoms differ
 
 
 def test_a_restored_instance_reads_the_disk_as_it_is_now(snapshot_app: Path, tmp_path: Path) -> None:
     disk = _disk_copy(snapshot_app, tmp_path, host_text="written on the host after the snapshot")
-    inst, port = _restored_on_user_net(snapshot_app, disk)
+    inst, port, _ = _restored_on_user_net(snapshot_app, disk)
     try:
         report = _get(f"http://127.0.0.1:{port}/")
     finally:
