@@ -4,6 +4,8 @@ as xl's own parser reads it, and the runner's and doctor's answers on a host tha
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,8 @@ def _manifest(root: Path) -> dict:  # type: ignore[type-arg]
 
 def test_hello_artifact_is_a_pvh_elf_with_no_xen_modules(hello_xen: Path) -> None:
     out = hello_xen / "dist" / "hello-xen"
-    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "hello.xl", "initramfs.cpio.zst", "vmlinux"]
+    assert sorted(p.name for p in out.iterdir()) == ["artifact.json", "hello.xl", "initramfs.cpio.zst",
+                                                     "vmlinux"]
     vmlinux = out / "vmlinux"
     assert vmlinux.read_bytes()[:4] == b"\x7fELF"
     assert "pvh" in guest_types(vmlinux) and (pvh_entry(vmlinux) or 0) > 0  # XEN_ELFNOTE_PHYS32_ENTRY
@@ -66,6 +69,23 @@ def test_xl_parses_the_config_and_it_matches_the_plan(devices_xen: Path, xen_hos
     assert parsed["vif"] == [f"mac={mac},bridge=br7,type=vif"]  # --net uplink=br7
     disk = devices_xen / "disk.img"
     assert parsed["parsed_disks"] == [{"rc": 0, "target": str(disk), "vdev": "xvda"}]  # --block storage=FILE
+
+
+def test_the_libvirt_domain_is_pvh_with_the_configs_devices(devices_xen: Path) -> None:
+    from unik_vmimage.libvirt_xml import Domain
+
+    out = devices_xen / "dist" / "devices-xen"
+    domain = Domain.from_xml((out.parent / "devices-xen.libvirt.xml").read_text())  # only what unik writes
+    assert domain.type == "xen" and domain.boot.kernel == str(out.resolve() / "vmlinux")
+    mac = instance_mac("devices", "uplink")
+    assert [(n.mac, n.type, n.source) for n in domain.interfaces] == [(mac, "bridge", "br7")]
+    assert [(d.serial, d.target, d.source) for d in domain.disks] == [
+        ("storage", "xvda", str(devices_xen / "disk.img"))]
+    assert domain.boot.cmdline.endswith(f"unik_exit=poweroff ipv6.disable_ipv6=1 -- --net-mac uplink={mac}")
+    if shutil.which("virt-xml-validate"):
+        proc = subprocess.run(["virt-xml-validate", str(out.parent / "devices-xen.libvirt.xml"), "domain"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
 
 
 def test_xl_parser_rejects_a_broken_config(tmp_path: Path, xen_host: nested.XenHost) -> None:

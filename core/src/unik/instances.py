@@ -5,6 +5,10 @@ directory ``instances/NAME/`` in the user's state directory (``$XDG_STATE_HOME/u
 ``~/.local/state/unik``) holding ``instance.json`` and, for a detached run, the
 console captured from its first line in ``console.log``.
 
+An instance a unik process does not supervise — a domain ``unik deploy`` handed to
+libvirt — names the *engine* that manages it (:class:`Engine`, by ``module:Class``):
+whether it runs, its exit status, a stop, a kill and forgetting it are the engine's.
+
 Safe with concurrent commands: a name is taken by creating its directory (``mkdir`` is
 atomic, so two runs never get the same one); the record is replaced whole through a
 temporary file and a rename, under the instance's lock file for read-modify-write;
@@ -27,7 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import UnikError
 
@@ -67,6 +71,38 @@ def process_start(pid: int) -> int | None:
     return None if state in ("Z", "X") else start
 
 
+class Engine(Protocol):
+    """What manages an instance that no unik process supervises (a libvirt domain), for ``ps``, ``stop``, ``rm``."""
+
+    def running(self, instance: Instance) -> bool:
+        """Whether the instance runs."""
+
+    def status(self, instance: Instance) -> int | None:
+        """Its application's exit status once it ended (``None``: unknown)."""
+
+    def stop(self, instance: Instance, timeout: float) -> str:
+        """Stop it gracefully, killing it after ``timeout`` seconds; what happened, in words."""
+
+    def kill(self, instance: Instance) -> None:
+        """Stop it at once."""
+
+    def forget(self, instance: Instance) -> None:
+        """Remove what the engine keeps of it (``unik rm``); it is not running."""
+
+
+def load_engine(path: str) -> Engine:
+    """The engine named ``module:Class`` in a record, or an :class:`InstanceError` saying what to install."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    try:
+        engine: Engine = getattr(importlib.import_module(module), name)()
+    except (ImportError, AttributeError) as exc:
+        raise InstanceError(f"this instance is managed by {path}, which cannot be loaded ({exc}): install the "
+                            f"plugin that deployed it") from None
+    return engine
+
+
 @dataclass
 class Instance:
     """What ``unik ps`` shows of one run, and what ``stop`` and ``logs`` need."""
@@ -93,6 +129,12 @@ class Instance:
     #: What the runner reported: ``qemu_pid``, ``domain``, ``qmp``, ``tender_pid``...
     details: dict[str, Any] = field(default_factory=dict)
     directory: str = ""
+    #: The :class:`Engine` managing it (``module:Class``); empty for a run a unik process supervises.
+    engine: str = ""
+
+    def manager(self) -> Engine | None:
+        """Its engine, if an engine rather than a unik process runs it."""
+        return load_engine(self.engine) if self.engine else None
 
     @property
     def log(self) -> Path | None:
@@ -100,7 +142,10 @@ class Instance:
         return Path(self.directory) / LOG if self.detached else None
 
     def alive(self) -> bool:
-        """Whether the supervisor still runs: the same pid, started at the same time, this boot."""
+        """Whether it runs: its engine says so, or its supervisor runs (same pid and start, this boot)."""
+        engine = self.manager()
+        if engine is not None:
+            return self.state != "exited" and engine.running(self)
         if self.state == "exited" or not self.pid:
             return False
         if self.boot_id and self.boot_id != boot_id():
@@ -111,6 +156,10 @@ class Instance:
         """``running``, ``starting``, ``exited (STATUS)``, or ``exited (unknown)`` for a vanished supervisor."""
         if self.alive():
             return self.state
+        engine = self.manager()
+        if engine is not None and self.status is None:
+            status = engine.status(self)
+            return f"exited ({status})" if status is not None else "exited (unknown)"
         if self.state == "exited":
             return f"exited ({self.status})" if self.status is not None else "exited (unknown)"
         return "exited (unknown)"
@@ -281,7 +330,11 @@ def signal_instance(instance: Instance, signum: int) -> bool:
 
 
 def kill_instance(instance: Instance) -> None:
-    """SIGKILL the supervisor and what it started (its process group when detached)."""
+    """SIGKILL the supervisor and what it started (its process group when detached), or have its engine kill it."""
+    engine = instance.manager()
+    if engine is not None:
+        engine.kill(instance)
+        return
     if instance.alive():
         try:
             if instance.detached:

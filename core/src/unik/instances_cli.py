@@ -102,6 +102,9 @@ def cmd_logs(ns: argparse.Namespace) -> int:
     log = instance.log
     if log is None:
         raise InstanceError(f"{ns.name} runs in the foreground: its console is the terminal of its unik run")
+    if not log.exists():
+        where = f" (its engine keeps it: {instance.details['uri']})" if "uri" in instance.details else ""
+        raise InstanceError(f"{ns.name} has no console log here{where}")
     out = sys.stdout.buffer
     with open(log, "rb") as f:
         while True:
@@ -118,6 +121,13 @@ def cmd_logs(ns: argparse.Namespace) -> int:
 
 def stop(instance: Instance, timeout: float) -> str:
     """Stop ``instance`` gracefully, killing it after ``timeout`` seconds; what happened, in words."""
+    engine = instance.manager()
+    if engine is not None:
+        if not instance.alive():
+            return f"{instance.name} is not running ({instance.shown_state()})"
+        said = engine.stop(instance, timeout)
+        Registry().update(instance.name, state="exited", status=engine.status(instance), ended=time.time())
+        return said
     if not signal_instance(instance, signal.SIGTERM):
         running = [i.name for i in Registry().all() if i.app == instance.app and i.alive()]
         hint = f"; running instances of {instance.app}: {', '.join(running)}" if running else ""
@@ -156,6 +166,9 @@ def cmd_rm(ns: argparse.Namespace) -> int:
                                         f"or kill and remove it with unik rm -f {name}")
                 kill_instance(instance)
                 wait_gone(instance, 5.0)
+            engine = instance.manager()
+            if engine is not None:
+                engine.forget(instance)
             registry.remove(name)
             ns.progress.info(f"removed {name}")
         except InstanceError as exc:

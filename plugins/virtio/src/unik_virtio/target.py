@@ -3,7 +3,8 @@
 ``dist/<name>-virtio/`` holds ``vmlinuz`` (from a kernel provider), the initramfs
 (unik-lib-vmimage), ``artifact.json``, whose manifest lists the devices, the memory,
 the kernel command line and what the image holds, and for Firecracker ``vmlinux`` (the
-uncompressed ELF kernel, extracted from ``vmlinuz``) with ``firecracker.json``.
+uncompressed ELF kernel, extracted from ``vmlinuz``) with ``firecracker.json``; beside it
+``<name>-virtio.libvirt.xml``, a libvirt domain for this host (:meth:`VirtioTarget.libvirt_domain`).
 
 Firecracker itself is not run here (it is not packaged for Debian and needs KVM): the
 runner is QEMU; ``firecracker --no-api --config-file firecracker.json`` is for users
@@ -28,13 +29,15 @@ from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, check_disk_images, given_bindings
 from unik_vmimage import memory, qemu, usernet
 from unik_vmimage.keys import BUILD_KEYS, IMAGE, VIRTIO_TRANSPORTS, mac_args, nic_macs
-from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget, plan_value
+from unik_vmimage.target import ImageDevices, InstanceSpec, VmNeeds, VmTarget, plan_value
 
 from .providers import BASE_MODULES, PROVIDERS, RUN_KEYS, Block, Network
 
 if TYPE_CHECKING:  # build-time modules, imported where they are used so that `unik run` starts sooner
+    from unik.progress import Progress
     from unik_vmimage.initramfs import ImageReport
     from unik_vmimage.kernels import Kernel
+    from unik_vmimage.libvirt_xml import Domain
     from unik_vmimage.snapshot import Session
 
     from .firecracker import FirecrackerConfig
@@ -126,6 +129,39 @@ class VirtioTarget(VmTarget):
                                   "memory_mib": parse_mib(plan_value(plan, "mem", "256"))}
             (out / name).write_text(kubevirt.render(plan.app.name, images))
         return images
+
+    def libvirt_domain(self, directory: Path, manifest: dict[str, Any], spec: InstanceSpec,
+                       progress: Progress | None = None) -> Domain:
+        """A ``kvm`` or ``qemu`` domain: q35, ``vmlinuz`` booted directly, virtio disks, NICs and RNG.
+
+        Without a type given, ``kvm`` when KVM boots this kernel here (the probe ``unik
+        run`` makes), else ``qemu`` (TCG).  Disks are ``--block``'s files, else the device
+        table's, else ``<device>.img`` beside the domain; NICs follow ``--net``
+        (:func:`unik_vmimage.libvirt_xml.host_side`).
+        """
+        from unik_vmimage.libvirt_xml import DirectBoot, Disk, Domain, host_side
+
+        directory = directory.resolve()
+        kind = spec.domain_type or _domain_type(directory / manifest["kernel"]["file"], progress)
+        args = ["--", *mac_args(spec.macs)] if spec.macs else []
+        boot = DirectBoot(str(directory / manifest["kernel"]["file"]), str(directory / manifest["initramfs"]["file"]),
+                          " ".join([manifest["cmdline"], "unik_exit=poweroff", *args]))
+        disks: list[Disk] = []
+        for d in manifest["devices"]:
+            if d["kind"] == "block" and d.get("qemu_device"):
+                file = spec.blocks.get(d["name"]) or d.get("file")
+                source = (spec.root / file).expanduser().resolve() if file else directory / f"{d['name']}.img"
+                size = d.get("sector_size")
+                disks.append(Disk(d["name"], str(source), "vd" + chr(ord("a") + len(disks)), "virtio",
+                                  bool(d.get("read_only")), size if size and size != 512 else None))
+        nics = [host_side(d["name"], spec.nets.get(d["name"]), spec.macs[d["name"]]) for d in manifest["devices"]
+                if d["kind"] == "network" and d.get("qemu_device")]
+        try:
+            mib = memory.parse_mib(spec.mem or manifest["mem"])
+        except ValueError as exc:
+            raise BuildError(f"--mem {exc}") from None
+        return Domain(type=kind, name=spec.name, memory_mib=mib, boot=boot, disks=tuple(disks),
+                      interfaces=tuple(nics), console_log=spec.console_log)
 
     # -- run ----------------------------------------------------------------------------
 
@@ -255,6 +291,14 @@ def app_ports(plan: Plan) -> dict[str, int]:
     return ports
 
 
+def _domain_type(kernel: Path, progress: Progress | None) -> str:
+    """``kvm`` where KVM boots ``kernel`` here, else ``qemu`` (TCG), as ``unik run`` decides."""
+    ok, why = qemu.probe_kvm(kernel)
+    if not ok and progress is not None:
+        progress.info(f"libvirt domain type qemu (TCG emulation): KVM does not boot guests here ({why})")
+    return "kvm" if ok else "qemu"
+
+
 def _host_taps(
     nets: dict[str, str], app_keys: KeyValues, made: contextlib.ExitStack,
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -334,7 +378,8 @@ def firecracker_config(
     init's ``virtio_mmio`` module ignores them), and, from Firecracker 1.10 on x86_64,
     ACPI tables (``LNRO0005`` devices), which Debian's ``virtio_mmio`` module does match.
     With Debian's kernel the devices are therefore found only under a Firecracker with
-    ACPI.  Firecracker has no
+    ACPI; ``--kernel source`` builds a kernel with both (see
+    :data:`unik_vmimage.source_kernel.FIRECRACKER_OPTIONS`).  Firecracker has no
     power-off: the init reboots instead (``unik_exit=reboot``).  Each block device of the plan becomes a
     drive whose ``drive_id`` is the device's name (the guest finds disks by that serial)
     and whose ``path_on_host`` is ``<name>.img`` beside this file, to be created by the

@@ -5,7 +5,8 @@ kernel provider's bzImage: Xen's domain builder and QEMU's PVH loader need the E
 its ``XEN_ELFNOTE_PHYS32_ENTRY`` note, checked here), the initramfs of
 unik-lib-vmimage carrying only the Xen front-end modules the plan needs
 (``xen-netfront``, ``xen-blkfront``; the console, ``hvc0``, is built into the kernel),
-``<name>.xl`` and ``artifact.json``.
+``<name>.xl`` and ``artifact.json``; beside it ``<name>-xen.libvirt.xml``, the same guest as a PVH
+domain for libvirt's libxl driver (:meth:`XenTarget.libvirt_domain`).
 
 ``unik run -t xen`` runs ``xl create -c`` in a Xen control domain and takes the
 application's exit status from the init's last console line (``unik_exit=poweroff``:
@@ -36,15 +37,17 @@ from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, given_bindings
 from unik_vmimage import memory, qemu, usernet
 from unik_vmimage.keys import mac_args, nic_macs
-from unik_vmimage.target import ImageDevices, VmNeeds, VmTarget, plan_value
+from unik_vmimage.target import ImageDevices, InstanceSpec, VmNeeds, VmTarget, plan_value
 
 from .elfnotes import guest_types
 from .providers import BUILD_KEYS, DISKS_FILE, ON_CRASH, PROVIDERS, RUN_KEYS, TSC_MODE, VCPUS, XEN_TYPE
 from .xlconfig import Disk, DomainConfig, Vif, mem_mib, vdev
 
 if TYPE_CHECKING:
+    from unik.progress import Progress
     from unik_vmimage.initramfs import ImageReport
     from unik_vmimage.kernels import Kernel
+    from unik_vmimage.libvirt_xml import Domain
 
 VMLINUX_FILE = "vmlinux"
 #: The guest's kernel command line under Xen: Xen's console, and the init prints the
@@ -261,6 +264,27 @@ class XenTarget(VmTarget):
                           f"MB ELF), initramfs {report.bytes / 1e6:.1f} MB with {len(report.kernel_modules)} "
                           f"kernel modules; {out / manifest['xl']}")
         return str(manifest["xl"])
+
+    def libvirt_domain(self, directory: Path, manifest: dict[str, Any], spec: InstanceSpec,
+                       progress: Progress | None = None) -> Domain:
+        """A PVH domain for libvirt's libxl driver: ``vmlinux``, Xen disks by ``xvd`` name, vifs on bridges."""
+        from unik_vmimage.libvirt_xml import DirectBoot, Disk, Domain, Interface
+
+        directory = directory.resolve()
+        args = ["--", *mac_args(spec.macs)] if spec.macs else []
+        boot = DirectBoot(str(directory / manifest["kernel"]["file"]), str(directory / manifest["initramfs"]["file"]),
+                          " ".join([manifest["cmdline"], *args]))
+        disks = []
+        for d in manifest["devices"]:
+            if d.get("xl") == "disk":
+                file = spec.blocks.get(d["name"]) or d.get("file")
+                source = (spec.root / file).expanduser().resolve() if file else directory / f"{d['name']}.img"
+                disks.append(Disk(d["name"], str(source), d["vdev"], "xen", bool(d.get("read_only"))))
+        nics = [Interface(spec.macs[d["name"]], "bridge", spec.nets.get(d["name"]) or DEFAULT_BRIDGE, None)
+                for d in manifest["devices"] if d.get("xl") == "vif"]
+        return Domain(type="xen", name=spec.name, memory_mib=mem_mib(spec.mem or manifest["mem"]), boot=boot,
+                      vcpus=int(manifest.get("vcpus", 1)), disks=tuple(disks), interfaces=tuple(nics),
+                      on_crash=manifest["on_crash"])
 
     # -- run ----------------------------------------------------------------------------
 

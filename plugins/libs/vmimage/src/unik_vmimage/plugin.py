@@ -1,4 +1,4 @@
-"""The plugin module registered under the entry-point group ``unik``: kernel providers, ``unik push``."""
+"""The plugin module registered under the entry-point group ``unik``: kernels, ``unik push``, ``unik deploy``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def unik_register_kernels() -> Sequence[type[KernelProvider]]:
 
 @hookimpl
 def unik_add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``unik push REF``: the built OCI image to a registry."""
+    """``unik push REF`` (the built OCI image to a registry) and ``unik deploy`` (the VM image as a libvirt domain)."""
+    from .deploy import add_parser as add_deploy
     from .push import add_parser
 
     add_parser(subparsers)
+    add_deploy(subparsers)

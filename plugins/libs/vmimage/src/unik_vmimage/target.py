@@ -40,8 +40,11 @@ from . import memory, qemu
 from .keys import COMPRESSION, KERNEL, KERNEL_MODULES, nic_macs
 
 if TYPE_CHECKING:  # the image builder loads when a target emits, not when `unik run` starts
+    from unik.progress import Progress
+
     from .initramfs import ImageReport
     from .kernels import Kernel
+    from .libvirt_xml import Domain
     from .snapshot import Session
 
 
@@ -86,6 +89,27 @@ def plan_value(plan: Plan, name: str, default: str) -> str:
         if raw is not None:
             return str(raw)
     return default
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What differs between instances of one image, for an engine's configuration (a libvirt domain)."""
+
+    #: The instance's name: the domain's, and what its MACs derive from.
+    name: str
+    #: Each NIC's MAC, by device (:func:`~unik_vmimage.keys.nic_macs`).
+    macs: dict[str, str]
+    #: ``--net`` and ``--block`` bindings, by device.
+    nets: dict[str, str] = field(default_factory=dict)
+    blocks: dict[str, str] = field(default_factory=dict)
+    #: ``--mem`` (``None``: the image's).
+    mem: str | None = None
+    #: libvirt's domain type (``None``: ``kvm`` where KVM boots the kernel, else ``qemu``).
+    domain_type: str | None = None
+    #: The console's log file on the libvirt host (``None``: none).
+    console_log: str | None = None
+    #: Where relative disk paths (the device table's ``file``) are resolved: the project.
+    root: Path = Path()
 
 
 class VmTarget(Target):
@@ -138,6 +162,31 @@ class VmTarget(Target):
         """
         raise NotImplementedError
 
+    def libvirt_domain(self, directory: Path, manifest: dict[str, Any], spec: InstanceSpec,
+                       progress: Progress | None = None) -> Domain:
+        """The libvirt domain of the image in ``directory`` for the instance ``spec`` describes."""
+        raise NotImplementedError
+
+    def write_libvirt(self, plan: Plan, ctx: BuildContext, out: Path, manifest: dict[str, Any]) -> Path:
+        """``dist/<name>-<target>.libvirt.xml``: the domain of an instance named after the application.
+
+        It sits beside the artifact's directory, not in it: it is this host's (absolute
+        paths, which libvirtd needs; ``kvm`` or ``qemu`` as KVM works here), while the
+        artifact is the same wherever it is built.  The plan's ``--net``, ``--net-mac``
+        and ``--block`` apply; its console log is ``<name>-<target>.console.log`` beside it.
+        """
+        def bindings(name: str) -> dict[str, str]:
+            return plan.keys.bindings(name) if name in plan.keys.keys else {}
+
+        name = plan.app.name
+        spec = InstanceSpec(name=name, macs=nic_macs(manifest["devices"], name, bindings("net_mac")),
+                            nets=bindings("net"), blocks=bindings("block"), root=ctx.root,
+                            console_log=str(out.parent.resolve() / f"{out.name}.console.log"))
+        domain = self.libvirt_domain(out, manifest, spec, ctx.progress)
+        path = out.parent / f"{out.name}.libvirt.xml"
+        path.write_text(domain.to_xml())
+        return path
+
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """The kernel, the initramfs, the target's files and the manifest."""
         # build tools, imported here so that `unik run` starts sooner
@@ -163,6 +212,7 @@ class VmTarget(Target):
             "python": f"{sys.version_info.major}.{sys.version_info.minor}",
         }
         entry = self.finish(plan, ctx, kernel, out, report, image, manifest)
+        self.write_libvirt(plan, ctx, out, manifest)
         return Artifact(self.PLUGIN_NAME, out, entry, manifest)
 
     def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
