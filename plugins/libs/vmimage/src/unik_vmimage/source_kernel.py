@@ -76,10 +76,22 @@ BASE_OPTIONS: dict[str, str] = {
     "VIRTIO_MENU": "y",
 }
 
+#: What Firecracker needs of a guest kernel, built in with the MMIO transport (every virtio
+#: image has it): virtio over MMIO, its devices found from the kernel command line
+#: (Firecracker appends ``virtio_mmio.device=`` for each; Debian's cloud kernel lacks
+#: ``VIRTIO_MMIO_CMDLINE_DEVICES``, so with it the devices are found only through the ACPI
+#: tables of Firecracker 1.10 and later), ACPI for those tables, the MP table through which
+#: Firecracker without ACPI describes the vCPUs, the 8250 serial console (``ttyS0``), the KVM
+#: paravirtual clock and the PVH entry of the ELF ``vmlinux`` it boots.
+FIRECRACKER_OPTIONS: dict[str, str] = {
+    "VIRTIO": "y", "VIRTIO_MMIO": "y", "VIRTIO_MMIO_CMDLINE_DEVICES": "y", "ACPI": "y", "X86_MPPARSE": "y",
+    "SERIAL_8250": "y", "SERIAL_8250_CONSOLE": "y", "KVM_GUEST": "y", "PVH": "y",
+}
+
 #: Kernel options that build in what a module name of the plan stands for.
 MODULE_OPTIONS: dict[str, dict[str, str]] = {
     "virtio_pci": {"VIRTIO": "y", "VIRTIO_PCI": "y", "VIRTIO_PCI_LEGACY": "n"},
-    "virtio_mmio": {"VIRTIO": "y", "VIRTIO_MMIO": "y", "VIRTIO_MMIO_CMDLINE_DEVICES": "y"},
+    "virtio_mmio": FIRECRACKER_OPTIONS,
     "virtio_net": {"VIRTIO_NET": "y"},
     "virtio_blk": {"BLOCK": "y", "BLK_DEV": "y", "VIRTIO_BLK": "y"},
     "virtio_rng": {"HW_RANDOM": "y", "HW_RANDOM_VIRTIO": "y"},
@@ -218,6 +230,30 @@ class SourceTree:
         return tree, version
 
 
+def _make(tree: Path, build: Path) -> list[str]:
+    return ["nice", "-n", "10", "make", "-C", str(tree), f"O={build}", "ARCH=x86_64", "LOCALVERSION=-unik"]
+
+
+def configure(tree: Path, build: Path, wanted: Mapping[str, str], log: Path) -> dict[str, str]:
+    """``tinyconfig`` plus ``wanted`` in ``build`` (out of ``tree``); the final options.
+
+    A :class:`BuildError` names every option of ``wanted`` Kconfig did not keep (a
+    dependency missing).
+    """
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "unik.fragment").write_text(fragment_text(wanted))
+    make = _make(tree, build)
+    _check([*make, "tinyconfig"], tree, log, 600)
+    _check([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build), str(build / ".config"),
+            str(build / "unik.fragment")], tree, log, 600)
+    _check([*make, "olddefconfig"], tree, log, 600)
+    config = read_config((build / ".config").read_text())
+    problems = unmet(wanted, config)
+    if problems:
+        raise BuildError("the kernel configuration does not hold what the plan needs:\n  " + "\n  ".join(problems))
+    return config
+
+
 def build_kernel(modules: Iterable[str], compression: str, progress: Progress,
                  root: Path, jobs: int | None = None, timeout: float = 4 * 3600) -> tuple[Path, dict[str, object]]:
     """The bzImage for a plan (built, or from the cache) and its description."""
@@ -235,17 +271,9 @@ def build_kernel(modules: Iterable[str], compression: str, progress: Progress,
     build.mkdir(parents=True, exist_ok=True)
     log = build / "build.log"
     log.write_text("")
-    (build / "unik.fragment").write_text(fragment_text(wanted))
-    make = ["nice", "-n", "10", "make", "-C", str(tree), f"O={build}", "ARCH=x86_64", "LOCALVERSION=-unik"]
     with progress.step("configuring the kernel (tinyconfig + the plan's options)"):
-        _check([*make, "tinyconfig"], tree, log, 600)
-        _check([str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build), str(build / ".config"),
-                str(build / "unik.fragment")], tree, log, 600)
-        _check([*make, "olddefconfig"], tree, log, 600)
-    config = read_config((build / ".config").read_text())
-    problems = unmet(wanted, config)
-    if problems:
-        raise BuildError("the kernel configuration does not hold what the plan needs:\n  " + "\n  ".join(problems))
+        configure(tree, build, wanted, log)
+    make = _make(tree, build)
     jobs = jobs or os.cpu_count() or 1
     started = time.monotonic()
     with progress.step(f"building the kernel ({version}, -j{jobs}; log {log})"):
