@@ -23,6 +23,15 @@
  *       NIC to complete when partial is true.
  *   ipv4_header(buf, offset, src, dst, proto, payload_len, ident, ttl, df) -> None
  *       Writes a 20-byte IPv4 header (RFC 791 3.1) with its checksum at offset.
+ *   tcp_frame(link, src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr,
+ *             options, payload, ident, ttl, partial) -> bytearray
+ *       A whole frame in one call: the 14-byte link header (an established connection
+ *       keeps its peer's), the IPv4 header (DF set, ident, ttl; with 16-byte addresses
+ *       the IPv6 header with ttl as its hop limit) and the segment tcp_segment builds.
+ *       An empty link leaves the link and IP headers as zero headroom: the segment
+ *       tcp_segment(..., headroom=14 + IP header, partial) gives, for the IP layer to fill.
+ *       The same builder is offered to other extensions (tcp/_predict.c) as the capsule
+ *       unik_tcpip._fastpath.tcp_frame_c (see TcpFrameFn below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -261,6 +270,124 @@ slow:
     Py_RETURN_NONE;
 }
 
+/* The whole-frame builder behind tcp_frame (and, through the capsule tcp_frame_c, the
+ * transmit path of tcp/_predict.c): link (14 bytes, or NULL for zero headroom), the IPv4 or
+ * IPv6 header (alen 4 or 16), the TCP header with NOP, NOP, Timestamps when tsval >= 0,
+ * options (padded), payload, and the checksum (the pseudo-header's sum when partial).  The
+ * caller checked the ranges; a new bytearray, or NULL with an exception. */
+typedef PyObject *(*TcpFrameFn)(const unsigned char *link, const unsigned char *src, const unsigned char *dst,
+                                Py_ssize_t alen, unsigned sport, unsigned dport, unsigned long seq,
+                                unsigned long ack, unsigned flags, unsigned window, long long tsval,
+                                long long tsecr, const unsigned char *options, Py_ssize_t opt_len,
+                                const unsigned char *payload, Py_ssize_t payload_len, unsigned ident,
+                                unsigned ttl, int partial);
+
+static PyObject *
+build_frame(const unsigned char *link, const unsigned char *src, const unsigned char *dst, Py_ssize_t alen,
+            unsigned sport, unsigned dport, unsigned long seq, unsigned long ack, unsigned flags, unsigned window,
+            long long tsval, long long tsecr, const unsigned char *options, Py_ssize_t opt_len,
+            const unsigned char *payload, Py_ssize_t payload_len, unsigned ident, unsigned ttl, int partial)
+{
+    Py_ssize_t headroom = ETH_LEN + (alen == 4 ? IP_LEN : IP6_LEN);
+    Py_ssize_t hlen = TCP_LEN + (tsval >= 0 ? 12 : 0) + (opt_len + 3) / 4 * 4;
+    Py_ssize_t length = hlen + payload_len;
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, headroom + length);
+    if (out == NULL)
+        return NULL;
+    unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(out);
+    memset(b, 0, (size_t)(headroom + hlen));
+    if (link != NULL) {
+        unsigned char *h = b + ETH_LEN;
+        memcpy(b, link, ETH_LEN);
+        if (alen == 4) {
+            /* RFC 791 3.1; DF set (RFC 1191 path MTU discovery). */
+            h[0] = 0x45;
+            put16(h + 2, (unsigned)(IP_LEN + length));
+            put16(h + 4, ident & 0xffffu);
+            put16(h + 6, 0x4000u);
+            h[8] = (unsigned char)ttl;
+            h[9] = 6;
+            memcpy(h + 12, src, 4);
+            memcpy(h + 16, dst, 4);
+            put16(h + 10, ~fold(sum_be(0, h, IP_LEN)) & 0xffffu);
+        }
+        else {
+            /* RFC 8200 3: version 6, no traffic class or flow label. */
+            h[0] = 0x60;
+            put16(h + 4, (unsigned)length);
+            h[6] = 6;
+            h[7] = (unsigned char)ttl;
+            memcpy(h + 8, src, 16);
+            memcpy(h + 24, dst, 16);
+        }
+    }
+    unsigned char *t = b + headroom;
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, seq & 0xffffffffu);
+    put32(t + 8, ack & 0xffffffffu);
+    t[12] = (unsigned char)((hlen / 4) << 4);
+    t[13] = (unsigned char)flags;
+    put16(t + 14, window);
+    unsigned char *o = t + TCP_LEN;
+    if (tsval >= 0) {
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 8;
+        o[3] = 10;
+        put32(o + 4, (unsigned long)(tsval & 0xffffffff));
+        put32(o + 8, (unsigned long)(tsecr & 0xffffffff));
+        o += 12;
+    }
+    if (opt_len)
+        memcpy(o, options, (size_t)opt_len);
+    if (payload_len)
+        memcpy(t + hlen, payload, (size_t)payload_len);
+    uint64_t acc = pseudo_sum(src, dst, alen, 6, length);
+    put16(t + 16, partial ? fold(acc) : ~fold(sum_be(acc, t, length)) & 0xffffu);
+    return out;
+}
+
+PyDoc_STRVAR(tcp_frame_doc,
+"tcp_frame(link, src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr, options, payload,\n"
+"          ident, ttl, partial, /) -> bytearray\n\n"
+"A whole Ethernet/IPv4 (or IPv6) frame of a TCP segment; an empty link leaves the link and\n"
+"IP headers as zeros.");
+
+static PyObject *
+tcp_frame(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer link, src, dst, options, payload;
+    unsigned sport, dport, flags, window, ident, ttl;
+    unsigned long seq, ack;
+    long long tsval, tsecr;
+    int partial;
+    if (!PyArg_ParseTuple(args, "y*y*y*IIkkIILLy*y*IIp:tcp_frame", &link, &src, &dst, &sport, &dport, &seq, &ack,
+                          &flags, &window, &tsval, &tsecr, &options, &payload, &ident, &ttl, &partial))
+        return NULL;
+    PyObject *out = NULL;
+    if ((src.len != 4 && src.len != 16) || dst.len != src.len)
+        PyErr_SetString(PyExc_ValueError, "tcp_frame: addresses are 4 (IPv4) or 16 (IPv6) bytes");
+    else if (link.len != 0 && link.len != ETH_LEN)
+        PyErr_SetString(PyExc_ValueError, "tcp_frame: the link header is 14 bytes (or empty)");
+    else if (sport > 0xffff || dport > 0xffff || window > 0xffff || flags > 0xff || ttl > 0xff)
+        PyErr_SetString(PyExc_ValueError, "tcp_frame: a field is out of range");
+    else if ((tsval >= 0 ? 12 : 0) + (options.len + 3) / 4 * 4 > 40)
+        PyErr_SetString(PyExc_ValueError, "TCP options longer than 40 bytes");
+    else if (link.len && (src.len == 4 ? IP_LEN : 0) + TCP_LEN + 40 + payload.len > 0xffff)
+        PyErr_SetString(PyExc_ValueError, "tcp_frame: the IP length field holds at most 65535 bytes");
+    else
+        out = build_frame(link.len ? link.buf : NULL, src.buf, dst.buf, src.len, sport, dport, seq, ack, flags,
+                          window, tsval, tsecr, options.buf, options.len, payload.buf, payload.len, ident, ttl,
+                          partial);
+    PyBuffer_Release(&link);
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&dst);
+    PyBuffer_Release(&options);
+    PyBuffer_Release(&payload);
+    return out;
+}
+
 PyDoc_STRVAR(tcp_segment_doc,
 "tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr, options, payload,\n"
 "            headroom, partial, /) -> bytearray\n\n"
@@ -387,6 +514,7 @@ static PyMethodDef methods[] = {
     {"tcp6_parse", tcp6_parse, METH_VARARGS, tcp6_parse_doc},
     {"tcp_segment", tcp_segment, METH_VARARGS, tcp_segment_doc},
     {"ipv4_header", ipv4_header, METH_VARARGS, ipv4_header_doc},
+    {"tcp_frame", tcp_frame, METH_VARARGS, tcp_frame_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -404,6 +532,12 @@ PyInit__fastpath(void)
         return NULL;
     Tcp4Fields = PyStructSequence_NewType(&tcp4_desc);
     if (Tcp4Fields == NULL || PyModule_AddObjectRef(m, "Tcp4Fields", (PyObject *)Tcp4Fields) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *capsule = PyCapsule_New((void *)build_frame, "unik_tcpip._fastpath.tcp_frame_c", NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "tcp_frame_c", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }

@@ -6,7 +6,8 @@ Same functions, same results (the tests compare the two on random and hostile in
   for anything the full parsers of :mod:`unik_tcpip.wire` must see (they name the
   reason for a drop); :func:`tcp6_parse` the same for TCP/IPv6 without extension headers;
 * :func:`tcp_segment`: a TCP segment with its checksum after some headroom;
-* :func:`ipv4_header`: a 20-byte IPv4 header with its checksum.
+* :func:`ipv4_header`: a 20-byte IPv4 header with its checksum;
+* :func:`tcp_frame`: a whole frame of a TCP segment: link, IPv4 or IPv6, TCP headers.
 """
 
 from __future__ import annotations
@@ -160,3 +161,34 @@ def ipv4_header(buf: bytearray | memoryview, offset: int, src: BytesLike, dst: B
     csum = checksum(memoryview(buf)[offset:offset + 20])
     buf[offset + 10] = csum >> 8
     buf[offset + 11] = csum & 0xFF
+
+
+_IP6 = struct.Struct("!IHBB16s16s")
+
+
+def tcp_frame(link: BytesLike, src: BytesLike, dst: BytesLike, sport: int, dport: int, seq: int, ack: int,
+              flags: int, window: int, tsval: int, tsecr: int, options: BytesLike, payload: BytesLike, ident: int,
+              ttl: int, partial: bool) -> bytearray:
+    """A whole frame: ``link`` (14 bytes), the IPv4 (DF) or IPv6 header, and :func:`tcp_segment`'s segment.
+
+    An empty ``link`` leaves the link and IP headers as zeros, for the IP layer to fill.
+    """
+    if len(src) not in (4, 16) or len(dst) != len(src):
+        raise ValueError("tcp_frame: addresses are 4 (IPv4) or 16 (IPv6) bytes")
+    if len(link) not in (0, 14):
+        raise ValueError("tcp_frame: the link header is 14 bytes (or empty)")
+    if not 0 <= ttl <= 0xFF:
+        raise ValueError("tcp_frame: a field is out of range")
+    ip_len = 20 if len(src) == 4 else 40
+    if link and (20 if ip_len == 20 else 0) + 20 + 40 + len(payload) > 0xFFFF:
+        raise ValueError("tcp_frame: the IP length field holds at most 65535 bytes")
+    out = tcp_segment(src, dst, sport, dport, seq, ack, flags, window, tsval, tsecr, options, payload,
+                      14 + ip_len, partial)
+    if link:
+        out[0:14] = link
+        length = len(out) - 14 - ip_len
+        if ip_len == 20:
+            ipv4_header(out, 14, src, dst, 6, length, ident, ttl, True)
+        else:
+            _IP6.pack_into(out, 14, 0x60000000, length, 6, ttl, bytes(src), bytes(dst))
+    return out

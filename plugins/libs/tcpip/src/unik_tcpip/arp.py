@@ -42,6 +42,9 @@ class ArpCache:
         self.max_requests, self.max_pending, self.max_queued = max_requests, max_pending, max_queued
         self.entries: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self.pending: dict[bytes, _Pending] = {}
+        #: Moves whenever an entry changes its address or leaves: what was read from the
+        #: table before (a connection's link header) is to be read again.
+        self.generation = 0
 
     def lookup(self, ip: bytes, now_ns: int) -> bytes | None:
         """The MAC address of ``ip``, if known and fresh."""
@@ -50,16 +53,21 @@ class ArpCache:
             return None
         if entry[1] <= now_ns:
             del self.entries[ip]
+            self.generation += 1
             self.stats["arp.expired"] += 1
             return None
         return entry[0]
 
     def insert(self, ip: bytes, mac: bytes, now_ns: int) -> list[Queued]:
         """Record ``ip -> mac``; return the packets that were waiting for it."""
-        if ip in self.entries:
+        old = self.entries.get(ip)
+        if old is not None:
             self.entries.move_to_end(ip)
+            if old[0] != mac:
+                self.generation += 1
         elif len(self.entries) >= self.size:
             self.entries.popitem(last=False)  # evict the least recently refreshed
+            self.generation += 1
             self.stats["arp.evicted"] += 1
         self.entries[ip] = (mac, now_ns + self.ttl_ns)
         pending = self.pending.pop(ip, None)
@@ -106,6 +114,7 @@ class ArpCache:
                 self._request(ip, pending, now_ns, request)
         for ip in [ip for ip, (_mac, exp) in self.entries.items() if exp <= now_ns]:
             del self.entries[ip]
+            self.generation += 1
             self.stats["arp.expired"] += 1
 
 

@@ -186,6 +186,7 @@ class Interface:
 
     def configure(self, config: IPv4Config | None) -> None:
         """Set (or with ``None`` clear) the address, prefix and gateway."""
+        self.arp.generation += 1  # routes change: link headers handed out are read again
         if config is None:
             self.address, self.prefix, self._mask, self._net = ANY, 0, 0, 0
             self.broadcast, self.gateway = LIMITED_BROADCAST, None
@@ -226,6 +227,28 @@ class Interface:
                 or dst == LIMITED_BROADCAST or dst == self.broadcast:
             return dst  # on-link (the common case, tested first), or a broadcast
         return self.gateway
+
+    def link_header(self, dst: bytes, now_ns: int) -> tuple[bytes, int, int] | None:
+        """The Ethernet header of unicast datagrams to ``dst``, until when it holds, and the TTL.
+
+        Known while the next hop's ARP entry is fresh (and :attr:`link_generation` stays);
+        ``None`` for our own address, a broadcast, no route or an unresolved hop: those
+        datagrams take :meth:`ip_output`, which resolves and loops back.
+        """
+        if dst == self.address or self.address == ANY:
+            return None
+        hop = self.route(dst)
+        if hop is None or hop == self.broadcast or hop == LIMITED_BROADCAST:
+            return None
+        entry = self.arp.entries.get(hop)
+        if entry is None or entry[1] <= now_ns:
+            return None
+        return entry[0] + self._eth_tail, entry[1], 64
+
+    @property
+    def link_generation(self) -> int:
+        """Moves when a link header :meth:`link_header` gave may no longer hold."""
+        return self.arp.generation
 
     def owns(self, address: bytes) -> bool:
         """Whether ``address`` is ours (connections are accepted to it)."""

@@ -103,6 +103,17 @@ class IpLayer(Protocol):
     def route(self, dst: bytes) -> bytes | None:
         """The next hop for ``dst``, or ``None``: no route."""
 
+    def link_header(self, dst: bytes, now_ns: int) -> tuple[bytes, int, int] | None:
+        """``(link header, valid until, TTL)`` of unicast datagrams to a resolved ``dst``, else ``None``.
+
+        A connection builds whole frames with it (:attr:`unik_tcpip.tcp.Connection.link`)
+        until that time or until :attr:`link_generation` moves.
+        """
+
+    @property
+    def link_generation(self) -> int:
+        """Moves when a link header handed out may no longer hold (the neighbour, route or MTU changed)."""
+
     def ip_output(self, dst: bytes, proto: int, packet: bytearray, *, src: bytes | None = None,
                   df: bool = False, ttl: int = 64, offload: TxOffload | None = None) -> bool:
         """Send the transport data after ``headroom`` bytes of ``packet`` to ``dst``."""

@@ -195,6 +195,26 @@ class Ipv6Layer:
         """Our address to send to ``dst`` from (RFC 6724 on one interface)."""
         return self.addresses.source_for(dst)
 
+    def link_header(self, dst: bytes, now_ns: int) -> tuple[bytes, int, int] | None:
+        """The Ethernet header of unicast datagrams to ``dst``, until when it holds, and the hop limit.
+
+        Known while the next hop is REACHABLE (RFC 4861 7.3.2) and no smaller path MTU was
+        learnt for ``dst``; ``None`` otherwise (multicast, our own address, no route):
+        those datagrams take :meth:`ip_output`, which resolves, fragments and loops back.
+        """
+        if dst[0] == 0xFF or dst in self.addresses.entries or (self.pmtu and dst in self.pmtu):
+            return None
+        hop = self.route(dst)
+        entry = None if hop is None else self.neighbours.entries.get(hop)
+        if entry is None or entry.state != REACHABLE or entry.mac is None or now_ns >= entry.deadline_ns:
+            return None
+        return entry.mac + self._src_type, entry.deadline_ns, self.hop_limit
+
+    @property
+    def link_generation(self) -> int:
+        """Moves when a link header :meth:`link_header` gave may no longer hold."""
+        return self.neighbours.generation + self.slaac.generation
+
     def route(self, dst: bytes) -> bytes | None:
         """The next hop: ``dst`` on-link (link-local, multicast, an on-link prefix), else the default router.
 
@@ -398,6 +418,7 @@ class Ipv6Layer:
         if old is not None and old[0] <= mtu:
             return
         self.pmtu[dst] = (mtu, self.timers.now_ns())
+        self.neighbours.generation += 1  # link headers handed out for dst no longer hold
         self.pmtu.move_to_end(dst)
         if len(self.pmtu) > 256:
             self.pmtu.popitem(last=False)
@@ -513,6 +534,8 @@ class Ipv6Layer:
         self.stats["ndp.router_adverts"] += 1
         self._rs_left = 0  # 6.3.7: an advertisement ends soliciting
         if hop_limit:
+            if hop_limit != self.hop_limit:
+                self.neighbours.generation += 1  # link headers carry the hop limit
             self.hop_limit = hop_limit
         if 0 < reachable_ms <= 3_600_000:  # RFC 4861 6.2.1 MAX_REACHABLE_TIME
             self.neighbours.reachable_ns = reachable_ms * _MS

@@ -53,6 +53,8 @@ class NeighbourCache:
         self.reachable_ns, self.retrans_ns = reachable_ns, retrans_ns
         self.entries: OrderedDict[bytes, Neighbour] = OrderedDict()
         self.incomplete = 0
+        #: Moves whenever an entry changes its address or leaves (see ``ArpCache.generation``).
+        self.generation = 0
 
     def resolve(self, ip: bytes, now_ns: int) -> bytes | None:
         """The link-layer address to send to ``ip`` now (``None``: unknown; :meth:`enqueue` the frame).
@@ -90,6 +92,7 @@ class NeighbourCache:
     def _insert(self, ip: bytes, entry: Neighbour) -> Neighbour:
         while len(self.entries) >= self.size:
             _old_ip, old = self.entries.popitem(last=False)
+            self.generation += 1
             self.stats["ndp.evicted"] += 1
             if old.state == INCOMPLETE:
                 self.incomplete -= 1
@@ -139,6 +142,8 @@ class NeighbourCache:
     def _update(self, entry: Neighbour, mac: bytes | None, state: str, now_ns: int) -> list[Queued]:
         if entry.state == INCOMPLETE:
             self.incomplete -= 1
+        if entry.mac != mac:
+            self.generation += 1
         entry.mac, entry.state, entry.probes = mac, state, 0
         entry.deadline_ns = now_ns + self.reachable_ns if state == REACHABLE else 0
         queued, entry.queue = entry.queue, []
@@ -153,6 +158,7 @@ class NeighbourCache:
     def forget(self, ip: bytes) -> None:
         """Remove ``ip`` (a router that left, an address of ours)."""
         entry = self.entries.pop(ip, None)
+        self.generation += 1
         if entry is not None and entry.state == INCOMPLETE:
             self.incomplete -= 1
 

@@ -11,6 +11,15 @@
  *       was the predicted case and was processed; False, with nothing changed, for
  *       everything Connection.segment_arrives must see.
  *
+ *   output(tcb) -> bool   (ESTABLISHED and CLOSE-WAIT, no FIN queued)
+ *       Connection.output's common case: new data as the windows, the burst budget, Nagle
+ *       and sender SWS avoidance allow, nothing to retransmit, no SACK blocks to report.
+ *       Each segment is built whole in one call (the builder of _fastpath.c, through its
+ *       capsule): the link header the connection keeps (tcb.link), the IPv4 or IPv6 header,
+ *       TCP with timestamps, the checksum; without a link header, the segment behind the
+ *       usual headroom.  True when done (sent, or nothing to send); False hands the rest
+ *       to Connection.output's loop, which goes on from the state left here.
+ *
  * The connection's fields are read and written as its attributes (interned names), so
  * the state stays the Python object's; what is not on the predicted path's hot core
  * (congestion control's growth, a tail loss probe's arming, an immediate ACK, sending)
@@ -25,6 +34,7 @@
 #define MS 1000000LL
 #define CONTROL 0x37 /* FIN, SYN, RST, ACK, URG: only ACK may be set */
 #define ACK 0x10
+#define TCP_LEN_ 20
 
 enum {
     N_STATE, N_FLAGS, N_SEQ, N_ACK, N_TSVAL, N_TSECR, N_WINDOW, N_TCP_START, N_TCP_END, N_HEADER_LEN,
@@ -35,7 +45,10 @@ enum {
     N_MAX_RTO_NS, N_SRTT, N_ACKED, N_RETRIES, N_CWND, N_CC, N_ON_ACK, N_SSTHRESH, N_SND_MSS,
     N_LIMITED_TRANSMIT, N_TIMERS, N_RTO, N_PROBE, N_ARM_PROBE, N_SND_WL1, N_SND_WL2, N_MAX_SND_WND,
     N_LAST_ACK_SENT, N_BYTES_IN, N_UNACKED_SEGMENTS, N_SEND_ACK, N_DELAYED_ACK, N_CFG, N_DELAYED_ACK_NS,
-    N_ARMED, N_WAKE_AT, N_FIN_QUEUED, N_OUTPUT, N_FIN_SEQ, N_COUNT
+    N_ARMED, N_WAKE_AT, N_FIN_QUEUED, N_OUTPUT, N_FIN_SEQ, N_LINK, N_LINK_TTL, N_IP_IDENT, N_PATH, N_TSO,
+    N_HEADROOM, N_IP_HEADER_LEN, N_GSO_TCP, N_MAX_BURST, N_LAST_SEND_NS, N_BURST_USED, N_OUTPUT_PENDING,
+    N_NODELAY, N_SACK_OK, N_BYTES_OUT, N_SEGMENTS_OUT, N_PERSIST, N_RCV_WSCALE, N_RCV_BUF, N_CAPACITY,
+    N_LOCAL, N_REMOTE, N_TIME, N_TLP, N_OUTBOX, N_COUNT
 };
 
 static const char *const names[N_COUNT] = {
@@ -47,13 +60,48 @@ static const char *const names[N_COUNT] = {
     "max_rto_ns", "srtt", "acked", "retries", "cwnd", "cc", "on_ack", "ssthresh", "snd_mss",
     "limited_transmit", "timers", "rto", "probe", "_arm_probe", "snd_wl1", "snd_wl2", "max_snd_wnd",
     "last_ack_sent", "bytes_in", "unacked_segments", "send_ack", "delayed_ack", "cfg", "delayed_ack_ns",
-    "_armed", "wake_at", "fin_queued", "output", "fin_seq",
+    "_armed", "wake_at", "fin_queued", "output", "fin_seq", "link", "link_ttl", "ip_ident", "path", "tso",
+    "headroom", "ip_header_len", "gso_tcp", "max_burst", "last_send_ns", "burst_used", "output_pending",
+    "nodelay", "sack_ok", "bytes_out", "segments_out", "persist", "rcv_wscale", "rcv_buf", "capacity",
+    "local", "remote", "time", "tlp", "outbox",
 };
 
 static PyObject *N[N_COUNT];
+
+/* The whole-frame builder of _fastpath.c (its capsule unik_tcpip._fastpath.tcp_frame_c). */
+typedef PyObject *(*TcpFrameFn)(const unsigned char *link, const unsigned char *src, const unsigned char *dst,
+                                Py_ssize_t alen, unsigned sport, unsigned dport, unsigned long seq,
+                                unsigned long ack, unsigned flags, unsigned window, long long tsval,
+                                long long tsecr, const unsigned char *options, Py_ssize_t opt_len,
+                                const unsigned char *payload, Py_ssize_t payload_len, unsigned ident,
+                                unsigned ttl, int partial);
+static TcpFrameFn build_frame;
+/* unik.devices.TxOffload, fetched on first use. */
+static PyObject *TxOffload;
 /* State.ESTABLISHED, FIN_WAIT_1 and CLOSE_WAIT, fetched on first use: where the prediction
  * applies before our FIN is sent (in CLOSE-WAIT to ACKs only). */
 static PyObject *ESTABLISHED, *FIN_WAIT_1, *CLOSE_WAIT;
+
+/* State.ESTABLISHED, FIN_WAIT_1 and CLOSE_WAIT, fetched once: 0, or -1 with an exception. */
+static int
+ensure_states(void)
+{
+    if (ESTABLISHED != NULL)
+        return 0;
+    PyObject *mod = PyImport_ImportModule("unik_tcpip.tcp.state");
+    PyObject *cls = mod == NULL ? NULL : PyObject_GetAttrString(mod, "State");
+    Py_XDECREF(mod);
+    ESTABLISHED = cls == NULL ? NULL : PyObject_GetAttrString(cls, "ESTABLISHED");
+    FIN_WAIT_1 = ESTABLISHED == NULL ? NULL : PyObject_GetAttrString(cls, "FIN_WAIT_1");
+    CLOSE_WAIT = FIN_WAIT_1 == NULL ? NULL : PyObject_GetAttrString(cls, "CLOSE_WAIT");
+    Py_XDECREF(cls);
+    if (CLOSE_WAIT == NULL) {
+        Py_CLEAR(ESTABLISHED);
+        Py_CLEAR(FIN_WAIT_1);
+        return -1;
+    }
+    return 0;
+}
 
 /* An attribute as a 64-bit integer; -1 with an exception set on failure (check PyErr_Occurred). */
 static int
@@ -459,6 +507,389 @@ done:
     return rc;
 }
 
+/* -- transmit: Connection.output's common case ---------------------------------------- */
+
+#define PSH 0x08
+#define TSO_MAX (65535 - 20 - 60) /* the largest TCP payload an IPv4 super-frame can carry */
+#define WC_DEL_ACK (200 * MS)    /* RFC 8985 7.2: the worst-case delayed-ACK time of a lone segment */
+#define PTO_MIN (10 * MS)
+
+/* Connection._arm_probe: a tail loss probe timeout (RFC 8985 7.2) unless the RTO comes sooner. */
+static int
+arm_probe(PyObject *tcb, PyObject *timers, PyObject *rtt, long long now, long long una, long long snd_max,
+          long long eff_mss)
+{
+    int t;
+    if (set_ll(timers, N_PROBE, 0) < 0)
+        return -1;
+    PyObject *cfg = PyObject_GetAttr(tcb, N[N_CFG]);
+    if (cfg == NULL)
+        return -1;
+    t = get_true(cfg, N_TLP);
+    Py_DECREF(cfg);
+    if (t != 1 || (t = get_true(tcb, N_SACK_OK)) != 1)
+        return t < 0 ? -1 : 0;
+    if ((t = get_true(tcb, N_IN_RECOVERY)) != 0 || (t = get_true(tcb, N_RETRIES)) != 0)
+        return t < 0 ? -1 : 0;
+    if ((t = is_none(tcb, N_TLP_END_SEQ)) != 1)
+        return t < 0 ? -1 : 0;
+    if (una == snd_max)
+        return 0;
+    PyObject *s = PyObject_GetAttr(rtt, N[N_SRTT_NS]);
+    if (s == NULL)
+        return -1;
+    if (s == Py_None) {
+        Py_DECREF(s);
+        return 0;
+    }
+    long long srtt = PyLong_AsLongLong(s);
+    Py_DECREF(s);
+    if (srtt == -1 && PyErr_Occurred())
+        return -1;
+    long long pto = 2 * srtt, rto;
+    if (((snd_max - una) & MASK) <= eff_mss)
+        pto += WC_DEL_ACK; /* the peer may hold its ACK of a lone segment */
+    long long at = now + (pto > PTO_MIN ? pto : PTO_MIN);
+    if (get_ll(timers, N_RTO, &rto) < 0)
+        return -1;
+    if (rto && at >= rto)
+        return 0;
+    if (set_ll(timers, N_PROBE, at) < 0)
+        return -1;
+    return schedule(tcb, at);
+}
+
+/* Connection._window_field: the window to advertise, scaled (RFC 7323 2.3), opened in
+ * useful steps (RFC 9293 3.8.6.2.2), never shrinking (3.8.6); RCV.ADV follows. */
+static long long
+window_field(PyObject *tcb, PyObject *cfg, long long rcv_nxt, long long snd_mss)
+{
+    long long shift, rcv_buf, capacity, rcv_adv;
+    if (get_ll(tcb, N_RCV_WSCALE, &shift) < 0 || get_ll(cfg, N_RCV_BUF, &rcv_buf) < 0
+            || get_ll(tcb, N_RCV_ADV, &rcv_adv) < 0)
+        return -1;
+    PyObject *rcv = PyObject_GetAttr(tcb, N[N_RCV]);
+    if (rcv == NULL)
+        return -1;
+    PyObject *held = PyObject_GetAttr(rcv, N[N_HELD]);
+    int got = get_ll(rcv, N_CAPACITY, &capacity);
+    Py_DECREF(rcv);
+    if (held == NULL || got < 0) {
+        Py_XDECREF(held);
+        return -1;
+    }
+    Py_ssize_t held_len = PyObject_Length(held);
+    Py_DECREF(held);
+    if (held_len < 0)
+        return -1;
+    long long top = 0xffffLL << shift;
+    long long wnd = capacity - held_len;
+    if (wnd < 0)
+        wnd = 0;
+    else if (wnd > top)
+        wnd = top;
+    long long current = (rcv_adv - rcv_nxt) & MASK;
+    if (current > HALF)
+        current = 0;
+    else if (current > rcv_buf)
+        current = rcv_buf;
+    long long step = rcv_buf / 2 < snd_mss ? rcv_buf / 2 : snd_mss;
+    if (wnd > current && wnd - current < step)
+        wnd = current;
+    if (wnd < current)
+        wnd = current;
+    if (wnd > top)
+        wnd = top;
+    long long field = wnd >> shift;
+    if (field > 0xffff)
+        field = 0xffff;
+    long long edge = (rcv_nxt + (field << shift)) & MASK;
+    if (((rcv_adv - edge) & MASK) > HALF && set_ll(tcb, N_RCV_ADV, edge) < 0)
+        return -1;
+    return field;
+}
+
+/* What output reads once per call. */
+typedef struct {
+    PyObject *tcb, *cfg, *timers, *rtt, *stats, *outbox, *link, *src, *dst;
+    long long sport, dport, headroom, gso_tcp, now, ts_ok, ts_offset, snd_mss, eff_mss;
+} Tx;
+
+/* Connection._send for <SEQ=seq><ACK=RCV.NXT><CTL=ACK[,PSH]> carrying n bytes of payload. */
+static int
+send_data(Tx *x, long long seq, unsigned flags, const unsigned char *payload, Py_ssize_t n)
+{
+    long long rcv_nxt, tsval = -1, tsecr = -1, ident = 0, ttl = 0, unacked;
+    if (get_ll(x->tcb, N_RCV_NXT, &rcv_nxt) < 0)
+        return -1;
+    if (x->ts_ok) {
+        /* RFC 7323 3.2: once negotiated, every non-RST segment carries timestamps. */
+        if (get_ll(x->tcb, N_TS_RECENT, &tsecr) < 0)
+            return -1;
+        tsval = (x->now / MS + x->ts_offset) & MASK;
+    }
+    long long window = window_field(x->tcb, x->cfg, rcv_nxt, x->snd_mss);
+    if (window < 0 || set_ll(x->tcb, N_LAST_ACK_SENT, rcv_nxt) < 0 || set_ll(x->timers, N_DELAYED_ACK, 0) < 0
+            || get_ll(x->tcb, N_UNACKED_SEGMENTS, &unacked) < 0
+            || (unacked && set_ll(x->tcb, N_UNACKED_SEGMENTS, 0) < 0) || add_ll(x->stats, N_SEGMENTS_OUT, 1) < 0)
+        return -1;
+    if (x->link != Py_None) {
+        if (get_ll(x->tcb, N_IP_IDENT, &ident) < 0 || get_ll(x->tcb, N_LINK_TTL, &ttl) < 0
+                || set_ll(x->tcb, N_IP_IDENT, (ident + 1) & 0xffff) < 0)
+            return -1;
+        if (ttl < 0 || ttl > 0xff) {
+            PyErr_SetString(PyExc_ValueError, "output: link_ttl is out of range");
+            return -1;
+        }
+    }
+    int partial = n > x->eff_mss; /* a super-segment: the NIC cuts it and completes each checksum */
+    PyObject *frame = build_frame(x->link == Py_None ? NULL : (const unsigned char *)PyBytes_AS_STRING(x->link),
+                                  (const unsigned char *)PyBytes_AS_STRING(x->src),
+                                  (const unsigned char *)PyBytes_AS_STRING(x->dst), PyBytes_GET_SIZE(x->src),
+                                  (unsigned)x->sport, (unsigned)x->dport, (unsigned long)seq, (unsigned long)rcv_nxt,
+                                  flags, (unsigned)window, tsval, tsecr, NULL, 0, payload, n, (unsigned)ident,
+                                  (unsigned)ttl, partial);
+    if (frame == NULL)
+        return -1;
+    PyObject *offload = Py_None;
+    Py_INCREF(offload);
+    if (partial) {
+        Py_DECREF(offload);
+        offload = PyObject_CallFunction(TxOffload, "LiLLL", x->headroom, 16, x->gso_tcp, x->eff_mss,
+                                        x->headroom + TCP_LEN_ + (x->ts_ok ? 12 : 0));
+        if (offload == NULL) {
+            Py_DECREF(frame);
+            return -1;
+        }
+    }
+    PyObject *entry = PyTuple_Pack(2, frame, offload);
+    Py_DECREF(frame);
+    Py_DECREF(offload);
+    if (entry == NULL)
+        return -1;
+    int rc = PyList_Append(x->outbox, entry);
+    Py_DECREF(entry);
+    return rc;
+}
+
+/* An address and port of a (bytes, int) pair; 0, or -1 with an exception. */
+static int
+endpoint(PyObject *pair, PyObject **addr, long long *port)
+{
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(pair, 0))) {
+        PyErr_SetString(PyExc_TypeError, "output: local and remote are (bytes, int) pairs");
+        return -1;
+    }
+    *addr = PyTuple_GET_ITEM(pair, 0);
+    *port = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 1));
+    return (*port == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* 1: done; 0: Connection.output goes on; -1: an error. */
+static int
+output_common(Tx *x, PyObject *snd, PyObject *data)
+{
+    PyObject *tcb = x->tcb, *path = NULL;
+    int t, rc = -1;
+    long long snd_nxt, buf_seq, snd_max, una, tso, ip_header_len, max_burst, last_send, rto_ns, cwnd;
+    Py_ssize_t buffered = PyByteArray_GET_SIZE(data);
+    if (get_ll(tcb, N_SND_NXT, &snd_nxt) < 0 || get_ll(snd, N_SEQ, &buf_seq) < 0)
+        return -1;
+    long long off = (snd_nxt - buf_seq) & MASK;
+    if (off == buffered)
+        return 1; /* everything buffered has been sent (the common case after an ACK) */
+    if (get_ll(tcb, N_SND_MAX, &snd_max) < 0)
+        return -1;
+    if (off > buffered || snd_nxt != snd_max)
+        return 0; /* a retransmission pending (SND.NXT went back) */
+    if ((t = get_true(tcb, N_SACK_OK)) != 0) {
+        if (t < 0 || (t = get_inner_true(tcb, N_OOO, N_SEGMENTS)) != 0 || (t = is_none(tcb, N_DSACK)) != 1)
+            return t < 0 ? -1 : 0; /* SACK blocks to report: _send builds them */
+    }
+    if ((path = PyObject_GetAttr(tcb, N[N_PATH])) == NULL)
+        return -1;
+    if (get_ll(path, N_HEADROOM, &x->headroom) < 0 || get_ll(path, N_IP_HEADER_LEN, &ip_header_len) < 0
+            || get_ll(path, N_GSO_TCP, &x->gso_tcp) < 0 || (tso = get_true(path, N_TSO)) < 0)
+        goto done;
+    if (x->link == Py_None ? x->headroom != 14 + ip_header_len
+            : !PyBytes_Check(x->link) || PyBytes_GET_SIZE(x->link) != 14) {
+        rc = 0;
+        goto done;
+    }
+    if (get_ll(tcb, N_SND_MSS, &x->snd_mss) < 0 || (x->ts_ok = get_true(tcb, N_TS_OK)) < 0
+            || get_ll(tcb, N_TS_OFFSET, &x->ts_offset) < 0 || get_ll(x->cfg, N_MAX_BURST, &max_burst) < 0
+            || get_ll(tcb, N_NOW, &x->now) < 0 || get_ll(tcb, N_SND_UNA, &una) < 0
+            || get_ll(tcb, N_LAST_SEND_NS, &last_send) < 0 || get_ll(x->rtt, N_RTO_NS, &rto_ns) < 0)
+        goto done;
+    long long mss = x->eff_mss = x->snd_mss - (x->ts_ok ? 12 : 0);
+    if (mss <= 0) {
+        rc = 0;
+        goto done;
+    }
+    long long limit = tso ? (TSO_MAX / mss * mss > mss ? TSO_MAX / mss * mss : mss) : mss;
+    long long budget = max_burst * mss > (tso ? 8 * limit : limit) ? max_burst * mss : (tso ? 8 * limit : limit);
+    if (una == snd_nxt && last_send && x->now - last_send > rto_ns) {
+        /* RFC 5681 4.1: restart from at most the initial window after an idle RTO. */
+        long long initial = 2 * mss > 4380 ? 2 * mss : 4380;
+        if (initial > 4 * mss)
+            initial = 4 * mss;
+        if (get_ll(tcb, N_CWND, &cwnd) < 0 || (cwnd > initial && set_ll(tcb, N_CWND, initial) < 0))
+            goto done;
+    }
+    for (;;) {
+        long long limited, snd_wnd, burst_used, rto, probe;
+        long long avail = buffered - off, in_flight = (snd_nxt - una) & MASK;
+        if (get_ll(tcb, N_CWND, &cwnd) < 0 || get_ll(tcb, N_LIMITED_TRANSMIT, &limited) < 0
+                || get_ll(tcb, N_SND_WND, &snd_wnd) < 0)
+            goto done;
+        long long wnd = cwnd + limited < snd_wnd ? cwnd + limited : snd_wnd;
+        long long n = wnd - in_flight;
+        if (avail < n)
+            n = avail;
+        if (limit < n)
+            n = limit;
+        if (n <= 0) {
+            /* Nothing the windows allow; a zero window with nothing in flight is probed (output). */
+            rc = !(snd_wnd == 0 && in_flight == 0);
+            goto done;
+        }
+        if (get_ll(tcb, N_BURST_USED, &burst_used) < 0)
+            goto done;
+        if (burst_used >= budget) {
+            /* A bounded burst: the driver resumes on its next turn. */
+            rc = PyObject_SetAttr(tcb, N[N_OUTPUT_PENDING], Py_True) < 0 ? -1 : 1;
+            goto done;
+        }
+        if (n < mss) {
+            long long max_wnd;
+            if (n == avail) {
+                if (in_flight > 0 && (t = get_true(tcb, N_NODELAY)) != 1) {
+                    rc = t < 0 ? -1 : 1; /* Nagle: hold a small segment while data is unacknowledged */
+                    goto done;
+                }
+            }
+            else {
+                if (get_ll(tcb, N_MAX_SND_WND, &max_wnd) < 0)
+                    goto done;
+                if (n < max_wnd / 2 && in_flight > 0) {
+                    rc = 1; /* sender SWS avoidance */
+                    goto done;
+                }
+            }
+        }
+        long long seq = snd_nxt;
+        if (send_data(x, seq, n == avail ? ACK | PSH : ACK,
+                      (const unsigned char *)PyByteArray_AS_STRING(data) + off, (Py_ssize_t)n) < 0)
+            goto done;
+        snd_nxt = (seq + n) & MASK;
+        if (set_ll(tcb, N_BURST_USED, burst_used + n) < 0 || set_ll(tcb, N_LAST_SEND_NS, x->now) < 0
+                || add_ll(x->stats, N_BYTES_OUT, n) < 0 || set_ll(tcb, N_SND_NXT, snd_nxt) < 0
+                || set_ll(tcb, N_SND_MAX, snd_nxt) < 0)
+            goto done;
+        if (!x->ts_ok) {
+            /* Karn's timed segment (RFC 6298 3): RttEstimator.time. */
+            PyObject *r = PyObject_CallMethod(x->rtt, "time", "LL", seq, x->now);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
+        if (get_ll(x->timers, N_RTO, &rto) < 0)
+            goto done;
+        if (!rto) {
+            /* Connection._start_rto. */
+            if (get_ll(x->rtt, N_RTO_NS, &rto_ns) < 0 || set_ll(x->timers, N_RTO, x->now + rto_ns) < 0
+                    || schedule(tcb, x->now + rto_ns) < 0)
+                goto done;
+        }
+        if (get_ll(x->timers, N_PROBE, &probe) < 0)
+            goto done;
+        if (!probe && arm_probe(tcb, x->timers, x->rtt, x->now, una, snd_nxt, mss) < 0)
+            goto done;
+        if (set_ll(x->timers, N_PERSIST, 0) < 0)
+            goto done;
+        off += n;
+        if (off == buffered) {
+            rc = 1;
+            goto done;
+        }
+    }
+done:
+    Py_XDECREF(path);
+    return rc;
+}
+
+PyDoc_STRVAR(output_doc,
+"output(tcb, /) -> bool\n\n"
+"Connection.output's common case: True when it is done; False hands the rest to\n"
+"Connection.output's loop.");
+
+static PyObject *
+output(PyObject *Py_UNUSED(module), PyObject *tcb)
+{
+    if (ensure_states() < 0)
+        return NULL;
+    PyObject *state = PyObject_GetAttr(tcb, N[N_STATE]);
+    if (state == NULL)
+        return NULL;
+    Py_DECREF(state);
+    if (state != ESTABLISHED && state != CLOSE_WAIT)
+        Py_RETURN_FALSE;
+    int t = get_true(tcb, N_FIN_QUEUED);
+    if (t != 0) {
+        if (t < 0)
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    if (TxOffload == NULL) {
+        PyObject *mod = PyImport_ImportModule("unik.devices");
+        TxOffload = mod == NULL ? NULL : PyObject_GetAttrString(mod, "TxOffload");
+        Py_XDECREF(mod);
+        if (TxOffload == NULL)
+            return NULL;
+    }
+    Tx x = {.tcb = tcb};
+    PyObject *snd = NULL, *data = NULL, *local = NULL, *remote = NULL;
+    int rc = -1;
+    if ((snd = PyObject_GetAttr(tcb, N[N_SND])) == NULL || (data = PyObject_GetAttr(snd, N[N_DATA])) == NULL)
+        goto done;
+    if (!PyByteArray_Check(data)) {
+        rc = 0;
+        goto done;
+    }
+    if ((x.cfg = PyObject_GetAttr(tcb, N[N_CFG])) == NULL || (x.timers = PyObject_GetAttr(tcb, N[N_TIMERS])) == NULL
+            || (x.rtt = PyObject_GetAttr(tcb, N[N_RTT])) == NULL || (x.stats = PyObject_GetAttr(tcb, N[N_STATS])) == NULL
+            || (x.outbox = PyObject_GetAttr(tcb, N[N_OUTBOX])) == NULL || (x.link = PyObject_GetAttr(tcb, N[N_LINK])) == NULL
+            || (local = PyObject_GetAttr(tcb, N[N_LOCAL])) == NULL || (remote = PyObject_GetAttr(tcb, N[N_REMOTE])) == NULL)
+        goto done;
+    if (!PyList_Check(x.outbox)) {
+        PyErr_SetString(PyExc_TypeError, "output: the outbox is a list");
+        goto done;
+    }
+    if (endpoint(local, &x.src, &x.sport) < 0 || endpoint(remote, &x.dst, &x.dport) < 0)
+        goto done;
+    Py_ssize_t alen = PyBytes_GET_SIZE(x.src);
+    if ((alen != 4 && alen != 16) || PyBytes_GET_SIZE(x.dst) != alen || x.sport < 0 || x.sport > 0xffff
+            || x.dport < 0 || x.dport > 0xffff) {
+        PyErr_SetString(PyExc_ValueError, "output: addresses are 4 or 16 bytes, ports 16 bits");
+        goto done;
+    }
+    rc = output_common(&x, snd, data);
+done:
+    Py_XDECREF(snd);
+    Py_XDECREF(data);
+    Py_XDECREF(local);
+    Py_XDECREF(remote);
+    Py_XDECREF(x.cfg);
+    Py_XDECREF(x.timers);
+    Py_XDECREF(x.rtt);
+    Py_XDECREF(x.stats);
+    Py_XDECREF(x.outbox);
+    Py_XDECREF(x.link);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc);
+}
+
 PyDoc_STRVAR(established_doc,
 "established(tcb, frame, fields, now, /) -> bool\n\n"
 "Process the segment fields describes (in frame) if it is an established connection's\n"
@@ -475,20 +906,8 @@ established(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     long long now = PyLong_AsLongLong(args[3]);
     if (now == -1 && PyErr_Occurred())
         return NULL;
-    if (ESTABLISHED == NULL) {
-        PyObject *mod = PyImport_ImportModule("unik_tcpip.tcp.state");
-        PyObject *cls = mod == NULL ? NULL : PyObject_GetAttrString(mod, "State");
-        Py_XDECREF(mod);
-        ESTABLISHED = cls == NULL ? NULL : PyObject_GetAttrString(cls, "ESTABLISHED");
-        FIN_WAIT_1 = ESTABLISHED == NULL ? NULL : PyObject_GetAttrString(cls, "FIN_WAIT_1");
-        CLOSE_WAIT = FIN_WAIT_1 == NULL ? NULL : PyObject_GetAttrString(cls, "CLOSE_WAIT");
-        Py_XDECREF(cls);
-        if (CLOSE_WAIT == NULL) {
-            Py_CLEAR(ESTABLISHED);
-            Py_CLEAR(FIN_WAIT_1);
-            return NULL;
-        }
-    }
+    if (ensure_states() < 0)
+        return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -504,12 +923,13 @@ established(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
 
 static PyMethodDef methods[] = {
     {"established", (PyCFunction)(void (*)(void))established, METH_FASTCALL, established_doc},
+    {"output", output, METH_O, output_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_predict",
-    "Header prediction for established TCP connections, in C.", -1, methods,
+    "Header prediction for established TCP connections (receive and transmit), in C.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -518,6 +938,15 @@ PyInit__predict(void)
 {
     for (int i = 0; i < N_COUNT; i++) {
         if (N[i] == NULL && (N[i] = PyUnicode_InternFromString(names[i])) == NULL)
+            return NULL;
+    }
+    if (build_frame == NULL) {
+        /* PyCapsule_Import finds a submodule only once it is imported. */
+        PyObject *fastpath = PyImport_ImportModule("unik_tcpip._fastpath");
+        if (fastpath == NULL)
+            return NULL;
+        Py_DECREF(fastpath);
+        if ((build_frame = (TcpFrameFn)PyCapsule_Import("unik_tcpip._fastpath.tcp_frame_c", 0)) == NULL)
             return NULL;
     }
     return PyModule_Create(&module);

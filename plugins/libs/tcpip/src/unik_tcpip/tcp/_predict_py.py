@@ -1,5 +1,8 @@
 """Header prediction for established connections in pure Python: the twin of ``_predict.c``.
 
+Two functions, each the common case of an established connection taken in one pass:
+:func:`established` on receive, :func:`output` on transmit.
+
 :func:`established` handles the common case of a connection in ESTABLISHED (or in
 FIN-WAIT-1 or CLOSE-WAIT before our FIN left: the ACKs of a transfer the application
 already closed, or sent after the peer's FIN) — the next segment in order, carrying
@@ -38,6 +41,8 @@ _SENDING = (State.ESTABLISHED, State.FIN_WAIT_1, State.CLOSE_WAIT)
 #: FIN, SYN, RST, ACK and URG: of these only ACK may be set (PSH, ECE and CWR are ignored).
 _CONTROL = 0x37
 _ACK = 0x10
+_PSH = 0x08
+_TSO_MAX = 65535 - 20 - 60  # the largest TCP payload an IPv4 super-frame can carry
 
 
 def established(tcb: Connection, frame: Any, fields: Any, now: int) -> bool:
@@ -116,3 +121,90 @@ def established(tcb: Connection, frame: Any, fields: Any, now: int) -> bool:
     if tcb.fin_queued or ((tcb.snd_nxt - snd.seq) & _MASK) != len(snd.data):
         tcb.output()
     return True
+
+
+def output(tcb: Connection) -> bool:
+    """:meth:`Connection.output`'s common case; ``True`` when it is done (sent, or nothing to send).
+
+    The case: ESTABLISHED or CLOSE-WAIT, no FIN queued, nothing to retransmit (SND.NXT is
+    SND.MAX), no SACK blocks to report, and the segments' headers are the link's (a whole
+    frame) or the path's usual headroom.  It sends new data as the windows, the burst
+    budget, Nagle (RFC 896) and sender SWS avoidance (RFC 9293 3.8.6.2.1) allow, exactly
+    as ``output`` would.  ``False`` hands the rest to ``output``'s own loop, which goes on
+    from the state left here: another state, a FIN, a retransmission, SACK blocks, or a
+    zero window to probe (the persist timer).
+    """
+    state = tcb.state
+    if (state is not _ESTABLISHED and state is not _CLOSE_WAIT) or tcb.fin_queued:
+        return False
+    snd = tcb.snd
+    data = snd.data
+    buffered = len(data)
+    snd_nxt = tcb.snd_nxt
+    off = (snd_nxt - snd.seq) & _MASK
+    if off == buffered:
+        return True  # everything buffered has been sent (the common case after an ACK)
+    if off > buffered or snd_nxt != tcb.snd_max or (tcb.sack_ok and (tcb.ooo.segments or tcb.dsack is not None)):
+        return False
+    path = tcb.path
+    if tcb.link is None and path.headroom != 14 + path.ip_header_len:
+        return False
+    ts_ok = tcb.ts_ok
+    mss = tcb.snd_mss - (12 if ts_ok else 0)  # eff_mss
+    tso = path.tso
+    limit = max(_TSO_MAX // mss * mss, mss) if tso else mss
+    budget = max(tcb.cfg.max_burst * mss, 8 * limit if tso else limit)
+    now = tcb.now
+    una = tcb.snd_una
+    if una == snd_nxt and tcb.last_send_ns and now - tcb.last_send_ns > tcb.rtt.rto_ns:
+        # RFC 5681 4.1: restart from at most the initial window after an idle RTO.
+        initial = min(4 * mss, max(2 * mss, 4380))
+        if tcb.cwnd > initial:
+            tcb.cwnd = initial
+    timers = tcb.timers
+    while True:
+        avail = buffered - off
+        in_flight = (snd_nxt - una) & _MASK
+        wnd = tcb.cwnd + tcb.limited_transmit
+        snd_wnd = tcb.snd_wnd
+        if snd_wnd < wnd:
+            wnd = snd_wnd
+        n = wnd - in_flight
+        if avail < n:
+            n = avail
+        if limit < n:
+            n = limit
+        if n <= 0:
+            # Nothing the windows allow; a zero window with nothing in flight is probed (output).
+            return not (snd_wnd == 0 and in_flight == 0)
+        if tcb.burst_used >= budget:
+            tcb.output_pending = True  # a bounded burst: the driver resumes on its next turn
+            return True
+        if n < mss:
+            if n == avail:
+                if in_flight > 0 and not tcb.nodelay:
+                    return True  # Nagle: hold a small segment while data is unacknowledged
+            elif n < tcb.max_snd_wnd // 2 and in_flight > 0:
+                return True  # sender SWS avoidance
+        seq = snd_nxt
+        if n > 4096:
+            view = memoryview(data)[off:off + n]
+            tcb._send(_ACK | _PSH if n == avail else _ACK, seq, view)
+            view.release()
+        else:
+            tcb._send(_ACK | _PSH if n == avail else _ACK, seq, data[off:off + n])
+        tcb.burst_used += n
+        tcb.last_send_ns = now
+        tcb.stats.bytes_out += n
+        snd_nxt = (seq + n) & _MASK
+        tcb.snd_nxt = tcb.snd_max = snd_nxt
+        if not ts_ok:
+            tcb.rtt.time(seq, now)
+        if not timers.rto:
+            tcb._start_rto()
+        if not timers.probe:
+            tcb._arm_probe()
+        timers.persist = 0
+        off += n
+        if off == buffered:
+            return True

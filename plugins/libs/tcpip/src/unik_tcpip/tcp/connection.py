@@ -29,6 +29,7 @@ from ..addr import ip_text
 from ..iface import TokenBucket
 from ..wire import icmp as wire_icmp
 from ..wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, sack_option
+from . import predict
 from .assembler import Assembler
 from .buffers import ReceiveQueue, SendBuffer
 from .config import TcpConfig, TcpStats
@@ -103,7 +104,16 @@ class Connection:
         self.stats = TcpStats()
         self.now = 0
         #: Segments built for the wire, with their offload, oldest first; the driver empties it.
+        #: Whole frames while :attr:`link` is set, else segments behind :attr:`Path.headroom`.
         self.outbox: list[tuple[bytearray, TxOffload | None]] = []
+        #: The peer's link header (14 bytes: its MAC, ours, the EtherType), which the driver sets
+        #: while the network layer vouches for it: segments are then built as whole frames
+        #: (:func:`unik_tcpip.fastpath.tcp_frame`), the IPv4 or IPv6 header with :attr:`link_ttl`
+        #: and, for IPv4, the identification :attr:`ip_ident` (meaningless with DF, RFC 6864 4.1).
+        #: ``None``: the network layer adds the headers (routing, resolution, loopback).
+        self.link: bytes | None = None
+        self.link_ttl = 64
+        self.ip_ident = ts_offset & 0xFFFF
         #: What happened, in order; the driver empties it.
         self.events: list[Event] = []
         #: Why the connection ended (``None``: cleanly or not yet).
@@ -281,26 +291,34 @@ class Connection:
             self.last_ack_sent = ack
             self.timers.delayed_ack = 0
             self.unacked_segments = 0
-        local, remote, path = self.local, self.remote, self.path
+        path = self.path
         self.stats.segments_out += 1
         if len(data) > self.snd_mss - (_TS_LEN if self.ts_ok else 0):  # eff_mss
             # A super-segment: the NIC cuts it into MSS-sized segments and completes every
             # checksum (TSO through the virtio-net header; the kernel's own GSO does the same).
-            segment = fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
-                                           tsval, tsecr, raw_options, data, path.headroom, True)
+            segment = self._build(seq, ack, flags, window, tsval, tsecr, raw_options, data, True)
             header_len = 20 + (12 if tsval >= 0 else 0) + (len(raw_options) + 3) // 4 * 4
             offload = TxOffload(path.headroom, 16, path.gso_tcp, self.eff_mss, path.headroom + header_len)
             self.outbox.append((segment, offload))
             return
-        self.outbox.append((fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
-                                                 tsval, tsecr, raw_options, data, path.headroom, False), None))
+        self.outbox.append((self._build(seq, ack, flags, window, tsval, tsecr, raw_options, data, False), None))
+
+    def _build(self, seq: int, ack: int, flags: int, window: int, tsval: int, tsecr: int,
+               options: bytes | bytearray, data: bytes | bytearray | memoryview, partial: bool) -> bytearray:
+        """One segment: a whole frame when :attr:`link` is known, else behind the path's headroom."""
+        local, remote, link = self.local, self.remote, self.link
+        if link is None:
+            return fastpath.tcp_segment(local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
+                                        tsval, tsecr, options, data, self.path.headroom, partial)
+        ident = self.ip_ident
+        self.ip_ident = (ident + 1) & 0xFFFF
+        return fastpath.tcp_frame(link, local[0], remote[0], local[1], remote[1], seq, ack, flags, window,
+                                  tsval, tsecr, options, data, ident, self.link_ttl, partial)
 
     def send_rst(self, seq: int, ack: int, flags: int = RST) -> None:
         """A reset: <SEQ=seq><ACK=ack><CTL=flags> without options or window."""
         self.counters["tcp.resets_sent"] += 1
-        self.outbox.append((fastpath.tcp_segment(self.local[0], self.remote[0], self.local[1], self.remote[1],
-                                                 seq, ack, flags, 0, -1, -1, b"", b"", self.path.headroom,
-                                                 False), None))
+        self.outbox.append((self._build(seq, ack, flags, 0, -1, -1, b"", b"", False), None))
 
     def _syn_options(self) -> TcpOptions:
         """Our SYN options: MSS, and window scale/timestamps/SACK if offered (RFC 7323 1.3)."""
@@ -332,7 +350,14 @@ class Connection:
         self._send(ACK, self.snd_max)
 
     def output(self) -> None:
-        """Send what the windows, Nagle and the FIN allow (RFC 9293 3.8.6.2.1, RFC 5681)."""
+        """Send what the windows, Nagle and the FIN allow (RFC 9293 3.8.6.2.1, RFC 5681).
+
+        The common case (new data in ESTABLISHED or CLOSE-WAIT, nothing to retransmit, no
+        SACK blocks or FIN to send) is :func:`unik_tcpip.tcp.predict.output`'s, in C; it
+        hands back whatever else it meets, and the loop below goes on from there.
+        """
+        if predict.output(self):
+            return
         if self.state not in SYNCHRONIZED:
             return
         snd = self.snd

@@ -1,5 +1,9 @@
 """Header prediction for established connections: ``_predict.c`` when built, else the pure twin.
 
+On receive, :func:`established`; on transmit, :func:`output`, the common case of
+:meth:`unik_tcpip.tcp.connection.Connection.output` (new data, nothing to retransmit),
+which builds whole frames when the connection knows its peer's link header.
+
 :func:`established` takes the common case of an ESTABLISHED connection — the next
 segment in order, with data and/or an ACK of new data — straight from the frame parser's
 record (:class:`unik_tcpip._fastpath_py.Tcp4Fields`) to the connection's state, and says
@@ -22,17 +26,19 @@ from unik import accel
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["established", "implementation", "use_pure"]
+__all__ = ["established", "implementation", "output", "use_pure"]
 
 _impl: ModuleType
 #: ``established(tcb, frame, fields, now) -> bool``: whether the segment was the predicted case (and processed).
 established: Callable[[Connection, Any, Any, int], bool]
+#: ``output(tcb) -> bool``: whether :meth:`Connection.output`'s common case took it all (else it goes on).
+output: Callable[[Connection], bool]
 
 
 def _use(module: ModuleType) -> None:
-    global _impl, established
+    global _impl, established, output
     _impl = module
-    established = module.established
+    established, output = module.established, module.output
 
 
 #: The pair (:mod:`unik.accel`); the twin is imported only when selected.

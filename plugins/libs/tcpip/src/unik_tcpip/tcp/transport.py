@@ -70,6 +70,13 @@ class TcpConnection(asyncio.Transport):
         self.low_water = tcb.cfg.snd_buf // 4
         self.writing_paused = False
         self._resuming = False
+        #: The network layer of the peer's family, and what the connection's link header
+        #: (:attr:`Connection.link`) rests on: valid until, the layer's generation, when to ask again.
+        self._net = layer.nets[len(tcb.remote[0])]
+        self._link_until = 0
+        self._link_generation = 0
+        self._link_retry = 0
+        self._tx_counter = "ipv4.tx" if len(tcb.remote[0]) == 4 else "ipv6.tx"
 
     def __repr__(self) -> str:
         tcb = self.tcb
@@ -162,9 +169,25 @@ class TcpConnection(asyncio.Transport):
         tcb = self.tcb
         if tcb.outbox:
             out, tcb.outbox = tcb.outbox, []
-            output, dst, src = self.layer.output, tcb.remote[0], tcb.local[0]
-            for segment, offload in out:
-                output(dst, segment, offload, src)
+            if tcb.link is not None:
+                # Whole frames (the link header is the one checked below): straight to the
+                # interface's queue, counted as the IP layer would.
+                queue, stats = self.layer.iface.queue, self.layer.stats
+                for frame, offload in out:
+                    queue(frame, offload)
+                stats["tcp.tx"] += len(out)
+                stats[self._tx_counter] += len(out)
+            else:
+                output, dst, src = self.layer.output, tcb.remote[0], tcb.local[0]
+                for segment, offload in out:
+                    output(dst, segment, offload, src)
+        now = tcb.now
+        if tcb.link is None:
+            if now >= self._link_retry and tcb.state is State.ESTABLISHED:
+                self._learn_link(now)
+        elif now >= self._link_until or self._net.link_generation != self._link_generation:
+            tcb.link = None  # the neighbour's entry aged or changed: ask the network layer again
+            self._learn_link(now)
         if tcb.wake_at:
             self._at(tcb.wake_at, self._on_timer)
             tcb.wake_at = 0
@@ -201,6 +224,22 @@ class TcpConnection(asyncio.Transport):
             self._connection_lost(None)
         if tcb.events or tcb.outbox:
             self._run()  # a protocol callback's reaction (an abort) left more to do
+
+    def _learn_link(self, now: int) -> None:
+        """Give the connection its peer's link header, if the network layer vouches for one now.
+
+        Frames built between two calls into the state machine use the header checked after
+        the previous one.  ``None`` (loopback, an unresolved or expired neighbour, a learnt
+        smaller path MTU) is asked again a second later; meanwhile segments take the IP layer.
+        """
+        net = self._net
+        generation = net.link_generation
+        got = net.link_header(self.tcb.remote[0], now)
+        if got is None:
+            self._link_retry = now + 10**9
+            return
+        self.tcb.link, self._link_until, self.tcb.link_ttl = got
+        self._link_generation = generation
 
     def _deliver(self) -> None:
         tcb = self.tcb
