@@ -4,12 +4,14 @@ A Python client in a network namespace downloads 5 MiB from unik's stack (this p
 on a TAP with offloads off, as on a VM NIC without TSO) ``--tries`` times, at MTU 1500
 and 576.  When unik writes long bursts, the kernel's ACKs can overflow the TAP's queue;
 when the ACKs of a transfer's tail are lost, only a tail loss probe (RFC 8985) or the
-retransmission timeout brings them back.  Per MTU and configuration it prints the
-median time, how many tries took over 0.9 s, and the stack's counters (RTOs, probes,
-frames the TAP dropped).  The configurations: the defaults (tail loss probes, a
-200 ms minimum RTO, bursts of 64 segments) and the stack before them (no probes, a 1 s
-minimum RTO, unbounded bursts).  The client checks each download's SHA-256 after its
-clock stopped.
+retransmission timeout brings them back; when segments in the middle are lost, RACK
+(RFC 8985 6) resends them a reordering window after a later one was delivered.  Per MTU
+and configuration it prints the median time, how many tries took over 0.9 s, and the
+stack's counters (RTOs, probes, RACK's losses, frames the TAP dropped), and writes them
+to ``results/tcp_tail.json`` with the load average.  The configurations: the defaults
+(RACK, tail loss probes, a 200 ms minimum RTO, bursts of 64 segments), the same without
+RACK, and the stack before all of them (no probes, a 1 s minimum RTO, unbounded
+bursts).  The client checks each download's SHA-256 after its clock stopped.
 
 Needs root, /dev/net/tun and iproute2; without them it says what is missing and exits 0.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import secrets
 import statistics
@@ -29,6 +32,10 @@ import sys
 from typing import Any
 
 from unik.testing import tap_unavailable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import RESULTS, machine
 
 PREFIX = "10.213.9"
 HOST, UNIK = f"{PREFIX}.1", f"{PREFIX}.2"
@@ -101,7 +108,8 @@ async def one_configuration(mtu: int, tries: int, config: Any) -> dict[str, Any]
                                      check=False).stdout.strip()
             return {"times": times, "rto": stats["tcp.rto"], "tlp_probes": stats["tcp.tlp_probes"],
                     "tlp_spurious": stats["tcp.tlp_spurious"], "tlp_recoveries": stats["tcp.tlp_recoveries"],
-                    "kernel_dropped": dropped or "?"}
+                    "rack_lost": stats["tcp.rack_lost"], "rack_recoveries": stats["tcp.rack_recoveries"],
+                    "fast_retransmits": stats["tcp.fast_retransmits"], "kernel_dropped": dropped or "?"}
         finally:
             await stack.disconnect()
     finally:
@@ -120,10 +128,12 @@ def main() -> int:
     from unik_tcpip.tcp import TcpConfig
 
     configurations = {
-        "defaults (TLP, min RTO 0.2 s, bursts of 64)": TcpConfig(tso=False),
+        "defaults (RACK, TLP, min RTO 0.2 s, bursts of 64)": TcpConfig(tso=False),
+        "no RACK (TLP, min RTO 0.2 s, bursts of 64)": TcpConfig(tso=False, rack=False),
         "before (no TLP, min RTO 1 s, unbounded bursts)": TcpConfig(tso=False, tlp=False, min_rto_ns=10**9,
                                                                     max_burst=1 << 30),
     }
+    results: dict[str, Any] = {}
     for mtu in (1500, 576):
         for name, config in configurations.items():
             r = asyncio.run(one_configuration(mtu, args.tries, config))
@@ -131,8 +141,17 @@ def main() -> int:
             slow = sum(t > 0.9 for t in times)
             print(f"MTU {mtu:4}, {name}: median {statistics.median(times):.3f} s, max {max(times):.3f} s, "
                   f"{slow} of {len(times)} over 0.9 s; RTOs {r['rto']}, probes {r['tlp_probes']} "
-                  f"({r['tlp_spurious']} answered by a D-SACK, {r['tlp_recoveries']} repairing a loss); "
+                  f"({r['tlp_spurious']} answered by a D-SACK, {r['tlp_recoveries']} repairing a loss), "
+                  f"RACK: {r['rack_lost']} segments lost in {r['rack_recoveries']} recoveries; "
                   f"frames the TAP dropped {r['kernel_dropped']}")
+            results[f"mtu{mtu} {name}"] = {
+                "median_s": round(statistics.median(times), 4), "max_s": round(max(times), 4),
+                "over_0_9_s": slow, "tries": len(times), **{k: v for k, v in r.items() if k != "times"}}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "tcp_tail.json"
+    path.write_text(json.dumps({"runs": results, "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                                "machine": machine(), "size_bytes": SIZE}, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {path}")
     return 0
 
 

@@ -48,7 +48,7 @@ enum {
     N_ARMED, N_WAKE_AT, N_FIN_QUEUED, N_OUTPUT, N_FIN_SEQ, N_LINK, N_LINK_TTL, N_IP_IDENT, N_PATH, N_TSO,
     N_HEADROOM, N_IP_HEADER_LEN, N_GSO_TCP, N_MAX_BURST, N_LAST_SEND_NS, N_BURST_USED, N_OUTPUT_PENDING,
     N_NODELAY, N_SACK_OK, N_BYTES_OUT, N_SEGMENTS_OUT, N_PERSIST, N_RCV_WSCALE, N_RCV_BUF, N_CAPACITY,
-    N_LOCAL, N_REMOTE, N_TIME, N_TLP, N_OUTBOX, N_COUNT
+    N_LOCAL, N_REMOTE, N_TIME, N_TLP, N_OUTBOX, N_RACK, N_MIN_RTT_NS, N_COUNT
 };
 
 static const char *const names[N_COUNT] = {
@@ -63,7 +63,7 @@ static const char *const names[N_COUNT] = {
     "_armed", "wake_at", "fin_queued", "output", "fin_seq", "link", "link_ttl", "ip_ident", "path", "tso",
     "headroom", "ip_header_len", "gso_tcp", "max_burst", "last_send_ns", "burst_used", "output_pending",
     "nodelay", "sack_ok", "bytes_out", "segments_out", "persist", "rcv_wscale", "rcv_buf", "capacity",
-    "local", "remote", "time", "tlp", "outbox",
+    "local", "remote", "time", "tlp", "outbox", "rack", "min_rtt_ns",
 };
 
 static PyObject *N[N_COUNT];
@@ -202,9 +202,11 @@ schedule(PyObject *tcb, long long deadline)
 static int
 rtt_sample(PyObject *rtt, PyObject *stats, long long rtt_ns)
 {
-    long long rttvar, srtt, lo, hi;
+    long long rttvar, srtt, lo, hi, min_rtt;
     if (rtt_ns < 1)
         rtt_ns = 1;
+    if (get_ll(rtt, N_MIN_RTT_NS, &min_rtt) < 0 || ((!min_rtt || rtt_ns < min_rtt) && set_ll(rtt, N_MIN_RTT_NS, rtt_ns) < 0))
+        return -1;
     PyObject *s = PyObject_GetAttr(rtt, N[N_SRTT_NS]);
     if (s == NULL)
         return -1;
@@ -612,7 +614,8 @@ window_field(PyObject *tcb, PyObject *cfg, long long rcv_nxt, long long snd_mss)
 /* What output reads once per call. */
 typedef struct {
     PyObject *tcb, *cfg, *timers, *rtt, *stats, *outbox, *link, *src, *dst;
-    long long sport, dport, headroom, gso_tcp, now, ts_ok, ts_offset, snd_mss, eff_mss;
+    PyObject *rack; /* the connection's Rack with SACK (RFC 8985 3), else NULL */
+    long long sport, dport, headroom, gso_tcp, now, ts_ok, ts_offset, snd_mss, eff_mss, una;
 } Tx;
 
 /* Connection._send for <SEQ=seq><ACK=RCV.NXT><CTL=ACK[,PSH]> carrying n bytes of payload. */
@@ -669,6 +672,13 @@ send_data(Tx *x, long long seq, unsigned flags, const unsigned char *payload, Py
         return -1;
     int rc = PyList_Append(x->outbox, entry);
     Py_DECREF(entry);
+    if (rc == 0 && x->rack != NULL) {
+        /* RFC 8985 6.1: when the segment left (Rack.sent_segment, as Connection._send records it). */
+        PyObject *r = PyObject_CallMethod(x->rack, "sent_segment", "LLLL", seq, (seq + n) & MASK, x->now, x->una);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
     return rc;
 }
 
@@ -705,6 +715,8 @@ output_common(Tx *x, PyObject *snd, PyObject *data)
     if ((t = get_true(tcb, N_SACK_OK)) != 0) {
         if (t < 0 || (t = get_inner_true(tcb, N_OOO, N_SEGMENTS)) != 0 || (t = is_none(tcb, N_DSACK)) != 1)
             return t < 0 ? -1 : 0; /* SACK blocks to report: _send builds them */
+        if ((t = get_true(x->cfg, N_RACK)) < 0 || (t && (x->rack = PyObject_GetAttr(tcb, N[N_RACK])) == NULL))
+            return -1;
     }
     if ((path = PyObject_GetAttr(tcb, N[N_PATH])) == NULL)
         return -1;
@@ -718,7 +730,7 @@ output_common(Tx *x, PyObject *snd, PyObject *data)
     }
     if (get_ll(tcb, N_SND_MSS, &x->snd_mss) < 0 || (x->ts_ok = get_true(tcb, N_TS_OK)) < 0
             || get_ll(tcb, N_TS_OFFSET, &x->ts_offset) < 0 || get_ll(x->cfg, N_MAX_BURST, &max_burst) < 0
-            || get_ll(tcb, N_NOW, &x->now) < 0 || get_ll(tcb, N_SND_UNA, &una) < 0
+            || get_ll(tcb, N_NOW, &x->now) < 0 || get_ll(tcb, N_SND_UNA, &una) < 0 || (x->una = una, 0)
             || get_ll(tcb, N_LAST_SEND_NS, &last_send) < 0 || get_ll(x->rtt, N_RTO_NS, &rto_ns) < 0)
         goto done;
     long long mss = x->eff_mss = x->snd_mss - (x->ts_ok ? 12 : 0);
@@ -885,6 +897,7 @@ done:
     Py_XDECREF(x.stats);
     Py_XDECREF(x.outbox);
     Py_XDECREF(x.link);
+    Py_XDECREF(x.rack);
     if (rc < 0)
         return NULL;
     return PyBool_FromLong(rc);

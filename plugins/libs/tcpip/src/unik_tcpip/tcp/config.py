@@ -33,6 +33,7 @@ class TcpConfig(Record):
         "min_rto_ns",
         "msl_ns",
         "nagle",
+        "rack",
         "rcv_buf",
         "sack",
         "snd_buf",
@@ -80,6 +81,8 @@ class TcpConfig(Record):
     #: RFC 8985 7: a tail loss probe 2 SRTT after the last ACK while data is outstanding,
     #: so that a lost tail (or its lost ACKs) is repaired without waiting for the RTO.
     tlp: bool
+    #: RFC 8985 6: RACK's time-based loss detection (with SACK), beside three duplicate ACKs.
+    rack: bool
     #: Segments (MSS-sized; a TSO super-segment counts as many) one call may send before
     #: it lets the event loop run, so received ACKs are read between bursts.
     max_burst: int
@@ -114,6 +117,7 @@ class TcpConfig(Record):
         sack: bool = True,
         tso: bool = True,
         tlp: bool = True,
+        rack: bool = True,
         max_burst: int = 64,
         keepalive: bool = False,
         congestion_control: str = "newreno",
@@ -141,6 +145,7 @@ class TcpConfig(Record):
         self.sack = sack
         self.tso = tso
         self.tlp = tlp
+        self.rack = rack
         self.max_burst = max_burst
         self.keepalive = keepalive
         self.congestion_control = congestion_control

@@ -33,6 +33,7 @@ from . import predict
 from .assembler import Assembler
 from .buffers import ReceiveQueue, SendBuffer
 from .config import TcpConfig, TcpStats
+from .rack import Rack
 from .rtt import RttEstimator
 from .sack import Scoreboard
 from .seq import MASK, seq_diff, seq_le, seq_lt
@@ -166,6 +167,8 @@ class Connection:
         self.cc = cc.make(config.congestion_control)
         self.scoreboard = Scoreboard()
         self.rexmit_next = 0  # in recovery: where the next hole retransmission may start
+        #: RFC 8985 6: when each outstanding segment was sent, and what was delivered (with SACK).
+        self.rack = Rack()
         # RFC 8985 7: the tail loss probe in flight (TLPRxtOut, TLPHighRxt).
         self.tlp_end_seq: int | None = None
         self.tlp_retransmitted = False
@@ -291,6 +294,13 @@ class Connection:
             self.last_ack_sent = ack
             self.timers.delayed_ack = 0
             self.unacked_segments = 0
+        if self.sack_ok and (data or flags & FIN) and not flags & SYN and self.cfg.rack:
+            # RFC 8985 6.1: when each segment left (RACK needs SACK, RFC 8985 3).
+            end = (seq + len(data) + (1 if flags & FIN else 0)) & MASK
+            if seq_lt(seq, self.snd_max):
+                self.rack.resent(seq, end, self.now)
+            else:
+                self.rack.sent_segment(seq, end, self.now, self.snd_una)
         path = self.path
         self.stats.segments_out += 1
         if len(data) > self.snd_mss - (_TS_LEN if self.ts_ok else 0):  # eff_mss
@@ -529,6 +539,9 @@ class Connection:
                 self._destroy()
             elif timer is Timer.RTO:
                 self._on_rto()
+            elif timer is Timer.RACK:
+                if self.state in SYNCHRONIZED and self.rack.sent:
+                    self._rack_detect()
             elif timer is Timer.PROBE:
                 self._on_probe()
             elif timer is Timer.PERSIST:
@@ -595,7 +608,8 @@ class Connection:
             return
         self.stats.timeouts += 1
         self.counters["tcp.rto"] += 1
-        self.timers.probe = 0
+        self.timers.probe = self.timers.rack = 0
+        self.rack.timed_out()
         self.tlp_end_seq = None
         # RFC 6298 5.5: back off the timer; 5.6: restart it.
         self.rtt.back_off()
@@ -699,6 +713,75 @@ class Connection:
         elif not advanced:
             self.tlp_end_seq = None
 
+    # -- RACK (RFC 8985 6) ---------------------------------------------------------------
+
+    def _rack_on_ack(self, seg: TcpSegment, ack: int) -> None:
+        """RFC 8985 6.2: what the ACK delivered, D-SACKs, then the losses it reveals."""
+        rack = self.rack
+        ts = seg.options.timestamp
+        echo = ts[1] if self.ts_ok and ts is not None and ts[1] else None
+        rack.delivered(ack, self.scoreboard.ranges, self.now, self.rtt.min_rtt_ns, echo, self.ts_offset)
+        blocks = seg.options.sack_blocks
+        if blocks and (seq_le(blocks[0][1], ack) or any(
+                seq_le(left, blocks[0][0]) and seq_le(blocks[0][1], right) for left, right in blocks[1:])):
+            rack.dsack(self.snd_una, self.snd_max)  # RFC 2883 4: the first block reports a duplicate
+        if self.state in SYNCHRONIZED:
+            self._rack_detect()
+
+    def _rack_detect(self) -> None:
+        """RFC 8985 6.2 step 5: mark what is lost now, repair it, and set the reordering timer (6.3)."""
+        rack = self.rack
+        rack.acknowledged(self.snd_una)  # what plain cumulative ACKs covered since (lazily)
+        reo_wnd = rack.reo_wnd(self.rtt.min_rtt_ns, self.rtt.srtt_ns or 0, self.in_recovery, self.scoreboard.held(),
+                               self.eff_mss)
+        lost, wait = rack.detect_loss(self.now, reo_wnd)
+        self.timers.rack = self.now + wait if wait else 0
+        if wait:
+            self._schedule(self.timers.rack)
+        if lost:
+            self._rack_repair(lost)
+
+    def _rack_repair(self, lost: list[list[int]]) -> None:
+        """Lost segments: start fast recovery unless in it (RFC 8985 9.3), then resend them, oldest first.
+
+        As many as the congestion window leaves room for beside what is still in the
+        network (RFC 6675 "pipe", at least one segment); the rest are the holes recovery
+        resends on the next ACKs (from :attr:`rexmit_next` on).
+        """
+        self.counters["tcp.rack_lost"] += len(lost)
+        mss = self.eff_mss
+        held = self.scoreboard.held()
+        if not self.in_recovery and seq_lt(self.recover, self.snd_una):
+            flight = seq_diff(self.snd_max, self.snd_una)
+            self.ssthresh = self.cc.on_loss(self.cwnd, flight, mss, self.now)
+            self.recover = self.snd_max
+            self.in_recovery = True
+            self.stats.fast_retransmits += 1
+            self.counters["tcp.rack_recoveries"] += 1
+            # What the peer holds left the network: the window counts only what is in it.
+            self.cwnd = self.ssthresh + held
+            self.limited_transmit = 0
+        room = max(self.cwnd - (seq_diff(self.snd_max, self.snd_una) - held), mss)
+        snd, fin_seq = self.snd, self.fin_seq
+        for start, end, _sent, _flags in lost:
+            if room <= 0:
+                break
+            fin = fin_seq is not None and end == (fin_seq + 1) & MASK
+            off = snd.offset(start)
+            n = seq_diff(end, start) - (1 if fin else 0)
+            if off < 0 or off + n > len(snd):
+                continue
+            data = memoryview(snd.data)[off:off + n]
+            self._send(ACK | (FIN if fin else 0), start, data)
+            data.release()
+            room -= max(n, 1)
+            self.stats.retransmits += 1
+            self.counters["tcp.rack_retransmits"] += 1
+            self.rtt.discard()  # Karn: never time a retransmitted segment
+            if seq_lt(self.rexmit_next, end):
+                self.rexmit_next = end
+        self._start_rto()
+
     def _probe_shows_loss(self) -> bool:
         """A SACK reaching the probe's end: what lies below SND.UNA's hole was sent an RTT earlier.
 
@@ -740,6 +823,7 @@ class Connection:
                 self.cwnd = min(self.ssthresh, max(flight, mss) + mss)
                 self.in_recovery = False
                 self.scoreboard.clear()
+                self.rack.recovered()
             else:
                 # RFC 6582 3.2 step 4, partial acknowledgment: retransmit the next hole,
                 # deflate by the amount acknowledged, add back one MSS if that was >= MSS.
@@ -1103,6 +1187,9 @@ class Connection:
             # unchanged window, is waived when SACK blocks report data beyond the hole, as
             # RFC 6675 2 counts such ACKs (a receiver whose buffer autotunes moves its window).
             self._on_dup_ack()
+        if self.rack.sent and (seg.options.sack_blocks or self.scoreboard.ranges or self.in_recovery):
+            # (A plain cumulative ACK cannot show a loss: RACK catches up on it lazily.)
+            self._rack_on_ack(seg, ack)
         # RFC 9293 3.10.7.4: update the send window when the segment is newer.
         if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
             old = self.snd_wnd

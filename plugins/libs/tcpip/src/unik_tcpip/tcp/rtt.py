@@ -14,11 +14,13 @@ _MS = 10**6
 class RttEstimator:
     """SRTT, RTTVAR and the RTO, in nanoseconds, with the bounds of the configuration."""
 
-    __slots__ = ("max_rto_ns", "min_rto_ns", "rto_ns", "rttvar_ns", "srtt_ns", "timed_at", "timed_seq")
+    __slots__ = ("max_rto_ns", "min_rto_ns", "min_rtt_ns", "rto_ns", "rttvar_ns", "srtt_ns", "timed_at", "timed_seq")
 
     def __init__(self, initial_rto_ns: int, min_rto_ns: int, max_rto_ns: int) -> None:
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
+        #: The smallest sample (0: none yet): RACK's min_RTT (RFC 8985 5.2).
+        self.min_rtt_ns = 0
         #: RFC 6298 2.1: the RTO before any sample.
         self.rto_ns = initial_rto_ns
         self.min_rto_ns = min_rto_ns
@@ -30,6 +32,8 @@ class RttEstimator:
     def sample(self, rtt_ns: int) -> None:
         """Fold in one measurement (RFC 6298 2.2, 2.3) and recompute the RTO (2.4, 2.5)."""
         rtt_ns = max(rtt_ns, 1)
+        if not self.min_rtt_ns or rtt_ns < self.min_rtt_ns:
+            self.min_rtt_ns = rtt_ns
         if self.srtt_ns is None:
             self.srtt_ns = rtt_ns
             self.rttvar_ns = rtt_ns // 2
