@@ -292,6 +292,16 @@ def test_an_established_connection_sends_whole_frames_and_relearns_a_changed_nei
         writer.write(b"y")  # built with the old header, then the change is seen
         await settle(0.01)
         assert tcb.link is not None and tcb.link[:6] == moved
+        # A restored snapshot starts a new ARP cache: the link is dropped, and learnt again
+        # once the neighbour is resolved anew (asked again a second later).
+        a.iface.renew_link()
+        writer.write(b"z")
+        assert tcb.link is None
+        assert await reader.readexactly(2) == b"yz"
+        await settle(1.5)
+        writer.write(b"!")
+        assert await reader.readexactly(1) == b"!"
+        assert tcb.link == b.iface.mac + a.iface.mac + b"\x08\x00"
         writer.close()
         await settle(1)
     run(main())

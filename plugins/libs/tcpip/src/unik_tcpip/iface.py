@@ -179,7 +179,9 @@ class Interface:
         """
         self.mac = bytes(self.network.mac)
         self._eth_tail = self.mac + EtherType.IPV4.to_bytes(2, "big")
+        generation = self.arp.generation
         self.arp = arp_cache.ArpCache(self.stats)
+        self.arp.generation = generation + 1  # connections' link headers are read again
         self._pings.clear()
         self.stats["iface.renewed"] += 1
         self.gratuitous_arp()

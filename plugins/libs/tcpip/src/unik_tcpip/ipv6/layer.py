@@ -157,10 +157,13 @@ class Ipv6Layer:
         self.mac = self.link.mac
         self._src_type = self.mac + _ETHERTYPE
         gateway = self.slaac.static_gateway
+        generations = self.neighbours.generation, self.slaac.generation
         self.addresses = AddressTable()
         self.neighbours = NeighbourCache(self.stats, retrans_ns=self.retrans_ns)
         self.slaac = Slaac(self.stats, self.addresses, wire.interface_id(self.mac), self._start_dad)
         self.slaac.static_gateway = gateway
+        # Both only move on: connections' link headers (link_generation) are read again.
+        self.neighbours.generation, self.slaac.generation = generations[0] + 1, generations[1] + 1
         self.dns = RaDns(self.timers.now_ns)
         self.pmtu.clear()
         self.groups.clear()
