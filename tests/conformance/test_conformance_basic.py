@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from unik.posix import GetrandomEntropy, GetrandomRandom, PosixMonotonicClock, PosixSleep, PosixWallClock
+from unik.posix import (
+    GetrandomEntropy,
+    GetrandomRandom,
+    PosixMonotonicClock,
+    PosixSleep,
+    PosixWallClock,
+    StdoutConsole,
+)
 from unik.testing import (
     ConsoleConformance,
     EntropySourceConformance,
@@ -15,8 +22,6 @@ from unik.testing import (
     WallClockConformance,
 )
 from unik_entropy.device import BuiltinEntropy, FortunaRandom
-from unik_fdio.console import StdoutConsole
-from unik_vmguest.console import SerialConsole
 from unik_vmguest.random import VirtioEntropy
 
 
@@ -34,17 +39,10 @@ class CapturedConsole(ConsoleConformance):
 
 
 class TestStdoutConsole(CapturedConsole):
-    """unik-lib-fdio's console (unix, spt, hvt)."""
+    """The console of every target (in a VM the serial port or hvc0 is the init's standard output)."""
 
     async def connect(self) -> Any:
         return await StdoutConsole.connect()
-
-
-class TestSerialConsole(CapturedConsole):
-    """The VM guests' console (virtio, xen): the serial port is the init's standard output."""
-
-    async def connect(self) -> Any:
-        return await SerialConsole.connect()
 
 
 class TestPosixMonotonicClock(MonotonicClockConformance):

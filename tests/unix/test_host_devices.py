@@ -10,9 +10,15 @@ import pytest
 from unik.devices import Console, EntropySource, MonotonicClock, Random, Sleep, WallClock
 from unik.errors import BadKey, DeviceClosed
 from unik.keys import KeyValues
-from unik.posix import GetrandomEntropy, GetrandomRandom, PosixMonotonicClock, PosixSleep, PosixWallClock
+from unik.posix import (
+    GetrandomEntropy,
+    GetrandomRandom,
+    PosixMonotonicClock,
+    PosixSleep,
+    PosixWallClock,
+    StdoutConsole,
+)
 from unik.provider import Request
-from unik_fdio.console import StdoutConsole
 from unik_unix import providers
 
 

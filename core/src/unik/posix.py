@@ -1,18 +1,60 @@
 """Devices every target gets from the kernel CPython runs on.
 
 A unik application always runs on some Linux kernel: the host's (the unix target), a
-guest's (the VM targets) or the host's behind a sandbox (spt).  Its clocks, asyncio's
-timers and ``getrandom(2)`` serve the same on all of them, so the implementations live
-here and each target's providers point at them.
+guest's (the VM targets) or the host's behind a sandbox (spt, hvt's shim).  Its standard
+output, clocks, asyncio's timers and ``getrandom(2)`` serve the same on all of them, so
+the implementations live here and each target's providers point at them
+(:func:`unik.provider.posix_providers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 
 from .errors import DeviceClosed
+
+
+class StdoutConsole:
+    """A :class:`unik.devices.Console` on standard output.
+
+    Standard output is the terminal or pipe of a unix process, the descriptor the spt
+    tender keeps, hvt's console hypercall, and in a VM the serial port or Xen's ``hvc0``
+    (the init's descriptors 0-2).  Writes go to the descriptor after ``sys.stdout`` is
+    flushed, so ``print`` and the console keep their order.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._closed = False
+
+    @classmethod
+    async def connect(cls) -> StdoutConsole:
+        """Open the console on standard output's descriptor."""
+        return cls(sys.stdout.fileno())
+
+    async def disconnect(self) -> None:
+        """Flush; standard output itself stays open for tracebacks and the exit status."""
+        sys.stdout.flush()
+        self._closed = True
+
+    def _write(self, data: bytes) -> None:
+        if self._closed:
+            raise DeviceClosed("console is disconnected")
+        sys.stdout.flush()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def log(self, message: str) -> None:
+        """Write one line."""
+        self._write(message.encode("utf-8", "replace") + b"\n")
+
+    async def write(self, data: bytes) -> None:
+        """Write raw bytes."""
+        self._write(bytes(data))
 
 
 class PosixMonotonicClock:

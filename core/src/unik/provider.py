@@ -6,7 +6,13 @@ device request, picks the one with the highest ``priority``, and asks it to
 :meth:`~Provider.configure` the device: which options to pass to the implementation's
 ``connect``, which keys to read at run time, which files to bake into the artifact.
 Providers are never imported into the running application: ``implementation`` names
-the class (``"unik_fdio.console:StdoutConsole"``) that the generated ``main.py`` imports.
+the class (``"unik_fdio.tap:TapNetwork"``) that the generated ``main.py`` imports.
+
+What targets share is here too, so that a target declares its providers in a few lines:
+:func:`posix_providers` makes the console, clocks, sleep and ``getrandom(2)`` providers
+over :mod:`unik.posix` that every Linux-based target has; :class:`DeviceProvider` is a
+named device whose run-time options come from per-device keys (``--net service=tap0``),
+and :class:`BlockProvider` one whose device table is :data:`BLOCK_OPTIONS`.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from .errors import ConfigError
 from .keys import Key, KeyValues
@@ -184,6 +190,93 @@ def block_options(request: Request, sector_sizes: Sequence[int] = SECTOR_SIZES, 
         raise request.error("sector_size", f"must be {sizes}" + (f" on the {request.target} target ({why})"
                                                                    if why else ""))
     return options
+
+
+class DeviceProvider(Provider):
+    """A provider of a named device: its options are the table's and ``name``, plus per-device keys.
+
+    :attr:`device_keys` pairs an option of the implementation's ``connect`` with the
+    per-device key it is read from when the application starts (``(("ifname", "net"),)``:
+    ``--net service=tap0`` gives device ``service`` ``ifname="tap0"``).
+    """
+
+    #: (implementation option, the per-device key it is read from at run time) pairs.
+    device_keys: ClassVar[Sequence[tuple[str, str]]] = ()
+
+    @classmethod
+    def configure(cls, request: Request) -> Configured:
+        """The table's options, the device's name and the per-device keys."""
+        options = cls.table_options(request)
+        options["name"] = request.device
+        return Configured(options=options, key_options={
+            option: KeyRef(key, per_device=True) for option, key in cls.device_keys})
+
+
+class BlockProvider(DeviceProvider):
+    """A ``block`` device configured by :data:`BLOCK_OPTIONS` (the same table on every target)."""
+
+    kind: ClassVar[str] = "block"
+    options: ClassVar[Sequence[Option]] = BLOCK_OPTIONS
+    #: The sector sizes the target's disks support, and why when it is fewer than :data:`SECTOR_SIZES`.
+    sector_sizes: ClassVar[Sequence[int]] = SECTOR_SIZES
+    sector_sizes_why: ClassVar[str] = ""
+
+    @classmethod
+    def table_options(cls, request: Request) -> dict[str, Any]:
+        """:func:`block_options` with this target's sector sizes."""
+        return block_options(request, cls.sector_sizes, cls.sector_sizes_why)
+
+
+#: The devices of :mod:`unik.posix`, by kind: implementation, provider name's suffix, docstring,
+#: default description.
+_POSIX: dict[str, tuple[str, str, str, str]] = {
+    "console": ("unik.posix:StdoutConsole", "console", "Standard output.", "standard output"),
+    "monotonic_clock": ("unik.posix:PosixMonotonicClock", "monotonic-clock", "CLOCK_MONOTONIC.",
+                        "the kernel's CLOCK_MONOTONIC"),
+    "wall_clock": ("unik.posix:PosixWallClock", "wall-clock", "CLOCK_REALTIME.", "the kernel's CLOCK_REALTIME"),
+    "sleep": ("unik.posix:PosixSleep", "sleep", "asyncio timers.", "asyncio timers on the monotonic clock"),
+    "random": ("unik.posix:GetrandomRandom", "getrandom", "getrandom(2); a CSPRNG library (unik-lib-entropy) "
+               "outranks it.", "the kernel's CSPRNG through getrandom(2)"),
+    "entropy": ("unik.posix:GetrandomEntropy", "getrandom-entropy", "getrandom(2) as a raw entropy source.",
+                "the kernel's getrandom(2) as an entropy source"),
+}
+#: Class names, as a providers module would write them.
+_POSIX_CLASS = {"console": "Console", "monotonic_clock": "MonotonicClock", "wall_clock": "WallClock",
+                "sleep": "Sleep", "random": "Random", "entropy": "Entropy"}
+P = TypeVar("P", bound=Provider)
+
+
+def posix_providers(base: type[P], target: str, descriptions: Mapping[str, str],
+                    console: str = "console") -> list[type[P]]:
+    """Providers of :mod:`unik.posix`'s devices for ``target``, subclasses of ``base``, in ``descriptions``' order.
+
+    Every target runs CPython on a Linux kernel (the host's, a guest's, the host's behind
+    a sandbox), so its console (standard output), clocks, sleep and ``getrandom(2)`` are
+    the same code; only what they are on that target differs.  ``descriptions`` says it by
+    kind (``unik targets`` shows it; ``""`` keeps the default), from ``console``,
+    ``monotonic_clock``, ``wall_clock``, ``sleep``, ``random``, ``entropy``.  The names are
+    ``<target>.<suffix>`` (``unix.monotonic-clock``), the console's suffix ``console``;
+    ``random`` and ``entropy`` rank below a CSPRNG library's (priority -10)::
+
+        Console, MonotonicClock = posix_providers(_Mine, "mine", {
+            "console": "the board's UART", "monotonic_clock": ""})
+    """
+    unknown = set(descriptions) - set(_POSIX)
+    if unknown:
+        raise ValueError(f"posix_providers: no device of kind {sorted(unknown)[0]!r} in unik.posix "
+                         f"({', '.join(_POSIX)})")
+    out = []
+    for kind, description in descriptions.items():
+        implementation, suffix, doc, default = _POSIX[kind]
+        attrs: dict[str, Any] = {
+            "__doc__": doc, "__module__": base.__module__, "kind": kind, "implementation": implementation,
+            "PLUGIN_NAME": f"{target}.{console if kind == 'console' else suffix}",
+            "description": description or default,
+        }
+        if kind in ("random", "entropy"):
+            attrs["priority"] = -10
+        out.append(cast("type[P]", type(_POSIX_CLASS[kind], (base,), attrs)))
+    return out
 
 
 _PY_TYPES: dict[str, type | tuple[type, ...]] = {

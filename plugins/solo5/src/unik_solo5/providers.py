@@ -1,8 +1,8 @@
 """Device providers of the spt target: unik-lib-fdio's devices, sandbox-ready.
 
-The console (unik-lib-fdio's), clocks and sleep (the core's) are the unix target's
-classes as they are (they use only calls the policy admits: write, clock_gettime,
-epoll_wait).  The network and block
+The console, clocks and sleep are the core's POSIX devices, as on unix
+(:func:`unik.provider.posix_providers`; they use only calls the policy admits: write,
+clock_gettime, epoll_wait).  The network and block
 devices are unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork` and
 :class:`~unik_fdio.block.FileBlock` adopting the descriptors the tender opened (see
 :mod:`unik_solo5.devices`).  ``random`` and ``entropy`` come from unik-lib-entropy:
@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from unik.builtin import BakedKVRO
 from unik.errors import RunError
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
+from unik.provider import BlockProvider, Configured, DeviceProvider, Provider, Request, posix_providers
 
 SPT: frozenset[str] = frozenset({"spt"})
 
@@ -77,83 +77,41 @@ class _Spt(Provider):
     targets: ClassVar[frozenset[str] | None] = SPT
 
 
-class Console(_Spt):
-    """Standard output (the only console descriptor the filter admits besides stderr)."""
-
-    PLUGIN_NAME = "spt.console"
-    kind = "console"
-    implementation = "unik_fdio.console:StdoutConsole"
-    description = "standard output"
-
-
-class MonotonicClock(_Spt):
-    """CLOCK_MONOTONIC (vDSO, or clock_gettime)."""
-
-    PLUGIN_NAME = "spt.monotonic-clock"
-    kind = "monotonic_clock"
-    implementation = "unik.posix:PosixMonotonicClock"
-    description = "the host's CLOCK_MONOTONIC"
+Console, MonotonicClock, WallClock, Sleep = posix_providers(_Spt, "spt", {
+    "console": "standard output",
+    "monotonic_clock": "the host's CLOCK_MONOTONIC",
+    "wall_clock": "the host's CLOCK_REALTIME",
+    "sleep": "asyncio timers on the host's monotonic clock",
+})
 
 
-class WallClock(_Spt):
-    """CLOCK_REALTIME (vDSO, or clock_gettime)."""
+class Block(_Spt, BlockProvider):
+    """A block file the tender opened (BLOCK_BASIC), adopted by unik-lib-fdio's FileBlock.
 
-    PLUGIN_NAME = "spt.wall-clock"
-    kind = "wall_clock"
-    implementation = "unik.posix:PosixWallClock"
-    description = "the host's CLOCK_REALTIME"
-
-
-class Sleep(_Spt):
-    """asyncio timers (epoll_wait timeouts)."""
-
-    PLUGIN_NAME = "spt.sleep"
-    kind = "sleep"
-    implementation = "unik.posix:PosixSleep"
-    description = "asyncio timers on the host's monotonic clock"
-
-
-class Block(_Spt):
-    """A block file the tender opened (BLOCK_BASIC), adopted by unik-lib-fdio's FileBlock."""
+    The tender opens ``--block``'s file, else ``file`` (the runner reads it from the manifest).
+    """
 
     PLUGIN_NAME = "spt.block"
-    kind = "block"
     implementation = "unik_fdio.block:FileBlock"
     description = "a file opened by the tender (--block:NAME=FILE), pread/pwrite in C on the loop's thread"
     keys = (BLOCK, FD, SIZE)
-    options = BLOCK_OPTIONS
+    device_keys = (("path", "block"), ("fd", "fd"), ("size", "size"))
 
     @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The tender opens ``--block``'s file, else ``file`` (the runner reads it from the manifest)."""
-        options = block_options(request)
-        options["name"] = request.device
-        options["inline_limit"] = sys.maxsize  # the filter admits no threads
-        return Configured(options=options, key_options={
-            "path": KeyRef("block", per_device=True),
-            "fd": KeyRef("fd", per_device=True),
-            "size": KeyRef("size", per_device=True),
-        })
+    def table_options(cls, request: Request) -> dict[str, Any]:
+        """The table's options; requests stay on the loop's thread (the filter admits no threads)."""
+        return {**super().table_options(request), "inline_limit": sys.maxsize}
 
 
-class Tap(_Spt):
-    """A TAP the tender opened (NET_BASIC), adopted by unik-lib-fdio's TapNetwork."""
+class Tap(_Spt, DeviceProvider):
+    """A TAP the tender opened (NET_BASIC), adopted by unik-lib-fdio's TapNetwork: name, descriptor, MTU, MAC."""
 
     PLUGIN_NAME = "spt.tap"
     kind = "network"
     implementation = "unik_fdio.tap:TapNetwork"
     description = "a TAP opened by the tender (--net:NAME=TAP), batched reads and writev in C"
     keys = (NET, FD, MTU, NET_MAC)
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """Name, descriptor, MTU and MAC all come from the tender."""
-        return Configured(options={"name": request.device}, key_options={
-            "ifname": KeyRef("net", per_device=True),
-            "fd": KeyRef("fd", per_device=True),
-            "mtu": KeyRef("mtu", per_device=True),
-            "mac": KeyRef("net_mac", per_device=True),
-        })
+    device_keys = (("ifname", "net"), ("fd", "fd"), ("mtu", "mtu"), ("mac", "net_mac"))
 
 
 class MemoryKV(_Spt):

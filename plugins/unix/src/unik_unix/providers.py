@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from unik.errors import did_you_mean
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Option, Provider, Request, block_options
+from unik.provider import BlockProvider, Configured, DeviceProvider, KeyRef, Option, Provider, Request, posix_providers
 
 UNIX: frozenset[str] = frozenset({"unix"})
 
@@ -52,82 +52,28 @@ class _Unix(Provider):
     targets: ClassVar[frozenset[str] | None] = UNIX
 
 
-class Console(_Unix):
-    """Standard output."""
-
-    PLUGIN_NAME = "unix.console"
-    kind = "console"
-    implementation = "unik_fdio.console:StdoutConsole"
-    description = "standard output"
-
-
-class MonotonicClock(_Unix):
-    """CLOCK_MONOTONIC."""
-
-    PLUGIN_NAME = "unix.monotonic-clock"
-    kind = "monotonic_clock"
-    implementation = "unik.posix:PosixMonotonicClock"
-    description = "the host's CLOCK_MONOTONIC"
+Console, MonotonicClock, WallClock, Sleep, Random, Entropy = posix_providers(_Unix, "unix", {
+    "console": "standard output",
+    "monotonic_clock": "the host's CLOCK_MONOTONIC",
+    "wall_clock": "the host's CLOCK_REALTIME",
+    "sleep": "asyncio timers on the host's monotonic clock",
+    "random": "the host kernel's CSPRNG through getrandom(2)",
+    "entropy": "the host kernel's getrandom(2) as an entropy source",
+})
 
 
-class WallClock(_Unix):
-    """CLOCK_REALTIME."""
-
-    PLUGIN_NAME = "unix.wall-clock"
-    kind = "wall_clock"
-    implementation = "unik.posix:PosixWallClock"
-    description = "the host's CLOCK_REALTIME"
-
-
-class Sleep(_Unix):
-    """asyncio timers."""
-
-    PLUGIN_NAME = "unix.sleep"
-    kind = "sleep"
-    implementation = "unik.posix:PosixSleep"
-    description = "asyncio timers on the host's monotonic clock"
-
-
-class Random(_Unix):
-    """getrandom(2); a CSPRNG library (unik-lib-entropy) outranks it."""
-
-    PLUGIN_NAME = "unix.getrandom"
-    kind = "random"
-    implementation = "unik.posix:GetrandomRandom"
-    description = "the host kernel's CSPRNG through getrandom(2)"
-    priority = -10
-
-
-class Entropy(_Unix):
-    """getrandom(2) as a raw entropy source."""
-
-    PLUGIN_NAME = "unix.getrandom-entropy"
-    kind = "entropy"
-    implementation = "unik.posix:GetrandomEntropy"
-    description = "the host kernel's getrandom(2) as an entropy source"
-    priority = -10
-
-
-class Block(_Unix):
-    """A file as a disk."""
+class Block(_Unix, BlockProvider):
+    """A file as a disk: ``--block DEVICE=FILE``, else the table's ``file``."""
 
     PLUGIN_NAME = "unix.file-block"
-    kind = "block"
     implementation = "unik_fdio.block:FileBlock"
     description = "a file as a disk (pread/pwrite in C)"
     keys = (BLOCK,)
-    options = BLOCK_OPTIONS
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The file comes from ``--block DEVICE=FILE``, else the table's ``file``."""
-        options = block_options(request)
-        options["name"] = request.device
-        return Configured(options=options, key_options={"path": KeyRef("block", per_device=True)})
+    device_keys = (("path", "block"),)
 
 
-class Tap(_Unix):
-    """A TAP device."""
+class Tap(_Unix, DeviceProvider):
+    """A TAP device: ``--net DEVICE=TAP`` (default: the device's name)."""
 
     PLUGIN_NAME = "unix.tap"
     kind = "network"
@@ -135,13 +81,7 @@ class Tap(_Unix):
     description = "a TAP device (TUNSETIFF, IFF_VNET_HDR offloads, batched reads in C)"
     keys = (NET,)
     options = (Option("offload", "negotiate checksum/TSO/GRO offloads with the host", "bool", default=True),)
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The TAP interface comes from ``--net DEVICE=TAP`` (default: the device's name)."""
-        options = cls.table_options(request)
-        options["name"] = request.device
-        return Configured(options=options, key_options={"ifname": KeyRef("net", per_device=True)})
+    device_keys = (("ifname", "net"),)
 
 
 class SocketStack(_Unix):

@@ -1,8 +1,9 @@
 """Device providers and keys of the virtio target.
 
-The console, clocks, sleep and random are unik-lib-vmimage's guest providers; the
-implementations run in the guest (:mod:`unik_vmguest`, :mod:`unik_fdio`); each provider
-also says what the image and the VM need for it (:class:`~unik_vmimage.target.VmNeeds`):
+The console, clocks, sleep and random are the core's POSIX devices over the guest
+kernel (:func:`unik.provider.posix_providers`); the implementations run in the guest
+(:mod:`unik.posix`, :mod:`unik_vmguest`, :mod:`unik_fdio`); each provider also says
+what the image and the VM need for it (:class:`~unik_vmimage.target.VmNeeds`):
 kernel modules, mounts and the QEMU device the runner attaches.
 """
 
@@ -11,9 +12,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
+from unik.provider import BlockProvider, DeviceProvider, Provider, posix_providers
 from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, NET_MAC, PUBLISH
-from unik_vmimage.providers import guest_providers
 from unik_vmimage.target import GuestProvider, VmNeeds
 
 VIRTIO: frozenset[str] = frozenset({"virtio"})
@@ -52,12 +52,13 @@ class _Virtio(GuestProvider):
     targets: ClassVar[frozenset[str] | None] = VIRTIO
 
 
-Console, MonotonicClock, WallClock, Sleep, Random = guest_providers(_Virtio, "virtio", "serial-console", {
+Console, MonotonicClock, WallClock, Sleep, Random = posix_providers(_Virtio, "virtio", {
     "console": "the VM's serial port (ttyS0), shown by `unik run`",
     "monotonic_clock": "the guest kernel's CLOCK_MONOTONIC (kvm-clock or TSC)",
     "wall_clock": "the guest kernel's CLOCK_REALTIME, set from the RTC at boot",
+    "sleep": "asyncio timers on the guest's monotonic clock",
     "random": "the guest kernel's CSPRNG (seeded from the host through virtio-rng at every boot, and RDRAND)",
-})
+}, console="serial-console")
 
 
 class Entropy(_Virtio):
@@ -71,32 +72,26 @@ class Entropy(_Virtio):
     vm = VmNeeds(kernel_modules=("virtio_rng",), mounts=(("devtmpfs", "/dev"),), attach="virtio-rng")
 
 
-class Block(_Virtio):
-    """A raw virtio disk, found in the guest by its serial (the device's name)."""
+class Block(_Virtio, BlockProvider):
+    """A raw virtio disk, found in the guest by its serial (the device's name).
+
+    The runner attaches ``--block``'s file, else ``file``; the sector size becomes the
+    virtio disk's logical and physical block size.
+    """
 
     PLUGIN_NAME = "virtio.virtio-blk"
-    kind = "block"
     implementation = "unik_vmguest.block:VirtioBlock"
     description = "a raw virtio-blk disk backed by a host file (--block DEVICE=FILE)"
     keys = (BLOCK,)
-    options = BLOCK_OPTIONS
     vm = VmNeeds(kernel_modules=("virtio_blk",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")),
                  attach="virtio-blk")
 
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The guest finds the disk by its name; the runner attaches ``--block``'s file, else ``file``.
 
-        The sector size becomes the virtio disk's logical and physical block size.
-        """
-        options = block_options(request)
-        return Configured(options={"name": request.device, "read_only": options["read_only"],
-                                   "sector_size": options["sector_size"],
-                                   **({"file": options["file"]} if options.get("file") else {})})
+class Network(_Virtio, DeviceProvider):
+    """A virtio-net NIC, read through an AF_PACKET TPACKET_V3 ring.
 
-
-class Network(_Virtio):
-    """A virtio-net NIC, read through an AF_PACKET TPACKET_V3 ring."""
+    The guest finds the NIC by the MAC address the runner gives it and passes it (``--net-mac``).
+    """
 
     PLUGIN_NAME = "virtio.virtio-net"
     kind = "network"
@@ -104,12 +99,8 @@ class Network(_Virtio):
     description = ("a virtio-net NIC on QEMU's user network or a host TAP (--net DEVICE=user|TAP|auto), "
                    "through a TPACKET_V3 ring (C)")
     keys = (NET, NET_MAC)
+    device_keys = (("mac", "net_mac"),)
     vm = VmNeeds(kernel_modules=("virtio_net",), attach="virtio-net")
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The guest finds the NIC by the MAC address the runner gives it and passes it (``--net-mac``)."""
-        return Configured(options={"name": request.device}, key_options={"mac": KeyRef("net_mac", per_device=True)})
 
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Entropy, Block, Network]

@@ -13,10 +13,9 @@ from typing import Any, ClassVar
 
 from unik.errors import BuildError
 from unik.keys import Key, KeyValues
-from unik.provider import BLOCK_OPTIONS, Configured, KeyRef, Provider, Request, block_options
+from unik.provider import BlockProvider, DeviceProvider, Provider, Request, posix_providers
 from unik_vmimage.keys import BLOCK, BOOT_TIMEOUT, NET_MAC, PUBLISH, VIRTIO_TRANSPORTS
 from unik_vmimage.keys import BUILD_KEYS as VM_BUILD_KEYS
-from unik_vmimage.providers import guest_providers
 from unik_vmimage.target import GuestProvider, VmNeeds
 
 from .xlconfig import GUEST_TYPES, TSC_MODES
@@ -67,35 +66,43 @@ class _Xen(GuestProvider):
     targets: ClassVar[frozenset[str] | None] = XEN
 
 
-Console, MonotonicClock, WallClock, Sleep, Random = guest_providers(_Xen, "xen", "hvc-console", {
+Console, MonotonicClock, WallClock, Sleep, Random = posix_providers(_Xen, "xen", {
     "console": "Xen's console (hvc0), shown by `xl create -c` / `xl console`",
     "monotonic_clock": "the guest kernel's CLOCK_MONOTONIC (the Xen clocksource or the TSC)",
     "wall_clock": "the guest kernel's CLOCK_REALTIME, from Xen's shared wallclock",
+    "sleep": "asyncio timers on the guest's monotonic clock",
     "random": "the guest kernel's CSPRNG (seeded by RDRAND/RDSEED, which Xen passes through)",
-})
+}, console="hvc-console")
 
 
-class Block(_Xen):
-    """A raw Xen virtual disk (blkfront), found by the xvd name the emitter gave it."""
+class Block(_Xen, BlockProvider):
+    """A raw Xen virtual disk (blkfront), found by the xvd name the emitter gave it in the image's disk map.
+
+    ``file`` is for the xl configuration; blkback's sectors are 512 bytes, which the guest
+    reads from the disk rather than checks against the table.
+    """
 
     PLUGIN_NAME = "xen.blkfront"
-    kind = "block"
     implementation = "unik_vmguest.xen:XenBlock"
     description = "a raw xen-blkfront disk (/dev/xvdX) backed by a file in the control domain (--block DEVICE=FILE)"
     keys = (BLOCK,)
-    options = BLOCK_OPTIONS
+    sector_sizes = (512,)
+    sector_sizes_why = "blkback's disks have 512-byte sectors"
     vm = VmNeeds(kernel_modules=("xen_blkfront",), mounts=(("devtmpfs", "/dev"), ("sysfs", "/sys")), attach="disk")
 
     @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The guest looks its disk up by device name in the image's disk map; ``file`` is for the config."""
-        options = block_options(request, (512,), "blkback's disks have 512-byte sectors")
-        return Configured(options={"name": request.device, "read_only": options["read_only"],
-                                   **({"file": options["file"]} if options.get("file") else {})})
+    def table_options(cls, request: Request) -> dict[str, Any]:
+        """The table's options but the sector size (checked: 512)."""
+        options = super().table_options(request)
+        del options["sector_size"]
+        return options
 
 
-class Network(_Xen):
-    """A Xen virtual NIC (netfront), read through an AF_PACKET TPACKET_V3 ring."""
+class Network(_Xen, DeviceProvider):
+    """A Xen virtual NIC (netfront), read through an AF_PACKET TPACKET_V3 ring.
+
+    The guest finds the NIC by the MAC address the vif line gives it, passed on too (``--net-mac``).
+    """
 
     PLUGIN_NAME = "xen.netfront"
     kind = "network"
@@ -103,13 +110,9 @@ class Network(_Xen):
     description = ("a xen-netfront NIC on a bridge of the control domain (--net DEVICE=BRIDGE), "
                    "through a TPACKET_V3 ring")
     keys = (NET, NET_MAC)
+    device_keys = (("mac", "net_mac"),)
     #: virtio-net too: `unik run --emulate --net DEVICE=user` boots the image under QEMU.
     vm = VmNeeds(kernel_modules=("xen_netfront", *VIRTIO_TRANSPORTS, "virtio_net"), attach="vif")
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """The guest finds the NIC by the MAC address the vif line gives it, passed on too (``--net-mac``)."""
-        return Configured(options={"name": request.device}, key_options={"mac": KeyRef("net_mac", per_device=True)})
 
 
 PROVIDERS: list[type[Provider]] = [Console, MonotonicClock, WallClock, Sleep, Random, Block, Network]

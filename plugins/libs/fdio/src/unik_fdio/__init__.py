@@ -4,8 +4,7 @@
   descriptor their tender or monitor opened);
 * :mod:`unik_fdio.block` — a file or host block device as a ``block`` (unix, spt, hvt);
 * :mod:`unik_fdio.packet` — an interface's AF_PACKET TPACKET_V3 ring as a ``network``
-  (the VM guests' NIC);
-* :mod:`unik_fdio.console` — standard output as a ``console``.
+  (the VM guests' NIC).
 
 Each data path is C with a pure-Python twin (``UNIK_PURE=1``).  The library registers
 no plugin: targets' providers name these classes as their implementations.
