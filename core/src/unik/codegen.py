@@ -137,10 +137,28 @@ def generate_main(plan: Plan) -> str:
         "",
         "",
         'if __name__ == "__main__":',
-        _call("    runtime.main", ["main", "KEYS", "__file__", f"devices={_takers(plan)!r}", "event_loop=EVENT_LOOP"],
-              ""),
+        *_syntax_lines(plan),
+        _call("    runtime.main", ["main", "KEYS", "__file__", f"devices={_takers(plan)!r}", "event_loop=EVENT_LOOP",
+                                    *_syntax_argument(plan)], ""),
         "",
     ])
+
+
+def _syntax_lines(plan: Plan) -> list[str]:
+    """Imports of the command-line dialects the artifact reads besides unik's (``plan.argv_syntax``)."""
+    if not plan.argv_syntax:
+        return []
+    lines = ["    # The command line also reads these plugins' dialects (solo5's --net:service=tap0), as `unik` does."]
+    for i, ref in enumerate(plan.argv_syntax):
+        module, function = ref.split(":")
+        lines.append(f"    from {module} import {function} as _syntax{i}")
+    return lines
+
+
+def _syntax_argument(plan: Plan) -> list[str]:
+    """``syntax=(_syntax0,)`` for :func:`unik.runtime.main`, when the plan has dialects."""
+    names = [f"_syntax{i}" for i in range(len(plan.argv_syntax))]
+    return [f"syntax=({', '.join(names)},)"] if names else []
 
 
 def _event_loop_lines(plan: Plan, node: Node | None, local: str) -> list[str]:

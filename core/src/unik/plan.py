@@ -121,6 +121,9 @@ class Plan:
     host_network: bool = True
     #: The target's run-time modules ``main.py`` imports first, with what each is for.
     startup: tuple[tuple[str, str], ...] = ()
+    #: ``module:function`` of the command-line dialects the artifact reads, besides unik's
+    #: (a plugin's ``unik_argv_syntax`` whose code the artifact carries: solo5's ``--net:service=tap0``).
+    argv_syntax: tuple[str, ...] = ()
 
     def node(self, name: str) -> Node:
         """The node called ``name``."""
@@ -164,6 +167,7 @@ class Plan:
             "contributions": self.contributions,
             **({} if self.host_network else {"host_network": False}),
             **({"startup": [list(s) for s in self.startup]} if self.startup else {}),
+            **({"argv_syntax": list(self.argv_syntax)} if self.argv_syntax else {}),
         }
 
     def dumps(self) -> str:
@@ -185,6 +189,7 @@ class Plan:
             unik_version=d.get("unik_version", ""),
             host_network=d.get("host_network", True),
             startup=tuple((str(m), str(why)) for m, why in d.get("startup", ())),
+            argv_syntax=tuple(d.get("argv_syntax", ())),
         )
 
     @classmethod

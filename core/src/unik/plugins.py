@@ -325,16 +325,33 @@ class PluginManager:
                 out[impl.plugin_name] = dict(contribution)
         return dict(sorted(out.items()))
 
+    def argv_syntaxes(self) -> list[tuple[PluginInfo, ArgvSyntax]]:
+        """Every plugin's command-line dialect (``unik_argv_syntax``), with the plugin, in registration order."""
+        out = []
+        for impl in self._impls("unik_argv_syntax"):
+            syntax = cast("ArgvSyntax | None", impl.function())
+            if syntax is not None:
+                out.append((self.plugins[impl.plugin_name], syntax))
+        return out
+
     def rewrite_argv(self, argv: Sequence[str], keys: Mapping[str, Key]) -> list[str]:
         """``argv`` in unik's syntax: every plugin's dialect (``unik_argv_syntax``) rewritten."""
         out = list(argv)
         if not keys:  # a dialect spells keys: no plugin need load for a command without them
             return out
-        for impl in self._impls("unik_argv_syntax"):
-            syntax = cast("ArgvSyntax | None", impl.function())
-            if syntax is not None:
-                out = syntax(out, keys)
+        for _, syntax in self.argv_syntaxes():
+            out = syntax(out, keys)
         return out
+
+    def carried_syntaxes(self, distributions: Iterable[str]) -> tuple[str, ...]:
+        """``module:function`` of the dialects an artifact with ``distributions`` carries the code of.
+
+        The generated ``main.py`` hands them to :func:`unik.runtime.main`, so the artifact
+        run by itself (hvt's guest, a ``.pyz``) reads its command line as ``unik run`` does.
+        """
+        carried = set(distributions)
+        return tuple(f"{syntax.__module__}:{syntax.__qualname__}" for info, syntax in self.argv_syntaxes()
+                     if (info.distribution or info.name) in carried)
 
     def add_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         """Let plugins add subcommands."""

@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,6 +182,7 @@ class Project:
         plan = compose(app, app.devices, impls, target=ref, keys=keys)
         check_bindings(empty.with_args(app.key_defaults(target), table).with_args(
             key_args if fresh is None else fresh), plan)
+        plan = replace(plan, argv_syntax=self.plugins.carried_syntaxes(plan.distributions))
         return plan.with_contributions(self.plugins.configure(plan))
 
     def check_target_tables(self, app: Application) -> None:

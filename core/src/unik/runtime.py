@@ -138,12 +138,13 @@ class Devices:
 
 def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
                devices: Mapping[str, Sequence[str]] | None = None, *,
-               syntax: ArgvSyntax | None = None) -> KeyValues:
+               syntax: ArgvSyntax | Sequence[ArgvSyntax] | None = None) -> KeyValues:
     """Apply command-line overrides (``--net service=tap1 --port 9090``) to ``keys``.
 
     ``devices`` names, per per-device key, the devices that read it: a binding to any
     other device (``--block stroage=disk.img``) is a :class:`BadKey`, not ignored.
-    ``syntax`` rewrites a target's own dialect first (spt's ``--net:service=tap1``).
+    ``syntax`` rewrites a plugin's own dialect first (solo5's ``--net:service=tap1``); several
+    apply in order.
     """
     if not argv:
         return keys
@@ -162,7 +163,9 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
         flag: dict[str, Any] = {"nargs": "?", "const": "true"} if key.type == "bool" else {}
         parser.add_argument(key.option, dest=key.name, action="append", help=helptext,
                             metavar=key.metavar or key.type.upper(), **flag)
-    ns = parser.parse_args(argv if syntax is None else syntax(argv, keys.keys))
+    for rewrite in () if syntax is None else (syntax,) if callable(syntax) else syntax:
+        argv = rewrite(argv, keys.keys)
+    ns = parser.parse_args(argv)
     given = {name: texts for name, texts in vars(ns).items() if texts}
     keys = keys.with_args(given)
     for name, takers in (devices or {}).items():
@@ -179,6 +182,7 @@ def main(
     argv: Sequence[str] | None = None,
     devices: Mapping[str, Sequence[str]] | None = None,
     event_loop: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    syntax: Sequence[ArgvSyntax] = (),
 ) -> NoReturn:
     """Run the generated ``main`` coroutine and exit with the application's status.
 
@@ -188,12 +192,13 @@ def main(
     devices in reverse connect order and exit 128 + the signal number (a second signal,
     a second or more later, exits at once).  ``devices`` is as for :func:`parse_args`;
     ``event_loop`` makes the loop it runs on (``None``: asyncio's own), as
-    ``asyncio.run(loop_factory=...)``.
+    ``asyncio.run(loop_factory=...)``; ``syntax``, the plugins' dialects the command line
+    also reads (:attr:`unik.plan.Plan.argv_syntax`).
     """
     set_root(os.path.dirname(os.path.abspath(main_file)))
     prog = os.environ.get("UNIK_PROG", os.path.basename(sys.argv[0]))
     try:
-        keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog, devices)
+        keys = parse_args(keys, sys.argv[1:] if argv is None else argv, prog, devices, syntax=syntax)
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)
