@@ -9,39 +9,22 @@ datagram is dropped and the sender told (Parameter Problem code 3).  Exact dupli
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 
 from ..errors import Malformed
+from ..reassembly import FragmentTable
 from . import wire
 
-_Key = tuple[bytes, bytes, int]
 
-
-class _Datagram:
-    __slots__ = ("first", "first_ns", "fragments", "size", "total")
-
-    def __init__(self, first_ns: int) -> None:
-        self.first_ns = first_ns
-        #: The first fragment's unfragmentable part, with its next-header byte rewritten.
-        self.first = b""
-        self.total: int | None = None
-        self.size = 0
-        self.fragments: dict[int, bytes] = {}
-
-
-class Reassembler6:
-    """Collects fragments; returns whole datagrams (IPv6 header, unfragmentable part, data)."""
+class Reassembler6(FragmentTable):
+    """IPv6 fragments in, whole datagrams (IPv6 header, unfragmentable part, data) out."""
 
     def __init__(self, stats: Counter[str], *, max_datagrams: int = 64, max_bytes: int = 1 << 20,
                  timeout_ns: int = 60 * 10**9, max_fragments: int = 64) -> None:
-        self.stats = stats
-        self.max_datagrams, self.max_bytes, self.timeout_ns = max_datagrams, max_bytes, timeout_ns
-        self.max_fragments = max_fragments
-        self.datagrams: OrderedDict[_Key, _Datagram] = OrderedDict()
-        #: Datagrams dropped for overlap (RFC 5722): their later fragments are dropped too, until then.
-        self.dead: OrderedDict[_Key, int] = OrderedDict()
-        self.bytes = 0
+        # RFC 5722: a datagram dropped for overlap drops its fragments still to come.
+        super().__init__(stats, "ipv6", max_datagrams=max_datagrams, max_bytes=max_bytes, timeout_ns=timeout_ns,
+                         max_fragments=max_fragments, remember_dropped=True, same_content=True)
 
     def add(self, pkt: wire.Ipv6Packet, chain: wire.Chain, now_ns: int) -> bytes | None:
         """Add the fragment ``chain`` found in ``pkt``; the reassembled datagram when complete."""
@@ -54,55 +37,18 @@ class Reassembler6:
             raise wire.ParameterProblem("ipv6.frag_bad_length", 0, 4)
         if chain.offset - wire.HEADER_LEN + end > 65535:
             raise wire.ParameterProblem("ipv6.frag_too_long", 0, frag_at + 2)
+        first = None
         if offset == 0:
             _check_first(pkt, chain)
-        key = (pkt.src, pkt.dst, ident)
-        if key in self.dead:
-            self.stats["ipv6.frag_of_dropped_datagram"] += 1
+            unfragmentable = bytearray(pkt.buf[:frag_at])
+            unfragmentable[chain.nh_at] = pkt.buf[frag_at]  # the fragment header's next header takes its place
+            first = bytes(unfragmentable)
+        whole = self.add_fragment((pkt.src, pkt.dst, ident), offset, payload, more, first, now_ns)
+        if whole is None:
             return None
-        dgram = self.datagrams.get(key)
-        if dgram is None:
-            if len(self.datagrams) >= self.max_datagrams:
-                self._drop_oldest("ipv6.frag_evicted")
-            dgram = self.datagrams[key] = _Datagram(now_ns)
-        if len(dgram.fragments) >= self.max_fragments:
-            self._kill(key, "ipv6.frag_too_many", now_ns)
-            return None
-        for other_off, data in dgram.fragments.items():
-            other_end = other_off + len(data)
-            if other_off < end and offset < other_end:
-                if other_off == offset and other_end == end and data == payload:
-                    self.stats["ipv6.frag_duplicate"] += 1
-                    return None
-                self._kill(key, "ipv6.frag_overlap", now_ns)
-                return None
-        if not more:
-            if dgram.total is not None and dgram.total != end:
-                self._kill(key, "ipv6.frag_inconsistent", now_ns)
-                return None
-            dgram.total = end
-        if dgram.total is not None and end > dgram.total:
-            self._kill(key, "ipv6.frag_inconsistent", now_ns)
-            return None
-        if offset == 0:
-            first = bytearray(pkt.buf[:frag_at])
-            first[chain.nh_at] = pkt.buf[frag_at]  # the fragment header's next header takes its place
-            dgram.first = bytes(first)
-        dgram.fragments[offset] = bytes(payload)
-        dgram.size += len(payload)
-        self.bytes += len(payload)
-        while self.bytes > self.max_bytes and self.datagrams:
-            self._drop_oldest("ipv6.frag_memory")
-        if key not in self.datagrams or dgram.total is None or dgram.size != dgram.total or not dgram.first:
-            return None
-        del self.datagrams[key]
-        self.bytes -= dgram.size
-        data = b"".join(dgram.fragments[o] for o in sorted(dgram.fragments))
-        whole = bytearray(dgram.first)
-        payload_len = len(whole) - wire.HEADER_LEN + len(data)
-        whole[4:6] = payload_len.to_bytes(2, "big")
-        self.stats["ipv6.reassembled"] += 1
-        return bytes(whole) + data
+        out, data = bytearray(whole[0]), whole[1]
+        out[4:6] = (len(out) - wire.HEADER_LEN + len(data)).to_bytes(2, "big")
+        return bytes(out) + data
 
     def expire(self, now_ns: int, timed_out: Callable[[bytes], None] | None = None) -> None:
         """Drop datagrams older than the timeout (RFC 8200 4.5: 60 s).
@@ -110,27 +56,9 @@ class Reassembler6:
         ``timed_out(first)`` is called with the first fragment's headers of each one whose
         first fragment came (the sender hears Time Exceeded, code 1).
         """
-        for key in [k for k, d in self.datagrams.items() if now_ns - d.first_ns >= self.timeout_ns]:
-            dgram = self.datagrams[key]
-            self._discard(key, "ipv6.frag_timeout")
-            if dgram.first and timed_out is not None:
-                timed_out(dgram.first)
-        for key in [k for k, t in self.dead.items() if now_ns - t >= self.timeout_ns]:
-            del self.dead[key]
-
-    def _kill(self, key: _Key, reason: str, now_ns: int) -> None:
-        self._discard(key, reason)
-        self.dead[key] = now_ns
-        if len(self.dead) > self.max_datagrams:
-            self.dead.popitem(last=False)
-
-    def _discard(self, key: _Key, reason: str) -> None:
-        dgram = self.datagrams.pop(key)
-        self.bytes -= dgram.size
-        self.stats[reason] += 1
-
-    def _drop_oldest(self, reason: str) -> None:
-        self._discard(next(iter(self.datagrams)), reason)
+        for first in self.expire_datagrams(now_ns):
+            if timed_out is not None:
+                timed_out(first)
 
 
 def _check_first(pkt: wire.Ipv6Packet, chain: wire.Chain) -> None:
