@@ -34,8 +34,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from unik import lifecycle
-
 from . import accel
 from .health import HealthTest, SourceFailure
 
@@ -44,15 +42,6 @@ GETRANDOM, RDSEED, RDRAND, JITTER, HWRNG = 1, 2, 3, 4, 5
 DEVICE_IDS, EVENT_IDS = 6, 16
 
 _sealed = False
-
-
-def before_seal(preload: Callable[[], object]) -> None:
-    """Call ``preload`` on the runtime's :data:`unik.lifecycle.BEFORE_SEAL` (subscribe there instead).
-
-    Kept for libraries written before the runtime owned the life cycle: a sealed process
-    (unik's spt sandbox) can import nothing more, so ``preload`` imports what loads lazily.
-    """
-    lifecycle.subscribe(lifecycle.BEFORE_SEAL, preload)
 
 
 def seal() -> None:

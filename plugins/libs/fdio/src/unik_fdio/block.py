@@ -206,42 +206,35 @@ class FileBlock:
 
     async def write(self, sector: int, data: _Bytes) -> None:
         """Write whole sectors from ``data`` starting at ``sector``."""
-        self._check_writable()
         n = memoryview(data).nbytes
-        if n % self.sector_size:
-            raise DeviceError(
-                f"block device {self.name!r}: write of {n} bytes is not a multiple of "
-                f"the {self.sector_size}-byte sector size"
-            )
-        count = n // self.sector_size
-        self._check_range(sector, count)
-        if n == 0:
-            return
-        try:
-            await self._run(n, self._io.pwrite_all, self._fd, data, sector * self.sector_size)
-        except OSError as exc:
-            raise self._io_error("write", sector, count, exc) from exc
+        if self._write_sectors(sector, n):
+            try:
+                await self._run(n, self._io.pwrite_all, self._fd, data, sector * self.sector_size)
+            except OSError as exc:
+                raise self._io_error("write", sector, n // self.sector_size, exc) from exc
 
     async def writev(self, sector: int, buffers: Sequence[_Bytes]) -> None:
         """Write several buffers back to back from ``sector`` in one ``pwritev`` request.
 
         The buffers together must cover whole sectors; each may have any length.
         """
-        self._check_writable()
         n = sum(memoryview(b).nbytes for b in buffers)
+        if self._write_sectors(sector, n):
+            try:
+                await self._run(n, self._io.pwritev_all, self._fd, list(buffers), sector * self.sector_size)
+            except OSError as exc:
+                raise self._io_error("write", sector, n // self.sector_size, exc) from exc
+
+    def _write_sectors(self, sector: int, n: int) -> bool:
+        """Check a write of ``n`` bytes from ``sector`` (writable, whole sectors, in range); whether there is any."""
+        self._check_writable()
         if n % self.sector_size:
             raise DeviceError(
                 f"block device {self.name!r}: write of {n} bytes is not a multiple of "
                 f"the {self.sector_size}-byte sector size"
             )
-        count = n // self.sector_size
-        self._check_range(sector, count)
-        if n == 0:
-            return
-        try:
-            await self._run(n, self._io.pwritev_all, self._fd, list(buffers), sector * self.sector_size)
-        except OSError as exc:
-            raise self._io_error("write", sector, count, exc) from exc
+        self._check_range(sector, n // self.sector_size)
+        return n > 0
 
     async def flush(self) -> None:
         """Make completed writes durable (``fdatasync``)."""
