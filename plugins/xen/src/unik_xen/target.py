@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from unik.keys import KeyValues
 from unik.plan import Node, Plan
 from unik.target import Artifact, BuildContext, Check, RunContext, check_disk_image, given_bindings
 from unik_vmimage import memory, qemu, usernet
+from unik_vmimage.guestconsole import GuestConsole
 from unik_vmimage.keys import mac_args, nic_macs
 from unik_vmimage.target import ImageDevices, InstanceSpec, VmNeeds, VmTarget, plan_value
 
@@ -141,53 +141,32 @@ def xl_boot(
     or ``grace`` seconds pass, the guest is destroyed.  ``xl`` runs in its own session:
     a Ctrl-C reaches only this runner.
     """
-    start = time.monotonic()
     proc = subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
-    assert proc.stdout is not None
-    out = bytearray()
-    first: float | None = None
+    guest = GuestConsole(proc, console)
     asked: float | None = None
     destroyed = False
-    sel = selectors.DefaultSelector()
-    try:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            if stop is not None and stop.requested() is not None and not destroyed:
-                if asked is None and on_stop is not None:
-                    asked = time.monotonic()
-                    on_stop()
-                elif stop.forced() or on_stop is None or time.monotonic() - (asked or 0) > grace:
-                    destroyed = True
-                    on_timeout()
-            events = sel.select(timeout=0.2)
-            if events:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                if first is None:
-                    first = time.monotonic() - start
-                out += chunk
-                if console is not None:
-                    console.write(chunk)
-                    console.flush()
-            elapsed = time.monotonic() - start
-            if first is None and elapsed > boot_timeout:
+
+    def tick() -> None:
+        nonlocal asked, destroyed
+        if stop is not None and stop.requested() is not None and not destroyed:
+            if asked is None and on_stop is not None:
+                asked = time.monotonic()
+                on_stop()
+            elif stop.forced() or on_stop is None or time.monotonic() - (asked or 0) > grace:
+                destroyed = True
                 on_timeout()
-                raise RunError(f"the guest printed nothing on its console within {boot_timeout:g} s; it is "
-                               f"destroyed. Command: {' '.join(command)}")
-            if time_limit is not None and elapsed > time_limit:
-                on_timeout()
-                raise RunError(f"the guest was still running after {time_limit:g} s; it is destroyed")
-        returncode = proc.wait()
-    finally:
-        sel.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-    found = _STATUS.findall(bytes(out))
-    return XlOutcome(int(found[-1]) if found else None, returncode, first, bytes(out))
+        if guest.silent_for(boot_timeout):
+            on_timeout()
+            raise RunError(f"the guest printed nothing on its console within {boot_timeout:g} s; it is "
+                           f"destroyed. Command: {' '.join(command)}")
+        if time_limit is not None and guest.elapsed() > time_limit:
+            on_timeout()
+            raise RunError(f"the guest was still running after {time_limit:g} s; it is destroyed")
+
+    returncode = guest.follow(tick, 0.2)
+    found = _STATUS.findall(bytes(guest.out))
+    return XlOutcome(int(found[-1]) if found else None, returncode, guest.first, bytes(guest.out))
 
 
 class XenTarget(VmTarget):

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from unik.cache import cache_dir, settled, write_atomic
 from unik.errors import RunError
 from unik.progress import Progress
 
+from .guestconsole import GuestConsole
 from .memory import qemu_mib
 from .qmp import option as qmp_option
 from .qmp import powerdown
@@ -264,93 +264,57 @@ def boot(
     the status is 128 + signal.  ``started`` is told QEMU's pid.
     """
     cmd = boot_spec.command(qemu_binary())
-    start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=_die_with_parent)
-    assert proc.stdout is not None and proc.stderr is not None
     if started is not None:
         started(proc.pid)
+    guest = GuestConsole(proc, console, stderr=stderr, keep=keep_output)
     pressed: float | None = None
-    first: float | None = None
-    out = bytearray()
-    err = bytearray()
-    tail = b""
     stopped: int | None = None
-    sel = selectors.DefaultSelector()
-    try:
-        sel.register(proc.stdout, selectors.EVENT_READ, "out")
-        sel.register(proc.stderr, selectors.EVENT_READ, "err")
-        open_streams = 2
-        while open_streams:
-            for key, _ in sel.select(timeout=0.1):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                    open_streams -= 1
-                    continue
-                if key.data == "err":
-                    err += chunk
+
+    def tick() -> None:
+        nonlocal pressed, stopped
+        if stop is not None and stopped is None and pressed is None:
+            asked = stop()
+            if asked is not None and boot_spec.qmp is not None and proc.poll() is None:
+                try:
+                    powerdown(boot_spec.qmp)
+                    pressed = time.monotonic()
                     if stderr is not None:
-                        stderr.write(chunk)
+                        stderr.write(b"unik: asking the guest to stop (ACPI power button); again to kill it\n")
                         stderr.flush()
-                    continue
-                if first is None:
-                    first = time.monotonic() - start
-                if console is not None:
-                    console.write(chunk)
-                    console.flush()
-                if keep_output:
-                    out += chunk
-                else:  # enough to find the init's last line
-                    tail = (tail + chunk)[-4096:]
-            if stop is not None and stopped is None and pressed is None:
-                asked = stop()
-                if asked is not None and boot_spec.qmp is not None and proc.poll() is None:
-                    try:
-                        powerdown(boot_spec.qmp)
-                        pressed = time.monotonic()
-                        if stderr is not None:
-                            stderr.write(b"unik: asking the guest to stop (ACPI power button); "
-                                         b"again to kill it\n")
-                            stderr.flush()
-                    except RunError:
-                        stopped = asked
-                        proc.kill()
-                elif asked is not None:
+                except RunError:
                     stopped = asked
                     proc.kill()
-            if pressed is not None and stopped is None and (
-                    (force is not None and force()) or time.monotonic() - pressed > grace):
-                stopped = (stop() if stop is not None else None) or signal.SIGTERM
+            elif asked is not None:
+                stopped = asked
                 proc.kill()
-                if stderr is not None:
-                    why = "asked again" if force is not None and force() else f"not stopped within {grace:g} s"
-                    stderr.write(f"unik: the guest is killed ({why})\n".encode())
-                    stderr.flush()
-            if first is None and stopped is None and time.monotonic() - start > boot_timeout:
-                proc.kill()
-                proc.wait()
-                raise RunError(
-                    f"the guest printed nothing on its console within {boot_timeout:g} s "
-                    f"(machine {boot_spec.machine}, accelerator {boot_spec.accel}); it is stopped. "
-                    f"Try --machine q35, --accel tcg or a longer --boot-timeout. QEMU: {' '.join(cmd)}"
-                )
-            if time_limit is not None and time.monotonic() - start > time_limit:
-                proc.kill()
-                proc.wait()
-                raise RunError(f"the guest was still running after {time_limit:g} s; it is stopped")
-        returncode = proc.wait()
-    finally:
-        sel.close()
-        if proc.poll() is None:
+        if pressed is not None and stopped is None and (
+                (force is not None and force()) or time.monotonic() - pressed > grace):
+            stopped = (stop() if stop is not None else None) or signal.SIGTERM
+            proc.kill()
+            if stderr is not None:
+                why = "asked again" if force is not None and force() else f"not stopped within {grace:g} s"
+                stderr.write(f"unik: the guest is killed ({why})\n".encode())
+                stderr.flush()
+        if stopped is None and guest.silent_for(boot_timeout):
             proc.kill()
             proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+            raise RunError(
+                f"the guest printed nothing on its console within {boot_timeout:g} s "
+                f"(machine {boot_spec.machine}, accelerator {boot_spec.accel}); it is stopped. "
+                f"Try --machine q35, --accel tcg or a longer --boot-timeout. QEMU: {' '.join(cmd)}"
+            )
+        if time_limit is not None and guest.elapsed() > time_limit:
+            proc.kill()
+            proc.wait()
+            raise RunError(f"the guest was still running after {time_limit:g} s; it is stopped")
+
+    returncode = guest.follow(tick, 0.1)
     if stopped is not None:
-        return Outcome(128 + stopped, returncode, first, bytes(out))
-    status = decode_status(returncode, bytes(out) or tail, bytes(err))
-    return Outcome(status, returncode, first, bytes(out))
+        return Outcome(128 + stopped, returncode, guest.first, bytes(guest.out))
+    status = decode_status(returncode, bytes(guest.out) or guest.tail, bytes(guest.err))
+    return Outcome(status, returncode, guest.first, bytes(guest.out))
 
 
 # -- the KVM probe ------------------------------------------------------------------------
