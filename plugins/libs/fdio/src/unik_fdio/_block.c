@@ -65,26 +65,44 @@ short_read(size_t got, size_t wanted, long long offset)
     return NULL;
 }
 
-/* Read exactly n bytes at offset into buf; returns 0, or -1 with an exception set. */
+/* What a pread/pwrite/pwritev that returned r means: 1, retry (interrupted, the signal
+ * handlers ran); 0, go on; -1, failed with an exception set.  A write of nothing for a
+ * non-empty request is ENOSPC; a read of nothing is the end of the file, the caller's to say. */
 static int
-read_exact(int fd, char *buf, size_t n, long long offset)
+io_result(ssize_t r, int writing)
+{
+    if (r < 0) {
+        if (errno == EINTR)
+            return interrupted() < 0 ? -1 : 1;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (r == 0 && writing) {
+        errno = ENOSPC;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read (writing == 0) or write exactly n bytes at offset, however many calls it takes;
+ * returns 0, or -1 with an exception set (EOFError when a read finds the file shorter). */
+static int
+transfer_all(int fd, char *buf, size_t n, long long offset, int writing)
 {
     size_t done = 0;
     while (done < n) {
         size_t want = n - done > CHUNK_MAX ? CHUNK_MAX : n - done;
+        off_t at = (off_t)(offset + (long long)done);
         ssize_t r;
         Py_BEGIN_ALLOW_THREADS
-        r = pread(fd, buf + done, want, (off_t)(offset + (long long)done));
+        r = writing ? pwrite(fd, buf + done, want, at) : pread(fd, buf + done, want, at);
         Py_END_ALLOW_THREADS
-        if (r < 0) {
-            if (errno == EINTR) {
-                if (interrupted() < 0)
-                    return -1;
-                continue;
-            }
-            PyErr_SetFromErrno(PyExc_OSError);
+        int rc = io_result(r, writing);
+        if (rc < 0)
             return -1;
-        }
+        if (rc > 0)
+            continue;
         if (r == 0) {
             short_read(done, n, offset);
             return -1;
@@ -116,11 +134,30 @@ pread_exact(PyObject *Py_UNUSED(module), PyObject *args)
     if (out == NULL)
         return NULL;
     /* The new bytes object is not shared yet, so filling it without the GIL is safe. */
-    if (read_exact(fd, PyBytes_AS_STRING(out), (size_t)n, offset) < 0) {
+    if (transfer_all(fd, PyBytes_AS_STRING(out), (size_t)n, offset, 0) < 0) {
         Py_DECREF(out);
         return NULL;
     }
     return out;
+}
+
+/* pread_into and pwrite_all: (fd, buffer, offset) in ``format``, the whole buffer read or written. */
+static PyObject *
+whole_buffer(PyObject *args, const char *format, int writing)
+{
+    int fd;
+    Py_buffer view;
+    long long offset;
+    if (!PyArg_ParseTuple(args, format, &fd, &view, &offset))
+        return NULL;
+    int rc = check_offset(offset);
+    if (rc == 0)
+        rc = transfer_all(fd, view.buf, (size_t)view.len, offset, writing);
+    /* The exported buffer cannot be resized or freed until released: safe without GIL. */
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(pread_into_doc,
@@ -130,49 +167,7 @@ PyDoc_STRVAR(pread_into_doc,
 static PyObject *
 pread_into(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    int fd;
-    Py_buffer view;
-    long long offset;
-    if (!PyArg_ParseTuple(args, "iw*L:pread_into", &fd, &view, &offset))
-        return NULL;
-    int rc = check_offset(offset);
-    if (rc == 0)
-        rc = read_exact(fd, view.buf, (size_t)view.len, offset);
-    /* The exported buffer cannot be resized or freed until released: safe without GIL. */
-    PyBuffer_Release(&view);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-/* Write n bytes at offset; returns 0, or -1 with an exception set. */
-static int
-write_all(int fd, const char *buf, size_t n, long long offset)
-{
-    size_t done = 0;
-    while (done < n) {
-        size_t want = n - done > CHUNK_MAX ? CHUNK_MAX : n - done;
-        ssize_t r;
-        Py_BEGIN_ALLOW_THREADS
-        r = pwrite(fd, buf + done, want, (off_t)(offset + (long long)done));
-        Py_END_ALLOW_THREADS
-        if (r < 0) {
-            if (errno == EINTR) {
-                if (interrupted() < 0)
-                    return -1;
-                continue;
-            }
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        if (r == 0) { /* pwrite(2) returning 0 for a non-empty request: treat as ENOSPC. */
-            errno = ENOSPC;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        done += (size_t)r;
-    }
-    return 0;
+    return whole_buffer(args, "iw*L:pread_into", 0);
 }
 
 PyDoc_STRVAR(pwrite_all_doc,
@@ -182,18 +177,7 @@ PyDoc_STRVAR(pwrite_all_doc,
 static PyObject *
 pwrite_all(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    int fd;
-    Py_buffer view;
-    long long offset;
-    if (!PyArg_ParseTuple(args, "iy*L:pwrite_all", &fd, &view, &offset))
-        return NULL;
-    int rc = check_offset(offset);
-    if (rc == 0)
-        rc = write_all(fd, view.buf, (size_t)view.len, offset);
-    PyBuffer_Release(&view);
-    if (rc < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return whole_buffer(args, "iy*L:pwrite_all", 1);
 }
 
 PyDoc_STRVAR(pwritev_all_doc,
@@ -242,20 +226,11 @@ pwritev_all(PyObject *Py_UNUSED(module), PyObject *args)
         Py_BEGIN_ALLOW_THREADS
         r = pwritev(fd, &iov[first], batch, (off_t)pos);
         Py_END_ALLOW_THREADS
-        if (r < 0) {
-            if (errno == EINTR) {
-                if (interrupted() < 0)
-                    goto done;
-                continue;
-            }
-            PyErr_SetFromErrno(PyExc_OSError);
+        int rc = io_result(r, 1);
+        if (rc < 0)
             goto done;
-        }
-        if (r == 0) {
-            errno = ENOSPC;
-            PyErr_SetFromErrno(PyExc_OSError);
-            goto done;
-        }
+        if (rc > 0)
+            continue;
         pos += r;
         size_t left = (size_t)r;
         while (left > 0 && first < count) { /* skip what was written, trim the partial one */
