@@ -66,3 +66,22 @@ def test_a_block_provider_checks_its_target_s_sector_sizes() -> None:
         "file": "d.img", "read_only": False, "sector_size": 512, "name": "disk"}
     with pytest.raises(ConfigError, match=r"sector_size: must be 512 on the mine target \(the controller's"):
         Disk.configure(request("block", {"sector_size": 4096}))
+
+
+def test_an_option_s_check_names_the_table_and_the_key() -> None:
+    def even(value: int) -> None:
+        if value % 2:
+            raise ValueError("must be even: give 2, 4, ...")
+
+    class Ring(Provider):
+        PLUGIN_NAME = "mine.ring"
+        kind = "network"
+        implementation = "mine.ring:Ring"
+        options = (Option("slots", "ring slots", "int", default=3, check=even),)
+
+    assert Ring.configure(request("network")).options == {"slots": 3}  # a default is the provider's own
+    assert Ring.configure(request("network", {"slots": 8})).options == {"slots": 8}
+    with pytest.raises(ConfigError, match=r"\[tool\.unik\.devices\.disk\] slots: must be even: give 2, 4"):
+        Ring.configure(request("network", {"slots": 7}))
+    with pytest.raises(ConfigError, match=r"slots: expected a int, got 'x'"):  # the type first
+        Ring.configure(request("network", {"slots": "x"}))

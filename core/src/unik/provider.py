@@ -17,7 +17,7 @@ and :class:`BlockProvider` one whose device table is :data:`BLOCK_OPTIONS`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, cast
@@ -48,13 +48,19 @@ class Need:
 
 @dataclass(frozen=True)
 class Option:
-    """A key a provider accepts in ``[tool.unik.devices.NAME]``."""
+    """A key a provider accepts in ``[tool.unik.devices.NAME]``.
+
+    ``check(value)`` raises :class:`ValueError` for a value of the right type that is
+    still wrong; its message, which says what to give instead, becomes the error naming
+    the table and the key (as a :class:`~unik.keys.Key`'s ``check`` does for keys).
+    """
 
     name: str
     help: str
     type: OptionType = "str"
     required: bool = False
     default: Any = None
+    check: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +294,11 @@ def _check_option(request: Request, opt: Option, value: Any) -> Any:
     expected = _PY_TYPES[opt.type]
     if not isinstance(value, expected) or (opt.type == "int" and isinstance(value, bool)):
         raise request.error(opt.name, f"expected a {opt.type}, got {value!r}")
+    if opt.check is not None:
+        try:
+            opt.check(value)
+        except ValueError as exc:
+            raise request.error(opt.name, str(exc)) from None
     if opt.type == "path":
         path = (request.root / str(value)).resolve()
         if not path.exists():

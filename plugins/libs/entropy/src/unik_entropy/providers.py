@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from unik.provider import Configured, Need, Option, Provider, Request
+from unik.provider import Need, Option, Provider
+
+
+def _reseed_interval(value: float) -> None:
+    if not 0.01 <= float(value) <= 3600:
+        raise ValueError("must be between 0.01 and 3600 seconds")
 
 
 class FortunaProvider(Provider):
@@ -23,17 +28,9 @@ class FortunaProvider(Provider):
     needs: ClassVar[Mapping[str, Need]] = {"entropy": Need("entropy")}
     options = (
         Option("reseed_interval", "seconds between rounds feeding every source into the pools",
-               "float", default=1.0),
+               "float", default=1.0, check=_reseed_interval),
         Option("builtin_sources", "also use RDSEED, RDRAND, CPU jitter and /dev/hwrng", "bool", default=True),
     )
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """Check the interval."""
-        options = cls.table_options(request)
-        if not 0.01 <= float(options["reseed_interval"]) <= 3600:
-            raise request.error("reseed_interval", "must be between 0.01 and 3600 seconds")
-        return Configured(options=options)
 
 
 class BuiltinEntropyProvider(Provider):

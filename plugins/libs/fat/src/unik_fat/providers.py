@@ -5,25 +5,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from unik.provider import Configured, Need, Option, Provider, Request
+from unik.provider import Need, Option, Provider, Request
 
 #: Every provider here mounts the block device named ``storage`` unless renamed.
 STORAGE: Mapping[str, Need] = {"block": Need("block", "storage")}
 
-_CACHE = Option("cache_sectors", "metadata sectors kept in memory", "int", default=4096)
+
+def _codepage(value: object) -> None:
+    from .names import check_codepage
+
+    check_codepage(str(value))
+
+
+def _at_least_16(value: int) -> None:
+    if value < 16:
+        raise ValueError("must be at least 16")
+
+
+def _fat_type(value: int) -> None:
+    if value not in (12, 16, 32):
+        raise ValueError("must be 12, 16 or 32")
+
+
+_CACHE = Option("cache_sectors", "metadata sectors kept in memory", "int", default=4096, check=_at_least_16)
 _FORMAT = Option("format_if_blank", "format the device with mkfs.fat's geometry if sector 0 is blank",
                  "bool", default=False)
 _CODEPAGE = Option("codepage", "OEM code page of 8.3 names (cp437 as mtools and Linux; cp850, cp852...)",
-                   default="cp437")
-
-
-def _check_codepage(request: Request, options: dict[str, object]) -> None:
-    from .names import check_codepage
-
-    try:
-        check_codepage(str(options["codepage"]))
-    except ValueError as exc:
-        raise request.error("codepage", str(exc)) from None
+                   default="cp437", check=_codepage)
 
 
 class FatFileSystemProvider(Provider):
@@ -35,18 +43,7 @@ class FatFileSystemProvider(Provider):
     description = "FAT12/16/32 with long names on a block device"
     needs: ClassVar[Mapping[str, Need]] = STORAGE
     options = (_CACHE, _FORMAT, _CODEPAGE, Option("label", "volume label when formatting"),
-               Option("fat_type", "FAT type when formatting (12, 16, 32; default: by size)", "int"))
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """Check ``fat_type`` and ``codepage``; pass the options to ``FatFileSystem.connect``."""
-        options = cls.table_options(request)
-        _check_codepage(request, options)
-        if options.get("fat_type") not in (None, 12, 16, 32):
-            raise request.error("fat_type", "must be 12, 16 or 32")
-        if options["cache_sectors"] < 16:
-            raise request.error("cache_sectors", "must be at least 16")
-        return Configured(options=options)
+               Option("fat_type", "FAT type when formatting (12, 16, 32; default: by size)", "int", check=_fat_type))
 
 
 class FatKVRWProvider(Provider):
@@ -60,13 +57,6 @@ class FatKVRWProvider(Provider):
     options = (Option("root", "directory holding the store", default="/"), _CACHE, _FORMAT, _CODEPAGE,
                Option("sync", "flush after every change", "bool", default=True))
 
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """Check ``codepage``."""
-        options = cls.table_options(request)
-        _check_codepage(request, options)
-        return Configured(options=options)
-
 
 class FatKVROProvider(Provider):
     """Read-only key/value store over a FAT image (when the table has no ``source``)."""
@@ -77,13 +67,6 @@ class FatKVROProvider(Provider):
     description = "read-only key/value store over a FAT image on a block device"
     needs: ClassVar[Mapping[str, Need]] = STORAGE
     options = (Option("root", "directory holding the store", default="/"), _CACHE, _CODEPAGE)
-
-    @classmethod
-    def configure(cls, request: Request) -> Configured:
-        """Check ``codepage``."""
-        options = cls.table_options(request)
-        _check_codepage(request, options)
-        return Configured(options=options)
 
     @classmethod
     def applies(cls, request: Request) -> bool:

@@ -26,10 +26,23 @@ TLS_CERT = Key("tls_cert", "TLS certificate chain (PEM) on the host, read at sta
                metavar="FILE")
 TLS_KEY = Key("tls_key", "TLS private key (PEM) on the host, read at start (with --tls-cert)", metavar="FILE")
 
+
+
+def _min_version(value: str) -> None:
+    if value not in ("1.2", "1.3"):
+        raise ValueError(f"{value!r}: use \"1.2\" or \"1.3\"")
+
+
+def _handshake_timeout(value: float) -> None:
+    if not 0 < float(value) <= 600:
+        raise ValueError("must be between 0 and 600 seconds")
+
+
 _COMMON = (
     Option("alpn", "ALPN protocols, comma-separated, in preference order (e.g. \"h2,http/1.1\")", default=""),
-    Option("handshake_timeout", "seconds a handshake may take before the flow is closed", "float", default=10.0),
-    Option("min_version", "lowest TLS version: \"1.2\" or \"1.3\"", default="1.2"),
+    Option("handshake_timeout", "seconds a handshake may take before the flow is closed", "float", default=10.0,
+           check=_handshake_timeout),
+    Option("min_version", "lowest TLS version: \"1.2\" or \"1.3\"", default="1.2", check=_min_version),
     Option("verify", "clients verify the server's certificate and name (turn off for tests only)", "bool",
            default=True),
     Option("session_tickets", "the server issues session tickets (resumption)", "bool", default=True),
@@ -40,10 +53,6 @@ _STACK: Mapping[str, Need] = {"stack": Need("stack")}
 
 def _common(cls: type[Provider], request: Request) -> Configured:
     options = cls.table_options(request)
-    if options["min_version"] not in ("1.2", "1.3"):
-        raise request.error("min_version", f"{options['min_version']!r}: use \"1.2\" or \"1.3\"")
-    if not 0 < float(options["handshake_timeout"]) <= 600:
-        raise request.error("handshake_timeout", "must be between 0 and 600 seconds")
     configured = Configured()
     ca = options.pop("ca", None)
     if ca is not None:
