@@ -11,16 +11,23 @@ from pathlib import Path
 from .errors import UnikError
 from .version import DISTRIBUTION, __version__
 
-PYPROJECT = '''\
+
+def _project(description: str) -> str:
+    """The start of a template's ``pyproject.toml``: built by unik's PEP 517 backend."""
+    return f'''\
 [build-system]
-requires = ["setuptools>=68", "{distribution}>={version}"]
+requires = ["setuptools>=68", "{{distribution}}>={{version}}"]
 build-backend = "unik.build_meta"
 
 [project]
-name = "{name}"
+name = "{{name}}"
 version = "0.1.0"
-description = "A unik application"
+description = "{description}"
 requires-python = ">=3.10"
+'''
+
+
+PYPROJECT = _project("A unik application") + '''\
 
 [tool.unik]
 main = "{package}:start"
@@ -68,16 +75,7 @@ unik describe --dot | dot -Tsvg > graph.svg
 '''
 
 
-ASGI_PYPROJECT = '''\
-[build-system]
-requires = ["setuptools>=68", "{distribution}>={version}"]
-build-backend = "unik.build_meta"
-
-[project]
-name = "{name}"
-version = "0.1.0"
-description = "A FastAPI application on unik"
-requires-python = ">=3.10"
+ASGI_PYPROJECT = _project("A FastAPI application on unik") + '''\
 # pip installs these (and what they need) into every artifact, C extensions included.
 dependencies = ["fastapi", "uvicorn", "httptools"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -643,8 +643,21 @@ class FatFileSystem:
         return BadDirectory(f"{path!r}: {bad}") if bad is not None else FileNotFound(path)
 
     async def _lookup(self, path: str) -> _Node:
+        return await self._walk(self._split(path), path)
+
+    async def _parent(self, path: str) -> tuple[_Dir, str]:
+        parts = self._split(path)
+        if not parts:
+            raise InvalidName(f"{path!r} names the root directory")
+        node = await self._walk(parts[:-1], path)
+        if not node.is_dir:
+            raise NotADirectory(path)
+        return await self._dir(node), parts[-1]
+
+    async def _walk(self, parts: Sequence[str], path: str) -> _Node:
+        """The node ``parts`` lead to from the root (``path``, the whole, is what errors name)."""
         node = self._root_node
-        for part in self._split(path):
+        for part in parts:
             if not node.is_dir:
                 raise NotADirectory(path)
             d = await self._dir(node)
@@ -654,24 +667,6 @@ class FatFileSystem:
                 raise self._missing(d, key, path)
             node = child
         return node
-
-    async def _parent(self, path: str) -> tuple[_Dir, str]:
-        parts = self._split(path)
-        if not parts:
-            raise InvalidName(f"{path!r} names the root directory")
-        node = self._root_node
-        for part in parts[:-1]:
-            if not node.is_dir:
-                raise NotADirectory(path)
-            d = await self._dir(node)
-            key = fold(part)
-            child = d.entries.get(key)
-            if child is None:
-                raise self._missing(d, key, path)
-            node = child
-        if not node.is_dir:
-            raise NotADirectory(path)
-        return await self._dir(node), parts[-1]
 
     async def _write_slot(self, d: _Dir, slot: int, data: bytes) -> None:
         sector, off = self._slot_pos(d, slot)
