@@ -285,13 +285,7 @@ def compile_first_stage(policy: Iterable[Rule] = FIRST_STAGE) -> bytes:
     A refused call traps (or fails with the rule's errno); every other call is allowed.
     Other ABIs are killed.
     """
-    asm = _Asm()
-    asm.op(_LD_ABS_W, _OFF_ARCH)
-    asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
-    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
-    asm.op(_LD_ABS_W, _OFF_NR)
-    asm.op(_JGE, X32_SYSCALL_BIT, 0, 1)
-    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    asm = _x86_64_only()
     for rule in policy:
         nxt = asm.label()
         asm.op(_LD_ABS_W, _OFF_NR)
@@ -353,6 +347,18 @@ class _Asm:
         return off
 
 
+def _x86_64_only() -> _Asm:
+    """A program's start: any ABI but x86-64 (x32's calls included) is killed; the call's number is loaded."""
+    asm = _Asm()
+    asm.op(_LD_ABS_W, _OFF_ARCH)
+    asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    asm.op(_LD_ABS_W, _OFF_NR)
+    asm.op(_JGE, X32_SYSCALL_BIT, 0, 1)
+    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    return asm
+
+
 def _cond(asm: _Asm, cond: Cond, fds: FdSets, fail: str) -> None:
     asm.op(_LD_ABS_W, _OFF_ARGS + 8 * cond.arg)  # low 32 bits (little-endian)
     if cond.op == "fd_in":
@@ -386,13 +392,7 @@ def compile_policy(fds: FdSets, policy: Iterable[Rule] = POLICY, kinds: Iterable
         if rule.when and rule.when not in present:
             continue
         by_call.setdefault(rule.syscall, []).append(rule)
-    asm = _Asm()
-    asm.op(_LD_ABS_W, _OFF_ARCH)
-    asm.op(_JEQ, AUDIT_ARCH_X86_64, 1, 0)
-    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
-    asm.op(_LD_ABS_W, _OFF_NR)
-    asm.op(_JGE, X32_SYSCALL_BIT, 0, 1)
-    asm.op(_RET, SECCOMP_RET_KILL_PROCESS)
+    asm = _x86_64_only()
     for name, rules in by_call.items():
         nxt = asm.label()
         asm.op(_LD_ABS_W, _OFF_NR)
