@@ -755,16 +755,20 @@ class FatFileSystem:
         d.shorts[entry.name] = node
         return node
 
-    async def _remove_entry(self, node: _Node) -> None:
-        """Mark ``node``'s entries free (0xE5) in its parent."""
-        d = node.parent
-        assert d is not None
+    async def _free_slots(self, d: _Dir, node: _Node) -> None:
+        """Mark ``node``'s slots in ``d`` (its long-name entries and its short entry) free (0xE5)."""
         for slot in range(node.slot - node.nlfn, node.slot + 1):
             sector, off = self._slot_pos(d, slot)
             buf = await self.vol.cache.get(sector)
             buf[off] = F.FREE_ENTRY
             await self.vol.cache.mark_dirty(sector)
             d.used[slot] = 0
+
+    async def _remove_entry(self, node: _Node) -> None:
+        """Mark ``node``'s entries free (0xE5) in its parent."""
+        d = node.parent
+        assert d is not None
+        await self._free_slots(d, node)
         d.entries.pop(fold(node.name), None)
         d.shorts.pop(node.entry.name, None)
 
@@ -1095,12 +1099,7 @@ class FatFileSystem:
         new_sectors = {self._slot_pos(d, s)[0] for s in range(node.slot - node.nlfn, node.slot + 1)}
         if old_sectors != new_sectors and not self.vol.read_only:
             await self.flush()
-        for slot in range(old.slot - old.nlfn, old.slot + 1):
-            sector, off = self._slot_pos(old_parent, slot)
-            buf = await self.vol.cache.get(sector)
-            buf[off] = F.FREE_ENTRY
-            await self.vol.cache.mark_dirty(sector)
-            old_parent.used[slot] = 0
+        await self._free_slots(old_parent, old)
         if node.is_dir and old_parent is not d:
             sub = await self._dir(node)
             dotdot = sub.shorts.get(b"..         ")
