@@ -819,16 +819,16 @@ static i64 block_io(struct file *f, u8 *buf, u64 len, u64 off, int writing)
     return io.ret;
 }
 
-static i64 block_vec(i64 fd, const struct iovec_ *iov, i64 cnt, u64 off, int writing)
+/* Each iovec in turn until one is short or fails, as readv/writev (at == 0: from the file's
+ * position) and preadv/pwritev (*at: a block device's offset) do; an error after some bytes
+ * returns those bytes. */
+static i64 vec_io(struct file *f, const struct iovec_ *iov, i64 cnt, const u64 *at, int writing)
 {
-    struct file *f = get(fd);
-    if (!f)
-        return -EBADF;
-    if (f->kind != K_BLOCK)
-        return -ESPIPE;
     i64 total = 0;
     for (i64 i = 0; i < cnt; i++) {
-        i64 n = block_io(f, (u8 *)iov[i].base, iov[i].len, off + (u64)total, writing);
+        u8 *buf = (u8 *)iov[i].base;
+        i64 n = at ? block_io(f, buf, iov[i].len, *at + (u64)total, writing)
+              : writing ? do_write(f, buf, iov[i].len) : do_read(f, buf, iov[i].len, -1);
         if (n < 0)
             return total ? total : n;
         total += n;
@@ -836,6 +836,16 @@ static i64 block_vec(i64 fd, const struct iovec_ *iov, i64 cnt, u64 off, int wri
             break;
     }
     return total;
+}
+
+static i64 block_vec(i64 fd, const struct iovec_ *iov, i64 cnt, u64 off, int writing)
+{
+    struct file *f = get(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != K_BLOCK)
+        return -ESPIPE;
+    return vec_io(f, iov, cnt, &off, writing);
 }
 
 static u8 frame_buf[65536 + 64];
@@ -864,17 +874,7 @@ static i64 sys_rw_vec(i64 fd, const struct iovec_ *iov, i64 cnt, int writing)
         }
         return got;
     }
-    i64 total = 0;
-    for (i64 i = 0; i < cnt; i++) {
-        i64 n = writing ? do_write(f, (const u8 *)iov[i].base, iov[i].len)
-                        : do_read(f, (u8 *)iov[i].base, iov[i].len, -1);
-        if (n < 0)
-            return total ? total : n;
-        total += n;
-        if ((u64)n < iov[i].len)
-            break;
-    }
-    return total;
+    return vec_io(f, iov, cnt, NULL, writing);
 }
 
 /* ---- signals ------------------------------------------------------------------ */
