@@ -15,7 +15,6 @@ from pathlib import Path
 from .plan import Node, Plan
 from .project import BUILD_DIR
 from .provider import KeyRef
-from .serve import server_class
 
 
 def _identifier(name: str, taken: set[str]) -> str:
@@ -71,6 +70,8 @@ def generate_main(plan: Plan) -> str:
     entry = _identifier("application" if plan.app.served else plan.app.function, taken)
     alias = f" as {entry}" if entry != plan.app.function else ""
     if plan.app.served:
+        from .serve import server_class  # asyncio and ssl: only for served applications
+
         server_cls = server_class(plan.app.served, plan.keys)
         by_module.setdefault("unik.serve", []).append(server_cls)
         server = _identifier("server", taken)
