@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from host_tools import require, require_file
+from tap_support import netns_with
 from unik_vmimage import qemu
 
 GUEST = "10.97.0.2"
@@ -42,15 +43,9 @@ def tap_netns(tag: str) -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces and TAP devices)")
     require("curl", "ip")
-    name = f"unik-{tag}-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for cmd in (["tuntap", "add", "dev", TAP, "mode", "tap"], ["addr", "add", f"{HOST}/24", "dev", TAP],
-                    ["link", "set", TAP, "up"]):
-            subprocess.run(["ip", "-n", name, *cmd], check=True)
+    with netns_with(f"unik-{tag}-{os.getpid()}", ["tuntap", "add", "dev", TAP, "mode", "tap"],
+                    ["addr", "add", f"{HOST}/24", "dev", TAP], ["link", "set", TAP, "up"]) as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def nic_args(mac: str) -> list[str]:
