@@ -157,9 +157,12 @@ def test_help_shows_the_keys_of_the_target_and_plan_only(tmp_path: Path, unik: U
 
 
 @pytest.mark.parametrize(("target", "option", "message"), [
-    ("virtio", "--mem=lots", "--mem: 'lots' is not a memory size: give one as 256M or 1G (a plain number is MiB)"),
-    ("virtio", "--mem=0", "--mem: '0' is not a memory size: give one as 256M or 1G (a plain number is MiB)"),
-    ("xen", "--mem=lots", "--mem: not a size (256M, 1G)"),
+    ("virtio", "--mem=lots", "--mem: 'lots' is not a memory size: give MiB, or a number with a binary unit: "
+                             "256, 256M, 256MB, 256MiB, 1G"),
+    ("virtio", "--mem=0", "--mem: '0' is less than 1 MiB: give MiB, or a number with a binary unit: "
+                          "256, 256M, 256MB, 256MiB, 1G"),
+    ("xen", "--mem=lots", "--mem: 'lots' is not a memory size: give MiB, or a number with a binary unit: "
+                          "256, 256M, 256MB, 256MiB, 1G"),
 ])
 def test_a_memory_size_is_checked_at_configure(tmp_path: Path, unik: Unik, target: str, option: str,
                                                message: str) -> None:

@@ -10,10 +10,10 @@ configuration — the fragment, and Kconfig's final ``.config`` from the real so
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from host_tools import missing
 from unik.cache import cache_dir
 from unik.progress import Progress
 from unik_virtio.providers import BASE_MODULES, Block, Entropy, Network
@@ -45,9 +45,9 @@ def _source_tree() -> Path | None:
 
 @pytest.mark.slow
 def test_kconfig_keeps_firecrackers_options_in_the_real_sources(tmp_path: Path) -> None:
-    missing = [t for t in ("gcc", "make", "flex", "bison") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"Kconfig needs {', '.join(missing)} (apt-get install {' '.join(missing)})")
+    absent = missing("gcc", "make", "flex", "bison")
+    if absent:
+        pytest.skip(f"Kconfig needs them: {absent}")
     tree = _source_tree()
     if tree is None:
         pytest.skip(f"{source_kernel.SOURCE_PACKAGE} is not unpacked in ~/.cache/unik/kernels/source "
