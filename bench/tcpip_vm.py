@@ -103,7 +103,7 @@ def _set(sock, request, ifname, address):
 
 async def start(net: Network, htdocs: KVRO, console: Console, *, port: int = 8080,
                 address: str = "10.0.0.2/24") -> None:
-    ifname, _mtu = find_interface(net.name, net.mac.hex(":"))
+    ifname, _hw, _mtu = find_interface(net.name, net.mac.hex(":"))
     await net.disconnect()  # the ring: the guest kernel's own stack serves this run
     ip, _, prefix = address.partition("/")
     mask = (0xFFFFFFFF << (32 - int(prefix))) & 0xFFFFFFFF

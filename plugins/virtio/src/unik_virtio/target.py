@@ -108,18 +108,22 @@ class VirtioTarget(VmTarget):
         """The ``--image`` forms: the bootable disk (raw, qcow2, GCE's) with a command line of its own.
 
         A disk boots without a runner: its command line carries the configured keys of
-        the application and its libraries (``--ipv4``...) and each NIC's MAC (``--net-mac``
-        as configured, else the one ``firecracker.json`` gives: the VM's NIC must carry
-        it), never anything per boot (the boot seed comes from virtio-rng).  ``data``: the
+        the application and its libraries (``--ipv4``...) and, for an application with
+        several NICs or a configured ``--net-mac``, each NIC's MAC (the VM's NIC must carry
+        it); a one-NIC application's guest takes the only NIC, whatever address the cloud
+        or engine gives it.  Never anything per boot (the boot seed comes from virtio-rng).  ``data``: the
         block devices whose device table names a ``file``, carried as partitions named
         after them (the guest finds a partition by its name when no disk has its serial).
         """
         from unik.version import __version__
         from unik_vmimage.disk.images import DiskSpec, write_images
 
-        cmdline = qemu.kernel_cmdline(self.cmdline, [*self.app_keys(plan.keys).as_args(), *mac_args(macs)])
+        configured = plan.keys.bindings("net_mac") if "net_mac" in plan.keys.keys else {}
+        # One NIC and no --net-mac: the guest takes the only NIC there is, whatever address the cloud gives it.
+        named = macs if configured or len(macs) > 1 else {}
+        cmdline = qemu.kernel_cmdline(self.cmdline, [*self.app_keys(plan.keys).as_args(), *mac_args(named)])
         spec = DiskSpec(plan.app.name, out / KERNEL_FILE, report.path, cmdline, __version__, data)
-        images = {**write_images(formats, spec, out, ctx.progress), "macs": macs}
+        images = {**write_images(formats, spec, out, ctx.progress), "macs": named, "nics": list(macs)}
         if "oci" in formats:
             from unik_vmimage.disk import kubevirt
             from unik_vmimage.memory import parse_mib

@@ -69,20 +69,41 @@ def offload_socket(ifname: str) -> socket.socket | None:
     return sock
 
 
-def find_interface(name: str, mac: str) -> tuple[str, int]:
-    """The interface whose MAC address is ``mac`` (the host sets it per device), and its MTU."""
-    want = bytes.fromhex(mac.replace(":", ""))
-    seen = []
+def _nics() -> list[tuple[str, bytes, int]]:
+    """Every interface with a hardware address (loopback's is all zeros): name, address, MTU."""
+    out = []
     for _, ifname in socket.if_nameindex():
         try:
             hw, mtu = backend.interface(ifname)
         except OSError:
             continue
-        seen.append(f"{ifname}={bytes(hw).hex(':')}")
-        if bytes(hw) == want:
-            return str(ifname), int(mtu)
+        if any(bytes(hw)):
+            out.append((str(ifname), bytes(hw), int(mtu)))
+    return out
+
+
+def find_interface(name: str, mac: str | None) -> tuple[str, bytes, int]:
+    """The interface whose MAC address is ``mac`` (the host sets it per device): name, address, MTU.
+
+    Without a ``mac`` the only NIC there is: a disk image booted by a cloud, whose NIC's
+    address the cloud chooses (an image carries a MAC only for several NICs, or when
+    ``--net-mac`` was configured).
+    """
+    nics = _nics()
+    seen = ", ".join(f"{ifname}={hw.hex(':')}" for ifname, hw, _ in nics) or "none"
+    if mac is None:
+        if len(nics) == 1:
+            return nics[0]
+        raise DeviceUnavailable(f"network device {name!r}: no MAC address was given and there is not exactly one "
+                                f"NIC (found: {seen}): the host that boots the image passes --net-mac {name}=MAC "
+                                "after -- on the kernel command line (unik run, unik deploy and the engine "
+                                "configurations unik writes do; give --net-mac at configure for a disk image)")
+    want = bytes.fromhex(mac.replace(":", ""))
+    for nic in nics:
+        if nic[1] == want:
+            return nic
     raise DeviceUnavailable(
-        f"network device {name!r}: no NIC with address {mac} (found: {', '.join(seen) or 'none'}); "
+        f"network device {name!r}: no NIC with address {mac} (found: {seen}); "
         f"attach one with `unik run --net {name}=TAP`"
     )
 
@@ -115,21 +136,17 @@ class PacketNetwork:
 
     @classmethod
     async def connect(cls, name: str, mac: str | None) -> PacketNetwork:
-        """Open the ring on the NIC whose address is ``mac`` (the init brought it up).
+        """Open the ring on the NIC whose address is ``mac`` (the init brought it up; none: the only NIC).
 
         The host gives each instance's NICs their own addresses and the guest the same
         ones (``--net-mac DEVICE=MAC`` on the kernel command line, after ``--``).
         """
-        if not mac:
-            raise DeviceUnavailable(f"network device {name!r}: no MAC address was given: the host that boots "
-                                    f"the image passes --net-mac {name}=MAC after -- on the kernel command line "
-                                    "(unik run, unik deploy and the engine configurations unik writes do)")
-        ifname, mtu = find_interface(name, mac)
+        ifname, hw, mtu = find_interface(name, mac or None)
         try:
             ring = backend.open(ifname, BLOCK_SIZE, BLOCK_COUNT, FRAME_SIZE, RETIRE_MS)
         except OSError as exc:
             raise DeviceUnavailable(f"network device {name!r}: cannot open {ifname}: {exc}") from exc
-        return cls(name, ifname, ring, bytes.fromhex(mac.replace(":", "")), mtu, offload_socket(ifname))
+        return cls(name, ifname, ring, hw, mtu, offload_socket(ifname))
 
     def _open(self) -> object:
         if self._ring is None:

@@ -59,13 +59,15 @@ class Interface:
     """One of ``domain.devices.interfaces``: a virtio NIC bound to the pod network by masquerade."""
 
     name: str
-    mac_address: str
+    #: The address the image's command line names (``--net-mac``); ``None``: KubeVirt chooses one.
+    mac_address: str | None
     ports: tuple[Port, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """``{name, masquerade: {}, macAddress, model, ports}``."""
-        out: dict[str, Any] = {"name": self.name, "masquerade": {}, "macAddress": self.mac_address,
-                               "model": "virtio"}
+        """``{name, masquerade: {}, macAddress, model, ports}`` (``macAddress`` only when the image names one)."""
+        out: dict[str, Any] = {"name": self.name, "masquerade": {}, "model": "virtio"}
+        if self.mac_address is not None:
+            out["macAddress"] = self.mac_address
         if self.ports:
             out["ports"] = [p.to_json() for p in self.ports]
         return out
@@ -185,9 +187,13 @@ def port_name(key: str) -> str:
     return key.replace("_", "-")[:15].strip("-")
 
 
-def virtual_machine(name: str, image: str, oci: Mapping[str, Any], memory_mib: int, macs: Mapping[str, str],
-                    ports: Mapping[str, int]) -> VirtualMachine:
-    """The VM of an image: the layout's kernel paths and command line, its NICs and the application's ports."""
+def virtual_machine(name: str, image: str, oci: Mapping[str, Any], memory_mib: int,
+                    macs: Mapping[str, str | None], ports: Mapping[str, int]) -> VirtualMachine:
+    """The VM of an image: the layout's kernel paths and command line, its NICs and the application's ports.
+
+    ``macs``: each network device's MAC as the image's command line names it, ``None``
+    where it names none (one NIC: the guest takes the only one, whatever its address).
+    """
     if len(macs) > 1:
         raise BuildError(f"kubevirt: the application has {len(macs)} network devices ({', '.join(macs)}), and a "
                          "VirtualMachine gets one pod network: build the OCI image without the kubevirt manifest's "
@@ -209,10 +215,12 @@ UNPUSHED = "REGISTRY/{name}:latest"
 def render(name: str, images: Mapping[str, Any], image: str | None = None) -> str:
     """The YAML of the image's VM from the manifest's ``images`` entries (``image``: the pushed reference)."""
     kube = images["kubevirt"]
+    macs = {nic: images["macs"].get(nic) for nic in images.get("nics", images["macs"])}
     vm = virtual_machine(name, image or UNPUSHED.format(name=name), images["oci"], kube["memory_mib"],
-                         images["macs"], kube["ports"])
+                         macs, kube["ports"])
+    named = ["The NIC's macAddress is the one kernelArgs gives the guest (--net-mac): change both together."]
     comment = [f"KubeVirt VirtualMachine for {name}, written by unik build (--image oci).",
-               "The NIC's macAddress is the one kernelArgs gives the guest (--net-mac): change both together.",
+               *(named if any(macs.values()) else []),
                "kubectl apply -f this file after `unik push REF`, which names the pushed image@digest here."]
     if image is None:
         comment.append("Not pushed yet: kernelBoot.container.image is a placeholder.")
