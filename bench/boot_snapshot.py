@@ -32,6 +32,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suites' served_support
+
+from served_support import stop
+
 UNIK = str(Path(sys.executable).with_name("unik"))
 #: A restored or booted guest must show its line within this (TCG on a loaded host).
 LINE_TIMEOUT_S = 180.0
@@ -82,12 +86,7 @@ def qemu_rss(http: Path, accel: str, *args: str, line: str, on_stderr: bool) -> 
         qemus = [c for c in _children(proc.pid) if "qemu" in Path(f"/proc/{c}/comm").read_text()]
         return _rss_mb(qemus[0]) if qemus else None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 60)
 
 
 def save_snapshot(http: Path, accel: str) -> tuple[float, dict[str, object]]:

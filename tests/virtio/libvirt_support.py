@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from served_support import stop
+
 #: What the daemon sees at the fixed paths: the test's directories, bound over them.
 PRIVATE = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
            "cache": "/var/cache/libvirt", "etc": "/etc/libvirt"}
@@ -77,12 +79,7 @@ def private_libvirtd(netns: str) -> Iterator[Libvirtd]:
         yield Libvirtd(uri, directory, netns)
     finally:
         _destroy_all(uri)
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop(daemon, 30)
         _stop_pid(directory / "virtlogd.pid")
         log.close()
         shutil.rmtree(directory, ignore_errors=True)

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from deploy_support import base_command, manifest, serve_and_curl, tap_netns
 from host_tools import needs, require
+from served_support import stop
 from unik_vmimage import qemu
 from unik_vmimage.disk.oci import read_manifest
 from unik_vmimage.push import is_loopback, registry_host, repository
@@ -67,12 +68,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, 10)
 
 
 @pytest.fixture(scope="module")
