@@ -1064,6 +1064,20 @@ static u64 deadline_ms(i64 timeout_ms)
     return timeout_ms < 0 ? ~0ULL : monotonic() + (u64)timeout_ms * 1000000ULL;
 }
 
+/* One wait of epoll_wait's and poll's loop: the deadline is set on the first round; 0 once
+ * it has passed (nothing was ready), -EINTR for a pending signal, 1 to look again. */
+static i64 poll_wait(int round, u64 *deadline, i64 timeout_ms)
+{
+    if (round == 0)
+        *deadline = deadline_ms(timeout_ms);
+    else if (monotonic() >= *deadline)
+        return 0;
+    if (signal_pending())
+        return -EINTR;
+    wait_until(*deadline);
+    return 1;
+}
+
 static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeout_ms)
 {
     net_flush_all(); /* the end of an event loop's turn: its frames go out together */
@@ -1092,13 +1106,9 @@ static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeou
             wait_until(0); /* a poll that returns at once: which devices have frames */
             continue;
         }
-        if (round == 0)
-            deadline = deadline_ms(timeout_ms);
-        else if (monotonic() >= deadline)
-            return 0;
-        if (signal_pending())
-            return -EINTR;
-        wait_until(deadline);
+        i64 waited = poll_wait(round, &deadline, timeout_ms);
+        if (waited <= 0)
+            return waited;
     }
 }
 
@@ -1173,13 +1183,9 @@ static i64 sys_poll(struct pollfd_ *p, u64 n, i64 timeout_ms)
         }
         if (ready || timeout_ms == 0)
             return ready;
-        if (round == 0)
-            deadline = deadline_ms(timeout_ms);
-        else if (monotonic() >= deadline)
-            return 0;
-        if (signal_pending())
-            return -EINTR;
-        wait_until(deadline);
+        i64 waited = poll_wait(round, &deadline, timeout_ms);
+        if (waited <= 0)
+            return waited;
     }
 }
 
