@@ -21,6 +21,7 @@ import pytest
 from host_tools import require, require_file
 from tap_support import netns_with
 from unik_vmimage import qemu
+from unik_vmimage.disk import gpt
 
 GUEST = "10.97.0.2"
 HOST = "10.97.0.1"
@@ -95,3 +96,12 @@ def serve_and_curl(netns: str, command: Sequence[str]) -> tuple[str, list[str]]:
     finally:
         guest.kill()
         guest.wait()
+
+
+def read_layout(disk: Path) -> gpt.Layout:
+    """The GPT of the disk image file ``disk``, every CRC checked (:func:`gpt.read_gpt`)."""
+    fd = os.open(disk, os.O_RDONLY)
+    try:
+        return gpt.read_gpt(fd)
+    finally:
+        os.close(fd)

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from deploy_support import base_command, manifest, nic_args, serve_and_curl, tap_netns, uefi_args
+from deploy_support import base_command, manifest, nic_args, read_layout, serve_and_curl, tap_netns, uefi_args
 from host_tools import needs
 from unik_vmimage.disk import gpt
 from unik_vmimage.disk.images import GCE_MULTIPLE
@@ -17,14 +17,6 @@ from unik_vmimage.disk.uki import read_section
 
 def _artifact(app: Path) -> Path:
     return app / "dist" / "http-virtio"
-
-
-def _layout(disk: Path) -> gpt.Layout:
-    fd = os.open(disk, os.O_RDONLY)
-    try:
-        return gpt.read_gpt(fd)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.slow
@@ -63,7 +55,7 @@ def test_the_unified_kernel_image_holds_the_build_and_nothing_per_boot(deploy_ap
 def test_the_esp_unik_lib_fat_wrote_is_clean(deploy_app: Path, tmp_path: Path) -> None:
     artifact = _artifact(deploy_app)
     raw = artifact / manifest(artifact)["images"]["disk"]["file"]
-    (esp,) = _layout(raw).partitions
+    (esp,) = read_layout(raw).partitions
     assert esp.type_guid == gpt.ESP_TYPE and esp.first_lba == 2048
     with open(raw, "rb") as disk:
         disk.seek(esp.offset)
@@ -106,7 +98,7 @@ def test_the_gce_tarball_is_whole_gib_disk_raw_with_no_time_or_owner(deploy_app:
                 else:
                     out.seek(len(chunk), os.SEEK_CUR)
             out.truncate()
-    (esp,) = _layout(tmp_path / "disk.raw").partitions
+    (esp,) = read_layout(tmp_path / "disk.raw").partitions
     with open(artifact / "http.raw", "rb") as raw, open(tmp_path / "disk.raw", "rb") as gce:
         raw.seek(esp.offset)
         gce.seek(esp.offset)

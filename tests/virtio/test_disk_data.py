@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_support import base_command, manifest, uefi_args
+from deploy_support import base_command, manifest, read_layout, uefi_args
 from example_support import copy_example
 from lifecycle_support import fsck_clean, mtype
 from unik_vmimage.disk import gpt
@@ -26,11 +25,7 @@ def kv_disk(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_data_disk_is_a_partition_named_after_its_device(kv_disk: Path) -> None:
     images = manifest(kv_disk)["images"]
-    fd = os.open(kv_disk / images["disk"]["file"], os.O_RDONLY)
-    try:
-        _, storage = gpt.read_gpt(fd).partitions
-    finally:
-        os.close(fd)
+    _, storage = read_layout(kv_disk / images["disk"]["file"]).partitions
     assert (storage.name, storage.type_guid, storage.size) == ("storage", gpt.LINUX_DATA_TYPE, 8 << 20)
     assert images["partitions"] == {"storage": {"offset": storage.offset, "bytes": storage.size}}
 

@@ -10,6 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from deploy_support import read_layout
 from host_tools import needs
 from unik_vmimage.disk import gpt
 from unik_vmimage.disk.esp import BOOT_PATH, FAT_EPOCH, MIN_SIZE, esp_size, write_esp
@@ -25,14 +26,6 @@ def _disk(path: Path, layout: gpt.Layout) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         gpt.write_gpt(fd, layout)
-    finally:
-        os.close(fd)
-
-
-def _read(path: Path) -> gpt.Layout:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return gpt.read_gpt(fd)
     finally:
         os.close(fd)
 
@@ -63,7 +56,7 @@ def test_tables_read_back_with_every_crc_checked(tmp_path: Path) -> None:
                              gpt.stable_guid("disk"))
     disk = tmp_path / "disk.raw"
     _disk(disk, layout)
-    assert _read(disk) == layout
+    assert read_layout(disk) == layout
     raw = disk.read_bytes()
     # protective MBR: one 0xEE partition from LBA 1 over the whole disk
     assert raw[510:512] == b"\x55\xaa" and raw[450] == 0xEE
@@ -80,7 +73,7 @@ def test_a_damaged_entry_array_is_refused(tmp_path: Path) -> None:
         f.seek(2 * 512 + 60)
         f.write(b"X")
     with pytest.raises(gpt.GptError, match="primary GPT's partition entry array's CRC32 is wrong"):
-        _read(disk)
+        read_layout(disk)
 
 
 def test_bad_partitions_are_refused_before_writing() -> None:
