@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from host_tools import require
 from hvt_support import ROOT, UNIK, needs_build_tools, needs_kvm
-from tap_support import curl_in, serving, status_in, tap_namespace
+from tap_support import curl_in, netns_with, serving, status_in, tap_namespace
 
 HOST, UNIK_ADDR = "10.79.0.1", "10.79.0.2"
 
@@ -63,3 +63,28 @@ def test_an_undeclared_or_missing_device_is_refused(tmp_path: Path) -> None:
     proc = subprocess.run([UNIK, "run", "--net", "service=hvt9", "--net", "other=hvt8"], cwd=app,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "'other' is not a device of this application (it has: service)" in proc.stderr
+
+
+def test_auto_makes_the_tap_and_removes_it(tmp_path: Path) -> None:
+    """``--net service=auto``: unik makes a TAP with the host's address in the guest's subnet, as on spt and unix."""
+    needs_kvm()
+    needs_build_tools()
+    require("ip", "curl")
+    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
+        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
+    app = tmp_path / "http"
+    shutil.copytree(ROOT / "examples" / "http", app, ignore=shutil.ignore_patterns("_build", "dist"))
+    guest = "10.79.1.2"
+    subprocess.run([UNIK, "-q", "configure", "-t", "hvt", f"--ipv4={guest}/24", "--net", "service=auto"], cwd=app,
+                   check=True, timeout=60)
+    subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=120)
+    with netns_with(f"unikhvtauto{os.getpid()}", ["link", "set", "lo", "up"]) as ns:
+        with serving(ns, app, f"serving on {guest}:8080") as server:
+            got = curl_in(ns, f"http://{guest}:8080/")
+            assert (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text() == got.stdout
+            taps = subprocess.run(["ip", "-n", ns, "-o", "addr", "show"], capture_output=True, text=True).stdout
+            assert re.search(r"unik\d+\s+inet 10\.79\.1\.1/24", taps), taps
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=30) in (128 + signal.SIGTERM, 143)
+        links = subprocess.run(["ip", "-n", ns, "-o", "link", "show"], capture_output=True, text=True).stdout
+        assert "unik0" not in links, links

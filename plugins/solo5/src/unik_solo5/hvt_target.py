@@ -12,6 +12,7 @@ beside it is solo5's device manifest; the same devices are a note in the ELF, wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import py_compile
@@ -36,7 +37,7 @@ from .hvtfs import BLOCK as BLOCK_DEVICE
 from .hvtfs import NET as NET_DEVICE
 from .hvtfs import FsError, FsFile, link, pack, tree
 from .providers import BLOCK, NET, NET_MAC
-from .target import _wait
+from .target import _wait, connect_taps
 
 MONITOR = Path(__file__).with_name("unik-hvt")
 PYMAIN = Path(__file__).with_name("hvt") / "pymain.c"
@@ -261,14 +262,16 @@ class HvtTarget(Target):
                 raise RunError(f"{name!r} is not a device of this application (it has: {has})")
         for name, path in blocks.items():
             check_disk_image(name, path, writable=True)
-        cmd += [f"--net:{n}={nets[n]}" for n in declared if n in nets]
-        cmd += [f"--block:{n}={os.path.abspath(blocks[n])}" for n in declared if n in blocks]
-        cmd += [f"--net-mac:{n}={m}" for n, m in macs.items() if n in nets]
-        cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
-        if ctx.dry_run:
-            return ctx.show_command(cmd)
-        proc = subprocess.Popen(cmd)
-        ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
-        status = _wait(proc)  # SIGINT and SIGTERM are forwarded: the monitor stops the VM at once
-        return status if status >= 0 else 128 - status
+        with contextlib.ExitStack() as made:
+            keys = connect_taps(made, nets, keys, ctx)
+            cmd += [f"--net:{n}={nets[n]}" for n in declared if n in nets]
+            cmd += [f"--block:{n}={os.path.abspath(blocks[n])}" for n in declared if n in blocks]
+            cmd += [f"--net-mac:{n}={m}" for n, m in macs.items() if n in nets]
+            cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
+            if ctx.dry_run:
+                return ctx.show_command(cmd)
+            proc = subprocess.Popen(cmd)
+            ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
+            status = _wait(proc)  # SIGINT and SIGTERM are forwarded: the monitor stops the VM at once
+            return status if status >= 0 else 128 - status
 

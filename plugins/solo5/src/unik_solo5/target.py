@@ -81,6 +81,26 @@ def split_args(extra: Sequence[str]) -> tuple[dict[str, dict[str, str]], bool, l
     return given, show, rest
 
 
+
+def connect_taps(made: contextlib.ExitStack, nets: dict[str, str], keys: KeyValues, ctx: RunContext) -> KeyValues:
+    """Check each ``--net DEVICE=TAP`` names a TAP; make one for each ``DEVICE=auto`` (removed with ``made``).
+
+    ``nets`` is updated in place with the TAPs made; the keys returned name them too
+    (the application's ``--net`` key, where the plan has one).  A dry run makes none.
+    """
+    for name, ifname in list(nets.items()):
+        if ifname == AUTO and ctx.dry_run:  # the command as it would run, without making a TAP
+            continue
+        if ifname == AUTO:
+            tap = made.enter_context(AutoTap(name, auto_address(name, keys)))
+            ctx.progress.info(f"network device {name}: {tap.summary}")
+            nets[name] = tap.ifname
+            if "net" in keys.keys:
+                keys = keys.with_args({"net": [f"{name}={tap.ifname}"]})
+        else:
+            require_tap(name, ifname)
+    return keys
+
 class SptTarget(Target):
     """The application as a seccomp-sandboxed process that sees only its declared devices."""
 
@@ -186,17 +206,7 @@ class SptTarget(Target):
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
         with contextlib.ExitStack() as made:
-            for name, ifname in list(nets.items()):
-                if ifname == AUTO and ctx.dry_run:  # the command as it would run, without making a TAP
-                    continue
-                if ifname == AUTO:
-                    tap = made.enter_context(AutoTap(name, auto_address(name, keys)))
-                    ctx.progress.info(f"network device {name}: {tap.summary}")
-                    nets[name] = tap.ifname
-                    if "net" in keys.keys:
-                        keys = keys.with_args({"net": [f"{name}={tap.ifname}"]})
-                else:
-                    require_tap(name, ifname)
+            keys = connect_taps(made, nets, keys, ctx)
             return self._start(artifact, keys, ctx, nets, macs, blocks, rest)
 
     def _start(self, artifact: Artifact, keys: KeyValues, ctx: RunContext, nets: dict[str, str],
