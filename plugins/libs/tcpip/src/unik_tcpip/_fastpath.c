@@ -31,12 +31,14 @@
  *       An empty link leaves the link and IP headers as zero headroom: the segment
  *       tcp_segment(..., headroom=14 + IP header, partial) gives, for the IP layer to fill.
  *       The same builder is offered to other extensions (tcp/_predict.c) as the capsule
- *       unik_tcpip._fastpath.tcp_frame_c (see TcpFrameFn below).
+ *       unik_tcpip._fastpath.tcp_frame_c (TcpFrameFn, in _tcpframe.h).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_tcpframe.h"
 
 #define ETH_LEN 14
 #define IP_LEN 20
@@ -270,18 +272,53 @@ slow:
     Py_RETURN_NONE;
 }
 
-/* The whole-frame builder behind tcp_frame (and, through the capsule tcp_frame_c, the
- * transmit path of tcp/_predict.c): link (14 bytes, or NULL for zero headroom), the IPv4 or
- * IPv6 header (alen 4 or 16), the TCP header with NOP, NOP, Timestamps when tsval >= 0,
- * options (padded), payload, and the checksum (the pseudo-header's sum when partial).  The
- * caller checked the ranges; a new bytearray, or NULL with an exception. */
-typedef PyObject *(*TcpFrameFn)(const unsigned char *link, const unsigned char *src, const unsigned char *dst,
-                                Py_ssize_t alen, unsigned sport, unsigned dport, unsigned long seq,
-                                unsigned long ack, unsigned flags, unsigned window, long long tsval,
-                                long long tsecr, const unsigned char *options, Py_ssize_t opt_len,
-                                const unsigned char *payload, Py_ssize_t payload_len, unsigned ident,
-                                unsigned ttl, int partial);
+/* Header length of a TCP segment: NOP, NOP, Timestamps when tsval >= 0, then opt_len bytes of
+ * options padded to 4. */
+static Py_ssize_t
+tcp_header_len(long long tsval, Py_ssize_t opt_len)
+{
+    return TCP_LEN + (tsval >= 0 ? 12 : 0) + (opt_len + 3) / 4 * 4;
+}
 
+/* A TCP segment at t (its header's bytes zeroed by the caller): the header, NOP, NOP, Timestamps
+ * when tsval >= 0, options, payload, and the checksum over the pseudo-header of src and dst
+ * (alen 4 or 16), or only the pseudo-header's sum for a NIC to complete when partial.  What
+ * tcp_segment and the whole-frame builder share. */
+static void
+put_segment(unsigned char *t, const unsigned char *src, const unsigned char *dst, Py_ssize_t alen, unsigned sport,
+            unsigned dport, unsigned long seq, unsigned long ack, unsigned flags, unsigned window, long long tsval,
+            long long tsecr, const unsigned char *options, Py_ssize_t opt_len, const unsigned char *payload,
+            Py_ssize_t payload_len, int partial)
+{
+    Py_ssize_t hlen = tcp_header_len(tsval, opt_len);
+    Py_ssize_t length = hlen + payload_len;
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, seq & 0xffffffffu);
+    put32(t + 8, ack & 0xffffffffu);
+    t[12] = (unsigned char)((hlen / 4) << 4);
+    t[13] = (unsigned char)flags;
+    put16(t + 14, window);
+    unsigned char *o = t + TCP_LEN;
+    if (tsval >= 0) {
+        o[0] = 1;
+        o[1] = 1;
+        o[2] = 8;
+        o[3] = 10;
+        put32(o + 4, (unsigned long)(tsval & 0xffffffff));
+        put32(o + 8, (unsigned long)(tsecr & 0xffffffff));
+        o += 12;
+    }
+    if (opt_len)
+        memcpy(o, options, (size_t)opt_len);
+    if (payload_len)
+        memcpy(t + hlen, payload, (size_t)payload_len);
+    uint64_t acc = pseudo_sum(src, dst, alen, 6, length);
+    put16(t + 16, partial ? fold(acc) : ~fold(sum_be(acc, t, length)) & 0xffffu);
+}
+
+/* The whole-frame builder behind tcp_frame and, through the capsule TCP_FRAME_CAPSULE, the
+ * transmit path of tcp/_predict.c (its type and contract: _tcpframe.h). */
 static PyObject *
 build_frame(const unsigned char *link, const unsigned char *src, const unsigned char *dst, Py_ssize_t alen,
             unsigned sport, unsigned dport, unsigned long seq, unsigned long ack, unsigned flags, unsigned window,
@@ -289,7 +326,7 @@ build_frame(const unsigned char *link, const unsigned char *src, const unsigned 
             const unsigned char *payload, Py_ssize_t payload_len, unsigned ident, unsigned ttl, int partial)
 {
     Py_ssize_t headroom = ETH_LEN + (alen == 4 ? IP_LEN : IP6_LEN);
-    Py_ssize_t hlen = TCP_LEN + (tsval >= 0 ? 12 : 0) + (opt_len + 3) / 4 * 4;
+    Py_ssize_t hlen = tcp_header_len(tsval, opt_len);
     Py_ssize_t length = hlen + payload_len;
     PyObject *out = PyByteArray_FromStringAndSize(NULL, headroom + length);
     if (out == NULL)
@@ -321,30 +358,8 @@ build_frame(const unsigned char *link, const unsigned char *src, const unsigned 
             memcpy(h + 24, dst, 16);
         }
     }
-    unsigned char *t = b + headroom;
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, seq & 0xffffffffu);
-    put32(t + 8, ack & 0xffffffffu);
-    t[12] = (unsigned char)((hlen / 4) << 4);
-    t[13] = (unsigned char)flags;
-    put16(t + 14, window);
-    unsigned char *o = t + TCP_LEN;
-    if (tsval >= 0) {
-        o[0] = 1;
-        o[1] = 1;
-        o[2] = 8;
-        o[3] = 10;
-        put32(o + 4, (unsigned long)(tsval & 0xffffffff));
-        put32(o + 8, (unsigned long)(tsecr & 0xffffffff));
-        o += 12;
-    }
-    if (opt_len)
-        memcpy(o, options, (size_t)opt_len);
-    if (payload_len)
-        memcpy(t + hlen, payload, (size_t)payload_len);
-    uint64_t acc = pseudo_sum(src, dst, alen, 6, length);
-    put16(t + 16, partial ? fold(acc) : ~fold(sum_be(acc, t, length)) & 0xffffu);
+    put_segment(b + headroom, src, dst, alen, sport, dport, seq, ack, flags, window, tsval, tsecr, options, opt_len,
+                payload, payload_len, partial);
     return out;
 }
 
@@ -372,7 +387,7 @@ tcp_frame(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "tcp_frame: the link header is 14 bytes (or empty)");
     else if (sport > 0xffff || dport > 0xffff || window > 0xffff || flags > 0xff || ttl > 0xff)
         PyErr_SetString(PyExc_ValueError, "tcp_frame: a field is out of range");
-    else if ((tsval >= 0 ? 12 : 0) + (options.len + 3) / 4 * 4 > 40)
+    else if (tcp_header_len(tsval, options.len) > TCP_LEN + 40)
         PyErr_SetString(PyExc_ValueError, "TCP options longer than 40 bytes");
     else if (link.len && (src.len == 4 ? IP_LEN : 0) + TCP_LEN + 40 + payload.len > 0xffff)
         PyErr_SetString(PyExc_ValueError, "tcp_frame: the IP length field holds at most 65535 bytes");
@@ -415,47 +430,18 @@ tcp_segment(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "tcp_segment: a field is out of range");
         goto done;
     }
-    Py_ssize_t opt_len = (tsval >= 0 ? 12 : 0) + (options.len + 3) / 4 * 4;
-    if (opt_len > 40) {
+    if (tcp_header_len(tsval, options.len) > TCP_LEN + 40) {
         PyErr_SetString(PyExc_ValueError, "TCP options longer than 40 bytes");
         goto done;
     }
-    Py_ssize_t hlen = TCP_LEN + opt_len;
-    Py_ssize_t length = hlen + payload.len;
-    out = PyByteArray_FromStringAndSize(NULL, headroom + length);
+    Py_ssize_t hlen = tcp_header_len(tsval, options.len);
+    out = PyByteArray_FromStringAndSize(NULL, headroom + hlen + payload.len);
     if (out == NULL)
         goto done;
     unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(out);
     memset(b, 0, (size_t)(headroom + hlen));
-    unsigned char *t = b + headroom;
-    put16(t, sport);
-    put16(t + 2, dport);
-    put32(t + 4, seq & 0xffffffffu);
-    put32(t + 8, ack & 0xffffffffu);
-    t[12] = (unsigned char)((hlen / 4) << 4);
-    t[13] = (unsigned char)flags;
-    put16(t + 14, window);
-    unsigned char *o = t + TCP_LEN;
-    if (tsval >= 0) {
-        o[0] = 1;
-        o[1] = 1;
-        o[2] = 8;
-        o[3] = 10;
-        put32(o + 4, (unsigned long)(tsval & 0xffffffff));
-        put32(o + 8, (unsigned long)(tsecr & 0xffffffff));
-        o += 12;
-    }
-    if (options.len)
-        memcpy(o, options.buf, (size_t)options.len);
-    if (payload.len)
-        memcpy(t + hlen, payload.buf, (size_t)payload.len);
-    uint64_t acc = pseudo_sum(src.buf, dst.buf, src.len, 6, length);
-    unsigned csum;
-    if (partial)
-        csum = fold(acc);
-    else
-        csum = ~fold(sum_be(acc, t, length)) & 0xffffu;
-    put16(t + 16, csum);
+    put_segment(b + headroom, src.buf, dst.buf, src.len, sport, dport, seq, ack, flags, window, tsval, tsecr,
+                options.buf, options.len, payload.buf, payload.len, partial);
 done:
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
@@ -535,7 +521,8 @@ PyInit__fastpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    PyObject *capsule = PyCapsule_New((void *)build_frame, "unik_tcpip._fastpath.tcp_frame_c", NULL);
+    TcpFrameFn exported = build_frame; /* the compiler checks the definition against _tcpframe.h */
+    PyObject *capsule = PyCapsule_New((void *)exported, TCP_FRAME_CAPSULE, NULL);
     if (capsule == NULL || PyModule_AddObject(m, "tcp_frame_c", capsule) < 0) {
         Py_XDECREF(capsule);
         Py_DECREF(m);

@@ -29,6 +29,8 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "../_tcpframe.h"
+
 #define MASK 0xffffffffLL
 #define HALF 0x7fffffffLL
 #define MS 1000000LL
@@ -68,13 +70,7 @@ static const char *const names[N_COUNT] = {
 
 static PyObject *N[N_COUNT];
 
-/* The whole-frame builder of _fastpath.c (its capsule unik_tcpip._fastpath.tcp_frame_c). */
-typedef PyObject *(*TcpFrameFn)(const unsigned char *link, const unsigned char *src, const unsigned char *dst,
-                                Py_ssize_t alen, unsigned sport, unsigned dport, unsigned long seq,
-                                unsigned long ack, unsigned flags, unsigned window, long long tsval,
-                                long long tsecr, const unsigned char *options, Py_ssize_t opt_len,
-                                const unsigned char *payload, Py_ssize_t payload_len, unsigned ident,
-                                unsigned ttl, int partial);
+/* The whole-frame builder of _fastpath.c, from its capsule (_tcpframe.h). */
 static TcpFrameFn build_frame;
 /* unik.devices.TxOffload, fetched on first use. */
 static PyObject *TxOffload;
@@ -953,14 +949,7 @@ PyInit__predict(void)
         if (N[i] == NULL && (N[i] = PyUnicode_InternFromString(names[i])) == NULL)
             return NULL;
     }
-    if (build_frame == NULL) {
-        /* PyCapsule_Import finds a submodule only once it is imported. */
-        PyObject *fastpath = PyImport_ImportModule("unik_tcpip._fastpath");
-        if (fastpath == NULL)
-            return NULL;
-        Py_DECREF(fastpath);
-        if ((build_frame = (TcpFrameFn)PyCapsule_Import("unik_tcpip._fastpath.tcp_frame_c", 0)) == NULL)
-            return NULL;
-    }
+    if (build_frame == NULL && (build_frame = import_tcp_frame()) == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }
