@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from unik.progress import counted
 from unik.pydeps import deps_root
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 
+from . import hvt_stdlib
 from .hvtfs import BLOCK as BLOCK_DEVICE
 from .hvtfs import NET as NET_DEVICE
 from .hvtfs import FsError, FsFile, link, pack, tree
@@ -47,6 +49,7 @@ STDLIB = Path(f"/usr/lib/python{PY_VERSION}")
 LIBPYTHON_DIR = Path(f"/usr/lib/python{PY_VERSION}/config-{PY_VERSION}-x86_64-linux-gnu")
 PY_INCLUDE = Path(f"/usr/include/python{PY_VERSION}")
 LIBS = ["-lpython3.11", "-lexpat", "-lz", "-lm", "-ldl", "-lpthread", "-lutil"]
+OPENSSL_LIBS = list(hvt_stdlib.LIBS)
 #: Parts of the standard library a unikernel has no use for (tests, GUIs, installers, shared modules).
 STDLIB_SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "distutils",
                "pydoc_data", "site-packages", "dist-packages", "lib-dynload", f"config-{PY_VERSION}-x86_64-linux-gnu",
@@ -121,9 +124,18 @@ def extension_sources(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     return out
 
 
-def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path) -> list[Path]:
-    """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins."""
+def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path,
+                     stdlib: Sequence[tuple[str, Path]] = ()) -> list[Path]:
+    """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins.
+
+    ``stdlib`` are top-level modules already compiled (module name, object): registered
+    under their own ``PyInit_<name>`` (:mod:`unik_solo5.hvt_stdlib`).
+    """
     objects, decls, calls = [], [], []
+    for module, obj in stdlib:
+        objects.append(obj)
+        decls.append(f"extern PyObject *PyInit_{module}(void);")
+        calls.append(f'    PyImport_AppendInittab("{module}", PyInit_{module});')
     for i, (module, source) in enumerate(extensions):
         obj = tmp / f"ext{i}.o"
         proc = subprocess.run(["gcc", "-O2", f"-I{PY_INCLUDE}", "-c", str(source), "-o", str(obj)],
@@ -181,9 +193,11 @@ class HvtTarget(Target):
         """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
         if plan.app.served:
             raise BuildError(f"hvt cannot serve an {plan.app.served} application ([tool.unik] {plan.app.served}): "
-                             f"its CPython is linked statically, without a dynamic loader, so neither the standard "
-                             f"library's ssl module (which uvicorn and aiohttp import) nor the C extensions of "
-                             f"their dependencies can load; build it for virtio, xen or spt")
+                             f"its server listens on the kernel's sockets, and the unikernel has no kernel (no "
+                             f"socket: its network is unik-lib-tcpip over the net device, which a unik "
+                             f"application reaches through its Stack device, as examples/http does); its CPython "
+                             f"is linked statically, so C extensions of its dependencies that come without their "
+                             f"sources cannot load either; build it for virtio, xen or spt")
         files = runtime_files(plan, ctx.build_dir)
         pairs = [(f.dest, Path(f.source)) for f in files]
         built_in = {dest for dest, _ in extension_sources(pairs)}
@@ -198,6 +212,15 @@ class HvtTarget(Target):
         why = build_missing()
         if why:
             raise BuildError(f"cannot build for hvt: {why}")
+        try:
+            stdlib = hvt_stdlib.objects(ctx.progress)
+        except BuildError as exc:
+            if any(n.provider.startswith("tls.") for n in plan.nodes):
+                raise BuildError(f"the plan's TLS device needs the ssl module, built into the unikernel: {exc}") \
+                    from None
+            ctx.progress.warn(f"linking without the ssl and _hashlib modules (import ssl will fail in the guest; "
+                              f"hashlib keeps CPython's own hashes): {exc}")
+            stdlib = []
         image = tree(STDLIB, f"/lib/python{PY_VERSION}", skip=STDLIB_SKIP)
         image.update(app_files(pairs))
         extensions = extension_sources(pairs)
@@ -220,10 +243,10 @@ class HvtTarget(Target):
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise BuildError(f"compiling {PYMAIN.name} failed:\n{proc.stderr.strip()}")
-            builtins = compile_builtins(extensions, Path(tmp))
+            builtins = compile_builtins(extensions, Path(tmp), stdlib)
             try:
-                crypto = ["-lcrypto"] if extensions else []  # unik-lib-entropy's _aesctr; unused members are not linked
-                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *crypto],
+                # _ssl, _hashlib and unik-lib-entropy's _aesctr; unused members are not linked
+                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *OPENSSL_LIBS],
                      devices=[(d["name"], NET_DEVICE if d["type"] == "NET_BASIC" else BLOCK_DEVICE)
                               for d in devices])
             except (RuntimeError, FileNotFoundError, FsError) as exc:

@@ -1,0 +1,178 @@
+"""The standard library's OpenSSL modules, ``_ssl`` and ``_hashlib``, built into the hvt unikernel.
+
+Debian links most of CPython's C modules into ``libpython3.11.a`` but ships these two (with
+``_json``, ``_asyncio``, ``_decimal``, ...) as shared objects in ``lib-dynload``, which a
+static unikernel without a dynamic loader cannot load, and no binary package holds their
+sources.  ``unik build`` therefore takes them from Debian's *source* package of the
+installed CPython (``python3.11``, through ``apt-get source`` with a private ``deb-src``
+list made from the host's Debian entries, Debian's patches applied), once, keeping only
+the few files the two modules compile from in ``~/.cache/unik/hvt/cpython-<version>``;
+compiles them there against the installed headers, and the unikernel links them with
+the static ``libssl.a``/``libcrypto.a`` (libssl-dev) and registers them as built-ins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from unik.cache import cache_dir
+from unik.errors import BuildError
+from unik.progress import Progress
+
+SOURCE_PACKAGE = "python3.11"
+#: The binary package whose static library the unikernel links: the sources must be its version.
+BINARY_PACKAGE = "libpython3.11-dev"
+PY_INCLUDE = Path("/usr/include/python3.11")
+#: Built-in module name -> its source in CPython's ``Modules/``.
+MODULES = {"_ssl": "_ssl.c", "_hashlib": "_hashopenssl.c"}
+#: What the two compile from (``Modules/``-relative), all that is kept of the source tree.
+KEPT = ("_ssl.c", "_ssl.h", "_ssl", "_ssl_data.h", "_ssl_data_111.h", "_ssl_data_300.h", "socketmodule.h",
+        "_hashopenssl.c", "hashlib.h", "clinic/_ssl.c.h", "clinic/_hashopenssl.c.h")
+#: pyconfig.h says Debian built _socket with Bluetooth, whose headers (libbluetooth-dev) only
+#: size a sockaddr union that _ssl never touches: included first, then the two defines dropped.
+PREINCLUDE = "#include <pyconfig.h>\n#undef HAVE_BLUETOOTH_BLUETOOTH_H\n#undef HAVE_BLUETOOTH_H\n"
+LIBS = ("-lssl", "-lcrypto")
+FETCH_TIMEOUT = 900.0
+
+
+def installed_version() -> str:
+    """The Debian version of the installed CPython's source package (that of ``libpython3.11-dev``)."""
+    try:
+        proc = subprocess.run(["dpkg-query", "-W", "-f=${source:Version}", BINARY_PACKAGE],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BuildError(f"cannot ask dpkg which {BINARY_PACKAGE} is installed: {exc}") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise BuildError(f"{BINARY_PACKAGE} is not installed: apt-get install {BINARY_PACKAGE}")
+    return proc.stdout.strip()
+
+
+def upstream(version: str) -> str:
+    """The upstream part of a Debian version (``3.11.2-6+deb12u6`` -> ``3.11.2``)."""
+    return version.split(":", 1)[-1].rsplit("-", 1)[0]
+
+
+def deb_src_entries(sources: Sequence[Path]) -> str:
+    """The host's Debian archive entries (deb822 ``.sources`` files) again, as ``deb-src``.
+
+    Only entries signed by Debian's archive keyring: a third-party repository (Google's,
+    NodeSource's) has no source index to offer.
+    """
+    out = []
+    for path in sources:
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            lines = [line for line in stanza.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+            fields = dict(line.split(":", 1) for line in lines if ":" in line)
+            if "debian-archive-keyring" not in fields.get("Signed-By", "") or \
+                    "deb" not in fields.get("Types", "").split():
+                continue
+            out.append("\n".join(f"Types: deb-src" if line.startswith("Types:") else line for line in lines))
+    return "\n\n".join(out) + "\n" if out else ""
+
+
+def _apt(state: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    opts = ["-q", "-o", "Dir::Etc::SourceList=/dev/null", "-o", f"Dir::Etc::SourceParts={state / 'parts'}",
+            "-o", f"Dir::State::Lists={state / 'lists'}", "-o", f"Dir::Cache={state / 'cache'}",
+            "-o", "APT::Sandbox::User=root"]
+    return subprocess.run([args[0], *opts, *args[1:]], cwd=cwd, capture_output=True, text=True,
+                          timeout=FETCH_TIMEOUT)
+
+
+def _fetch(version: str, dest: Path, progress: Progress) -> str:
+    """Unpack Debian's ``python3.11`` source of ``version`` (or, if the archive no longer has
+    it, the newest with the same upstream version) and keep :data:`KEPT` in ``dest``; its version."""
+    parts = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    entries = deb_src_entries(parts)
+    if not entries:
+        raise BuildError("building _ssl into an hvt unikernel needs Debian's python3.11 source package, and "
+                         "/etc/apt/sources.list.d has no Debian archive entry (a .sources file signed by "
+                         "debian-archive-keyring) to find it in")
+    with tempfile.TemporaryDirectory(prefix="unik-hvt-src-") as tmp:
+        state = Path(tmp)
+        for sub in ("parts", "lists/partial", "cache/archives/partial", "src"):
+            (state / sub).mkdir(parents=True)
+        (state / "parts" / "debian-src.sources").write_text(entries)
+        with progress.step("fetching the index of Debian's source packages (about 10 MB, once)"):
+            proc = _apt(state, "apt-get", "update")
+            if proc.returncode != 0:
+                raise BuildError(f"apt-get update (deb-src) failed: {proc.stderr.strip()}")
+        shown = _apt(state, "apt-cache", "showsrc", SOURCE_PACKAGE).stdout
+        listed = re.findall(r"^Version: (\S+)$", shown, re.M)
+        same = sorted({v for v in listed if upstream(v) == upstream(version)} - {version},
+                      key=_version_key, reverse=True)
+        candidates = ([version] if version in listed else []) + same
+        if not candidates:
+            raise BuildError(f"Debian's archive has no {SOURCE_PACKAGE} source of CPython {upstream(version)} "
+                             f"(it lists {', '.join(listed) or 'none'}); the installed {BINARY_PACKAGE} is "
+                             f"{version}")
+        errors = []
+        for candidate in candidates:
+            with progress.step(f"fetching Debian's {SOURCE_PACKAGE} {candidate} source (about 26 MB, once)"):
+                proc = _apt(state, "apt-get", "source", f"{SOURCE_PACKAGE}={candidate}", cwd=state / "src")
+            trees = [p for p in (state / "src").iterdir() if p.is_dir()]
+            if proc.returncode == 0 and trees:
+                modules = trees[0] / "Modules"
+                staging = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir()
+                shutil.copy2(trees[0] / "LICENSE", staging / "LICENSE")  # the PSF licence they come under
+                for rel in KEPT:
+                    src, out = modules / rel, staging / "Modules" / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    if src.is_dir():
+                        shutil.copytree(src, out)
+                    elif src.exists():
+                        shutil.copy2(src, out)
+                (staging / "source.json").write_text(json.dumps({"package": SOURCE_PACKAGE, "version": candidate,
+                                                                 "for": version}) + "\n")
+                shutil.rmtree(dest, ignore_errors=True)
+                staging.rename(dest)
+                return candidate
+            errors.append(f"{candidate}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else '?'}")
+            for p in (state / "src").iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    raise BuildError(f"apt-get source {SOURCE_PACKAGE} failed: {'; '.join(errors)}")
+
+
+def _version_key(version: str) -> list[int | str]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", version)]
+
+
+def source_dir(progress: Progress) -> Path:
+    """The kept part of Debian's CPython source for the installed ``libpython3.11-dev``, fetched if needed."""
+    version = installed_version()
+    dest = cache_dir() / "hvt" / f"cpython-{version}"
+    if not (dest / "source.json").is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _fetch(version, dest, progress)
+    return dest
+
+
+def objects(progress: Progress) -> list[tuple[str, Path]]:
+    """(module name, object file) of ``_ssl`` and ``_hashlib``, compiled once into the cache."""
+    root = source_dir(progress)
+    modules = root / "Modules"
+    pre = root / "preinclude.h"
+    if not pre.exists():
+        pre.write_text(PREINCLUDE)
+    out = []
+    for name, source in MODULES.items():
+        obj = root / f"{name}.o"
+        if not obj.exists():
+            tmp = obj.with_name(f"{name}.o.{os.getpid()}.tmp")
+            cmd = ["gcc", "-O2", "-fno-strict-aliasing", "-include", str(pre), f"-I{PY_INCLUDE}",
+                   f"-I{PY_INCLUDE / 'internal'}", f"-I{modules}", "-c", str(modules / source), "-o", str(tmp)]
+            with progress.step(f"compiling CPython's {name} module ({source}) for hvt, once"):
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise BuildError(f"compiling {modules / source} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
+            tmp.rename(obj)
+        out.append((name, obj))
+    return out

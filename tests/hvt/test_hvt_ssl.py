@@ -1,0 +1,65 @@
+"""OpenSSL inside the hvt unikernel: CPython's _ssl and _hashlib, compiled from Debian's source and built in."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ssl
+import textwrap
+from pathlib import Path
+
+from hvt_support import needs_build_tools, needs_kvm, unik
+from unik_solo5.hvt_stdlib import deb_src_entries, upstream
+
+
+def test_hashlib_takes_openssl_and_ssl_loads_in_the_guest(tmp_path: Path) -> None:
+    needs_kvm()
+    needs_build_tools()
+    app = tmp_path / "digests"
+    (app / "src" / "digests").mkdir(parents=True)
+    (app / "pyproject.toml").write_text('[project]\nname = "digests"\nversion = "0.1"\n\n'
+                                        '[tool.unik]\nmain = "digests:start"\n')
+    (app / "src" / "digests" / "__init__.py").write_text(textwrap.dedent("""\
+        import hashlib, hmac, ssl
+        from unik.devices import Console
+
+        async def start(console: Console) -> None:
+            console.log(ssl.OPENSSL_VERSION)
+            for name in ("sha256", "md5"):
+                h = getattr(hashlib, name)(b"unik")
+                console.log(f"{name} {type(h).__module__} {h.hexdigest()}")
+            console.log("sha512_256 " + hashlib.new("sha512_256", b"unik").hexdigest())
+            console.log("pbkdf2 " + hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000).hex())
+            console.log("hmac " + hmac.digest(b"key", b"unik", "sha256").hex())
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            console.log(f"tls {ssl.HAS_TLSv1_3} {ctx.minimum_version.name}")
+        """))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    out = unik(app, "run", "-t", "hvt").stdout.splitlines()
+    assert out == [
+        ssl.OPENSSL_VERSION,  # the same libssl-dev as the host's _ssl, linked statically
+        f"sha256 _hashlib {hashlib.sha256(b'unik').hexdigest()}",
+        f"md5 _hashlib {hashlib.md5(b'unik').hexdigest()}",
+        f"sha512_256 {hashlib.new('sha512_256', b'unik').hexdigest()}",
+        f"pbkdf2 {hashlib.pbkdf2_hmac('sha256', b'pw', b'salt', 1000).hex()}",
+        f"hmac {hmac.digest(b'key', b'unik', 'sha256').hex()}",
+        f"tls True {ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).minimum_version.name}",
+    ]
+
+
+def test_the_hosts_debian_entries_become_deb_src_and_others_are_left_out(tmp_path: Path) -> None:
+    debian = tmp_path / "debian.sources"
+    debian.write_text("Types: deb\n# a snapshot\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+                      "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+                      "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n"
+                      "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+    other = tmp_path / "node.sources"
+    other.write_text("Types: deb\nURIs: https://example.invalid/node\nSuites: nodistro\nComponents: main\n"
+                     "Signed-By: /usr/share/keyrings/nodesource.gpg\n")
+    text = deb_src_entries([debian, other])
+    stanzas = text.strip().split("\n\n")
+    assert len(stanzas) == 2 and all(s.startswith("Types: deb-src\n") for s in stanzas)
+    assert "debian-security" in stanzas[1] and "#" not in text and "node" not in text
+    assert deb_src_entries([other]) == ""
+    assert upstream("3.11.2-6+deb12u6") == "3.11.2" and upstream("1:2.3-1") == "2.3"
