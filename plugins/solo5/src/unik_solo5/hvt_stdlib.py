@@ -73,7 +73,7 @@ def deb_src_entries(sources: Sequence[Path]) -> str:
             if "debian-archive-keyring" not in fields.get("Signed-By", "") or \
                     "deb" not in fields.get("Types", "").split():
                 continue
-            out.append("\n".join(f"Types: deb-src" if line.startswith("Types:") else line for line in lines))
+            out.append("\n".join("Types: deb-src" if line.startswith("Types:") else line for line in lines))
     return "\n\n".join(out) + "\n" if out else ""
 
 
@@ -86,8 +86,10 @@ def _apt(state: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
 
 
 def _fetch(version: str, dest: Path, progress: Progress) -> str:
-    """Unpack Debian's ``python3.11`` source of ``version`` (or, if the archive no longer has
-    it, the newest with the same upstream version) and keep :data:`KEPT` in ``dest``; its version."""
+    """Keep :data:`KEPT` of Debian's ``python3.11`` source of ``version`` in ``dest``; the version taken.
+
+    If the archive no longer has ``version``, the newest with the same upstream version.
+    """
     parts = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
     entries = deb_src_entries(parts)
     if not entries:
@@ -104,7 +106,7 @@ def _fetch(version: str, dest: Path, progress: Progress) -> str:
             if proc.returncode != 0:
                 raise BuildError(f"apt-get update (deb-src) failed: {proc.stderr.strip()}")
         shown = _apt(state, "apt-cache", "showsrc", SOURCE_PACKAGE).stdout
-        listed = re.findall(r"^Version: (\S+)$", shown, re.M)
+        listed: list[str] = re.findall(r"^Version: (\S+)$", shown, re.M)
         same = sorted({v for v in listed if upstream(v) == upstream(version)} - {version},
                       key=_version_key, reverse=True)
         candidates = ([version] if version in listed else []) + same

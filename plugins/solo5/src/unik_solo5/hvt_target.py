@@ -192,12 +192,12 @@ class HvtTarget(Target):
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
         if plan.app.served:
-            raise BuildError(f"hvt cannot serve an {plan.app.served} application ([tool.unik] {plan.app.served}): "
-                             f"its server listens on the kernel's sockets, and the unikernel has no kernel (no "
-                             f"socket: its network is unik-lib-tcpip over the net device, which a unik "
-                             f"application reaches through its Stack device, as examples/http does); its CPython "
-                             f"is linked statically, so C extensions of its dependencies that come without their "
-                             f"sources cannot load either; build it for virtio, xen or spt")
+            raise BuildError(f"hvt does not serve {plan.app.served} applications yet ([tool.unik] "
+                             f"{plan.app.served}): running uvicorn or aiohttp inside the unikernel is not done "
+                             f"(the ssl module they import is built in now, but the C extensions of their "
+                             f"dependencies that come without sources cannot load: no dynamic loader); write it "
+                             f"as a unik application over the Stack device (examples/http, examples/https) or "
+                             f"build it for virtio, xen or spt")
         files = runtime_files(plan, ctx.build_dir)
         pairs = [(f.dest, Path(f.source)) for f in files]
         built_in = {dest for dest, _ in extension_sources(pairs)}
