@@ -175,3 +175,39 @@ def test_a_changed_plugin_is_loaded_again(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "unik.cli", "--help"], capture_output=True, text=True,
                          env={**os.environ, **env})
     assert "lazy-hello" in out.stdout, out.stderr
+
+
+#: What a command for one target may import of solo5's: its plugin module and dialect (applied to every command line).
+SOLO5_DIALECT = {"unik_solo5", "unik_solo5.plugin", "unik_solo5.syntax"}
+
+
+def _target_modules(loaded: set[str]) -> dict[str, set[str]]:
+    """The modules of each target plugin and of the VM toolkit among ``loaded``."""
+    tops = ("unik_unix", "unik_virtio", "unik_xen", "unik_solo5", "unik_vmimage")
+    return {top: {m for m in loaded if m.split(".")[0] == top} for top in tops}
+
+
+def test_a_command_for_one_target_imports_no_other_targets_code(tmp_path: Path) -> None:
+    """`configure -t unix` and `run` of a unix build load unix's plugin, not virtio's, xen's or the VM toolkit."""
+    for needed in ("unik_unix", "unik_virtio", "unik_xen", "unik_solo5", "unik_vmimage"):
+        pytest.importorskip(needed, reason=f"needs {needed} installed (make venv installs every plugin)")
+    import shutil
+
+    hello = tmp_path / "hello"
+    shutil.copytree(HERE.parents[1] / "examples" / "hello", hello,
+                    ignore=shutil.ignore_patterns("_build", "dist", "__pycache__", "*.egg-info"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def command(*argv: str) -> set[str]:
+        return modules_after(f"from unik.cli import main\nassert main({['-C', str(hello), '-q', *argv]!r}) == 0", env)
+
+    command("configure", "-t", "unix")  # the first command remembers what each plugin registers
+    command("build")
+    for argv in (("configure", "-t", "unix"), ("run", "--count", "1"), ("run",)):
+        found = _target_modules(command(*argv))
+        assert not found["unik_virtio"] | found["unik_xen"] | found["unik_vmimage"], argv
+        assert found["unik_solo5"] <= SOLO5_DIALECT, argv
+        assert "unik_unix.target" in found["unik_unix"], argv
+    found = _target_modules(command("configure", "-t", "virtio"))
+    assert {"unik_virtio.target", "unik_virtio.providers"} <= found["unik_virtio"]
+    assert not found["unik_xen"] and not found["unik_unix"] and found["unik_solo5"] <= SOLO5_DIALECT

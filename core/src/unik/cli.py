@@ -76,11 +76,13 @@ def _app_keys(ns_project: str | None) -> list[Key]:
         return []
 
 
-def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] | None = None
-                 ) -> argparse.ArgumentParser:
+def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] | None = None,
+                 plugin_commands: bool = True) -> argparse.ArgumentParser:
     """The argument parser, with ``keys`` as options of ``configure`` and ``run``.
 
-    Their help lists the keys named in ``shown`` (all when ``None``).
+    Their help lists the keys named in ``shown`` (all when ``None``).  Without
+    ``plugin_commands`` only unik's own commands are there (:func:`_add_plugin_commands`
+    adds the plugins' when the command is none of them).
     """
     parser = argparse.ArgumentParser(
         prog="unik", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -172,7 +174,8 @@ def build_parser(pm: PluginManager, keys: Sequence[Key], shown: Collection[str] 
 
     add_instance_commands(sub)
 
-    pm.add_commands(sub)
+    if plugin_commands:
+        pm.add_commands(sub)
     return parser
 
 
@@ -455,12 +458,12 @@ def _plan_keys(pm: PluginManager, project: str | None, target: str, run: bool) -
             return None
     except (UnikError, OSError, ValueError):
         return None
-    tcls = pm.targets()[target]
+    tcls = type(pm.target(target))
     kinds = {node.kind for node in plan.nodes}
     names = {k.name for k in tcls.keys} | {key for _, key in plan.app.settings}
     if run:
         names |= {k.name for k in tcls.run_keys}
-    for pcls in pm.providers().values():
+    for pcls in pm.providers(target).values():
         if pcls.kind in kinds and pcls.serves(target):
             names |= {k.name for k in pcls.keys}
     return names
@@ -487,12 +490,14 @@ def _command_keys(pm: PluginManager, peek: _Peek, argv: Sequence[str]) -> tuple[
     return keys, shown
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+    """The parser's subcommands."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """The subcommands' parsers by name."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
+    return dict(_subparsers(parser).choices)
 
 
 def _unrecognized(parser: argparse.ArgumentParser, pm: PluginManager, peek: _Peek, argv: Sequence[str],
@@ -531,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         peek = _peek(argv)
         _check_project_dir(peek.project)
         keys, shown = _command_keys(pm, peek, argv)
-        parser = build_parser(pm, list(keys.values()), shown)
+        parser = build_parser(pm, list(keys.values()), shown, plugin_commands=False)
+        if peek.command not in _commands(parser):  # `unik --help`, or a plugin's command: the plugins add theirs
+            pm.add_commands(_subparsers(parser))
         commands = _commands(parser)
         if peek.command is not None and peek.command not in commands:
             raise UnikError(f"unknown command {peek.command!r}{did_you_mean(peek.command, commands)}; "

@@ -113,7 +113,10 @@ class PluginManager:
         self._order: dict[str, int] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
-        self._cache: dict[str, Any] = {}
+        #: What each plugin's registration hooks returned (checked), by hook and plugin, once each.
+        self._registered: dict[str, dict[str, list[Any]]] = {hook: {} for hook in _REGISTRATIONS}
+        #: Which plugin registered each name, by hook, of the plugins asked so far.
+        self._owners: dict[str, dict[str, str]] = {hook: {} for hook in _REGISTRATIONS}
         self.register(builtin, name="unik", distribution=DISTRIBUTION, version=__version__)
 
     @property
@@ -155,7 +158,6 @@ class PluginManager:
         self._order.setdefault(name, 0 if name == "unik" else 1_000_000 + len(self._order))
         module = getattr(plugin, "__name__", type(plugin).__name__)
         self.plugins[name] = PluginInfo(name, module, distribution, version, api, hooks, runtime=runtime)
-        self._cache.clear()
 
     def load(self, hook: str | None = None) -> PluginManager:
         """Load the entry-point plugins (each once) that may implement ``hook`` (all: ``None``); return ``self``.
@@ -171,11 +173,23 @@ class PluginManager:
         if self._loaded or not self._use_entry_points:
             self._loaded = True
             return self
+        eps = self._entry_points()
+        self._load_each(ep for ep in eps if hook is None or not self._index.lacks(ep, hook))
+        self._loaded = hook is None or len(self._tried) == len(eps)
+        self._index.save()
+        return self
+
+    def _entry_points(self) -> list[EntryPoint]:
+        """The wanted entry points (read once), the hook index with them."""
         if self._eps is None:
-            self._eps = self._wanted_entry_points()
-            self._index = _HookIndex.read()
-        for ep in self._eps:
-            if ep.name in self._tried or (hook is not None and self._index.lacks(ep, hook)):
+            self._eps = self._wanted_entry_points() if self._use_entry_points else []
+            self._index = _HookIndex.read() if self._eps else _HookIndex({})
+        return self._eps
+
+    def _load_each(self, eps: Iterable[EntryPoint]) -> None:
+        """Import and register each of ``eps`` not tried yet, on its own (see :meth:`load`)."""
+        for ep in eps:
+            if ep.name in self._tried:
                 continue
             self._tried.add(ep.name)
             dist, version = ep.dist, ep.version
@@ -196,9 +210,6 @@ class PluginManager:
                 )
             else:
                 self._index.remember(ep, module, self.plugins[ep.name].hooks)
-        self._loaded = hook is None or len(self._tried) == len(self._eps)
-        self._index.save()
-        return self
 
     def _wanted_entry_points(self) -> list[EntryPoint]:
         """The installed entry points, by name, once each, less those the switches leave out."""
@@ -225,45 +236,86 @@ class PluginManager:
 
     # -- registration hooks -------------------------------------------------------
 
-    def _collect(self, hook: str, what: str, check: Callable[[str, Any], None]) -> dict[str, Any]:
-        if hook in self._cache:
-            return dict(self._cache[hook])
+    def _collect(self, hook: str, what: str, check: Callable[[str, Any], None],
+                 want: Callable[[str, list[str] | None], bool] | None = None) -> dict[str, Any]:
+        """What ``hook`` registers, by name: of every plugin, or with ``want`` of those that register a wanted name.
+
+        ``want(name, targets)`` says whether a registration (a provider serving
+        ``targets``, ``None`` for all) is wanted.  Which names an installed plugin
+        registers is remembered (:class:`_HookIndex`): with ``want`` only the plugins
+        that registered a wanted name last time, those not remembered (new, upgraded or
+        edited ones) and those sharing a name with them (a duplicate is refused all the
+        same) are loaded and asked.  A caller that does not find what it wants asks
+        every plugin (``want=None``): the index spares work, never changes an answer.
+        """
+        done = self._registered[hook]
+        eps = self._entry_points()
+        while True:
+            names = {cls.PLUGIN_NAME for classes in done.values() for cls in classes}
+            pending = [ep for ep in eps if ep.name not in done and not self._index.lacks(ep, hook)
+                       and (want is None or self._index.may_register(ep, hook, want, names))]
+            self._load_each(pending)
+            asked = {ep.name for ep in pending}
+            by_name = {ep.name: ep for ep in eps}
+            for impl in getattr(self._pm.hook, hook).get_hookimpls():
+                if impl.plugin_name in done or (impl.plugin_name in by_name and impl.plugin_name not in asked):
+                    continue  # asked already, or an entry point's plugin loaded for another hook and not wanted
+                classes = list(impl.function() or ())
+                for cls in classes:
+                    check(impl.plugin_name, cls)
+                    if hook == "unik_register_providers":
+                        _check_runtime(self.plugins[impl.plugin_name], cls)
+                done[impl.plugin_name] = classes
+                if impl.plugin_name in by_name:
+                    self._index.remember_registered(by_name[impl.plugin_name], hook, classes)
+            for name in asked - set(done):  # failed to load, or implements no such hook after all
+                done[name] = []
+            if not pending:
+                break
+        self._index.save()
         found: dict[str, Any] = {}
-        owner: dict[str, str] = {}
-        for impl in self._impls(hook):
-            for cls in impl.function() or ():
-                check(impl.plugin_name, cls)
-                if hook == "unik_register_providers":
-                    _check_runtime(self.plugins[impl.plugin_name], cls)
+        owner = self._owners[hook]
+        for plugin in sorted(done, key=lambda p: self._order.get(p, 0)):
+            for cls in done[plugin]:
                 name = cls.PLUGIN_NAME
                 if name in found:
-                    raise DuplicateName(what, name, owner[name], impl.plugin_name)
-                found[name], owner[name] = cls, impl.plugin_name
-        self._cache[hook] = found
-        self._cache[hook + ".owner"] = owner
-        return dict(found)
+                    raise DuplicateName(what, name, owner[name], plugin)
+                found[name], owner[name] = cls, plugin
+        return found
 
     def owner(self, hook: str, name: str) -> PluginInfo:
         """The plugin that registered ``name`` through ``hook``."""
-        if hook not in self._cache:
+        if name not in self._owners[hook]:
             getattr(self, _REGISTRATIONS[hook])()
-        return self.plugins[self._cache[hook + ".owner"][name]]
+        return self.plugins[self._owners[hook][name]]
 
     def targets(self) -> dict[str, type[Target]]:
-        """Installed targets by name."""
+        """Installed targets by name (every plugin that registers one is loaded)."""
         return self._collect("unik_register_targets", "target", _check_class(Target))
 
-    def providers(self) -> dict[str, type[Provider]]:
-        """Installed device providers by name."""
-        return self._collect("unik_register_providers", "provider", _check_provider)
+    def providers(self, target: str | None = None) -> dict[str, type[Provider]]:
+        """Installed device providers by name; with ``target``, at least every one that serves it.
+
+        Then only the plugins that register a provider serving ``target`` are loaded
+        (their other providers come too: a caller picks with ``Provider.serves``).
+        """
+        want = None if target is None else (lambda name, targets: targets is None or target in targets)
+        return self._collect("unik_register_providers", "provider", _check_provider, want)
 
     def kernels(self) -> dict[str, type[KernelProvider]]:
         """Installed kernel providers (for VM targets) by name."""
         return self._collect("unik_register_kernels", "kernel provider", _check_named)
 
     def target(self, name: str) -> Target:
-        """An instance of the target ``name``, or :class:`UnknownTarget` saying what to do."""
-        targets = self.targets()
+        """An instance of the target ``name``, or :class:`UnknownTarget` saying what to do.
+
+        Only the plugins that registered ``name`` last time are loaded, unless it is not
+        among their targets (then every plugin is asked).
+        """
+        targets = self._collect("unik_register_targets", "target", _check_class(Target),
+                                lambda registered, _: registered == name)
+        if name not in targets:
+            targets = self.targets()
         if name not in targets:
             installed = ", ".join(sorted(targets)) or "none"
             if name in TARGET_DISTRIBUTIONS:
@@ -287,12 +339,18 @@ class PluginManager:
         keys: dict[str, Key] = {}
         owners: dict[str, str] = {}
         sources: list[tuple[str, Iterable[Key]]] = []
-        for name, tcls in self.targets().items():
-            if target is None or name == target:
-                sources.append((f"target {name}", tcls.keys))
-                if run:
-                    sources.append((f"target {name} (runner)", tcls.run_keys))
-        for name, pcls in self.providers().items():
+        if target is None:
+            targets = self.targets()
+        else:
+            try:
+                targets = {target: type(self.target(target))}
+            except UnknownTarget:
+                targets = {}
+        for name, tcls in targets.items():
+            sources.append((f"target {name}", tcls.keys))
+            if run:
+                sources.append((f"target {name} (runner)", tcls.run_keys))
+        for name, pcls in self.providers(target).items():
             if target is None or pcls.serves(target):
                 sources.append((f"provider {name}", pcls.keys))
         for source, declared in sources:
@@ -384,11 +442,15 @@ class EntryPoint(NamedTuple):
 
 
 class _HookIndex:
-    """Which hooks each installed plugin implements, remembered from the last time it loaded.
+    """What each installed plugin implements and registers, remembered from the last time it loaded.
 
-    Kept in ``$XDG_CACHE_HOME/unik/plugin-hooks.json``; a record counts only for the same
-    entry point (name, value, distribution and version) whose module file has the same
-    ``[path, mtime_ns, size, inode]``, so an upgraded or edited plugin is loaded again.
+    Kept in ``$XDG_CACHE_HOME/unik/plugin-hooks-*.json``.  A record counts only for the
+    same entry point (name, value, distribution and version) whose module file has the
+    same ``[path, mtime_ns, size, inode]``, so an upgraded or edited plugin is loaded
+    again.  Under ``registered``, what each registration hook returned: the names, with
+    the targets each serves (a target its own name, a provider its ``targets``, ``None``
+    for every target), and the stamps of the modules their classes (and bases) are
+    defined in, which an edit there voids.
     """
 
     def __init__(self, records: dict[str, Any]) -> None:
@@ -404,14 +466,34 @@ class _HookIndex:
         except (OSError, ValueError):
             return cls({})
 
-    def lacks(self, ep: EntryPoint, hook: str) -> bool:
-        """Whether ``ep``'s plugin is known not to implement ``hook`` (then it need not load for it)."""
+    def _record(self, ep: EntryPoint) -> dict[str, Any] | None:
+        """``ep``'s record if it is still valid."""
         record = self.records.get(ep.name)
         if not isinstance(record, dict) or record.get("entry_point") != list(ep):
-            return False
+            return None
         if not record.get("file") or stat_stamp([record["file"][0]]) != [record["file"]]:
-            return False
-        return hook not in record.get("hooks", ())
+            return None
+        return record
+
+    def lacks(self, ep: EntryPoint, hook: str) -> bool:
+        """Whether ``ep``'s plugin is known not to implement ``hook`` (then it need not load for it)."""
+        record = self._record(ep)
+        return record is not None and hook not in record.get("hooks", ())
+
+    def may_register(self, ep: EntryPoint, hook: str, want: Callable[[str, list[str] | None], bool],
+                     names: set[str]) -> bool:
+        """Whether ``ep``'s plugin may register, through ``hook``, a name ``want`` wants or one of ``names``.
+
+        ``True`` unless its remembered registrations say otherwise.
+        """
+        record = self._record(ep)
+        registered = (record or {}).get("registered", {}).get(hook)
+        try:
+            if registered is None or stat_stamp(f[0] for f in registered["files"]) != registered["files"]:
+                return True
+            return any(want(name, targets) or name in names for name, targets in registered["names"].items())
+        except (KeyError, TypeError, IndexError, AttributeError):  # a record of another shape
+            return True
 
     def remember(self, ep: EntryPoint, module: object, hooks: list[str]) -> None:
         """Record the hooks of ``ep``'s plugin, just loaded from ``module``."""
@@ -420,8 +502,25 @@ class _HookIndex:
             return
         file = stat_stamp([path])[0]
         record = {"entry_point": list(ep), "file": file, "hooks": sorted(hooks)}
-        if self.records.get(ep.name) != record and settled([file]):
+        old = self.records.get(ep.name)
+        if isinstance(old, dict) and {k: old.get(k) for k in record} == record:
+            return  # the same plugin: what it registered stays remembered
+        if settled([file]):
             self.records[ep.name] = record
+            self._changed = True
+
+    def remember_registered(self, ep: EntryPoint, hook: str, classes: Sequence[Any]) -> None:
+        """Record what ``ep``'s plugin (remembered by :meth:`remember`) registered through ``hook``."""
+        record = self._record(ep)
+        if record is None:
+            return
+        names = {cls.PLUGIN_NAME: _serves(hook, cls) for cls in classes}
+        paths = sorted({path for cls in classes for base in getattr(cls, "__mro__", (cls,))
+                        if isinstance(path := getattr(sys.modules.get(base.__module__), "__file__", None), str)})
+        files = stat_stamp(paths)
+        entry = {"names": names, "files": files}
+        if record.get("registered", {}).get(hook) != entry and settled(files):
+            record.setdefault("registered", {})[hook] = entry
             self._changed = True
 
     def save(self) -> None:
@@ -432,6 +531,14 @@ class _HookIndex:
                 write_atomic(_hook_index_path(), json.dumps(self.records, sort_keys=True))
             except OSError:
                 pass
+
+
+def _serves(hook: str, cls: Any) -> list[str] | None:
+    """The targets a registered class serves, as the hook index remembers them."""
+    if hook == "unik_register_targets":
+        return [cls.PLUGIN_NAME]
+    targets = getattr(cls, "targets", None) if hook == "unik_register_providers" else None
+    return None if targets is None else sorted(targets)
 
 
 def _hook_index_path() -> Path:

@@ -175,7 +175,7 @@ class Project:
         keys.check(s.key for s in app.settings)
         impls = [
             Implementation(cls, self.plugins.distribution("unik_register_providers", name))
-            for name, cls in self.plugins.providers().items()
+            for name, cls in self.plugins.providers(target).items()
         ]
         ref = TargetRef(target, self.plugins.distribution("unik_register_targets", tcls.PLUGIN_NAME),
                         host_network=tcls.host_network, startup=tcls.startup)
@@ -193,6 +193,8 @@ class Project:
         """
         from .plugins import TARGET_DISTRIBUTIONS
 
+        if set(app.targets) <= set(TARGET_DISTRIBUTIONS):
+            return  # the usual tables: no need to load every target's plugin to know them
         known = set(self.plugins.targets()) | set(TARGET_DISTRIBUTIONS)
         for name in app.targets:
             if name not in known:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from unik.hookspecs import hookimpl
-from unik.provider import Provider
-from unik.target import Target
 
-from .providers import PROVIDERS
-from .target import UnixTarget
+if TYPE_CHECKING:
+    from unik.provider import Provider
+    from unik.target import Target
+
+# The target and providers are imported by the hooks that return them (issue 18).
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
@@ -20,10 +22,14 @@ UNIK_RUNTIME = ("unik_unix.socket_stack",)
 @hookimpl
 def unik_register_targets() -> Sequence[type[Target]]:
     """The unix target."""
+    from .target import UnixTarget
+
     return [UnixTarget]
 
 
 @hookimpl
 def unik_register_providers() -> Sequence[type[Provider]]:
     """The unix target's devices."""
+    from .providers import PROVIDERS
+
     return PROVIDERS

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from unik.hookspecs import hookimpl
-from unik.provider import Provider
-from unik.target import Target
 
-from .providers import PROVIDERS
-from .target import XenTarget
+if TYPE_CHECKING:
+    from unik.provider import Provider
+    from unik.target import Target
+
+# The target and providers (and through them the VM toolkit) are imported by the hooks
+# that return them, when a command asks for xen's (issue 18).
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
@@ -20,10 +23,14 @@ UNIK_RUNTIME = ()
 @hookimpl
 def unik_register_targets() -> Sequence[type[Target]]:
     """The xen target."""
+    from .target import XenTarget
+
     return [XenTarget]
 
 
 @hookimpl
 def unik_register_providers() -> Sequence[type[Provider]]:
     """The xen target's devices."""
+    from .providers import PROVIDERS
+
     return PROVIDERS

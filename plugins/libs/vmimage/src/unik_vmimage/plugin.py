@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from unik.hookspecs import hookimpl
-from unik.kernel import KernelProvider
 
-from .kernels import KERNEL_PROVIDERS
+if TYPE_CHECKING:
+    from unik.kernel import KernelProvider
+
+# The kernel providers are imported by the hook that returns them: `unik --help` loads
+# this plugin for its commands, and only a VM build asks for kernels (issue 18).
 
 #: The core API range this plugin supports.
 UNIK_API = ">=1.0,<2"
@@ -19,6 +23,8 @@ UNIK_RUNTIME = ()
 @hookimpl
 def unik_register_kernels() -> Sequence[type[KernelProvider]]:
     """The ``debian``, ``path`` and ``source`` kernel providers."""
+    from .kernels import KERNEL_PROVIDERS
+
     return KERNEL_PROVIDERS
 
 
