@@ -1,7 +1,9 @@
-"""A process that gives up its system calls (unik's spt sandbox): reserve, seal, then only CPU sources.
+"""A process that gives up its system calls (unik's spt sandbox): seeded from every source, then only CPU sources.
 
-``sources.seal()`` is irreversible in a process, so these tests undo it with monkeypatch;
-tests/solo5 runs the same under a real seccomp filter.
+The devices connect with the process's rights whole and seed from every source; the
+runtime's ``BEFORE_SEAL``, which the sandbox announces, leaves them the sources that make
+no system call.  ``sources.seal()`` is irreversible in a process, so these tests undo it
+with monkeypatch; tests/solo5 runs the same under a real seccomp filter.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from unik.errors import NotSeeded
-from unik_entropy import fortuna, sources
+from unik import lifecycle
+from unik_entropy import sources
 from unik_entropy.device import BuiltinEntropy, FortunaRandom
-from unik_entropy.fortuna import Fortuna, reserve_seed
+from unik_entropy.fortuna import Fortuna
+
+CPU_SOURCES = {"rdseed", "rdrand", "jitter"}
 
 
 @pytest.fixture
 def sealable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo ``seal()`` and forget any reserve after the test."""
+    """Undo ``seal()`` and the life-cycle's announcements after the test."""
     monkeypatch.setattr(sources, "_sealed", False)
+    lifecycle.reset()
     yield
-    fortuna._take_reserve()
+    lifecycle.reset()
 
 
 def _no_system_calls(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,55 +41,40 @@ def _no_system_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(builtins, "open", refused)
 
 
-def test_reserve_then_seal_keeps_only_cpu_sources(sealable: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_before_seal_keeps_only_cpu_sources(sealable: None, monkeypatch: pytest.MonkeyPatch) -> None:
     before = {s.name for s in sources.builtin_sources()}
     assert "getrandom" in before and "jitter" in before
-    got = reserve_seed(32, then_seal=True)
-    assert got >= 32 * 2  # getrandom and jitter at least
+    rng = Fortuna()
+    rng.bootstrap()  # getrandom included: the process still has its system calls
+    assert "getrandom" in {s.name for s in rng.sources}
+    rng.before_seal()
     assert sources.sealed()
     _no_system_calls(monkeypatch)
     after = sources.builtin_sources()
     assert {s.name for s in after} == before - {"getrandom", "hwrng"}
     assert all(not s.syscalls for s in after)
+    assert {s.name for s in rng.sources} == before - {"getrandom", "hwrng"}
+    assert rng.read_sources(32, 8) >= 32 and len(rng.generate(64)) == 64
     getrandom = sources.Source("getrandom", sources.GETRANDOM, 8.0, os.getrandom, syscalls=True)
     with pytest.raises(OSError, match="needs system calls"):
         getrandom.read(8)
 
 
-def test_only_the_first_bootstrap_takes_the_reserve_and_it_is_wiped(sealable: None) -> None:
-    reserve_seed(32)
-    assert len(fortuna._reserve) > 32
-    held = fortuna._reserve
-    first = Fortuna(sources=[])
-    first.bootstrap()  # no source at all: the reserve alone seeds it
-    assert first.seeded and len(first.generate(32)) == 32
-    assert held is fortuna._reserve and len(held) == 0
-    with pytest.raises(NotSeeded):
-        Fortuna(sources=[]).bootstrap()
-
-
-def test_each_reserve_seeds_a_different_generator(sealable: None) -> None:
-    reserve_seed(32)
-    a = Fortuna(sources=[])
-    a.bootstrap()
-    reserve_seed(32)
-    b = Fortuna(sources=[])
-    b.bootstrap()
-    assert a.generate(64) != b.generate(64)
-
-
-def test_the_device_connects_and_reseeds_without_system_calls(
+def test_the_devices_seal_on_the_runtimes_before_seal_then_reseed_without_system_calls(
     sealable: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reserve_seed(then_seal=True)
-    _no_system_calls(monkeypatch)
-
     async def go() -> None:
         entropy = await BuiltinEntropy.connect()
         dev = await FortunaRandom.connect(entropy, reseed_interval=0.01)
         try:
-            assert {s.name for s in dev.rng.sources} <= {"rdseed", "rdrand", "jitter"}
+            assert "getrandom" in {s.name for s in dev.rng.sources}  # seeded before the seal
             first = dev.generate(64)
+            lifecycle.announce(lifecycle.BEFORE_SEAL)  # what spt's boot does; no import of this library
+            assert sources.sealed()
+            _no_system_calls(monkeypatch)
+            assert {s.name for s in dev.rng.sources} <= CPU_SOURCES
+            assert {s.name for s in entropy.sources} <= CPU_SOURCES
+            assert len(await entropy.read(16)) == 16
             while dev.rounds < 3:
                 await asyncio.sleep(0.01)
             assert dev.generate(64) != first and dev.failures == []
@@ -94,3 +84,15 @@ def test_the_device_connects_and_reseeds_without_system_calls(
             await entropy.disconnect()
 
     asyncio.run(go())
+
+
+def test_disconnected_devices_no_longer_listen_for_before_seal(sealable: None) -> None:
+    async def go() -> None:
+        entropy = await BuiltinEntropy.connect()
+        dev = await FortunaRandom.connect(entropy)
+        await dev.disconnect()
+        await entropy.disconnect()
+
+    asyncio.run(go())
+    lifecycle.announce(lifecycle.BEFORE_SEAL)
+    assert not sources.sealed()

@@ -5,15 +5,16 @@ order: check the handed devices against the manifest; import the generated ``mai
 (every implementation and the application) and :data:`PRELOAD`; keep the sources of
 the artifact's modules for tracebacks (nothing can be read later); parse the keys and
 bind the handed descriptors to the devices' keys (:func:`unik_solo5.devices.key_args`);
-reserve seed material for Fortuna from every entropy source and seal the sources that
-need system calls (:func:`unik_entropy.fortuna.reserve_seed`); create the event loop
-(its epoll and self-pipe descriptors) and start the runtime's supervisor, which
-installs its SIGINT/SIGTERM handlers; the generated ``main.py`` connects the devices
-(a TLS device reads its certificate and key, OpenSSL its configuration) and announces
+create the event loop (its epoll and self-pipe descriptors) and start the runtime's
+supervisor, which installs its SIGINT/SIGTERM handlers; the generated ``main.py``
+connects the devices (a TLS device reads its certificate and key, OpenSSL its
+configuration, a Fortuna seeds itself from every entropy source) and announces
 :data:`unik.lifecycle.STARTED`, on which :func:`unik_solo5._sandbox.enter` closes
 every other descriptor, enters the namespaces with an empty root and installs the
 filter compiled from :mod:`unik_solo5.policy` for exactly these descriptors
-(``BEFORE_SEAL`` and ``SEALED`` are announced around it).  Only then does the
+(``BEFORE_SEAL`` and ``SEALED`` are announced around it: libraries subscribe, load what
+they load lazily and give up what needs system calls — unik-lib-entropy its sources
+that do; this module imports no library).  Only then does the
 application's ``start`` run.  The process leaves with ``os._exit`` once the
 devices are disconnected: no loop closing, no interpreter finalization.
 """
@@ -80,25 +81,6 @@ def _keep_sources(root: Path) -> None:
     linecache.updatecache = no_disk
 
 
-def _seed_entropy() -> None:
-    """Seed material for the plan's Fortuna from every source now; later, only syscall-free ones.
-
-    The random device connects after the filter is on: it then takes this reserve
-    (getrandom, ``/dev/hwrng``, RDSEED, RDRAND, jitter, read here) and is fed by RDSEED,
-    RDRAND, CPU jitter and event timing alone, which need no system call.
-    """
-    if "unik_entropy.fortuna" not in sys.modules:  # the plan has no random device of unik-lib-entropy
-        return
-    from unik_entropy.fortuna import Fortuna, reserve_seed
-
-    # The generator's first use may load what its AES backend needs: do it now.
-    warm = Fortuna(sources=[])
-    warm.seed(b"warm-up")
-    warm.generate(4096)
-    if not reserve_seed(then_seal=True):
-        raise UnikError("no entropy source answered before the sandbox went on")
-
-
 def _threads_attempt_clone() -> None:
     """Make starting a thread ask for ``clone`` first, so that the report names it.
 
@@ -162,7 +144,6 @@ def boot(script: str) -> NoReturn:
     try:
         keys = runtime.parse_args(main.KEYS, sys.argv[1:], prog, syntax=solo5_syntax)
         keys = keys.with_args(key_args(handed(), set(keys.keys)))
-        _seed_entropy()
     except UnikError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -16,7 +16,7 @@ its self-pipe, ``getpid``) and signal delivery (SIGINT/SIGTERM from ``unik run``
 
 What is needed only on the way in is done before the filter, so it is not here:
 opening and configuring the devices (the tender), seeding Fortuna (getrandom,
-``/dev/hwrng``: :func:`unik_entropy.fortuna.reserve_seed`; afterwards it is fed by
+``/dev/hwrng``, as unik-lib-entropy's device connects; on ``BEFORE_SEAL`` it keeps only
 RDSEED, RDRAND, CPU jitter and event timing, which make no system call), asyncio's
 signal handlers (``rt_sigaction``, and ``newfstatat``/``fcntl`` of
 ``signal.set_wakeup_fd``: the filter goes on in the first step of the application's

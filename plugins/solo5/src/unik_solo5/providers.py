@@ -5,9 +5,11 @@ The console, clocks and sleep are the core's POSIX devices, as on unix
 clock_gettime, epoll_wait).  The network and block
 devices are unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork` and
 :class:`~unik_fdio.block.FileBlock` adopting the descriptors the tender opened (see
-:mod:`unik_solo5.devices`).  ``random`` and ``entropy`` come from unik-lib-entropy:
-Fortuna, seeded before the filter from every source (getrandom included) and fed
-after it by RDSEED, RDRAND, CPU jitter and event timing, which need no system call.
+:mod:`unik_solo5.devices`).  ``random`` and ``entropy`` come from unik-lib-entropy
+(installed beside this target, which does not import it): Fortuna, seeded as it connects,
+before the filter, from every source (getrandom included) and fed after it by RDSEED,
+RDRAND, CPU jitter and event timing, which need no system call (it subscribes to the
+runtime's ``BEFORE_SEAL``).
 """
 
 from __future__ import annotations

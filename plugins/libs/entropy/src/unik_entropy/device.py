@@ -8,7 +8,9 @@ the pools each ``reseed_interval`` seconds (mirage-crypto-rng's periodic reseedi
 and Fortuna's rules decide when the pools reseed the generator.  Event timings from
 other libraries (the runtime's, :mod:`unik_entropy.events`) go into the pools as they
 come; the runtime's :data:`unik.lifecycle.RESUMED` (a VM snapshot restored) makes every
-generator reseed before its next output (:func:`unik_entropy.forks.new_generation`).
+generator reseed before its next output (:func:`unik_entropy.forks.new_generation`), and
+its :data:`unik.lifecycle.BEFORE_SEAL` (spt's sandbox about to go on) leaves both devices
+the sources that need no system call (:meth:`unik_entropy.fortuna.Fortuna.before_seal`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from unik.errors import DeviceClosed, NotSeeded
 from . import events, forks, helpers
 from .fortuna import Fortuna
 from .health import HealthTest, SourceFailure
-from .sources import DEVICE_IDS, Source
+from .sources import DEVICE_IDS, Source, seal
 from .sources import builtin_sources as find_sources
 
 #: Bytes read from every source per periodic round, added as 8-byte events (one per pool).
@@ -64,6 +66,7 @@ class FortunaRandom:
         self.rng.bootstrap(extra=first)
         events.attach(self.rng)
         lifecycle.subscribe(lifecycle.RESUMED, forks.new_generation)
+        lifecycle.subscribe(lifecycle.BEFORE_SEAL, self.rng.before_seal)
         helpers.install(self)
         self._task = asyncio.get_running_loop().create_task(self._reseed_loop(), name="unik-entropy-reseed")
         return self
@@ -75,6 +78,7 @@ class FortunaRandom:
         self._closed = True
         events.detach(self.rng)
         lifecycle.unsubscribe(lifecycle.RESUMED, forks.new_generation)
+        lifecycle.unsubscribe(lifecycle.BEFORE_SEAL, self.rng.before_seal)
         helpers.uninstall(self)
         if self._task is not None:
             self._task.cancel()
@@ -135,12 +139,20 @@ class BuiltinEntropy:
 
     @classmethod
     async def connect(cls) -> BuiltinEntropy:
-        """Find the sources."""
-        return cls(find_sources())
+        """Find the sources; the runtime's ``BEFORE_SEAL`` leaves only those without system calls."""
+        self = cls(find_sources())
+        lifecycle.subscribe(lifecycle.BEFORE_SEAL, self.before_seal)
+        return self
 
     async def disconnect(self) -> None:
         """Close the source."""
         self._closed = True
+        lifecycle.unsubscribe(lifecycle.BEFORE_SEAL, self.before_seal)
+
+    def before_seal(self) -> None:
+        """The process gives up its system calls: seal the sources that need them, and drop them."""
+        seal()
+        self.sources = [src for src in self.sources if not src.syscalls]
 
     @property
     def quality(self) -> float:

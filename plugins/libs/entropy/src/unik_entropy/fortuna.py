@@ -5,11 +5,14 @@
   generator first.
 * Unseeded: every request raises :class:`unik.errors.NotSeeded` until :meth:`Fortuna.seed`
   or a pool reseed happened.
-* Sealed processes: :func:`reserve_seed` reads every built-in source (getrandom and
-  ``/dev/hwrng`` included) into a one-time reserve before a process gives up its system
-  calls (unik's spt sandbox); the next :meth:`Fortuna.bootstrap` mixes it in and wipes
-  it, and the pools are fed afterwards by the sources that need no system call (RDSEED,
-  RDRAND, CPU jitter, event timing).
+* Sealed processes: a Fortuna seeds itself from every built-in source when it connects
+  (getrandom and ``/dev/hwrng`` included); when the process is about to give up its
+  system calls (unik's spt sandbox announces the runtime's
+  :data:`unik.lifecycle.BEFORE_SEAL`, to which :class:`unik_entropy.device.FortunaRandom`
+  subscribes :meth:`Fortuna.before_seal`), it loads what its AES backend loads on first
+  use, seals the sources that need system calls and feeds its pools from then on with
+  the others alone (RDSEED, RDRAND, CPU jitter, event timing).  No target calls into
+  this library for it.
 * Fork: a child process re-seeds its generators before it can produce output, from the
   built-in sources, its pid and the clock, so parent and child never share output.
   ``os.fork`` does it at once (an at-fork handler); a fork that bypasses Python (libc's
@@ -55,42 +58,6 @@ RESEED_INTERVAL_S = 0.1
 
 _ZEROS = memoryview(bytes(BUFFER))
 _LIVE: weakref.WeakSet[Fortuna] = weakref.WeakSet()
-#: Seed material read by :func:`reserve_seed`, taken (and wiped) by the next bootstrap.
-_reserve = bytearray()
-_reserve_lock = threading.Lock()
-
-
-def reserve_seed(n: int = 64, *, then_seal: bool = False) -> int:
-    """Read ``n`` bytes of every healthy built-in source now, for the next :meth:`Fortuna.bootstrap`.
-
-    For a process about to give up its system calls: the Fortuna connected later is then
-    seeded from getrandom and ``/dev/hwrng`` as well, although it can no longer reach
-    them.  With ``then_seal``, :func:`unik_entropy.sources.seal` follows, so that only
-    the sources needing no system call are read from then on.  Returns the bytes
-    reserved (sources failing their health tests or transiently are skipped).
-    """
-    got = 0
-    with _reserve_lock:
-        for src in builtin_sources():
-            try:
-                data = src.read(n)
-            except (SourceFailure, OSError):
-                continue
-            _reserve.extend(bytes((src.source_id,)) + data)
-            got += len(data)
-    if then_seal:
-        seal()
-    return got
-
-
-def _take_reserve() -> bytes:
-    with _reserve_lock:
-        data = bytes(_reserve)
-        _reserve[:] = bytes(len(_reserve))  # wipe, then forget
-        del _reserve[:]
-    return data
-
-
 class Fortuna:
     """A thread-safe, fork-safe Fortuna CSPRNG; :meth:`generate` is the ``Random`` API."""
 
@@ -184,14 +151,9 @@ class Fortuna:
     def bootstrap(self, extra: bytes = b"", n: int = 64) -> None:
         """Seed directly from ``n`` bytes of every healthy source (plus ``extra``).
 
-        What :func:`reserve_seed` reserved goes in too (only the first bootstrap gets it).
-
         :raises NotSeeded: when no source produced anything and ``extra`` is empty.
         """
         parts = [extra] if extra else []
-        reserved = _take_reserve()
-        if reserved:
-            parts.append(b"reserve" + reserved)
         for src in self.sources:
             if not src.healthy:
                 continue
@@ -204,6 +166,20 @@ class Fortuna:
         if not parts:
             raise NotSeeded("no entropy source produced output: " + ("; ".join(self.failures) or "none found"))
         self.seed(b"".join(parts))
+
+    def before_seal(self) -> None:
+        """Get ready for a process without system calls (the runtime's ``BEFORE_SEAL``).
+
+        Loads what the AES backend loads on its first use (a throwaway generator's
+        output), seals the built-in sources that need system calls
+        (:func:`unik_entropy.sources.seal`) and drops them from this generator's sources:
+        from now on only RDSEED, RDRAND, CPU jitter and event timing feed the pools.
+        """
+        warm = Fortuna(sources=[])
+        warm.seed(b"warm-up")
+        warm.generate(4096)
+        seal()
+        self.sources = [src for src in self.sources if not src.syscalls]
 
     # --- output --------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ jitter     4    CPU timer jitter around memory walks (C, rdtsc deltas)      0.5 
 hwrng      5    ``/dev/hwrng``: virtio-rng inside a VM image                4 bits/byte
 =========  ===  ==========================================================  ===========
 
-getrandom and hwrng make system calls; the others run on the CPU alone.  A process
-about to give up its system calls (unik's spt sandbox, under seccomp) calls
-:func:`seal` once it has read what it needs from them (see
-:func:`unik_entropy.fortuna.reserve_seed`): from then on those sources answer every
+getrandom and hwrng make system calls; the others run on the CPU alone.  When a
+process is about to give up its system calls (unik's spt sandbox, under seccomp,
+announces the runtime's ``BEFORE_SEAL``), the connected devices call :func:`seal`
+(:meth:`unik_entropy.fortuna.Fortuna.before_seal`): from then on those sources answer every
 read with an ``OSError``, which every reader treats as "skip it this time", and
 :func:`builtin_sources` no longer lists or probes them.
 
