@@ -12,6 +12,7 @@ CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 TENDER = "unik-spt"
 MONITOR = "unik-hvt"
 RUNTIME = "hvt/unik-hvt-runtime.o"
+DIRECT = "hvt/unik-hvt-direct.o"
 PROBE = "hvt/probe.elf"
 # The guest runtime runs before libc has resolved its ifuncs or set up TLS, and in a
 # system call libc may keep values in SSE registers: no libc calls, no SSE of its own.
@@ -50,6 +51,8 @@ class BuildWithTender(build_ext):
         (out_dir / "hvt").mkdir(exist_ok=True)
         subprocess.check_call(["ld", "-r", "-o", str(out_dir / RUNTIME), str(tmp / "runtime.o"), str(tmp / "boot.o"),
                                str(tmp / "vdso_image.o")])
+        # libc's system-call wrappers that call the runtime instead of trapping (programs linked with glibc)
+        subprocess.check_call([*cc, *CFLAGS, "-fno-pie", "-c", str(src / "direct.c"), "-o", str(out_dir / DIRECT)])
         subprocess.check_call([*cc, "-nostdlib", "-static", "-no-pie", "-o", str(out_dir / PROBE),
                                str(src / "probe.S")])
 

@@ -29,6 +29,12 @@ ENTRY = struct.Struct("<IIIIQQQ")
 S_IFDIR = 0o040000
 S_IFREG = 0o100000
 RUNTIME = Path(__file__).with_name("hvt") / "unik-hvt-runtime.o"
+#: libc's system-call wrappers that call the runtime instead of trapping (``hvt/direct.c``), and the
+#: libc functions they replace (``ld --wrap``): the calls a served request makes.
+DIRECT = RUNTIME.with_name("unik-hvt-direct.o")
+DIRECT_CALLS = ("read", "write", "readv", "writev", "pread", "pread64", "close", "lseek", "lseek64", "dup", "getpid",
+                "fstat", "fstat64", "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64", "open", "open64",
+                "openat", "openat64", "fcntl", "fcntl64", "ioctl", "isatty", "epoll_wait", "poll")
 #: Device types of the manifest note (hvt_abi.h's HVT_NET, HVT_BLOCK).
 NET, BLOCK = 1, 2
 MANIFEST_NOTE = 0x31544D46  # HVT_NOTE_MANIFEST
@@ -141,6 +147,11 @@ def link(objects: Sequence[Path], archive: bytes | None, out: Path, *, libs: Seq
                  "-Wl,-z,max-page-size=0x200000"]
         if not libc:
             flags += ["-nostdlib", "-nostartfiles"]
+        else:
+            if not DIRECT.exists():
+                raise FileNotFoundError(f"hvt's direct system calls {DIRECT} are missing: reinstall unik-target-solo5")
+            flags.append("-Wl," + ",".join(f"--wrap={name}" for name in DIRECT_CALLS))
+            extra.append(str(DIRECT))
         cmd = [cc, *flags, "-o", str(out), *map(str, objects), str(RUNTIME), *extra, *libs]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

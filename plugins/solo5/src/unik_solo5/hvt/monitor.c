@@ -645,6 +645,101 @@ static struct device *io_device(struct hvt_io *io, uint32_t type)
     return &devices[io->device];
 }
 
+/* Send (writing) or receive the frames of batch b on network device `device`; -1 when an
+ * address lies outside guest memory.  A receive stops when the TAP runs dry (done: how
+ * many came); a device that is not a network device answers -ENODEV. */
+static int net_batch(struct hvt_net_batch *b, uint32_t device, int writing)
+{
+    b->done = 0;
+    if (!b->count)
+        return 0;
+    if (b->count > HVT_BATCH_MAX)
+        return -1;
+    struct hvt_frame *fr = guest(b->frames, (uint64_t)b->count * sizeof *fr);
+    if (!fr)
+        return -1;
+    struct hvt_io io = {device, 0, 0, 0, 0, 0};
+    struct device *dev = io_device(&io, HVT_NET);
+    for (uint32_t i = 0; i < b->count; i++) {
+        void *buf = guest(fr[i].buf, fr[i].len);
+        if (!buf || !fr[i].len)
+            return -1;
+        if (!dev) {
+            fr[i].ret = -ENODEV;
+            break;
+        }
+        ssize_t n = writing ? write(dev->fd, buf, fr[i].len) : read(dev->fd, buf, fr[i].len);
+        fr[i].ret = n < 0 ? -(int64_t)errno : n;
+        if (n < 0 && !writing)
+            break; /* dry (EAGAIN) or failed: done says how many came */
+        b->done++;
+    }
+    return 0;
+}
+
+/* Wait (ppoll, the stop signals let through) until one of the TAPs of watch is readable or until
+ * deadline (monotonic ns; 0: just look) or a stop signal for the guest; the readable
+ * devices' bits. */
+static uint64_t wait_readable(uint64_t deadline, uint64_t watch)
+{
+    struct pollfd fds[HVT_MAX_DEVICES];
+    uint32_t which[HVT_MAX_DEVICES], n = 0;
+    for (uint32_t i = 0; i < ndevices; i++)
+        if (devices[i].d.type == HVT_NET && ((watch >> i) & 1)) {
+            fds[n].fd = devices[i].fd;
+            fds[n].events = POLLIN;
+            which[n++] = i;
+        }
+    for (;;) {
+        if (*guest_signals) /* a stop for the guest: it takes it when the call returns */
+            return 0;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        uint64_t wait = deadline > now ? deadline - now : 0;
+        struct timespec ts = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)};
+        int r = ppoll(fds, n, &ts, &run_mask);
+        if (r < 0 && errno == EINTR)
+            continue;
+        uint64_t ready = 0;
+        for (uint32_t k = 0; r > 0 && k < n; k++)
+            if (fds[k].revents & POLLIN)
+                ready |= 1ULL << which[k];
+        return ready;
+    }
+}
+
+/* HVT_TURN (hvt_abi.h): send, receive, and wait only when nothing came; -1 for an address
+ * outside guest memory. */
+static int turn(struct hvt_turn *t)
+{
+    uint32_t nd = t->ndevices < ndevices ? t->ndevices : ndevices;
+    struct hvt_net_batch *tx = guest(t->tx, (uint64_t)nd * sizeof *tx);
+    struct hvt_net_batch *rx = guest(t->rx, (uint64_t)nd * sizeof *rx);
+    if (!tx || !rx)
+        return -1;
+    for (uint32_t i = 0; i < nd; i++)
+        if (tx[i].count && net_batch(&tx[i], i, 1) < 0)
+            return -1;
+    int came = 0;
+    for (uint32_t i = 0; i < nd; i++) {
+        if (devices[i].d.type != HVT_NET)
+            continue;
+        if (net_batch(&rx[i], i, 0) < 0)
+            return -1;
+        came |= rx[i].done > 0;
+    }
+    uint64_t readable = wait_readable(came ? 0 : t->deadline_ns, t->watch);
+    t->ready = 0;
+    for (uint32_t i = 0; i < ndevices; i++) {
+        if (!((readable >> i) & 1))
+            continue;
+        if (i < nd && rx[i].count && !rx[i].done && net_batch(&rx[i], i, 0) < 0)
+            return -1; /* frames came while waiting */
+        if (i >= nd || !rx[i].count || rx[i].done == rx[i].count)
+            t->ready |= 1ULL << i; /* more may wait than the batch held */
+    }
+    return 0;
+}
+
 /* Serve one hypercall; returns -1 to continue or the exit status. */
 static int hypercall(unsigned nr, uint32_t arg)
 {
@@ -680,29 +775,8 @@ static int hypercall(unsigned nr, uint32_t arg)
         struct hvt_poll *p = guest(arg, sizeof *p);
         if (!p)
             return bad("poll");
-        struct pollfd fds[HVT_MAX_DEVICES];
-        uint32_t which[HVT_MAX_DEVICES], n = 0;
-        for (uint32_t i = 0; i < ndevices; i++)
-            if (devices[i].d.type == HVT_NET) {
-                fds[n].fd = devices[i].fd;
-                fds[n].events = POLLIN;
-                which[n++] = i;
-            }
-        p->ready = 0;
-        for (;;) {
-            if (*guest_signals) /* a stop for the guest: it takes it when the call returns */
-                return -1;
-            uint64_t now = now_ns(CLOCK_MONOTONIC);
-            uint64_t wait = p->deadline_ns > now ? p->deadline_ns - now : 0;
-            struct timespec ts = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)};
-            int r = ppoll(fds, n, &ts, &run_mask);
-            if (r < 0 && errno == EINTR)
-                continue;
-            for (uint32_t k = 0; r > 0 && k < n; k++)
-                if (fds[k].revents & POLLIN)
-                    p->ready |= 1ULL << which[k];
-            return -1;
-        }
+        p->ready = wait_readable(p->deadline_ns, ~0ULL);
+        return -1;
     }
     case HVT_NET_WRITE:
     case HVT_NET_READ:
@@ -739,29 +813,18 @@ static int hypercall(unsigned nr, uint32_t arg)
     case HVT_NET_WRITE_MANY:
     case HVT_NET_READ_MANY: {
         struct hvt_net_batch *b = guest(arg, sizeof *b);
-        if (!b || b->count > HVT_BATCH_MAX)
+        if (!b)
             return bad("net batch");
-        struct hvt_frame *fr = guest(b->frames, (uint64_t)b->count * sizeof *fr);
-        if (!fr)
-            return bad("net batch");
-        struct hvt_io io = {b->device, 0, 0, 0, 0, 0};
-        struct device *dev = io_device(&io, HVT_NET);
-        b->done = 0;
-        for (uint32_t i = 0; i < b->count; i++) {
-            void *buf = guest(fr[i].buf, fr[i].len);
-            if (!buf || !fr[i].len)
-                return bad("net batch");
-            if (!dev) {
-                fr[i].ret = -ENODEV;
-                break;
-            }
-            ssize_t n = nr == HVT_NET_WRITE_MANY ? write(dev->fd, buf, fr[i].len) : read(dev->fd, buf, fr[i].len);
-            fr[i].ret = n < 0 ? -(int64_t)errno : n;
-            if (n < 0 && nr == HVT_NET_READ_MANY)
-                break; /* dry (EAGAIN) or failed: done says how many came */
-            b->done++;
-        }
-        return -1;
+        return net_batch(b, b->device, nr == HVT_NET_WRITE_MANY) < 0 ? bad("net batch") : -1;
+    }
+    case HVT_TURN: {
+        struct hvt_turn *t = guest(arg, sizeof *t);
+        if (!t)
+            return bad("turn");
+        int status = turn(t);
+        t->monotonic_ns = now_ns(CLOCK_MONOTONIC);
+        t->wall_ns = now_ns(CLOCK_REALTIME);
+        return status < 0 ? bad("turn") : -1;
     }
     case HVT_EXIT: {
         struct hvt_exit *e = guest(arg, sizeof *e);
@@ -778,7 +841,7 @@ static int hypercall(unsigned nr, uint32_t arg)
 /* --profile: the monitor's side of where a run's time goes */
 static const char *const call_names[HVT_NCALLS] = {"console", "clock", "poll", "net write", "net read",
                                                    "block write", "block read", "exit", "net write many",
-                                                   "net read many"};
+                                                   "net read many", "turn"};
 static uint64_t profile_calls[HVT_NCALLS], profile_ns[HVT_NCALLS], profile_start, profile_entered;
 
 static void profile_report(void)
@@ -922,7 +985,8 @@ static void show_policy(const char *unikernel)
     printf("unik-hvt's seccomp allowlist once the VM and its devices exist (x86_64; anything else: SIGSYS, exit 125):\n");
     for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         printf("  %s\n", allowed_names[i]);
-    printf("The guest's hypercalls: console, clock, poll, net read/write (a frame or a batch), block read/write/flush, exit "
+    printf("The guest's hypercalls: console, clock, poll, net read/write (a frame or a batch), the end of an event "
+           "loop's turn (send, receive, wait, the clocks: one exit), block read/write/flush, exit "
            "(hvt_abi.h); its system calls are served inside the guest by the runtime.\n");
     if (!unikernel)
         return;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "hvt_abi.h"
+#include "hvt_direct.h"
 #include "sysnames.h"
 
 /* ---- Linux constants (x86_64 uapi) ------------------------------------------------ */
@@ -199,17 +200,23 @@ static u64 rdtsc(void)
     return ((u64)hi << 32) | lo;
 }
 
-static void anchor(void)
+/* Anchor the clocks at the host's monotonic and wall ns, read just now. */
+static void anchor_at(u64 mono, u64 wall)
 {
-    struct hvt_clock c;
-    hypercall(HVT_CLOCK, &c);
     anchor_tsc = rdtsc();
-    anchor_mono = c.monotonic_ns;
-    anchor_wall = c.wall_ns;
+    anchor_mono = mono;
+    anchor_wall = wall;
     bi->vclock.tsc = anchor_tsc; /* the vDSO's clock (vdso.c) */
     bi->vclock.monotonic_ns = anchor_mono;
     bi->vclock.wall_ns = anchor_wall;
     bi->vclock.mult = tsc_mult;
+}
+
+static void anchor(void)
+{
+    struct hvt_clock c;
+    hypercall(HVT_CLOCK, &c);
+    anchor_at(c.monotonic_ns, c.wall_ns);
 }
 
 static void clocks(u64 *mono, u64 *wall)
@@ -638,6 +645,7 @@ static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
 struct netq {
     u8 *rx_buf, *tx_buf;
     u32 slot, rx_head, rx_count, tx_count;
+    int opened; /* the guest opened it: the turn waits for its frames */
     struct hvt_frame rx[NET_RING], tx[NET_RING];
 };
 static struct netq netqs[HVT_MAX_DEVICES];
@@ -647,6 +655,7 @@ static u64 net_ready = ~0ULL; /* bit i: device i may have a frame (cleared when 
 static i64 netq_open(u32 i)
 {
     struct netq *q = &netqs[i];
+    q->opened = 1;
     if (q->rx_buf)
         return 0;
     u64 slot = (bi->devices[i].mtu + 14 + 4 + 12 + 63) & ~63ULL;
@@ -659,6 +668,13 @@ static i64 netq_open(u32 i)
     q->rx_buf = (u8 *)(uintptr_t)at;
     q->tx_buf = q->rx_buf + (u64)NET_RING * q->slot;
     return 0;
+}
+
+/* The receive ring's slots, for a batch of NET_RING frames. */
+static void rx_slots(struct netq *q)
+{
+    for (u32 k = 0; k < NET_RING; k++)
+        q->rx[k] = (struct hvt_frame){(u64)(uintptr_t)(q->rx_buf + (u64)k * q->slot), q->slot, 0};
 }
 
 static void net_flush(u32 i)
@@ -688,8 +704,9 @@ static i64 net_read(u32 i, u8 *buf, u64 len)
         return io.ret;
     }
     if (!q->rx_count) {
-        for (u32 k = 0; k < NET_RING; k++)
-            q->rx[k] = (struct hvt_frame){(u64)(uintptr_t)(q->rx_buf + (u64)k * q->slot), q->slot, 0};
+        if (!((net_ready >> i) & 1))
+            return -EAGAIN; /* the TAP ran dry at the last exit: the next turn (wait_until) looks again */
+        rx_slots(q);
         struct hvt_net_batch b = {i, NET_RING, (u64)(uintptr_t)q->rx, 0, 0};
         hypercall(HVT_NET_READ_MANY, &b);
         if (b.done < NET_RING)
@@ -1049,14 +1066,48 @@ static u32 readiness(int fd)
     }
 }
 
-/* Sleep until the deadline (monotonic ns) or until a network device is readable. */
+/* The end of an event loop's turn, in one exit (HVT_TURN): the queued frames go out, the
+ * empty receive rings take what the TAPs hold, and only when nothing came does the monitor
+ * wait, until the deadline (monotonic ns; 0: not at all) or a network device is readable;
+ * the clocks are re-anchored from the same exit. */
+static struct hvt_net_batch turn_tx[HVT_MAX_DEVICES], turn_rx[HVT_MAX_DEVICES];
+
 static void wait_until(u64 deadline)
 {
-    net_flush_all(); /* the frames queued before the wait go out first */
-    struct hvt_poll p = {deadline, 0};
-    hypercall(HVT_POLL, &p);
-    net_ready |= p.ready;
-    anchor();
+    u32 nd = bi->ndevices, watch = 0;
+    for (u32 i = 0; i < nd; i++) {
+        struct netq *q = &netqs[i];
+        turn_tx[i] = (struct hvt_net_batch){i, q->tx_count, (u64)(uintptr_t)q->tx, 0, 0};
+        int take = q->slot && !q->rx_count;
+        if (take)
+            rx_slots(q);
+        turn_rx[i] = (struct hvt_net_batch){i, take ? NET_RING : 0, (u64)(uintptr_t)q->rx, 0, 0};
+        if (q->opened && !q->rx_count)
+            watch |= 1U << i;
+    }
+    struct hvt_turn t = {deadline, 0, 0, 0, (u64)(uintptr_t)turn_tx, (u64)(uintptr_t)turn_rx, nd, watch};
+    hypercall(HVT_TURN, &t);
+    u64 mask = 0;
+    for (u32 i = 0; i < nd; i++) {
+        struct netq *q = &netqs[i];
+        q->tx_count = 0;
+        if (turn_rx[i].count) {
+            q->rx_head = 0;
+            q->rx_count = turn_rx[i].done;
+        }
+        mask |= 1ULL << i;
+    }
+    net_ready = (net_ready & ~mask) | t.ready;
+    anchor_at(t.monotonic_ns, t.wall_ns);
+}
+
+/* Whether frames wait in a send queue. */
+static int net_queued(void)
+{
+    for (u32 i = 0; i < bi->ndevices; i++)
+        if (netqs[i].tx_count)
+            return 1;
+    return 0;
 }
 
 static u64 deadline_ms(i64 timeout_ms)
@@ -1080,7 +1131,6 @@ static i64 poll_wait(int round, u64 *deadline, i64 timeout_ms)
 
 static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeout_ms)
 {
-    net_flush_all(); /* the end of an event loop's turn: its frames go out together */
     struct file *f = get(epfd);
     if (!f || f->kind != K_EPOLL)
         return -EBADF;
@@ -1098,8 +1148,11 @@ static i64 sys_epoll_wait(i64 epfd, struct epoll_event_ *ev, i64 max, i64 timeou
                 n++;
             }
         }
-        if (n || (timeout_ms == 0 && round > 0))
+        if (n || (timeout_ms == 0 && round > 0)) {
+            if (net_queued())
+                wait_until(0); /* the end of the loop's turn: its frames go out together */
             return n;
+        }
         if (timeout_ms == 0) {
             if (!bi->ndevices)
                 return 0;
@@ -1661,14 +1714,15 @@ static i64 dispatch(struct rt_regs *r)
 
 /* --profile: system calls by number, and the time spent serving them (TSC ticks) */
 static u32 profile_calls[HVT_NSYSCALLS];
-static u64 profile_ticks, profile_total;
+static u64 profile_ticks, profile_total, profile_direct;
 
 static void profile_report(void)
 {
     u64 ns = tsc_mult ? (u64)(((unsigned __int128)profile_ticks * tsc_mult) >> 32) : 0;
     log_("unik-hvt profile: %lu system calls in %lu ms since the runtime started, %lu.%lu%lu ms of it inside "
-         "the runtime (each call also costs its trap: bench/hvt.py measures it); the most made:\n", profile_total,
-         (monotonic() - boot_ns) / 1000000, ns / 1000000, ns / 100000 % 10, ns / 10000 % 10);
+         "the runtime, %lu of them direct (no trap; each other call also costs its trap: bench/hvt.py measures "
+         "it); the most made:\n", profile_total, (monotonic() - boot_ns) / 1000000, ns / 1000000, ns / 100000 % 10,
+         ns / 10000 % 10, profile_direct);
     for (int shown = 0; shown < 10; shown++) {
         u64 best = 0;
         for (u64 nr = 1; nr < HVT_NSYSCALLS; nr++)
@@ -1679,6 +1733,39 @@ static void profile_report(void)
         log_("  %s %u\n", sysname(best), profile_calls[best]);
         profile_calls[best] = 0;
     }
+}
+
+/* The direct entry (direct.c): libc's wrappers of the calls a served request makes call
+ * here instead of trapping.  Only calls that neither deliver signals nor change the
+ * caller's registers (no exit, sigreturn, kill, sigaction...) are served; with a signal
+ * pending, under --trace, or interrupted (EINTR), the wrapper makes the real system call,
+ * whose exit runs the handler.  No signal can arrive in the middle: the runtime takes
+ * them only at a trap's exit. */
+i64 hvt_direct(u64 nr, u64 a, u64 b, u64 c, u64 d);
+i64 hvt_direct(u64 nr, u64 a, u64 b, u64 c, u64 d)
+{
+    switch (nr) {
+    case 0: case 1: case 3: case 7: case 8: case 16: case 17: case 19: case 20: case 32: case 39: case 72:
+    case 232: case 257: case 262:
+        break;
+    default:
+        return HVT_DIRECT_TRAP;
+    }
+    if ((bi->flags & HVT_FLAG_TRACE) || signal_pending())
+        return HVT_DIRECT_TRAP;
+    struct rt_regs r = {nr, a, b, c, d, 0, 0, 0, 0};
+    i64 ret;
+    if (bi->flags & HVT_FLAG_PROFILE) {
+        profile_total++;
+        profile_direct++;
+        profile_calls[nr]++;
+        u64 start = rdtsc();
+        ret = dispatch(&r);
+        profile_ticks += rdtsc() - start;
+    } else {
+        ret = dispatch(&r);
+    }
+    return ret == -EINTR ? HVT_DIRECT_TRAP : ret;
 }
 
 i64 rt_syscall(struct rt_regs *r);
