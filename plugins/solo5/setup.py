@@ -34,9 +34,11 @@ class BuildWithTender(build_ext):
         super().run()
         out_dir = Path(self.get_ext_fullpath("unik_solo5._sandbox")).parent
         out_dir.mkdir(parents=True, exist_ok=True)
-        for source, name in (("src/unik_solo5/tender.c", TENDER), ("src/unik_solo5/hvt/monitor.c", MONITOR)):
-            objects = self.compiler.compile([source], output_dir=self.build_temp, extra_postargs=CFLAGS)
-            self.compiler.link_executable(objects, name, output_dir=str(out_dir))
+        # the monitor's build ID binds the snapshots it makes (hvt/snapshot.h)
+        for sources, name in ((["src/unik_solo5/tender.c"], TENDER),
+                              (["src/unik_solo5/hvt/monitor.c", "src/unik_solo5/hvt/snapshot.c"], MONITOR)):
+            objects = self.compiler.compile(sources, output_dir=self.build_temp, extra_postargs=CFLAGS)
+            self.compiler.link_executable(objects, name, output_dir=str(out_dir), extra_postargs=["-Wl,--build-id"])
         cc = shlex.split(os.environ.get("CC", "cc"))
         src = Path("src/unik_solo5/hvt")
         tmp = Path(self.build_temp) / "hvt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,19 @@ def needs_build_tools() -> None:
     why = build_missing()
     if why:
         pytest.skip(why)
+
+
+def build_app(root: Path, name: str, body: str, head: str = "") -> Path:
+    """An application ``root/name`` whose ``start(console)`` runs ``body`` (``head``: module-level code),
+    configured and built for hvt."""
+    app = root / name
+    pkg = app / "src" / name
+    pkg.mkdir(parents=True)
+    (app / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\n\n'
+                                        f'[tool.unik]\nmain = "{name}:start"\n')
+    (pkg / "__init__.py").write_text("import os\nfrom unik.devices import Console\n" + textwrap.dedent(head)
+                                     + "\n\nasync def start(console: Console) -> object:\n"
+                                     + textwrap.indent(textwrap.dedent(body), "    "))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    return app

@@ -5,24 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
-from hvt_support import MONITOR, ROOT, needs_build_tools, needs_kvm, run, unik
-
-
-def _app(root: Path, name: str, body: str) -> Path:
-    app = root / name
-    pkg = app / "src" / name
-    pkg.mkdir(parents=True)
-    (app / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\n\n'
-                                        f'[tool.unik]\nmain = "{name}:start"\n')
-    (pkg / "__init__.py").write_text("import os\nfrom unik.devices import Console\n\n\n"
-                                     "async def start(console: Console) -> object:\n"
-                                     + textwrap.indent(textwrap.dedent(body), "    "))
-    unik(app, "-q", "configure", "-t", "hvt")
-    unik(app, "-q", "build")
-    return app
+from hvt_support import MONITOR, ROOT, build_app, needs_build_tools, needs_kvm, run, unik
 
 
 def test_hello_runs_under_hvt(tmp_path: Path) -> None:
@@ -53,7 +38,7 @@ def test_hello_runs_under_hvt(tmp_path: Path) -> None:
 def test_status_host_isolation_and_refused_calls(tmp_path: Path) -> None:
     needs_kvm()
     needs_build_tools()
-    app = _app(tmp_path, "probe", """\
+    app = build_app(tmp_path, "probe", """\
         try:
             os.fork()
         except OSError as exc:
@@ -85,7 +70,7 @@ def test_status_host_isolation_and_refused_calls(tmp_path: Path) -> None:
 def test_an_exception_exits_1_with_its_traceback(tmp_path: Path) -> None:
     needs_kvm()
     needs_build_tools()
-    app = _app(tmp_path, "boom", "raise RuntimeError('boom')\n")
+    app = build_app(tmp_path, "boom", "raise RuntimeError('boom')\n")
     proc = unik(app, "run", "-t", "hvt", check=False)
     assert proc.returncode == 1
     assert "RuntimeError: boom" in proc.stderr and "__init__.py" in proc.stderr

@@ -7,7 +7,9 @@ the in-memory filesystem (:mod:`unik_solo5.hvtfs`): the standard library at
 ``/lib/python3.11`` (with its byte code) and the artifact's runtime files (the generated
 ``main.py``, the application, unik and its plugins) at ``/app``.  ``manifest.json``
 beside it is solo5's device manifest; the same devices are a note in the ELF, which
-``unik-hvt`` enforces (it refuses any other device).  ``unik run -t hvt`` starts ``unik-hvt`` on it.
+``unik-hvt`` enforces (it refuses any other device).  Where ``/dev/kvm`` works the build
+also pre-initialises the unikernel (:mod:`unik_solo5.hvt_snapshot`): ``<name>.snap``, the
+guest saved after its imports, which ``unik run -t hvt`` starts from.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ def mib(text: str) -> int:
 MEM = Key("mem", "memory of the unikernel (256M, 1G; at most 3G)", default="256M", metavar="SIZE", check=check_mem)
 TRACE = Key("trace", "log every system call the application makes (unik-hvt --trace)", "bool")
 PROFILE = Key("profile", "at exit, say where the run's time went (unik-hvt --profile)", "bool")
+NO_SNAPSHOT = Key("no_snapshot", "boot cold even when the unikernel has a snapshot (made by unik build)", type="bool",
+                  default="false")
 
 
 def build_missing() -> str | None:
@@ -181,7 +185,7 @@ class HvtTarget(Target):
     host_network = False  # no Linux inside: no sockets at all
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
-    run_keys = (MEM, TRACE, PROFILE, NET, BLOCK, NET_MAC)
+    run_keys = (MEM, TRACE, PROFILE, NET, BLOCK, NET_MAC, NO_SNAPSHOT)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
@@ -253,8 +257,25 @@ class HvtTarget(Target):
                 raise BuildError(str(exc)) from exc
         manifest = {"type": "solo5.manifest", "version": 1, "devices": devices}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        self._preinitialise(elf, ctx)
         return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),
                                                "size": elf.stat().st_size})
+
+    @staticmethod
+    def _preinitialise(elf: Path, ctx: BuildContext) -> None:
+        """Save the unikernel at its snapshot point beside it (:mod:`unik_solo5.hvt_snapshot`), where KVM works."""
+        from . import hvt_snapshot
+
+        why = hvt_snapshot.kvm_missing()
+        if why:
+            for stale in (hvt_snapshot.snapshot_file(elf), hvt_snapshot.record_file(elf)):
+                stale.unlink(missing_ok=True)
+            ctx.progress.info(f"not pre-initialised ({why}): unik run -t hvt boots it cold")
+            return
+        record = hvt_snapshot.save(MONITOR, elf)
+        ctx.progress.info(f"pre-initialised {elf.name} in {record['seconds']:.1f} s: "
+                          f"{hvt_snapshot.snapshot_file(elf).name} ({int(str(record['bytes'])) / 1e6:.1f} MB), "
+                          f"which unik run -t hvt starts from")
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the unikernel under ``unik-hvt`` and return its exit status."""
@@ -266,6 +287,8 @@ class HvtTarget(Target):
         for flag in ("trace", "profile"):
             if flag in opts.keys and opts.get(flag):
                 cmd.append(f"--{flag}")
+        if not ("no_snapshot" in opts.keys and opts.get("no_snapshot")):
+            cmd += ["--snapshot", str(artifact.path.with_suffix(".snap"))]  # the monitor checks it, else boots cold
         nets = given_bindings("net", keys, ctx)
         blocks = given_bindings("block", keys, ctx)
         macs = given_bindings("net_mac", keys, ctx)

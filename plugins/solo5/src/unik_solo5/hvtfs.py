@@ -144,7 +144,7 @@ def link(objects: Sequence[Path], archive: bytes | None, out: Path, *, libs: Seq
         note.write_text(manifest_note(devices) + '.section .note.GNU-stack, "", @progbits\n')
         extra.append(str(note))
         flags = ["-static", "-no-pie", "-Wl,-e,hvt_boot", "-Wl,-z,noexecstack", "-Wl,-z,separate-code",
-                 "-Wl,-z,max-page-size=0x200000"]
+                 "-Wl,-z,max-page-size=0x200000", "-Wl,--build-id"]  # the build ID binds its snapshots
         if not libc:
             flags += ["-nostdlib", "-nostartfiles"]
         else:

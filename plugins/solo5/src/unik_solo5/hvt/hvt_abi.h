@@ -32,7 +32,8 @@ enum hvt_call {
     HVT_NET_WRITE_MANY = 8, /* struct hvt_net_batch: send count frames in one exit */
     HVT_NET_READ_MANY = 9,  /* struct hvt_net_batch: receive up to count frames in one exit (done: how many) */
     HVT_TURN = 10,          /* struct hvt_turn: the end of an event loop's turn, in one exit (below) */
-    HVT_NCALLS = 11,
+    HVT_SNAPSHOT = 11,     /* struct hvt_snapshot: the pre-initialisation point (below) */
+    HVT_NCALLS = 12,
 };
 
 struct hvt_console { uint64_t buf, len; uint32_t fd, pad; };
@@ -64,6 +65,19 @@ struct hvt_turn {
     uint32_t watch; /* bit i: wait for device i (the guest's receive ring for it is empty) */
 };
 
+/* Pre-initialisation (unik-hvt --save-snapshot FILE): a boot with HVT_FLAG_PREINIT runs the
+ * guest to its snapshot point, where the runtime makes the HVT_SNAPSHOT hypercall; the
+ * monitor saves the guest (memory and vCPU) to FILE and exits 0.  unik-hvt --snapshot FILE
+ * restores such a guest in a new VM with HVT_FLAG_RESTORED and this run's boot information
+ * (arguments, seed, devices, flags), and the hypercall returns there: the runtime renews
+ * what the snapshot's memory holds (its generator's key, its clocks) before the program goes
+ * on.  monotonic_ns is the guest's monotonic clock at the save (its clock never goes back). */
+struct hvt_snapshot { uint64_t monotonic_ns; };
+/* hvt's own system call (not Linux's): the program's snapshot point (pymain.c).  rdi 0: 1
+ * when this boot pre-initialises, else 0; rdi 1: save here (a pre-initialising boot), and
+ * return 1 in each guest restored from the save, 0 at once in any other boot. */
+#define HVT_SYS_SNAPSHOT 0x4856
+
 /* Fixed low-memory layout, written by the monitor before the guest starts. */
 #define HVT_GDT 0x1000
 #define HVT_PML4 0x2000
@@ -91,6 +105,8 @@ struct hvt_turn {
 #define HVT_BLOCK 2
 #define HVT_FLAG_TRACE 1 /* the runtime logs every system call to stderr */
 #define HVT_FLAG_PROFILE 2 /* at exit, where the time went: the monitor's and the runtime's counts on stderr */
+#define HVT_FLAG_PREINIT 4 /* this boot pre-initialises: the snapshot point saves the guest (--save-snapshot) */
+#define HVT_FLAG_RESTORED 8 /* this guest was restored from a snapshot (--snapshot) */
 
 struct hvt_device {
     char name[32];

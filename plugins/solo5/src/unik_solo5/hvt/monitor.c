@@ -1,7 +1,8 @@
 /* unik-hvt: unik's minimal KVM monitor (after solo5's hvt).
  *
  *   unik-hvt [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE]
- *            [--trace] [--] UNIKERNEL.elf [ARG...]
+ *            [--trace] [--profile] [--snapshot FILE] [--] UNIKERNEL.elf [ARG...]
+ *   unik-hvt [--mem MIB] --save-snapshot FILE [--] UNIKERNEL.elf [ARG...]
  *   unik-hvt --show-policy [UNIKERNEL.elf]
  *
  * Loads a static x86_64 ELF into a VM of --mem MiB (default 256), refusing hostile
@@ -10,6 +11,10 @@
  * into 64-bit mode at CPL 3 (identity-mapped 2 MiB pages, flat GDT, SSE enabled,
  * CPUID without AVX/XSAVE/CX16, LSTAR at the runtime's system call entry); serves the
  * hypercalls of hvt_abi.h (stores to a page outside RAM) until the guest exits.
+ * --save-snapshot boots the guest to pre-initialise it: at its snapshot point (hvt_abi.h) its
+ * memory and vCPU are saved to FILE (snapshot.c) and the monitor exits 0.  --snapshot FILE
+ * starts the guest from such a file instead of booting it, when the file is a snapshot of this
+ * ELF made by this monitor with this --mem; else one line on stderr says why and it boots cold.
  * Exit status: the guest's; 125 when the monitor
  * refuses to start (a sentence on stderr says why); 255 when the guest crashed (the
  * registers are printed).
@@ -44,7 +49,10 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include <link.h>
+
 #include "hvt_abi.h"
+#include "snapshot.h"
 
 #define REFUSE 125
 #define CRASHED 255
@@ -81,9 +89,11 @@ static void *guest(uint64_t gpa, uint64_t len)
 static struct {
     const char *path;
     int fd;
-    uint64_t entry, end;
+    uint64_t entry, end, size;
     int nph;
     Elf64_Phdr ph[64];
+    uint8_t build_id[32]; /* its GNU build ID (ld's digest of its contents): what a snapshot is bound to */
+    uint32_t build_id_len;
 } elf;
 
 /* What the unikernel may use: its manifest note (hvt_abi.h); none without one. */
@@ -111,6 +121,11 @@ static void read_manifest(const Elf64_Phdr *p, uint64_t file_size)
         uint64_t next = desc_at + ((nh.n_descsz + 3ULL) & ~3ULL);
         if (next > p->p_filesz)
             die(REFUSE, "%s: a malformed note (its sizes run past its segment)", path);
+        if (nh.n_namesz == 4 && memcmp(buf + name_at, "GNU", 4) == 0 && nh.n_type == NT_GNU_BUILD_ID
+            && nh.n_descsz <= sizeof elf.build_id) {
+            memcpy(elf.build_id, buf + desc_at, nh.n_descsz);
+            elf.build_id_len = nh.n_descsz;
+        }
         if (nh.n_namesz == sizeof HVT_NOTE_NAME && memcmp(buf + name_at, HVT_NOTE_NAME, sizeof HVT_NOTE_NAME) == 0
             && nh.n_type == HVT_NOTE_MANIFEST) {
             struct hvt_manifest m;
@@ -155,6 +170,7 @@ static void check_elf(const char *path)
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         die(REFUSE, "the unikernel %s is not a regular file", path);
+    elf.size = (uint64_t)st.st_size;
     Elf64_Ehdr eh;
     if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0
         || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
@@ -213,12 +229,13 @@ static void check_elf(const char *path)
     elf.end = (end + 0xfff) & ~0xfffULL;
 }
 
-/* Copy the checked ELF's segments into guest memory (the rest of each, .bss, is zero). */
-static void load_segments(void)
+/* Copy the checked ELF's segments into guest memory (the rest of each, .bss, is zero); with
+ * read_only, only those the guest cannot write (a restored snapshot holds the others). */
+static void load_segments(int read_only)
 {
     for (int i = 0; i < elf.nph; i++) {
         const Elf64_Phdr *p = &elf.ph[i];
-        if (p->p_type != PT_LOAD || p->p_filesz == 0)
+        if (p->p_type != PT_LOAD || p->p_filesz == 0 || (read_only && (p->p_flags & PF_W)))
             continue;
         if (pread(elf.fd, mem + p->p_vaddr, p->p_filesz, (off_t)p->p_offset) != (ssize_t)p->p_filesz)
             die(REFUSE, "%s: cannot read segment %d: %s", elf.path, i, strerror(errno));
@@ -579,6 +596,101 @@ static void explain_fault(void)
                                                                               : "between the unikernel's segments");
 }
 
+/* ---- snapshots ----------------------------------------------------------------- */
+
+/* --save-snapshot: the file (opened before the seal), and whether the guest was saved. */
+static int save_fd = -1;
+static const char *save_path;
+static int saved;
+
+/* The monitor's own GNU build ID (its vCPU set-up and hypercalls are what a snapshot relies on). */
+static int own_build_id(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct snap_binding *b = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+        if (p->p_type != PT_NOTE)
+            continue;
+        const uint8_t *at = (const uint8_t *)(info->dlpi_addr + p->p_vaddr), *end = at + p->p_memsz;
+        while (at + sizeof(Elf64_Nhdr) <= end) {
+            Elf64_Nhdr nh;
+            memcpy(&nh, at, sizeof nh);
+            const uint8_t *name = at + sizeof nh, *desc = name + ((nh.n_namesz + 3) & ~3u);
+            if (desc + nh.n_descsz > end)
+                break;
+            if (nh.n_namesz == 4 && memcmp(name, "GNU", 4) == 0 && nh.n_type == NT_GNU_BUILD_ID
+                && nh.n_descsz <= sizeof b->monitor_id) {
+                memcpy(b->monitor_id, desc, nh.n_descsz);
+                b->monitor_id_len = nh.n_descsz;
+            }
+            at = desc + ((nh.n_descsz + 3) & ~3u);
+        }
+    }
+    return 1; /* the first object is the monitor's executable: stop there */
+}
+
+/* What a snapshot of this run's guest is bound to: the ELF, this monitor, --mem. */
+static void snapshot_binding(struct snap_binding *b)
+{
+    memset(b, 0, sizeof *b);
+    memcpy(b->elf_id, elf.build_id, sizeof b->elf_id);
+    b->elf_id_len = elf.build_id_len;
+    b->elf_size = elf.size;
+    b->mem_size = mem_size;
+    dl_iterate_phdr(own_build_id, b);
+}
+
+/* Whether the page at gpa goes into a snapshot: not page 0, the GDT and the page tables (every
+ * boot builds them), nor the ELF's read-only segments (every boot loads them). */
+static int snapshot_keeps(uint64_t gpa)
+{
+    if (gpa < HVT_BOOT_INFO || (gpa >= HVT_ARGS_END && gpa < HVT_LOAD_MIN))
+        return 0;
+    uint64_t rights = gpa < elf.end ? page_rights(gpa) : PTE_W;
+    return !rights || (rights & PTE_W);
+}
+
+/* The HVT_SNAPSHOT hypercall of a pre-initialising boot: save the guest; the exit status. */
+static int save_snapshot(void)
+{
+    struct snap_vcpu v;
+    struct snap_binding b;
+    if (ioctl(vcpu, KVM_GET_REGS, &v.regs) < 0 || ioctl(vcpu, KVM_GET_SREGS, &v.sregs) < 0
+        || ioctl(vcpu, KVM_GET_FPU, &v.fpu) < 0) {
+        fprintf(stderr, "%s: cannot read the vCPU to save it: %s\n", prog, strerror(errno));
+        return REFUSE;
+    }
+    snapshot_binding(&b);
+    uint64_t bytes;
+    const char *failed = snapshot_save(save_fd, mem, mem_size, snapshot_keeps, &b, &v, &bytes);
+    if (failed) {
+        fprintf(stderr, "%s: the snapshot %s %s\n", prog, save_path, failed);
+        return REFUSE;
+    }
+    saved = 1;
+    return 0;
+}
+
+/* A restored guest's vCPU: the monitor's own set-up (setup_vcpu: segments, page tables, control
+ * registers, EFER, the system call MSRs), and of the snapshot's only what the CPL 3 guest could
+ * change itself: its registers (rflags' arithmetic flags and DF), FS and GS bases, FPU/SSE. */
+static void restore_vcpu(const struct snap_vcpu *v)
+{
+    struct kvm_regs regs = v->regs;
+    regs.rflags = (regs.rflags & 0xcd5) | 0x2; /* CF PF AF ZF SF DF OF; IF, TF, IOPL, AC as a cold boot's */
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu = v->fpu;
+    fpu.mxcsr &= 0xffff;
+    if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
+        die(REFUSE, "KVM_GET_SREGS: %s", strerror(errno));
+    sregs.fs.base = v->sregs.fs.base;
+    sregs.gs.base = v->sregs.gs.base;
+    if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu, KVM_SET_FPU, &fpu) < 0
+        || ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
+        die(REFUSE, "cannot restore the snapshot's vCPU: %s (unik run --no-snapshot boots cold)", strerror(errno));
+}
+
 /* ---- stopping ------------------------------------------------------------------ */
 
 /* SIGTERM and SIGINT (unik stop, Ctrl-C) reach the guest as signals: the handler sets
@@ -826,6 +938,11 @@ static int hypercall(unsigned nr, uint32_t arg)
         t->wall_ns = now_ns(CLOCK_REALTIME);
         return status < 0 ? bad("turn") : -1;
     }
+    case HVT_SNAPSHOT: {
+        if (!guest(arg, sizeof(struct hvt_snapshot)))
+            return bad("snapshot");
+        return save_fd < 0 ? -1 : save_snapshot(); /* not pre-initialising: the guest goes on */
+    }
     case HVT_EXIT: {
         struct hvt_exit *e = guest(arg, sizeof *e);
         if (!e)
@@ -841,8 +958,34 @@ static int hypercall(unsigned nr, uint32_t arg)
 /* --profile: the monitor's side of where a run's time goes */
 static const char *const call_names[HVT_NCALLS] = {"console", "clock", "poll", "net write", "net read",
                                                    "block write", "block read", "exit", "net write many",
-                                                   "net read many", "turn"};
-static uint64_t profile_calls[HVT_NCALLS], profile_ns[HVT_NCALLS], profile_start, profile_entered;
+                                                   "net read many", "turn", "snapshot"};
+static uint64_t profile_calls[HVT_NCALLS], profile_ns[HVT_NCALLS], profile_start, profile_entered, profile_restore_ns;
+
+/* KVM's own counts for the vCPU (KVM_GET_STATS_FD, opened before the seal; -1: none): its exits
+ * and page faults say what the guest's time went to that the guest cannot see. */
+static int profile_stats_fd = -1;
+
+static void profile_kvm_stats(void)
+{
+    static uint8_t buf[1 << 16];
+    struct kvm_stats_header h;
+    if (profile_stats_fd < 0 || pread(profile_stats_fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+        return;
+    uint64_t dsize = sizeof(struct kvm_stats_desc) + h.name_size;
+    if (h.num_desc * dsize > sizeof buf
+        || pread(profile_stats_fd, buf, h.num_desc * dsize, h.desc_offset) != (ssize_t)(h.num_desc * dsize))
+        return;
+    fprintf(stderr, "  KVM's counts for the vCPU:");
+    for (uint32_t i = 0; i < h.num_desc; i++) {
+        const struct kvm_stats_desc *d = (const struct kvm_stats_desc *)(buf + i * dsize);
+        uint64_t v;
+        if ((d->flags & KVM_STATS_TYPE_MASK) != KVM_STATS_TYPE_CUMULATIVE || d->size != 1
+            || pread(profile_stats_fd, &v, sizeof v, h.data_offset + d->offset) != (ssize_t)sizeof v || !v)
+            continue;
+        fprintf(stderr, " %s %llu", d->name, (unsigned long long)v);
+    }
+    fputc('\n', stderr);
+}
 
 static void profile_report(void)
 {
@@ -853,10 +996,14 @@ static void profile_report(void)
             "and creating the VM, %.1f ms in the guest, %.1f ms of that serving hypercalls:\n",
             (end - profile_start) / 1e6, (profile_entered - profile_start) / 1e6, (end - profile_entered) / 1e6,
             served / 1e6);
+    if (profile_restore_ns)
+        fprintf(stderr, "  (restored from its snapshot: %.1f ms of the start-up putting the snapshot into memory)\n",
+                profile_restore_ns / 1e6);
     for (unsigned i = 0; i < HVT_NCALLS; i++)
         if (profile_calls[i])
             fprintf(stderr, "  %s %lu (%.1f ms)\n", call_names[i], (unsigned long)profile_calls[i],
                     profile_ns[i] / 1e6);
+    profile_kvm_stats();
 }
 
 static int run_vcpu(void)
@@ -986,8 +1133,9 @@ static void show_policy(const char *unikernel)
     for (unsigned i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         printf("  %s\n", allowed_names[i]);
     printf("The guest's hypercalls: console, clock, poll, net read/write (a frame or a batch), the end of an event "
-           "loop's turn (send, receive, wait, the clocks: one exit), block read/write/flush, exit "
-           "(hvt_abi.h); its system calls are served inside the guest by the runtime.\n");
+           "loop's turn (send, receive, wait, the clocks: one exit), block read/write/flush, exit, snapshot (saves "
+           "the guest only in a boot started with --save-snapshot) (hvt_abi.h); its system calls are served inside "
+           "the guest by the runtime.\n");
     if (!unikernel)
         return;
     check_elf(unikernel);
@@ -1002,7 +1150,8 @@ static void show_policy(const char *unikernel)
 static void usage(void)
 {
     fprintf(stderr, "usage: %s --show-policy [UNIKERNEL]\n       %s [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE] [--trace] [--profile] "
-                    "[--] UNIKERNEL [ARG...]\n", prog, prog);
+                    "[--snapshot FILE [--snapshot-mmap]] [--] UNIKERNEL [ARG...]\n       %s [--mem MIB] --save-snapshot FILE [--] "
+                    "UNIKERNEL [ARG...]\n", prog, prog, prog);
     exit(REFUSE);
 }
 
@@ -1082,6 +1231,8 @@ int main(int argc, char **argv)
     profile_start = now_ns(CLOCK_MONOTONIC);
     uint64_t mib = 256;
     uint64_t flags = 0;
+    const char *restore_path = NULL;
+    int lazily = 0;
     const char *macs[HVT_MAX_DEVICES][2];
     int nmacs = 0, i = 1;
     char name[64];
@@ -1103,6 +1254,12 @@ int main(int argc, char **argv)
             flags |= HVT_FLAG_TRACE;
         } else if (strcmp(a, "--profile") == 0) {
             flags |= HVT_FLAG_PROFILE;
+        } else if (strcmp(a, "--save-snapshot") == 0 && i + 1 < argc) {
+            save_path = argv[++i];
+        } else if (strcmp(a, "--snapshot") == 0 && i + 1 < argc) {
+            restore_path = argv[++i];
+        } else if (strcmp(a, "--snapshot-mmap") == 0) {
+            lazily = 1;
         } else if (binding(a, "--net:", name, sizeof name, &value)) {
             give(name, value, HVT_NET);
         } else if (binding(a, "--block:", name, sizeof name, &value)) {
@@ -1122,7 +1279,21 @@ int main(int argc, char **argv)
         usage();
     mem_size = mib << 20;
     check_elf(argv[i]);
-    open_devices();
+    if (save_path) {
+        /* the snapshot point comes before the program opens a device: a pre-initialising boot has none */
+        if (restore_path || ngiven || nmacs || (flags & (HVT_FLAG_TRACE | HVT_FLAG_PROFILE)))
+            die(REFUSE, "--save-snapshot boots the unikernel only to its snapshot point: give it no device, "
+                "--snapshot, --trace or --profile");
+        if (!elf.build_id_len)
+            die(REFUSE, "%s has no GNU build ID note to bind a snapshot to (link it with -Wl,--build-id)", elf.path);
+        save_fd = open(save_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        const char *failed = save_fd < 0 ? strerror(errno) : snapshot_reserve(mem_size);
+        if (failed)
+            die(REFUSE, "cannot write the snapshot %s: %s", save_path, failed);
+        flags |= HVT_FLAG_PREINIT;
+    } else {
+        open_devices();
+    }
     for (int k = 0; k < nmacs; k++)
         set_mac(macs[k][0], macs[k][1]);
     for (uint32_t k = 0; k < ndevices; k++) {
@@ -1143,14 +1314,36 @@ int main(int argc, char **argv)
         die(REFUSE, "cannot reserve %lu MiB of guest memory: %s", (unsigned long)mib, strerror(errno));
     mem = (uint8_t *)(((uintptr_t)mem + (2 << 20) - 1) & ~(uintptr_t)((2 << 20) - 1)); /* 2 MiB-aligned */
     madvise(mem, mem_size, MADV_HUGEPAGE); /* no THP on this host: 4 KiB pages, slower to touch */
-    load_segments();
+    struct snap_vcpu restored;
+    int restoring = 0;
+    if (restore_path) {
+        uint64_t start = now_ns(CLOCK_MONOTONIC);
+        struct snap_binding want;
+        snapshot_binding(&want);
+        const char *failed = snapshot_load(restore_path, mem, mem_size, &want, lazily, &restored);
+        if (failed) {
+            fprintf(stderr, "%s: the snapshot %s %s: booting cold\n", prog, restore_path, failed);
+            /* what was put into memory goes: a fresh mapping, as a cold boot's */
+            if (mmap(mem, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+                     0) == MAP_FAILED)
+                die(REFUSE, "cannot reserve %lu MiB of guest memory: %s", (unsigned long)mib, strerror(errno));
+            madvise(mem, mem_size, MADV_HUGEPAGE);
+        } else {
+            restoring = 1;
+        }
+        profile_restore_ns = now_ns(CLOCK_MONOTONIC) - start;
+    }
+    load_segments(restoring);
     uint64_t kernel_end = elf.end, entry = elf.entry;
 
     struct hvt_boot_info *bi = (struct hvt_boot_info *)(mem + HVT_BOOT_INFO);
     bi->magic = HVT_MAGIC;
     bi->mem_size = mem_size;
     bi->kernel_end = kernel_end;
-    bi->flags = flags;
+    bi->flags = flags | (restoring ? HVT_FLAG_RESTORED : 0);
+    bi->argc = 0; /* a restored guest's boot information is the saved one's: this run's replaces it */
+    bi->signals = 0;
+    memset(bi->devices, 0, sizeof bi->devices);
     char *args = (char *)mem + HVT_ARGS;
     size_t used = 0;
     for (int k = i; k < argc; k++) {
@@ -1194,12 +1387,21 @@ int main(int argc, char **argv)
     bi->tsc_hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
     setup_cpuid();
     setup_vcpu(entry);
+    if (restoring)
+        restore_vcpu(&restored);
     forward_stop_signals(&bi->signals);
     kvm_is_pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
+    if (flags & HVT_FLAG_PROFILE)
+        profile_stats_fd = ioctl(vcpu, KVM_GET_STATS_FD, 0);
     seal();
     profile_entered = now_ns(CLOCK_MONOTONIC);
     int status = run_vcpu();
     if (flags & HVT_FLAG_PROFILE)
         profile_report();
+    if (save_path && !saved && status != REFUSE) {
+        fprintf(stderr, "%s: the guest exited (status %d) before its snapshot point: nothing was saved to %s\n", prog,
+                status, save_path);
+        return REFUSE;
+    }
     return status;
 }

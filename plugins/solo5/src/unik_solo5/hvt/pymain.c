@@ -7,9 +7,20 @@
  * select, math, _struct, ...), _contextvars, defined here over the core's context types
  * (Debian builds it as a shared module, and asyncio imports it), and the artifact's own
  * C extension modules, compiled from their sources by unik build and registered by
- * hvt_register_builtins (a generated file). */
+ * hvt_register_builtins (a generated file).
+ *
+ * Pre-initialisation (unik-hvt --save-snapshot, which unik build runs): when the boot
+ * pre-initialises, CPython imports what main.py imports and more (unik_solo5.hvt_preinit) and
+ * the guest is saved at the snapshot point (hvt_abi.h's HVT_SYS_SNAPSHOT), before main.py
+ * reads its arguments or connects a device.  Each guest restored from that snapshot goes on
+ * from there with this run's arguments, renews what CPython holds from before the save, and
+ * runs main.py as a cold boot does, its imports already done. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "hvt_abi.h"
 
 static PyObject *copy_context(PyObject *self, PyObject *unused)
 {
@@ -43,6 +54,75 @@ static PyObject *init_contextvars(void)
 }
 
 void hvt_register_builtins(void) __attribute__((weak));
+
+/* This run's arguments, from the boot information, as a list of bytes (a restored guest's
+ * process stack holds the arguments of the boot that was saved). */
+static PyObject *boot_arguments(void)
+{
+    const struct hvt_boot_info *bi = (const struct hvt_boot_info *)HVT_BOOT_INFO;
+    const char *at = (const char *)HVT_ARGS, *end = at + bi->args_len;
+    PyObject *args = PyList_New(0);
+    for (uint64_t i = 0; args && i < bi->argc && at < end; i++) {
+        size_t n = strnlen(at, (size_t)(end - at));
+        PyObject *arg = PyBytes_FromStringAndSize(at, (Py_ssize_t)n);
+        if (!arg || PyList_Append(args, arg) < 0)
+            Py_CLEAR(args);
+        Py_XDECREF(arg);
+        at += n + 1;
+    }
+    return args;
+}
+
+/* Pre-initialise when this boot does (0: it does not; -1: it failed, the error printed); in a
+ * guest restored from the snapshot, renew and go on with this run's arguments (1). */
+static PyObject *preinit_module;
+
+static int preinitialise(void)
+{
+    if (syscall(HVT_SYS_SNAPSHOT, 0) != 1)
+        return 0;
+    PyObject *module = PyImport_ImportModule("unik_solo5.hvt_preinit");
+    PyObject *done = module ? PyObject_CallMethod(module, "prepare", "s", "/app/main.py") : NULL;
+    if (!done) {
+        PyErr_Print();
+        Py_XDECREF(module);
+        return -1;
+    }
+    Py_DECREF(done);
+    if (syscall(HVT_SYS_SNAPSHOT, 1) != 1) { /* the snapshot point: each restored guest goes on from here */
+        fprintf(stderr, "unik-hvt: the monitor did not save this pre-initialising boot\n");
+        Py_DECREF(module);
+        return -1;
+    }
+    PyObject *args = boot_arguments();
+    done = args ? PyObject_CallMethod(module, "resumed", "O", args) : NULL;
+    Py_XDECREF(args);
+    if (!done) {
+        PyErr_Print();
+        Py_DECREF(module);
+        return -1;
+    }
+    Py_DECREF(done);
+    preinit_module = module;
+    return 1;
+}
+
+/* A restored guest runs main.py as Py_RunMain would, from its byte code compiled before the save:
+ * an uncaught exception exits 1, SystemExit its status (PyErr_Print exits), a normal end 0. */
+static int run_restored(void)
+{
+    int status = 0;
+    PyObject *done = PyObject_CallMethod(preinit_module, "run_main", NULL);
+    if (!done) {
+        PyErr_Print();
+        status = 1;
+    }
+    Py_XDECREF(done);
+    Py_CLEAR(preinit_module);
+    if (Py_FinalizeEx() < 0 && status == 0)
+        status = 120;
+    return status;
+}
 
 static void fail(PyStatus status)
 {
@@ -101,5 +181,8 @@ int main(int argc, char **argv)
             "_hvt_builtins()\n"
             "del _hvt_builtins\n") != 0)
         return 120;
-    return Py_RunMain();
+    int restored = preinitialise();
+    if (restored < 0)
+        return 120;
+    return restored ? run_restored() : Py_RunMain();
 }

@@ -185,13 +185,17 @@ static const char *sysname(u64 nr)
 
 /* ---- clocks ------------------------------------------------------------------- */
 
-static u64 boot_ns;
+static u64 boot_ns; /* the monotonic clock when the runtime started: CPU time counts from here */
+static u64 run_ns;  /* ... or resumed from a snapshot: --profile and --trace count from here */
 
 /* Clocks: the clock hypercall anchors them, the TSC interpolates (a hypercall is a VM
  * exit, and CPython reads the clock thousands of times while it starts).  Re-anchored
  * after every wait, so the guest's monotonic clock never drifts far from the host's,
  * whose deadlines the poll hypercall takes. */
 static u64 anchor_mono, anchor_wall, anchor_tsc, tsc_mult; /* ns = (tsc delta * tsc_mult) >> 32 */
+/* The guest's monotonic clock is the host's plus this: 0, unless a restored snapshot's clock
+ * was ahead of the host's (a snapshot made before the host's last boot): it never goes back. */
+static u64 mono_offset;
 
 static u64 rdtsc(void)
 {
@@ -204,7 +208,7 @@ static u64 rdtsc(void)
 static void anchor_at(u64 mono, u64 wall)
 {
     anchor_tsc = rdtsc();
-    anchor_mono = mono;
+    anchor_mono = mono + mono_offset;
     anchor_wall = wall;
     bi->vclock.tsc = anchor_tsc; /* the vDSO's clock (vdso.c) */
     bi->vclock.monotonic_ns = anchor_mono;
@@ -1085,7 +1089,9 @@ static void wait_until(u64 deadline)
         if (q->opened && !q->rx_count)
             watch |= 1U << i;
     }
-    struct hvt_turn t = {deadline, 0, 0, 0, (u64)(uintptr_t)turn_tx, (u64)(uintptr_t)turn_rx, nd, watch};
+    /* the monitor's deadline is on the host's clock (the guest's is mono_offset ahead of it) */
+    u64 host_deadline = deadline == ~0ULL ? deadline : deadline > mono_offset ? deadline - mono_offset : 0;
+    struct hvt_turn t = {host_deadline, 0, 0, 0, (u64)(uintptr_t)turn_tx, (u64)(uintptr_t)turn_rx, nd, watch};
     hypercall(HVT_TURN, &t);
     u64 mask = 0;
     for (u32 i = 0; i < nd; i++) {
@@ -1508,6 +1514,8 @@ static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off)
     return (i64)at;
 }
 
+static i64 sys_snapshot(u64 op);
+
 static i64 dispatch(struct rt_regs *r)
 {
     u64 a = r->rdi, b = r->rsi, c = r->rdx, d = r->r10, e = r->r8;
@@ -1705,6 +1713,7 @@ static i64 dispatch(struct rt_regs *r)
         return sys_poll((struct pollfd_ *)a, b, ms);
     }
     case 318: return sys_getrandom((u8 *)a, b);
+    case HVT_SYS_SNAPSHOT: return sys_snapshot(a);
     /* glibc's start-up registers these when the kernel has them and does without: quiet ENOSYS */
     case 273: case 334: return -ENOSYS; /* set_robust_list, rseq */
     default:
@@ -1719,9 +1728,10 @@ static u64 profile_ticks, profile_total, profile_direct;
 static void profile_report(void)
 {
     u64 ns = tsc_mult ? (u64)(((unsigned __int128)profile_ticks * tsc_mult) >> 32) : 0;
-    log_("unik-hvt profile: %lu system calls in %lu ms since the runtime started, %lu.%lu%lu ms of it inside "
+    log_("unik-hvt profile: %lu system calls in %lu ms since the runtime %s, %lu.%lu%lu ms of it inside "
          "the runtime, %lu of them direct (no trap; each other call also costs its trap: bench/hvt.py measures "
-         "it); the most made:\n", profile_total, (monotonic() - boot_ns) / 1000000, ns / 1000000, ns / 100000 % 10,
+         "it); the most made:\n", profile_total, (monotonic() - run_ns) / 1000000,
+         bi->flags & HVT_FLAG_RESTORED ? "resumed from its snapshot" : "started", ns / 1000000, ns / 100000 % 10,
          ns / 10000 % 10, profile_direct);
     for (int shown = 0; shown < 10; shown++) {
         u64 best = 0;
@@ -1785,7 +1795,7 @@ i64 rt_syscall(struct rt_regs *r)
         if (!(bi->flags & HVT_FLAG_TRACE))
             return deliver(r, ret);
     }
-    u64 us = (monotonic() - boot_ns) / 1000; /* since the runtime started: where a boot's time goes */
+    u64 us = (monotonic() - run_ns) / 1000; /* since the runtime started (or resumed): where a boot's time goes */
     log_("unik-hvt: %lu.%lu%lu%lu %s(%lx, %lx, %lx, %lx)", us / 1000, us / 100 % 10, us / 10 % 10, us % 10,
          sysname(r->rax), r->rdi, r->rsi, r->rdx, r->r10);
     i64 ret = dispatch(r);
@@ -1793,7 +1803,72 @@ i64 rt_syscall(struct rt_regs *r)
     return deliver(r, ret);
 }
 
-/* ---- boot --------------------------------------------------------------------- */
+/* ---- boot and resume ------------------------------------------------------------ */
+
+/* What this vCPU and this run's monitor say: RDRAND, the TSC's rate; CPUID.1's edx (AT_HWCAP). */
+static u32 cpu_setup(void)
+{
+    u32 eax = 1, ebx, ecx, edx;
+    __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+    has_rdrand = (ecx >> 30) & 1;
+    tsc_mult = bi->tsc_hz >= 1000000 ? (1000000000ULL << 32) / bi->tsc_hz : 0;
+    return edx;
+}
+
+/* The generator's key from this run's seed (the monitor's getrandom), which only the generator keeps. */
+static void rng_rekey(void)
+{
+    for (int i = 0; i < 8; i++)
+        rng_key[i] = ((const u32 *)bi->seed)[i];
+    rng_counter = 0;
+    zero(bi->seed, sizeof bi->seed);
+}
+
+/* A guest restored from its snapshot, where the snapshot hypercall returns: renew what the
+ * saved memory holds, which every restore of it would otherwise share.  The generator takes
+ * this run's seed (nothing it gave or would have given before the save is given again); the
+ * clocks take this host's time, the monotonic one never going back (saved_mono: the guest's
+ * clock at the save); CPU time goes on from the save; the network devices may have frames.
+ * What the program itself holds (CPython's generators) is its to renew (hvt_preinit.py). */
+static void resume(u64 saved_mono)
+{
+    if (!(bi->flags & HVT_FLAG_RESTORED)) {
+        log_("unik-hvt: the snapshot hypercall returned in a guest the monitor did not restore "
+             "(a monitor without snapshots?)\n");
+        halt(255);
+    }
+    cpu_setup();
+    rng_rekey();
+    mono_offset = 0;
+    anchor();
+    if (anchor_mono <= saved_mono) {
+        mono_offset = saved_mono - anchor_mono + 1;
+        anchor();
+    }
+    boot_ns += anchor_mono - saved_mono;
+    run_ns = anchor_mono;
+    net_ready = ~0ULL;
+    profile_total = profile_ticks = profile_direct = 0;
+    zero(profile_calls, sizeof profile_calls);
+}
+
+/* hvt's own system call HVT_SYS_SNAPSHOT (hvt_abi.h): op 0 asks whether this boot pre-initialises;
+ * op 1 is the program's snapshot point: a pre-initialising boot is saved here (and its monitor
+ * exits), and each restored guest goes on from here (1); in any other boot it returns 0 at once. */
+static i64 sys_snapshot(u64 op)
+{
+    if (op == 0)
+        return (bi->flags & HVT_FLAG_PREINIT) != 0;
+    if (op != 1)
+        return -EINVAL;
+    if (!(bi->flags & HVT_FLAG_PREINIT))
+        return 0;
+    net_flush_all();
+    struct hvt_snapshot s = {monotonic()};
+    hypercall(HVT_SNAPSHOT, &s);
+    resume(s.monotonic_ns);
+    return 1;
+}
 
 void __attribute__((noreturn)) rt_enter(u64 stack, u64 entry);
 extern const u8 __ehdr_start[];
@@ -1815,16 +1890,11 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
         log_("unik-hvt: the boot information is not the monitor's (bad magic)\n");
         halt(255);
     }
-    u32 eax = 1, ebx, ecx, edx;
-    __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
-    has_rdrand = (ecx >> 30) & 1;
-    if (bi->tsc_hz >= 1000000)
-        tsc_mult = (1000000000ULL << 32) / bi->tsc_hz;
+    u32 edx = cpu_setup();
     anchor();
     clocks(&boot_ns, NULL);
-    for (int i = 0; i < 8; i++)
-        rng_key[i] = ((const u32 *)bi->seed)[i];
-    zero(bi->seed, sizeof bi->seed); /* only the generator keeps it */
+    run_ns = boot_ns;
+    rng_rekey();
 
     heap_lo = (bi->kernel_end + PAGE - 1) & ~(PAGE - 1);
     heap_hi = bi->mem_size - STACK_SIZE - PAGE;

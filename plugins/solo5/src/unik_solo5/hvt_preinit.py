@@ -1,0 +1,144 @@
+"""Pre-initialisation of an hvt unikernel, inside the guest: the Python half of ``hvt/pymain.c``'s.
+
+``unik build -t hvt`` boots the unikernel once under ``unik-hvt --save-snapshot``.  CPython
+starts, :func:`prepare` imports what the generated ``main.py`` imports (the application,
+unik, the devices' implementations) and what unik's runtime loads when it starts, and the
+guest is saved at its snapshot point: before ``main.py`` reads its arguments or keys,
+connects a device (no network, block or console device is open), reads a clock for later
+or draws randomness it keeps.  ``unik run -t hvt`` restores that snapshot; the runtime (C)
+renews its own generator's key and its clocks, then :func:`resumed` renews what CPython
+holds from before the save and gives it this run's arguments, and ``main.py`` runs as in a
+cold boot, its imports already done.
+
+What the snapshot's memory holds and every restore of it shares, renewed here: the
+``random`` module's shared generator (seeded from ``os.urandom`` at its import), unik's
+generators (:func:`unik_entropy.forks.new_generation`), and whatever subscribed to
+:data:`unik.lifecycle.RESUMED` at import.  Not renewed (the same in every restore of one
+build, as in every fork of one process): CPython's string-hash seed, and glibc's stack
+protector canary and pointer guard (taken from ``AT_RANDOM`` at start-up).  Module-level
+code of the application runs once, at build time: a value it computes from the clock or
+from randomness at import is the snapshot's in every run (compute it in ``start``).
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import builtins
+import gc
+import importlib
+import os
+import sys
+from types import CodeType
+from typing import NoReturn
+
+#: Modules unik's runtime imports after ``main.py``'s imports, as it parses the arguments
+#: (argparse, whose help formatter imports shutil) and refuses the host's sockets.
+WARM = ("argparse", "shutil", "unik.hostsockets")
+
+#: ``main.py`` compiled at build time: a restored guest runs it (:func:`run_main`).
+_main: tuple[str, CodeType] | None = None
+
+
+def prepare(main_file: str) -> None:
+    """Run ``main_file``'s imports and definitions (not its ``__main__`` part), then settle for the save.
+
+    The imports below its top level (its ``__main__`` part's, a function's) are made too;
+    one that fails there is left for the run, as it would be in a cold boot.
+    """
+    global _main
+    with open(main_file, "rb") as f:
+        source = f.read()
+    code = compile(source, main_file, "exec")
+    exec(code, {"__name__": "__hvt_preinit__", "__file__": main_file, "__builtins__": builtins})
+    _main = (main_file, code)
+    for name in (*_nested_imports(ast.parse(source)), *WARM):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.collect()
+    gc.freeze()  # what the imports made stays: later collections do not walk it
+
+
+def _nested_imports(tree: ast.Module) -> list[str]:
+    """The absolute imports of ``tree`` that are not at its top level."""
+    top = {id(node) for node in tree.body}
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in top:
+            continue
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+def run_main() -> NoReturn:
+    """Run ``main.py`` as ``__main__``, from its byte code compiled before the save, and leave.
+
+    The exit is a cold boot's (the status of ``SystemExit`` or 1 after an uncaught exception's
+    traceback, the ``atexit`` handlers, standard output and error flushed) without CPython's
+    finalization, which frees every object one by one: the VM is about to go, and in a
+    restored guest each first touch of a page costs the monitor an exit.
+    """
+    if _main is None:
+        raise RuntimeError("unik_solo5.hvt_preinit.run_main: prepare() did not run in this guest")
+    main_file, code = _main
+    namespace = sys.modules["__main__"].__dict__
+    namespace.update({"__file__": main_file, "__cached__": None})
+    try:
+        exec(code, namespace)
+        status = 0
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except BaseException:  # noqa: BLE001 - as CPython's main: the traceback, then status 1
+        sys.excepthook(*sys.exc_info())
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+def _exit_status(code: object) -> int:
+    """The process status of ``SystemExit(code)``, as CPython's: an int, 0 for ``None``, else 1 (printed)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def resumed(argv: list[bytes]) -> None:
+    """A guest restored from the snapshot: this run's arguments, and fresh generators (the module's docstring)."""
+    sys.argv = [os.fsdecode(arg) for arg in argv]
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()  # from os.urandom: the runtime's generator, rekeyed by this run's monitor
+    forks = sys.modules.get("unik_entropy.forks")
+    if forks is not None:
+        forks.new_generation()
+    if "unik.lifecycle" in sys.modules:
+        _announce_resumed()
+
+
+def _announce_resumed() -> None:
+    """Announce :data:`unik.lifecycle.RESUMED` (generation 1) before any event loop exists."""
+    from unik import lifecycle
+
+    pending = lifecycle.announce_resumed(lifecycle.Resume(1))
+    try:
+        pending.send(None)
+    except StopIteration:
+        return
+    pending.close()
+    raise RuntimeError("a subscriber of unik.lifecycle.RESUMED waits on the event loop, which a pre-initialised "
+                       "hvt unikernel has not started when it resumes: build with snapshots off")
