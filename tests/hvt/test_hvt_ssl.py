@@ -1,4 +1,4 @@
-"""OpenSSL inside the hvt unikernel: CPython's _ssl and _hashlib, compiled from Debian's source and built in."""
+"""OpenSSL inside the hvt unikernel: CPython's _ssl and _hashlib built in from Debian's source; memory files."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_hashlib_takes_openssl_and_ssl_loads_in_the_guest(tmp_path: Path) -> Non
     (app / "pyproject.toml").write_text('[project]\nname = "digests"\nversion = "0.1"\n\n'
                                         '[tool.unik]\nmain = "digests:start"\n')
     (app / "src" / "digests" / "__init__.py").write_text(textwrap.dedent("""\
-        import hashlib, hmac, ssl
+        import hashlib, hmac, os, ssl
         from unik.devices import Console
 
         async def start(console: Console) -> None:
@@ -33,6 +33,16 @@ def test_hashlib_takes_openssl_and_ssl_loads_in_the_guest(tmp_path: Path) -> Non
             console.log("hmac " + hmac.digest(b"key", b"unik", "sha256").hex())
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             console.log(f"tls {ssl.HAS_TLSv1_3} {ctx.minimum_version.name}")
+            # memory files, as unik-lib-tls hands OpenSSL its key: /proc/self/fd/N opens one again
+            fd = os.memfd_create("key")
+            os.write(fd, b"secret")
+            os.ftruncate(fd, 8)
+            with open(f"/proc/self/fd/{fd}", "rb") as f:
+                data = f.read()
+            console.log(f"memfd {os.path.isdir('/proc/self/fd')} {data!r} {os.fstat(fd).st_size} "
+                        f"{os.path.exists('/proc/self/status')}")
+            os.close(fd)
+            console.log(f"closed {os.path.exists(f'/proc/self/fd/{fd}')}")
         """))
     unik(app, "-q", "configure", "-t", "hvt")
     unik(app, "-q", "build")
@@ -47,6 +57,8 @@ def test_hashlib_takes_openssl_and_ssl_loads_in_the_guest(tmp_path: Path) -> Non
         f"pbkdf2 {hashlib.pbkdf2_hmac('sha256', b'pw', b'salt', 1000).hex()}",
         f"hmac {hmac.digest(b'key', b'unik', 'sha256').hex()}",
         "tls True MINIMUM_SUPPORTED",  # as Debian's own _ssl: pyconfig.h's PY_SSL_DEFAULT_CIPHERS 2 (OpenSSL's)
+        "memfd True b'secret\\x00\\x00' 8 False",
+        "closed False",
     ]
 
 

@@ -41,7 +41,7 @@ from .hvtfs import BLOCK as BLOCK_DEVICE
 from .hvtfs import NET as NET_DEVICE
 from .hvtfs import FsError, FsFile, link, pack, tree
 from .providers import BLOCK, NET, NET_MAC
-from .target import _wait, connect_taps
+from .target import _wait, connect_taps, host_files
 
 MONITOR = Path(__file__).with_name("unik-hvt")
 PYMAIN = Path(__file__).with_name("hvt") / "pymain.c"
@@ -308,6 +308,11 @@ class HvtTarget(Target):
                 raise RunError(f"{name!r} is not a device of this application (it has: {has})")
         for name, path in blocks.items():
             check_disk_image(name, path, writable=True)
+        files = host_files(keys)
+        if files:
+            raise RunError(f"the unikernel cannot read host files ({', '.join(files)}: given by a key such as "
+                           f"--tls-cert): it sees only the files baked into its ELF; name them in the "
+                           f"application's pyproject.toml ([tool.unik.devices.tls] cert and key) and rebuild")
         with contextlib.ExitStack() as made:
             keys = connect_taps(made, nets, keys, ctx)
             cmd += [f"--net:{n}={nets[n]}" for n in declared if n in nets]

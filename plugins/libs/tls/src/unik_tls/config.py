@@ -58,9 +58,16 @@ class CertPair:
     @classmethod
     def from_pem(cls, cert_pem: bytes, key_pem: bytes, label: str = "") -> CertPair:
         """Parse the leaf certificate's names; :class:`DeviceUnavailable` if it is not a certificate."""
-        from cryptography import x509
-        from cryptography.x509.oid import NameOID
+        try:
+            from cryptography import x509
+            from cryptography.x509.oid import NameOID
+        except ImportError:  # its Rust extension cannot load (hvt's static CPython): a few lines of DER
+            from .certnames import leaf_names
 
+            try:
+                return cls(cert_pem, key_pem, leaf_names(cert_pem), label)
+            except ValueError as exc:
+                raise DeviceUnavailable(f"TLS certificate {label or ''}: not a PEM certificate ({exc})") from None
         try:
             leaf = x509.load_pem_x509_certificate(cert_pem)
         except ValueError as exc:

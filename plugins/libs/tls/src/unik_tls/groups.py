@@ -4,13 +4,12 @@ Python's :mod:`ssl` sets one ECDH curve at most (``set_ecdh_curve``); OpenSSL's
 ``SSL_CTX_set1_groups_list`` sets the list.  This module calls it through :mod:`ctypes`
 on the ``SSL_CTX`` of an :class:`ssl.SSLContext`, after checking that the pointer read
 really is that context (its options must read back the same through OpenSSL).  Where
-that check fails (another Python build), it falls back to ``set_ecdh_curve("prime256v1")``:
-P-256 alone, still inside the profile.
+that check fails (another Python build; no ctypes, as in hvt's static CPython), it falls
+back to ``set_ecdh_curve("prime256v1")``: P-256 alone, still inside the profile.
 """
 
 from __future__ import annotations
 
-import ctypes
 import ssl
 import sys
 
@@ -27,9 +26,11 @@ def _ssl_ctx_pointer(ctx: ssl.SSLContext) -> int | None:
     import _ssl
 
     try:
+        import ctypes  # not in a unikernel whose CPython is linked statically (hvt)
+
         lib = ctypes.CDLL(_ssl.__file__)  # its dependencies resolve libssl's symbols
         get_options = lib.SSL_CTX_get_options
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):  # a built-in _ssl has no __file__
         return None
     get_options.argtypes, get_options.restype = [ctypes.c_void_p], ctypes.c_uint64
     # CPython's PySSLContext: the object header, then ``SSL_CTX *ctx``.
@@ -49,6 +50,7 @@ def set_groups(ctx: ssl.SSLContext, groups: str = GROUPS) -> bool:
     pointer = _ssl_ctx_pointer(ctx) if sys.implementation.name == "cpython" else None
     if pointer is not None:
         import _ssl
+        import ctypes
 
         ctrl = ctypes.CDLL(_ssl.__file__).SSL_CTX_ctrl
         ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]

@@ -367,14 +367,14 @@ static int fs_lookup(const char *path, u64 len)
 
 /* ---- descriptors ---------------------------------------------------------------- */
 
-enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL, K_NET, K_BLOCK };
+enum kind { K_FREE, K_CONSOLE, K_FILE, K_DIR, K_PIPE, K_EPOLL, K_NET, K_BLOCK, K_MEM };
 #define CHAN_SIZE 8192
 struct chan { u8 buf[CHAN_SIZE]; u32 head, len; int readers, writers; };
 struct epoll { int n, live; struct { int fd; u32 events; u64 data; } r[64]; };
 struct file {
     int kind, refs;
     u32 flags;      /* O_NONBLOCK */
-    u32 entry;      /* K_FILE, K_DIR; K_NET: the device's index */
+    u32 entry;      /* K_FILE, K_DIR; K_NET: the device's index; K_MEM: the memory file's */
     u64 pos;
     int console_fd; /* K_CONSOLE: 0, 1 or 2 */
     int socket;     /* K_PIPE made by socketpair */
@@ -388,6 +388,13 @@ static u8 cloexec[MAX_FDS];
 static struct chan chans[16];
 static struct epoll epolls[8];
 static char cwd[256] = "/";
+
+/* Memory files (memfd_create), writable, in pages of the heap; /proc/self/fd/N opens one
+ * again (a new position), as Linux does: unik-lib-tls hands OpenSSL, which loads keys from
+ * paths only, its certificate and key that way. */
+#define MAX_MEMFILES 16
+struct memfile { u8 *data; u64 size, cap; int refs; };
+static struct memfile memfiles[MAX_MEMFILES];
 
 static struct file *new_file(int kind)
 {
@@ -428,6 +435,11 @@ static void release(struct file *f)
             f->tx->writers--;
     } else if (f->kind == K_EPOLL) {
         f->ep->live = 0;
+    } else if (f->kind == K_MEM && --memfiles[f->entry].refs == 0) {
+        struct memfile *m = &memfiles[f->entry];
+        if (m->cap)
+            sys_munmap((u64)(uintptr_t)m->data, m->cap);
+        zero(m, sizeof *m);
     }
     f->kind = K_FREE;
 }
@@ -528,6 +540,11 @@ static void fill_stat(struct kstat *st, int kind, u32 entry)
         st->blocks = (st->size + 511) / 512;
         st->mtime = st->atime = st->ctime = fs[entry].mtime_ns / 1000000000ULL;
         st->mtime_ns = st->atime_ns = st->ctime_ns = fs[entry].mtime_ns % 1000000000ULL;
+    } else if (kind == K_MEM) {
+        st->ino = 3000000 + entry;
+        st->mode = S_IFREG | 0600;
+        st->size = (i64)memfiles[entry].size;
+        st->blocks = (st->size + 511) / 512;
     } else if (kind == K_BLOCK) {
         st->ino = 2000000 + entry;
         st->mode = S_IFREG | 0600;
@@ -581,10 +598,59 @@ static i64 open_device(const char *path, u64 flags)
     return -ENOENT;
 }
 
+#define PROC_FD "/proc/self/fd"
+/* The descriptor /proc/self/fd/N names (NULL: none), or -1 for /proc/self/fd itself. */
+static struct file *proc_fd(const char *path, int *is_dir)
+{
+    u64 n = slen(PROC_FD), len = slen(path);
+    *is_dir = 0;
+    if (len < n || scmp(path, n, PROC_FD, n) != 0 || (len > n && path[n] != '/'))
+        return NULL;
+    if (len <= n + 1) {
+        *is_dir = 1;
+        return NULL;
+    }
+    i64 fd = 0;
+    for (u64 i = n + 1; i < len; i++) {
+        if (path[i] < '0' || path[i] > '9' || fd >= MAX_FDS)
+            return NULL;
+        fd = fd * 10 + (path[i] - '0');
+    }
+    return get(fd);
+}
+
+static i64 sys_memfd_create(u64 flags)
+{
+    for (u32 i = 0; i < MAX_MEMFILES; i++)
+        if (!memfiles[i].refs) {
+            memfiles[i].refs = 1;
+            i64 fd = open_file(K_MEM, i, (flags & 1) ? O_CLOEXEC : 0); /* MFD_CLOEXEC */
+            if (fd < 0)
+                memfiles[i].refs = 0;
+            return fd;
+        }
+    return -EMFILE;
+}
+
 static i64 sys_openat(i64 dirfd, const char *path, u64 flags)
 {
     if (path[0] == '/' && path[1] == 'd' && scmp(path, 9, "/dev/hvt/", 9) == 0)
         return open_device(path, flags);
+    if (path[0] == '/' && path[1] == 'p') {
+        int is_dir;
+        struct file *f = proc_fd(path, &is_dir);
+        if (f && f->kind == K_MEM) { /* a new description of the same memory file */
+            memfiles[f->entry].refs++;
+            i64 fd = open_file(K_MEM, f->entry, flags);
+            if (fd < 0)
+                memfiles[f->entry].refs--;
+            return fd;
+        }
+        if (f && f->kind == K_FILE)
+            return open_file(K_FILE, f->entry, flags);
+        if (f || is_dir)
+            return (flags & O_DIRECTORY) && !is_dir ? -ENOTDIR : -EACCES;
+    }
     i64 e = lookup(dirfd, path);
     if (e < 0)
         return (flags & O_CREAT) ? -EROFS : e;
@@ -763,6 +829,15 @@ static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
             f->pos += n;
         return (i64)n;
     }
+    case K_MEM: {
+        struct memfile *m = &memfiles[f->entry];
+        u64 pos = at >= 0 ? (u64)at : f->pos;
+        u64 n = pos >= m->size ? 0 : (m->size - pos < len ? m->size - pos : len);
+        copy(buf, m->data + pos, n);
+        if (at < 0)
+            f->pos += n;
+        return (i64)n;
+    }
     case K_DIR:
         return -EISDIR;
     case K_BLOCK: {
@@ -791,9 +866,40 @@ static i64 do_read(struct file *f, u8 *buf, u64 len, i64 at)
     }
 }
 
+/* Room for `size` bytes in memory file m (zeroed beyond its old size): 0 or -ENOMEM. */
+static i64 mem_reserve(struct memfile *m, u64 size)
+{
+    if (size > m->cap) {
+        u64 cap = (size > 2 * m->cap ? size : 2 * m->cap) + PAGE - 1;
+        cap &= ~(PAGE - 1);
+        i64 at = sys_mmap(0, cap, 3, MAP_ANONYMOUS, -1, 0);
+        if (at < 0)
+            return at;
+        copy((void *)at, m->data, m->size);
+        if (m->cap)
+            sys_munmap((u64)(uintptr_t)m->data, m->cap);
+        m->data = (u8 *)at;
+        m->cap = cap;
+    }
+    if (size > m->size)
+        zero(m->data + m->size, size - m->size);
+    return 0;
+}
+
 static i64 do_write(struct file *f, const u8 *buf, u64 len)
 {
     switch (f->kind) {
+    case K_MEM: {
+        struct memfile *m = &memfiles[f->entry];
+        i64 err = mem_reserve(m, f->pos + len);
+        if (err < 0)
+            return err;
+        copy(m->data + f->pos, buf, len);
+        f->pos += len;
+        if (f->pos > m->size)
+            m->size = f->pos;
+        return (i64)len;
+    }
     case K_CONSOLE:
         console(f->console_fd == 2 ? 2 : 1, buf, len);
         return (i64)len;
@@ -1401,6 +1507,20 @@ static i64 sys_stat_path(i64 dirfd, const char *path, struct kstat *st, u64 flag
         fill_stat(st, f->kind, f->entry);
         return 0;
     }
+    if (path[0] == '/' && path[1] == 'p') {
+        int is_dir;
+        struct file *f = proc_fd(path, &is_dir);
+        if (f) {
+            fill_stat(st, f->kind, f->entry);
+            return 0;
+        }
+        if (is_dir) {
+            fill_stat(st, K_DIR, 0); /* as the root, but readable by its owner only */
+            st->mode = S_IFDIR | 0500;
+            st->ino = 4000000;
+            return 0;
+        }
+    }
     i64 e = lookup(dirfd, path);
     if (e < 0)
         return e;
@@ -1485,10 +1605,12 @@ static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off)
         struct file *f = get(fd);
         if (!f)
             return -EBADF;
-        if (f->kind != K_FILE)
+        if (f->kind != K_FILE && f->kind != K_MEM)
             return -ENODEV;
         u64 size;
-        const u8 *data = fs_data(f->entry, &size);
+        const u8 *data = f->kind == K_MEM ? memfiles[f->entry].data : fs_data(f->entry, &size);
+        if (f->kind == K_MEM)
+            size = memfiles[f->entry].size;
         if (off < size) {
             src = data + off;
             src_len = size - off < len ? size - off : len;
@@ -1533,9 +1655,10 @@ static i64 dispatch(struct rt_regs *r)
             return -EBADF;
         if (f->kind == K_DIR && b == 0 && c == 0)
             return (i64)(f->pos = 0);
-        if (f->kind != K_FILE && f->kind != K_BLOCK)
+        if (f->kind != K_FILE && f->kind != K_BLOCK && f->kind != K_MEM)
             return -ESPIPE;
-        i64 end = f->kind == K_BLOCK ? (i64)bi->devices[f->entry].size : (i64)fs[f->entry].size;
+        i64 end = f->kind == K_BLOCK ? (i64)bi->devices[f->entry].size
+                  : f->kind == K_MEM ? (i64)memfiles[f->entry].size : (i64)fs[f->entry].size;
         i64 base = c == 0 ? 0 : c == 1 ? (i64)f->pos : c == 2 ? end : -1;
         if (base < 0 || base + (i64)b < 0)
             return -EINVAL;
@@ -1559,7 +1682,8 @@ static i64 dispatch(struct rt_regs *r)
     case 234: return sys_kill((i64)(int)b, c);        /* tgkill */
     case 16: return sys_ioctl((i64)a, b, c);
     case 17: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind == K_BLOCK ? block_io(f, (u8 *)b, c, d, 0)
-                                                     : f->kind != K_FILE ? -ESPIPE : do_read(f, (u8 *)b, c, (i64)d); }
+                                                     : f->kind != K_FILE && f->kind != K_MEM ? -ESPIPE
+                                                     : do_read(f, (u8 *)b, c, (i64)d); }
     case 18: { struct file *f = get((i64)a); return !f ? -EBADF : f->kind == K_BLOCK ? block_io(f, (u8 *)b, c, d, 1)
                                                      : f->kind == K_FILE ? -EBADF : -ESPIPE; } /* pwrite64 */
     case 295: case 327: return block_vec((i64)a, (const struct iovec_ *)b, (i64)c, d, 0); /* preadv(2) */
@@ -1707,6 +1831,18 @@ static i64 dispatch(struct rt_regs *r)
     case 233: return sys_epoll_ctl((i64)a, (i64)b, (i64)(int)c, (const struct epoll_event_ *)d);
     case 257: return sys_openat((i64)(int)a, (const char *)b, c);
     case 262: return sys_stat_path((i64)(int)a, (const char *)b, (struct kstat *)c, d);
+    case 319: return sys_memfd_create(b);
+    case 77: { /* ftruncate: memory files only (the archive is read-only) */
+        struct file *f = get((i64)a);
+        if (!f)
+            return -EBADF;
+        if (f->kind != K_MEM)
+            return -EINVAL;
+        i64 err = mem_reserve(&memfiles[f->entry], b);
+        if (err == 0)
+            memfiles[f->entry].size = b;
+        return err;
+    }
     case 271: { /* ppoll: timeout is a timespec */
         const struct timespec_ *ts = (const struct timespec_ *)c;
         i64 ms = ts ? ts->sec * 1000 + (ts->nsec + 999999) / 1000000 : -1;
