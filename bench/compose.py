@@ -9,8 +9,11 @@ unik at git revision REV (installed into a virtual environment of its own under
 ``build/bench-baseline/``), alternately in one run: ``unik --help``, ``unik configure -t
 unix`` of examples/hello (each tree's own), and ``unik run --count 1`` of it to its exit:
 the wall time of each and the CPU time it used (``*_cpu_s``, which a busy neighbour hardly
-moves).  Medians go under ``baseline`` in ``results/compose.json`` with the load average
-before and after (the machine may be shared).
+moves).  Where hvt unikernels build and run here (KVM, gcc, strace), also ``unik run --count 1``
+of hello built for hvt up to the ``execve`` of the monitor ``unik-hvt`` (``strace``'s
+timestamps, only ``execve`` traced): what the CLI costs before the unikernel starts.  Medians
+go under ``baseline`` in ``results/compose.json`` with the load average before and after (the
+machine may be shared).
 
     python bench/compose.py [--baseline REV [--rounds N]]
 """
@@ -18,6 +21,9 @@ before and after (the machine may be shared).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -106,11 +112,43 @@ def application(root: Path) -> Path:
     return root / "pyproject.toml"
 
 
+def to_exec(cmd: list[str], cwd: Path, binary: str, trace: Path) -> float | None:
+    """Seconds from starting ``cmd`` to its ``execve`` of a program named ``binary`` (``None``: none, or failed).
+
+    Measured by ``strace -f --seccomp-bpf -e trace=execve``: only ``execve`` stops the traced
+    processes, so the tracing hardly slows the command itself.
+    """
+    done = subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-ttt", "-o", str(trace),
+                           *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if done.returncode:
+        return None
+    stamps = [(float(parts[1]), line) for line in trace.read_text().splitlines()
+              if len(parts := line.split(None, 2)) == 3 and parts[2].startswith("execve(") and "= 0" in parts[2]]
+    monitor = [t for t, line in stamps if f"/{binary}\"" in line]
+    return round(monitor[0] - stamps[0][0], 4) if stamps and monitor else None
+
+
+def hvt_missing() -> str | None:
+    """Why unik cannot build and run hvt unikernels here for the figure (``None``: it can)."""
+    if shutil.which("strace") is None:
+        return "strace is missing (apt-get install strace)"
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "/dev/kvm is not usable"
+    try:
+        from unik_solo5.hvt_target import build_missing
+    except ImportError:
+        return "unik-target-solo5 is not installed"
+    return build_missing()
+
+
 def startup_against(rev: str, rounds: int) -> None:
     """``--baseline REV``: the commands' start-up, today's unik and REV's in turn."""
     short, old = baseline_unik(rev)
     sides = {"head": (Path(sys.executable).with_name("unik"), REPO), short: (old, old.parents[2])}
     load_before = load_average()
+    hvt_why = hvt_missing()
+    if hvt_why:
+        print(f"  (no hvt figure: {hvt_why})")
     with tempfile.TemporaryDirectory(prefix="unik-bench-startup-") as tmp:
         measures: dict[str, Callable[[], float | None]] = {}
         cpu: dict[str, list[float | None]] = {}
@@ -124,6 +162,13 @@ def startup_against(rev: str, rounds: int) -> None:
                               ("run_hello_unix", [str(unik), "run", "--count", "1"])):
                 cpu[f"{label}.{name}_cpu_s"] = []
                 measures[f"{label}.{name}_s"] = partial(timed_command, cmd, hello, cpu[f"{label}.{name}_cpu_s"])
+            if hvt_why is None:
+                hvt = example_copy("hello", tree, Path(tmp) / label / "hello-hvt")
+                for step in ([str(unik), "-q", "configure", "-t", "hvt"], [str(unik), "-q", "build"]):
+                    if timed_command(step, hvt) is None:
+                        raise SystemExit(f"{label}: {' '.join(step)} failed in {hvt}")
+                measures[f"{label}.run_hello_hvt_to_monitor_s"] = partial(
+                    to_exec, [str(unik), "run", "--count", "1"], hvt, "unik-hvt", Path(tmp) / label / "strace.txt")
         alternate(measures, 1)  # warm: caches of plugins and entry points, the unpacked .pyz
         for values in cpu.values():
             values.clear()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import inspect
 
 # The TOML parser, inspect and the device protocols (asyncio) are imported by
-# Application.load: `unik run` only needs find_pyproject from here.
+# Application.load: `unik run` needs nothing from here (unik.project.find_pyproject finds the file).
 
 #: Keys of a device table that the composer reads itself (the rest go to the provider).
 RESERVED_DEVICE_KEYS = ("kind", "provider", "use")
@@ -176,19 +176,6 @@ class Application:
             dependencies=tuple(deps), devices=devices, settings=settings,
             tables=tables, targets=targets, served="" if entry_key == "main" else entry_key,
         )
-
-
-def find_pyproject(start: Path) -> Path:
-    """The nearest ``pyproject.toml`` with ``[tool.unik]`` at or above ``start``."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "[tool.unik" in candidate.read_text():
-            return candidate
-    raise ProjectNotFound(
-        f"no pyproject.toml with [tool.unik] in {start} or above: run `unik new NAME` to "
-        f"create an application, or pass --project DIR"
-    )
 
 
 def _text(value: Any) -> str:

@@ -67,7 +67,8 @@ def _key_args(ns: argparse.Namespace) -> dict[str, list[str]]:
 
 def _app_keys(ns_project: str | None) -> list[Key]:
     """The application's own keys, when a project is at hand (for parsing and --help)."""
-    from .application import Application, find_pyproject
+    from .application import Application
+    from .project import find_pyproject
 
     try:
         pyproject = find_pyproject(Path(ns_project or "."))
@@ -426,8 +427,7 @@ def _check_project_dir(project: str | None) -> None:
 
 def _configured_target(project: str | None) -> str | None:
     """The target configured last in the project at hand, if any."""
-    from .application import find_pyproject
-    from .project import BUILD_DIR, CURRENT
+    from .project import BUILD_DIR, CURRENT, find_pyproject
 
     try:
         current = find_pyproject(Path(project or ".")).parent / BUILD_DIR / CURRENT
@@ -443,9 +443,8 @@ def _plan_keys(pm: PluginManager, project: str | None, target: str, run: bool) -
     those of every provider of a device kind in the plan: the configured plan, or for
     ``configure`` without one the plan composed from ``pyproject.toml`` alone.
     """
-    from .application import find_pyproject
     from .plan import Plan
-    from .project import BUILD_DIR, Project
+    from .project import BUILD_DIR, Project, find_pyproject
 
     try:
         pyproject = find_pyproject(Path(project or "."))

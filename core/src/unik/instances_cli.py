@@ -7,8 +7,13 @@ import json
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from .instances import Instance, InstanceError, Registry, kill_instance, signal_instance, wait_gone
+if TYPE_CHECKING:
+    from .instances import Instance
+
+# unik.instances (the records, the engines) is imported by the commands: every other
+# command adds these parsers and needs none of it.
 
 #: ``unik stop``'s default wait for a graceful stop before the kill, in seconds.
 STOP_TIMEOUT_S = 10.0
@@ -80,6 +85,8 @@ def row(instance: Instance, now: float) -> dict[str, str]:
 
 def cmd_ps(ns: argparse.Namespace) -> int:
     """``unik ps``."""
+    from .instances import Registry
+
     instances = Registry().all()
     if ns.json:
         print(json.dumps([i.to_json() for i in instances], indent=2))
@@ -98,6 +105,8 @@ def cmd_ps(ns: argparse.Namespace) -> int:
 
 def cmd_logs(ns: argparse.Namespace) -> int:
     """``unik logs [-f] NAME``."""
+    from .instances import InstanceError, Registry
+
     instance = Registry().get(ns.name)
     log = instance.log
     if log is None:
@@ -121,6 +130,8 @@ def cmd_logs(ns: argparse.Namespace) -> int:
 
 def stop(instance: Instance, timeout: float) -> str:
     """Stop ``instance`` gracefully, killing it after ``timeout`` seconds; what happened, in words."""
+    from .instances import Registry, kill_instance, signal_instance, wait_gone
+
     engine = instance.manager()
     if engine is not None:
         if not instance.alive():
@@ -142,6 +153,8 @@ def stop(instance: Instance, timeout: float) -> str:
 
 def cmd_stop(ns: argparse.Namespace) -> int:
     """``unik stop NAME...``."""
+    from .instances import InstanceError, Registry
+
     registry = Registry()
     failed = 0
     for name in ns.names:
@@ -155,6 +168,8 @@ def cmd_stop(ns: argparse.Namespace) -> int:
 
 def cmd_rm(ns: argparse.Namespace) -> int:
     """``unik rm [-f] NAME...``."""
+    from .instances import InstanceError, Registry, kill_instance, wait_gone
+
     registry = Registry()
     failed = 0
     for name in ns.names:

@@ -22,9 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .application import find_pyproject
 from .cache import metadata_stamp, settled, stat_stamp, write_atomic
-from .errors import ConfigError, NotConfigured, did_you_mean
+from .errors import ConfigError, NotConfigured, ProjectNotFound, did_you_mean
 from .keys import Key, KeyValues, Origin, layer_args
 from .plan import Plan
 from .progress import Progress, counted
@@ -75,6 +74,19 @@ class Configuration:
         except OSError:
             return "at an unknown time"
         return _ago(seconds)
+
+
+def find_pyproject(start: Path) -> Path:
+    """The nearest ``pyproject.toml`` with ``[tool.unik]`` at or above ``start``."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and "[tool.unik" in candidate.read_text():
+            return candidate
+    raise ProjectNotFound(
+        f"no pyproject.toml with [tool.unik] in {start} or above: run `unik new NAME` to "
+        f"create an application, or pass --project DIR"
+    )
 
 
 class Project:
@@ -257,8 +269,6 @@ class Project:
         directories they were listed from and of the installed distributions' metadata;
         while none of them changed, it is not computed again.
         """
-        from .bundle import runtime_inputs
-
         remembered = config.directory / INPUTS
         try:
             data = json.loads(remembered.read_text())
@@ -266,6 +276,8 @@ class Project:
                 return str(data["digest"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
+        from .bundle import runtime_inputs  # the file walk: not needed while the digest is remembered
+
         files, dirs = runtime_inputs(config.plan, config.directory)
         h = hashlib.sha256()
         for f in files:

@@ -17,31 +17,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import py_compile
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unik.bundle import runtime_files
 from unik.errors import BuildError, RunError
 from unik.instances import process_start
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.pydeps import deps_root
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image, given_bindings
 
-from . import hvt_stdlib
-from .hvtfs import BLOCK as BLOCK_DEVICE
-from .hvtfs import NET as NET_DEVICE
-from .hvtfs import FsError, FsFile, link, pack, tree
 from .providers import BLOCK, NET, NET_MAC
 from .target import _wait, connect_taps, host_files
+
+if TYPE_CHECKING:
+    from .hvtfs import FsFile
+
+# What only a build needs (the byte compiler, the filesystem archive, the standard
+# library's C modules, the bundle's file list) is imported by emit and its helpers:
+# `unik run -t hvt` of a built unikernel starts the monitor sooner without them (issue 22).
 
 MONITOR = Path(__file__).with_name("unik-hvt")
 PYMAIN = Path(__file__).with_name("hvt") / "pymain.c"
@@ -51,7 +50,6 @@ STDLIB = Path(f"/usr/lib/python{PY_VERSION}")
 LIBPYTHON_DIR = Path(f"/usr/lib/python{PY_VERSION}/config-{PY_VERSION}-x86_64-linux-gnu")
 PY_INCLUDE = Path(f"/usr/include/python{PY_VERSION}")
 LIBS = ["-lpython3.11", "-lexpat", "-lz", "-lm", "-ldl", "-lpthread", "-lutil"]
-OPENSSL_LIBS = list(hvt_stdlib.LIBS)
 #: Parts of the standard library a unikernel has no use for (tests, GUIs, installers, shared modules).
 STDLIB_SKIP = ("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "distutils",
                "pydoc_data", "site-packages", "dist-packages", "lib-dynload", f"config-{PY_VERSION}-x86_64-linux-gnu",
@@ -103,6 +101,9 @@ def _pyc(source: Path, guest: str) -> bytes | None:
     """``source`` compiled for the guest's CPython (same minor version only), checked by hash, not mtime."""
     if sys.version_info[:2] != (3, 11):
         return None
+    import py_compile
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "x.pyc")
         try:
@@ -161,6 +162,8 @@ def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path,
 
 def app_files(files: list[tuple[str, Path]]) -> dict[str, FsFile]:
     """The artifact's files under ``/app`` (not shared objects), each module with its byte code in ``__pycache__``."""
+    from .hvtfs import FsFile
+
     tag = sys.implementation.cache_tag
     out: dict[str, FsFile] = {}
     for dest, source in files:
@@ -195,6 +198,16 @@ class HvtTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
+        import tempfile
+
+        from unik.bundle import runtime_files
+        from unik.pydeps import deps_root
+
+        from . import hvt_stdlib
+        from .hvtfs import BLOCK as BLOCK_DEVICE
+        from .hvtfs import NET as NET_DEVICE
+        from .hvtfs import FsError, link, pack, tree
+
         if plan.app.served:
             raise BuildError(f"hvt does not serve {plan.app.served} applications yet ([tool.unik] "
                              f"{plan.app.served}): running uvicorn or aiohttp inside the unikernel is not done "
@@ -250,7 +263,7 @@ class HvtTarget(Target):
             builtins = compile_builtins(extensions, Path(tmp), stdlib)
             try:
                 # _ssl, _hashlib and unik-lib-entropy's _aesctr; unused members are not linked
-                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *OPENSSL_LIBS],
+                link([obj, *builtins], archive, elf, libs=[f"-L{LIBPYTHON_DIR}", *LIBS, *hvt_stdlib.LIBS],
                      devices=[(d["name"], NET_DEVICE if d["type"] == "NET_BASIC" else BLOCK_DEVICE)
                               for d in devices])
             except (RuntimeError, FileNotFoundError, FsError) as exc:

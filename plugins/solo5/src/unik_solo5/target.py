@@ -20,22 +20,20 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from unik.bundle import runtime_files
 from unik.errors import RunError
-from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.instances import process_start
 from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.reproducible import normalised_elf
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_images, given_bindings
 
-from . import memory
 from .abi import OUT_OF_MEMORY, SOLO5_TYPES
 from .providers import BLOCK, MEM, NET, NET_MAC, SHOW_POLICY, Block, mem_mib
-from .root import FILES_ENV, ROOT_FILE, write_root_file
-from .syscalls import X86_64_NAMES
+
+# The build's modules (the bundle, ELF normalising, the root file) and the run's
+# machinery (TAPs, memory cgroups, the system call names) are imported where they are
+# used: `unik run -t hvt` loads this module for the spt target's registration (issue 18).
 
 TENDER = Path(__file__).with_name("unik-spt")
 ENTRY = "app/__spt__.py"
@@ -88,6 +86,10 @@ def connect_taps(made: contextlib.ExitStack, nets: dict[str, str], keys: KeyValu
     ``nets`` is updated in place with the TAPs made; the keys returned name them too
     (the application's ``--net`` key, where the plan has one).  A dry run makes none.
     """
+    if not nets:
+        return keys
+    from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
+
     for name, ifname in list(nets.items()):
         if ifname == AUTO and ctx.dry_run:  # the command as it would run, without making a TAP
             continue
@@ -119,6 +121,11 @@ class SptTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-spt/app/`` with the manifest and the bootstrap."""
+        from unik.bundle import runtime_files
+        from unik.reproducible import normalised_elf
+
+        from .root import write_root_file
+
         files = runtime_files(plan, ctx.build_dir)
         ctx.progress.info(f"packaging {counted(len(files), 'file')}")
         out = ctx.artifact_dir(plan)
@@ -152,6 +159,8 @@ class SptTarget(Target):
 
     def inspect(self, artifact: Artifact) -> tuple[list[Content], dict[str, str]]:
         """The application directory by kind; the solo5 manifest's devices."""
+        from .root import ROOT_FILE
+
         app = artifact.path.parent
         if not app.is_dir():
             raise RunError(f"{app} is missing: run `unik build`")
@@ -212,6 +221,9 @@ class SptTarget(Target):
     def _start(self, artifact: Artifact, keys: KeyValues, ctx: RunContext, nets: dict[str, str],
                macs: dict[str, str], blocks: dict[str, str], rest: list[str]) -> int:
         """Run the tender with the devices; report a refused system call by name."""
+        from . import memory
+        from .syscalls import X86_64_NAMES
+
         given_mem = ctx.options.get("mem") if "mem" in ctx.options.keys else None
         mem = mem_mib(str(given_mem or MEM.default))
         cmd = [str(TENDER), f"--mem={mem}", *[f"--net:{n}={v}" for n, v in nets.items()],
@@ -248,6 +260,8 @@ class SptTarget(Target):
         """Run the tender; its status and the number of the system call the kernel refused, if any."""
         # The tender alone writes to this pipe (the number of a refused call, as the kernel
         # gave it); the application never holds it. The caller's environment stays here.
+        from .root import FILES_ENV
+
         r, w = os.pipe()
         cmd = [cmd[0], f"--report-fd={w}", *cmd[1:]]
         env = {"UNIK_PROG": name}

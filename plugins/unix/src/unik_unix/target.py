@@ -25,7 +25,6 @@ from typing import Any
 from unik.bundle import runtime_files
 from unik.errors import RunError
 from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
-from unik.instances import process_start
 from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
@@ -226,6 +225,8 @@ class UnixTarget(Target):
         if ctx.dry_run:
             return ctx.show_command(cmd, names)
         env = dict(os.environ, **names)
+        from unik.instances import process_start  # the instance records: a run's, not a build's
+
         proc = subprocess.Popen(cmd, env=env)
         ctx.started(child_pid=proc.pid, child_pid_start=process_start(proc.pid))
         forwarded = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
