@@ -78,3 +78,28 @@ def test_the_hosts_debian_entries_become_deb_src_and_others_are_left_out(tmp_pat
     assert "debian-security" in stanzas[1] and "#" not in text and "node" not in text
     assert deb_src_entries([other]) == ""
     assert upstream("3.11.2-6+deb12u6") == "3.11.2" and upstream("1:2.3-1") == "2.3"
+
+
+def test_openssls_generator_differs_in_every_restore_of_a_snapshot(tmp_path: Path) -> None:
+    """Import-time code that draws from OpenSSL's DRBG runs before the build's snapshot: each restore reseeds it."""
+    needs_kvm()
+    needs_build_tools()
+    app = tmp_path / "draws"
+    (app / "src" / "draws").mkdir(parents=True)
+    (app / "pyproject.toml").write_text('[project]\nname = "draws"\nversion = "0.1"\n\n'
+                                        '[tool.unik]\nmain = "draws:start"\n')
+    (app / "src" / "draws" / "__init__.py").write_text(textwrap.dedent("""\
+        import ssl
+        from unik.devices import Console
+
+        AT_IMPORT = ssl.RAND_bytes(8).hex()  # the snapshot's, in every restore
+
+        async def start(console: Console) -> None:
+            console.log(f"{AT_IMPORT} {ssl.RAND_bytes(16).hex()}")
+        """))
+    unik(app, "-q", "configure", "-t", "hvt")
+    unik(app, "-q", "build")
+    assert (app / "dist" / "draws-hvt" / "draws.snap").is_file()
+    runs = [unik(app, "run", "-t", "hvt").stdout.split() for _ in range(3)]
+    assert len({r[0] for r in runs}) == 1  # computed at import: documented as the snapshot's
+    assert len({r[1] for r in runs}) == 3, runs

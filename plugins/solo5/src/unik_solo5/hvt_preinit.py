@@ -11,7 +11,8 @@ holds from before the save and gives it this run's arguments, and ``main.py`` ru
 cold boot, its imports already done.
 
 What the snapshot's memory holds and every restore of it shares, renewed here: the
-``random`` module's shared generator (seeded from ``os.urandom`` at its import), unik's
+``random`` module's shared generator (seeded from ``os.urandom`` at its import), OpenSSL's
+DRBGs (reseeded when ``_ssl`` is loaded), unik's
 generators (:func:`unik_entropy.forks.new_generation`), and whatever subscribed to
 :data:`unik.lifecycle.RESUMED` at import.  Not renewed (the same in every restore of one
 build, as in every fork of one process): CPython's string-hash seed, and glibc's stack
@@ -123,6 +124,9 @@ def resumed(argv: list[bytes]) -> None:
     random = sys.modules.get("random")
     if random is not None:
         random.seed()  # from os.urandom: the runtime's generator, rekeyed by this run's monitor
+    ssl = sys.modules.get("_ssl")
+    if ssl is not None:  # OpenSSL's DRBGs, if import-time code drew from them, hold the snapshot's state
+        ssl.RAND_add(os.urandom(48), 48.0)
     forks = sys.modules.get("unik_entropy.forks")
     if forks is not None:
         forks.new_generation()
