@@ -187,7 +187,7 @@ def profile(elf: Path, *args: str) -> dict[str, object]:
     runtime = re.search(r"(\d+) system calls in \d+ ms since the runtime started, ([\d.]+) ms of it inside", err)
     if not monitor or not runtime:
         raise RuntimeError(f"no profile from unik-hvt --profile:\n{err}")
-    calls = dict(re.findall(r"\n  ([a-z_0-9]+) (\d+)(?=\n)", err))
+    calls = dict(re.findall(r"\n  ([a-z_0-9]+) (\d+)(?=\n| \()", err))
     return {"total_ms": float(monitor.group(1)), "monitor_start_ms": float(monitor.group(2)),
             "guest_ms": float(monitor.group(3)), "system_calls": int(runtime.group(1)),
             "inside_runtime_ms": float(runtime.group(2)), "calls": {k: int(v) for k, v in calls.items()}}

@@ -26,7 +26,7 @@ def test_calls_are_served_without_a_trap_as_linux_answers_them(tmp_path: Path) -
     assert proc.stdout.splitlines() == ["1000 opens, stats, seeks, reads and closes: ok",
                                         "open of a missing file: -1 No such file or directory",
                                         "read of a closed descriptor: -1 Bad file descriptor",
-                                        "isatty(1): 0, getpid: 1"]
+                                        "isatty(1): 0, getpid: 1", "sigaction's queries: ok ok ok ok"]
     found = re.search(r"(\d+) system calls in .* (\d+) of them direct", proc.stderr)
     assert found, proc.stderr
     # 6,000 calls of the loop, all direct; glibc's start-up and stdio still trap (brk, exit_group...)
@@ -47,7 +47,7 @@ def test_a_stop_signal_reaches_a_guest_that_makes_only_direct_calls(tmp_path: Pa
                             text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(5)]
+        lines = [proc.stdout.readline() for _ in range(6)]
         assert lines[-1] == "looping\n", lines
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -56,3 +56,12 @@ def test_a_stop_signal_reaches_a_guest_that_makes_only_direct_calls(tmp_path: Pa
             proc.kill()
             proc.wait(timeout=30)
     assert out == "SIGTERM delivered during direct calls\n" and proc.returncode == 0, err
+
+
+def test_a_signal_action_query_makes_no_trap_and_setting_one_does(tmp_path: Path) -> None:
+    needs_kvm()
+    proc = run("--profile", direct_guest(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    # two set (SIGTERM's handler, then SIG_DFL) and trap; three queries (SIGTERM, SIGUSR1, 65) do not; glibc
+    # answers 32 itself
+    assert re.search(r"\n  rt_sigaction 5 \(3 direct\)\n", proc.stderr), proc.stderr

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from hvt_support import needs_kvm, run, runtime_guest
+from hvt_support import GUEST_DIR, needs_kvm, run, runtime_guest
+from unik_solo5.hvtfs import link
 
 GUESTS = {
     "overflow": """
@@ -48,3 +50,16 @@ def test_a_fault_is_named(tmp_path: Path, guest: str, message: str) -> None:
     proc = run("--mem", "64", runtime_guest(tmp_path, source))
     assert proc.returncode == 255
     assert "rip=0x" in proc.stderr and re.search(message, proc.stderr), proc.stderr
+
+
+def test_freed_memory_comes_back_zeroed(tmp_path: Path) -> None:
+    """mmap and brk zero what the guest had before (and only that: fresh memory is the monitor's, zero)."""
+    needs_kvm()
+    obj = tmp_path / "heapreuse.o"
+    subprocess.run(["gcc", "-O2", "-c", str(GUEST_DIR / "heapreuse.c"), "-o", str(obj)], check=True)
+    link([obj], None, tmp_path / "heapreuse")
+    proc = run("--mem", "64", tmp_path / "heapreuse")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["fresh mmap: zero", "mmap after munmap of dirty memory: zero",
+                                        "the break given back dirty and grown again: zero",
+                                        "the break grown over memory mmap had dirtied: zero"]

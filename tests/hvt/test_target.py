@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,6 +25,12 @@ def test_hello_runs_under_hvt(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["hello"] * 4
     proc = unik(app, "run", "-t", "hvt", "--count", "2", "--greeting", "bonjour", "--mem", "128M")
     assert proc.stdout.splitlines() == ["bonjour", "bonjour"]
+    # where a boot's time goes: the runtime's calls, most of them without a trap; CPython's imports
+    proc = unik(app, "run", "-t", "hvt", "--count", "1", "--profile", "--profile-imports")
+    assert proc.stdout == "hello\n"
+    assert re.search(r"\| +\d+ \| unik\.runtime\n", proc.stderr), proc.stderr
+    found = re.search(r"(\d+) system calls in .* (\d+) of them direct", proc.stderr)
+    assert found and int(found.group(2)) > int(found.group(1)) // 2, proc.stderr
     # the monitor seals itself with seccomp once the VM exists
     monitor = subprocess.Popen([str(MONITOR), str(out / "hello.hvt"), "--count", "2"], stdout=subprocess.PIPE,
                                text=True)

@@ -31,6 +31,19 @@ int main(int argc, char **argv)
     ssize_t closed = read(77, buf, 1);
     printf("read of a closed descriptor: %zd %s\n", closed, strerror(errno));
     printf("isatty(1): %d, getpid: %d\n", isatty(1), getpid());
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL); /* setting one traps: glibc's own, with its restorer */
+    int seen = sigaction(SIGTERM, NULL, &old) == 0 && old.sa_handler == on_term
+               && (old.sa_flags & 0x04000000 /* SA_RESTORER, glibc's */) && old.sa_restorer != NULL;
+    int dfl = sigaction(SIGUSR1, NULL, &old) == 0 && old.sa_handler == SIG_DFL;
+    errno = 0;
+    int own = sigaction(32, NULL, &old) == -1 && errno == EINVAL;
+    errno = 0;
+    int bad = sigaction(65, NULL, &old) == -1 && errno == EINVAL;
+    printf("sigaction's queries: %s %s %s %s\n", seen ? "ok" : "wrong", dfl ? "ok" : "wrong", own ? "ok" : "wrong",
+           bad ? "ok" : "wrong");
+    signal(SIGTERM, SIG_DFL);
     fflush(stdout);
     if (argc > 1 && strcmp(argv[1], "loop") == 0) {
         signal(SIGTERM, on_term);

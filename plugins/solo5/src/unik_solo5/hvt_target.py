@@ -75,6 +75,8 @@ def mib(text: str) -> int:
 MEM = Key("mem", "memory of the unikernel (256M, 1G; at most 3G)", default="256M", metavar="SIZE", check=check_mem)
 TRACE = Key("trace", "log every system call the application makes (unik-hvt --trace)", "bool")
 PROFILE = Key("profile", "at exit, say where the run's time went (unik-hvt --profile)", "bool")
+PROFILE_IMPORTS = Key("profile_imports", "boot cold and print CPython's import times, as -X importtime does "
+                      "(unik-hvt --profile-imports)", "bool")
 NO_SNAPSHOT = Key("no_snapshot", "boot cold even when the unikernel has a snapshot (made by unik build)", type="bool",
                   default="false")
 
@@ -188,7 +190,7 @@ class HvtTarget(Target):
     host_network = False  # no Linux inside: no sockets at all
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
-    run_keys = (MEM, TRACE, PROFILE, NET, BLOCK, NET_MAC, NO_SNAPSHOT)
+    run_keys = (MEM, TRACE, PROFILE, PROFILE_IMPORTS, NET, BLOCK, NET_MAC, NO_SNAPSHOT)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""
@@ -297,10 +299,10 @@ class HvtTarget(Target):
         opts = ctx.options
         mem = mib(str(opts.get("mem") if "mem" in opts.keys and opts.get("mem") else "256M"))
         cmd = [str(MONITOR), "--mem", str(mem)]
-        for flag in ("trace", "profile"):
+        for flag in ("trace", "profile", "profile_imports"):
             if flag in opts.keys and opts.get(flag):
-                cmd.append(f"--{flag}")
-        if not ("no_snapshot" in opts.keys and opts.get("no_snapshot")):
+                cmd.append(f"--{flag.replace('_', '-')}")
+        if not any(flag in opts.keys and opts.get(flag) for flag in ("no_snapshot", "profile_imports")):
             cmd += ["--snapshot", str(artifact.path.with_suffix(".snap"))]  # the monitor checks it, else boots cold
         nets = given_bindings("net", keys, ctx)
         blocks = given_bindings("block", keys, ctx)

@@ -30,11 +30,11 @@ S_IFDIR = 0o040000
 S_IFREG = 0o100000
 RUNTIME = Path(__file__).with_name("hvt") / "unik-hvt-runtime.o"
 #: libc's system-call wrappers that call the runtime instead of trapping (``hvt/direct.c``), and the
-#: libc functions they replace (``ld --wrap``): the calls a served request makes.
+#: libc functions they replace (``ld --wrap``): the calls a served request makes, and a signal action's query.
 DIRECT = RUNTIME.with_name("unik-hvt-direct.o")
 DIRECT_CALLS = ("read", "write", "readv", "writev", "pread", "pread64", "close", "lseek", "lseek64", "dup", "getpid",
                 "fstat", "fstat64", "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64", "open", "open64",
-                "openat", "openat64", "fcntl", "fcntl64", "ioctl", "isatty", "epoll_wait", "poll")
+                "openat", "openat64", "fcntl", "fcntl64", "ioctl", "isatty", "epoll_wait", "poll", "sigaction")
 #: Device types of the manifest note (hvt_abi.h's HVT_NET, HVT_BLOCK).
 NET, BLOCK = 1, 2
 MANIFEST_NOTE = 0x31544D46  # HVT_NOTE_MANIFEST

@@ -107,6 +107,7 @@ struct hvt_snapshot { uint64_t monotonic_ns; };
 #define HVT_FLAG_PROFILE 2 /* at exit, where the time went: the monitor's and the runtime's counts on stderr */
 #define HVT_FLAG_PREINIT 4 /* this boot pre-initialises: the snapshot point saves the guest (--save-snapshot) */
 #define HVT_FLAG_RESTORED 8 /* this guest was restored from a snapshot (--snapshot) */
+#define HVT_FLAG_IMPORTS 16 /* CPython's import times on stderr (-X importtime): UNIK_HVT_IMPORT_TIME=1 in the guest */
 
 struct hvt_device {
     char name[32];

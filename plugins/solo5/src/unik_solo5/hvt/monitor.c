@@ -1,7 +1,7 @@
 /* unik-hvt: unik's minimal KVM monitor (after solo5's hvt).
  *
  *   unik-hvt [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE]
- *            [--trace] [--profile] [--snapshot FILE] [--] UNIKERNEL.elf [ARG...]
+ *            [--trace] [--profile] [--profile-imports] [--snapshot FILE] [--] UNIKERNEL.elf [ARG...]
  *   unik-hvt [--mem MIB] --save-snapshot FILE [--] UNIKERNEL.elf [ARG...]
  *   unik-hvt --show-policy [UNIKERNEL.elf]
  *
@@ -1150,7 +1150,7 @@ static void show_policy(const char *unikernel)
 static void usage(void)
 {
     fprintf(stderr, "usage: %s --show-policy [UNIKERNEL]\n       %s [--mem MIB] [--net:NAME=TAP] [--net-mac:NAME=MAC] [--block:NAME=FILE] [--trace] [--profile] "
-                    "[--snapshot FILE [--snapshot-mmap]] [--] UNIKERNEL [ARG...]\n       %s [--mem MIB] --save-snapshot FILE [--] "
+                    "[--profile-imports] [--snapshot FILE [--snapshot-mmap]] [--] UNIKERNEL [ARG...]\n       %s [--mem MIB] --save-snapshot FILE [--] "
                     "UNIKERNEL [ARG...]\n", prog, prog, prog);
     exit(REFUSE);
 }
@@ -1260,6 +1260,8 @@ int main(int argc, char **argv)
             restore_path = argv[++i];
         } else if (strcmp(a, "--snapshot-mmap") == 0) {
             lazily = 1;
+        } else if (strcmp(a, "--profile-imports") == 0) {
+            flags |= HVT_FLAG_IMPORTS;
         } else if (binding(a, "--net:", name, sizeof name, &value)) {
             give(name, value, HVT_NET);
         } else if (binding(a, "--block:", name, sizeof name, &value)) {

@@ -251,6 +251,24 @@ static u64 monotonic(void)
 #define MAX_PAGES ((u64)HVT_MAX_GIB << 18)
 static u64 bitmap[MAX_PAGES / 64]; /* pages of [heap_lo, heap_hi) in use (brk or mmap) */
 static u64 heap_lo, heap_hi, brk_cur, brk_hwm;
+/* The heap's pages are zero until first handed out (the monitor's memory is fresh and
+ * anonymous): the break only ever used [heap_lo, brk_hwm), mmap only [mmap_lwm, heap_hi).
+ * Zeroing memory the guest never had would touch pages it may never use (a first touch
+ * is an exit under a shadow-paging KVM: hello's 1 MiB obmalloc arena cost 4 ms). */
+static u64 mmap_lwm;
+
+/* Zero what of [at, at + len) the heap handed out before (see mmap_lwm). */
+static void zero_reused(u64 at, u64 len)
+{
+    u64 end = at + len;
+    if (at < brk_hwm)
+        zero((void *)at, (end < brk_hwm ? end : brk_hwm) - at);
+    u64 from = at > brk_hwm ? at : brk_hwm;
+    if (from < mmap_lwm)
+        from = mmap_lwm;
+    if (from < end)
+        zero((void *)from, end - from);
+}
 
 static int used(u64 page) { return (bitmap[page >> 6] >> (page & 63)) & 1; }
 static void mark(u64 first, u64 n, int on)
@@ -276,8 +294,8 @@ static i64 sys_brk(u64 want)
     } else {
         mark(last, first - last, 0);
     }
-    if (want > brk_cur && brk_cur < brk_hwm) /* memory given back earlier may be dirty */
-        zero((void *)brk_cur, (want < brk_hwm ? want : brk_hwm) - brk_cur);
+    if (want > brk_cur) /* memory given back earlier (to the break or to mmap) may be dirty */
+        zero_reused(brk_cur, want - brk_cur);
     brk_cur = want;
     if (want > brk_hwm)
         brk_hwm = want;
@@ -1630,7 +1648,9 @@ static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off)
             return -ENOMEM;
         mark((at - heap_lo) / PAGE, n, 1);
     }
-    zero((void *)at, n * PAGE);
+    zero_reused(at, n * PAGE);
+    if (at < mmap_lwm)
+        mmap_lwm = at;
     if (src)
         copy((void *)at, src, src_len);
     return (i64)at;
@@ -1858,7 +1878,7 @@ static i64 dispatch(struct rt_regs *r)
 }
 
 /* --profile: system calls by number, and the time spent serving them (TSC ticks) */
-static u32 profile_calls[HVT_NSYSCALLS];
+static u32 profile_calls[HVT_NSYSCALLS], profile_direct_calls[HVT_NSYSCALLS];
 static u64 profile_ticks, profile_total, profile_direct;
 
 static void profile_report(void)
@@ -1876,14 +1896,17 @@ static void profile_report(void)
                 best = nr;
         if (!profile_calls[best])
             break;
-        log_("  %s %u\n", sysname(best), profile_calls[best]);
+        if (profile_direct_calls[best])
+            log_("  %s %u (%u direct)\n", sysname(best), profile_calls[best], profile_direct_calls[best]);
+        else
+            log_("  %s %u\n", sysname(best), profile_calls[best]);
         profile_calls[best] = 0;
     }
 }
 
 /* The direct entry (direct.c): libc's wrappers of the calls a served request makes call
  * here instead of trapping.  Only calls that neither deliver signals nor change the
- * caller's registers (no exit, sigreturn, kill, sigaction...) are served; with a signal
+ * caller's registers (no exit, sigreturn, kill; of sigaction only a query) are served; with a signal
  * pending, under --trace, or interrupted (EINTR), the wrapper makes the real system call,
  * whose exit runs the handler.  No signal can arrive in the middle: the runtime takes
  * them only at a trap's exit. */
@@ -1893,6 +1916,10 @@ i64 hvt_direct(u64 nr, u64 a, u64 b, u64 c, u64 d)
     switch (nr) {
     case 0: case 1: case 3: case 7: case 8: case 16: case 17: case 19: case 20: case 32: case 39: case 72:
     case 232: case 257: case 262:
+        break;
+    case 13: /* rt_sigaction: a query only (CPython reads all 64 actions while it starts) */
+        if (b)
+            return HVT_DIRECT_TRAP;
         break;
     default:
         return HVT_DIRECT_TRAP;
@@ -1905,6 +1932,7 @@ i64 hvt_direct(u64 nr, u64 a, u64 b, u64 c, u64 d)
         profile_total++;
         profile_direct++;
         profile_calls[nr]++;
+        profile_direct_calls[nr]++;
         u64 start = rdtsc();
         ret = dispatch(&r);
         profile_ticks += rdtsc() - start;
@@ -2040,6 +2068,7 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
         halt(255);
     }
     brk_cur = brk_hwm = heap_lo;
+    mmap_lwm = heap_hi;
     fs_init();
     for (int fd = 0; fd < 3; fd++) {
         struct file *f = new_file(K_CONSOLE);
@@ -2065,7 +2094,12 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
         {3, (u64)(uintptr_t)eh + phoff}, {4, 56}, {5, phnum}, {6, PAGE}, {9, (u64)(uintptr_t)_start},
         {11, 0}, {12, 0}, {13, 0}, {14, 0}, {16, edx}, {17, 100}, {15, at_platform}, {23, 0},
         {25, at_random}, {26, 0}, {51, 2048}, {33, (u64)(uintptr_t)hvt_vdso}, {0, 0}};
-    u64 nwords = 1 + bi->argc + 1 + 1 + 2 * (sizeof auxv / sizeof auxv[0]);
+    /* No environment, but with --profile-imports one variable: CPython's main (pymain.c)
+     * then prints its import times (-X importtime). */
+    sp = push_bytes(sp, "UNIK_HVT_IMPORT_TIME=1", 23);
+    u64 import_time_env = (u64)(uintptr_t)sp;
+    int envc = (bi->flags & HVT_FLAG_IMPORTS) != 0;
+    u64 nwords = 1 + bi->argc + 1 + envc + 1 + 2 * (sizeof auxv / sizeof auxv[0]);
     sp -= nwords;
     sp = (u64 *)((uintptr_t)sp & ~15ULL);
     u64 *w = sp;
@@ -2075,7 +2109,9 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
         off += slen(sargs + off) + 1;
     }
     *w++ = 0; /* end of argv */
-    *w++ = 0; /* no environment */
+    if (envc)
+        *w++ = import_time_env;
+    *w++ = 0; /* end of the environment */
     for (u64 i = 0; i < sizeof auxv / sizeof auxv[0]; i++) {
         *w++ = auxv[i][0];
         *w++ = auxv[i][1];
