@@ -161,9 +161,10 @@ class Application:
         deps = project.get("dependencies", [])
         if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
             raise ConfigError(where, "project", "dependencies", "must be a list of requirement strings")
-        from .pydeps import check
+        if deps:  # most applications have none: spare them importing pydeps (and the bundle's walker)
+            from .pydeps import check
 
-        check(where, deps)
+            check(where, deps)
         if entry_key == "main":
             params = _entry_parameters(where, source_dirs, module, function)
             devices, settings = _classify(where, main, params, tables, name)

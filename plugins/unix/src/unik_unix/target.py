@@ -22,17 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unik.bundle import runtime_files
 from unik.errors import RunError
-from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
 from unik.inventory import Content, classify_bundle
 from unik.keys import KeyValues
 from unik.plan import Plan
 from unik.progress import counted
-from unik.reproducible import normalised_elf, source_date_epoch
 from unik.target import Artifact, BuildContext, Check, RunContext, Target, check_disk_image
 
 from .providers import BLOCK, IPV4, NET, Block, SocketStack, Tap
+
+# The bundle's walker and the ELF normaliser (a build's) and the TAP machinery (a run
+# with TAPs') are imported where used: `unik configure -t unix` needs none of them.
 
 #: The earliest time a zip entry can carry (1980-01-01), in seconds since 1970.
 _ZIP_EPOCH_S = 315532800
@@ -95,6 +95,8 @@ def _zip_entry(zf: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -
 
 def _zip_time() -> tuple[int, int, int, int, int, int]:
     """The time every entry carries: ``SOURCE_DATE_EPOCH`` (UTC), not before 1980 (zip's first year)."""
+    from unik.reproducible import source_date_epoch
+
     t = time.gmtime(max(source_date_epoch(), _ZIP_EPOCH_S))
     return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
 
@@ -115,6 +117,8 @@ def _zip_file(zf: zipfile.ZipFile, name: str, source: Path, mode: int) -> bytes:
     """
     h = hashlib.sha256()
     if source.suffix == ".so":
+        from unik.reproducible import normalised_elf
+
         data = normalised_elf(source)
         _zip_entry(zf, name, data, mode)
         return hashlib.sha256(data).digest()
@@ -135,6 +139,8 @@ class UnixTarget(Target):
 
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Write ``dist/<name>-unix/<name>.pyz``."""
+        from unik.bundle import runtime_files
+
         files = runtime_files(plan, ctx.build_dir)
         ctx.progress.info(f"packaging {counted(len(files), 'file')}")
         digest = hashlib.sha256()
@@ -172,6 +178,8 @@ class UnixTarget(Target):
                                    f"or file = \"...\" in [tool.unik.devices.{node.name}]")
                 check_disk_image(node.name, path, writable=not node.options.get("read_only"))
             elif node.provider == Tap.PLUGIN_NAME:
+                from unik.hostnet import AUTO, auto_address, require_tap
+
                 ifname = tap_names([{"name": node.name, "provider": node.provider}], keys)[node.name]
                 if ifname == AUTO:
                     auto_address(node.name, keys)  # refused before building when it cannot work
@@ -210,6 +218,8 @@ class UnixTarget(Target):
             return self._run(artifact, keys, ctx)
         with contextlib.ExitStack() as taps:
             for device, ifname in tap_names(artifact.manifest.get("devices", []), keys).items():
+                from unik.hostnet import AUTO, AutoTap, auto_address, require_tap
+
                 if ifname == AUTO:
                     tap = taps.enter_context(AutoTap(device, auto_address(device, keys)))
                     ctx.progress.info(f"network device {device}: {tap.summary}")
