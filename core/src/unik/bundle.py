@@ -11,14 +11,13 @@ an initramfs).  The order is sorted and stable, so artifacts are reproducible.
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .builders import NOT_FOLLOWED, normalise
 from .errors import BuildError
-from .version import DISTRIBUTION
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
 # importlib.metadata and packaging are imported by the functions that read
 # distributions: target plugins import this module, and every command loads them.
 
-#: Distributions whose own dependencies are build-time only (the composer's).
-NOT_FOLLOWED = {DISTRIBUTION}
 _SKIP_DIRS = {"__pycache__"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".c", ".h"}
 
@@ -40,11 +37,6 @@ class BundleFile:
     source: Path
     #: The distribution it belongs to (the application's name for its own files), for size reports.
     distribution: str = field(default="", compare=False)
-
-
-def normalise(name: str) -> str:
-    """A distribution name in PEP 503 normal form."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _top_level_by_distribution() -> dict[str, set[str]]:

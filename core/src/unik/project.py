@@ -3,8 +3,10 @@
 ``configure`` composes the plan and writes ``_build/<target>/plan.json`` and
 ``main.py``; ``build`` hands the plan to the target's emitter, which writes
 ``dist/<name>-<target>/``; ``run`` hands that artifact to the target's runner.  A
-configuration made before ``pyproject.toml`` changed is stale and is done again with
-the same options; an artifact older than its sources is rebuilt.
+configuration made before ``pyproject.toml`` or the plugins that compose and build it
+changed (upgraded, or an editable one's sources edited: :mod:`unik.builders`) is stale
+and is done again with the same options; an artifact whose inputs changed (its files,
+those plugins) is rebuilt.
 
 ``unik run`` never rewrites the saved configuration: when its keys change the device
 graph or a configure-time key (:attr:`unik.keys.Key.stage`), the application is
@@ -35,6 +37,7 @@ CORE = f"{DISTRIBUTION} {__version__}"
 
 if TYPE_CHECKING:
     from .application import Application
+    from .builders import Installed
     from .bundle import BundleFile
     from .plugins import PluginManager
 
@@ -97,6 +100,7 @@ class Project:
         self.root = self.pyproject.parent
         self.plugins = plugins
         self.progress = progress or Progress()
+        self._builders: dict[tuple[str, ...], tuple[list[Installed], dict[str, str]]] = {}
 
     @classmethod
     def find(cls, start: Path, plugins: PluginManager, progress: Progress | None = None) -> Project:
@@ -150,6 +154,21 @@ class Project:
         age = _ago(time.time() - stamp.stat().st_mtime) if stamp.is_file() else "earlier"
         return (f"the configuration for {previous} (made {age}) is still the current one: "
                 f"`unik build` and `unik run` use it until a configure succeeds")
+
+    def builders(self, plan: Plan) -> tuple[list[Installed], dict[str, str]]:
+        """The installed distributions that make ``plan``'s configuration and artifact, and their stamps.
+
+        The plan's distributions, its target's, and what they require
+        (:func:`unik.builders.find`), with each one's stamp by name (its version, and for
+        an editable install the stat of its source files); looked up once per command.
+        """
+        from . import builders
+
+        names = tuple(sorted({*plan.distributions, plan.target_distribution} - {""}))
+        if names not in self._builders:
+            found = builders.find(names)
+            self._builders[names] = (found, builders.stamps_by_name(found))
+        return self._builders[names]
 
     # -- configure ----------------------------------------------------------------
 
@@ -231,7 +250,7 @@ class Project:
         _write(out / "plan.json", plan.dumps())
         _write(out / "main.py", generate_main(plan))
         stamp = {"pyproject": _digest_file(self.pyproject), "key_args": dict(key_args),
-                 "unik": CORE}
+                 "unik": CORE, "builders": self.builders(plan)[1]}
         _write(out / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n")
         if directory is None:
             (self.root / BUILD_DIR / CURRENT).write_text(target + "\n")
@@ -252,6 +271,13 @@ class Project:
             self.progress.info(f"{self.pyproject.name} changed since configure: configuring {target} again")
             return self.configure(target, key_args, fresh={})
         plan = Plan.loads((out / "plan.json").read_text())
+        # The plugins that composed the plan and write the artifact: upgraded, or an
+        # editable one's sources edited, they may compose or generate it differently.
+        was, now = stamp.get("builders", {}), self.builders(plan)[1]
+        if was != now:
+            changed = sorted(n for n in {*was, *now} if was.get(n) != now.get(n))
+            self.progress.info(f"{', '.join(changed)} changed since configure: configuring {target} again")
+            return self.configure(target, key_args, fresh={})
         return Configuration(plan, out, key_args)
 
     # -- build ----------------------------------------------------------------------
@@ -264,15 +290,21 @@ class Project:
         """A digest of everything an artifact is built from.
 
         That is every file it bundles: the plan, the generated main, the application,
-        unik and its plugins, the baked files.  The digest is remembered in
-        ``_build/<target>/inputs.json`` with the stat of those files, of the
-        directories they were listed from and of the installed distributions' metadata;
-        while none of them changed, it is not computed again.
+        unik and its plugins, the baked files; and the distributions that build it
+        (:meth:`builders`: the target's emitter, the VM toolkit, C sources an image
+        compiles), by version and, for an editable install, by the content of its source
+        files.  The digest is remembered in ``_build/<target>/inputs.json`` with the stat of
+        those files, of the directories they were listed from and of the installed
+        distributions' metadata, and the builders' stamps; while none of them changed, it
+        is not computed again.
         """
+        from . import builders
+
+        installed, held = self.builders(config.plan)
         remembered = config.directory / INPUTS
         try:
             data = json.loads(remembered.read_text())
-            if data["stamp"] == _inputs_stamp(data["files"], data["dirs"]):
+            if data["stamp"] == _inputs_stamp(data["files"], data["dirs"]) and data["builders"] == held:
                 return str(data["digest"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -282,11 +314,12 @@ class Project:
         h = hashlib.sha256()
         for f in files:
             h.update(f.dest.encode() + b"\0" + _digest_file(f.source).encode())
+        h.update(b"builders\0" + builders.digest(installed).encode())
         paths = sorted({str(f.source) for f in files})
         dir_paths = sorted({str(d) for d in dirs})
         stamp = _inputs_stamp(paths, dir_paths)
-        if settled(stamp):
-            data = {"digest": h.hexdigest(), "files": paths, "dirs": dir_paths, "stamp": stamp}
+        if settled([*stamp, *builders.stamp(installed)]):
+            data = {"digest": h.hexdigest(), "files": paths, "dirs": dir_paths, "stamp": stamp, "builders": held}
             try:
                 write_atomic(remembered, json.dumps(data) + "\n")
             except OSError:  # only a cache

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .bundle import normalise
+from .builders import normalise
 from .cache import cache_dir
 from .errors import BuildError, ConfigError
 
