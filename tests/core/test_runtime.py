@@ -141,8 +141,14 @@ def test_bare_bool_flags_and_a_target_dialect() -> None:
     assert parsed.get("verbose") is True
     parsed = runtime.parse_args(KeyValues([net]), ["--net:service=tap2"], "prog", syntax=colon)
     assert parsed.get("net", device="service") == "tap2"
-    with pytest.raises(SystemExit):  # the core itself carries no target's dialect
+    from unik.errors import BadKey
+
+    # The core itself carries no target's dialect (a unix .pyz has no solo5 code): refused,
+    # naming the spelling this artifact reads (exit 2, as argparse's usage errors).
+    with pytest.raises(BadKey, match=r"^--net:service=tap2: this artifact reads --net service=tap2 "):
         runtime.parse_args(KeyValues([net]), ["--net:service=tap2"], "prog")
+    with pytest.raises(SystemExit):  # not a per-device key: argparse's own usage error
+        runtime.parse_args(KeyValues([net, Key("port", "p")]), ["--port:x=1"], "prog")
 
 
 def test_lifecycle_events_are_checked_announced_once_and_isolated(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
 from . import lifecycle
-from .errors import DeviceUnavailable, UnikError, UserError, did_you_mean
+from .errors import BadKey, DeviceUnavailable, UnikError, UserError, did_you_mean
 from .keys import ArgvSyntax, KeyValues
 
 T = TypeVar("T")
@@ -165,6 +165,7 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
                             metavar=key.metavar or key.type.upper(), **flag)
     for rewrite in () if syntax is None else (syntax,) if callable(syntax) else syntax:
         argv = rewrite(argv, keys.keys)
+    _refuse_foreign_bindings(argv, keys)
     ns = parser.parse_args(argv)
     given = {name: texts for name, texts in vars(ns).items() if texts}
     keys = keys.with_args(given)
@@ -173,6 +174,24 @@ def parse_args(keys: KeyValues, argv: Sequence[str], prog: str,
             raise keys.error(name, f"{device}=...: this application has no device {device!r}"
                              f"{did_you_mean(device, takers)} (devices that take it: {', '.join(takers)})")
     return keys
+
+
+def _refuse_foreign_bindings(argv: Sequence[str], keys: KeyValues) -> None:
+    """Name unik's spelling for ``--net:service=tap0``, a target's dialect this artifact does not carry.
+
+    A dialect is its plugin's code (solo5's, for spt and hvt), carried only by artifacts
+    of its distribution (:attr:`unik.plan.Plan.argv_syntax`): a unix ``.pyz`` reads unik's
+    ``--net service=tap0``, where argparse alone would say "unrecognized arguments".
+    ``unik run`` reads both, through the installed plugins' hooks.
+    """
+    for arg in argv:
+        if arg == "--":
+            return
+        option, colon, binding = arg.partition(":")
+        key = keys.keys.get(option[2:].replace("-", "_")) if arg.startswith("--") and colon else None
+        if key is not None and key.per_device and not key.internal and "=" in binding:
+            raise BadKey(f"{arg}: this artifact reads {option} {binding} (DEVICE=VALUE after the option; "
+                         f"`unik run` also reads a target's own {option}:DEVICE=VALUE spelling)")
 
 
 def main(
