@@ -1,14 +1,18 @@
-"""The standard library's OpenSSL modules, ``_ssl`` and ``_hashlib``, built into the hvt unikernel.
+"""Standard library C modules that Debian ships as shared objects, built into the hvt unikernel.
 
-Debian links most of CPython's C modules into ``libpython3.11.a`` but ships these two (with
-``_json``, ``_asyncio``, ``_decimal``, ...) as shared objects in ``lib-dynload``, which a
-static unikernel without a dynamic loader cannot load, and no binary package holds their
-sources.  ``unik build`` therefore takes them from Debian's *source* package of the
+Debian links most of CPython's C modules into ``libpython3.11.a`` but ships others as
+shared objects in ``lib-dynload``, which a static unikernel without a dynamic loader cannot
+load, and no binary package holds their sources.  Built in here: the OpenSSL modules
+(``_ssl``, ``_hashlib``) and the accelerators that need no other library (``_asyncio``,
+``_json``, ``_queue``, ``_typing``, ``_zoneinfo``); ``_decimal`` (libmpdec), ``_ctypes``
+(libffi, and a dynamic loader), ``_sqlite3``, ``_bz2``, ``_lzma``, ``mmap``, the CJK codecs
+and the rest are not.  ``unik build`` therefore takes them from Debian's *source* package of the
 installed CPython (``python3.11``, through ``apt-get source`` with a private ``deb-src``
 list made from the host's Debian entries, Debian's patches applied), once, keeping only
-the few files the two modules compile from in ``~/.cache/unik/hvt/cpython-<version>``;
-compiles them there against the installed headers, and the unikernel links them with
-the static ``libssl.a``/``libcrypto.a`` (libssl-dev) and registers them as built-ins.
+the few files these modules compile from in ``~/.cache/unik/hvt/cpython-<version>``;
+compiles them there against the installed headers, and the unikernel links them (the
+OpenSSL ones with the static ``libssl.a``/``libcrypto.a`` of libssl-dev) and registers
+them as built-ins.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ SOURCE_PACKAGE = "python3.11"
 BINARY_PACKAGE = "libpython3.11-dev"
 PY_INCLUDE = Path("/usr/include/python3.11")
 #: Built-in module name -> its source in CPython's ``Modules/``.
-MODULES = {"_ssl": "_ssl.c", "_hashlib": "_hashopenssl.c"}
-#: What the two compile from (``Modules/``-relative), all that is kept of the source tree.
+MODULES = {"_ssl": "_ssl.c", "_hashlib": "_hashopenssl.c", "_asyncio": "_asynciomodule.c", "_json": "_json.c",
+           "_queue": "_queuemodule.c", "_typing": "_typingmodule.c", "_zoneinfo": "_zoneinfo.c"}
+#: What they compile from (``Modules/``-relative), all that is kept of the source tree.
 KEPT = ("_ssl.c", "_ssl.h", "_ssl", "_ssl_data.h", "_ssl_data_111.h", "_ssl_data_300.h", "socketmodule.h",
-        "_hashopenssl.c", "hashlib.h", "clinic/_ssl.c.h", "clinic/_hashopenssl.c.h")
+        "_hashopenssl.c", "hashlib.h", "clinic/_ssl.c.h", "clinic/_hashopenssl.c.h",
+        "_asynciomodule.c", "clinic/_asynciomodule.c.h", "_json.c", "_queuemodule.c", "clinic/_queuemodule.c.h",
+        "_typingmodule.c", "clinic/_typingmodule.c.h", "_zoneinfo.c")
 #: pyconfig.h says Debian built _socket with Bluetooth, whose headers (libbluetooth-dev) only
 #: size a sockaddr union that _ssl never touches: included first, then the two defines dropped.
 PREINCLUDE = "#include <pyconfig.h>\n#undef HAVE_BLUETOOTH_BLUETOOTH_H\n#undef HAVE_BLUETOOTH_H\n"
@@ -151,14 +158,14 @@ def source_dir(progress: Progress) -> Path:
     """The kept part of Debian's CPython source for the installed ``libpython3.11-dev``, fetched if needed."""
     version = installed_version()
     dest = cache_dir() / "hvt" / f"cpython-{version}"
-    if not (dest / "source.json").is_file():
+    if not (dest / "source.json").is_file() or not all((dest / "Modules" / rel).exists() for rel in KEPT):
         dest.parent.mkdir(parents=True, exist_ok=True)
         _fetch(version, dest, progress)
     return dest
 
 
 def objects(progress: Progress) -> list[tuple[str, Path]]:
-    """(module name, object file) of ``_ssl`` and ``_hashlib``, compiled once into the cache."""
+    """(module name, object file) of each of :data:`MODULES`, compiled once into the cache."""
     root = source_dir(progress)
     modules = root / "Modules"
     pre = root / "preinclude.h"

@@ -237,8 +237,9 @@ class HvtTarget(Target):
             if any(n.provider.startswith("tls.") for n in plan.nodes):
                 raise BuildError(f"the plan's TLS device needs the ssl module, built into the unikernel: {exc}") \
                     from None
-            ctx.progress.warn(f"linking without the ssl and _hashlib modules (import ssl will fail in the guest; "
-                              f"hashlib keeps CPython's own hashes): {exc}")
+            ctx.progress.warn(f"linking without {', '.join(hvt_stdlib.MODULES)} (import ssl will fail in the "
+                              f"guest; hashlib keeps CPython's own hashes, the others their pure-Python "
+                              f"code): {exc}")
             stdlib = []
         image = tree(STDLIB, f"/lib/python{PY_VERSION}", skip=STDLIB_SKIP)
         image.update(app_files(pairs))
