@@ -85,10 +85,13 @@ static const char *why(const char *fmt, ...)
     return reason;
 }
 
-static int write_all(int fd, const void *buf, uint64_t len, uint64_t at)
+/* pwrite (writing) or pread all len bytes of buf at offset at, resuming after a short transfer
+ * and EINTR; -1 on an error or at the end of the file. */
+static int transfer_all(int fd, uint8_t *buf, uint64_t len, uint64_t at, int writing)
 {
     for (uint64_t done = 0; done < len;) {
-        ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(at + done));
+        ssize_t n = writing ? pwrite(fd, buf + done, len - done, (off_t)(at + done))
+                            : pread(fd, buf + done, len - done, (off_t)(at + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -98,17 +101,14 @@ static int write_all(int fd, const void *buf, uint64_t len, uint64_t at)
     return 0;
 }
 
+static int write_all(int fd, const void *buf, uint64_t len, uint64_t at)
+{
+    return transfer_all(fd, (uint8_t *)(uintptr_t)buf, len, at, 1); /* only read from: pwrite */
+}
+
 static int read_all(int fd, void *buf, uint64_t len, uint64_t at)
 {
-    for (uint64_t done = 0; done < len;) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(at + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        done += (uint64_t)n;
-    }
-    return 0;
+    return transfer_all(fd, buf, len, at, 0);
 }
 
 /* ---- saving ------------------------------------------------------------------------------ */
