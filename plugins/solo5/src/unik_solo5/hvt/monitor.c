@@ -757,6 +757,8 @@ static struct device *io_device(struct hvt_io *io, uint32_t type)
     return &devices[io->device];
 }
 
+static uint64_t profile_wait_ns; /* --profile: time the poll and turn hypercalls spent waiting */
+
 /* Send (writing) or receive the frames of batch b on network device `device`; -1 when an
  * address lies outside guest memory.  A receive stops when the TAP runs dry (done: how
  * many came); a device that is not a network device answers -ENODEV. */
@@ -809,6 +811,8 @@ static uint64_t wait_readable(uint64_t deadline, uint64_t watch)
         uint64_t wait = deadline > now ? deadline - now : 0;
         struct timespec ts = {(time_t)(wait / 1000000000ULL), (long)(wait % 1000000000ULL)};
         int r = ppoll(fds, n, &ts, &run_mask);
+        if (wait)
+            profile_wait_ns += now_ns(CLOCK_MONOTONIC) - now;
         if (r < 0 && errno == EINTR)
             continue;
         uint64_t ready = 0;
@@ -993,9 +997,9 @@ static void profile_report(void)
     for (unsigned i = 0; i < HVT_NCALLS; i++)
         served += profile_ns[i];
     fprintf(stderr, "unik-hvt profile: %.1f ms from the monitor's start to the guest's exit: %.1f ms loading the ELF "
-            "and creating the VM, %.1f ms in the guest, %.1f ms of that serving hypercalls:\n",
-            (end - profile_start) / 1e6, (profile_entered - profile_start) / 1e6, (end - profile_entered) / 1e6,
-            served / 1e6);
+            "and creating the VM, %.1f ms in the guest, %.1f ms of that serving hypercalls (%.1f ms of it waiting "
+            "for the TAPs or a deadline):\n", (end - profile_start) / 1e6, (profile_entered - profile_start) / 1e6,
+            (end - profile_entered) / 1e6, served / 1e6, profile_wait_ns / 1e6);
     if (profile_restore_ns)
         fprintf(stderr, "  (restored from its snapshot: %.1f ms of the start-up putting the snapshot into memory)\n",
                 profile_restore_ns / 1e6);
