@@ -32,8 +32,11 @@ async def start(console: Console) -> int:
 """
 
 
-def _install(site: Path, version: str, source: Path | None = None) -> Path:
-    """The distribution ``fake`` (owning fake_plugin) at ``version``; editable from ``source`` if given."""
+def _install(site: Path, version: str, source: Path | None = None, record: str = "") -> Path:
+    """The distribution ``fake`` (owning fake_plugin) at ``version``; editable from ``source`` if given.
+
+    ``record``: its ``RECORD``, the digests of a wheel's files.
+    """
     for old in site.glob("fake-*.dist-info"):
         shutil.rmtree(old)
     info = install_entry_point(site, "fake", "fake", "fake_plugin", version=version, top_level=["fake_plugin"])
@@ -42,6 +45,8 @@ def _install(site: Path, version: str, source: Path | None = None) -> Path:
     if source is not None:
         url = {"url": source.as_uri(), "dir_info": {"editable": True}}
         (info / "direct_url.json").write_text(json.dumps(url))
+    if record:
+        (info / "RECORD").write_text(record)
     return info
 
 
@@ -131,3 +136,22 @@ def test_an_upgraded_builder_configures_and_builds_again(
     assert "fake changed since configure: configuring fake again" in err
     assert len(emits) == 1
     assert project.inputs_digest(project.configuration(None)) != before
+
+
+def test_a_wheel_installed_again_at_the_same_version_with_other_files_rebuilds(
+    registry: PluginRegistry, make_app: MakeApp, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install(site, "0.1.0", record="fake_builder/runtime.c,sha256=AAAA,10\n")
+    root = make_app(APP)
+    project = registry.project(root)
+    project.configure("fake", {})
+    project.build()
+    project = registry.project(root)
+    emits = _emits(project, monkeypatch)
+    assert project.run(None, {}) == 0 and emits == []
+
+    # pip install --force-reinstall of a wheel rebuilt with the same version: RECORD's digests differ
+    _install(site, "0.1.0", record="fake_builder/runtime.c,sha256=BBBB,11\n")
+    project = registry.project(root)
+    emits = _emits(project, monkeypatch)
+    assert project.run(None, {}) == 0 and len(emits) == 1

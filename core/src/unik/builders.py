@@ -5,9 +5,10 @@ the target's emitter and runner, the VM toolkit's image builder, the C sources a
 image compiles and the headers they include, the core's code generator.  :func:`find`
 lists the distributions of a plan and what they require (the target's with them), each
 with its version and, for an editable install, its source directory.  A staleness check
-compares :func:`stamp` (the versions, and the stat of every file of an editable source
-tree: a few hundred ``stat`` calls) and, when that changed, :func:`digest` (the versions
-and the content of those files, so a file touched but unchanged rebuilds nothing).
+compares :func:`stamp` (the versions, the stat of every file of an editable source tree —
+a few hundred ``stat`` calls — or of an installed wheel's ``RECORD``) and, when that
+changed, :func:`digest` (the versions and the content of those files, or the ``RECORD``
+that holds a wheel's files' digests: a file touched but unchanged rebuilds nothing).
 
 The ``*.dist-info`` directories on ``sys.path`` are read directly (name, version,
 ``Requires-Dist``, PEP 610's ``direct_url.json``): importlib.metadata and packaging are
@@ -51,6 +52,8 @@ class Installed:
     version: str
     #: The project directory of an editable install (PEP 660), else ``None``.
     source: str | None = None
+    #: Its ``*.dist-info`` directory, whose ``RECORD`` lists a wheel's files with their digests.
+    info: str = ""
 
 
 def _dist_infos() -> dict[str, Path]:
@@ -111,7 +114,7 @@ def find(names: Iterable[str]) -> list[Installed]:
             continue
         # The headers end at the first blank line; the description after it may quote anything.
         headers = metadata.split("\n\n", 1)[0]
-        seen[name] = Installed(name, _header(headers, "Version"), _editable_source(info))
+        seen[name] = Installed(name, _header(headers, "Version"), _editable_source(info), str(info))
         if name not in NOT_FOLLOWED:
             todo += [normalise(m.group(1)) for m in _REQUIREMENT.finditer(headers) if not _EXTRA.search(m.group(2))]
     return sorted(seen.values())
@@ -131,12 +134,18 @@ def _source_files(source: str) -> Iterator[Path]:
 
 
 def stamp(installed: Iterable[Installed]) -> list[list[object]]:
-    """``[name==version]`` of each, then :func:`unik.cache.stat_stamp` of each file of an editable one."""
+    """``[name==version]`` of each, then :func:`unik.cache.stat_stamp` of its files.
+
+    An editable one's source files; an installed wheel's ``RECORD`` (rewritten when the
+    wheel is installed again, even at the same version).
+    """
     out: list[list[object]] = []
     for dist in installed:
         out.append([f"{dist.name}=={dist.version}"])
         if dist.source is not None:
             out += stat_stamp(_source_files(dist.source))
+        elif dist.info:
+            out += stat_stamp([Path(dist.info, "RECORD")])
     return out
 
 
@@ -146,16 +155,22 @@ def stamps_by_name(installed: Iterable[Installed]) -> dict[str, str]:
 
 
 def digest(installed: Iterable[Installed]) -> str:
-    """A SHA-256 of each one's name and version and of the content of an editable one's files."""
+    """A SHA-256 of each one's name and version and of its files' content.
+
+    An editable one's source files, read; an installed wheel's ``RECORD``, which holds
+    the digest of each of its files (PEP 376, PEP 627).
+    """
     h = hashlib.sha256()
     for dist in installed:
         h.update(f"{dist.name}=={dist.version}\0".encode())
         if dist.source is not None:
-            for path in _source_files(dist.source):
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                rel = path.relative_to(dist.source).as_posix()
-                h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+            files = [(path.relative_to(dist.source).as_posix(), path) for path in _source_files(dist.source)]
+        else:
+            files = [("RECORD", Path(dist.info, "RECORD"))] if dist.info else []
+        for rel, path in files:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
