@@ -9,7 +9,9 @@
 * hello_profile: where one boot of hello goes, from ``unik-hvt --profile`` (the monitor's
   start-up, the guest's time, the runtime's system calls by name: each is a trap here).
 * http_rps: ``wrk -t1 -c10 -d3s`` against examples/http under hvt, and peers.unix_http
-  against examples/http on the unix target (unik's stack over the same TAP).
+  against examples/http on the unix target (unik's stack over the same TAP), alternating
+  (:mod:`hvt_http`, whose section http_requests also has the CPU time, exits, turns and
+  traps per request, and an idle unikernel's CPU).
 * peers.c_hello: a static glibc hello on the same runtime and monitor (the floor for a
   libc program); peers.probe: ``unik doctor``'s probe guest (the monitor's own floor).
 
@@ -30,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import hvt_http
 from benchlib import merge, table, write
 from unik_solo5.hvt_doctor import PROBE
 from unik_solo5.hvt_target import MONITOR
@@ -130,44 +133,6 @@ def http_boots(http: Path, runs: int) -> list[tuple[float, float]]:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def rate(ns: str, seconds: int = 3, conns: int = 10) -> float:
-    """Requests per second ``wrk -t1 -c<conns>`` gets from examples/http at GUEST in ``ns``."""
-    out = subprocess.run(["ip", "netns", "exec", ns, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s",
-                          f"http://{GUEST}:8080/"], capture_output=True, text=True, timeout=seconds + 60).stdout
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not found:
-        raise RuntimeError(f"wrk failed:\n{out}")
-    return float(found.group(1))
-
-
-def served_rates(apps: dict[str, list[str]], cwd: dict[str, Path]) -> dict[str, float]:
-    """wrk's req/s against each ``unik run`` command of ``apps`` (name: command), one after the other, on the
-    same TAP in a namespace made here (each serves GUEST:8080)."""
-    ns = f"unikbenchhvtrps{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    rates: dict[str, float] = {}
-    try:
-        for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
-                    ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
-                    ["link", "set", "lo", "up"]):
-            subprocess.run(["ip", "-n", ns, *cmd], check=True)
-        for name, command in apps.items():
-            server = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, *command], cwd=cwd[name],
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            try:
-                assert server.stdout is not None
-                if not server.stdout.readline().startswith("serving"):
-                    raise RuntimeError(f"{name}: examples/http did not start")
-                rate(ns, 1)  # warm-up: ARP, the first connections
-                rates[name] = rate(ns)
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
-    return rates
-
-
 def c_hello(tmp: Path) -> Path:
     """A static glibc hello linked with hvt's runtime (the floor for a libc program under unik-hvt)."""
     src = tmp / "c.c"
@@ -209,14 +174,8 @@ def main() -> None:
         serving = statistics.median(r[0] for r in runs)
         first = statistics.median(r[1] for r in runs)
         http_elf = http / "dist" / "http-hvt" / "http.hvt"
-        unix = tmp / "unix"
-        unix.mkdir()
-        unix_http = unix / "http"
-        shutil.copytree(ROOT / "examples" / "http", unix_http, ignore=shutil.ignore_patterns("_build", "dist"))
-        subprocess.run([UNIK, "-q", "configure", "-t", "unix", f"--ipv4={GUEST}/24"], cwd=unix_http, check=True)
-        subprocess.run([UNIK, "-q", "build"], cwd=unix_http, check=True, timeout=300)
-        rates = served_rates({"hvt": ["run", "--net", "service=hvt0"], "unix": ["run", "--net", "service=hvt0"]},
-                             {"hvt": http, "unix": unix_http})
+        requests = hvt_http.measure(int(os.environ.get("UNIK_BENCH_ROUNDS", "3")))
+        rates = requests["rps"]
         unik = {"hello_run_s": hello_s, "hello_elf_bytes": elf.stat().st_size, "hello_mem_floor_mib": floor,
                 "http_serving_s": serving, "http_first_response_s": first, "http_elf_bytes": http_elf.stat().st_size,
                 "http_rps": rates["hvt"]}
@@ -233,6 +192,7 @@ def main() -> None:
                ("peer: static C hello", f"{c_s * 1000:.0f} ms"), ("peer: probe guest", f"{probe_s * 1000:.0f} ms")])
         ratios = {"hello_over_c": hello_s / c_s, "http_rps_hvt_over_unix": rates["hvt"] / rates["unix"]}
         write("hvt", unik, peers, ratios, accelerator="kvm")
+        merge("hvt", "http_requests", requests)
         print(merge("hvt", "hello_profile", where))
 
 
