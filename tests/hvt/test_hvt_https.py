@@ -61,5 +61,15 @@ def test_examples_https_answers_curl_and_s_client_from_the_unikernel(tmp_path: P
         for cipher in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
             brief = _s_client(namespace, cert, "-tls1_2", "-cipher", cipher)
             assert re.search(rf"Ciphersuite: {cipher}\b", brief), brief
+        # the key-exchange groups of unik-lib-tls's profile, set through hvt's _unik_ssl_groups: X25519,
+        # P-256 and P-384, and no other (OpenSSL's defaults would take X448 and P-521 too)
+        for group in ("X25519", "P-256", "P-384"):
+            assert f"Server Temp Key: {'X25519' if group == 'X25519' else 'ECDH'}" in \
+                _s_client(namespace, cert, "-groups", group)
+        for group in ("X448", "P-521"):
+            refused = subprocess.run(["ip", "netns", "exec", namespace, "openssl", "s_client", "-brief", "-connect",
+                                      f"{UNIK_ADDR}:8443", "-CAfile", str(cert), "-groups", group],
+                                     input="", capture_output=True, text=True, timeout=30)
+            assert refused.returncode != 0 and "handshake failure" in refused.stderr, refused.stderr
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) in (128 + signal.SIGTERM, 143)

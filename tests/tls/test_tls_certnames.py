@@ -73,3 +73,4 @@ def test_certpair_reads_its_names_without_cryptography(monkeypatch: pytest.Monke
     assert CertPair.from_pem(cert, key, label="c.pem").names == ("localhost", "127.0.0.1")
     with pytest.raises(DeviceUnavailable, match=r"TLS certificate c\.pem: not a PEM certificate"):
         CertPair.from_pem(b"junk", key, label="c.pem")
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import sys
 
 import pytest
 from tls_support import Certs
@@ -85,3 +86,22 @@ def test_groups_are_set_through_openssl_and_fall_back_to_p256_alone(monkeypatch:
     assert ctx.options == options  # the read-back check leaves the options as they were
     monkeypatch.setattr(groups, "_ssl_ctx_pointer", lambda ctx: None)
     assert groups.set_groups(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)) is False
+
+
+def test_groups_take_hvts_built_in_where_it_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hvt's CPython has no ctypes but a built-in ``_unik_ssl_groups``: set_groups uses it first."""
+    import types
+
+    from unik_tls import groups
+
+    calls: list[tuple[ssl.SSLContext, str]] = []
+    def set_groups(ctx: ssl.SSLContext, names: str) -> bool:
+        calls.append((ctx, names))
+        return True
+
+    built_in = types.ModuleType("_unik_ssl_groups")
+    built_in.set_groups = set_groups  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "_unik_ssl_groups", built_in)
+    monkeypatch.setattr(groups, "_ssl_ctx_pointer", lambda ctx: None)  # as without ctypes
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert groups.set_groups(ctx) is True and calls == [(ctx, groups.GROUPS)]

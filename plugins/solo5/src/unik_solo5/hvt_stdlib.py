@@ -17,6 +17,7 @@ them as built-ins.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,6 +38,9 @@ PY_INCLUDE = Path("/usr/include/python3.11")
 #: Built-in module name -> its source in CPython's ``Modules/``.
 MODULES = {"_ssl": "_ssl.c", "_hashlib": "_hashopenssl.c", "_asyncio": "_asynciomodule.c", "_json": "_json.c",
            "_queue": "_queuemodule.c", "_typing": "_typingmodule.c", "_zoneinfo": "_zoneinfo.c"}
+#: Modules compiled through a file of this package that includes CPython's source, and the
+#: built-in modules that file adds beside it (``hvt/ssl_groups.c``: ``_unik_ssl_groups``).
+WRAPPERS = {"_ssl": (Path(__file__).with_name("hvt") / "ssl_groups.c", ("_unik_ssl_groups",))}
 #: What they compile from (``Modules/``-relative), all that is kept of the source tree.
 KEPT = ("_ssl.c", "_ssl.h", "_ssl", "_ssl_data.h", "_ssl_data_111.h", "_ssl_data_300.h", "socketmodule.h",
         "_hashopenssl.c", "hashlib.h", "clinic/_ssl.c.h", "clinic/_hashopenssl.c.h",
@@ -173,15 +177,19 @@ def objects(progress: Progress) -> list[tuple[str, Path]]:
         pre.write_text(PREINCLUDE)
     out = []
     for name, source in MODULES.items():
-        obj = root / f"{name}.o"
+        wrapper, also = WRAPPERS.get(name, (None, ()))
+        compiled = wrapper or modules / source
+        # keyed by what it is compiled from: a changed wrapper (a newer unik) compiles again
+        digest = hashlib.sha256(compiled.read_bytes()).hexdigest()[:12]
+        obj = root / f"{name}-{digest}.o"
         if not obj.exists():
-            tmp = obj.with_name(f"{name}.o.{os.getpid()}.tmp")
+            tmp = obj.with_name(f"{obj.name}.{os.getpid()}.tmp")
             cmd = ["gcc", "-O2", "-fno-strict-aliasing", "-include", str(pre), f"-I{PY_INCLUDE}",
-                   f"-I{PY_INCLUDE / 'internal'}", f"-I{modules}", "-c", str(modules / source), "-o", str(tmp)]
+                   f"-I{PY_INCLUDE / 'internal'}", f"-I{modules}", "-c", str(compiled), "-o", str(tmp)]
             with progress.step(f"compiling CPython's {name} module ({source}) for hvt, once"):
                 proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
-                raise BuildError(f"compiling {modules / source} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
+                raise BuildError(f"compiling {compiled} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
             tmp.rename(obj)
-        out.append((name, obj))
+        out += [(module, obj) for module in (name, *also)]
     return out

@@ -135,12 +135,14 @@ def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path,
                      stdlib: Sequence[tuple[str, Path]] = ()) -> list[Path]:
     """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins.
 
-    ``stdlib`` are top-level modules already compiled (module name, object): registered
-    under their own ``PyInit_<name>`` (:mod:`unik_solo5.hvt_stdlib`).
+    ``stdlib`` are top-level modules already compiled (module name, object; an object may
+    hold several): registered under their own ``PyInit_<name>`` (:mod:`unik_solo5.hvt_stdlib`).
     """
-    objects, decls, calls = [], [], []
+    objects: list[Path] = []
+    decls, calls = [], []
     for module, obj in stdlib:
-        objects.append(obj)
+        if obj not in objects:  # one object may define several modules
+            objects.append(obj)
         decls.append(f"extern PyObject *PyInit_{module}(void);")
         calls.append(f'    PyImport_AppendInittab("{module}", PyInit_{module});')
     for i, (module, source) in enumerate(extensions):

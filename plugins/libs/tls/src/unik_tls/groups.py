@@ -3,13 +3,15 @@
 Python's :mod:`ssl` sets one ECDH curve at most (``set_ecdh_curve``); OpenSSL's
 ``SSL_CTX_set1_groups_list`` sets the list.  This module calls it through :mod:`ctypes`
 on the ``SSL_CTX`` of an :class:`ssl.SSLContext`, after checking that the pointer read
-really is that context (its options must read back the same through OpenSSL).  Where
-that check fails (another Python build; no ctypes, as in hvt's static CPython), it falls
-back to ``set_ecdh_curve("prime256v1")``: P-256 alone, still inside the profile.
+really is that context (its options must read back the same through OpenSSL); hvt's
+static CPython, which has no ctypes, has a built-in ``_unik_ssl_groups.set_groups`` that
+makes the same call.  Where neither can (another Python build), it falls back to
+``set_ecdh_curve("prime256v1")``: P-256 alone, still inside the profile.
 """
 
 from __future__ import annotations
 
+import importlib
 import ssl
 import sys
 
@@ -47,6 +49,12 @@ def _ssl_ctx_pointer(ctx: ssl.SSLContext) -> int | None:
 
 def set_groups(ctx: ssl.SSLContext, groups: str = GROUPS) -> bool:
     """Offer and accept only ``groups`` on ``ctx``; ``False`` when only P-256 could be set."""
+    try:  # hvt's static CPython, which has no ctypes, builds this in beside its _ssl
+        built_in = importlib.import_module("_unik_ssl_groups")
+    except ImportError:
+        built_in = None
+    if built_in is not None and built_in.set_groups(ctx, groups):
+        return True
     pointer = _ssl_ctx_pointer(ctx) if sys.implementation.name == "cpython" else None
     if pointer is not None:
         import _ssl
