@@ -14,16 +14,25 @@
   traps per request, and an idle unikernel's CPU).
 * peers.c_hello: a static glibc hello on the same runtime and monitor (the floor for a
   libc program); peers.probe: ``unik doctor``'s probe guest (the monitor's own floor).
+* floor: solo5's own hvt (its ``solo5-hvt`` tender and ``test_hello.hvt``) against the
+  probe, the C hello and examples/hello (cold, and restored from its snapshot) under
+  ``unik-hvt``, alternated in one run (wall
+  and CPU seconds, the load average).  solo5 is not part of unik and CI cannot fetch it:
+  ``SOLO5_SRC`` names a solo5 checkout built beforehand (``./configure.sh && make``, which
+  needs libseccomp-dev); without it the floor is skipped, saying so.  Written to
+  results/hvt_floor.json (with or without ``--floor``).
 
 Medians of RUNS runs.  Needs /dev/kvm, root (namespace, TAP), gcc and libpython3.11-dev.
 
-    python bench/hvt.py
+    python bench/hvt.py                          # everything (the floor too with SOLO5_SRC)
+    SOLO5_SRC=/tmp/solo5 python bench/hvt.py --floor   # the floor alone, into results/hvt_floor.json
 """
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,9 +40,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import hvt_http
-from benchlib import merge, table, write
+from benchlib import alternate, load_average, median_of, merge, table, write
 from unik_solo5.hvt_doctor import PROBE
 from unik_solo5.hvt_target import MONITOR
 from unik_solo5.hvtfs import link
@@ -194,6 +204,90 @@ def main() -> None:
         write("hvt", unik, peers, ratios, accelerator="kvm")
         merge("hvt", "http_requests", requests)
         print(merge("hvt", "hello_profile", where))
+        measured = solo5_floor(tmp, elf)
+        if measured is not None:
+            print(merge("hvt_floor", "floor", measured))
+
+
+def floor_only() -> None:
+    """``--floor``: build examples/hello, measure the floor, put it in results/hvt_floor.json."""
+    if isinstance(solo5_build(), str):
+        solo5_floor(Path("."), None)  # says why
+        raise SystemExit(1)
+    with tempfile.TemporaryDirectory(prefix="unik-bench-hvt-") as tmpdir:
+        tmp = Path(tmpdir)
+        hello = build("hello", tmp)
+        measured = solo5_floor(tmp, hello / "dist" / "hello-hvt" / "hello.hvt")
+        if measured is not None:
+            print(merge("hvt_floor", "floor", measured))
+
+
+SOLO5_HOWTO = ("SOLO5_SRC=<a solo5 checkout built with ./configure.sh && make (needs libseccomp-dev)> "
+               "python bench/hvt.py --floor")
+
+
+def solo5_build() -> tuple[Path, Path, str] | str:
+    """solo5's hvt tender, its hello test and how they were built, from ``SOLO5_SRC``; else why not."""
+    src = os.environ.get("SOLO5_SRC")
+    if not src:
+        return f"SOLO5_SRC is not set: {SOLO5_HOWTO}"
+    tender, hello = Path(src, "tenders", "hvt", "solo5-hvt"), Path(src, "tests", "test_hello", "test_hello.hvt")
+    for path in (tender, hello):
+        if not path.is_file():
+            return f"{path} is missing: build the checkout first (cd {src} && ./configure.sh && make)"
+    version = subprocess.run(["git", "-C", src, "describe", "--tags", "--always", "--dirty"], capture_output=True,
+                             text=True).stdout.strip() or "(not a git checkout)"
+    cc = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return tender, hello, f"solo5 {version}, ./configure.sh && make ({cc}), outside the project"
+
+
+def _wall_cpu(cmd: list[str], ok: int, cpu: list[float | None]) -> float | None:
+    """Wall seconds of ``cmd`` (``None`` unless it exits ``ok``); its CPU seconds appended to ``cpu``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, timeout=120)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    good = done.returncode == ok
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime if good else None)
+    return wall if good else None
+
+
+def solo5_floor(tmp: Path, hello_elf: Path | None) -> dict[str, object] | None:
+    """solo5's hvt hello against unik-hvt's probe, C hello and (``hello_elf``) examples/hello; ``None``
+    (saying why) without ``SOLO5_SRC``."""
+    built = solo5_build()
+    if isinstance(built, str):
+        print(f"floor (solo5's own hvt): not measured: {built}")
+        return None
+    tender, solo5_hello, how = built
+    runs: dict[str, list[str]] = {
+        "solo5_hvt_hello": [str(tender), "--mem=32", str(solo5_hello), "hello"],
+        "unik_probe": [str(MONITOR), "--mem", "16", str(PROBE)],
+        "unik_c_hello": [str(MONITOR), "--mem", "64", str(c_hello(tmp))],
+    }
+    status = {"unik_probe": 42}
+    if hello_elf is not None:
+        runs["unik_hello"] = [str(MONITOR), "--mem", "256", str(hello_elf), "--count", "1"]
+        snapshot = hello_elf.with_suffix(".snap")
+        if snapshot.is_file():  # restored from unik build's pre-initialised snapshot, as unik run does
+            runs["unik_hello_snapshot"] = [str(MONITOR), "--mem", "256", "--snapshot", str(snapshot), str(hello_elf),
+                                           "--count", "1"]
+    cpu: dict[str, list[float | None]] = {name: [] for name in runs}
+    load = load_average()
+    walls = alternate({name: (lambda n=name: _wall_cpu(runs[n], status.get(n, 0), cpu[n])) for name in runs},
+                      max(RUNS, 5))
+    figures: dict[str, dict[str, Any]] = {name: {"run_s": median_of(walls[name]), "cpu_s": median_of(cpu[name])}
+                                          for name in runs}
+    figures["solo5_hvt_hello"].update(elf_bytes=solo5_hello.stat().st_size, built=how,
+                                      command="solo5-hvt --mem=32 test_hello.hvt hello")
+    after = load_average()
+    table([*((f"floor: {name}", f"{d['run_s'] * 1000:.0f} ms wall, {d['cpu_s'] * 1000:.0f} ms CPU")
+             for name, d in figures.items() if d["run_s"] is not None and d["cpu_s"] is not None),
+           ("floor: load average (before, after)", f"{load} {after}")])
+    out: dict[str, object] = {**figures, "load_average_before": load, "load_average_after": after,
+                              "rounds": max(RUNS, 5)}
+    return out
 
 
 def _probe() -> float:
@@ -204,4 +298,4 @@ def _probe() -> float:
 
 
 if __name__ == "__main__":
-    main()
+    floor_only() if sys.argv[1:] == ["--floor"] else main()
