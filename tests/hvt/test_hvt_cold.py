@@ -10,13 +10,19 @@ from hvt_support import build_app, needs_build_tools, needs_kvm, run, unik
 #: The mode is the guest's last argument, taken before unik's parser reads the others.
 HEAD = """
 import atexit
+import gc
 import sys
+
+GC_AT_IMPORT = gc.isenabled()
 
 MODE = sys.argv.pop() if len(sys.argv) > 1 and sys.argv[-1].startswith("mode=") else "mode=ok"
 if MODE == "mode=import":
     import cold_no_such_module  # noqa: F401
 """
 BODY = """
+if MODE == "mode=gc":
+    console.log(f"at import: {GC_AT_IMPORT}; at start: {gc.isenabled()}, {gc.get_freeze_count() > 10000} frozen")
+    return 0
 if MODE == "mode=raise":
     raise RuntimeError("boom at start")
 if MODE == "mode=atexit":
@@ -79,3 +85,8 @@ def test_an_application_edited_after_a_build_is_not_served_stale(cold: Path) -> 
     finally:
         source.write_text(source.read_text().replace('"version 2"', '"version 1"'))
         unik(cold, "-q", "build")
+
+
+def test_the_collector_is_off_while_starting_and_on_with_startup_frozen_after(cold: Path) -> None:
+    proc = run(_elf(cold), "mode=gc")
+    assert (proc.returncode, proc.stdout) == (0, "at import: False; at start: True, True frozen\n"), proc.stderr

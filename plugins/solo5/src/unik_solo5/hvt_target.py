@@ -193,6 +193,7 @@ class HvtTarget(Target):
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
     keys = (NET, BLOCK, NET_MAC)
     run_keys = (MEM, TRACE, PROFILE, PROFILE_IMPORTS, NET, BLOCK, NET_MAC, NO_SNAPSHOT)
+    startup = (("unik_solo5.hvt_gc", "the garbage collector, off while it starts, back on when the devices connect"),)
 
     def doctor(self) -> list[Check]:
         """What building and running hvt unikernels needs here: KVM that runs the probe guest, gcc, static CPython."""

@@ -233,6 +233,9 @@ static int run_cold(void)
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *globals = main_module ? PyModule_GetDict(main_module) : NULL;
     PyObject *file = PyUnicode_FromString(MAIN_PY), *result = NULL, *code = NULL;
+    /* The cyclic garbage collector is off while the application starts; unik_solo5.hvt_gc, which
+     * main.py imports, turns it back on when the devices are connected (it says why). */
+    PyGC_Disable();
     if (globals && file && PyDict_SetItemString(globals, "__file__", file) == 0
         && PyDict_SetItemString(globals, "__cached__", Py_None) == 0 && (code = main_code()) != NULL)
         result = PyEval_EvalCode(code, globals, globals);
