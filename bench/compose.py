@@ -11,7 +11,10 @@ unix`` of examples/hello (each tree's own), and ``unik run --count 1`` of it to 
 the wall time of each and the CPU time it used (``*_cpu_s``, which a busy neighbour hardly
 moves).  Where hvt unikernels build and run here (KVM, gcc, strace), also ``unik run --count 1``
 of hello built for hvt up to the ``execve`` of the monitor ``unik-hvt`` (``strace``'s
-timestamps, only ``execve`` traced): what the CLI costs before the unikernel starts.  Medians
+timestamps, only ``execve`` traced), and the CPU time of its ``--dry-run`` (everything but
+starting the monitor): what the CLI costs before the unikernel starts.  The commands
+cache their byte code as an installed unik does (``PYTHONDONTWRITEBYTECODE`` is dropped for
+them: with it both trees would compile every module from source at every command).  Medians
 go under ``baseline`` in ``results/compose.json`` with the load average before and after (the
 machine may be shared).
 
@@ -145,6 +148,7 @@ def startup_against(rev: str, rounds: int) -> None:
     """``--baseline REV``: the commands' start-up, today's unik and REV's in turn."""
     short, old = baseline_unik(rev)
     sides = {"head": (Path(sys.executable).with_name("unik"), REPO), short: (old, old.parents[2])}
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the commands cache byte code, as installed (module doc)
     load_before = load_average()
     hvt_why = hvt_missing()
     if hvt_why:
@@ -169,6 +173,10 @@ def startup_against(rev: str, rounds: int) -> None:
                         raise SystemExit(f"{label}: {' '.join(step)} failed in {hvt}")
                 measures[f"{label}.run_hello_hvt_to_monitor_s"] = partial(
                     to_exec, [str(unik), "run", "--count", "1"], hvt, "unik-hvt", Path(tmp) / label / "strace.txt")
+                cpu[f"{label}.dry_run_hello_hvt_cpu_s"] = []  # all unik does before it starts the monitor, in CPU
+                measures[f"{label}.dry_run_hello_hvt_s"] = partial(
+                    timed_command, [str(unik), "run", "--dry-run", "--count", "1"], hvt,
+                    cpu[f"{label}.dry_run_hello_hvt_cpu_s"])
         alternate(measures, 1)  # warm: caches of plugins and entry points, the unpacked .pyz
         for values in cpu.values():
             values.clear()
