@@ -83,6 +83,10 @@ int main(int argc, char **argv)
         off += *(uint16_t *)(names + off + 16);
     }
     check(n > 0 && found == 2 && S3(217, dfd, names, sizeof names) == 0, "getdents64");
+    dfd = S4(257, -100, "/app/sub", 0200000, 0); /* its siblings sub-1.0.dist-info, sub.py sort before sub/b.txt */
+    n = S3(217, dfd, names, sizeof names);
+    check(n > 0 && len(names + 19) == 5 && eq(names + 19, "b.txt", 5) && *(uint16_t *)(names + 16) == n,
+          "getdents64 past siblings that sort before the directory's entries");
     /* memory */
     i64 brk0 = S1(12, 0);
     check(brk0 > 0 && S1(12, brk0 + 65536) == brk0 + 65536, "brk");

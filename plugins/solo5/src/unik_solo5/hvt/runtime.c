@@ -696,8 +696,10 @@ static i64 sys_getdents64(i64 fd, u8 *buf, u64 size)
     u32 i = f->pos ? (u32)f->pos : dir + 1;
     for (; i < fs_count; i++) {
         const char *p = fs_path(i);
-        if (fs[i].path_len <= dlen || scmp(p, dlen, dpath, dlen) != 0 || p[dlen] != '/')
+        if (fs[i].path_len <= dlen || scmp(p, dlen, dpath, dlen) != 0 || (u8)p[dlen] > '/')
             break; /* sorted: past this directory's subtree */
+        if (p[dlen] != '/')
+            continue; /* a sibling sorting before the subtree: "pkg-1.0.dist-info" or "pkg.py" beside "pkg/" */
         if (fs[i].parent != dir)
             continue;
         u32 nlen = fs[i].path_len - dlen - 1;
