@@ -17,7 +17,7 @@ from hvt_support import UNIK, needs_build_tools, needs_kvm
 from tap_support import curl_in, serving, tap_namespace
 
 HOST, GUEST = "10.79.2.1", "10.79.2.2"
-COALESCE_S = 250e-6  # runtime.c's HVT_COALESCE_NS
+COALESCE_S = 100e-6  # runtime.c's HVT_COALESCE_NS
 
 APP = '''
 import asyncio

@@ -1202,7 +1202,7 @@ static u32 readiness(int fd)
  * the clocks are re-anchored from the same exit. */
 static struct hvt_net_batch turn_tx[HVT_MAX_DEVICES], turn_rx[HVT_MAX_DEVICES];
 #ifndef HVT_COALESCE_NS
-#define HVT_COALESCE_NS 250000
+#define HVT_COALESCE_NS 100000
 #endif
 static u64 last_turn;
 static u64 turn_stats[4]; /* --profile: turns, of them without waiting (deadline 0), frames in, frames out */
