@@ -211,3 +211,21 @@ def test_a_command_for_one_target_imports_no_other_targets_code(tmp_path: Path) 
     found = _target_modules(command("configure", "-t", "virtio"))
     assert {"unik_virtio.target", "unik_virtio.providers"} <= found["unik_virtio"]
     assert not found["unik_xen"] and not found["unik_unix"] and found["unik_solo5"] <= SOLO5_DIALECT
+
+
+#: What a build needs and `unik run` of a built hvt or spt artifact does not.
+BUILD_ONLY = {"py_compile", "unik.bundle", "unik.pydeps", "unik.reproducible", "unik_solo5.hvtfs",
+              "unik_solo5.hvt_stdlib", "unik_solo5.root", "unik_solo5.memory", "unik_solo5.syscalls"}
+
+
+def test_solo5_targets_register_without_their_build_code(tmp_path: Path) -> None:
+    """`unik run -t hvt` loads solo5's targets and the keys of hvt's plan, not the linker's or the bundle's code."""
+    pytest.importorskip("unik_solo5", reason="needs unik_solo5 installed (make venv installs every plugin)")
+    code = ("from unik.plugins import PluginManager\npm = PluginManager()\n"
+            "assert type(pm.target('hvt')).PLUGIN_NAME == 'hvt'\nassert 'mem' in pm.keys('hvt', run=True)")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    modules_after(code, env)  # remembers what each plugin registers
+    loaded = modules_after(code, env)
+    assert {"unik_solo5.hvt_target", "unik_solo5.target"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("unik_unix", "unik_virtio", "unik_xen", "unik_vmimage")}
+    assert not loaded & BUILD_ONLY, loaded & BUILD_ONLY
