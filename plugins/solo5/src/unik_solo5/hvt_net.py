@@ -1,11 +1,12 @@
 """hvt's network and block devices: what the monitor opened, as ``/dev/hvt/{net,block}/NAME`` in the guest.
 
-The guest runtime serves reads and writes of that descriptor with the net hypercalls
-(one frame each, behind virtio-net's 12-byte header, as the monitor opened the TAP
-with ``IFF_VNET_HDR``), its readiness with the poll hypercall, and its MTU and MAC with
-``SIOCGIFMTU``/``SIOCGIFHWADDR``; unik-lib-fdio's :class:`~unik_fdio.tap.TapNetwork`
-adopts it, without offloads.  A block device's reads, writes and flushes are the block
-hypercalls; unik-lib-fdio's :class:`~unik_fdio.block.FileBlock` adopts it, every request
+The guest runtime serves reads and writes of that descriptor from rings of frames
+(behind virtio-net's 12-byte header, as the monitor opened the TAP with
+``IFF_VNET_HDR``) that travel with the event loop's turns: one exit per turn sends what
+was written, fills the receive ring and waits when nothing came (``hvt/runtime.c``); its
+MTU and MAC come from ``SIOCGIFMTU``/``SIOCGIFHWADDR``; unik-lib-fdio's
+:class:`~unik_fdio.tap.TapNetwork` adopts it, without offloads.  A block device's reads,
+writes and flushes are the block hypercalls; unik-lib-fdio's :class:`~unik_fdio.block.FileBlock` adopts it, every request
 on the loop's thread (no threads in the guest).
 """
 

@@ -1,8 +1,8 @@
 """Device providers of the hvt target: what the guest runtime serves to CPython.
 
 The console is standard output (the console hypercall), the clocks are
-``clock_gettime`` (the clock hypercall) and sleep is asyncio's timers (``epoll_wait``
-on the poll hypercall): the core's POSIX devices (:func:`unik.provider.posix_providers`),
+``clock_gettime`` (the TSC, anchored by the monitor's clocks) and sleep is asyncio's timers
+(``epoll_wait`` on the turn hypercall): the core's POSIX devices (:func:`unik.provider.posix_providers`),
 unchanged, over hvt's Linux-syscall shim.  The network is unik-lib-fdio's TapNetwork over the runtime's
 network device (:mod:`unik_solo5.hvt_net`), the block device its FileBlock over
 the runtime's block device.
@@ -27,7 +27,7 @@ Console, MonotonicClock, WallClock, Sleep = posix_providers(_Hvt, "hvt", {
     "console": "the monitor's standard output",
     "monotonic_clock": "the host's CLOCK_MONOTONIC (clock hypercall)",
     "wall_clock": "the host's CLOCK_REALTIME (clock hypercall)",
-    "sleep": "asyncio timers (the poll hypercall with a deadline)",
+    "sleep": "asyncio timers (the turn hypercall with a deadline)",
 })
 
 
@@ -37,7 +37,7 @@ class Network(_Hvt, DeviceProvider):
     PLUGIN_NAME = "hvt.tap"
     kind = "network"
     implementation = "unik_solo5.hvt_net:HvtNetwork"
-    description = "a host TAP opened by unik-hvt (--net NAME=TAP): frames in batches, up to 32 per exit"
+    description = "a host TAP opened by unik-hvt (--net NAME=TAP): frames in batches, an exit per event-loop turn"
     keys = (NET, NET_MAC)
     device_keys = (("ifname", "net"),)
 
