@@ -6,8 +6,9 @@ The guest runtime serves reads and writes of that descriptor from rings of frame
 was written, fills the receive ring and waits when nothing came (``hvt/runtime.c``); its
 MTU and MAC come from ``SIOCGIFMTU``/``SIOCGIFHWADDR``; unik-lib-fdio's
 :class:`~unik_fdio.tap.TapNetwork` adopts it, without offloads.  A block device's reads,
-writes and flushes are the block hypercalls; unik-lib-fdio's :class:`~unik_fdio.block.FileBlock` adopts it, every request
-on the loop's thread (no threads in the guest).
+writes and flushes are the block hypercalls; unik-lib-fdio's
+:class:`~unik_fdio.block.FileBlock` adopts it, every request on the loop's thread (no
+threads in the guest).
 """
 
 from __future__ import annotations
