@@ -1,5 +1,5 @@
 """A busy event loop under hvt: the TAPs are still served, and its turns exit at most once per coalescing
-period (runtime.c's HVT_COALESCE_NS) instead of at every poll asyncio makes."""
+period (runtime.c's HVT_COALESCE_NS) instead of at every poll asyncio makes; unik's accelerators are C there."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ COALESCE_S = 100e-6  # runtime.c's HVT_COALESCE_NS
 
 APP = '''
 import asyncio
+from unik.accel import twins
 from unik.devices import Console, Stack
 
 async def answer(reader, writer):
@@ -37,6 +38,7 @@ async def start(stack: Stack, console: Console) -> None:
     busy = asyncio.get_running_loop().create_task(spin())
     server = await stack.tcp.start_server(answer, 8080)
     console.log(f"serving on {stack.ipv4.address}:8080")
+    console.log("accelerators " + " ".join(f"{name}={pair.implementation()}" for name, pair in sorted(twins().items())))
     try:
         await server.serve_forever()
     finally:
@@ -67,6 +69,12 @@ def test_a_busy_loop_is_served_and_its_turns_are_coalesced(tmp_path: Path, names
     subprocess.run([UNIK, "-q", "configure", "-t", "hvt", f"--ipv4={GUEST}/24"], cwd=app, check=True, timeout=60)
     subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=120)
     with serving(namespace, app, f"serving on {GUEST}:8080", "--net", "service=hvt0", "--profile") as server:
+        # unik's C accelerators are the C modules built into the ELF, not their pure-Python twins
+        assert server.stdout is not None
+        accelerators = dict(pair.split("=") for pair in server.stdout.readline().split()[1:])
+        assert {"unik_tcpip._fastpath", "unik_tcpip._checksum", "unik_tcpip.tcp._predict",
+                "unik_fdio._tap"} <= set(accelerators), accelerators
+        assert set(accelerators.values()) == {"c"}, accelerators
         for _ in range(5):  # frames still come in and go out while the loop never waits
             got = curl_in(namespace, f"http://{GUEST}:8080/")
             assert got.stdout == "ok\n", got.stderr
