@@ -14,6 +14,14 @@
   traps per request, and an idle unikernel's CPU).
 * peers.c_hello: a static glibc hello on the same runtime and monitor (the floor for a
   libc program); peers.probe: ``unik doctor``'s probe guest (the monitor's own floor).
+* snapshot (also alone: ``--snapshot``): pre-initialised unikernels, cold boots against
+  restores of the snapshot ``unik build`` saved, alternated round by round: ``unik run`` of
+  examples/http to "serving" and to the first HTTP response (``--no-snapshot`` against the
+  default), the same from ``unik-hvt`` started directly (without unik's CLI), hello under
+  ``unik-hvt`` cold, restored and restored with ``--snapshot-mmap`` (the pages mapped from
+  the file, loaded as touched, instead of read in) and their ``--profile`` (the guest's
+  time, system calls, KVM's exits), the snapshot's size on disk and the time saving it adds
+  to a build; the load average with each group.  Written to results/hvt_snapshot.json.
 * floor: solo5's own hvt (its ``solo5-hvt`` tender and ``test_hello.hvt``) against the
   probe, the C hello and examples/hello (cold, and restored from its snapshot) under
   ``unik-hvt``, alternated in one run (wall
@@ -25,6 +33,7 @@
 Medians of RUNS runs.  Needs /dev/kvm, root (namespace, TAP), gcc and libpython3.11-dev.
 
     python bench/hvt.py                          # everything (the floor too with SOLO5_SRC)
+    python bench/hvt.py --snapshot               # cold boots against restores alone, into results/hvt_snapshot.json
     SOLO5_SRC=/tmp/solo5 python bench/hvt.py --floor   # the floor alone, into results/hvt_floor.json
 """
 
@@ -44,6 +53,7 @@ from typing import Any
 
 import hvt_http
 from benchlib import alternate, load_average, median_of, merge, table, write
+from unik_solo5 import hvt_snapshot
 from unik_solo5.hvt_doctor import PROBE
 from unik_solo5.hvt_target import MONITOR
 from unik_solo5.hvtfs import link
@@ -86,28 +96,41 @@ def memory_floor(elf: Path) -> int:
     return 0
 
 
-def http_boot(app: Path, ns: str) -> tuple[float, float]:
-    """Seconds from ``unik run`` to the serving line and to the first HTTP response."""
+def http_boot(app: Path, ns: str, *args: str, command: list[str] | None = None) -> tuple[float, float]:
+    """Seconds from ``unik run ARGS`` (or ``command``) to the serving line and to the first HTTP response.
+
+    The prober (a Python process in ``ns``) is started first and told to begin when the serving line comes, so
+    that its own start-up is not counted; it connects every 5 ms until a response comes.
+    """
+    prober = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PROBER, GUEST],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert prober.stdin is not None and prober.stdout is not None
+    if prober.stdout.readline().strip() != "ready":
+        raise RuntimeError("the prober did not start")
     start = time.monotonic()
-    server = subprocess.Popen(["ip", "netns", "exec", ns, UNIK, "run", "--net", "service=hvt0"], cwd=app,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = subprocess.Popen(["ip", "netns", "exec", ns, *(command or [UNIK, "run", "--net", "service=hvt0", *args])],
+                              cwd=app, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert server.stdout is not None
         line = server.stdout.readline()
         serving = time.monotonic() - start
         if not line.startswith("serving"):
             raise RuntimeError(f"http did not start: {line!r}")
-        prober = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBER, GUEST],
-                                capture_output=True, text=True, timeout=60)
-        answered = float(prober.stdout.strip() or "nan")
+        prober.stdin.write("go\n")
+        prober.stdin.flush()
+        answered = float(prober.stdout.readline().strip() or "nan")
         return serving, answered - start  # CLOCK_MONOTONIC is the same in every namespace
     finally:
+        prober.kill()
+        prober.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
 
 
 PROBER = r"""
 import socket, sys, time
+print("ready", flush=True)
+sys.stdin.readline()
 deadline = time.monotonic() + 30
 socks = []
 while time.monotonic() < deadline:
@@ -117,20 +140,27 @@ while time.monotonic() < deadline:
     except BlockingIOError:
         pass
     socks.append(s)
-    time.sleep(0.025)
+    time.sleep(0.005)
     for s in list(socks):
         try:
             s.send(b"GET / HTTP/1.0\r\n\r\n")
             if s.recv(12).startswith(b"HTTP/1."):
-                print(time.monotonic()); sys.exit(0)
+                print(time.monotonic(), flush=True); sys.exit(0)
         except (BlockingIOError, OSError):
             pass
 sys.exit(1)
 """
 
 
-def http_boots(http: Path, runs: int) -> list[tuple[float, float]]:
-    """``runs`` boots of built examples/http on a TAP in a namespace made here: (serving, first response) seconds."""
+#: A kind of boot: ``unik run``'s extra arguments, or (``direct``) the monitor's command that ``unik run`` shows
+#: (``--dry-run``) for those arguments, started without unik's CLI.
+Boot = tuple[tuple[str, ...], bool]
+
+
+def http_boots(http: Path, runs: int, kinds: dict[str, Boot] | None = None) -> dict[str, list[tuple[float, float]]]:
+    """``runs`` rounds of boots of built examples/http on a TAP in a namespace made here, one boot of each
+    kind per round (default: one ``unik run``): (serving, first response) seconds."""
+    kinds = kinds or {"run": ((), False)}
     ns = f"unikbenchhvt{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
@@ -138,9 +168,23 @@ def http_boots(http: Path, runs: int) -> list[tuple[float, float]]:
                     ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
                     ["link", "set", "lo", "up"]):
             subprocess.run(["ip", "-n", ns, *cmd], check=True)
-        return [http_boot(http, ns) for _ in range(runs)]
+        commands = {name: monitor_command(http, ns, *args) if direct else None
+                    for name, (args, direct) in kinds.items()}
+        out: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
+        for _ in range(runs):
+            for name, (args, _) in kinds.items():
+                out[name].append(http_boot(http, ns, *args, command=commands[name]))
+        return out
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def monitor_command(app: Path, ns: str, *args: str) -> list[str]:
+    """The command ``unik run --net service=hvt0 ARGS`` starts in ``ns`` (its ``--dry-run``)."""
+    shown = subprocess.run(["ip", "netns", "exec", ns, UNIK, "run", "--dry-run", "--net", "service=hvt0", *args],
+                           cwd=app, capture_output=True, text=True, check=True).stdout
+    return shown.strip().splitlines()[-1].split()
+
 
 
 def c_hello(tmp: Path) -> Path:
@@ -152,26 +196,105 @@ def c_hello(tmp: Path) -> Path:
     return tmp / "c.hvt"
 
 
-def profile(elf: Path, *args: str) -> dict[str, object]:
+def profile(elf: Path, *args: str, monitor_args: tuple[str, ...] = ()) -> dict[str, object]:
     """Where one run of ``elf`` spends its time, from ``unik-hvt --profile``: the monitor's start-up, the guest's
-    time, the runtime's system calls (count, time inside the runtime, the most made)."""
-    err = subprocess.run([str(MONITOR), "--profile", str(elf), *args], capture_output=True, text=True,
+    time, the runtime's system calls (count, time inside the runtime, the most made), KVM's exits."""
+    err = subprocess.run([str(MONITOR), "--profile", *monitor_args, str(elf), *args], capture_output=True, text=True,
                          timeout=120).stderr
     monitor = re.search(r"([\d.]+) ms from the monitor's start to the guest's exit: ([\d.]+) ms loading the ELF and "
                         r"creating the VM, ([\d.]+) ms in the guest", err)
-    runtime = re.search(r"(\d+) system calls in \d+ ms since the runtime started, ([\d.]+) ms of it inside", err)
+    runtime = re.search(r"(\d+) system calls in \d+ ms since the runtime (?:started|resumed from its snapshot), "
+                        r"([\d.]+) ms of it inside", err)
     if not monitor or not runtime:
         raise RuntimeError(f"no profile from unik-hvt --profile:\n{err}")
     calls = dict(re.findall(r"\n  ([a-z_0-9]+) (\d+)(?=\n| \()", err))
+    exits = re.search(r"KVM's counts for the vCPU:.* exits (\d+)", err)
     return {"total_ms": float(monitor.group(1)), "monitor_start_ms": float(monitor.group(2)),
             "guest_ms": float(monitor.group(3)), "system_calls": int(runtime.group(1)),
-            "inside_runtime_ms": float(runtime.group(2)), "calls": {k: int(v) for k, v in calls.items()}}
+            "inside_runtime_ms": float(runtime.group(2)), "calls": {k: int(v) for k, v in calls.items()},
+            "kvm_exits": int(exits.group(1)) if exits else 0}
+
+
+def medians(rounds: list[tuple[float, float]]) -> tuple[float, float]:
+    """The medians of (serving, first response) rounds."""
+    return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
+
+
+def snapshot_figures(hello: Path, http: Path) -> dict[str, object]:
+    """Cold boots against restores (the module's docstring), alternated; the ``snapshot`` section of results."""
+    elf = hello / "dist" / "hello-hvt" / "hello.hvt"
+    http_elf = http / "dist" / "http-hvt" / "http.hvt"
+    snap = hvt_snapshot.snapshot_file(http_elf)
+    saves = []
+    for _ in range(3):  # what pre-initialising adds to unik build: the boot to the snapshot point and the record
+        start = time.monotonic()
+        hvt_snapshot.save(MONITOR, http_elf)
+        saves.append(time.monotonic() - start)
+    out: dict[str, object] = {"http_snapshot_bytes": snap.stat().st_size,
+                              "http_snapshot_disk_bytes": snap.stat().st_blocks * 512,
+                              "http_snapshot_pages": hvt_snapshot.read_header(snap).pages,
+                              "http_save_s": statistics.median(saves), "load_average_save": load_average()}
+    hello_cmd = [str(MONITOR), "--mem", "256", str(elf), "--count", "1"]
+    restore = ("--snapshot", str(hvt_snapshot.snapshot_file(elf)))
+    commands = {"cold": hello_cmd, "restored": [*hello_cmd[:3], *restore, *hello_cmd[3:]],
+                "restored_mmap": [*hello_cmd[:3], *restore, "--snapshot-mmap", *hello_cmd[3:]]}
+    out["load_average_hello"] = load_average()
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for cmd in commands.values():
+        timed(cmd)
+    for _ in range(RUNS):
+        for name, cmd in commands.items():
+            times[name].append(timed(cmd))
+    for name in commands:
+        out[f"hello_{name}_s"] = statistics.median(times[name])
+    out["hello_profile_cold"] = profile(elf, "--count", "1")
+    out["hello_profile_restored"] = profile(elf, "--count", "1", monitor_args=restore)
+    out["hello_profile_restored_mmap"] = profile(elf, "--count", "1", monitor_args=(*restore, "--snapshot-mmap"))
+    out["load_average_http"] = load_average()
+    boots = http_boots(http, RUNS, {"cold": (("--no-snapshot",), False), "restored": ((), False),
+                                    "cold_monitor": (("--no-snapshot",), True), "restored_monitor": ((), True)})
+    out["load_average_http_after"] = load_average()
+    for name, rounds in boots.items():
+        out[f"http_{name}_serving_s"], out[f"http_{name}_first_response_s"] = medians(rounds)
+    return out
+
+
+def print_snapshot(f: dict[str, object]) -> None:
+    """The snapshot section as a table."""
+    def ms(key: str) -> str:
+        return f"{float(str(f[key])) * 1000:.0f} ms"
+
+    cold, restored, mapped = f["hello_profile_cold"], f["hello_profile_restored"], f["hello_profile_restored_mmap"]
+    assert isinstance(cold, dict) and isinstance(restored, dict) and isinstance(mapped, dict)
+    table([("http: unik run to serving, cold / restored", f"{ms('http_cold_serving_s')} / "
+                                                           f"{ms('http_restored_serving_s')}"),
+           ("http: unik run to first HTTP response, cold / restored",
+            f"{ms('http_cold_first_response_s')} / {ms('http_restored_first_response_s')}"),
+           ("http: unik-hvt to first HTTP response, cold / restored",
+            f"{ms('http_cold_monitor_first_response_s')} / {ms('http_restored_monitor_first_response_s')}"),
+           ("  load average (before, after)", f"{f['load_average_http']} {f['load_average_http_after']}"),
+           ("hello: unik-hvt to exit, cold / restored / restored --snapshot-mmap",
+            f"{ms('hello_cold_s')} / {ms('hello_restored_s')} / {ms('hello_restored_mmap_s')}"),
+           ("hello: guest, cold / restored / restored --snapshot-mmap",
+            f"{cold['guest_ms']} ms / {restored['guest_ms']} ms / {mapped['guest_ms']} ms"),
+           ("hello: system calls, cold / restored", f"{cold['system_calls']} / {restored['system_calls']}"),
+           ("hello: KVM exits, cold / restored / restored --snapshot-mmap",
+            f"{cold['kvm_exits']} / {restored['kvm_exits']} / {mapped['kvm_exits']}"),
+           ("  load average", str(f["load_average_hello"])),
+           ("http: snapshot on disk", f"{int(str(f['http_snapshot_disk_bytes'])) / 1e6:.1f} MB "
+                                      f"({f['http_snapshot_pages']} pages)"),
+           ("http: saving it adds to unik build", f"{ms('http_save_s')} (load {f['load_average_save']})")])
 
 
 def main() -> None:
     """Build, measure, print, write results/hvt.json."""
     with tempfile.TemporaryDirectory(prefix="unik-bench-hvt-") as tmpdir:
         tmp = Path(tmpdir)
+        if "--snapshot" in sys.argv[1:]:
+            figures = snapshot_figures(build("hello", tmp), build("http", tmp, f"--ipv4={GUEST}/24"))
+            print_snapshot(figures)
+            print(merge("hvt_snapshot", "snapshot", figures))
+            return
         hello = build("hello", tmp)
         elf = hello / "dist" / "hello-hvt" / "hello.hvt"
         hello_s = median([str(MONITOR), "--mem", "256", str(elf), "--count", "1"])
@@ -180,9 +303,7 @@ def main() -> None:
         probe_s = statistics.median(_probe() for _ in range(RUNS))
         where = profile(elf, "--count", "1")
         http = build("http", tmp, f"--ipv4={GUEST}/24")
-        runs = http_boots(http, RUNS)
-        serving = statistics.median(r[0] for r in runs)
-        first = statistics.median(r[1] for r in runs)
+        serving, first = medians(http_boots(http, RUNS)["run"])
         http_elf = http / "dist" / "http-hvt" / "http.hvt"
         requests = hvt_http.measure(int(os.environ.get("UNIK_BENCH_ROUNDS", "3")))
         rates = requests["rps"]
@@ -204,6 +325,9 @@ def main() -> None:
         write("hvt", unik, peers, ratios, accelerator="kvm")
         merge("hvt", "http_requests", requests)
         print(merge("hvt", "hello_profile", where))
+        figures = snapshot_figures(hello, http)
+        print_snapshot(figures)
+        print(merge("hvt_snapshot", "snapshot", figures))
         measured = solo5_floor(tmp, elf)
         if measured is not None:
             print(merge("hvt_floor", "floor", measured))

@@ -3,12 +3,12 @@ run on any KVM, this machine's included (which emulates the guest, see plugins/s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
+from unik_solo5 import hvt_snapshot
 from unik_solo5.hvtfs import FsFile, link, pack
 
 MONITOR = Path(str(__import__("unik_solo5").__file__)).with_name("unik-hvt")
@@ -18,11 +18,8 @@ GUEST_CFLAGS = ["-O2", "-ffreestanding", "-mgeneral-regs-only", "-fno-stack-prot
 
 def kvm_missing() -> str | None:
     """Why no VM can be created here (``None``: /dev/kvm opens read-write)."""
-    try:
-        os.close(os.open("/dev/kvm", os.O_RDWR))
-    except OSError as exc:
-        return f"hvt needs /dev/kvm (read-write): {exc.strerror}"
-    return None
+    why = hvt_snapshot.kvm_missing()
+    return f"hvt needs {why} (read-write)" if why else None
 
 
 def needs_kvm() -> None:
