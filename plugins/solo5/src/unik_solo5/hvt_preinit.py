@@ -24,21 +24,15 @@ from randomness at import is the snapshot's in every run (compute it in ``start`
 from __future__ import annotations
 
 import ast
-import atexit
 import builtins
 import gc
 import importlib
 import os
 import sys
-from types import CodeType
-from typing import NoReturn
 
 #: Modules unik's runtime imports after ``main.py``'s imports, as it parses the arguments
 #: (argparse, whose help formatter imports shutil) and refuses the host's sockets.
 WARM = ("argparse", "shutil", "unik.hostsockets")
-
-#: ``main.py`` compiled at build time: a restored guest runs it (:func:`run_main`).
-_main: tuple[str, CodeType] | None = None
 
 
 def prepare(main_file: str) -> None:
@@ -47,12 +41,10 @@ def prepare(main_file: str) -> None:
     The imports below its top level (its ``__main__`` part's, a function's) are made too;
     one that fails there is left for the run, as it would be in a cold boot.
     """
-    global _main
     with open(main_file, "rb") as f:
         source = f.read()
     code = compile(source, main_file, "exec")
     exec(code, {"__name__": "__hvt_preinit__", "__file__": main_file, "__builtins__": builtins})
-    _main = (main_file, code)
     for name in (*_nested_imports(ast.parse(source)), *WARM):
         try:
             importlib.import_module(name)
@@ -76,46 +68,6 @@ def _nested_imports(tree: ast.Module) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.append(node.module)
     return names
-
-
-def run_main() -> NoReturn:
-    """Run ``main.py`` as ``__main__``, from its byte code compiled before the save, and leave.
-
-    The exit is a cold boot's (the status of ``SystemExit`` or 1 after an uncaught exception's
-    traceback, the ``atexit`` handlers, standard output and error flushed) without CPython's
-    finalization, which frees every object one by one: the VM is about to go, and in a
-    restored guest each first touch of a page costs the monitor an exit.
-    """
-    if _main is None:
-        raise RuntimeError("unik_solo5.hvt_preinit.run_main: prepare() did not run in this guest")
-    main_file, code = _main
-    namespace = sys.modules["__main__"].__dict__
-    namespace.update({"__file__": main_file, "__cached__": None})
-    try:
-        exec(code, namespace)
-        status = 0
-    except SystemExit as exc:
-        status = _exit_status(exc.code)
-    except BaseException:  # noqa: BLE001 - as CPython's main: the traceback, then status 1
-        sys.excepthook(*sys.exc_info())
-        status = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(status)
-
-
-def _exit_status(code: object) -> int:
-    """The process status of ``SystemExit(code)``, as CPython's: an int, 0 for ``None``, else 1 (printed)."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
 
 
 def resumed(argv: list[bytes]) -> None:

@@ -75,8 +75,6 @@ static PyObject *boot_arguments(void)
 
 /* Pre-initialise when this boot does (0: it does not; -1: it failed, the error printed); in a
  * guest restored from the snapshot, renew and go on with this run's arguments (1). */
-static PyObject *preinit_module;
-
 static int preinitialise(void)
 {
     if (syscall(HVT_SYS_SNAPSHOT, 0) != 1)
@@ -103,28 +101,11 @@ static int preinitialise(void)
         return -1;
     }
     Py_DECREF(done);
-    preinit_module = module;
+    Py_DECREF(module);
     return 1;
 }
 
-/* A restored guest runs main.py as Py_RunMain would, from its byte code compiled before the save:
- * an uncaught exception exits 1, SystemExit its status (PyErr_Print exits), a normal end 0. */
-static int run_restored(void)
-{
-    int status = 0;
-    PyObject *done = PyObject_CallMethod(preinit_module, "run_main", NULL);
-    if (!done) {
-        PyErr_Print();
-        status = 1;
-    }
-    Py_XDECREF(done);
-    Py_CLEAR(preinit_module);
-    if (Py_FinalizeEx() < 0 && status == 0)
-        status = 120;
-    return status;
-}
-
-/* ---- the cold boot's run of main.py ------------------------------------------------ */
+/* ---- the run of main.py (a cold boot's, and a restored guest's) ----------------------- */
 
 #define MAIN_PY "/app/main.py"
 #define MAIN_PYC "/app/__pycache__/main.cpython-311.pyc" /* unik build's, an unchecked-hash pyc */
@@ -223,12 +204,12 @@ static int flushed(const char *name)
     return 1;
 }
 
-/* A cold boot: /app/main.py as Py_RunMain runs it (in __main__, its exit status as CPython's),
+/* /app/main.py as Py_RunMain runs it (in __main__, its exit status as CPython's),
  * then what the interpreter's finalisation does that anyone can see (the atexit functions,
  * the standard streams flushed) and exit, without tearing the interpreter down: the guest's
  * memory goes with it, and examples/hello spent 6 ms of its 45 in Py_FinalizeEx (unik-hvt
  * --profile, rdtsc-stamped). */
-static int run_cold(void)
+static int run_main_py(void)
 {
     PyObject *main_module = PyImport_AddModule("__main__"); /* borrowed */
     PyObject *globals = main_module ? PyModule_GetDict(main_module) : NULL;
@@ -315,8 +296,7 @@ int main(int argc, char **argv)
             "_hvt_builtins()\n"
             "del _hvt_builtins\n") != 0)
         return 120;
-    int restored = preinitialise();
-    if (restored < 0)
+    if (preinitialise() < 0)
         return 120;
-    return restored ? run_restored() : run_cold();
+    return run_main_py(); /* a restored guest too: its imports are done, main.py runs as in a cold boot */
 }
