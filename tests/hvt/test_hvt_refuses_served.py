@@ -1,4 +1,4 @@
-"""hvt refuses, with the reason, what its static CPython cannot load: served applications and shared objects."""
+"""hvt refuses, with the reason, what its static CPython cannot load: shared objects without their sources."""
 
 from __future__ import annotations
 
@@ -7,21 +7,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from served_support import starlette_app
-
 UNIK = str(Path(sys.executable).with_name("unik"))
 
 
 def _build(root: Path) -> subprocess.CompletedProcess[str]:
     subprocess.run([UNIK, "configure", "-t", "hvt"], cwd=root, capture_output=True, text=True, timeout=120, check=True)
     return subprocess.run([UNIK, "build"], cwd=root, capture_output=True, text=True, timeout=600)
-
-
-def test_an_asgi_application_is_refused_naming_the_targets_that_can(tmp_path: Path) -> None:
-    proc = _build(starlette_app(tmp_path))
-    assert proc.returncode != 0
-    assert "hvt does not serve asgi applications yet" in proc.stderr and "examples/https" in proc.stderr
-    assert "build it for virtio, xen or spt" in proc.stderr
 
 
 def test_a_dependency_with_a_shared_object_is_refused_naming_it(tmp_path: Path) -> None:

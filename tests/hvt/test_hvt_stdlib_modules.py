@@ -26,8 +26,8 @@ def test_asyncio_json_queue_typing_and_zoneinfo_take_their_c_modules(tmp_path: P
             console.log(f"json {json.decoder.scanstring.__module__} {json.encoder.c_make_encoder is not None}")
             import _zoneinfo
             console.log(f"queue {queue.SimpleQueue.__module__} zoneinfo {zoneinfo.ZoneInfo is _zoneinfo.ZoneInfo}")
-            built_in = [m for m in ("_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib")
-                        if m in sys.builtin_module_names]
+            built_in = [m for m in ("_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib",
+                                    "_multiprocessing") if m in sys.builtin_module_names]
             console.log(f"built in {' '.join(built_in)}")
             console.log(json.dumps({"a": [1, 2.5, None, "\\u00e9"]}, ensure_ascii=False))
             fut = asyncio.get_running_loop().create_future()
@@ -39,6 +39,7 @@ def test_asyncio_json_queue_typing_and_zoneinfo_take_their_c_modules(tmp_path: P
     out = unik(app, "run", "-t", "hvt").stdout.splitlines()
     assert out == ["asyncio _asyncio _asyncio", "json _json True",
                    "queue _queue zoneinfo True",
-                   "built in _asyncio _json _queue _typing _zoneinfo _ssl _hashlib",
+                   "built in _asyncio _json _queue _typing _zoneinfo _ssl _hashlib _multiprocessing",
                    '{"a": [1, 2.5, null, "é"]}', "future 42"]
-    assert {"_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib"} == set(MODULES)
+    assert {"_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib", "_multiprocessing"} == \
+        set(MODULES)

@@ -4,7 +4,8 @@ Debian links most of CPython's C modules into ``libpython3.11.a`` but ships othe
 shared objects in ``lib-dynload``, which a static unikernel without a dynamic loader cannot
 load, and no binary package holds their sources.  Built in here: the OpenSSL modules
 (``_ssl``, ``_hashlib``) and the accelerators that need no other library (``_asyncio``,
-``_json``, ``_queue``, ``_typing``, ``_zoneinfo``); ``_decimal`` (libmpdec), ``_ctypes``
+``_json``, ``_queue``, ``_typing``, ``_zoneinfo``, ``_multiprocessing``, which uvicorn
+imports); ``_decimal`` (libmpdec), ``_ctypes``
 (libffi, and a dynamic loader), ``_sqlite3``, ``_bz2``, ``_lzma``, ``mmap``, the CJK codecs
 and the rest are not.  ``unik build`` therefore takes them from Debian's *source* package of the
 installed CPython (``python3.11``, through ``apt-get source`` with a private ``deb-src``
@@ -36,8 +37,11 @@ SOURCE_PACKAGE = "python3.11"
 BINARY_PACKAGE = "libpython3.11-dev"
 PY_INCLUDE = Path("/usr/include/python3.11")
 #: Built-in module name -> its source in CPython's ``Modules/``.
-MODULES = {"_ssl": "_ssl.c", "_hashlib": "_hashopenssl.c", "_asyncio": "_asynciomodule.c", "_json": "_json.c",
-           "_queue": "_queuemodule.c", "_typing": "_typingmodule.c", "_zoneinfo": "_zoneinfo.c"}
+MODULES: dict[str, tuple[str, ...]] = {
+    "_ssl": ("_ssl.c",), "_hashlib": ("_hashopenssl.c",), "_asyncio": ("_asynciomodule.c",), "_json": ("_json.c",),
+    "_queue": ("_queuemodule.c",), "_typing": ("_typingmodule.c",), "_zoneinfo": ("_zoneinfo.c",),
+    "_multiprocessing": ("_multiprocessing/multiprocessing.c", "_multiprocessing/semaphore.c"),
+}
 #: Modules compiled through a file of this package that includes CPython's source, and the
 #: built-in modules that file adds beside it (``hvt/ssl_groups.c``: ``_unik_ssl_groups``).
 WRAPPERS = {"_ssl": (Path(__file__).with_name("hvt") / "ssl_groups.c", ("_unik_ssl_groups",))}
@@ -45,7 +49,7 @@ WRAPPERS = {"_ssl": (Path(__file__).with_name("hvt") / "ssl_groups.c", ("_unik_s
 KEPT = ("_ssl.c", "_ssl.h", "_ssl", "_ssl_data.h", "_ssl_data_111.h", "_ssl_data_300.h", "socketmodule.h",
         "_hashopenssl.c", "hashlib.h", "clinic/_ssl.c.h", "clinic/_hashopenssl.c.h",
         "_asynciomodule.c", "clinic/_asynciomodule.c.h", "_json.c", "_queuemodule.c", "clinic/_queuemodule.c.h",
-        "_typingmodule.c", "clinic/_typingmodule.c.h", "_zoneinfo.c")
+        "_typingmodule.c", "clinic/_typingmodule.c.h", "_zoneinfo.c", "_multiprocessing")
 #: pyconfig.h says Debian built _socket with Bluetooth, whose headers (libbluetooth-dev) only
 #: size a sockaddr union that _ssl never touches: included first, then the two defines dropped.
 PREINCLUDE = "#include <pyconfig.h>\n#undef HAVE_BLUETOOTH_BLUETOOTH_H\n#undef HAVE_BLUETOOTH_H\n"
@@ -175,21 +179,24 @@ def objects(progress: Progress) -> list[tuple[str, Path]]:
     pre = root / "preinclude.h"
     if not pre.exists():
         pre.write_text(PREINCLUDE)
-    out = []
-    for name, source in MODULES.items():
+    out: list[tuple[str, Path]] = []
+    for name, sources in MODULES.items():
         wrapper, also = WRAPPERS.get(name, (None, ()))
-        compiled = wrapper or modules / source
-        # keyed by what it is compiled from: a changed wrapper (a newer unik) compiles again
-        digest = hashlib.sha256(compiled.read_bytes()).hexdigest()[:12]
-        obj = root / f"{name}-{digest}.o"
-        if not obj.exists():
-            tmp = obj.with_name(f"{obj.name}.{os.getpid()}.tmp")
-            cmd = ["gcc", "-O2", "-fno-strict-aliasing", "-include", str(pre), f"-I{PY_INCLUDE}",
-                   f"-I{PY_INCLUDE / 'internal'}", f"-I{modules}", "-c", str(compiled), "-o", str(tmp)]
-            with progress.step(f"compiling CPython's {name} module ({source}) for hvt, once"):
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise BuildError(f"compiling {compiled} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
-            tmp.rename(obj)
-        out += [(module, obj) for module in (name, *also)]
+        for source in sources:
+            compiled = wrapper or modules / source
+            # keyed by what it is compiled from: a changed wrapper (a newer unik) compiles again
+            digest = hashlib.sha256(compiled.read_bytes()).hexdigest()[:12]
+            obj = root / f"{Path(source).stem}-{digest}.o"
+            if not obj.exists():
+                tmp = obj.with_name(f"{obj.name}.{os.getpid()}.tmp")
+                cmd = ["gcc", "-O2", "-fno-strict-aliasing", "-include", str(pre), f"-I{PY_INCLUDE}",
+                       f"-I{PY_INCLUDE / 'internal'}", f"-I{modules}", f"-I{compiled.parent}", "-c", str(compiled),
+                       "-o", str(tmp)]
+                with progress.step(f"compiling CPython's {name} module ({source}) for hvt, once"):
+                    proc = subprocess.run(cmd, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise BuildError(f"compiling {compiled} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
+                tmp.rename(obj)
+            # the module's name goes with its first object (its PyInit_); every object is linked
+            out += [(module, obj) for module in (name, *also)] if source == sources[0] else [("", obj)]
     return out

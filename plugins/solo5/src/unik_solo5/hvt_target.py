@@ -136,13 +136,16 @@ def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path,
     """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins.
 
     ``stdlib`` are top-level modules already compiled (module name, object; an object may
-    hold several): registered under their own ``PyInit_<name>`` (:mod:`unik_solo5.hvt_stdlib`).
+    hold several, and an object named ``""`` is only linked): registered under their own
+    ``PyInit_<name>`` (:mod:`unik_solo5.hvt_stdlib`).
     """
     objects: list[Path] = []
     decls, calls = [], []
     for module, obj in stdlib:
-        if obj not in objects:  # one object may define several modules
+        if obj not in objects:  # one object may define several modules, and a module span several
             objects.append(obj)
+        if not module:
+            continue
         decls.append(f"extern PyObject *PyInit_{module}(void);")
         calls.append(f'    PyImport_AppendInittab("{module}", PyInit_{module});')
     for i, (module, source) in enumerate(extensions):
@@ -213,13 +216,6 @@ class HvtTarget(Target):
         from .hvtfs import NET as NET_DEVICE
         from .hvtfs import FsError, link, pack, tree
 
-        if plan.app.served:
-            raise BuildError(f"hvt does not serve {plan.app.served} applications yet ([tool.unik] "
-                             f"{plan.app.served}): running uvicorn or aiohttp inside the unikernel is not done "
-                             f"(the ssl module they import is built in now, but the C extensions of their "
-                             f"dependencies that come without sources cannot load: no dynamic loader); write it "
-                             f"as a unik application over the Stack device (examples/http, examples/https) or "
-                             f"build it for virtio, xen or spt")
         files = runtime_files(plan, ctx.build_dir)
         pairs = [(f.dest, Path(f.source)) for f in files]
         built_in = {dest for dest, _ in extension_sources(pairs)}
