@@ -63,3 +63,18 @@ def test_freed_memory_comes_back_zeroed(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["fresh mmap: zero", "mmap after munmap of dirty memory: zero",
                                         "the break given back dirty and grown again: zero",
                                         "the break grown over memory mmap had dirtied: zero"]
+
+
+def test_the_heaps_first_pages_are_2_mib_pages(tmp_path: Path) -> None:
+    """mmap's first memory (the top of the heap) is not in the 4 KiB-mapped region of the stack's guard page:
+    touching 512 of its pages takes a handful of KVM page faults, not one each."""
+    needs_kvm()
+    obj = tmp_path / "firsttouch.o"
+    subprocess.run(["gcc", "-O2", "-c", str(GUEST_DIR / "firsttouch.c"), "-o", str(obj)], check=True)
+    link([obj], None, tmp_path / "firsttouch")
+    proc = run("--mem", "64", "--profile", tmp_path / "firsttouch")
+    assert (proc.returncode, proc.stdout) == (0, "touched 512 pages\n"), proc.stderr
+    faults = re.search(r"KVM's counts for the vCPU:.* pf_fixed (\d+)", proc.stderr)
+    if not faults:
+        pytest.skip("this KVM does not give its statistics (KVM_GET_STATS_FD)")
+    assert int(faults.group(1)) < 100, proc.stderr
