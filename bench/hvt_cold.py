@@ -5,8 +5,8 @@
   the guest, which a busy neighbour moves less than the wall clock), the system calls the
   runtime served and how many of them trapped.
 * http: ``examples/http`` booted cold by ``unik-hvt`` itself on a TAP in a namespace made
-  here: to its "serving" line and to the first HTTP response (bench/hvt.py's prober,
-  started at the serving line); and the same through ``unik run --no-snapshot``, which
+  here: to its "serving" line and to the first HTTP response (bench/hvt.py's prober, which
+  begins at the serving line); and the same through ``unik run --no-snapshot``, which
   adds unik's own start-up on the host.
 
 Each figure is the median of alternating rounds of this checkout's unik and, with
@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import alternate, baseline_unik, head_revision, load_average, merge, table
-from hvt import PROBER
+from hvt import GUEST, HOST, http_boot
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIK = str(Path(sys.executable).parent / "unik")
-HOST, GUEST = "10.80.2.1", "10.80.2.2"
 
 
 def build(unik: str, example: str, tmp: Path, *configure: str) -> Path:
@@ -71,22 +70,10 @@ def hello(monitor: str, elf: Path) -> dict[str, float]:
 
 
 def http(ns: str, cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """ms from starting ``cmd`` (in ``ns``) to its serving line and to the first HTTP response."""
-    start = time.monotonic()
-    server = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], cwd=cwd, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        serving = time.monotonic() - start
-        if not line.startswith("serving"):
-            raise RuntimeError(f"http did not start: {line!r}")
-        prober = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PROBER, GUEST],
-                                capture_output=True, text=True, timeout=60)
-        return serving * 1000, (float(prober.stdout.strip() or "nan") - start) * 1000
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    """ms from starting ``cmd`` (in ``ns``) to its serving line and to the first HTTP response (bench/hvt.py's
+    prober, started before and told to begin at the serving line)."""
+    serving, first = http_boot(cwd, ns, command=cmd)
+    return serving * 1000, first * 1000
 
 
 def measure(rounds: int, baseline: str | None) -> dict[str, Any]:
