@@ -13,12 +13,13 @@
 
 Needs /dev/kvm, root (namespace, TAP), wrk, gcc and libpython3.11-dev.
 
-    python bench/hvt_http.py [--baseline REV] [--rounds N]     # results/hvt_http.json
+    python bench/hvt_http.py [--baseline REV] [--rounds N]     # results/hvt_http.json, and hvt.json's figures
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchlib import alternate, baseline_unik, load_average, merge, table
+from benchlib import RESULTS, alternate, baseline_unik, load_average, merge, table
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIK = str(Path(sys.executable).parent / "unik")
@@ -198,12 +199,25 @@ def measure(rounds: int, baseline: str | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Measure and write ``http_requests`` into results/hvt_http.json (bench/hvt.py puts it in results/hvt.json)."""
+    """Measure; write ``http_requests`` into results/hvt_http.json and the figures into results/hvt.json."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--baseline", help="also measure hvt as unik at this git revision builds it")
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("UNIK_BENCH_ROUNDS", "3")))
     args = parser.parse_args()
-    print(merge("hvt_http", "http_requests", measure(args.rounds, args.baseline)))
+    got = measure(args.rounds, args.baseline)
+    merge("hvt_http", "http_requests", got)
+    print(headline(got))
+
+
+def headline(got: dict[str, Any]) -> Path:
+    """Put a run's figures into results/hvt.json too: its http_requests, and bench/hvt.py's req/s and ratio."""
+    path = RESULTS / "hvt.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    hvt, unix = got["rps"]["hvt"], got["rps"]["unix"]
+    merge("hvt", "unik", {**data.get("unik", {}), "http_rps": hvt})
+    merge("hvt", "peers", {**data.get("peers", {}), "unix_http": {"rps": unix}})
+    merge("hvt", "ratios", {**data.get("ratios", {}), "http_rps_hvt_over_unix": round(hvt / unix, 4)})
+    return merge("hvt", "http_requests", got)
 
 if __name__ == "__main__":
     main()
