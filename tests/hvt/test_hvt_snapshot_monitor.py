@@ -113,3 +113,25 @@ def test_saving_refuses_devices_and_a_guest_that_never_reaches_the_point(tmp_pat
     proc = run("--save-snapshot", tmp_path / "plain.snap", tmp_path / "plain")
     assert proc.returncode == 125
     assert "the guest exited (status 3) before its snapshot point" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("status", "stderr", "kvm"), [
+    (255, "unik-hvt: the guest stopped on a KVM internal error", True),
+    (125, "unik-hvt: KVM_CREATE_VM: Cannot allocate memory", True),
+    (120, "ModuleNotFoundError: No module named 'missing'", False),
+])
+def test_a_failed_pre_initialisation_blames_kvm_or_the_application(tmp_path: Path, status: int, stderr: str,
+                                                                     kvm: bool) -> None:
+    from unik.errors import BuildError
+    from unik_solo5 import hvt_snapshot
+
+    monitor = tmp_path / "fake-monitor"
+    monitor.write_text(f"#!/bin/sh\necho \"{stderr}\" >&2\nexit {status}\n")
+    monitor.chmod(0o755)
+    elf = tmp_path / "app.hvt"
+    elf.write_bytes(b"\x7fELF")
+    expected = hvt_snapshot.NotPreinitialised if kvm else BuildError
+    with pytest.raises(expected) as caught:
+        hvt_snapshot.save(monitor, elf)
+    assert stderr in str(caught.value)
+    assert not list(tmp_path.glob("app.snap*"))  # nothing partial is left

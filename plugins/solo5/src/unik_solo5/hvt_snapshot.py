@@ -36,6 +36,13 @@ MEM_MIB = 256
 TIMEOUT = 300
 
 
+class NotPreinitialised(Exception):
+    """The host's KVM could not run the pre-initialising boot (the unikernel is not at fault).
+
+    The build goes on without a snapshot, and ``unik run`` boots cold.
+    """
+
+
 @dataclass(frozen=True)
 class SnapshotHeader:
     """What a snapshot file says it is of, and its size."""
@@ -82,7 +89,8 @@ def save(monitor: Path, elf: Path) -> dict[str, object]:
     """Boot ``elf`` to its snapshot point under ``monitor`` and save it (:func:`snapshot_file`); its record.
 
     The record is also written to :func:`record_file`.  A boot that fails is a :class:`BuildError`
-    carrying the guest's last lines (an import that fails at build time would fail every run).
+    carrying the guest's last lines (an import that fails at build time would fail every run), unless the
+    monitor says KVM failed it (a crash or a KVM error, status 255): :class:`NotPreinitialised`.
     """
     out, record = snapshot_file(elf), record_file(elf)
     partial = out.with_name(out.name + ".partial")
@@ -99,6 +107,9 @@ def save(monitor: Path, elf: Path) -> dict[str, object]:
     if proc.returncode != 0:
         partial.unlink(missing_ok=True)
         lines = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
+        if proc.returncode == 255 or any("KVM" in line for line in proc.stderr.splitlines()):
+            raise NotPreinitialised(f"unik-hvt --save-snapshot exited {proc.returncode}: "
+                                    f"{lines[-1] if lines else 'no message'}")
         raise BuildError(f"pre-initialising {elf.name} (unik-hvt --save-snapshot) exited {proc.returncode}; "
                          f"its module-level code runs at build time:\n" + "\n".join(lines))
     partial.replace(out)

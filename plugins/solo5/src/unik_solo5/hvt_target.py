@@ -287,7 +287,12 @@ class HvtTarget(Target):
                 stale.unlink(missing_ok=True)
             ctx.progress.info(f"not pre-initialised ({why}): unik run -t hvt boots it cold")
             return
-        record = hvt_snapshot.save(MONITOR, elf)
+        try:
+            record = hvt_snapshot.save(MONITOR, elf)
+        except hvt_snapshot.NotPreinitialised as exc:
+            ctx.progress.warn(f"not pre-initialised, this host's KVM failed the boot ({exc}): unik run -t hvt boots "
+                              f"it cold (unik doctor -t hvt checks this KVM)")
+            return
         ctx.progress.info(f"pre-initialised {elf.name} in {record['seconds']:.1f} s: "
                           f"{hvt_snapshot.snapshot_file(elf).name} ({int(str(record['bytes'])) / 1e6:.1f} MB), "
                           f"which unik run -t hvt starts from")
