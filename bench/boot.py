@@ -458,8 +458,9 @@ def xen_only() -> None:
 
 def hvt_figures(work: Path) -> dict[str, object]:
     """The hvt target against virtio under TCG, in one run (issue 22): examples/http from `unik run` to the first
-    HTTP response under each (a TAP in a namespace made here), the floor (a static glibc hello under unik-hvt:
-    solo5's own hvt is not built here), hello's ELF and memory floor and where hello's boot goes (--profile)."""
+    HTTP response under each (a TAP in a namespace made here), the floors (a static glibc hello under unik-hvt, and
+    solo5's own hvt hello when SOLO5_SRC names a built solo5 checkout: bench/hvt.py), hello's ELF and memory floor
+    and where hello's boot goes (--profile)."""
     import hvt as hvt_bench  # bench/hvt.py: the hvt target's own benchmark and helpers
 
     hello = hvt_bench.build("hello", work / "hvt")
@@ -471,13 +472,21 @@ def hvt_figures(work: Path) -> dict[str, object]:
     virtio = http_figures(build("http", work / "virtio", *HTTP_CONFIG), "tcg")
     hvt_first = median([b[1] for b in boots])
     virtio_first = virtio["response"]
+    solo5 = hvt_bench.solo5_build()
+    if isinstance(solo5, str):
+        solo5_floor: dict[str, object] = {"floor_solo5_note": f"solo5's own hvt not measured: {solo5}"}
+    else:
+        tender, solo5_hello, how = solo5
+        solo5_floor = {"floor_solo5_hvt_hello_s": round(hvt_bench.median([str(tender), "--mem=32", str(solo5_hello),
+                                                                          "hello"]), 4),
+                       "floor_solo5_note": how}
     mb = 1e6
     return {
         "http_first_response_s": hvt_first,
         "http_serving_s": median([b[0] for b in boots]),
         "virtio_tcg_http_first_response_s": virtio_first,
         "floor_c_hello_s": round(hvt_bench.median([str(hvt_bench.MONITOR), "--mem", "64", str(floor_elf)]), 4),
-        "floor_note": "solo5's own hvt is not built here: the floor is a static glibc hello under unik-hvt",
+        **solo5_floor,
         "hello_run_s": round(hvt_bench.median([str(hvt_bench.MONITOR), str(elf), "--count", "1"]), 4),
         "hello_elf_mb": round(elf.stat().st_size / mb, 2),
         "http_elf_mb": round(http_elf.stat().st_size / mb, 2),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
-from hvt_support import needs_build_tools, needs_kvm, unik
+from hvt_support import ROOT, needs_build_tools, needs_kvm, unik
 from unik_solo5.hvt_stdlib import MODULES
 
 
@@ -43,3 +46,28 @@ def test_asyncio_json_queue_typing_and_zoneinfo_take_their_c_modules(tmp_path: P
                    '{"a": [1, 2.5, null, "é"]}', "future 42"]
     assert {"_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib", "_multiprocessing"} == \
         set(MODULES)
+
+
+def _build_without_the_source(app: Path) -> subprocess.CompletedProcess[str]:
+    """``unik build`` in ``app`` as where Debian's source package cannot be fetched."""
+    code = ("import sys\nfrom unik.errors import BuildError\nimport unik_solo5.hvt_stdlib as s\n"
+            "def offline(progress):\n    raise BuildError('apt-get update (deb-src) failed: offline')\n"
+            "s.objects = offline\nfrom unik.cli import main\nsys.argv = ['unik', 'build']\nsys.exit(main())\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=app, capture_output=True, text=True, timeout=600)
+
+
+def test_without_the_source_a_plan_without_tls_links_without_them_and_one_with_tls_is_refused(tmp_path: Path) -> None:
+    needs_build_tools()
+    hello = tmp_path / "hello"
+    shutil.copytree(ROOT / "examples" / "hello", hello, ignore=shutil.ignore_patterns("_build", "dist"))
+    unik(hello, "-q", "configure", "-t", "hvt")
+    proc = _build_without_the_source(hello)
+    assert proc.returncode == 0, proc.stderr
+    assert "linking without _ssl, _hashlib, _asyncio" in proc.stderr and "offline" in proc.stderr
+    https = tmp_path / "https"
+    shutil.copytree(ROOT / "examples" / "https", https, ignore=shutil.ignore_patterns("_build", "dist", "certs"))
+    unik(https, "-q", "tls", "selfsigned", "-o", "certs")
+    unik(https, "-q", "configure", "-t", "hvt")
+    proc = _build_without_the_source(https)
+    assert proc.returncode != 0
+    assert "the plan's TLS device needs the ssl module, built into the unikernel: apt-get update" in proc.stderr
