@@ -18,6 +18,7 @@ them as built-ins.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -173,7 +174,19 @@ def source_dir(progress: Progress) -> Path:
 
 
 def objects(progress: Progress) -> list[tuple[str, Path]]:
-    """(module name, object file) of each of :data:`MODULES`, compiled once into the cache."""
+    """(module name, object file) of each of :data:`MODULES`, compiled once into the cache.
+
+    Builds running at once (a test suite's workers, the first time) take turns: one fetches
+    and compiles, the others then find its files.
+    """
+    lock = cache_dir() / "hvt" / "stdlib.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        return _objects(progress)
+
+
+def _objects(progress: Progress) -> list[tuple[str, Path]]:
     root = source_dir(progress)
     modules = root / "Modules"
     pre = root / "preinclude.h"
