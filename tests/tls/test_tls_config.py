@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import sys
 
 import pytest
 from tls_support import Certs
@@ -101,7 +100,7 @@ def test_groups_take_hvts_built_in_where_it_exists(monkeypatch: pytest.MonkeyPat
 
     built_in = types.ModuleType("_unik_ssl_groups")
     built_in.set_groups = set_groups  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "_unik_ssl_groups", built_in)
+    monkeypatch.setattr(groups, "_built_in", built_in)  # looked up when unik_tls.groups is imported
     monkeypatch.setattr(groups, "_ssl_ctx_pointer", lambda ctx: None)  # as without ctypes
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     assert groups.set_groups(ctx) is True and calls == [(ctx, groups.GROUPS)]

@@ -14,6 +14,19 @@ from __future__ import annotations
 import importlib
 import ssl
 import sys
+from types import ModuleType
+
+# Both looked up here, at import: a lookup at the first context (a TLS client's may come
+# after spt's seal) would search sys.path with system calls the sealed process may not make.
+ctypes: ModuleType | None
+try:
+    import ctypes
+except ImportError:  # a unikernel whose CPython is linked statically (hvt)
+    ctypes = None
+try:  # hvt's static CPython, which has no ctypes, builds this in beside its _ssl
+    _built_in: ModuleType | None = importlib.import_module("_unik_ssl_groups")
+except ImportError:
+    _built_in = None
 
 __all__ = ["GROUPS", "set_groups"]
 
@@ -27,12 +40,12 @@ def _ssl_ctx_pointer(ctx: ssl.SSLContext) -> int | None:
     """The ``SSL_CTX *`` inside ``ctx``, or ``None`` when it cannot be found for sure."""
     import _ssl
 
+    if ctypes is None:
+        return None
     try:
-        import ctypes  # not in a unikernel whose CPython is linked statically (hvt)
-
         lib = ctypes.CDLL(_ssl.__file__)  # its dependencies resolve libssl's symbols
         get_options = lib.SSL_CTX_get_options
-    except (ImportError, OSError, AttributeError):  # a built-in _ssl has no __file__
+    except (OSError, AttributeError):  # a built-in _ssl has no __file__
         return None
     get_options.argtypes, get_options.restype = [ctypes.c_void_p], ctypes.c_uint64
     # CPython's PySSLContext: the object header, then ``SSL_CTX *ctx``.
@@ -49,16 +62,11 @@ def _ssl_ctx_pointer(ctx: ssl.SSLContext) -> int | None:
 
 def set_groups(ctx: ssl.SSLContext, groups: str = GROUPS) -> bool:
     """Offer and accept only ``groups`` on ``ctx``; ``False`` when only P-256 could be set."""
-    try:  # hvt's static CPython, which has no ctypes, builds this in beside its _ssl
-        built_in = importlib.import_module("_unik_ssl_groups")
-    except ImportError:
-        built_in = None
-    if built_in is not None and built_in.set_groups(ctx, groups):
+    if _built_in is not None and _built_in.set_groups(ctx, groups):
         return True
     pointer = _ssl_ctx_pointer(ctx) if sys.implementation.name == "cpython" else None
-    if pointer is not None:
+    if pointer is not None and ctypes is not None:
         import _ssl
-        import ctypes
 
         ctrl = ctypes.CDLL(_ssl.__file__).SSL_CTX_ctrl
         ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
