@@ -164,7 +164,10 @@ def boot_fastapi(app: Path, target: str, args: list[str]) -> None:
 BOOTS: dict[str, Boot] = {"hello": boot_hello, "kv": boot_kv, "http": boot_web, "https": boot_web,
                           "fetch": boot_fetch, "fastapi": boot_fastapi}
 #: What a target refuses to build, with the words of its refusal.
-REFUSED = {("fastapi", "hvt"): "hvt cannot serve an asgi application"}
+#: (hvt serves ASGI applications since _ssl is built in; FastAPI's pydantic-core and
+#: uvicorn's httptools come as shared objects without C sources, which hvt cannot link.)
+REFUSED = {("fastapi", "hvt"): "hvt links extension modules into CPython from their C sources, and these come "
+                               "without one (no dynamic loader can load them): httptools"}
 
 
 def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
