@@ -187,8 +187,8 @@ def boots_here(target: str) -> tuple[dict[str, list[str]], str]:
         why = kvm_missing()
         if why:
             return {}, why
-        # http needs a TAP (tests/hvt/test_hvt_http.py runs it on one); TLS needs _ssl, a shared module in Debian
-        return {"hello": [], "kv": []}, "http needs a TAP (tests/hvt) and https's _ssl is not built in yet"
+        # http and https need a TAP: tests/hvt/test_hvt_http.py and test_hvt_https.py run them on one
+        return {"hello": [], "kv": []}, "http and https need a TAP (tests/hvt runs them on one)"
     why = missing_vm_tools()
     if why:
         return {}, why
