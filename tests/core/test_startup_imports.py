@@ -229,3 +229,25 @@ def test_solo5_targets_register_without_their_build_code(tmp_path: Path) -> None
     assert {"unik_solo5.hvt_target", "unik_solo5.target"} <= loaded
     assert not {m for m in loaded if m.split(".")[0] in ("unik_unix", "unik_virtio", "unik_xen", "unik_vmimage")}
     assert not loaded & BUILD_ONLY, loaded & BUILD_ONLY
+
+
+def test_the_providers_kind_check_knows_every_kind() -> None:
+    """The kind check's names (``unik.provider.KIND_NAMES``) are the device protocols' (``unik.devices.KINDS``)."""
+    from unik.devices import KINDS
+    from unik.provider import KIND_NAMES
+
+    assert set(KINDS) == KIND_NAMES
+
+
+def test_running_a_solo5_target_imports_no_device_protocols(tmp_path: Path) -> None:
+    """What `unik run -t hvt` (or spt) loads and checks, its providers too, imports neither the device protocols
+    (``unik.devices``: asyncio's and typing's machinery) nor ``platform``: the monitor starts sooner (issue 22)."""
+    pytest.importorskip("unik_solo5", reason="needs unik_solo5 installed (make venv installs every plugin)")
+    code = ("from unik.plugins import PluginManager\npm = PluginManager()\n"
+            "for name in ('hvt', 'spt'):\n    pm.target(name)\n    assert pm.providers(name)\n"
+            "    assert 'mem' in pm.keys(name, run=True)")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    modules_after(code, env)  # remembers what each plugin registers
+    loaded = modules_after(code, env)
+    assert {"unik_solo5.hvt_target", "unik_solo5.providers"} <= loaded
+    assert not loaded & {"unik.devices", "asyncio", "platform"}, loaded & {"unik.devices", "asyncio", "platform"}

@@ -29,7 +29,7 @@ import pluggy
 from . import builtin, hookspecs
 from .cache import cache_dir, metadata_stamp, settled, stat_stamp, write_atomic
 from .errors import DuplicateName, IncompatiblePlugin, PluginError, UnknownTarget, did_you_mean
-from .provider import Provider
+from .provider import KIND_NAMES, Provider
 from .target import Target
 from .version import API_VERSION, DISTRIBUTION, __version__
 
@@ -679,13 +679,11 @@ def _check_class(base: type) -> Callable[[str, Any], None]:
 
 
 def _check_provider(plugin: str, cls: Any) -> None:
-    from .devices import KINDS  # the device protocols: asyncio and typing, not needed before
-
     _check_class(Provider)(plugin, cls)
-    if cls.kind not in KINDS:
+    if cls.kind not in KIND_NAMES:
         raise PluginError(
             f"plugin {plugin!r}: provider {cls.PLUGIN_NAME!r} has unknown kind {cls.kind!r} "
-            f"(known: {', '.join(sorted(KINDS))})"
+            f"(known: {', '.join(sorted(KIND_NAMES))})"
         )
     if ":" not in getattr(cls, "implementation", ""):
         raise PluginError(

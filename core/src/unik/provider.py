@@ -115,6 +115,16 @@ class Configured:
     notes: list[str] = field(default_factory=list)
 
 
+#: The names of :data:`unik.devices.KINDS`, for the providers' kind check: importing the
+#: device protocols (asyncio's types, typing's Protocol machinery) took 1-3 ms of every
+#: ``unik run``, which checks the providers it loads but uses no protocol
+#: (``tests/core/test_startup_imports.py`` keeps the two the same).
+KIND_NAMES = frozenset({
+    "console", "monotonic_clock", "wall_clock", "sleep", "entropy", "random", "network", "block",
+    "kv_ro", "kv_rw", "stack", "fs", "tls",
+})
+
+
 class Provider:
     """Base class of device providers; subclasses set the class attributes."""
 

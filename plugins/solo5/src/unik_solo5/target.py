@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -210,8 +209,9 @@ class SptTarget(Target):
                                f"(e.g. truncate -s 64M {path})")
         given_mem = ctx.options.get("mem") if "mem" in ctx.options.keys else None
         mem_mib(str(given_mem or MEM.default))  # a bad size is refused before a TAP is made
-        if platform.machine() != "x86_64":
-            raise RunError(f"the spt allowlist is written for x86_64 only, not {platform.machine()}")
+        machine = os.uname().machine  # platform.machine()'s answer, without importing platform (1 ms of `unik run`)
+        if machine != "x86_64":
+            raise RunError(f"the spt allowlist is written for x86_64 only, not {machine}")
         if not TENDER.exists():
             raise RunError(f"the tender {TENDER} is missing: reinstall unik-target-solo5")
         with contextlib.ExitStack() as made:
