@@ -80,6 +80,28 @@ def test_the_hosts_debian_entries_become_deb_src_and_others_are_left_out(tmp_pat
     assert upstream("3.11.2-6+deb12u6") == "3.11.2" and upstream("1:2.3-1") == "2.3"
 
 
+def test_one_line_sources_lists_are_read_too(tmp_path: Path) -> None:
+    """Debian 12's installer writes /etc/apt/sources.list in the one-line format: its Debian lines count."""
+    listing = tmp_path / "sources.list"
+    listing.write_text("# deb cdrom:[Debian GNU/Linux 12]/ bookworm main\n"
+                       "deb http://deb.debian.org/debian/ bookworm main non-free-firmware\n"
+                       "deb-src http://deb.debian.org/debian/ bookworm main\n"
+                       "deb http://security.debian.org/debian-security bookworm-security main  # updates\n"
+                       "deb [arch=amd64 signed-by=/usr/share/keyrings/docker.gpg] "
+                       "https://download.docker.com/linux/debian bookworm stable\n"
+                       "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian "
+                       "bookworm main\n"
+                       "deb https://download.docker.com/linux/debian bookworm stable\n")
+    stanzas = deb_src_entries([listing]).strip().split("\n\n")
+    assert stanzas == [
+        "Types: deb-src\nURIs: http://deb.debian.org/debian/\nSuites: bookworm\nComponents: main non-free-firmware",
+        "Types: deb-src\nURIs: http://security.debian.org/debian-security\nSuites: bookworm-security\n"
+        "Components: main",
+        "Types: deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
+    ]
+
+
 def test_openssls_generator_differs_in_every_restore_of_a_snapshot(tmp_path: Path) -> None:
     """Import-time code that draws from OpenSSL's DRBG runs before the build's snapshot: each restore reseeds it."""
     needs_kvm()

@@ -76,21 +76,55 @@ def upstream(version: str) -> str:
 
 
 def deb_src_entries(sources: Sequence[Path]) -> str:
-    """The host's Debian archive entries (deb822 ``.sources`` files) again, as ``deb-src``.
+    """The host's Debian archive entries again, as deb822 ``deb-src`` stanzas.
 
-    Only entries signed by Debian's archive keyring: a third-party repository (Google's,
-    NodeSource's) has no source index to offer.
+    Reads deb822 ``.sources`` files and the one-line format of ``sources.list`` and
+    ``*.list`` (what Debian 12's installer writes).  Only Debian's own archive is taken:
+    a deb822 entry signed by Debian's archive keyring, a one-line entry signed by it or,
+    without ``signed-by``, served from a ``debian.org`` host; a third-party repository
+    (Google's, NodeSource's) has no source index to offer.
     """
     out = []
     for path in sources:
-        for stanza in re.split(r"\n\s*\n", path.read_text()):
-            lines = [line for line in stanza.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-            fields = dict(line.split(":", 1) for line in lines if ":" in line)
-            if "debian-archive-keyring" not in fields.get("Signed-By", "") or \
-                    "deb" not in fields.get("Types", "").split():
-                continue
-            out.append("\n".join("Types: deb-src" if line.startswith("Types:") else line for line in lines))
+        text = path.read_text()
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                lines = [line for line in stanza.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+                fields = dict(line.split(":", 1) for line in lines if ":" in line)
+                if "debian-archive-keyring" not in fields.get("Signed-By", "") or \
+                        "deb" not in fields.get("Types", "").split():
+                    continue
+                out.append("\n".join("Types: deb-src" if line.startswith("Types:") else line for line in lines))
+        else:
+            out += [stanza for line in text.splitlines() if (stanza := _one_line_entry(line))]
     return "\n\n".join(out) + "\n" if out else ""
+
+
+def _one_line_entry(line: str) -> str | None:
+    """A one-line ``deb [options] URI SUITE COMPONENT...`` entry of Debian's archive as a ``deb-src`` stanza."""
+    match = re.match(r"\s*deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$", line.split("#", 1)[0])
+    if match is None:
+        return None
+    options = dict(o.split("=", 1) for o in (match[1] or "").split() if "=" in o)
+    uri, suite, components = match[2], match[3], match[4].split()
+    signed = options.get("signed-by", "")
+    host = re.sub(r"^[a-z+]+://(?:[^@/]*@)?", "", uri).split("/", 1)[0].split(":", 1)[0]
+    if not (("debian-archive-keyring" in signed) or (not signed and (host == "debian.org"
+                                                                      or host.endswith(".debian.org")))):
+        return None
+    stanza = ["Types: deb-src", f"URIs: {uri}", f"Suites: {suite}"]
+    if components:
+        stanza.append(f"Components: {' '.join(components)}")
+    if signed:
+        stanza.append(f"Signed-By: {signed}")
+    return "\n".join(stanza)
+
+
+def host_sources() -> list[Path]:
+    """The host's apt source files: ``sources.list``, then ``sources.list.d``'s ``*.list`` and ``*.sources``."""
+    main, parts = Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d")
+    listed = sorted([*parts.glob("*.list"), *parts.glob("*.sources")]) if parts.is_dir() else []
+    return ([main] if main.is_file() else []) + listed
 
 
 def _apt(state: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -106,12 +140,11 @@ def _fetch(version: str, dest: Path, progress: Progress) -> str:
 
     If the archive no longer has ``version``, the newest with the same upstream version.
     """
-    parts = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
-    entries = deb_src_entries(parts)
+    entries = deb_src_entries(host_sources())
     if not entries:
         raise BuildError("building _ssl into an hvt unikernel needs Debian's python3.11 source package, and "
-                         "/etc/apt/sources.list.d has no Debian archive entry (a .sources file signed by "
-                         "debian-archive-keyring) to find it in")
+                         "neither /etc/apt/sources.list nor /etc/apt/sources.list.d has an entry of Debian's "
+                         "archive (a deb.debian.org line, or one signed by debian-archive-keyring) to find it in")
     with tempfile.TemporaryDirectory(prefix="unik-hvt-src-") as tmp:
         state = Path(tmp)
         for sub in ("parts", "lists/partial", "cache/archives/partial", "src"):
