@@ -467,7 +467,7 @@ def hvt_figures(work: Path) -> dict[str, object]:
     elf = hello / "dist" / "hello-hvt" / "hello.hvt"
     http = hvt_bench.build("http", work / "hvt", f"--ipv4={hvt_bench.GUEST}/24")
     http_elf = http / "dist" / "http-hvt" / "http.hvt"
-    boots = hvt_bench.http_boots(http, RUNS)
+    boots = hvt_bench.http_boots(http, RUNS)["run"]
     floor_elf = hvt_bench.c_hello(work / "hvt")
     virtio = http_figures(build("http", work / "virtio", *HTTP_CONFIG), "tcg")
     hvt_first = median([b[1] for b in boots])
