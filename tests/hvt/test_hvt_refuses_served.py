@@ -11,7 +11,10 @@ UNIK = str(Path(sys.executable).with_name("unik"))
 
 
 def _build(root: Path) -> subprocess.CompletedProcess[str]:
-    subprocess.run([UNIK, "configure", "-t", "hvt"], cwd=root, capture_output=True, text=True, timeout=120, check=True)
+    """Configure and build for hvt: configure's refusal when pip had installed the dependencies, else the build's."""
+    proc = subprocess.run([UNIK, "configure", "-t", "hvt"], cwd=root, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        return proc
     return subprocess.run([UNIK, "build"], cwd=root, capture_output=True, text=True, timeout=600)
 
 

@@ -21,6 +21,7 @@ from .errors import BuildError
 
 if TYPE_CHECKING:
     from .plan import Plan
+    from .pydeps import Site
 
 # importlib.metadata and packaging are imported by the functions that read
 # distributions: target plugins import this module, and every command loads them.
@@ -195,8 +196,15 @@ def _site_files(plan: Plan, dirs: list[Path]) -> list[BundleFile]:
     from .pydeps import ensure
 
     site = ensure(plan.app.dependencies)
-    if site is None:
-        return []
+    return [] if site is None else site_files(site, dirs)
+
+
+def site_files(site: Site, dirs: list[Path] | None = None) -> list[BundleFile]:
+    """The files an artifact carries of the installation ``site`` (its directories added to ``dirs``).
+
+    Targets check an installation found at configure time with it (:func:`unik.pydeps.installed`)
+    the way they check the files :func:`runtime_files` lists, without waiting for pip.
+    """
     owner = site.distribution_of()
     files: list[BundleFile] = []
     for entry in site.entries():

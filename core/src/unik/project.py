@@ -245,6 +245,7 @@ class Project:
         from .codegen import generate_main
 
         plan = self.compose(target, key_args, fresh)
+        self.plugins.target(target).check_plan(plan)
         out = directory or self.build_dir(target)
         out.mkdir(parents=True, exist_ok=True)
         _write(out / "plan.json", plan.dumps())

@@ -210,6 +210,19 @@ class Target:
         """
         raise NotImplementedError(f"target {self.PLUGIN_NAME} cannot run artifacts")
 
+    def check_plan(self, plan: Plan) -> None:
+        """Refuse a plan this target cannot build, at configure time, before anything is written.
+
+        ``unik configure`` calls it on the composed plan: what ``emit`` would refuse and
+        can be known now (a dependency the target cannot load) raises
+        :class:`~unik.errors.ConfigError` or :class:`~unik.errors.BuildError` here, with the
+        fix, so no configuration is saved for a build that would fail.  It must not do the
+        build's work (install, download, compile); ``emit`` keeps its own checks as the
+        backstop.  The default checks nothing.
+
+        .. versionadded:: 0.1
+        """
+
     def preflight(self, plan: Plan, keys: KeyValues, ctx: RunContext) -> None:
         """Check what running ``plan`` with ``keys`` needs from this host, before anything is built.
 

@@ -21,11 +21,11 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unik.errors import BuildError, RunError
+from unik.errors import BuildError, ConfigError, RunError
 from unik.instances import process_start
 from unik.keys import Key, KeyValues
 from unik.plan import Plan
@@ -36,6 +36,8 @@ from .providers import BLOCK, NET, NET_MAC
 from .target import _wait, connect_taps, host_files
 
 if TYPE_CHECKING:
+    from unik.bundle import BundleFile
+
     from .hvtfs import FsFile
 
 # What only a build needs (the byte compiler, the filesystem archive, the standard
@@ -131,6 +133,28 @@ def extension_sources(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
     return out
 
 
+def unlinkable(files: Iterable[BundleFile]) -> str | None:
+    """Why hvt cannot link ``files``: the application's dependencies' shared objects without C sources.
+
+    hvt builds extension modules into CPython from the C source beside them (unik's
+    plugins bring theirs); a wheel's compiled ``.so`` alone (pydantic-core, httptools)
+    has no dynamic loader to load it.  ``None`` when there is none.
+    """
+    from unik.pydeps import deps_root
+
+    files = list(files)
+    built_in = {module for module, _ in extension_sources([(f.dest, Path(f.source)) for f in files])}
+    pip = deps_root()  # the application's own dependencies, as pip installed them
+    shared = sorted({f"{f.distribution} ({f.dest})" for f in files if EXT_SUFFIX.search(f.dest)
+                     and f.source.is_relative_to(pip)
+                     and EXT_SUFFIX.sub("", f.dest).replace("/", ".") not in built_in})
+    if not shared:
+        return None
+    return (f"hvt links extension modules into CPython from their C sources, and these come without one "
+            f"(no dynamic loader can load them): {', '.join(shared)}; build for virtio, xen or spt, "
+            f"or drop the dependency")
+
+
 def compile_builtins(extensions: list[tuple[str, Path]], tmp: Path,
                      stdlib: Sequence[tuple[str, Path]] = ()) -> list[Path]:
     """Objects of ``extensions`` (each ``PyInit_`` renamed) and of the C file that registers them as built-ins.
@@ -204,12 +228,29 @@ class HvtTarget(Target):
 
         return doctor_checks()
 
+    def check_plan(self, plan: Plan) -> None:
+        """Refuse, before configuring, dependencies pip has installed already as shared objects hvt cannot link.
+
+        The same check as :meth:`emit`'s (:func:`unlinkable`), on the installation that
+        ``unik build`` would use; when pip has not made it yet, the build checks it.
+        """
+        from unik.pydeps import installed, third_party
+
+        wanted = third_party(plan.app.dependencies)
+        site = installed(wanted) if wanted else None
+        if site is None:
+            return
+        from unik.bundle import site_files
+
+        why = unlinkable(site_files(site))
+        if why:
+            raise ConfigError(str(Path(plan.app.root, "pyproject.toml")), "project", "dependencies", why)
+
     def emit(self, plan: Plan, ctx: BuildContext) -> Artifact:
         """Link ``dist/<name>-hvt/<name>.hvt`` and write ``manifest.json`` beside it."""
         import tempfile
 
         from unik.bundle import runtime_files
-        from unik.pydeps import deps_root
 
         from . import hvt_stdlib
         from .hvtfs import BLOCK as BLOCK_DEVICE
@@ -218,15 +259,9 @@ class HvtTarget(Target):
 
         files = runtime_files(plan, ctx.build_dir)
         pairs = [(f.dest, Path(f.source)) for f in files]
-        built_in = {dest for dest, _ in extension_sources(pairs)}
-        pip = deps_root()  # the application's own dependencies (unik's plugins bring theirs with C sources)
-        shared = sorted({f"{f.distribution} ({f.dest})" for f in files if EXT_SUFFIX.search(f.dest)
-                         and f.source.is_relative_to(pip)
-                         and EXT_SUFFIX.sub("", f.dest).replace("/", ".") not in built_in})
-        if shared:
-            raise BuildError(f"hvt links extension modules into CPython from their C sources, and these come "
-                             f"without one (no dynamic loader can load them): {', '.join(shared)}; "
-                             f"build for virtio, xen or spt, or drop the dependency")
+        why = unlinkable(files)  # configure refused it already when pip had installed them (check_plan)
+        if why:
+            raise BuildError(why)
         why = build_missing()
         if why:
             raise BuildError(f"cannot build for hvt: {why}")
