@@ -6,7 +6,7 @@
 #   make test          install what the tests use (make deps), then the whole test suite
 #   make test-kernel   boot examples/hello on a kernel built from source (slow the first time)
 #   make test-xen      a real Xen 4.17 under QEMU TCG runs examples/hello and examples/http
-#   make lint          ruff and mypy
+#   make lint          ruff and mypy (the sources, tests/ and bench/)
 #   make bench         benchmarks; results in bench/results/*.json
 #   make wheels        every distribution's wheel into wheelhouse/, checked by auditwheel
 #   make test-pythons  core and unix tests on every CPython 3.10-3.13 found
@@ -76,12 +76,18 @@ test-xen: deps venv
 # puts them on sys.path, and every directory has a conftest.py.
 MYPY_SRC = $$(echo core/src plugins/*/src plugins/libs/*/src | tr ' ' :)
 TYPED_TEST_DIRS = $(wildcard tests/*/)
+# bench/ too, in one run: its scripts import each other by bare name (bench/ is sys.path[0] when one
+# runs), and the support modules they put on sys.path themselves: the test suites' served_support,
+# kernel_support (tests/tcpip) and xen_nested (tests/xen), and examples/http's http_app.  bench/
+# comes first, so that `import hvt` is bench/hvt.py, not the tests/hvt directory.
+BENCH_MYPYPATH = bench:tests:tests/tcpip:tests/xen:examples/http/src
 
 lint: venv
 	$(BIN)/ruff check core plugins examples tests bench tools
 	MYPYPATH=$(MYPY_SRC) $(BIN)/mypy
 	MYPYPATH=$(MYPY_SRC):tests $(BIN)/mypy tests/*.py
 	for d in $(TYPED_TEST_DIRS); do MYPYPATH=$(MYPY_SRC):tests:$$d:tools $(BIN)/mypy $$d || exit 1; done
+	MYPYPATH=$(MYPY_SRC):$(BENCH_MYPYPATH) $(BIN)/mypy bench/*.py
 
 bench: deps venv
 	$(BIN)/python -m pip install -q -r requirements-bench.txt

@@ -46,9 +46,13 @@ def median_seconds(fn: Callable[[], object], runs: int, warmup: int = 2) -> floa
     return statistics.median(times)
 
 
-def write(name: str, unik: Mapping[str, float], peers: Mapping[str, Mapping[str, float]],
-          ratios: Mapping[str, float], accelerator: str | None = None) -> Path:
-    """Write ``results/<name>.json`` in the shape DESIGN.md gives, and print it."""
+def write(name: str, unik: Mapping[str, object], peers: Mapping[str, Mapping[str, object]],
+          ratios: Mapping[str, object], accelerator: str | None = None) -> Path:
+    """Write ``results/<name>.json`` (the figures, the machine's facts, the accelerator); its path.
+
+    The figures are JSON values: mostly numbers, ``None`` for one not measured, strings and
+    nested objects for notes and breakdowns.
+    """
     RESULTS.mkdir(exist_ok=True)
     data = {"unik": dict(unik), "peers": {k: dict(v) for k, v in peers.items()},
             "ratios": dict(ratios), "machine": machine(), "accelerator": accelerator}

@@ -462,6 +462,7 @@ def hvt_figures(work: Path) -> dict[str, object]:
     solo5's own hvt hello when SOLO5_SRC names a built solo5 checkout: bench/hvt.py), hello's ELF and memory floor
     and where hello's boot goes (--profile)."""
     import hvt as hvt_bench  # bench/hvt.py: the hvt target's own benchmark and helpers
+    from unik_solo5.hvt_target import MONITOR
 
     hello = hvt_bench.build("hello", work / "hvt")
     elf = hello / "dist" / "hello-hvt" / "hello.hvt"
@@ -485,9 +486,9 @@ def hvt_figures(work: Path) -> dict[str, object]:
         "http_first_response_s": hvt_first,
         "http_serving_s": median([b[0] for b in boots]),
         "virtio_tcg_http_first_response_s": virtio_first,
-        "floor_c_hello_s": round(hvt_bench.median([str(hvt_bench.MONITOR), "--mem", "64", str(floor_elf)]), 4),
+        "floor_c_hello_s": round(hvt_bench.median([str(MONITOR), "--mem", "64", str(floor_elf)]), 4),
         **solo5_floor,
-        "hello_run_s": round(hvt_bench.median([str(hvt_bench.MONITOR), str(elf), "--count", "1"]), 4),
+        "hello_run_s": round(hvt_bench.median([str(MONITOR), str(elf), "--count", "1"]), 4),
         "hello_elf_mb": round(elf.stat().st_size / mb, 2),
         "http_elf_mb": round(http_elf.stat().st_size / mb, 2),
         "hello_mem_floor_mib": hvt_bench.memory_floor(elf),

@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,13 @@ REPEAT = 3
 BASELINE_REPEAT = 5
 
 
-def median_runs(fn: Any, *args: Any) -> dict[str, float] | None:
+def median_runs(fn: Callable[..., dict[str, float] | None], *args: object) -> dict[str, float] | None:
     """Run ``fn`` REPEAT times (``None``: the contender is missing); the median of each figure."""
     runs = [fn(*args) for _ in range(REPEAT)]
-    if runs[0] is None:
+    done = [r for r in runs if r is not None]
+    if len(done) < len(runs):
         return None
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return {k: statistics.median(r[k] for r in done) for k in done[0]}
 
 
 # --- raw I/O ---------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def bench_pyfatfs(path: Path, size: int, dirs: int, per_dir: int) -> dict[str, f
         shim.iter_entry_points = lambda group, name=None: iter(())  # type: ignore[attr-defined]
         sys.modules["pkg_resources"] = shim
     try:
-        from pyfatfs.PyFatFS import PyFatFS  # type: ignore[import-untyped]
+        from pyfatfs.PyFatFS import PyFatFS
     except ImportError:
         print("  pyfatfs not installed (pip install pyfatfs): skipped")
         return None
@@ -293,6 +295,7 @@ def main() -> int:
         raw = median_runs(bench_raw, img, size)
         assert raw is not None
         peers: dict[str, dict[str, Any]] = {"raw_io": raw}
+        unik: dict[str, float] | None
         if args.baseline:
             old_src = baseline_tree(args.baseline, tmp)
             now_runs, old_runs = [], []

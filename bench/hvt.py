@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -399,7 +400,7 @@ def solo5_floor(tmp: Path, hello_elf: Path | None) -> dict[str, object] | None:
                                            "--count", "1"]
     cpu: dict[str, list[float | None]] = {name: [] for name in runs}
     load = load_average()
-    walls = alternate({name: (lambda n=name: _wall_cpu(runs[n], status.get(n, 0), cpu[n])) for name in runs},
+    walls = alternate({name: partial(_wall_cpu, runs[name], status.get(name, 0), cpu[name]) for name in runs},
                       max(RUNS, 5))
     figures: dict[str, dict[str, Any]] = {name: {"run_s": median_of(walls[name]), "cpu_s": median_of(cpu[name])}
                                           for name in runs}

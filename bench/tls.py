@@ -85,9 +85,9 @@ async def serve(mode: str, port: int, cert: str, key: str, tap: str | None) -> N
     pair = CertPair.from_files(cert, key)
     if mode == "kernel_asyncio":
         ctx = server_context(TLSConfig(pairs=[pair]))
-        server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ctx, backlog=512)
+        kernel_server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ctx, backlog=512)
         print("ready", flush=True)
-        await server.serve_forever()
+        await kernel_server.serve_forever()
         return
     if tap is None:
         from unik_unix.socket_stack import SocketStack
