@@ -69,7 +69,8 @@ def test_a_snapshot_that_does_not_match_boots_cold_saying_why(saved: tuple[Path,
         (("--mem", "64", "--snapshot", cut), "is damaged (its size does not match its header)"),
         (("--mem", "64", "--snapshot", other), "is not an hvt snapshot (or is cut short)"),
         (("--mem", "64", "--snapshot", tmp_path / "absent.snap"), "does not exist"),
-        (("--mem", "96", "--snapshot", snap), "was made with --mem 64, this run has --mem 96"),
+        (("--mem", "96", "--snapshot", snap), "was made with --mem 64, this run has --mem 96 (a snapshot restores "
+         "only into the memory it was made with: unik configure --mem 96M and unik build make one for it)"),
     ]
     for args, why in cases:
         proc = run(*args, elf)

@@ -9,7 +9,9 @@ the monitor checks the binding itself (the snapshot's header: the ELF's build ID
 its own build ID, ``--mem``) and the file's checksum, and boots cold saying why when any of
 it differs; ``--no-snapshot`` boots cold.
 
-The snapshot is made with the default ``--mem`` (256 MiB): a run with another boots cold.
+The snapshot is made with the ``--mem`` the unikernel was configured with (``unik configure -t hvt
+--mem 512M``; 256 MiB by default), which ``unik run`` then gives: a run with another ``--mem``
+boots cold, saying so (the guest's layout depends on its memory's size: the stack is at its top).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from unik.errors import BuildError
 #: memory), runs, pages, data offset, checksum.
 HEADER = struct.Struct("<8sII32sII32sQQQQQQ")
 MAGIC = b"UNIKSNP1"
-#: The ``--mem`` (MiB) of the snapshot ``unik build`` makes: ``unik run``'s default.
+#: The ``--mem`` (MiB) of the snapshot ``unik build`` makes when none is configured: ``unik run``'s default.
 MEM_MIB = 256
 #: The pre-initialising boot's time limit (seconds).
 TIMEOUT = 300
@@ -85,10 +87,10 @@ def kvm_missing() -> str | None:
     return None
 
 
-def save(monitor: Path, elf: Path) -> dict[str, object]:
-    """Boot ``elf`` to its snapshot point under ``monitor`` and save it (:func:`snapshot_file`); its record.
+def save(monitor: Path, elf: Path, mem_mib: int = MEM_MIB) -> dict[str, object]:
+    """Boot ``elf`` with ``mem_mib`` MiB to its snapshot point under ``monitor`` and save it (:func:`snapshot_file`).
 
-    The record is also written to :func:`record_file`.  A boot that fails is a :class:`BuildError`
+    Returns its record, also written to :func:`record_file`.  A boot that fails is a :class:`BuildError`
     carrying the guest's last lines (an import that fails at build time would fail every run), unless the
     monitor says KVM failed it (a crash or a KVM error, status 255): :class:`NotPreinitialised`.
     """
@@ -98,7 +100,7 @@ def save(monitor: Path, elf: Path) -> dict[str, object]:
         stale.unlink(missing_ok=True)
     start = time.monotonic()
     try:
-        proc = subprocess.run([str(monitor), "--mem", str(MEM_MIB), "--save-snapshot", str(partial), "--", str(elf)],
+        proc = subprocess.run([str(monitor), "--mem", str(mem_mib), "--save-snapshot", str(partial), "--", str(elf)],
                               capture_output=True, text=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         partial.unlink(missing_ok=True)

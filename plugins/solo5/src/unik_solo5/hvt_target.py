@@ -218,7 +218,7 @@ class HvtTarget(Target):
     reports_started = True
     host_network = False  # no Linux inside: no sockets at all
     description = "a unikernel: CPython on unik's own KVM monitor, no Linux inside (solo5's hvt model)"
-    keys = (NET, BLOCK, NET_MAC)
+    keys = (NET, BLOCK, NET_MAC, MEM)  # --mem at configure: the snapshot's (unik build), unik run's default
     run_keys = (MEM, TRACE, PROFILE, PROFILE_IMPORTS, NET, BLOCK, NET_MAC, NO_SNAPSHOT)
     startup = (("unik_solo5.hvt_gc", "the garbage collector, off while it starts, back on when the devices connect"),)
 
@@ -307,13 +307,14 @@ class HvtTarget(Target):
                 raise BuildError(str(exc)) from exc
         manifest = {"type": "solo5.manifest", "version": 1, "devices": devices}
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        self._preinitialise(elf, ctx)
+        self._preinitialise(elf, ctx, mib(str(plan.keys.raw(MEM.name) if MEM.name in plan.keys.keys
+                                             and plan.keys.raw(MEM.name) else MEM.default)))
         return Artifact("hvt", out, elf.name, {"solo5": manifest, "files": len(image),
                                                "size": elf.stat().st_size})
 
     @staticmethod
-    def _preinitialise(elf: Path, ctx: BuildContext) -> None:
-        """Save the unikernel at its snapshot point beside it (:mod:`unik_solo5.hvt_snapshot`), where KVM works."""
+    def _preinitialise(elf: Path, ctx: BuildContext, mem: int) -> None:
+        """Save it with ``mem`` MiB at its snapshot point beside it, where KVM can (:mod:`.hvt_snapshot`)."""
         from . import hvt_snapshot
 
         why = hvt_snapshot.kvm_missing()
@@ -323,21 +324,24 @@ class HvtTarget(Target):
             ctx.progress.info(f"not pre-initialised ({why}): unik run -t hvt boots it cold")
             return
         try:
-            record = hvt_snapshot.save(MONITOR, elf)
+            record = hvt_snapshot.save(MONITOR, elf, mem)
         except hvt_snapshot.NotPreinitialised as exc:
             ctx.progress.warn(f"not pre-initialised, this host's KVM failed the boot ({exc}): unik run -t hvt boots "
                               f"it cold (unik doctor -t hvt checks this KVM)")
             return
         ctx.progress.info(f"pre-initialised {elf.name} in {record['seconds']:.1f} s: "
-                          f"{hvt_snapshot.snapshot_file(elf).name} ({int(str(record['bytes'])) / 1e6:.1f} MB), "
-                          f"which unik run -t hvt starts from")
+                          f"{hvt_snapshot.snapshot_file(elf).name} ({int(str(record['bytes'])) / 1e6:.1f} MB, "
+                          f"--mem {mem}M), which unik run -t hvt starts from")
 
     def run(self, artifact: Artifact, keys: KeyValues, ctx: RunContext) -> int:
         """Run the unikernel under ``unik-hvt`` and return its exit status."""
         if not MONITOR.exists():
             raise RunError(f"the monitor {MONITOR} is missing: reinstall unik-target-solo5 (with gcc installed)")
         opts = ctx.options
-        mem = mib(str(opts.get("mem") if "mem" in opts.keys and opts.get("mem") else "256M"))
+        # --mem given to unik run, else configured (the snapshot was made with it), else 256M
+        mem_text = opts.raw(MEM.name) if opts.is_set(MEM.name) else (keys.raw(MEM.name) if MEM.name in keys.keys
+                                                                       else None)
+        mem = mib(str(mem_text or MEM.default))
         cmd = [str(MONITOR), "--mem", str(mem)]
         for flag in ("trace", "profile", "profile_imports"):
             if flag in opts.keys and opts.get(flag):
@@ -373,7 +377,9 @@ class HvtTarget(Target):
             cmd += [f"--net:{n}={nets[n]}" for n in declared if n in nets]
             cmd += [f"--block:{n}={os.path.abspath(blocks[n])}" for n in declared if n in blocks]
             cmd += [f"--net-mac:{n}={m}" for n, m in macs.items() if n in nets]
-            cmd += ["--", str(artifact.path), *keys.as_args(), *ctx.extra_args]
+            guest = KeyValues([k for k in keys.keys.values() if k.name != MEM.name],
+                              {n: v for n, v in keys.values.items() if n != MEM.name})  # the monitor's, not the guest's
+            cmd += ["--", str(artifact.path), *guest.as_args(), *ctx.extra_args]
             if ctx.dry_run:
                 return ctx.show_command(cmd)
             proc = subprocess.Popen(cmd)

@@ -242,8 +242,24 @@ static void fail(PyStatus status)
     Py_ExitStatusException(status);
 }
 
+/* glibc's lookups of users, groups, hosts and services ask nscd first, over an AF_UNIX socket;
+ * the guest has no nscd (and the runtime no socket: ENOSYS, logged), so its name service
+ * switch goes straight to its files, as glibc's own __nss_disable_nscd does (not in the static
+ * libc).  CPython asks at import: sysconfig's user base is expanduser("~"), which without HOME
+ * is getpwuid (zoneinfo reads sysconfig). */
+extern int __nss_not_use_nscd_passwd, __nss_not_use_nscd_group, __nss_not_use_nscd_hosts,
+    __nss_not_use_nscd_services, __nss_not_use_nscd_netgroup;
+
+static void no_nscd(void)
+{
+    /* negative: never (a positive count retries nscd after 100 lookups) */
+    __nss_not_use_nscd_passwd = __nss_not_use_nscd_group = __nss_not_use_nscd_hosts = -1;
+    __nss_not_use_nscd_services = __nss_not_use_nscd_netgroup = -1;
+}
+
 int main(int argc, char **argv)
 {
+    no_nscd();
     PyPreConfig pre;
     PyPreConfig_InitIsolatedConfig(&pre);
     pre.utf8_mode = 1;

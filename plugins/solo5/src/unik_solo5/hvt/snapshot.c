@@ -190,7 +190,9 @@ static const char *compare(const struct snap_binding *got, const struct snap_bin
         || memcmp(got->monitor_id, want->monitor_id, sizeof got->monitor_id) != 0)
         return why("was made by another build of unik-hvt");
     if (got->mem_size != want->mem_size)
-        return why("was made with --mem %llu, this run has --mem %llu", (unsigned long long)(got->mem_size >> 20),
+        return why("was made with --mem %llu, this run has --mem %llu (a snapshot restores only into the memory it was "
+                   "made with: unik configure --mem %lluM and unik build make one for it)",
+                   (unsigned long long)(got->mem_size >> 20), (unsigned long long)(want->mem_size >> 20),
                    (unsigned long long)(want->mem_size >> 20));
     return NULL;
 }
