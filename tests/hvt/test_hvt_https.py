@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -46,6 +47,9 @@ def test_examples_https_answers_curl_and_s_client_from_the_unikernel(tmp_path: P
     subprocess.run([UNIK, "-q", "configure", "-t", "hvt", f"--ipv4={UNIK_ADDR}/24"], cwd=app, check=True,
                    timeout=60)
     subprocess.run([UNIK, "-q", "build"], cwd=app, check=True, timeout=300)
+    # cryptography is unik-lib-tls's host-side extra: the guest reads certificates without it
+    carried = json.loads((app / "dist" / "https-hvt" / "artifact.json").read_text())["manifest"]["distributions"]
+    assert "unik-lib-tls" in carried and not {"cryptography", "cffi", "pycparser"} & set(carried), carried
     cert = app / "certs" / "cert.pem"
     refused = subprocess.run([UNIK, "run", "--net", "service=hvt0", "--tls-cert", str(cert), "--tls-key",
                               str(app / "certs" / "key.pem")], cwd=app, capture_output=True, text=True, timeout=60)

@@ -35,7 +35,12 @@ def cmd_selfsigned(ns: argparse.Namespace) -> int:
     names = ns.names or ["localhost", "127.0.0.1"]
     cert_path = ns.cert or ns.out_dir / "cert.pem"
     key_path = ns.key or ns.out_dir / "key.pem"
-    from .certs import selfsigned, write_pair  # imports cryptography.x509: only when asked
+    try:
+        from .certs import selfsigned, write_pair  # imports cryptography.x509: only when asked
+    except ImportError as exc:
+        print(f"unik tls selfsigned makes certificates with cryptography, which is not installed ({exc}): "
+              f"pip install 'unik-lib-tls[certs]'", file=sys.stderr)
+        return 1
 
     try:
         cert, key = selfsigned(names, days=ns.days, key_type=ns.key_type)
