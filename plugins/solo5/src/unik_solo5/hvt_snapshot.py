@@ -9,9 +9,10 @@ the monitor checks the binding itself (the snapshot's header: the ELF's build ID
 its own build ID, ``--mem``) and the file's checksum, and boots cold saying why when any of
 it differs; ``--no-snapshot`` boots cold.
 
-The snapshot is made with the ``--mem`` the unikernel was configured with (``unik configure -t hvt
---mem 512M``; 256 MiB by default), which ``unik run`` then gives: a run with another ``--mem``
-boots cold, saying so (the guest's layout depends on its memory's size: the stack is at its top).
+The snapshot is made with the ``--mem`` the unikernel was configured with (``unik configure -t
+hvt --mem 512M``; 256 MiB by default), which ``unik run`` then gives: a run with more restores
+it (the stack stays at the top of the snapshot's memory, the heap takes the rest), one with
+less boots cold, saying so.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@
  * --save-snapshot boots the guest to pre-initialise it: at its snapshot point (hvt_abi.h) its
  * memory and vCPU are saved to FILE (snapshot.c) and the monitor exits 0.  --snapshot FILE
  * starts the guest from such a file instead of booting it, when the file is a snapshot of this
- * ELF made by this monitor with this --mem; else one line on stderr says why and it boots cold.
+ * ELF made by this monitor with this --mem or less (the guest's heap takes the rest); else one
+ * line on stderr says why and it boots cold.
  * Exit status: the guest's; 125 when the monitor
  * refuses to start (a sentence on stderr says why); 255 when the guest crashed (the
  * registers are printed).
@@ -340,7 +341,10 @@ static struct kvm_run *run;
 #define PTE_NX (1ULL << 63)
 #define PTE_HEAP (PTE_P | PTE_W | PTE_U | PTE_NX)
 
-static uint64_t guard_page(void) { return mem_size - HVT_STACK_SIZE - 0x1000; }
+/* The memory the guest's layout was made for: --mem, or a restored snapshot's, whose stack stays
+ * at the top of that (the runtime gives the memory above it to its heap). */
+static uint64_t layout_size;
+static uint64_t guard_page(void) { return (layout_size ? layout_size : mem_size) - HVT_STACK_SIZE - 0x1000; }
 
 /* The page-table entry's rights for the 4 KiB page at addr (0: unmapped). */
 static uint64_t page_rights(uint64_t addr)
@@ -1326,7 +1330,7 @@ int main(int argc, char **argv)
         uint64_t start = now_ns(CLOCK_MONOTONIC);
         struct snap_binding want;
         snapshot_binding(&want);
-        const char *failed = snapshot_load(restore_path, mem, mem_size, &want, lazily, &restored);
+        const char *failed = snapshot_load(restore_path, mem, mem_size, &want, lazily, &restored, &layout_size);
         if (failed) {
             fprintf(stderr, "%s: the snapshot %s %s: booting cold\n", prog, restore_path, failed);
             /* what was put into memory goes: a fresh mapping, as a cold boot's */

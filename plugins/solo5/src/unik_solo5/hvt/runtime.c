@@ -256,6 +256,11 @@ static u64 heap_lo, heap_hi, brk_cur, brk_hwm;
  * Zeroing memory the guest never had would touch pages it may never use (a first touch
  * is an exit under a shadow-paging KVM: hello's 1 MiB obmalloc arena cost 4 ms). */
 static u64 mmap_lwm;
+/* The memory's size when the runtime started (the stack is at its top).  A snapshot restored
+ * into more memory (grow) keeps its stack there: the heap then also takes the pages above it,
+ * and [reserved_lo, reserved_hi), the stack, its guard page and the gap below them, stay
+ * marked in use, never unmapped, mapped over or handed out. */
+static u64 layout_mem, reserved_lo, reserved_hi;
 
 /* Zero what of [at, at + len) the heap handed out before (see mmap_lwm). */
 static void zero_reused(u64 at, u64 len)
@@ -281,6 +286,32 @@ static void mark(u64 first, u64 n, int on)
     }
 }
 
+/* Mark [first, first + n) free, except the reserved pages. */
+static void unmark(u64 first, u64 n)
+{
+    u64 lo = (reserved_lo - heap_lo) / PAGE, hi = (reserved_hi - heap_lo) / PAGE;
+    if (reserved_hi > reserved_lo && first < hi && first + n > lo) {
+        if (first < lo)
+            mark(first, lo - first, 0);
+        if (first + n > hi)
+            mark(hi, first + n - hi, 0);
+        return;
+    }
+    mark(first, n, 0);
+}
+
+/* A restored guest given more memory (top) than its snapshot's: the pages above the stack join the heap. */
+static void grow(u64 top)
+{
+    top &= ~(PAGE - 1);
+    if (top <= layout_mem || reserved_hi)
+        return;
+    reserved_lo = heap_hi;
+    reserved_hi = layout_mem;
+    mark((reserved_lo - heap_lo) / PAGE, (reserved_hi - reserved_lo) / PAGE, 1);
+    heap_hi = top;
+}
+
 static i64 sys_brk(u64 want)
 {
     if (want < heap_lo || want > heap_hi)
@@ -292,7 +323,7 @@ static i64 sys_brk(u64 want)
                 return (i64)brk_cur; /* an mmap is in the way */
         mark(first, last - first, 1);
     } else {
-        mark(last, first - last, 0);
+        unmark(last, first - last);
     }
     if (want > brk_cur) /* memory given back earlier (to the break or to mmap) may be dirty */
         zero_reused(brk_cur, want - brk_cur);
@@ -335,7 +366,7 @@ static i64 sys_munmap(u64 addr, u64 len)
     if (end > heap_hi)
         end = heap_hi;
     if (end > addr && addr >= (brk_cur + PAGE - 1) / PAGE * PAGE)
-        mark((addr - heap_lo) / PAGE, (end - addr) / PAGE, 0);
+        unmark((addr - heap_lo) / PAGE, (end - addr) / PAGE);
     return 0;
 }
 
@@ -1658,7 +1689,8 @@ static i64 sys_mmap(u64 addr, u64 len, u64 prot, u64 flags, i64 fd, u64 off)
     }
     u64 at;
     if (flags & MAP_FIXED) { /* only over memory this process already mapped */
-        if ((addr & (PAGE - 1)) || addr < (brk_cur + PAGE - 1) / PAGE * PAGE || addr + n * PAGE > heap_hi)
+        if ((addr & (PAGE - 1)) || addr < (brk_cur + PAGE - 1) / PAGE * PAGE || addr + n * PAGE > heap_hi
+            || (addr < reserved_hi && addr + n * PAGE > reserved_lo)) /* never over the stack */
             return -EINVAL;
         for (u64 p = (addr - heap_lo) / PAGE; p < (addr - heap_lo) / PAGE + n; p++)
             if (!used(p))
@@ -1791,7 +1823,7 @@ static i64 dispatch(struct rt_regs *r)
         clocks(&mono, NULL);
         si[0] = (mono - boot_ns) / 1000000000ULL;
         si[4] = bi->mem_size;                      /* totalram */
-        si[5] = heap_hi > brk_cur ? heap_hi - brk_cur : 0; /* freeram, roughly */
+        si[5] = heap_hi > brk_cur ? heap_hi - brk_cur - (reserved_hi - reserved_lo) : 0; /* freeram, roughly */
         *(uint16_t *)&si[10] = 1;                  /* procs */
         *(u32 *)&si[13] = 1;                       /* mem_unit */
         return 0;
@@ -2028,6 +2060,7 @@ static void resume(u64 saved_mono)
         halt(255);
     }
     cpu_setup();
+    grow(bi->mem_size);
     rng_rekey();
     mono_offset = 0;
     anchor();
@@ -2100,6 +2133,7 @@ void __attribute__((noreturn)) rt_main(struct hvt_boot_info *info)
     }
     brk_cur = brk_hwm = heap_lo;
     mmap_lwm = heap_hi;
+    layout_mem = bi->mem_size;
     fs_init();
     for (int fd = 0; fd < 3; fd++) {
         struct file *f = new_file(K_CONSOLE);

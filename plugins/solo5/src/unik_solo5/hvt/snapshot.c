@@ -189,16 +189,16 @@ static const char *compare(const struct snap_binding *got, const struct snap_bin
     if (got->monitor_id_len != want->monitor_id_len
         || memcmp(got->monitor_id, want->monitor_id, sizeof got->monitor_id) != 0)
         return why("was made by another build of unik-hvt");
-    if (got->mem_size != want->mem_size)
-        return why("was made with --mem %llu, this run has --mem %llu (a snapshot restores only into the memory it was "
-                   "made with: unik configure --mem %lluM and unik build make one for it)",
+    if (got->mem_size > want->mem_size)
+        return why("was made with --mem %llu, this run has --mem %llu (a snapshot restores only into as much memory as "
+                   "it was made with or more: unik configure --mem %lluM and unik build make one for it)",
                    (unsigned long long)(got->mem_size >> 20), (unsigned long long)(want->mem_size >> 20),
                    (unsigned long long)(want->mem_size >> 20));
     return NULL;
 }
 
 static const char *load(int fd, uint8_t *mem, uint64_t mem_size, const struct snap_binding *want, int lazily,
-                        struct snap_vcpu *vcpu)
+                        struct snap_vcpu *vcpu, uint64_t *made_mem)
 {
     struct stat st;
     struct snap_header h;
@@ -267,16 +267,17 @@ static const char *load(int fd, uint8_t *mem, uint64_t mem_size, const struct sn
     if (!lazily && sum_final(&s) != h.checksum)
         return why("is damaged (its checksum does not match its contents)");
     *vcpu = h.vcpu;
+    *made_mem = h.binding.mem_size;
     return NULL;
 }
 
 const char *snapshot_load(const char *path, uint8_t *mem, uint64_t mem_size, const struct snap_binding *want,
-                          int lazily, struct snap_vcpu *vcpu)
+                          int lazily, struct snap_vcpu *vcpu, uint64_t *made_mem)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? why("does not exist") : why("cannot be opened: %s", strerror(errno));
-    const char *failed = load(fd, mem, mem_size, want, lazily, vcpu);
+    const char *failed = load(fd, mem, mem_size, want, lazily, vcpu, made_mem);
     close(fd); /* mapped pages stay mapped */
     return failed;
 }

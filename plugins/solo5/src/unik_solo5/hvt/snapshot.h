@@ -24,7 +24,7 @@ struct snap_binding {
     uint32_t elf_id_len, monitor_id_len;
     uint8_t monitor_id[32]; /* the monitor's own build ID: its hypercalls, its vCPU set-up */
     uint64_t elf_size;      /* the unikernel's size in bytes */
-    uint64_t mem_size;      /* --mem, in bytes */
+    uint64_t mem_size;      /* --mem, in bytes (a restore may have more: the guest's heap grows into it) */
 };
 
 /* The vCPU at the save: the registers, the segment and system registers (the restore takes only
@@ -57,12 +57,13 @@ const char *snapshot_reserve(uint64_t mem_size);
 const char *snapshot_save(int fd, const uint8_t *mem, uint64_t mem_size, int (*keep)(uint64_t gpa),
                           const struct snap_binding *binding, const struct snap_vcpu *vcpu, uint64_t *bytes);
 
-/* Put the snapshot at path into mem (zero where the snapshot has no page) and its vCPU into
- * *vcpu, if it is a snapshot of want.  lazily: map the file's pages (MAP_PRIVATE; they load as
+/* Put the snapshot at path into mem (zero where the snapshot has no page), its vCPU into
+ * *vcpu and the memory it was made with into *made_mem, if it is a snapshot of want (made with
+ * want's --mem or less).  lazily: map the file's pages (MAP_PRIVATE; they load as
  * the guest touches them, and the checksum of the pages is not verified) instead of reading
  * them in.  NULL when done; else why not, in words that follow "the snapshot PATH" (mem may
  * then hold some of its pages: the caller clears it). */
 const char *snapshot_load(const char *path, uint8_t *mem, uint64_t mem_size, const struct snap_binding *want,
-                          int lazily, struct snap_vcpu *vcpu);
+                          int lazily, struct snap_vcpu *vcpu, uint64_t *made_mem);
 
 #endif
