@@ -3,11 +3,16 @@ run on any KVM, this machine's included (which emulates the guest, see plugins/s
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from host_tools import require
+from tap_support import tap_namespace
 from unik_solo5 import hvt_snapshot
 from unik_solo5.hvtfs import FsFile, link, pack
 
@@ -88,3 +93,22 @@ def build_app(root: Path, name: str, body: str, head: str = "") -> Path:
     unik(app, "-q", "configure", "-t", "hvt")
     unik(app, "-q", "build")
     return app
+
+
+def needs_tap_guests(*tools: str) -> None:
+    """Skip unless a unikernel can be served over a TAP in a test namespace: KVM, the build tools, ``ip``,
+    ``curl`` and ``tools``, root and /dev/net/tun."""
+    needs_kvm()
+    needs_build_tools()
+    require("ip", "curl", *tools)
+    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
+        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
+
+
+@contextlib.contextmanager
+def tap_guest_namespace(prefix: str, host: str, *tools: str) -> Iterator[str]:
+    """A network namespace ``<prefix><pid>`` holding a TAP ``hvt0`` (virtio-net header) at ``host``/24, after
+    :func:`needs_tap_guests`; deleted after."""
+    needs_tap_guests(*tools)
+    with tap_namespace(f"{prefix}{os.getpid()}", "hvt0", host) as name:
+        yield name

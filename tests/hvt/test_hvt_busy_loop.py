@@ -3,7 +3,6 @@ period (runtime.c's HVT_COALESCE_NS) instead of at every poll asyncio makes; uni
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -12,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_tools import require
-from hvt_support import UNIK, needs_build_tools, needs_kvm
-from tap_support import curl_in, serving, tap_namespace
+from hvt_support import UNIK, tap_guest_namespace
+from tap_support import curl_in, serving
 
 HOST, GUEST = "10.79.2.1", "10.79.2.2"
 COALESCE_S = 100e-6  # runtime.c's HVT_COALESCE_NS
@@ -49,12 +47,7 @@ async def start(stack: Stack, console: Console) -> None:
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A network namespace holding a TAP ``hvt0`` (with a virtio-net header) at HOST."""
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
-    with tap_namespace(f"unikhvtbusy{os.getpid()}", "hvt0", HOST) as name:
+    with tap_guest_namespace("unikhvtbusy", HOST) as name:
         yield name
 
 

@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_tools import require
-from hvt_support import ROOT, UNIK, needs_build_tools, needs_kvm
-from tap_support import curl_in, netns_with, serving, status_in, tap_namespace
+from hvt_support import ROOT, UNIK, needs_build_tools, needs_kvm, needs_tap_guests, tap_guest_namespace
+from tap_support import curl_in, netns_with, serving, status_in
 
 HOST, UNIK_ADDR = "10.79.0.1", "10.79.0.2"
 
@@ -23,12 +22,7 @@ HOST, UNIK_ADDR = "10.79.0.1", "10.79.0.2"
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A network namespace holding a TAP ``hvt0`` (with a virtio-net header) and the host's address."""
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
-    with tap_namespace(f"unikhvthttp{os.getpid()}", "hvt0", HOST) as name:
+    with tap_guest_namespace("unikhvthttp", HOST) as name:
         yield name
 
 
@@ -79,11 +73,7 @@ def test_an_undeclared_or_missing_device_is_refused(tmp_path: Path) -> None:
 
 def test_auto_makes_the_tap_and_removes_it(tmp_path: Path) -> None:
     """``--net service=auto``: unik makes a TAP with the host's address in the guest's subnet, as on spt and unix."""
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
+    needs_tap_guests()
     app = tmp_path / "http"
     shutil.copytree(ROOT / "examples" / "http", app, ignore=shutil.ignore_patterns("_build", "dist"))
     guest = "10.79.1.2"

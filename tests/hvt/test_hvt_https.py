@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -12,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_tools import require
-from hvt_support import ROOT, UNIK, needs_build_tools, needs_kvm
-from tap_support import curl_in, serving, tap_namespace
+from hvt_support import ROOT, UNIK, tap_guest_namespace
+from tap_support import curl_in, serving
 
 HOST, UNIK_ADDR = "10.79.2.1", "10.79.2.2"
 
@@ -22,12 +20,7 @@ HOST, UNIK_ADDR = "10.79.2.1", "10.79.2.2"
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A network namespace holding a TAP ``hvt0`` (with a virtio-net header) and the host's address."""
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl", "openssl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
-    with tap_namespace(f"unikhvttls{os.getpid()}", "hvt0", HOST) as name:
+    with tap_guest_namespace("unikhvttls", HOST, "openssl") as name:
         yield name
 
 

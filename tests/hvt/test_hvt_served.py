@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_tools import require
-from hvt_support import UNIK, needs_build_tools, needs_kvm
+from hvt_support import UNIK, tap_guest_namespace
 from served_support import starlette_app
-from tap_support import curl_in, serving, tap_namespace
+from tap_support import curl_in, serving
 
 HOST, UNIK_ADDR = "10.79.4.1", "10.79.4.2"
 
@@ -21,12 +19,7 @@ HOST, UNIK_ADDR = "10.79.4.1", "10.79.4.2"
 @pytest.fixture
 def namespace() -> Iterator[str]:
     """A network namespace holding a TAP ``hvt0`` (with a virtio-net header) and the host's address."""
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
-    with tap_namespace(f"unikhvtasgi{os.getpid()}", "hvt0", HOST) as name:
+    with tap_guest_namespace("unikhvtasgi", HOST) as name:
         yield name
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from host_tools import require
-from hvt_support import ROOT, build_app, needs_build_tools, needs_kvm, unik
-from tap_support import curl_in, serving, tap_namespace
+from hvt_support import ROOT, build_app, needs_build_tools, needs_kvm, needs_tap_guests, tap_guest_namespace, unik
+from tap_support import curl_in, serving
 
 #: What unik-hvt --profile says in a guest restored from its snapshot, and in one booted cold.
 RESTORED = "since the runtime resumed from its snapshot"
@@ -132,14 +130,10 @@ def test_kv_keeps_its_fat_disk_across_two_restored_boots(tmp_path: Path) -> None
 
 
 def test_http_answers_curl_from_a_restore(tmp_path: Path) -> None:
-    needs_kvm()
-    needs_build_tools()
-    require("ip", "curl")
-    if os.geteuid() != 0 or not Path("/dev/net/tun").exists():
-        pytest.skip("a TAP in a network namespace needs root and /dev/net/tun")
     host, guest = "10.79.8.1", "10.79.8.2"
+    needs_tap_guests()
     app = _example(tmp_path, "http", f"--ipv4={guest}/24")
-    with tap_namespace(f"unikhvtsnap{os.getpid()}", "hvt0", host) as namespace, \
+    with tap_guest_namespace("unikhvtsnap", host) as namespace, \
             serving(namespace, app, f"serving on {guest}:8080", "--net", "service=hvt0", "--profile") as server:
         got = curl_in(namespace, f"http://{guest}:8080/")
         assert got.stdout == (ROOT / "examples" / "http" / "htdocs" / "index.html").read_text()

@@ -5,47 +5,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import subprocess
-import textwrap
 from pathlib import Path
 
-from hvt_support import needs_build_tools, needs_kvm, unik
+from hvt_support import build_app, needs_build_tools, needs_kvm, unik
 from unik_solo5.hvt_stdlib import deb_src_entries, upstream
 
 
 def test_hashlib_takes_openssl_and_ssl_loads_in_the_guest(tmp_path: Path) -> None:
     needs_kvm()
     needs_build_tools()
-    app = tmp_path / "digests"
-    (app / "src" / "digests").mkdir(parents=True)
-    (app / "pyproject.toml").write_text('[project]\nname = "digests"\nversion = "0.1"\n\n'
-                                        '[tool.unik]\nmain = "digests:start"\n')
-    (app / "src" / "digests" / "__init__.py").write_text(textwrap.dedent("""\
-        import hashlib, hmac, os, ssl
-        from unik.devices import Console
-
-        async def start(console: Console) -> None:
-            console.log(ssl.OPENSSL_VERSION)
-            for name in ("sha256", "md5"):
-                h = getattr(hashlib, name)(b"unik")
-                console.log(f"{name} {type(h).__module__} {h.hexdigest()}")
-            console.log("sha512_256 " + hashlib.new("sha512_256", b"unik").hexdigest())
-            console.log("pbkdf2 " + hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000).hex())
-            console.log("hmac " + hmac.digest(b"key", b"unik", "sha256").hex())
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            console.log(f"tls {ssl.HAS_TLSv1_3} {ctx.minimum_version.name}")
-            # memory files, as unik-lib-tls hands OpenSSL its key: /proc/self/fd/N opens one again
-            fd = os.memfd_create("key")
-            os.write(fd, b"secret")
-            os.ftruncate(fd, 8)
-            with open(f"/proc/self/fd/{fd}", "rb") as f:
-                data = f.read()
-            console.log(f"memfd {os.path.isdir('/proc/self/fd')} {data!r} {os.fstat(fd).st_size} "
-                        f"{os.path.exists('/proc/self/status')}")
-            os.close(fd)
-            console.log(f"closed {os.path.exists(f'/proc/self/fd/{fd}')}")
-        """))
-    unik(app, "-q", "configure", "-t", "hvt")
-    unik(app, "-q", "build")
+    app = build_app(tmp_path, "digests", head="import hashlib, hmac, os, ssl\n", body="""\
+        console.log(ssl.OPENSSL_VERSION)
+        for name in ("sha256", "md5"):
+            h = getattr(hashlib, name)(b"unik")
+            console.log(f"{name} {type(h).__module__} {h.hexdigest()}")
+        console.log("sha512_256 " + hashlib.new("sha512_256", b"unik").hexdigest())
+        console.log("pbkdf2 " + hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000).hex())
+        console.log("hmac " + hmac.digest(b"key", b"unik", "sha256").hex())
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        console.log(f"tls {ssl.HAS_TLSv1_3} {ctx.minimum_version.name}")
+        # memory files, as unik-lib-tls hands OpenSSL its key: /proc/self/fd/N opens one again
+        fd = os.memfd_create("key")
+        os.write(fd, b"secret")
+        os.ftruncate(fd, 8)
+        with open(f"/proc/self/fd/{fd}", "rb") as f:
+            data = f.read()
+        console.log(f"memfd {os.path.isdir('/proc/self/fd')} {data!r} {os.fstat(fd).st_size} "
+                    f"{os.path.exists('/proc/self/status')}")
+        os.close(fd)
+        console.log(f"closed {os.path.exists(f'/proc/self/fd/{fd}')}")
+        """)
     out = unik(app, "run", "-t", "hvt").stdout.splitlines()
     libssl = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libssl-dev"], capture_output=True, text=True,
                             check=True).stdout
@@ -106,21 +95,12 @@ def test_openssls_generator_differs_in_every_restore_of_a_snapshot(tmp_path: Pat
     """Import-time code that draws from OpenSSL's DRBG runs before the build's snapshot: each restore reseeds it."""
     needs_kvm()
     needs_build_tools()
-    app = tmp_path / "draws"
-    (app / "src" / "draws").mkdir(parents=True)
-    (app / "pyproject.toml").write_text('[project]\nname = "draws"\nversion = "0.1"\n\n'
-                                        '[tool.unik]\nmain = "draws:start"\n')
-    (app / "src" / "draws" / "__init__.py").write_text(textwrap.dedent("""\
+    app = build_app(tmp_path, "draws", head="""\
         import ssl
-        from unik.devices import Console
-
         AT_IMPORT = ssl.RAND_bytes(8).hex()  # the snapshot's, in every restore
-
-        async def start(console: Console) -> None:
-            console.log(f"{AT_IMPORT} {ssl.RAND_bytes(16).hex()}")
-        """))
-    unik(app, "-q", "configure", "-t", "hvt")
-    unik(app, "-q", "build")
+        """, body="""\
+        console.log(f"{AT_IMPORT} {ssl.RAND_bytes(16).hex()}")
+        """)
     assert (app / "dist" / "draws-hvt" / "draws.snap").is_file()
     runs = [unik(app, "run", "-t", "hvt").stdout.split() for _ in range(3)]
     assert len({r[0] for r in runs}) == 1  # computed at import: documented as the snapshot's

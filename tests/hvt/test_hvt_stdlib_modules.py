@@ -5,40 +5,30 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-from hvt_support import ROOT, needs_build_tools, needs_kvm, unik
+from hvt_support import ROOT, build_app, needs_build_tools, needs_kvm, unik
 from unik_solo5.hvt_stdlib import MODULES
 
 
 def test_asyncio_json_queue_typing_and_zoneinfo_take_their_c_modules(tmp_path: Path) -> None:
     needs_kvm()
     needs_build_tools()
-    app = tmp_path / "accel"
-    (app / "src" / "accel").mkdir(parents=True)
-    (app / "pyproject.toml").write_text('[project]\nname = "accel"\nversion = "0.1"\n\n'
-                                        '[tool.unik]\nmain = "accel:start"\n')
-    (app / "src" / "accel" / "__init__.py").write_text(textwrap.dedent("""\
-        import asyncio, json, json.decoder, json.encoder, queue, sys, zoneinfo
-        from unik.devices import Console
-
-        async def start(console: Console) -> None:
-            task = asyncio.current_task()
-            console.log(f"asyncio {type(task).__module__} {asyncio.Future.__module__}")
-            console.log(f"json {json.decoder.scanstring.__module__} {json.encoder.c_make_encoder is not None}")
-            import _zoneinfo
-            console.log(f"queue {queue.SimpleQueue.__module__} zoneinfo {zoneinfo.ZoneInfo is _zoneinfo.ZoneInfo}")
-            built_in = [m for m in ("_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib",
-                                    "_multiprocessing") if m in sys.builtin_module_names]
-            console.log(f"built in {' '.join(built_in)}")
-            console.log(json.dumps({"a": [1, 2.5, None, "\\u00e9"]}, ensure_ascii=False))
-            fut = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(fut.set_result, 42)
-            console.log(f"future {await fut}")
-        """))
-    unik(app, "-q", "configure", "-t", "hvt")
-    unik(app, "-q", "build")
+    app = build_app(tmp_path, "accel",
+                    head="import asyncio, json, json.decoder, json.encoder, queue, sys, zoneinfo\n", body="""\
+        task = asyncio.current_task()
+        console.log(f"asyncio {type(task).__module__} {asyncio.Future.__module__}")
+        console.log(f"json {json.decoder.scanstring.__module__} {json.encoder.c_make_encoder is not None}")
+        import _zoneinfo
+        console.log(f"queue {queue.SimpleQueue.__module__} zoneinfo {zoneinfo.ZoneInfo is _zoneinfo.ZoneInfo}")
+        built_in = [m for m in ("_asyncio", "_json", "_queue", "_typing", "_zoneinfo", "_ssl", "_hashlib",
+                                "_multiprocessing") if m in sys.builtin_module_names]
+        console.log(f"built in {' '.join(built_in)}")
+        console.log(json.dumps({"a": [1, 2.5, None, "\\u00e9"]}, ensure_ascii=False))
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(fut.set_result, 42)
+        console.log(f"future {await fut}")
+        """)
     out = unik(app, "run", "-t", "hvt").stdout.splitlines()
     assert out == ["asyncio _asyncio _asyncio", "json _json True",
                    "queue _queue zoneinfo True",
