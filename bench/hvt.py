@@ -162,13 +162,7 @@ def http_boots(http: Path, runs: int, kinds: dict[str, Boot] | None = None) -> d
     """``runs`` rounds of boots of built examples/http on a TAP in a namespace made here, one boot of each
     kind per round (default: one ``unik run``): (serving, first response) seconds."""
     kinds = kinds or {"run": ((), False)}
-    ns = f"unikbenchhvt{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
-                    ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
-                    ["link", "set", "lo", "up"]):
-            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+    with hvt_http.tap_namespace(f"unikbenchhvt{os.getpid()}", HOST) as ns:
         commands = {name: monitor_command(http, ns, *args) if direct else None
                     for name, (args, direct) in kinds.items()}
         out: dict[str, list[tuple[float, float]]] = {name: [] for name in kinds}
@@ -176,8 +170,6 @@ def http_boots(http: Path, runs: int, kinds: dict[str, Boot] | None = None) -> d
             for name, (args, _) in kinds.items():
                 out[name].append(http_boot(http, ns, *args, command=commands[name]))
         return out
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def monitor_command(app: Path, ns: str, *args: str) -> list[str]:

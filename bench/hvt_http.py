@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import RESULTS, alternate, baseline_unik, load_average, merge, table
+
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the test suites' served_support
+
+from served_support import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIK = str(Path(sys.executable).parent / "unik")
@@ -52,18 +55,18 @@ def build(unik: str, target: str, tmp: Path) -> Path:
 
 
 @contextmanager
-def namespace() -> Iterator[str]:
-    """A network namespace holding the TAP ``hvt0`` at HOST/24 (with a virtio-net header); removed after."""
-    ns = f"unikbenchhvthttp{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+def tap_namespace(name: str, host: str) -> Iterator[str]:
+    """A network namespace ``name`` holding the TAP ``hvt0`` at ``host``/24 (with a virtio-net header); removed
+    after."""
+    subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         for cmd in (["tuntap", "add", "dev", "hvt0", "mode", "tap", "vnet_hdr"],
-                    ["addr", "add", f"{HOST}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
+                    ["addr", "add", f"{host}/24", "dev", "hvt0"], ["link", "set", "hvt0", "up"],
                     ["link", "set", "lo", "up"]):
-            subprocess.run(["ip", "-n", ns, *cmd], check=True)
-        yield ns
+            subprocess.run(["ip", "-n", name, *cmd], check=True)
+        yield name
     finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def wrk(ns: str, seconds: int) -> tuple[float, int]:
@@ -107,13 +110,7 @@ def serving(ns: str, unik: str, app: Path, *args: str) -> Iterator[subprocess.Po
             raise RuntimeError(f"examples/http did not start in {app}")
         yield server
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=30)
+        stop(server)
 
 
 def rate(ns: str, unik: str, app: Path, cpu: list[float]) -> float:
@@ -178,7 +175,7 @@ def measure(rounds: int, baseline: str | None = None) -> dict[str, Any]:
             apps[f"hvt@{short}"] = (str(old), build(str(old), "hvt", tmp / short))
         cpu: dict[str, list[float]] = {name: [] for name in apps}
         load = load_average()
-        with namespace() as ns:
+        with tap_namespace(f"unikbenchhvthttp{os.getpid()}", HOST) as ns:
             def one(name: str) -> Callable[[], float]:
                 return lambda: rate(ns, apps[name][0], apps[name][1], cpu[name])
             rps = alternate({name: one(name) for name in apps}, rounds)
