@@ -74,3 +74,23 @@ def test_announce_resumed_records_how_the_host_restored() -> None:
     resume = lifecycle.Resume(1, {"52:54:00:00:00:01": "02:00:00:00:00:02"})
     asyncio.run(lifecycle.announce_resumed(resume))
     assert seen == [resume] and lifecycle.resumed() == resume
+
+
+def test_renew_generators_reseeds_random_and_gives_openssl_fresh_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a restored memory image shares with every other restore: random's state, OpenSSL's DRBGs."""
+    import random
+    import types
+
+    added: list[tuple[bytes, float]] = []
+    fake_ssl = types.SimpleNamespace(RAND_add=lambda data, entropy: added.append((data, entropy)))
+    monkeypatch.setitem(__import__("sys").modules, "_ssl", fake_ssl)
+    state = random.getstate()
+    try:
+        random.seed(7)
+        expected = random.getrandbits(64)
+        random.seed(7)
+        lifecycle.renew_generators()
+        assert random.getrandbits(64) != expected
+    finally:
+        random.setstate(state)
+    assert len(added) == 1 and len(added[0][0]) == lifecycle.RENEW_BYTES and added[0][1] == lifecycle.RENEW_BYTES

@@ -73,6 +73,32 @@ def unsubscribe(event: str, callback: Callable[[], object]) -> None:
         callbacks.remove(callback)
 
 
+
+#: Bytes of fresh input :func:`renew_generators` gives OpenSSL.
+RENEW_BYTES = 48
+
+
+def renew_generators() -> None:
+    """Renew the generators of this process that a restored memory image holds, from ``os.urandom``.
+
+    Call it once ``os.urandom`` is fresh (a VM guest's kernel reseeded, hvt's runtime
+    rekeyed by this run's monitor), before :data:`RESUMED`.  OpenSSL's DRBGs, where
+    ``_ssl`` is loaded (TLS handshakes' randoms and key shares), get fresh input
+    (``RAND_add``: its primary generator reseeds and the per-thread ones follow it); the
+    ``random`` module's shared Mersenne Twister is seeded again.  ``secrets`` reads
+    ``os.urandom``.  The string hash seed stays the snapshot's: dictionaries' order is
+    shared, not a secret.
+    """
+    import os
+
+    ssl = sys.modules.get("_ssl")
+    if ssl is not None:
+        ssl.RAND_add(os.urandom(RENEW_BYTES), float(RENEW_BYTES))
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
+
+
 class Resume(NamedTuple):
     """What the host said when it restored this memory (:data:`RESUMED`)."""
 

@@ -73,12 +73,9 @@ def _nested_imports(tree: ast.Module) -> list[str]:
 def resumed(argv: list[bytes]) -> None:
     """A guest restored from the snapshot: this run's arguments, and fresh generators (the module's docstring)."""
     sys.argv = [os.fsdecode(arg) for arg in argv]
-    random = sys.modules.get("random")
-    if random is not None:
-        random.seed()  # from os.urandom: the runtime's generator, rekeyed by this run's monitor
-    ssl = sys.modules.get("_ssl")
-    if ssl is not None:  # OpenSSL's DRBGs, if import-time code drew from them, hold the snapshot's state
-        ssl.RAND_add(os.urandom(48), 48.0)
+    from unik.lifecycle import renew_generators  # os.urandom: the runtime's generator, rekeyed by this run
+
+    renew_generators()
     forks = sys.modules.get("unik_entropy.forks")
     if forks is not None:
         forks.new_generation()

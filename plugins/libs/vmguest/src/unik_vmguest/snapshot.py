@@ -139,23 +139,6 @@ def reseed_kernel(seed: bytes) -> None:
         os.close(fd)
 
 
-def reseed_process() -> None:
-    """Renew the generators of this process that the snapshot's memory holds, from the reseeded kernel.
-
-    OpenSSL's (Python's ``ssl``: TLS handshakes' randoms and key shares) gets fresh input
-    (``RAND_add``: its primary generator reseeds, and the per-thread ones follow it); the
-    ``random`` module's shared Mersenne Twister is seeded again.  ``os.urandom`` and
-    ``secrets`` read the kernel, reseeded already.  The string hash seed stays that of the
-    snapshot's process: dictionaries' order is shared, not a secret.
-    """
-    ssl = sys.modules.get("ssl")
-    if ssl is not None:
-        ssl.RAND_add(os.urandom(SEED_BYTES), float(SEED_BYTES))
-    random = sys.modules.get("random")
-    if random is not None:
-        random.seed()
-
-
 def step_wall_clock(time_ns: int) -> None:
     """Set ``CLOCK_REALTIME`` to ``time_ns`` (the host's time as it restored the VM)."""
     time.clock_settime_ns(time.CLOCK_REALTIME, time_ns)
@@ -189,7 +172,7 @@ async def checkpoint() -> None:
         _write(fd, READY_LINE)
         message = ResumeMessage(_read_line(fd))  # the snapshot is taken here
         reseed_kernel(message.seed)
-        reseed_process()
+        lifecycle.renew_generators()
         step_wall_clock(message.time_ns)
         set_macs(message.macs)
         await lifecycle.announce_resumed(lifecycle.Resume(message.generation, message.macs))
